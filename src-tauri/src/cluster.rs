@@ -1,0 +1,235 @@
+//! Cluster operations as every front end sees them (REST API, IPFS proxy, desktop commands).
+//!
+//! Each method is a short sequence of component calls; the components own their state and
+//! tasks. This is where a pin is validated and allocated before it goes to consensus.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::allocator;
+use crate::components::{Consensus, IpfsConnector, PinTracker};
+use crate::config::check_replication;
+use crate::error::{Error, Result};
+use crate::types::{
+    Cid, GlobalPinInfo, Id, IpfsId, PeerRole, Pin, PinInfo, PinOptions, PinType, StatusFilter,
+    RPC_PROTOCOL, VERSION,
+};
+
+/// This peer's identity as it reports it.
+#[derive(Clone, Debug)]
+pub struct PeerDescriptor {
+    pub peer_id: String,
+    pub peername: String,
+    pub addresses: Vec<String>,
+    pub role: PeerRole,
+}
+
+#[derive(Clone)]
+pub struct Cluster {
+    pub consensus: Arc<dyn Consensus>,
+    pub tracker: Arc<dyn PinTracker>,
+    pub ipfs: Arc<dyn IpfsConnector>,
+    pub me: PeerDescriptor,
+    /// Cluster-wide defaults for pins that set no replication factors.
+    pub replication: (i32, i32),
+}
+
+/// How long an `ID` request waits for IPFS before reporting it as unreachable.
+const IPFS_ID_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Cluster {
+    pub async fn id(&self) -> Id {
+        let ipfs = match tokio::time::timeout(IPFS_ID_TIMEOUT, self.ipfs.id()).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => IpfsId {
+                error: e.to_string(),
+                ..Default::default()
+            },
+            Err(_) => IpfsId {
+                error: format!("IPFS did not answer within {IPFS_ID_TIMEOUT:?}"),
+                ..Default::default()
+            },
+        };
+        let cluster_peers = self.consensus.peers();
+        Id {
+            id: self.me.peer_id.clone(),
+            addresses: self.me.addresses.clone(),
+            cluster_peers,
+            cluster_peers_addresses: Vec::new(),
+            version: VERSION.to_string(),
+            commit: String::new(),
+            rpc_protocol_version: RPC_PROTOCOL.to_string(),
+            error: String::new(),
+            ipfs,
+            peername: self.me.peername.clone(),
+            role: Some(self.me.role),
+        }
+    }
+
+    /// Every member's ID. Members this peer cannot ask carry an `error`.
+    pub async fn peers(&self) -> Vec<Id> {
+        let mut out = vec![self.id().await];
+        for p in self.consensus.peers() {
+            if p != self.me.peer_id {
+                out.push(Id {
+                    id: p,
+                    error: "peer not reachable: cluster RPC is not available".into(),
+                    ..Default::default()
+                });
+            }
+        }
+        out
+    }
+
+    fn check_ready(&self) -> Result<()> {
+        if self.consensus.is_ready() {
+            Ok(())
+        } else {
+            Err(Error::NotReady(
+                "this peer is not ready yet: consensus has no leader or is still catching up; retry shortly".into(),
+            ))
+        }
+    }
+
+    /// Validates and allocates `opts`, then commits the pin. Returns it as committed.
+    #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
+    pub async fn pin(&self, cid: Cid, mut opts: PinOptions) -> Result<Pin> {
+        self.check_ready()?;
+        if opts.replication_factor_min == 0 && opts.replication_factor_max == 0 {
+            (opts.replication_factor_min, opts.replication_factor_max) = self.replication;
+        } else if opts.replication_factor_max == 0 {
+            opts.replication_factor_max = opts.replication_factor_min;
+        } else if opts.replication_factor_min == 0 {
+            opts.replication_factor_min = opts.replication_factor_max.min(1).max(-1);
+        }
+        check_replication(opts.replication_factor_min, opts.replication_factor_max)
+            .map_err(Error::BadRequest)?;
+        for p in &opts.user_allocations {
+            p.parse::<libp2p_identity::PeerId>().map_err(|e| {
+                Error::BadRequest(format!("user allocation {p:?} is not a peer id: {e}"))
+            })?;
+        }
+        let existing = self.consensus.state().get(&cid);
+        let mut pin = Pin::new(cid, opts);
+        let current = existing
+            .as_ref()
+            .map(|p| p.allocations.clone())
+            .unwrap_or_default();
+        let mut candidates = self.consensus.peers();
+        candidates.sort();
+        pin.allocations = allocator::allocate(
+            pin.options.replication_factor_min,
+            pin.options.replication_factor_max,
+            &current,
+            &pin.options.user_allocations,
+            &candidates,
+        )
+        .map_err(Error::BadRequest)?;
+        if let Some(old) = existing {
+            // Re-pinning keeps the original creation time.
+            pin.timestamp = old.timestamp;
+        }
+        self.consensus.log_pin(pin.clone()).await?;
+        Ok(pin)
+    }
+
+    pub async fn pin_path(&self, path: &str, opts: PinOptions) -> Result<Pin> {
+        let cid = self.resolve(path).await?;
+        self.pin(cid, opts).await
+    }
+
+    #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
+    pub async fn unpin(&self, cid: Cid) -> Result<Pin> {
+        self.check_ready()?;
+        let pin = self.allocation(&cid)?;
+        self.consensus.log_unpin(cid).await?;
+        Ok(pin)
+    }
+
+    pub async fn unpin_path(&self, path: &str) -> Result<Pin> {
+        let cid = self.resolve(path).await?;
+        self.unpin(cid).await
+    }
+
+    async fn resolve(&self, path: &str) -> Result<Cid> {
+        let valid = ["/ipfs/", "/ipns/", "/ipld/"]
+            .iter()
+            .any(|p| path.starts_with(p) && path.len() > p.len());
+        if !valid {
+            return Err(Error::BadRequest(format!(
+                "invalid path {path:?}: expected /ipfs/…, /ipns/… or /ipld/…"
+            )));
+        }
+        self.ipfs.resolve(path).await.map_err(|e| match e {
+            crate::ipfsconn::IpfsError::Api(m) => {
+                Error::BadRequest(format!("cannot resolve {path}: {m}"))
+            }
+            other => Error::Ipfs(other),
+        })
+    }
+
+    pub fn allocations(&self, types: &[PinType]) -> Vec<Pin> {
+        let mut pins = self.consensus.state().list();
+        if !types.is_empty() {
+            pins.retain(|p| types.contains(&p.pin_type));
+        }
+        pins
+    }
+
+    pub fn allocation(&self, cid: &Cid) -> Result<Pin> {
+        self.consensus
+            .state()
+            .get(cid)
+            .ok_or_else(|| Error::NotFound(format!("{cid} is not in the pinset")))
+    }
+
+    pub async fn status_local(&self, cid: &Cid) -> PinInfo {
+        self.tracker.status(cid).await
+    }
+
+    pub async fn status(&self, cid: &Cid) -> GlobalPinInfo {
+        GlobalPinInfo::from_local(self.status_local(cid).await)
+    }
+
+    pub async fn status_all_local(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<PinInfo> {
+        if cids.is_empty() {
+            return self.tracker.status_all(filter).await;
+        }
+        let mut out = Vec::new();
+        for c in cids {
+            let info = self.tracker.status(c).await;
+            if filter.matches(info.info.status) {
+                out.push(info);
+            }
+        }
+        out
+    }
+
+    pub async fn status_all(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<GlobalPinInfo> {
+        self.status_all_local(filter, cids)
+            .await
+            .into_iter()
+            .map(GlobalPinInfo::from_local)
+            .collect()
+    }
+
+    pub async fn recover_local(&self, cid: &Cid) -> PinInfo {
+        self.tracker.recover(cid).await
+    }
+
+    pub async fn recover(&self, cid: &Cid) -> GlobalPinInfo {
+        GlobalPinInfo::from_local(self.recover_local(cid).await)
+    }
+
+    pub async fn recover_all_local(&self) -> Vec<PinInfo> {
+        self.tracker.recover_all().await
+    }
+
+    pub async fn recover_all(&self) -> Vec<GlobalPinInfo> {
+        self.recover_all_local()
+            .await
+            .into_iter()
+            .map(GlobalPinInfo::from_local)
+            .collect()
+    }
+}

@@ -1,0 +1,187 @@
+//! How Raft reaches other peers: openraft's network traits over a [`RaftTransport`].
+//!
+//! The transport only moves [`RaftRequest`]s to a peer and brings back [`RaftResponse`]s; the
+//! cluster RPC (libp2p) implements it, and a single peer uses [`NoTransport`]. The same
+//! messages carry leader forwarding ([`RaftRequest::Commit`]), so a write sent to any peer
+//! reaches the leader without a second channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::Raft;
+use serde::{Deserialize, Serialize};
+
+use super::{ClusterNode, NodeId, TypeConfig};
+use crate::state::Op;
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum RaftRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A write forwarded by a non-leader to the leader.
+    Commit(Op),
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub enum RaftResponse {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    Commit(Result<(), String>),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TransportError(pub String);
+
+/// Carries Raft messages to a peer; implemented by the cluster RPC.
+#[async_trait]
+pub trait RaftTransport: Send + Sync + 'static {
+    async fn send(
+        &self,
+        target: &ClusterNode,
+        req: RaftRequest,
+        timeout: Duration,
+    ) -> Result<RaftResponse, TransportError>;
+}
+
+/// For a single peer: there is nobody to talk to.
+pub struct NoTransport;
+
+#[async_trait]
+impl RaftTransport for NoTransport {
+    async fn send(
+        &self,
+        target: &ClusterNode,
+        _req: RaftRequest,
+        _timeout: Duration,
+    ) -> Result<RaftResponse, TransportError> {
+        Err(TransportError(format!(
+            "no cluster transport: cannot reach peer {}",
+            target.peer_id
+        )))
+    }
+}
+
+/// Answers a request that arrived from another peer.
+pub async fn serve(raft: &Raft<TypeConfig>, req: RaftRequest) -> RaftResponse {
+    match req {
+        RaftRequest::AppendEntries(r) => RaftResponse::AppendEntries(raft.append_entries(r).await),
+        RaftRequest::Vote(r) => RaftResponse::Vote(raft.vote(r).await),
+        RaftRequest::InstallSnapshot(r) => {
+            RaftResponse::InstallSnapshot(raft.install_snapshot(r).await)
+        }
+        RaftRequest::Commit(op) => RaftResponse::Commit(
+            raft.client_write(op)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ),
+    }
+}
+
+pub struct NetworkFactory {
+    pub transport: Arc<dyn RaftTransport>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = Connection;
+
+    async fn new_client(&mut self, target: NodeId, node: &ClusterNode) -> Connection {
+        Connection {
+            transport: self.transport.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+pub struct Connection {
+    transport: Arc<dyn RaftTransport>,
+    target: NodeId,
+    node: ClusterNode,
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, ClusterNode, RaftError<NodeId, E>>;
+
+impl Connection {
+    async fn call<E: std::error::Error>(
+        &self,
+        req: RaftRequest,
+        option: &RPCOption,
+    ) -> Result<RaftResponse, RpcErr<E>> {
+        self.transport
+            .send(&self.node, req, option.hard_ttl())
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
+    }
+
+    fn remote<T, E: std::error::Error>(
+        &self,
+        r: Result<T, RaftError<NodeId, E>>,
+    ) -> Result<T, RpcErr<E>> {
+        r.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+}
+
+fn mismatched<E: std::error::Error>() -> RpcErr<E> {
+    RPCError::Network(NetworkError::new(&TransportError(
+        "peer answered a different Raft request".into(),
+    )))
+}
+
+impl RaftNetwork<TypeConfig> for Connection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        match self.call(RaftRequest::AppendEntries(rpc), &option).await? {
+            RaftResponse::AppendEntries(r) => self.remote(r),
+            _ => Err(mismatched()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        match self
+            .call(RaftRequest::InstallSnapshot(rpc), &option)
+            .await?
+        {
+            RaftResponse::InstallSnapshot(r) => self.remote(r),
+            _ => Err(mismatched()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr> {
+        match self.call(RaftRequest::Vote(rpc), &option).await? {
+            RaftResponse::Vote(r) => self.remote(r),
+            _ => Err(mismatched()),
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Raft's log, vote and state machine, persisted in one SQLite file (sqlx), split as openraft's
+//! examples split them: [`LogStore`] (log + vote) and [`StateMachine`] (pinset + snapshot).
+//!
+//! Applying an entry writes the pin and the new `last_applied` in one transaction, so after a
+//! crash (kill -9 included) the pinset and the applied index always agree, and replay resumes
+//! from exactly the next entry.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::io::Cursor;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::time::Duration;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftLogReader, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{ClusterNode, NodeId, TypeConfig};
+use crate::state::{Op, StateChange, StateHandle};
+use crate::types::{Cid, Pin};
+
+type SErr = StorageError<NodeId>;
+
+fn read_err(e: impl std::error::Error + 'static) -> SErr {
+    StorageIOError::read(AnyError::new(&e)).into()
+}
+fn write_err(e: impl std::error::Error + 'static) -> SErr {
+    StorageIOError::write(AnyError::new(&e)).into()
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+];
+
+/// Opens (creating if needed) the database. A file that is not a valid database is an error
+/// naming the file; it is never overwritten.
+pub async fn open(path: &Path) -> Result<SqlitePool, String> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // An acknowledged pin must survive power loss, not only a process crash.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .map_err(|e| format!("{}: cannot open the Raft database: {e}", path.display()))?;
+    for stmt in SCHEMA {
+        sqlx::query(stmt)
+            .execute(&pool)
+            .await
+            .map_err(|e| format!("{}: not a usable Raft database: {e}", path.display()))?;
+    }
+    Ok(pool)
+}
+
+async fn kv_get<T: DeserializeOwned>(
+    pool: &SqlitePool,
+    key: &str,
+) -> Result<Option<T>, sqlx::Error> {
+    let row = sqlx::query("SELECT value FROM kv WHERE key = ?")
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            let text: String = r.get(0);
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        }
+    }
+}
+
+async fn kv_put<'e, T: Serialize>(
+    exec: impl sqlx::SqliteExecutor<'e>,
+    key: &str,
+    value: &T,
+) -> Result<(), sqlx::Error> {
+    let text = serde_json::to_string(value).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+        .bind(key)
+        .bind(text)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// Whether the database holds any Raft history (used to decide between first start and
+/// rejoin).
+pub async fn has_history(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    let vote: Option<Vote<NodeId>> = kv_get(pool, "vote").await?;
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM log")
+        .fetch_one(pool)
+        .await?
+        .get(0);
+    Ok(vote.is_some() || n > 0)
+}
+
+/// Reads the applied pinset without starting Raft (offline `state export`).
+pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, String> {
+    let rows = sqlx::query("SELECT pin FROM pins")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut pins = BTreeMap::new();
+    for r in rows {
+        let text: String = r.get(0);
+        let pin: Pin = serde_json::from_str(&text).map_err(|e| format!("corrupt pin row: {e}"))?;
+        pins.insert(pin.cid, pin);
+    }
+    Ok(pins)
+}
+
+#[derive(Clone)]
+pub struct LogStore {
+    pool: SqlitePool,
+}
+
+impl LogStore {
+    pub fn new(pool: SqlitePool) -> LogStore {
+        LogStore { pool }
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s as i64,
+            Bound::Excluded(s) => *s as i64 + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => *e as i64 + 1,
+            Bound::Excluded(e) => *e as i64,
+            Bound::Unbounded => i64::MAX,
+        };
+        let rows = sqlx::query("SELECT entry FROM log WHERE idx >= ? AND idx < ? ORDER BY idx")
+            .bind(start)
+            .bind(end)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(read_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let text: String = r.get(0);
+                serde_json::from_str(&text).map_err(read_err)
+            })
+            .collect()
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        let last_purged: Option<LogId<NodeId>> =
+            kv_get(&self.pool, "last_purged").await.map_err(read_err)?;
+        let row = sqlx::query("SELECT entry FROM log ORDER BY idx DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(read_err)?;
+        let last = match row {
+            Some(r) => {
+                let text: String = r.get(0);
+                let e: Entry<TypeConfig> = serde_json::from_str(&text).map_err(read_err)?;
+                Some(e.log_id)
+            }
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), SErr> {
+        kv_put(&self.pool, "vote", vote).await.map_err(write_err)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, SErr> {
+        kv_get(&self.pool, "vote").await.map_err(read_err)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
+        kv_put(&self.pool, "committed", &committed)
+            .await
+            .map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
+        Ok(kv_get::<Option<LogId<NodeId>>>(&self.pool, "committed")
+            .await
+            .map_err(read_err)?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut tx = self.pool.begin().await.map_err(write_err)?;
+        for e in entries {
+            let text = serde_json::to_string(&e).map_err(write_err)?;
+            sqlx::query("INSERT OR REPLACE INTO log (idx, entry) VALUES (?, ?)")
+                .bind(e.log_id.index as i64)
+                .bind(text)
+                .execute(&mut *tx)
+                .await
+                .map_err(write_err)?;
+        }
+        let result = tx.commit().await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(write_err(e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        sqlx::query("DELETE FROM log WHERE idx >= ?")
+            .bind(log_id.index as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(write_err)?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), SErr> {
+        let mut tx = self.pool.begin().await.map_err(write_err)?;
+        kv_put(&mut *tx, "last_purged", &log_id)
+            .await
+            .map_err(write_err)?;
+        sqlx::query("DELETE FROM log WHERE idx <= ?")
+            .bind(log_id.index as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(write_err)?;
+        tx.commit().await.map_err(write_err)
+    }
+}
+
+/// A snapshot as stored and sent: the whole pinset at `meta.last_log_id`.
+#[derive(Serialize, serde::Deserialize)]
+struct SnapshotData {
+    pins: Vec<Pin>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, ClusterNode>,
+    data: String,
+}
+
+pub struct StateMachine {
+    pool: SqlitePool,
+    state: StateHandle,
+    changes: UnboundedSender<StateChange>,
+}
+
+impl StateMachine {
+    /// Loads the applied pinset into `state` so reads work before Raft has even started.
+    pub async fn new(
+        pool: SqlitePool,
+        state: StateHandle,
+        changes: UnboundedSender<StateChange>,
+    ) -> Result<StateMachine, String> {
+        state.replace(load_pins(&pool).await?);
+        Ok(StateMachine {
+            pool,
+            state,
+            changes,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct SnapshotBuilder {
+    pool: SqlitePool,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
+        // Pins and applied index are read in one transaction so they describe the same moment.
+        let mut tx = self.pool.begin().await.map_err(read_err)?;
+        let rows = sqlx::query("SELECT pin FROM pins")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(read_err)?;
+        let applied: Option<String> = sqlx::query("SELECT value FROM kv WHERE key = 'sm_applied'")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(read_err)?
+            .map(|r| r.get(0));
+        let membership: Option<String> =
+            sqlx::query("SELECT value FROM kv WHERE key = 'sm_membership'")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(read_err)?
+                .map(|r| r.get(0));
+        tx.commit().await.map_err(read_err)?;
+        let pins = rows
+            .into_iter()
+            .map(|r| serde_json::from_str::<Pin>(&r.get::<String, _>(0)).map_err(read_err))
+            .collect::<Result<Vec<_>, _>>()?;
+        let last_log_id: Option<LogId<NodeId>> = match applied {
+            Some(t) => serde_json::from_str(&t).map_err(read_err)?,
+            None => None,
+        };
+        let last_membership: StoredMembership<NodeId, ClusterNode> = match membership {
+            Some(t) => serde_json::from_str(&t).map_err(read_err)?,
+            None => StoredMembership::default(),
+        };
+        let data = serde_json::to_string(&SnapshotData { pins }).map_err(read_err)?;
+        let snapshot_id = match last_log_id {
+            Some(l) => format!(
+                "{}-{}-{}",
+                l.leader_id,
+                l.index,
+                chrono::Utc::now().timestamp_millis()
+            ),
+            None => format!("empty-{}", chrono::Utc::now().timestamp_millis()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        kv_put(
+            &self.pool,
+            "snapshot",
+            &StoredSnapshot {
+                meta: meta.clone(),
+                data: data.clone(),
+            },
+        )
+        .await
+        .map_err(write_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data.into_bytes())),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, ClusterNode>), SErr> {
+        let applied: Option<LogId<NodeId>> =
+            kv_get::<Option<LogId<NodeId>>>(&self.pool, "sm_applied")
+                .await
+                .map_err(read_err)?
+                .flatten();
+        let membership = kv_get(&self.pool, "sm_membership")
+            .await
+            .map_err(read_err)?
+            .unwrap_or_default();
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>, SErr>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut tx = self.pool.begin().await.map_err(write_err)?;
+        let mut ops = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        let mut count = 0;
+        for e in entries {
+            count += 1;
+            last = Some(e.log_id);
+            match e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(op) => {
+                    match &op {
+                        Op::Pin(p) => {
+                            let text = serde_json::to_string(p).map_err(write_err)?;
+                            sqlx::query("INSERT INTO pins (cid, pin) VALUES (?, ?) ON CONFLICT(cid) DO UPDATE SET pin = excluded.pin")
+                                .bind(p.cid.to_string())
+                                .bind(text)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(write_err)?;
+                        }
+                        Op::Unpin(c) => {
+                            sqlx::query("DELETE FROM pins WHERE cid = ?")
+                                .bind(c.to_string())
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(write_err)?;
+                        }
+                    }
+                    ops.push(op);
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(e.log_id), m));
+                }
+            }
+        }
+        let Some(last) = last else {
+            return Ok(Vec::new());
+        };
+        kv_put(&mut *tx, "sm_applied", &Some(last))
+            .await
+            .map_err(write_err)?;
+        if let Some(m) = &membership {
+            kv_put(&mut *tx, "sm_membership", m)
+                .await
+                .map_err(write_err)?;
+        }
+        tx.commit().await.map_err(write_err)?;
+        // Only now, durable, do readers and the tracker see the change.
+        for op in ops {
+            self.state.apply(&op);
+            let change = match op {
+                Op::Pin(p) => StateChange::Pinned(p),
+                Op::Unpin(c) => StateChange::Unpinned(c),
+            };
+            let _ = self.changes.send(change);
+        }
+        // One response per entry, including blank and membership ones.
+        Ok(vec![(); count])
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            pool: self.pool.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, ClusterNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), SErr> {
+        let bytes = snapshot.into_inner();
+        let data: SnapshotData = serde_json::from_slice(&bytes).map_err(write_err)?;
+        let mut tx = self.pool.begin().await.map_err(write_err)?;
+        sqlx::query("DELETE FROM pins")
+            .execute(&mut *tx)
+            .await
+            .map_err(write_err)?;
+        let mut map = BTreeMap::new();
+        for p in data.pins {
+            let text = serde_json::to_string(&p).map_err(write_err)?;
+            sqlx::query("INSERT INTO pins (cid, pin) VALUES (?, ?)")
+                .bind(p.cid.to_string())
+                .bind(text)
+                .execute(&mut *tx)
+                .await
+                .map_err(write_err)?;
+            map.insert(p.cid, p);
+        }
+        kv_put(&mut *tx, "sm_applied", &meta.last_log_id)
+            .await
+            .map_err(write_err)?;
+        kv_put(&mut *tx, "sm_membership", &meta.last_membership)
+            .await
+            .map_err(write_err)?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: String::from_utf8(bytes).map_err(write_err)?,
+        };
+        kv_put(&mut *tx, "snapshot", &stored)
+            .await
+            .map_err(write_err)?;
+        tx.commit().await.map_err(write_err)?;
+        self.state.replace(map);
+        let _ = self.changes.send(StateChange::Reset);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        let stored: Option<StoredSnapshot> =
+            kv_get(&self.pool, "snapshot").await.map_err(read_err)?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data.into_bytes())),
+        }))
+    }
+}

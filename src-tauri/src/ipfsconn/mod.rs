@@ -1,0 +1,346 @@
+//! IPFS connector: a client of the Kubo RPC API (`POST /api/v0/…`, SPEC §7).
+//!
+//! Every call carries its configured timeout; an unreachable daemon is an error value, never a
+//! panic, and the next call simply tries again, so the peer recovers by itself when IPFS returns.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::components::IpfsConnector;
+use crate::config::IpfsHttpConfig;
+use crate::types::{Cid, IpfsId, Pin, PinMode};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IpfsError {
+    /// The daemon could not be reached at all (down, wrong address).
+    #[error("IPFS daemon unreachable at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    /// The daemon answered with an error.
+    #[error("IPFS error: {0}")]
+    Api(String),
+    #[error("IPFS request timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected answer from IPFS: {0}")]
+    Decode(String),
+}
+
+impl IpfsError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, IpfsError::Unreachable { .. })
+    }
+}
+
+/// `repo/stat` plus `Datastore.StorageMax`, for the free-space informer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoStat {
+    pub repo_size: u64,
+    pub storage_max: u64,
+}
+
+pub struct IpfsHttp {
+    base: String,
+    client: reqwest::Client,
+    cfg: IpfsHttpConfig,
+    last_id: Mutex<Option<IpfsId>>,
+}
+
+#[derive(Deserialize)]
+struct KuboError {
+    #[serde(rename = "Message")]
+    message: String,
+}
+
+impl IpfsHttp {
+    pub fn new(cfg: &IpfsHttpConfig) -> Result<IpfsHttp, String> {
+        let addr = cfg
+            .node_multiaddress
+            .first()
+            .ok_or("ipfs_connector.ipfshttp.node_multiaddress is empty")?;
+        let base = crate::net::http_url(addr)?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(IpfsHttp {
+            base,
+            client,
+            cfg: cfg.clone(),
+            last_id: Mutex::new(None),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The last identity IPFS reported, so status answers need not ask IPFS every time.
+    pub fn cached_id(&self) -> Option<IpfsId> {
+        self.last_id.lock().unwrap().clone()
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<reqwest::Response, IpfsError> {
+        let url = format!("{}/api/v0/{path}", self.base);
+        let mut req = self.client.post(&url).query(query);
+        if !timeout.is_zero() {
+            req = req.timeout(timeout);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, timeout))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<KuboError>(&body)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| format!("{status}: {}", body.trim()));
+        Err(IpfsError::Api(message))
+    }
+
+    fn transport_error(&self, e: reqwest::Error, timeout: Duration) -> IpfsError {
+        if e.is_timeout() {
+            IpfsError::Timeout(timeout)
+        } else if e.is_connect() || e.is_request() {
+            IpfsError::Unreachable {
+                url: self.base.clone(),
+                message: std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            }
+        } else {
+            IpfsError::Api(e.to_string())
+        }
+    }
+
+    async fn call_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, IpfsError> {
+        let timeout = self.cfg.ipfs_request_timeout.get();
+        let resp = self.send(path, query, timeout).await?;
+        resp.json::<Value>()
+            .await
+            .map_err(|e| IpfsError::Decode(e.to_string()))
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, IpfsError> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| IpfsError::Decode(format!("missing {key} in {v}")))
+}
+
+/// Parses Kubo's human sizes ("10GB", "500MiB", "1000") as bytes.
+pub fn parse_storage_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    Some((num * mult) as u64)
+}
+
+#[async_trait]
+impl IpfsConnector for IpfsHttp {
+    async fn id(&self) -> Result<IpfsId, IpfsError> {
+        let v = self.call_json("id", &[]).await?;
+        let id = IpfsId {
+            id: str_field(&v, "ID")?.to_string(),
+            addresses: v
+                .get("Addresses")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error: String::new(),
+        };
+        *self.last_id.lock().unwrap() = Some(id.clone());
+        Ok(id)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(cid = %pin.cid))]
+    async fn pin(&self, pin: &Pin) -> Result<(), IpfsError> {
+        let cid = pin.cid.to_string();
+        let recursive = if pin.options.mode == PinMode::Direct {
+            "false"
+        } else {
+            "true"
+        };
+        // IPFS Cluster's pin_timeout bounds the time without progress, not the whole pin: a
+        // large DAG may take hours while it keeps fetching blocks.
+        let stall = self.cfg.pin_timeout.get();
+        let resp = self
+            .send(
+                "pin/add",
+                &[
+                    ("arg", &cid),
+                    ("recursive", recursive),
+                    ("progress", "true"),
+                ],
+                Duration::ZERO,
+            )
+            .await?;
+        let mut body = resp.bytes_stream();
+        let mut buf = Vec::new();
+        loop {
+            let next = if stall.is_zero() {
+                body.next().await
+            } else {
+                tokio::time::timeout(stall, body.next())
+                    .await
+                    .map_err(|_| IpfsError::Timeout(stall))?
+            };
+            match next {
+                None => break,
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(IpfsError::Api(format!("pin/add stream broke: {e}"))),
+            }
+        }
+        // The stream is a series of {"Progress": n} objects ending in {"Pins": [...]}; an
+        // error mid-stream arrives as an object with "Message".
+        let mut pinned = false;
+        for item in serde_json::Deserializer::from_slice(&buf).into_iter::<Value>() {
+            let item = item.map_err(|e| IpfsError::Decode(e.to_string()))?;
+            if let Some(msg) = item.get("Message").and_then(Value::as_str) {
+                return Err(IpfsError::Api(msg.to_string()));
+            }
+            if item.get("Pins").is_some() {
+                pinned = true;
+            }
+        }
+        if pinned {
+            Ok(())
+        } else {
+            Err(IpfsError::Api(
+                "pin/add ended without confirming the pin".into(),
+            ))
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(cid = %cid))]
+    async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError> {
+        let arg = cid.to_string();
+        match self
+            .send(
+                "pin/rm",
+                &[("arg", &arg), ("recursive", "true")],
+                self.cfg.unpin_timeout.get(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(IpfsError::Api(m)) if m.contains("not pinned") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pin_ls(&self) -> Result<Vec<Cid>, IpfsError> {
+        let resp = self
+            .send(
+                "pin/ls",
+                &[("type", "recursive"), ("stream", "true")],
+                self.cfg.ipfs_request_timeout.get(),
+            )
+            .await?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| IpfsError::Decode(e.to_string()))?;
+        let mut out = Vec::new();
+        for item in serde_json::Deserializer::from_slice(&body).into_iter::<Value>() {
+            let item = item.map_err(|e| IpfsError::Decode(e.to_string()))?;
+            if let Some(c) = item.get("Cid").and_then(Value::as_str) {
+                out.push(c.parse().map_err(IpfsError::Decode)?);
+            } else if let Some(keys) = item.get("Keys").and_then(Value::as_object) {
+                // Non-streaming form, sent by daemons that ignore `stream`.
+                for k in keys.keys() {
+                    out.push(k.parse().map_err(IpfsError::Decode)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {
+        let arg = cid.to_string();
+        match self
+            .send(
+                "pin/ls",
+                &[("arg", &arg), ("type", "recursive")],
+                self.cfg.ipfs_request_timeout.get(),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(IpfsError::Api(m)) if m.contains("not pinned") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn resolve(&self, path: &str) -> Result<Cid, IpfsError> {
+        let v = self
+            .call_json("resolve", &[("arg", path), ("recursive", "true")])
+            .await?;
+        let resolved = str_field(&v, "Path")?;
+        let cid = resolved
+            .trim_start_matches("/ipfs/")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        cid.parse().map_err(IpfsError::Decode)
+    }
+
+    async fn repo_stat(&self) -> Result<RepoStat, IpfsError> {
+        let v = self
+            .call_json("repo/stat", &[("size-only", "true")])
+            .await?;
+        let repo_size = v.get("RepoSize").and_then(Value::as_u64).unwrap_or(0);
+        let mut storage_max = v.get("StorageMax").and_then(Value::as_u64).unwrap_or(0);
+        if storage_max == 0 {
+            let cfg = self.call_json("config/show", &[]).await?;
+            storage_max = cfg
+                .pointer("/Datastore/StorageMax")
+                .and_then(Value::as_str)
+                .and_then(parse_storage_size)
+                .unwrap_or(0);
+        }
+        Ok(RepoStat {
+            repo_size,
+            storage_max,
+        })
+    }
+
+    async fn swarm_connect(&self, addr: &str) -> Result<(), IpfsError> {
+        self.call_json("swarm/connect", &[("arg", addr)])
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,20 @@
+//! IPFS Cluster Desktop: an IPFS Cluster peer (Raft consensus, pin tracker, REST API) as a
+//! library, driven by `ipfs-cluster-service`, `ipfs-cluster-ctl` and the desktop app.
+//!
+//! Component traits are in [`components`]; [`peer`] wires the implementations together.
+
+pub mod allocator;
+pub mod client;
+pub mod cluster;
+pub mod components;
+pub mod config;
+pub mod consensus;
+pub mod error;
+pub mod ipfsconn;
+pub mod localnode;
+pub mod net;
+pub mod peer;
+pub mod pintracker;
+pub mod restapi;
+pub mod state;
+pub mod types;

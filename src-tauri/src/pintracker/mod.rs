@@ -1,0 +1,613 @@
+//! The stateless pin tracker (SPEC §6): a CID's status on this peer is derived, when asked,
+//! from the shared state (is it allocated here?), IPFS's pin list and the operations in flight.
+//! Only in-flight and failed operations are remembered, so nothing here can drift from IPFS.
+//!
+//! Operations go through a bounded queue (`max_pin_queue_size`) worked by `concurrent_pins`
+//! workers; new pins take a priority lane ahead of retries. A newer operation on the same CID
+//! cancels the older one (an unpin aborts a running pin).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::components::{IpfsConnector, PinTracker};
+use crate::config::StatelessTrackerConfig;
+use crate::ipfsconn::IpfsError;
+use crate::state::StateHandle;
+use crate::types::{Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, TrackerStatus};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OpKind {
+    Pin,
+    Unpin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Queued,
+    InProgress,
+    Failed,
+}
+
+struct Operation {
+    kind: OpKind,
+    phase: Phase,
+    pin: Pin,
+    attempt_count: u32,
+    priority: bool,
+    error: String,
+    timestamp: DateTime<Utc>,
+    /// Distinguishes this operation from a later one on the same CID.
+    generation: u64,
+    cancel: CancellationToken,
+}
+
+impl Operation {
+    fn status(&self) -> TrackerStatus {
+        match (self.kind, self.phase) {
+            (OpKind::Pin, Phase::Queued) => TrackerStatus::PinQueued,
+            (OpKind::Pin, Phase::InProgress) => TrackerStatus::Pinning,
+            (OpKind::Pin, Phase::Failed) => TrackerStatus::PinError,
+            (OpKind::Unpin, Phase::Queued) => TrackerStatus::UnpinQueued,
+            (OpKind::Unpin, Phase::InProgress) => TrackerStatus::Unpinning,
+            (OpKind::Unpin, Phase::Failed) => TrackerStatus::UnpinError,
+        }
+    }
+}
+
+/// Who this tracker reports as, in every PinInfo.
+#[derive(Clone, Debug)]
+pub struct TrackerIdentity {
+    pub peer_id: String,
+    pub peername: String,
+}
+
+/// Intervals of the tracker's own maintenance loop.
+#[derive(Clone, Debug)]
+pub struct TrackerIntervals {
+    /// Reconcile state with IPFS (`cluster.state_sync_interval`).
+    pub state_sync: Duration,
+    /// Retry failed operations (`cluster.pin_recover_interval`).
+    pub recover: Duration,
+    /// How often to check whether an unreachable IPFS came back (`cluster.peer_watch_interval`).
+    pub ipfs_watch: Duration,
+}
+
+struct Inner {
+    me: TrackerIdentity,
+    state: StateHandle,
+    ipfs: Arc<dyn IpfsConnector>,
+    cfg: StatelessTrackerConfig,
+    ops: Mutex<HashMap<Cid, Operation>>,
+    priority_tx: mpsc::Sender<(Cid, u64)>,
+    normal_tx: mpsc::Sender<(Cid, u64)>,
+    next_generation: AtomicU64,
+    ipfs_id: Mutex<IpfsId>,
+    /// Set when an IPFS call found the daemon unreachable; the watch loop recovers when it
+    /// answers again.
+    ipfs_down: AtomicBool,
+    shutdown: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct StatelessTracker {
+    inner: Arc<Inner>,
+}
+
+impl StatelessTracker {
+    /// Starts the workers and the maintenance loop; they stop with `shutdown`.
+    pub fn start(
+        me: TrackerIdentity,
+        state: StateHandle,
+        ipfs: Arc<dyn IpfsConnector>,
+        cfg: StatelessTrackerConfig,
+        intervals: TrackerIntervals,
+    ) -> StatelessTracker {
+        let cap = cfg.max_pin_queue_size.max(1);
+        let (priority_tx, priority_rx) = mpsc::channel(cap);
+        let (normal_tx, normal_rx) = mpsc::channel(cap);
+        let inner = Arc::new(Inner {
+            me,
+            state,
+            ipfs,
+            cfg,
+            ops: Mutex::new(HashMap::new()),
+            priority_tx,
+            normal_tx,
+            next_generation: AtomicU64::new(1),
+            ipfs_id: Mutex::new(IpfsId::default()),
+            ipfs_down: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+        });
+        let queues = Arc::new(tokio::sync::Mutex::new((priority_rx, normal_rx)));
+        for _ in 0..inner.cfg.concurrent_pins {
+            tokio::spawn(worker(inner.clone(), queues.clone()));
+        }
+        tokio::spawn(maintenance(inner.clone(), intervals));
+        StatelessTracker { inner }
+    }
+
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Makes the pins allocated here that IPFS lacks get pinned, and drops operations for
+    /// CIDs the state no longer has. Run at start, after a snapshot, and periodically.
+    pub async fn sync(&self) {
+        self.inner.sync().await
+    }
+}
+
+impl Inner {
+    fn is_mine(&self, pin: &Pin) -> bool {
+        pin.is_allocated_to(&self.me.peer_id)
+    }
+
+    fn priority_for(&self, pin: &Pin, attempts: u32) -> bool {
+        let age = Utc::now().signed_duration_since(pin.timestamp);
+        attempts < self.cfg.priority_pin_max_retries
+            && age.to_std().unwrap_or_default() < self.cfg.priority_pin_max_age.get()
+    }
+
+    /// Queues `kind` for `pin`, replacing (and cancelling) any other operation on the CID.
+    fn enqueue(&self, kind: OpKind, pin: Pin) {
+        let cid = pin.cid;
+        let mut ops = self.ops.lock().unwrap();
+        let attempts = match ops.get(&cid) {
+            Some(op) if op.kind == kind && op.phase != Phase::Failed => return,
+            Some(op) if op.kind == kind => op.attempt_count,
+            Some(op) => {
+                op.cancel.cancel();
+                0
+            }
+            None => 0,
+        };
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let priority = kind == OpKind::Pin && self.priority_for(&pin, attempts);
+        let lane = if priority {
+            &self.priority_tx
+        } else {
+            &self.normal_tx
+        };
+        let mut op = Operation {
+            kind,
+            phase: Phase::Queued,
+            pin,
+            attempt_count: attempts,
+            priority,
+            error: String::new(),
+            timestamp: Utc::now(),
+            generation,
+            cancel: CancellationToken::new(),
+        };
+        if lane.try_send((cid, generation)).is_err() {
+            op.phase = Phase::Failed;
+            op.error = format!(
+                "pin queue is full (max_pin_queue_size {})",
+                self.cfg.max_pin_queue_size
+            );
+        }
+        ops.insert(cid, op);
+    }
+
+    fn note_ipfs_error(&self, e: &IpfsError) {
+        if e.is_unreachable() {
+            self.ipfs_down.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn info(
+        &self,
+        pin: &Pin,
+        status: TrackerStatus,
+        error: String,
+        attempt_count: u32,
+        priority_pin: bool,
+        timestamp: DateTime<Utc>,
+    ) -> PinInfo {
+        let ipfs = self.ipfs_id.lock().unwrap().clone();
+        PinInfo {
+            cid: pin.cid,
+            name: pin.options.name.clone(),
+            peer: self.me.peer_id.clone(),
+            allocations: pin.allocations.clone(),
+            origins: pin.options.origins.clone(),
+            created: Some(pin.timestamp),
+            metadata: pin.options.metadata.clone(),
+            info: PinInfoShort {
+                peername: self.me.peername.clone(),
+                ipfs_peer_id: ipfs.id,
+                ipfs_peer_addresses: ipfs.addresses,
+                status,
+                timestamp,
+                error,
+                attempt_count,
+                priority_pin,
+            },
+        }
+    }
+
+    fn op_info(&self, cid: &Cid) -> Option<PinInfo> {
+        let ops = self.ops.lock().unwrap();
+        let op = ops.get(cid)?;
+        Some(self.info(
+            &op.pin,
+            op.status(),
+            op.error.clone(),
+            op.attempt_count,
+            op.priority,
+            op.timestamp,
+        ))
+    }
+
+    /// Status of a pin that has no operation in flight, given whether IPFS has it.
+    fn settled_info(&self, pin: &Pin, in_ipfs: &Result<bool, IpfsError>) -> PinInfo {
+        let now = Utc::now();
+        if !self.is_mine(pin) {
+            return self.info(pin, TrackerStatus::Remote, String::new(), 0, false, now);
+        }
+        match in_ipfs {
+            Ok(true) => self.info(pin, TrackerStatus::Pinned, String::new(), 0, false, now),
+            Ok(false) => self.info(
+                pin,
+                TrackerStatus::UnexpectedlyUnpinned,
+                String::new(),
+                0,
+                false,
+                now,
+            ),
+            Err(e) => self.info(
+                pin,
+                TrackerStatus::ClusterError,
+                e.to_string(),
+                0,
+                false,
+                now,
+            ),
+        }
+    }
+
+    async fn refresh_ipfs_id(&self) -> Result<(), IpfsError> {
+        match self.ipfs.id().await {
+            Ok(id) => {
+                *self.ipfs_id.lock().unwrap() = id;
+                Ok(())
+            }
+            Err(e) => {
+                self.note_ipfs_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn status(&self, cid: &Cid) -> PinInfo {
+        if let Some(info) = self.op_info(cid) {
+            return info;
+        }
+        let Some(pin) = self.state.get(cid) else {
+            let placeholder = Pin::new(*cid, Default::default());
+            return self.info(
+                &placeholder,
+                TrackerStatus::Unpinned,
+                String::new(),
+                0,
+                false,
+                Utc::now(),
+            );
+        };
+        let in_ipfs = if self.is_mine(&pin) {
+            let r = self.ipfs.is_pinned(cid).await;
+            if let Err(e) = &r {
+                self.note_ipfs_error(e);
+            }
+            r
+        } else {
+            Ok(false)
+        };
+        self.settled_info(&pin, &in_ipfs)
+    }
+
+    async fn status_all(&self, filter: &StatusFilter) -> Vec<PinInfo> {
+        if self.ipfs_id.lock().unwrap().id.is_empty() {
+            let _ = self.refresh_ipfs_id().await;
+        }
+        let pins = self.state.list();
+        let need_ipfs = pins.iter().any(|p| self.is_mine(p));
+        let in_ipfs: Result<HashSet<Vec<u8>>, IpfsError> = if need_ipfs {
+            match self.ipfs.pin_ls().await {
+                Ok(list) => Ok(list.iter().map(Cid::multihash_bytes).collect()),
+                Err(e) => {
+                    self.note_ipfs_error(&e);
+                    Err(e)
+                }
+            }
+        } else {
+            Ok(HashSet::new())
+        };
+        let mut out = Vec::with_capacity(pins.len());
+        let mut seen = HashSet::with_capacity(pins.len());
+        for pin in &pins {
+            seen.insert(pin.cid);
+            let info = match self.op_info(&pin.cid) {
+                Some(i) => i,
+                None => {
+                    let has = in_ipfs
+                        .as_ref()
+                        .map(|set| set.contains(&pin.cid.multihash_bytes()))
+                        .map_err(Clone::clone);
+                    self.settled_info(pin, &has)
+                }
+            };
+            if filter.matches(info.info.status) {
+                out.push(info);
+            }
+        }
+        // Operations on CIDs already gone from the state (unpins in flight or failed).
+        let orphan_cids: Vec<Cid> = {
+            let ops = self.ops.lock().unwrap();
+            ops.keys().filter(|c| !seen.contains(c)).copied().collect()
+        };
+        for cid in orphan_cids {
+            if let Some(info) = self.op_info(&cid) {
+                if filter.matches(info.info.status) {
+                    out.push(info);
+                }
+            }
+        }
+        out
+    }
+
+    /// Requeues `cid` if it failed or is missing from IPFS; returns whether it did.
+    async fn recover_one(&self, cid: &Cid) -> bool {
+        let failed = {
+            let ops = self.ops.lock().unwrap();
+            ops.get(cid)
+                .filter(|op| op.phase == Phase::Failed)
+                .map(|op| (op.kind, op.pin.clone()))
+        };
+        if let Some((kind, pin)) = failed {
+            self.requeue_failed(kind, pin);
+            return true;
+        }
+        if self.op_info(cid).is_some() {
+            return false;
+        }
+        match self.state.get(cid) {
+            Some(pin) if self.is_mine(&pin) => match self.ipfs.is_pinned(cid).await {
+                Ok(false) => {
+                    self.enqueue(OpKind::Pin, pin);
+                    true
+                }
+                Ok(true) => false,
+                Err(e) => {
+                    self.note_ipfs_error(&e);
+                    false
+                }
+            },
+            _ => false,
+        }
+    }
+
+    fn requeue_failed(&self, kind: OpKind, pin: Pin) {
+        // Keep attempt_count: enqueue() takes it over from the failed operation.
+        self.enqueue(kind, pin);
+    }
+
+    async fn recover_all(&self) -> Vec<PinInfo> {
+        let failed: Vec<(OpKind, Pin)> = {
+            let ops = self.ops.lock().unwrap();
+            ops.values()
+                .filter(|op| op.phase == Phase::Failed)
+                .map(|op| (op.kind, op.pin.clone()))
+                .collect()
+        };
+        let mut touched: Vec<Cid> = Vec::new();
+        for (kind, pin) in failed {
+            touched.push(pin.cid);
+            self.requeue_failed(kind, pin);
+        }
+        touched.extend(self.sync_missing().await);
+        let mut out = Vec::with_capacity(touched.len());
+        for cid in touched {
+            out.push(self.status(&cid).await);
+        }
+        out
+    }
+
+    /// Queues pins allocated here that IPFS does not have; returns their CIDs.
+    async fn sync_missing(&self) -> Vec<Cid> {
+        let mine: Vec<Pin> = self
+            .state
+            .list()
+            .into_iter()
+            .filter(|p| self.is_mine(p))
+            .collect();
+        if mine.is_empty() {
+            return Vec::new();
+        }
+        let have: HashSet<Vec<u8>> = match self.ipfs.pin_ls().await {
+            Ok(l) => l.iter().map(Cid::multihash_bytes).collect(),
+            Err(e) => {
+                self.note_ipfs_error(&e);
+                return Vec::new();
+            }
+        };
+        let mut queued = Vec::new();
+        for pin in mine {
+            if have.contains(&pin.cid.multihash_bytes()) {
+                continue;
+            }
+            if self.ops.lock().unwrap().contains_key(&pin.cid) {
+                continue;
+            }
+            queued.push(pin.cid);
+            self.enqueue(OpKind::Pin, pin);
+        }
+        queued
+    }
+
+    async fn sync(&self) {
+        // Pins whose CID left the state while queued are pointless now.
+        {
+            let mut ops = self.ops.lock().unwrap();
+            ops.retain(|cid, op| {
+                let keep = op.kind == OpKind::Unpin || self.state.get(cid).is_some();
+                if !keep {
+                    op.cancel.cancel();
+                }
+                keep
+            });
+        }
+        // Pins whose allocation moved away from this peer get unpinned here.
+        for pin in self.state.list() {
+            if !self.is_mine(&pin) {
+                let pinned_here = matches!(self.ipfs.is_pinned(&pin.cid).await, Ok(true));
+                if pinned_here && !self.ops.lock().unwrap().contains_key(&pin.cid) {
+                    self.enqueue(OpKind::Unpin, pin);
+                }
+            }
+        }
+        let queued = self.sync_missing().await;
+        if !queued.is_empty() {
+            tracing::info!(count = queued.len(), "state sync queued missing pins");
+        }
+    }
+
+    /// Runs one queued operation, if it is still the current one for its CID.
+    async fn run(&self, cid: Cid, generation: u64) {
+        let (kind, pin, cancel) = {
+            let mut ops = self.ops.lock().unwrap();
+            let Some(op) = ops.get_mut(&cid) else { return };
+            if op.generation != generation || op.phase != Phase::Queued {
+                return;
+            }
+            op.phase = Phase::InProgress;
+            op.timestamp = Utc::now();
+            (op.kind, op.pin.clone(), op.cancel.clone())
+        };
+        let work = async {
+            match kind {
+                OpKind::Pin => self.ipfs.pin(&pin).await,
+                OpKind::Unpin => self.ipfs.unpin(&cid).await,
+            }
+        };
+        let result = tokio::select! {
+            r = work => r,
+            _ = cancel.cancelled() => return,
+        };
+        let mut ops = self.ops.lock().unwrap();
+        let Some(op) = ops.get_mut(&cid) else { return };
+        if op.generation != generation {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(?kind, "done");
+                ops.remove(&cid);
+            }
+            Err(e) => {
+                tracing::warn!(?kind, error = %e, "IPFS operation failed");
+                self.note_ipfs_error(&e);
+                op.phase = Phase::Failed;
+                op.attempt_count += 1;
+                op.error = e.to_string();
+                op.timestamp = Utc::now();
+            }
+        }
+    }
+}
+
+type Queues = (mpsc::Receiver<(Cid, u64)>, mpsc::Receiver<(Cid, u64)>);
+
+async fn worker(inner: Arc<Inner>, queues: Arc<tokio::sync::Mutex<Queues>>) {
+    loop {
+        let next = {
+            let mut q = queues.lock().await;
+            let (prio, normal) = &mut *q;
+            tokio::select! {
+                biased;
+                _ = inner.shutdown.cancelled() => return,
+                Some(item) = prio.recv() => item,
+                Some(item) = normal.recv() => item,
+                else => return,
+            }
+        };
+        let (cid, generation) = next;
+        inner
+            .run(cid, generation)
+            .instrument(tracing::info_span!("pin", cid = %cid))
+            .await;
+    }
+}
+
+async fn maintenance(inner: Arc<Inner>, intervals: TrackerIntervals) {
+    let mut sync = tokio::time::interval(intervals.state_sync.max(Duration::from_millis(100)));
+    let mut recover = tokio::time::interval(intervals.recover.max(Duration::from_millis(100)));
+    let mut watch = tokio::time::interval(intervals.ipfs_watch.max(Duration::from_millis(100)));
+    recover.tick().await; // the first recover waits a full interval; sync runs at once
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = sync.tick() => inner.sync().await,
+            _ = recover.tick() => { inner.recover_all().await; }
+            _ = watch.tick() => {
+                let was_down = inner.ipfs_down.load(Ordering::Relaxed);
+                if inner.refresh_ipfs_id().await.is_ok() && was_down {
+                    inner.ipfs_down.store(false, Ordering::Relaxed);
+                    tracing::info!("IPFS is reachable again: recovering");
+                    inner.recover_all().await;
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl PinTracker for StatelessTracker {
+    fn track(&self, pin: Pin) {
+        if self.inner.is_mine(&pin) {
+            self.inner.enqueue(OpKind::Pin, pin);
+        } else {
+            // Allocated elsewhere (maybe moved away from here): make sure it is not kept here.
+            self.inner.enqueue(OpKind::Unpin, pin);
+        }
+    }
+
+    fn untrack(&self, cid: Cid) {
+        let pin = {
+            let ops = self.inner.ops.lock().unwrap();
+            ops.get(&cid).map(|op| op.pin.clone())
+        };
+        self.inner.enqueue(
+            OpKind::Unpin,
+            pin.unwrap_or_else(|| Pin::new(cid, Default::default())),
+        );
+    }
+
+    async fn status(&self, cid: &Cid) -> PinInfo {
+        self.inner.status(cid).await
+    }
+
+    async fn status_all(&self, filter: &StatusFilter) -> Vec<PinInfo> {
+        self.inner.status_all(filter).await
+    }
+
+    async fn recover(&self, cid: &Cid) -> PinInfo {
+        self.inner.recover_one(cid).await;
+        self.inner.status(cid).await
+    }
+
+    async fn recover_all(&self) -> Vec<PinInfo> {
+        self.inner.recover_all().await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,373 @@
+//! REST API compatible with IPFS Cluster's (SPEC §4), on axum.
+//!
+//! Streams are newline-delimited JSON sent item by item; an empty stream is 204; an error after
+//! the first item goes in the `X-Stream-Error` trailer, as IPFS Cluster clients expect.
+
+mod params;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http_body::Frame;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::cluster::Cluster;
+use crate::config::HttpApiConfig;
+use crate::error::Error;
+use crate::types::{ApiError, Cid, Version, VERSION};
+pub use params::Params;
+
+/// An [`Error`] as an HTTP response: `{"code", "message"}` with SPEC §4's statuses.
+pub struct HttpError(pub Error);
+
+impl From<Error> for HttpError {
+    fn from(e: Error) -> Self {
+        HttpError(e)
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        error_response(status, self.0.to_string())
+    }
+}
+
+fn error_response(status: StatusCode, message: String) -> Response {
+    (
+        status,
+        Json(ApiError {
+            code: status.as_u16(),
+            message,
+        }),
+    )
+        .into_response()
+}
+
+type ApiResult<T> = Result<T, HttpError>;
+
+const STREAM_ERROR: &str = "x-stream-error";
+
+/// Sends `items` as NDJSON as they are produced.
+async fn ndjson<T, S>(items: S) -> Response
+where
+    T: Serialize + Send + 'static,
+    S: Stream<Item = Result<T, Error>> + Send + 'static,
+{
+    let mut items = Box::pin(items);
+    let first = match items.next().await {
+        None => return StatusCode::NO_CONTENT.into_response(),
+        Some(Err(e)) => return HttpError(e).into_response(),
+        Some(Ok(first)) => first,
+    };
+    let line = |item: &T| {
+        let mut v = serde_json::to_vec(item).expect("API types serialize");
+        v.push(b'\n');
+        Bytes::from(v)
+    };
+    let first_line = line(&first);
+    let frames = async_stream::stream! {
+        yield Ok::<_, Infallible>(Frame::data(first_line));
+        while let Some(item) = items.next().await {
+            match item {
+                Ok(item) => yield Ok(Frame::data(line(&item))),
+                Err(e) => {
+                    let mut trailers = HeaderMap::new();
+                    let msg = HeaderValue::from_str(&e.to_string().replace(['\r', '\n'], " "))
+                        .unwrap_or_else(|_| HeaderValue::from_static("stream error"));
+                    trailers.insert(HeaderName::from_static(STREAM_ERROR), msg);
+                    yield Ok(Frame::trailers(trailers));
+                    break;
+                }
+            }
+        }
+    };
+    let mut resp = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert("x-chunked-output", HeaderValue::from_static("1"));
+    h.insert(header::TRAILER, HeaderValue::from_static("X-Stream-Error"));
+    resp
+}
+
+fn stream_vec<T: Serialize + Send + 'static>(
+    items: Vec<T>,
+) -> impl Stream<Item = Result<T, Error>> + Send {
+    futures::stream::iter(items.into_iter().map(Ok))
+}
+
+fn parse_cid(s: &str) -> Result<Cid, HttpError> {
+    s.parse()
+        .map_err(|e: String| HttpError(Error::BadRequest(e)))
+}
+
+async fn id(State(c): State<Cluster>) -> Response {
+    Json(c.id().await).into_response()
+}
+
+async fn version() -> Json<Version> {
+    Json(Version {
+        version: VERSION.to_string(),
+    })
+}
+
+async fn health() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn peers(State(c): State<Cluster>) -> Response {
+    ndjson(stream_vec(c.peers().await)).await
+}
+
+async fn peer_rm(State(c): State<Cluster>, Path(peer): Path<String>) -> ApiResult<StatusCode> {
+    peer.parse::<libp2p_identity::PeerId>()
+        .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
+    if !c.consensus.peers().contains(&peer) {
+        return Err(Error::NotFound(format!("peer {peer} is not a cluster member")).into());
+    }
+    Err(Error::Internal("removing peers needs a multi-peer cluster".into()).into())
+}
+
+async fn pin_cid(
+    State(c): State<Cluster>,
+    Path(cid): Path<String>,
+    q: Params,
+) -> ApiResult<Response> {
+    let cid = parse_cid(&cid)?;
+    let opts = q.pin_options()?;
+    Ok(Json(c.pin(cid, opts).await?).into_response())
+}
+
+async fn unpin_cid(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiResult<Response> {
+    let cid = parse_cid(&cid)?;
+    Ok(Json(c.unpin(cid).await?).into_response())
+}
+
+async fn pin_path(
+    State(c): State<Cluster>,
+    Path((ns, path)): Path<(String, String)>,
+    q: Params,
+) -> ApiResult<Response> {
+    let opts = q.pin_options()?;
+    Ok(Json(c.pin_path(&format!("/{ns}/{path}"), opts).await?).into_response())
+}
+
+async fn unpin_path(
+    State(c): State<Cluster>,
+    Path((ns, path)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    Ok(Json(c.unpin_path(&format!("/{ns}/{path}")).await?).into_response())
+}
+
+async fn status_one(
+    State(c): State<Cluster>,
+    Path(cid): Path<String>,
+    q: Params,
+) -> ApiResult<Response> {
+    let cid = parse_cid(&cid)?;
+    Ok(if q.local()? {
+        Json(c.status_local(&cid).await).into_response()
+    } else {
+        Json(c.status(&cid).await).into_response()
+    })
+}
+
+async fn status_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
+    let filter = q.status_filter()?;
+    let cids = q.cids()?;
+    Ok(if q.local()? {
+        ndjson(stream_vec(c.status_all_local(&filter, &cids).await)).await
+    } else {
+        ndjson(stream_vec(c.status_all(&filter, &cids).await)).await
+    })
+}
+
+async fn recover_one(
+    State(c): State<Cluster>,
+    Path(cid): Path<String>,
+    q: Params,
+) -> ApiResult<Response> {
+    let cid = parse_cid(&cid)?;
+    Ok(if q.local()? {
+        Json(c.recover_local(&cid).await).into_response()
+    } else {
+        Json(c.recover(&cid).await).into_response()
+    })
+}
+
+async fn recover_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
+    Ok(if q.local()? {
+        ndjson(stream_vec(c.recover_all_local().await)).await
+    } else {
+        ndjson(stream_vec(c.recover_all().await)).await
+    })
+}
+
+async fn allocations(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
+    let types = q.pin_types()?;
+    Ok(ndjson(stream_vec(c.allocations(&types))).await)
+}
+
+async fn allocation(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiResult<Response> {
+    let cid = parse_cid(&cid)?;
+    Ok(Json(c.allocation(&cid)?).into_response())
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "no such API endpoint".into())
+}
+
+/// Rejects requests without valid credentials when `basic_auth_credentials` is set.
+async fn basic_auth(
+    State(creds): State<std::collections::BTreeMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // CORS preflights carry no credentials by design.
+    if req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|s| {
+            let (u, p) = s.split_once(':')?;
+            Some(creds.get(u).is_some_and(|want| want == p))
+        })
+        .unwrap_or(false);
+    if ok {
+        return next.run(req).await;
+    }
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, "Unauthorized".into());
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Restricted IPFS Cluster API\""),
+    );
+    resp
+}
+
+fn cors(cfg: &HttpApiConfig) -> CorsLayer {
+    let any_origin = cfg.cors_allowed_origins.iter().any(|o| o == "*");
+    let origin = if any_origin {
+        // "*" with credentials is invalid in browsers; reflecting the origin is what Go's
+        // rs/cors does for this configuration.
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(
+            cfg.cors_allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let methods: Vec<Method> = cfg
+        .cors_allowed_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    let headers: Vec<HeaderName> = cfg
+        .cors_allowed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    let exposed: Vec<HeaderName> = cfg
+        .cors_exposed_headers
+        .iter()
+        .filter_map(|h| h.parse().ok())
+        .collect();
+    let mut layer = CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers(exposed)
+        .allow_credentials(cfg.cors_allow_credentials);
+    if !cfg.cors_max_age.get().is_zero() {
+        layer = layer.max_age(cfg.cors_max_age.get());
+    }
+    layer
+}
+
+pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
+    let mut r = Router::new()
+        .route("/id", get(id))
+        .route("/version", get(version))
+        .route("/health", get(health))
+        .route("/peers", get(peers))
+        .route("/peers/{peer}", delete(peer_rm))
+        .route("/pins", get(status_all))
+        .route("/pins/recover", post(recover_all))
+        .route(
+            "/pins/{cid}",
+            post(pin_cid).delete(unpin_cid).get(status_one),
+        )
+        .route("/pins/{cid}/recover", post(recover_one))
+        .route("/pins/{ns}/{*path}", post(pin_path).delete(unpin_path))
+        .route("/allocations", get(allocations))
+        .route("/allocations/{cid}", get(allocation))
+        .fallback(not_found)
+        .with_state(cluster);
+    if let Some(creds) = cfg.basic_auth_credentials.clone().filter(|c| !c.is_empty()) {
+        r = r.layer(middleware::from_fn_with_state(creds, basic_auth));
+    }
+    r.layer(cors(cfg))
+}
+
+/// Binds the configured address and serves until `shutdown`; returns the bound address.
+pub async fn serve(
+    cluster: Cluster,
+    cfg: &HttpApiConfig,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, String> {
+    let addr = cfg
+        .http_listen_multiaddress
+        .first()
+        .ok_or("api.restapi.http_listen_multiaddress is empty")?;
+    let sock = crate::net::socket_addr(addr)?;
+    let listener = tokio::net::TcpListener::bind(sock)
+        .await
+        .map_err(|e| format!("REST API cannot listen on {sock}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = router(cluster, cfg);
+    tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("REST API stopped: {e}");
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,553 @@
+//! Plain data types exactly as IPFS Cluster's REST API sends them (SPEC §3).
+//!
+//! The server, `ipfs-cluster-ctl` and the desktop UI all use these structs, so a JSON field is
+//! spelled in one place only. Peer ids are kept as strings here: they are validated where they
+//! enter the program (REST handlers, config) and only ever compared or displayed afterwards.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A content identifier, (de)serialized as its string form ("Qm…", "bafy…").
+///
+/// The `cid` crate's own serde impl writes binary (IPLD links); the API needs strings.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cid(pub cid::Cid);
+
+impl Cid {
+    /// Key for comparing pins across CID versions: IPFS lists a pin the way it was added
+    /// (`Qm…` v0), a user may pin the same content as v1 (`bafy…`).
+    pub fn multihash_bytes(&self) -> Vec<u8> {
+        self.0.hash().to_bytes()
+    }
+}
+
+impl FromStr for Cid {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        cid::Cid::try_from(s)
+            .map(Cid)
+            .map_err(|e| format!("invalid CID {s:?}: {e}"))
+    }
+}
+
+impl fmt::Display for Cid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for Cid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for Cid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Go's zero `time.Time`, which IPFS Cluster sends for "no time" (e.g. `expire_at`).
+pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// `Option<DateTime>` written as Go writes an unset `time.Time`, so Go clients parse it.
+pub mod go_time {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            None => s.serialize_str(GO_ZERO_TIME),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        match s.as_deref() {
+            None | Some("") | Some(GO_ZERO_TIME) => Ok(None),
+            Some(s) => DateTime::parse_from_rfc3339(s)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|e| serde::de::Error::custom(format!("invalid RFC 3339 time {s:?}: {e}"))),
+        }
+    }
+}
+
+/// Go sends `null` for empty slices and maps; accept it wherever a collection is expected.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinType {
+    #[default]
+    Pin,
+    MetaPin,
+    ClusterdagPin,
+    ShardPin,
+}
+
+impl PinType {
+    pub const ALL: [PinType; 4] = [
+        PinType::Pin,
+        PinType::MetaPin,
+        PinType::ClusterdagPin,
+        PinType::ShardPin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinType::Pin => "pin",
+            PinType::MetaPin => "meta-pin",
+            PinType::ClusterdagPin => "clusterdag-pin",
+            PinType::ShardPin => "shard-pin",
+        }
+    }
+}
+
+impl FromStr for PinType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PinType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown pin type {s:?} (expected pin, meta-pin, clusterdag-pin or shard-pin)"
+                )
+            })
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    #[default]
+    Recursive,
+    Direct,
+}
+
+impl FromStr for PinMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" | "recursive" => Ok(PinMode::Recursive),
+            "direct" => Ok(PinMode::Direct),
+            other => Err(format!(
+                "unknown pin mode {other:?} (expected recursive or direct)"
+            )),
+        }
+    }
+}
+
+/// Options a user sets on a pin; inlined into [`Pin`] as in IPFS Cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PinOptions {
+    pub replication_factor_min: i32,
+    pub replication_factor_max: i32,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub mode: PinMode,
+    #[serde(default)]
+    pub shard_size: u64,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub user_allocations: Vec<String>,
+    #[serde(default, with = "go_time")]
+    pub expire_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pin_update: Option<Cid>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub origins: Vec<String>,
+}
+
+impl Default for PinOptions {
+    fn default() -> Self {
+        PinOptions {
+            replication_factor_min: 0,
+            replication_factor_max: 0,
+            name: String::new(),
+            mode: PinMode::Recursive,
+            shard_size: 0,
+            user_allocations: Vec::new(),
+            expire_at: None,
+            metadata: BTreeMap::new(),
+            pin_update: None,
+            origins: Vec::new(),
+        }
+    }
+}
+
+/// An item of the shared pinset: what the cluster keeps and where.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Pin {
+    pub cid: Cid,
+    #[serde(rename = "type", default)]
+    pub pin_type: PinType,
+    /// Peer ids holding the pin; empty means every peer.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allocations: Vec<String>,
+    pub max_depth: i32,
+    #[serde(default)]
+    pub reference: Option<Cid>,
+    pub timestamp: DateTime<Utc>,
+    #[serde(flatten)]
+    pub options: PinOptions,
+}
+
+impl Pin {
+    pub fn new(cid: Cid, options: PinOptions) -> Pin {
+        let max_depth = match options.mode {
+            PinMode::Recursive => -1,
+            PinMode::Direct => 0,
+        };
+        Pin {
+            cid,
+            pin_type: PinType::Pin,
+            allocations: Vec::new(),
+            max_depth,
+            reference: None,
+            timestamp: Utc::now(),
+            options,
+        }
+    }
+
+    /// Whether `peer` should hold this pin in its IPFS node.
+    pub fn is_allocated_to(&self, peer: &str) -> bool {
+        self.allocations.is_empty() || self.allocations.iter().any(|a| a == peer)
+    }
+}
+
+/// Per-CID state of the pin tracker on one peer.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackerStatus {
+    Undefined,
+    ClusterError,
+    PinError,
+    UnpinError,
+    Error,
+    Pinned,
+    Pinning,
+    Unpinning,
+    Unpinned,
+    Remote,
+    PinQueued,
+    UnpinQueued,
+    Queued,
+    Sharded,
+    UnexpectedlyUnpinned,
+}
+
+impl TrackerStatus {
+    pub const ALL: [TrackerStatus; 15] = [
+        TrackerStatus::Undefined,
+        TrackerStatus::ClusterError,
+        TrackerStatus::PinError,
+        TrackerStatus::UnpinError,
+        TrackerStatus::Error,
+        TrackerStatus::Pinned,
+        TrackerStatus::Pinning,
+        TrackerStatus::Unpinning,
+        TrackerStatus::Unpinned,
+        TrackerStatus::Remote,
+        TrackerStatus::PinQueued,
+        TrackerStatus::UnpinQueued,
+        TrackerStatus::Queued,
+        TrackerStatus::Sharded,
+        TrackerStatus::UnexpectedlyUnpinned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackerStatus::Undefined => "undefined",
+            TrackerStatus::ClusterError => "cluster_error",
+            TrackerStatus::PinError => "pin_error",
+            TrackerStatus::UnpinError => "unpin_error",
+            TrackerStatus::Error => "error",
+            TrackerStatus::Pinned => "pinned",
+            TrackerStatus::Pinning => "pinning",
+            TrackerStatus::Unpinning => "unpinning",
+            TrackerStatus::Unpinned => "unpinned",
+            TrackerStatus::Remote => "remote",
+            TrackerStatus::PinQueued => "pin_queued",
+            TrackerStatus::UnpinQueued => "unpin_queued",
+            TrackerStatus::Queued => "queued",
+            TrackerStatus::Sharded => "sharded",
+            TrackerStatus::UnexpectedlyUnpinned => "unexpectedly_unpinned",
+        }
+    }
+
+    /// Whether a filter naming `self` selects `status`: `error` and `queued` are groups.
+    pub fn selects(self, status: TrackerStatus) -> bool {
+        use TrackerStatus::*;
+        match self {
+            Error => matches!(status, Error | ClusterError | PinError | UnpinError),
+            Queued => matches!(status, Queued | PinQueued | UnpinQueued),
+            other => other == status,
+        }
+    }
+
+    pub fn is_error(self) -> bool {
+        TrackerStatus::Error.selects(self)
+    }
+}
+
+impl fmt::Display for TrackerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TrackerStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TrackerStatus::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown status filter {s:?}"))
+    }
+}
+
+/// A `?filter=a,b` of tracker statuses; empty selects everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatusFilter(pub Vec<TrackerStatus>);
+
+impl StatusFilter {
+    pub fn matches(&self, status: TrackerStatus) -> bool {
+        self.0.is_empty() || self.0.iter().any(|f| f.selects(status))
+    }
+}
+
+impl FromStr for StatusFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map(StatusFilter)
+    }
+}
+
+/// Status of one CID on one peer.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PinInfoShort {
+    pub peername: String,
+    pub ipfs_peer_id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ipfs_peer_addresses: Vec<String>,
+    pub status: TrackerStatus,
+    pub timestamp: DateTime<Utc>,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub attempt_count: u32,
+    #[serde(default)]
+    pub priority_pin: bool,
+}
+
+/// Status of one CID on one peer, with the pin's identity (`GET /pins?local=true`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PinInfo {
+    pub cid: Cid,
+    #[serde(default)]
+    pub name: String,
+    pub peer: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allocations: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub origins: Vec<String>,
+    #[serde(with = "go_time", default)]
+    pub created: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub info: PinInfoShort,
+}
+
+/// Status of one CID across the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GlobalPinInfo {
+    pub cid: Cid,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub allocations: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub origins: Vec<String>,
+    #[serde(with = "go_time", default)]
+    pub created: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub peer_map: BTreeMap<String, PinInfoShort>,
+}
+
+impl GlobalPinInfo {
+    pub fn from_local(info: PinInfo) -> GlobalPinInfo {
+        GlobalPinInfo {
+            cid: info.cid,
+            name: info.name,
+            allocations: info.allocations,
+            origins: info.origins,
+            created: info.created,
+            metadata: info.metadata,
+            peer_map: BTreeMap::from([(info.peer, info.info)]),
+        }
+    }
+}
+
+/// A peer's raft role (this project's addition to ID; ignored by older clients).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerRole {
+    Voter,
+    Follower,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct IpfsId {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub error: String,
+}
+
+/// A cluster peer's identity and view (`GET /id`, `GET /peers`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Id {
+    pub id: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub addresses: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster_peers: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster_peers_addresses: Vec<String>,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub commit: String,
+    #[serde(default)]
+    pub rpc_protocol_version: String,
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub ipfs: IpfsId,
+    #[serde(default)]
+    pub peername: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<PeerRole>,
+}
+
+/// Error body of every failed REST call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ApiError {
+    pub code: u16,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Version {
+    pub version: String,
+}
+
+/// The version every component reports; IPFS Cluster clients only display it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Cluster RPC protocol id, shown in `ID.rpc_protocol_version`.
+pub const RPC_PROTOCOL: &str = "/ipfscluster-desktop/0.1/rpc";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V0: &str = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG";
+
+    #[test]
+    fn cid_round_trips_as_string() {
+        let c: Cid = V0.parse().unwrap();
+        assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{V0}\""));
+        assert!("not-a-cid".parse::<Cid>().is_err());
+    }
+
+    #[test]
+    fn pin_json_matches_ipfs_cluster_fields() {
+        let pin = Pin::new(V0.parse().unwrap(), PinOptions::default());
+        let v = serde_json::to_value(&pin).unwrap();
+        for key in [
+            "cid",
+            "type",
+            "allocations",
+            "max_depth",
+            "reference",
+            "timestamp",
+            "replication_factor_min",
+            "replication_factor_max",
+            "name",
+            "mode",
+            "shard_size",
+            "user_allocations",
+            "expire_at",
+            "metadata",
+            "pin_update",
+            "origins",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["type"], "pin");
+        assert_eq!(v["mode"], "recursive");
+        assert_eq!(v["expire_at"], GO_ZERO_TIME);
+        let back: Pin = serde_json::from_value(v).unwrap();
+        assert_eq!(back, pin);
+    }
+
+    #[test]
+    fn go_nulls_are_accepted() {
+        let json = format!(
+            r#"{{"cid":"{V0}","type":"pin","allocations":null,"max_depth":-1,"reference":null,
+            "timestamp":"2024-01-01T00:00:00Z","replication_factor_min":-1,"replication_factor_max":-1,
+            "name":"","mode":"recursive","shard_size":0,"user_allocations":null,
+            "expire_at":"0001-01-01T00:00:00Z","metadata":null,"pin_update":null,"origins":null}}"#
+        );
+        let pin: Pin = serde_json::from_str(&json).unwrap();
+        assert!(pin.allocations.is_empty());
+        assert_eq!(pin.options.expire_at, None);
+    }
+
+    #[test]
+    fn status_filters_group_errors_and_queues() {
+        let f: StatusFilter = "error,queued".parse().unwrap();
+        assert!(f.matches(TrackerStatus::PinError));
+        assert!(f.matches(TrackerStatus::ClusterError));
+        assert!(f.matches(TrackerStatus::UnpinQueued));
+        assert!(!f.matches(TrackerStatus::Pinned));
+        assert!("pinned,bogus".parse::<StatusFilter>().is_err());
+        assert!(StatusFilter::default().matches(TrackerStatus::Remote));
+        for s in TrackerStatus::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+    }
+}
