@@ -1,1 +1,298 @@
-//! REST client.
+//! A client of the REST API (9094), used by `ipfs-cluster-ctl`, the integration tests and
+//! anything else that talks to a peer over HTTP. It speaks to IPFS Cluster's Go peers too: the
+//! paths, parameters and JSON are the SPEC's.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::types::{ApiError, GlobalPinInfo, Id, Pin, PinInfo, PinOptions, Version};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The peer answered with an error (`{code, message}`).
+    #[error("{code}: {message}")]
+    Api { code: u16, message: String },
+    #[error("cannot reach the cluster peer at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("unexpected answer from the cluster peer: {0}")]
+    Decode(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    auth: Option<(String, String)>,
+}
+
+/// `/ip4/…/tcp/…` multiaddr, `host:port` or a full URL → base URL.
+pub fn base_url(host: &str) -> Result<String> {
+    let host = host.trim().trim_end_matches('/');
+    if host.starts_with('/') {
+        let ma: multiaddr::Multiaddr = host
+            .parse()
+            .map_err(|e| ClientError::Usage(format!("--host {host}: {e}")))?;
+        return crate::net::http_url(&ma).map_err(ClientError::Usage);
+    }
+    if host.starts_with("http://") || host.starts_with("https://") {
+        return Ok(host.to_string());
+    }
+    Ok(format!("http://{host}"))
+}
+
+/// Query parameters for `POST /pins/{cid}` from pin options, as IPFS Cluster's client sends.
+pub fn pin_query(o: &PinOptions) -> Vec<(String, String)> {
+    let mut q = vec![
+        (
+            "replication-min".into(),
+            o.replication_factor_min.to_string(),
+        ),
+        (
+            "replication-max".into(),
+            o.replication_factor_max.to_string(),
+        ),
+        ("name".into(), o.name.clone()),
+        (
+            "mode".into(),
+            serde_json::to_value(o.mode)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+        ("shard-size".into(), o.shard_size.to_string()),
+    ];
+    if !o.user_allocations.is_empty() {
+        q.push(("user-allocations".into(), o.user_allocations.join(",")));
+    }
+    if let Some(t) = o.expire_at {
+        q.push(("expire-at".into(), t.to_rfc3339()));
+    }
+    if let Some(c) = o.pin_update {
+        q.push(("pin-update".into(), c.to_string()));
+    }
+    if !o.origins.is_empty() {
+        q.push(("origins".into(), o.origins.join(",")));
+    }
+    for (k, v) in &o.metadata {
+        q.push((format!("meta-{k}"), v.clone()));
+    }
+    q
+}
+
+impl Client {
+    pub fn new(
+        host: &str,
+        basic_auth: Option<(String, String)>,
+        timeout: Duration,
+    ) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
+        Ok(Client {
+            base: base_url(host)?,
+            http,
+            auth: basic_auth,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url).query(query);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            message: std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string()),
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(match serde_json::from_str::<ApiError>(&body) {
+            Ok(e) => ClientError::Api {
+                code: e.code,
+                message: e.message,
+            },
+            Err(_) => ClientError::Api {
+                code: status.as_u16(),
+                message: body.trim().to_string(),
+            },
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T> {
+        let resp = self.request(method, path, query).await?;
+        resp.json()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Reads an NDJSON stream (204 = empty).
+    async fn stream<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<Vec<T>> {
+        let resp = self.request(method, path, query).await?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(Vec::new());
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        serde_json::Deserializer::from_slice(&body)
+            .into_iter::<T>()
+            .map(|r| r.map_err(|e| ClientError::Decode(e.to_string())))
+            .collect()
+    }
+
+    pub async fn id(&self) -> Result<Id> {
+        self.json(Method::GET, "/id", &[]).await
+    }
+
+    pub async fn version(&self) -> Result<Version> {
+        self.json(Method::GET, "/version", &[]).await
+    }
+
+    pub async fn health(&self) -> Result<()> {
+        self.request(Method::GET, "/health", &[]).await.map(|_| ())
+    }
+
+    pub async fn peers(&self) -> Result<Vec<Id>> {
+        self.stream(Method::GET, "/peers", &[]).await
+    }
+
+    pub async fn peer_rm(&self, peer: &str) -> Result<()> {
+        self.request(Method::DELETE, &format!("/peers/{peer}"), &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// `arg` is a CID or an `/ipfs|ipns|ipld/…` path.
+    pub async fn pin(&self, arg: &str, opts: &PinOptions) -> Result<Pin> {
+        let path = format!("/pins/{}", arg.trim_start_matches('/'));
+        self.json(Method::POST, &path, &pin_query(opts)).await
+    }
+
+    pub async fn unpin(&self, arg: &str) -> Result<Pin> {
+        let path = format!("/pins/{}", arg.trim_start_matches('/'));
+        self.json(Method::DELETE, &path, &[]).await
+    }
+
+    pub async fn allocations(&self, filter: &str) -> Result<Vec<Pin>> {
+        let q = [("filter".to_string(), filter.to_string())];
+        self.stream(Method::GET, "/allocations", &q).await
+    }
+
+    pub async fn allocation(&self, cid: &str) -> Result<Pin> {
+        self.json(Method::GET, &format!("/allocations/{cid}"), &[])
+            .await
+    }
+
+    pub async fn status(&self, cid: &str) -> Result<GlobalPinInfo> {
+        self.json(Method::GET, &format!("/pins/{cid}"), &[]).await
+    }
+
+    pub async fn status_local(&self, cid: &str) -> Result<PinInfo> {
+        let q = [("local".to_string(), "true".to_string())];
+        self.json(Method::GET, &format!("/pins/{cid}"), &q).await
+    }
+
+    pub async fn status_all(&self, filter: &str, cids: &[String]) -> Result<Vec<GlobalPinInfo>> {
+        let mut q = vec![("filter".to_string(), filter.to_string())];
+        if !cids.is_empty() {
+            q.push(("cids".into(), cids.join(",")));
+        }
+        self.stream(Method::GET, "/pins", &q).await
+    }
+
+    pub async fn status_all_local(&self, filter: &str) -> Result<Vec<PinInfo>> {
+        let q = [
+            ("filter".to_string(), filter.to_string()),
+            ("local".to_string(), "true".to_string()),
+        ];
+        self.stream(Method::GET, "/pins", &q).await
+    }
+
+    pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {
+        self.json(Method::POST, &format!("/pins/{cid}/recover"), &[])
+            .await
+    }
+
+    pub async fn recover_local(&self, cid: &str) -> Result<PinInfo> {
+        let q = [("local".to_string(), "true".to_string())];
+        self.json(Method::POST, &format!("/pins/{cid}/recover"), &q)
+            .await
+    }
+
+    pub async fn recover_all(&self) -> Result<Vec<GlobalPinInfo>> {
+        self.stream(Method::POST, "/pins/recover", &[]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_forms() {
+        assert_eq!(
+            base_url("/ip4/127.0.0.1/tcp/9094").unwrap(),
+            "http://127.0.0.1:9094"
+        );
+        assert_eq!(base_url("127.0.0.1:9094").unwrap(), "http://127.0.0.1:9094");
+        assert_eq!(base_url("https://x:1/").unwrap(), "https://x:1");
+        assert!(base_url("/ip4/nope").is_err());
+    }
+
+    #[test]
+    fn pin_query_round_trips_through_the_server_parser() {
+        let mut o = PinOptions {
+            replication_factor_min: 2,
+            replication_factor_max: 3,
+            name: "n".into(),
+            ..Default::default()
+        };
+        o.metadata.insert("k".into(), "v".into());
+        let q = pin_query(&o);
+        let parsed = crate::restapi::Params(q).pin_options().unwrap();
+        assert_eq!(parsed, o);
+    }
+}

@@ -1,1 +1,420 @@
-fn main() {}
+//! `ipfs-cluster-ctl`: IPFS Cluster's command-line client of the REST API, with its command
+//! names, flags and text output, so users' scripts keep working.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipfs_cluster::client::Client;
+use ipfs_cluster::types::{GlobalPinInfo, Id, Pin, PinInfo, PinMode, PinOptions, TrackerStatus};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(
+    name = "ipfs-cluster-ctl",
+    version,
+    about = "Controls an IPFS Cluster peer through its REST API"
+)]
+struct Cli {
+    /// Cluster peer REST API: multiaddr, host:port or URL.
+    #[arg(
+        long,
+        global = true,
+        default_value = "/ip4/127.0.0.1/tcp/9094",
+        env = "CLUSTER_HOST"
+    )]
+    host: String,
+    /// user:password for the REST API's basic auth.
+    #[arg(long, global = true)]
+    basic_auth: Option<String>,
+    /// Output encoding.
+    #[arg(long, global = true, value_enum, default_value_t = Enc::Text)]
+    enc: Enc,
+    /// Seconds before a request is abandoned.
+    #[arg(long, global = true, default_value_t = 60)]
+    timeout: u64,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Enc {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Shows the peer's ID and its view of the cluster.
+    Id,
+    /// Lists or removes cluster peers.
+    #[command(subcommand)]
+    Peers(PeersCmd),
+    /// Adds, removes and lists pins.
+    #[command(subcommand)]
+    Pin(PinCmd),
+    /// Status of pins in the cluster (of one or more CIDs, or of all).
+    Status {
+        cids: Vec<String>,
+        /// Comma-separated statuses, e.g. pinned,error.
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Only this peer's status.
+        #[arg(long)]
+        local: bool,
+    },
+    /// Retries failed pins and unpins (of one CID or of all).
+    Recover {
+        cid: Option<String>,
+        #[arg(long)]
+        local: bool,
+    },
+    /// Prints the peer's version.
+    Version,
+    /// Checks that the peer answers.
+    Health,
+}
+
+#[derive(Subcommand)]
+enum PeersCmd {
+    /// Lists every peer with its ID.
+    Ls,
+    /// Removes a peer from the cluster.
+    Rm { peer: String },
+}
+
+#[derive(Args)]
+struct WaitArgs {
+    /// Waits until the operation is done on every allocated peer.
+    #[arg(short, long)]
+    wait: bool,
+    /// Gives up waiting after this many seconds (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    wait_timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum PinCmd {
+    /// Pins a CID (or /ipfs/ path) in the cluster.
+    Add {
+        cid: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Sets both replication factors.
+        #[arg(short = 'r', long)]
+        replication: Option<i32>,
+        #[arg(long = "replication-min", visible_alias = "rmin", default_value_t = 0)]
+        replication_min: i32,
+        #[arg(long = "replication-max", visible_alias = "rmax", default_value_t = 0)]
+        replication_max: i32,
+        /// Peer ids to allocate to first (comma-separated).
+        #[arg(long, default_value = "")]
+        allocations: String,
+        #[arg(long, default_value = "recursive")]
+        mode: String,
+        /// key=value, repeatable.
+        #[arg(long)]
+        metadata: Vec<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Unpins a CID from the cluster.
+    Rm {
+        cid: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Lists the pinset (or one pin).
+    Ls {
+        cid: Option<String>,
+        /// Pin types: pin, meta-pin, clusterdag-pin, shard-pin or all.
+        #[arg(long, default_value = "pin")]
+        filter: String,
+    },
+}
+
+fn print<T: Serialize>(enc: Enc, v: &T, text: impl FnOnce(&T) -> String) {
+    match enc {
+        Enc::Json => println!("{}", serde_json::to_string_pretty(v).expect("serializes")),
+        Enc::Text => print!("{}", text(v)),
+    }
+}
+
+fn id_text(id: &Id) -> String {
+    let mut s = if id.error.is_empty() {
+        format!(
+            "{} | {} | Sees {} other peers\n",
+            id.id,
+            id.peername,
+            id.cluster_peers.len().saturating_sub(1)
+        )
+    } else {
+        return format!("{} | ERROR: {}\n", id.id, id.error);
+    };
+    if let Some(role) = id.role {
+        s += &format!(
+            "  > Role: {}\n",
+            serde_json::to_value(role).unwrap().as_str().unwrap()
+        );
+    }
+    s += "  > Addresses:\n";
+    for a in &id.addresses {
+        s += &format!("    - {a}\n");
+    }
+    if id.ipfs.error.is_empty() {
+        s += &format!("  > IPFS: {}\n", id.ipfs.id);
+        for a in &id.ipfs.addresses {
+            s += &format!("    - {a}\n");
+        }
+    } else {
+        s += &format!("  > IPFS: ERROR: {}\n", id.ipfs.error);
+    }
+    s
+}
+
+fn pin_text(p: &Pin) -> String {
+    let allocs = if p.allocations.is_empty() {
+        "[everywhere]".to_string()
+    } else {
+        format!("[{}]", p.allocations.join(" "))
+    };
+    let mode = match p.options.mode {
+        PinMode::Recursive => "Recursive",
+        PinMode::Direct => "Direct",
+    };
+    let repl = if p.options.replication_factor_max == -1 {
+        "-1".to_string()
+    } else {
+        format!(
+            "{}/{}",
+            p.options.replication_factor_min, p.options.replication_factor_max
+        )
+    };
+    let exp = p
+        .options
+        .expire_at
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "∞".into());
+    format!(
+        "{} | {} | {} | Repl. Factor: {} | Allocations: {} | {} | Metadata: {} | Exp: {} | Added: {}\n",
+        p.cid,
+        p.options.name,
+        p.pin_type.as_str().to_uppercase(),
+        repl,
+        allocs,
+        mode,
+        if p.options.metadata.is_empty() { "no" } else { "yes" },
+        exp,
+        p.timestamp.format("%Y-%m-%d %H:%M:%S"),
+    )
+}
+
+fn short_text(peer: &str, s: &ipfs_cluster::types::PinInfoShort) -> String {
+    let mut line = format!(
+        "    > {:<16}: {} | {}",
+        if s.peername.is_empty() {
+            peer
+        } else {
+            &s.peername
+        },
+        s.status.as_str().to_uppercase(),
+        s.timestamp.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    if !s.error.is_empty() {
+        line += &format!(" | {}", s.error);
+    }
+    line += &format!(
+        " | Attempts: {} | Priority: {}\n",
+        s.attempt_count, s.priority_pin
+    );
+    line
+}
+
+fn global_text(g: &GlobalPinInfo) -> String {
+    let mut s = if g.name.is_empty() {
+        format!("{}:\n", g.cid)
+    } else {
+        format!("{} | {}:\n", g.cid, g.name)
+    };
+    for (peer, info) in &g.peer_map {
+        s += &short_text(peer, info);
+    }
+    s
+}
+
+fn local_text(p: &PinInfo) -> String {
+    format!("{}:\n{}", p.cid, short_text(&p.peer, &p.info))
+}
+
+fn parse_metadata(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--metadata {kv:?}: expected key=value"))
+        })
+        .collect()
+}
+
+/// Polls the cluster status of `cid` until `done` holds on every peer that tracks it.
+async fn wait_for(
+    client: &Client,
+    cid: &str,
+    args: &WaitArgs,
+    done: impl Fn(TrackerStatus) -> bool,
+) -> anyhow::Result<GlobalPinInfo> {
+    let deadline =
+        (args.wait_timeout > 0).then(|| Instant::now() + Duration::from_secs(args.wait_timeout));
+    loop {
+        let st = client.status(cid).await?;
+        let relevant: Vec<_> = st
+            .peer_map
+            .values()
+            .filter(|i| i.status != TrackerStatus::Remote)
+            .collect();
+        if let Some(e) = relevant.iter().find(|i| i.status.is_error()) {
+            bail!("{cid}: {} on {}: {}", e.status, e.peername, e.error);
+        }
+        if relevant.iter().all(|i| done(i.status)) {
+            return Ok(st);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            bail!("{cid}: still not done after {}s", args.wait_timeout);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("An error occurred:\n Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let auth = match &cli.basic_auth {
+        Some(s) => {
+            let (u, p) = s
+                .split_once(':')
+                .context("--basic-auth: expected user:password")?;
+            Some((u.to_string(), p.to_string()))
+        }
+        None => None,
+    };
+    let client = Client::new(&cli.host, auth, Duration::from_secs(cli.timeout))?;
+    let enc = cli.enc;
+    match cli.cmd {
+        Cmd::Id => print(enc, &client.id().await?, id_text),
+        Cmd::Version => print(enc, &client.version().await?, |v| {
+            format!("{}\n", v.version)
+        }),
+        Cmd::Health => {
+            client.health().await?;
+            println!("ok");
+        }
+        Cmd::Peers(PeersCmd::Ls) => {
+            let peers = client.peers().await?;
+            print(enc, &peers, |ps| ps.iter().map(id_text).collect());
+        }
+        Cmd::Peers(PeersCmd::Rm { peer }) => {
+            client.peer_rm(&peer).await?;
+            println!("Peer {peer} removed");
+        }
+        Cmd::Pin(PinCmd::Add {
+            cid,
+            name,
+            replication,
+            replication_min,
+            replication_max,
+            allocations,
+            mode,
+            metadata,
+            wait,
+        }) => {
+            let (min, max) = match replication {
+                Some(r) => (r, r),
+                None => (replication_min, replication_max),
+            };
+            let opts = PinOptions {
+                replication_factor_min: min,
+                replication_factor_max: max,
+                name,
+                mode: mode.parse().map_err(anyhow::Error::msg)?,
+                user_allocations: allocations
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                metadata: parse_metadata(&metadata)?,
+                ..Default::default()
+            };
+            let pin = client.pin(&cid, &opts).await?;
+            if wait.wait {
+                let st = wait_for(&client, &pin.cid.to_string(), &wait, |s| {
+                    s == TrackerStatus::Pinned
+                })
+                .await?;
+                print(enc, &st, global_text);
+            } else {
+                print(enc, &pin, pin_text);
+            }
+        }
+        Cmd::Pin(PinCmd::Rm { cid, wait }) => {
+            let pin = client.unpin(&cid).await?;
+            if wait.wait {
+                let st = wait_for(&client, &pin.cid.to_string(), &wait, |s| {
+                    s == TrackerStatus::Unpinned
+                })
+                .await?;
+                print(enc, &st, global_text);
+            } else {
+                print(enc, &pin, pin_text);
+            }
+        }
+        Cmd::Pin(PinCmd::Ls { cid, filter }) => match cid {
+            Some(c) => print(enc, &client.allocation(&c).await?, pin_text),
+            None => {
+                let pins = client.allocations(&filter).await?;
+                print(enc, &pins, |ps| ps.iter().map(pin_text).collect());
+            }
+        },
+        Cmd::Status {
+            cids,
+            filter,
+            local,
+        } => {
+            if local {
+                let infos = if cids.is_empty() {
+                    client.status_all_local(&filter).await?
+                } else {
+                    let mut v = Vec::new();
+                    for c in &cids {
+                        v.push(client.status_local(c).await?);
+                    }
+                    v
+                };
+                print(enc, &infos, |is| is.iter().map(local_text).collect());
+            } else if cids.len() == 1 && filter.is_empty() {
+                print(enc, &client.status(&cids[0]).await?, global_text);
+            } else {
+                let infos = client.status_all(&filter, &cids).await?;
+                print(enc, &infos, |is| is.iter().map(global_text).collect());
+            }
+        }
+        Cmd::Recover { cid, local } => match (cid, local) {
+            (Some(c), false) => print(enc, &client.recover(&c).await?, global_text),
+            (Some(c), true) => print(enc, &client.recover_local(&c).await?, local_text),
+            (None, _) => {
+                let infos = client.recover_all().await?;
+                print(enc, &infos, |is| is.iter().map(global_text).collect());
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,1 +1,255 @@
-fn main() {}
+//! `ipfs-cluster-service`: creates a peer's configuration and runs the peer headless.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser, Subcommand};
+use ipfs_cluster::config::{self, Config, Identity};
+use ipfs_cluster::consensus::offline;
+use ipfs_cluster::peer::Peer;
+
+#[derive(Parser)]
+#[command(
+    name = "ipfs-cluster-service",
+    version,
+    about = "IPFS Cluster peer: orchestrates pins across the IPFS daemons of a cluster"
+)]
+struct Cli {
+    /// Cluster folder (default: $IPFS_CLUSTER_PATH, else ~/.ipfs-cluster).
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    #[arg(short = 'l', long, global = true, default_value = "info")]
+    loglevel: String,
+    /// Shortcut for --loglevel debug.
+    #[arg(short, long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Writes a new service.json and identity.json.
+    Init {
+        /// Overwrites an existing configuration.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Runs the peer.
+    Daemon {
+        /// Joins the cluster of these peers (comma-separated multiaddrs with /p2p/<id>).
+        #[arg(short = 'j', long, value_delimiter = ',')]
+        bootstrap: Vec<String>,
+        /// Joins as a non-voting follower.
+        #[arg(long)]
+        follower: bool,
+    },
+    /// Exports, imports or cleans the pinset of a stopped peer.
+    #[command(subcommand)]
+    State(StateCmd),
+    /// Prints the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum StateCmd {
+    /// Writes the pinset as newline-delimited Pin JSON.
+    Export {
+        /// Output file (default: standard output).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+    },
+    /// Replaces the pinset with one from `state export` (run it on every peer).
+    Import {
+        /// Input file (default: standard input).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// Does not ask for confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Deletes the peer's Raft state (after backing it up).
+    Cleanup {
+        /// Does not ask for confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn init_logging(level: &str) {
+    // openraft narrates every election at info; users want the peer's own story.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!("{level},openraft=warn,sqlx=warn"))
+        })
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Holds an exclusive lock on the folder so two processes never run one peer.
+fn lock_folder(folder: &Path) -> anyhow::Result<std::fs::File> {
+    let path = folder.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("{}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(_) => bail!(
+            "{} is in use by another ipfs-cluster-service (or the desktop app): stop it first",
+            folder.display()
+        ),
+    }
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question} [y/N]: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn load(folder: &Path) -> anyhow::Result<(Config, Identity)> {
+    let cfg = Config::load(folder)?;
+    let id = Identity::load(&folder.join(config::IDENTITY_FILE)).map_err(anyhow::Error::msg)?;
+    Ok((cfg, id))
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let Some(cmd) = cli.cmd else {
+        Cli::command().print_help().ok();
+        println!();
+        return;
+    };
+    let level = if cli.debug {
+        "debug"
+    } else {
+        cli.loglevel.as_str()
+    };
+    init_logging(level);
+    let folder = config::folder(cli.config.as_deref());
+    if let Err(e) = run(cmd, &folder).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Version => println!("{}", ipfs_cluster::types::VERSION),
+        Cmd::Init { force } => {
+            let (_, id) = config::init(folder, force)?;
+            println!(
+                "configuration written to {}",
+                folder.join(config::CONFIG_FILE).display()
+            );
+            println!(
+                "new identity written to {} (peer id {})",
+                folder.join(config::IDENTITY_FILE).display(),
+                id.peer_id()
+            );
+        }
+        Cmd::Daemon {
+            bootstrap,
+            follower,
+        } => {
+            let (mut cfg, id) = load(folder)?;
+            if !bootstrap.is_empty() {
+                bail!("--bootstrap: joining another peer needs the cluster swarm, which this build does not have yet; start a single peer without it");
+            }
+            cfg.cluster.follower_mode |= follower;
+            let _lock = lock_folder(folder)?;
+            daemon(folder, cfg, id).await?;
+        }
+        Cmd::State(StateCmd::Export { file }) => {
+            let _lock = lock_folder(folder)?;
+            let pins = offline::export(folder).await.map_err(anyhow::Error::msg)?;
+            match file {
+                Some(f) => {
+                    let out =
+                        std::fs::File::create(&f).with_context(|| format!("{}", f.display()))?;
+                    ipfs_cluster::state::export(&pins, std::io::BufWriter::new(out))?;
+                }
+                None => ipfs_cluster::state::export(&pins, std::io::stdout().lock())?,
+            }
+        }
+        Cmd::State(StateCmd::Import { file, force }) => {
+            let (cfg, _) = load(folder)?;
+            let _lock = lock_folder(folder)?;
+            let pins = match &file {
+                Some(f) => {
+                    let input =
+                        std::fs::File::open(f).with_context(|| format!("{}", f.display()))?;
+                    ipfs_cluster::state::import(std::io::BufReader::new(input))
+                }
+                None => ipfs_cluster::state::import(std::io::stdin().lock()),
+            }
+            .map_err(anyhow::Error::msg)
+            .context("nothing was imported")?;
+            if !force
+                && !confirm(&format!(
+                    "Replace this peer's pinset with {} pins?",
+                    pins.len()
+                ))?
+            {
+                bail!("aborted: nothing changed");
+            }
+            if let Some(b) = offline::backup(folder, cfg.consensus.raft.backups_rotate)
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                eprintln!("previous pinset saved to {}", b.display());
+            }
+            offline::import(folder, &pins)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            println!("imported {} pins", pins.len());
+        }
+        Cmd::State(StateCmd::Cleanup { force }) => {
+            let (cfg, _) = load(folder)?;
+            let _lock = lock_folder(folder)?;
+            if !force && !confirm("Delete this peer's whole Raft state (pinset and peerset)?")? {
+                bail!("aborted: nothing changed");
+            }
+            match offline::cleanup(folder, cfg.consensus.raft.backups_rotate)
+                .await
+                .map_err(anyhow::Error::msg)?
+            {
+                Some(b) => println!("state removed; a backup is in {}", b.display()),
+                None => println!("no state to remove"),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn daemon(folder: &Path, cfg: Config, id: Identity) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let peer = Peer::start(folder.to_path_buf(), cfg, id)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!("REST API: http://{}", peer.rest_addr());
+    tokio::select! {
+        _ = peer.ready() => {
+            tracing::info!("** IPFS Cluster is READY **");
+            println!("** IPFS Cluster is READY **");
+        }
+        _ = tokio::signal::ctrl_c() => { peer.shutdown().await; return Ok(()); }
+        _ = term.recv() => { peer.shutdown().await; return Ok(()); }
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    peer.shutdown().await;
+    Ok(())
+}

@@ -846,7 +846,7 @@ pub fn init(folder: &Path, force: bool) -> Result<(Config, Identity), ConfigErro
 }
 
 /// Writes a file readable by its owner only: both files hold secrets.
-pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     {

@@ -4,6 +4,7 @@
 //! ids (openraft needs a `Copy` integer id); the peer id itself travels in [`ClusterNode`].
 
 pub mod network;
+pub mod offline;
 pub mod store;
 
 use std::collections::BTreeMap;

@@ -125,6 +125,31 @@ pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, String> 
     Ok(pins)
 }
 
+/// Replaces the applied pinset offline (`state import`, peer stopped). The Raft log and
+/// applied index are kept, so entries after it still apply on top at the next start.
+pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), String> {
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    sqlx::query("DELETE FROM pins")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    for p in pins {
+        let text = serde_json::to_string(p).map_err(|e| e.to_string())?;
+        sqlx::query("INSERT OR REPLACE INTO pins (cid, pin) VALUES (?, ?)")
+            .bind(p.cid.to_string())
+            .bind(text)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // A stored snapshot would bring the old pinset back to peers that install it.
+    sqlx::query("DELETE FROM kv WHERE key = 'snapshot'")
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
 #[derive(Clone)]
 pub struct LogStore {
     pool: SqlitePool,
