@@ -67,6 +67,9 @@ impl Peer {
             },
         );
 
+        for cid in consensus.unpins_to_replay().await {
+            tracker.untrack(cid);
+        }
         // Applied state changes drive the tracker.
         let t = tracker.clone();
         tokio::spawn(async move {

@@ -1,1 +1,406 @@
-pub fn x() {}
+//! Harness for the integration tests: real processes (`ipfs-local-node`,
+//! `ipfs-cluster-service`, `ipfs-cluster-ctl`) on 127.0.0.1 with free ports, real SQLite files
+//! and real IPFS repos in temporary folders.
+//!
+//! Every wait is a condition polled until a deadline, never a fixed sleep: CI has two cores
+//! shared by every process a test starts.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ipfs_cluster::client::Client;
+use serde_json::Value;
+
+/// Generous: a debug build on two busy cores.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The folder holding the workspace's binaries (`target/debug` or `target/release`).
+pub fn bin_dir() -> PathBuf {
+    // The test executable lives in <target>/<profile>/deps.
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
+        p.display()
+    );
+    p
+}
+
+/// A port nobody listens on right now (the OS picks it; the race until the user binds it is
+/// harmless on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` until it returns `Some`, or fails after `deadline` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() >= end {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status();
+}
+
+/// Stops `child` with SIGTERM and waits for it to exit; SIGKILL if it does not in time.
+fn terminate(child: &mut Child) {
+    signal(child, "-TERM");
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))
+}
+
+/// A real IPFS node (Kubo as a library) in its own process, with its RPC API on a fixed
+/// port so that it can be stopped and started again at the same address.
+pub struct IpfsNode {
+    pub repo: PathBuf,
+    pub api_port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl IpfsNode {
+    pub async fn start(dir: &Path) -> Result<IpfsNode> {
+        let mut node = IpfsNode {
+            repo: dir.join("ipfs"),
+            api_port: free_port(),
+            log: dir.join("ipfs.log"),
+            child: None,
+            http: reqwest::Client::new(),
+        };
+        node.restart().await?;
+        Ok(node)
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    pub fn api_multiaddr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}", self.api_port)
+    }
+
+    /// Starts the node process (again) and waits until its API answers.
+    pub async fn restart(&mut self) -> Result<()> {
+        assert!(self.child.is_none(), "IPFS node already running");
+        let child = spawn_logged(
+            Command::new(bin("ipfs-local-node"))
+                .arg("--repo")
+                .arg(&self.repo)
+                .arg("--api")
+                .arg(self.api_multiaddr()),
+            &self.log,
+        )?;
+        self.child = Some(child);
+        let log = self.log.clone();
+        let this = &*self;
+        wait_for("the IPFS node's API", DEADLINE, || async move {
+            this.call("id", &[]).await.ok().map(|_| ())
+        })
+        .await
+        .with_context(|| format!("IPFS node log:\n{}", tail(&log, 30)))
+    }
+
+    /// Stops the node (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+
+    pub async fn call(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Response> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v0/{path}", self.api_url()))
+            .query(query)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("{path}: {} {}", resp.status(), resp.text().await?);
+        }
+        Ok(resp)
+    }
+
+    /// Adds `data` without pinning it (so only the cluster's pin keeps it); returns its CID.
+    pub async fn add(&self, data: &[u8]) -> Result<String> {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(data.to_vec()).file_name("data"),
+        );
+        let resp = self
+            .http
+            .post(format!("{}/api/v0/add?pin=false", self.api_url()))
+            .multipart(form)
+            .send()
+            .await?;
+        let v: Value = resp.json().await?;
+        Ok(v["Hash"]
+            .as_str()
+            .context("add answered no Hash")?
+            .to_string())
+    }
+
+    /// The node's recursive pins.
+    pub async fn pins(&self) -> Result<Vec<String>> {
+        let body = self
+            .call("pin/ls", &[("type", "recursive"), ("stream", "true")])
+            .await?
+            .text()
+            .await?;
+        Ok(body
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["Cid"].as_str().map(String::from))
+            .collect())
+    }
+
+    pub async fn is_pinned(&self, cid: &str) -> Result<bool> {
+        Ok(self.pins().await?.iter().any(|c| c == cid))
+    }
+}
+
+impl Drop for IpfsNode {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- IPFS node log ({}) ---\n{}",
+                self.log.display(),
+                tail(&self.log, 40)
+            );
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A cluster peer process (`ipfs-cluster-service daemon`) with its own folder.
+pub struct Peer {
+    pub dir: PathBuf,
+    pub rest_port: u16,
+    pub swarm_port: u16,
+    log: PathBuf,
+    child: Option<Child>,
+    /// Bytes of the log already seen when the current run started.
+    log_offset: usize,
+}
+
+pub fn service(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin("ipfs-cluster-service"))
+        .arg("--config")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ipfs-cluster-service runs")
+}
+
+impl Peer {
+    /// `init`s a peer folder wired to `ipfs`, with fast maintenance intervals; `edit` may
+    /// change more of `service.json` before it is written (as a user would by hand).
+    pub fn init(dir: &Path, ipfs: &IpfsNode, edit: impl FnOnce(&mut Value)) -> Result<Peer> {
+        let out = service(dir, &["init"]);
+        if !out.status.success() {
+            bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let peer = Peer {
+            dir: dir.to_path_buf(),
+            rest_port: free_port(),
+            swarm_port: free_port(),
+            log: dir.join("peer.log"),
+            child: None,
+            log_offset: 0,
+        };
+        let path = dir.join("service.json");
+        let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        cfg["api"]["restapi"]["http_listen_multiaddress"] =
+            format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port).into();
+        cfg["cluster"]["listen_multiaddress"] =
+            format!("/ip4/127.0.0.1/tcp/{}", peer.swarm_port).into();
+        cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs.api_multiaddr().into();
+        cfg["cluster"]["peer_watch_interval"] = "500ms".into();
+        edit(&mut cfg);
+        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+        Ok(peer)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(
+            &format!("127.0.0.1:{}", self.rest_port),
+            None,
+            Duration::from_secs(30),
+        )
+        .expect("client")
+    }
+
+    /// Starts `daemon` (with `extra` arguments) and waits until it logs that it is ready.
+    pub async fn start(&mut self, extra: &[&str]) -> Result<()> {
+        self.start_env(extra, &[]).await
+    }
+
+    /// As [`Peer::start`], with extra environment variables (`CLUSTER_*` overrides).
+    pub async fn start_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
+        assert!(self.child.is_none(), "peer already running");
+        self.log_offset = std::fs::metadata(&self.log)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        let child = spawn_logged(
+            Command::new(bin("ipfs-cluster-service"))
+                .arg("--config")
+                .arg(&self.dir)
+                .arg("daemon")
+                .args(extra)
+                .envs(env.iter().copied()),
+            &self.log,
+        )?;
+        self.child = Some(child);
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if self.current_log().contains("IPFS Cluster is READY") {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                bail!("daemon exited with {status}; log:\n{}", tail(&self.log, 40));
+            }
+            if Instant::now() >= end {
+                bail!(
+                    "peer not ready after {DEADLINE:?}; log:\n{}",
+                    tail(&self.log, 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What this run of the daemon has logged.
+    pub fn current_log(&self) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(&text[self.log_offset.min(text.len())..]).into_owned()
+    }
+
+    /// Graceful stop (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+
+    /// Crash (SIGKILL): nothing gets a chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs `ipfs-cluster-ctl` against this peer.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(bin("ipfs-cluster-ctl"))
+            .arg("--host")
+            .arg(format!("/ip4/127.0.0.1/tcp/{}", self.rest_port))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ipfs-cluster-ctl runs")
+    }
+
+    /// Waits until this peer reports `status` for `cid` (its own view, `?local=true`).
+    pub async fn wait_status(&self, cid: &str, status: &str) -> Result<()> {
+        let client = self.client();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let last = match client.status_local(cid).await {
+                Ok(info) if info.info.status.as_str() == status => return Ok(()),
+                Ok(info) => format!("{} {}", info.info.status, info.info.error),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= end {
+                bail!("{cid} not {status} after {DEADLINE:?}; last seen: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- peer log ({}) ---\n{}",
+                self.log.display(),
+                tail(&self.log, 60)
+            );
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Output's text, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

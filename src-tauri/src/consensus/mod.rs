@@ -83,6 +83,7 @@ pub struct RaftConsensus {
     cfg: RaftConfig,
     ready: watch::Receiver<bool>,
     transport: Arc<dyn RaftTransport>,
+    pool: sqlx::SqlitePool,
 }
 
 /// Where Raft's database lives inside the cluster folder.
@@ -133,7 +134,7 @@ impl RaftConsensus {
             me,
             Arc::new(raft_config(&opts.config)?),
             network,
-            store::LogStore::new(pool),
+            store::LogStore::new(pool.clone()),
             sm,
         )
         .await
@@ -156,7 +157,23 @@ impl RaftConsensus {
             cfg: opts.config,
             ready,
             transport: opts.transport,
+            pool,
         })
+    }
+
+    /// CIDs unpinned by entries still in the log and not in the pinset now: the tracker
+    /// makes sure IPFS dropped them too (see [`store::logged_unpins`]).
+    pub async fn unpins_to_replay(&self) -> Vec<Cid> {
+        match store::logged_unpins(&self.pool).await {
+            Ok(cids) => cids
+                .into_iter()
+                .filter(|c| self.state.get(c).is_none())
+                .collect(),
+            Err(e) => {
+                tracing::warn!("cannot read the Raft log for unpins to replay: {e}");
+                Vec::new()
+            }
+        }
     }
 
     pub fn raft(&self) -> &Raft<TypeConfig> {

@@ -125,6 +125,32 @@ pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, String> 
     Ok(pins)
 }
 
+/// Unpins still in the log whose CID is not pinned again later, oldest first. The state
+/// machine applies an unpin atomically, but the IPFS-side unpin happens afterwards; a crash in
+/// between would leave the content pinned in IPFS. Replaying these at start closes that gap,
+/// as Raft log replay does in IPFS Cluster.
+pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, String> {
+    let rows = sqlx::query("SELECT entry FROM log ORDER BY idx")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut unpins: Vec<Cid> = Vec::new();
+    for r in rows {
+        let text: String = r.get(0);
+        let entry: Entry<TypeConfig> =
+            serde_json::from_str(&text).map_err(|e| format!("corrupt log entry: {e}"))?;
+        match entry.payload {
+            EntryPayload::Normal(Op::Unpin(c)) => {
+                unpins.retain(|x| *x != c);
+                unpins.push(c);
+            }
+            EntryPayload::Normal(Op::Pin(p)) => unpins.retain(|x| *x != p.cid),
+            _ => {}
+        }
+    }
+    Ok(unpins)
+}
+
 /// Replaces the applied pinset offline (`state import`, peer stopped). The Raft log and
 /// applied index are kept, so entries after it still apply on top at the next start.
 pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), String> {

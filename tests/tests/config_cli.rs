@@ -1,0 +1,201 @@
+//! Configuration and command-line behaviour of `ipfs-cluster-service`, through the real binary.
+
+use cluster_tests::*;
+use serde_json::Value;
+
+fn init(dir: &std::path::Path) {
+    let out = service(dir, &["init"]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn bare_invocation_prints_help_and_version_prints_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin("ipfs-cluster-service"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["init", "daemon", "state", "version"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = service(dir.path(), &["version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        ipfs_cluster::types::VERSION
+    );
+}
+
+#[test]
+fn init_writes_every_section_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("service.json")).unwrap())
+            .unwrap();
+    for path in [
+        "/cluster/secret",
+        "/consensus/raft/wait_for_leader_timeout",
+        "/api/restapi/http_listen_multiaddress",
+        "/api/ipfsproxy/listen_multiaddress",
+        "/api/pinsvcapi/http_listen_multiaddress",
+        "/ipfs_connector/ipfshttp/node_multiaddress",
+        "/pin_tracker/stateless/concurrent_pins",
+        "/monitor/pubsubmon/check_interval",
+        "/allocator/balanced/allocate_by",
+        "/informer/disk/metric_ttl",
+        "/informer/numpin/metric_ttl",
+        "/informer/tags/tags",
+    ] {
+        assert!(cfg.pointer(path).is_some(), "missing {path}");
+    }
+    assert_eq!(cfg["cluster"]["secret"].as_str().unwrap().len(), 64);
+    assert_eq!(cfg["consensus"]["raft"]["commit_retry_delay"], "200ms");
+    let identity: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("identity.json")).unwrap())
+            .unwrap();
+    assert!(identity["id"].as_str().unwrap().starts_with("12D3KooW"));
+
+    let before = std::fs::read(dir.path().join("service.json")).unwrap();
+    let out = service(dir.path(), &["init"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--force"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("service.json")).unwrap(),
+        before
+    );
+    let out = service(dir.path(), &["init", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(
+        std::fs::read(dir.path().join("service.json")).unwrap(),
+        before
+    );
+}
+
+/// Each broken config stops `daemon` with an error naming the key, and changes nothing.
+#[test]
+fn bad_configs_stop_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let path = dir.path().join("service.json");
+    let good: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        serde_json::to_string_pretty(&v).unwrap()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("malformed JSON", "{\"cluster\": ".into(), "malformed JSON"),
+        (
+            "unknown key",
+            edit(&|v| v["cluster"]["colour"] = "blue".into()),
+            "colour",
+        ),
+        (
+            "obsolete peers",
+            edit(&|v| v["cluster"]["peers"] = Value::Array(vec![])),
+            "cluster.peers",
+        ),
+        (
+            "obsolete bootstrap",
+            edit(&|v| v["cluster"]["bootstrap"] = Value::Array(vec![])),
+            "cluster.bootstrap",
+        ),
+        (
+            "bad secret",
+            edit(&|v| v["cluster"]["secret"] = "abc".into()),
+            "cluster.secret",
+        ),
+        (
+            "bad multiaddr",
+            edit(&|v| v["api"]["restapi"]["http_listen_multiaddress"] = "/ip4/nope".into()),
+            "http_listen_multiaddress",
+        ),
+        (
+            "bad duration",
+            edit(&|v| v["cluster"]["state_sync_interval"] = "soon".into()),
+            "state_sync_interval",
+        ),
+        (
+            "bad replication",
+            edit(&|v| v["cluster"]["replication_factor_min"] = 5.into()),
+            "replication_factor_min",
+        ),
+    ];
+    for (what, content, needle) in cases {
+        std::fs::write(&path, &content).unwrap();
+        let out = service(dir.path(), &["daemon"]);
+        assert!(!out.status.success(), "{what}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{what}: {err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            content,
+            "{what}: file unchanged"
+        );
+        assert!(
+            !dir.path().join("raft").exists(),
+            "{what}: no state created"
+        );
+    }
+    // A bad environment override names the variable.
+    std::fs::write(&path, edit(&|_| {})).unwrap();
+    let out = std::process::Command::new(bin("ipfs-cluster-service"))
+        .args(["daemon"])
+        .env("IPFS_CLUSTER_PATH", dir.path())
+        .env("CLUSTER_SECRET", "zz")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CLUSTER_SECRET"),
+        "{}",
+        text(&out)
+    );
+    // A missing identity is reported with what to do.
+    std::fs::remove_file(dir.path().join("identity.json")).unwrap();
+    let out = service(dir.path(), &["daemon"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("init"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn environment_overrides_and_cluster_path_apply_without_rewriting_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    let before = std::fs::read(peer.dir.join("service.json")).unwrap();
+    let port = free_port();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}");
+    peer.start_env(
+        &[],
+        &[
+            ("CLUSTER_PEERNAME", "from-env"),
+            ("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", &addr),
+        ],
+    )
+    .await
+    .unwrap();
+    peer.rest_port = port;
+    let id = peer.client().id().await.unwrap();
+    assert_eq!(id.peername, "from-env");
+    assert_eq!(
+        std::fs::read(peer.dir.join("service.json")).unwrap(),
+        before
+    );
+    // A second daemon on the same folder is refused.
+    let out = service(&peer.dir, &["daemon"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        text(&out)
+    );
+}

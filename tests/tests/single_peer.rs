@@ -1,0 +1,364 @@
+//! One cluster peer driving one real IPFS node, both as real processes (issue: a single peer
+//! that pins into a real IPFS node, end to end).
+
+use std::time::Duration;
+
+use cluster_tests::*;
+use ipfs_cluster::types::{PinOptions, TrackerStatus};
+use serde_json::Value;
+
+/// Content no other test adds, so CIDs never collide across tests.
+fn unique(tag: &str) -> Vec<u8> {
+    format!(
+        "{tag} {} {:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    )
+    .into_bytes()
+}
+
+async fn node_and_peer(dir: &std::path::Path) -> (IpfsNode, Peer) {
+    let ipfs = IpfsNode::start(dir).await.unwrap();
+    let mut peer = Peer::init(&dir.join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    (ipfs, peer)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_pin_add_pins_in_real_ipfs_and_pin_rm_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, peer) = node_and_peer(dir.path()).await;
+    let cid = ipfs.add(&unique("pin-add")).await.unwrap();
+    assert!(!ipfs.is_pinned(&cid).await.unwrap());
+
+    let out = peer.ctl(&[
+        "pin",
+        "add",
+        &cid,
+        "--name",
+        "hello",
+        "--wait",
+        "--wait-timeout",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("PINNED"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        ipfs.is_pinned(&cid).await.unwrap(),
+        "the real node lists the pin"
+    );
+
+    let out = peer.ctl(&["--enc", "json", "pin", "ls"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pins: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0]["cid"], cid.as_str());
+    assert_eq!(pins[0]["name"], "hello");
+
+    let out = peer.ctl(&["status", &cid]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("PINNED"),
+        "{}",
+        text(&out)
+    );
+    let out = peer.ctl(&["id"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = peer.ctl(&["pin", "rm", &cid, "--wait", "--wait-timeout", "60"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !ipfs.is_pinned(&cid).await.unwrap(),
+        "the real node dropped the pin"
+    );
+    assert!(peer.client().allocations("").await.unwrap().is_empty());
+    let err = peer.client().allocation(&cid).await.unwrap_err();
+    assert_eq!(err.code(), Some(404));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pinset_survives_restart_and_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, mut peer) = node_and_peer(dir.path()).await;
+    let client = peer.client();
+    let a = ipfs.add(&unique("a")).await.unwrap();
+    let b = ipfs.add(&unique("b")).await.unwrap();
+    for (cid, name) in [(&a, "a"), (&b, "b")] {
+        let opts = PinOptions {
+            name: name.into(),
+            ..Default::default()
+        };
+        client.pin(cid, &opts).await.unwrap();
+        peer.wait_status(cid, "pinned").await.unwrap();
+    }
+
+    peer.stop();
+    peer.start(&[]).await.unwrap();
+    let pins = client.allocations("").await.unwrap();
+    let mut names: Vec<_> = pins.iter().map(|p| p.options.name.clone()).collect();
+    names.sort();
+    assert_eq!(names, ["a", "b"], "graceful restart keeps the pinset");
+
+    // Acknowledged, then the process dies at once: the pin must still be there.
+    let c = ipfs.add(&unique("c")).await.unwrap();
+    client.pin(&c, &PinOptions::default()).await.unwrap();
+    client.unpin(&a).await.unwrap();
+    peer.kill9();
+    peer.start(&[]).await.unwrap();
+    let mut cids: Vec<String> = client
+        .allocations("")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.cid.to_string())
+        .collect();
+    cids.sort();
+    let mut want = vec![b.clone(), c.clone()];
+    want.sort();
+    assert_eq!(cids, want, "kill -9 loses no acknowledged pin or unpin");
+    peer.wait_status(&c, "pinned").await.unwrap();
+    assert!(ipfs.is_pinned(&c).await.unwrap());
+    wait_for("the unpin of a to reach IPFS", DEADLINE, || async {
+        (!ipfs.is_pinned(&a).await.unwrap()).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipfs_outage_shows_errors_and_the_peer_recovers_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ipfs, peer) = node_and_peer(dir.path()).await;
+    let client = peer.client();
+    let a = ipfs.add(&unique("before")).await.unwrap();
+    client.pin(&a, &PinOptions::default()).await.unwrap();
+    peer.wait_status(&a, "pinned").await.unwrap();
+    let b = ipfs.add(&unique("during")).await.unwrap();
+
+    ipfs.stop();
+    let id = client.id().await.unwrap();
+    assert!(!id.ipfs.error.is_empty(), "ID reports the IPFS error");
+    peer.wait_status(&a, "cluster_error").await.unwrap();
+    // A pin is still accepted (it is cluster state) and fails on this peer's IPFS.
+    client.pin(&b, &PinOptions::default()).await.unwrap();
+    peer.wait_status(&b, "pin_error").await.unwrap();
+    let info = client.status_local(&b).await.unwrap();
+    assert!(info.info.attempt_count >= 1);
+    assert!(!info.info.error.is_empty());
+    let errors = client.status_all("error", &[]).await.unwrap();
+    assert!(errors.iter().any(|g| g.cid.to_string() == b));
+    let out = peer.ctl(&["status", "--filter", "error"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&b),
+        "{}",
+        text(&out)
+    );
+
+    // No restart of the peer: it notices IPFS is back and retries by itself.
+    ipfs.restart().await.unwrap();
+    peer.wait_status(&b, "pinned").await.unwrap();
+    peer.wait_status(&a, "pinned").await.unwrap();
+    assert!(ipfs.is_pinned(&b).await.unwrap());
+    assert!(client.id().await.unwrap().ipfs.error.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_rest_input_gets_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, peer) = node_and_peer(dir.path()).await;
+    let cid = ipfs.add(&unique("bad-input")).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", peer.rest_port);
+    let http = reqwest::Client::new();
+    let cases: &[(&str, &str, u16, &str)] = &[
+        ("POST", "/pins/notacid", 400, "invalid CID"),
+        ("DELETE", "/pins/notacid", 400, "invalid CID"),
+        ("GET", "/pins/notacid", 400, "invalid CID"),
+        ("GET", "/pins?filter=pinned,bogus", 400, "filter"),
+        ("GET", "/pins?cids=nope", 400, "cids"),
+        ("GET", "/allocations?filter=nope", 400, "filter"),
+        (
+            "POST",
+            "/pins/CID?replication-min=x",
+            400,
+            "replication-min",
+        ),
+        (
+            "POST",
+            "/pins/CID?replication-min=3&replication-max=2",
+            400,
+            "replication",
+        ),
+        ("POST", "/pins/CID?mode=sideways", 400, "mode"),
+        ("POST", "/pins/CID?user-allocations=bogus", 400, "bogus"),
+        ("POST", "/pins/CID?expire-at=tomorrow", 400, "expire-at"),
+        ("POST", "/pins/ipfs", 400, "invalid CID"),
+        ("GET", "/allocations/CID", 404, "not in the pinset"),
+        ("DELETE", "/pins/CID", 404, "not in the pinset"),
+        ("DELETE", "/peers/notapeer", 400, "peer"),
+        ("GET", "/no/such/endpoint", 404, ""),
+    ];
+    for (method, path, code, needle) in cases {
+        let url = format!("{base}{}", path.replace("CID", &cid));
+        let resp = http
+            .request(method.parse().unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), *code, "{method} {path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], *code, "{method} {path}: {body}");
+        let msg = body["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{method} {path}: {msg}");
+    }
+    let out = peer.ctl(&["pin", "add", "notacid"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid CID"),
+        "{}",
+        text(&out)
+    );
+    let out = peer.ctl(&["status", "--filter", "bogus"]);
+    assert!(!out.status.success(), "{}", text(&out));
+
+    // Nothing changed anywhere.
+    let resp = http
+        .get(format!("{base}/allocations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204, "the pinset is still empty");
+    assert!(ipfs.pins().await.unwrap().is_empty());
+    assert!(peer.client().status_all("", &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rest_api_streams_and_status_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, peer) = node_and_peer(dir.path()).await;
+    let client = peer.client();
+    let mut cids = Vec::new();
+    for i in 0..3 {
+        let cid = ipfs.add(&unique(&format!("stream-{i}"))).await.unwrap();
+        client.pin(&cid, &PinOptions::default()).await.unwrap();
+        cids.push(cid);
+    }
+    for c in &cids {
+        peer.wait_status(c, "pinned").await.unwrap();
+    }
+    let base = format!("http://127.0.0.1:{}", peer.rest_port);
+    let resp = reqwest::get(format!("{base}/pins")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "one NDJSON line per pin: {body}");
+    for l in &lines {
+        let (_, info) = l["peer_map"].as_object().unwrap().iter().next().unwrap();
+        assert_eq!(info["status"], "pinned");
+    }
+    let pinned = client.status_all("pinned", &[]).await.unwrap();
+    assert_eq!(pinned.len(), 3);
+    let none = client.status_all("pin_error,unpinning", &[]).await.unwrap();
+    assert!(none.is_empty());
+    let some = client.status_all("", &cids[..2]).await.unwrap();
+    assert_eq!(some.len(), 2);
+    let local = client.status_all_local("").await.unwrap();
+    assert!(local.iter().all(|i| i.info.status == TrackerStatus::Pinned));
+    let recovered = client.recover_all().await.unwrap();
+    assert!(recovered.is_empty(), "nothing to recover");
+    let r = client.recover(&cids[0]).await.unwrap();
+    assert!(r
+        .peer_map
+        .values()
+        .all(|i| i.status == TrackerStatus::Pinned));
+    let resp = reqwest::get(format!("{base}/health")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let v = client.version().await.unwrap();
+    assert_eq!(v.version, ipfs_cluster::types::VERSION);
+    let peers = client.peers().await.unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].id, client.id().await.unwrap().id);
+    // A path pin resolves through IPFS.
+    let path_pin = client
+        .pin(&format!("/ipfs/{}", cids[0]), &PinOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(path_pin.cid.to_string(), cids[0]);
+    let _ = Duration::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_export_and_import_move_a_pinset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, mut peer) = node_and_peer(dir.path()).await;
+    let cid = ipfs.add(&unique("export")).await.unwrap();
+    peer.client()
+        .pin(
+            &cid,
+            &PinOptions {
+                name: "kept".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    // The folder is locked while the daemon runs.
+    let out = service(&peer.dir, &["state", "export"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    peer.stop();
+    let file = dir.path().join("pins.ndjson");
+    let out = service(
+        &peer.dir,
+        &["state", "export", "-f", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let exported = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(exported.lines().count(), 1);
+    assert!(exported.contains(&cid));
+
+    let garbage = dir.path().join("garbage.ndjson");
+    std::fs::write(&garbage, "{\"cid\": 1}\n").unwrap();
+    let out = service(
+        &peer.dir,
+        &[
+            "state",
+            "import",
+            "--force",
+            "-f",
+            garbage.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 1"),
+        "{}",
+        text(&out)
+    );
+
+    let mut other = Peer::init(&dir.path().join("other"), &ipfs, |_| {}).unwrap();
+    let out = service(
+        &other.dir,
+        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    other.start(&[]).await.unwrap();
+    let pins = other.client().allocations("").await.unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].options.name, "kept");
+    other.wait_status(&cid, "pinned").await.unwrap();
+
+    other.stop();
+    let out = service(&other.dir, &["state", "cleanup", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = service(&other.dir, &["state", "export"]);
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        text(&out)
+    );
+}
