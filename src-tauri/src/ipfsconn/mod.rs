@@ -194,17 +194,22 @@ impl IpfsConnector for IpfsHttp {
         // IPFS Cluster's pin_timeout bounds the time without progress, not the whole pin: a
         // large DAG may take hours while it keeps fetching blocks.
         let stall = self.cfg.pin_timeout.get();
-        let resp = self
-            .send(
-                "pin/add",
-                &[
-                    ("arg", &cid),
-                    ("recursive", recursive),
-                    ("progress", "true"),
-                ],
-                Duration::ZERO,
-            )
-            .await?;
+        let request = self.send(
+            "pin/add",
+            &[
+                ("arg", &cid),
+                ("recursive", recursive),
+                ("progress", "true"),
+            ],
+            Duration::ZERO,
+        );
+        let resp = if stall.is_zero() {
+            request.await?
+        } else {
+            tokio::time::timeout(stall, request)
+                .await
+                .map_err(|_| IpfsError::Timeout(stall))??
+        };
         let mut body = resp.bytes_stream();
         let mut buf = Vec::new();
         loop {
