@@ -194,15 +194,12 @@ impl IpfsConnector for IpfsHttp {
         // IPFS Cluster's pin_timeout bounds the time without progress, not the whole pin: a
         // large DAG may take hours while it keeps fetching blocks.
         let stall = self.cfg.pin_timeout.get();
-        let request = self.send(
-            "pin/add",
-            &[
-                ("arg", &cid),
-                ("recursive", recursive),
-                ("progress", "true"),
-            ],
-            Duration::ZERO,
-        );
+        let query = [
+            ("arg", cid.as_str()),
+            ("recursive", recursive),
+            ("progress", "true"),
+        ];
+        let request = self.send("pin/add", &query, Duration::ZERO);
         let resp = if stall.is_zero() {
             request.await?
         } else {
