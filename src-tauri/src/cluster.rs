@@ -100,7 +100,7 @@ impl Cluster {
         } else if opts.replication_factor_max == 0 {
             opts.replication_factor_max = opts.replication_factor_min;
         } else if opts.replication_factor_min == 0 {
-            opts.replication_factor_min = opts.replication_factor_max.min(1).max(-1);
+            opts.replication_factor_min = opts.replication_factor_max.clamp(-1, 1);
         }
         check_replication(opts.replication_factor_min, opts.replication_factor_max)
             .map_err(Error::BadRequest)?;

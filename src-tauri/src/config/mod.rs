@@ -732,15 +732,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        for (key, addrs) in [(
-            "api.restapi.http_listen_multiaddress",
-            &self.api.restapi.0.http_listen_multiaddress,
-        )] {
-            let first = addrs
-                .first()
-                .ok_or_else(|| (key.to_string(), "needs a multiaddress".to_string()))?;
-            crate::net::socket_addr(first).map_err(|m| (key.to_string(), m))?;
-        }
+        let key = "api.restapi.http_listen_multiaddress";
+        let first = self.api.restapi.0.http_listen_multiaddress.first();
+        let first = first.ok_or_else(|| (key.to_string(), "needs a multiaddress".to_string()))?;
+        crate::net::socket_addr(first).map_err(|m| (key.to_string(), m))?;
         let key = "ipfs_connector.ipfshttp.node_multiaddress";
         let node = self.ipfs_connector.ipfshttp.node_multiaddress.first();
         let node = node.ok_or_else(|| (key.to_string(), "needs a multiaddress".to_string()))?;

@@ -329,3 +329,6 @@ impl Consensus for RaftConsensus {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;

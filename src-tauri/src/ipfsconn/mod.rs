@@ -345,4 +345,6 @@ impl IpfsConnector for IpfsHttp {
 }
 
 #[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
 mod tests;

@@ -1,1 +1,94 @@
+use super::fake::{dead_config, test_cid, FakeKubo};
+use super::*;
+use crate::config::GoDuration;
+use crate::types::PinOptions;
 
+fn pin_of(n: u32) -> Pin {
+    Pin::new(test_cid(n), PinOptions::default())
+}
+
+#[tokio::test]
+async fn id_pin_ls_unpin_round_trip() {
+    let kubo = FakeKubo::start().await;
+    let ipfs = IpfsHttp::new(&kubo.config()).unwrap();
+    let id = ipfs.id().await.unwrap();
+    assert_eq!(id.id, "QmFakeIpfsPeer");
+    assert_eq!(id.addresses.len(), 1);
+    assert_eq!(ipfs.cached_id(), Some(id));
+
+    let pin = pin_of(1);
+    assert!(!ipfs.is_pinned(&pin.cid).await.unwrap());
+    ipfs.pin(&pin).await.unwrap();
+    assert!(kubo.is_pinned(&pin.cid));
+    assert!(ipfs.is_pinned(&pin.cid).await.unwrap());
+    // The v1 form of the same content counts as pinned.
+    let v1 = Cid(cid::Cid::new_v1(0x70, *pin.cid.0.hash()));
+    assert!(ipfs.is_pinned(&v1).await.unwrap());
+    let listed = ipfs.pin_ls().await.unwrap();
+    assert_eq!(listed, vec![pin.cid]);
+
+    ipfs.unpin(&pin.cid).await.unwrap();
+    assert!(!kubo.is_pinned(&pin.cid));
+    // Unpinning what is not pinned is done, not an error.
+    ipfs.unpin(&pin.cid).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_error_inside_the_pin_stream_is_an_error() {
+    let kubo = FakeKubo::start().await;
+    kubo.state.lock().unwrap().fail_pins = Some("merkledag: not found".into());
+    let ipfs = IpfsHttp::new(&kubo.config()).unwrap();
+    let err = ipfs.pin(&pin_of(2)).await.unwrap_err();
+    assert!(
+        matches!(&err, IpfsError::Api(m) if m.contains("not found")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_pin_without_progress_times_out() {
+    let kubo = FakeKubo::start().await;
+    let pin = pin_of(3);
+    kubo.state
+        .lock()
+        .unwrap()
+        .unavailable
+        .insert(pin.cid.multihash_bytes());
+    let mut cfg = kubo.config();
+    cfg.pin_timeout = GoDuration::millis(300);
+    let ipfs = IpfsHttp::new(&cfg).unwrap();
+    let err = ipfs.pin(&pin).await.unwrap_err();
+    assert!(matches!(err, IpfsError::Timeout(_)), "{err}");
+}
+
+#[tokio::test]
+async fn an_unreachable_daemon_is_reported_not_fatal() {
+    let ipfs = IpfsHttp::new(&dead_config()).unwrap();
+    let err = ipfs.id().await.unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    assert!(ipfs.pin(&pin_of(4)).await.unwrap_err().is_unreachable());
+    assert!(ipfs.pin_ls().await.unwrap_err().is_unreachable());
+}
+
+#[tokio::test]
+async fn repo_stat_falls_back_to_the_configured_storage_max() {
+    let kubo = FakeKubo::start().await;
+    let ipfs = IpfsHttp::new(&kubo.config()).unwrap();
+    let st = ipfs.repo_stat().await.unwrap();
+    assert_eq!(st.repo_size, 1000);
+    assert_eq!(st.storage_max, 10_000_000_000);
+    let c = test_cid(5);
+    assert_eq!(ipfs.resolve(&format!("/ipfs/{c}")).await.unwrap(), c);
+    ipfs.swarm_connect("/ip4/127.0.0.1/tcp/4001/p2p/QmX")
+        .await
+        .unwrap();
+}
+
+#[test]
+fn storage_sizes_parse_like_kubo() {
+    assert_eq!(parse_storage_size("10GB"), Some(10_000_000_000));
+    assert_eq!(parse_storage_size("1.5 MiB"), Some(1_572_864));
+    assert_eq!(parse_storage_size("1000"), Some(1000));
+    assert_eq!(parse_storage_size("lots"), None);
+}

@@ -432,6 +432,9 @@ impl Inner {
         if mine.is_empty() {
             return Vec::new();
         }
+        // Taken before asking IPFS: an operation that finishes while IPFS answers must not
+        // look like a missing pin.
+        let busy: HashSet<Cid> = self.ops.lock().unwrap().keys().copied().collect();
         let have: HashSet<Vec<u8>> = match self.ipfs.pin_ls().await {
             Ok(l) => l.iter().map(Cid::multihash_bytes).collect(),
             Err(e) => {
@@ -444,7 +447,7 @@ impl Inner {
             if have.contains(&pin.cid.multihash_bytes()) {
                 continue;
             }
-            if self.ops.lock().unwrap().contains_key(&pin.cid) {
+            if busy.contains(&pin.cid) || self.ops.lock().unwrap().contains_key(&pin.cid) {
                 continue;
             }
             queued.push(pin.cid);

@@ -1,1 +1,169 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
 
+use super::*;
+use crate::ipfsconn::fake::{dead_config, test_cid, FakeKubo};
+use crate::ipfsconn::IpfsHttp;
+use crate::state::Op;
+use crate::types::PinOptions;
+
+const ME: &str = "12D3KooWMe";
+
+fn start(state: StateHandle, ipfs: crate::config::IpfsHttpConfig) -> StatelessTracker {
+    StatelessTracker::start(
+        TrackerIdentity {
+            peer_id: ME.into(),
+            peername: "me".into(),
+        },
+        state,
+        Arc::new(IpfsHttp::new(&ipfs).unwrap()),
+        StatelessTrackerConfig {
+            concurrent_pins: 2,
+            ..Default::default()
+        },
+        TrackerIntervals {
+            state_sync: Duration::from_secs(3600),
+            recover: Duration::from_secs(3600),
+            ipfs_watch: Duration::from_millis(100),
+        },
+    )
+}
+
+async fn wait_status(t: &StatelessTracker, cid: &Cid, want: TrackerStatus) -> PinInfo {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = t.status(cid).await;
+        if info.info.status == want {
+            return info;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{cid}: still {} ({}), wanted {want}",
+            info.info.status,
+            info.info.error
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pin(n: u32, allocations: &[&str]) -> Pin {
+    let mut p = Pin::new(test_cid(n), PinOptions::default());
+    p.allocations = allocations.iter().map(|s| s.to_string()).collect();
+    p
+}
+
+#[tokio::test]
+async fn tracks_pins_allocated_here_and_reports_remote_ones() {
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    let mine = pin(1, &[]);
+    let theirs = pin(2, &["12D3KooWOther"]);
+    for p in [&mine, &theirs] {
+        state.apply(&Op::Pin(p.clone()));
+        t.track(p.clone());
+    }
+    let info = wait_status(&t, &mine.cid, TrackerStatus::Pinned).await;
+    assert_eq!(info.peer, ME);
+    assert_eq!(info.info.peername, "me");
+    assert!(kubo.is_pinned(&mine.cid));
+    wait_status(&t, &theirs.cid, TrackerStatus::Remote).await;
+    assert!(!kubo.is_pinned(&theirs.cid));
+
+    let all = t.status_all(&StatusFilter::default()).await;
+    assert_eq!(all.len(), 2);
+    let remote_only = t.status_all(&"remote".parse().unwrap()).await;
+    assert_eq!(remote_only.len(), 1);
+    assert_eq!(remote_only[0].cid, theirs.cid);
+
+    state.apply(&Op::Unpin(mine.cid));
+    t.untrack(mine.cid);
+    wait_status(&t, &mine.cid, TrackerStatus::Unpinned).await;
+    assert!(!kubo.is_pinned(&mine.cid));
+}
+
+#[tokio::test]
+async fn failed_pins_count_attempts_and_recover() {
+    let kubo = FakeKubo::start().await;
+    kubo.state.lock().unwrap().fail_pins = Some("no space left".into());
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    let p = pin(3, &[]);
+    state.apply(&Op::Pin(p.clone()));
+    t.track(p.clone());
+    let info = wait_status(&t, &p.cid, TrackerStatus::PinError).await;
+    assert_eq!(info.info.attempt_count, 1);
+    assert!(info.info.error.contains("no space left"));
+    assert!(
+        info.info.priority_pin,
+        "a fresh pin takes the priority lane"
+    );
+    let errors = t.status_all(&"error".parse().unwrap()).await;
+    assert_eq!(errors.len(), 1);
+
+    // Still failing: the attempt count grows.
+    t.recover(&p.cid).await;
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while t.status(&p.cid).await.info.attempt_count < 2 {
+        assert!(std::time::Instant::now() < end, "second attempt never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    kubo.state.lock().unwrap().fail_pins = None;
+    let recovered = t.recover_all().await;
+    assert_eq!(recovered.len(), 1, "{recovered:#?}");
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+}
+
+#[tokio::test]
+async fn state_sync_pins_what_ipfs_lost() {
+    let kubo = FakeKubo::start().await;
+    let p = pin(4, &[]);
+    let state = StateHandle::new(BTreeMap::from([(p.cid, p.clone())]));
+    let t = start(state.clone(), kubo.config());
+    // The maintenance loop syncs once at start.
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    // Someone unpins it behind the cluster's back.
+    kubo.state.lock().unwrap().pinned.clear();
+    wait_status(&t, &p.cid, TrackerStatus::UnexpectedlyUnpinned).await;
+    t.sync().await;
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+}
+
+#[tokio::test]
+async fn an_unreachable_ipfs_gives_cluster_and_pin_errors() {
+    let p = pin(5, &[]);
+    let state = StateHandle::new(BTreeMap::from([(p.cid, p.clone())]));
+    let t = start(state.clone(), dead_config());
+    // Whether IPFS has it cannot be known: a cluster error, not a claim it is unpinned.
+    let info = wait_status(&t, &p.cid, TrackerStatus::ClusterError).await;
+    assert!(
+        info.info.error.contains("unreachable"),
+        "{}",
+        info.info.error
+    );
+    // A pin attempted now fails on this peer.
+    let q = pin(6, &[]);
+    state.apply(&Op::Pin(q.clone()));
+    t.track(q.clone());
+    let info = wait_status(&t, &q.cid, TrackerStatus::PinError).await;
+    assert_eq!(info.info.attempt_count, 1);
+}
+
+#[tokio::test]
+async fn an_unpin_cancels_a_pin_in_progress() {
+    let kubo = FakeKubo::start().await;
+    let p = pin(7, &[]);
+    kubo.state
+        .lock()
+        .unwrap()
+        .unavailable
+        .insert(p.cid.multihash_bytes());
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    state.apply(&Op::Pin(p.clone()));
+    t.track(p.clone());
+    wait_status(&t, &p.cid, TrackerStatus::Pinning).await;
+    state.apply(&Op::Unpin(p.cid));
+    t.untrack(p.cid);
+    wait_status(&t, &p.cid, TrackerStatus::Unpinned).await;
+}

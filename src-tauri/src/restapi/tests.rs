@@ -1,1 +1,205 @@
+//! The REST API in process, over a real socket, in front of a real single-voter Raft and a
+//! Kubo test double.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::{Config, Identity, Multiaddrs, Secret};
+use crate::ipfsconn::fake::{test_cid, FakeKubo};
+use crate::peer::Peer;
+
+struct Api {
+    _dir: tempfile::TempDir,
+    _kubo: FakeKubo,
+    peer: Peer,
+    base: String,
+    http: reqwest::Client,
+}
+
+async fn api(edit: impl FnOnce(&mut Config)) -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = FakeKubo::start().await;
+    let mut cfg = Config::default();
+    cfg.cluster.secret = Secret::generate();
+    cfg.ipfs_connector.ipfshttp = kubo.config();
+    cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    edit(&mut cfg);
+    let peer = Peer::start(dir.path().to_path_buf(), cfg, Identity::generate())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), peer.ready())
+        .await
+        .expect("single voter becomes ready");
+    let base = format!("http://{}", peer.rest_addr());
+    Api {
+        _dir: dir,
+        _kubo: kubo,
+        peer,
+        base,
+        http: reqwest::Client::new(),
+    }
+}
+
+#[tokio::test]
+async fn pin_options_round_trip_through_the_pinset() {
+    let a = api(|_| {}).await;
+    let cid = test_cid(1);
+    let url = format!(
+        "{}/pins/{cid}?name=n1&replication-min=1&replication-max=1&meta-team=blue&expire-at=2030-01-01T00:00:00Z",
+        a.base
+    );
+    let resp = a.http.post(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let pin: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(pin["name"], "n1");
+    assert_eq!(pin["metadata"]["team"], "blue");
+    assert_eq!(pin["replication_factor_max"], 1);
+    assert_eq!(pin["expire_at"], "2030-01-01T00:00:00Z");
+    let me = a.peer.cluster.me.peer_id.clone();
+    assert_eq!(pin["allocations"], serde_json::json!([me]));
+    let got: serde_json::Value = a
+        .http
+        .get(format!("{}/allocations/{cid}", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, pin);
+    // Asking for more copies than there are peers fails and commits nothing.
+    let resp = a
+        .http
+        .post(format!(
+            "{}/pins/{}?replication-min=2&replication-max=3",
+            a.base,
+            test_cid(2)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("not enough peers"));
+    assert_eq!(a.peer.cluster.consensus.state().len(), 1);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn empty_streams_are_204_and_unknown_routes_are_json_404() {
+    let a = api(|_| {}).await;
+    for path in ["/pins", "/allocations", "/pins?filter=pinned"] {
+        let resp = a
+            .http
+            .get(format!("{}{path}", a.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{path}");
+    }
+    let resp = a
+        .http
+        .post(format!("{}/pins/recover", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let resp = a.http.get(format!("{}/nope", a.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 404);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn basic_auth_is_enforced_when_configured() {
+    let a = api(|c| {
+        c.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([(
+            "alice".to_string(),
+            "secret".to_string(),
+        )]));
+    })
+    .await;
+    let url = format!("{}/id", a.base);
+    let resp = a.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 401);
+    let resp = a
+        .http
+        .get(&url)
+        .basic_auth("alice", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = a
+        .http
+        .get(&url)
+        .basic_auth("alice", Some("secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let client = crate::client::Client::new(
+        &a.base,
+        Some(("alice".into(), "secret".into())),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert_eq!(client.id().await.unwrap().id, a.peer.cluster.me.peer_id);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn cors_headers_follow_the_config() {
+    let a = api(|_| {}).await;
+    let resp = a
+        .http
+        .get(format!("{}/version", a.base))
+        .header("Origin", "http://example.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["access-control-allow-origin"],
+        "http://example.test"
+    );
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["version"], crate::types::VERSION);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn id_reports_ipfs_and_role() {
+    let a = api(|_| {}).await;
+    let id: serde_json::Value = a
+        .http
+        .get(format!("{}/id", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(id["ipfs"]["id"], "QmFakeIpfsPeer");
+    assert_eq!(id["role"], "voter");
+    assert_eq!(id["cluster_peers"].as_array().unwrap().len(), 1);
+    for key in [
+        "addresses",
+        "cluster_peers_addresses",
+        "version",
+        "commit",
+        "rpc_protocol_version",
+        "error",
+        "peername",
+    ] {
+        assert!(id.get(key).is_some(), "missing {key}");
+    }
+    a.peer.shutdown().await;
+}

@@ -1,0 +1,104 @@
+use std::time::Duration;
+
+use super::*;
+use crate::config::Identity;
+use crate::ipfsconn::fake::test_cid;
+use crate::types::PinOptions;
+
+async fn start(
+    folder: &Path,
+    peer: PeerId,
+) -> (
+    RaftConsensus,
+    tokio::sync::mpsc::UnboundedReceiver<StateChange>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let c = RaftConsensus::start(ConsensusOptions {
+        folder: folder.to_path_buf(),
+        config: RaftConfig::default(),
+        peer_id: peer,
+        addrs: Vec::new(),
+        transport: Arc::new(NoTransport),
+        changes: tx,
+    })
+    .await
+    .unwrap();
+    (c, rx)
+}
+
+async fn ready(c: &RaftConsensus) {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while !c.is_ready() {
+        assert!(std::time::Instant::now() < end, "never ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_single_voter_commits_and_keeps_its_pinset_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::generate().peer_id();
+    let (c, mut changes) = start(dir.path(), me).await;
+    ready(&c).await;
+    assert_eq!(c.leader(), Some(me.to_string()));
+    assert_eq!(c.peers(), vec![me.to_string()]);
+    let a = Pin::new(test_cid(1), PinOptions::default());
+    let b = Pin::new(test_cid(2), PinOptions::default());
+    c.log_pin(a.clone()).await.unwrap();
+    c.log_pin(b.clone()).await.unwrap();
+    c.log_unpin(a.cid).await.unwrap();
+    assert_eq!(changes.recv().await, Some(StateChange::Pinned(a.clone())));
+    assert_eq!(changes.recv().await, Some(StateChange::Pinned(b.clone())));
+    assert_eq!(changes.recv().await, Some(StateChange::Unpinned(a.cid)));
+    assert_eq!(c.state().list(), vec![b.clone()]);
+    assert_eq!(c.unpins_to_replay().await, vec![a.cid]);
+    c.shutdown().await;
+    drop(c);
+
+    // The pinset is readable at once from SQLite, before Raft even elects.
+    let (c, _changes) = start(dir.path(), me).await;
+    assert_eq!(c.state().list(), vec![b.clone()]);
+    ready(&c).await;
+    c.log_pin(a.clone()).await.unwrap();
+    assert_eq!(c.state().len(), 2);
+    assert!(
+        c.unpins_to_replay().await.is_empty(),
+        "a re-pin cancels the replay"
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_database_is_an_error_naming_the_file_and_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(
+        &db,
+        b"this is not sqlite, it is a text file of a decent length.........",
+    )
+    .unwrap();
+    let before = std::fs::read(&db).unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let err = RaftConsensus::start(ConsensusOptions {
+        folder: dir.path().to_path_buf(),
+        config: RaftConfig::default(),
+        peer_id: Identity::generate().peer_id(),
+        addrs: Vec::new(),
+        transport: Arc::new(NoTransport),
+        changes: tx,
+    })
+    .await
+    .err()
+    .expect("a corrupt database is refused");
+    assert!(err.to_string().contains("raft.sqlite"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+#[test]
+fn node_ids_are_stable_and_distinct() {
+    let a = Identity::generate().peer_id();
+    let b = Identity::generate().peer_id();
+    assert_eq!(node_id(&a), node_id(&a));
+    assert_ne!(node_id(&a), node_id(&b));
+}

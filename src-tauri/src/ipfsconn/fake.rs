@@ -1,0 +1,182 @@
+//! A Kubo RPC test double for unit tests: an in-process HTTP server with an in-memory pinset.
+//! Integration tests use a real node instead (`ipfs-local-node`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::config::{IpfsHttpConfig, Multiaddrs};
+use crate::types::Cid;
+
+#[derive(Default)]
+pub struct FakeState {
+    /// Pinned multihashes.
+    pub pinned: HashSet<Vec<u8>>,
+    /// Pins of these CIDs never finish (content nobody has).
+    pub unavailable: HashSet<Vec<u8>>,
+    /// When set, pin/add fails with this message (sent mid-stream, as Kubo does).
+    pub fail_pins: Option<String>,
+    pub pin_calls: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeKubo {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<FakeState>>,
+}
+
+type Q = Query<std::collections::HashMap<String, String>>;
+
+fn err(msg: &str) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"Message": msg, "Code": 0, "Type": "error"})),
+    )
+        .into_response()
+}
+
+fn cid_arg(q: &std::collections::HashMap<String, String>) -> Option<Cid> {
+    q.get("arg")?.trim_start_matches("/ipfs/").parse().ok()
+}
+
+async fn pin_add(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response {
+    let Some(cid) = cid_arg(&q) else {
+        return err("bad arg");
+    };
+    let mh = cid.multihash_bytes();
+    let mut st = s.lock().unwrap();
+    st.pin_calls += 1;
+    if st.unavailable.contains(&mh) {
+        // Headers, then silence: the connector's pin_timeout must end it.
+        let body = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+        return Body::from_stream(body).into_response();
+    }
+    let line = match &st.fail_pins {
+        Some(m) => json!({"Message": m, "Code": 0, "Type": "error"}),
+        None => {
+            st.pinned.insert(mh);
+            json!({"Pins": [cid.to_string()]})
+        }
+    };
+    format!("{}\n{line}\n", json!({"Progress": 1})).into_response()
+}
+
+async fn pin_rm(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response {
+    let Some(cid) = cid_arg(&q) else {
+        return err("bad arg");
+    };
+    if s.lock().unwrap().pinned.remove(&cid.multihash_bytes()) {
+        Json(json!({"Pins": [cid.to_string()]})).into_response()
+    } else {
+        err("not pinned or pinned indirectly")
+    }
+}
+
+async fn pin_ls(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response {
+    let st = s.lock().unwrap();
+    if let Some(cid) = cid_arg(&q) {
+        return if st.pinned.contains(&cid.multihash_bytes()) {
+            Json(json!({"Keys": {cid.to_string(): {"Type": "recursive"}}})).into_response()
+        } else {
+            err(&format!("path '{cid}' is not pinned"))
+        };
+    }
+    let mut out = String::new();
+    for mh in &st.pinned {
+        let mh = cid::multihash::Multihash::<64>::from_bytes(mh).unwrap();
+        let c = cid::Cid::new_v0(mh).unwrap();
+        out += &format!("{}\n", json!({"Cid": c.to_string(), "Type": "recursive"}));
+    }
+    out.into_response()
+}
+
+impl FakeKubo {
+    pub async fn start() -> FakeKubo {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let app = Router::new()
+            .route(
+                "/api/v0/id",
+                post(|| async {
+                    Json(json!({"ID": "QmFakeIpfsPeer", "Addresses": ["/ip4/127.0.0.1/tcp/4001/p2p/QmFakeIpfsPeer"]}))
+                }),
+            )
+            .route("/api/v0/pin/add", post(pin_add))
+            .route("/api/v0/pin/rm", post(pin_rm))
+            .route("/api/v0/pin/ls", post(pin_ls))
+            .route(
+                "/api/v0/repo/stat",
+                post(|| async { Json(json!({"RepoSize": 1000, "StorageMax": 0})) }),
+            )
+            .route(
+                "/api/v0/config/show",
+                post(|| async { Json(json!({"Datastore": {"StorageMax": "10GB"}})) }),
+            )
+            .route(
+                "/api/v0/resolve",
+                post(|Query(q): Q| async move {
+                    match cid_arg(&q) {
+                        Some(c) => Json(json!({"Path": format!("/ipfs/{c}")})).into_response(),
+                        None => err("cannot resolve"),
+                    }
+                }),
+            )
+            .route(
+                "/api/v0/swarm/connect",
+                post(|| async { Json(json!({"Strings": ["ok"]})) }),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeKubo { addr, state }
+    }
+
+    pub fn multiaddr(&self) -> Multiaddrs {
+        Multiaddrs::one(&format!("/ip4/127.0.0.1/tcp/{}", self.addr.port()))
+    }
+
+    pub fn config(&self) -> IpfsHttpConfig {
+        IpfsHttpConfig {
+            node_multiaddress: self.multiaddr(),
+            ..Default::default()
+        }
+    }
+
+    pub fn is_pinned(&self, cid: &Cid) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .pinned
+            .contains(&cid.multihash_bytes())
+    }
+}
+
+/// A multiaddr where nothing listens.
+pub fn dead_config() -> IpfsHttpConfig {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    IpfsHttpConfig {
+        node_multiaddress: Multiaddrs::one(&format!("/ip4/127.0.0.1/tcp/{port}")),
+        ..Default::default()
+    }
+}
+
+/// Distinct valid CIDs for tests.
+pub fn test_cid(n: u32) -> Cid {
+    use cid::multihash::Multihash;
+    let mut digest = [0u8; 32];
+    digest[..4].copy_from_slice(&n.to_be_bytes());
+    let mh = Multihash::<64>::wrap(0x12, &digest).unwrap();
+    Cid(cid::Cid::new_v0(mh).unwrap())
+}
