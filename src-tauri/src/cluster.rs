@@ -10,6 +10,7 @@ use crate::allocator;
 use crate::components::{Consensus, IpfsConnector, PinTracker};
 use crate::config::check_replication;
 use crate::error::{Error, Result};
+use crate::rpc::{ClusterRpc, RpcRequest, RpcResponse};
 use crate::types::{
     Cid, GlobalPinInfo, Id, IpfsId, PeerRole, Pin, PinInfo, PinOptions, PinType, StatusFilter,
     RPC_PROTOCOL, VERSION,
@@ -20,8 +21,8 @@ use crate::types::{
 pub struct PeerDescriptor {
     pub peer_id: String,
     pub peername: String,
+    /// Cluster swarm addresses with `/p2p/<id>`.
     pub addresses: Vec<String>,
-    pub role: PeerRole,
 }
 
 #[derive(Clone)]
@@ -29,6 +30,7 @@ pub struct Cluster {
     pub consensus: Arc<dyn Consensus>,
     pub tracker: Arc<dyn PinTracker>,
     pub ipfs: Arc<dyn IpfsConnector>,
+    pub rpc: ClusterRpc,
     pub me: PeerDescriptor,
     /// Cluster-wide defaults for pins that set no replication factors.
     pub replication: (i32, i32),
@@ -36,6 +38,8 @@ pub struct Cluster {
 
 /// How long an `ID` request waits for IPFS before reporting it as unreachable.
 const IPFS_ID_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `GET /peers` waits for each peer's ID.
+const PEER_ID_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
     pub async fn id(&self) -> Id {
@@ -50,35 +54,93 @@ impl Cluster {
                 ..Default::default()
             },
         };
-        let cluster_peers = self.consensus.peers();
+        let members = self.consensus.members();
+        let role = members
+            .iter()
+            .find(|m| m.peer_id == self.me.peer_id)
+            .map(|m| m.role);
+        let cluster_peers_addresses = members
+            .iter()
+            .filter(|m| m.peer_id != self.me.peer_id)
+            .flat_map(|m| {
+                m.addrs
+                    .iter()
+                    .map(move |a| format!("{a}/p2p/{}", m.peer_id))
+            })
+            .collect();
         Id {
             id: self.me.peer_id.clone(),
             addresses: self.me.addresses.clone(),
-            cluster_peers,
-            cluster_peers_addresses: Vec::new(),
+            cluster_peers: members.into_iter().map(|m| m.peer_id).collect(),
+            cluster_peers_addresses,
             version: VERSION.to_string(),
             commit: String::new(),
             rpc_protocol_version: RPC_PROTOCOL.to_string(),
             error: String::new(),
             ipfs,
             peername: self.me.peername.clone(),
-            role: Some(self.me.role),
+            role,
         }
     }
 
-    /// Every member's ID. Members this peer cannot ask carry an `error`.
+    /// Every member's ID, asked in parallel. Members this peer cannot reach carry an `error`.
     pub async fn peers(&self) -> Vec<Id> {
-        let mut out = vec![self.id().await];
-        for p in self.consensus.peers() {
-            if p != self.me.peer_id {
-                out.push(Id {
-                    id: p,
-                    error: "peer not reachable: cluster RPC is not available".into(),
-                    ..Default::default()
-                });
+        let members = self.consensus.members();
+        let asks = members.into_iter().map(|m| async move {
+            if m.peer_id == self.me.peer_id {
+                return self.id().await;
             }
+            let unreachable = |error: String| Id {
+                id: m.peer_id.clone(),
+                error,
+                role: Some(m.role),
+                ..Default::default()
+            };
+            let Ok(peer) = m.peer_id.parse::<libp2p::PeerId>() else {
+                return unreachable("invalid peer id in the membership".into());
+            };
+            let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            match self
+                .rpc
+                .call(peer, addrs, RpcRequest::Id, PEER_ID_TIMEOUT)
+                .await
+            {
+                Ok(RpcResponse::Id(mut id)) => {
+                    id.role = Some(m.role);
+                    id
+                }
+                Ok(RpcResponse::Err(e)) => unreachable(e),
+                Ok(_) => unreachable("unexpected answer".into()),
+                Err(e) => unreachable(e.to_string()),
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// Removes `peer` from the cluster.
+    pub async fn peer_rm(&self, peer: &str) -> Result<()> {
+        peer.parse::<libp2p::PeerId>()
+            .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
+        if !self.consensus.peers().iter().any(|p| p == peer) {
+            return Err(Error::NotFound(format!(
+                "peer {peer} is not a cluster member"
+            )));
         }
-        out
+        self.consensus.rm_peer(peer).await?;
+        Ok(())
+    }
+
+    /// Promotes a follower to voter or demotes a voter to follower.
+    pub async fn peer_role(&self, peer: &str, role: PeerRole) -> Result<()> {
+        peer.parse::<libp2p::PeerId>()
+            .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
+        if !self.consensus.peers().iter().any(|p| p == peer) {
+            return Err(Error::NotFound(format!(
+                "peer {peer} is not a cluster member"
+            )));
+        }
+        self.consensus.set_role(peer, role).await?;
+        Ok(())
     }
 
     fn check_ready(&self) -> Result<()> {

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 
 use crate::ipfsconn::{IpfsError, RepoStat};
-use crate::types::{Cid, Id, IpfsId, Pin, PinInfo, StatusFilter};
+use crate::types::{Cid, Id, IpfsId, PeerRole, Pin, PinInfo, StatusFilter};
 
 /// The peer's own IPFS daemon, reached over the Kubo RPC API.
 #[async_trait]
@@ -40,8 +40,20 @@ pub trait Consensus: Send + Sync + 'static {
     fn is_ready(&self) -> bool;
     /// Current leader's peer id, if any.
     fn leader(&self) -> Option<String>;
-    /// Peer ids of every member (voters and followers).
-    fn peers(&self) -> Vec<String>;
+    /// Every member (voters and followers) with its role.
+    fn members(&self) -> Vec<crate::consensus::Member>;
+    /// Peer ids of every member.
+    fn peers(&self) -> Vec<String> {
+        self.members().into_iter().map(|m| m.peer_id).collect()
+    }
+    /// Takes `peer` out of the cluster (forwarded to the leader).
+    async fn rm_peer(&self, peer: &str) -> Result<(), crate::consensus::ConsensusError>;
+    /// Promotes a follower to voter, or demotes a voter to follower.
+    async fn set_role(
+        &self,
+        peer: &str,
+        role: PeerRole,
+    ) -> Result<(), crate::consensus::ConsensusError>;
 }
 
 /// Drives this peer's IPFS so that what the state allocates here is pinned there.

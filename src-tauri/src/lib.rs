@@ -20,5 +20,6 @@ pub mod net;
 pub mod peer;
 pub mod pintracker;
 pub mod restapi;
+pub mod rpc;
 pub mod state;
 pub mod types;

@@ -4,25 +4,64 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
+use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, PeerDescriptor};
-use crate::components::{Consensus, PinTracker};
+use crate::components::{Consensus, IpfsConnector, PinTracker};
 use crate::config::{Config, Identity};
-use crate::consensus::{ConsensusOptions, NoTransport, RaftConsensus};
+use crate::consensus::{offline, Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
 use crate::ipfsconn::IpfsHttp;
 use crate::pintracker::{StatelessTracker, TrackerIdentity, TrackerIntervals};
+use crate::rpc::{peerstore, ClusterRpc, RpcHandler, RpcRequest, RpcResponse, SwarmOptions};
 use crate::state::StateChange;
-use crate::types::PeerRole;
+
+/// How this run of the peer meets its cluster.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// `daemon --bootstrap`: join the cluster of these peers (after backing up and cleaning
+    /// any previous state).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Join (or stay) as a non-voting follower.
+    pub follower: bool,
+}
 
 pub struct Peer {
     pub cluster: Cluster,
     consensus: Arc<RaftConsensus>,
     tracker: StatelessTracker,
+    rpc: ClusterRpc,
     rest_addr: SocketAddr,
     shutdown: CancellationToken,
+}
+
+/// Answers other peers' calls with this peer's components.
+struct Handler {
+    consensus: Arc<RaftConsensus>,
+    cluster: Cluster,
+}
+
+#[async_trait]
+impl RpcHandler for Handler {
+    async fn handle(&self, _from: PeerId, req: RpcRequest) -> RpcResponse {
+        match req {
+            RpcRequest::Raft(r) => RpcResponse::Raft(self.consensus.serve(r).await),
+            RpcRequest::Id => RpcResponse::Id(self.cluster.id().await),
+        }
+    }
+}
+
+fn node_of(addr: &Multiaddr) -> Result<ClusterNode, String> {
+    let (peer, base) = peerstore::split_p2p(addr)
+        .ok_or_else(|| format!("bootstrap address {addr} must end in /p2p/<peer id>"))?;
+    Ok(ClusterNode {
+        peer_id: peer.to_string(),
+        addrs: vec![base.to_string()],
+    })
 }
 
 impl Peer {
@@ -30,28 +69,82 @@ impl Peer {
         folder: PathBuf,
         config: Config,
         identity: Identity,
+        opts: StartOptions,
     ) -> Result<Peer, String> {
         let peer_id = identity.peer_id();
         let span = tracing::info_span!("peer", id = %peer_id);
         let _guard = span.enter();
         let shutdown = CancellationToken::new();
+        let c = &config.cluster;
+        let raft_cfg = &config.consensus.raft;
+        let follower = opts.follower || c.follower_mode;
         let ipfs = Arc::new(IpfsHttp::new(&config.ipfs_connector.ipfshttp)?);
+
+        let rpc = ClusterRpc::start(SwarmOptions {
+            keypair: identity.keypair.clone(),
+            secret: c.secret.0,
+            listen: c.listen_multiaddress.0.clone(),
+            request_timeout: raft_cfg.network_timeout.get() * 12,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let peerstore_path = folder.join(&c.peerstore_file);
+        let known = peerstore::read(&peerstore_path);
+        for (p, addrs) in &known {
+            rpc.learn(*p, addrs.clone());
+        }
+        let my_addrs: Vec<String> = rpc.listen_addrs().iter().map(|a| a.to_string()).collect();
+
+        let bootstrap = if !opts.bootstrap.is_empty() {
+            if let Some(b) = offline::cleanup(&folder, raft_cfg.backups_rotate).await? {
+                tracing::info!(
+                    "previous state backed up to {} and cleaned for the bootstrap",
+                    b.display()
+                );
+            }
+            Bootstrap::Join
+        } else if !raft_cfg.init_peerset.is_empty() {
+            let mut nodes = Vec::new();
+            for id in &raft_cfg.init_peerset {
+                let p: PeerId = id
+                    .parse()
+                    .map_err(|e| format!("consensus.raft.init_peerset: {id:?}: {e}"))?;
+                let addrs = if p == peer_id {
+                    my_addrs.clone()
+                } else {
+                    known
+                        .get(&p)
+                        .into_iter()
+                        .flatten()
+                        .map(|a| a.to_string())
+                        .collect()
+                };
+                nodes.push(ClusterNode {
+                    peer_id: id.clone(),
+                    addrs,
+                });
+            }
+            Bootstrap::Peerset(nodes)
+        } else {
+            Bootstrap::SingleVoter
+        };
 
         let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
         let consensus = Arc::new(
             RaftConsensus::start(ConsensusOptions {
                 folder: folder.clone(),
-                config: config.consensus.raft.clone(),
+                config: raft_cfg.clone(),
                 peer_id,
-                addrs: Vec::new(),
-                transport: Arc::new(NoTransport),
+                addrs: my_addrs.clone(),
+                transport: Arc::new(rpc.clone()),
                 changes: changes_tx,
+                bootstrap,
+                follower,
             })
             .await
             .map_err(|e| e.to_string())?,
         );
 
-        let c = &config.cluster;
         let tracker = StatelessTracker::start(
             TrackerIdentity {
                 peer_id: peer_id.to_string(),
@@ -66,7 +159,6 @@ impl Peer {
                 ipfs_watch: c.peer_watch_interval.get(),
             },
         );
-
         for cid in consensus.unpins_to_replay().await {
             tracker.untrack(cid);
         }
@@ -85,19 +177,61 @@ impl Peer {
         let cluster = Cluster {
             consensus: consensus.clone(),
             tracker: Arc::new(tracker.clone()),
-            ipfs,
+            ipfs: ipfs.clone(),
+            rpc: rpc.clone(),
             me: PeerDescriptor {
                 peer_id: peer_id.to_string(),
                 peername: c.peername.clone(),
-                addresses: Vec::new(),
-                role: if c.follower_mode {
-                    PeerRole::Follower
-                } else {
-                    PeerRole::Voter
-                },
+                addresses: rpc
+                    .listen_addrs()
+                    .iter()
+                    .map(|a| format!("{a}/p2p/{peer_id}"))
+                    .collect(),
             },
             replication: (c.replication_factor_min, c.replication_factor_max),
         };
+        rpc.set_handler(Arc::new(Handler {
+            consensus: consensus.clone(),
+            cluster: cluster.clone(),
+        }));
+
+        if !opts.bootstrap.is_empty() {
+            let mut errors = Vec::new();
+            let mut joined = false;
+            for addr in &opts.bootstrap {
+                let node = node_of(addr)?;
+                match consensus.join(&node, follower).await {
+                    Ok(()) => {
+                        tracing::info!("joined the cluster through {addr}");
+                        joined = true;
+                        break;
+                    }
+                    Err(e) => errors.push(format!("{addr}: {e}")),
+                }
+            }
+            if !joined {
+                consensus.shutdown().await;
+                return Err(format!(
+                    "could not join the cluster (is the secret the same as the cluster's?): {}",
+                    errors.join("; ")
+                ));
+            }
+        }
+
+        tokio::spawn(keep_peerstore(
+            consensus.clone(),
+            rpc.clone(),
+            peerstore_path,
+            peer_id,
+            shutdown.clone(),
+        ));
+        tokio::spawn(connect_swarms(
+            cluster.clone(),
+            ipfs.clone(),
+            config.ipfs_connector.ipfshttp.connect_swarms_delay.get(),
+            shutdown.clone(),
+        ));
+
         let rest_addr =
             crate::restapi::serve(cluster.clone(), &config.api.restapi.0, shutdown.clone()).await?;
         tracing::info!("REST API listening on {rest_addr}");
@@ -105,6 +239,7 @@ impl Peer {
             cluster,
             consensus,
             tracker,
+            rpc,
             rest_addr,
             shutdown,
         })
@@ -114,16 +249,89 @@ impl Peer {
         self.rest_addr
     }
 
-    /// Resolves once consensus is ready (leader known, state caught up).
+    /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.
+    pub fn cluster_addrs(&self) -> Vec<String> {
+        self.cluster.me.addresses.clone()
+    }
+
+    /// Resolves once consensus is ready (leader known, state caught up, role reached).
     pub async fn ready(&self) {
         while !self.consensus.is_ready() {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Fires when this peer has been removed from the cluster.
+    pub fn removed(&self) -> CancellationToken {
+        self.consensus.removed()
     }
 
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
         self.tracker.shutdown();
         self.consensus.shutdown().await;
+        let _ = &self.rpc;
+    }
+}
+
+/// Keeps the `peerstore` file and the swarm's address book in step with the membership.
+async fn keep_peerstore(
+    consensus: Arc<RaftConsensus>,
+    rpc: ClusterRpc,
+    path: PathBuf,
+    me: PeerId,
+    shutdown: CancellationToken,
+) {
+    let mut changes = consensus.membership_changes();
+    loop {
+        let mut peers = std::collections::BTreeMap::new();
+        for m in consensus.members() {
+            let Ok(p) = m.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            if p == me {
+                continue;
+            }
+            let addrs: Vec<Multiaddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            rpc.learn(p, addrs.clone());
+            peers.insert(p, addrs);
+        }
+        if let Err(e) = peerstore::write(&path, &peers) {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = changes.changed() => if r.is_err() { return },
+        }
+        // Metrics change on every heartbeat; the file only when the membership does.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// After `connect_swarms_delay`, and every minute after, asks this peer's IPFS to connect to
+/// the other peers' IPFS nodes so that content moves between them directly.
+async fn connect_swarms(
+    cluster: Cluster,
+    ipfs: Arc<IpfsHttp>,
+    delay: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut wait = delay;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = Duration::from_secs(60);
+        for id in cluster.peers().await {
+            if id.id == cluster.me.peer_id || !id.error.is_empty() {
+                continue;
+            }
+            for addr in &id.ipfs.addresses {
+                if ipfs.swarm_connect(addr).await.is_ok() {
+                    break;
+                }
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
 use ipfs_cluster::config::{self, Config, Identity};
 use ipfs_cluster::consensus::offline;
-use ipfs_cluster::peer::Peer;
+use ipfs_cluster::peer::{Peer, StartOptions};
 
 #[derive(Parser)]
 #[command(
@@ -160,13 +160,26 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             bootstrap,
             follower,
         } => {
-            let (mut cfg, id) = load(folder)?;
-            if !bootstrap.is_empty() {
-                bail!("--bootstrap: joining another peer needs the cluster swarm, which this build does not have yet; start a single peer without it");
-            }
-            cfg.cluster.follower_mode |= follower;
+            let (cfg, id) = load(folder)?;
+            let bootstrap = bootstrap
+                .iter()
+                .map(|b| {
+                    b.trim()
+                        .parse::<libp2p::Multiaddr>()
+                        .with_context(|| format!("--bootstrap {b:?} is not a multiaddr"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let _lock = lock_folder(folder)?;
-            daemon(folder, cfg, id).await?;
+            daemon(
+                folder,
+                cfg,
+                id,
+                StartOptions {
+                    bootstrap,
+                    follower,
+                },
+            )
+            .await?;
         }
         Cmd::State(StateCmd::Export { file }) => {
             let _lock = lock_folder(folder)?;
@@ -230,13 +243,23 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn daemon(folder: &Path, cfg: Config, id: Identity) -> anyhow::Result<()> {
+async fn daemon(
+    folder: &Path,
+    cfg: Config,
+    id: Identity,
+    opts: StartOptions,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    let peer = Peer::start(folder.to_path_buf(), cfg, id)
+    let rotate = cfg.consensus.raft.backups_rotate;
+    let peer = Peer::start(folder.to_path_buf(), cfg, id, opts)
         .await
         .map_err(anyhow::Error::msg)?;
     println!("REST API: http://{}", peer.rest_addr());
+    for a in peer.cluster_addrs() {
+        println!("cluster address: {a}");
+    }
+    let removed = peer.removed();
     tokio::select! {
         _ = peer.ready() => {
             tracing::info!("** IPFS Cluster is READY **");
@@ -245,11 +268,22 @@ async fn daemon(folder: &Path, cfg: Config, id: Identity) -> anyhow::Result<()> 
         _ = tokio::signal::ctrl_c() => { peer.shutdown().await; return Ok(()); }
         _ = term.recv() => { peer.shutdown().await; return Ok(()); }
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let was_removed = tokio::select! {
+        _ = tokio::signal::ctrl_c() => false,
+        _ = term.recv() => false,
+        _ = removed.cancelled() => true,
+    };
     tracing::info!("shutting down");
     peer.shutdown().await;
+    if was_removed {
+        // As IPFS Cluster does: a removed peer's state is of no use to anyone; keep a backup.
+        let saved = offline::cleanup(folder, rotate)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        println!("this peer was removed from the cluster and has shut down");
+        if let Some(b) = saved {
+            println!("its pinset was backed up to {}", b.display());
+        }
+    }
     Ok(())
 }

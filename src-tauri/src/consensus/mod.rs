@@ -7,7 +7,7 @@ pub mod network;
 pub mod offline;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,14 +16,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use libp2p_identity::PeerId;
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Raft, SnapshotPolicy};
+use openraft::{ChangeMembers, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::components::Consensus;
 use crate::config::RaftConfig;
 use crate::state::{Op, StateChange, StateHandle};
-use crate::types::{Cid, Pin};
+use crate::types::{Cid, PeerRole, Pin};
 pub use network::{NoTransport, RaftRequest, RaftResponse, RaftTransport};
 
 pub type NodeId = u64;
@@ -67,6 +68,18 @@ pub enum ConsensusError {
     Storage(String),
 }
 
+/// How a peer with no Raft history starts.
+#[derive(Clone, Debug)]
+pub enum Bootstrap {
+    /// A new cluster of this one voter (`init` + `daemon`).
+    SingleVoter,
+    /// A fixed cluster of these voters (`consensus.raft.init_peerset`); every one of them
+    /// initializes with the same membership.
+    Peerset(Vec<ClusterNode>),
+    /// Wait to be added by an existing cluster (`daemon --bootstrap`).
+    Join,
+}
+
 pub struct ConsensusOptions {
     pub folder: PathBuf,
     pub config: RaftConfig,
@@ -74,16 +87,22 @@ pub struct ConsensusOptions {
     pub addrs: Vec<String>,
     pub transport: Arc<dyn RaftTransport>,
     pub changes: UnboundedSender<StateChange>,
+    pub bootstrap: Bootstrap,
+    /// Joins and stays as a non-voting learner.
+    pub follower: bool,
 }
 
 pub struct RaftConsensus {
     raft: Raft<TypeConfig>,
     state: StateHandle,
     me: NodeId,
+    me_node: ClusterNode,
     cfg: RaftConfig,
     ready: watch::Receiver<bool>,
     transport: Arc<dyn RaftTransport>,
     pool: sqlx::SqlitePool,
+    /// Cancelled when this peer learns it was removed from the cluster.
+    removed: CancellationToken,
 }
 
 /// Where Raft's database lives inside the cluster folder.
@@ -111,9 +130,15 @@ fn raft_config(cfg: &RaftConfig) -> Result<openraft::Config, ConsensusError> {
         .map_err(|e| ConsensusError::Storage(format!("invalid consensus.raft settings: {e}")))
 }
 
+fn parse_node_id(peer: &str) -> Result<NodeId, String> {
+    peer.parse::<PeerId>()
+        .map(|p| node_id(&p))
+        .map_err(|e| format!("invalid peer id {peer:?}: {e}"))
+}
+
 impl RaftConsensus {
-    /// Opens the Raft database and starts Raft. A fresh database (no vote, no log) becomes a
-    /// single-voter cluster, as `init` + `daemon` does in IPFS Cluster.
+    /// Opens the Raft database and starts Raft. A peer with history resumes with its stored
+    /// membership; a fresh one starts as `bootstrap` says.
     pub async fn start(opts: ConsensusOptions) -> Result<RaftConsensus, ConsensusError> {
         let db = db_path(&opts.folder);
         std::fs::create_dir_all(db.parent().unwrap())
@@ -139,25 +164,41 @@ impl RaftConsensus {
         )
         .await
         .map_err(|e| ConsensusError::Storage(e.to_string()))?;
+        let me_node = ClusterNode {
+            peer_id: opts.peer_id.to_string(),
+            addrs: opts.addrs.clone(),
+        };
         if fresh {
-            let node = ClusterNode {
-                peer_id: opts.peer_id.to_string(),
-                addrs: opts.addrs.clone(),
+            let members = match &opts.bootstrap {
+                Bootstrap::SingleVoter => Some(vec![me_node.clone()]),
+                Bootstrap::Peerset(nodes) => Some(nodes.clone()),
+                Bootstrap::Join => None,
             };
-            raft.initialize(BTreeMap::from([(me, node)]))
-                .await
-                .map_err(|e| ConsensusError::Storage(format!("initializing Raft: {e}")))?;
+            if let Some(members) = members {
+                let mut map = BTreeMap::new();
+                for n in members {
+                    let id = parse_node_id(&n.peer_id).map_err(ConsensusError::Storage)?;
+                    map.insert(id, n);
+                }
+                raft.initialize(map)
+                    .await
+                    .map_err(|e| ConsensusError::Storage(format!("initializing Raft: {e}")))?;
+            }
         }
         let (ready_tx, ready) = watch::channel(false);
-        tokio::spawn(watch_ready(raft.metrics(), ready_tx));
+        let removed = CancellationToken::new();
+        tokio::spawn(watch_ready(raft.metrics(), me, opts.follower, ready_tx));
+        tokio::spawn(watch_removal(raft.metrics(), me, removed.clone()));
         Ok(RaftConsensus {
             raft,
             state,
             me,
+            me_node,
             cfg: opts.config,
             ready,
             transport: opts.transport,
             pool,
+            removed,
         })
     }
 
@@ -180,8 +221,57 @@ impl RaftConsensus {
         &self.raft
     }
 
+    /// Fires when this peer has been removed from the cluster.
+    pub fn removed(&self) -> CancellationToken {
+        self.removed.clone()
+    }
+
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+
+    /// Asks the cluster that `via` belongs to to add this peer (as a learner, then a voter
+    /// unless it is a follower). Returns once the leader has done so.
+    pub async fn join(&self, via: &ClusterNode, follower: bool) -> Result<(), ConsensusError> {
+        // Adding a learner waits until it has caught up, which may take a while.
+        let timeout = self.cfg.network_timeout.get() * 12;
+        let req = RaftRequest::Join {
+            node: self.me_node.clone(),
+            follower,
+        };
+        match self.transport.send(via, req, timeout).await {
+            Ok(RaftResponse::Done(Ok(()))) => Ok(()),
+            Ok(RaftResponse::Done(Err(e))) => Err(ConsensusError::Commit {
+                attempts: 1,
+                message: e,
+            }),
+            Ok(_) => Err(ConsensusError::Commit {
+                attempts: 1,
+                message: "peer answered a different request".into(),
+            }),
+            Err(e) => Err(ConsensusError::Commit {
+                attempts: 1,
+                message: format!("cannot reach bootstrap peer {}: {e}", via.peer_id),
+            }),
+        }
+    }
+
+    /// Answers a request that arrived from another peer.
+    pub async fn serve(&self, req: RaftRequest) -> RaftResponse {
+        match req {
+            RaftRequest::Join { node, follower } => RaftResponse::Done(
+                self.leader_call(LeaderOp::Join { node, follower })
+                    .await
+                    .map_err(|e| e.to_string()),
+            ),
+            RaftRequest::Leader(op) => RaftResponse::Done(self.on_leader(op).await),
+            RaftRequest::Removed => {
+                tracing::warn!("this peer was removed from the cluster");
+                self.removed.cancel();
+                RaftResponse::Done(Ok(()))
+            }
+            other => network::serve(&self.raft, other).await,
+        }
     }
 
     /// Waits until a leader is known, up to `wait_for_leader_timeout`.
@@ -204,22 +294,16 @@ impl RaftConsensus {
             .map_err(|_| ConsensusError::NoLeader(timeout))
     }
 
-    /// Commits `op`, forwarding to the leader when this peer is not it, retrying
+    /// Runs `op` on the leader: here when this peer leads, else forwarded to it, retrying
     /// `commit_retries` times after `commit_retry_delay`.
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn commit(&self, op: Op) -> Result<(), ConsensusError> {
+    async fn leader_call(&self, op: LeaderOp) -> Result<(), ConsensusError> {
         let attempts = self.cfg.commit_retries + 1;
         let mut last_error = String::new();
         for attempt in 1..=attempts {
             let leader = self.wait_for_leader().await?;
             let result = if leader == self.me {
-                match self.raft.client_write(op.clone()).await {
-                    Ok(_) => Ok(()),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                        Err("leadership changed during the commit".to_string())
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
+                self.on_leader(op.clone()).await
             } else {
                 self.forward(leader, op.clone()).await
             };
@@ -240,23 +324,114 @@ impl RaftConsensus {
         })
     }
 
-    async fn forward(&self, leader: NodeId, op: Op) -> Result<(), String> {
+    /// What only the leader does.
+    async fn on_leader(&self, op: LeaderOp) -> Result<(), String> {
+        let write_err = |e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                "leadership changed during the commit".to_string()
+            }
+            e => e.to_string(),
+        };
+        match op {
+            LeaderOp::Commit(op) => self
+                .raft
+                .client_write(op)
+                .await
+                .map(|_| ())
+                .map_err(write_err),
+            LeaderOp::Join { node, follower } => {
+                let id = parse_node_id(&node.peer_id)?;
+                let voters = self.voter_ids();
+                if !voters.contains(&id) {
+                    tracing::info!(peer = %node.peer_id, follower, "adding peer as a learner");
+                    self.raft
+                        .add_learner(id, node.clone(), true)
+                        .await
+                        .map_err(write_err)?;
+                }
+                if !follower && !voters.contains(&id) {
+                    tracing::info!(peer = %node.peer_id, "promoting peer to voter");
+                    self.raft
+                        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                        .await
+                        .map_err(write_err)?;
+                }
+                Ok(())
+            }
+            LeaderOp::Remove { peer_id } => {
+                let id = parse_node_id(&peer_id)?;
+                let node = self
+                    .member_nodes()
+                    .into_iter()
+                    .find(|(n, _)| *n == id)
+                    .map(|(_, n)| n)
+                    .ok_or_else(|| format!("peer {peer_id} is not a cluster member"))?;
+                let set = BTreeSet::from([id]);
+                if self.voter_ids().contains(&id) {
+                    if self.voter_ids().len() == 1 {
+                        return Err("cannot remove the last voter of the cluster".into());
+                    }
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveVoters(set), false)
+                        .await
+                        .map_err(write_err)?;
+                } else {
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveNodes(set), false)
+                        .await
+                        .map_err(write_err)?;
+                }
+                // Best effort: the removed peer may not learn it from the log.
+                if id != self.me {
+                    let t = self.transport.clone();
+                    let timeout = self.cfg.network_timeout.get();
+                    tokio::spawn(async move {
+                        let _ = t.send(&node, RaftRequest::Removed, timeout).await;
+                    });
+                }
+                Ok(())
+            }
+            LeaderOp::SetRole { peer_id, voter } => {
+                let id = parse_node_id(&peer_id)?;
+                if !self.member_nodes().iter().any(|(n, _)| *n == id) {
+                    return Err(format!("peer {peer_id} is not a cluster member"));
+                }
+                let set = BTreeSet::from([id]);
+                let change = if voter {
+                    ChangeMembers::AddVoterIds(set)
+                } else {
+                    if self.voter_ids() == BTreeSet::from([id]) {
+                        return Err("cannot demote the last voter of the cluster".into());
+                    }
+                    ChangeMembers::RemoveVoters(set)
+                };
+                // retain: a demoted voter stays as a learner (follower).
+                self.raft
+                    .change_membership(change, true)
+                    .await
+                    .map_err(write_err)?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn forward(&self, leader: NodeId, op: LeaderOp) -> Result<(), String> {
         let node = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()
+            .member_nodes()
+            .into_iter()
+            .find(|(id, _)| *id == leader)
+            .map(|(_, n)| n)
             .ok_or_else(|| format!("leader {leader} is not in the membership"))?;
-        let timeout = self.cfg.network_timeout.get();
+        let timeout = match op {
+            LeaderOp::Commit(_) => self.cfg.network_timeout.get(),
+            _ => self.cfg.network_timeout.get() * 12,
+        };
         match self
             .transport
-            .send(&node, RaftRequest::Commit(op), timeout)
+            .send(&node, RaftRequest::Leader(op), timeout)
             .await
         {
-            Ok(RaftResponse::Commit(r)) => r,
+            Ok(RaftResponse::Done(r)) => r,
             Ok(_) => Err("leader answered a different request".into()),
             Err(e) => Err(format!("forwarding to leader {}: {e}", node.peer_id)),
         }
@@ -271,20 +446,78 @@ impl RaftConsensus {
             .map(|(id, n)| (*id, n.clone()))
             .collect()
     }
+
+    fn voter_ids(&self) -> BTreeSet<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    /// Every member with its role and last known addresses.
+    pub fn members(&self) -> Vec<Member> {
+        let voters = self.voter_ids();
+        self.member_nodes()
+            .into_iter()
+            .map(|(id, n)| Member {
+                peer_id: n.peer_id,
+                addrs: n.addrs,
+                role: if voters.contains(&id) {
+                    PeerRole::Voter
+                } else {
+                    PeerRole::Follower
+                },
+            })
+            .collect()
+    }
+
+    /// Resolves on every membership change.
+    pub fn membership_changes(
+        &self,
+    ) -> watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>> {
+        self.raft.metrics()
+    }
 }
 
-/// Ready = a leader was known and this peer had applied everything in its log (IPFS
-/// Cluster's WaitForSync). It stays ready through later elections: writes then wait for a
-/// leader (`wait_for_leader_timeout`) instead of being refused.
+/// A cluster member as the consensus sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub role: PeerRole,
+}
+
+/// Work that only the leader may do; non-leaders forward it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum LeaderOp {
+    Commit(Op),
+    Join { node: ClusterNode, follower: bool },
+    Remove { peer_id: String },
+    SetRole { peer_id: String, voter: bool },
+}
+
+/// Ready = a leader is known, this peer has applied its whole log, and it is a member in the
+/// role it asked for: a voter, or a learner when it is a follower (IPFS Cluster's
+/// WaitForSync; a joining voter is not ready while still "staging"). It stays ready through
+/// later elections: writes then wait for a leader (`wait_for_leader_timeout`).
 async fn watch_ready(
     mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    me: NodeId,
+    follower: bool,
     ready: watch::Sender<bool>,
 ) {
     loop {
         {
             let m = metrics.borrow_and_update();
             let applied = m.last_applied.map(|l| l.index);
-            if m.current_leader.is_some() && applied >= m.last_log_index {
+            let membership = m.membership_config.membership();
+            let is_voter = membership.voter_ids().any(|v| v == me);
+            let is_member = membership.get_node(&me).is_some();
+            let role_ok = is_voter || (follower && is_member);
+            if m.current_leader.is_some() && applied >= m.last_log_index && role_ok {
                 tracing::info!(leader = ?m.current_leader, "consensus ready");
                 let _ = ready.send(true);
                 return;
@@ -296,14 +529,38 @@ async fn watch_ready(
     }
 }
 
+/// Fires `removed` when a membership this peer had been part of no longer includes it.
+async fn watch_removal(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    me: NodeId,
+    removed: CancellationToken,
+) {
+    let mut was_member = false;
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let is_member = m.membership_config.membership().get_node(&me).is_some();
+            if was_member && !is_member {
+                tracing::warn!("this peer is no longer in the cluster's membership");
+                removed.cancel();
+                return;
+            }
+            was_member |= is_member;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[async_trait]
 impl Consensus for RaftConsensus {
     async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError> {
-        self.commit(Op::Pin(pin)).await
+        self.leader_call(LeaderOp::Commit(Op::Pin(pin))).await
     }
 
     async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError> {
-        self.commit(Op::Unpin(cid)).await
+        self.leader_call(LeaderOp::Commit(Op::Unpin(cid))).await
     }
 
     fn state(&self) -> StateHandle {
@@ -322,11 +579,23 @@ impl Consensus for RaftConsensus {
             .map(|(_, n)| n.peer_id)
     }
 
-    fn peers(&self) -> Vec<String> {
-        self.member_nodes()
-            .into_iter()
-            .map(|(_, n)| n.peer_id)
-            .collect()
+    fn members(&self) -> Vec<Member> {
+        RaftConsensus::members(self)
+    }
+
+    async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError> {
+        self.leader_call(LeaderOp::Remove {
+            peer_id: peer.to_string(),
+        })
+        .await
+    }
+
+    async fn set_role(&self, peer: &str, role: PeerRole) -> Result<(), ConsensusError> {
+        self.leader_call(LeaderOp::SetRole {
+            peer_id: peer.to_string(),
+            voter: role == PeerRole::Voter,
+        })
+        .await
     }
 }
 

@@ -20,16 +20,22 @@ use openraft::raft::{
 use openraft::Raft;
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterNode, NodeId, TypeConfig};
-use crate::state::Op;
+use super::{ClusterNode, LeaderOp, NodeId, TypeConfig};
 
 #[derive(Serialize, Deserialize, Debug)]
 pub enum RaftRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A write forwarded by a non-leader to the leader.
-    Commit(Op),
+    /// Work only the leader does, forwarded by a non-leader.
+    Leader(LeaderOp),
+    /// A new peer asks any member to have it added (`daemon --bootstrap`).
+    Join {
+        node: ClusterNode,
+        follower: bool,
+    },
+    /// The leader tells a peer it was removed.
+    Removed,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -39,7 +45,8 @@ pub enum RaftResponse {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    Commit(Result<(), String>),
+    /// Outcome of `Leader`, `Join` and `Removed`.
+    Done(Result<(), String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +82,7 @@ impl RaftTransport for NoTransport {
     }
 }
 
-/// Answers a request that arrived from another peer.
+/// Answers Raft's own messages (the consensus answers the rest).
 pub async fn serve(raft: &Raft<TypeConfig>, req: RaftRequest) -> RaftResponse {
     match req {
         RaftRequest::AppendEntries(r) => RaftResponse::AppendEntries(raft.append_entries(r).await),
@@ -83,12 +90,7 @@ pub async fn serve(raft: &Raft<TypeConfig>, req: RaftRequest) -> RaftResponse {
         RaftRequest::InstallSnapshot(r) => {
             RaftResponse::InstallSnapshot(raft.install_snapshot(r).await)
         }
-        RaftRequest::Commit(op) => RaftResponse::Commit(
-            raft.client_write(op)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-        ),
+        other => RaftResponse::Done(Err(format!("not a Raft message: {other:?}"))),
     }
 }
 

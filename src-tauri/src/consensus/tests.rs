@@ -20,6 +20,8 @@ async fn start(
         addrs: Vec::new(),
         transport: Arc::new(NoTransport),
         changes: tx,
+        bootstrap: Bootstrap::SingleVoter,
+        follower: false,
     })
     .await
     .unwrap();
@@ -87,6 +89,8 @@ async fn a_corrupt_database_is_an_error_naming_the_file_and_is_left_alone() {
         addrs: Vec::new(),
         transport: Arc::new(NoTransport),
         changes: tx,
+        bootstrap: Bootstrap::SingleVoter,
+        follower: false,
     })
     .await
     .err()

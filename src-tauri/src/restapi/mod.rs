@@ -26,7 +26,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::cluster::Cluster;
 use crate::config::HttpApiConfig;
 use crate::error::Error;
-use crate::types::{ApiError, Cid, Version, VERSION};
+use crate::types::{ApiError, Cid, PeerRole, Version, VERSION};
 pub use params::Params;
 
 /// An [`Error`] as an HTTP response: `{"code", "message"}` with SPEC §4's statuses.
@@ -143,12 +143,29 @@ async fn peers(State(c): State<Cluster>) -> Response {
 }
 
 async fn peer_rm(State(c): State<Cluster>, Path(peer): Path<String>) -> ApiResult<StatusCode> {
-    peer.parse::<libp2p_identity::PeerId>()
-        .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
-    if !c.consensus.peers().contains(&peer) {
-        return Err(Error::NotFound(format!("peer {peer} is not a cluster member")).into());
-    }
-    Err(Error::Internal("removing peers needs a multi-peer cluster".into()).into())
+    c.peer_rm(&peer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /peers/{peer}/role?role=voter|follower` (this project's addition): promotes a
+/// follower or demotes a voter.
+async fn peer_role(
+    State(c): State<Cluster>,
+    Path(peer): Path<String>,
+    q: Params,
+) -> ApiResult<StatusCode> {
+    let role = match q.get("role") {
+        Some("voter") => PeerRole::Voter,
+        Some("follower") => PeerRole::Follower,
+        other => {
+            return Err(Error::BadRequest(format!(
+                "parameter role={other:?}: expected voter or follower"
+            ))
+            .into())
+        }
+    };
+    c.peer_role(&peer, role).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn pin_cid(
@@ -324,6 +341,7 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/health", get(health))
         .route("/peers", get(peers))
         .route("/peers/{peer}", delete(peer_rm))
+        .route("/peers/{peer}/role", post(peer_role))
         .route("/pins", get(status_all))
         .route("/pins/recover", post(recover_all))
         .route(

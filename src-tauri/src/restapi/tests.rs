@@ -23,10 +23,16 @@ async fn api(edit: impl FnOnce(&mut Config)) -> Api {
     cfg.cluster.secret = Secret::generate();
     cfg.ipfs_connector.ipfshttp = kubo.config();
     cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     edit(&mut cfg);
-    let peer = Peer::start(dir.path().to_path_buf(), cfg, Identity::generate())
-        .await
-        .unwrap();
+    let peer = Peer::start(
+        dir.path().to_path_buf(),
+        cfg,
+        Identity::generate(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
     tokio::time::timeout(Duration::from_secs(10), peer.ready())
         .await
         .expect("single voter becomes ready");
