@@ -205,6 +205,14 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Promotes (`voter`) or demotes (`follower`) a peer.
+    pub async fn peer_role(&self, peer: &str, role: &str) -> Result<()> {
+        let q = [("role".to_string(), role.to_string())];
+        self.request(Method::POST, &format!("/peers/{peer}/role"), &q)
+            .await
+            .map(|_| ())
+    }
+
     /// `arg` is a CID or an `/ipfs|ipns|ipld/…` path.
     pub async fn pin(&self, arg: &str, opts: &PinOptions) -> Result<Pin> {
         let path = format!("/pins/{}", arg.trim_start_matches('/'));

@@ -80,6 +80,7 @@ impl Cluster {
             ipfs,
             peername: self.me.peername.clone(),
             role,
+            leader: self.consensus.leader(),
         }
     }
 

@@ -139,7 +139,7 @@ impl Peer {
                 transport: Arc::new(rpc.clone()),
                 changes: changes_tx,
                 bootstrap,
-                follower,
+                learner_is_ready: opts.bootstrap.is_empty() || follower,
             })
             .await
             .map_err(|e| e.to_string())?,

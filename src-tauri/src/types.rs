@@ -460,6 +460,9 @@ pub struct Id {
     pub peername: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<PeerRole>,
+    /// The Raft leader as this peer sees it (this project's addition, like `role`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
 }
 
 /// Error body of every failed REST call.

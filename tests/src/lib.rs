@@ -404,3 +404,110 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+impl Peer {
+    /// This peer's id, from its `identity.json`.
+    pub fn id(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("identity.json")).expect("identity");
+        let v: Value = serde_json::from_str(&text).expect("identity JSON");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// What others pass to `--bootstrap`.
+    pub fn cluster_addr(&self) -> String {
+        format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", self.swarm_port, self.id())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
+    /// Waits for the daemon to exit by itself; returns whether it exited successfully.
+    pub async fn wait_exit(&mut self) -> Result<bool> {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Ok(status.success());
+            }
+            if Instant::now() >= end {
+                bail!("daemon still running after {DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Settings that make a cluster on one loaded machine quick to react but not flaky.
+pub fn cluster_settings(cfg: &mut Value) {
+    cfg["consensus"]["raft"]["wait_for_leader_timeout"] = "5s".into();
+    cfg["consensus"]["raft"]["network_timeout"] = "5s".into();
+    cfg["consensus"]["raft"]["commit_retries"] = 2.into();
+    cfg["ipfs_connector"]["ipfshttp"]["connect_swarms_delay"] = "1s".into();
+}
+
+/// Several peers, each with its own real IPFS node, formed by `--bootstrap` to the first.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub ipfs: Vec<IpfsNode>,
+    pub peers: Vec<Peer>,
+    secret: String,
+}
+
+impl TestCluster {
+    /// `voters` voting peers (the first starts the cluster) and `followers` followers.
+    pub async fn start(voters: usize, followers: usize) -> Result<TestCluster> {
+        let mut c = TestCluster {
+            dir: tempfile::tempdir()?,
+            ipfs: Vec::new(),
+            peers: Vec::new(),
+            secret: String::new(),
+        };
+        for i in 0..voters + followers {
+            let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
+            c.add_peer(extra).await?;
+        }
+        Ok(c)
+    }
+
+    /// Adds a peer (with its IPFS node) that bootstraps to peer 0.
+    pub async fn add_peer(&mut self, extra: &[&str]) -> Result<usize> {
+        let i = self.peers.len();
+        let dir = self.dir.path().join(format!("p{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let ipfs = IpfsNode::start(&dir).await?;
+        let secret = self.secret.clone();
+        let mut peer = Peer::init(&dir.join("cluster"), &ipfs, |cfg| {
+            cluster_settings(cfg);
+            cfg["cluster"]["peername"] = format!("peer{i}").into();
+            if !secret.is_empty() {
+                cfg["cluster"]["secret"] = secret.clone().into();
+            }
+        })?;
+        if i == 0 {
+            let cfg: Value =
+                serde_json::from_str(&std::fs::read_to_string(peer.dir.join("service.json"))?)?;
+            self.secret = cfg["cluster"]["secret"].as_str().unwrap_or_default().into();
+            peer.start(extra).await?;
+        } else {
+            let boot = self.peers[0].cluster_addr();
+            let mut args = vec!["--bootstrap", boot.as_str()];
+            args.extend_from_slice(extra);
+            peer.start(&args).await?;
+        }
+        self.ipfs.push(ipfs);
+        self.peers.push(peer);
+        Ok(i)
+    }
+
+    /// Index of the peer that `from` sees as leader.
+    pub async fn leader_seen_by(&self, from: usize) -> Result<usize> {
+        let ids: Vec<String> = self.peers.iter().map(Peer::id).collect();
+        let client = self.peers[from].client();
+        wait_for("a leader", DEADLINE, || async {
+            let id = client.id().await.ok()?;
+            ids.iter().position(|i| Some(i) == id.leader.as_ref())
+        })
+        .await
+    }
+}

@@ -82,6 +82,10 @@ enum PeersCmd {
     Ls,
     /// Removes a peer from the cluster.
     Rm { peer: String },
+    /// Makes a follower a voter.
+    Promote { peer: String },
+    /// Makes a voter a follower (it keeps replicating but no longer counts for quorum).
+    Demote { peer: String },
 }
 
 #[derive(Args)]
@@ -324,6 +328,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Peers(PeersCmd::Rm { peer }) => {
             client.peer_rm(&peer).await?;
             println!("Peer {peer} removed");
+        }
+        Cmd::Peers(PeersCmd::Promote { peer }) => {
+            client.peer_role(&peer, "voter").await?;
+            println!("Peer {peer} is now a voter");
+        }
+        Cmd::Peers(PeersCmd::Demote { peer }) => {
+            client.peer_role(&peer, "follower").await?;
+            println!("Peer {peer} is now a follower");
         }
         Cmd::Pin(PinCmd::Add {
             cid,

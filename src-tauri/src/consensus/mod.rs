@@ -88,8 +88,9 @@ pub struct ConsensusOptions {
     pub transport: Arc<dyn RaftTransport>,
     pub changes: UnboundedSender<StateChange>,
     pub bootstrap: Bootstrap,
-    /// Joins and stays as a non-voting learner.
-    pub follower: bool,
+    /// Whether being a learner counts as ready: false only while joining as a voter, which
+    /// is "staging" until promoted. A follower, or any member restarting, is ready as it is.
+    pub learner_is_ready: bool,
 }
 
 pub struct RaftConsensus {
@@ -187,7 +188,12 @@ impl RaftConsensus {
         }
         let (ready_tx, ready) = watch::channel(false);
         let removed = CancellationToken::new();
-        tokio::spawn(watch_ready(raft.metrics(), me, opts.follower, ready_tx));
+        tokio::spawn(watch_ready(
+            raft.metrics(),
+            me,
+            opts.learner_is_ready,
+            ready_tx,
+        ));
         tokio::spawn(watch_removal(raft.metrics(), me, removed.clone()));
         Ok(RaftConsensus {
             raft,
@@ -499,14 +505,14 @@ pub enum LeaderOp {
     SetRole { peer_id: String, voter: bool },
 }
 
-/// Ready = a leader is known, this peer has applied its whole log, and it is a member in the
-/// role it asked for: a voter, or a learner when it is a follower (IPFS Cluster's
-/// WaitForSync; a joining voter is not ready while still "staging"). It stays ready through
+/// Ready = a leader is known, this peer has applied its whole log, and it is a member: a
+/// voter, or a learner unless it is joining as a voter (IPFS Cluster's WaitForSync; a joining
+/// voter is not ready while still "staging"). It stays ready through
 /// later elections: writes then wait for a leader (`wait_for_leader_timeout`).
 async fn watch_ready(
     mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
     me: NodeId,
-    follower: bool,
+    learner_is_ready: bool,
     ready: watch::Sender<bool>,
 ) {
     loop {
@@ -516,7 +522,7 @@ async fn watch_ready(
             let membership = m.membership_config.membership();
             let is_voter = membership.voter_ids().any(|v| v == me);
             let is_member = membership.get_node(&me).is_some();
-            let role_ok = is_voter || (follower && is_member);
+            let role_ok = is_voter || (learner_is_ready && is_member);
             if m.current_leader.is_some() && applied >= m.last_log_index && role_ok {
                 tracing::info!(leader = ?m.current_leader, "consensus ready");
                 let _ = ready.send(true);

@@ -21,7 +21,7 @@ async fn start(
         transport: Arc::new(NoTransport),
         changes: tx,
         bootstrap: Bootstrap::SingleVoter,
-        follower: false,
+        learner_is_ready: true,
     })
     .await
     .unwrap();
@@ -90,7 +90,7 @@ async fn a_corrupt_database_is_an_error_naming_the_file_and_is_left_alone() {
         transport: Arc::new(NoTransport),
         changes: tx,
         bootstrap: Bootstrap::SingleVoter,
-        follower: false,
+        learner_is_ready: true,
     })
     .await
     .err()

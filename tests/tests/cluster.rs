@@ -1,0 +1,271 @@
+//! Multi-peer clusters: real peer processes, each with its own real IPFS node, joined by
+//! `--bootstrap` over the libp2p cluster swarm on 127.0.0.1.
+
+use cluster_tests::*;
+use ipfs_cluster::types::{PeerRole, PinOptions};
+
+fn unique(tag: &str) -> Vec<u8> {
+    format!(
+        "{tag} {} {:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    )
+    .into_bytes()
+}
+
+/// Waits until every running peer lists `cid` in `/allocations` and its IPFS node pins it.
+async fn pinned_everywhere(c: &TestCluster, cid: &str, peers: &[usize]) {
+    for &i in peers {
+        let client = c.peers[i].client();
+        wait_for(&format!("peer {i} to list {cid}"), DEADLINE, || async {
+            client.allocation(cid).await.ok().map(|_| ())
+        })
+        .await
+        .unwrap();
+        c.peers[i].wait_status(cid, "pinned").await.unwrap();
+        assert!(
+            c.ipfs[i].is_pinned(cid).await.unwrap(),
+            "IPFS node {i} pins {cid}"
+        );
+    }
+}
+
+async fn peer_ids_seen_by(c: &TestCluster, i: usize) -> Vec<String> {
+    let mut ids: Vec<String> = c.peers[i]
+        .client()
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            assert!(p.error.is_empty(), "peer {} unreachable: {}", p.id, p.error);
+            p.id
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_peers_form_by_bootstrap_and_a_pin_sent_to_a_follower_reaches_every_node() {
+    let c = TestCluster::start(3, 0).await.unwrap();
+    let mut all: Vec<String> = c.peers.iter().map(Peer::id).collect();
+    all.sort();
+    for i in 0..3 {
+        assert_eq!(peer_ids_seen_by(&c, i).await, all, "peers ls on peer {i}");
+    }
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let follower = (leader + 1) % 3;
+    // The content lives only in the leader's IPFS node: the others fetch it over bitswap.
+    let cid = c.ipfs[leader].add(&unique("three")).await.unwrap();
+    let out = c.peers[follower].ctl(&["pin", "add", &cid, "--name", "from-follower"]);
+    assert!(out.status.success(), "{}", text(&out));
+    pinned_everywhere(&c, &cid, &[0, 1, 2]).await;
+    let pin = c.peers[leader].client().allocation(&cid).await.unwrap();
+    assert_eq!(pin.options.name, "from-follower");
+    // Every peer knows the others in its peerstore file, never in service.json.
+    for p in &c.peers {
+        let store = std::fs::read_to_string(p.dir.join("peerstore")).unwrap();
+        assert_eq!(store.lines().count(), 2, "{store}");
+        let cfg = std::fs::read_to_string(p.dir.join("service.json")).unwrap();
+        assert!(!cfg.contains("/p2p/"), "service.json untouched");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_peers_elect_a_new_leader_after_kill_9_and_a_minority_cannot_commit() {
+    let mut c = TestCluster::start(5, 0).await.unwrap();
+    let leader = c.leader_seen_by(1).await.unwrap();
+    let old_leader_id = c.peers[leader].id();
+    c.peers[leader].kill9();
+
+    let others: Vec<usize> = (0..5).filter(|&i| i != leader).collect();
+    let client = c.peers[others[0]].client();
+    wait_for("a new leader", DEADLINE, || async {
+        let id = client.id().await.ok()?;
+        id.leader.filter(|l| *l != old_leader_id)
+    })
+    .await
+    .unwrap();
+    let a = c.ipfs[others[0]].add(&unique("after-kill")).await.unwrap();
+    client.pin(&a, &PinOptions::default()).await.unwrap();
+    pinned_everywhere(&c, &a, &others).await;
+
+    // Stop two more: two of five voters are left, no quorum.
+    c.peers[others[2]].stop();
+    c.peers[others[3]].stop();
+    let b = c.ipfs[others[0]].add(&unique("minority")).await.unwrap();
+    let err = client.pin(&b, &PinOptions::default()).await.unwrap_err();
+    assert_eq!(err.code(), Some(500), "{err}");
+    assert!(!c.peers[others[1]]
+        .client()
+        .allocations("")
+        .await
+        .unwrap()
+        .iter()
+        .any(|p| p.cid.to_string() == b));
+
+    // The stopped peers come back without --bootstrap; the cluster commits again.
+    for i in [leader, others[2], others[3]] {
+        c.peers[i].start(&[]).await.unwrap();
+    }
+    client.pin(&b, &PinOptions::default()).await.unwrap();
+    pinned_everywhere(&c, &b, &[0, 1, 2, 3, 4]).await;
+    pinned_everywhere(&c, &a, &[leader]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_with_a_wrong_secret_cannot_join() {
+    let c = TestCluster::start(1, 0).await.unwrap();
+    let dir = c.dir.path().join("intruder");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ipfs = IpfsNode::start(&dir).await.unwrap();
+    let mut intruder = Peer::init(&dir.join("cluster"), &ipfs, cluster_settings).unwrap();
+    let boot = c.peers[0].cluster_addr();
+    let err = intruder
+        .start(&["--bootstrap", &boot])
+        .await
+        .expect_err("a peer with another secret must not join");
+    assert!(err.to_string().contains("could not join"), "{err:#}");
+    assert_eq!(c.peers[0].client().peers().await.unwrap().len(), 1);
+    assert_eq!(
+        c.peers[0].client().id().await.unwrap().cluster_peers.len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peers_rm_shrinks_the_cluster_and_a_full_restart_keeps_every_pin() {
+    let mut c = TestCluster::start(3, 0).await.unwrap();
+    let x = c.ipfs[0].add(&unique("x")).await.unwrap();
+    c.peers[1]
+        .client()
+        .pin(&x, &PinOptions::default())
+        .await
+        .unwrap();
+    pinned_everywhere(&c, &x, &[0, 1, 2]).await;
+
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let victim = (leader + 1) % 3;
+    let victim_id = c.peers[victim].id();
+    let asker = (leader + 2) % 3;
+    let out = c.peers[asker].ctl(&["peers", "rm", &victim_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        c.peers[victim].wait_exit().await.unwrap(),
+        "removed peer exits cleanly"
+    );
+    assert!(
+        !c.peers[victim].dir.join("raft").exists(),
+        "removed peer cleaned its state"
+    );
+    let remaining: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    for &i in &remaining {
+        let client = c.peers[i].client();
+        wait_for("the membership to shrink", DEADLINE, || async {
+            (client.peers().await.ok()?.len() == 2).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    let y = c.ipfs[0].add(&unique("y")).await.unwrap();
+    c.peers[asker]
+        .client()
+        .pin(&y, &PinOptions::default())
+        .await
+        .unwrap();
+    pinned_everywhere(&c, &y, &remaining).await;
+
+    // Restart every remaining peer together.
+    for &i in &remaining {
+        c.peers[i].stop();
+    }
+    for &i in &remaining {
+        c.peers[i].start(&[]).await.unwrap();
+    }
+    for &i in &remaining {
+        let mut cids: Vec<String> = c.peers[i]
+            .client()
+            .allocations("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| p.cid.to_string())
+            .collect();
+        cids.sort();
+        let mut want = vec![x.clone(), y.clone()];
+        want.sort();
+        assert_eq!(cids, want, "peer {i} kept every pin");
+    }
+    let z = c.ipfs[0].add(&unique("z")).await.unwrap();
+    c.peers[remaining[1]]
+        .client()
+        .pin(&z, &PinOptions::default())
+        .await
+        .unwrap();
+    pinned_everywhere(&c, &z, &remaining).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn followers_never_stall_the_cluster_and_catch_up_when_they_return() {
+    let mut c = TestCluster::start(3, 2).await.unwrap();
+    let roles: Vec<(String, Option<PeerRole>)> = c.peers[0]
+        .client()
+        .peers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.id, p.role))
+        .collect();
+    for (i, p) in c.peers.iter().enumerate() {
+        let want = if i < 3 {
+            PeerRole::Voter
+        } else {
+            PeerRole::Follower
+        };
+        let role = roles.iter().find(|(id, _)| *id == p.id()).unwrap().1;
+        assert_eq!(role, Some(want), "peer {i}");
+    }
+    let out = c.peers[0].ctl(&["peers", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Role: follower"),
+        "{}",
+        text(&out)
+    );
+
+    c.peers[3].stop();
+    c.peers[4].stop();
+    let a = c.ipfs[0].add(&unique("while-away")).await.unwrap();
+    c.peers[1]
+        .client()
+        .pin(&a, &PinOptions::default())
+        .await
+        .unwrap();
+    pinned_everywhere(&c, &a, &[0, 1, 2]).await;
+
+    c.peers[3].start(&[]).await.unwrap();
+    c.peers[4].start(&[]).await.unwrap();
+    pinned_everywhere(&c, &a, &[3, 4]).await;
+
+    // A follower can be promoted to voter and demoted back.
+    let f = c.peers[3].id();
+    let out = c.peers[0].ctl(&["peers", "promote", &f]);
+    assert!(out.status.success(), "{}", text(&out));
+    let client = c.peers[0].client();
+    let role_is = |want: PeerRole| {
+        let client = client.clone();
+        let f = f.clone();
+        async move {
+            wait_for(&format!("{f} to be {want:?}"), DEADLINE, || async {
+                let peers = client.peers().await.ok()?;
+                let p = peers.into_iter().find(|p| p.id == f)?;
+                (p.role == Some(want)).then_some(())
+            })
+            .await
+        }
+    };
+    role_is(PeerRole::Voter).await.unwrap();
+    let out = c.peers[1].ctl(&["peers", "demote", &f]);
+    assert!(out.status.success(), "{}", text(&out));
+    role_is(PeerRole::Follower).await.unwrap();
+}
