@@ -296,6 +296,16 @@ impl Peer {
 
     /// As [`Peer::start`], with extra environment variables (`CLUSTER_*` overrides).
     pub async fn start_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
+        self.spawn_env(extra, env)?;
+        self.wait_ready().await
+    }
+
+    /// Starts the daemon without waiting for it to be ready.
+    pub fn spawn(&mut self, extra: &[&str]) -> Result<()> {
+        self.spawn_env(extra, &[])
+    }
+
+    fn spawn_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
         assert!(self.child.is_none(), "peer already running");
         self.log_offset = std::fs::metadata(&self.log)
             .map(|m| m.len() as usize)
@@ -310,6 +320,11 @@ impl Peer {
             &self.log,
         )?;
         self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the running daemon logs that it is ready.
+    pub async fn wait_ready(&mut self) -> Result<()> {
         let end = Instant::now() + DEADLINE;
         loop {
             if self.current_log().contains("IPFS Cluster is READY") {
@@ -440,9 +455,8 @@ impl Peer {
 
 /// Settings that make a cluster on one loaded machine quick to react but not flaky.
 pub fn cluster_settings(cfg: &mut Value) {
-    cfg["consensus"]["raft"]["wait_for_leader_timeout"] = "5s".into();
+    cfg["consensus"]["raft"]["wait_for_leader_timeout"] = "3s".into();
     cfg["consensus"]["raft"]["network_timeout"] = "5s".into();
-    cfg["consensus"]["raft"]["commit_retries"] = 2.into();
     cfg["ipfs_connector"]["ipfshttp"]["connect_swarms_delay"] = "1s".into();
 }
 

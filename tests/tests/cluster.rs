@@ -97,6 +97,17 @@ async fn five_peers_elect_a_new_leader_after_kill_9_and_a_minority_cannot_commit
     let b = c.ipfs[others[0]].add(&unique("minority")).await.unwrap();
     let err = client.pin(&b, &PinOptions::default()).await.unwrap_err();
     assert_eq!(err.code(), Some(500), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("quorum") || msg.contains("leader"), "{msg}");
+    // The stopped peers are listed with an error, not left out.
+    let listed = client.peers().await.unwrap();
+    assert_eq!(listed.len(), 5);
+    let down = c.peers[others[2]].id();
+    let entry = listed.iter().find(|p| p.id == down).unwrap();
+    assert!(
+        !entry.error.is_empty(),
+        "an unreachable peer carries its error"
+    );
     assert!(!c.peers[others[1]]
         .client()
         .allocations("")
@@ -159,6 +170,10 @@ async fn peers_rm_shrinks_the_cluster_and_a_full_restart_keeps_every_pin() {
         !c.peers[victim].dir.join("raft").exists(),
         "removed peer cleaned its state"
     );
+    let backups = std::fs::read_dir(c.peers[victim].dir.join("raft.backups"))
+        .unwrap()
+        .count();
+    assert_eq!(backups, 1, "the removed peer backed up its pinset");
     let remaining: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     for &i in &remaining {
         let client = c.peers[i].client();
@@ -204,6 +219,76 @@ async fn peers_rm_shrinks_the_cluster_and_a_full_restart_keeps_every_pin() {
         .await
         .unwrap();
     pinned_everywhere(&c, &z, &remaining).await;
+
+    // The removed peer can join again by bootstrapping; it gets the whole pinset.
+    let boot = c.peers[remaining[0]].cluster_addr();
+    c.peers[victim]
+        .start(&["--bootstrap", &boot])
+        .await
+        .unwrap();
+    pinned_everywhere(&c, &z, &[victim]).await;
+    pinned_everywhere(&c, &x, &[victim]).await;
+    assert_eq!(
+        c.peers[remaining[0]].client().peers().await.unwrap().len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_peerset_forms_a_fixed_cluster_without_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ipfs = Vec::new();
+    let mut peers = Vec::new();
+    let mut secret = String::new();
+    for i in 0..3 {
+        let d = dir.path().join(format!("p{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let node = IpfsNode::start(&d).await.unwrap();
+        let p = Peer::init(&d.join("cluster"), &node, |cfg| {
+            cluster_settings(cfg);
+            if secret.is_empty() {
+                secret = cfg["cluster"]["secret"].as_str().unwrap().to_string();
+            } else {
+                cfg["cluster"]["secret"] = secret.clone().into();
+            }
+        })
+        .unwrap();
+        ipfs.push(node);
+        peers.push(p);
+    }
+    let ids: Vec<String> = peers.iter().map(Peer::id).collect();
+    for (i, p) in peers.iter().enumerate() {
+        let path = p.dir.join("service.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg["consensus"]["raft"]["init_peerset"] = ids.clone().into();
+        std::fs::write(&path, cfg.to_string()).unwrap();
+        let store: String = peers
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, o)| format!("{}\n", o.cluster_addr()))
+            .collect();
+        std::fs::write(p.dir.join("peerstore"), store).unwrap();
+    }
+    // No single peer has a quorum: start them all, then wait.
+    for p in peers.iter_mut() {
+        p.spawn(&[]).unwrap();
+    }
+    for p in peers.iter_mut() {
+        p.wait_ready().await.unwrap();
+    }
+    let cid = ipfs[2].add(&unique("peerset")).await.unwrap();
+    peers[0]
+        .client()
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap();
+    for (i, p) in peers.iter().enumerate() {
+        p.wait_status(&cid, "pinned").await.unwrap();
+        assert!(ipfs[i].is_pinned(&cid).await.unwrap());
+    }
+    assert_eq!(peers[1].client().peers().await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

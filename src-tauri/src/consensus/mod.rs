@@ -270,7 +270,7 @@ impl RaftConsensus {
                     .await
                     .map_err(|e| e.to_string()),
             ),
-            RaftRequest::Leader(op) => RaftResponse::Done(self.on_leader(op).await),
+            RaftRequest::Leader(op) => RaftResponse::Done(self.on_leader_limited(op).await),
             RaftRequest::Removed => {
                 tracing::warn!("this peer was removed from the cluster");
                 self.removed.cancel();
@@ -309,7 +309,7 @@ impl RaftConsensus {
         for attempt in 1..=attempts {
             let leader = self.wait_for_leader().await?;
             let result = if leader == self.me {
-                self.on_leader(op.clone()).await
+                self.on_leader_limited(op.clone()).await
             } else {
                 self.forward(leader, op.clone()).await
             };
@@ -328,6 +328,22 @@ impl RaftConsensus {
             attempts,
             message: last_error,
         })
+    }
+
+    /// [`Self::on_leader`] with a time limit: a leader that lost its quorum would otherwise
+    /// wait forever for the commit.
+    async fn on_leader_limited(&self, op: LeaderOp) -> Result<(), String> {
+        let limit = match op {
+            LeaderOp::Commit(_) => self.cfg.wait_for_leader_timeout.get(),
+            _ => self.cfg.network_timeout.get() * 12,
+        };
+        tokio::time::timeout(limit, self.on_leader(op))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "not committed within {limit:?}: the cluster may have lost its quorum"
+                ))
+            })
     }
 
     /// What only the leader does.
