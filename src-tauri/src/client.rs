@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::types::{ApiError, GlobalPinInfo, Id, Pin, PinInfo, PinOptions, Version};
+use crate::types::{Alert, ApiError, GlobalPinInfo, Id, Metric, Pin, PinInfo, PinOptions, Version};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -203,6 +203,19 @@ impl Client {
         self.request(Method::DELETE, &format!("/peers/{peer}"), &[])
             .await
             .map(|_| ())
+    }
+
+    pub async fn metric_names(&self) -> Result<Vec<String>> {
+        self.json(Method::GET, "/monitor/metrics", &[]).await
+    }
+
+    pub async fn metrics(&self, name: &str) -> Result<Vec<Metric>> {
+        self.json(Method::GET, &format!("/monitor/metrics/{name}"), &[])
+            .await
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<Alert>> {
+        self.json(Method::GET, "/health/alerts", &[]).await
     }
 
     /// Promotes (`voter`) or demotes (`follower`) a peer.

@@ -10,10 +10,12 @@ use crate::allocator;
 use crate::components::{Consensus, IpfsConnector, PinTracker};
 use crate::config::check_replication;
 use crate::error::{Error, Result};
+use crate::informer;
+use crate::monitor::PeerMonitor;
 use crate::rpc::{ClusterRpc, RpcRequest, RpcResponse};
 use crate::types::{
-    Cid, GlobalPinInfo, Id, IpfsId, PeerRole, Pin, PinInfo, PinOptions, PinType, StatusFilter,
-    RPC_PROTOCOL, VERSION,
+    Cid, GlobalPinInfo, Id, IpfsId, PeerRole, Pin, PinInfo, PinInfoShort, PinOptions, PinType,
+    StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
 
 /// This peer's identity as it reports it.
@@ -31,15 +33,20 @@ pub struct Cluster {
     pub tracker: Arc<dyn PinTracker>,
     pub ipfs: Arc<dyn IpfsConnector>,
     pub rpc: ClusterRpc,
+    pub monitor: PeerMonitor,
     pub me: PeerDescriptor,
     /// Cluster-wide defaults for pins that set no replication factors.
     pub replication: (i32, i32),
+    /// `allocator.balanced.allocate_by`.
+    pub allocate_by: Vec<String>,
 }
 
 /// How long an `ID` request waits for IPFS before reporting it as unreachable.
 const IPFS_ID_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `GET /peers` waits for each peer's ID.
 const PEER_ID_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a global status or recover waits for each peer.
+const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Cluster {
     pub async fn id(&self) -> Id {
@@ -178,8 +185,7 @@ impl Cluster {
             .as_ref()
             .map(|p| p.allocations.clone())
             .unwrap_or_default();
-        let mut candidates = self.consensus.peers();
-        candidates.sort();
+        let candidates = self.candidates(&[]);
         pin.allocations = allocator::allocate(
             pin.options.replication_factor_min,
             pin.options.replication_factor_max,
@@ -251,7 +257,9 @@ impl Cluster {
     }
 
     pub async fn status(&self, cid: &Cid) -> GlobalPinInfo {
-        GlobalPinInfo::from_local(self.status_local(cid).await)
+        let mut all = self.gather(PeerCall::Status(vec![*cid])).await;
+        all.pop()
+            .unwrap_or_else(|| GlobalPinInfo::from_local(self.placeholder_info(cid)))
     }
 
     pub async fn status_all_local(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<PinInfo> {
@@ -268,12 +276,12 @@ impl Cluster {
         out
     }
 
+    /// Every peer's view of every pin (or of `cids`), gathered in parallel; a pin is kept
+    /// when any peer's status matches `filter`.
     pub async fn status_all(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<GlobalPinInfo> {
-        self.status_all_local(filter, cids)
-            .await
-            .into_iter()
-            .map(GlobalPinInfo::from_local)
-            .collect()
+        let mut all = self.gather(PeerCall::Status(cids.to_vec())).await;
+        all.retain(|g| g.peer_map.values().any(|i| filter.matches(i.status)));
+        all
     }
 
     pub async fn recover_local(&self, cid: &Cid) -> PinInfo {
@@ -281,7 +289,9 @@ impl Cluster {
     }
 
     pub async fn recover(&self, cid: &Cid) -> GlobalPinInfo {
-        GlobalPinInfo::from_local(self.recover_local(cid).await)
+        let mut all = self.gather(PeerCall::Recover(Some(*cid))).await;
+        all.pop()
+            .unwrap_or_else(|| GlobalPinInfo::from_local(self.placeholder_info(cid)))
     }
 
     pub async fn recover_all_local(&self) -> Vec<PinInfo> {
@@ -289,10 +299,187 @@ impl Cluster {
     }
 
     pub async fn recover_all(&self) -> Vec<GlobalPinInfo> {
-        self.recover_all_local()
-            .await
-            .into_iter()
-            .map(GlobalPinInfo::from_local)
-            .collect()
+        self.gather(PeerCall::Recover(None)).await
     }
+
+    /// What this peer's tracker answers for a call from another peer.
+    pub async fn local_call(&self, call: PeerCall) -> Vec<PinInfo> {
+        match call {
+            PeerCall::Status(cids) => self.status_all_local(&StatusFilter::default(), &cids).await,
+            PeerCall::Recover(Some(cid)) => vec![self.recover_local(&cid).await],
+            PeerCall::Recover(None) => self.recover_all_local().await,
+        }
+    }
+
+    fn placeholder_info(&self, cid: &Cid) -> PinInfo {
+        PinInfo {
+            cid: *cid,
+            name: String::new(),
+            peer: self.me.peer_id.clone(),
+            allocations: Vec::new(),
+            origins: Vec::new(),
+            created: None,
+            metadata: Default::default(),
+            info: PinInfoShort {
+                peername: self.me.peername.clone(),
+                ipfs_peer_id: String::new(),
+                ipfs_peer_addresses: Vec::new(),
+                status: TrackerStatus::Unpinned,
+                timestamp: chrono::Utc::now(),
+                error: String::new(),
+                attempt_count: 0,
+                priority_pin: false,
+            },
+        }
+    }
+
+    /// Runs `call` on every member in parallel and merges the answers per CID. A member that
+    /// cannot be asked shows `cluster_error` for each pin it should hold.
+    async fn gather(&self, call: PeerCall) -> Vec<GlobalPinInfo> {
+        let members = self.consensus.members();
+        let asks = members.iter().map(|m| {
+            let call = call.clone();
+            async move {
+                if m.peer_id == self.me.peer_id {
+                    return (m, Ok(self.local_call(call).await));
+                }
+                let peer = match m.peer_id.parse::<libp2p::PeerId>() {
+                    Ok(p) => p,
+                    Err(e) => return (m, Err(e.to_string())),
+                };
+                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                let r = match self
+                    .rpc
+                    .call(peer, addrs, RpcRequest::Pins(call), PEER_STATUS_TIMEOUT)
+                    .await
+                {
+                    Ok(RpcResponse::Pins(infos)) => Ok(infos),
+                    Ok(RpcResponse::Err(e)) => Err(e),
+                    Ok(_) => Err("unexpected answer".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (m, r)
+            }
+        });
+        let answers = futures::future::join_all(asks).await;
+        let wanted: Option<Vec<Cid>> = match &call {
+            PeerCall::Status(cids) if !cids.is_empty() => Some(cids.clone()),
+            PeerCall::Recover(Some(c)) => Some(vec![*c]),
+            _ => None,
+        };
+        let state = self.consensus.state();
+        let mut out: std::collections::BTreeMap<Cid, GlobalPinInfo> = Default::default();
+        for (m, answer) in answers {
+            match answer {
+                Ok(infos) => {
+                    for info in infos {
+                        let peer = info.peer.clone();
+                        let short = info.info.clone();
+                        out.entry(info.cid)
+                            .or_insert_with(|| GlobalPinInfo {
+                                peer_map: Default::default(),
+                                ..GlobalPinInfo::from_local(info)
+                            })
+                            .peer_map
+                            .insert(peer, short);
+                    }
+                }
+                Err(error) => {
+                    let pins: Vec<Pin> = match &wanted {
+                        Some(cids) => cids.iter().filter_map(|c| state.get(c)).collect(),
+                        None => state.list(),
+                    };
+                    for pin in pins.iter().filter(|p| p.is_allocated_to(&m.peer_id)) {
+                        let short = PinInfoShort {
+                            peername: String::new(),
+                            ipfs_peer_id: String::new(),
+                            ipfs_peer_addresses: Vec::new(),
+                            status: TrackerStatus::ClusterError,
+                            timestamp: chrono::Utc::now(),
+                            error: format!("peer {} not reachable: {error}", m.peer_id),
+                            attempt_count: 0,
+                            priority_pin: false,
+                        };
+                        out.entry(pin.cid)
+                            .or_insert_with(|| GlobalPinInfo {
+                                cid: pin.cid,
+                                name: pin.options.name.clone(),
+                                allocations: pin.allocations.clone(),
+                                origins: pin.options.origins.clone(),
+                                created: Some(pin.timestamp),
+                                metadata: pin.options.metadata.clone(),
+                                peer_map: Default::default(),
+                            })
+                            .peer_map
+                            .insert(m.peer_id.clone(), short);
+                    }
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Peers a pin may be allocated to, best first: members with a current `ping`, minus
+    /// `exclude`, ranked by the balanced allocator.
+    pub fn candidates(&self, exclude: &[String]) -> Vec<String> {
+        let mut live: Vec<String> = self
+            .consensus
+            .peers()
+            .into_iter()
+            .filter(|p| !exclude.contains(p))
+            .filter(|p| self.monitor.current(informer::PING, p).is_some())
+            .collect();
+        live.sort();
+        allocator::rank(&live, &self.allocate_by, |name, peer| {
+            self.monitor.current(name, peer)
+        })
+    }
+
+    /// Re-allocates the pins held by `dead` to other live peers (repinning on an alert).
+    /// Only the leader does this, so peers do not race each other.
+    pub async fn repin_from(&self, dead: &str) {
+        if self.consensus.leader().as_deref() != Some(self.me.peer_id.as_str()) {
+            return;
+        }
+        let exclude = vec![dead.to_string()];
+        for pin in self.consensus.state().list() {
+            if pin.allocations.is_empty() || !pin.allocations.iter().any(|a| a == dead) {
+                continue;
+            }
+            let keep: Vec<String> = pin
+                .allocations
+                .iter()
+                .filter(|a| *a != dead)
+                .cloned()
+                .collect();
+            let candidates = self.candidates(&exclude);
+            match allocator::allocate(
+                pin.options.replication_factor_min,
+                pin.options.replication_factor_max,
+                &keep,
+                &pin.options.user_allocations,
+                &candidates,
+            ) {
+                Ok(allocations) if allocations != pin.allocations => {
+                    tracing::info!(cid = %pin.cid, from = dead, to = ?allocations, "repinning");
+                    let mut moved = pin.clone();
+                    moved.allocations = allocations;
+                    if let Err(e) = self.consensus.log_pin(moved).await {
+                        tracing::warn!(cid = %pin.cid, "repinning failed: {e}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(cid = %pin.cid, "cannot repin: {e}"),
+            }
+        }
+    }
+}
+
+/// A pin-status question one peer asks another (`GET /pins`, recover).
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+pub enum PeerCall {
+    /// Status of these CIDs (all when empty).
+    Status(Vec<Cid>),
+    /// Recover this CID (all errored ones when None).
+    Recover(Option<Cid>),
 }

@@ -15,7 +15,9 @@ use crate::cluster::{Cluster, PeerDescriptor};
 use crate::components::{Consensus, IpfsConnector, PinTracker};
 use crate::config::{Config, Identity};
 use crate::consensus::{offline, Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
+use crate::informer::{self, Informer};
 use crate::ipfsconn::IpfsHttp;
+use crate::monitor::PeerMonitor;
 use crate::pintracker::{StatelessTracker, TrackerIdentity, TrackerIntervals};
 use crate::rpc::{peerstore, ClusterRpc, RpcHandler, RpcRequest, RpcResponse, SwarmOptions};
 use crate::state::StateChange;
@@ -47,10 +49,20 @@ struct Handler {
 
 #[async_trait]
 impl RpcHandler for Handler {
-    async fn handle(&self, _from: PeerId, req: RpcRequest) -> RpcResponse {
+    async fn handle(&self, from: PeerId, req: RpcRequest) -> RpcResponse {
         match req {
             RpcRequest::Raft(r) => RpcResponse::Raft(self.consensus.serve(r).await),
             RpcRequest::Id => RpcResponse::Id(self.cluster.id().await),
+            RpcRequest::Metrics(metrics) => {
+                for m in metrics {
+                    // A peer speaks only for itself.
+                    if m.peer == from.to_string() {
+                        self.cluster.monitor.log_metric(m);
+                    }
+                }
+                RpcResponse::Ok
+            }
+            RpcRequest::Pins(call) => RpcResponse::Pins(self.cluster.local_call(call).await),
         }
     }
 }
@@ -174,11 +186,16 @@ impl Peer {
             }
         });
 
+        let monitor = PeerMonitor::start(
+            config.monitor.pubsubmon.check_interval.get(),
+            shutdown.clone(),
+        );
         let cluster = Cluster {
             consensus: consensus.clone(),
             tracker: Arc::new(tracker.clone()),
             ipfs: ipfs.clone(),
             rpc: rpc.clone(),
+            monitor: monitor.clone(),
             me: PeerDescriptor {
                 peer_id: peer_id.to_string(),
                 peername: c.peername.clone(),
@@ -189,7 +206,28 @@ impl Peer {
                     .collect(),
             },
             replication: (c.replication_factor_min, c.replication_factor_max),
+            allocate_by: config.allocator.balanced.allocate_by.clone(),
         };
+        let t = tracker.clone();
+        let informers = informer::from_config(
+            &config.informer,
+            ipfs.clone(),
+            Arc::new(move || t.queue_len()),
+        );
+        // Our own metrics count before the first broadcast, so a lone peer can allocate.
+        monitor.log_metric(informer::ping(
+            &peer_id.to_string(),
+            c.monitor_ping_interval.get(),
+        ));
+        tokio::spawn(broadcast_metrics(
+            cluster.clone(),
+            informers,
+            c.monitor_ping_interval.get(),
+            shutdown.clone(),
+        ));
+        if !c.disable_repinning {
+            tokio::spawn(repin_on_alerts(cluster.clone(), shutdown.clone()));
+        }
         rpc.set_handler(Arc::new(Handler {
             consensus: consensus.clone(),
             cluster: cluster.clone(),
@@ -332,6 +370,65 @@ async fn connect_swarms(
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Every `monitor_ping_interval`: measure this peer, record it, and push it to every other
+/// member (a peer that misses them raises an alert when they expire).
+async fn broadcast_metrics(
+    cluster: Cluster,
+    informers: Vec<Arc<dyn Informer>>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let me = cluster.me.peer_id.clone();
+    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut metrics = vec![informer::ping(&me, interval)];
+        for i in &informers {
+            metrics.extend(i.metrics(&me).await);
+        }
+        for m in &metrics {
+            cluster.monitor.log_metric(m.clone());
+        }
+        let sends = cluster
+            .consensus
+            .members()
+            .into_iter()
+            .filter(|m| m.peer_id != me)
+            .filter_map(|m| {
+                let peer = m.peer_id.parse::<PeerId>().ok()?;
+                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                let rpc = cluster.rpc.clone();
+                let metrics = metrics.clone();
+                Some(async move {
+                    let _ = rpc
+                        .call(peer, addrs, RpcRequest::Metrics(metrics), interval)
+                        .await;
+                })
+            });
+        futures::future::join_all(sends).await;
+    }
+}
+
+/// With repinning on, moves the pins of a peer whose `ping` expired to live peers.
+async fn repin_on_alerts(cluster: Cluster, shutdown: CancellationToken) {
+    let mut alerts = cluster.monitor.subscribe();
+    loop {
+        let alert = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = alerts.recv() => a,
+        };
+        match alert {
+            Ok(a) if a.metric.name == informer::PING => cluster.repin_from(&a.metric.peer).await,
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
         }
     }
 }

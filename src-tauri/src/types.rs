@@ -465,6 +465,47 @@ pub struct Id {
     pub leader: Option<String>,
 }
 
+/// A peer's measurement with a time to live (`GET /monitor/metrics/{name}`); the allocator
+/// only trusts valid, unexpired metrics.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct Metric {
+    pub name: String,
+    pub peer: String,
+    pub value: String,
+    /// Unix time in nanoseconds after which the metric is stale.
+    pub expire: i64,
+    pub valid: bool,
+    #[serde(default)]
+    pub weight: i64,
+    #[serde(default)]
+    pub partitionable: bool,
+    #[serde(default)]
+    pub received_at: i64,
+}
+
+impl Metric {
+    pub fn now_ns() -> i64 {
+        Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    }
+
+    pub fn expired(&self) -> bool {
+        self.expire <= Metric::now_ns()
+    }
+
+    /// Valid and not expired.
+    pub fn is_current(&self) -> bool {
+        self.valid && !self.expired()
+    }
+}
+
+/// Raised when a peer's metric expires (`GET /health/alerts`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Alert {
+    #[serde(flatten)]
+    pub metric: Metric,
+    pub triggered_at: DateTime<Utc>,
+}
+
 /// Error body of every failed REST call.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ApiError {

@@ -72,8 +72,19 @@ enum Cmd {
     },
     /// Prints the peer's version.
     Version,
-    /// Checks that the peer answers.
-    Health,
+    /// Liveness (no subcommand), metrics and alerts.
+    Health {
+        #[command(subcommand)]
+        cmd: Option<HealthCmd>,
+    },
+}
+
+#[derive(Subcommand)]
+enum HealthCmd {
+    /// Lists metric names, or the latest metric of that name from every peer.
+    Metrics { name: Option<String> },
+    /// Lists recent alerts (expired metrics).
+    Alerts,
 }
 
 #[derive(Subcommand)]
@@ -251,6 +262,22 @@ fn local_text(p: &PinInfo) -> String {
     format!("{}:\n{}", p.cid, short_text(&p.peer, &p.info))
 }
 
+fn metric_text(m: &ipfs_cluster::types::Metric) -> String {
+    let expire = chrono::DateTime::from_timestamp_nanos(m.expire);
+    let state = if m.is_current() {
+        ""
+    } else {
+        " (expired or invalid)"
+    };
+    format!(
+        "{} | {}: {} | Expires: {}{state}\n",
+        m.peer,
+        m.name,
+        m.value,
+        expire.to_rfc3339()
+    )
+}
+
 fn parse_metadata(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     items
         .iter()
@@ -317,10 +344,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Version => print(enc, &client.version().await?, |v| {
             format!("{}\n", v.version)
         }),
-        Cmd::Health => {
+        Cmd::Health { cmd: None } => {
             client.health().await?;
             println!("ok");
         }
+        Cmd::Health {
+            cmd: Some(HealthCmd::Metrics { name: None }),
+        } => print(enc, &client.metric_names().await?, |names| {
+            names.iter().map(|n| format!("{n}\n")).collect()
+        }),
+        Cmd::Health {
+            cmd: Some(HealthCmd::Metrics { name: Some(name) }),
+        } => print(enc, &client.metrics(&name).await?, |ms| {
+            ms.iter().map(metric_text).collect()
+        }),
+        Cmd::Health {
+            cmd: Some(HealthCmd::Alerts),
+        } => print(enc, &client.alerts().await?, |alerts| {
+            alerts
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} | {} | expired metric {} | triggered {}\n",
+                        a.metric.peer,
+                        a.metric.name,
+                        a.metric.name,
+                        a.triggered_at.to_rfc3339()
+                    )
+                })
+                .collect()
+        }),
         Cmd::Peers(PeersCmd::Ls) => {
             let peers = client.peers().await?;
             print(enc, &peers, |ps| ps.iter().map(id_text).collect());

@@ -138,6 +138,17 @@ impl StatelessTracker {
         self.inner.shutdown.cancel();
     }
 
+    /// Operations queued or running (the `pinqueue` metric).
+    pub fn queue_len(&self) -> usize {
+        self.inner
+            .ops
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|op| op.phase != Phase::Failed)
+            .count()
+    }
+
     /// Makes the pins allocated here that IPFS lacks get pinned, and drops operations for
     /// CIDs the state no longer has. Run at start, after a snapshot, and periodically.
     pub async fn sync(&self) {

@@ -26,7 +26,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::cluster::Cluster;
 use crate::config::HttpApiConfig;
 use crate::error::Error;
-use crate::types::{ApiError, Cid, PeerRole, Version, VERSION};
+use crate::types::{Alert, ApiError, Cid, Metric, PeerRole, Version, VERSION};
 pub use params::Params;
 
 /// An [`Error`] as an HTTP response: `{"code", "message"}` with SPEC §4's statuses.
@@ -253,6 +253,20 @@ async fn allocation(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiRes
     Ok(Json(c.allocation(&cid)?).into_response())
 }
 
+/// Names of the metrics this peer has seen.
+async fn metric_names(State(c): State<Cluster>) -> Json<Vec<String>> {
+    Json(c.monitor.names())
+}
+
+/// The latest metric of that name from every peer.
+async fn metrics(State(c): State<Cluster>, Path(name): Path<String>) -> Json<Vec<Metric>> {
+    Json(c.monitor.latest(&name))
+}
+
+async fn alerts(State(c): State<Cluster>) -> Json<Vec<Alert>> {
+    Json(c.monitor.alerts())
+}
+
 async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "no such API endpoint".into())
 }
@@ -352,6 +366,9 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/pins/{ns}/{*path}", post(pin_path).delete(unpin_path))
         .route("/allocations", get(allocations))
         .route("/allocations/{cid}", get(allocation))
+        .route("/monitor/metrics", get(metric_names))
+        .route("/monitor/metrics/{name}", get(metrics))
+        .route("/health/alerts", get(alerts))
         .fallback(not_found)
         .with_state(cluster);
     if let Some(creds) = cfg.basic_auth_credentials.clone().filter(|c| !c.is_empty()) {

@@ -26,9 +26,10 @@ use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtoco
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::cluster::PeerCall;
 use crate::consensus::network::TransportError;
 use crate::consensus::{ClusterNode, RaftRequest, RaftResponse, RaftTransport};
-use crate::types::Id;
+use crate::types::{Id, Metric, PinInfo};
 
 /// The request-response protocol of this project's cluster RPC.
 pub const PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.1.0";
@@ -40,12 +41,17 @@ pub enum RpcRequest {
     Raft(RaftRequest),
     /// The callee's ID (for `GET /peers`).
     Id,
+    /// The caller's latest metrics, for the callee's peer monitor.
+    Metrics(Vec<Metric>),
+    /// Pin status or recover on the callee's tracker.
+    Pins(PeerCall),
 }
 
 #[derive(Serialize, Deserialize, Debug)]
 pub enum RpcResponse {
     Raft(RaftResponse),
     Id(Id),
+    Pins(Vec<PinInfo>),
     Ok,
     Err(String),
 }

@@ -1,0 +1,172 @@
+//! Peer monitor (SPEC §6): keeps the latest metric of each name from each peer and raises an
+//! alert when one expires without being renewed. Metrics arrive over cluster RPC (each peer
+//! pushes its own to every member), so the monitor itself never talks to the network.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::types::{Alert, Metric};
+
+/// How many recent alerts `GET /health/alerts` shows.
+const KEEP_ALERTS: usize = 256;
+
+#[derive(Default)]
+struct Store {
+    /// name → peer → latest metric.
+    latest: BTreeMap<String, BTreeMap<String, Metric>>,
+    /// (name, peer) already alerted for their current expiry.
+    alerted: std::collections::HashSet<(String, String)>,
+    alerts: VecDeque<Alert>,
+}
+
+#[derive(Clone)]
+pub struct PeerMonitor {
+    store: Arc<Mutex<Store>>,
+    alerts_tx: broadcast::Sender<Alert>,
+}
+
+impl Default for PeerMonitor {
+    fn default() -> Self {
+        PeerMonitor {
+            store: Arc::new(Mutex::new(Store::default())),
+            alerts_tx: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl PeerMonitor {
+    /// Starts the expiry check every `check_interval`.
+    pub fn start(check_interval: Duration, shutdown: CancellationToken) -> PeerMonitor {
+        let m = PeerMonitor::default();
+        let this = m.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(check_interval.max(Duration::from_millis(50)));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => this.check(),
+                }
+            }
+        });
+        m
+    }
+
+    /// Records a metric (ours or received from a peer).
+    pub fn log_metric(&self, mut m: Metric) {
+        m.received_at = Metric::now_ns();
+        let mut st = self.store.lock().unwrap();
+        st.alerted.remove(&(m.name.clone(), m.peer.clone()));
+        st.latest
+            .entry(m.name.clone())
+            .or_default()
+            .insert(m.peer.clone(), m);
+    }
+
+    /// Raises an alert for each metric that expired since the last check.
+    pub fn check(&self) {
+        let mut st = self.store.lock().unwrap();
+        let expired: Vec<Metric> = st
+            .latest
+            .values()
+            .flat_map(|peers| peers.values())
+            .filter(|m| m.expired())
+            .filter(|m| !st.alerted.contains(&(m.name.clone(), m.peer.clone())))
+            .cloned()
+            .collect();
+        for m in expired {
+            tracing::warn!(peer = %m.peer, metric = %m.name, "metric expired: raising an alert");
+            st.alerted.insert((m.name.clone(), m.peer.clone()));
+            let alert = Alert {
+                metric: m,
+                triggered_at: Utc::now(),
+            };
+            if st.alerts.len() == KEEP_ALERTS {
+                st.alerts.pop_front();
+            }
+            st.alerts.push_back(alert.clone());
+            let _ = self.alerts_tx.send(alert);
+        }
+    }
+
+    /// New alerts as they fire.
+    pub fn subscribe(&self) -> broadcast::Receiver<Alert> {
+        self.alerts_tx.subscribe()
+    }
+
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.store.lock().unwrap().alerts.iter().cloned().collect()
+    }
+
+    /// Names of every metric seen.
+    pub fn names(&self) -> Vec<String> {
+        self.store.lock().unwrap().latest.keys().cloned().collect()
+    }
+
+    /// The latest `name` metric of every peer (expired ones included, marked by `expire`).
+    pub fn latest(&self, name: &str) -> Vec<Metric> {
+        self.store
+            .lock()
+            .unwrap()
+            .latest
+            .get(name)
+            .map(|peers| peers.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The current (valid, unexpired) `name` metric of `peer`.
+    pub fn current(&self, name: &str, peer: &str) -> Option<Metric> {
+        self.store
+            .lock()
+            .unwrap()
+            .latest
+            .get(name)?
+            .get(peer)
+            .filter(|m| m.is_current())
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, peer: &str, ttl_ms: i64) -> Metric {
+        Metric {
+            name: name.into(),
+            peer: peer.into(),
+            value: "1".into(),
+            expire: Metric::now_ns() + ttl_ms * 1_000_000,
+            valid: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn expiry_raises_one_alert_until_renewed() {
+        let mon = PeerMonitor::default();
+        let mut rx = mon.subscribe();
+        mon.log_metric(m("ping", "a", 1));
+        mon.log_metric(m("ping", "b", 60_000));
+        std::thread::sleep(Duration::from_millis(5));
+        mon.check();
+        mon.check();
+        let alerts = mon.alerts();
+        assert_eq!(alerts.len(), 1, "one alert per expiry");
+        assert_eq!(alerts[0].metric.peer, "a");
+        assert_eq!(rx.try_recv().unwrap().metric.peer, "a");
+        assert!(mon.current("ping", "a").is_none());
+        assert!(mon.current("ping", "b").is_some());
+        // Renewed, then expired again: a new alert.
+        mon.log_metric(m("ping", "a", 1));
+        std::thread::sleep(Duration::from_millis(5));
+        mon.check();
+        assert_eq!(mon.alerts().len(), 2);
+        assert_eq!(mon.names(), vec!["ping".to_string()]);
+        assert_eq!(mon.latest("ping").len(), 2);
+    }
+}
