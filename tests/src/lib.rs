@@ -108,6 +108,7 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
 /// port so that it can be stopped and started again at the same address.
 pub struct IpfsNode {
     pub repo: PathBuf,
+    storage_max: String,
     pub api_port: u16,
     log: PathBuf,
     child: Option<Child>,
@@ -116,7 +117,13 @@ pub struct IpfsNode {
 
 impl IpfsNode {
     pub async fn start(dir: &Path) -> Result<IpfsNode> {
+        Self::start_with(dir, "10GB").await
+    }
+
+    /// A node whose `Datastore.StorageMax` is `storage_max` (so peers differ in free space).
+    pub async fn start_with(dir: &Path, storage_max: &str) -> Result<IpfsNode> {
         let mut node = IpfsNode {
+            storage_max: storage_max.to_string(),
             repo: dir.join("ipfs"),
             api_port: free_port(),
             log: dir.join("ipfs.log"),
@@ -143,7 +150,9 @@ impl IpfsNode {
                 .arg("--repo")
                 .arg(&self.repo)
                 .arg("--api")
-                .arg(self.api_multiaddr()),
+                .arg(self.api_multiaddr())
+                .arg("--storage-max")
+                .arg(&self.storage_max),
             &self.log,
         )?;
         self.child = Some(child);
@@ -471,25 +480,48 @@ pub struct TestCluster {
 impl TestCluster {
     /// `voters` voting peers (the first starts the cluster) and `followers` followers.
     pub async fn start(voters: usize, followers: usize) -> Result<TestCluster> {
-        let mut c = TestCluster {
-            dir: tempfile::tempdir()?,
-            ipfs: Vec::new(),
-            peers: Vec::new(),
-            secret: String::new(),
-        };
+        let mut c = TestCluster::empty()?;
         for i in 0..voters + followers {
             let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
-            c.add_peer(extra).await?;
+            c.add_peer(extra, "10GB", |_| {}).await?;
         }
         Ok(c)
     }
 
+    /// `n` voters; peer `i` gets `storage(i)` as its IPFS StorageMax and `edit(i, cfg)` on
+    /// its `service.json`.
+    pub async fn start_custom(
+        n: usize,
+        storage: impl Fn(usize) -> String,
+        edit: impl Fn(usize, &mut Value),
+    ) -> Result<TestCluster> {
+        let mut c = TestCluster::empty()?;
+        for i in 0..n {
+            c.add_peer(&[], &storage(i), |cfg| edit(i, cfg)).await?;
+        }
+        Ok(c)
+    }
+
+    fn empty() -> Result<TestCluster> {
+        Ok(TestCluster {
+            dir: tempfile::tempdir()?,
+            ipfs: Vec::new(),
+            peers: Vec::new(),
+            secret: String::new(),
+        })
+    }
+
     /// Adds a peer (with its IPFS node) that bootstraps to peer 0.
-    pub async fn add_peer(&mut self, extra: &[&str]) -> Result<usize> {
+    pub async fn add_peer(
+        &mut self,
+        extra: &[&str],
+        storage_max: &str,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<usize> {
         let i = self.peers.len();
         let dir = self.dir.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir)?;
-        let ipfs = IpfsNode::start(&dir).await?;
+        let ipfs = IpfsNode::start_with(&dir, storage_max).await?;
         let secret = self.secret.clone();
         let mut peer = Peer::init(&dir.join("cluster"), &ipfs, |cfg| {
             cluster_settings(cfg);
@@ -497,6 +529,7 @@ impl TestCluster {
             if !secret.is_empty() {
                 cfg["cluster"]["secret"] = secret.clone().into();
             }
+            edit(cfg);
         })?;
         if i == 0 {
             let cfg: Value =

@@ -588,10 +588,25 @@ impl PinTracker for StatelessTracker {
     fn track(&self, pin: Pin) {
         if self.inner.is_mine(&pin) {
             self.inner.enqueue(OpKind::Pin, pin);
-        } else {
-            // Allocated elsewhere (maybe moved away from here): make sure it is not kept here.
-            self.inner.enqueue(OpKind::Unpin, pin);
+            return;
         }
+        // Allocated elsewhere. A pin of it running here is pointless now; if IPFS holds it
+        // (the allocation moved away from this peer), unpin it. Otherwise it is simply remote.
+        if let Some(op) = self.inner.ops.lock().unwrap().remove(&pin.cid) {
+            op.cancel.cancel();
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            if let Ok(true) = inner.ipfs.is_pinned(&pin.cid).await {
+                let still_elsewhere = inner
+                    .state
+                    .get(&pin.cid)
+                    .is_some_and(|p| !inner.is_mine(&p));
+                if still_elsewhere {
+                    inner.enqueue(OpKind::Unpin, pin);
+                }
+            }
+        });
     }
 
     fn untrack(&self, cid: Cid) {

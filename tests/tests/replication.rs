@@ -1,0 +1,265 @@
+//! Replication across 4 peers, each with its own real IPFS node: allocation by free space and
+//! tags, alerts and repinning when a peer stops, global status and recover.
+
+use std::collections::BTreeSet;
+
+use cluster_tests::*;
+use ipfs_cluster::types::{PinOptions, TrackerStatus};
+use serde_json::Value;
+
+fn unique(tag: &str) -> Vec<u8> {
+    format!(
+        "{tag} {} {:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    )
+    .into_bytes()
+}
+
+const GB: u64 = 1_000_000_000;
+
+/// Fast metrics so a test sees them move: ping every second (valid 2s), checked every 3s.
+fn fast_monitoring(cfg: &mut Value) {
+    cfg["cluster"]["monitor_ping_interval"] = "1s".into();
+    cfg["monitor"]["pubsubmon"]["check_interval"] = "3s".into();
+    for informer in ["disk", "numpin", "tags"] {
+        cfg["informer"][informer]["metric_ttl"] = "3s".into();
+    }
+}
+
+/// Waits until `peer` holds a current `name` metric from all `n` peers.
+async fn metrics_from_all(c: &TestCluster, peer: usize, name: &str, n: usize) {
+    let client = c.peers[peer].client();
+    wait_for(
+        &format!("{name} metrics from {n} peers"),
+        DEADLINE,
+        || async {
+            let ms = client.metrics(name).await.ok()?;
+            (ms.iter().filter(|m| m.is_current()).count() == n).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+fn ids(c: &TestCluster, which: &[usize]) -> BTreeSet<String> {
+    which.iter().map(|&i| c.peers[i].id()).collect()
+}
+
+async fn pinned_only_on(c: &TestCluster, cid: &str, holders: &[usize]) {
+    for (i, peer) in c.peers.iter().enumerate() {
+        if holders.contains(&i) {
+            peer.wait_status(cid, "pinned").await.unwrap();
+            assert!(
+                c.ipfs[i].is_pinned(cid).await.unwrap(),
+                "node {i} pins {cid}"
+            );
+        } else {
+            peer.wait_status(cid, "remote").await.unwrap();
+            assert!(
+                !c.ipfs[i].is_pinned(cid).await.unwrap(),
+                "node {i} must not pin {cid}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_factors_follow_free_space_and_tags() {
+    // Free space: p0 > p1 > p3 > p2. Groups: p0, p1 in "a"; p2, p3 in "b".
+    let storage = [4 * GB, 3 * GB, GB, 2 * GB];
+    let c = TestCluster::start_custom(
+        4,
+        |i| storage[i].to_string(),
+        |i, cfg| {
+            fast_monitoring(cfg);
+            let group = if i < 2 { "a" } else { "b" };
+            cfg["informer"]["tags"]["tags"] = serde_json::json!({ "group": group });
+        },
+    )
+    .await
+    .unwrap();
+    metrics_from_all(&c, 0, "freespace", 4).await;
+    metrics_from_all(&c, 0, "tag:group", 4).await;
+    let client = c.peers[0].client();
+    let names = client.metric_names().await.unwrap();
+    for n in ["ping", "freespace", "numpin", "pinqueue", "tag:group"] {
+        assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
+    }
+
+    // One copy: the peer with the most free space.
+    let one = c.ipfs[0].add(&unique("one")).await.unwrap();
+    let opts = |r: i32| PinOptions {
+        replication_factor_min: r,
+        replication_factor_max: r,
+        ..Default::default()
+    };
+    let pin = client.pin(&one, &opts(1)).await.unwrap();
+    assert_eq!(
+        pin.allocations.iter().cloned().collect::<BTreeSet<_>>(),
+        ids(&c, &[0])
+    );
+
+    // Two copies: one per tag group, each the group's roomiest peer (not p0 and p1, the two
+    // roomiest overall).
+    let two = c.ipfs[0].add(&unique("two")).await.unwrap();
+    let pin = client.pin(&two, &opts(2)).await.unwrap();
+    assert_eq!(
+        pin.allocations.iter().cloned().collect::<BTreeSet<_>>(),
+        ids(&c, &[0, 3])
+    );
+    pinned_only_on(&c, &two, &[0, 3]).await;
+
+    // The global status has every peer: pinned where allocated, remote elsewhere.
+    let g = client.status(&two).await.unwrap();
+    assert_eq!(g.peer_map.len(), 4);
+    for (peer, info) in &g.peer_map {
+        let want = if pin.allocations.contains(peer) {
+            TrackerStatus::Pinned
+        } else {
+            TrackerStatus::Remote
+        };
+        assert_eq!(info.status, want, "{peer}");
+    }
+    let out = c.peers[1].ctl(&["status", &two]);
+    let text_out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text_out.matches("PINNED").count(), 2, "{text_out}");
+    assert_eq!(text_out.matches("REMOTE").count(), 2, "{text_out}");
+
+    // Re-pinning keeps the current allocations.
+    let again = client.pin(&two, &opts(2)).await.unwrap();
+    assert_eq!(again.allocations, pin.allocations);
+
+    // More than there are peers: refused, nothing committed.
+    let five = c.ipfs[0].add(&unique("five")).await.unwrap();
+    let err = client.pin(&five, &opts(5)).await.unwrap_err();
+    assert_eq!(err.code(), Some(400));
+    assert!(
+        err.to_string().contains("not enough peers to allocate"),
+        "{err}"
+    );
+    assert!(client.allocation(&five).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_peer_raises_an_alert_and_its_pins_move_to_another_peer() {
+    let storage = [4 * GB, 3 * GB, 2 * GB, GB];
+    let mut c = TestCluster::start_custom(
+        4,
+        |i| storage[i].to_string(),
+        |_, cfg| {
+            fast_monitoring(cfg);
+            cfg["cluster"]["disable_repinning"] = false.into();
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..4 {
+        metrics_from_all(&c, i, "freespace", 4).await;
+    }
+    // Peer 0 leads; replicate on the two roomiest others by asking for 3 copies: p0, p1, p2.
+    let leader = c.leader_seen_by(0).await.unwrap();
+    assert_eq!(leader, 0, "the first peer still leads");
+    let client = c.peers[0].client();
+    let cid = c.ipfs[0].add(&unique("moving")).await.unwrap();
+    let opts = PinOptions {
+        replication_factor_min: 2,
+        replication_factor_max: 3,
+        ..Default::default()
+    };
+    let pin = client.pin(&cid, &opts).await.unwrap();
+    assert_eq!(
+        pin.allocations.iter().cloned().collect::<BTreeSet<_>>(),
+        ids(&c, &[0, 1, 2])
+    );
+    pinned_only_on(&c, &cid, &[0, 1, 2]).await;
+    let everywhere = c.ipfs[0].add(&unique("everywhere")).await.unwrap();
+    client
+        .pin(&everywhere, &PinOptions::default())
+        .await
+        .unwrap();
+    for p in &c.peers {
+        p.wait_status(&everywhere, "pinned").await.unwrap();
+    }
+
+    // Stop peer 1 (an allocated one).
+    let gone = c.peers[1].id();
+    c.peers[1].stop();
+    wait_for("an alert about the stopped peer", DEADLINE, || async {
+        let alerts = client.alerts().await.ok()?;
+        alerts
+            .iter()
+            .any(|a| a.metric.peer == gone && a.metric.name == "ping")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let client2 = c.peers[2].client();
+    wait_for("peer 2 to raise the alert too", DEADLINE, || async {
+        let alerts = client2.alerts().await.ok()?;
+        alerts.iter().any(|a| a.metric.peer == gone).then_some(())
+    })
+    .await
+    .unwrap();
+    let out = c.peers[2].ctl(&["health", "alerts"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&gone),
+        "{}",
+        text(&out)
+    );
+
+    // Global status shows the stopped peer as cluster_error for what it should hold.
+    let g = client.status(&everywhere).await.unwrap();
+    assert_eq!(g.peer_map[&gone].status, TrackerStatus::ClusterError);
+    assert!(!g.peer_map[&gone].error.is_empty());
+
+    // Repinning: the pin moves to peer 3 (the only live peer not holding it).
+    let moved_to = c.peers[3].id();
+    wait_for("the pin to be re-allocated", DEADLINE, || async {
+        let p = client.allocation(&cid).await.ok()?;
+        (p.allocations.contains(&moved_to) && !p.allocations.contains(&gone)).then_some(())
+    })
+    .await
+    .unwrap();
+    c.peers[3].wait_status(&cid, "pinned").await.unwrap();
+    assert!(c.ipfs[3].is_pinned(&cid).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_retries_an_errored_pin_after_its_ipfs_node_returns() {
+    let mut c = TestCluster::start_custom(
+        4,
+        |_| "10GB".into(),
+        |_, cfg| {
+            fast_monitoring(cfg);
+            // Only an explicit recover may fix the error in this test.
+            cfg["cluster"]["peer_watch_interval"] = "1h".into();
+            cfg["cluster"]["pin_recover_interval"] = "1h".into();
+        },
+    )
+    .await
+    .unwrap();
+    let client = c.peers[0].client();
+    let cid = c.ipfs[0].add(&unique("recover")).await.unwrap();
+    c.ipfs[2].stop();
+    client.pin(&cid, &PinOptions::default()).await.unwrap();
+    c.peers[2].wait_status(&cid, "pin_error").await.unwrap();
+    let g = client.status(&cid).await.unwrap();
+    let p2 = c.peers[2].id();
+    assert_eq!(g.peer_map[&p2].status, TrackerStatus::PinError);
+    let errors = client.status_all("error", &[]).await.unwrap();
+    assert_eq!(errors.len(), 1);
+
+    c.ipfs[2].restart().await.unwrap();
+    let out = c.peers[0].ctl(&["recover", &cid]);
+    assert!(out.status.success(), "{}", text(&out));
+    c.peers[2].wait_status(&cid, "pinned").await.unwrap();
+    assert!(c.ipfs[2].is_pinned(&cid).await.unwrap());
+    let g = client.status(&cid).await.unwrap();
+    assert!(
+        g.peer_map
+            .values()
+            .all(|i| i.status == TrackerStatus::Pinned),
+        "{g:?}"
+    );
+}
