@@ -26,6 +26,8 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn resolve(&self, path: &str) -> Result<Cid, IpfsError>;
     async fn repo_stat(&self) -> Result<RepoStat, IpfsError>;
     async fn swarm_connect(&self, addr: &str) -> Result<(), IpfsError>;
+    /// Adds a file's bytes to IPFS without pinning it (the cluster pins it); returns its CID.
+    async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid, IpfsError>;
 }
 
 /// Shared, agreed state: the pinset and the peerset.

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod components;
 pub mod config;
 pub mod consensus;
+pub mod desktop;
 pub mod error;
 pub mod informer;
 pub mod ipfsconn;

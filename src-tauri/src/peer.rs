@@ -248,7 +248,10 @@ impl Peer {
                 }
             }
             if !joined {
+                shutdown.cancel();
+                tracker.shutdown();
                 consensus.shutdown().await;
+                rpc.shutdown();
                 return Err(format!(
                     "could not join the cluster (is the secret the same as the cluster's?): {}",
                     errors.join("; ")
@@ -299,6 +302,19 @@ impl Peer {
         }
     }
 
+    pub fn is_ready(&self) -> bool {
+        self.consensus.is_ready()
+    }
+
+    /// Desktop "Pause pinning": this peer's IPFS operations wait until resumed.
+    pub fn set_paused(&self, paused: bool) {
+        self.tracker.set_paused(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.tracker.is_paused()
+    }
+
     /// Fires when this peer has been removed from the cluster.
     pub fn removed(&self) -> CancellationToken {
         self.consensus.removed()
@@ -308,7 +324,7 @@ impl Peer {
         self.shutdown.cancel();
         self.tracker.shutdown();
         self.consensus.shutdown().await;
-        let _ = &self.rpc;
+        self.rpc.shutdown();
     }
 }
 

@@ -712,7 +712,7 @@ impl Config {
         if self.cluster.secret.0 == [0; 32] {
             return Err((
                 "cluster.secret".into(),
-                "missing or all zeros: set it to the cluster's 64-hex-character secret".into(),
+                "missing or all zeros: set it to the cluster's 64-hex-character secret (peers made by the desktop app keep it in the OS keyring: pass it as CLUSTER_SECRET)".into(),
             ));
         }
         let (min, max) = (
@@ -828,6 +828,26 @@ fn env_value(current: &Value, raw: &str) -> Result<Value, String> {
 
 /// Writes a fresh `service.json` and `identity.json` into `folder`.
 pub fn init(folder: &Path, force: bool) -> Result<(Config, Identity), ConfigError> {
+    init_with(folder, force, Config::new_for_init(), true)
+}
+
+/// As [`init`], for a peer whose secret lives elsewhere (the desktop app keeps it in the OS
+/// keyring): `service.json` gets no `cluster.secret`, which is then supplied at load as
+/// `CLUSTER_SECRET`. The returned config carries the secret to store.
+pub fn init_keeping_secret_out(
+    folder: &Path,
+    force: bool,
+    config: Config,
+) -> Result<(Config, Identity), ConfigError> {
+    init_with(folder, force, config, false)
+}
+
+fn init_with(
+    folder: &Path,
+    force: bool,
+    config: Config,
+    with_secret: bool,
+) -> Result<(Config, Identity), ConfigError> {
     let cfg_path = folder.join(CONFIG_FILE);
     let id_path = folder.join(IDENTITY_FILE);
     if !force {
@@ -842,9 +862,16 @@ pub fn init(folder: &Path, force: bool) -> Result<(Config, Identity), ConfigErro
         move |source| ConfigError::Io { path, source }
     };
     std::fs::create_dir_all(folder).map_err(io(folder))?;
-    let config = Config::new_for_init();
     let identity = Identity::generate();
-    write_private(&cfg_path, config.to_json().as_bytes()).map_err(io(&cfg_path))?;
+    let mut json = serde_json::to_value(&config).expect("config serializes");
+    if !with_secret {
+        json["cluster"]
+            .as_object_mut()
+            .expect("cluster section")
+            .remove("secret");
+    }
+    let text = serde_json::to_string_pretty(&json).expect("config serializes") + "\n";
+    write_private(&cfg_path, text.as_bytes()).map_err(io(&cfg_path))?;
     identity.save(&id_path).map_err(io(&id_path))?;
     Ok((config, identity))
 }

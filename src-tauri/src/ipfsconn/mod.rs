@@ -342,6 +342,37 @@ impl IpfsConnector for IpfsHttp {
             .await
             .map(|_| ())
     }
+
+    async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid, IpfsError> {
+        let url = format!("{}/api/v0/add", self.base);
+        let part = reqwest::multipart::Part::bytes(data).file_name(name.to_string());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let timeout = self.cfg.ipfs_request_timeout.get();
+        let resp = self
+            .client
+            .post(&url)
+            .query(&[("pin", "false"), ("cid-version", "0")])
+            .multipart(form)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, timeout))?;
+        if !resp.status().is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(IpfsError::Api(body.trim().to_string()));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| IpfsError::Decode(e.to_string()))?;
+        // One line per added node; the last is the root.
+        let last = serde_json::Deserializer::from_slice(&body)
+            .into_iter::<Value>()
+            .filter_map(Result::ok)
+            .last()
+            .ok_or_else(|| IpfsError::Decode("add answered nothing".into()))?;
+        str_field(&last, "Hash")?.parse().map_err(IpfsError::Decode)
+    }
 }
 
 #[cfg(test)]

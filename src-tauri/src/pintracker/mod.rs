@@ -93,6 +93,8 @@ struct Inner {
     /// Set when an IPFS call found the daemon unreachable; the watch loop recovers when it
     /// answers again.
     ipfs_down: AtomicBool,
+    /// Paused (desktop "Pause pinning"): workers take no new operation until resumed.
+    paused: tokio::sync::watch::Sender<bool>,
     shutdown: CancellationToken,
 }
 
@@ -124,6 +126,7 @@ impl StatelessTracker {
             next_generation: AtomicU64::new(1),
             ipfs_id: Mutex::new(IpfsId::default()),
             ipfs_down: AtomicBool::new(false),
+            paused: tokio::sync::watch::channel(false).0,
             shutdown: CancellationToken::new(),
         });
         let queues = Arc::new(tokio::sync::Mutex::new((priority_rx, normal_rx)));
@@ -136,6 +139,15 @@ impl StatelessTracker {
 
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
+    }
+
+    /// Pauses or resumes pinning: queued operations wait, running ones finish.
+    pub fn set_paused(&self, paused: bool) {
+        self.inner.paused.send_replace(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.inner.paused.borrow()
     }
 
     /// Operations queued or running (the `pinqueue` metric).
@@ -541,7 +553,12 @@ impl Inner {
 type Queues = (mpsc::Receiver<(Cid, u64)>, mpsc::Receiver<(Cid, u64)>);
 
 async fn worker(inner: Arc<Inner>, queues: Arc<tokio::sync::Mutex<Queues>>) {
+    let mut paused = inner.paused.subscribe();
     loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            r = paused.wait_for(|p| !*p) => if r.is_err() { return },
+        }
         let next = {
             let mut q = queues.lock().await;
             let (prio, normal) = &mut *q;

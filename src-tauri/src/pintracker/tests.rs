@@ -167,3 +167,20 @@ async fn an_unpin_cancels_a_pin_in_progress() {
     t.untrack(p.cid);
     wait_status(&t, &p.cid, TrackerStatus::Unpinned).await;
 }
+
+#[tokio::test]
+async fn pausing_holds_queued_pins_until_resumed() {
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    t.set_paused(true);
+    assert!(t.is_paused());
+    let p = pin(8, &[]);
+    state.apply(&Op::Pin(p.clone()));
+    t.track(p.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(t.status(&p.cid).await.info.status, TrackerStatus::PinQueued);
+    assert!(!kubo.is_pinned(&p.cid));
+    t.set_paused(false);
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+}

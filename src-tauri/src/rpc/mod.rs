@@ -107,6 +107,7 @@ pub struct ClusterRpc {
     listen: watch::Receiver<Vec<Multiaddr>>,
     /// Addresses learned (identify, peerstore, membership), for dialing.
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 pub struct SwarmOptions {
@@ -176,6 +177,7 @@ impl ClusterRpc {
             handler: Arc::new(OnceLock::new()),
             listen,
             known: Arc::new(Mutex::new(HashMap::new())),
+            stop: tokio_util::sync::CancellationToken::new(),
         };
         let task = SwarmTask {
             swarm,
@@ -185,6 +187,7 @@ impl ClusterRpc {
             pending: HashMap::new(),
             listen_tx,
             known: rpc.known.clone(),
+            stop: rpc.stop.clone(),
         };
         tokio::spawn(task.run());
         let mut l = rpc.listen.clone();
@@ -198,6 +201,11 @@ impl ClusterRpc {
 
     pub fn peer_id(&self) -> PeerId {
         self.me
+    }
+
+    /// Closes the swarm: its listeners and connections go away.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
     }
 
     /// Where this peer listens, as others can dial it.
@@ -277,6 +285,7 @@ struct SwarmTask {
     pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RpcResponse, RpcError>>)>,
     listen_tx: watch::Sender<Vec<Multiaddr>>,
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 /// Addresses worth dialing: not unspecified (0.0.0.0) and without a trailing /p2p.
@@ -308,6 +317,7 @@ impl SwarmTask {
     async fn run(mut self) {
         loop {
             tokio::select! {
+                _ = self.stop.cancelled() => return,
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => return,

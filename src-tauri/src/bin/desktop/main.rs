@@ -1,0 +1,239 @@
+//! `ipfs-cluster-desktop`: the Tauri shell around [`ipfs_cluster::desktop::Desktop`]. Every
+//! command is a one-line call into the core; live state reaches the UI as events.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipfs_cluster::desktop::{Desktop, InvitationView, Snapshot};
+use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
+use tauri::menu::{Menu, MenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WindowEvent};
+use tauri_plugin_autostart::ManagerExt;
+
+type App = Arc<Desktop>;
+
+#[tauri::command]
+async fn status(d: State<'_, App>) -> Result<Snapshot, String> {
+    Ok(d.snapshot().await)
+}
+
+#[tauri::command]
+async fn new_cluster(d: State<'_, App>) -> Result<Snapshot, String> {
+    d.new_cluster().await
+}
+
+#[tauri::command]
+async fn join_cluster(
+    d: State<'_, App>,
+    invitation: String,
+    secret: Option<String>,
+    voter: bool,
+) -> Result<Snapshot, String> {
+    d.join(&invitation, secret.as_deref(), voter).await
+}
+
+#[tauri::command]
+async fn invitation(d: State<'_, App>) -> Result<InvitationView, String> {
+    d.invitation().await
+}
+
+#[tauri::command]
+async fn peers(d: State<'_, App>) -> Result<Vec<Id>, String> {
+    d.peers().await
+}
+
+#[tauri::command]
+async fn remove_peer(d: State<'_, App>, id: String) -> Result<(), String> {
+    d.remove_peer(&id).await
+}
+
+#[tauri::command]
+async fn pins(d: State<'_, App>) -> Result<Vec<GlobalPinInfo>, String> {
+    d.pins().await
+}
+
+#[tauri::command]
+async fn pin(
+    d: State<'_, App>,
+    what: String,
+    name: String,
+    replication: Option<i32>,
+) -> Result<Pin, String> {
+    d.pin(&what, &name, replication).await
+}
+
+#[tauri::command]
+async fn unpin(d: State<'_, App>, cid: String) -> Result<Pin, String> {
+    d.unpin(&cid).await
+}
+
+#[tauri::command]
+async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, String> {
+    d.recover(&cid).await
+}
+
+#[tauri::command]
+async fn add_paths(d: State<'_, App>, paths: Vec<String>) -> Result<Vec<Pin>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        out.push(d.add_file(&PathBuf::from(p)).await?);
+    }
+    Ok(out)
+}
+
+#[tauri::command]
+async fn set_paused(d: State<'_, App>, paused: bool) -> Result<(), String> {
+    d.set_paused(paused).await
+}
+
+#[tauri::command]
+fn autostart(app: AppHandle, enable: Option<bool>) -> Result<bool, String> {
+    let a = app.autolaunch();
+    match enable {
+        Some(true) => a.enable().map_err(|e| e.to_string())?,
+        Some(false) => a.disable().map_err(|e| e.to_string())?,
+        None => {}
+    }
+    a.is_enabled().map_err(|e| e.to_string())
+}
+
+fn show_main(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Pushes the peer's state to the UI every second (in-process; no REST round trip).
+fn emit_loop(app: AppHandle, d: App) {
+    tauri::async_runtime::spawn(async move {
+        loop {
+            let snap = d.snapshot().await;
+            let running = snap.running;
+            let _ = app.emit("snapshot", &snap);
+            if running {
+                if let Ok(p) = d.peers().await {
+                    let _ = app.emit("peers", &p);
+                }
+                if let Ok(p) = d.pins().await {
+                    let _ = app.emit("pins", &p);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn,sqlx=warn".into()),
+        )
+        .init();
+    let folder = ipfs_cluster::config::folder(None);
+    let desktop: App = Arc::new(Desktop::new(folder));
+    let quitting = Arc::new(AtomicBool::new(false));
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            show_main(app)
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
+        .manage(desktop.clone())
+        .invoke_handler(tauri::generate_handler![
+            status,
+            new_cluster,
+            join_cluster,
+            invitation,
+            peers,
+            remove_peer,
+            pins,
+            pin,
+            unpin,
+            recover,
+            add_paths,
+            set_paused,
+            autostart
+        ])
+        .setup({
+            let desktop = desktop.clone();
+            let quitting = quitting.clone();
+            move |app| {
+                let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
+                let pause = MenuItem::with_id(app, "pause", "Pause pinning", true, None::<&str>)?;
+                let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+                let menu = Menu::with_items(app, &[&open, &pause, &quit])?;
+                let d = desktop.clone();
+                let pause_item = pause.clone();
+                TrayIconBuilder::with_id("main")
+                    .icon(app.default_window_icon().cloned().expect("bundled icon"))
+                    .tooltip("IPFS Cluster Desktop")
+                    .menu(&menu)
+                    .on_menu_event(move |app, event| match event.id.as_ref() {
+                        "open" => show_main(app),
+                        "pause" => {
+                            let d = d.clone();
+                            let item = pause_item.clone();
+                            tauri::async_runtime::spawn(async move {
+                                let paused = !d.snapshot().await.paused;
+                                if d.set_paused(paused).await.is_ok() {
+                                    let label = if paused {
+                                        "Resume pinning"
+                                    } else {
+                                        "Pause pinning"
+                                    };
+                                    let _ = item.set_text(label);
+                                }
+                            });
+                        }
+                        "quit" => {
+                            quitting.store(true, Ordering::SeqCst);
+                            let d = d.clone();
+                            let app = app.clone();
+                            tauri::async_runtime::spawn(async move {
+                                d.stop().await;
+                                app.exit(0);
+                            });
+                        }
+                        _ => {}
+                    })
+                    .build(app)?;
+                // A configured peer starts with the app.
+                if desktop.is_configured() {
+                    let d = desktop.clone();
+                    tauri::async_runtime::spawn(async move {
+                        if let Err(e) = d.start(Default::default()).await {
+                            tracing::error!("could not start the cluster peer: {e}");
+                        }
+                    });
+                }
+                emit_loop(app.handle().clone(), desktop.clone());
+                Ok(())
+            }
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps the peer running in the tray.
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .build(tauri::generate_context!())
+        .expect("the app starts");
+    app.run(move |_app, event| {
+        if let RunEvent::ExitRequested { api, code, .. } = event {
+            // Only Quit (which sets `quitting` and passes a code) ends the process.
+            if code.is_none() && !quitting.load(Ordering::SeqCst) {
+                api.prevent_exit();
+            }
+        }
+    });
+}

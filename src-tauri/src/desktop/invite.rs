@@ -1,0 +1,151 @@
+//! Invitations: what one desktop peer gives another to join its cluster, as copyable text and
+//! as a QR code. The text is `ipfs-cluster-invite:` followed by base64url JSON
+//! `{"bootstrap": [multiaddr/p2p/id, …], "secret": "<64 hex>"}`; a bare bootstrap multiaddr
+//! plus a separately pasted secret is accepted too.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+
+pub const PREFIX: &str = "ipfs-cluster-invite:";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Invitation {
+    pub bootstrap: Vec<String>,
+    pub secret: String,
+}
+
+impl Invitation {
+    pub fn to_text(&self) -> String {
+        let json = serde_json::to_vec(self).expect("invitation serializes");
+        format!(
+            "{PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+
+    /// Reads an invitation text, or a bootstrap multiaddr with `secret` given apart.
+    pub fn parse(text: &str, secret: Option<&str>) -> Result<Invitation, String> {
+        let text = text.trim();
+        let inv = if let Some(body) = text.strip_prefix(PREFIX) {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(body.trim())
+                .map_err(|_| {
+                    "this invitation is damaged (not valid base64): copy it again".to_string()
+                })?;
+            serde_json::from_slice::<Invitation>(&raw)
+                .map_err(|e| format!("this invitation is damaged: {e}"))?
+        } else if text.starts_with('/') {
+            Invitation {
+                bootstrap: text
+                    .split([',', ' ', '\n'])
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                secret: secret
+                    .ok_or("a bootstrap address needs the cluster secret too")?
+                    .trim()
+                    .to_string(),
+            }
+        } else {
+            return Err(format!(
+                "not an invitation: expected text starting with {PREFIX} or a multiaddr"
+            ));
+        };
+        inv.validate()?;
+        Ok(inv)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.secret
+            .parse::<Secret>()
+            .map_err(|e| format!("cluster secret: {e}"))?;
+        if self.bootstrap.is_empty() {
+            return Err("the invitation names no peer to join".into());
+        }
+        for b in &self.bootstrap {
+            let addr: libp2p::Multiaddr = b
+                .parse()
+                .map_err(|e| format!("bootstrap address {b:?}: {e}"))?;
+            if crate::rpc::peerstore::split_p2p(&addr).is_none() {
+                return Err(format!("bootstrap address {b} must end in /p2p/<peer id>"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The invitation text as an SVG QR code.
+    pub fn qr_svg(&self) -> String {
+        let code =
+            qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code");
+        code.render::<qrcode::render::svg::Color>()
+            .min_dimensions(240, 240)
+            .quiet_zone(true)
+            .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Invitation {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        Invitation {
+            bootstrap: vec![format!("/ip4/192.0.2.1/tcp/9096/p2p/{peer}")],
+            secret: Secret::generate().to_string(),
+        }
+    }
+
+    #[test]
+    fn text_round_trips_and_renders_as_qr() {
+        let inv = sample();
+        let text = inv.to_text();
+        assert!(text.starts_with(PREFIX));
+        assert_eq!(
+            Invitation::parse(&format!("  {text}\n"), None).unwrap(),
+            inv
+        );
+        let svg = inv.qr_svg();
+        assert!(
+            svg.starts_with("<?xml") && svg.contains("<svg"),
+            "{}",
+            &svg[..60]
+        );
+    }
+
+    #[test]
+    fn an_address_and_a_secret_make_an_invitation() {
+        let inv = sample();
+        let got = Invitation::parse(&inv.bootstrap[0], Some(&inv.secret)).unwrap();
+        assert_eq!(got, inv);
+        assert!(Invitation::parse(&inv.bootstrap[0], None).is_err());
+    }
+
+    #[test]
+    fn damaged_invitations_say_what_is_wrong() {
+        let inv = sample();
+        let text = inv.to_text();
+        assert!(Invitation::parse(&text[..text.len() - 5], None).is_err());
+        assert!(Invitation::parse("hello", None)
+            .unwrap_err()
+            .contains("not an invitation"));
+        let bad_secret = Invitation {
+            secret: "abc".into(),
+            ..inv.clone()
+        };
+        assert!(Invitation::parse(&bad_secret.to_text(), None)
+            .unwrap_err()
+            .contains("secret"));
+        let no_p2p = Invitation {
+            bootstrap: vec!["/ip4/192.0.2.1/tcp/9096".into()],
+            ..inv
+        };
+        assert!(Invitation::parse(&no_p2p.to_text(), None)
+            .unwrap_err()
+            .contains("/p2p/"));
+    }
+}

@@ -1,0 +1,416 @@
+//! The desktop app's actions, free of any GUI toolkit so they are unit-tested headless: the
+//! Tauri binary (`src/bin/desktop`) only wraps each of these in a command and forwards
+//! [`Desktop::snapshot`]s as events.
+//!
+//! The app drives the same peer as `ipfs-cluster-service`, in-process, in the same folder
+//! (`$IPFS_CLUSTER_PATH` or `~/.ipfs-cluster`), so the CLI and the app share one peer.
+
+pub mod invite;
+pub mod secrets;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::RwLock;
+
+use crate::components::IpfsConnector;
+use crate::config::{self, Config, Identity, Multiaddrs};
+use crate::ipfsconn::IpfsHttp;
+use crate::peer::{Peer, StartOptions};
+use crate::types::{GlobalPinInfo, Id, Pin, PinOptions, StatusFilter};
+pub use invite::Invitation;
+use secrets::SecretStore;
+
+/// Where this peer's IPFS node comes from, as the app tells the user.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum IpfsSource {
+    /// A daemon was already answering at the configured address.
+    Running,
+    /// The app started the local node it ships (`ipfs-local-node`).
+    Embedded,
+    /// Neither: pins will wait with errors until an IPFS node answers.
+    Unavailable,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct IpfsStatus {
+    pub source: IpfsSource,
+    pub address: String,
+    pub message: String,
+}
+
+/// Everything the overview shows.
+#[derive(Serialize, Clone, Debug)]
+pub struct Snapshot {
+    pub folder: String,
+    pub configured: bool,
+    pub running: bool,
+    pub ready: bool,
+    pub paused: bool,
+    pub id: Option<Id>,
+    pub ipfs: Option<IpfsStatus>,
+    pub secret_location: String,
+    pub rest_api: Option<String>,
+}
+
+#[derive(Serialize, Clone, Debug)]
+pub struct InvitationView {
+    pub text: String,
+    pub svg: String,
+}
+
+/// The app's peer and its IPFS node.
+pub struct Desktop {
+    folder: PathBuf,
+    secrets: Box<dyn SecretStore>,
+    /// Applied to the defaults of a new peer's config (tests use free ports).
+    defaults: Box<dyn Fn(&mut Config) + Send + Sync>,
+    peer: RwLock<Option<Arc<Peer>>>,
+    ipfs: Mutex<Option<IpfsStatus>>,
+    ipfs_child: Mutex<Option<Child>>,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// A new desktop peer's config: IPFS Cluster's defaults, with repinning on (a desktop user
+/// expects a cluster to heal itself).
+fn desktop_defaults(cfg: &mut Config) {
+    cfg.cluster.disable_repinning = false;
+}
+
+impl Desktop {
+    pub fn new(folder: PathBuf) -> Desktop {
+        let secrets = secrets::for_folder(&folder);
+        Desktop::with(folder, secrets, Box::new(desktop_defaults))
+    }
+
+    pub fn with(
+        folder: PathBuf,
+        secrets: Box<dyn SecretStore>,
+        defaults: Box<dyn Fn(&mut Config) + Send + Sync>,
+    ) -> Desktop {
+        Desktop {
+            folder,
+            secrets,
+            defaults,
+            peer: RwLock::new(None),
+            ipfs: Mutex::new(None),
+            ipfs_child: Mutex::new(None),
+        }
+    }
+
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.folder.join(config::CONFIG_FILE).exists()
+    }
+
+    /// The running peer, or a clear error.
+    pub async fn peer(&self) -> Result<Arc<Peer>, String> {
+        self.peer
+            .read()
+            .await
+            .clone()
+            .ok_or_else(|| "the cluster peer is not running".to_string())
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        let peer = self.peer.read().await.clone();
+        let id = match &peer {
+            Some(p) => Some(p.cluster.id().await),
+            None => None,
+        };
+        Snapshot {
+            folder: self.folder.display().to_string(),
+            configured: self.is_configured(),
+            running: peer.is_some(),
+            ready: peer.as_ref().is_some_and(|p| p.is_ready()),
+            paused: peer.as_ref().is_some_and(|p| p.is_paused()),
+            id,
+            ipfs: self.ipfs.lock().unwrap().clone(),
+            secret_location: self.secrets.describe(),
+            rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
+        }
+    }
+
+    /// First run, "Start a new cluster": a new config and identity, the secret in the
+    /// keyring, then the peer as the cluster's first voter.
+    pub async fn new_cluster(&self) -> Result<Snapshot, String> {
+        let mut cfg = Config::new_for_init();
+        (self.defaults)(&mut cfg);
+        let (cfg, _) = config::init_keeping_secret_out(&self.folder, false, cfg).map_err(err)?;
+        self.secrets.set(&cfg.cluster.secret.to_string())?;
+        self.start(StartOptions::default()).await
+    }
+
+    /// First run, "Join a cluster": as a follower unless `voter`.
+    pub async fn join(
+        &self,
+        invitation: &str,
+        secret: Option<&str>,
+        voter: bool,
+    ) -> Result<Snapshot, String> {
+        let inv = Invitation::parse(invitation, secret)?;
+        let bootstrap = inv
+            .bootstrap
+            .iter()
+            .map(|b| b.parse().map_err(err))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut cfg = Config::new_for_init();
+        (self.defaults)(&mut cfg);
+        config::init_keeping_secret_out(&self.folder, false, cfg).map_err(err)?;
+        self.secrets.set(&inv.secret)?;
+        let started = self
+            .start(StartOptions {
+                bootstrap,
+                follower: !voter,
+            })
+            .await;
+        if started.is_err() {
+            // A failed first join leaves nothing behind, so the user can simply try again.
+            for f in [config::CONFIG_FILE, config::IDENTITY_FILE] {
+                let _ = std::fs::remove_file(self.folder.join(f));
+            }
+        }
+        started
+    }
+
+    /// Starts the configured peer (every later launch of the app).
+    pub async fn start(&self, opts: StartOptions) -> Result<Snapshot, String> {
+        if self.peer.read().await.is_some() {
+            return Ok(self.snapshot().await);
+        }
+        // A peer made by `ipfs-cluster-service init` has its secret in service.json; one
+        // made by the app has it in the keyring.
+        let env = match self.secrets.get()? {
+            Some(secret) => vec![("CLUSTER_SECRET".to_string(), secret)],
+            None => Vec::new(),
+        };
+        let cfg = Config::load_with_env(&self.folder, &env).map_err(err)?;
+        let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
+        self.ensure_ipfs(&cfg).await;
+        let peer = Peer::start(self.folder.clone(), cfg, identity, opts).await?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !peer.is_ready() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        *self.peer.write().await = Some(Arc::new(peer));
+        Ok(self.snapshot().await)
+    }
+
+    /// Stops the peer and the IPFS node the app started (Quit).
+    pub async fn stop(&self) {
+        if let Some(p) = self.peer.write().await.take() {
+            p.shutdown().await;
+        }
+        if let Some(mut c) = self.ipfs_child.lock().unwrap().take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Uses the IPFS daemon at the configured address if one answers, else starts the local
+    /// node shipped with the app there.
+    async fn ensure_ipfs(&self, cfg: &Config) {
+        let ipfs_cfg = &cfg.ipfs_connector.ipfshttp;
+        let address = ipfs_cfg
+            .node_multiaddress
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let status = match IpfsHttp::new(ipfs_cfg) {
+            Err(e) => IpfsStatus {
+                source: IpfsSource::Unavailable,
+                address,
+                message: e,
+            },
+            Ok(client) => {
+                if client.id().await.is_ok() {
+                    IpfsStatus {
+                        source: IpfsSource::Running,
+                        message: format!("using the IPFS daemon already running at {address}"),
+                        address,
+                    }
+                } else {
+                    match self.start_local_node(&address, &client).await {
+                        Ok(()) => IpfsStatus {
+                            source: IpfsSource::Embedded,
+                            message: format!(
+                                "no IPFS daemon was running: started the built-in IPFS node at {address}"
+                            ),
+                            address,
+                        },
+                        Err(e) => IpfsStatus {
+                            source: IpfsSource::Unavailable,
+                            message: format!("no IPFS daemon at {address}, and the built-in node did not start: {e}"),
+                            address,
+                        },
+                    }
+                }
+            }
+        };
+        tracing::info!("{}", status.message);
+        *self.ipfs.lock().unwrap() = Some(status);
+    }
+
+    async fn start_local_node(&self, address: &str, client: &IpfsHttp) -> Result<(), String> {
+        let exe = std::env::current_exe().map_err(err)?;
+        let bin = exe
+            .parent()
+            .map(|d| d.join("ipfs-local-node"))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("ipfs-local-node"));
+        let log = std::fs::File::create(self.folder.join("ipfs-local-node.log")).map_err(err)?;
+        let child = Command::new(&bin)
+            .arg("--repo")
+            .arg(self.folder.join("ipfs"))
+            .arg("--api")
+            .arg(address)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(err)?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        *self.ipfs_child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if client.id().await.is_ok() {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self
+                .ipfs_child
+                .lock()
+                .unwrap()
+                .as_mut()
+                .map(Child::try_wait)
+            {
+                return Err(format!("it exited with {status} (see ipfs-local-node.log)"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err("it did not answer within 30s".into())
+    }
+
+    /// This peer's invitation: its cluster addresses and the secret.
+    pub async fn invitation(&self) -> Result<InvitationView, String> {
+        let peer = self.peer().await?;
+        let secret = match self.secrets.get()? {
+            Some(s) => s,
+            None => Config::load(&self.folder)
+                .map_err(err)?
+                .cluster
+                .secret
+                .to_string(),
+        };
+        // An address on 0.0.0.0 is no use to another machine; loopback only helps locally.
+        let mut bootstrap: Vec<String> = peer
+            .cluster_addrs()
+            .into_iter()
+            .filter(|a| !a.contains("/0.0.0.0/"))
+            .collect();
+        bootstrap.sort_by_key(|a| a.starts_with("/ip4/127."));
+        let inv = Invitation { bootstrap, secret };
+        Ok(InvitationView {
+            text: inv.to_text(),
+            svg: inv.qr_svg(),
+        })
+    }
+
+    pub async fn peers(&self) -> Result<Vec<Id>, String> {
+        Ok(self.peer().await?.cluster.peers().await)
+    }
+
+    pub async fn remove_peer(&self, id: &str) -> Result<(), String> {
+        self.peer().await?.cluster.peer_rm(id).await.map_err(err)
+    }
+
+    pub async fn pins(&self) -> Result<Vec<GlobalPinInfo>, String> {
+        let peer = self.peer().await?;
+        Ok(peer.cluster.status_all(&StatusFilter::default(), &[]).await)
+    }
+
+    /// Pins a CID, an `ipfs://` link or an `/ipfs/…` path (what a user drops or pastes).
+    pub async fn pin(
+        &self,
+        what: &str,
+        name: &str,
+        replication: Option<i32>,
+    ) -> Result<Pin, String> {
+        let peer = self.peer().await?;
+        let what = what.trim();
+        let what = what
+            .strip_prefix("ipfs://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .unwrap_or(what);
+        let (r_min, r_max) = replication.map(|r| (r, r)).unwrap_or((0, 0));
+        let opts = PinOptions {
+            name: name.to_string(),
+            replication_factor_min: r_min,
+            replication_factor_max: r_max,
+            ..Default::default()
+        };
+        let c = &peer.cluster;
+        if what.starts_with('/') {
+            c.pin_path(what, opts).await.map_err(err)
+        } else if what.contains('/') {
+            c.pin_path(&format!("/ipfs/{what}"), opts)
+                .await
+                .map_err(err)
+        } else {
+            c.pin(what.parse()?, opts).await.map_err(err)
+        }
+    }
+
+    pub async fn unpin(&self, cid: &str) -> Result<Pin, String> {
+        self.peer()
+            .await?
+            .cluster
+            .unpin(cid.parse()?)
+            .await
+            .map_err(err)
+    }
+
+    pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo, String> {
+        Ok(self.peer().await?.cluster.recover(&cid.parse()?).await)
+    }
+
+    /// Adds a dropped file to IPFS and pins it, named after the file.
+    pub async fn add_file(&self, path: &Path) -> Result<Pin, String> {
+        let peer = self.peer().await?;
+        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cid = peer.cluster.ipfs.add(&name, data).await.map_err(err)?;
+        self.pin(&cid.to_string(), &name, None).await
+    }
+
+    pub async fn set_paused(&self, paused: bool) -> Result<(), String> {
+        self.peer().await?.set_paused(paused);
+        Ok(())
+    }
+}
+
+/// Config defaults for tests: every port picked by the OS, all on loopback.
+pub fn loopback_defaults(ipfs: Multiaddrs) -> impl Fn(&mut Config) + Send + Sync {
+    move |cfg: &mut Config| {
+        cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+        cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+        cfg.ipfs_connector.ipfshttp.node_multiaddress = ipfs.clone();
+        cfg.ipfs_connector.ipfshttp.connect_swarms_delay = crate::config::GoDuration::secs(3600);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The desktop commands against real in-process peers and a Kubo test double.
+
+use super::secrets::FileStore;
+use super::*;
+use crate::ipfsconn::fake::{test_cid, FakeKubo};
+use crate::types::PeerRole;
+
+fn desktop(dir: &Path, kubo: &FakeKubo) -> Desktop {
+    Desktop::with(
+        dir.to_path_buf(),
+        Box::new(FileStore::in_folder(dir)),
+        Box::new(loopback_defaults(kubo.multiaddr())),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_cluster_runs_pins_and_invites() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = FakeKubo::start().await;
+    let d = desktop(dir.path(), &kubo);
+    let before = d.snapshot().await;
+    assert!(!before.configured && !before.running);
+    assert!(d.pins().await.unwrap_err().contains("not running"));
+
+    let s = d.new_cluster().await.unwrap();
+    assert!(s.configured && s.running && s.ready, "{s:?}");
+    assert_eq!(s.ipfs.as_ref().unwrap().source, IpfsSource::Running);
+    assert_eq!(s.id.as_ref().unwrap().role, Some(PeerRole::Voter));
+    // The secret is kept apart from service.json.
+    let cfg = std::fs::read_to_string(dir.path().join("service.json")).unwrap();
+    assert!(!cfg.contains("\"secret\""), "{cfg}");
+    assert!(s.secret_location.contains("secret"));
+    // A second "new cluster" in the same folder is refused.
+    assert!(d.new_cluster().await.is_err());
+
+    let cid = test_cid(1);
+    let pin = d
+        .pin(&format!("ipfs://{cid}"), "from a link", None)
+        .await
+        .unwrap();
+    assert_eq!(pin.cid, cid);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pins = d.pins().await.unwrap();
+        let pinned = pins
+            .iter()
+            .any(|g| g.cid == cid && g.peer_map.values().all(|i| i.status.as_str() == "pinned"));
+        if pinned {
+            break;
+        }
+        assert!(Instant::now() < end, "never pinned: {pins:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(d
+        .pin("not a cid", "", None)
+        .await
+        .unwrap_err()
+        .contains("invalid CID"));
+    d.unpin(&cid.to_string()).await.unwrap();
+
+    d.set_paused(true).await.unwrap();
+    assert!(d.snapshot().await.paused);
+
+    let inv = d.invitation().await.unwrap();
+    assert!(inv.svg.contains("<svg"));
+    let parsed = Invitation::parse(&inv.text, None).unwrap();
+    assert_eq!(parsed.secret.len(), 64);
+    d.stop().await;
+    assert!(!d.snapshot().await.running);
+    // The next launch starts the same peer again.
+    let again = d.start(Default::default()).await.unwrap();
+    assert_eq!(again.id.unwrap().id, s.id.unwrap().id);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn joining_by_invitation_makes_a_follower_unless_asked_for_a_voter() {
+    let kubo = FakeKubo::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let first = desktop(dirs[0].path(), &kubo);
+    first.new_cluster().await.unwrap();
+    let inv = first.invitation().await.unwrap();
+
+    let laptop = desktop(dirs[1].path(), &kubo);
+    let s = laptop.join(&inv.text, None, false).await.unwrap();
+    assert!(s.ready, "{s:?}");
+    assert_eq!(s.id.unwrap().role, Some(PeerRole::Follower));
+
+    let server = desktop(dirs[2].path(), &kubo);
+    let parsed = Invitation::parse(&inv.text, None).unwrap();
+    let s = server
+        .join(&parsed.bootstrap[0], Some(&parsed.secret), true)
+        .await
+        .unwrap();
+    assert_eq!(s.id.unwrap().role, Some(PeerRole::Voter));
+
+    let peers = first.peers().await.unwrap();
+    assert_eq!(peers.len(), 3);
+    assert!(peers.iter().all(|p| p.error.is_empty()), "{peers:?}");
+    for d in [&laptop, &server, &first] {
+        d.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_join_leaves_nothing_behind() {
+    let kubo = FakeKubo::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = desktop(dir.path(), &kubo);
+    assert!(d
+        .join("garbage", None, false)
+        .await
+        .unwrap_err()
+        .contains("not an invitation"));
+    // A well-formed invitation to a peer that does not exist.
+    let nobody = libp2p::identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let inv = Invitation {
+        bootstrap: vec![format!("/ip4/127.0.0.1/tcp/{port}/p2p/{nobody}")],
+        secret: crate::config::Secret::generate().to_string(),
+    };
+    let e = d.join(&inv.to_text(), None, false).await.unwrap_err();
+    assert!(e.contains("could not join"), "{e}");
+    assert!(!d.is_configured(), "no config left behind");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_runs_a_peer_made_by_the_command_line() {
+    let kubo = FakeKubo::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cfg, _) = crate::config::init(dir.path(), false).unwrap();
+    loopback_defaults(kubo.multiaddr())(&mut cfg);
+    std::fs::write(dir.path().join("service.json"), cfg.to_json()).unwrap();
+    let d = desktop(dir.path(), &kubo);
+    let s = d.start(Default::default()).await.unwrap();
+    assert!(s.running && s.ready, "{s:?}");
+    let inv = Invitation::parse(&d.invitation().await.unwrap().text, None).unwrap();
+    assert_eq!(inv.secret, cfg.cluster.secret.to_string());
+    d.stop().await;
+}

@@ -1,0 +1,246 @@
+// The UI talks to the peer only through Tauri commands (invoke) and events (listen).
+'use strict';
+
+const tauri = window.__TAURI__;
+const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
+const $ = (id) => document.getElementById(id);
+
+const state = { snapshot: null, peers: [], pins: [], view: 'overview' };
+
+function short(id) {
+  return id && id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : (id || '—');
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function showView(view) {
+  state.view = view;
+  for (const b of document.querySelectorAll('.tab')) b.classList.toggle('active', b.dataset.view === view);
+  for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== `view-${view}`;
+  if (view === 'invite') loadInvitation();
+}
+
+function renderSnapshot(s) {
+  state.snapshot = s;
+  $('first-run').hidden = s.configured;
+  $('main').hidden = !s.configured;
+  if (!s.configured) return;
+  const id = s.id || {};
+  $('ov-peer').textContent = short(id.id);
+  $('ov-peer').title = id.id || '';
+  $('ov-name').textContent = id.peername || '';
+  $('ov-role').textContent = id.role || (s.running ? '…' : 'stopped');
+  $('ov-ready').textContent = s.running ? (s.ready ? 'ready' : 'starting…') : 'not running';
+  $('ov-leader').textContent = short(id.leader);
+  const ipfs = s.ipfs || {};
+  const ipfsOk = id.ipfs && !id.ipfs.error;
+  $('ov-ipfs').textContent = ipfsOk ? 'connected' : (id.ipfs ? 'unreachable' : '—');
+  $('ov-ipfs').className = `value ${ipfsOk ? 'ok' : 'bad'}`;
+  $('ov-ipfs-msg').textContent = ipfs.message || (id.ipfs && id.ipfs.error) || '';
+  $('ov-rest').textContent = s.rest_api || '—';
+  $('ov-secret').textContent = s.secret_location || '';
+  $('btn-pause').textContent = s.paused ? 'Resume pinning' : 'Pause pinning';
+  $('btn-pause').classList.toggle('warn', s.paused);
+}
+
+function renderPeers(peers) {
+  state.peers = peers;
+  const body = $('peers-body');
+  body.replaceChildren();
+  const me = state.snapshot && state.snapshot.id ? state.snapshot.id.id : '';
+  for (const p of peers) {
+    const ok = !p.error;
+    body.append(el('tr', { 'data-peer': p.id },
+      el('td', { class: 'mono', title: p.id }, short(p.id), p.id === me ? el('span', { class: 'badge' }, 'this') : ''),
+      el('td', {}, p.peername || ''),
+      el('td', {}, p.role || ''),
+      el('td', { class: 'mono' }, p.ipfs && p.ipfs.id ? short(p.ipfs.id) : (p.ipfs && p.ipfs.error ? 'error' : '—')),
+      el('td', { class: ok ? 'ok' : 'bad', title: p.error || '' }, ok ? 'online' : 'unreachable'),
+      el('td', {}, p.id === me ? '' : el('button', { class: 'ghost small', onclick: () => removePeer(p.id) }, 'Remove')),
+    ));
+  }
+  const down = peers.filter((p) => p.error).length;
+  $('ov-health').textContent = down ? `${down} of ${peers.length} unreachable` : `${peers.length} peers online`;
+  $('ov-health').className = `value ${down ? 'bad' : 'ok'}`;
+}
+
+function statusClass(s) {
+  if (s === 'pinned') return 'ok';
+  if (s.includes('error') || s === 'unexpectedly_unpinned') return 'bad';
+  if (s === 'remote') return 'muted';
+  return 'busy';
+}
+
+function renderPins(pins) {
+  state.pins = pins;
+  const q = $('pin-search').value.trim().toLowerCase();
+  const f = $('pin-filter').value;
+  const body = $('pins-body');
+  body.replaceChildren();
+  let pinned = 0;
+  let errors = 0;
+  for (const g of pins) {
+    const statuses = Object.values(g.peer_map || {}).map((i) => i.status);
+    if (statuses.length && statuses.every((s) => s === 'pinned' || s === 'remote')) pinned++;
+    if (statuses.some((s) => s.includes('error'))) errors++;
+    if (q && !g.cid.toLowerCase().includes(q) && !(g.name || '').toLowerCase().includes(q)) continue;
+    if (f && !statuses.some((s) => (f === 'error' ? s.includes('error') : f === 'queued' ? s.includes('queued') : s === f))) continue;
+    const per = el('td', { class: 'statuses' });
+    for (const [peer, info] of Object.entries(g.peer_map || {})) {
+      per.append(el('span', { class: `status ${statusClass(info.status)}`, title: `${peer}${info.error ? `: ${info.error}` : ''}` },
+        `${info.peername || short(peer)}: ${info.status}`));
+    }
+    body.append(el('tr', { 'data-cid': g.cid },
+      el('td', { class: 'mono', title: g.cid }, short(g.cid)),
+      el('td', {}, g.name || ''),
+      per,
+      el('td', { class: 'actions' },
+        el('button', { class: 'ghost small', onclick: () => act('recover', { cid: g.cid }) }, 'Recover'),
+        el('button', { class: 'ghost small', onclick: () => act('unpin', { cid: g.cid }) }, 'Unpin')),
+    ));
+  }
+  $('ov-pins').textContent = String(pins.length);
+  $('ov-pins-sub').textContent = `${pinned} fully pinned${errors ? `, ${errors} with errors` : ''}`;
+}
+
+function message(text, bad = false) {
+  $('pin-message').textContent = text;
+  $('pin-message').className = bad ? 'error' : 'sub';
+}
+
+async function act(cmd, args) {
+  try {
+    await invoke(cmd, args);
+    await refresh();
+  } catch (e) {
+    message(String(e), true);
+  }
+}
+
+async function removePeer(id) {
+  if (!confirm(`Remove peer ${id} from the cluster?`)) return;
+  await act('remove_peer', { id });
+}
+
+async function pinText(what, name = '', replication = null) {
+  message(`Pinning ${what}…`);
+  try {
+    const pin = await invoke('pin', { what, name, replication });
+    message(`Pinned ${pin.cid}: copies are being made.`);
+    await refresh();
+  } catch (e) {
+    message(String(e), true);
+  }
+}
+
+async function pinPaths(paths) {
+  message(`Adding ${paths.length} file(s) to IPFS…`);
+  try {
+    const pins = await invoke('add_paths', { paths });
+    message(`Added and pinned ${pins.map((p) => p.cid).join(', ')}`);
+    await refresh();
+  } catch (e) {
+    message(String(e), true);
+  }
+}
+
+// Text dropped on the window (a CID or a link): pin it.
+function handleDroppedText(text) {
+  const what = (text || '').trim().split(/\s+/)[0];
+  if (!what) return;
+  showView('pins');
+  return pinText(what);
+}
+window.handleDroppedText = handleDroppedText;
+
+async function loadInvitation() {
+  try {
+    const inv = await invoke('invitation');
+    $('invite-qr').innerHTML = inv.svg.replace(/^<\?xml[^>]*>/, '');
+    $('invite-text').value = inv.text;
+    const boot = state.snapshot && state.snapshot.id ? (state.snapshot.id.addresses || [])[0] : '';
+    $('invite-cli').textContent = `CLUSTER_SECRET=… ipfs-cluster-service daemon --bootstrap ${boot || '…'}`;
+  } catch (e) {
+    $('invite-text').value = String(e);
+  }
+}
+
+async function refresh() {
+  renderSnapshot(await invoke('status'));
+  if (state.snapshot.running) {
+    try { renderPeers(await invoke('peers')); } catch (_) { /* not ready yet */ }
+    try { renderPins(await invoke('pins')); } catch (_) { /* not ready yet */ }
+  }
+}
+
+async function firstRun(cmd, args) {
+  $('first-run-error').textContent = '';
+  for (const b of document.querySelectorAll('#first-run button')) b.disabled = true;
+  try {
+    renderSnapshot(await invoke(cmd, args));
+    await refresh();
+  } catch (e) {
+    $('first-run-error').textContent = String(e);
+  } finally {
+    for (const b of document.querySelectorAll('#first-run button')) b.disabled = false;
+  }
+}
+
+function wire() {
+  for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => showView(b.dataset.view));
+  $('btn-new').addEventListener('click', () => firstRun('new_cluster'));
+  $('btn-join').addEventListener('click', () => firstRun('join_cluster', {
+    invitation: $('join-invitation').value,
+    secret: $('join-secret').value || null,
+    voter: $('join-voter').checked,
+  }));
+  $('pin-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const r = $('pin-repl').value;
+    pinText($('pin-cid').value, $('pin-name').value, r === '' ? null : Number(r));
+    $('pin-cid').value = '';
+  });
+  $('pin-search').addEventListener('input', () => renderPins(state.pins));
+  $('pin-filter').addEventListener('change', () => renderPins(state.pins));
+  $('btn-pause').addEventListener('click', () => act('set_paused', { paused: !(state.snapshot && state.snapshot.paused) }));
+  $('btn-copy').addEventListener('click', () => navigator.clipboard && navigator.clipboard.writeText($('invite-text').value));
+  $('autostart').addEventListener('change', async (e) => {
+    try { e.target.checked = await invoke('autostart', { enable: e.target.checked }); } catch (_) { e.target.checked = false; }
+  });
+
+  // Drag and drop: text through the page, files through Tauri (which knows their paths).
+  const hint = $('drop-hint');
+  document.addEventListener('dragover', (e) => { e.preventDefault(); hint.hidden = false; });
+  document.addEventListener('dragleave', () => { hint.hidden = true; });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    hint.hidden = true;
+    const text = e.dataTransfer && (e.dataTransfer.getData('text/plain') || e.dataTransfer.getData('text/uri-list'));
+    if (text) handleDroppedText(text);
+  });
+  tauri.event.listen('tauri://drag-enter', () => { hint.hidden = false; });
+  tauri.event.listen('tauri://drag-leave', () => { hint.hidden = true; });
+  tauri.event.listen('tauri://drag-drop', (e) => {
+    hint.hidden = true;
+    const paths = (e.payload && e.payload.paths) || [];
+    if (paths.length) { showView('pins'); pinPaths(paths); }
+  });
+
+  // Live state from the peer.
+  tauri.event.listen('snapshot', (e) => renderSnapshot(e.payload));
+  tauri.event.listen('peers', (e) => renderPeers(e.payload));
+  tauri.event.listen('pins', (e) => renderPins(e.payload));
+  invoke('autostart', {}).then((on) => { $('autostart').checked = on; }).catch(() => {});
+}
+
+wire();
+refresh();
