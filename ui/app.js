@@ -69,7 +69,7 @@ function renderPeers(peers) {
     ));
   }
   const down = peers.filter((p) => p.error).length;
-  $('ov-health').textContent = down ? `${down} of ${peers.length} unreachable` : `${peers.length} peers online`;
+  $('ov-health').textContent = down ? `${down} of ${peers.length} unreachable` : `${peers.length} ${peers.length === 1 ? 'peer' : 'peers'} online`;
   $('ov-health').className = `value ${down ? 'bad' : 'ok'}`;
 }
 
@@ -167,7 +167,7 @@ async function loadInvitation() {
     const inv = await invoke('invitation');
     $('invite-qr').innerHTML = inv.svg.replace(/^<\?xml[^>]*>/, '');
     $('invite-text').value = inv.text;
-    const boot = state.snapshot && state.snapshot.id ? (state.snapshot.id.addresses || [])[0] : '';
+    const boot = (inv.bootstrap || [])[0];
     $('invite-cli').textContent = `CLUSTER_SECRET=… ipfs-cluster-service daemon --bootstrap ${boot || '…'}`;
   } catch (e) {
     $('invite-text').value = String(e);

@@ -61,6 +61,8 @@ pub struct Snapshot {
 pub struct InvitationView {
     pub text: String,
     pub svg: String,
+    /// The addresses in it, best first, for `--bootstrap`.
+    pub bootstrap: Vec<String>,
 }
 
 /// The app's peer and its IPFS node.
@@ -190,10 +192,11 @@ impl Desktop {
         }
         // A peer made by `ipfs-cluster-service init` has its secret in service.json; one
         // made by the app has it in the keyring.
-        let env = match self.secrets.get()? {
-            Some(secret) => vec![("CLUSTER_SECRET".to_string(), secret)],
-            None => Vec::new(),
-        };
+        // `CLUSTER_*` overrides work for the app as for the daemon.
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        if let Some(secret) = self.secrets.get()? {
+            env.push(("CLUSTER_SECRET".to_string(), secret));
+        }
         let cfg = Config::load_with_env(&self.folder, &env).map_err(err)?;
         let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
         self.ensure_ipfs(&cfg).await;
@@ -323,6 +326,7 @@ impl Desktop {
         Ok(InvitationView {
             text: inv.to_text(),
             svg: inv.qr_svg(),
+            bootstrap: inv.bootstrap.clone(),
         })
     }
 

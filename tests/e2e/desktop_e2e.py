@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""End-to-end test of the desktop app: the real binary under Xvfb, driven through WebDriver
+(tauri-driver + WebKitWebDriver), with real IPFS nodes and a real headless second peer.
+
+Run by tests/e2e/run.sh, which provides the display, the session bus, tauri-driver and these
+environment variables: APP (desktop binary), BIN (folder of the other binaries), WORK (scratch
+folder), SHOTS (where screenshots go), IPFS_API and REST_API (host:port the app's peer uses),
+WEBDRIVER (tauri-driver URL). Every wait is a condition with a deadline.
+"""
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.options import ArgOptions
+
+APP, BIN, WORK, SHOTS = (os.environ[k] for k in ("APP", "BIN", "WORK", "SHOTS"))
+IPFS_API, REST_API = os.environ["IPFS_API"], os.environ["REST_API"]
+DEADLINE = 90
+procs = []
+passed = 0
+driver = None
+
+
+def wait(what, check, deadline=DEADLINE):
+    end = time.time() + deadline
+    last = None
+    while time.time() < end:
+        try:
+            v = check()
+            if v:
+                return v
+        except Exception as e:  # the page may be mid-render
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+
+
+def ok(name):
+    global passed
+    passed += 1
+    print(f"ok - {name}", flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http(method, url, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, r.read()
+
+
+def ipfs_add(api, content):
+    boundary = "e2eboundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    _, out = http("POST", f"http://{api}/api/v0/add?pin=false", body,
+                  {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    return json.loads(out.splitlines()[-1])["Hash"]
+
+
+def spawn(args, log, env=None):
+    p = subprocess.Popen(args, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)
+    procs.append(p)
+    return p
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+
+
+def text_of(driver, css):
+    # textContent through JS: WebKitWebDriver's element text is unreliable for nested nodes.
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent.trim() : ''", css)
+
+
+def click(driver, css):
+    driver.find_element(By.CSS_SELECTOR, css).click()
+
+
+def main():
+    global driver
+    opts = ArgOptions()
+    opts.set_capability("browserName", "wry")
+    opts.set_capability("tauri:options", {"application": APP})
+    driver = wait("a WebDriver session", lambda: webdriver.Remote(os.environ["WEBDRIVER"], options=opts))
+    driver.set_window_size(1100, 760)
+
+    # First run → new cluster.
+    wait("the first-run screen", lambda: driver.find_element(By.ID, "first-run").is_displayed())
+    shot(driver, "first-run")
+    click(driver, "#btn-new")
+    wait("the peer to be ready", lambda: text_of(driver, "#ov-ready") == "ready")
+    wait("IPFS to be connected", lambda: text_of(driver, "#ov-ipfs") == "connected")
+    shot(driver, "overview")
+    ok("first run starts a new cluster and its IPFS node")
+
+    # Pin a CID of real content through the Pins view.
+    cid = ipfs_add(IPFS_API, f"e2e content {time.time()}".encode())
+    click(driver, "button[data-view=pins]")
+    driver.find_element(By.ID, "pin-cid").send_keys(cid)
+    driver.find_element(By.ID, "pin-name").send_keys("e2e file")
+    click(driver, "#btn-pin")
+    row = f"tr[data-cid='{cid}']"
+    wait("the pin to show pinned", lambda: "pinned" in text_of(driver, row))
+    shot(driver, "pins")
+    assert cid.encode() in http("POST", f"http://{IPFS_API}/api/v0/pin/ls?stream=true")[1]
+    ok("a CID of real content pinned from the app shows pinned")
+
+    # The invitation, and a headless peer that joins with it.
+    click(driver, "button[data-view=invite]")
+    inv_text = wait("the invitation", lambda: (lambda v: v if v.startswith("ipfs-cluster-invite:") else None)(
+        driver.find_element(By.ID, "invite-text").get_attribute("value")))
+    wait("the QR code", lambda: driver.find_element(By.CSS_SELECTOR, "#invite-qr svg"))
+    shot(driver, "invite")
+    body = inv_text.split(":", 1)[1]
+    inv = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    peer2 = os.path.join(WORK, "peer2")
+    ipfs2_port = free_port()
+    spawn([os.path.join(BIN, "ipfs-local-node"), "--repo", os.path.join(peer2, "ipfs"),
+           "--api", f"/ip4/127.0.0.1/tcp/{ipfs2_port}"], os.path.join(WORK, "ipfs2.log"))
+    subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "init"], check=True,
+                   stdout=subprocess.DEVNULL)
+    cfg_path = os.path.join(peer2, "service.json")
+    cfg = json.load(open(cfg_path))
+    cfg["cluster"]["secret"] = inv["secret"]
+    cfg["cluster"]["peername"] = "headless"
+    cfg["cluster"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    cfg["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs2_port}"
+    json.dump(cfg, open(cfg_path, "w"))
+    peer2_id = json.load(open(os.path.join(peer2, "identity.json")))["id"]
+    # The CLUSTER_* overrides meant for the app must not reach the headless peer.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
+    spawn([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "daemon",
+           "--bootstrap", inv["bootstrap"][0]], os.path.join(WORK, "peer2.log"), env=env)
+    click(driver, "button[data-view=peers]")
+    wait("the headless peer in the peers view",
+         lambda: "online" in text_of(driver, f"tr[data-peer='{peer2_id}']"), deadline=120)
+    shot(driver, "peers")
+    ok("a headless peer joins with the app's invitation and appears in the peers view")
+
+    # Drag and drop a CID onto the window.
+    cid2 = ipfs_add(IPFS_API, f"dropped content {time.time()}".encode())
+    driver.execute_script("""
+        const dt = new DataTransfer();
+        dt.setData('text/plain', arguments[0]);
+        document.body.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+    """, cid2)
+    wait("the dropped CID to be pinned", lambda: "pinned" in text_of(driver, f"tr[data-cid='{cid2}']"))
+    shot(driver, "pins-after-drop")
+    ok("dropping a CID on the window pins it")
+
+    # Closing the window leaves the peer running in the tray.
+    try:
+        driver.execute_script("window.__TAURI__.window.getCurrentWindow().close()")
+    except WebDriverException:
+        pass  # the session may end with the window
+    wait("the window to be hidden", lambda: not window_visible(), deadline=30)
+    status, _ = wait("the REST API after closing the window",
+                     lambda: http("GET", f"http://{REST_API}/health"))
+    assert status == 204, status
+    _, listed = http("GET", f"http://{REST_API}/allocations")
+    assert cid.encode() in listed and cid2.encode() in listed, listed
+    ok("closing the window keeps the peer answering on its REST API")
+    try:
+        driver.quit()
+    except WebDriverException:
+        pass
+
+
+def window_visible():
+    out = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "IPFS Cluster Desktop"],
+                         capture_output=True, text=True)
+    return bool(out.stdout.strip())
+
+
+if __name__ == "__main__":
+    failed = 0
+    try:
+        main()
+    except Exception as e:
+        failed = 1
+        print(f"not ok - {e!r}", flush=True)
+        if driver is not None:
+            try:
+                shot(driver, "failure")
+                print(driver.execute_script("return document.body.innerText"), flush=True)
+            except Exception:
+                pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    print(f"e2e: {passed} passed; {failed} failed")
+    sys.exit(failed)

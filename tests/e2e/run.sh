@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs the desktop end-to-end test: builds the app, then starts Xvfb, a D-Bus session and
+# tauri-driver (WebKitWebDriver), all on this machine, and drives the app with Selenium.
+# Screenshots of every view land in ${SHOTS:-target/e2e-shots}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+export PATH="$HOME/.cargo/bin:$PATH"
+cargo build --locked --bins
+cargo build --locked --features desktop --bin ipfs-cluster-desktop
+command -v tauri-driver >/dev/null || cargo install --locked tauri-driver@2.1.0
+python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet 'selenium>=4.20,<5'
+
+work=$(mktemp -d)
+export SHOTS=${SHOTS:-$root/target/e2e-shots}
+mkdir -p "$SHOTS"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+display=":$((90 + RANDOM % 100))"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  pkill -f "$work" 2>/dev/null || true
+  # Logs next to the screenshots, for whoever reads a failure.
+  mkdir -p "$SHOTS/logs"
+  find "$work" -name '*.log' -not -path '*/ipfs/*' -exec cp {} "$SHOTS/logs/" \; 2>/dev/null || true
+  rm -rf "$work" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
+pids+=($!)
+export DISPLAY=$display
+for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
+
+# The app's peer: its own folder, HOME and loopback-only ports (CLUSTER_* overrides).
+export HOME="$work/home" IPFS_CLUSTER_PATH="$work/app-peer"
+mkdir -p "$HOME"
+ipfs_port=$(free_port); rest_port=$(free_port); swarm_port=$(free_port); driver_port=$(free_port)
+export CLUSTER_IPFSHTTP_NODEMULTIADDRESS="/ip4/127.0.0.1/tcp/$ipfs_port"
+export CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$rest_port"
+export CLUSTER_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$swarm_port"
+export IPFS_API="127.0.0.1:$ipfs_port" REST_API="127.0.0.1:$rest_port"
+export APP="$root/target/debug/ipfs-cluster-desktop" BIN="$root/target/debug" WORK="$work"
+export WEBDRIVER="http://127.0.0.1:$driver_port"
+
+dbus-run-session -- bash -c '
+  tauri-driver --port '"$driver_port"' >"$WORK/tauri-driver.log" 2>&1 &
+  # The app logs to stderr; tauri-driver passes it through to its own log.
+  python3 tests/e2e/desktop_e2e.py
+'
