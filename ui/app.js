@@ -5,7 +5,20 @@ const tauri = window.__TAURI__;
 const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
 const $ = (id) => document.getElementById(id);
 
-const state = { snapshot: null, peers: [], pins: [], view: 'overview' };
+const state = { snapshot: null, peers: [], pins: [], health: null, view: 'overview' };
+
+function bytes(n) {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = Number(n);
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return `${v.toFixed(v < 10 && i ? 1 : 0)} ${units[i]}`;
+}
+
+function metricOf(list, peer) {
+  const m = (list || []).find((x) => x.peer === peer);
+  return m && m.valid && m.expire / 1e6 > Date.now() ? m : null;
+}
 
 function short(id) {
   return id && id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : (id || '—');
@@ -64,6 +77,8 @@ function renderPeers(peers) {
       el('td', {}, p.peername || ''),
       el('td', {}, p.role || ''),
       el('td', { class: 'mono' }, p.ipfs && p.ipfs.id ? short(p.ipfs.id) : (p.ipfs && p.ipfs.error ? 'error' : '—')),
+      el('td', {}, (() => { const m = state.health && metricOf(state.health.freespace, p.id); return m ? bytes(m.value) : '—'; })()),
+      el('td', {}, (() => { const m = state.health && metricOf(state.health.numpin, p.id); return m ? m.value : '—'; })()),
       el('td', { class: ok ? 'ok' : 'bad', title: p.error || '' }, ok ? 'online' : 'unreachable'),
       el('td', {}, p.id === me ? '' : el('button', { class: 'ghost small', onclick: () => removePeer(p.id) }, 'Remove')),
     ));
@@ -71,6 +86,19 @@ function renderPeers(peers) {
   const down = peers.filter((p) => p.error).length;
   $('ov-health').textContent = down ? `${down} of ${peers.length} unreachable` : `${peers.length} ${peers.length === 1 ? 'peer' : 'peers'} online`;
   $('ov-health').className = `value ${down ? 'bad' : 'ok'}`;
+}
+
+function renderHealth(h) {
+  state.health = h;
+  const list = $('alerts');
+  list.replaceChildren();
+  const alerts = (h.alerts || []).slice(-20).reverse();
+  if (!alerts.length) list.append(el('li', { class: 'sub' }, 'No alerts: every peer reports in time.'));
+  for (const a of alerts) {
+    list.append(el('li', {}, el('span', { class: 'bad' }, '●'), ` ${short(a.peer)} stopped sending “${a.name}” `,
+      el('span', { class: 'sub' }, new Date(a.triggered_at).toLocaleString())));
+  }
+  renderPeers(state.peers);
 }
 
 function statusClass(s) {
@@ -239,6 +267,7 @@ function wire() {
   tauri.event.listen('snapshot', (e) => renderSnapshot(e.payload));
   tauri.event.listen('peers', (e) => renderPeers(e.payload));
   tauri.event.listen('pins', (e) => renderPins(e.payload));
+  tauri.event.listen('health', (e) => renderHealth(e.payload));
   invoke('autostart', {}).then((on) => { $('autostart').checked = on; }).catch(() => {});
 }
 

@@ -65,6 +65,14 @@ pub struct InvitationView {
     pub bootstrap: Vec<String>,
 }
 
+/// Metrics and alerts for the peers view.
+#[derive(Serialize, Clone, Debug)]
+pub struct Health {
+    pub freespace: Vec<crate::types::Metric>,
+    pub numpin: Vec<crate::types::Metric>,
+    pub alerts: Vec<crate::types::Alert>,
+}
+
 /// The app's peer and its IPFS node.
 pub struct Desktop {
     folder: PathBuf,
@@ -332,6 +340,17 @@ impl Desktop {
 
     pub async fn peers(&self) -> Result<Vec<Id>, String> {
         Ok(self.peer().await?.cluster.peers().await)
+    }
+
+    /// What the peers view shows beside each peer: its latest metrics, and recent alerts.
+    pub async fn health(&self) -> Result<Health, String> {
+        let peer = self.peer().await?;
+        let m = &peer.cluster.monitor;
+        Ok(Health {
+            freespace: m.latest(crate::informer::FREESPACE),
+            numpin: m.latest(crate::informer::NUMPIN),
+            alerts: m.alerts(),
+        })
     }
 
     pub async fn remove_peer(&self, id: &str) -> Result<(), String> {

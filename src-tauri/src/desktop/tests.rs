@@ -58,6 +58,14 @@ async fn a_new_cluster_runs_pins_and_invites() {
         .contains("invalid CID"));
     d.unpin(&cid.to_string()).await.unwrap();
 
+    let health = d.health().await.unwrap();
+    assert_eq!(
+        health.freespace.len(),
+        1,
+        "this peer measures its free space at once"
+    );
+    assert!(health.alerts.is_empty());
+
     d.set_paused(true).await.unwrap();
     assert!(d.snapshot().await.paused);
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipfs_cluster::desktop::{Desktop, InvitationView, Snapshot};
+use ipfs_cluster::desktop::{Desktop, Health, InvitationView, Snapshot};
 use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -43,6 +43,11 @@ async fn invitation(d: State<'_, App>) -> Result<InvitationView, String> {
 #[tauri::command]
 async fn peers(d: State<'_, App>) -> Result<Vec<Id>, String> {
     d.peers().await
+}
+
+#[tauri::command]
+async fn health(d: State<'_, App>) -> Result<Health, String> {
+    d.health().await
 }
 
 #[tauri::command]
@@ -122,6 +127,9 @@ fn emit_loop(app: AppHandle, d: App) {
                 if let Ok(p) = d.pins().await {
                     let _ = app.emit("pins", &p);
                 }
+                if let Ok(h) = d.health().await {
+                    let _ = app.emit("health", &h);
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -154,6 +162,7 @@ fn main() {
             join_cluster,
             invitation,
             peers,
+            health,
             remove_peer,
             pins,
             pin,
