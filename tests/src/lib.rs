@@ -15,6 +15,36 @@ use anyhow::{bail, Context, Result};
 use ipfs_cluster::client::Client;
 use serde_json::Value;
 
+/// Content no other test adds, so CIDs never collide across tests.
+pub fn unique(tag: &str) -> Vec<u8> {
+    format!(
+        "{tag} {} {:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    )
+    .into_bytes()
+}
+
+/// The CIDs of the pinset as `client` lists it, sorted.
+pub async fn pinset(client: &Client) -> Vec<String> {
+    let mut cids: Vec<String> = client
+        .allocations("")
+        .await
+        .expect("allocations")
+        .iter()
+        .map(|p| p.cid.to_string())
+        .collect();
+    cids.sort();
+    cids
+}
+
+/// `cids`, sorted, to compare with [`pinset`].
+pub fn sorted(cids: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = cids.iter().map(|c| c.to_string()).collect();
+    v.sort();
+    v
+}
+
 /// Generous: a debug build on two busy cores.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 

@@ -4,15 +4,6 @@
 use cluster_tests::*;
 use ipfs_cluster::types::{PeerRole, PinOptions};
 
-fn unique(tag: &str) -> Vec<u8> {
-    format!(
-        "{tag} {} {:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    )
-    .into_bytes()
-}
-
 /// Waits until every running peer lists `cid` in `/allocations` and its IPFS node pins it.
 async fn pinned_everywhere(c: &TestCluster, cid: &str, peers: &[usize]) {
     for &i in peers {
@@ -199,18 +190,8 @@ async fn peers_rm_shrinks_the_cluster_and_a_full_restart_keeps_every_pin() {
         c.peers[i].start(&[]).await.unwrap();
     }
     for &i in &remaining {
-        let mut cids: Vec<String> = c.peers[i]
-            .client()
-            .allocations("")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|p| p.cid.to_string())
-            .collect();
-        cids.sort();
-        let mut want = vec![x.clone(), y.clone()];
-        want.sort();
-        assert_eq!(cids, want, "peer {i} kept every pin");
+        let cids = pinset(&c.peers[i].client()).await;
+        assert_eq!(cids, sorted(&[&x, &y]), "peer {i} kept every pin");
     }
     let z = c.ipfs[0].add(&unique("z")).await.unwrap();
     c.peers[remaining[1]]

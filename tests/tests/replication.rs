@@ -7,15 +7,6 @@ use cluster_tests::*;
 use ipfs_cluster::types::{PinOptions, TrackerStatus};
 use serde_json::Value;
 
-fn unique(tag: &str) -> Vec<u8> {
-    format!(
-        "{tag} {} {:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    )
-    .into_bytes()
-}
-
 const GB: u64 = 1_000_000_000;
 
 /// Fast metrics so a test sees them move: ping every second (valid 2s), checked every 3s.

@@ -7,16 +7,6 @@ use cluster_tests::*;
 use ipfs_cluster::types::{PinOptions, TrackerStatus};
 use serde_json::Value;
 
-/// Content no other test adds, so CIDs never collide across tests.
-fn unique(tag: &str) -> Vec<u8> {
-    format!(
-        "{tag} {} {:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    )
-    .into_bytes()
-}
-
 async fn node_and_peer(dir: &std::path::Path) -> (IpfsNode, Peer) {
     let ipfs = IpfsNode::start(dir).await.unwrap();
     let mut peer = Peer::init(&dir.join("peer"), &ipfs, |_| {}).unwrap();
@@ -108,17 +98,11 @@ async fn pinset_survives_restart_and_kill_9() {
     client.unpin(&a).await.unwrap();
     peer.kill9();
     peer.start(&[]).await.unwrap();
-    let mut cids: Vec<String> = client
-        .allocations("")
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| p.cid.to_string())
-        .collect();
-    cids.sort();
-    let mut want = vec![b.clone(), c.clone()];
-    want.sort();
-    assert_eq!(cids, want, "kill -9 loses no acknowledged pin or unpin");
+    assert_eq!(
+        pinset(&client).await,
+        sorted(&[&b, &c]),
+        "kill -9 loses no acknowledged pin or unpin"
+    );
     peer.wait_status(&c, "pinned").await.unwrap();
     assert!(ipfs.is_pinned(&c).await.unwrap());
     wait_for("the unpin of a to reach IPFS", DEADLINE, || async {
