@@ -231,6 +231,17 @@ function wire() {
     secret: $('join-secret').value || null,
     voter: $('join-voter').checked,
   }));
+  $('join-qr').addEventListener('change', async (e) => {
+    const file = e.target.files && e.target.files[0];
+    if (!file) return;
+    $('first-run-error').textContent = '';
+    try {
+      const bytes = Array.from(new Uint8Array(await file.arrayBuffer()));
+      $('join-invitation').value = await invoke('read_qr', { bytes });
+    } catch (err) {
+      $('first-run-error').textContent = String(err);
+    }
+  });
   $('pin-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const r = $('pin-repl').value;

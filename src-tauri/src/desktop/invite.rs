@@ -75,6 +75,20 @@ impl Invitation {
         Ok(())
     }
 
+    /// Reads the invitation in a photo or screenshot of its QR code (PNG or JPEG).
+    pub fn from_qr_image(bytes: &[u8]) -> Result<Invitation, String> {
+        let img = image::load_from_memory(bytes)
+            .map_err(|e| format!("not a PNG or JPEG image: {e}"))?
+            .to_luma8();
+        let mut prepared = rqrr::PreparedImage::prepare(img);
+        for grid in prepared.detect_grids() {
+            if let Ok((_, text)) = grid.decode() {
+                return Invitation::parse(&text, None);
+            }
+        }
+        Err("no readable QR code in this image".into())
+    }
+
     /// The invitation text as an SVG QR code.
     pub fn qr_svg(&self) -> String {
         let code =
@@ -115,6 +129,29 @@ mod tests {
             "{}",
             &svg[..60]
         );
+    }
+
+    #[test]
+    fn a_picture_of_the_qr_code_reads_back() {
+        let inv = sample();
+        let code = qrcode::QrCode::new(inv.to_text().as_bytes()).unwrap();
+        let img = code
+            .render::<image::Luma<u8>>()
+            .min_dimensions(300, 300)
+            .build();
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert_eq!(Invitation::from_qr_image(&png).unwrap(), inv);
+        assert!(Invitation::from_qr_image(b"not an image").is_err());
+        let blank = image::GrayImage::from_pixel(64, 64, image::Luma([255]));
+        let mut png = Vec::new();
+        blank
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert!(Invitation::from_qr_image(&png)
+            .unwrap_err()
+            .contains("no readable QR"));
     }
 
     #[test]

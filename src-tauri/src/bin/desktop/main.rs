@@ -35,6 +35,12 @@ async fn join_cluster(
     d.join(&invitation, secret.as_deref(), voter).await
 }
 
+/// A picture of an invitation's QR code → the invitation text (the user checks it, then joins).
+#[tauri::command]
+fn read_qr(bytes: Vec<u8>) -> Result<String, String> {
+    ipfs_cluster::desktop::Invitation::from_qr_image(&bytes).map(|i| i.to_text())
+}
+
 #[tauri::command]
 async fn invitation(d: State<'_, App>) -> Result<InvitationView, String> {
     d.invitation().await
@@ -113,23 +119,69 @@ fn show_main(app: &AppHandle) {
     }
 }
 
-/// Pushes the peer's state to the UI every second (in-process; no REST round trip).
+/// One line for the tray: how the peer is doing.
+fn tray_status(snap: &Snapshot, peers: Option<&[Id]>, pins: Option<&[GlobalPinInfo]>) -> String {
+    if !snap.configured {
+        return "IPFS Cluster Desktop: not set up yet".into();
+    }
+    if !snap.running {
+        return "IPFS Cluster Desktop: stopped".into();
+    }
+    let mut s = format!(
+        "IPFS Cluster: {}",
+        if snap.paused {
+            "pinning paused"
+        } else if snap.ready {
+            "running"
+        } else {
+            "starting"
+        }
+    );
+    if let Some(p) = peers {
+        let down = p.iter().filter(|i| !i.error.is_empty()).count();
+        s += &format!(", {} peers", p.len());
+        if down > 0 {
+            s += &format!(" ({down} unreachable)");
+        }
+    }
+    if let Some(p) = pins {
+        let errors = p
+            .iter()
+            .filter(|g| g.peer_map.values().any(|i| i.status.is_error()))
+            .count();
+        s += &format!(", {} pins", p.len());
+        if errors > 0 {
+            s += &format!(" ({errors} with errors)");
+        }
+    }
+    s
+}
+
+/// Pushes the peer's state to the UI every second (in-process; no REST round trip), and
+/// keeps the tray's tooltip and pause item in step with it.
 fn emit_loop(app: AppHandle, d: App) {
     tauri::async_runtime::spawn(async move {
         loop {
             let snap = d.snapshot().await;
             let running = snap.running;
             let _ = app.emit("snapshot", &snap);
+            let (mut peers, mut pins) = (None, None);
             if running {
                 if let Ok(p) = d.peers().await {
                     let _ = app.emit("peers", &p);
+                    peers = Some(p);
                 }
                 if let Ok(p) = d.pins().await {
                     let _ = app.emit("pins", &p);
+                    pins = Some(p);
                 }
                 if let Ok(h) = d.health().await {
                     let _ = app.emit("health", &h);
                 }
+            }
+            if let Some(tray) = app.tray_by_id("main") {
+                let line = tray_status(&snap, peers.as_deref(), pins.as_deref());
+                let _ = tray.set_tooltip(Some(line));
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -160,6 +212,7 @@ fn main() {
             status,
             new_cluster,
             join_cluster,
+            read_qr,
             invitation,
             peers,
             health,
