@@ -165,6 +165,16 @@ def main():
     shot(driver, "pins-after-drop")
     ok("dropping a CID on the window pins it")
 
+    # Files dropped on the window go through the same command Tauri's drop event calls.
+    dropped = os.path.join(WORK, "dropped-file.txt")
+    with open(dropped, "w") as f:
+        f.write(f"a dropped file {time.time()}")
+    driver.execute_script("window.__TAURI__.core.invoke('add_paths', {paths: [arguments[0]]})", dropped)
+    wait("the dropped file to be pinned", lambda: driver.execute_script(
+        "return [...document.querySelectorAll('#pins-body tr')].some("
+        "r => r.textContent.includes('dropped-file.txt') && r.textContent.includes('pinned'))"))
+    ok("a dropped file is added to the real IPFS node and pinned")
+
     # Closing the window leaves the peer running in the tray.
     try:
         driver.execute_script("window.__TAURI__.window.getCurrentWindow().close()")

@@ -407,22 +407,53 @@ impl Desktop {
         Ok(self.peer().await?.cluster.recover(&cid.parse()?).await)
     }
 
-    /// Adds a dropped file to IPFS and pins it, named after the file.
-    pub async fn add_file(&self, path: &Path) -> Result<Pin, String> {
+    /// Adds a dropped file to IPFS and pins it, named after the file. A dropped folder adds
+    /// and pins every file in it (named by its path inside the folder): the embedded IPFS node
+    /// cannot build directory DAGs.
+    pub async fn add_path(&self, path: &Path) -> Result<Vec<Pin>, String> {
         let peer = self.peer().await?;
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let cid = peer.cluster.ipfs.add(&name, data).await.map_err(err)?;
-        self.pin(&cid.to_string(), &name, None).await
+        let mut files = Vec::new();
+        collect_files(path, path.parent().unwrap_or(path), &mut files)?;
+        if files.is_empty() {
+            return Err(format!("{}: no files to add", path.display()));
+        }
+        let mut pins = Vec::new();
+        for (file, name) in files {
+            let data = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let cid = peer.cluster.ipfs.add(&name, data).await.map_err(err)?;
+            pins.push(self.pin(&cid.to_string(), &name, None).await?);
+        }
+        Ok(pins)
     }
 
     pub async fn set_paused(&self, paused: bool) -> Result<(), String> {
         self.peer().await?.set_paused(paused);
         Ok(())
     }
+}
+
+/// Files under `path` with their names relative to `base`, in a stable order.
+fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_file() {
+        let name = path
+            .strip_prefix(base)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
+        out.push((path.to_path_buf(), name));
+    } else if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for e in entries {
+            collect_files(&e, base, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// Config defaults for tests: every port picked by the OS, all on loopback.

@@ -58,6 +58,19 @@ async fn a_new_cluster_runs_pins_and_invites() {
         .contains("invalid CID"));
     d.unpin(&cid.to_string()).await.unwrap();
 
+    // Dropped files and folders: each file added to IPFS and pinned under its name.
+    let drop = tempfile::tempdir().unwrap();
+    std::fs::write(drop.path().join("a.txt"), b"alpha").unwrap();
+    std::fs::create_dir(drop.path().join("album")).unwrap();
+    std::fs::write(drop.path().join("album/b.txt"), b"beta").unwrap();
+    let one = d.add_path(&drop.path().join("a.txt")).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].options.name, "a.txt");
+    let folder = d.add_path(&drop.path().join("album")).await.unwrap();
+    assert_eq!(folder[0].options.name, "album/b.txt");
+    assert_eq!(kubo.state.lock().unwrap().added, ["a.txt", "album/b.txt"]);
+    assert!(d.add_path(&drop.path().join("missing")).await.is_err());
+
     let health = d.health().await.unwrap();
     assert_eq!(
         health.freespace.len(),

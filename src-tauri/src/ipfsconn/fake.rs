@@ -25,6 +25,8 @@ pub struct FakeState {
     /// When set, pin/add fails with this message (sent mid-stream, as Kubo does).
     pub fail_pins: Option<String>,
     pub pin_calls: usize,
+    /// File names received by `add`.
+    pub added: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -98,6 +100,28 @@ async fn pin_ls(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response
     out.into_response()
 }
 
+/// Adds each uploaded file under a CID derived from its bytes (not IPFS's, but stable).
+async fn add(
+    State(s): State<Arc<Mutex<FakeState>>>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut out = String::new();
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.file_name().unwrap_or("").to_string();
+        let data = field.bytes().await.unwrap_or_default();
+        let n = data.iter().fold(data.len() as u32, |h, b| {
+            h.wrapping_mul(31).wrapping_add(*b as u32)
+        });
+        let cid = test_cid(n);
+        s.lock().unwrap().added.push(name.clone());
+        out += &format!(
+            "{}\n",
+            json!({"Name": name, "Hash": cid.to_string(), "Size": data.len().to_string()})
+        );
+    }
+    out.into_response()
+}
+
 impl FakeKubo {
     pub async fn start() -> FakeKubo {
         let state = Arc::new(Mutex::new(FakeState::default()));
@@ -128,6 +152,7 @@ impl FakeKubo {
                     }
                 }),
             )
+            .route("/api/v0/add", post(add))
             .route(
                 "/api/v0/swarm/connect",
                 post(|| async { Json(json!({"Strings": ["ok"]})) }),

@@ -90,7 +90,7 @@ async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, String
 async fn add_paths(d: State<'_, App>, paths: Vec<String>) -> Result<Vec<Pin>, String> {
     let mut out = Vec::new();
     for p in paths {
-        out.push(d.add_file(&PathBuf::from(p)).await?);
+        out.extend(d.add_path(&PathBuf::from(p)).await?);
     }
     Ok(out)
 }
