@@ -1,5 +1,5 @@
 //! The desktop app's actions, free of any GUI toolkit so they are unit-tested headless: the
-//! Tauri binary (`src/bin/desktop`) only wraps each of these in a command and forwards
+//! Tauri binary (`src/bin/ipfs-cluster-desktop`) only wraps each of these in a command and forwards
 //! [`Desktop::snapshot`]s as events.
 //!
 //! The app drives the same peer as `ipfs-cluster-service`, in-process, in the same folder

