@@ -5,13 +5,13 @@ use crate::config::Identity;
 use crate::ipfsconn::fake::test_cid;
 use crate::types::PinOptions;
 
-async fn start(
+type Changes = tokio::sync::mpsc::UnboundedReceiver<StateChange>;
+
+/// A single voter in `folder`, over no network.
+async fn try_start(
     folder: &Path,
     peer: PeerId,
-) -> (
-    RaftConsensus,
-    tokio::sync::mpsc::UnboundedReceiver<StateChange>,
-) {
+) -> Result<(RaftConsensus, Changes), ConsensusError> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let c = RaftConsensus::start(ConsensusOptions {
         folder: folder.to_path_buf(),
@@ -23,9 +23,12 @@ async fn start(
         bootstrap: Bootstrap::SingleVoter,
         learner_is_ready: true,
     })
-    .await
-    .unwrap();
-    (c, rx)
+    .await?;
+    Ok((c, rx))
+}
+
+async fn start(folder: &Path, peer: PeerId) -> (RaftConsensus, Changes) {
+    try_start(folder, peer).await.unwrap()
 }
 
 async fn ready(c: &RaftConsensus) {
@@ -81,20 +84,10 @@ async fn a_corrupt_database_is_an_error_naming_the_file_and_is_left_alone() {
     )
     .unwrap();
     let before = std::fs::read(&db).unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let err = RaftConsensus::start(ConsensusOptions {
-        folder: dir.path().to_path_buf(),
-        config: RaftConfig::default(),
-        peer_id: Identity::generate().peer_id(),
-        addrs: Vec::new(),
-        transport: Arc::new(NoTransport),
-        changes: tx,
-        bootstrap: Bootstrap::SingleVoter,
-        learner_is_ready: true,
-    })
-    .await
-    .err()
-    .expect("a corrupt database is refused");
+    let err = try_start(dir.path(), Identity::generate().peer_id())
+        .await
+        .err()
+        .expect("a corrupt database is refused");
     assert!(err.to_string().contains("raft.sqlite"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
