@@ -104,13 +104,9 @@ impl Cluster {
                 role: Some(m.role),
                 ..Default::default()
             };
-            let Ok(peer) = m.peer_id.parse::<libp2p::PeerId>() else {
-                return unreachable("invalid peer id in the membership".into());
-            };
-            let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
             match self
                 .rpc
-                .call(peer, addrs, RpcRequest::Id, PEER_ID_TIMEOUT)
+                .call_member(&m.peer_id, &m.addrs, RpcRequest::Id, PEER_ID_TIMEOUT)
                 .await
             {
                 Ok(RpcResponse::Id(mut id)) => {
@@ -125,8 +121,8 @@ impl Cluster {
         futures::future::join_all(asks).await
     }
 
-    /// Removes `peer` from the cluster.
-    pub async fn peer_rm(&self, peer: &str) -> Result<()> {
+    /// 400 for a malformed peer id, 404 for one that is not a member.
+    fn check_member(&self, peer: &str) -> Result<()> {
         peer.parse::<libp2p::PeerId>()
             .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
         if !self.consensus.peers().iter().any(|p| p == peer) {
@@ -134,19 +130,19 @@ impl Cluster {
                 "peer {peer} is not a cluster member"
             )));
         }
+        Ok(())
+    }
+
+    /// Removes `peer` from the cluster.
+    pub async fn peer_rm(&self, peer: &str) -> Result<()> {
+        self.check_member(peer)?;
         self.consensus.rm_peer(peer).await?;
         Ok(())
     }
 
     /// Promotes a follower to voter or demotes a voter to follower.
     pub async fn peer_role(&self, peer: &str, role: PeerRole) -> Result<()> {
-        peer.parse::<libp2p::PeerId>()
-            .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
-        if !self.consensus.peers().iter().any(|p| p == peer) {
-            return Err(Error::NotFound(format!(
-                "peer {peer} is not a cluster member"
-            )));
-        }
+        self.check_member(peer)?;
         self.consensus.set_role(peer, role).await?;
         Ok(())
     }
@@ -343,14 +339,10 @@ impl Cluster {
                 if m.peer_id == self.me.peer_id {
                     return (m, Ok(self.local_call(call).await));
                 }
-                let peer = match m.peer_id.parse::<libp2p::PeerId>() {
-                    Ok(p) => p,
-                    Err(e) => return (m, Err(e.to_string())),
-                };
-                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                let req = RpcRequest::Pins(call);
                 let r = match self
                     .rpc
-                    .call(peer, addrs, RpcRequest::Pins(call), PEER_STATUS_TIMEOUT)
+                    .call_member(&m.peer_id, &m.addrs, req, PEER_STATUS_TIMEOUT)
                     .await
                 {
                     Ok(RpcResponse::Pins(infos)) => Ok(infos),

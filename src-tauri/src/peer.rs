@@ -19,7 +19,7 @@ use crate::informer::{self, Informer};
 use crate::ipfsconn::IpfsHttp;
 use crate::monitor::PeerMonitor;
 use crate::pintracker::{StatelessTracker, TrackerIdentity, TrackerIntervals};
-use crate::rpc::{peerstore, ClusterRpc, RpcHandler, RpcRequest, RpcResponse, SwarmOptions};
+use crate::rpc::{self, peerstore, ClusterRpc, RpcHandler, RpcRequest, RpcResponse, SwarmOptions};
 use crate::state::StateChange;
 
 /// How this run of the peer meets its cluster.
@@ -96,7 +96,7 @@ impl Peer {
             keypair: identity.keypair.clone(),
             secret: c.secret.0,
             listen: c.listen_multiaddress.0.clone(),
-            request_timeout: raft_cfg.network_timeout.get() * 12,
+            request_timeout: raft_cfg.membership_timeout(),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -340,13 +340,12 @@ async fn keep_peerstore(
     loop {
         let mut peers = std::collections::BTreeMap::new();
         for m in consensus.members() {
-            let Ok(p) = m.peer_id.parse::<PeerId>() else {
+            let Ok((p, addrs)) = rpc::dial_target(&m.peer_id, &m.addrs) else {
                 continue;
             };
             if p == me {
                 continue;
             }
-            let addrs: Vec<Multiaddr> = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
             rpc.learn(p, addrs.clone());
             peers.insert(p, addrs);
         }
@@ -417,16 +416,12 @@ async fn broadcast_metrics(
             .members()
             .into_iter()
             .filter(|m| m.peer_id != me)
-            .filter_map(|m| {
-                let peer = m.peer_id.parse::<PeerId>().ok()?;
-                let addrs = m.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            .map(|m| {
                 let rpc = cluster.rpc.clone();
-                let metrics = metrics.clone();
-                Some(async move {
-                    let _ = rpc
-                        .call(peer, addrs, RpcRequest::Metrics(metrics), interval)
-                        .await;
-                })
+                let req = RpcRequest::Metrics(metrics.clone());
+                async move {
+                    let _ = rpc.call_member(&m.peer_id, &m.addrs, req, interval).await;
+                }
             });
         futures::future::join_all(sends).await;
     }

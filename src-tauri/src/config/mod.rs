@@ -250,6 +250,14 @@ pub struct RaftConfig {
     pub leader_lease_timeout: GoDuration,
 }
 
+impl RaftConfig {
+    /// How long a membership change may take: adding a peer waits until it has caught up
+    /// with the log, which takes much longer than one network round trip.
+    pub fn membership_timeout(&self) -> std::time::Duration {
+        self.network_timeout.get() * 12
+    }
+}
+
 impl Default for RaftConfig {
     fn default() -> Self {
         RaftConfig {

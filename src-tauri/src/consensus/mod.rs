@@ -239,8 +239,7 @@ impl RaftConsensus {
     /// Asks the cluster that `via` belongs to to add this peer (as a learner, then a voter
     /// unless it is a follower). Returns once the leader has done so.
     pub async fn join(&self, via: &ClusterNode, follower: bool) -> Result<(), ConsensusError> {
-        // Adding a learner waits until it has caught up, which may take a while.
-        let timeout = self.cfg.network_timeout.get() * 12;
+        let timeout = self.cfg.membership_timeout();
         let req = RaftRequest::Join {
             node: self.me_node.clone(),
             follower,
@@ -335,7 +334,7 @@ impl RaftConsensus {
     async fn on_leader_limited(&self, op: LeaderOp) -> Result<(), String> {
         let limit = match op {
             LeaderOp::Commit(_) => self.cfg.wait_for_leader_timeout.get(),
-            _ => self.cfg.network_timeout.get() * 12,
+            _ => self.cfg.membership_timeout(),
         };
         tokio::time::timeout(limit, self.on_leader(op))
             .await
@@ -383,10 +382,7 @@ impl RaftConsensus {
             LeaderOp::Remove { peer_id } => {
                 let id = parse_node_id(&peer_id)?;
                 let node = self
-                    .member_nodes()
-                    .into_iter()
-                    .find(|(n, _)| *n == id)
-                    .map(|(_, n)| n)
+                    .member(id)
                     .ok_or_else(|| format!("peer {peer_id} is not a cluster member"))?;
                 let set = BTreeSet::from([id]);
                 if self.voter_ids().contains(&id) {
@@ -415,7 +411,7 @@ impl RaftConsensus {
             }
             LeaderOp::SetRole { peer_id, voter } => {
                 let id = parse_node_id(&peer_id)?;
-                if !self.member_nodes().iter().any(|(n, _)| *n == id) {
+                if self.member(id).is_none() {
                     return Err(format!("peer {peer_id} is not a cluster member"));
                 }
                 let set = BTreeSet::from([id]);
@@ -439,14 +435,11 @@ impl RaftConsensus {
 
     async fn forward(&self, leader: NodeId, op: LeaderOp) -> Result<(), String> {
         let node = self
-            .member_nodes()
-            .into_iter()
-            .find(|(id, _)| *id == leader)
-            .map(|(_, n)| n)
+            .member(leader)
             .ok_or_else(|| format!("leader {leader} is not in the membership"))?;
         let timeout = match op {
             LeaderOp::Commit(_) => self.cfg.network_timeout.get(),
-            _ => self.cfg.network_timeout.get() * 12,
+            _ => self.cfg.membership_timeout(),
         };
         match self
             .transport
@@ -467,6 +460,17 @@ impl RaftConsensus {
             .nodes()
             .map(|(id, n)| (*id, n.clone()))
             .collect()
+    }
+
+    /// The member with Raft id `id`, if it is one.
+    fn member(&self, id: NodeId) -> Option<ClusterNode> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
     }
 
     fn voter_ids(&self) -> BTreeSet<NodeId> {
@@ -595,10 +599,7 @@ impl Consensus for RaftConsensus {
 
     fn leader(&self) -> Option<String> {
         let leader = self.raft.metrics().borrow().current_leader?;
-        self.member_nodes()
-            .into_iter()
-            .find(|(id, _)| *id == leader)
-            .map(|(_, n)| n.peer_id)
+        self.member(leader).map(|n| n.peer_id)
     }
 
     fn members(&self) -> Vec<Member> {

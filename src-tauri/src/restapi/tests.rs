@@ -46,6 +46,20 @@ async fn api(edit: impl FnOnce(&mut Config)) -> Api {
     }
 }
 
+impl Api {
+    /// `GET path` → its JSON body.
+    async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn pin_options_round_trip_through_the_pinset() {
     let a = api(|_| {}).await;
@@ -64,15 +78,7 @@ async fn pin_options_round_trip_through_the_pinset() {
     assert_eq!(pin["expire_at"], "2030-01-01T00:00:00Z");
     let me = a.peer.cluster.me.peer_id.clone();
     assert_eq!(pin["allocations"], serde_json::json!([me]));
-    let got: serde_json::Value = a
-        .http
-        .get(format!("{}/allocations/{cid}", a.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = a.get_json(&format!("/allocations/{cid}")).await;
     assert_eq!(got, pin);
     // Asking for more copies than there are peers fails and commits nothing.
     let resp = a
@@ -184,15 +190,7 @@ async fn cors_headers_follow_the_config() {
 #[tokio::test]
 async fn id_reports_ipfs_and_role() {
     let a = api(|_| {}).await;
-    let id: serde_json::Value = a
-        .http
-        .get(format!("{}/id", a.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let id = a.get_json("/id").await;
     assert_eq!(id["ipfs"]["id"], "QmFakeIpfsPeer");
     assert_eq!(id["role"], "voter");
     assert_eq!(id["cluster_peers"].as_array().unwrap().len(), 1);

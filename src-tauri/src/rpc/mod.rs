@@ -70,6 +70,8 @@ pub enum RpcError {
     Timeout { peer: PeerId, timeout: Duration },
     #[error("the cluster swarm stopped")]
     Stopped,
+    #[error("invalid peer id {0:?} in the membership")]
+    InvalidPeer(String),
     #[error("cluster swarm: {0}")]
     Setup(String),
 }
@@ -252,9 +254,27 @@ impl ClusterRpc {
     }
 }
 
-fn parse_peer(id: &str) -> Result<PeerId, TransportError> {
-    id.parse()
-        .map_err(|e| TransportError(format!("invalid peer id {id:?}: {e}")))
+/// A member as the membership records it (peer id and addresses as text) → what to dial.
+/// Addresses that do not parse are skipped: the peer may still be reachable at the others.
+pub fn dial_target(peer_id: &str, addrs: &[String]) -> Result<(PeerId, Vec<Multiaddr>), RpcError> {
+    let peer = peer_id
+        .parse()
+        .map_err(|_| RpcError::InvalidPeer(peer_id.to_string()))?;
+    Ok((peer, addrs.iter().filter_map(|a| a.parse().ok()).collect()))
+}
+
+impl ClusterRpc {
+    /// [`ClusterRpc::call`] for a member known by its recorded id and addresses.
+    pub async fn call_member(
+        &self,
+        peer_id: &str,
+        addrs: &[String],
+        req: RpcRequest,
+        timeout: Duration,
+    ) -> Result<RpcResponse, RpcError> {
+        let (peer, addrs) = dial_target(peer_id, addrs)?;
+        self.call(peer, addrs, req, timeout).await
+    }
 }
 
 #[async_trait]
@@ -265,9 +285,11 @@ impl RaftTransport for ClusterRpc {
         req: RaftRequest,
         timeout: Duration,
     ) -> Result<RaftResponse, TransportError> {
-        let peer = parse_peer(&target.peer_id)?;
-        let addrs = target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-        match self.call(peer, addrs, RpcRequest::Raft(req), timeout).await {
+        let req = RpcRequest::Raft(req);
+        match self
+            .call_member(&target.peer_id, &target.addrs, req, timeout)
+            .await
+        {
             Ok(RpcResponse::Raft(r)) => Ok(r),
             Ok(RpcResponse::Err(e)) => Err(TransportError(e)),
             Ok(_) => Err(TransportError("peer answered a different request".into())),
