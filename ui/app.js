@@ -140,6 +140,12 @@ function renderPins(pins) {
   $('ov-pins-sub').textContent = `${pinned} fully pinned${errors ? `, ${errors} with errors` : ''}`;
 }
 
+// Errors from the peer arrive as {kind, message} (bad_input, not_found, refused, unavailable,
+// ipfs, internal); anything else is shown as it is.
+function errorText(e) {
+  return e && typeof e === 'object' && e.message ? e.message : String(e);
+}
+
 function message(text, bad = false) {
   $('pin-message').textContent = text;
   $('pin-message').className = bad ? 'error' : 'sub';
@@ -150,7 +156,7 @@ async function act(cmd, args) {
     await invoke(cmd, args);
     await refresh();
   } catch (e) {
-    message(String(e), true);
+    message(errorText(e), true);
   }
 }
 
@@ -166,7 +172,7 @@ async function pinText(what, name = '', replication = null) {
     message(`Pinned ${pin.cid}: copies are being made.`);
     await refresh();
   } catch (e) {
-    message(String(e), true);
+    message(errorText(e), true);
   }
 }
 
@@ -177,7 +183,7 @@ async function pinPaths(paths) {
     message(`Added and pinned ${pins.map((p) => p.cid).join(', ')}`);
     await refresh();
   } catch (e) {
-    message(String(e), true);
+    message(errorText(e), true);
   }
 }
 
@@ -198,7 +204,7 @@ async function loadInvitation() {
     const boot = (inv.bootstrap || [])[0];
     $('invite-cli').textContent = `CLUSTER_SECRET=… ipfs-cluster-service daemon --bootstrap ${boot || '…'}`;
   } catch (e) {
-    $('invite-text').value = String(e);
+    $('invite-text').value = errorText(e);
   }
 }
 
@@ -217,7 +223,7 @@ async function firstRun(cmd, args) {
     renderSnapshot(await invoke(cmd, args));
     await refresh();
   } catch (e) {
-    $('first-run-error').textContent = String(e);
+    $('first-run-error').textContent = errorText(e);
   } finally {
     for (const b of document.querySelectorAll('#first-run button')) b.disabled = false;
   }
@@ -239,7 +245,7 @@ function wire() {
       const bytes = Array.from(new Uint8Array(await file.arrayBuffer()));
       $('join-invitation').value = await invoke('read_qr', { bytes });
     } catch (err) {
-      $('first-run-error').textContent = String(err);
+      $('first-run-error').textContent = errorText(err);
     }
   });
   $('pin-form').addEventListener('submit', (e) => {

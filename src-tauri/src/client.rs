@@ -47,7 +47,7 @@ pub fn base_url(host: &str) -> Result<String> {
         let ma: multiaddr::Multiaddr = host
             .parse()
             .map_err(|e| ClientError::Usage(format!("--host {host}: {e}")))?;
-        return crate::net::http_url(&ma).map_err(ClientError::Usage);
+        return crate::net::http_url(&ma).map_err(|e| ClientError::Usage(e.to_string()));
     }
     if host.starts_with("http://") || host.starts_with("https://") {
         return Ok(host.to_string());

@@ -1,21 +1,26 @@
 //! Cluster operations as every front end sees them (REST API, IPFS proxy, desktop commands).
 //!
-//! Each method is a short sequence of component calls; the components own their state and
-//! tasks. This is where a pin is validated and allocated before it goes to consensus.
+//! Each method is a short sequence of calls on the component contracts; the components own
+//! their state and tasks. This is where a pin is validated and allocated before it goes to
+//! consensus, where answers from several peers are merged, and where the two loops that act
+//! for the whole cluster live: repinning on alerts, and connecting the IPFS daemons.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::allocator;
-use crate::components::{Consensus, IpfsConnector, PinTracker};
+use async_trait::async_trait;
+
+use crate::components::{
+    Allocator, Consensus, IpfsConnector, IpfsError, Monitor, PeerCall, PeerRpc, PeerService,
+    PinTracker, PING,
+};
 use crate::config::check_replication;
 use crate::error::{Error, Result};
-use crate::informer;
-use crate::monitor::PeerMonitor;
-use crate::rpc::{ClusterRpc, RpcRequest, RpcResponse};
+use crate::tasks::Tasks;
 use crate::types::{
-    Cid, GlobalPinInfo, Id, IpfsId, PeerRole, Pin, PinInfo, PinInfoShort, PinOptions, PinType,
-    StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
+    Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
+    PinOptions, PinType, StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
 
 /// This peer's identity as it reports it.
@@ -27,18 +32,27 @@ pub struct PeerDescriptor {
     pub addresses: Vec<String>,
 }
 
-#[derive(Clone)]
-pub struct Cluster {
+/// The components a [`Cluster`] drives, as the composition root hands them over.
+pub(crate) struct Components {
     pub consensus: Arc<dyn Consensus>,
     pub tracker: Arc<dyn PinTracker>,
     pub ipfs: Arc<dyn IpfsConnector>,
-    pub rpc: ClusterRpc,
-    pub monitor: PeerMonitor,
-    pub me: PeerDescriptor,
+    pub rpc: Arc<dyn PeerRpc>,
+    pub monitor: Arc<dyn Monitor>,
+    pub allocator: Arc<dyn Allocator>,
+}
+
+#[derive(Clone)]
+pub struct Cluster {
+    consensus: Arc<dyn Consensus>,
+    tracker: Arc<dyn PinTracker>,
+    ipfs: Arc<dyn IpfsConnector>,
+    rpc: Arc<dyn PeerRpc>,
+    monitor: Arc<dyn Monitor>,
+    allocator: Arc<dyn Allocator>,
+    me: Arc<PeerDescriptor>,
     /// Cluster-wide defaults for pins that set no replication factors.
-    pub replication: (i32, i32),
-    /// `allocator.balanced.allocate_by`.
-    pub allocate_by: Vec<String>,
+    replication: (i32, i32),
 }
 
 /// How long an `ID` request waits for IPFS before reporting it as unreachable.
@@ -49,6 +63,27 @@ const PEER_ID_TIMEOUT: Duration = Duration::from_secs(5);
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Cluster {
+    pub(crate) fn new(c: Components, me: PeerDescriptor, replication: (i32, i32)) -> Cluster {
+        Cluster {
+            consensus: c.consensus,
+            tracker: c.tracker,
+            ipfs: c.ipfs,
+            rpc: c.rpc,
+            monitor: c.monitor,
+            allocator: c.allocator,
+            me: Arc::new(me),
+            replication,
+        }
+    }
+
+    pub fn me(&self) -> &PeerDescriptor {
+        &self.me
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.consensus.is_ready()
+    }
+
     pub async fn id(&self) -> Id {
         let ipfs = match tokio::time::timeout(IPFS_ID_TIMEOUT, self.ipfs.id()).await {
             Ok(Ok(id)) => id,
@@ -98,51 +133,32 @@ impl Cluster {
             if m.peer_id == self.me.peer_id {
                 return self.id().await;
             }
-            let unreachable = |error: String| Id {
-                id: m.peer_id.clone(),
-                error,
-                role: Some(m.role),
-                ..Default::default()
-            };
-            match self
-                .rpc
-                .call_member(&m.peer_id, &m.addrs, RpcRequest::Id, PEER_ID_TIMEOUT)
-                .await
-            {
-                Ok(RpcResponse::Id(mut id)) => {
+            match self.rpc.id(&m, PEER_ID_TIMEOUT).await {
+                Ok(mut id) => {
                     id.role = Some(m.role);
                     id
                 }
-                Ok(RpcResponse::Err(e)) => unreachable(e),
-                Ok(_) => unreachable("unexpected answer".into()),
-                Err(e) => unreachable(e.to_string()),
+                Err(e) => Id {
+                    id: m.peer_id.clone(),
+                    error: e.to_string(),
+                    role: Some(m.role),
+                    ..Default::default()
+                },
             }
         });
         futures::future::join_all(asks).await
     }
 
-    /// 400 for a malformed peer id, 404 for one that is not a member.
-    fn check_member(&self, peer: &str) -> Result<()> {
-        peer.parse::<libp2p::PeerId>()
-            .map_err(|e| Error::BadRequest(format!("invalid peer id {peer:?}: {e}")))?;
-        if !self.consensus.peers().iter().any(|p| p == peer) {
-            return Err(Error::NotFound(format!(
-                "peer {peer} is not a cluster member"
-            )));
-        }
-        Ok(())
-    }
-
     /// Removes `peer` from the cluster.
     pub async fn peer_rm(&self, peer: &str) -> Result<()> {
-        self.check_member(peer)?;
+        check_peer_id(peer)?;
         self.consensus.rm_peer(peer).await?;
         Ok(())
     }
 
     /// Promotes a follower to voter or demotes a voter to follower.
     pub async fn peer_role(&self, peer: &str, role: PeerRole) -> Result<()> {
-        self.check_member(peer)?;
+        check_peer_id(peer)?;
         self.consensus.set_role(peer, role).await?;
         Ok(())
     }
@@ -151,7 +167,7 @@ impl Cluster {
         if self.consensus.is_ready() {
             Ok(())
         } else {
-            Err(Error::NotReady(
+            Err(Error::Unavailable(
                 "this peer is not ready yet: consensus has no leader or is still catching up; retry shortly".into(),
             ))
         }
@@ -168,11 +184,10 @@ impl Cluster {
         } else if opts.replication_factor_min == 0 {
             opts.replication_factor_min = opts.replication_factor_max.clamp(-1, 1);
         }
-        check_replication(opts.replication_factor_min, opts.replication_factor_max)
-            .map_err(Error::BadRequest)?;
+        check_replication(opts.replication_factor_min, opts.replication_factor_max)?;
         for p in &opts.user_allocations {
             p.parse::<libp2p_identity::PeerId>().map_err(|e| {
-                Error::BadRequest(format!("user allocation {p:?} is not a peer id: {e}"))
+                Error::BadInput(format!("user allocation {p:?} is not a peer id: {e}"))
             })?;
         }
         let existing = self.consensus.state().get(&cid);
@@ -181,15 +196,7 @@ impl Cluster {
             .as_ref()
             .map(|p| p.allocations.clone())
             .unwrap_or_default();
-        let candidates = self.candidates(&[]);
-        pin.allocations = allocator::allocate(
-            pin.options.replication_factor_min,
-            pin.options.replication_factor_max,
-            &current,
-            &pin.options.user_allocations,
-            &candidates,
-        )
-        .map_err(Error::BadRequest)?;
+        pin.allocations = self.allocate(&pin, &current, &[])?;
         if let Some(old) = existing {
             // Re-pinning keeps the original creation time.
             pin.timestamp = old.timestamp;
@@ -216,19 +223,22 @@ impl Cluster {
         self.unpin(cid).await
     }
 
+    /// Adds a file's bytes to this peer's IPFS (not pinned there yet); returns its CID.
+    pub async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid> {
+        Ok(self.ipfs.add(name, data).await?)
+    }
+
     async fn resolve(&self, path: &str) -> Result<Cid> {
         let valid = ["/ipfs/", "/ipns/", "/ipld/"]
             .iter()
             .any(|p| path.starts_with(p) && path.len() > p.len());
         if !valid {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::BadInput(format!(
                 "invalid path {path:?}: expected /ipfs/…, /ipns/… or /ipld/…"
             )));
         }
         self.ipfs.resolve(path).await.map_err(|e| match e {
-            crate::ipfsconn::IpfsError::Api(m) => {
-                Error::BadRequest(format!("cannot resolve {path}: {m}"))
-            }
+            IpfsError::Api(m) => Error::BadInput(format!("cannot resolve {path}: {m}")),
             other => Error::Ipfs(other),
         })
     }
@@ -253,9 +263,7 @@ impl Cluster {
     }
 
     pub async fn status(&self, cid: &Cid) -> GlobalPinInfo {
-        let mut all = self.gather(PeerCall::Status(vec![*cid])).await;
-        all.pop()
-            .unwrap_or_else(|| GlobalPinInfo::from_local(self.placeholder_info(cid)))
+        self.gather_one(cid, PeerCall::Status(vec![*cid])).await
     }
 
     pub async fn status_all_local(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<PinInfo> {
@@ -285,9 +293,7 @@ impl Cluster {
     }
 
     pub async fn recover(&self, cid: &Cid) -> GlobalPinInfo {
-        let mut all = self.gather(PeerCall::Recover(Some(*cid))).await;
-        all.pop()
-            .unwrap_or_else(|| GlobalPinInfo::from_local(self.placeholder_info(cid)))
+        self.gather_one(cid, PeerCall::Recover(Some(*cid))).await
     }
 
     pub async fn recover_all_local(&self) -> Vec<PinInfo> {
@@ -298,34 +304,47 @@ impl Cluster {
         self.gather(PeerCall::Recover(None)).await
     }
 
-    /// What this peer's tracker answers for a call from another peer.
-    pub async fn local_call(&self, call: PeerCall) -> Vec<PinInfo> {
-        match call {
-            PeerCall::Status(cids) => self.status_all_local(&StatusFilter::default(), &cids).await,
-            PeerCall::Recover(Some(cid)) => vec![self.recover_local(&cid).await],
-            PeerCall::Recover(None) => self.recover_all_local().await,
-        }
+    /// Names of the metrics this peer has seen.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.monitor.names()
     }
 
-    fn placeholder_info(&self, cid: &Cid) -> PinInfo {
-        PinInfo {
-            cid: *cid,
-            name: String::new(),
-            peer: self.me.peer_id.clone(),
-            allocations: Vec::new(),
-            origins: Vec::new(),
-            created: None,
-            metadata: Default::default(),
-            info: PinInfoShort {
-                peername: self.me.peername.clone(),
-                ipfs_peer_id: String::new(),
-                ipfs_peer_addresses: Vec::new(),
-                status: TrackerStatus::Unpinned,
-                timestamp: chrono::Utc::now(),
-                error: String::new(),
-                attempt_count: 0,
-                priority_pin: false,
-            },
+    /// The latest metric of that name from every peer.
+    pub fn metrics(&self, name: &str) -> Vec<Metric> {
+        self.monitor.latest(name)
+    }
+
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.monitor.alerts()
+    }
+
+    /// Desktop "Pause pinning": this peer's IPFS operations wait until resumed.
+    pub fn set_paused(&self, paused: bool) {
+        self.tracker.set_paused(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.tracker.is_paused()
+    }
+
+    /// [`Self::gather`] for one CID; when no peer knows it, this peer's "unpinned".
+    async fn gather_one(&self, cid: &Cid, call: PeerCall) -> GlobalPinInfo {
+        let mut all = self.gather(call).await;
+        all.pop().unwrap_or_else(|| {
+            let unknown = Pin::new(*cid, Default::default());
+            let info = self.short(PinInfoShort::now(TrackerStatus::Unpinned, String::new()));
+            GlobalPinInfo::from_local(PinInfo {
+                created: None,
+                ..PinInfo::of(&unknown, &self.me.peer_id, info)
+            })
+        })
+    }
+
+    /// `info` as this peer reports it.
+    fn short(&self, info: PinInfoShort) -> PinInfoShort {
+        PinInfoShort {
+            peername: self.me.peername.clone(),
+            ..info
         }
     }
 
@@ -337,20 +356,9 @@ impl Cluster {
             let call = call.clone();
             async move {
                 if m.peer_id == self.me.peer_id {
-                    return (m, Ok(self.local_call(call).await));
+                    return (m, Ok(self.pins(call).await));
                 }
-                let req = RpcRequest::Pins(call);
-                let r = match self
-                    .rpc
-                    .call_member(&m.peer_id, &m.addrs, req, PEER_STATUS_TIMEOUT)
-                    .await
-                {
-                    Ok(RpcResponse::Pins(infos)) => Ok(infos),
-                    Ok(RpcResponse::Err(e)) => Err(e),
-                    Ok(_) => Err("unexpected answer".to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                (m, r)
+                (m, self.rpc.pins(m, call, PEER_STATUS_TIMEOUT).await)
             }
         });
         let answers = futures::future::join_all(asks).await;
@@ -360,20 +368,18 @@ impl Cluster {
             _ => None,
         };
         let state = self.consensus.state();
-        let mut out: std::collections::BTreeMap<Cid, GlobalPinInfo> = Default::default();
+        let mut out: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
         for (m, answer) in answers {
             match answer {
                 Ok(infos) => {
                     for info in infos {
-                        let peer = info.peer.clone();
-                        let short = info.info.clone();
                         out.entry(info.cid)
                             .or_insert_with(|| GlobalPinInfo {
                                 peer_map: Default::default(),
-                                ..GlobalPinInfo::from_local(info)
+                                ..GlobalPinInfo::from_local(info.clone())
                             })
                             .peer_map
-                            .insert(peer, short);
+                            .insert(info.peer, info.info);
                     }
                 }
                 Err(error) => {
@@ -381,27 +387,11 @@ impl Cluster {
                         Some(cids) => cids.iter().filter_map(|c| state.get(c)).collect(),
                         None => state.list(),
                     };
+                    let error = format!("peer {} not reachable: {error}", m.peer_id);
                     for pin in pins.iter().filter(|p| p.is_allocated_to(&m.peer_id)) {
-                        let short = PinInfoShort {
-                            peername: String::new(),
-                            ipfs_peer_id: String::new(),
-                            ipfs_peer_addresses: Vec::new(),
-                            status: TrackerStatus::ClusterError,
-                            timestamp: chrono::Utc::now(),
-                            error: format!("peer {} not reachable: {error}", m.peer_id),
-                            attempt_count: 0,
-                            priority_pin: false,
-                        };
+                        let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
                         out.entry(pin.cid)
-                            .or_insert_with(|| GlobalPinInfo {
-                                cid: pin.cid,
-                                name: pin.options.name.clone(),
-                                allocations: pin.allocations.clone(),
-                                origins: pin.options.origins.clone(),
-                                created: Some(pin.timestamp),
-                                metadata: pin.options.metadata.clone(),
-                                peer_map: Default::default(),
-                            })
+                            .or_insert_with(|| GlobalPinInfo::of(pin))
                             .peer_map
                             .insert(m.peer_id.clone(), short);
                     }
@@ -412,24 +402,49 @@ impl Cluster {
     }
 
     /// Peers a pin may be allocated to, best first: members with a current `ping`, minus
-    /// `exclude`, ranked by the balanced allocator.
-    pub fn candidates(&self, exclude: &[String]) -> Vec<String> {
+    /// `exclude`, ranked by the allocator.
+    fn candidates(&self, exclude: &[String]) -> Vec<String> {
         let mut live: Vec<String> = self
             .consensus
             .peers()
             .into_iter()
             .filter(|p| !exclude.contains(p))
-            .filter(|p| self.monitor.current(informer::PING, p).is_some())
+            .filter(|p| self.monitor.current(PING, p).is_some())
             .collect();
         live.sort();
-        allocator::rank(&live, &self.allocate_by, |name, peer| {
-            self.monitor.current(name, peer)
-        })
+        self.allocator
+            .rank(&live, &|name, peer| self.monitor.current(name, peer))
+    }
+
+    /// Where `pin` goes, keeping `keep` where still possible and never on `exclude`.
+    fn allocate(&self, pin: &Pin, keep: &[String], exclude: &[String]) -> Result<Vec<String>> {
+        Ok(self.allocator.allocate(
+            pin.options.replication_factor_min,
+            pin.options.replication_factor_max,
+            keep,
+            &pin.options.user_allocations,
+            &self.candidates(exclude),
+        )?)
+    }
+
+    /// With repinning on: moves the pins of a peer whose `ping` expired to live peers.
+    pub(crate) fn repin_on_alerts(&self, tasks: &Tasks) {
+        let cluster = self.clone();
+        let mut alerts = self.monitor.subscribe();
+        tasks.spawn(async move {
+            loop {
+                match alerts.recv().await {
+                    Ok(a) if a.metric.name == PING => cluster.repin_from(&a.metric.peer).await,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
     }
 
     /// Re-allocates the pins held by `dead` to other live peers (repinning on an alert).
     /// Only the leader does this, so peers do not race each other.
-    pub async fn repin_from(&self, dead: &str) {
+    async fn repin_from(&self, dead: &str) {
         if self.consensus.leader().as_deref() != Some(self.me.peer_id.as_str()) {
             return;
         }
@@ -444,14 +459,7 @@ impl Cluster {
                 .filter(|a| *a != dead)
                 .cloned()
                 .collect();
-            let candidates = self.candidates(&exclude);
-            match allocator::allocate(
-                pin.options.replication_factor_min,
-                pin.options.replication_factor_max,
-                &keep,
-                &pin.options.user_allocations,
-                &candidates,
-            ) {
+            match self.allocate(&pin, &keep, &exclude) {
                 Ok(allocations) if allocations != pin.allocations => {
                     tracing::info!(cid = %pin.cid, from = dead, to = ?allocations, "repinning");
                     let mut moved = pin.clone();
@@ -465,13 +473,58 @@ impl Cluster {
             }
         }
     }
+
+    /// After `delay`, and every minute after, asks this peer's IPFS to connect to the other
+    /// peers' IPFS nodes so that content moves between them directly.
+    pub(crate) fn connect_swarms(&self, delay: Duration, tasks: &Tasks) {
+        let cluster = self.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            loop {
+                for id in cluster.peers().await {
+                    if id.id == cluster.me.peer_id || !id.error.is_empty() {
+                        continue;
+                    }
+                    for addr in &id.ipfs.addresses {
+                        if cluster.ipfs.swarm_connect(addr).await.is_ok() {
+                            break;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        });
+    }
 }
 
-/// A pin-status question one peer asks another (`GET /pins`, recover).
-#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
-pub enum PeerCall {
-    /// Status of these CIDs (all when empty).
-    Status(Vec<Cid>),
-    /// Recover this CID (all errored ones when None).
-    Recover(Option<Cid>),
+/// 400 for a malformed peer id (whether it is a member, consensus says).
+fn check_peer_id(peer: &str) -> Result<()> {
+    peer.parse::<libp2p_identity::PeerId>()
+        .map(|_| ())
+        .map_err(|e| Error::BadInput(format!("invalid peer id {peer:?}: {e}")))
+}
+
+/// What this peer answers other peers.
+#[async_trait]
+impl PeerService for Cluster {
+    async fn id(&self) -> Id {
+        Cluster::id(self).await
+    }
+
+    async fn pins(&self, call: PeerCall) -> Vec<PinInfo> {
+        match call {
+            PeerCall::Status(cids) => self.status_all_local(&StatusFilter::default(), &cids).await,
+            PeerCall::Recover(Some(cid)) => vec![self.recover_local(&cid).await],
+            PeerCall::Recover(None) => self.recover_all_local().await,
+        }
+    }
+
+    fn metrics(&self, from: &str, metrics: Vec<Metric>) {
+        for m in metrics {
+            // A peer speaks only for itself.
+            if m.peer == from {
+                self.monitor.log_metric(m);
+            }
+        }
+    }
 }

@@ -1,14 +1,51 @@
-//! Every component's contract, in one place (as IPFS Cluster's `cluster.go` interfaces).
+//! Every component's contract, in one place (as IPFS Cluster's `cluster.go` interfaces): the
+//! traits and the plain types and errors they need. This file imports only the API types
+//! (`types.rs`); implementations import from here, never the other way round, so a second
+//! implementation of any contract (or a test double) needs nothing from the first.
 //!
-//! The peer (`peer.rs`) wires concrete implementations behind these traits; the REST API and
-//! the desktop shell only ever see the traits, so each component can be replaced or doubled
-//! in tests on its own. A pin travels: REST handler → [`Consensus::log_pin`] → Raft state
-//! machine → state change → [`PinTracker::track`] → [`IpfsConnector::pin`].
+//! The composition root (`peer.rs`) wires one implementation of each; the front ends (REST
+//! API, desktop) only ever see [`crate::cluster::Cluster`]'s methods. A pin travels: REST
+//! handler → `Cluster::pin` (validate, [`Allocator`]) → [`Consensus::log_pin`] → Raft state
+//! machine → [`StateChange`] → [`PinTracker::track`] → [`IpfsConnector::pin`].
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
 
-use crate::ipfsconn::{IpfsError, RepoStat};
-use crate::types::{Cid, Id, IpfsId, PeerRole, Pin, PinInfo, StatusFilter};
+use crate::types::{Alert, Cid, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, StatusFilter};
+
+// ---------------------------------------------------------------------------------------
+// IPFS
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IpfsError {
+    /// The daemon could not be reached at all (down, wrong address).
+    #[error("IPFS daemon unreachable at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    /// The daemon answered with an error.
+    #[error("IPFS error: {0}")]
+    Api(String),
+    #[error("IPFS request timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("unexpected answer from IPFS: {0}")]
+    Decode(String),
+}
+
+impl IpfsError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, IpfsError::Unreachable { .. })
+    }
+}
+
+/// `repo/stat` plus `Datastore.StorageMax`, for the free-space informer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoStat {
+    pub repo_size: u64,
+    pub storage_max: u64,
+}
 
 /// The peer's own IPFS daemon, reached over the Kubo RPC API.
 #[async_trait]
@@ -30,33 +67,97 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid, IpfsError>;
 }
 
+// ---------------------------------------------------------------------------------------
+// Shared state
+
+/// What an applied log entry changed, for the pin tracker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateChange {
+    Pinned(Pin),
+    Unpinned(Cid),
+    /// The whole state was replaced (snapshot installed): re-read everything.
+    Reset,
+}
+
+/// Read access to the applied pinset.
+pub trait Pinset: Send + Sync + 'static {
+    fn get(&self, cid: &Cid) -> Option<Pin>;
+    fn list(&self) -> Vec<Pin>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Consensus
+
+/// Why a consensus operation failed, by what the caller can do about it.
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize, PartialEq)]
+pub enum ConsensusError {
+    /// The request names something invalid (a malformed peer id); nothing was changed.
+    #[error("{0}")]
+    BadInput(String),
+    /// The peer named is not a cluster member.
+    #[error("peer {0} is not a cluster member")]
+    NotMember(String),
+    /// The cluster refuses the change as it stands (removing its last voter); retrying the
+    /// same request will not help.
+    #[error("{0}")]
+    Refused(String),
+    #[error("no Raft leader after waiting {0:?}: the cluster has no quorum or is still electing")]
+    NoLeader(Duration),
+    /// The write may be retried: leadership changed, the leader was unreachable, the commit
+    /// timed out.
+    #[error("commit failed after {attempts} attempt(s): {message}")]
+    Unavailable { attempts: u32, message: String },
+    #[error("Raft storage: {0}")]
+    Storage(String),
+}
+
+impl ConsensusError {
+    /// Whether the same request may succeed when tried again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ConsensusError::NoLeader(_) | ConsensusError::Unavailable { .. }
+        )
+    }
+}
+
+/// A cluster member as the consensus sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub peer_id: String,
+    /// Cluster swarm multiaddrs it was last known at.
+    pub addrs: Vec<String>,
+    pub role: PeerRole,
+}
+
 /// Shared, agreed state: the pinset and the peerset.
 #[async_trait]
 pub trait Consensus: Send + Sync + 'static {
     /// Commits a pin (add or update) and returns once it is applied; the pin is then durable.
-    async fn log_pin(&self, pin: Pin) -> Result<(), crate::consensus::ConsensusError>;
-    async fn log_unpin(&self, cid: Cid) -> Result<(), crate::consensus::ConsensusError>;
+    async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError>;
+    async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError>;
     /// Read access to the applied pinset.
-    fn state(&self) -> crate::state::StateHandle;
+    fn state(&self) -> Arc<dyn Pinset>;
     /// Whether there is a leader and this peer's state has caught up (writes are accepted).
     fn is_ready(&self) -> bool;
     /// Current leader's peer id, if any.
     fn leader(&self) -> Option<String>;
     /// Every member (voters and followers) with its role.
-    fn members(&self) -> Vec<crate::consensus::Member>;
+    fn members(&self) -> Vec<Member>;
+    /// The member list, renewed whenever the membership changes.
+    fn watch_members(&self) -> watch::Receiver<Vec<Member>>;
     /// Peer ids of every member.
     fn peers(&self) -> Vec<String> {
         self.members().into_iter().map(|m| m.peer_id).collect()
     }
     /// Takes `peer` out of the cluster (forwarded to the leader).
-    async fn rm_peer(&self, peer: &str) -> Result<(), crate::consensus::ConsensusError>;
+    async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError>;
     /// Promotes a follower to voter, or demotes a voter to follower.
-    async fn set_role(
-        &self,
-        peer: &str,
-        role: PeerRole,
-    ) -> Result<(), crate::consensus::ConsensusError>;
+    async fn set_role(&self, peer: &str, role: PeerRole) -> Result<(), ConsensusError>;
 }
+
+// ---------------------------------------------------------------------------------------
+// Pin tracker
 
 /// Drives this peer's IPFS so that what the state allocates here is pinned there.
 #[async_trait]
@@ -70,9 +171,128 @@ pub trait PinTracker: Send + Sync + 'static {
     /// Retries a failed or unexpectedly unpinned CID.
     async fn recover(&self, cid: &Cid) -> PinInfo;
     async fn recover_all(&self) -> Vec<PinInfo>;
+    /// Desktop "Pause pinning": queued operations wait until resumed, running ones finish.
+    fn set_paused(&self, paused: bool);
+    fn is_paused(&self) -> bool;
+    /// Operations queued or running (the `pinqueue` metric).
+    fn queue_len(&self) -> usize;
 }
 
-/// What the REST API needs to describe this peer.
-pub trait PeerInfo: Send + Sync + 'static {
-    fn id(&self) -> Id;
+// ---------------------------------------------------------------------------------------
+// Informers, monitor, allocator
+
+/// Name of the liveness metric every peer sends each `monitor_ping_interval`.
+pub const PING: &str = "ping";
+pub const FREESPACE: &str = "freespace";
+pub const NUMPIN: &str = "numpin";
+pub const PINQUEUE: &str = "pinqueue";
+/// Tag metrics are named `tag:<key>`, as in `allocate_by`.
+pub const TAG_PREFIX: &str = "tag:";
+
+/// Something that measures this peer.
+#[async_trait]
+pub trait Informer: Send + Sync + 'static {
+    /// The metrics of one round (a tag informer gives one per tag).
+    async fn metrics(&self, peer: &str) -> Vec<Metric>;
+}
+
+/// Keeps every peer's latest metrics and raises alerts when they expire.
+pub trait Monitor: Send + Sync + 'static {
+    /// Records a metric (ours or received from a peer).
+    fn log_metric(&self, m: Metric);
+    /// The current (valid, unexpired) `name` metric of `peer`.
+    fn current(&self, name: &str, peer: &str) -> Option<Metric>;
+    /// The latest `name` metric of every peer (expired ones included).
+    fn latest(&self, name: &str) -> Vec<Metric>;
+    /// Names of every metric seen.
+    fn names(&self) -> Vec<String>;
+    /// Recent alerts, oldest first.
+    fn alerts(&self) -> Vec<Alert>;
+    /// New alerts as they fire.
+    fn subscribe(&self) -> broadcast::Receiver<Alert>;
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("not enough peers to allocate: need at least {need}, found {found} valid candidate(s)")]
+pub struct NotEnoughPeers {
+    pub need: i32,
+    pub found: usize,
+}
+
+/// Chooses which peers hold a pin.
+pub trait Allocator: Send + Sync + 'static {
+    /// `candidates` best first, by their metrics (`metric(name, peer)`).
+    fn rank(
+        &self,
+        candidates: &[String],
+        metric: &dyn Fn(&str, &str) -> Option<Metric>,
+    ) -> Vec<String>;
+    /// Up to `max` peers, at least `min`, from `candidates` (ranked), keeping `current` and
+    /// preferring `user_allocations`. `max == -1`: every peer, recorded as an empty list.
+    fn allocate(
+        &self,
+        min: i32,
+        max: i32,
+        current: &[String],
+        user_allocations: &[String],
+        candidates: &[String],
+    ) -> Result<Vec<String>, NotEnoughPeers>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster RPC: what one peer asks of another
+
+/// A pin-status question one peer asks another (`GET /pins`, recover).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum PeerCall {
+    /// Status of these CIDs (all when empty).
+    Status(Vec<Cid>),
+    /// Recover this CID (all errored ones when None).
+    Recover(Option<Cid>),
+}
+
+/// Why a call to another peer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot reach peer {peer}: {message}")]
+    Unreachable { peer: String, message: String },
+    #[error("peer {peer} did not answer within {timeout:?}")]
+    Timeout { peer: String, timeout: Duration },
+    /// The peer answered with an error of its own.
+    #[error("peer {peer}: {message}")]
+    Remote { peer: String, message: String },
+    #[error("the cluster swarm stopped")]
+    Stopped,
+    #[error("invalid peer id {0:?} in the membership")]
+    InvalidPeer(String),
+    #[error("cluster swarm: {0}")]
+    Setup(String),
+}
+
+/// Calls on other members' cluster peers.
+#[async_trait]
+pub trait PeerRpc: Send + Sync + 'static {
+    async fn id(&self, to: &Member, timeout: Duration) -> Result<Id, RpcError>;
+    async fn pins(
+        &self,
+        to: &Member,
+        call: PeerCall,
+        timeout: Duration,
+    ) -> Result<Vec<PinInfo>, RpcError>;
+    /// Pushes this peer's latest metrics to `to`'s monitor.
+    async fn metrics(
+        &self,
+        to: &Member,
+        metrics: Vec<Metric>,
+        timeout: Duration,
+    ) -> Result<(), RpcError>;
+}
+
+/// What this peer answers when another one calls it (the other side of [`PeerRpc`]).
+#[async_trait]
+pub trait PeerService: Send + Sync + 'static {
+    async fn id(&self) -> Id;
+    async fn pins(&self, call: PeerCall) -> Vec<PinInfo>;
+    /// Metrics pushed by `from` (a peer speaks only for itself).
+    fn metrics(&self, from: &str, metrics: Vec<Metric>);
 }

@@ -1,28 +1,31 @@
 //! IPFS Cluster Desktop: an IPFS Cluster peer (Raft consensus, pin tracker, REST API) as a
 //! library, driven by `ipfs-cluster-service`, `ipfs-cluster-ctl` and the desktop app.
 //!
-//! Component traits are in [`components`]; [`peer`] wires the implementations together.
+//! Component contracts are in `components.rs`; [`peer`] wires one implementation of each;
+//! front ends use [`cluster::Cluster`]'s methods only. The public surface is what the
+//! binaries and the integration tests use; everything else is `pub(crate)`. See
+//! `docs/architecture.md`.
 
 // openraft's error and message types and axum's Response are large by design; boxing them
 // at every call would only obscure the code that follows those crates' examples.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
-pub mod allocator;
+mod allocator;
 pub mod client;
 pub mod cluster;
-pub mod components;
+pub(crate) mod components;
 pub mod config;
 pub mod consensus;
 pub mod desktop;
 pub mod error;
-pub mod informer;
-pub mod ipfsconn;
-pub mod localnode;
-pub mod monitor;
+mod informer;
+mod ipfsconn;
+mod monitor;
 pub mod net;
 pub mod peer;
-pub mod pintracker;
-pub mod restapi;
-pub mod rpc;
+mod pintracker;
+mod restapi;
+mod rpc;
 pub mod state;
+mod tasks;
 pub mod types;

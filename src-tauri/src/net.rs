@@ -3,11 +3,36 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
+
+/// A multiaddress that cannot serve where it was given.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{addr}: {problem}")]
+pub struct AddrError {
+    pub addr: String,
+    pub problem: String,
+}
+
+fn addr_error(addr: &Multiaddr, problem: impl Into<String>) -> AddrError {
+    AddrError {
+        addr: addr.to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Splits `/…/p2p/<id>` into the peer and its address.
+pub fn split_p2p(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop()? {
+        Protocol::P2p(peer) => Some((peer, base)),
+        _ => None,
+    }
+}
 
 /// `/ip4/A/tcp/P`, `/ip6/A/tcp/P` → `A:P`. DNS names are resolved by the caller when dialing,
 /// so they are kept as a host string in [`http_url`] instead.
-pub fn socket_addr(addr: &Multiaddr) -> Result<SocketAddr, String> {
+pub fn socket_addr(addr: &Multiaddr) -> Result<SocketAddr, AddrError> {
     let mut ip: Option<IpAddr> = None;
     let mut port: Option<u16> = None;
     for p in addr.iter() {
@@ -17,20 +42,21 @@ pub fn socket_addr(addr: &Multiaddr) -> Result<SocketAddr, String> {
             Protocol::Tcp(p) => port = Some(p),
             Protocol::Http | Protocol::Https => {}
             other => {
-                return Err(format!(
-                    "{addr}: unsupported protocol {other} (expected /ip4|ip6/…/tcp/…)"
+                return Err(addr_error(
+                    addr,
+                    format!("unsupported protocol {other} (expected /ip4|ip6/…/tcp/…)"),
                 ))
             }
         }
     }
     match (ip, port) {
         (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port)),
-        _ => Err(format!("{addr}: expected /ip4/<address>/tcp/<port>")),
+        _ => Err(addr_error(addr, "expected /ip4/<address>/tcp/<port>")),
     }
 }
 
 /// Base URL (`http://host:port`) of an HTTP service at `addr`; accepts `/dns*/host/tcp/port`.
-pub fn http_url(addr: &Multiaddr) -> Result<String, String> {
+pub fn http_url(addr: &Multiaddr) -> Result<String, AddrError> {
     let mut host: Option<String> = None;
     let mut port: Option<u16> = None;
     let mut scheme = "http";
@@ -44,12 +70,12 @@ pub fn http_url(addr: &Multiaddr) -> Result<String, String> {
             Protocol::Tcp(p) => port = Some(p),
             Protocol::Https => scheme = "https",
             Protocol::Http => {}
-            other => return Err(format!("{addr}: unsupported protocol {other}")),
+            other => return Err(addr_error(addr, format!("unsupported protocol {other}"))),
         }
     }
     match (host, port) {
         (Some(h), Some(p)) => Ok(format!("{scheme}://{h}:{p}")),
-        _ => Err(format!("{addr}: expected /ip4|ip6|dns/<host>/tcp/<port>")),
+        _ => Err(addr_error(addr, "expected /ip4|ip6|dns/<host>/tcp/<port>")),
     }
 }
 

@@ -1,26 +1,28 @@
-//! The composition root: builds each component from the configuration, connects them, and
-//! stops them. No cluster logic lives here.
+//! The composition root: builds one implementation of each component contract from the
+//! configuration, connects them, and stops them. It holds no behaviour: every loop belongs to
+//! the component that owns its concern, and every task is spawned into one [`Tasks`], so
+//! [`Peer::shutdown`] returns only when all of them have ended.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::Multiaddr;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::{Cluster, PeerDescriptor};
-use crate::components::{Consensus, IpfsConnector, PinTracker};
+use crate::allocator::Balanced;
+use crate::cluster::{Cluster, Components, PeerDescriptor};
+use crate::components::{Consensus, PinTracker};
 use crate::config::{Config, Identity};
-use crate::consensus::{offline, Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
-use crate::informer::{self, Informer};
+use crate::consensus::{Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
+use crate::error::Result;
+use crate::informer::{self, Publisher};
 use crate::ipfsconn::IpfsHttp;
 use crate::monitor::PeerMonitor;
 use crate::pintracker::{StatelessTracker, TrackerIdentity, TrackerIntervals};
-use crate::rpc::{self, peerstore, ClusterRpc, RpcHandler, RpcRequest, RpcResponse, SwarmOptions};
-use crate::state::StateChange;
+use crate::rpc::{peerstore, ClusterRpc, SwarmOptions};
+use crate::tasks::Tasks;
 
 /// How this run of the peer meets its cluster.
 #[derive(Clone, Debug, Default)]
@@ -33,47 +35,10 @@ pub struct StartOptions {
 }
 
 pub struct Peer {
-    pub cluster: Cluster,
-    consensus: Arc<RaftConsensus>,
-    tracker: StatelessTracker,
-    rpc: ClusterRpc,
-    rest_addr: SocketAddr,
-    shutdown: CancellationToken,
-}
-
-/// Answers other peers' calls with this peer's components.
-struct Handler {
-    consensus: Arc<RaftConsensus>,
     cluster: Cluster,
-}
-
-#[async_trait]
-impl RpcHandler for Handler {
-    async fn handle(&self, from: PeerId, req: RpcRequest) -> RpcResponse {
-        match req {
-            RpcRequest::Raft(r) => RpcResponse::Raft(self.consensus.serve(r).await),
-            RpcRequest::Id => RpcResponse::Id(self.cluster.id().await),
-            RpcRequest::Metrics(metrics) => {
-                for m in metrics {
-                    // A peer speaks only for itself.
-                    if m.peer == from.to_string() {
-                        self.cluster.monitor.log_metric(m);
-                    }
-                }
-                RpcResponse::Ok
-            }
-            RpcRequest::Pins(call) => RpcResponse::Pins(self.cluster.local_call(call).await),
-        }
-    }
-}
-
-fn node_of(addr: &Multiaddr) -> Result<ClusterNode, String> {
-    let (peer, base) = peerstore::split_p2p(addr)
-        .ok_or_else(|| format!("bootstrap address {addr} must end in /p2p/<peer id>"))?;
-    Ok(ClusterNode {
-        peer_id: peer.to_string(),
-        addrs: vec![base.to_string()],
-    })
+    consensus: Arc<RaftConsensus>,
+    rest_addr: SocketAddr,
+    tasks: Tasks,
 }
 
 impl Peer {
@@ -82,80 +47,61 @@ impl Peer {
         config: Config,
         identity: Identity,
         opts: StartOptions,
-    ) -> Result<Peer, String> {
+    ) -> Result<Peer> {
+        let tasks = Tasks::new();
+        let started = Peer::wire(folder, config, identity, opts, &tasks).await;
+        if started.is_err() {
+            tasks.shutdown().await;
+        }
+        started
+    }
+
+    async fn wire(
+        folder: PathBuf,
+        config: Config,
+        identity: Identity,
+        opts: StartOptions,
+        tasks: &Tasks,
+    ) -> Result<Peer> {
         let peer_id = identity.peer_id();
         let span = tracing::info_span!("peer", id = %peer_id);
         let _guard = span.enter();
-        let shutdown = CancellationToken::new();
         let c = &config.cluster;
         let raft_cfg = &config.consensus.raft;
         let follower = opts.follower || c.follower_mode;
         let ipfs = Arc::new(IpfsHttp::new(&config.ipfs_connector.ipfshttp)?);
 
-        let rpc = ClusterRpc::start(SwarmOptions {
+        let swarm = SwarmOptions {
             keypair: identity.keypair.clone(),
             secret: c.secret.0,
             listen: c.listen_multiaddress.0.clone(),
             request_timeout: raft_cfg.membership_timeout(),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        };
+        let rpc = ClusterRpc::start(swarm, tasks).await?;
         let peerstore_path = folder.join(&c.peerstore_file);
         let known = peerstore::read(&peerstore_path);
         for (p, addrs) in &known {
             rpc.learn(*p, addrs.clone());
         }
-        let my_addrs: Vec<String> = rpc.listen_addrs().iter().map(|a| a.to_string()).collect();
-
-        let bootstrap = if !opts.bootstrap.is_empty() {
-            if let Some(b) = offline::cleanup(&folder, raft_cfg.backups_rotate).await? {
-                tracing::info!(
-                    "previous state backed up to {} and cleaned for the bootstrap",
-                    b.display()
-                );
-            }
-            Bootstrap::Join
-        } else if !raft_cfg.init_peerset.is_empty() {
-            let mut nodes = Vec::new();
-            for id in &raft_cfg.init_peerset {
-                let p: PeerId = id
-                    .parse()
-                    .map_err(|e| format!("consensus.raft.init_peerset: {id:?}: {e}"))?;
-                let addrs = if p == peer_id {
-                    my_addrs.clone()
-                } else {
-                    known
-                        .get(&p)
-                        .into_iter()
-                        .flatten()
-                        .map(|a| a.to_string())
-                        .collect()
-                };
-                nodes.push(ClusterNode {
-                    peer_id: id.clone(),
-                    addrs,
-                });
-            }
-            Bootstrap::Peerset(nodes)
-        } else {
-            Bootstrap::SingleVoter
+        let me_node = ClusterNode {
+            peer_id: peer_id.to_string(),
+            addrs: rpc.listen_addrs().iter().map(|a| a.to_string()).collect(),
         };
+        let joining = !opts.bootstrap.is_empty();
+        let bootstrap = Bootstrap::decide(&folder, raft_cfg, joining, &me_node, &known).await?;
 
-        let (changes_tx, mut changes_rx) = mpsc::unbounded_channel();
-        let consensus = Arc::new(
-            RaftConsensus::start(ConsensusOptions {
-                folder: folder.clone(),
-                config: raft_cfg.clone(),
-                peer_id,
-                addrs: my_addrs.clone(),
-                transport: Arc::new(rpc.clone()),
-                changes: changes_tx,
-                bootstrap,
-                learner_is_ready: opts.bootstrap.is_empty() || follower,
-            })
-            .await
-            .map_err(|e| e.to_string())?,
-        );
+        let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+        let consensus_opts = ConsensusOptions {
+            folder: folder.clone(),
+            config: raft_cfg.clone(),
+            peer_id,
+            addrs: me_node.addrs.clone(),
+            transport: Arc::new(rpc.clone()),
+            changes: changes_tx,
+            bootstrap,
+            learner_is_ready: !joining || follower,
+        };
+        let consensus = Arc::new(RaftConsensus::start(consensus_opts, tasks).await?);
 
         let tracker = StatelessTracker::start(
             TrackerIdentity {
@@ -170,120 +116,74 @@ impl Peer {
                 recover: c.pin_recover_interval.get(),
                 ipfs_watch: c.peer_watch_interval.get(),
             },
+            tasks,
         );
-        for cid in consensus.unpins_to_replay().await {
-            tracker.untrack(cid);
-        }
-        // Applied state changes drive the tracker.
-        let t = tracker.clone();
-        tokio::spawn(async move {
-            while let Some(change) = changes_rx.recv().await {
-                match change {
-                    StateChange::Pinned(p) => t.track(p),
-                    StateChange::Unpinned(c) => t.untrack(c),
-                    StateChange::Reset => t.sync().await,
-                }
-            }
-        });
+        tracker.follow(changes_rx);
+        let tracker: Arc<dyn PinTracker> = Arc::new(tracker);
 
-        let monitor = PeerMonitor::start(
+        let monitor = Arc::new(PeerMonitor::start(
             config.monitor.pubsubmon.check_interval.get(),
-            shutdown.clone(),
-        );
-        let cluster = Cluster {
-            consensus: consensus.clone(),
-            tracker: Arc::new(tracker.clone()),
-            ipfs: ipfs.clone(),
-            rpc: rpc.clone(),
-            monitor: monitor.clone(),
-            me: PeerDescriptor {
-                peer_id: peer_id.to_string(),
-                peername: c.peername.clone(),
-                addresses: rpc
-                    .listen_addrs()
-                    .iter()
-                    .map(|a| format!("{a}/p2p/{peer_id}"))
-                    .collect(),
-            },
-            replication: (c.replication_factor_min, c.replication_factor_max),
-            allocate_by: config.allocator.balanced.allocate_by.clone(),
+            tasks,
+        ));
+        let me = PeerDescriptor {
+            peer_id: peer_id.to_string(),
+            peername: c.peername.clone(),
+            addresses: me_node
+                .addrs
+                .iter()
+                .map(|a| format!("{a}/p2p/{peer_id}"))
+                .collect(),
         };
-        let t = tracker.clone();
-        let informers = informer::from_config(
-            &config.informer,
-            ipfs.clone(),
-            Arc::new(move || t.queue_len()),
-        );
-        // Our own metrics count before the first broadcast, so a lone peer can allocate.
-        monitor.log_metric(informer::ping(
-            &peer_id.to_string(),
-            c.monitor_ping_interval.get(),
-        ));
-        tokio::spawn(broadcast_metrics(
-            cluster.clone(),
-            informers,
-            c.monitor_ping_interval.get(),
-            shutdown.clone(),
-        ));
-        if !c.disable_repinning {
-            tokio::spawn(repin_on_alerts(cluster.clone(), shutdown.clone()));
-        }
-        rpc.set_handler(Arc::new(Handler {
+        let components = Components {
             consensus: consensus.clone(),
-            cluster: cluster.clone(),
-        }));
-
-        if !opts.bootstrap.is_empty() {
-            let mut errors = Vec::new();
-            let mut joined = false;
-            for addr in &opts.bootstrap {
-                let node = node_of(addr)?;
-                match consensus.join(&node, follower).await {
-                    Ok(()) => {
-                        tracing::info!("joined the cluster through {addr}");
-                        joined = true;
-                        break;
-                    }
-                    Err(e) => errors.push(format!("{addr}: {e}")),
-                }
-            }
-            if !joined {
-                shutdown.cancel();
-                tracker.shutdown();
-                consensus.shutdown().await;
-                rpc.shutdown();
-                return Err(format!(
-                    "could not join the cluster (is the secret the same as the cluster's?): {}",
-                    errors.join("; ")
-                ));
-            }
+            tracker: tracker.clone(),
+            ipfs: ipfs.clone(),
+            rpc: Arc::new(rpc.clone()),
+            monitor: monitor.clone(),
+            allocator: Arc::new(Balanced {
+                allocate_by: config.allocator.balanced.allocate_by.clone(),
+            }),
+        };
+        let cluster = Cluster::new(
+            components,
+            me,
+            (c.replication_factor_min, c.replication_factor_max),
+        );
+        Publisher {
+            me: peer_id.to_string(),
+            informers: informer::from_config(&config.informer, ipfs.clone(), tracker),
+            interval: c.monitor_ping_interval.get(),
+            monitor,
+            consensus: consensus.clone(),
+            rpc: Arc::new(rpc.clone()),
         }
+        .start(tasks);
+        if !c.disable_repinning {
+            cluster.repin_on_alerts(tasks);
+        }
+        rpc.serve(consensus.clone(), Arc::new(cluster.clone()));
 
-        tokio::spawn(keep_peerstore(
-            consensus.clone(),
-            rpc.clone(),
-            peerstore_path,
-            peer_id,
-            shutdown.clone(),
-        ));
-        tokio::spawn(connect_swarms(
-            cluster.clone(),
-            ipfs.clone(),
-            config.ipfs_connector.ipfshttp.connect_swarms_delay.get(),
-            shutdown.clone(),
-        ));
+        if joining {
+            consensus.join_cluster(&opts.bootstrap, follower).await?;
+        }
+        rpc.keep_peerstore(consensus.clone(), peerstore_path);
+        let swarm_delay = config.ipfs_connector.ipfshttp.connect_swarms_delay.get();
+        cluster.connect_swarms(swarm_delay, tasks);
 
         let rest_addr =
-            crate::restapi::serve(cluster.clone(), &config.api.restapi.0, shutdown.clone()).await?;
+            crate::restapi::serve(cluster.clone(), &config.api.restapi.0, tasks).await?;
         tracing::info!("REST API listening on {rest_addr}");
         Ok(Peer {
             cluster,
             consensus,
-            tracker,
-            rpc,
             rest_addr,
-            shutdown,
+            tasks: tasks.clone(),
         })
+    }
+
+    /// Cluster operations, as every front end uses them.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     pub fn rest_addr(&self) -> SocketAddr {
@@ -292,27 +192,16 @@ impl Peer {
 
     /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.
     pub fn cluster_addrs(&self) -> Vec<String> {
-        self.cluster.me.addresses.clone()
+        self.cluster.me().addresses.clone()
     }
 
     /// Resolves once consensus is ready (leader known, state caught up, role reached).
     pub async fn ready(&self) {
-        while !self.consensus.is_ready() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.consensus.wait_ready().await
     }
 
     pub fn is_ready(&self) -> bool {
         self.consensus.is_ready()
-    }
-
-    /// Desktop "Pause pinning": this peer's IPFS operations wait until resumed.
-    pub fn set_paused(&self, paused: bool) {
-        self.tracker.set_paused(paused);
-    }
-
-    pub fn is_paused(&self) -> bool {
-        self.tracker.is_paused()
     }
 
     /// Fires when this peer has been removed from the cluster.
@@ -320,126 +209,14 @@ impl Peer {
         self.consensus.removed()
     }
 
+    /// Stops every task this peer started and Raft, and waits until all have ended.
     pub async fn shutdown(&self) {
-        self.shutdown.cancel();
-        self.tracker.shutdown();
+        self.tasks.shutdown().await;
         self.consensus.shutdown().await;
-        self.rpc.shutdown();
     }
-}
 
-/// Keeps the `peerstore` file and the swarm's address book in step with the membership.
-async fn keep_peerstore(
-    consensus: Arc<RaftConsensus>,
-    rpc: ClusterRpc,
-    path: PathBuf,
-    me: PeerId,
-    shutdown: CancellationToken,
-) {
-    let mut changes = consensus.membership_changes();
-    loop {
-        let mut peers = std::collections::BTreeMap::new();
-        for m in consensus.members() {
-            let Ok((p, addrs)) = rpc::dial_target(&m.peer_id, &m.addrs) else {
-                continue;
-            };
-            if p == me {
-                continue;
-            }
-            rpc.learn(p, addrs.clone());
-            peers.insert(p, addrs);
-        }
-        if let Err(e) = peerstore::write(&path, &peers) {
-            tracing::warn!("cannot write {}: {e}", path.display());
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = changes.changed() => if r.is_err() { return },
-        }
-        // Metrics change on every heartbeat; the file only when the membership does.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// After `connect_swarms_delay`, and every minute after, asks this peer's IPFS to connect to
-/// the other peers' IPFS nodes so that content moves between them directly.
-async fn connect_swarms(
-    cluster: Cluster,
-    ipfs: Arc<IpfsHttp>,
-    delay: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut wait = delay;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        wait = Duration::from_secs(60);
-        for id in cluster.peers().await {
-            if id.id == cluster.me.peer_id || !id.error.is_empty() {
-                continue;
-            }
-            for addr in &id.ipfs.addresses {
-                if ipfs.swarm_connect(addr).await.is_ok() {
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// Every `monitor_ping_interval`: measure this peer, record it, and push it to every other
-/// member (a peer that misses them raises an alert when they expire).
-async fn broadcast_metrics(
-    cluster: Cluster,
-    informers: Vec<Arc<dyn Informer>>,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    let me = cluster.me.peer_id.clone();
-    let mut tick = tokio::time::interval(interval.max(Duration::from_millis(100)));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let mut metrics = vec![informer::ping(&me, interval)];
-        for i in &informers {
-            metrics.extend(i.metrics(&me).await);
-        }
-        for m in &metrics {
-            cluster.monitor.log_metric(m.clone());
-        }
-        let sends = cluster
-            .consensus
-            .members()
-            .into_iter()
-            .filter(|m| m.peer_id != me)
-            .map(|m| {
-                let rpc = cluster.rpc.clone();
-                let req = RpcRequest::Metrics(metrics.clone());
-                async move {
-                    let _ = rpc.call_member(&m.peer_id, &m.addrs, req, interval).await;
-                }
-            });
-        futures::future::join_all(sends).await;
-    }
-}
-
-/// With repinning on, moves the pins of a peer whose `ping` expired to live peers.
-async fn repin_on_alerts(cluster: Cluster, shutdown: CancellationToken) {
-    let mut alerts = cluster.monitor.subscribe();
-    loop {
-        let alert = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = alerts.recv() => a,
-        };
-        match alert {
-            Ok(a) if a.metric.name == informer::PING => cluster.repin_from(&a.metric.peer).await,
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(_) => return,
-        }
+    /// Tasks of this peer still running (none once [`Peer::shutdown`] returned).
+    pub fn running_tasks(&self) -> usize {
+        self.tasks.len()
     }
 }

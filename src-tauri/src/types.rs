@@ -404,7 +404,52 @@ pub struct GlobalPinInfo {
     pub peer_map: BTreeMap<String, PinInfoShort>,
 }
 
+impl PinInfoShort {
+    /// `status` at this moment, with nothing else known.
+    pub fn now(status: TrackerStatus, error: String) -> PinInfoShort {
+        PinInfoShort {
+            peername: String::new(),
+            ipfs_peer_id: String::new(),
+            ipfs_peer_addresses: Vec::new(),
+            status,
+            timestamp: Utc::now(),
+            error,
+            attempt_count: 0,
+            priority_pin: false,
+        }
+    }
+}
+
+impl PinInfo {
+    /// `pin`'s status on `peer`.
+    pub fn of(pin: &Pin, peer: &str, info: PinInfoShort) -> PinInfo {
+        PinInfo {
+            cid: pin.cid,
+            name: pin.options.name.clone(),
+            peer: peer.to_string(),
+            allocations: pin.allocations.clone(),
+            origins: pin.options.origins.clone(),
+            created: Some(pin.timestamp),
+            metadata: pin.options.metadata.clone(),
+            info,
+        }
+    }
+}
+
 impl GlobalPinInfo {
+    /// `pin` with no peer's status yet.
+    pub fn of(pin: &Pin) -> GlobalPinInfo {
+        GlobalPinInfo {
+            cid: pin.cid,
+            name: pin.options.name.clone(),
+            allocations: pin.allocations.clone(),
+            origins: pin.options.origins.clone(),
+            created: Some(pin.timestamp),
+            metadata: pin.options.metadata.clone(),
+            peer_map: BTreeMap::new(),
+        }
+    }
+
     pub fn from_local(info: PinInfo) -> GlobalPinInfo {
         GlobalPinInfo {
             cid: info.cid,
@@ -520,8 +565,32 @@ pub struct Version {
 
 /// The version every component reports; IPFS Cluster clients only display it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Cluster RPC protocol id, shown in `ID.rpc_protocol_version`.
-pub const RPC_PROTOCOL: &str = "/ipfscluster-desktop/0.1/rpc";
+/// The cluster RPC's request-response protocol, as the swarm speaks it and as
+/// `ID.rpc_protocol_version` reports it.
+pub const RPC_PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.1.0";
+
+/// Parses Kubo's human sizes ("10GB", "500MiB", "1000") as bytes.
+pub fn parse_storage_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    Some((num * mult) as u64)
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,26 +4,72 @@
 //! then the user's `user_allocations`, then the remaining candidates as [`rank`] orders them
 //! by their metrics (`allocate_by`: tag partitions first, then most free space).
 
+use crate::components::{Allocator, NotEnoughPeers, FREESPACE, TAG_PREFIX};
 use crate::types::Metric;
+
+/// The balanced allocator, ranking by `allocator.balanced.allocate_by`.
+pub struct Balanced {
+    pub allocate_by: Vec<String>,
+}
+
+impl Allocator for Balanced {
+    fn rank(
+        &self,
+        candidates: &[String],
+        metric: &dyn Fn(&str, &str) -> Option<Metric>,
+    ) -> Vec<String> {
+        rank(candidates, &self.allocate_by, metric)
+    }
+
+    /// `max == -1` means every peer, which IPFS Cluster records as an empty allocation list.
+    fn allocate(
+        &self,
+        min: i32,
+        max: i32,
+        current: &[String],
+        user_allocations: &[String],
+        candidates: &[String],
+    ) -> Result<Vec<String>, NotEnoughPeers> {
+        if max == -1 {
+            return Ok(Vec::new());
+        }
+        let mut chosen: Vec<String> = Vec::new();
+        let valid = |p: &String| candidates.contains(p);
+        for p in current.iter().chain(user_allocations).chain(candidates) {
+            if chosen.len() >= max as usize {
+                break;
+            }
+            if valid(p) && !chosen.contains(p) {
+                chosen.push(p.clone());
+            }
+        }
+        if (chosen.len() as i32) < min {
+            return Err(NotEnoughPeers {
+                need: min,
+                found: chosen.len(),
+            });
+        }
+        Ok(chosen)
+    }
+}
 
 /// Orders `candidates` by `allocate_by`: candidates are grouped by the values of their `tag:*`
 /// metrics and the groups take turns (so copies spread across groups, e.g. regions); within
 /// and across groups the numeric metrics decide, `freespace` highest first and anything else
 /// (`numpin`, `pinqueue`) lowest first. Ties keep the given order.
-pub fn rank(
+fn rank(
     candidates: &[String],
     allocate_by: &[String],
     metric: impl Fn(&str, &str) -> Option<Metric>,
 ) -> Vec<String> {
-    let (tags, numeric): (Vec<&String>, Vec<&String>) = allocate_by
-        .iter()
-        .partition(|a| a.starts_with(crate::informer::TAG_PREFIX));
+    let (tags, numeric): (Vec<&String>, Vec<&String>) =
+        allocate_by.iter().partition(|a| a.starts_with(TAG_PREFIX));
     let score = |peer: &str| -> Vec<i64> {
         numeric
             .iter()
             .map(|name| {
                 let w = metric(name, peer).map(|m| m.weight).unwrap_or(0);
-                if name.as_str() == crate::informer::FREESPACE {
+                if name.as_str() == FREESPACE {
                     -w
                 } else {
                     w
@@ -58,41 +104,23 @@ pub fn rank(
     out
 }
 
-/// Picks up to `max` peers, at least `min`. `max == -1` means every peer, which IPFS Cluster
-/// records as an empty allocation list.
-pub fn allocate(
-    min: i32,
-    max: i32,
-    current: &[String],
-    user_allocations: &[String],
-    candidates: &[String],
-) -> Result<Vec<String>, String> {
-    if max == -1 {
-        return Ok(Vec::new());
-    }
-    let mut chosen: Vec<String> = Vec::new();
-    let valid = |p: &String| candidates.contains(p);
-    for p in current.iter().chain(user_allocations).chain(candidates) {
-        if chosen.len() >= max as usize {
-            break;
-        }
-        if valid(p) && !chosen.contains(p) {
-            chosen.push(p.clone());
-        }
-    }
-    if (chosen.len() as i32) < min {
-        return Err(format!(
-            "not enough peers to allocate: need at least {min}, found {} valid candidate(s)",
-            chosen.len()
-        ));
-    }
-    Ok(chosen)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    fn allocate(
+        min: i32,
+        max: i32,
+        current: &[String],
+        user: &[String],
+        candidates: &[String],
+    ) -> Result<Vec<String>, NotEnoughPeers> {
+        let b = Balanced {
+            allocate_by: Vec::new(),
+        };
+        b.allocate(min, max, current, user, candidates)
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
@@ -147,6 +175,10 @@ mod tests {
     #[test]
     fn not_enough_peers() {
         let err = allocate(3, 3, &[], &[], &s(&["a", "b"])).unwrap_err();
-        assert!(err.contains("not enough peers to allocate"), "{err}");
+        assert_eq!(err, NotEnoughPeers { need: 3, found: 2 });
+        assert!(
+            err.to_string().contains("not enough peers to allocate"),
+            "{err}"
+        );
     }
 }

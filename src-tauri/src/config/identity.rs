@@ -7,6 +7,9 @@ use base64::Engine;
 use libp2p_identity::{Keypair, PeerId};
 use serde::{Deserialize, Serialize};
 
+use super::error::ConfigError;
+use super::files::write_private;
+
 #[derive(Clone)]
 pub struct Identity {
     pub keypair: Keypair,
@@ -42,38 +45,40 @@ impl Identity {
         serde_json::to_string_pretty(&file).expect("identity serializes") + "\n"
     }
 
-    pub fn from_json(text: &str) -> Result<Identity, String> {
+    pub fn from_json(text: &str) -> Result<Identity, ConfigError> {
+        let invalid = |m: String| ConfigError::Identity(m);
         let file: IdentityFile =
-            serde_json::from_str(text).map_err(|e| format!("malformed identity: {e}"))?;
+            serde_json::from_str(text).map_err(|e| invalid(format!("malformed identity: {e}")))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(file.private_key.trim())
-            .map_err(|e| format!("key `private_key`: not base64: {e}"))?;
+            .map_err(|e| invalid(format!("key `private_key`: not base64: {e}")))?;
         let keypair = Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| format!("key `private_key`: not a libp2p private key: {e}"))?;
+            .map_err(|e| invalid(format!("key `private_key`: not a libp2p private key: {e}")))?;
         let identity = Identity { keypair };
         let actual = identity.peer_id().to_string();
         if actual != file.id {
-            return Err(format!(
+            return Err(invalid(format!(
                 "key `id`: {} does not match the private key (which is peer {actual})",
                 file.id
-            ));
+            )));
         }
         Ok(identity)
     }
 
-    pub fn load(path: &Path) -> Result<Identity, String> {
+    pub fn load(path: &Path) -> Result<Identity, ConfigError> {
+        let invalid = |m: String| ConfigError::Identity(m);
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!(
+            std::io::ErrorKind::NotFound => invalid(format!(
                 "no identity at {}: run `ipfs-cluster-service init` first",
                 path.display()
-            ),
-            _ => format!("{}: {e}", path.display()),
+            )),
+            _ => invalid(format!("{}: {e}", path.display())),
         })?;
-        Identity::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Identity::from_json(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))
     }
 
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        super::write_private(path, self.to_json().as_bytes())
+        write_private(path, self.to_json().as_bytes())
     }
 }
 
@@ -90,7 +95,10 @@ mod tests {
         let other = Identity::generate();
         let mut v: serde_json::Value = serde_json::from_str(&id.to_json()).unwrap();
         v["id"] = other.peer_id().to_string().into();
-        let err = Identity::from_json(&v.to_string()).err().unwrap();
+        let err = Identity::from_json(&v.to_string())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("does not match"), "{err}");
         assert!(Identity::from_json("{").is_err());
         assert!(Identity::from_json(r#"{"id":"x","private_key":"!!"}"#).is_err());

@@ -1,9 +1,10 @@
-//! How Raft reaches other peers: openraft's network traits over a [`RaftTransport`].
+//! The network client: how Raft reaches other peers, openraft's network traits over a
+//! [`RaftTransport`], and the messages peers exchange.
 //!
 //! The transport only moves [`RaftRequest`]s to a peer and brings back [`RaftResponse`]s; the
 //! cluster RPC (libp2p) implements it, and a single peer uses [`NoTransport`]. The same
-//! messages carry leader forwarding ([`RaftRequest::Commit`]), so a write sent to any peer
-//! reaches the leader without a second channel.
+//! messages carry leader forwarding ([`RaftRequest::Leader`]), so a write sent to any peer
+//! reaches the leader without a second channel. The other side is `server.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,10 +18,19 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::Raft;
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterNode, LeaderOp, NodeId, TypeConfig};
+use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
+use crate::components::ConsensusError;
+
+/// Work that only the leader may do; non-leaders forward it.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum LeaderOp {
+    Commit(Op),
+    Join { node: ClusterNode, follower: bool },
+    Remove { peer_id: String },
+    SetRole { peer_id: String, voter: bool },
+}
 
 #[derive(Serialize, Deserialize, Debug)]
 pub enum RaftRequest {
@@ -45,8 +55,9 @@ pub enum RaftResponse {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    /// Outcome of `Leader`, `Join` and `Removed`.
-    Done(Result<(), String>),
+    /// Outcome of `Leader`, `Join` and `Removed`, classified so that the caller retries
+    /// only what may succeed when retried.
+    Done(Result<(), ConsensusError>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +75,11 @@ pub trait RaftTransport: Send + Sync + 'static {
     ) -> Result<RaftResponse, TransportError>;
 }
 
-/// For a single peer: there is nobody to talk to.
+/// For a single peer in tests: there is nobody to talk to.
+#[cfg(test)]
 pub struct NoTransport;
 
+#[cfg(test)]
 #[async_trait]
 impl RaftTransport for NoTransport {
     async fn send(
@@ -82,16 +95,10 @@ impl RaftTransport for NoTransport {
     }
 }
 
-/// Answers Raft's own messages (the consensus answers the rest).
-pub async fn serve(raft: &Raft<TypeConfig>, req: RaftRequest) -> RaftResponse {
-    match req {
-        RaftRequest::AppendEntries(r) => RaftResponse::AppendEntries(raft.append_entries(r).await),
-        RaftRequest::Vote(r) => RaftResponse::Vote(raft.vote(r).await),
-        RaftRequest::InstallSnapshot(r) => {
-            RaftResponse::InstallSnapshot(raft.install_snapshot(r).await)
-        }
-        other => RaftResponse::Done(Err(format!("not a Raft message: {other:?}"))),
-    }
+/// Answers the messages another peer sends (implemented by the consensus, `server.rs`).
+#[async_trait]
+pub trait RaftService: Send + Sync + 'static {
+    async fn serve(&self, req: RaftRequest) -> RaftResponse;
 }
 
 pub struct NetworkFactory {

@@ -4,8 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{db_path, store};
+use super::store::{self, db_path};
+use crate::components::ConsensusError;
 use crate::types::Pin;
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> ConsensusError {
+    ConsensusError::Storage(format!("{}: {e}", path.display()))
+}
 
 /// Where backups go: `<folder>/raft.backups/pinset-<UTC time>.ndjson`.
 pub fn backups_dir(folder: &Path) -> PathBuf {
@@ -18,7 +23,7 @@ pub fn has_state(folder: &Path) -> bool {
 }
 
 /// The applied pinset of a stopped peer (empty when it never ran).
-pub async fn export(folder: &Path) -> Result<Vec<Pin>, String> {
+pub async fn export(folder: &Path) -> Result<Vec<Pin>, ConsensusError> {
     let db = db_path(folder);
     if !db.exists() {
         return Ok(Vec::new());
@@ -30,10 +35,9 @@ pub async fn export(folder: &Path) -> Result<Vec<Pin>, String> {
 }
 
 /// Replaces the pinset of a stopped peer.
-pub async fn import(folder: &Path, pins: &[Pin]) -> Result<(), String> {
+pub async fn import(folder: &Path, pins: &[Pin]) -> Result<(), ConsensusError> {
     let db = db_path(folder);
-    std::fs::create_dir_all(db.parent().expect("db has a folder"))
-        .map_err(|e| format!("{}: {e}", db.display()))?;
+    std::fs::create_dir_all(db.parent().expect("db has a folder")).map_err(|e| io_error(&db, e))?;
     let pool = store::open(&db).await?;
     let r = store::replace_pins(&pool, pins).await;
     pool.close().await;
@@ -42,28 +46,28 @@ pub async fn import(folder: &Path, pins: &[Pin]) -> Result<(), String> {
 
 /// Writes the current pinset to a new backup file and deletes the oldest beyond `rotate`.
 /// Returns the new file, or None when there was no state to back up.
-pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, String> {
+pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, ConsensusError> {
     if !has_state(folder) {
         return Ok(None);
     }
     let pins = export(folder).await?;
     let dir = backups_dir(folder);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let name = format!(
         "pinset-{}.ndjson",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
     );
     let path = dir.join(name);
     let mut buf = Vec::new();
-    crate::state::export(&pins, &mut buf).map_err(|e| e.to_string())?;
-    crate::config::write_private(&path, &buf).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::state::export(&pins, &mut buf).map_err(|e| io_error(&path, e))?;
+    crate::config::write_private(&path, &buf).map_err(|e| io_error(&path, e))?;
     rotate_backups(&dir, rotate.max(1) as usize)?;
     Ok(Some(path))
 }
 
-fn rotate_backups(dir: &Path, keep: usize) -> Result<(), String> {
+fn rotate_backups(dir: &Path, keep: usize) -> Result<(), ConsensusError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .map_err(|e| io_error(dir, e))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -76,20 +80,20 @@ fn rotate_backups(dir: &Path, keep: usize) -> Result<(), String> {
     files.sort();
     let excess = files.len().saturating_sub(keep);
     for f in &files[..excess] {
-        std::fs::remove_file(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        std::fs::remove_file(f).map_err(|e| io_error(f, e))?;
     }
     Ok(())
 }
 
 /// Backs up, then removes all Raft data (log, vote, snapshots, pinset).
-pub async fn cleanup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, String> {
+pub async fn cleanup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, ConsensusError> {
     let saved = backup(folder, rotate).await?;
     let raft_dir = db_path(folder)
         .parent()
         .expect("db has a folder")
         .to_path_buf();
     if raft_dir.exists() {
-        std::fs::remove_dir_all(&raft_dir).map_err(|e| format!("{}: {e}", raft_dir.display()))?;
+        std::fs::remove_dir_all(&raft_dir).map_err(|e| io_error(&raft_dir, e))?;
     }
     Ok(saved)
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -23,11 +23,21 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::{ClusterNode, NodeId, TypeConfig};
-use crate::state::{Op, StateChange, StateHandle};
+use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
+use crate::components::{ConsensusError, StateChange};
+use crate::state::StateHandle;
 use crate::types::{Cid, Pin};
 
 type SErr = StorageError<NodeId>;
+
+/// Where Raft's database lives inside the cluster folder.
+pub fn db_path(folder: &Path) -> PathBuf {
+    folder.join("raft").join("raft.sqlite")
+}
+
+fn storage(e: impl std::fmt::Display) -> ConsensusError {
+    ConsensusError::Storage(e.to_string())
+}
 
 fn read_err(e: impl std::error::Error + 'static) -> SErr {
     StorageIOError::read(AnyError::new(&e)).into()
@@ -44,7 +54,7 @@ const SCHEMA: &[&str] = &[
 
 /// Opens (creating if needed) the database. A file that is not a valid database is an error
 /// naming the file; it is never overwritten.
-pub async fn open(path: &Path) -> Result<SqlitePool, String> {
+pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -56,12 +66,19 @@ pub async fn open(path: &Path) -> Result<SqlitePool, String> {
         .max_connections(4)
         .connect_with(opts)
         .await
-        .map_err(|e| format!("{}: cannot open the Raft database: {e}", path.display()))?;
+        .map_err(|e| {
+            storage(format!(
+                "{}: cannot open the Raft database: {e}",
+                path.display()
+            ))
+        })?;
     for stmt in SCHEMA {
-        sqlx::query(stmt)
-            .execute(&pool)
-            .await
-            .map_err(|e| format!("{}: not a usable Raft database: {e}", path.display()))?;
+        sqlx::query(stmt).execute(&pool).await.map_err(|e| {
+            storage(format!(
+                "{}: not a usable Raft database: {e}",
+                path.display()
+            ))
+        })?;
     }
     Ok(pool)
 }
@@ -111,15 +128,16 @@ pub async fn has_history(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
 }
 
 /// Reads the applied pinset without starting Raft (offline `state export`).
-pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, String> {
+pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, ConsensusError> {
     let rows = sqlx::query("SELECT pin FROM pins")
         .fetch_all(pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(storage)?;
     let mut pins = BTreeMap::new();
     for r in rows {
         let text: String = r.get(0);
-        let pin: Pin = serde_json::from_str(&text).map_err(|e| format!("corrupt pin row: {e}"))?;
+        let pin: Pin =
+            serde_json::from_str(&text).map_err(|e| storage(format!("corrupt pin row: {e}")))?;
         pins.insert(pin.cid, pin);
     }
     Ok(pins)
@@ -129,16 +147,16 @@ pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, String> 
 /// machine applies an unpin atomically, but the IPFS-side unpin happens afterwards; a crash in
 /// between would leave the content pinned in IPFS. Replaying these at start closes that gap,
 /// as Raft log replay does in IPFS Cluster.
-pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, String> {
+pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, ConsensusError> {
     let rows = sqlx::query("SELECT entry FROM log ORDER BY idx")
         .fetch_all(pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(storage)?;
     let mut unpins: Vec<Cid> = Vec::new();
     for r in rows {
         let text: String = r.get(0);
         let entry: Entry<TypeConfig> =
-            serde_json::from_str(&text).map_err(|e| format!("corrupt log entry: {e}"))?;
+            serde_json::from_str(&text).map_err(|e| storage(format!("corrupt log entry: {e}")))?;
         match entry.payload {
             EntryPayload::Normal(Op::Unpin(c)) => {
                 unpins.retain(|x| *x != c);
@@ -153,27 +171,27 @@ pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, String> {
 
 /// Replaces the applied pinset offline (`state import`, peer stopped). The Raft log and
 /// applied index are kept, so entries after it still apply on top at the next start.
-pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), String> {
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), ConsensusError> {
+    let mut tx = pool.begin().await.map_err(storage)?;
     sqlx::query("DELETE FROM pins")
         .execute(&mut *tx)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(storage)?;
     for p in pins {
-        let text = serde_json::to_string(p).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string(p).map_err(storage)?;
         sqlx::query("INSERT OR REPLACE INTO pins (cid, pin) VALUES (?, ?)")
             .bind(p.cid.to_string())
             .bind(text)
             .execute(&mut *tx)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(storage)?;
     }
     // A stored snapshot would bring the old pinset back to peers that install it.
     sqlx::query("DELETE FROM kv WHERE key = 'snapshot'")
         .execute(&mut *tx)
         .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())
+        .map_err(storage)?;
+    tx.commit().await.map_err(storage)
 }
 
 #[derive(Clone)]
@@ -341,7 +359,7 @@ impl StateMachine {
         pool: SqlitePool,
         state: StateHandle,
         changes: UnboundedSender<StateChange>,
-    ) -> Result<StateMachine, String> {
+    ) -> Result<StateMachine, ConsensusError> {
         state.replace(load_pins(&pool).await?);
         Ok(StateMachine {
             pool,
@@ -493,10 +511,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tx.commit().await.map_err(write_err)?;
         // Only now, durable, do readers and the tracker see the change.
         for op in ops {
-            self.state.apply(&op);
             let change = match op {
-                Op::Pin(p) => StateChange::Pinned(p),
-                Op::Unpin(c) => StateChange::Unpinned(c),
+                Op::Pin(p) => {
+                    self.state.insert(p.clone());
+                    StateChange::Pinned(p)
+                }
+                Op::Unpin(c) => {
+                    self.state.remove(&c);
+                    StateChange::Unpinned(c)
+                }
             };
             let _ = self.changes.send(change);
         }

@@ -1,9 +1,16 @@
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use libp2p_identity::PeerId;
+
+use super::typ::node_id;
 use super::*;
-use crate::config::Identity;
+use crate::components::{Consensus, ConsensusError, StateChange};
+use crate::config::{Identity, RaftConfig};
 use crate::ipfsconn::fake::test_cid;
-use crate::types::PinOptions;
+use crate::tasks::Tasks;
+use crate::types::{Pin, PinOptions};
 
 type Changes = tokio::sync::mpsc::UnboundedReceiver<StateChange>;
 
@@ -13,16 +20,19 @@ async fn try_start(
     peer: PeerId,
 ) -> Result<(RaftConsensus, Changes), ConsensusError> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let c = RaftConsensus::start(ConsensusOptions {
-        folder: folder.to_path_buf(),
-        config: RaftConfig::default(),
-        peer_id: peer,
-        addrs: Vec::new(),
-        transport: Arc::new(NoTransport),
-        changes: tx,
-        bootstrap: Bootstrap::SingleVoter,
-        learner_is_ready: true,
-    })
+    let c = RaftConsensus::start(
+        ConsensusOptions {
+            folder: folder.to_path_buf(),
+            config: RaftConfig::default(),
+            peer_id: peer,
+            addrs: Vec::new(),
+            transport: Arc::new(NoTransport),
+            changes: tx,
+            bootstrap: Bootstrap::SingleVoter,
+            learner_is_ready: true,
+        },
+        &Tasks::new(),
+    )
     .await?;
     Ok((c, rx))
 }
@@ -65,7 +75,7 @@ async fn a_single_voter_commits_and_keeps_its_pinset_across_restarts() {
     assert_eq!(c.state().list(), vec![b.clone()]);
     ready(&c).await;
     c.log_pin(a.clone()).await.unwrap();
-    assert_eq!(c.state().len(), 2);
+    assert_eq!(c.state().list().len(), 2);
     assert!(
         c.unpins_to_replay().await.is_empty(),
         "a re-pin cancels the replay"

@@ -10,6 +10,21 @@ use crate::config::Secret;
 
 pub const PREFIX: &str = "ipfs-cluster-invite:";
 
+/// Text or a picture that is not a usable invitation, with what is wrong with it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct InvalidInvitation(pub String);
+
+impl From<InvalidInvitation> for crate::error::Error {
+    fn from(e: InvalidInvitation) -> Self {
+        crate::error::Error::BadInput(e.0)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> InvalidInvitation {
+    InvalidInvitation(message.into())
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Invitation {
     pub bootstrap: Vec<String>,
@@ -26,16 +41,16 @@ impl Invitation {
     }
 
     /// Reads an invitation text, or a bootstrap multiaddr with `secret` given apart.
-    pub fn parse(text: &str, secret: Option<&str>) -> Result<Invitation, String> {
+    pub fn parse(text: &str, secret: Option<&str>) -> Result<Invitation, InvalidInvitation> {
         let text = text.trim();
         let inv = if let Some(body) = text.strip_prefix(PREFIX) {
             let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(body.trim())
                 .map_err(|_| {
-                    "this invitation is damaged (not valid base64): copy it again".to_string()
+                    invalid("this invitation is damaged (not valid base64): copy it again")
                 })?;
             serde_json::from_slice::<Invitation>(&raw)
-                .map_err(|e| format!("this invitation is damaged: {e}"))?
+                .map_err(|e| invalid(format!("this invitation is damaged: {e}")))?
         } else if text.starts_with('/') {
             Invitation {
                 bootstrap: text
@@ -44,41 +59,43 @@ impl Invitation {
                     .map(String::from)
                     .collect(),
                 secret: secret
-                    .ok_or("a bootstrap address needs the cluster secret too")?
+                    .ok_or_else(|| invalid("a bootstrap address needs the cluster secret too"))?
                     .trim()
                     .to_string(),
             }
         } else {
-            return Err(format!(
+            return Err(invalid(format!(
                 "not an invitation: expected text starting with {PREFIX} or a multiaddr"
-            ));
+            )));
         };
         inv.validate()?;
         Ok(inv)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), InvalidInvitation> {
         self.secret
             .parse::<Secret>()
-            .map_err(|e| format!("cluster secret: {e}"))?;
+            .map_err(|e| invalid(format!("cluster secret: {e}")))?;
         if self.bootstrap.is_empty() {
-            return Err("the invitation names no peer to join".into());
+            return Err(invalid("the invitation names no peer to join"));
         }
         for b in &self.bootstrap {
             let addr: libp2p::Multiaddr = b
                 .parse()
-                .map_err(|e| format!("bootstrap address {b:?}: {e}"))?;
-            if crate::rpc::peerstore::split_p2p(&addr).is_none() {
-                return Err(format!("bootstrap address {b} must end in /p2p/<peer id>"));
+                .map_err(|e| invalid(format!("bootstrap address {b:?}: {e}")))?;
+            if crate::net::split_p2p(&addr).is_none() {
+                return Err(invalid(format!(
+                    "bootstrap address {b} must end in /p2p/<peer id>"
+                )));
             }
         }
         Ok(())
     }
 
     /// Reads the invitation in a photo or screenshot of its QR code (PNG or JPEG).
-    pub fn from_qr_image(bytes: &[u8]) -> Result<Invitation, String> {
+    pub fn from_qr_image(bytes: &[u8]) -> Result<Invitation, InvalidInvitation> {
         let img = image::load_from_memory(bytes)
-            .map_err(|e| format!("not a PNG or JPEG image: {e}"))?
+            .map_err(|e| invalid(format!("not a PNG or JPEG image: {e}")))?
             .to_luma8();
         let mut prepared = rqrr::PreparedImage::prepare(img);
         for grid in prepared.detect_grids() {
@@ -86,7 +103,7 @@ impl Invitation {
                 return Invitation::parse(&text, None);
             }
         }
-        Err("no readable QR code in this image".into())
+        Err(invalid("no readable QR code in this image"))
     }
 
     /// The invitation text as an SVG QR code.
@@ -151,6 +168,7 @@ mod tests {
             .unwrap();
         assert!(Invitation::from_qr_image(&png)
             .unwrap_err()
+            .0
             .contains("no readable QR"));
     }
 
@@ -169,6 +187,7 @@ mod tests {
         assert!(Invitation::parse(&text[..text.len() - 5], None).is_err());
         assert!(Invitation::parse("hello", None)
             .unwrap_err()
+            .0
             .contains("not an invitation"));
         let bad_secret = Invitation {
             secret: "abc".into(),
@@ -176,6 +195,7 @@ mod tests {
         };
         assert!(Invitation::parse(&bad_secret.to_text(), None)
             .unwrap_err()
+            .0
             .contains("secret"));
         let no_p2p = Invitation {
             bootstrap: vec!["/ip4/192.0.2.1/tcp/9096".into()],
@@ -183,6 +203,7 @@ mod tests {
         };
         assert!(Invitation::parse(&no_p2p.to_text(), None)
             .unwrap_err()
+            .0
             .contains("/p2p/"));
     }
 }

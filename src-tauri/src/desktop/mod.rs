@@ -16,13 +16,48 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::RwLock;
 
-use crate::components::IpfsConnector;
+use crate::components::{IpfsConnector, FREESPACE, NUMPIN};
 use crate::config::{self, Config, Identity, Multiaddrs};
+use crate::error::{Error, ErrorKind, Result};
 use crate::ipfsconn::IpfsHttp;
 use crate::peer::{Peer, StartOptions};
 use crate::types::{GlobalPinInfo, Id, Pin, PinOptions, StatusFilter};
 pub use invite::Invitation;
 use secrets::SecretStore;
+
+/// An error as the app shows it: what kind of problem it is (so the page can tell a bad CID
+/// from a lost connection) and a sentence for the user. The one place errors become UI text.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct UiError {
+    /// `bad_input`, `not_found`, `refused`, `unavailable`, `ipfs` or `internal`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl From<Error> for UiError {
+    fn from(e: Error) -> UiError {
+        let (kind, message) = match e.kind() {
+            ErrorKind::BadInput => ("bad_input", e.to_string()),
+            ErrorKind::NotFound => ("not_found", e.to_string()),
+            ErrorKind::Refused => ("refused", format!("The cluster refused: {e}")),
+            ErrorKind::Unavailable => (
+                "unavailable",
+                format!("The cluster cannot do this right now (try again shortly): {e}"),
+            ),
+            ErrorKind::IpfsFailed | ErrorKind::IpfsTimeout => {
+                ("ipfs", format!("This computer's IPFS node failed: {e}"))
+            }
+            ErrorKind::Internal => ("internal", format!("Something went wrong: {e}")),
+        };
+        UiError { kind, message }
+    }
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// Where this peer's IPFS node comes from, as the app tells the user.
 #[derive(Serialize, Clone, Debug, PartialEq)]
@@ -84,8 +119,8 @@ pub struct Desktop {
     ipfs_child: Mutex<Option<Child>>,
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn io_error(path: &Path, e: std::io::Error) -> Error {
+    Error::BadInput(format!("{}: {e}", path.display()))
 }
 
 /// A new desktop peer's config: IPFS Cluster's defaults, with repinning on (a desktop user
@@ -124,18 +159,18 @@ impl Desktop {
     }
 
     /// The running peer, or a clear error.
-    pub async fn peer(&self) -> Result<Arc<Peer>, String> {
+    pub async fn peer(&self) -> Result<Arc<Peer>> {
         self.peer
             .read()
             .await
             .clone()
-            .ok_or_else(|| "the cluster peer is not running".to_string())
+            .ok_or_else(|| Error::Unavailable("the cluster peer is not running".into()))
     }
 
     pub async fn snapshot(&self) -> Snapshot {
         let peer = self.peer.read().await.clone();
         let id = match &peer {
-            Some(p) => Some(p.cluster.id().await),
+            Some(p) => Some(p.cluster().id().await),
             None => None,
         };
         Snapshot {
@@ -143,7 +178,7 @@ impl Desktop {
             configured: self.is_configured(),
             running: peer.is_some(),
             ready: peer.as_ref().is_some_and(|p| p.is_ready()),
-            paused: peer.as_ref().is_some_and(|p| p.is_paused()),
+            paused: peer.as_ref().is_some_and(|p| p.cluster().is_paused()),
             id,
             ipfs: self.ipfs.lock().unwrap().clone(),
             secret_location: self.secrets.describe(),
@@ -153,10 +188,10 @@ impl Desktop {
 
     /// First run, "Start a new cluster": a new config and identity, the secret in the
     /// keyring, then the peer as the cluster's first voter.
-    pub async fn new_cluster(&self) -> Result<Snapshot, String> {
+    pub async fn new_cluster(&self) -> Result<Snapshot> {
         let mut cfg = Config::new_for_init();
         (self.defaults)(&mut cfg);
-        let (cfg, _) = config::init_keeping_secret_out(&self.folder, false, cfg).map_err(err)?;
+        let (cfg, _) = config::init_keeping_secret_out(&self.folder, false, cfg)?;
         self.secrets.set(&cfg.cluster.secret.to_string())?;
         self.start(StartOptions::default()).await
     }
@@ -167,16 +202,19 @@ impl Desktop {
         invitation: &str,
         secret: Option<&str>,
         voter: bool,
-    ) -> Result<Snapshot, String> {
+    ) -> Result<Snapshot> {
         let inv = Invitation::parse(invitation, secret)?;
         let bootstrap = inv
             .bootstrap
             .iter()
-            .map(|b| b.parse().map_err(err))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|b| {
+                b.parse()
+                    .map_err(|e| Error::BadInput(format!("bootstrap address {b:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut cfg = Config::new_for_init();
         (self.defaults)(&mut cfg);
-        config::init_keeping_secret_out(&self.folder, false, cfg).map_err(err)?;
+        config::init_keeping_secret_out(&self.folder, false, cfg)?;
         self.secrets.set(&inv.secret)?;
         let started = self
             .start(StartOptions {
@@ -194,7 +232,7 @@ impl Desktop {
     }
 
     /// Starts the configured peer (every later launch of the app).
-    pub async fn start(&self, opts: StartOptions) -> Result<Snapshot, String> {
+    pub async fn start(&self, opts: StartOptions) -> Result<Snapshot> {
         if self.peer.read().await.is_some() {
             return Ok(self.snapshot().await);
         }
@@ -205,7 +243,7 @@ impl Desktop {
         if let Some(secret) = self.secrets.get()? {
             env.push(("CLUSTER_SECRET".to_string(), secret));
         }
-        let cfg = Config::load_with_env(&self.folder, &env).map_err(err)?;
+        let cfg = Config::load_with_env(&self.folder, &env)?;
         let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
         self.ensure_ipfs(&cfg).await;
         let peer = Peer::start(self.folder.clone(), cfg, identity, opts).await?;
@@ -243,7 +281,7 @@ impl Desktop {
             Err(e) => IpfsStatus {
                 source: IpfsSource::Unavailable,
                 address,
-                message: e,
+                message: e.to_string(),
             },
             Ok(client) => {
                 if client.id().await.is_ok() {
@@ -274,24 +312,25 @@ impl Desktop {
         *self.ipfs.lock().unwrap() = Some(status);
     }
 
-    async fn start_local_node(&self, address: &str, client: &IpfsHttp) -> Result<(), String> {
-        let exe = std::env::current_exe().map_err(err)?;
+    async fn start_local_node(&self, address: &str, client: &IpfsHttp) -> Result<()> {
+        let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
         let bin = exe
             .parent()
             .map(|d| d.join("ipfs-local-node"))
             .filter(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("ipfs-local-node"));
-        let log = std::fs::File::create(self.folder.join("ipfs-local-node.log")).map_err(err)?;
+        let log_path = self.folder.join("ipfs-local-node.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| io_error(&log_path, e))?;
         let child = Command::new(&bin)
             .arg("--repo")
             .arg(self.folder.join("ipfs"))
             .arg("--api")
             .arg(address)
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(err)?)
+            .stdout(log.try_clone().map_err(|e| io_error(&log_path, e))?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
+            .map_err(|e| Error::Unavailable(format!("{}: {e}", bin.display())))?;
         *self.ipfs_child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -305,23 +344,21 @@ impl Desktop {
                 .as_mut()
                 .map(Child::try_wait)
             {
-                return Err(format!("it exited with {status} (see ipfs-local-node.log)"));
+                return Err(Error::Unavailable(format!(
+                    "it exited with {status} (see ipfs-local-node.log)"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err("it did not answer within 30s".into())
+        Err(Error::Unavailable("it did not answer within 30s".into()))
     }
 
     /// This peer's invitation: its cluster addresses and the secret.
-    pub async fn invitation(&self) -> Result<InvitationView, String> {
+    pub async fn invitation(&self) -> Result<InvitationView> {
         let peer = self.peer().await?;
         let secret = match self.secrets.get()? {
             Some(s) => s,
-            None => Config::load(&self.folder)
-                .map_err(err)?
-                .cluster
-                .secret
-                .to_string(),
+            None => Config::load(&self.folder)?.cluster.secret.to_string(),
         };
         // An address on 0.0.0.0 is no use to another machine; loopback only helps locally.
         let mut bootstrap: Vec<String> = peer
@@ -338,37 +375,35 @@ impl Desktop {
         })
     }
 
-    pub async fn peers(&self) -> Result<Vec<Id>, String> {
-        Ok(self.peer().await?.cluster.peers().await)
+    pub async fn peers(&self) -> Result<Vec<Id>> {
+        Ok(self.peer().await?.cluster().peers().await)
     }
 
     /// What the peers view shows beside each peer: its latest metrics, and recent alerts.
-    pub async fn health(&self) -> Result<Health, String> {
+    pub async fn health(&self) -> Result<Health> {
         let peer = self.peer().await?;
-        let m = &peer.cluster.monitor;
+        let c = peer.cluster();
         Ok(Health {
-            freespace: m.latest(crate::informer::FREESPACE),
-            numpin: m.latest(crate::informer::NUMPIN),
-            alerts: m.alerts(),
+            freespace: c.metrics(FREESPACE),
+            numpin: c.metrics(NUMPIN),
+            alerts: c.alerts(),
         })
     }
 
-    pub async fn remove_peer(&self, id: &str) -> Result<(), String> {
-        self.peer().await?.cluster.peer_rm(id).await.map_err(err)
+    pub async fn remove_peer(&self, id: &str) -> Result<()> {
+        self.peer().await?.cluster().peer_rm(id).await
     }
 
-    pub async fn pins(&self) -> Result<Vec<GlobalPinInfo>, String> {
+    pub async fn pins(&self) -> Result<Vec<GlobalPinInfo>> {
         let peer = self.peer().await?;
-        Ok(peer.cluster.status_all(&StatusFilter::default(), &[]).await)
+        Ok(peer
+            .cluster()
+            .status_all(&StatusFilter::default(), &[])
+            .await)
     }
 
     /// Pins a CID, an `ipfs://` link or an `/ipfs/…` path (what a user drops or pastes).
-    pub async fn pin(
-        &self,
-        what: &str,
-        name: &str,
-        replication: Option<i32>,
-    ) -> Result<Pin, String> {
+    pub async fn pin(&self, what: &str, name: &str, replication: Option<i32>) -> Result<Pin> {
         let peer = self.peer().await?;
         let what = what.trim();
         let what = what
@@ -382,59 +417,56 @@ impl Desktop {
             replication_factor_max: r_max,
             ..Default::default()
         };
-        let c = &peer.cluster;
+        let c = peer.cluster();
         if what.starts_with('/') {
-            c.pin_path(what, opts).await.map_err(err)
+            c.pin_path(what, opts).await
         } else if what.contains('/') {
-            c.pin_path(&format!("/ipfs/{what}"), opts)
-                .await
-                .map_err(err)
+            c.pin_path(&format!("/ipfs/{what}"), opts).await
         } else {
-            c.pin(what.parse()?, opts).await.map_err(err)
+            c.pin(parse_cid(what)?, opts).await
         }
     }
 
-    pub async fn unpin(&self, cid: &str) -> Result<Pin, String> {
-        self.peer()
-            .await?
-            .cluster
-            .unpin(cid.parse()?)
-            .await
-            .map_err(err)
+    pub async fn unpin(&self, cid: &str) -> Result<Pin> {
+        self.peer().await?.cluster().unpin(parse_cid(cid)?).await
     }
 
-    pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo, String> {
-        Ok(self.peer().await?.cluster.recover(&cid.parse()?).await)
+    pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {
+        let cid = parse_cid(cid)?;
+        Ok(self.peer().await?.cluster().recover(&cid).await)
     }
 
     /// Adds a dropped file to IPFS and pins it, named after the file. A dropped folder adds
     /// and pins every file in it (named by its path inside the folder): the embedded IPFS node
     /// cannot build directory DAGs.
-    pub async fn add_path(&self, path: &Path) -> Result<Vec<Pin>, String> {
+    pub async fn add_path(&self, path: &Path) -> Result<Vec<Pin>> {
         let peer = self.peer().await?;
         let mut files = Vec::new();
         collect_files(path, path.parent().unwrap_or(path), &mut files)?;
         if files.is_empty() {
-            return Err(format!("{}: no files to add", path.display()));
+            return Err(Error::BadInput(format!(
+                "{}: no files to add",
+                path.display()
+            )));
         }
         let mut pins = Vec::new();
         for (file, name) in files {
-            let data = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let cid = peer.cluster.ipfs.add(&name, data).await.map_err(err)?;
+            let data = std::fs::read(&file).map_err(|e| io_error(&file, e))?;
+            let cid = peer.cluster().add(&name, data).await?;
             pins.push(self.pin(&cid.to_string(), &name, None).await?);
         }
         Ok(pins)
     }
 
-    pub async fn set_paused(&self, paused: bool) -> Result<(), String> {
-        self.peer().await?.set_paused(paused);
+    pub async fn set_paused(&self, paused: bool) -> Result<()> {
+        self.peer().await?.cluster().set_paused(paused);
         Ok(())
     }
 }
 
 /// Files under `path` with their names relative to `base`, in a stable order.
-fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
     if meta.is_file() {
         let name = path
             .strip_prefix(base)
@@ -444,7 +476,7 @@ fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> 
         out.push((path.to_path_buf(), name));
     } else if meta.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
+            .map_err(|e| io_error(path, e))?
             .flatten()
             .map(|e| e.path())
             .collect();
@@ -454,6 +486,10 @@ fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> 
         }
     }
     Ok(())
+}
+
+fn parse_cid(text: &str) -> Result<crate::types::Cid> {
+    text.parse().map_err(Error::BadInput)
 }
 
 /// Config defaults for tests: every port picked by the OS, all on loopback.

@@ -3,10 +3,25 @@
 
 use std::path::{Path, PathBuf};
 
+/// The secret could not be read or stored where it belongs.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct SecretError(pub String);
+
+impl From<SecretError> for crate::error::Error {
+    fn from(e: SecretError) -> Self {
+        crate::error::Error::Internal(e.0)
+    }
+}
+
+fn secret_error(e: impl std::fmt::Display) -> SecretError {
+    SecretError(e.to_string())
+}
+
 /// A place for one peer's secret.
 pub trait SecretStore: Send + Sync + 'static {
-    fn get(&self) -> Result<Option<String>, String>;
-    fn set(&self, secret: &str) -> Result<(), String>;
+    fn get(&self) -> Result<Option<String>, SecretError>;
+    fn set(&self, secret: &str) -> Result<(), SecretError>;
     /// Shown to the user: where the secret is.
     fn describe(&self) -> String;
 }
@@ -25,17 +40,17 @@ impl FileStore {
 }
 
 impl SecretStore for FileStore {
-    fn get(&self) -> Result<Option<String>, String> {
+    fn get(&self) -> Result<Option<String>, SecretError> {
         match std::fs::read_to_string(&self.path) {
             Ok(s) => Ok(Some(s.trim().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", self.path.display())),
+            Err(e) => Err(secret_error(format!("{}: {e}", self.path.display()))),
         }
     }
 
-    fn set(&self, secret: &str) -> Result<(), String> {
+    fn set(&self, secret: &str) -> Result<(), SecretError> {
         crate::config::write_private(&self.path, secret.as_bytes())
-            .map_err(|e| format!("{}: {e}", self.path.display()))
+            .map_err(|e| secret_error(format!("{}: {e}", self.path.display())))
     }
 
     fn describe(&self) -> String {
@@ -57,30 +72,30 @@ impl KeyringStore {
     pub const SERVICE: &'static str = "ipfs-cluster-desktop";
 
     /// Opens the entry and checks the keyring answers at all.
-    pub fn open(folder: &Path) -> Result<KeyringStore, String> {
-        let entry = keyring::Entry::new(Self::SERVICE, &folder.to_string_lossy())
-            .map_err(|e| e.to_string())?;
+    pub fn open(folder: &Path) -> Result<KeyringStore, SecretError> {
+        let entry =
+            keyring::Entry::new(Self::SERVICE, &folder.to_string_lossy()).map_err(secret_error)?;
         match entry.get_password() {
             Ok(_) | Err(keyring::Error::NoEntry) => Ok(KeyringStore { entry }),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(secret_error(e)),
         }
     }
 }
 
 #[cfg(feature = "desktop")]
 impl SecretStore for KeyringStore {
-    fn get(&self) -> Result<Option<String>, String> {
+    fn get(&self) -> Result<Option<String>, SecretError> {
         match self.entry.get_password() {
             Ok(s) => Ok(Some(s)),
             Err(keyring::Error::NoEntry) => Ok(None),
-            Err(e) => Err(format!("OS keyring: {e}")),
+            Err(e) => Err(secret_error(format!("OS keyring: {e}"))),
         }
     }
 
-    fn set(&self, secret: &str) -> Result<(), String> {
+    fn set(&self, secret: &str) -> Result<(), SecretError> {
         self.entry
             .set_password(secret)
-            .map_err(|e| format!("OS keyring: {e}"))
+            .map_err(|e| secret_error(format!("OS keyring: {e}")))
     }
 
     fn describe(&self) -> String {

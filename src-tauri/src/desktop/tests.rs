@@ -20,7 +20,12 @@ async fn a_new_cluster_runs_pins_and_invites() {
     let d = desktop(dir.path(), &kubo);
     let before = d.snapshot().await;
     assert!(!before.configured && !before.running);
-    assert!(d.pins().await.unwrap_err().contains("not running"));
+    assert!(d
+        .pins()
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("not running"));
 
     let s = d.new_cluster().await.unwrap();
     assert!(s.configured && s.running && s.ready, "{s:?}");
@@ -55,6 +60,7 @@ async fn a_new_cluster_runs_pins_and_invites() {
         .pin("not a cid", "", None)
         .await
         .unwrap_err()
+        .to_string()
         .contains("invalid CID"));
     d.unpin(&cid.to_string()).await.unwrap();
 
@@ -132,6 +138,7 @@ async fn a_failed_join_leaves_nothing_behind() {
         .join("garbage", None, false)
         .await
         .unwrap_err()
+        .to_string()
         .contains("not an invitation"));
     // A well-formed invitation to a peer that does not exist.
     let nobody = libp2p::identity::Keypair::generate_ed25519()
@@ -146,7 +153,11 @@ async fn a_failed_join_leaves_nothing_behind() {
         bootstrap: vec![format!("/ip4/127.0.0.1/tcp/{port}/p2p/{nobody}")],
         secret: crate::config::Secret::generate().to_string(),
     };
-    let e = d.join(&inv.to_text(), None, false).await.unwrap_err();
+    let e = d
+        .join(&inv.to_text(), None, false)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("could not join"), "{e}");
     assert!(!d.is_configured(), "no config left behind");
 }

@@ -6,24 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::components::IpfsConnector;
+use crate::components::{
+    Consensus, Informer, IpfsConnector, IpfsError, Monitor, PeerRpc, PinTracker, FREESPACE, NUMPIN,
+    PING, PINQUEUE, TAG_PREFIX,
+};
 use crate::config::InformerConfig;
+use crate::tasks::Tasks;
 use crate::types::Metric;
-
-/// Name of the liveness metric every peer sends each `monitor_ping_interval`.
-pub const PING: &str = "ping";
-pub const FREESPACE: &str = "freespace";
-pub const NUMPIN: &str = "numpin";
-pub const PINQUEUE: &str = "pinqueue";
-/// Tag metrics are named `tag:<key>`, as in `allocate_by`.
-pub const TAG_PREFIX: &str = "tag:";
-
-/// Something that measures this peer.
-#[async_trait]
-pub trait Informer: Send + Sync + 'static {
-    /// The metrics of one round (a tag informer gives one per tag).
-    async fn metrics(&self, peer: &str) -> Vec<Metric>;
-}
 
 fn metric(name: &str, peer: &str, value: String, ttl: Duration, valid: bool) -> Metric {
     Metric {
@@ -38,6 +27,15 @@ fn metric(name: &str, peer: &str, value: String, ttl: Duration, valid: bool) -> 
     }
 }
 
+/// A number measured by asking IPFS; an invalid metric when IPFS did not answer, so that the
+/// allocator does not choose a peer whose IPFS is down.
+fn measured(name: &str, peer: &str, ttl: Duration, value: Result<u64, IpfsError>) -> Vec<Metric> {
+    match value {
+        Ok(v) => vec![metric(name, peer, v.to_string(), ttl, true)],
+        Err(_) => vec![metric(name, peer, "0".into(), ttl, false)],
+    }
+}
+
 /// Free space in the IPFS repo: `StorageMax − RepoSize`.
 pub struct Disk {
     pub ipfs: Arc<dyn IpfsConnector>,
@@ -47,14 +45,12 @@ pub struct Disk {
 #[async_trait]
 impl Informer for Disk {
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
-        match self.ipfs.repo_stat().await {
-            Ok(st) => {
-                let free = st.storage_max.saturating_sub(st.repo_size);
-                vec![metric(FREESPACE, peer, free.to_string(), self.ttl, true)]
-            }
-            // An invalid metric: the allocator will not choose a peer whose IPFS is down.
-            Err(_) => vec![metric(FREESPACE, peer, "0".into(), self.ttl, false)],
-        }
+        let free = self
+            .ipfs
+            .repo_stat()
+            .await
+            .map(|st| st.storage_max.saturating_sub(st.repo_size));
+        measured(FREESPACE, peer, self.ttl, free)
     }
 }
 
@@ -67,10 +63,8 @@ pub struct NumPin {
 #[async_trait]
 impl Informer for NumPin {
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
-        match self.ipfs.pin_ls().await {
-            Ok(pins) => vec![metric(NUMPIN, peer, pins.len().to_string(), self.ttl, true)],
-            Err(_) => vec![metric(NUMPIN, peer, "0".into(), self.ttl, false)],
-        }
+        let count = self.ipfs.pin_ls().await.map(|pins| pins.len() as u64);
+        measured(NUMPIN, peer, self.ttl, count)
     }
 }
 
@@ -97,20 +91,15 @@ impl Informer for Tags {
 
 /// Length of this peer's pin queue.
 pub struct PinQueue {
-    pub queued: Arc<dyn Fn() -> usize + Send + Sync>,
+    pub tracker: Arc<dyn PinTracker>,
     pub ttl: Duration,
 }
 
 #[async_trait]
 impl Informer for PinQueue {
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
-        vec![metric(
-            PINQUEUE,
-            peer,
-            (self.queued)().to_string(),
-            self.ttl,
-            true,
-        )]
+        let queued = self.tracker.queue_len().to_string();
+        vec![metric(PINQUEUE, peer, queued, self.ttl, true)]
     }
 }
 
@@ -118,7 +107,7 @@ impl Informer for PinQueue {
 pub fn from_config(
     cfg: &InformerConfig,
     ipfs: Arc<dyn IpfsConnector>,
-    queued: Arc<dyn Fn() -> usize + Send + Sync>,
+    tracker: Arc<dyn PinTracker>,
 ) -> Vec<Arc<dyn Informer>> {
     vec![
         Arc::new(Disk {
@@ -134,7 +123,7 @@ pub fn from_config(
             ttl: cfg.tags.metric_ttl.get(),
         }),
         Arc::new(PinQueue {
-            queued,
+            tracker,
             ttl: cfg.disk.metric_ttl.get(),
         }),
     ]
@@ -145,9 +134,51 @@ pub fn ping(peer: &str, interval: Duration) -> Metric {
     metric(PING, peer, String::new(), interval * 2, true)
 }
 
+/// Where the publisher sends what the informers measure.
+pub struct Publisher {
+    pub me: String,
+    pub informers: Vec<Arc<dyn Informer>>,
+    /// `cluster.monitor_ping_interval`.
+    pub interval: Duration,
+    pub monitor: Arc<dyn Monitor>,
+    pub consensus: Arc<dyn Consensus>,
+    pub rpc: Arc<dyn PeerRpc>,
+}
+
+impl Publisher {
+    /// Records this peer's own `ping` at once (so a lone peer can allocate before the first
+    /// round), then every `interval` measures this peer, records it, and pushes it to every
+    /// other member; a peer that misses them raises an alert when they expire.
+    pub fn start(self, tasks: &Tasks) {
+        self.monitor.log_metric(ping(&self.me, self.interval));
+        tasks.spawn(self.run());
+    }
+
+    async fn run(self) {
+        let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(100)));
+        loop {
+            tick.tick().await;
+            let mut metrics = vec![ping(&self.me, self.interval)];
+            for i in &self.informers {
+                metrics.extend(i.metrics(&self.me).await);
+            }
+            for m in &metrics {
+                self.monitor.log_metric(m.clone());
+            }
+            let members = self.consensus.members();
+            let sends = members
+                .iter()
+                .filter(|m| m.peer_id != self.me)
+                .map(|m| self.rpc.metrics(m, metrics.clone(), self.interval));
+            futures::future::join_all(sends).await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::FREESPACE;
     use crate::ipfsconn::fake::{dead_config, FakeKubo};
     use crate::ipfsconn::IpfsHttp;
 

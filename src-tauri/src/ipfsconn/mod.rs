@@ -3,7 +3,6 @@
 //! Every call carries its configured timeout; an unreachable daemon is an error value, never a
 //! panic, and the next call simply tries again, so the peer recovers by itself when IPFS returns.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,42 +10,15 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::components::IpfsConnector;
+use crate::components::{IpfsConnector, IpfsError, RepoStat};
 use crate::config::IpfsHttpConfig;
+use crate::net::AddrError;
 use crate::types::{Cid, IpfsId, Pin, PinMode};
-
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum IpfsError {
-    /// The daemon could not be reached at all (down, wrong address).
-    #[error("IPFS daemon unreachable at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    /// The daemon answered with an error.
-    #[error("IPFS error: {0}")]
-    Api(String),
-    #[error("IPFS request timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("unexpected answer from IPFS: {0}")]
-    Decode(String),
-}
-
-impl IpfsError {
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, IpfsError::Unreachable { .. })
-    }
-}
-
-/// `repo/stat` plus `Datastore.StorageMax`, for the free-space informer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RepoStat {
-    pub repo_size: u64,
-    pub storage_max: u64,
-}
 
 pub struct IpfsHttp {
     base: String,
     client: reqwest::Client,
     cfg: IpfsHttpConfig,
-    last_id: Mutex<Option<IpfsId>>,
 }
 
 #[derive(Deserialize)]
@@ -56,31 +28,24 @@ struct KuboError {
 }
 
 impl IpfsHttp {
-    pub fn new(cfg: &IpfsHttpConfig) -> Result<IpfsHttp, String> {
-        let addr = cfg
-            .node_multiaddress
-            .first()
-            .ok_or("ipfs_connector.ipfshttp.node_multiaddress is empty")?;
+    pub fn new(cfg: &IpfsHttpConfig) -> Result<IpfsHttp, AddrError> {
+        let addr = cfg.node_multiaddress.first().ok_or_else(|| AddrError {
+            addr: "ipfs_connector.ipfshttp.node_multiaddress".into(),
+            problem: "no address given".into(),
+        })?;
         let base = crate::net::http_url(addr)?;
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| AddrError {
+                addr: base.clone(),
+                problem: format!("cannot make an HTTP client: {e}"),
+            })?;
         Ok(IpfsHttp {
             base,
             client,
             cfg: cfg.clone(),
-            last_id: Mutex::new(None),
         })
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
-    /// The last identity IPFS reported, so status answers need not ask IPFS every time.
-    pub fn cached_id(&self) -> Option<IpfsId> {
-        self.last_id.lock().unwrap().clone()
     }
 
     async fn send(
@@ -139,29 +104,6 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, IpfsError> {
         .ok_or_else(|| IpfsError::Decode(format!("missing {key} in {v}")))
 }
 
-/// Parses Kubo's human sizes ("10GB", "500MiB", "1000") as bytes.
-pub fn parse_storage_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    Some((num * mult) as u64)
-}
-
 #[async_trait]
 impl IpfsConnector for IpfsHttp {
     async fn id(&self) -> Result<IpfsId, IpfsError> {
@@ -179,7 +121,6 @@ impl IpfsConnector for IpfsHttp {
                 .unwrap_or_default(),
             error: String::new(),
         };
-        *self.last_id.lock().unwrap() = Some(id.clone());
         Ok(id)
     }
 
@@ -328,7 +269,7 @@ impl IpfsConnector for IpfsHttp {
             storage_max = cfg
                 .pointer("/Datastore/StorageMax")
                 .and_then(Value::as_str)
-                .and_then(parse_storage_size)
+                .and_then(crate::types::parse_storage_size)
                 .unwrap_or(0);
         }
         Ok(RepoStat {

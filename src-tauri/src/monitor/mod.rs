@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
+use crate::components::Monitor;
+use crate::tasks::Tasks;
 use crate::types::{Alert, Metric};
 
 /// How many recent alerts `GET /health/alerts` shows.
@@ -41,30 +42,17 @@ impl Default for PeerMonitor {
 
 impl PeerMonitor {
     /// Starts the expiry check every `check_interval`.
-    pub fn start(check_interval: Duration, shutdown: CancellationToken) -> PeerMonitor {
+    pub fn start(check_interval: Duration, tasks: &Tasks) -> PeerMonitor {
         let m = PeerMonitor::default();
         let this = m.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(check_interval.max(Duration::from_millis(50)));
             loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => this.check(),
-                }
+                tick.tick().await;
+                this.check();
             }
         });
         m
-    }
-
-    /// Records a metric (ours or received from a peer).
-    pub fn log_metric(&self, mut m: Metric) {
-        m.received_at = Metric::now_ns();
-        let mut st = self.store.lock().unwrap();
-        st.alerted.remove(&(m.name.clone(), m.peer.clone()));
-        st.latest
-            .entry(m.name.clone())
-            .or_default()
-            .insert(m.peer.clone(), m);
     }
 
     /// Raises an alert for each metric that expired since the last check.
@@ -92,23 +80,35 @@ impl PeerMonitor {
             let _ = self.alerts_tx.send(alert);
         }
     }
+}
+
+impl Monitor for PeerMonitor {
+    fn log_metric(&self, mut m: Metric) {
+        m.received_at = Metric::now_ns();
+        let mut st = self.store.lock().unwrap();
+        st.alerted.remove(&(m.name.clone(), m.peer.clone()));
+        st.latest
+            .entry(m.name.clone())
+            .or_default()
+            .insert(m.peer.clone(), m);
+    }
 
     /// New alerts as they fire.
-    pub fn subscribe(&self) -> broadcast::Receiver<Alert> {
+    fn subscribe(&self) -> broadcast::Receiver<Alert> {
         self.alerts_tx.subscribe()
     }
 
-    pub fn alerts(&self) -> Vec<Alert> {
+    fn alerts(&self) -> Vec<Alert> {
         self.store.lock().unwrap().alerts.iter().cloned().collect()
     }
 
     /// Names of every metric seen.
-    pub fn names(&self) -> Vec<String> {
+    fn names(&self) -> Vec<String> {
         self.store.lock().unwrap().latest.keys().cloned().collect()
     }
 
     /// The latest `name` metric of every peer (expired ones included, marked by `expire`).
-    pub fn latest(&self, name: &str) -> Vec<Metric> {
+    fn latest(&self, name: &str) -> Vec<Metric> {
         self.store
             .lock()
             .unwrap()
@@ -119,7 +119,7 @@ impl PeerMonitor {
     }
 
     /// The current (valid, unexpired) `name` metric of `peer`.
-    pub fn current(&self, name: &str, peer: &str) -> Option<Metric> {
+    fn current(&self, name: &str, peer: &str) -> Option<Metric> {
         self.store
             .lock()
             .unwrap()

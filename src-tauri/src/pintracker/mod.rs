@@ -17,10 +17,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::components::{IpfsConnector, PinTracker};
+use crate::components::{IpfsConnector, IpfsError, PinTracker, Pinset, StateChange};
 use crate::config::StatelessTrackerConfig;
-use crate::ipfsconn::IpfsError;
-use crate::state::StateHandle;
+use crate::tasks::Tasks;
 use crate::types::{Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, TrackerStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +81,7 @@ pub struct TrackerIntervals {
 
 struct Inner {
     me: TrackerIdentity,
-    state: StateHandle,
+    state: Arc<dyn Pinset>,
     ipfs: Arc<dyn IpfsConnector>,
     cfg: StatelessTrackerConfig,
     ops: Mutex<HashMap<Cid, Operation>>,
@@ -95,7 +94,7 @@ struct Inner {
     ipfs_down: AtomicBool,
     /// Paused (desktop "Pause pinning"): workers take no new operation until resumed.
     paused: tokio::sync::watch::Sender<bool>,
-    shutdown: CancellationToken,
+    tasks: Tasks,
 }
 
 #[derive(Clone)]
@@ -104,13 +103,14 @@ pub struct StatelessTracker {
 }
 
 impl StatelessTracker {
-    /// Starts the workers and the maintenance loop; they stop with `shutdown`.
+    /// Starts the workers and the maintenance loop (in `tasks`).
     pub fn start(
         me: TrackerIdentity,
-        state: StateHandle,
+        state: Arc<dyn Pinset>,
         ipfs: Arc<dyn IpfsConnector>,
         cfg: StatelessTrackerConfig,
         intervals: TrackerIntervals,
+        tasks: &Tasks,
     ) -> StatelessTracker {
         let cap = cfg.max_pin_queue_size.max(1);
         let (priority_tx, priority_rx) = mpsc::channel(cap);
@@ -127,38 +127,28 @@ impl StatelessTracker {
             ipfs_id: Mutex::new(IpfsId::default()),
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
-            shutdown: CancellationToken::new(),
+            tasks: tasks.clone(),
         });
         let queues = Arc::new(tokio::sync::Mutex::new((priority_rx, normal_rx)));
         for _ in 0..inner.cfg.concurrent_pins {
-            tokio::spawn(worker(inner.clone(), queues.clone()));
+            tasks.spawn(worker(inner.clone(), queues.clone()));
         }
-        tokio::spawn(maintenance(inner.clone(), intervals));
+        tasks.spawn(maintenance(inner.clone(), intervals));
         StatelessTracker { inner }
     }
 
-    pub fn shutdown(&self) {
-        self.inner.shutdown.cancel();
-    }
-
-    /// Pauses or resumes pinning: queued operations wait, running ones finish.
-    pub fn set_paused(&self, paused: bool) {
-        self.inner.paused.send_replace(paused);
-    }
-
-    pub fn is_paused(&self) -> bool {
-        *self.inner.paused.borrow()
-    }
-
-    /// Operations queued or running (the `pinqueue` metric).
-    pub fn queue_len(&self) -> usize {
-        self.inner
-            .ops
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|op| op.phase != Phase::Failed)
-            .count()
+    /// Follows the applied state: each change the consensus applies is tracked here.
+    pub fn follow(&self, mut changes: mpsc::UnboundedReceiver<StateChange>) {
+        let t = self.clone();
+        self.inner.tasks.spawn(async move {
+            while let Some(change) = changes.recv().await {
+                match change {
+                    StateChange::Pinned(p) => t.track(p),
+                    StateChange::Unpinned(c) => t.untrack(c),
+                    StateChange::Reset => t.sync().await,
+                }
+            }
+        });
     }
 
     /// Makes the pins allocated here that IPFS lacks get pinned, and drops operations for
@@ -226,74 +216,50 @@ impl Inner {
         }
     }
 
-    fn info(
-        &self,
-        pin: &Pin,
-        status: TrackerStatus,
-        error: String,
-        attempt_count: u32,
-        priority_pin: bool,
-        timestamp: DateTime<Utc>,
-    ) -> PinInfo {
+    /// `pin`'s status here as this peer reports it (with its IPFS identity).
+    fn info(&self, pin: &Pin, short: PinInfoShort) -> PinInfo {
         let ipfs = self.ipfs_id.lock().unwrap().clone();
-        PinInfo {
-            cid: pin.cid,
-            name: pin.options.name.clone(),
-            peer: self.me.peer_id.clone(),
-            allocations: pin.allocations.clone(),
-            origins: pin.options.origins.clone(),
-            created: Some(pin.timestamp),
-            metadata: pin.options.metadata.clone(),
-            info: PinInfoShort {
-                peername: self.me.peername.clone(),
-                ipfs_peer_id: ipfs.id,
-                ipfs_peer_addresses: ipfs.addresses,
-                status,
-                timestamp,
-                error,
-                attempt_count,
-                priority_pin,
-            },
-        }
+        let short = PinInfoShort {
+            peername: self.me.peername.clone(),
+            ipfs_peer_id: ipfs.id,
+            ipfs_peer_addresses: ipfs.addresses,
+            ..short
+        };
+        PinInfo::of(pin, &self.me.peer_id, short)
     }
 
     fn op_info(&self, cid: &Cid) -> Option<PinInfo> {
         let ops = self.ops.lock().unwrap();
         let op = ops.get(cid)?;
-        Some(self.info(
-            &op.pin,
-            op.status(),
-            op.error.clone(),
-            op.attempt_count,
-            op.priority,
-            op.timestamp,
-        ))
+        let short = PinInfoShort {
+            timestamp: op.timestamp,
+            attempt_count: op.attempt_count,
+            priority_pin: op.priority,
+            ..PinInfoShort::now(op.status(), op.error.clone())
+        };
+        Some(self.info(&op.pin, short))
     }
 
     /// Status of a pin that has no operation in flight, given whether IPFS has it.
     fn settled_info(&self, pin: &Pin, in_ipfs: &Result<bool, IpfsError>) -> PinInfo {
-        let now = Utc::now();
-        if !self.is_mine(pin) {
-            return self.info(pin, TrackerStatus::Remote, String::new(), 0, false, now);
+        let (status, error) = match in_ipfs {
+            _ if !self.is_mine(pin) => (TrackerStatus::Remote, String::new()),
+            Ok(true) => (TrackerStatus::Pinned, String::new()),
+            Ok(false) => (TrackerStatus::UnexpectedlyUnpinned, String::new()),
+            Err(e) => (TrackerStatus::ClusterError, e.to_string()),
+        };
+        self.info(pin, PinInfoShort::now(status, error))
+    }
+
+    /// The allocation of `pin` moved away from this peer: if IPFS still holds it and nothing
+    /// else is under way for it here, unpin it here.
+    async fn unpin_if_moved_away(&self, pin: Pin) {
+        if !matches!(self.ipfs.is_pinned(&pin.cid).await, Ok(true)) {
+            return;
         }
-        match in_ipfs {
-            Ok(true) => self.info(pin, TrackerStatus::Pinned, String::new(), 0, false, now),
-            Ok(false) => self.info(
-                pin,
-                TrackerStatus::UnexpectedlyUnpinned,
-                String::new(),
-                0,
-                false,
-                now,
-            ),
-            Err(e) => self.info(
-                pin,
-                TrackerStatus::ClusterError,
-                e.to_string(),
-                0,
-                false,
-                now,
-            ),
+        let still_elsewhere = self.state.get(&pin.cid).is_some_and(|p| !self.is_mine(&p));
+        if still_elsewhere && !self.ops.lock().unwrap().contains_key(&pin.cid) {
+            self.enqueue(OpKind::Unpin, pin);
         }
     }
 
@@ -316,14 +282,8 @@ impl Inner {
         }
         let Some(pin) = self.state.get(cid) else {
             let placeholder = Pin::new(*cid, Default::default());
-            return self.info(
-                &placeholder,
-                TrackerStatus::Unpinned,
-                String::new(),
-                0,
-                false,
-                Utc::now(),
-            );
+            let unpinned = PinInfoShort::now(TrackerStatus::Unpinned, String::new());
+            return self.info(&placeholder, unpinned);
         };
         let in_ipfs = if self.is_mine(&pin) {
             let r = self.ipfs.is_pinned(cid).await;
@@ -494,10 +454,7 @@ impl Inner {
         // Pins whose allocation moved away from this peer get unpinned here.
         for pin in self.state.list() {
             if !self.is_mine(&pin) {
-                let pinned_here = matches!(self.ipfs.is_pinned(&pin.cid).await, Ok(true));
-                if pinned_here && !self.ops.lock().unwrap().contains_key(&pin.cid) {
-                    self.enqueue(OpKind::Unpin, pin);
-                }
+                self.unpin_if_moved_away(pin).await;
             }
         }
         let queued = self.sync_missing().await;
@@ -555,16 +512,14 @@ type Queues = (mpsc::Receiver<(Cid, u64)>, mpsc::Receiver<(Cid, u64)>);
 async fn worker(inner: Arc<Inner>, queues: Arc<tokio::sync::Mutex<Queues>>) {
     let mut paused = inner.paused.subscribe();
     loop {
-        tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
-            r = paused.wait_for(|p| !*p) => if r.is_err() { return },
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
         }
         let next = {
             let mut q = queues.lock().await;
             let (prio, normal) = &mut *q;
             tokio::select! {
                 biased;
-                _ = inner.shutdown.cancelled() => return,
                 Some(item) = prio.recv() => item,
                 Some(item) = normal.recv() => item,
                 else => return,
@@ -585,7 +540,6 @@ async fn maintenance(inner: Arc<Inner>, intervals: TrackerIntervals) {
     recover.tick().await; // the first recover waits a full interval; sync runs at once
     loop {
         tokio::select! {
-            _ = inner.shutdown.cancelled() => return,
             _ = sync.tick() => inner.sync().await,
             _ = recover.tick() => { inner.recover_all().await; }
             _ = watch.tick() => {
@@ -613,17 +567,9 @@ impl PinTracker for StatelessTracker {
             op.cancel.cancel();
         }
         let inner = self.inner.clone();
-        tokio::spawn(async move {
-            if let Ok(true) = inner.ipfs.is_pinned(&pin.cid).await {
-                let still_elsewhere = inner
-                    .state
-                    .get(&pin.cid)
-                    .is_some_and(|p| !inner.is_mine(&p));
-                if still_elsewhere {
-                    inner.enqueue(OpKind::Unpin, pin);
-                }
-            }
-        });
+        self.inner
+            .tasks
+            .spawn(async move { inner.unpin_if_moved_away(pin).await });
     }
 
     fn untrack(&self, cid: Cid) {
@@ -652,6 +598,24 @@ impl PinTracker for StatelessTracker {
 
     async fn recover_all(&self) -> Vec<PinInfo> {
         self.inner.recover_all().await
+    }
+
+    fn set_paused(&self, paused: bool) {
+        self.inner.paused.send_replace(paused);
+    }
+
+    fn is_paused(&self) -> bool {
+        *self.inner.paused.borrow()
+    }
+
+    fn queue_len(&self) -> usize {
+        self.inner
+            .ops
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|op| op.phase != Phase::Failed)
+            .count()
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 use super::*;
 use crate::ipfsconn::fake::{dead_config, test_cid, FakeKubo};
 use crate::ipfsconn::IpfsHttp;
-use crate::state::Op;
+use crate::state::StateHandle;
 use crate::types::PinOptions;
 
 const ME: &str = "12D3KooWMe";
@@ -15,7 +15,7 @@ fn start(state: StateHandle, ipfs: crate::config::IpfsHttpConfig) -> StatelessTr
             peer_id: ME.into(),
             peername: "me".into(),
         },
-        state,
+        Arc::new(state),
         Arc::new(IpfsHttp::new(&ipfs).unwrap()),
         StatelessTrackerConfig {
             concurrent_pins: 2,
@@ -26,6 +26,7 @@ fn start(state: StateHandle, ipfs: crate::config::IpfsHttpConfig) -> StatelessTr
             recover: Duration::from_secs(3600),
             ipfs_watch: Duration::from_millis(100),
         },
+        &Tasks::new(),
     )
 }
 
@@ -60,7 +61,7 @@ async fn tracks_pins_allocated_here_and_reports_remote_ones() {
     let mine = pin(1, &[]);
     let theirs = pin(2, &["12D3KooWOther"]);
     for p in [&mine, &theirs] {
-        state.apply(&Op::Pin(p.clone()));
+        state.insert(p.clone());
         t.track(p.clone());
     }
     let info = wait_status(&t, &mine.cid, TrackerStatus::Pinned).await;
@@ -76,7 +77,7 @@ async fn tracks_pins_allocated_here_and_reports_remote_ones() {
     assert_eq!(remote_only.len(), 1);
     assert_eq!(remote_only[0].cid, theirs.cid);
 
-    state.apply(&Op::Unpin(mine.cid));
+    state.remove(&mine.cid);
     t.untrack(mine.cid);
     wait_status(&t, &mine.cid, TrackerStatus::Unpinned).await;
     assert!(!kubo.is_pinned(&mine.cid));
@@ -89,7 +90,7 @@ async fn failed_pins_count_attempts_and_recover() {
     let state = StateHandle::default();
     let t = start(state.clone(), kubo.config());
     let p = pin(3, &[]);
-    state.apply(&Op::Pin(p.clone()));
+    state.insert(p.clone());
     t.track(p.clone());
     let info = wait_status(&t, &p.cid, TrackerStatus::PinError).await;
     assert_eq!(info.info.attempt_count, 1);
@@ -143,7 +144,7 @@ async fn an_unreachable_ipfs_gives_cluster_and_pin_errors() {
     );
     // A pin attempted now fails on this peer.
     let q = pin(6, &[]);
-    state.apply(&Op::Pin(q.clone()));
+    state.insert(q.clone());
     t.track(q.clone());
     let info = wait_status(&t, &q.cid, TrackerStatus::PinError).await;
     assert_eq!(info.info.attempt_count, 1);
@@ -160,10 +161,10 @@ async fn an_unpin_cancels_a_pin_in_progress() {
         .insert(p.cid.multihash_bytes());
     let state = StateHandle::default();
     let t = start(state.clone(), kubo.config());
-    state.apply(&Op::Pin(p.clone()));
+    state.insert(p.clone());
     t.track(p.clone());
     wait_status(&t, &p.cid, TrackerStatus::Pinning).await;
-    state.apply(&Op::Unpin(p.cid));
+    state.remove(&p.cid);
     t.untrack(p.cid);
     wait_status(&t, &p.cid, TrackerStatus::Unpinned).await;
 }
@@ -176,7 +177,7 @@ async fn pausing_holds_queued_pins_until_resumed() {
     t.set_paused(true);
     assert!(t.is_paused());
     let p = pin(8, &[]);
-    state.apply(&Op::Pin(p.clone()));
+    state.insert(p.clone());
     t.track(p.clone());
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(t.status(&p.cid).await.info.status, TrackerStatus::PinQueued);

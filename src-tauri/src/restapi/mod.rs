@@ -6,6 +6,7 @@
 mod params;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::body::Body;
@@ -20,12 +21,12 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http_body::Frame;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::cluster::Cluster;
 use crate::config::HttpApiConfig;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
+use crate::tasks::Tasks;
 use crate::types::{Alert, ApiError, Cid, Metric, PeerRole, Version, VERSION};
 pub use params::Params;
 
@@ -38,11 +39,16 @@ impl From<Error> for HttpError {
     }
 }
 
+/// The one place errors become HTTP statuses.
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    match e.kind() {
+        ErrorKind::BadInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Refused => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::IpfsFailed => StatusCode::BAD_GATEWAY,
+        ErrorKind::IpfsTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -120,8 +126,38 @@ fn stream_vec<T: Serialize + Send + 'static>(
 }
 
 fn parse_cid(s: &str) -> Result<Cid, HttpError> {
-    s.parse()
-        .map_err(|e: String| HttpError(Error::BadRequest(e)))
+    s.parse().map_err(|e: String| HttpError(Error::BadInput(e)))
+}
+
+/// `?local=true`: this peer's own answer, else the whole cluster's. Only the chosen future
+/// runs.
+async fn one<L: Serialize, G: Serialize>(
+    q: &Params,
+    local: impl Future<Output = L>,
+    global: impl Future<Output = G>,
+) -> ApiResult<Response> {
+    Ok(if q.local()? {
+        Json(local.await).into_response()
+    } else {
+        Json(global.await).into_response()
+    })
+}
+
+/// [`one`] for streams.
+async fn many<L, G>(
+    q: &Params,
+    local: impl Future<Output = Vec<L>>,
+    global: impl Future<Output = Vec<G>>,
+) -> ApiResult<Response>
+where
+    L: Serialize + Send + 'static,
+    G: Serialize + Send + 'static,
+{
+    Ok(if q.local()? {
+        ndjson(stream_vec(local.await)).await
+    } else {
+        ndjson(stream_vec(global.await)).await
+    })
 }
 
 async fn id(State(c): State<Cluster>) -> Response {
@@ -158,7 +194,7 @@ async fn peer_role(
         Some("voter") => PeerRole::Voter,
         Some("follower") => PeerRole::Follower,
         other => {
-            return Err(Error::BadRequest(format!(
+            return Err(Error::BadInput(format!(
                 "parameter role={other:?}: expected voter or follower"
             ))
             .into())
@@ -205,21 +241,14 @@ async fn status_one(
     q: Params,
 ) -> ApiResult<Response> {
     let cid = parse_cid(&cid)?;
-    Ok(if q.local()? {
-        Json(c.status_local(&cid).await).into_response()
-    } else {
-        Json(c.status(&cid).await).into_response()
-    })
+    one(&q, c.status_local(&cid), c.status(&cid)).await
 }
 
 async fn status_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
     let filter = q.status_filter()?;
     let cids = q.cids()?;
-    Ok(if q.local()? {
-        ndjson(stream_vec(c.status_all_local(&filter, &cids).await)).await
-    } else {
-        ndjson(stream_vec(c.status_all(&filter, &cids).await)).await
-    })
+    let local = c.status_all_local(&filter, &cids);
+    many(&q, local, c.status_all(&filter, &cids)).await
 }
 
 async fn recover_one(
@@ -228,19 +257,11 @@ async fn recover_one(
     q: Params,
 ) -> ApiResult<Response> {
     let cid = parse_cid(&cid)?;
-    Ok(if q.local()? {
-        Json(c.recover_local(&cid).await).into_response()
-    } else {
-        Json(c.recover(&cid).await).into_response()
-    })
+    one(&q, c.recover_local(&cid), c.recover(&cid)).await
 }
 
 async fn recover_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
-    Ok(if q.local()? {
-        ndjson(stream_vec(c.recover_all_local().await)).await
-    } else {
-        ndjson(stream_vec(c.recover_all().await)).await
-    })
+    many(&q, c.recover_all_local(), c.recover_all()).await
 }
 
 async fn allocations(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
@@ -255,16 +276,16 @@ async fn allocation(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiRes
 
 /// Names of the metrics this peer has seen.
 async fn metric_names(State(c): State<Cluster>) -> Json<Vec<String>> {
-    Json(c.monitor.names())
+    Json(c.metric_names())
 }
 
 /// The latest metric of that name from every peer.
 async fn metrics(State(c): State<Cluster>, Path(name): Path<String>) -> Json<Vec<Metric>> {
-    Json(c.monitor.latest(&name))
+    Json(c.metrics(&name))
 }
 
 async fn alerts(State(c): State<Cluster>) -> Json<Vec<Alert>> {
-    Json(c.monitor.alerts())
+    Json(c.alerts())
 }
 
 async fn not_found() -> Response {
@@ -377,23 +398,27 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
     r.layer(cors(cfg))
 }
 
-/// Binds the configured address and serves until `shutdown`; returns the bound address.
+/// Binds the configured address and serves until shutdown, finishing open requests;
+/// returns the bound address.
 pub async fn serve(
     cluster: Cluster,
     cfg: &HttpApiConfig,
-    shutdown: CancellationToken,
-) -> Result<SocketAddr, String> {
+    tasks: &Tasks,
+) -> Result<SocketAddr, Error> {
     let addr = cfg
         .http_listen_multiaddress
         .first()
-        .ok_or("api.restapi.http_listen_multiaddress is empty")?;
+        .ok_or_else(|| Error::BadInput("api.restapi.http_listen_multiaddress is empty".into()))?;
     let sock = crate::net::socket_addr(addr)?;
     let listener = tokio::net::TcpListener::bind(sock)
         .await
-        .map_err(|e| format!("REST API cannot listen on {sock}: {e}"))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|e| Error::Unavailable(format!("REST API cannot listen on {sock}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let app = router(cluster, cfg);
-    tokio::spawn(async move {
+    let shutdown = tasks.stopping();
+    tasks.spawn_graceful(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;

@@ -42,7 +42,7 @@ impl Params {
             Some(v) => v
                 .parse()
                 .map(Some)
-                .map_err(|e| Error::BadRequest(format!("parameter {key}={v:?}: {e}"))),
+                .map_err(|e| Error::BadInput(format!("parameter {key}={v:?}: {e}"))),
         }
     }
 
@@ -58,7 +58,7 @@ impl Params {
         self.get("filter")
             .unwrap_or("")
             .parse()
-            .map_err(|e| Error::BadRequest(format!("parameter filter: {e}")))
+            .map_err(|e| Error::BadInput(format!("parameter filter: {e}")))
     }
 
     pub fn pin_types(&self) -> Result<Vec<PinType>, Error> {
@@ -69,7 +69,7 @@ impl Params {
             .filter(|s| !s.is_empty() && *s != "all")
             .map(|s| {
                 s.parse()
-                    .map_err(|e| Error::BadRequest(format!("parameter filter: {e}")))
+                    .map_err(|e| Error::BadInput(format!("parameter filter: {e}")))
             })
             .collect()
     }
@@ -82,7 +82,7 @@ impl Params {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse()
-                    .map_err(|e| Error::BadRequest(format!("parameter cids: {e}")))
+                    .map_err(|e| Error::BadInput(format!("parameter cids: {e}")))
             })
             .collect()
     }
@@ -112,12 +112,12 @@ impl Params {
         o.user_allocations = split_list(self.get("user-allocations"));
         if let Some(t) = self.get("expire-at").filter(|s| !s.is_empty()) {
             let t = chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|e| Error::BadRequest(format!("parameter expire-at={t:?}: {e}")))?;
+                .map_err(|e| Error::BadInput(format!("parameter expire-at={t:?}: {e}")))?;
             o.expire_at = Some(t.with_timezone(&chrono::Utc));
         }
         if let Some(d) = self.parse::<crate::config::GoDuration>("expire-in")? {
             let d = chrono::Duration::from_std(d.get())
-                .map_err(|e| Error::BadRequest(format!("parameter expire-in: {e}")))?;
+                .map_err(|e| Error::BadInput(format!("parameter expire-in: {e}")))?;
             o.expire_at = Some(chrono::Utc::now() + d);
         }
         o.pin_update = self.parse("pin-update")?;
@@ -125,7 +125,7 @@ impl Params {
         for origin in &o.origins {
             origin
                 .parse::<multiaddr::Multiaddr>()
-                .map_err(|e| Error::BadRequest(format!("parameter origins: {origin:?}: {e}")))?;
+                .map_err(|e| Error::BadInput(format!("parameter origins: {origin:?}: {e}")))?;
         }
         let mut metadata = BTreeMap::new();
         for (k, v) in &self.0 {

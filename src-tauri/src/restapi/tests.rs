@@ -76,7 +76,7 @@ async fn pin_options_round_trip_through_the_pinset() {
     assert_eq!(pin["metadata"]["team"], "blue");
     assert_eq!(pin["replication_factor_max"], 1);
     assert_eq!(pin["expire_at"], "2030-01-01T00:00:00Z");
-    let me = a.peer.cluster.me.peer_id.clone();
+    let me = a.peer.cluster().me().peer_id.clone();
     assert_eq!(pin["allocations"], serde_json::json!([me]));
     let got = a.get_json(&format!("/allocations/{cid}")).await;
     assert_eq!(got, pin);
@@ -97,7 +97,7 @@ async fn pin_options_round_trip_through_the_pinset() {
         .as_str()
         .unwrap()
         .contains("not enough peers"));
-    assert_eq!(a.peer.cluster.consensus.state().len(), 1);
+    assert_eq!(a.peer.cluster().allocations(&[]).len(), 1);
     a.peer.shutdown().await;
 }
 
@@ -164,7 +164,7 @@ async fn basic_auth_is_enforced_when_configured() {
         Duration::from_secs(5),
     )
     .unwrap();
-    assert_eq!(client.id().await.unwrap().id, a.peer.cluster.me.peer_id);
+    assert_eq!(client.id().await.unwrap().id, a.peer.cluster().me().peer_id);
     a.peer.shutdown().await;
 }
 
@@ -206,4 +206,26 @@ async fn id_reports_ipfs_and_role() {
         assert!(id.get(key).is_some(), "missing {key}");
     }
     a.peer.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_awaits_every_task_and_closes_the_api() {
+    let a = api(|_| {}).await;
+    assert!(
+        a.peer.running_tasks() > 5,
+        "the peer runs its loops as tasks"
+    );
+    let cluster_addr = a.peer.cluster_addrs()[0].clone();
+    a.peer.shutdown().await;
+    assert_eq!(
+        a.peer.running_tasks(),
+        0,
+        "every task ended before shutdown returned"
+    );
+    let down = a.http.get(format!("{}/id", a.base)).send().await;
+    assert!(down.is_err(), "the REST API no longer answers");
+    // The cluster swarm's listener is gone with its task.
+    let tcp = cluster_addr.split('/').collect::<Vec<_>>();
+    let port: u16 = tcp[4].parse().unwrap();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }

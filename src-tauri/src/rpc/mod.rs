@@ -7,11 +7,14 @@
 //! calls, identify to learn peers' listen addresses, ping to keep connections alive.
 //!
 //! The swarm runs in its own task; [`ClusterRpc`] is a cheap handle that sends it commands.
-//! Incoming calls go to an [`RpcHandler`] installed once the peer's components exist.
+//! Incoming calls go to the services installed once the peer's components exist: Raft's
+//! messages to the consensus ([`RaftService`]), the rest to the cluster ([`PeerService`]).
+//! Outgoing, the handle is the consensus's [`RaftTransport`] and the cluster's [`PeerRpc`].
 
 pub mod peerstore;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -26,13 +29,11 @@ use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtoco
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::cluster::PeerCall;
+use crate::components::{Consensus, Member, PeerCall, PeerRpc, PeerService, RpcError};
 use crate::consensus::network::TransportError;
-use crate::consensus::{ClusterNode, RaftRequest, RaftResponse, RaftTransport};
-use crate::types::{Id, Metric, PinInfo};
-
-/// The request-response protocol of this project's cluster RPC.
-pub const PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.1.0";
+use crate::consensus::{ClusterNode, RaftRequest, RaftResponse, RaftService, RaftTransport};
+use crate::tasks::Tasks;
+use crate::types::{Id, Metric, PinInfo, RPC_PROTOCOL};
 
 /// A call from one peer to another.
 #[derive(Serialize, Deserialize, Debug)]
@@ -56,24 +57,24 @@ pub enum RpcResponse {
     Err(String),
 }
 
-/// Answers incoming calls.
-#[async_trait]
-pub trait RpcHandler: Send + Sync + 'static {
-    async fn handle(&self, from: PeerId, req: RpcRequest) -> RpcResponse;
+/// Who answers incoming calls.
+struct Services {
+    raft: Arc<dyn RaftService>,
+    peer: Arc<dyn PeerService>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RpcError {
-    #[error("cannot reach peer {peer}: {message}")]
-    Unreachable { peer: PeerId, message: String },
-    #[error("peer {peer} did not answer within {timeout:?}")]
-    Timeout { peer: PeerId, timeout: Duration },
-    #[error("the cluster swarm stopped")]
-    Stopped,
-    #[error("invalid peer id {0:?} in the membership")]
-    InvalidPeer(String),
-    #[error("cluster swarm: {0}")]
-    Setup(String),
+impl Services {
+    async fn handle(&self, from: PeerId, req: RpcRequest) -> RpcResponse {
+        match req {
+            RpcRequest::Raft(r) => RpcResponse::Raft(self.raft.serve(r).await),
+            RpcRequest::Id => RpcResponse::Id(self.peer.id().await),
+            RpcRequest::Metrics(metrics) => {
+                self.peer.metrics(&from.to_string(), metrics);
+                RpcResponse::Ok
+            }
+            RpcRequest::Pins(call) => RpcResponse::Pins(self.peer.pins(call).await),
+        }
+    }
 }
 
 #[derive(NetworkBehaviour)]
@@ -105,11 +106,11 @@ enum Command {
 pub struct ClusterRpc {
     me: PeerId,
     commands: mpsc::UnboundedSender<Command>,
-    handler: Arc<OnceLock<Arc<dyn RpcHandler>>>,
+    services: Arc<OnceLock<Services>>,
     listen: watch::Receiver<Vec<Multiaddr>>,
     /// Addresses learned (identify, peerstore, membership), for dialing.
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
-    stop: tokio_util::sync::CancellationToken,
+    tasks: Tasks,
 }
 
 pub struct SwarmOptions {
@@ -145,7 +146,7 @@ fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
             Behaviour {
                 rpc: request_response::Behaviour::with_codec(
                     codec,
-                    [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
+                    [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(opts.request_timeout),
                 ),
                 identify: identify::Behaviour::new(identify::Config::new(
@@ -163,7 +164,7 @@ fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
 
 impl ClusterRpc {
     /// Starts the swarm and waits until it listens on every configured address.
-    pub async fn start(opts: SwarmOptions) -> Result<ClusterRpc, RpcError> {
+    pub async fn start(opts: SwarmOptions, tasks: &Tasks) -> Result<ClusterRpc, RpcError> {
         let mut swarm = build_swarm(&opts)?;
         for addr in &opts.listen {
             swarm
@@ -176,22 +177,22 @@ impl ClusterRpc {
         let rpc = ClusterRpc {
             me,
             commands: commands.clone(),
-            handler: Arc::new(OnceLock::new()),
+            services: Arc::new(OnceLock::new()),
             listen,
             known: Arc::new(Mutex::new(HashMap::new())),
-            stop: tokio_util::sync::CancellationToken::new(),
+            tasks: tasks.clone(),
         };
         let task = SwarmTask {
             swarm,
             rx,
             commands,
-            handler: rpc.handler.clone(),
+            services: rpc.services.clone(),
             pending: HashMap::new(),
             listen_tx,
             known: rpc.known.clone(),
-            stop: rpc.stop.clone(),
+            tasks: tasks.clone(),
         };
-        tokio::spawn(task.run());
+        tasks.spawn(task.run());
         let mut l = rpc.listen.clone();
         let wanted = opts.listen.len();
         tokio::time::timeout(Duration::from_secs(10), l.wait_for(|a| a.len() >= wanted))
@@ -201,32 +202,19 @@ impl ClusterRpc {
         Ok(rpc)
     }
 
-    pub fn peer_id(&self) -> PeerId {
-        self.me
-    }
-
-    /// Closes the swarm: its listeners and connections go away.
-    pub fn shutdown(&self) {
-        self.stop.cancel();
-    }
-
     /// Where this peer listens, as others can dial it.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.listen.borrow().clone()
     }
 
-    pub fn set_handler(&self, handler: Arc<dyn RpcHandler>) {
-        let _ = self.handler.set(handler);
+    /// Installs who answers incoming calls; until then they get "still starting".
+    pub fn serve(&self, raft: Arc<dyn RaftService>, peer: Arc<dyn PeerService>) {
+        let _ = self.services.set(Services { raft, peer });
     }
 
     /// Remembers addresses of `peer` (from the peerstore, a bootstrap address, the membership).
     pub fn learn(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
         let _ = self.commands.send(Command::Learn { peer, addrs });
-    }
-
-    /// Every address known for each peer.
-    pub fn known_addrs(&self) -> HashMap<PeerId, Vec<Multiaddr>> {
-        self.known.lock().unwrap().clone()
     }
 
     /// Calls `peer`, dialing it at `addrs` (plus any learned address) if not connected.
@@ -249,7 +237,10 @@ impl ClusterRpc {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(RpcError::Stopped),
-            Err(_) => Err(RpcError::Timeout { peer, timeout }),
+            Err(_) => Err(RpcError::Timeout {
+                peer: peer.to_string(),
+                timeout,
+            }),
         }
     }
 }
@@ -264,16 +255,98 @@ pub fn dial_target(peer_id: &str, addrs: &[String]) -> Result<(PeerId, Vec<Multi
 }
 
 impl ClusterRpc {
-    /// [`ClusterRpc::call`] for a member known by its recorded id and addresses.
-    pub async fn call_member(
+    /// [`ClusterRpc::call`] for a member known by its recorded id and addresses; an error
+    /// answer or an answer of the wrong kind is an error.
+    async fn call_member<T>(
         &self,
         peer_id: &str,
         addrs: &[String],
         req: RpcRequest,
         timeout: Duration,
-    ) -> Result<RpcResponse, RpcError> {
+        expect: impl FnOnce(RpcResponse) -> Option<T>,
+    ) -> Result<T, RpcError> {
         let (peer, addrs) = dial_target(peer_id, addrs)?;
-        self.call(peer, addrs, req, timeout).await
+        let remote = |message: String| RpcError::Remote {
+            peer: peer_id.to_string(),
+            message,
+        };
+        match self.call(peer, addrs, req, timeout).await? {
+            RpcResponse::Err(e) => Err(remote(e)),
+            other => expect(other).ok_or_else(|| remote("answered a different request".into())),
+        }
+    }
+
+    /// Keeps the `peerstore` file and the swarm's address book in step with the membership.
+    pub fn keep_peerstore(&self, consensus: Arc<dyn Consensus>, path: PathBuf) {
+        let rpc = self.clone();
+        self.tasks.spawn(async move {
+            let mut changes = consensus.watch_members();
+            loop {
+                let members = changes.borrow_and_update().clone();
+                let mut peers = BTreeMap::new();
+                for m in members {
+                    let Ok((p, addrs)) = dial_target(&m.peer_id, &m.addrs) else {
+                        continue;
+                    };
+                    if p == rpc.me {
+                        continue;
+                    }
+                    rpc.learn(p, addrs.clone());
+                    peers.insert(p, addrs);
+                }
+                if let Err(e) = peerstore::write(&path, &peers) {
+                    tracing::warn!("cannot write {}: {e}", path.display());
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl PeerRpc for ClusterRpc {
+    async fn id(&self, to: &Member, timeout: Duration) -> Result<Id, RpcError> {
+        self.call_member(
+            &to.peer_id,
+            &to.addrs,
+            RpcRequest::Id,
+            timeout,
+            |r| match r {
+                RpcResponse::Id(id) => Some(id),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn pins(
+        &self,
+        to: &Member,
+        call: PeerCall,
+        timeout: Duration,
+    ) -> Result<Vec<PinInfo>, RpcError> {
+        let req = RpcRequest::Pins(call);
+        self.call_member(&to.peer_id, &to.addrs, req, timeout, |r| match r {
+            RpcResponse::Pins(p) => Some(p),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn metrics(
+        &self,
+        to: &Member,
+        metrics: Vec<Metric>,
+        timeout: Duration,
+    ) -> Result<(), RpcError> {
+        let req = RpcRequest::Metrics(metrics);
+        self.call_member(&to.peer_id, &to.addrs, req, timeout, |r| match r {
+            RpcResponse::Ok => Some(()),
+            _ => None,
+        })
+        .await
     }
 }
 
@@ -286,15 +359,12 @@ impl RaftTransport for ClusterRpc {
         timeout: Duration,
     ) -> Result<RaftResponse, TransportError> {
         let req = RpcRequest::Raft(req);
-        match self
-            .call_member(&target.peer_id, &target.addrs, req, timeout)
-            .await
-        {
-            Ok(RpcResponse::Raft(r)) => Ok(r),
-            Ok(RpcResponse::Err(e)) => Err(TransportError(e)),
-            Ok(_) => Err(TransportError("peer answered a different request".into())),
-            Err(e) => Err(TransportError(e.to_string())),
-        }
+        self.call_member(&target.peer_id, &target.addrs, req, timeout, |r| match r {
+            RpcResponse::Raft(r) => Some(r),
+            _ => None,
+        })
+        .await
+        .map_err(|e| TransportError(e.to_string()))
     }
 }
 
@@ -303,11 +373,11 @@ struct SwarmTask {
     rx: mpsc::UnboundedReceiver<Command>,
     /// For handler tasks to send their responses back into the loop.
     commands: mpsc::UnboundedSender<Command>,
-    handler: Arc<OnceLock<Arc<dyn RpcHandler>>>,
+    services: Arc<OnceLock<Services>>,
     pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RpcResponse, RpcError>>)>,
     listen_tx: watch::Sender<Vec<Multiaddr>>,
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
-    stop: tokio_util::sync::CancellationToken,
+    tasks: Tasks,
 }
 
 /// Addresses worth dialing: not unspecified (0.0.0.0) and without a trailing /p2p.
@@ -336,10 +406,11 @@ impl SwarmTask {
         }
     }
 
+    /// Runs until shutdown (the task is dropped, and the swarm with it: its listeners and
+    /// connections close).
     async fn run(mut self) {
         loop {
             tokio::select! {
-                _ = self.stop.cancelled() => return,
                 cmd = self.rx.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => return,
@@ -413,11 +484,11 @@ impl SwarmTask {
                     },
                 ..
             } => {
-                let handler = self.handler.get().cloned();
+                let services = self.services.clone();
                 let back = self.commands.clone();
-                tokio::spawn(async move {
-                    let resp = match handler {
-                        Some(h) => h.handle(peer, request).await,
+                self.tasks.spawn(async move {
+                    let resp = match services.get() {
+                        Some(s) => s.handle(peer, request).await,
                         None => RpcResponse::Err("this peer is still starting".into()),
                     };
                     let _ = back.send(Command::Respond { channel, resp });
@@ -440,7 +511,7 @@ impl SwarmTask {
             } => {
                 if let Some((peer, reply)) = self.pending.remove(&request_id) {
                     let _ = reply.send(Err(RpcError::Unreachable {
-                        peer,
+                        peer: peer.to_string(),
                         message: error.to_string(),
                     }));
                 }

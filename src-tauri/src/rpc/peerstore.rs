@@ -6,17 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-
-/// Splits `/…/p2p/<id>` into the peer and its address.
-pub fn split_p2p(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
-    let mut base = addr.clone();
-    match base.pop()? {
-        Protocol::P2p(peer) => Some((peer, base)),
-        _ => None,
-    }
-}
 
 /// Reads the file; bad lines are skipped with a warning (the file is ours, but hand edits
 /// happen). A missing file is an empty peerstore.
@@ -30,7 +20,11 @@ pub fn read(path: &Path) -> BTreeMap<PeerId, Vec<Multiaddr>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.parse::<Multiaddr>().ok().and_then(|a| split_p2p(&a)) {
+        match line
+            .parse::<Multiaddr>()
+            .ok()
+            .and_then(|a| crate::net::split_p2p(&a))
+        {
             Some((peer, addr)) => out.entry(peer).or_default().push(addr),
             None => tracing::warn!(
                 "{}:{}: ignoring {line:?}: expected a multiaddr ending in /p2p/<peer id>",

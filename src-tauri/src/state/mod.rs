@@ -1,32 +1,15 @@
 //! The shared pinset: what Raft's state machine applies and every component reads.
 //!
-//! Writes happen only in the consensus state machine; everything else holds a [`StateHandle`]
-//! (a read view) and hears about changes through [`StateChange`] messages.
+//! Writes happen only in the consensus state machine; everything else reads it through the
+//! [`Pinset`] contract (this [`StateHandle`]) and hears about changes through
+//! [`crate::components::StateChange`] messages.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
-
+use crate::components::Pinset;
 use crate::types::{Cid, Pin};
-
-/// A command in the Raft log.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum Op {
-    Pin(Pin),
-    Unpin(Cid),
-}
-
-/// What an applied log entry changed, for the pin tracker.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StateChange {
-    Pinned(Pin),
-    Unpinned(Cid),
-    /// The whole state was replaced (snapshot installed): re-read everything.
-    Reset,
-}
 
 /// Read-only, cheaply cloned view of the applied pinset.
 #[derive(Clone, Default)]
@@ -41,38 +24,37 @@ impl StateHandle {
         }
     }
 
-    pub fn get(&self, cid: &Cid) -> Option<Pin> {
-        self.pins.read().unwrap().get(cid).cloned()
-    }
-
-    pub fn list(&self) -> Vec<Pin> {
-        self.pins.read().unwrap().values().cloned().collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.pins.read().unwrap().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Only the state machine calls this, after the change is durable.
+    pub(crate) fn insert(&self, pin: Pin) {
+        self.pins.write().unwrap().insert(pin.cid, pin);
     }
 
     /// Only the state machine calls this, after the change is durable.
-    pub(crate) fn apply(&self, op: &Op) {
-        let mut pins = self.pins.write().unwrap();
-        match op {
-            Op::Pin(p) => {
-                pins.insert(p.cid, p.clone());
-            }
-            Op::Unpin(c) => {
-                pins.remove(c);
-            }
-        }
+    pub(crate) fn remove(&self, cid: &Cid) {
+        self.pins.write().unwrap().remove(cid);
     }
 
     pub(crate) fn replace(&self, new: BTreeMap<Cid, Pin>) {
         *self.pins.write().unwrap() = new;
     }
+}
+
+impl Pinset for StateHandle {
+    fn get(&self, cid: &Cid) -> Option<Pin> {
+        self.pins.read().unwrap().get(cid).cloned()
+    }
+
+    fn list(&self) -> Vec<Pin> {
+        self.pins.read().unwrap().values().cloned().collect()
+    }
+}
+
+/// `state import` found a line that is not a pin; nothing was imported.
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct ImportError {
+    pub line: usize,
+    pub message: String,
 }
 
 /// Writes the pinset as newline-delimited Pin JSON (`state export`).
@@ -86,15 +68,18 @@ pub fn export(pins: &[Pin], mut out: impl Write) -> std::io::Result<()> {
 
 /// Reads newline-delimited Pin JSON (`state import`); all or nothing, with the line number of
 /// the first bad line.
-pub fn import(input: impl BufRead) -> Result<Vec<Pin>, String> {
+pub fn import(input: impl BufRead) -> Result<Vec<Pin>, ImportError> {
     let mut pins = Vec::new();
     for (i, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        let err = |message: String| ImportError {
+            line: i + 1,
+            message,
+        };
+        let line = line.map_err(|e| err(e.to_string()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let pin: Pin =
-            serde_json::from_str(&line).map_err(|e| format!("line {}: not a pin: {e}", i + 1))?;
+        let pin: Pin = serde_json::from_str(&line).map_err(|e| err(format!("not a pin: {e}")))?;
         pins.push(pin);
     }
     Ok(pins)
@@ -116,7 +101,7 @@ mod tests {
         let mut buf = Vec::new();
         export(std::slice::from_ref(&a), &mut buf).unwrap();
         assert_eq!(import(&buf[..]).unwrap(), vec![a]);
-        let err = import(&b"{}\n"[..]).unwrap_err();
+        let err = import(&b"{}\n"[..]).unwrap_err().to_string();
         assert!(err.starts_with("line 1"), "{err}");
     }
 
@@ -126,9 +111,9 @@ mod tests {
         let c: Cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
             .parse()
             .unwrap();
-        h.apply(&Op::Pin(Pin::new(c, PinOptions::default())));
+        h.insert(Pin::new(c, PinOptions::default()));
         assert!(h.get(&c).is_some());
-        h.apply(&Op::Unpin(c));
-        assert!(h.is_empty());
+        h.remove(&c);
+        assert!(h.list().is_empty());
     }
 }

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipfs_cluster::desktop::{Desktop, Health, InvitationView, Snapshot};
+use ipfs_cluster::desktop::{Desktop, Health, InvitationView, Snapshot, UiError};
+use ipfs_cluster::error::Error;
 use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -16,13 +17,13 @@ use tauri_plugin_autostart::ManagerExt;
 type App = Arc<Desktop>;
 
 #[tauri::command]
-async fn status(d: State<'_, App>) -> Result<Snapshot, String> {
+async fn status(d: State<'_, App>) -> Result<Snapshot, UiError> {
     Ok(d.snapshot().await)
 }
 
 #[tauri::command]
-async fn new_cluster(d: State<'_, App>) -> Result<Snapshot, String> {
-    d.new_cluster().await
+async fn new_cluster(d: State<'_, App>) -> Result<Snapshot, UiError> {
+    d.new_cluster().await.map_err(UiError::from)
 }
 
 #[tauri::command]
@@ -31,39 +32,43 @@ async fn join_cluster(
     invitation: String,
     secret: Option<String>,
     voter: bool,
-) -> Result<Snapshot, String> {
-    d.join(&invitation, secret.as_deref(), voter).await
+) -> Result<Snapshot, UiError> {
+    d.join(&invitation, secret.as_deref(), voter)
+        .await
+        .map_err(UiError::from)
 }
 
 /// A picture of an invitation's QR code → the invitation text (the user checks it, then joins).
 #[tauri::command]
-fn read_qr(bytes: Vec<u8>) -> Result<String, String> {
-    ipfs_cluster::desktop::Invitation::from_qr_image(&bytes).map(|i| i.to_text())
+fn read_qr(bytes: Vec<u8>) -> Result<String, UiError> {
+    ipfs_cluster::desktop::Invitation::from_qr_image(&bytes)
+        .map(|i| i.to_text())
+        .map_err(|e| UiError::from(Error::from(e)))
 }
 
 #[tauri::command]
-async fn invitation(d: State<'_, App>) -> Result<InvitationView, String> {
-    d.invitation().await
+async fn invitation(d: State<'_, App>) -> Result<InvitationView, UiError> {
+    d.invitation().await.map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn peers(d: State<'_, App>) -> Result<Vec<Id>, String> {
-    d.peers().await
+async fn peers(d: State<'_, App>) -> Result<Vec<Id>, UiError> {
+    d.peers().await.map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn health(d: State<'_, App>) -> Result<Health, String> {
-    d.health().await
+async fn health(d: State<'_, App>) -> Result<Health, UiError> {
+    d.health().await.map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn remove_peer(d: State<'_, App>, id: String) -> Result<(), String> {
-    d.remove_peer(&id).await
+async fn remove_peer(d: State<'_, App>, id: String) -> Result<(), UiError> {
+    d.remove_peer(&id).await.map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn pins(d: State<'_, App>) -> Result<Vec<GlobalPinInfo>, String> {
-    d.pins().await
+async fn pins(d: State<'_, App>) -> Result<Vec<GlobalPinInfo>, UiError> {
+    d.pins().await.map_err(UiError::from)
 }
 
 #[tauri::command]
@@ -72,32 +77,34 @@ async fn pin(
     what: String,
     name: String,
     replication: Option<i32>,
-) -> Result<Pin, String> {
-    d.pin(&what, &name, replication).await
+) -> Result<Pin, UiError> {
+    d.pin(&what, &name, replication)
+        .await
+        .map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn unpin(d: State<'_, App>, cid: String) -> Result<Pin, String> {
-    d.unpin(&cid).await
+async fn unpin(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
+    d.unpin(&cid).await.map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, String> {
-    d.recover(&cid).await
+async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, UiError> {
+    d.recover(&cid).await.map_err(UiError::from)
 }
 
 #[tauri::command]
-async fn add_paths(d: State<'_, App>, paths: Vec<String>) -> Result<Vec<Pin>, String> {
+async fn add_paths(d: State<'_, App>, paths: Vec<String>) -> Result<Vec<Pin>, UiError> {
     let mut out = Vec::new();
     for p in paths {
-        out.extend(d.add_path(&PathBuf::from(p)).await?);
+        out.extend(d.add_path(&PathBuf::from(p)).await.map_err(UiError::from)?);
     }
     Ok(out)
 }
 
 #[tauri::command]
-async fn set_paused(d: State<'_, App>, paused: bool) -> Result<(), String> {
-    d.set_paused(paused).await
+async fn set_paused(d: State<'_, App>, paused: bool) -> Result<(), UiError> {
+    d.set_paused(paused).await.map_err(UiError::from)
 }
 
 #[tauri::command]

@@ -1,14 +1,25 @@
 //! `ipfs-local-node`: runs one embedded Kubo node (libkubo) and serves its Kubo RPC API.
 //!
+//! A real IPFS node for machines without one: Kubo's core as a C library ([`kubo`]) behind
+//! the Kubo RPC API ([`rpc`]), run as its own process so that tests and the quick start can
+//! stop and restart it like any IPFS daemon. It is a crate of its own so that the cluster
+//! peer's library never links the FFI loader. A user who already runs Kubo keeps using it
+//! (`ipfs_connector.ipfshttp.node_multiaddress`).
+//!
 //! The node listens and dials on 127.0.0.1 only. Like Kubo, it writes the API multiaddr it
 //! bound to `<repo>/api`, so a caller that asked for port 0 learns the real one.
+
+// axum's Response is large by design; the RPC handlers return it as their error, as the
+// core's REST API does.
+#![allow(clippy::result_large_err)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use ipfs_cluster::localnode::{kubo, rpc};
+mod kubo;
+mod rpc;
 
 #[derive(Parser)]
 #[command(

@@ -17,8 +17,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::kubo::Kubo;
-use crate::types::Cid;
+use ipfs_cluster::types::{parse_storage_size, Cid};
+
+use crate::kubo::Kubo;
 
 type Q = Query<HashMap<String, String>>;
 
@@ -288,7 +289,7 @@ async fn repo_stat(State(node): State<Node>) -> Response {
                 .as_str()
                 .map(String::from)
         })
-        .and_then(|s| crate::ipfsconn::parse_storage_size(&s))
+        .and_then(|s| parse_storage_size(&s))
         .unwrap_or(0);
     Json(
         json!({"RepoSize": size, "StorageMax": max, "NumObjects": objects,

@@ -1,0 +1,39 @@
+//! Where a peer's files live, and how they are written.
+
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "service.json";
+pub const IDENTITY_FILE: &str = "identity.json";
+pub const DEFAULT_FOLDER: &str = ".ipfs-cluster";
+
+/// The cluster folder: `--config DIR`, else `$IPFS_CLUSTER_PATH`, else `~/.ipfs-cluster`.
+pub fn folder(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("IPFS_CLUSTER_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(DEFAULT_FOLDER)
+}
+
+/// Writes a file readable by its owner only: both files hold secrets.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,451 @@
+//! Every section of `service.json` with IPFS Cluster's defaults (SPEC §2). Unknown keys are
+//! refused (`deny_unknown_fields`), naming the key.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use super::duration::GoDuration;
+use super::values::{Multiaddrs, Secret};
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnMgrConfig {
+    pub high_water: u32,
+    pub low_water: u32,
+    pub grace_period: GoDuration,
+}
+
+impl Default for ConnMgrConfig {
+    fn default() -> Self {
+        ConnMgrConfig {
+            high_water: 400,
+            low_water: 100,
+            grace_period: GoDuration::secs(120),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    pub peername: String,
+    pub secret: Secret,
+    pub leave_on_shutdown: bool,
+    pub listen_multiaddress: Multiaddrs,
+    pub enable_relay_hop: bool,
+    pub connection_manager: ConnMgrConfig,
+    pub dial_peer_timeout: GoDuration,
+    pub state_sync_interval: GoDuration,
+    pub pin_recover_interval: GoDuration,
+    pub replication_factor_min: i32,
+    pub replication_factor_max: i32,
+    pub monitor_ping_interval: GoDuration,
+    pub peer_watch_interval: GoDuration,
+    pub mdns_interval: GoDuration,
+    pub pin_only_on_trusted_peers: bool,
+    pub pin_only_on_untrusted_peers: bool,
+    pub disable_repinning: bool,
+    pub follower_mode: bool,
+    pub peerstore_file: String,
+    pub peer_addresses: Vec<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            peername: gethostname::gethostname().to_string_lossy().into_owned(),
+            secret: Secret([0; 32]),
+            leave_on_shutdown: false,
+            listen_multiaddress: Multiaddrs(vec!["/ip4/0.0.0.0/tcp/9096".parse().unwrap()]),
+            enable_relay_hop: false,
+            connection_manager: ConnMgrConfig::default(),
+            dial_peer_timeout: GoDuration::secs(3),
+            state_sync_interval: GoDuration::secs(5 * 60),
+            pin_recover_interval: GoDuration::secs(12 * 60),
+            replication_factor_min: -1,
+            replication_factor_max: -1,
+            monitor_ping_interval: GoDuration::secs(15),
+            peer_watch_interval: GoDuration::secs(5),
+            mdns_interval: GoDuration::secs(0),
+            pin_only_on_trusted_peers: false,
+            pin_only_on_untrusted_peers: false,
+            disable_repinning: true,
+            follower_mode: false,
+            peerstore_file: "peerstore".into(),
+            peer_addresses: Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    pub init_peerset: Vec<String>,
+    pub wait_for_leader_timeout: GoDuration,
+    pub network_timeout: GoDuration,
+    pub commit_retries: u32,
+    pub commit_retry_delay: GoDuration,
+    pub backups_rotate: u32,
+    pub heartbeat_timeout: GoDuration,
+    pub election_timeout: GoDuration,
+    pub commit_timeout: GoDuration,
+    pub max_append_entries: u64,
+    pub trailing_logs: u64,
+    pub snapshot_interval: GoDuration,
+    pub snapshot_threshold: u64,
+    pub leader_lease_timeout: GoDuration,
+}
+
+impl RaftConfig {
+    /// How long a membership change may take: adding a peer waits until it has caught up
+    /// with the log, which takes much longer than one network round trip.
+    pub fn membership_timeout(&self) -> std::time::Duration {
+        self.network_timeout.get() * 12
+    }
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            init_peerset: Vec::new(),
+            wait_for_leader_timeout: GoDuration::secs(15),
+            network_timeout: GoDuration::secs(10),
+            commit_retries: 1,
+            commit_retry_delay: GoDuration::millis(200),
+            backups_rotate: 6,
+            heartbeat_timeout: GoDuration::secs(1),
+            election_timeout: GoDuration::secs(1),
+            commit_timeout: GoDuration::millis(50),
+            max_append_entries: 64,
+            trailing_logs: 10240,
+            snapshot_interval: GoDuration::secs(120),
+            snapshot_threshold: 8192,
+            leader_lease_timeout: GoDuration::millis(500),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsensusConfig {
+    pub raft: RaftConfig,
+    /// Accepted so IPFS Cluster configs that also carry a CRDT section load; unused here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crdt: Option<Value>,
+}
+
+/// Shared by the REST API (9094) and the Pinning Service API (9097), as in IPFS Cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpApiConfig {
+    pub http_listen_multiaddress: Multiaddrs,
+    pub read_timeout: GoDuration,
+    pub read_header_timeout: GoDuration,
+    pub write_timeout: GoDuration,
+    pub idle_timeout: GoDuration,
+    pub max_header_bytes: u64,
+    pub basic_auth_credentials: Option<BTreeMap<String, String>>,
+    pub http_log_file: String,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub cors_allowed_origins: Vec<String>,
+    pub cors_allowed_methods: Vec<String>,
+    pub cors_allowed_headers: Vec<String>,
+    pub cors_exposed_headers: Vec<String>,
+    pub cors_allow_credentials: bool,
+    pub cors_max_age: GoDuration,
+    pub ssl_cert_file: String,
+    pub ssl_key_file: String,
+}
+
+impl HttpApiConfig {
+    fn on_port(port: u16) -> HttpApiConfig {
+        HttpApiConfig {
+            http_listen_multiaddress: Multiaddrs::one(&format!("/ip4/127.0.0.1/tcp/{port}")),
+            read_timeout: GoDuration::secs(0),
+            read_header_timeout: GoDuration::secs(5),
+            write_timeout: GoDuration::secs(0),
+            idle_timeout: GoDuration::secs(120),
+            max_header_bytes: 4096,
+            basic_auth_credentials: None,
+            http_log_file: String::new(),
+            headers: BTreeMap::new(),
+            cors_allowed_origins: vec!["*".into()],
+            cors_allowed_methods: vec!["GET".into()],
+            cors_allowed_headers: Vec::new(),
+            cors_exposed_headers: vec![
+                "Content-Type".into(),
+                "X-Stream-Output".into(),
+                "X-Chunked-Output".into(),
+                "X-Content-Length".into(),
+            ],
+            cors_allow_credentials: true,
+            cors_max_age: GoDuration::secs(0),
+            ssl_cert_file: String::new(),
+            ssl_key_file: String::new(),
+        }
+    }
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        HttpApiConfig::on_port(9094)
+    }
+}
+
+/// Fills the keys a section leaves out from `defaults` (the two HTTP APIs share a type but
+/// not a default port).
+fn http_api_with_defaults<'de, D: Deserializer<'de>>(
+    d: D,
+    defaults: HttpApiConfig,
+) -> Result<HttpApiConfig, D::Error> {
+    let given = serde_json::Map::<String, Value>::deserialize(d)?;
+    let mut merged = serde_json::to_value(defaults).expect("config serializes");
+    let obj = merged.as_object_mut().expect("object");
+    for (k, v) in given {
+        obj.insert(k, v);
+    }
+    // The inner key travels in the message (after a NUL) so the error names the full path.
+    serde_path_to_error::deserialize(merged)
+        .map_err(|e| serde::de::Error::custom(format!("{}{INNER_KEY}{}", e.path(), e.inner())))
+}
+
+/// Separates an inner key path from the message in errors of nested deserializers.
+pub(super) const INNER_KEY: char = '\u{0}';
+
+/// An HTTP API section whose keys default to [`HttpApiConfig`]'s on port `PORT`.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(transparent)]
+pub struct HttpApiSection<const PORT: u16>(pub HttpApiConfig);
+
+impl<const PORT: u16> Default for HttpApiSection<PORT> {
+    fn default() -> Self {
+        HttpApiSection(HttpApiConfig::on_port(PORT))
+    }
+}
+
+impl<'de, const PORT: u16> Deserialize<'de> for HttpApiSection<PORT> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        http_api_with_defaults(d, HttpApiConfig::on_port(PORT)).map(HttpApiSection)
+    }
+}
+
+/// The REST API section (default port 9094).
+pub type RestApiConfig = HttpApiSection<9094>;
+/// The Pinning Service API section (default port 9097).
+pub type PinSvcApiConfig = HttpApiSection<9097>;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpfsProxyConfig {
+    pub listen_multiaddress: Multiaddrs,
+    pub node_multiaddress: Multiaddrs,
+    pub log_file: String,
+    pub read_timeout: GoDuration,
+    pub read_header_timeout: GoDuration,
+    pub write_timeout: GoDuration,
+    pub idle_timeout: GoDuration,
+    pub max_header_bytes: u64,
+    pub extract_headers_extra: Vec<String>,
+    pub extract_headers_path: String,
+    pub extract_headers_ttl: GoDuration,
+}
+
+impl Default for IpfsProxyConfig {
+    fn default() -> Self {
+        IpfsProxyConfig {
+            listen_multiaddress: Multiaddrs::one("/ip4/127.0.0.1/tcp/9095"),
+            node_multiaddress: Multiaddrs::one("/ip4/127.0.0.1/tcp/5001"),
+            log_file: String::new(),
+            read_timeout: GoDuration::secs(0),
+            read_header_timeout: GoDuration::secs(5),
+            write_timeout: GoDuration::secs(0),
+            idle_timeout: GoDuration::secs(60),
+            max_header_bytes: 4096,
+            extract_headers_extra: Vec::new(),
+            extract_headers_path: "/api/v0/version".into(),
+            extract_headers_ttl: GoDuration::secs(300),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub restapi: RestApiConfig,
+    pub ipfsproxy: IpfsProxyConfig,
+    pub pinsvcapi: PinSvcApiConfig,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpfsHttpConfig {
+    pub node_multiaddress: Multiaddrs,
+    pub connect_swarms_delay: GoDuration,
+    pub ipfs_request_timeout: GoDuration,
+    pub pin_timeout: GoDuration,
+    pub unpin_timeout: GoDuration,
+    pub repogc_timeout: GoDuration,
+    pub informer_trigger_interval: u32,
+}
+
+impl Default for IpfsHttpConfig {
+    fn default() -> Self {
+        IpfsHttpConfig {
+            node_multiaddress: Multiaddrs::one("/ip4/127.0.0.1/tcp/5001"),
+            connect_swarms_delay: GoDuration::secs(30),
+            ipfs_request_timeout: GoDuration::secs(5 * 60),
+            pin_timeout: GoDuration::secs(2 * 60),
+            unpin_timeout: GoDuration::secs(3 * 3600),
+            repogc_timeout: GoDuration::secs(24 * 3600),
+            informer_trigger_interval: 0,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpfsConnectorConfig {
+    pub ipfshttp: IpfsHttpConfig,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatelessTrackerConfig {
+    pub max_pin_queue_size: usize,
+    pub concurrent_pins: usize,
+    pub priority_pin_max_age: GoDuration,
+    pub priority_pin_max_retries: u32,
+}
+
+impl Default for StatelessTrackerConfig {
+    fn default() -> Self {
+        StatelessTrackerConfig {
+            max_pin_queue_size: 1_000_000,
+            concurrent_pins: 10,
+            priority_pin_max_age: GoDuration::secs(24 * 3600),
+            priority_pin_max_retries: 5,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinTrackerConfig {
+    pub stateless: StatelessTrackerConfig,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubsubMonConfig {
+    pub check_interval: GoDuration,
+}
+
+impl Default for PubsubMonConfig {
+    fn default() -> Self {
+        PubsubMonConfig {
+            check_interval: GoDuration::secs(15),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    pub pubsubmon: PubsubMonConfig,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BalancedConfig {
+    pub allocate_by: Vec<String>,
+}
+
+impl Default for BalancedConfig {
+    fn default() -> Self {
+        BalancedConfig {
+            allocate_by: vec!["tag:group".into(), "freespace".into()],
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AllocatorConfig {
+    pub balanced: BalancedConfig,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskInformerConfig {
+    pub metric_ttl: GoDuration,
+    pub metric_type: String,
+}
+
+impl Default for DiskInformerConfig {
+    fn default() -> Self {
+        DiskInformerConfig {
+            metric_ttl: GoDuration::secs(30),
+            metric_type: "freespace".into(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NumpinInformerConfig {
+    pub metric_ttl: GoDuration,
+}
+
+impl Default for NumpinInformerConfig {
+    fn default() -> Self {
+        NumpinInformerConfig {
+            metric_ttl: GoDuration::secs(10),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TagsInformerConfig {
+    pub metric_ttl: GoDuration,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Default for TagsInformerConfig {
+    fn default() -> Self {
+        TagsInformerConfig {
+            metric_ttl: GoDuration::secs(30),
+            tags: BTreeMap::from([("group".to_string(), "default".to_string())]),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct InformerConfig {
+    pub disk: DiskInformerConfig,
+    pub numpin: NumpinInformerConfig,
+    pub tags: TagsInformerConfig,
+}
+
+/// The whole of `service.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub cluster: ClusterConfig,
+    pub consensus: ConsensusConfig,
+    pub api: ApiConfig,
+    pub ipfs_connector: IpfsConnectorConfig,
+    pub pin_tracker: PinTrackerConfig,
+    pub monitor: MonitorConfig,
+    pub allocator: AllocatorConfig,
+    pub informer: InformerConfig,
+    /// IPFS Cluster's datastore and observability sections are accepted, so that a Go peer's
+    /// `service.json` loads unchanged, but unused: state lives in the Raft SQLite database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datastore: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observations: Option<Value>,
+}

@@ -1,0 +1,380 @@
+//! The consensus component: openraft over the SQLite store, started as the peer's history or
+//! its bootstrap says, and the [`Consensus`] contract on top of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use openraft::{Raft, SnapshotPolicy};
+use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::network::{LeaderOp, NetworkFactory, RaftTransport};
+use super::offline;
+use super::store::{self, db_path};
+use super::typ::{node_id, parse_node_id, ClusterNode, NodeId, Op, TypeConfig};
+use crate::components::{Consensus, ConsensusError, Member, Pinset, StateChange};
+use crate::config::RaftConfig;
+use crate::state::StateHandle;
+use crate::tasks::Tasks;
+use crate::types::{Cid, PeerRole, Pin};
+
+/// How a peer with no Raft history starts.
+#[derive(Clone, Debug)]
+pub enum Bootstrap {
+    /// A new cluster of this one voter (`init` + `daemon`).
+    SingleVoter,
+    /// A fixed cluster of these voters (`consensus.raft.init_peerset`); every one of them
+    /// initializes with the same membership.
+    Peerset(Vec<ClusterNode>),
+    /// Wait to be added by an existing cluster (`daemon --bootstrap`).
+    Join,
+}
+
+impl Bootstrap {
+    /// `daemon --bootstrap` joins (after backing up and cleaning any previous state);
+    /// `init_peerset` starts a fixed cluster whose members' addresses come from the
+    /// peerstore; otherwise a new cluster of one voter.
+    pub async fn decide(
+        folder: &Path,
+        cfg: &RaftConfig,
+        joining: bool,
+        me: &ClusterNode,
+        known: &BTreeMap<PeerId, Vec<Multiaddr>>,
+    ) -> Result<Bootstrap, ConsensusError> {
+        if joining {
+            if let Some(b) = offline::cleanup(folder, cfg.backups_rotate).await? {
+                tracing::info!(
+                    "previous state backed up to {} and cleaned for the bootstrap",
+                    b.display()
+                );
+            }
+            return Ok(Bootstrap::Join);
+        }
+        if cfg.init_peerset.is_empty() {
+            return Ok(Bootstrap::SingleVoter);
+        }
+        let mut nodes = Vec::new();
+        for id in &cfg.init_peerset {
+            let p: PeerId = id.parse().map_err(|e| {
+                ConsensusError::BadInput(format!("consensus.raft.init_peerset: {id:?}: {e}"))
+            })?;
+            let addrs = if p.to_string() == me.peer_id {
+                me.addrs.clone()
+            } else {
+                known
+                    .get(&p)
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.to_string())
+                    .collect()
+            };
+            nodes.push(ClusterNode {
+                peer_id: id.clone(),
+                addrs,
+            });
+        }
+        Ok(Bootstrap::Peerset(nodes))
+    }
+}
+
+pub struct ConsensusOptions {
+    pub folder: PathBuf,
+    pub config: RaftConfig,
+    pub peer_id: PeerId,
+    pub addrs: Vec<String>,
+    pub transport: Arc<dyn RaftTransport>,
+    pub changes: UnboundedSender<StateChange>,
+    pub bootstrap: Bootstrap,
+    /// Whether being a learner counts as ready: false only while joining as a voter, which
+    /// is "staging" until promoted. A follower, or any member restarting, is ready as it is.
+    pub learner_is_ready: bool,
+}
+
+pub struct RaftConsensus {
+    raft: Raft<TypeConfig>,
+    state: StateHandle,
+    pub(super) me: NodeId,
+    pub(super) me_node: ClusterNode,
+    pub(super) cfg: RaftConfig,
+    ready: watch::Receiver<bool>,
+    members: watch::Receiver<Vec<Member>>,
+    pub(super) transport: Arc<dyn RaftTransport>,
+    pub(super) tasks: Tasks,
+    pool: sqlx::SqlitePool,
+    /// Cancelled when this peer learns it was removed from the cluster.
+    removed: CancellationToken,
+}
+
+fn raft_config(cfg: &RaftConfig) -> Result<openraft::Config, ConsensusError> {
+    let ms = |d: crate::config::GoDuration| d.get().as_millis() as u64;
+    // Go's heartbeat_timeout is how long a follower waits for a heartbeat; openraft wants the
+    // leader's send interval, which must be well below the election timeout.
+    let election = ms(cfg.election_timeout).max(150);
+    let heartbeat = (ms(cfg.heartbeat_timeout) / 10).clamp(20, election / 3);
+    let c = openraft::Config {
+        cluster_name: "ipfs-cluster".into(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: election,
+        election_timeout_max: election * 2,
+        max_payload_entries: cfg.max_append_entries.max(1),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_threshold.max(1)),
+        max_in_snapshot_log_to_keep: cfg.trailing_logs,
+        ..Default::default()
+    };
+    c.validate()
+        .map_err(|e| ConsensusError::Storage(format!("invalid consensus.raft settings: {e}")))
+}
+
+impl RaftConsensus {
+    /// Opens the Raft database and starts Raft. A peer with history resumes with its stored
+    /// membership; a fresh one starts as `bootstrap` says.
+    pub async fn start(opts: ConsensusOptions, tasks: &Tasks) -> Result<Self, ConsensusError> {
+        let storage = |e: String| ConsensusError::Storage(e);
+        let db = db_path(&opts.folder);
+        std::fs::create_dir_all(db.parent().unwrap())
+            .map_err(|e| storage(format!("{}: {e}", db.display())))?;
+        let pool = store::open(&db).await?;
+        let fresh = !store::has_history(&pool)
+            .await
+            .map_err(|e| storage(format!("{}: {e}", db.display())))?;
+        let state = StateHandle::default();
+        let changes = opts.changes.clone();
+        let sm = store::StateMachine::new(pool.clone(), state.clone(), opts.changes).await?;
+        let me = node_id(&opts.peer_id);
+        let network = NetworkFactory {
+            transport: opts.transport.clone(),
+        };
+        let raft = Raft::new(
+            me,
+            Arc::new(raft_config(&opts.config)?),
+            network,
+            store::LogStore::new(pool.clone()),
+            sm,
+        )
+        .await
+        .map_err(|e| storage(e.to_string()))?;
+        let me_node = ClusterNode {
+            peer_id: opts.peer_id.to_string(),
+            addrs: opts.addrs.clone(),
+        };
+        if fresh {
+            let members = match &opts.bootstrap {
+                Bootstrap::SingleVoter => Some(vec![me_node.clone()]),
+                Bootstrap::Peerset(nodes) => Some(nodes.clone()),
+                Bootstrap::Join => None,
+            };
+            if let Some(members) = members {
+                let mut map = BTreeMap::new();
+                for n in members {
+                    map.insert(parse_node_id(&n.peer_id)?, n);
+                }
+                raft.initialize(map)
+                    .await
+                    .map_err(|e| storage(format!("initializing Raft: {e}")))?;
+            }
+        }
+        let (ready_tx, ready) = watch::channel(false);
+        let (members_tx, members) = watch::channel(members_of(&raft.metrics().borrow()));
+        let removed = CancellationToken::new();
+        tasks.spawn(watch_ready(
+            raft.metrics(),
+            me,
+            opts.learner_is_ready,
+            ready_tx,
+        ));
+        tasks.spawn(watch_removal(raft.metrics(), me, removed.clone()));
+        let consensus = RaftConsensus {
+            raft,
+            state,
+            me,
+            me_node,
+            cfg: opts.config,
+            ready,
+            members,
+            transport: opts.transport,
+            tasks: tasks.clone(),
+            pool,
+            removed,
+        };
+        tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
+        // Unpins committed just before a crash may not have reached IPFS: replay them.
+        for cid in consensus.unpins_to_replay().await {
+            let _ = changes.send(StateChange::Unpinned(cid));
+        }
+        Ok(consensus)
+    }
+
+    /// CIDs unpinned by entries still in the log and not in the pinset now: the tracker
+    /// makes sure IPFS dropped them too (see [`store::logged_unpins`]).
+    pub async fn unpins_to_replay(&self) -> Vec<Cid> {
+        match store::logged_unpins(&self.pool).await {
+            Ok(cids) => cids
+                .into_iter()
+                .filter(|c| self.state.get(c).is_none())
+                .collect(),
+            Err(e) => {
+                tracing::warn!("cannot read the Raft log for unpins to replay: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Resolves once this peer is ready (see [`watch_ready`]).
+    pub async fn wait_ready(&self) {
+        let mut ready = self.ready.clone();
+        let _ = ready.wait_for(|r| *r).await;
+    }
+
+    pub(super) fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// Fires when this peer has been removed from the cluster.
+    pub fn removed(&self) -> CancellationToken {
+        self.removed.clone()
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Every member with its role and last known addresses, as `metrics` records them.
+pub(super) fn members_of(m: &openraft::RaftMetrics<NodeId, ClusterNode>) -> Vec<Member> {
+    let membership = m.membership_config.membership();
+    let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, n)| Member {
+            peer_id: n.peer_id.clone(),
+            addrs: n.addrs.clone(),
+            role: if voters.contains(id) {
+                PeerRole::Voter
+            } else {
+                PeerRole::Follower
+            },
+        })
+        .collect()
+}
+
+/// Publishes the member list whenever the membership changes (not on every heartbeat).
+async fn watch_members(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    members: watch::Sender<Vec<Member>>,
+) {
+    while metrics.changed().await.is_ok() {
+        let now = members_of(&metrics.borrow_and_update());
+        members.send_if_modified(|m| {
+            let changed = *m != now;
+            if changed {
+                *m = now;
+            }
+            changed
+        });
+    }
+}
+
+/// Ready = a leader is known, this peer has applied its whole log, and it is a member: a
+/// voter, or a learner unless it is joining as a voter (IPFS Cluster's WaitForSync; a joining
+/// voter is not ready while still "staging"). It stays ready through
+/// later elections: writes then wait for a leader (`wait_for_leader_timeout`).
+async fn watch_ready(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    me: NodeId,
+    learner_is_ready: bool,
+    ready: watch::Sender<bool>,
+) {
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let applied = m.last_applied.map(|l| l.index);
+            let membership = m.membership_config.membership();
+            let is_voter = membership.voter_ids().any(|v| v == me);
+            let is_member = membership.get_node(&me).is_some();
+            let role_ok = is_voter || (learner_is_ready && is_member);
+            if m.current_leader.is_some() && applied >= m.last_log_index && role_ok {
+                tracing::info!(leader = ?m.current_leader, "consensus ready");
+                let _ = ready.send(true);
+                return;
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Fires `removed` when a membership this peer had been part of no longer includes it.
+async fn watch_removal(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    me: NodeId,
+    removed: CancellationToken,
+) {
+    let mut was_member = false;
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let is_member = m.membership_config.membership().get_node(&me).is_some();
+            if was_member && !is_member {
+                tracing::warn!("this peer is no longer in the cluster's membership");
+                removed.cancel();
+                return;
+            }
+            was_member |= is_member;
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[async_trait]
+impl Consensus for RaftConsensus {
+    async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError> {
+        self.leader_call(LeaderOp::Commit(Op::Pin(pin))).await
+    }
+
+    async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError> {
+        self.leader_call(LeaderOp::Commit(Op::Unpin(cid))).await
+    }
+
+    fn state(&self) -> Arc<dyn Pinset> {
+        Arc::new(self.state.clone())
+    }
+
+    fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    fn leader(&self) -> Option<String> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        self.member(leader).map(|n| n.peer_id)
+    }
+
+    fn members(&self) -> Vec<Member> {
+        members_of(&self.raft.metrics().borrow())
+    }
+
+    fn watch_members(&self) -> watch::Receiver<Vec<Member>> {
+        self.members.clone()
+    }
+
+    async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError> {
+        self.leader_call(LeaderOp::Remove {
+            peer_id: peer.to_string(),
+        })
+        .await
+    }
+
+    async fn set_role(&self, peer: &str, role: PeerRole) -> Result<(), ConsensusError> {
+        self.leader_call(LeaderOp::SetRole {
+            peer_id: peer.to_string(),
+            voter: role == PeerRole::Voter,
+        })
+        .await
+    }
+}

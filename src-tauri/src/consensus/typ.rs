@@ -1,0 +1,56 @@
+//! Raft's type configuration (openraft's `declare_raft_types!`) and the plain types it names:
+//! node ids, the member record, and the log's command.
+
+use std::io::Cursor;
+
+use libp2p_identity::PeerId;
+use serde::{Deserialize, Serialize};
+
+use crate::components::ConsensusError;
+use crate::types::{Cid, Pin};
+
+pub type NodeId = u64;
+
+/// A member as Raft's membership records it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub peer_id: String,
+    /// Cluster swarm multiaddrs this peer was last known at.
+    pub addrs: Vec<String>,
+}
+
+/// A command in the Raft log.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Pin(Pin),
+    Unpin(Cid),
+}
+
+openraft::declare_raft_types!(
+    pub TypeConfig:
+        D = Op,
+        R = (),
+        NodeId = NodeId,
+        Node = ClusterNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// Raft node id of a peer: the last 8 bytes of its peer id (an Ed25519 peer id embeds the
+/// public key, so these are uniformly random).
+pub fn node_id(peer: &PeerId) -> NodeId {
+    let bytes = peer.to_bytes();
+    let tail: [u8; 8] = bytes[bytes.len() - 8..]
+        .try_into()
+        .expect("peer ids exceed 8 bytes");
+    u64::from_be_bytes(tail)
+}
+
+/// [`node_id`] of a peer id given as text.
+pub fn parse_node_id(peer: &str) -> Result<NodeId, ConsensusError> {
+    peer.parse::<PeerId>()
+        .map(|p| node_id(&p))
+        .map_err(|e| ConsensusError::BadInput(format!("invalid peer id {peer:?}: {e}")))
+}
