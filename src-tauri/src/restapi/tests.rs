@@ -229,3 +229,39 @@ async fn shutdown_awaits_every_task_and_closes_the_api() {
     let port: u16 = tcp[4].parse().unwrap();
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_is_409_at_once_and_an_unknown_peer_404() {
+    let a = api(|cfg| cfg.consensus.raft.commit_retries = 3).await;
+    let me = a.peer.cluster().me().peer_id.clone();
+    let r = a
+        .http
+        .delete(format!("{}/peers/{me}", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("last voter"), "{body}");
+    // A retried failure reports its attempts; a refusal is answered at once.
+    assert!(
+        !message.contains("attempt"),
+        "a refusal is not retried: {body}"
+    );
+    let stranger = Identity::generate().peer_id();
+    let r = a
+        .http
+        .delete(format!("{}/peers/{stranger}", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = a
+        .http
+        .delete(format!("{}/peers/not-a-peer", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
