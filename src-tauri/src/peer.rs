@@ -209,10 +209,9 @@ impl Peer {
         self.consensus.removed()
     }
 
-    /// Stops every task this peer started and Raft, and waits until all have ended.
+    /// Stops every task this peer started, Raft among them, and waits until all have ended.
     pub async fn shutdown(&self) {
         self.tasks.shutdown().await;
-        self.consensus.shutdown().await;
     }
 
     /// Tasks of this peer still running (none once [`Peer::shutdown`] returned).

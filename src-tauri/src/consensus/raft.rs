@@ -187,6 +187,13 @@ impl RaftConsensus {
             ready_tx,
         ));
         tasks.spawn(watch_removal(raft.metrics(), me, removed.clone()));
+        // Raft stops with the peer's other tasks, so shutdown (or a failed start) awaits it.
+        let stopping = tasks.stopping();
+        let core = raft.clone();
+        tasks.spawn_graceful(async move {
+            stopping.cancelled().await;
+            let _ = core.shutdown().await;
+        });
         let consensus = RaftConsensus {
             raft,
             state,
@@ -238,6 +245,7 @@ impl RaftConsensus {
         self.removed.clone()
     }
 
+    #[cfg(test)]
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
