@@ -333,10 +333,9 @@ impl Cluster {
         all.pop().unwrap_or_else(|| {
             let unknown = Pin::new(*cid, Default::default());
             let info = self.short(PinInfoShort::now(TrackerStatus::Unpinned, String::new()));
-            GlobalPinInfo::from_local(PinInfo {
-                created: None,
-                ..PinInfo::of(&unknown, &self.me.peer_id, info)
-            })
+            let mut local = PinInfo::of(&unknown, &self.me.peer_id, info);
+            local.pin.created = None;
+            GlobalPinInfo::from_local(local)
         })
     }
 
@@ -373,10 +372,10 @@ impl Cluster {
             match answer {
                 Ok(infos) => {
                     for info in infos {
-                        out.entry(info.cid)
+                        out.entry(info.pin.cid)
                             .or_insert_with(|| GlobalPinInfo {
+                                pin: info.pin.clone(),
                                 peer_map: Default::default(),
-                                ..GlobalPinInfo::from_local(info.clone())
                             })
                             .peer_map
                             .insert(info.peer, info.info);
@@ -418,13 +417,8 @@ impl Cluster {
 
     /// Where `pin` goes, keeping `keep` where still possible and never on `exclude`.
     fn allocate(&self, pin: &Pin, keep: &[String], exclude: &[String]) -> Result<Vec<String>> {
-        Ok(self.allocator.allocate(
-            pin.options.replication_factor_min,
-            pin.options.replication_factor_max,
-            keep,
-            &pin.options.user_allocations,
-            &self.candidates(exclude),
-        )?)
+        let candidates = self.candidates(exclude);
+        Ok(self.allocator.allocate(pin, keep, &candidates)?)
     }
 
     /// With repinning on: moves the pins of a peer whose `ping` expired to live peers.

@@ -227,14 +227,13 @@ pub trait Allocator: Send + Sync + 'static {
         candidates: &[String],
         metric: &dyn Fn(&str, &str) -> Option<Metric>,
     ) -> Vec<String>;
-    /// Up to `max` peers, at least `min`, from `candidates` (ranked), keeping `current` and
-    /// preferring `user_allocations`. `max == -1`: every peer, recorded as an empty list.
+    /// Where `pin` goes: up to its replication factor max, at least its min, from `candidates`
+    /// (ranked), keeping `current` and preferring its `user_allocations`. A max of -1 means
+    /// every peer, recorded as an empty list.
     fn allocate(
         &self,
-        min: i32,
-        max: i32,
+        pin: &Pin,
         current: &[String],
-        user_allocations: &[String],
         candidates: &[String],
     ) -> Result<Vec<String>, NotEnoughPeers>;
 }

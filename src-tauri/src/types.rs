@@ -367,13 +367,13 @@ pub struct PinInfoShort {
     pub priority_pin: bool,
 }
 
-/// Status of one CID on one peer, with the pin's identity (`GET /pins?local=true`).
+/// What a status report says of the pin itself (shared by [`PinInfo`] and [`GlobalPinInfo`],
+/// whose JSON has these fields at the top level).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct PinInfo {
+pub struct PinSummary {
     pub cid: Cid,
     #[serde(default)]
     pub name: String,
-    pub peer: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub allocations: Vec<String>,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -382,6 +382,27 @@ pub struct PinInfo {
     pub created: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: BTreeMap<String, String>,
+}
+
+impl PinSummary {
+    pub fn of(pin: &Pin) -> PinSummary {
+        PinSummary {
+            cid: pin.cid,
+            name: pin.options.name.clone(),
+            allocations: pin.allocations.clone(),
+            origins: pin.options.origins.clone(),
+            created: Some(pin.timestamp),
+            metadata: pin.options.metadata.clone(),
+        }
+    }
+}
+
+/// Status of one CID on one peer, with the pin's identity (`GET /pins?local=true`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PinInfo {
+    #[serde(flatten)]
+    pub pin: PinSummary,
+    pub peer: String,
     #[serde(flatten)]
     pub info: PinInfoShort,
 }
@@ -389,17 +410,8 @@ pub struct PinInfo {
 /// Status of one CID across the cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct GlobalPinInfo {
-    pub cid: Cid,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub allocations: Vec<String>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub origins: Vec<String>,
-    #[serde(with = "go_time", default)]
-    pub created: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub metadata: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub pin: PinSummary,
     #[serde(default, deserialize_with = "null_as_default")]
     pub peer_map: BTreeMap<String, PinInfoShort>,
 }
@@ -420,17 +432,28 @@ impl PinInfoShort {
     }
 }
 
+/// `info.cid`, `info.name`…: the summary's fields read as the status's own, as in the JSON
+/// (and as the code of clients written before the summary was factored out expects).
+impl std::ops::Deref for PinInfo {
+    type Target = PinSummary;
+    fn deref(&self) -> &PinSummary {
+        &self.pin
+    }
+}
+
+impl std::ops::Deref for GlobalPinInfo {
+    type Target = PinSummary;
+    fn deref(&self) -> &PinSummary {
+        &self.pin
+    }
+}
+
 impl PinInfo {
     /// `pin`'s status on `peer`.
     pub fn of(pin: &Pin, peer: &str, info: PinInfoShort) -> PinInfo {
         PinInfo {
-            cid: pin.cid,
-            name: pin.options.name.clone(),
+            pin: PinSummary::of(pin),
             peer: peer.to_string(),
-            allocations: pin.allocations.clone(),
-            origins: pin.options.origins.clone(),
-            created: Some(pin.timestamp),
-            metadata: pin.options.metadata.clone(),
             info,
         }
     }
@@ -440,24 +463,14 @@ impl GlobalPinInfo {
     /// `pin` with no peer's status yet.
     pub fn of(pin: &Pin) -> GlobalPinInfo {
         GlobalPinInfo {
-            cid: pin.cid,
-            name: pin.options.name.clone(),
-            allocations: pin.allocations.clone(),
-            origins: pin.options.origins.clone(),
-            created: Some(pin.timestamp),
-            metadata: pin.options.metadata.clone(),
+            pin: PinSummary::of(pin),
             peer_map: BTreeMap::new(),
         }
     }
 
     pub fn from_local(info: PinInfo) -> GlobalPinInfo {
         GlobalPinInfo {
-            cid: info.cid,
-            name: info.name,
-            allocations: info.allocations,
-            origins: info.origins,
-            created: info.created,
-            metadata: info.metadata,
+            pin: info.pin,
             peer_map: BTreeMap::from([(info.peer, info.info)]),
         }
     }

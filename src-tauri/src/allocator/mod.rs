@@ -5,7 +5,7 @@
 //! by their metrics (`allocate_by`: tag partitions first, then most free space).
 
 use crate::components::{Allocator, NotEnoughPeers, FREESPACE, TAG_PREFIX};
-use crate::types::Metric;
+use crate::types::{Metric, Pin};
 
 /// The balanced allocator, ranking by `allocator.balanced.allocate_by`.
 pub struct Balanced {
@@ -24,12 +24,15 @@ impl Allocator for Balanced {
     /// `max == -1` means every peer, which IPFS Cluster records as an empty allocation list.
     fn allocate(
         &self,
-        min: i32,
-        max: i32,
+        pin: &Pin,
         current: &[String],
-        user_allocations: &[String],
         candidates: &[String],
     ) -> Result<Vec<String>, NotEnoughPeers> {
+        let (min, max) = (
+            pin.options.replication_factor_min,
+            pin.options.replication_factor_max,
+        );
+        let user_allocations = &pin.options.user_allocations;
         if max == -1 {
             return Ok(Vec::new());
         }
@@ -119,7 +122,16 @@ mod tests {
         let b = Balanced {
             allocate_by: Vec::new(),
         };
-        b.allocate(min, max, current, user, candidates)
+        let mut pin = Pin::new(
+            "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+                .parse()
+                .unwrap(),
+            Default::default(),
+        );
+        pin.options.replication_factor_min = min;
+        pin.options.replication_factor_max = max;
+        pin.options.user_allocations = user.to_vec();
+        b.allocate(&pin, current, candidates)
     }
 
     fn s(v: &[&str]) -> Vec<String> {

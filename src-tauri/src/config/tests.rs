@@ -8,6 +8,11 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(Path::new("service.json"), text, &[])
 }
 
+fn rest_api_address(c: &Config) -> String {
+    let addrs = &c.api.restapi.0.http_listen_multiaddress;
+    addrs.first().unwrap().to_string()
+}
+
 fn valid_json() -> Value {
     serde_json::to_value(Config::new_for_init()).unwrap()
 }
@@ -110,16 +115,7 @@ fn multiaddr_keys_take_one_or_many() {
         serde_json::json!(["/ip4/127.0.0.1/tcp/1234"]);
     let c = parse(&v.to_string()).unwrap();
     assert_eq!(c.cluster.listen_multiaddress.0.len(), 2);
-    assert_eq!(
-        c.api
-            .restapi
-            .0
-            .http_listen_multiaddress
-            .first()
-            .unwrap()
-            .to_string(),
-        "/ip4/127.0.0.1/tcp/1234"
-    );
+    assert_eq!(rest_api_address(&c), "/ip4/127.0.0.1/tcp/1234");
 }
 
 #[test]
@@ -142,16 +138,7 @@ fn env_overrides_apply_and_bad_ones_name_the_variable() {
     assert_eq!(c.cluster.peername, "from-env");
     assert_eq!(c.cluster.replication_factor_max, 3);
     assert_eq!(c.pin_tracker.stateless.concurrent_pins, 4);
-    assert_eq!(
-        c.api
-            .restapi
-            .0
-            .http_listen_multiaddress
-            .first()
-            .unwrap()
-            .to_string(),
-        "/ip4/127.0.0.1/tcp/19094"
-    );
+    assert_eq!(rest_api_address(&c), "/ip4/127.0.0.1/tcp/19094");
 
     let env = vec![("CLUSTER_SECRET".to_string(), "xyz".to_string())];
     let err = Config::parse(Path::new("s.json"), &text, &env)
