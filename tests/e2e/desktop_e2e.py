@@ -131,7 +131,7 @@ def main():
     inv = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     peer2 = os.path.join(WORK, "peer2")
     ipfs2_port = free_port()
-    spawn([os.path.join(BIN, "ipfs-local-node"), "--repo", os.path.join(peer2, "ipfs"),
+    spawn([os.path.join(BIN, "ipfs-local-node"), "--loopback-only", "--repo", os.path.join(peer2, "ipfs"),
            "--api", f"/ip4/127.0.0.1/tcp/{ipfs2_port}"], os.path.join(WORK, "ipfs2.log"))
     subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "init"], check=True,
                    stdout=subprocess.DEVNULL)

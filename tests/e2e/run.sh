@@ -39,6 +39,8 @@ ipfs_port=$(free_port); rest_port=$(free_port); swarm_port=$(free_port); driver_
 export CLUSTER_IPFSHTTP_NODEMULTIADDRESS="/ip4/127.0.0.1/tcp/$ipfs_port"
 export CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$rest_port"
 export CLUSTER_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$swarm_port"
+# The built-in IPFS node the app starts stays on loopback too (users get the LAN mode).
+export IPFS_CLUSTER_IPFS_NETWORK=loopback
 export IPFS_API="127.0.0.1:$ipfs_port" REST_API="127.0.0.1:$rest_port"
 export APP="$root/target/debug/ipfs-cluster-desktop" BIN="$root/target/debug" WORK="$work"
 export WEBDRIVER="http://127.0.0.1:$driver_port"

@@ -15,6 +15,11 @@ use anyhow::{bail, Context, Result};
 use ipfs_cluster::client::Client;
 use serde_json::Value;
 
+pub mod netns;
+pub mod relay;
+
+pub use netns::{Host, Net};
+
 /// Content no other test adds, so CIDs never collide across tests.
 pub fn unique(tag: &str) -> Vec<u8> {
     format!(
@@ -140,6 +145,8 @@ pub struct IpfsNode {
     pub repo: PathBuf,
     storage_max: String,
     pub api_port: u16,
+    /// The test host it runs on (a network namespace), or this machine's loopback.
+    host: Option<Host>,
     log: PathBuf,
     child: Option<Child>,
     http: reqwest::Client,
@@ -152,10 +159,16 @@ impl IpfsNode {
 
     /// A node whose `Datastore.StorageMax` is `storage_max` (so peers differ in free space).
     pub async fn start_with(dir: &Path, storage_max: &str) -> Result<IpfsNode> {
+        Self::start_on(dir, storage_max, None).await
+    }
+
+    /// A node on test host `host` (its LAN mode, on the host's address), or on loopback.
+    pub async fn start_on(dir: &Path, storage_max: &str, host: Option<&Host>) -> Result<IpfsNode> {
         let mut node = IpfsNode {
             storage_max: storage_max.to_string(),
             repo: dir.join("ipfs"),
-            api_port: free_port(),
+            api_port: if host.is_some() { 5001 } else { free_port() },
+            host: host.cloned(),
             log: dir.join("ipfs.log"),
             child: None,
             http: reqwest::Client::new(),
@@ -164,27 +177,42 @@ impl IpfsNode {
         Ok(node)
     }
 
+    fn addr(&self) -> &str {
+        self.host.as_ref().map_or("127.0.0.1", |h| h.ip.as_str())
+    }
+
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.addr(), self.api_port)
     }
 
     pub fn api_multiaddr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}", self.api_port)
+        format!("/ip4/{}/tcp/{}", self.addr(), self.api_port)
     }
 
     /// Starts the node process (again) and waits until its API answers.
     pub async fn restart(&mut self) -> Result<()> {
         assert!(self.child.is_none(), "IPFS node already running");
-        let child = spawn_logged(
-            Command::new(bin("ipfs-local-node"))
-                .arg("--repo")
-                .arg(&self.repo)
-                .arg("--api")
-                .arg(self.api_multiaddr())
-                .arg("--storage-max")
-                .arg(&self.storage_max),
-            &self.log,
-        )?;
+        let mut cmd = match &self.host {
+            Some(h) => {
+                let mut c = h.command(&bin("ipfs-local-node"));
+                c.arg("--swarm")
+                    .arg(format!("/ip4/{}/tcp/4001", h.ip))
+                    .arg("--allow-remote-api");
+                c
+            }
+            None => {
+                let mut c = Command::new(bin("ipfs-local-node"));
+                c.arg("--loopback-only");
+                c
+            }
+        };
+        cmd.arg("--repo")
+            .arg(&self.repo)
+            .arg("--api")
+            .arg(self.api_multiaddr())
+            .arg("--storage-max")
+            .arg(&self.storage_max);
+        let child = spawn_logged(&mut cmd, &self.log)?;
         self.child = Some(child);
         let log = self.log.clone();
         let this = &*self;
@@ -274,6 +302,8 @@ pub struct Peer {
     pub dir: PathBuf,
     pub rest_port: u16,
     pub swarm_port: u16,
+    /// The test host it runs on (a network namespace), or this machine's loopback.
+    pub host: Option<Host>,
     log: PathBuf,
     child: Option<Child>,
     /// Bytes of the log already seen when the current run started.
@@ -294,14 +324,29 @@ impl Peer {
     /// `init`s a peer folder wired to `ipfs`, with fast maintenance intervals; `edit` may
     /// change more of `service.json` before it is written (as a user would by hand).
     pub fn init(dir: &Path, ipfs: &IpfsNode, edit: impl FnOnce(&mut Value)) -> Result<Peer> {
+        Self::init_on(dir, ipfs, None, edit)
+    }
+
+    /// [`Peer::init`] for a peer on test host `host` (its API and swarm on the host's address).
+    pub fn init_on(
+        dir: &Path,
+        ipfs: &IpfsNode,
+        host: Option<&Host>,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Peer> {
         let out = service(dir, &["init"]);
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
+        let (rest_port, swarm_port) = match host {
+            Some(_) => (9094, 9096),
+            None => (free_port(), free_port()),
+        };
         let peer = Peer {
             dir: dir.to_path_buf(),
-            rest_port: free_port(),
-            swarm_port: free_port(),
+            rest_port,
+            swarm_port,
+            host: host.cloned(),
             log: dir.join("peer.log"),
             child: None,
             log_offset: 0,
@@ -309,9 +354,9 @@ impl Peer {
         let path = dir.join("service.json");
         let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
         cfg["api"]["restapi"]["http_listen_multiaddress"] =
-            format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port).into();
+            format!("/ip4/{}/tcp/{}", peer.addr(), peer.rest_port).into();
         cfg["cluster"]["listen_multiaddress"] =
-            format!("/ip4/127.0.0.1/tcp/{}", peer.swarm_port).into();
+            format!("/ip4/{}/tcp/{}", peer.addr(), peer.swarm_port).into();
         cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs.api_multiaddr().into();
         cfg["cluster"]["peer_watch_interval"] = "500ms".into();
         edit(&mut cfg);
@@ -319,9 +364,14 @@ impl Peer {
         Ok(peer)
     }
 
+    /// The address its APIs and swarm listen on.
+    pub fn addr(&self) -> &str {
+        self.host.as_ref().map_or("127.0.0.1", |h| h.ip.as_str())
+    }
+
     pub fn client(&self) -> Client {
         Client::new(
-            &format!("127.0.0.1:{}", self.rest_port),
+            &format!("{}:{}", self.addr(), self.rest_port),
             None,
             Duration::from_secs(30),
         )
@@ -349,15 +399,16 @@ impl Peer {
         self.log_offset = std::fs::metadata(&self.log)
             .map(|m| m.len() as usize)
             .unwrap_or(0);
-        let child = spawn_logged(
-            Command::new(bin("ipfs-cluster-service"))
-                .arg("--config")
-                .arg(&self.dir)
-                .arg("daemon")
-                .args(extra)
-                .envs(env.iter().copied()),
-            &self.log,
-        )?;
+        let mut cmd = match &self.host {
+            Some(h) => h.command(&bin("ipfs-cluster-service")),
+            None => Command::new(bin("ipfs-cluster-service")),
+        };
+        cmd.arg("--config")
+            .arg(&self.dir)
+            .arg("daemon")
+            .args(extra)
+            .envs(env.iter().copied());
+        let child = spawn_logged(&mut cmd, &self.log)?;
         self.child = Some(child);
         Ok(())
     }
@@ -408,7 +459,7 @@ impl Peer {
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new(bin("ipfs-cluster-ctl"))
             .arg("--host")
-            .arg(format!("/ip4/127.0.0.1/tcp/{}", self.rest_port))
+            .arg(format!("/ip4/{}/tcp/{}", self.addr(), self.rest_port))
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -469,7 +520,19 @@ impl Peer {
 
     /// What others pass to `--bootstrap`.
     pub fn cluster_addr(&self) -> String {
-        format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", self.swarm_port, self.id())
+        format!(
+            "/ip4/{}/tcp/{}/p2p/{}",
+            self.addr(),
+            self.swarm_port,
+            self.id()
+        )
+    }
+
+    /// Signals the daemon (`-STOP`, `-CONT`: a laptop that sleeps and wakes).
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            signal(c, sig);
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -505,6 +568,8 @@ pub struct TestCluster {
     pub ipfs: Vec<IpfsNode>,
     pub peers: Vec<Peer>,
     secret: String,
+    /// Test hosts for the peers, in order (none: all on loopback).
+    hosts: Vec<Host>,
 }
 
 impl TestCluster {
@@ -538,7 +603,22 @@ impl TestCluster {
             ipfs: Vec::new(),
             peers: Vec::new(),
             secret: String::new(),
+            hosts: Vec::new(),
         })
+    }
+
+    /// One voter on each of `hosts`, each with the built-in IPFS node in its LAN mode;
+    /// `edit(i, cfg)` on each peer's `service.json`.
+    pub async fn start_on_hosts(
+        hosts: &[Host],
+        edit: impl Fn(usize, &mut Value),
+    ) -> Result<TestCluster> {
+        let mut c = TestCluster::empty()?;
+        c.hosts = hosts.to_vec();
+        for i in 0..hosts.len() {
+            c.add_peer(&[], "10GB", |cfg| edit(i, cfg)).await?;
+        }
+        Ok(c)
     }
 
     /// Adds a peer (with its IPFS node) that bootstraps to peer 0.
@@ -551,9 +631,10 @@ impl TestCluster {
         let i = self.peers.len();
         let dir = self.dir.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir)?;
-        let ipfs = IpfsNode::start_with(&dir, storage_max).await?;
+        let host = self.hosts.get(i).cloned();
+        let ipfs = IpfsNode::start_on(&dir, storage_max, host.as_ref()).await?;
         let secret = self.secret.clone();
-        let mut peer = Peer::init(&dir.join("cluster"), &ipfs, |cfg| {
+        let mut peer = Peer::init_on(&dir.join("cluster"), &ipfs, host.as_ref(), |cfg| {
             cluster_settings(cfg);
             cfg["cluster"]["peername"] = format!("peer{i}").into();
             if !secret.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod invite;
 pub mod secrets;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -321,7 +322,9 @@ impl Desktop {
             .unwrap_or_else(|| PathBuf::from("ipfs-local-node"));
         let log_path = self.folder.join("ipfs-local-node.log");
         let log = std::fs::File::create(&log_path).map_err(|e| io_error(&log_path, e))?;
+        let network = settings::Settings::load(&self.folder)?.ipfs_network;
         let child = Command::new(&bin)
+            .args(network.node_args())
             .arg("--repo")
             .arg(self.folder.join("ipfs"))
             .arg("--api")
@@ -456,6 +459,23 @@ impl Desktop {
             pins.push(self.pin(&cid.to_string(), &name, None).await?);
         }
         Ok(pins)
+    }
+
+    /// Whether the built-in IPFS node also joins the public IPFS network (else it exchanges
+    /// blocks with the cluster's nodes only). Takes effect when the node next starts.
+    pub fn set_public_network(&self, public: bool) -> Result<bool> {
+        let mut s = settings::Settings::load(&self.folder)?;
+        s.ipfs_network = if public {
+            settings::IpfsNetwork::Public
+        } else {
+            settings::IpfsNetwork::Lan
+        };
+        s.save(&self.folder)?;
+        Ok(public)
+    }
+
+    pub fn public_network(&self) -> Result<bool> {
+        Ok(settings::Settings::load(&self.folder)?.ipfs_network == settings::IpfsNetwork::Public)
     }
 
     pub async fn set_paused(&self, paused: bool) -> Result<()> {

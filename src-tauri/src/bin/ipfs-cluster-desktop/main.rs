@@ -107,6 +107,16 @@ async fn set_paused(d: State<'_, App>, paused: bool) -> Result<(), UiError> {
     d.set_paused(paused).await.map_err(UiError::from)
 }
 
+/// Whether the built-in IPFS node also joins the public IPFS network (`enable` sets it).
+#[tauri::command]
+fn public_network(d: State<'_, App>, enable: Option<bool>) -> Result<bool, UiError> {
+    match enable {
+        Some(on) => d.set_public_network(on),
+        None => d.public_network(),
+    }
+    .map_err(UiError::from)
+}
+
 #[tauri::command]
 fn autostart(app: AppHandle, enable: Option<bool>) -> Result<bool, String> {
     let a = app.autolaunch();
@@ -230,7 +240,8 @@ fn main() {
             recover,
             add_paths,
             set_paused,
-            autostart
+            autostart,
+            public_network
         ])
         .setup({
             let desktop = desktop.clone();
