@@ -75,6 +75,7 @@ impl Peer {
             keypair: identity.keypair.clone(),
             secret: c.secret.0,
             listen: c.listen_multiaddress.0.clone(),
+            announce: c.announce_multiaddress.0.clone(),
             request_timeout: raft_cfg.membership_timeout(),
         };
         let rpc = ClusterRpc::start(swarm, tasks).await?;
@@ -83,9 +84,14 @@ impl Peer {
         for (p, addrs) in &known {
             rpc.learn(*p, addrs.clone());
         }
+        // Others record and dial the announced addresses when there are any.
+        let reachable = match &c.announce_multiaddress.0 {
+            a if a.is_empty() => rpc.listen_addrs(),
+            a => a.clone(),
+        };
         let me_node = ClusterNode {
             peer_id: peer_id.to_string(),
-            addrs: rpc.listen_addrs().iter().map(|a| a.to_string()).collect(),
+            addrs: reachable.iter().map(|a| a.to_string()).collect(),
         };
         let joining = !opts.bootstrap.is_empty();
         let bootstrap = Bootstrap::decide(&folder, raft_cfg, joining, &me_node, &known).await?;

@@ -528,6 +528,21 @@ impl Peer {
         )
     }
 
+    /// Moves this (stopped) peer to another test host, as a laptop that roams to another
+    /// network: its APIs and swarm listen on the new host's address from its next start.
+    pub fn move_to(&mut self, host: &Host) -> Result<()> {
+        assert!(self.child.is_none(), "stop the peer first");
+        let path = self.dir.join("service.json");
+        let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        self.host = Some(host.clone());
+        cfg["api"]["restapi"]["http_listen_multiaddress"] =
+            format!("/ip4/{}/tcp/{}", host.ip, self.rest_port).into();
+        cfg["cluster"]["listen_multiaddress"] =
+            format!("/ip4/{}/tcp/{}", host.ip, self.swarm_port).into();
+        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+        Ok(())
+    }
+
     /// Signals the daemon (`-STOP`, `-CONT`: a laptop that sleeps and wakes).
     pub fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {
@@ -564,12 +579,14 @@ pub fn cluster_settings(cfg: &mut Value) {
 
 /// Several peers, each with its own real IPFS node, formed by `--bootstrap` to the first.
 pub struct TestCluster {
-    pub dir: tempfile::TempDir,
-    pub ipfs: Vec<IpfsNode>,
+    // Fields drop in this order: processes first (printing their logs on a failure), then
+    // the folder that holds the logs.
     pub peers: Vec<Peer>,
+    pub ipfs: Vec<IpfsNode>,
     secret: String,
     /// Test hosts for the peers, in order (none: all on loopback).
     hosts: Vec<Host>,
+    pub dir: tempfile::TempDir,
 }
 
 impl TestCluster {
@@ -607,16 +624,19 @@ impl TestCluster {
         })
     }
 
-    /// One voter on each of `hosts`, each with the built-in IPFS node in its LAN mode;
-    /// `edit(i, cfg)` on each peer's `service.json`.
+    /// A peer on each of `hosts`, each with the built-in IPFS node in its LAN mode: voters,
+    /// then `followers` followers on the last hosts; `edit(i, cfg)` on each `service.json`.
     pub async fn start_on_hosts(
         hosts: &[Host],
+        followers: usize,
         edit: impl Fn(usize, &mut Value),
     ) -> Result<TestCluster> {
         let mut c = TestCluster::empty()?;
         c.hosts = hosts.to_vec();
+        let voters = hosts.len() - followers;
         for i in 0..hosts.len() {
-            c.add_peer(&[], "10GB", |cfg| edit(i, cfg)).await?;
+            let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
+            c.add_peer(extra, "10GB", |cfg| edit(i, cfg)).await?;
         }
         Ok(c)
     }

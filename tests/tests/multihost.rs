@@ -18,7 +18,7 @@ async fn content_added_on_one_host_is_pinned_by_every_hosts_built_in_node() {
     let Some(net) = Net::create(3).unwrap() else {
         return;
     };
-    let c = TestCluster::start_on_hosts(&net.hosts, |_, _| {})
+    let c = TestCluster::start_on_hosts(&net.hosts, 0, |_, _| {})
         .await
         .unwrap();
     // Each built-in node listens and announces on its host's real interface.
@@ -47,4 +47,95 @@ async fn content_added_on_one_host_is_pinned_by_every_hosts_built_in_node() {
     }
     drop(c);
     drop(net);
+}
+
+/// The CIDs `peer`'s state holds, as its own REST API lists them.
+async fn holds(peer: &Peer, cid: &str) -> bool {
+    pinset(&peer.client()).await.iter().any(|c| c == cid)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_whose_address_changed_is_found_again_after_a_restart_through_the_peerstore() {
+    let Some(net) = Net::create(4).unwrap() else {
+        return;
+    };
+    // Nothing but Raft may dial the follower: no metric pushes or IPFS swarm connections
+    // during the test, which would reconnect it by themselves.
+    let quiet = |_: usize, cfg: &mut serde_json::Value| {
+        cfg["cluster"]["monitor_ping_interval"] = "1h".into();
+        cfg["ipfs_connector"]["ipfshttp"]["connect_swarms_delay"] = "1h".into();
+    };
+    let mut c = TestCluster::start_on_hosts(&net.hosts[..3], 1, quiet)
+        .await
+        .unwrap();
+    let voter = c.peers[0].client();
+    let pin = |n: &str| {
+        let cid = cid_of(n);
+        let voter = &voter;
+        async move {
+            // As the cluster writes it (base32), to compare with what peers list.
+            voter
+                .pin(&cid, &everywhere())
+                .await
+                .unwrap()
+                .cid
+                .to_string()
+        }
+    };
+    let first = pin("before the move").await;
+    let follower = &c.peers[2];
+    wait_for("the follower to hold the first pin", DEADLINE, || async {
+        holds(follower, &first).await.then_some(())
+    })
+    .await
+    .unwrap();
+
+    // The laptop roams: same peer, another network (host 3), restarted without --bootstrap.
+    c.peers[2].stop();
+    c.peers[2].move_to(&net.hosts[3]).unwrap();
+    c.peers[2].start(&[]).await.unwrap();
+    let second = pin("after the move").await;
+    let follower = &c.peers[2];
+    wait_for("the moved follower to hold a new pin", DEADLINE, || async {
+        holds(follower, &second).await.then_some(())
+    })
+    .await
+    .unwrap();
+    let store = std::fs::read_to_string(c.peers[0].dir.join("peerstore")).unwrap();
+    let moved = format!("/ip4/{}/tcp/9096/p2p/{}", net.hosts[3].ip, c.peers[2].id());
+    assert!(store.contains(&moved), "the new address is kept: {store}");
+
+    // The voters restart: only their peerstore knows where the follower is now.
+    for i in 0..2 {
+        c.peers[i].stop();
+    }
+    for i in 0..2 {
+        c.peers[i].spawn(&[]).unwrap();
+    }
+    for i in 0..2 {
+        c.peers[i].wait_ready().await.unwrap();
+    }
+    let third = pin("after the restart").await;
+    let follower = &c.peers[2];
+    wait_for("the follower to be found again", DEADLINE, || async {
+        holds(follower, &third).await.then_some(())
+    })
+    .await
+    .unwrap();
+    drop(c);
+    drop(net);
+}
+
+/// A CID for `text` (the pins of this test need no content: they are checked in the pinset).
+fn cid_of(text: &str) -> String {
+    use std::fmt::Write;
+    // CIDv1 raw with an identity multihash of the text: valid, and unique per text.
+    let bytes = text.as_bytes();
+    let mut raw = vec![0x01, 0x55, 0x00, bytes.len() as u8];
+    raw.extend_from_slice(bytes);
+    let mut out = String::from("f");
+    for b in raw {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
 }

@@ -34,6 +34,9 @@ pub struct ClusterConfig {
     pub secret: Secret,
     pub leave_on_shutdown: bool,
     pub listen_multiaddress: Multiaddrs,
+    /// Where other peers reach this one, when not at its listen addresses (a NAT's public
+    /// address, a DNS name, a relay): announced instead of them.
+    pub announce_multiaddress: Multiaddrs,
     pub enable_relay_hop: bool,
     pub connection_manager: ConnMgrConfig,
     pub dial_peer_timeout: GoDuration,
@@ -75,6 +78,7 @@ impl Default for ClusterConfig {
             follower_mode: false,
             peerstore_file: "peerstore".into(),
             peer_addresses: Vec::new(),
+            announce_multiaddress: Multiaddrs::default(),
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// One multiaddress or a list of them: IPFS Cluster accepts both spellings for every
 /// multiaddress key, so configs written by either form load.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Multiaddrs(pub Vec<Multiaddr>);
 
 impl Multiaddrs {

@@ -110,6 +110,8 @@ pub struct ClusterRpc {
     listen: watch::Receiver<Vec<Multiaddr>>,
     /// Addresses learned (identify, peerstore, membership), for dialing.
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
+    /// Bumped whenever an address is learned.
+    learned: watch::Receiver<u64>,
     tasks: Tasks,
 }
 
@@ -117,6 +119,8 @@ pub struct SwarmOptions {
     pub keypair: libp2p::identity::Keypair,
     pub secret: [u8; 32],
     pub listen: Vec<Multiaddr>,
+    /// Announced instead of the listen addresses when set (`cluster.announce_multiaddress`).
+    pub announce: Vec<Multiaddr>,
     /// Longest a single call may take before the swarm gives up on it.
     pub request_timeout: Duration,
 }
@@ -149,10 +153,10 @@ fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
                     [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],
                     request_response::Config::default().with_request_timeout(opts.request_timeout),
                 ),
-                identify: identify::Behaviour::new(identify::Config::new(
-                    "/ipfs-cluster-desktop/0.1.0".into(),
-                    key.public(),
-                )),
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/ipfs-cluster-desktop/0.1.0".into(), key.public())
+                        .with_hide_listen_addrs(!opts.announce.is_empty()),
+                ),
                 ping: ping::Behaviour::new(ping::Config::new()),
             }
         })
@@ -171,15 +175,20 @@ impl ClusterRpc {
                 .listen_on(addr.clone())
                 .map_err(|e| RpcError::Setup(format!("cannot listen on {addr}: {e}")))?;
         }
+        for addr in &opts.announce {
+            swarm.add_external_address(addr.clone());
+        }
         let me = *swarm.local_peer_id();
         let (commands, rx) = mpsc::unbounded_channel();
         let (listen_tx, listen) = watch::channel(Vec::new());
+        let (learned_tx, learned) = watch::channel(0);
         let rpc = ClusterRpc {
             me,
             commands: commands.clone(),
             services: Arc::new(OnceLock::new()),
             listen,
             known: Arc::new(Mutex::new(HashMap::new())),
+            learned,
             tasks: tasks.clone(),
         };
         let task = SwarmTask {
@@ -190,6 +199,7 @@ impl ClusterRpc {
             pending: HashMap::new(),
             listen_tx,
             known: rpc.known.clone(),
+            learned: learned_tx,
             tasks: tasks.clone(),
         };
         tasks.spawn(task.run());
@@ -276,15 +286,19 @@ impl ClusterRpc {
         }
     }
 
-    /// Keeps the `peerstore` file and the swarm's address book in step with the membership.
+    /// Keeps the swarm's address book and the `peerstore` file up to date: every address
+    /// of every member, from the membership and from what was learned while running
+    /// (bootstrap addresses, identify), added to the file as it is learned.
     pub fn keep_peerstore(&self, consensus: Arc<dyn Consensus>, path: PathBuf) {
         let rpc = self.clone();
         self.tasks.spawn(async move {
-            let mut changes = consensus.watch_members();
+            let mut members = consensus.watch_members();
+            let mut learned = rpc.learned.clone();
             loop {
-                let members = changes.borrow_and_update().clone();
-                let mut peers = BTreeMap::new();
-                for m in members {
+                let current = members.borrow_and_update().clone();
+                learned.borrow_and_update();
+                let mut peers: BTreeMap<PeerId, Vec<Multiaddr>> = BTreeMap::new();
+                for m in current {
                     let Ok((p, addrs)) = dial_target(&m.peer_id, &m.addrs) else {
                         continue;
                     };
@@ -292,13 +306,23 @@ impl ClusterRpc {
                         continue;
                     }
                     rpc.learn(p, addrs.clone());
-                    peers.insert(p, addrs);
+                    let mut all = addrs;
+                    if let Some(more) = rpc.known.lock().unwrap().get(&p) {
+                        all.extend(
+                            more.iter()
+                                .filter(|a| !all.contains(a))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                    }
+                    peers.insert(p, all);
                 }
-                if let Err(e) = peerstore::write(&path, &peers) {
+                if let Err(e) = peerstore::merge(&path, &peers) {
                     tracing::warn!("cannot write {}: {e}", path.display());
                 }
-                if changes.changed().await.is_err() {
-                    return;
+                tokio::select! {
+                    r = members.changed() => if r.is_err() { return },
+                    r = learned.changed() => if r.is_err() { return },
                 }
             }
         });
@@ -377,6 +401,7 @@ struct SwarmTask {
     pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RpcResponse, RpcError>>)>,
     listen_tx: watch::Sender<Vec<Multiaddr>>,
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
+    learned: watch::Sender<u64>,
     tasks: Tasks,
 }
 
@@ -399,10 +424,15 @@ impl SwarmTask {
     fn remember(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
         let mut known = self.known.lock().unwrap();
         let entry = known.entry(peer).or_default();
+        let mut added = false;
         for a in addrs.into_iter().filter_map(|a| dialable(&a)) {
             if !entry.contains(&a) {
                 entry.push(a);
+                added = true;
             }
+        }
+        if added {
+            self.learned.send_modify(|n| *n += 1);
         }
     }
 

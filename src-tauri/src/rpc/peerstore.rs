@@ -2,6 +2,11 @@
 //! peer learns its cluster's members and read at start to reconnect without `--bootstrap`.
 //! It lives apart from `service.json`, which the program never rewrites. DNS multiaddrs are
 //! kept as written, never resolved.
+//!
+//! It only grows while the peer runs: every line already there stays (a person may have
+//! written it), in its place; every address learned for a member (from a bootstrap address,
+//! the membership, or what the member itself says over identify) is added after them, DNS
+//! names first. So a member whose address changed is found again after a restart.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,20 +41,48 @@ pub fn read(path: &Path) -> BTreeMap<PeerId, Vec<Multiaddr>> {
     out
 }
 
-/// Rewrites the file (atomically) when its content changes.
-pub fn write(path: &Path, peers: &BTreeMap<PeerId, Vec<Multiaddr>>) -> std::io::Result<()> {
-    let mut text = String::new();
+/// Adds to the file every address of `peers` it does not list yet, keeping its lines as
+/// they are; rewrites it (atomically) only when something was added.
+pub fn merge(path: &Path, peers: &BTreeMap<PeerId, Vec<Multiaddr>>) -> std::io::Result<()> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let listed: std::collections::HashSet<String> =
+        old.lines().map(|l| l.trim().to_string()).collect();
+    let mut text = old.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
     for (peer, addrs) in peers {
+        let mut addrs: Vec<&Multiaddr> = addrs.iter().collect();
+        // DNS names first: they survive address changes.
+        addrs.sort_by_key(|a| !is_dns(a));
         for a in addrs {
-            text.push_str(&format!("{a}/p2p/{peer}\n"));
+            let line = format!("{a}/p2p/{peer}");
+            if !listed.contains(&line) {
+                text.push_str(&line);
+                text.push('\n');
+            }
         }
     }
-    if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
+    if text == old {
         return Ok(());
     }
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(tmp, path)
+}
+
+fn is_dns(a: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    a.iter().any(|p| {
+        matches!(
+            p,
+            Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -68,13 +101,29 @@ mod tests {
             "/ip4/127.0.0.1/tcp/9096".parse().unwrap(),
             "/dns4/cluster.example/tcp/9096".parse().unwrap(),
         ];
-        write(&path, &BTreeMap::from([(peer, addrs.clone())])).unwrap();
+        merge(&path, &BTreeMap::from([(peer, addrs.clone())])).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.contains("/dns4/cluster.example/tcp/9096/p2p/"),
-            "{text}"
+            text.starts_with("/dns4/cluster.example/tcp/9096/p2p/"),
+            "DNS names first: {text}"
         );
         std::fs::write(&path, format!("{text}garbage\n/ip4/1.2.3.4/tcp/1\n")).unwrap();
-        assert_eq!(read(&path), BTreeMap::from([(peer, addrs)]));
+        let mut want = addrs.clone();
+        want.sort_by_key(|a| !is_dns(a));
+        assert_eq!(read(&path), BTreeMap::from([(peer, want.clone())]));
+
+        // A hand-written line stays where it is; a newly learned address is added after it.
+        let moved: Multiaddr = "/ip4/127.0.0.1/tcp/19096".parse().unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        merge(&path, &BTreeMap::from([(peer, vec![moved.clone()])])).unwrap();
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            after.starts_with(&before),
+            "nothing written by hand is dropped"
+        );
+        assert!(after.ends_with(&format!("{moved}/p2p/{peer}\n")), "{after}");
+        // Nothing new: the file is left alone.
+        merge(&path, &BTreeMap::from([(peer, want)])).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
     }
 }
