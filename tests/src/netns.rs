@@ -65,16 +65,18 @@ impl Net {
             eprintln!("SKIPPED: multi-host tests need root and iproute2 (CI runs them)");
             return Ok(None);
         }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n_net = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = std::process::id();
         // A subnet of our own: pick one no interface of this machine is on.
         let used =
             String::from_utf8_lossy(&Command::new("ip").args(["-4", "addr"]).output()?.stdout)
                 .into_owned();
         let third = (0..200u32)
-            .map(|k| 16 + (pid + k) % 200)
+            .map(|k| 16 + (pid + 37 * n_net + k) % 200)
             .find(|t| !used.contains(&format!("10.213.{t}.")))
             .context("no free test subnet")?;
-        let tag = format!("{:x}", pid % 0xfffff);
+        let tag = format!("{:x}{n_net}", pid % 0xffff);
         let bridge = format!("icbr{tag}");
         let gateway = format!("10.213.{third}.254");
         let mut net = Net {
