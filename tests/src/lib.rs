@@ -304,6 +304,8 @@ pub struct Peer {
     pub swarm_port: u16,
     /// The test host it runs on (a network namespace), or this machine's loopback.
     pub host: Option<Host>,
+    /// `cluster.announce_multiaddress`, where others reach it when set.
+    announce: Option<String>,
     log: PathBuf,
     child: Option<Child>,
     /// Bytes of the log already seen when the current run started.
@@ -342,11 +344,12 @@ impl Peer {
             Some(_) => (9094, 9096),
             None => (free_port(), free_port()),
         };
-        let peer = Peer {
+        let mut peer = Peer {
             dir: dir.to_path_buf(),
             rest_port,
             swarm_port,
             host: host.cloned(),
+            announce: None,
             log: dir.join("peer.log"),
             child: None,
             log_offset: 0,
@@ -360,6 +363,11 @@ impl Peer {
         cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs.api_multiaddr().into();
         cfg["cluster"]["peer_watch_interval"] = "500ms".into();
         edit(&mut cfg);
+        let announce = &cfg["cluster"]["announce_multiaddress"];
+        let announce = announce
+            .as_str()
+            .or_else(|| announce.get(0).and_then(Value::as_str));
+        peer.announce = announce.map(String::from);
         std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
         Ok(peer)
     }
@@ -520,12 +528,15 @@ impl Peer {
 
     /// What others pass to `--bootstrap`.
     pub fn cluster_addr(&self) -> String {
-        format!(
-            "/ip4/{}/tcp/{}/p2p/{}",
-            self.addr(),
-            self.swarm_port,
-            self.id()
-        )
+        match &self.announce {
+            Some(a) => format!("{a}/p2p/{}", self.id()),
+            None => format!(
+                "/ip4/{}/tcp/{}/p2p/{}",
+                self.addr(),
+                self.swarm_port,
+                self.id()
+            ),
+        }
     }
 
     /// Moves this (stopped) peer to another test host, as a laptop that roams to another
@@ -586,6 +597,8 @@ pub struct TestCluster {
     secret: String,
     /// Test hosts for the peers, in order (none: all on loopback).
     hosts: Vec<Host>,
+    /// Delaying relays in front of the peers' swarms, when the links are slow.
+    relays: Vec<relay::Relay>,
     pub dir: tempfile::TempDir,
 }
 
@@ -621,7 +634,35 @@ impl TestCluster {
             peers: Vec::new(),
             secret: String::new(),
             hosts: Vec::new(),
+            relays: Vec::new(),
         })
+    }
+
+    /// [`TestCluster::start_on_hosts`] with every link between peers slowed down: each peer
+    /// is reached through a delaying relay (on the bridge) that it announces as its address.
+    pub async fn start_on_slow_links(
+        net: &Net,
+        followers: usize,
+        link: relay::Link,
+        edit: impl Fn(usize, &mut Value),
+    ) -> Result<TestCluster> {
+        let mut relays = Vec::new();
+        for h in &net.hosts {
+            let listen = format!("{}:0", net.gateway).parse()?;
+            let target = format!("{}:9096", h.ip).parse()?;
+            relays.push(relay::Relay::start(listen, target, link).await?);
+        }
+        let announce: Vec<String> = relays
+            .iter()
+            .map(|r| format!("/ip4/{}/tcp/{}", r.addr.ip(), r.addr.port()))
+            .collect();
+        let mut c = TestCluster::start_on_hosts(&net.hosts, followers, |i, cfg| {
+            cfg["cluster"]["announce_multiaddress"] = vec![announce[i].clone()].into();
+            edit(i, cfg);
+        })
+        .await?;
+        c.relays = relays;
+        Ok(c)
     }
 
     /// A peer on each of `hosts`, each with the built-in IPFS node in its LAN mode: voters,

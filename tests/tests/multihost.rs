@@ -139,3 +139,85 @@ fn cid_of(text: &str) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_slow_lossy_links_the_cluster_commits_and_a_sleeping_follower_catches_up_by_snapshot()
+{
+    let Some(net) = Net::create(4).unwrap() else {
+        return;
+    };
+    // 50 ms each way (100 ms round trips) and 1 % of packets lost, on every cluster link.
+    let link = relay::Link {
+        one_way: std::time::Duration::from_millis(50),
+        loss: 0.01,
+    };
+    // Snapshots often and little log kept, so a follower that sleeps falls behind the log.
+    let small_log = |_: usize, cfg: &mut serde_json::Value| {
+        cfg["consensus"]["raft"]["snapshot_threshold"] = 10.into();
+        cfg["consensus"]["raft"]["trailing_logs"] = 2.into();
+    };
+    let c = TestCluster::start_on_slow_links(&net, 1, link, small_log)
+        .await
+        .unwrap();
+    let laptop = 3;
+    let content = c.ipfs[0].add(&unique("slept through")).await.unwrap();
+    c.peers[0]
+        .client()
+        .pin(&content, &everywhere())
+        .await
+        .unwrap();
+    for (i, node) in c.ipfs.iter().enumerate() {
+        wait_for(
+            &format!("host {i} to pin the content"),
+            DEADLINE,
+            || async { node.is_pinned(&content).await.ok().filter(|p| *p) },
+        )
+        .await
+        .unwrap();
+    }
+
+    // The laptop sleeps; meanwhile the content is unpinned and the cluster keeps committing.
+    c.peers[laptop].signal("-STOP");
+    let client = c.peers[1].client();
+    client.unpin(&content).await.unwrap();
+    let mut pinned = Vec::new();
+    for n in 0..30 {
+        let cid = cid_of(&format!("while the laptop slept {n}"));
+        pinned.push(
+            client
+                .pin(&cid, &everywhere())
+                .await
+                .unwrap()
+                .cid
+                .to_string(),
+        );
+    }
+    c.peers[laptop].signal("-CONT");
+
+    let last = pinned.last().unwrap().clone();
+    let follower = &c.peers[laptop];
+    wait_for("the woken follower to catch up", DEADLINE, || async {
+        holds(follower, &last).await.then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(
+        follower.current_log().contains("installed a snapshot"),
+        "it caught up by snapshot"
+    );
+    let all = pinset(&follower.client()).await;
+    assert!(
+        pinned.iter().all(|p| all.contains(p)),
+        "every pin reached it"
+    );
+    let node = &c.ipfs[laptop];
+    wait_for(
+        "the woken follower's IPFS to drop the unpinned content",
+        DEADLINE,
+        || async { (!node.is_pinned(&content).await.ok()?).then_some(()) },
+    )
+    .await
+    .unwrap();
+    drop(c);
+    drop(net);
+}

@@ -109,17 +109,26 @@ pub struct RaftConsensus {
     removed: CancellationToken,
 }
 
+/// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
+///
+/// In openraft 0.9 the heartbeat interval is also how long the leader waits for each
+/// AppendEntries answer, so it cannot be a tenth of the follower's timeout as in hashicorp's
+/// Raft: on a link with 100 ms round trips nothing would ever commit. Heartbeats go every
+/// third of the election timeout (333 ms by default), still three chances before a follower
+/// starts an election; raise `election_timeout` on slower links. A snapshot has its own,
+/// longer limit (`network_timeout`), sent in chunks.
 fn raft_config(cfg: &RaftConfig) -> Result<openraft::Config, ConsensusError> {
     let ms = |d: crate::config::GoDuration| d.get().as_millis() as u64;
-    // Go's heartbeat_timeout is how long a follower waits for a heartbeat; openraft wants the
-    // leader's send interval, which must be well below the election timeout.
     let election = ms(cfg.election_timeout).max(150);
-    let heartbeat = (ms(cfg.heartbeat_timeout) / 10).clamp(20, election / 3);
+    // `heartbeat_timeout` (a follower's wait, in hashicorp's terms) has no openraft
+    // counterpart: the election timeout is what a follower waits.
+    let heartbeat = election / 3;
     let c = openraft::Config {
         cluster_name: "ipfs-cluster".into(),
         heartbeat_interval: heartbeat,
         election_timeout_min: election,
         election_timeout_max: election * 2,
+        install_snapshot_timeout: ms(cfg.network_timeout).max(heartbeat),
         max_payload_entries: cfg.max_append_entries.max(1),
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_threshold.max(1)),
         max_in_snapshot_log_to_keep: cfg.trailing_logs,

@@ -24,7 +24,7 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
-use crate::components::{ConsensusError, StateChange};
+use crate::components::{ConsensusError, Pinset, StateChange};
 use crate::state::StateHandle;
 use crate::types::{Cid, Pin};
 
@@ -574,7 +574,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(write_err)?;
         tx.commit().await.map_err(write_err)?;
+        // What the snapshot dropped (unpinned while this peer was away) must leave IPFS too;
+        // the reset then pins what it added.
+        let gone: Vec<Cid> = self
+            .state
+            .list()
+            .into_iter()
+            .map(|p| p.cid)
+            .filter(|c| !map.contains_key(c))
+            .collect();
+        tracing::info!(
+            pins = map.len(),
+            unpinned = gone.len(),
+            last_log = ?meta.last_log_id,
+            "installed a snapshot"
+        );
         self.state.replace(map);
+        for cid in gone {
+            let _ = self.changes.send(StateChange::Unpinned(cid));
+        }
         let _ = self.changes.send(StateChange::Reset);
         Ok(())
     }

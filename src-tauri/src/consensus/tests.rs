@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use libp2p_identity::PeerId;
 
+use super::store;
 use super::typ::node_id;
 use super::*;
-use crate::components::{Consensus, ConsensusError, StateChange};
+use crate::components::{Consensus, ConsensusError, Pinset, StateChange};
 use crate::config::{Identity, RaftConfig};
 use crate::ipfsconn::fake::test_cid;
 use crate::tasks::Tasks;
-use crate::types::{Pin, PinOptions};
+use crate::types::{Cid, Pin, PinOptions};
 
 type Changes = tokio::sync::mpsc::UnboundedReceiver<StateChange>;
 
@@ -108,4 +109,34 @@ fn node_ids_are_stable_and_distinct() {
     let b = Identity::generate().peer_id();
     assert_eq!(node_id(&a), node_id(&a));
     assert_ne!(node_id(&a), node_id(&b));
+}
+
+#[tokio::test]
+async fn a_snapshot_install_unpins_what_disappeared_while_away() {
+    use openraft::storage::RaftStateMachine;
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let pool = store::open(&db).await.unwrap();
+    let state = crate::state::StateHandle::default();
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut sm = store::StateMachine::new(pool, state.clone(), tx)
+        .await
+        .unwrap();
+    // Before sleeping, this peer had a and b; meanwhile a was unpinned and c pinned.
+    let a = Pin::new(test_cid(1), PinOptions::default());
+    let b = Pin::new(test_cid(2), PinOptions::default());
+    let c = Pin::new(test_cid(3), PinOptions::default());
+    state.insert(a.clone());
+    state.insert(b.clone());
+    let data = serde_json::to_vec(&serde_json::json!({ "pins": [b, c] })).unwrap();
+    let meta = openraft::SnapshotMeta::default();
+    sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(data)))
+        .await
+        .unwrap();
+    assert_eq!(changes.recv().await, Some(StateChange::Unpinned(a.cid)));
+    assert_eq!(changes.recv().await, Some(StateChange::Reset));
+    let mut now: Vec<Cid> = state.list().into_iter().map(|p| p.cid).collect();
+    now.sort();
+    assert_eq!(now, vec![test_cid(2), test_cid(3)]);
 }

@@ -79,7 +79,7 @@ impl Services {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    rpc: request_response::json::Behaviour<RpcRequest, RpcResponse>,
+    rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -144,7 +144,7 @@ fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
         })
         .map_err(|e| setup(&e))?
         .with_behaviour(|key| {
-            let codec = request_response::json::codec::Codec::default()
+            let codec = request_response::cbor::codec::Codec::default()
                 .set_request_size_maximum(64 * 1024 * 1024)
                 .set_response_size_maximum(256 * 1024 * 1024);
             Behaviour {
