@@ -495,9 +495,16 @@ impl Peer {
 impl Drop for Peer {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let crashes: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("panicked at"))
+                .take(3)
+                .collect();
             eprintln!(
-                "--- peer log ({}) ---\n{}",
+                "--- peer log ({}) ---\n{}{}",
                 self.log.display(),
+                crashes.join("\n"),
                 tail(&self.log, 60)
             );
         }
@@ -714,6 +721,32 @@ impl TestCluster {
             args.extend_from_slice(extra);
             peer.start(&args).await?;
         }
+        self.ipfs.push(ipfs);
+        self.peers.push(peer);
+        Ok(i)
+    }
+
+    /// Starts a new peer (with its IPFS node) on `host` that bootstraps through peer `via`,
+    /// without waiting for it to be ready; returns its index.
+    pub async fn add_peer_on(
+        &mut self,
+        host: &Host,
+        via: usize,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<usize> {
+        let i = self.peers.len();
+        let dir = self.dir.path().join(format!("p{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let ipfs = IpfsNode::start_on(&dir, "10GB", Some(host)).await?;
+        let secret = self.secret.clone();
+        let mut peer = Peer::init_on(&dir.join("cluster"), &ipfs, Some(host), |cfg| {
+            cluster_settings(cfg);
+            cfg["cluster"]["peername"] = format!("peer{i}").into();
+            cfg["cluster"]["secret"] = secret.into();
+            edit(cfg);
+        })?;
+        let boot = self.peers[via].cluster_addr();
+        peer.spawn(&["--bootstrap", &boot])?;
         self.ipfs.push(ipfs);
         self.peers.push(peer);
         Ok(i)

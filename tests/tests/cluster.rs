@@ -339,3 +339,19 @@ async fn followers_never_stall_the_cluster_and_catch_up_when_they_return() {
     assert!(out.status.success(), "{}", text(&out));
     role_is(PeerRole::Follower).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_through_a_follower_is_visible_there_as_soon_as_it_is_acknowledged() {
+    let c = TestCluster::start(3, 0).await.unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    let client = c.peers[other].client();
+    for n in 0..10 {
+        let data = unique(&format!("read your writes {n}"));
+        let cid = c.ipfs[other].add(&data).await.unwrap();
+        let pin = client.pin(&cid, &PinOptions::default()).await.unwrap();
+        // No waiting: the peer that acknowledged the pin has applied it.
+        let got = client.allocation(&pin.cid.to_string()).await.unwrap();
+        assert_eq!(got.cid, pin.cid);
+    }
+}

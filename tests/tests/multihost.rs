@@ -221,3 +221,88 @@ async fn over_slow_lossy_links_the_cluster_commits_and_a_sleeping_follower_catch
     drop(c);
     drop(net);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_voter_rejoins_as_a_learner_and_no_acknowledged_pin_is_lost() {
+    let Some(net) = Net::create(3).unwrap() else {
+        return;
+    };
+    let mut c = TestCluster::start_on_hosts(&net.hosts, 0, |_, _| {})
+        .await
+        .unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (b, wiped) = (others[0], others[1]);
+    // Acknowledged by the leader and the voter that is about to lose its state, only.
+    c.peers[b].stop();
+    let acked = cid_of("acknowledged while a voter was away");
+    let acked = c.peers[leader]
+        .client()
+        .pin(&acked, &everywhere())
+        .await
+        .unwrap()
+        .cid
+        .to_string();
+    // That voter's state is wiped (`daemon --bootstrap` backs it up and cleans it) and it
+    // asks to join again; the third voter comes back meanwhile.
+    c.peers[wiped].stop();
+    let boot = c.peers[leader].cluster_addr();
+    c.peers[wiped].spawn(&["--bootstrap", &boot]).unwrap();
+    c.peers[b].start(&[]).await.unwrap();
+    c.peers[wiped].wait_ready().await.unwrap();
+    let leader_log = c.peers[leader].current_log();
+    assert!(
+        leader_log.contains("demoted to learner until it has caught up"),
+        "the wiped voter was not counted as a voter with an empty log"
+    );
+    // The leader crashes: the two left elect a leader that has the acknowledged pin.
+    c.peers[leader].kill9();
+    let survivor = c.peers[b].client();
+    let after = cid_of("after the leader crashed");
+    wait_for("the survivors to accept a write", DEADLINE, || async {
+        survivor.pin(&after, &everywhere()).await.ok()
+    })
+    .await
+    .unwrap();
+    for i in [b, wiped] {
+        let p = &c.peers[i];
+        wait_for(
+            &format!("peer {i} to hold the acknowledged pin"),
+            DEADLINE,
+            || async { holds(p, &acked).await.then_some(()) },
+        )
+        .await
+        .unwrap();
+    }
+    drop(c);
+    drop(net);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_during_an_outage_waits_for_a_leader_and_says_so() {
+    let Some(net) = Net::create(4).unwrap() else {
+        return;
+    };
+    let mut c = TestCluster::start_on_hosts(&net.hosts[..3], 0, |_, _| {})
+        .await
+        .unwrap();
+    // Two of three voters down: the third answers, but the cluster has no leader.
+    let live = 2;
+    c.peers[0].kill9();
+    c.peers[1].kill9();
+    let newcomer = c.add_peer_on(&net.hosts[3], live, |_| {}).await.unwrap();
+    let log_says_waiting = || c.peers[newcomer].current_log().contains("waiting");
+    wait_for("the newcomer to say it waits", DEADLINE, || async {
+        log_says_waiting().then_some(())
+    })
+    .await
+    .unwrap();
+    // Quorum returns; the newcomer joins.
+    c.peers[1].start(&[]).await.unwrap();
+    c.peers[newcomer].wait_ready().await.unwrap();
+    let id = c.peers[newcomer].id();
+    let members = c.peers[live].client().id().await.unwrap().cluster_peers;
+    assert!(members.contains(&id), "{members:?}");
+    drop(c);
+    drop(net);
+}

@@ -2,7 +2,8 @@
 //! cluster, adding learners and voters, removing members, changing roles, and forwarding
 //! writes to the leader with retries of what may succeed when retried.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use multiaddr::Multiaddr;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
@@ -12,6 +13,14 @@ use super::network::{LeaderOp, RaftRequest, RaftResponse};
 use super::raft::RaftConsensus;
 use super::typ::{parse_node_id, ClusterNode, NodeId};
 use crate::components::ConsensusError;
+
+/// Why a join attempt through one bootstrap peer failed.
+enum JoinError {
+    /// The bootstrap peer could not be reached at all.
+    Unreachable(String),
+    /// The cluster answered with an error.
+    Cluster(ConsensusError),
+}
 
 /// A failed write whose outcome is unknown or transient: it may succeed when retried.
 fn unavailable(message: impl Into<String>) -> ConsensusError {
@@ -52,38 +61,73 @@ fn node_of(addr: &Multiaddr) -> Result<ClusterNode, ConsensusError> {
 impl RaftConsensus {
     /// Asks the cluster of the first `bootstrap` peer that answers to add this peer (as a
     /// learner, then a voter unless it is a follower). Returns once the leader has done so.
+    ///
+    /// While the cluster has no leader (a bootstrap peer answers, but its leader is gone), it
+    /// keeps asking, saying so, for up to the membership timeout; the error then names what
+    /// failed: no bootstrap peer reachable (a wrong secret looks like that), or no leader.
     pub async fn join_cluster(
         &self,
         bootstrap: &[Multiaddr],
         follower: bool,
     ) -> Result<(), ConsensusError> {
-        let mut errors = Vec::new();
-        for addr in bootstrap {
-            let via = node_of(addr)?;
-            match self.join(&via, follower).await {
-                Ok(()) => {
-                    tracing::info!("joined the cluster through {addr}");
-                    return Ok(());
+        let vias = bootstrap
+            .iter()
+            .map(node_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let deadline = tokio::time::Instant::now() + self.cfg.membership_timeout();
+        loop {
+            let mut errors = Vec::new();
+            let mut reached = false;
+            for (addr, via) in bootstrap.iter().zip(&vias) {
+                match self.join(via, follower).await {
+                    Ok(()) => {
+                        tracing::info!("joined the cluster through {addr}");
+                        return Ok(());
+                    }
+                    Err(JoinError::Unreachable(e)) => errors.push(format!("{addr}: {e}")),
+                    Err(JoinError::Cluster(e)) if e.is_transient() => {
+                        reached = true;
+                        errors.push(format!("{addr}: {e}"));
+                    }
+                    Err(JoinError::Cluster(e)) => return Err(e),
                 }
-                Err(e) => errors.push(format!("{addr}: {e}")),
             }
+            let errors = errors.join("; ");
+            if !reached {
+                return Err(unavailable(format!(
+                    "could not join the cluster: no bootstrap peer could be reached (is the \
+                     secret the same as the cluster's?): {errors}"
+                )));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable(format!(
+                    "could not join the cluster: it has no leader (no quorum?): {errors}"
+                )));
+            }
+            tracing::warn!("the cluster cannot add this peer yet, waiting: {errors}");
+            tokio::time::sleep(
+                self.cfg
+                    .commit_retry_delay
+                    .get()
+                    .max(Duration::from_secs(1)),
+            )
+            .await;
         }
-        Err(unavailable(format!(
-            "could not join the cluster (is the secret the same as the cluster's?): {}",
-            errors.join("; ")
-        )))
     }
 
-    async fn join(&self, via: &ClusterNode, follower: bool) -> Result<(), ConsensusError> {
-        let timeout = self.cfg.membership_timeout();
+    async fn join(&self, via: &ClusterNode, follower: bool) -> Result<(), JoinError> {
+        // The bootstrap peer forwards to the leader, which waits for this peer to catch up.
+        let timeout = self.cfg.membership_timeout() + self.cfg.network_timeout.get();
         let req = RaftRequest::Join {
             node: self.me_node.clone(),
             follower,
         };
         match self.transport.send(via, req, timeout).await {
-            Ok(RaftResponse::Done(r)) => r,
-            Ok(_) => Err(unavailable("peer answered a different request")),
-            Err(e) => Err(unavailable(format!(
+            Ok(RaftResponse::Done(r)) => r.map(|_| ()).map_err(JoinError::Cluster),
+            Ok(_) => Err(JoinError::Cluster(unavailable(
+                "peer answered a different request",
+            ))),
+            Err(e) => Err(JoinError::Unreachable(format!(
                 "cannot reach bootstrap peer {}: {e}",
                 via.peer_id
             ))),
@@ -112,9 +156,10 @@ impl RaftConsensus {
 
     /// Runs `op` on the leader: here when this peer leads, else forwarded to it, retrying
     /// transient failures `commit_retries` times after `commit_retry_delay`. A refusal (the
-    /// last voter, not a member) is returned at once: retrying it cannot help.
+    /// last voter, not a member) is returned at once: retrying it cannot help. For a commit,
+    /// returns the index of its log entry.
     #[tracing::instrument(level = "debug", skip_all)]
-    pub(super) async fn leader_call(&self, op: LeaderOp) -> Result<(), ConsensusError> {
+    pub(super) async fn leader_call(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let attempts = self.cfg.commit_retries + 1;
         let mut last_error = String::new();
         for attempt in 1..=attempts {
@@ -125,7 +170,7 @@ impl RaftConsensus {
                 self.forward(leader, op.clone()).await
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(index) => return Ok(index),
                 Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "commit failed");
@@ -147,11 +192,11 @@ impl RaftConsensus {
 
     /// [`Self::on_leader`] with a time limit: a leader that lost its quorum would otherwise
     /// wait forever for the commit.
-    pub(super) async fn on_leader_limited(&self, op: LeaderOp) -> Result<(), ConsensusError> {
-        let limit = match op {
-            LeaderOp::Commit(_) => self.cfg.wait_for_leader_timeout.get(),
-            _ => self.cfg.membership_timeout(),
-        };
+    pub(super) async fn on_leader_limited(
+        &self,
+        op: LeaderOp,
+    ) -> Result<Option<u64>, ConsensusError> {
+        let limit = self.leader_limit(&op);
         tokio::time::timeout(limit, self.on_leader(op))
             .await
             .unwrap_or_else(|_| {
@@ -161,31 +206,33 @@ impl RaftConsensus {
             })
     }
 
+    /// How long the leader may take for `op`: a commit waits for a quorum, a membership
+    /// change also for a new peer to catch up.
+    fn leader_limit(&self, op: &LeaderOp) -> Duration {
+        match op {
+            LeaderOp::Commit(_) => self.cfg.wait_for_leader_timeout.get(),
+            _ => self.cfg.membership_timeout(),
+        }
+    }
+
     /// What only the leader does.
-    async fn on_leader(&self, op: LeaderOp) -> Result<(), ConsensusError> {
+    async fn on_leader(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let raft = self.raft();
         match op {
-            LeaderOp::Commit(op) => raft.client_write(op).await.map(|_| ()).map_err(write_err),
+            LeaderOp::Commit(op) => raft
+                .client_write(op)
+                .await
+                .map(|r| Some(r.log_id.index))
+                .map_err(write_err),
             LeaderOp::Join { node, follower } => {
-                let id = parse_node_id(&node.peer_id)?;
-                let voters = self.voter_ids();
-                if !voters.contains(&id) {
-                    tracing::info!(peer = %node.peer_id, follower, "adding peer as a learner");
-                    raft.add_learner(id, node.clone(), true)
-                        .await
-                        .map_err(write_err)?;
-                }
-                if !follower && !voters.contains(&id) {
-                    tracing::info!(peer = %node.peer_id, "promoting peer to voter");
-                    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                        .await
-                        .map_err(write_err)?;
-                }
-                Ok(())
+                self.add_member(node, follower).await.map(|_| None)
             }
             LeaderOp::Remove { peer_id } => {
                 let id = parse_node_id(&peer_id)?;
-                let node = self.member_node(id, &peer_id)?;
+                // Removing a peer that is already gone is done (a retry after a lost answer).
+                let Some(node) = self.member(id) else {
+                    return Ok(None);
+                };
                 let set = BTreeSet::from([id]);
                 let voters = self.voter_ids();
                 let change = if voters.contains(&id) {
@@ -209,7 +256,7 @@ impl RaftConsensus {
                         let _ = t.send(&node, RaftRequest::Removed, timeout).await;
                     });
                 }
-                Ok(())
+                Ok(None)
             }
             LeaderOp::SetRole { peer_id, voter } => {
                 let id = parse_node_id(&peer_id)?;
@@ -229,19 +276,92 @@ impl RaftConsensus {
                 raft.change_membership(change, true)
                     .await
                     .map_err(write_err)?;
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    async fn forward(&self, leader: NodeId, op: LeaderOp) -> Result<(), ConsensusError> {
+    /// Adds a peer that asked to join: as a learner, then (unless a follower) a voter once
+    /// it has the whole log. A voter that asks to join has lost its state (`--bootstrap`
+    /// cleans it): it is a learner again until it has caught up, never a voter with an empty
+    /// log. A join that fails takes a newly added learner out again.
+    async fn add_member(&self, node: ClusterNode, follower: bool) -> Result<(), ConsensusError> {
+        let raft = self.raft();
+        let id = parse_node_id(&node.peer_id)?;
+        let peer = node.peer_id.clone();
+        let was_member = self.member(id).is_some();
+        if self.voter_ids().contains(&id) {
+            tracing::warn!(%peer, "a voter asks to join again with an empty state: demoted to learner until it has caught up");
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                .await
+                .map_err(write_err)?;
+        }
+        if was_member {
+            // Its addresses may have changed.
+            let nodes = BTreeMap::from([(id, node)]);
+            raft.change_membership(ChangeMembers::SetNodes(nodes), false)
+                .await
+                .map_err(write_err)?;
+        } else {
+            tracing::info!(%peer, follower, "adding peer as a learner");
+            raft.add_learner(id, node, false).await.map_err(write_err)?;
+        }
+        // Caught up means holding the log as it was when it asked, not merely being close.
+        let limit = self.cfg.membership_timeout() * 3 / 4;
+        if let Err(e) = self.wait_caught_up(id, limit).await {
+            if !was_member {
+                tracing::warn!(%peer, "the new peer did not catch up: removing it again");
+                let _ = raft
+                    .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                    .await;
+            }
+            return Err(e);
+        }
+        if !follower {
+            tracing::info!(%peer, "promoting peer to voter");
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(write_err)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until learner `id` has replicated the leader's log up to where it is now.
+    async fn wait_caught_up(&self, id: NodeId, limit: Duration) -> Result<(), ConsensusError> {
+        let mut metrics = self.raft().metrics();
+        let target = metrics.borrow().last_log_index;
+        let caught_up = async {
+            loop {
+                {
+                    let m = metrics.borrow_and_update();
+                    let matched = m
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&id).copied().flatten())
+                        .map(|l| l.index);
+                    if matched >= target {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(limit, caught_up).await.map_err(|_| {
+            unavailable(format!(
+                "the new peer did not catch up with the log within {limit:?}"
+            ))
+        })
+    }
+
+    async fn forward(&self, leader: NodeId, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let node = self
             .member(leader)
             .ok_or_else(|| unavailable(format!("leader {leader} is not in the membership")))?;
-        let timeout = match op {
-            LeaderOp::Commit(_) => self.cfg.network_timeout.get(),
-            _ => self.cfg.membership_timeout(),
-        };
+        // Longer than the leader may take, so that the leader's own answer (committed, or
+        // why not) arrives instead of a timeout here and a needless retry.
+        let timeout = self.leader_limit(&op) + self.cfg.network_timeout.get();
         match self
             .transport
             .send(&node, RaftRequest::Leader(op), timeout)

@@ -44,8 +44,11 @@ pub enum RaftRequest {
         node: ClusterNode,
         follower: bool,
     },
-    /// The leader tells a peer it was removed.
+    /// The leader tells a peer it was removed. The peer acts on it only after the sender
+    /// confirms (`Members`) that it is no longer in the membership.
     Removed,
+    /// The membership as the callee has it.
+    Members,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -56,8 +59,10 @@ pub enum RaftResponse {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     /// Outcome of `Leader`, `Join` and `Removed`, classified so that the caller retries
-    /// only what may succeed when retried.
-    Done(Result<(), ConsensusError>),
+    /// only what may succeed when retried; for a commit, the index of its log entry.
+    Done(Result<Option<u64>, ConsensusError>),
+    /// The answer to `Members`: the peer ids of the membership as the answering peer has it.
+    Members(Vec<String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +103,8 @@ impl RaftTransport for NoTransport {
 /// Answers the messages another peer sends (implemented by the consensus, `server.rs`).
 #[async_trait]
 pub trait RaftService: Send + Sync + 'static {
-    async fn serve(&self, req: RaftRequest) -> RaftResponse;
+    /// `from`: the peer id of the caller (authenticated by the swarm).
+    async fn serve(&self, from: &str, req: RaftRequest) -> RaftResponse;
 }
 
 pub struct NetworkFactory {

@@ -239,6 +239,33 @@ impl RaftConsensus {
         }
     }
 
+    /// Commits `op` and returns once this peer has applied it too, so that a write through
+    /// any peer is visible in that peer's state as soon as it is acknowledged.
+    async fn commit(&self, op: Op) -> Result<(), ConsensusError> {
+        let Some(index) = self.leader_call(LeaderOp::Commit(op)).await? else {
+            return Ok(());
+        };
+        let mut metrics = self.raft.metrics();
+        let limit = self.cfg.wait_for_leader_timeout.get();
+        let applied = tokio::time::timeout(limit, async {
+            metrics
+                .wait_for(|m| m.last_applied.is_some_and(|l| l.index >= index))
+                .await
+                .map(|_| ())
+        })
+        .await;
+        match applied {
+            Ok(Ok(())) => Ok(()),
+            // Committed (durable on a quorum), just not applied here yet.
+            _ => Err(ConsensusError::Unavailable {
+                attempts: 1,
+                message: format!(
+                    "committed, but this peer has not applied it within {limit:?}; it will"
+                ),
+            }),
+        }
+    }
+
     /// Resolves once this peer is ready (see [`watch_ready`]).
     pub async fn wait_ready(&self) {
         let mut ready = self.ready.clone();
@@ -352,11 +379,11 @@ async fn watch_removal(
 #[async_trait]
 impl Consensus for RaftConsensus {
     async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError> {
-        self.leader_call(LeaderOp::Commit(Op::Pin(pin))).await
+        self.commit(Op::Pin(pin)).await
     }
 
     async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError> {
-        self.leader_call(LeaderOp::Commit(Op::Unpin(cid))).await
+        self.commit(Op::Unpin(cid)).await
     }
 
     fn state(&self) -> Arc<dyn Pinset> {
@@ -381,17 +408,22 @@ impl Consensus for RaftConsensus {
     }
 
     async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError> {
-        self.leader_call(LeaderOp::Remove {
+        // Whether it is a member, as this peer knows it now; the leader's removal is then
+        // idempotent, so a retry after a lost answer is not a "not a member" error.
+        if self.member(parse_node_id(peer)?).is_none() {
+            return Err(ConsensusError::NotMember(peer.to_string()));
+        }
+        let op = LeaderOp::Remove {
             peer_id: peer.to_string(),
-        })
-        .await
+        };
+        self.leader_call(op).await.map(|_| ())
     }
 
     async fn set_role(&self, peer: &str, role: PeerRole) -> Result<(), ConsensusError> {
-        self.leader_call(LeaderOp::SetRole {
+        let op = LeaderOp::SetRole {
             peer_id: peer.to_string(),
             voter: role == PeerRole::Voter,
-        })
-        .await
+        };
+        self.leader_call(op).await.map(|_| ())
     }
 }

@@ -369,7 +369,8 @@ impl Desktop {
             .into_iter()
             .filter(|a| !a.contains("/0.0.0.0/"))
             .collect();
-        bootstrap.sort_by_key(|a| a.starts_with("/ip4/127."));
+        // DNS names first (they survive address changes), loopback last.
+        bootstrap.sort_by_key(|a| (!a.starts_with("/dns"), a.starts_with("/ip4/127.")));
         let inv = Invitation { bootstrap, secret };
         Ok(InvitationView {
             text: inv.to_text(),

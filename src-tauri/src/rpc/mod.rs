@@ -66,7 +66,7 @@ struct Services {
 impl Services {
     async fn handle(&self, from: PeerId, req: RpcRequest) -> RpcResponse {
         match req {
-            RpcRequest::Raft(r) => RpcResponse::Raft(self.raft.serve(r).await),
+            RpcRequest::Raft(r) => RpcResponse::Raft(self.raft.serve(&from.to_string(), r).await),
             RpcRequest::Id => RpcResponse::Id(self.peer.id().await),
             RpcRequest::Metrics(metrics) => {
                 self.peer.metrics(&from.to_string(), metrics);
