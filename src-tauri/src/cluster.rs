@@ -468,10 +468,12 @@ impl Cluster {
         }
     }
 
-    /// After `delay`, and every minute after, asks this peer's IPFS to connect to the other
-    /// peers' IPFS nodes so that content moves between them directly.
+    /// After `delay`, then whenever the membership changes (a peer joined, came back with
+    /// other addresses) and at least every minute, asks this peer's IPFS to connect to the
+    /// other peers' IPFS nodes, so that content moves between them directly.
     pub(crate) fn connect_swarms(&self, delay: Duration, tasks: &Tasks) {
         let cluster = self.clone();
+        let mut members = self.consensus.watch_members();
         tasks.spawn(async move {
             tokio::time::sleep(delay).await;
             loop {
@@ -485,7 +487,12 @@ impl Cluster {
                         }
                     }
                 }
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                members.borrow_and_update();
+                let minute = Duration::from_secs(60);
+                if let Ok(Err(_)) = tokio::time::timeout(minute, members.changed()).await {
+                    // Consensus stopped: no more membership news.
+                    tokio::time::sleep(minute).await;
+                }
             }
         });
     }
