@@ -355,3 +355,52 @@ async fn a_write_through_a_follower_is_visible_there_as_soon_as_it_is_acknowledg
         assert_eq!(got.cid, pin.cid);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_joins_after_a_state_import_receives_the_imported_pinset() {
+    let mut c = TestCluster::start(1, 0).await.unwrap();
+    // Some history first, so the import lands on a log that already has entries.
+    let before = c.ipfs[0].add(&unique("before import")).await.unwrap();
+    c.peers[0]
+        .client()
+        .pin(&before, &PinOptions::default())
+        .await
+        .unwrap();
+    c.peers[0].stop();
+    let mut lines = String::new();
+    let mut imported = Vec::new();
+    for n in 0..50u8 {
+        // Identity CIDs: valid, unique, and pinned at once by any IPFS node.
+        let mut raw = vec![0x01, 0x55, 0x00, 9];
+        raw.extend_from_slice(format!("import {n:02}").as_bytes());
+        let cid: String = std::iter::once("f".to_string())
+            .chain(raw.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let pin = ipfs_cluster::types::Pin::new(cid.parse().unwrap(), PinOptions::default());
+        imported.push(pin.cid.to_string());
+        lines.push_str(&serde_json::to_string(&pin).unwrap());
+        lines.push('\n');
+    }
+    let file = c.dir.path().join("import.ndjson");
+    std::fs::write(&file, lines).unwrap();
+    let out = service(
+        &c.peers[0].dir,
+        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    c.peers[0].start(&[]).await.unwrap();
+
+    let joiner = c.add_peer(&[], "10GB", |_| {}).await.unwrap();
+    let client = c.peers[joiner].client();
+    let want: Vec<&String> = imported.iter().collect();
+    wait_for(
+        "the joiner to hold the imported pinset",
+        DEADLINE,
+        || async {
+            let have = pinset(&client).await;
+            sorted(&want).iter().all(|c| have.contains(c)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}

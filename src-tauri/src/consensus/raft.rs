@@ -217,6 +217,12 @@ impl RaftConsensus {
             removed,
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
+        if store::imported(&consensus.pool).await? {
+            tasks.spawn(snapshot_import(
+                consensus.raft.clone(),
+                consensus.pool.clone(),
+            ));
+        }
         // Unpins committed just before a crash may not have reached IPFS: replay them.
         for cid in consensus.unpins_to_replay().await {
             let _ = changes.send(StateChange::Unpinned(cid));
@@ -284,6 +290,40 @@ impl RaftConsensus {
     #[cfg(test)]
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// After `state import`: a snapshot that holds the imported pinset, and the log before it
+/// purged, so that a peer that joins later installs the snapshot (replaying the log would
+/// never give it the imported pins).
+async fn snapshot_import(raft: Raft<TypeConfig>, pool: sqlx::SqlitePool) {
+    let mut metrics = raft.metrics();
+    let applied = match metrics.wait_for(|m| m.last_applied.is_some()).await {
+        Ok(m) => m.last_applied.map(|l| l.index).unwrap_or(0),
+        Err(_) => return,
+    };
+    if raft.trigger().snapshot().await.is_err() {
+        return;
+    }
+    let snapshotted = metrics
+        .wait_for(|m| m.snapshot.is_some_and(|s| s.index >= applied))
+        .await
+        .map(|m| m.snapshot.map(|s| s.index));
+    let Ok(Some(upto)) = snapshotted else {
+        return;
+    };
+    if raft.trigger().purge_log(upto).await.is_err() {
+        return;
+    }
+    let purged = metrics
+        .wait_for(|m| m.purged.is_some_and(|p| p.index >= upto))
+        .await
+        .is_ok();
+    if purged {
+        match store::clear_imported(&pool).await {
+            Ok(()) => tracing::info!(upto, "the imported pinset is in a snapshot for new peers"),
+            Err(e) => tracing::warn!("cannot record the import's snapshot: {e}"),
+        }
     }
 }
 

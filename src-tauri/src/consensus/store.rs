@@ -186,12 +186,37 @@ pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), Consens
             .await
             .map_err(storage)?;
     }
-    // A stored snapshot would bring the old pinset back to peers that install it.
+    // A stored snapshot would bring the old pinset back to peers that install it. The next
+    // start takes a new one and purges the log before it (see `imported`), so that every
+    // peer that joins later installs the imported pinset instead of replaying a log that
+    // never had it.
     sqlx::query("DELETE FROM kv WHERE key = 'snapshot'")
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
+    kv_put(&mut *tx, IMPORTED, &true).await.map_err(storage)?;
     tx.commit().await.map_err(storage)
+}
+
+/// Set by an offline import until the next start has snapshotted the imported pinset.
+const IMPORTED: &str = "imported";
+
+/// Whether an import awaits its snapshot.
+pub async fn imported(pool: &SqlitePool) -> Result<bool, ConsensusError> {
+    Ok(kv_get::<bool>(pool, IMPORTED)
+        .await
+        .map_err(storage)?
+        .unwrap_or(false))
+}
+
+/// The imported pinset is in a snapshot and the log before it is purged.
+pub async fn clear_imported(pool: &SqlitePool) -> Result<(), ConsensusError> {
+    sqlx::query("DELETE FROM kv WHERE key = ?")
+        .bind(IMPORTED)
+        .execute(pool)
+        .await
+        .map_err(storage)?;
+    Ok(())
 }
 
 #[derive(Clone)]
