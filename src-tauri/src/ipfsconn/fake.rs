@@ -25,6 +25,9 @@ pub struct FakeState {
     /// When set, pin/add fails with this message (sent mid-stream, as Kubo does).
     pub fail_pins: Option<String>,
     pub pin_calls: usize,
+    /// `pin/ls` calls about one CID (`arg`), and of the whole list.
+    pub pin_ls_one_calls: usize,
+    pub pin_ls_all_calls: usize,
     /// File names received by `add`.
     pub added: Vec<String>,
 }
@@ -83,14 +86,16 @@ async fn pin_rm(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response
 }
 
 async fn pin_ls(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response {
-    let st = s.lock().unwrap();
+    let mut st = s.lock().unwrap();
     if let Some(cid) = cid_arg(&q) {
+        st.pin_ls_one_calls += 1;
         return if st.pinned.contains(&cid.multihash_bytes()) {
             Json(json!({"Keys": {cid.to_string(): {"Type": "recursive"}}})).into_response()
         } else {
             err(&format!("path '{cid}' is not pinned"))
         };
     }
+    st.pin_ls_all_calls += 1;
     let mut out = String::new();
     for mh in &st.pinned {
         let mh = cid::multihash::Multihash::<64>::from_bytes(mh).unwrap();

@@ -406,13 +406,16 @@ impl Inner {
 
     /// Queues pins allocated here that IPFS does not have; returns their CIDs.
     async fn sync_missing(&self) -> Vec<Cid> {
-        let mine: Vec<Pin> = self
-            .state
-            .list()
-            .into_iter()
-            .filter(|p| self.is_mine(p))
-            .collect();
-        if mine.is_empty() {
+        self.reconcile(false).await
+    }
+
+    /// Compares the state with one list of what IPFS pins (not a question per pin): queues
+    /// the pins allocated here that IPFS lacks and, with `unpin_moved`, unpins what IPFS
+    /// holds but is now allocated elsewhere. Returns the CIDs it queued pins for.
+    async fn reconcile(&self, unpin_moved: bool) -> Vec<Cid> {
+        let pins = self.state.list();
+        let any_mine = pins.iter().any(|p| self.is_mine(p));
+        if !any_mine && !unpin_moved {
             return Vec::new();
         }
         // Taken before asking IPFS: an operation that finishes while IPFS answers must not
@@ -426,15 +429,21 @@ impl Inner {
             }
         };
         let mut queued = Vec::new();
-        for pin in mine {
-            if have.contains(&pin.cid.multihash_bytes()) {
-                continue;
-            }
+        for pin in pins {
+            let in_ipfs = have.contains(&pin.cid.multihash_bytes());
+            let mine = self.is_mine(&pin);
+            let kind = match (mine, in_ipfs) {
+                (true, false) => OpKind::Pin,
+                (false, true) if unpin_moved => OpKind::Unpin,
+                _ => continue,
+            };
             if busy.contains(&pin.cid) || self.ops.lock().unwrap().contains_key(&pin.cid) {
                 continue;
             }
-            queued.push(pin.cid);
-            self.enqueue(OpKind::Pin, pin);
+            if kind == OpKind::Pin {
+                queued.push(pin.cid);
+            }
+            self.enqueue(kind, pin);
         }
         queued
     }
@@ -451,13 +460,7 @@ impl Inner {
                 keep
             });
         }
-        // Pins whose allocation moved away from this peer get unpinned here.
-        for pin in self.state.list() {
-            if !self.is_mine(&pin) {
-                self.unpin_if_moved_away(pin).await;
-            }
-        }
-        let queued = self.sync_missing().await;
+        let queued = self.reconcile(true).await;
         if !queued.is_empty() {
             tracing::info!(count = queued.len(), "state sync queued missing pins");
         }

@@ -131,6 +131,36 @@ async fn state_sync_pins_what_ipfs_lost() {
 }
 
 #[tokio::test]
+async fn state_sync_asks_ipfs_once_and_unpins_what_moved_away() {
+    let kubo = FakeKubo::start().await;
+    // 40 pins allocated elsewhere; IPFS here still holds 10 of them (they moved away).
+    let pins: Vec<Pin> = (100..140).map(|n| pin(n, &["12D3KooWOther"])).collect();
+    let state = StateHandle::new(pins.iter().map(|p| (p.cid, p.clone())).collect());
+    {
+        let mut k = kubo.state.lock().unwrap();
+        for p in &pins[..10] {
+            k.pinned.insert(p.cid.multihash_bytes());
+        }
+    }
+    let t = start(state.clone(), kubo.config());
+    for p in &pins[..10] {
+        wait_status(&t, &p.cid, TrackerStatus::Remote).await;
+    }
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while !kubo.state.lock().unwrap().pinned.is_empty() {
+        assert!(
+            std::time::Instant::now() < end,
+            "moved-away pins never unpinned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One list for the whole pinset, not a question per pin.
+    let k = kubo.state.lock().unwrap();
+    assert_eq!(k.pin_ls_one_calls, 0, "no per-CID pin/ls during sync");
+    assert!(k.pin_ls_all_calls >= 1);
+}
+
+#[tokio::test]
 async fn an_unreachable_ipfs_gives_cluster_and_pin_errors() {
     let p = pin(5, &[]);
     let state = StateHandle::new(BTreeMap::from([(p.cid, p.clone())]));
