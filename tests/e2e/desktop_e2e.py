@@ -187,6 +187,13 @@ def main():
     _, listed = http("GET", f"http://{REST_API}/allocations")
     assert cid.encode() in listed and cid2.encode() in listed, listed
     ok("closing the window keeps the peer answering on its REST API")
+
+    # Closing released the window; launching the app again (its desktop entry, a second
+    # instance) makes the running app open a new one.
+    again = subprocess.Popen([APP], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait("the window to open again", window_visible, deadline=60)
+    again.wait(timeout=60)
+    ok("launching the app again reopens its window")
     try:
         driver.quit()
     except WebDriverException:

@@ -11,7 +11,7 @@ use ipfs_cluster::error::Error;
 use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
 use tauri::menu::{Menu, MenuItem};
 use tauri::tray::TrayIconBuilder;
-use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WindowEvent};
+use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tauri_plugin_autostart::ManagerExt;
 
 type App = Arc<Desktop>;
@@ -128,11 +128,23 @@ fn autostart(app: AppHandle, enable: Option<bool>) -> Result<bool, String> {
     a.is_enabled().map_err(|e| e.to_string())
 }
 
+/// Shows the window, making it again when it was closed to the tray (closing releases the
+/// webview and its memory; the peer keeps running).
 fn show_main(app: &AppHandle) {
     if let Some(w) = app.get_webview_window("main") {
         let _ = w.show();
         let _ = w.unminimize();
         let _ = w.set_focus();
+        return;
+    }
+    let Some(cfg) = app.config().app.windows.first().cloned() else {
+        return;
+    };
+    match tauri::WebviewWindowBuilder::from_config(app, &cfg).and_then(|b| b.build()) {
+        Ok(w) => {
+            let _ = w.set_focus();
+        }
+        Err(e) => tracing::error!("cannot open the window: {e}"),
     }
 }
 
@@ -205,6 +217,9 @@ fn emit_loop(app: AppHandle, d: App) {
     });
 }
 
+/// `ipfs-cluster-desktop --hidden`: start in the tray, without a window (start at login).
+const HIDDEN: &str = "--hidden";
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -220,9 +235,10 @@ fn main() {
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             show_main(app)
         }))
+        // Started at login: in the tray, without a window.
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            Some(vec![HIDDEN]),
         ))
         .manage(desktop.clone())
         .invoke_handler(tauri::generate_handler![
@@ -296,16 +312,16 @@ fn main() {
                     });
                 }
                 emit_loop(app.handle().clone(), desktop.clone());
+                if std::env::args().any(|a| a == HIDDEN) {
+                    if let Some(w) = app.get_webview_window("main") {
+                        let _ = w.destroy();
+                    }
+                }
                 Ok(())
             }
         })
-        .on_window_event(|window, event| {
-            // Closing the window keeps the peer running in the tray.
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                api.prevent_close();
-                let _ = window.hide();
-            }
-        })
+        // Closing the window destroys it (the webview's memory goes back to the system);
+        // the peer keeps running in the tray, and Open makes a new window.
         .build(tauri::generate_context!())
         .expect("the app starts");
     app.run(move |_app, event| {
