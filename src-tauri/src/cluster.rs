@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::components::{
     Allocator, Consensus, IpfsConnector, IpfsError, Monitor, PeerCall, PeerRpc, PeerService,
@@ -190,7 +192,7 @@ impl Cluster {
                 Error::BadInput(format!("user allocation {p:?} is not a peer id: {e}"))
             })?;
         }
-        let existing = self.consensus.state().get(&cid);
+        let existing = self.consensus.state().get(&cid).await?;
         let mut pin = Pin::new(cid, opts);
         let current = existing
             .as_ref()
@@ -213,7 +215,7 @@ impl Cluster {
     #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
     pub async fn unpin(&self, cid: Cid) -> Result<Pin> {
         self.check_ready()?;
-        let pin = self.allocation(&cid)?;
+        let pin = self.allocation(&cid).await?;
         self.consensus.log_unpin(cid).await?;
         Ok(pin)
     }
@@ -243,18 +245,25 @@ impl Cluster {
         })
     }
 
-    pub fn allocations(&self, types: &[PinType]) -> Vec<Pin> {
-        let mut pins = self.consensus.state().list();
-        if !types.is_empty() {
-            pins.retain(|p| types.contains(&p.pin_type));
-        }
-        pins
+    /// The pinset (of `types`, all when empty), in CID order, read from disk as the stream
+    /// is consumed.
+    pub fn allocations(&self, types: &[PinType]) -> BoxStream<'static, Result<Pin>> {
+        let types = types.to_vec();
+        self.consensus
+            .state()
+            .stream()
+            .map_err(Error::from)
+            .try_filter(move |p| {
+                futures::future::ready(types.is_empty() || types.contains(&p.pin_type))
+            })
+            .boxed()
     }
 
-    pub fn allocation(&self, cid: &Cid) -> Result<Pin> {
+    pub async fn allocation(&self, cid: &Cid) -> Result<Pin> {
         self.consensus
             .state()
             .get(cid)
+            .await?
             .ok_or_else(|| Error::NotFound(format!("{cid} is not in the pinset")))
     }
 
@@ -382,10 +391,26 @@ impl Cluster {
                     }
                 }
                 Err(error) => {
-                    let pins: Vec<Pin> = match &wanted {
-                        Some(cids) => cids.iter().filter_map(|c| state.get(c)).collect(),
-                        None => state.list(),
-                    };
+                    // The pins it should hold, read from disk (all of them, or `wanted`).
+                    let mut pins: Vec<Pin> = Vec::new();
+                    match &wanted {
+                        Some(cids) => {
+                            for c in cids {
+                                if let Ok(Some(p)) = state.get(c).await {
+                                    pins.push(p);
+                                }
+                            }
+                        }
+                        None => {
+                            let peer = m.peer_id.clone();
+                            let mut all = state.stream();
+                            while let Some(Ok(p)) = all.next().await {
+                                if p.is_allocated_to(&peer) {
+                                    pins.push(p);
+                                }
+                            }
+                        }
+                    }
                     let error = format!("peer {} not reachable: {error}", m.peer_id);
                     for pin in pins.iter().filter(|p| p.is_allocated_to(&m.peer_id)) {
                         let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
@@ -443,10 +468,18 @@ impl Cluster {
             return;
         }
         let exclude = vec![dead.to_string()];
-        for pin in self.consensus.state().list() {
-            if pin.allocations.is_empty() || !pin.allocations.iter().any(|a| a == dead) {
-                continue;
-            }
+        let held: Vec<Pin> = self
+            .consensus
+            .state()
+            .stream()
+            .try_filter(|p| futures::future::ready(p.allocations.iter().any(|a| a == dead)))
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!("cannot read the pinset to repin: {e}");
+                Vec::new()
+            });
+        for pin in held {
             let keep: Vec<String> = pin
                 .allocations
                 .iter()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
@@ -79,10 +80,13 @@ pub enum StateChange {
     Reset,
 }
 
-/// Read access to the applied pinset.
+/// Read access to the applied pinset. It lives on disk: a read asks the store, and a list is
+/// a stream read as it is consumed, so nothing here holds the whole pinset in memory.
+#[async_trait]
 pub trait Pinset: Send + Sync + 'static {
-    fn get(&self, cid: &Cid) -> Option<Pin>;
-    fn list(&self) -> Vec<Pin>;
+    async fn get(&self, cid: &Cid) -> Result<Option<Pin>, ConsensusError>;
+    /// Every pin, in CID order.
+    fn stream(&self) -> BoxStream<'static, Result<Pin, ConsensusError>>;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -423,7 +423,12 @@ impl Peer {
 
     /// Waits until the running daemon logs that it is ready.
     pub async fn wait_ready(&mut self) -> Result<()> {
-        let end = Instant::now() + DEADLINE;
+        self.wait_ready_within(DEADLINE).await
+    }
+
+    /// [`Peer::wait_ready`] with a deadline of its own (a join that installs a large snapshot).
+    pub async fn wait_ready_within(&mut self, deadline: Duration) -> Result<()> {
+        let end = Instant::now() + deadline;
         loop {
             if self.current_log().contains("IPFS Cluster is READY") {
                 return Ok(());
@@ -434,7 +439,7 @@ impl Peer {
             }
             if Instant::now() >= end {
                 bail!(
-                    "peer not ready after {DEADLINE:?}; log:\n{}",
+                    "peer not ready after {deadline:?}; log:\n{}",
                     tail(&self.log, 40)
                 );
             }
@@ -544,6 +549,15 @@ impl Peer {
                 self.id()
             ),
         }
+    }
+
+    /// The daemon's resident memory (VmRSS), in bytes.
+    pub fn rss(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
     }
 
     /// Moves this (stopped) peer to another test host, as a laptop that roams to another
@@ -730,16 +744,16 @@ impl TestCluster {
     /// without waiting for it to be ready; returns its index.
     pub async fn add_peer_on(
         &mut self,
-        host: &Host,
+        host: Option<&Host>,
         via: usize,
         edit: impl FnOnce(&mut Value),
     ) -> Result<usize> {
         let i = self.peers.len();
         let dir = self.dir.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir)?;
-        let ipfs = IpfsNode::start_on(&dir, "10GB", Some(host)).await?;
+        let ipfs = IpfsNode::start_on(&dir, "10GB", host).await?;
         let secret = self.secret.clone();
-        let mut peer = Peer::init_on(&dir.join("cluster"), &ipfs, Some(host), |cfg| {
+        let mut peer = Peer::init_on(&dir.join("cluster"), &ipfs, host, |cfg| {
             cluster_settings(cfg);
             cfg["cluster"]["peername"] = format!("peer{i}").into();
             cfg["cluster"]["secret"] = secret.into();

@@ -290,7 +290,10 @@ async fn a_join_during_an_outage_waits_for_a_leader_and_says_so() {
     let live = 2;
     c.peers[0].kill9();
     c.peers[1].kill9();
-    let newcomer = c.add_peer_on(&net.hosts[3], live, |_| {}).await.unwrap();
+    let newcomer = c
+        .add_peer_on(Some(&net.hosts[3]), live, |_| {})
+        .await
+        .unwrap();
     let log_says_waiting = || c.peers[newcomer].current_log().contains("waiting");
     wait_for("the newcomer to say it waits", DEADLINE, || async {
         log_says_waiting().then_some(())

@@ -18,7 +18,6 @@ use super::store::{self, db_path};
 use super::typ::{node_id, parse_node_id, ClusterNode, NodeId, Op, TypeConfig};
 use crate::components::{Consensus, ConsensusError, Member, Pinset, StateChange};
 use crate::config::RaftConfig;
-use crate::state::StateHandle;
 use crate::tasks::Tasks;
 use crate::types::{Cid, PeerRole, Pin};
 
@@ -96,7 +95,7 @@ pub struct ConsensusOptions {
 
 pub struct RaftConsensus {
     raft: Raft<TypeConfig>,
-    state: StateHandle,
+    state: store::PinsTable,
     pub(super) me: NodeId,
     pub(super) me_node: ClusterNode,
     pub(super) cfg: RaftConfig,
@@ -150,9 +149,9 @@ impl RaftConsensus {
         let fresh = !store::has_history(&pool)
             .await
             .map_err(|e| storage(format!("{}: {e}", db.display())))?;
-        let state = StateHandle::default();
+        let state = store::PinsTable::new(store::open_readers(&db).await?);
         let changes = opts.changes.clone();
-        let sm = store::StateMachine::new(pool.clone(), state.clone(), opts.changes).await?;
+        let sm = store::StateMachine::new(pool.clone(), opts.changes);
         let me = node_id(&opts.peer_id);
         let network = NetworkFactory {
             transport: opts.transport.clone(),
@@ -233,16 +232,21 @@ impl RaftConsensus {
     /// CIDs unpinned by entries still in the log and not in the pinset now: the tracker
     /// makes sure IPFS dropped them too (see [`store::logged_unpins`]).
     pub async fn unpins_to_replay(&self) -> Vec<Cid> {
-        match store::logged_unpins(&self.pool).await {
-            Ok(cids) => cids
-                .into_iter()
-                .filter(|c| self.state.get(c).is_none())
-                .collect(),
+        let cids = match store::logged_unpins(&self.pool).await {
+            Ok(cids) => cids,
             Err(e) => {
                 tracing::warn!("cannot read the Raft log for unpins to replay: {e}");
-                Vec::new()
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for c in cids {
+            // Pinned again since (or unreadable: then IPFS keeps it, the safe side).
+            if let Ok(None) = self.state.get(&c).await {
+                out.push(c);
             }
         }
+        out
     }
 
     /// Commits `op` and returns once this peer has applied it too, so that a write through

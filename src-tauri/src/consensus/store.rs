@@ -24,8 +24,11 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::TryStreamExt;
+
 use crate::components::{ConsensusError, Pinset, StateChange};
-use crate::state::StateHandle;
 use crate::types::{Cid, Pin};
 
 type SErr = StorageError<NodeId>;
@@ -125,6 +128,63 @@ pub async fn has_history(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
         .await?
         .get(0);
     Ok(vote.is_some() || n > 0)
+}
+
+/// Opens a second, read-only pool on the database for the pinset's readers, so that long
+/// reads (a list streamed to a slow client) never hold a connection the writer needs.
+pub async fn open_readers(path: &Path) -> Result<SqlitePool, ConsensusError> {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30));
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await
+        .map_err(|e| {
+            storage(format!(
+                "{}: cannot open the Raft database: {e}",
+                path.display()
+            ))
+        })
+}
+
+fn parse_pin(text: &str) -> Result<Pin, ConsensusError> {
+    serde_json::from_str(text).map_err(|e| storage(format!("corrupt pin row: {e}")))
+}
+
+/// The applied pinset as the `pins` table holds it: what every component reads.
+#[derive(Clone)]
+pub struct PinsTable {
+    readers: SqlitePool,
+}
+
+impl PinsTable {
+    pub fn new(readers: SqlitePool) -> PinsTable {
+        PinsTable { readers }
+    }
+}
+
+#[async_trait]
+impl Pinset for PinsTable {
+    async fn get(&self, cid: &Cid) -> Result<Option<Pin>, ConsensusError> {
+        let row = sqlx::query("SELECT pin FROM pins WHERE cid = ?")
+            .bind(cid.to_string())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(storage)?;
+        row.map(|r| parse_pin(&r.get::<String, _>(0))).transpose()
+    }
+
+    fn stream(&self) -> BoxStream<'static, Result<Pin, ConsensusError>> {
+        let readers = self.readers.clone();
+        Box::pin(async_stream::try_stream! {
+            let mut rows = sqlx::query("SELECT pin FROM pins ORDER BY cid").fetch(&readers);
+            while let Some(row) = rows.try_next().await.map_err(storage)? {
+                yield parse_pin(&row.get::<String, _>(0))?;
+            }
+        })
+    }
 }
 
 /// Reads the applied pinset without starting Raft (offline `state export`).
@@ -372,25 +432,16 @@ struct StoredSnapshot {
     data: String,
 }
 
+/// Applies entries to the `pins` table; readers see them through [`PinsTable`] (the applied
+/// pinset is readable from disk before Raft has even started).
 pub struct StateMachine {
     pool: SqlitePool,
-    state: StateHandle,
     changes: UnboundedSender<StateChange>,
 }
 
 impl StateMachine {
-    /// Loads the applied pinset into `state` so reads work before Raft has even started.
-    pub async fn new(
-        pool: SqlitePool,
-        state: StateHandle,
-        changes: UnboundedSender<StateChange>,
-    ) -> Result<StateMachine, ConsensusError> {
-        state.replace(load_pins(&pool).await?);
-        Ok(StateMachine {
-            pool,
-            state,
-            changes,
-        })
+    pub fn new(pool: SqlitePool, changes: UnboundedSender<StateChange>) -> StateMachine {
+        StateMachine { pool, changes }
     }
 }
 
@@ -537,14 +588,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Only now, durable, do readers and the tracker see the change.
         for op in ops {
             let change = match op {
-                Op::Pin(p) => {
-                    self.state.insert(p.clone());
-                    StateChange::Pinned(p)
-                }
-                Op::Unpin(c) => {
-                    self.state.remove(&c);
-                    StateChange::Unpinned(c)
-                }
+                Op::Pin(p) => StateChange::Pinned(p),
+                Op::Unpin(c) => StateChange::Unpinned(c),
             };
             let _ = self.changes.send(change);
         }
@@ -569,12 +614,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), SErr> {
         let bytes = snapshot.into_inner();
         let data: SnapshotData = serde_json::from_slice(&bytes).map_err(write_err)?;
+        let incoming: std::collections::HashSet<String> =
+            data.pins.iter().map(|p| p.cid.to_string()).collect();
         let mut tx = self.pool.begin().await.map_err(write_err)?;
+        // What the snapshot drops (unpinned while this peer was away) must leave IPFS too;
+        // the reset afterwards pins what it adds.
+        let mut gone = Vec::new();
+        {
+            let mut rows = sqlx::query("SELECT pin FROM pins").fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(read_err)? {
+                let pin = parse_pin(&row.get::<String, _>(0)).map_err(read_err)?;
+                if !incoming.contains(&pin.cid.to_string()) {
+                    gone.push(pin.cid);
+                }
+            }
+        }
         sqlx::query("DELETE FROM pins")
             .execute(&mut *tx)
             .await
             .map_err(write_err)?;
-        let mut map = BTreeMap::new();
+        let count = data.pins.len();
         for p in data.pins {
             let text = serde_json::to_string(&p).map_err(write_err)?;
             sqlx::query("INSERT INTO pins (cid, pin) VALUES (?, ?)")
@@ -583,7 +642,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .execute(&mut *tx)
                 .await
                 .map_err(write_err)?;
-            map.insert(p.cid, p);
         }
         kv_put(&mut *tx, "sm_applied", &meta.last_log_id)
             .await
@@ -599,22 +657,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(write_err)?;
         tx.commit().await.map_err(write_err)?;
-        // What the snapshot dropped (unpinned while this peer was away) must leave IPFS too;
-        // the reset then pins what it added.
-        let gone: Vec<Cid> = self
-            .state
-            .list()
-            .into_iter()
-            .map(|p| p.cid)
-            .filter(|c| !map.contains_key(c))
-            .collect();
         tracing::info!(
-            pins = map.len(),
+            pins = count,
             unpinned = gone.len(),
             last_log = ?meta.last_log_id,
             "installed a snapshot"
         );
-        self.state.replace(map);
         for cid in gone {
             let _ = self.changes.send(StateChange::Unpinned(cid));
         }

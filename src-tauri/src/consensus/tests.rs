@@ -66,17 +66,17 @@ async fn a_single_voter_commits_and_keeps_its_pinset_across_restarts() {
     assert_eq!(changes.recv().await, Some(StateChange::Pinned(a.clone())));
     assert_eq!(changes.recv().await, Some(StateChange::Pinned(b.clone())));
     assert_eq!(changes.recv().await, Some(StateChange::Unpinned(a.cid)));
-    assert_eq!(c.state().list(), vec![b.clone()]);
+    assert_eq!(list(&*c.state()).await, vec![b.clone()]);
     assert_eq!(c.unpins_to_replay().await, vec![a.cid]);
     c.shutdown().await;
     drop(c);
 
     // The pinset is readable at once from SQLite, before Raft even elects.
     let (c, _changes) = start(dir.path(), me).await;
-    assert_eq!(c.state().list(), vec![b.clone()]);
+    assert_eq!(list(&*c.state()).await, vec![b.clone()]);
     ready(&c).await;
     c.log_pin(a.clone()).await.unwrap();
-    assert_eq!(c.state().list().len(), 2);
+    assert_eq!(list(&*c.state()).await.len(), 2);
     assert!(
         c.unpins_to_replay().await.is_empty(),
         "a re-pin cancels the replay"
@@ -118,17 +118,16 @@ async fn a_snapshot_install_unpins_what_disappeared_while_away() {
     let db = db_path(dir.path());
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let pool = store::open(&db).await.unwrap();
-    let state = crate::state::StateHandle::default();
+    let state = store::PinsTable::new(pool.clone());
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let mut sm = store::StateMachine::new(pool, state.clone(), tx)
-        .await
-        .unwrap();
+    let mut sm = store::StateMachine::new(pool.clone(), tx);
     // Before sleeping, this peer had a and b; meanwhile a was unpinned and c pinned.
     let a = Pin::new(test_cid(1), PinOptions::default());
     let b = Pin::new(test_cid(2), PinOptions::default());
     let c = Pin::new(test_cid(3), PinOptions::default());
-    state.insert(a.clone());
-    state.insert(b.clone());
+    store::replace_pins(&pool, &[a.clone(), b.clone()])
+        .await
+        .unwrap();
     let data = serde_json::to_vec(&serde_json::json!({ "pins": [b, c] })).unwrap();
     let meta = openraft::SnapshotMeta::default();
     sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(data)))
@@ -136,7 +135,12 @@ async fn a_snapshot_install_unpins_what_disappeared_while_away() {
         .unwrap();
     assert_eq!(changes.recv().await, Some(StateChange::Unpinned(a.cid)));
     assert_eq!(changes.recv().await, Some(StateChange::Reset));
-    let mut now: Vec<Cid> = state.list().into_iter().map(|p| p.cid).collect();
-    now.sort();
+    let now: Vec<Cid> = list(&state).await.into_iter().map(|p| p.cid).collect();
     assert_eq!(now, vec![test_cid(2), test_cid(3)]);
+}
+
+/// The whole pinset, for assertions (CID order).
+async fn list(state: &dyn Pinset) -> Vec<Pin> {
+    use futures::TryStreamExt;
+    state.stream().try_collect().await.unwrap()
 }

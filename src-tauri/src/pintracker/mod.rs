@@ -159,6 +159,27 @@ impl StatelessTracker {
 }
 
 impl Inner {
+    /// `cid`'s pin in the state; a store that cannot be read counts as not having it (and
+    /// says so in the log).
+    async fn pin_of(&self, cid: &Cid) -> Option<Pin> {
+        match self.state.get(cid).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(%cid, "cannot read the pinset: {e}");
+                None
+            }
+        }
+    }
+
+    /// The whole pinset, for the passes over all of it.
+    async fn all_pins(&self) -> Vec<Pin> {
+        use futures::TryStreamExt;
+        self.state.stream().try_collect().await.unwrap_or_else(|e| {
+            tracing::warn!("cannot read the pinset: {e}");
+            Vec::new()
+        })
+    }
+
     fn is_mine(&self, pin: &Pin) -> bool {
         pin.is_allocated_to(&self.me.peer_id)
     }
@@ -257,7 +278,10 @@ impl Inner {
         if !matches!(self.ipfs.is_pinned(&pin.cid).await, Ok(true)) {
             return;
         }
-        let still_elsewhere = self.state.get(&pin.cid).is_some_and(|p| !self.is_mine(&p));
+        let still_elsewhere = self
+            .pin_of(&pin.cid)
+            .await
+            .is_some_and(|p| !self.is_mine(&p));
         if still_elsewhere && !self.ops.lock().unwrap().contains_key(&pin.cid) {
             self.enqueue(OpKind::Unpin, pin);
         }
@@ -280,7 +304,7 @@ impl Inner {
         if let Some(info) = self.op_info(cid) {
             return info;
         }
-        let Some(pin) = self.state.get(cid) else {
+        let Some(pin) = self.pin_of(cid).await else {
             let placeholder = Pin::new(*cid, Default::default());
             let unpinned = PinInfoShort::now(TrackerStatus::Unpinned, String::new());
             return self.info(&placeholder, unpinned);
@@ -301,7 +325,7 @@ impl Inner {
         if self.ipfs_id.lock().unwrap().id.is_empty() {
             let _ = self.refresh_ipfs_id().await;
         }
-        let pins = self.state.list();
+        let pins = self.all_pins().await;
         let need_ipfs = pins.iter().any(|p| self.is_mine(p));
         let in_ipfs: Result<HashSet<Vec<u8>>, IpfsError> = if need_ipfs {
             match self.ipfs.pin_ls().await {
@@ -362,7 +386,7 @@ impl Inner {
         if self.op_info(cid).is_some() {
             return false;
         }
-        match self.state.get(cid) {
+        match self.pin_of(cid).await {
             Some(pin) if self.is_mine(&pin) => match self.ipfs.is_pinned(cid).await {
                 Ok(false) => {
                     self.enqueue(OpKind::Pin, pin);
@@ -413,11 +437,7 @@ impl Inner {
     /// the pins allocated here that IPFS lacks and, with `unpin_moved`, unpins what IPFS
     /// holds but is now allocated elsewhere. Returns the CIDs it queued pins for.
     async fn reconcile(&self, unpin_moved: bool) -> Vec<Cid> {
-        let pins = self.state.list();
-        let any_mine = pins.iter().any(|p| self.is_mine(p));
-        if !any_mine && !unpin_moved {
-            return Vec::new();
-        }
+        use futures::StreamExt;
         // Taken before asking IPFS: an operation that finishes while IPFS answers must not
         // look like a missing pin.
         let busy: HashSet<Cid> = self.ops.lock().unwrap().keys().copied().collect();
@@ -429,7 +449,16 @@ impl Inner {
             }
         };
         let mut queued = Vec::new();
-        for pin in pins {
+        // The pinset streamed from disk, one pin at a time.
+        let mut pins = self.state.stream();
+        while let Some(pin) = pins.next().await {
+            let pin = match pin {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("cannot read the pinset: {e}");
+                    break;
+                }
+            };
             let in_ipfs = have.contains(&pin.cid.multihash_bytes());
             let mine = self.is_mine(&pin);
             let kind = match (mine, in_ipfs) {
@@ -450,15 +479,23 @@ impl Inner {
 
     async fn sync(&self) {
         // Pins whose CID left the state while queued are pointless now.
-        {
-            let mut ops = self.ops.lock().unwrap();
-            ops.retain(|cid, op| {
-                let keep = op.kind == OpKind::Unpin || self.state.get(cid).is_some();
-                if !keep {
-                    op.cancel.cancel();
+        let pinning: Vec<Cid> = {
+            let ops = self.ops.lock().unwrap();
+            ops.iter()
+                .filter(|(_, op)| op.kind == OpKind::Pin)
+                .map(|(cid, _)| *cid)
+                .collect()
+        };
+        for cid in pinning {
+            if self.pin_of(&cid).await.is_none() {
+                let mut ops = self.ops.lock().unwrap();
+                // Still the pin found above (not replaced by an unpin meanwhile).
+                if ops.get(&cid).is_some_and(|op| op.kind == OpKind::Pin) {
+                    if let Some(op) = ops.remove(&cid) {
+                        op.cancel.cancel();
+                    }
                 }
-                keep
-            });
+            }
         }
         let queued = self.reconcile(true).await;
         if !queued.is_empty() {

@@ -266,12 +266,12 @@ async fn recover_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response>
 
 async fn allocations(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
     let types = q.pin_types()?;
-    Ok(ndjson(stream_vec(c.allocations(&types))).await)
+    Ok(ndjson(c.allocations(&types)).await)
 }
 
 async fn allocation(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiResult<Response> {
     let cid = parse_cid(&cid)?;
-    Ok(Json(c.allocation(&cid)?).into_response())
+    Ok(Json(c.allocation(&cid).await?).into_response())
 }
 
 /// Names of the metrics this peer has seen.

@@ -97,7 +97,10 @@ async fn pin_options_round_trip_through_the_pinset() {
         .as_str()
         .unwrap()
         .contains("not enough peers"));
-    assert_eq!(a.peer.cluster().allocations(&[]).len(), 1);
+    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+        .await
+        .unwrap();
+    assert_eq!(pins.len(), 1);
     a.peer.shutdown().await;
 }
 

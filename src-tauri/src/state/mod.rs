@@ -1,22 +1,30 @@
-//! The shared pinset: what Raft's state machine applies and every component reads.
+//! The shared pinset's file format (`state export` / `state import`: newline-delimited Pin
+//! JSON), and an in-memory [`Pinset`] for tests.
 //!
-//! Writes happen only in the consensus state machine; everything else reads it through the
-//! [`Pinset`] contract (this [`StateHandle`]) and hears about changes through
-//! [`crate::components::StateChange`] messages.
+//! The pinset itself lives on disk, in the consensus store's `pins` table; writes happen only
+//! in the state machine, everything else reads it through the [`Pinset`] contract and hears
+//! about changes through [`crate::components::StateChange`] messages.
 
+#[cfg(test)]
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+#[cfg(test)]
 use std::sync::{Arc, RwLock};
 
+#[cfg(test)]
 use crate::components::Pinset;
-use crate::types::{Cid, Pin};
+#[cfg(test)]
+use crate::types::Cid;
+use crate::types::Pin;
 
-/// Read-only, cheaply cloned view of the applied pinset.
+/// An in-memory pinset, for unit tests of the components that read one.
+#[cfg(test)]
 #[derive(Clone, Default)]
 pub struct StateHandle {
     pins: Arc<RwLock<BTreeMap<Cid, Pin>>>,
 }
 
+#[cfg(test)]
 impl StateHandle {
     pub fn new(pins: BTreeMap<Cid, Pin>) -> StateHandle {
         StateHandle {
@@ -24,28 +32,30 @@ impl StateHandle {
         }
     }
 
-    /// Only the state machine calls this, after the change is durable.
-    pub(crate) fn insert(&self, pin: Pin) {
+    pub fn insert(&self, pin: Pin) {
         self.pins.write().unwrap().insert(pin.cid, pin);
     }
 
-    /// Only the state machine calls this, after the change is durable.
-    pub(crate) fn remove(&self, cid: &Cid) {
+    pub fn remove(&self, cid: &Cid) {
         self.pins.write().unwrap().remove(cid);
     }
 
-    pub(crate) fn replace(&self, new: BTreeMap<Cid, Pin>) {
-        *self.pins.write().unwrap() = new;
+    pub fn list(&self) -> Vec<Pin> {
+        self.pins.read().unwrap().values().cloned().collect()
     }
 }
 
+#[cfg(test)]
+#[async_trait::async_trait]
 impl Pinset for StateHandle {
-    fn get(&self, cid: &Cid) -> Option<Pin> {
-        self.pins.read().unwrap().get(cid).cloned()
+    async fn get(&self, cid: &Cid) -> Result<Option<Pin>, crate::components::ConsensusError> {
+        Ok(self.pins.read().unwrap().get(cid).cloned())
     }
 
-    fn list(&self) -> Vec<Pin> {
-        self.pins.read().unwrap().values().cloned().collect()
+    fn stream(
+        &self,
+    ) -> futures::stream::BoxStream<'static, Result<Pin, crate::components::ConsensusError>> {
+        Box::pin(futures::stream::iter(self.list().into_iter().map(Ok)))
     }
 }
 
@@ -103,17 +113,5 @@ mod tests {
         assert_eq!(import(&buf[..]).unwrap(), vec![a]);
         let err = import(&b"{}\n"[..]).unwrap_err().to_string();
         assert!(err.starts_with("line 1"), "{err}");
-    }
-
-    #[test]
-    fn handle_applies_ops() {
-        let h = StateHandle::default();
-        let c: Cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
-            .parse()
-            .unwrap();
-        h.insert(Pin::new(c, PinOptions::default()));
-        assert!(h.get(&c).is_some());
-        h.remove(&c);
-        assert!(h.list().is_empty());
     }
 }

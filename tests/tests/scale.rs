@@ -1,0 +1,102 @@
+//! Large pinsets: a state import of 300,000 pins reaches a peer that joins later (a snapshot
+//! built, sent and installed), and listing it streams from disk without holding it in memory.
+//! Nothing here is timed; memory is compared with the size of what is listed.
+
+use cluster_tests::*;
+use ipfs_cluster::types::{Pin, PinOptions};
+
+const PINS: usize = 300_000;
+
+/// A valid, unique CID for `n` (CIDv1 raw, identity multihash of its decimal text).
+fn cid_for(n: usize) -> String {
+    let text = format!("pin {n:07}");
+    let mut raw = vec![0x01, 0x55, 0x00, text.len() as u8];
+    raw.extend_from_slice(text.as_bytes());
+    std::iter::once("f".to_string())
+        .chain(raw.iter().map(|b| format!("{b:02x}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner() {
+    // A debug build moves a 300,000-pin snapshot slowly: the join may take minutes.
+    let slow_join = |cfg: &mut serde_json::Value| {
+        cfg["consensus"]["raft"]["network_timeout"] = "30s".into();
+    };
+    let mut c = TestCluster::start_custom(1, |_| "10GB".into(), |_, cfg| slow_join(cfg))
+        .await
+        .unwrap();
+    c.peers[0].stop();
+    // Allocated to a peer that is not in this cluster: no IPFS node is asked to pin them.
+    let elsewhere = "12D3KooWLe5VSWGTfRmpVPcmr1qKTBkbeB3YJzqTR3uLbDZ94Dge";
+    let opts = PinOptions {
+        replication_factor_min: 1,
+        replication_factor_max: 1,
+        ..Default::default()
+    };
+    let file = c.dir.path().join("import.ndjson");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        for n in 0..PINS {
+            let mut pin = Pin::new(cid_for(n).parse().unwrap(), opts.clone());
+            pin.allocations = vec![elsewhere.to_string()];
+            serde_json::to_writer(&mut out, &pin).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
+    }
+    let out = service(
+        &c.peers[0].dir,
+        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    c.peers[0].start(&[]).await.unwrap();
+    wait_for("the import's snapshot", DEADLINE * 3, || async {
+        c.peers[0]
+            .current_log()
+            .contains("imported pinset is in a snapshot")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Listing streams: the daemon's memory grows by far less than what it sends.
+    let before = c.peers[0].rss().unwrap();
+    let url = format!("http://127.0.0.1:{}/allocations", c.peers[0].rest_port);
+    let mut resp = reqwest::get(&url).await.unwrap();
+    let (mut lines, mut bytes, mut peak) = (0usize, 0u64, before);
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        if lines % 1000 < 20 {
+            peak = peak.max(c.peers[0].rss().unwrap());
+        }
+    }
+    assert_eq!(lines, PINS, "every pin listed");
+    let grown = peak.saturating_sub(before);
+    assert!(
+        grown < bytes / 2,
+        "memory grew by {grown} bytes while streaming {bytes} bytes of pins"
+    );
+
+    // A peer that joins now installs the snapshot: it holds every imported pin.
+    let joiner = c.add_peer_on(None, 0, slow_join).await.unwrap();
+    c.peers[joiner]
+        .wait_ready_within(DEADLINE * 6)
+        .await
+        .unwrap();
+    let client = c.peers[joiner].client();
+    wait_for(
+        "the joiner to hold the imported pinset",
+        DEADLINE * 3,
+        || async { (pinset(&client).await.len() >= PINS).then_some(()) },
+    )
+    .await
+    .unwrap();
+    assert!(
+        c.peers[joiner]
+            .current_log()
+            .contains("installed a snapshot"),
+        "the joiner installed a snapshot"
+    );
+}
