@@ -616,19 +616,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data: SnapshotData = serde_json::from_slice(&bytes).map_err(write_err)?;
         let incoming: std::collections::HashSet<String> =
             data.pins.iter().map(|p| p.cid.to_string()).collect();
-        let mut tx = self.pool.begin().await.map_err(write_err)?;
         // What the snapshot drops (unpinned while this peer was away) must leave IPFS too;
-        // the reset afterwards pins what it adds.
+        // the reset afterwards pins what it adds. Read before the write transaction: only
+        // this state machine writes pins, and a transaction that reads first and writes
+        // later fails at once (SQLITE_BUSY) when the log was appended to in between.
         let mut gone = Vec::new();
         {
-            let mut rows = sqlx::query("SELECT pin FROM pins").fetch(&mut *tx);
+            let mut rows = sqlx::query("SELECT cid FROM pins").fetch(&self.pool);
             while let Some(row) = rows.try_next().await.map_err(read_err)? {
-                let pin = parse_pin(&row.get::<String, _>(0)).map_err(read_err)?;
-                if !incoming.contains(&pin.cid.to_string()) {
-                    gone.push(pin.cid);
+                let cid: String = row.get(0);
+                if !incoming.contains(&cid) {
+                    gone.push(cid.parse::<Cid>().map_err(|e| read_err(storage(e)))?);
                 }
             }
         }
+        let mut tx = self.pool.begin().await.map_err(write_err)?;
         sqlx::query("DELETE FROM pins")
             .execute(&mut *tx)
             .await
