@@ -55,12 +55,13 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The folder holding the workspace's binaries (`target/debug` or `target/release`).
 pub fn bin_dir() -> PathBuf {
-    // The test executable lives in <target>/<profile>/deps.
+    // A test executable lives in <target>/<profile>/deps, the benchmark in <target>/<profile>.
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
+    let dir = exe.parent().expect("target/<profile>");
+    match dir.file_name() {
+        Some(n) if n == "deps" => dir.parent().expect("target/<profile>").to_path_buf(),
+        _ => dir.to_path_buf(),
+    }
 }
 
 pub fn bin(name: &str) -> PathBuf {

@@ -26,8 +26,13 @@ impl Host {
     }
 }
 
+/// One multi-host test at a time: each starts several peers and IPFS nodes, and CI's two
+/// cores are shared by all of them.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A bridge and its hosts; removed on drop.
 pub struct Net {
+    _turn: std::sync::MutexGuard<'static, ()>,
     bridge: String,
     pub hosts: Vec<Host>,
     /// The bridge's own address (the root namespace's end), where relays listen.
@@ -79,7 +84,9 @@ impl Net {
         let tag = format!("{:x}{n_net}", pid % 0xffff);
         let bridge = format!("icbr{tag}");
         let gateway = format!("10.213.{third}.254");
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let mut net = Net {
+            _turn: turn,
             bridge: bridge.clone(),
             hosts: Vec::new(),
             gateway: gateway.clone(),

@@ -1,0 +1,423 @@
+//! `cluster-bench`: measures the figures of bench/README.md with real peer processes, real
+//! SQLite files and real IPFS nodes on this machine's loopback, and writes them with their
+//! goals to `bench/results.json` and `bench/RESULTS.md`. Never run by the tests.
+//!
+//! `--quick` measures the 100,000-pin figures only; the default adds 1,000,000; `--large`
+//! adds 10,000,000.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cluster_tests::*;
+use ipfs_cluster::types::{Pin, PinOptions};
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Figure {
+    name: String,
+    value: Option<f64>,
+    unit: String,
+    goal: String,
+    note: String,
+}
+
+#[derive(Default)]
+struct Report {
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    fn add(&mut self, name: &str, value: Option<f64>, unit: &str, goal: &str, note: &str) {
+        let shown = value.map_or("not measured".into(), |v| format!("{v:.2} {unit}"));
+        eprintln!("{name}: {shown} (goal {goal}) {note}");
+        self.figures.push(Figure {
+            name: name.into(),
+            value,
+            unit: unit.into(),
+            goal: goal.into(),
+            note: note.into(),
+        });
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// A CID per `n` (CIDv1 raw, identity multihash): pinned at once by any IPFS node.
+fn cid_for(tag: &str, n: usize) -> String {
+    let text = format!("{tag}{n:08}");
+    let mut raw = vec![0x01, 0x55, 0x00, text.len() as u8];
+    raw.extend_from_slice(text.as_bytes());
+    std::iter::once("f".to_string())
+        .chain(raw.iter().map(|b| format!("{b:02x}")))
+        .collect()
+}
+
+/// Commit latency of sequential pins through the leader of `voters` voters.
+async fn commit_latency(report: &mut Report, voters: usize) -> Result<()> {
+    let c = TestCluster::start(voters, 0).await?;
+    let leader = c.leader_seen_by(0).await?;
+    let client = c.peers[leader].client();
+    let mut ms = Vec::new();
+    for n in 0..300 {
+        let started = Instant::now();
+        client
+            .pin(
+                &cid_for(&format!("lat{voters}-"), n),
+                &PinOptions::default(),
+            )
+            .await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    for (p, goal) in [(0.5, "≤ 3 ms"), (0.95, "—"), (0.99, "≤ 15 ms")] {
+        report.add(
+            &format!("commit latency p{} ({voters} voter(s))", (p * 100.0) as u32),
+            Some(percentile(&ms, p)),
+            "ms",
+            if voters == 3 { goal } else { "—" },
+            "sequential pins through the leader, REST to acknowledgement",
+        );
+    }
+    Ok(())
+}
+
+/// Pins per second with `clients` concurrent REST clients on 3 voters.
+async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
+    let c = TestCluster::start(3, 0).await?;
+    let per_client = 2000 / clients.max(1);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let client = c.peers[k % 3].client();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_client {
+                let cid = cid_for(&format!("tp{clients}-{k}-"), n);
+                client.pin(&cid, &PinOptions::default()).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = (per_client * clients) as f64 / started.elapsed().as_secs_f64();
+    report.add(
+        &format!("pins/s, {clients} client(s), 3 voters"),
+        Some(rate),
+        "pins/s",
+        if clients == 64 { "≥ 10,000" } else { "—" },
+        "",
+    );
+    Ok(())
+}
+
+/// The disk's own limits, as SQLite with the peer's settings reaches them: one fsync per
+/// commit, and 100 rows per commit.
+async fn sqlite_limits(report: &mut Report) -> Result<()> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    let dir = tempfile::tempdir()?;
+    let opts = SqliteConnectOptions::new()
+        .filename(dir.path().join("bench.sqlite"))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full);
+    let pool = sqlx::SqlitePool::connect_with(opts).await?;
+    sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        .execute(&pool)
+        .await?;
+    let started = Instant::now();
+    for k in 0..500i64 {
+        sqlx::query("INSERT INTO t VALUES (?, ?)")
+            .bind(k)
+            .bind("x".repeat(300))
+            .execute(&pool)
+            .await?;
+    }
+    let single = 500.0 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for b in 0..50i64 {
+        let mut tx = pool.begin().await?;
+        for k in 0..100i64 {
+            sqlx::query("INSERT INTO t VALUES (?, ?)")
+                .bind(10_000 + b * 100 + k)
+                .bind("x".repeat(300))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    let batched = 5000.0 / started.elapsed().as_secs_f64();
+    report.add(
+        "SQLite, one fsync per commit",
+        Some(single),
+        "rows/s",
+        "(the disk's limit)",
+        "",
+    );
+    report.add(
+        "SQLite, 100 rows per commit",
+        Some(batched),
+        "rows/s",
+        "(the disk's limit)",
+        "",
+    );
+    Ok(())
+}
+
+/// For a pinset of `n` pins put in by `state import`: restart to ready, memory, disk size,
+/// `/allocations` rate and memory while streaming, and a new peer's join.
+async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
+    let slow = |cfg: &mut serde_json::Value| {
+        cfg["consensus"]["raft"]["network_timeout"] = "60s".into();
+    };
+    let mut c = TestCluster::start_custom(1, |_| "10GB".into(), |_, cfg| slow(cfg)).await?;
+    c.peers[0].stop();
+    let file = c.dir.path().join("import.ndjson");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        let opts = PinOptions {
+            replication_factor_min: 1,
+            replication_factor_max: 1,
+            ..Default::default()
+        };
+        for k in 0..n {
+            let mut pin = Pin::new(
+                cid_for("size-", k).parse().map_err(anyhow::Error::msg)?,
+                opts.clone(),
+            );
+            pin.allocations = vec!["12D3KooWLe5VSWGTfRmpVPcmr1qKTBkbeB3YJzqTR3uLbDZ94Dge".into()];
+            serde_json::to_writer(&mut out, &pin)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    let out = service(
+        &c.peers[0].dir,
+        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+    );
+    anyhow::ensure!(out.status.success(), "import: {}", text(&out));
+    let label = |what: &str| format!("{what} ({n} pins)");
+    let started = Instant::now();
+    c.peers[0].spawn(&[])?;
+    c.peers[0]
+        .wait_ready_within(Duration::from_secs(600))
+        .await?;
+    report.add(
+        &label("restart to Ready"),
+        Some(started.elapsed().as_secs_f64()),
+        "s",
+        if n == 1_000_000 {
+            "≤ 3 s"
+        } else if n == 10_000_000 {
+            "≤ 10 s"
+        } else {
+            "—"
+        },
+        "first start after the import, which also snapshots it",
+    );
+    wait_for(
+        "the import's snapshot",
+        Duration::from_secs(1800),
+        || async {
+            c.peers[0]
+                .current_log()
+                .contains("imported pinset is in a snapshot")
+                .then_some(())
+        },
+    )
+    .await?;
+    let rss = c.peers[0].rss().context("rss")? as f64 / 1e6;
+    report.add(
+        &label("daemon RSS at rest"),
+        Some(rss),
+        "MB",
+        if n == 1_000_000 {
+            "≤ 150 MB"
+        } else if n == 10_000_000 {
+            "≤ 600 MB"
+        } else {
+            "—"
+        },
+        "",
+    );
+    let disk = std::fs::metadata(c.peers[0].dir.join("raft/raft.sqlite"))?.len() as f64 / 1e6;
+    report.add(&label("disk size (raft.sqlite)"), Some(disk), "MB", "—", "");
+
+    let url = format!("http://127.0.0.1:{}/allocations", c.peers[0].rest_port);
+    let before = c.peers[0].rss().unwrap_or(0);
+    let started = Instant::now();
+    let mut resp = reqwest::get(&url).await?;
+    let (mut lines, mut peak) = (0usize, before);
+    while let Some(chunk) = resp.chunk().await? {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        if lines % 10_000 < 50 {
+            peak = peak.max(c.peers[0].rss().unwrap_or(0));
+        }
+    }
+    let rate = lines as f64 / started.elapsed().as_secs_f64();
+    report.add(
+        &label("/allocations stream"),
+        Some(rate),
+        "pins/s",
+        "≥ 500,000",
+        "",
+    );
+    report.add(
+        &label("memory growth while streaming"),
+        Some(peak.saturating_sub(before) as f64 / 1e6),
+        "MB",
+        "flat",
+        "",
+    );
+
+    let started = Instant::now();
+    let j = c.add_peer_on(None, 0, slow).await?;
+    c.peers[j]
+        .wait_ready_within(Duration::from_secs(1800))
+        .await?;
+    report.add(
+        &label("new peer join to Ready"),
+        Some(started.elapsed().as_secs_f64()),
+        "s",
+        if n == 1_000_000 {
+            "≤ 30 s"
+        } else if n == 10_000_000 {
+            "≤ 5 min"
+        } else {
+            "—"
+        },
+        "installs the snapshot",
+    );
+    Ok(())
+}
+
+/// From killing the leader of 3 voters to the next accepted write.
+async fn leader_loss(report: &mut Report) -> Result<()> {
+    let mut c = TestCluster::start(3, 0).await?;
+    let leader = c.leader_seen_by(0).await?;
+    let other = (0..3).find(|&i| i != leader).unwrap();
+    let client = c.peers[other].client();
+    c.peers[leader].kill9();
+    let started = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        if client
+            .pin(&cid_for("after-loss-", n), &PinOptions::default())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "no write accepted"
+        );
+    }
+    report.add(
+        "leader loss to an accepted write",
+        Some(started.elapsed().as_secs_f64()),
+        "s",
+        "≤ 2 s",
+        "kill -9 of the leader of 3 voters",
+    );
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    let cores = cpu.lines().filter(|l| l.starts_with("processor")).count();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = mem
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|k| k.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
+        / 1024;
+    format!("{cores} cores ({model}), {total} GiB")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let large = args.iter().any(|a| a == "--large");
+    let mut sizes = vec![100_000];
+    if !quick {
+        sizes.push(1_000_000);
+    }
+    if large {
+        sizes.push(10_000_000);
+    }
+    let mut r = Report::default();
+    sqlite_limits(&mut r).await?;
+    for voters in [1, 3, 5] {
+        commit_latency(&mut r, voters).await?;
+    }
+    for clients in [1, 16, 64] {
+        throughput(&mut r, clients).await?;
+    }
+    leader_loss(&mut r).await?;
+    for n in sizes {
+        pinset_figures(&mut r, n).await?;
+    }
+    r.add(
+        "status --local against a real IPFS node with 10,000 pins",
+        None,
+        "pins/s",
+        "—",
+        "not measured yet",
+    );
+    r.add(
+        "desktop app in the tray: PSS and CPU",
+        None,
+        "MB",
+        "≤ 120 MB, < 0.5 % CPU",
+        "not measured yet",
+    );
+    r.add(
+        "desktop app window open, idle: CPU",
+        None,
+        "%",
+        "< 2 %",
+        "not measured yet",
+    );
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let machine = machine();
+    let when = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let json = serde_json::json!({"machine": machine, "date": when, "figures": r.figures});
+    std::fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json)? + "\n",
+    )?;
+    let mut md = format!("# Benchmark results\n\n{when}, {machine}, loopback, release build (`cargo run --release -p cluster-bench`).\n\n| figure | measured | goal | note |\n|---|---|---|---|\n");
+    for f in &r.figures {
+        let v = f
+            .value
+            .map_or("not measured".into(), |v| format!("{v:.2} {}", f.unit));
+        md += &format!("| {} | {} | {} | {} |\n", f.name, v, f.goal, f.note);
+    }
+    std::fs::write(dir.join("RESULTS.md"), md)?;
+    eprintln!("written: bench/results.json, bench/RESULTS.md");
+    Ok(())
+}
