@@ -46,14 +46,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// A CID per `n` (CIDv1 raw, identity multihash): pinned at once by any IPFS node.
+/// A CID per `n`, pinned at once by any IPFS node (see [`identity_cid`]).
 fn cid_for(tag: &str, n: usize) -> String {
-    let text = format!("{tag}{n:08}");
-    let mut raw = vec![0x01, 0x55, 0x00, text.len() as u8];
-    raw.extend_from_slice(text.as_bytes());
-    std::iter::once("f".to_string())
-        .chain(raw.iter().map(|b| format!("{b:02x}")))
-        .collect()
+    identity_cid(&format!("{tag}{n:08}"))
 }
 
 /// Commit latency of sequential pins through the leader of `voters` voters.

@@ -30,6 +30,19 @@ pub fn unique(tag: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A valid CID unique to `text` (CIDv1 raw with an identity multihash of the text, in
+/// base16): the content is the CID itself, so any IPFS node pins it at once, without
+/// fetching anything. `text` must be at most 127 bytes.
+pub fn identity_cid(text: &str) -> String {
+    let bytes = text.as_bytes();
+    assert!(bytes.len() < 128, "identity CIDs of short texts only");
+    let mut raw = vec![0x01, 0x55, 0x00, bytes.len() as u8];
+    raw.extend_from_slice(bytes);
+    std::iter::once("f".to_string())
+        .chain(raw.iter().map(|b| format!("{b:02x}")))
+        .collect()
+}
+
 /// The CIDs of the pinset as `client` lists it, sorted.
 pub async fn pinset(client: &Client) -> Vec<String> {
     let mut cids: Vec<String> = client

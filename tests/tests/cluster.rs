@@ -370,12 +370,7 @@ async fn a_peer_that_joins_after_a_state_import_receives_the_imported_pinset() {
     let mut lines = String::new();
     let mut imported = Vec::new();
     for n in 0..50u8 {
-        // Identity CIDs: valid, unique, and pinned at once by any IPFS node.
-        let mut raw = vec![0x01, 0x55, 0x00, 9];
-        raw.extend_from_slice(format!("import {n:02}").as_bytes());
-        let cid: String = std::iter::once("f".to_string())
-            .chain(raw.iter().map(|b| format!("{b:02x}")))
-            .collect();
+        let cid = identity_cid(&format!("import {n:02}"));
         let pin = ipfs_cluster::types::Pin::new(cid.parse().unwrap(), PinOptions::default());
         imported.push(pin.cid.to_string());
         lines.push_str(&serde_json::to_string(&pin).unwrap());

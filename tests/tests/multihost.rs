@@ -70,7 +70,7 @@ async fn a_follower_whose_address_changed_is_found_again_after_a_restart_through
         .unwrap();
     let voter = c.peers[0].client();
     let pin = |n: &str| {
-        let cid = cid_of(n);
+        let cid = identity_cid(n);
         let voter = &voter;
         async move {
             // As the cluster writes it (base32), to compare with what peers list.
@@ -126,20 +126,6 @@ async fn a_follower_whose_address_changed_is_found_again_after_a_restart_through
     drop(net);
 }
 
-/// A CID for `text` (the pins of this test need no content: they are checked in the pinset).
-fn cid_of(text: &str) -> String {
-    use std::fmt::Write;
-    // CIDv1 raw with an identity multihash of the text: valid, and unique per text.
-    let bytes = text.as_bytes();
-    let mut raw = vec![0x01, 0x55, 0x00, bytes.len() as u8];
-    raw.extend_from_slice(bytes);
-    let mut out = String::from("f");
-    for b in raw {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn over_slow_lossy_links_the_cluster_commits_and_a_sleeping_follower_catches_up_by_snapshot()
 {
@@ -182,7 +168,7 @@ async fn over_slow_lossy_links_the_cluster_commits_and_a_sleeping_follower_catch
     client.unpin(&content).await.unwrap();
     let mut pinned = Vec::new();
     for n in 0..30 {
-        let cid = cid_of(&format!("while the laptop slept {n}"));
+        let cid = identity_cid(&format!("while the laptop slept {n}"));
         pinned.push(
             client
                 .pin(&cid, &everywhere())
@@ -235,7 +221,7 @@ async fn a_wiped_voter_rejoins_as_a_learner_and_no_acknowledged_pin_is_lost() {
     let (b, wiped) = (others[0], others[1]);
     // Acknowledged by the leader and the voter that is about to lose its state, only.
     c.peers[b].stop();
-    let acked = cid_of("acknowledged while a voter was away");
+    let acked = identity_cid("acknowledged while a voter was away");
     let acked = c.peers[leader]
         .client()
         .pin(&acked, &everywhere())
@@ -258,7 +244,7 @@ async fn a_wiped_voter_rejoins_as_a_learner_and_no_acknowledged_pin_is_lost() {
     // The leader crashes: the two left elect a leader that has the acknowledged pin.
     c.peers[leader].kill9();
     let survivor = c.peers[b].client();
-    let after = cid_of("after the leader crashed");
+    let after = identity_cid("after the leader crashed");
     wait_for("the survivors to accept a write", DEADLINE, || async {
         survivor.pin(&after, &everywhere()).await.ok()
     })

@@ -7,14 +7,8 @@ use ipfs_cluster::types::{Pin, PinOptions};
 
 const PINS: usize = 300_000;
 
-/// A valid, unique CID for `n` (CIDv1 raw, identity multihash of its decimal text).
 fn cid_for(n: usize) -> String {
-    let text = format!("pin {n:07}");
-    let mut raw = vec![0x01, 0x55, 0x00, text.len() as u8];
-    raw.extend_from_slice(text.as_bytes());
-    std::iter::once("f".to_string())
-        .chain(raw.iter().map(|b| format!("{b:02x}")))
-        .collect()
+    identity_cid(&format!("pin {n:07}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -65,16 +65,7 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
         // An acknowledged pin must survive power loss, not only a process crash.
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
-        .await
-        .map_err(|e| {
-            storage(format!(
-                "{}: cannot open the Raft database: {e}",
-                path.display()
-            ))
-        })?;
+    let pool = connect(path, opts, 4).await?;
     for stmt in SCHEMA {
         sqlx::query(stmt).execute(&pool).await.map_err(|e| {
             storage(format!(
@@ -137,8 +128,16 @@ pub async fn open_readers(path: &Path) -> Result<SqlitePool, ConsensusError> {
         .filename(path)
         .read_only(true)
         .busy_timeout(Duration::from_secs(30));
+    connect(path, opts, 8).await
+}
+
+async fn connect(
+    path: &Path,
+    opts: SqliteConnectOptions,
+    connections: u32,
+) -> Result<SqlitePool, ConsensusError> {
     SqlitePoolOptions::new()
-        .max_connections(8)
+        .max_connections(connections)
         .connect_with(opts)
         .await
         .map_err(|e| {
