@@ -39,16 +39,18 @@ impl From<Error> for HttpError {
     }
 }
 
-/// The one place errors become HTTP statuses.
+/// The one place errors become HTTP statuses: SPEC §4's 400 for bad input, 404 for an
+/// unknown pin or peer, 500 otherwise (IPFS Cluster's clients only tell success from
+/// failure); the message says which other class it is.
 pub fn status_of(e: &Error) -> StatusCode {
     match e.kind() {
         ErrorKind::BadInput => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Refused => StatusCode::CONFLICT,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::IpfsFailed => StatusCode::BAD_GATEWAY,
-        ErrorKind::IpfsTimeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Refused
+        | ErrorKind::Unavailable
+        | ErrorKind::IpfsFailed
+        | ErrorKind::IpfsTimeout
+        | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -234,7 +234,7 @@ async fn shutdown_awaits_every_task_and_closes_the_api() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refusal_is_409_at_once_and_an_unknown_peer_404() {
+async fn a_refusal_is_answered_at_once_and_an_unknown_peer_is_404() {
     let a = api(|cfg| cfg.consensus.raft.commit_retries = 3).await;
     let me = a.peer.cluster().me().peer_id.clone();
     let r = a
@@ -243,7 +243,11 @@ async fn a_refusal_is_409_at_once_and_an_unknown_peer_404() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.status(),
+        500,
+        "SPEC §4: 500 for what is neither bad input nor not found"
+    );
     let body: serde_json::Value = r.json().await.unwrap();
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("last voter"), "{body}");
