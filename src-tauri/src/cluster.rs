@@ -391,28 +391,29 @@ impl Cluster {
                     }
                 }
                 Err(error) => {
-                    // The pins it should hold, read from disk (all of them, or `wanted`).
+                    // The pins it should hold (of `wanted`, or of all), read from disk.
                     let mut pins: Vec<Pin> = Vec::new();
                     match &wanted {
                         Some(cids) => {
                             for c in cids {
                                 if let Ok(Some(p)) = state.get(c).await {
-                                    pins.push(p);
+                                    if p.is_allocated_to(&m.peer_id) {
+                                        pins.push(p);
+                                    }
                                 }
                             }
                         }
                         None => {
-                            let peer = m.peer_id.clone();
                             let mut all = state.stream();
                             while let Some(Ok(p)) = all.next().await {
-                                if p.is_allocated_to(&peer) {
+                                if p.is_allocated_to(&m.peer_id) {
                                     pins.push(p);
                                 }
                             }
                         }
                     }
                     let error = format!("peer {} not reachable: {error}", m.peer_id);
-                    for pin in pins.iter().filter(|p| p.is_allocated_to(&m.peer_id)) {
+                    for pin in &pins {
                         let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
                         out.entry(pin.cid)
                             .or_insert_with(|| GlobalPinInfo::of(pin))

@@ -95,7 +95,7 @@ pub struct ConsensusOptions {
 
 pub struct RaftConsensus {
     raft: Raft<TypeConfig>,
-    state: store::PinsTable,
+    state: Arc<store::PinsTable>,
     pub(super) me: NodeId,
     pub(super) me_node: ClusterNode,
     pub(super) cfg: RaftConfig,
@@ -149,7 +149,7 @@ impl RaftConsensus {
         let fresh = !store::has_history(&pool)
             .await
             .map_err(|e| storage(format!("{}: {e}", db.display())))?;
-        let state = store::PinsTable::new(store::open_readers(&db).await?);
+        let state = Arc::new(store::PinsTable::new(store::open_readers(&db).await?));
         let changes = opts.changes.clone();
         let sm = store::StateMachine::new(pool.clone(), opts.changes);
         let me = node_id(&opts.peer_id);
@@ -431,7 +431,7 @@ impl Consensus for RaftConsensus {
     }
 
     fn state(&self) -> Arc<dyn Pinset> {
-        Arc::new(self.state.clone())
+        self.state.clone()
     }
 
     fn is_ready(&self) -> bool {
