@@ -49,9 +49,18 @@ async fn content_added_on_one_host_is_pinned_by_every_hosts_built_in_node() {
     drop(net);
 }
 
-/// The CIDs `peer`'s state holds, as its own REST API lists them.
-async fn holds(peer: &Peer, cid: &str) -> bool {
-    pinset(&peer.client()).await.iter().any(|c| c == cid)
+/// Waits (up to the harness's deadline) until `peer`'s state holds `cid`, as its own REST
+/// API lists it; fails the test naming `what` otherwise.
+async fn wait_holds(peer: &Peer, cid: &str, what: &str) {
+    wait_for(what, DEADLINE, || async {
+        pinset(&peer.client())
+            .await
+            .iter()
+            .any(|c| c == cid)
+            .then_some(())
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -83,24 +92,14 @@ async fn a_follower_whose_address_changed_is_found_again_after_a_restart_through
         }
     };
     let first = pin("before the move").await;
-    let follower = &c.peers[2];
-    wait_for("the follower to hold the first pin", DEADLINE, || async {
-        holds(follower, &first).await.then_some(())
-    })
-    .await
-    .unwrap();
+    wait_holds(&c.peers[2], &first, "the follower to hold the first pin").await;
 
     // The laptop roams: same peer, another network (host 3), restarted without --bootstrap.
     c.peers[2].stop();
     c.peers[2].move_to(&net.hosts[3]).unwrap();
     c.peers[2].start(&[]).await.unwrap();
     let second = pin("after the move").await;
-    let follower = &c.peers[2];
-    wait_for("the moved follower to hold a new pin", DEADLINE, || async {
-        holds(follower, &second).await.then_some(())
-    })
-    .await
-    .unwrap();
+    wait_holds(&c.peers[2], &second, "the moved follower to hold a new pin").await;
     let store = std::fs::read_to_string(c.peers[0].dir.join("peerstore")).unwrap();
     let moved = format!("/ip4/{}/tcp/9096/p2p/{}", net.hosts[3].ip, c.peers[2].id());
     assert!(store.contains(&moved), "the new address is kept: {store}");
@@ -116,12 +115,7 @@ async fn a_follower_whose_address_changed_is_found_again_after_a_restart_through
         c.peers[i].wait_ready().await.unwrap();
     }
     let third = pin("after the restart").await;
-    let follower = &c.peers[2];
-    wait_for("the follower to be found again", DEADLINE, || async {
-        holds(follower, &third).await.then_some(())
-    })
-    .await
-    .unwrap();
+    wait_holds(&c.peers[2], &third, "the follower to be found again").await;
     drop(c);
     drop(net);
 }
@@ -181,12 +175,8 @@ async fn over_slow_lossy_links_the_cluster_commits_and_a_sleeping_follower_catch
     c.peers[laptop].signal("-CONT");
 
     let last = pinned.last().unwrap().clone();
+    wait_holds(&c.peers[laptop], &last, "the woken follower to catch up").await;
     let follower = &c.peers[laptop];
-    wait_for("the woken follower to catch up", DEADLINE, || async {
-        holds(follower, &last).await.then_some(())
-    })
-    .await
-    .unwrap();
     assert!(
         follower.current_log().contains("installed a snapshot"),
         "it caught up by snapshot"
@@ -251,14 +241,8 @@ async fn a_wiped_voter_rejoins_as_a_learner_and_no_acknowledged_pin_is_lost() {
     .await
     .unwrap();
     for i in [b, wiped] {
-        let p = &c.peers[i];
-        wait_for(
-            &format!("peer {i} to hold the acknowledged pin"),
-            DEADLINE,
-            || async { holds(p, &acked).await.then_some(()) },
-        )
-        .await
-        .unwrap();
+        let what = format!("peer {i} to hold the acknowledged pin");
+        wait_holds(&c.peers[i], &acked, &what).await;
     }
     drop(c);
     drop(net);
