@@ -83,7 +83,20 @@ async fn commit_latency(report: &mut Report, voters: usize) -> Result<()> {
 /// Pins per second with `clients` concurrent REST clients on 3 voters.
 async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
     let c = TestCluster::start(3, 0).await?;
-    let per_client = 2000 / clients.max(1);
+    let total: usize = std::env::var("BENCH_PINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let per_client = total / clients.max(1);
+    let cpu = |pids: Vec<Option<u32>>| -> f64 {
+        pids.into_iter()
+            .flatten()
+            .filter_map(cpu_seconds)
+            .sum::<f64>()
+    };
+    let peer_pids = || c.peers.iter().map(|p| p.pid()).collect::<Vec<_>>();
+    let ipfs_pids = || c.ipfs.iter().map(|n| n.pid()).collect::<Vec<_>>();
+    let (peers_before, ipfs_before) = (cpu(peer_pids()), cpu(ipfs_pids()));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..clients {
@@ -99,13 +112,18 @@ async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
     for t in tasks {
         t.await??;
     }
-    let rate = (per_client * clients) as f64 / started.elapsed().as_secs_f64();
+    let pins = (per_client * clients) as f64;
+    let rate = pins / started.elapsed().as_secs_f64();
+    // Where the CPU went, per 1,000 pins: the three cluster peers, and the three IPFS nodes
+    // pinning every CID (replication -1) on the same two cores.
+    let peers_cpu = (cpu(peer_pids()) - peers_before) / pins * 1000.0;
+    let ipfs_cpu = (cpu(ipfs_pids()) - ipfs_before) / pins * 1000.0;
     report.add(
         &format!("pins/s, {clients} client(s), 3 voters"),
         Some(rate),
         "pins/s",
         if clients == 64 { "≥ 10,000" } else { "—" },
-        "",
+        &format!("CPU per 1,000 pins: cluster peers {peers_cpu:.2} s, IPFS nodes {ipfs_cpu:.2} s"),
     );
     Ok(())
 }
@@ -289,6 +307,38 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// CPU of a 3-voter cluster with nothing to do, per peer and per IPFS node.
+async fn idle(report: &mut Report) -> Result<()> {
+    let c = TestCluster::start(3, 0).await?;
+    let window = Duration::from_secs(20);
+    let sum = |pids: Vec<Option<u32>>| -> f64 {
+        pids.into_iter()
+            .flatten()
+            .filter_map(cpu_seconds)
+            .sum::<f64>()
+    };
+    let peers = || c.peers.iter().map(|p| p.pid()).collect::<Vec<_>>();
+    let nodes = || c.ipfs.iter().map(|n| n.pid()).collect::<Vec<_>>();
+    let (p0, n0) = (sum(peers()), sum(nodes()));
+    tokio::time::sleep(window).await;
+    let pct = |cpu: f64| cpu / window.as_secs_f64() / 3.0 * 100.0;
+    report.add(
+        "idle CPU per cluster peer (3 voters, no pins)",
+        Some(pct(sum(peers()) - p0)),
+        "% of a core",
+        "—",
+        "",
+    );
+    report.add(
+        "idle CPU per built-in IPFS node (3 voters, no pins)",
+        Some(pct(sum(nodes()) - n0)),
+        "% of a core",
+        "—",
+        "",
+    );
+    Ok(())
+}
+
 /// From killing the leader of 3 voters to the next accepted write.
 async fn leader_loss(report: &mut Report) -> Result<()> {
     let mut c = TestCluster::start(3, 0).await?;
@@ -351,6 +401,13 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let large = args.iter().any(|a| a == "--large");
+    // `--only <part>` (sqlite, latency, throughput, leader, pinset, status, desktop) runs one
+    // part, for profiling; the committed table comes from a full run.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let mut sizes = vec![100_000];
     if !quick {
         sizes.push(1_000_000);
@@ -359,16 +416,37 @@ async fn main() -> Result<()> {
         sizes.push(10_000_000);
     }
     let mut r = Report::default();
-    sqlite_limits(&mut r).await?;
-    for voters in [1, 3, 5] {
-        commit_latency(&mut r, voters).await?;
+    if part("sqlite") {
+        sqlite_limits(&mut r).await?;
     }
-    for clients in [1, 16, 64] {
-        throughput(&mut r, clients).await?;
+    if part("latency") {
+        for voters in [1, 3, 5] {
+            commit_latency(&mut r, voters).await?;
+        }
     }
-    leader_loss(&mut r).await?;
-    for n in sizes {
-        pinset_figures(&mut r, n).await?;
+    if part("throughput") {
+        let clients: Vec<usize> = match std::env::var("BENCH_CLIENTS") {
+            Ok(v) => v.split(',').filter_map(|c| c.parse().ok()).collect(),
+            Err(_) => vec![1, 16, 64],
+        };
+        for clients in clients {
+            throughput(&mut r, clients).await?;
+        }
+    }
+    if part("idle") {
+        idle(&mut r).await?;
+    }
+    if part("leader") {
+        leader_loss(&mut r).await?;
+    }
+    if part("pinset") {
+        for n in sizes {
+            pinset_figures(&mut r, n).await?;
+        }
+    }
+    if only.is_some() {
+        eprintln!("--only: results not written");
+        return Ok(());
     }
     r.add(
         "status --local against a real IPFS node with 10,000 pins",

@@ -167,6 +167,11 @@ pub struct IpfsNode {
 }
 
 impl IpfsNode {
+    /// The running process's id (none for a node not started by the harness).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub async fn start(dir: &Path) -> Result<IpfsNode> {
         Self::start_with(dir, "10GB").await
     }
@@ -566,6 +571,11 @@ impl Peer {
     }
 
     /// The daemon's resident memory (VmRSS), in bytes.
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn rss(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -790,4 +800,15 @@ impl TestCluster {
         })
         .await
     }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ, which Linux fixes at 100 for every architecture it reports /proc on.
+    Some(ticks / 100.0)
 }

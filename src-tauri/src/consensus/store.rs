@@ -355,33 +355,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         kv_get(&self.pool, "vote").await.map_err(read_err)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), SErr> {
-        kv_put(&self.pool, "committed", &committed)
-            .await
-            .map_err(write_err)
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, SErr> {
-        Ok(kv_get::<Option<LogId<NodeId>>>(&self.pool, "committed")
-            .await
-            .map_err(read_err)?
-            .flatten())
-    }
+    // `save_committed` is left out on purpose: `apply` is durable before it returns, so the
+    // applied index already says how far a restart may resume, and leaving it out saves one
+    // synchronous write per commit on every peer.
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // One statement per batch of entries, not one per entry: every statement is a round
+        // trip to SQLite's worker thread, and under load openraft hands over many at once.
+        let rows = entries
+            .into_iter()
+            .map(|e| Ok((e.log_id.index as i64, serde_json::to_string(&e)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(write_err)?;
         let mut tx = self.pool.begin().await.map_err(write_err)?;
-        for e in entries {
-            let text = serde_json::to_string(&e).map_err(write_err)?;
-            sqlx::query("INSERT OR REPLACE INTO log (idx, entry) VALUES (?, ?)")
-                .bind(e.log_id.index as i64)
-                .bind(text)
-                .execute(&mut *tx)
-                .await
-                .map_err(write_err)?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO log (idx, entry) ");
+            q.push_values(chunk, |mut b, (idx, text)| {
+                b.push_bind(*idx).push_bind(text.as_str());
+            });
+            q.build().execute(&mut *tx).await.map_err(write_err)?;
         }
         let result = tx.commit().await;
         match result {
@@ -429,6 +425,56 @@ struct SnapshotData {
 struct StoredSnapshot {
     meta: SnapshotMeta<NodeId, ClusterNode>,
     data: String,
+}
+
+/// Rows per multi-row statement (two bound values each, well under SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Writes a batch of applied operations in order, as few statements as the order allows: a
+/// run of pins is one upsert (within one statement a later row for the same CID wins), a run
+/// of unpins one delete.
+async fn write_ops(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ops: &[Op],
+) -> Result<(), sqlx::Error> {
+    let mut rest = ops;
+    while let Some(first) = rest.first() {
+        let is_pin = matches!(first, Op::Pin(_));
+        let run = rest
+            .iter()
+            .take(ROWS_PER_STATEMENT)
+            .take_while(|op| matches!(op, Op::Pin(_)) == is_pin)
+            .count();
+        let (batch, tail) = rest.split_at(run);
+        rest = tail;
+        if is_pin {
+            let rows = batch
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Pin(p) => Some(serde_json::to_string(p).map(|t| (p.cid.to_string(), t))),
+                    Op::Unpin(_) => None,
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO pins (cid, pin) ");
+            q.push_values(&rows, |mut b, (cid, text)| {
+                b.push_bind(cid.as_str()).push_bind(text.as_str());
+            });
+            q.push(" ON CONFLICT(cid) DO UPDATE SET pin = excluded.pin");
+            q.build().execute(&mut **tx).await?;
+        } else {
+            let mut q = sqlx::QueryBuilder::new("DELETE FROM pins WHERE cid IN (");
+            let mut list = q.separated(", ");
+            for op in batch {
+                if let Op::Unpin(c) = op {
+                    list.push_bind(c.to_string());
+                }
+            }
+            q.push(")");
+            q.build().execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies entries to the `pins` table; readers see them through [`PinsTable`] (the applied
@@ -546,32 +592,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(op) => {
-                    match &op {
-                        Op::Pin(p) => {
-                            let text = serde_json::to_string(p).map_err(write_err)?;
-                            sqlx::query("INSERT INTO pins (cid, pin) VALUES (?, ?) ON CONFLICT(cid) DO UPDATE SET pin = excluded.pin")
-                                .bind(p.cid.to_string())
-                                .bind(text)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(write_err)?;
-                        }
-                        Op::Unpin(c) => {
-                            sqlx::query("DELETE FROM pins WHERE cid = ?")
-                                .bind(c.to_string())
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(write_err)?;
-                        }
-                    }
-                    ops.push(op);
-                }
+                EntryPayload::Normal(op) => ops.push(op),
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                 }
             }
         }
+        write_ops(&mut tx, &ops).await.map_err(write_err)?;
         let Some(last) = last else {
             return Ok(Vec::new());
         };

@@ -139,6 +139,56 @@ async fn a_snapshot_install_unpins_what_disappeared_while_away() {
     assert_eq!(now, vec![test_cid(2), test_cid(3)]);
 }
 
+#[tokio::test]
+async fn a_batch_of_pins_and_unpins_applies_in_log_order() {
+    use super::typ::{Op, TypeConfig};
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let pool = store::open(&db).await.unwrap();
+    let state = store::PinsTable::new(pool.clone());
+    let (tx, _changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut sm = store::StateMachine::new(pool.clone(), tx);
+    let pin = |n: u32, name: &str| {
+        let mut p = Pin::new(test_cid(n), PinOptions::default());
+        p.options.name = name.into();
+        Op::Pin(p)
+    };
+    // Same CIDs pinned, unpinned and pinned again within one batch; the log's order decides.
+    let ops = vec![
+        pin(1, "first"),
+        pin(2, "b"),
+        Op::Unpin(test_cid(1)),
+        pin(1, "second"),
+        pin(1, "third"),
+        Op::Unpin(test_cid(2)),
+        Op::Unpin(test_cid(3)),
+        pin(3, "c"),
+    ];
+    let entries: Vec<Entry<TypeConfig>> = ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), i as u64 + 1),
+            payload: EntryPayload::Normal(op),
+        })
+        .collect();
+    assert_eq!(sm.apply(entries).await.unwrap().len(), 8);
+    let now: Vec<(Cid, String)> = list(&state)
+        .await
+        .into_iter()
+        .map(|p| (p.cid, p.options.name))
+        .collect();
+    assert_eq!(
+        now,
+        vec![(test_cid(1), "third".into()), (test_cid(3), "c".into())]
+    );
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(8));
+}
+
 /// The whole pinset, for assertions (CID order).
 async fn list(state: &dyn Pinset) -> Vec<Pin> {
     use futures::TryStreamExt;
