@@ -5,6 +5,8 @@
 //! `--quick` measures the 100,000-pin figures only; the default adds 1,000,000; `--large`
 //! adds 10,000,000.
 
+mod desktop;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -181,6 +183,81 @@ async fn sqlite_limits(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// An ndjson file of `n` pins for `state import`, allocated to a peer outside the cluster, so
+/// that no IPFS node is asked to pin them.
+fn write_import(file: &std::path::Path, n: usize) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
+    let opts = PinOptions {
+        replication_factor_min: 1,
+        replication_factor_max: 1,
+        ..Default::default()
+    };
+    for k in 0..n {
+        let mut pin = Pin::new(
+            cid_for("size-", k).parse().map_err(anyhow::Error::msg)?,
+            opts.clone(),
+        );
+        pin.allocations = vec!["12D3KooWLe5VSWGTfRmpVPcmr1qKTBkbeB3YJzqTR3uLbDZ94Dge".into()];
+        serde_json::to_writer(&mut out, &pin)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The desktop app at rest in the tray and with its window open (see `desktop.rs`).
+async fn desktop_figures(report: &mut Report) -> Result<()> {
+    let app = bin_dir().join("ipfs-cluster-desktop");
+    let label = "desktop app";
+    if !app.exists() {
+        for (name, goal) in [
+            ("in the tray (window closed): PSS", "≤ 120 MB"),
+            ("in the tray (window closed): CPU", "< 0.5 %"),
+            ("window open, idle: CPU", "< 2 %"),
+        ] {
+            report.add(
+                &format!("{label} {name}"),
+                None,
+                "",
+                goal,
+                "not measured: build it with `cargo build --release -p ipfs-cluster --features desktop --bin ipfs-cluster-desktop`",
+            );
+        }
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let pins = 100_000;
+    let file = dir.path().join("import.ndjson");
+    write_import(&file, pins)?;
+    let d = desktop::measure(app, pins, &file).await?;
+    let note = format!("one peer of {} pins, after 20 s at rest, over 30 s", d.pins);
+    report.add(
+        &format!("{label} in the tray (window closed): PSS"),
+        Some(d.tray_pss),
+        "MB",
+        "≤ 120 MB",
+        &format!(
+            "{note}; app and WebKit processes; its built-in IPFS node adds {:.0} MB",
+            d.tray_ipfs_pss
+        ),
+    );
+    report.add(
+        &format!("{label} in the tray (window closed): CPU"),
+        Some(d.tray_cpu),
+        "% of a core",
+        "< 0.5 %",
+        &note,
+    );
+    report.add(
+        &format!("{label} window open, idle: CPU"),
+        Some(d.open_cpu),
+        "% of a core",
+        "< 2 %",
+        &format!("{note}; PSS {:.0} MB with the window open", d.open_pss),
+    );
+    Ok(())
+}
+
 /// For a pinset of `n` pins put in by `state import`: restart to ready, memory, disk size,
 /// `/allocations` rate and memory while streaming, and a new peer's join.
 async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
@@ -190,23 +267,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     let mut c = TestCluster::start_custom(1, |_| "10GB".into(), |_, cfg| slow(cfg)).await?;
     c.peers[0].stop();
     let file = c.dir.path().join("import.ndjson");
-    {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
-        let opts = PinOptions {
-            replication_factor_min: 1,
-            replication_factor_max: 1,
-            ..Default::default()
-        };
-        for k in 0..n {
-            let mut pin = Pin::new(
-                cid_for("size-", k).parse().map_err(anyhow::Error::msg)?,
-                opts.clone(),
-            );
-            pin.allocations = vec!["12D3KooWLe5VSWGTfRmpVPcmr1qKTBkbeB3YJzqTR3uLbDZ94Dge".into()];
-            serde_json::to_writer(&mut out, &pin)?;
-            out.write_all(b"\n")?;
-        }
-    }
+    write_import(&file, n)?;
     let out = service(
         &c.peers[0].dir,
         &["state", "import", "--force", "-f", file.to_str().unwrap()],
@@ -303,6 +364,60 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
             "—"
         },
         "installs the snapshot",
+    );
+    Ok(())
+}
+
+/// `status --local` of a peer whose real IPFS node holds 10,000 pins: the time to stream it.
+async fn local_status(report: &mut Report) -> Result<()> {
+    let n = 10_000;
+    let c = TestCluster::start(1, 0).await?;
+    let mut tasks = Vec::new();
+    for k in 0..32 {
+        let client = c.peers[0].client();
+        tasks.push(tokio::spawn(async move {
+            for i in (k..n).step_by(32) {
+                client
+                    .pin(&cid_for("local-", i), &PinOptions::default())
+                    .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let url = format!(
+        "http://127.0.0.1:{}/pins?local=true&filter=pinned",
+        c.peers[0].rest_port
+    );
+    let count = || async {
+        let mut resp = reqwest::get(&url).await.ok()?;
+        let mut lines = 0usize;
+        while let Some(chunk) = resp.chunk().await.ok()? {
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+        }
+        Some(lines)
+    };
+    wait_for(
+        "IPFS to hold every pin",
+        Duration::from_secs(600),
+        || async { count().await.filter(|l| *l >= n) },
+    )
+    .await?;
+    let mut secs = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        count().await.context("status --local")?;
+        secs.push(started.elapsed().as_secs_f64());
+    }
+    secs.sort_by(f64::total_cmp);
+    report.add(
+        "status --local against a real IPFS node with 10,000 pins",
+        Some(n as f64 / secs[2]),
+        "pins/s",
+        "—",
+        &format!("median of 5: {:.3} s for the whole status", secs[2]),
     );
     Ok(())
 }
@@ -444,32 +559,16 @@ async fn main() -> Result<()> {
             pinset_figures(&mut r, n).await?;
         }
     }
+    if part("status") {
+        local_status(&mut r).await?;
+    }
+    if part("desktop") {
+        desktop_figures(&mut r).await?;
+    }
     if only.is_some() {
         eprintln!("--only: results not written");
         return Ok(());
     }
-    r.add(
-        "status --local against a real IPFS node with 10,000 pins",
-        None,
-        "pins/s",
-        "—",
-        "not measured yet",
-    );
-    r.add(
-        "desktop app in the tray: PSS and CPU",
-        None,
-        "MB",
-        "≤ 120 MB, < 0.5 % CPU",
-        "not measured yet",
-    );
-    r.add(
-        "desktop app window open, idle: CPU",
-        None,
-        "%",
-        "< 2 %",
-        "not measured yet",
-    );
-
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let machine = machine();
     let when = std::process::Command::new("date")

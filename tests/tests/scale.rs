@@ -11,11 +11,39 @@ fn cid_for(n: usize) -> String {
     identity_cid(&format!("pin {n:07}"))
 }
 
+/// A log line without its terminal colour codes.
+fn without_colours(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// How many pins a peer's `/allocations` lists, counted as the stream arrives.
+async fn streamed_lines(rest_port: u16) -> usize {
+    let url = format!("http://127.0.0.1:{rest_port}/allocations");
+    let mut resp = reqwest::get(&url).await.unwrap();
+    let mut lines = 0;
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    lines
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner() {
-    // A debug build moves a 300,000-pin snapshot slowly: the join may take minutes.
+    // A debug build moves a 300,000-pin snapshot slowly: the join may take minutes. A small
+    // snapshot threshold makes the log itself trigger snapshots of the large pinset too.
     let slow_join = |cfg: &mut serde_json::Value| {
         cfg["consensus"]["raft"]["network_timeout"] = "30s".into();
+        cfg["consensus"]["raft"]["snapshot_threshold"] = 50.into();
+        cfg["consensus"]["raft"]["trailing_logs"] = 10.into();
     };
     let mut c = TestCluster::start_custom(1, |_| "10GB".into(), |_, cfg| slow_join(cfg))
         .await
@@ -54,7 +82,8 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
     .await
     .unwrap();
 
-    // Listing streams: the daemon's memory grows by far less than what it sends.
+    // Listing streams: the daemon's memory grows by far less than what it sends (read here
+    // as it arrives, with no overall time limit: a debug build streams slowly).
     let before = c.peers[0].rss().unwrap();
     let url = format!("http://127.0.0.1:{}/allocations", c.peers[0].rest_port);
     let mut resp = reqwest::get(&url).await.unwrap();
@@ -79,18 +108,53 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
         .wait_ready_within(DEADLINE * 6)
         .await
         .unwrap();
-    let client = c.peers[joiner].client();
     wait_for(
-        "the joiner to hold the imported pinset",
+        "the joiner to install the snapshot",
         DEADLINE * 3,
-        || async { (pinset(&client).await.len() >= PINS).then_some(()) },
+        || async {
+            c.peers[joiner]
+                .current_log()
+                .contains("installed a snapshot")
+                .then_some(())
+        },
     )
     .await
     .unwrap();
+    assert_eq!(
+        streamed_lines(c.peers[joiner].rest_port).await,
+        PINS,
+        "the joiner holds every imported pin"
+    );
+
+    // Past the threshold, both peers build snapshots of the whole large pinset from the log.
+    let built = |i: usize| c.peers[i].current_log().matches("built a snapshot").count();
+    let (leader_before, joiner_before) = (built(0), built(joiner));
+    let leader = c.peers[0].client();
+    for n in 0..120 {
+        leader
+            .pin(&cid_for(PINS + n), &PinOptions::default())
+            .await
+            .unwrap();
+    }
+    wait_for("snapshots from the log", DEADLINE * 3, || async {
+        (built(0) > leader_before && built(joiner) > joiner_before).then_some(())
+    })
+    .await
+    .unwrap();
+    let log = c.peers[joiner].current_log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("built a snapshot"))
+        .map(without_colours)
+        .unwrap();
+    let count: usize = line
+        .split("pins=")
+        .nth(1)
+        .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
     assert!(
-        c.peers[joiner]
-            .current_log()
-            .contains("installed a snapshot"),
-        "the joiner installed a snapshot"
+        count > PINS,
+        "the joiner's snapshot holds the whole pinset and what came after: {line}"
     );
 }

@@ -183,35 +183,36 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
         }
         Cmd::State(StateCmd::Export { file }) => {
             let _lock = lock_folder(folder)?;
-            let pins = offline::export(folder).await.map_err(anyhow::Error::msg)?;
             match file {
                 Some(f) => {
                     let out =
                         std::fs::File::create(&f).with_context(|| format!("{}", f.display()))?;
-                    ipfs_cluster::state::export(&pins, std::io::BufWriter::new(out))?;
+                    offline::export(folder, std::io::BufWriter::new(out)).await
                 }
-                None => ipfs_cluster::state::export(&pins, std::io::stdout().lock())?,
+                None => offline::export(folder, std::io::stdout().lock()).await,
             }
+            .map_err(anyhow::Error::msg)?;
         }
         Cmd::State(StateCmd::Import { file, force }) => {
             let (cfg, _) = load(folder)?;
             let _lock = lock_folder(folder)?;
-            let pins = match &file {
+            let staged = match &file {
                 Some(f) => {
                     let input =
                         std::fs::File::open(f).with_context(|| format!("{}", f.display()))?;
-                    ipfs_cluster::state::import(std::io::BufReader::new(input))
+                    let pins = ipfs_cluster::state::read_pins(std::io::BufReader::new(input));
+                    offline::stage_import(folder, pins).await
                 }
-                None => ipfs_cluster::state::import(std::io::stdin().lock()),
+                None => {
+                    let pins = ipfs_cluster::state::read_pins(std::io::stdin().lock());
+                    offline::stage_import(folder, pins).await
+                }
             }
             .map_err(anyhow::Error::msg)
             .context("nothing was imported")?;
-            if !force
-                && !confirm(&format!(
-                    "Replace this peer's pinset with {} pins?",
-                    pins.len()
-                ))?
-            {
+            let count = staged.count;
+            if !force && !confirm(&format!("Replace this peer's pinset with {count} pins?"))? {
+                staged.discard().await;
                 bail!("aborted: nothing changed");
             }
             if let Some(b) = offline::backup(folder, cfg.consensus.raft.backups_rotate)
@@ -220,10 +221,8 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             {
                 eprintln!("previous pinset saved to {}", b.display());
             }
-            offline::import(folder, &pins)
-                .await
-                .map_err(anyhow::Error::msg)?;
-            println!("imported {} pins", pins.len());
+            staged.commit().await.map_err(anyhow::Error::msg)?;
+            println!("imported {count} pins");
         }
         Cmd::State(StateCmd::Cleanup { force }) => {
             let (cfg, _) = load(folder)?;

@@ -19,7 +19,9 @@ mod values;
 
 pub use duration::GoDuration;
 pub use error::{ConfigError, InvalidReplication};
-pub use files::{folder, write_private, CONFIG_FILE, DEFAULT_FOLDER, IDENTITY_FILE};
+pub use files::{
+    create_private, folder, write_private, CONFIG_FILE, DEFAULT_FOLDER, IDENTITY_FILE,
+};
 pub use identity::Identity;
 pub use init::{init, init_keeping_secret_out};
 pub use load::check_replication;

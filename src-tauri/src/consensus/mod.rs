@@ -1,6 +1,6 @@
 //! Consensus: openraft with the pinset as its state machine (SPEC §5), laid out as openraft's
 //! `raft-kv-rocksdb` example: the type config ([`typ`]), the log and state storage in SQLite
-//! (`store`), the network client ([`network`]) and server (`server`), membership and
+//! (`store`, with snapshots as files: `snapshot`), the network client ([`network`]) and server (`server`), membership and
 //! leader-only operations (`management`), and the component itself (`raft`). The offline
 //! `state` commands are in [`offline`].
 //!
@@ -12,6 +12,7 @@ pub(crate) mod network;
 pub mod offline;
 mod raft;
 mod server;
+mod snapshot;
 mod store;
 pub(crate) mod typ;
 

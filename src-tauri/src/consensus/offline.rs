@@ -2,10 +2,13 @@
 //! and cleanup with a rotating backup (`consensus.raft.backups_rotate`), so that cleaning
 //! state (by hand or before a bootstrap) never silently loses a pinset.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use futures::TryStreamExt;
+
 use super::store::{self, db_path};
-use crate::components::ConsensusError;
+use crate::components::{ConsensusError, Pinset};
 use crate::types::Pin;
 
 fn io_error(path: &Path, e: impl std::fmt::Display) -> ConsensusError {
@@ -22,26 +25,70 @@ pub fn has_state(folder: &Path) -> bool {
     db_path(folder).exists()
 }
 
-/// The applied pinset of a stopped peer (empty when it never ran).
-pub async fn export(folder: &Path) -> Result<Vec<Pin>, ConsensusError> {
+/// Writes the applied pinset of a stopped peer as newline-delimited JSON, one pin at a time
+/// (nothing when it never ran). Returns how many pins it wrote.
+pub async fn export(folder: &Path, mut out: impl Write) -> Result<u64, ConsensusError> {
     let db = db_path(folder);
     if !db.exists() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let pool = store::open(&db).await?;
-    let pins = store::load_pins(&pool).await?;
+    let mut pins = store::PinsTable::new(pool.clone()).stream();
+    let mut count = 0;
+    let written: Result<u64, ConsensusError> = async {
+        while let Some(pin) = pins.try_next().await? {
+            crate::state::export_one(&pin, &mut out).map_err(|e| io_error(&db, e))?;
+            count += 1;
+        }
+        out.flush().map_err(|e| io_error(&db, e))?;
+        Ok(count)
+    }
+    .await;
+    drop(pins);
     pool.close().await;
-    Ok(pins.into_values().collect())
+    written
 }
 
-/// Replaces the pinset of a stopped peer.
-pub async fn import(folder: &Path, pins: &[Pin]) -> Result<(), ConsensusError> {
+/// An import into a stopped peer: staged first (streaming, all or nothing), so that the
+/// caller can confirm with the count before anything changes.
+pub struct StagedImport {
+    pool: sqlx::SqlitePool,
+    pub count: u64,
+}
+
+/// Stages `pins` for import; a bad line is an error naming it and changes nothing.
+pub async fn stage_import(
+    folder: &Path,
+    pins: impl IntoIterator<Item = Result<Pin, crate::state::ImportError>>,
+) -> Result<StagedImport, ConsensusError> {
     let db = db_path(folder);
     std::fs::create_dir_all(db.parent().expect("db has a folder")).map_err(|e| io_error(&db, e))?;
     let pool = store::open(&db).await?;
-    let r = store::replace_pins(&pool, pins).await;
-    pool.close().await;
-    r
+    let pins = pins
+        .into_iter()
+        .map(|p| p.map_err(|e| ConsensusError::BadInput(e.to_string())));
+    match store::stage_pins(&pool, pins).await {
+        Ok(count) => Ok(StagedImport { pool, count }),
+        Err(e) => {
+            pool.close().await;
+            Err(e)
+        }
+    }
+}
+
+impl StagedImport {
+    /// Replaces the peer's pinset with the staged one.
+    pub async fn commit(self) -> Result<(), ConsensusError> {
+        let r = store::commit_staged(&self.pool).await;
+        self.pool.close().await;
+        r
+    }
+
+    /// Drops the staged pins; the pinset is unchanged.
+    pub async fn discard(self) {
+        store::discard_staged(&self.pool).await;
+        self.pool.close().await;
+    }
 }
 
 /// Writes the current pinset to a new backup file and deletes the oldest beyond `rotate`.
@@ -50,7 +97,6 @@ pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, Conse
     if !has_state(folder) {
         return Ok(None);
     }
-    let pins = export(folder).await?;
     let dir = backups_dir(folder);
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let name = format!(
@@ -58,9 +104,13 @@ pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, Conse
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")
     );
     let path = dir.join(name);
-    let mut buf = Vec::new();
-    crate::state::export(&pins, &mut buf).map_err(|e| io_error(&path, e))?;
-    crate::config::write_private(&path, &buf).map_err(|e| io_error(&path, e))?;
+    let tmp = path.with_extension("tmp");
+    let file = crate::config::create_private(&tmp).map_err(|e| io_error(&tmp, e))?;
+    let mut out = std::io::BufWriter::new(file);
+    export(folder, &mut out).await?;
+    let file = out.into_inner().map_err(|e| io_error(&tmp, e.error()))?;
+    file.sync_all().map_err(|e| io_error(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
     rotate_backups(&dir, rotate.max(1) as usize)?;
     Ok(Some(path))
 }
@@ -103,29 +153,76 @@ mod tests {
     use super::*;
     use crate::types::PinOptions;
 
+    async fn exported(f: &Path) -> Vec<Pin> {
+        let mut buf = Vec::new();
+        let n = export(f, &mut buf).await.unwrap();
+        let pins: Vec<Pin> = crate::state::read_pins(&buf[..])
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(n as usize, pins.len());
+        pins
+    }
+
+    fn pin(n: u32) -> Pin {
+        let mut p = Pin::new(crate::ipfsconn::fake::test_cid(n), PinOptions::default());
+        p.timestamp = chrono::DateTime::UNIX_EPOCH;
+        p
+    }
+
     #[tokio::test]
     async fn import_export_cleanup_and_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path();
-        assert!(export(f).await.unwrap().is_empty());
+        assert!(exported(f).await.is_empty());
         assert_eq!(backup(f, 2).await.unwrap(), None);
-        let pin = Pin::new(
-            "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
-                .parse()
-                .unwrap(),
-            PinOptions::default(),
-        );
-        import(f, std::slice::from_ref(&pin)).await.unwrap();
-        assert_eq!(export(f).await.unwrap(), vec![pin.clone()]);
+        let staged = stage_import(f, [Ok(pin(1))]).await.unwrap();
+        assert_eq!(staged.count, 1);
+        staged.commit().await.unwrap();
+        assert_eq!(exported(f).await, vec![pin(1)]);
         for _ in 0..3 {
             backup(f, 2).await.unwrap().unwrap();
         }
         let saved = cleanup(f, 2).await.unwrap().unwrap();
         assert!(!has_state(f));
-        assert!(export(f).await.unwrap().is_empty());
+        assert!(exported(f).await.is_empty());
         let n = std::fs::read_dir(backups_dir(f)).unwrap().count();
         assert_eq!(n, 2, "only backups_rotate backups are kept");
         let text = std::fs::read(&saved).unwrap();
-        assert_eq!(crate::state::import(&text[..]).unwrap(), vec![pin]);
+        let back: Vec<Pin> = crate::state::read_pins(&text[..])
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, vec![pin(1)]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&saved).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "backups are owner-only");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_import_with_a_bad_line_or_declined_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path();
+        stage_import(f, [Ok(pin(1))])
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+        let input = format!(
+            "{}\n{}\nnot json\n",
+            serde_json::to_string(&pin(2)).unwrap(),
+            serde_json::to_string(&pin(3)).unwrap()
+        );
+        let err = stage_import(f, crate::state::read_pins(input.as_bytes()))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("line 3"), "{err}");
+        assert_eq!(exported(f).await, vec![pin(1)]);
+        let staged = stage_import(f, [Ok(pin(2))]).await.unwrap();
+        staged.discard().await;
+        assert_eq!(exported(f).await, vec![pin(1)]);
     }
 }

@@ -151,7 +151,9 @@ impl RaftConsensus {
             .map_err(|e| storage(format!("{}: {e}", db.display())))?;
         let state = Arc::new(store::PinsTable::new(store::open_readers(&db).await?));
         let changes = opts.changes.clone();
-        let sm = store::StateMachine::new(pool.clone(), opts.changes);
+        let snapshots = super::snapshot::dir(db.parent().expect("the database is in a folder"));
+        store::ensure_snapshot(&pool, &snapshots).await?;
+        let sm = store::StateMachine::new(pool.clone(), snapshots, opts.changes);
         let me = node_id(&opts.peer_id);
         let network = NetworkFactory {
             transport: opts.transport.clone(),

@@ -5,9 +5,7 @@
 //! crash (kill -9 included) the pinset and the applied index always agree, and replay resumes
 //! from exactly the next entry.
 
-use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::io::Cursor;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,9 +18,10 @@ use openraft::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Acquire, Connection, Row, SqlitePool};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::snapshot;
 use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -53,6 +52,10 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+    // The current snapshot: its meta and file (one row, only ever replaced by a newer one).
+    "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, meta TEXT NOT NULL, file TEXT NOT NULL)",
+    // What the last installed snapshot dropped, to unpin from IPFS (kept until the next one).
+    "CREATE TABLE IF NOT EXISTS pins_gone (cid TEXT PRIMARY KEY)",
 ];
 
 /// Opens (creating if needed) the database. A file that is not a valid database is an error
@@ -77,13 +80,13 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
     Ok(pool)
 }
 
-async fn kv_get<T: DeserializeOwned>(
-    pool: &SqlitePool,
+async fn kv_get<'e, T: DeserializeOwned>(
+    exec: impl sqlx::SqliteExecutor<'e>,
     key: &str,
 ) -> Result<Option<T>, sqlx::Error> {
     let row = sqlx::query("SELECT value FROM kv WHERE key = ?")
         .bind(key)
-        .fetch_optional(pool)
+        .fetch_optional(exec)
         .await?;
     match row {
         None => Ok(None),
@@ -186,22 +189,6 @@ impl Pinset for PinsTable {
     }
 }
 
-/// Reads the applied pinset without starting Raft (offline `state export`).
-pub async fn load_pins(pool: &SqlitePool) -> Result<BTreeMap<Cid, Pin>, ConsensusError> {
-    let rows = sqlx::query("SELECT pin FROM pins")
-        .fetch_all(pool)
-        .await
-        .map_err(storage)?;
-    let mut pins = BTreeMap::new();
-    for r in rows {
-        let text: String = r.get(0);
-        let pin: Pin =
-            serde_json::from_str(&text).map_err(|e| storage(format!("corrupt pin row: {e}")))?;
-        pins.insert(pin.cid, pin);
-    }
-    Ok(pins)
-}
-
 /// Unpins still in the log whose CID is not pinned again later, oldest first. The state
 /// machine applies an unpin atomically, but the IPFS-side unpin happens afterwards; a crash in
 /// between would leave the content pinned in IPFS. Replaying these at start closes that gap,
@@ -225,36 +212,108 @@ pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, ConsensusError
             _ => {}
         }
     }
+    // And what the last installed snapshot dropped, unless pinned again since.
+    let gone = sqlx::query("SELECT cid FROM pins_gone WHERE cid NOT IN (SELECT cid FROM pins)")
+        .fetch_all(pool)
+        .await
+        .map_err(storage)?;
+    for r in gone {
+        let cid: Cid = r
+            .get::<String, _>(0)
+            .parse()
+            .map_err(|e| storage(format!("corrupt row in pins_gone: {e}")))?;
+        if !unpins.contains(&cid) {
+            unpins.insert(0, cid);
+        }
+    }
     Ok(unpins)
 }
 
-/// Replaces the applied pinset offline (`state import`, peer stopped). The Raft log and
-/// applied index are kept, so entries after it still apply on top at the next start.
-pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), ConsensusError> {
-    let mut tx = pool.begin().await.map_err(storage)?;
-    sqlx::query("DELETE FROM pins")
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
-    for p in pins {
-        let text = serde_json::to_string(p).map_err(storage)?;
-        sqlx::query("INSERT OR REPLACE INTO pins (cid, pin) VALUES (?, ?)")
-            .bind(p.cid.to_string())
-            .bind(text)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
+/// Loads pins into a staging table for an offline `state import` (peer stopped), streaming,
+/// a few thousand rows per transaction; nothing the peer reads changes until
+/// [`commit_staged`]. The first error (a bad line) drops what was staged.
+pub async fn stage_pins(
+    pool: &SqlitePool,
+    pins: impl IntoIterator<Item = Result<Pin, ConsensusError>>,
+) -> Result<u64, ConsensusError> {
+    let staged = stage(pool, pins).await;
+    if staged.is_err() {
+        discard_staged(pool).await;
     }
+    staged
+}
+
+async fn stage(
+    pool: &SqlitePool,
+    pins: impl IntoIterator<Item = Result<Pin, ConsensusError>>,
+) -> Result<u64, ConsensusError> {
+    for stmt in [
+        "DROP TABLE IF EXISTS pins_import",
+        "CREATE TABLE pins_import (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+    ] {
+        sqlx::query(stmt).execute(pool).await.map_err(storage)?;
+    }
+    let mut pins = pins.into_iter().peekable();
+    let mut count = 0u64;
+    while pins.peek().is_some() {
+        let mut tx = pool.begin().await.map_err(storage)?;
+        for _ in 0..20 {
+            let rows = pins
+                .by_ref()
+                .take(ROWS_PER_STATEMENT)
+                .map(|p| {
+                    let p = p?;
+                    let text = serde_json::to_string(&p).map_err(storage)?;
+                    Ok((p.cid.to_string(), text))
+                })
+                .collect::<Result<Vec<_>, ConsensusError>>()?;
+            if rows.is_empty() {
+                break;
+            }
+            count += rows.len() as u64;
+            let mut q = sqlx::QueryBuilder::new("INSERT OR REPLACE INTO pins_import (cid, pin) ");
+            q.push_values(&rows, |mut b, (cid, text)| {
+                b.push_bind(cid.as_str()).push_bind(text.as_str());
+            });
+            q.build().execute(&mut *tx).await.map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+    }
+    Ok(count)
+}
+
+/// Drops a staged import.
+pub async fn discard_staged(pool: &SqlitePool) {
+    let _ = sqlx::query("DROP TABLE IF EXISTS pins_import")
+        .execute(pool)
+        .await;
+}
+
+/// Makes the staged import the applied pinset, in one transaction. The Raft log and applied
+/// index are kept, so entries after it still apply on top at the next start.
+pub async fn commit_staged(pool: &SqlitePool) -> Result<(), ConsensusError> {
+    let mut conn = pool.acquire().await.map_err(storage)?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
     // A stored snapshot would bring the old pinset back to peers that install it. The next
     // start takes a new one and purges the log before it (see `imported`), so that every
     // peer that joins later installs the imported pinset instead of replaying a log that
     // never had it.
-    sqlx::query("DELETE FROM kv WHERE key = 'snapshot'")
-        .execute(&mut *tx)
-        .await
-        .map_err(storage)?;
+    for stmt in [
+        "DROP TABLE pins",
+        "ALTER TABLE pins_import RENAME TO pins",
+        "DELETE FROM snapshot",
+    ] {
+        sqlx::query(stmt).execute(&mut *tx).await.map_err(storage)?;
+    }
     kv_put(&mut *tx, IMPORTED, &true).await.map_err(storage)?;
     tx.commit().await.map_err(storage)
+}
+
+/// Replaces the applied pinset with `pins` (stage and commit at once).
+#[cfg(test)]
+pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), ConsensusError> {
+    stage_pins(pool, pins.iter().cloned().map(Ok)).await?;
+    commit_staged(pool).await
 }
 
 /// Set by an offline import until the next start has snapshotted the imported pinset.
@@ -415,18 +474,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// A snapshot as stored and sent: the whole pinset at `meta.last_log_id`.
-#[derive(Serialize, serde::Deserialize)]
-struct SnapshotData {
-    pins: Vec<Pin>,
-}
-
-#[derive(Serialize, serde::Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, ClusterNode>,
-    data: String,
-}
-
 /// Rows per multi-row statement (two bound values each, well under SQLite's limit).
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -481,80 +528,194 @@ async fn write_ops(
 /// pinset is readable from disk before Raft has even started).
 pub struct StateMachine {
     pool: SqlitePool,
+    /// Where snapshot files live (see [`snapshot`]).
+    snapshots: PathBuf,
     changes: UnboundedSender<StateChange>,
 }
 
 impl StateMachine {
-    pub fn new(pool: SqlitePool, changes: UnboundedSender<StateChange>) -> StateMachine {
-        StateMachine { pool, changes }
+    pub fn new(
+        pool: SqlitePool,
+        snapshots: PathBuf,
+        changes: UnboundedSender<StateChange>,
+    ) -> StateMachine {
+        StateMachine {
+            pool,
+            snapshots,
+            changes,
+        }
     }
+}
+
+/// A file name no other snapshot file of this peer has.
+fn fresh_name(kind: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{kind}-{}-{n}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+    )
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct SnapshotRow {
+    meta: SnapshotMeta<NodeId, ClusterNode>,
+    file: String,
+}
+
+/// Records `file` as the current snapshot unless a newer one already is (a snapshot built
+/// from an older state can finish after a newer one was installed), then deletes every other
+/// snapshot file. Returns whether it became current.
+async fn keep_snapshot(
+    exec: &mut sqlx::SqliteConnection,
+    meta: &SnapshotMeta<NodeId, ClusterNode>,
+    file: &str,
+) -> Result<bool, sqlx::Error> {
+    let idx = meta.last_log_id.map_or(-1, |l| l.index as i64);
+    let text = serde_json::to_string(meta).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let done = sqlx::query(
+        "INSERT INTO snapshot (id, idx, meta, file) VALUES (1, ?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET idx = excluded.idx, meta = excluded.meta, file = excluded.file \
+         WHERE excluded.idx >= snapshot.idx",
+    )
+    .bind(idx)
+    .bind(text)
+    .bind(file)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes the snapshot files other than the current one (and, at start, half-written ones).
+async fn remove_other_snapshots(dir: &Path, current: Option<&str>, parts_too: bool) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let name = e.file_name().to_string_lossy().to_string();
+        let stale = (name.ends_with(".snap") && Some(name.as_str()) != current)
+            || (parts_too && name.ends_with(".part"));
+        if stale {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
+}
+
+async fn current_snapshot(pool: &SqlitePool) -> Result<Option<SnapshotRow>, sqlx::Error> {
+    let row = sqlx::query("SELECT meta, file FROM snapshot WHERE id = 1")
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| {
+        let meta = serde_json::from_str(&r.get::<String, _>(0))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(SnapshotRow {
+            meta,
+            file: r.get(1),
+        })
+    })
+    .transpose()
+}
+
+/// Before Raft starts: removes half-written snapshot files and makes sure a snapshot exists
+/// whenever the log has been purged (openraft stops for good if it must send a snapshot and
+/// has none). A database from before snapshot files had its snapshot as one JSON value; it is
+/// dropped and a file built from the pins table instead.
+pub async fn ensure_snapshot(pool: &SqlitePool, snapshots: &Path) -> Result<(), ConsensusError> {
+    tokio::fs::create_dir_all(snapshots)
+        .await
+        .map_err(|e| storage(format!("{}: {e}", snapshots.display())))?;
+    sqlx::query("DELETE FROM kv WHERE key = 'snapshot'")
+        .execute(pool)
+        .await
+        .map_err(storage)?;
+    let current = current_snapshot(pool).await.map_err(storage)?;
+    let usable = match &current {
+        Some(row) => snapshots.join(&row.file).is_file(),
+        None => false,
+    };
+    remove_other_snapshots(
+        snapshots,
+        current.as_ref().filter(|_| usable).map(|r| r.file.as_str()),
+        true,
+    )
+    .await;
+    let purged: Option<LogId<NodeId>> = kv_get(pool, "last_purged").await.map_err(storage)?;
+    if !usable && purged.is_some() {
+        tracing::info!("building a snapshot of the pinset (none usable on disk)");
+        let mut builder = SnapshotBuilder {
+            pool: pool.clone(),
+            snapshots: snapshots.to_path_buf(),
+        };
+        builder
+            .build_snapshot()
+            .await
+            .map_err(|e| storage(format!("cannot build a snapshot: {e}")))?;
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
 pub struct SnapshotBuilder {
     pool: SqlitePool,
+    snapshots: PathBuf,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    /// Streams the pins table into a new file, reading pins and applied index in one read
+    /// transaction so that they describe the same moment (writers go on meanwhile: WAL).
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        // Pins and applied index are read in one transaction so they describe the same moment.
-        let mut tx = self.pool.begin().await.map_err(read_err)?;
-        let rows = sqlx::query("SELECT pin FROM pins")
-            .fetch_all(&mut *tx)
+        let part = self.snapshots.join(format!("{}.part", fresh_name("build")));
+        let mut out = snapshot::Writer::create(part.clone())
             .await
-            .map_err(read_err)?;
-        let applied: Option<String> = sqlx::query("SELECT value FROM kv WHERE key = 'sm_applied'")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(read_err)?
-            .map(|r| r.get(0));
-        let membership: Option<String> =
-            sqlx::query("SELECT value FROM kv WHERE key = 'sm_membership'")
-                .fetch_optional(&mut *tx)
+            .map_err(write_err)?;
+        let mut conn = self.pool.acquire().await.map_err(read_err)?;
+        let mut tx = conn.begin().await.map_err(read_err)?;
+        let last_log_id: Option<LogId<NodeId>> =
+            kv_get::<Option<LogId<NodeId>>>(&mut *tx, "sm_applied")
                 .await
                 .map_err(read_err)?
-                .map(|r| r.get(0));
+                .flatten();
+        let last_membership: StoredMembership<NodeId, ClusterNode> =
+            kv_get(&mut *tx, "sm_membership")
+                .await
+                .map_err(read_err)?
+                .unwrap_or_default();
+        {
+            let mut rows = sqlx::query("SELECT pin FROM pins ORDER BY cid").fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(read_err)? {
+                out.push(row.get::<&str, _>(0)).await.map_err(write_err)?;
+            }
+        }
         tx.commit().await.map_err(read_err)?;
-        let pins = rows
-            .into_iter()
-            .map(|r| serde_json::from_str::<Pin>(&r.get::<String, _>(0)).map_err(read_err))
-            .collect::<Result<Vec<_>, _>>()?;
-        let last_log_id: Option<LogId<NodeId>> = match applied {
-            Some(t) => serde_json::from_str(&t).map_err(read_err)?,
-            None => None,
-        };
-        let last_membership: StoredMembership<NodeId, ClusterNode> = match membership {
-            Some(t) => serde_json::from_str(&t).map_err(read_err)?,
-            None => StoredMembership::default(),
-        };
-        let data = serde_json::to_string(&SnapshotData { pins }).map_err(read_err)?;
+        let (_, count) = out.finish().await.map_err(write_err)?;
+        let name = format!("{}.snap", fresh_name("snapshot"));
+        let path = self.snapshots.join(&name);
+        tokio::fs::rename(&part, &path).await.map_err(write_err)?;
         let snapshot_id = match last_log_id {
-            Some(l) => format!(
-                "{}-{}-{}",
-                l.leader_id,
-                l.index,
-                chrono::Utc::now().timestamp_millis()
-            ),
-            None => format!("empty-{}", chrono::Utc::now().timestamp_millis()),
+            Some(l) => format!("{}-{}-{}", l.leader_id, l.index, name),
+            None => format!("empty-{name}"),
         };
         let meta = SnapshotMeta {
             last_log_id,
             last_membership,
             snapshot_id,
         };
-        kv_put(
-            &self.pool,
-            "snapshot",
-            &StoredSnapshot {
-                meta: meta.clone(),
-                data: data.clone(),
-            },
+        let current = keep_snapshot(&mut conn, &meta, &name)
+            .await
+            .map_err(write_err)?;
+        drop(conn);
+        let keep = current_snapshot(&self.pool).await.map_err(read_err)?;
+        remove_other_snapshots(
+            &self.snapshots,
+            keep.as_ref().map(|r| r.file.as_str()),
+            false,
         )
-        .await
-        .map_err(write_err)?;
+        .await;
+        tracing::info!(pins = count, current, last_log = ?meta.last_log_id, "built a snapshot");
+        let file = snapshot::SnapshotFile::open(path).await.map_err(read_err)?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data.into_bytes())),
+            snapshot: Box::new(file),
         })
     }
 }
@@ -626,47 +787,56 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             pool: self.pool.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<snapshot::SnapshotFile>, SErr> {
+        let path = self
+            .snapshots
+            .join(format!("{}.part", fresh_name("receive")));
+        let file = snapshot::SnapshotFile::create(path)
+            .await
+            .map_err(write_err)?;
+        Ok(Box::new(file))
     }
 
+    /// Loads the received file into a table of its own, then swaps it for `pins` in one
+    /// short transaction, so that readers see the old pinset or the new one, the log's writer
+    /// is never held up for the length of the load, and a damaged file changes nothing.
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, ClusterNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<snapshot::SnapshotFile>,
     ) -> Result<(), SErr> {
-        let bytes = snapshot.into_inner();
-        let data: SnapshotData = serde_json::from_slice(&bytes).map_err(write_err)?;
-        let incoming: std::collections::HashSet<String> =
-            data.pins.iter().map(|p| p.cid.to_string()).collect();
-        // What the snapshot drops (unpinned while this peer was away) must leave IPFS too;
-        // the reset afterwards pins what it adds. Read before the write transaction: only
-        // this state machine writes pins, and a transaction that reads first and writes
-        // later fails at once (SQLITE_BUSY) when the log was appended to in between.
-        let mut gone = Vec::new();
-        {
-            let mut rows = sqlx::query("SELECT cid FROM pins").fetch(&self.pool);
-            while let Some(row) = rows.try_next().await.map_err(read_err)? {
-                let cid: String = row.get(0);
-                if !incoming.contains(&cid) {
-                    gone.push(cid.parse::<Cid>().map_err(|e| read_err(storage(e)))?);
-                }
+        let mut file = *snapshot;
+        file.sync().await.map_err(write_err)?;
+        let part = file.path().to_path_buf();
+        let loaded = load_incoming(&self.pool, file).await;
+        let count = match loaded {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = sqlx::query("DROP TABLE IF EXISTS pins_incoming")
+                    .execute(&self.pool)
+                    .await;
+                let _ = tokio::fs::remove_file(&part).await;
+                tracing::error!("a received snapshot is unusable, nothing changed: {e}");
+                return Err(write_err(e));
             }
-        }
-        let mut tx = self.pool.begin().await.map_err(write_err)?;
-        sqlx::query("DELETE FROM pins")
-            .execute(&mut *tx)
+        };
+        let name = format!("{}.snap", fresh_name("snapshot"));
+        let mut conn = self.pool.acquire().await.map_err(write_err)?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(write_err)?;
-        let count = data.pins.len();
-        for p in data.pins {
-            let text = serde_json::to_string(&p).map_err(write_err)?;
-            sqlx::query("INSERT INTO pins (cid, pin) VALUES (?, ?)")
-                .bind(p.cid.to_string())
-                .bind(text)
+        for stmt in [
+            "DELETE FROM pins_gone",
+            "INSERT INTO pins_gone SELECT cid FROM pins WHERE cid NOT IN (SELECT cid FROM pins_incoming)",
+            "DROP TABLE pins",
+            "ALTER TABLE pins_incoming RENAME TO pins",
+        ] {
+            sqlx::query(stmt)
                 .execute(&mut *tx)
                 .await
                 .map_err(write_err)?;
@@ -677,33 +847,98 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         kv_put(&mut *tx, "sm_membership", &meta.last_membership)
             .await
             .map_err(write_err)?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: String::from_utf8(bytes).map_err(write_err)?,
-        };
-        kv_put(&mut *tx, "snapshot", &stored)
+        // Named before the commit: a crash in between leaves a stray file (removed at the
+        // next start), never a current snapshot without its file.
+        tokio::fs::rename(&part, self.snapshots.join(&name))
+            .await
+            .map_err(write_err)?;
+        keep_snapshot(&mut tx, meta, &name)
             .await
             .map_err(write_err)?;
         tx.commit().await.map_err(write_err)?;
+        remove_other_snapshots(&self.snapshots, Some(&name), false).await;
+        // What the snapshot drops (unpinned while this peer was away) must leave IPFS too;
+        // the reset afterwards pins what it adds.
+        let mut unpinned = 0usize;
+        {
+            let mut rows = sqlx::query("SELECT cid FROM pins_gone").fetch(&mut *conn);
+            while let Some(row) = rows.try_next().await.map_err(read_err)? {
+                let cid: Cid = row
+                    .get::<String, _>(0)
+                    .parse()
+                    .map_err(|e| read_err(storage(e)))?;
+                let _ = self.changes.send(StateChange::Unpinned(cid));
+                unpinned += 1;
+            }
+        }
         tracing::info!(
             pins = count,
-            unpinned = gone.len(),
+            unpinned,
             last_log = ?meta.last_log_id,
             "installed a snapshot"
         );
-        for cid in gone {
-            let _ = self.changes.send(StateChange::Unpinned(cid));
-        }
         let _ = self.changes.send(StateChange::Reset);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        let stored: Option<StoredSnapshot> =
-            kv_get(&self.pool, "snapshot").await.map_err(read_err)?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data.into_bytes())),
+        let Some(row) = current_snapshot(&self.pool).await.map_err(read_err)? else {
+            return Ok(None);
+        };
+        let file = snapshot::SnapshotFile::open(self.snapshots.join(&row.file))
+            .await
+            .map_err(read_err)?;
+        Ok(Some(Snapshot {
+            meta: row.meta,
+            snapshot: Box::new(file),
         }))
     }
+}
+
+/// Reads a snapshot file into a fresh `pins_incoming` table, a few thousand rows per
+/// transaction. Returns how many pins it holds.
+async fn load_incoming(
+    pool: &SqlitePool,
+    file: snapshot::SnapshotFile,
+) -> Result<u64, std::io::Error> {
+    let io = |e: sqlx::Error| std::io::Error::other(e.to_string());
+    let mut conn = pool.acquire().await.map_err(io)?;
+    for stmt in [
+        "DROP TABLE IF EXISTS pins_incoming",
+        "CREATE TABLE pins_incoming (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+    ] {
+        sqlx::query(stmt).execute(&mut *conn).await.map_err(io)?;
+    }
+    let mut records = file.records().await?;
+    let mut count = 0u64;
+    let mut done = false;
+    while !done {
+        let mut tx = conn.begin().await.map_err(io)?;
+        for _ in 0..20 {
+            let mut rows = Vec::with_capacity(ROWS_PER_STATEMENT);
+            while rows.len() < ROWS_PER_STATEMENT {
+                match records.next().await? {
+                    Some((pin, text)) => rows.push((pin.cid.to_string(), text)),
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if !rows.is_empty() {
+                count += rows.len() as u64;
+                let mut q =
+                    sqlx::QueryBuilder::new("INSERT OR REPLACE INTO pins_incoming (cid, pin) ");
+                q.push_values(&rows, |mut b, (cid, text)| {
+                    b.push_bind(cid.as_str()).push_bind(text.as_str());
+                });
+                q.build().execute(&mut *tx).await.map_err(io)?;
+            }
+            if done {
+                break;
+            }
+        }
+        tx.commit().await.map_err(io)?;
+    }
+    Ok(count)
 }

@@ -111,32 +111,157 @@ fn node_ids_are_stable_and_distinct() {
     assert_ne!(node_id(&a), node_id(&b));
 }
 
+/// A state machine on its own database in `folder`, holding `pins`.
+async fn machine(folder: &Path, pins: &[Pin]) -> (sqlx::SqlitePool, store::StateMachine, Changes) {
+    let db = db_path(folder);
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let pool = store::open(&db).await.unwrap();
+    store::replace_pins(&pool, pins).await.unwrap();
+    let snapshots = super::snapshot::dir(db.parent().unwrap());
+    store::ensure_snapshot(&pool, &snapshots).await.unwrap();
+    let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+    (
+        pool.clone(),
+        store::StateMachine::new(pool, snapshots, tx),
+        changes,
+    )
+}
+
+/// Sends `from`'s bytes into a receiving file of `to`, as openraft's chunks would.
+async fn receive(
+    to: &mut store::StateMachine,
+    from: &mut super::snapshot::SnapshotFile,
+) -> Box<super::snapshot::SnapshotFile> {
+    use openraft::storage::RaftStateMachine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut bytes = Vec::new();
+    from.read_to_end(&mut bytes).await.unwrap();
+    let mut into = to.begin_receiving_snapshot().await.unwrap();
+    for chunk in bytes.chunks(1000) {
+        into.write_all(chunk).await.unwrap();
+    }
+    into.shutdown().await.unwrap();
+    into
+}
+
 #[tokio::test]
-async fn a_snapshot_install_unpins_what_disappeared_while_away() {
+async fn a_snapshot_is_built_into_a_file_sent_and_installed_and_unpins_what_disappeared() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Pin::new(test_cid(1), PinOptions::default());
+    let b = Pin::new(test_cid(2), PinOptions::default());
+    let c = Pin::new(test_cid(3), PinOptions::default());
+    // Meanwhile on the leader, a was unpinned and c pinned.
+    let (_, mut leader, _) = machine(leader_dir.path(), &[b.clone(), c.clone()]).await;
+    let mut built = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let on_disk: Vec<_> = std::fs::read_dir(super::snapshot::dir(&leader_dir.path().join("raft")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(on_disk.len(), 1, "one snapshot file: {on_disk:?}");
+    assert!(on_disk[0].ends_with(".snap"));
+    // Before sleeping, this peer had a and b.
+    let (pool, mut sm, mut changes) = machine(dir.path(), &[a.clone(), b.clone()]).await;
+    let state = store::PinsTable::new(pool.clone());
+    let received = receive(&mut sm, &mut built.snapshot).await;
+    sm.install_snapshot(&built.meta, received).await.unwrap();
+    assert_eq!(changes.recv().await, Some(StateChange::Unpinned(a.cid)));
+    assert_eq!(changes.recv().await, Some(StateChange::Reset));
+    let now: Vec<Cid> = list(&state).await.into_iter().map(|p| p.cid).collect();
+    assert_eq!(now, vec![test_cid(2), test_cid(3)]);
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    assert_eq!(current.meta, built.meta);
+    // A crash right after the install still unpins a from IPFS at the next start.
+    assert_eq!(store::logged_unpins(&pool).await.unwrap(), vec![a.cid]);
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use tokio::io::AsyncWriteExt;
+    let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let pins: Vec<Pin> = (0..3000)
+        .map(|n| Pin::new(test_cid(n), PinOptions::default()))
+        .collect();
+    let (_, mut leader, _) = machine(leader_dir.path(), &pins).await;
+    let mut built = leader
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mine = vec![Pin::new(test_cid(9999), PinOptions::default())];
+    let (pool, mut sm, mut changes) = machine(dir.path(), &mine).await;
+    let state = store::PinsTable::new(pool.clone());
+    let received = receive(&mut sm, &mut built.snapshot).await;
+    // Truncated in transit.
+    let len = std::fs::metadata(received.path()).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(received.path())
+        .unwrap();
+    f.set_len(len - 100).unwrap();
+    drop(f);
+    let mut received = received;
+    received.flush().await.unwrap();
+    assert!(sm.install_snapshot(&built.meta, received).await.is_err());
+    assert_eq!(list(&state).await, mine);
+    assert!(changes.try_recv().is_err(), "no change was announced");
+    assert!(sm.get_current_snapshot().await.unwrap().is_none());
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied, None);
+}
+
+#[tokio::test]
+async fn a_database_with_a_purged_log_and_no_snapshot_file_gets_one_before_raft_starts() {
     use openraft::storage::RaftStateMachine;
     let dir = tempfile::tempdir().unwrap();
     let db = db_path(dir.path());
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let pool = store::open(&db).await.unwrap();
-    let state = store::PinsTable::new(pool.clone());
-    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let mut sm = store::StateMachine::new(pool.clone(), tx);
-    // Before sleeping, this peer had a and b; meanwhile a was unpinned and c pinned.
-    let a = Pin::new(test_cid(1), PinOptions::default());
-    let b = Pin::new(test_cid(2), PinOptions::default());
-    let c = Pin::new(test_cid(3), PinOptions::default());
-    store::replace_pins(&pool, &[a.clone(), b.clone()])
+    let pins = vec![Pin::new(test_cid(5), PinOptions::default())];
+    store::replace_pins(&pool, &pins).await.unwrap();
+    // As an older version left it: the snapshot as one JSON value, the log purged.
+    for (key, value) in [
+        ("snapshot", r#"{"meta":{},"data":"{\"pins\":[]}"}"#),
+        (
+            "last_purged",
+            r#"{"leader_id":{"term":1,"node_id":0},"index":3}"#,
+        ),
+    ] {
+        sqlx::query("INSERT INTO kv (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let snapshots = super::snapshot::dir(db.parent().unwrap());
+    std::fs::create_dir_all(&snapshots).unwrap();
+    std::fs::write(snapshots.join("receive-1.part"), b"half").unwrap();
+    store::ensure_snapshot(&pool, &snapshots).await.unwrap();
+    let files: Vec<String> = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].ends_with(".snap"));
+    let legacy: Option<(String,)> = sqlx::query_as("SELECT value FROM kv WHERE key = 'snapshot'")
+        .fetch_optional(&pool)
         .await
         .unwrap();
-    let data = serde_json::to_vec(&serde_json::json!({ "pins": [b, c] })).unwrap();
-    let meta = openraft::SnapshotMeta::default();
-    sm.install_snapshot(&meta, Box::new(std::io::Cursor::new(data)))
-        .await
-        .unwrap();
-    assert_eq!(changes.recv().await, Some(StateChange::Unpinned(a.cid)));
-    assert_eq!(changes.recv().await, Some(StateChange::Reset));
-    let now: Vec<Cid> = list(&state).await.into_iter().map(|p| p.cid).collect();
-    assert_eq!(now, vec![test_cid(2), test_cid(3)]);
+    assert!(legacy.is_none());
+    let (tx, _changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut sm = store::StateMachine::new(pool, snapshots, tx);
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    let mut records = current.snapshot.records().await.unwrap();
+    assert_eq!(records.next().await.unwrap().unwrap().0, pins[0]);
+    assert!(records.next().await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -145,12 +270,8 @@ async fn a_batch_of_pins_and_unpins_applies_in_log_order() {
     use openraft::storage::RaftStateMachine;
     use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
     let dir = tempfile::tempdir().unwrap();
-    let db = db_path(dir.path());
-    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let pool = store::open(&db).await.unwrap();
+    let (pool, mut sm, _changes) = machine(dir.path(), &[]).await;
     let state = store::PinsTable::new(pool.clone());
-    let (tx, _changes) = tokio::sync::mpsc::unbounded_channel();
-    let mut sm = store::StateMachine::new(pool.clone(), tx);
     let pin = |n: u32, name: &str| {
         let mut p = Pin::new(test_cid(n), PinOptions::default());
         p.options.name = name.into();

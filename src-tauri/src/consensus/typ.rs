@@ -1,8 +1,6 @@
 //! Raft's type configuration (openraft's `declare_raft_types!`) and the plain types it names:
 //! node ids, the member record, and the log's command.
 
-use std::io::Cursor;
-
 use libp2p_identity::PeerId;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +32,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = ClusterNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = super::snapshot::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -67,32 +67,28 @@ pub struct ImportError {
     pub message: String,
 }
 
-/// Writes the pinset as newline-delimited Pin JSON (`state export`).
-pub fn export(pins: &[Pin], mut out: impl Write) -> std::io::Result<()> {
-    for p in pins {
-        serde_json::to_writer(&mut out, p)?;
-        out.write_all(b"\n")?;
-    }
-    out.flush()
+/// Writes one pin as a line of newline-delimited Pin JSON (`state export`).
+pub fn export_one(pin: &Pin, mut out: impl Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut out, pin)?;
+    out.write_all(b"\n")
 }
 
-/// Reads newline-delimited Pin JSON (`state import`); all or nothing, with the line number of
-/// the first bad line.
-pub fn import(input: impl BufRead) -> Result<Vec<Pin>, ImportError> {
-    let mut pins = Vec::new();
-    for (i, line) in input.lines().enumerate() {
+/// Reads newline-delimited Pin JSON (`state import`) one pin at a time; a bad line is an
+/// error with its line number (the importer makes the import all or nothing).
+pub fn read_pins(input: impl BufRead) -> impl Iterator<Item = Result<Pin, ImportError>> {
+    input.lines().enumerate().filter_map(|(i, line)| {
         let err = |message: String| ImportError {
             line: i + 1,
             message,
         };
-        let line = line.map_err(|e| err(e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
+        match line {
+            Err(e) => Some(Err(err(e.to_string()))),
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(l) => {
+                Some(serde_json::from_str::<Pin>(&l).map_err(|e| err(format!("not a pin: {e}"))))
+            }
         }
-        let pin: Pin = serde_json::from_str(&line).map_err(|e| err(format!("not a pin: {e}")))?;
-        pins.push(pin);
-    }
-    Ok(pins)
+    })
 }
 
 #[cfg(test)]
@@ -109,9 +105,15 @@ mod tests {
             PinOptions::default(),
         );
         let mut buf = Vec::new();
-        export(std::slice::from_ref(&a), &mut buf).unwrap();
-        assert_eq!(import(&buf[..]).unwrap(), vec![a]);
-        let err = import(&b"{}\n"[..]).unwrap_err().to_string();
-        assert!(err.starts_with("line 1"), "{err}");
+        export_one(&a, &mut buf).unwrap();
+        buf.extend_from_slice(b"\n");
+        export_one(&a, &mut buf).unwrap();
+        let back: Vec<Pin> = read_pins(&buf[..]).collect::<Result<_, _>>().unwrap();
+        assert_eq!(back, vec![a.clone(), a]);
+        let err = read_pins(&b"\n{}\n"[..])
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("line 2"), "{err}");
     }
 }

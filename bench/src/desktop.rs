@@ -1,0 +1,226 @@
+//! The desktop app at rest: the real release binary under Xvfb and a D-Bus session, its peer
+//! holding an imported pinset, measured in the tray (`--hidden`, no webview) and with its
+//! window open. PSS counts shared pages once across the app and its WebKit processes.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cluster_tests::*;
+
+/// The app's process group: the session bus, the app, its WebKit processes and IPFS node.
+struct App {
+    child: Child,
+}
+
+impl App {
+    fn start(app: &Path, env: &[(String, String)], hidden: bool) -> Result<App> {
+        let mut cmd = Command::new("dbus-run-session");
+        cmd.arg("--").arg(app);
+        if hidden {
+            cmd.arg("--hidden");
+        }
+        cmd.envs(env.iter().cloned())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        Ok(App {
+            child: cmd.spawn().context("dbus-run-session")?,
+        })
+    }
+
+    fn pgid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Processes of the group: (pid, command name).
+    fn processes(&self) -> Vec<(u32, String)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let Some(close) = stat.rfind(')') else {
+                continue;
+            };
+            let name = stat[stat.find('(').unwrap_or(0) + 1..close].to_string();
+            let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+            if fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(self.pgid()) {
+                out.push((pid, name));
+            }
+        }
+        out
+    }
+
+    /// (app and WebKit PSS in MB, the IPFS node's PSS in MB)
+    fn pss(&self) -> (f64, f64) {
+        let (mut app, mut ipfs) = (0.0, 0.0);
+        for (pid, name) in self.processes() {
+            let kb = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("Pss:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<f64>().ok())
+                })
+                .unwrap_or(0.0);
+            match name.as_str() {
+                "ipfs-local-node" => ipfs += kb / 1024.0,
+                "dbus-daemon" | "dbus-run-sessio" => {}
+                _ => app += kb / 1024.0,
+            }
+        }
+        (app, ipfs)
+    }
+
+    /// CPU (% of one core) of the app and its WebKit processes over `window`.
+    async fn cpu(&self, window: Duration) -> f64 {
+        let sum = |this: &App| -> f64 {
+            this.processes()
+                .into_iter()
+                .filter(|(_, n)| n != "ipfs-local-node" && !n.starts_with("dbus"))
+                .filter_map(|(pid, _)| cpu_seconds(pid))
+                .sum()
+        };
+        let before = sum(self);
+        tokio::time::sleep(window).await;
+        (sum(self) - before) / window.as_secs_f64() * 100.0
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, "--", &format!("-{}", self.pgid())])
+            .status();
+    }
+
+    fn stop(mut self) {
+        self.signal("-TERM");
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                if self.processes().is_empty() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_rest(port: u16) -> Result<()> {
+    let url = format!("http://127.0.0.1:{port}/id");
+    wait_for("the app's peer", Duration::from_secs(120), || async {
+        reqwest::get(&url)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await
+}
+
+pub struct DesktopFigures {
+    pub pins: usize,
+    pub tray_pss: f64,
+    pub tray_ipfs_pss: f64,
+    pub tray_cpu: f64,
+    pub open_pss: f64,
+    pub open_cpu: f64,
+}
+
+/// Runs the app twice (tray, then window open) with `pins` pins in its peer's pinset.
+pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<DesktopFigures> {
+    let work = tempfile::tempdir()?;
+    let display = format!(":{}", 150 + std::process::id() % 50);
+    let mut xvfb = Command::new("Xvfb")
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("Xvfb (apt-get install xvfb)")?;
+    let socket = format!("/tmp/.X11-unix/X{}", &display[1..]);
+    wait_for("Xvfb", Duration::from_secs(30), || async {
+        Path::new(&socket).exists().then_some(())
+    })
+    .await?;
+    let folder = work.path().join("app-peer");
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home)?;
+    let rest = free_port();
+    let env: Vec<(String, String)> = [
+        ("DISPLAY", display.clone()),
+        ("HOME", home.display().to_string()),
+        ("IPFS_CLUSTER_PATH", folder.display().to_string()),
+        (
+            "CLUSTER_IPFSHTTP_NODEMULTIADDRESS",
+            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        ),
+        (
+            "CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS",
+            format!("/ip4/127.0.0.1/tcp/{rest}"),
+        ),
+        (
+            "CLUSTER_LISTENMULTIADDRESS",
+            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        ),
+        ("IPFS_CLUSTER_IPFS_NETWORK", "loopback".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let result = async {
+        // First start makes the peer; then its pinset is replaced while it is stopped.
+        let first = App::start(&app, &env, true)?;
+        wait_rest(rest).await?;
+        first.stop();
+        let out = service(
+            &folder,
+            &["state", "import", "--force", "-f", import.to_str().unwrap()],
+        );
+        anyhow::ensure!(out.status.success(), "import: {}", text(&out));
+
+        let settle = Duration::from_secs(20);
+        let window = Duration::from_secs(30);
+        let tray = App::start(&app, &env, true)?;
+        wait_rest(rest).await?;
+        tokio::time::sleep(settle).await;
+        let tray_cpu = tray.cpu(window).await;
+        let (tray_pss, tray_ipfs_pss) = tray.pss();
+        tray.stop();
+
+        let open = App::start(&app, &env, false)?;
+        wait_rest(rest).await?;
+        tokio::time::sleep(settle).await;
+        let open_cpu = open.cpu(window).await;
+        let (open_pss, _) = open.pss();
+        open.stop();
+        Ok(DesktopFigures {
+            pins,
+            tray_pss,
+            tray_ipfs_pss,
+            tray_cpu,
+            open_pss,
+            open_cpu,
+        })
+    }
+    .await;
+    let _ = xvfb.kill();
+    let _ = xvfb.wait();
+    result
+}
