@@ -5,7 +5,11 @@ const tauri = window.__TAURI__;
 const invoke = (cmd, args) => tauri.core.invoke(cmd, args);
 const $ = (id) => document.getElementById(id);
 
-const state = { snapshot: null, peers: [], pins: [], health: null, view: 'overview' };
+// The pins view shows pages the peer searched and filtered; `next` is where the following
+// page starts. `seen` is the pin count and queue of the last snapshot: when they change, the
+// rows shown are fetched again.
+const state = { snapshot: null, peers: [], pins: [], next: null, seen: '', health: null, view: 'overview' };
+const PAGE = 50;
 
 function bytes(n) {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
@@ -63,6 +67,13 @@ function renderSnapshot(s) {
   $('ov-secret').textContent = s.secret_location || '';
   $('btn-pause').textContent = s.paused ? 'Resume pinning' : 'Pause pinning';
   $('btn-pause').classList.toggle('warn', s.paused);
+  $('ov-pins').textContent = s.pins == null ? '—' : s.pins.toLocaleString();
+  $('ov-pins-sub').textContent = s.queued ? `${s.queued.toLocaleString()} being pinned or unpinned here` : 'nothing in progress here';
+  const seen = `${s.pins}/${s.queued}`;
+  if (s.running && seen !== state.seen) {
+    state.seen = seen;
+    reloadPins();
+  }
 }
 
 function renderPeers(peers) {
@@ -108,20 +119,10 @@ function statusClass(s) {
   return 'busy';
 }
 
-function renderPins(pins) {
-  state.pins = pins;
-  const q = $('pin-search').value.trim().toLowerCase();
-  const f = $('pin-filter').value;
+function renderPins() {
   const body = $('pins-body');
   body.replaceChildren();
-  let pinned = 0;
-  let errors = 0;
-  for (const g of pins) {
-    const statuses = Object.values(g.peer_map || {}).map((i) => i.status);
-    if (statuses.length && statuses.every((s) => s === 'pinned' || s === 'remote')) pinned++;
-    if (statuses.some((s) => s.includes('error'))) errors++;
-    if (q && !g.cid.toLowerCase().includes(q) && !(g.name || '').toLowerCase().includes(q)) continue;
-    if (f && !statuses.some((s) => (f === 'error' ? s.includes('error') : f === 'queued' ? s.includes('queued') : s === f))) continue;
+  for (const g of state.pins) {
     const per = el('td', { class: 'statuses' });
     for (const [peer, info] of Object.entries(g.peer_map || {})) {
       per.append(el('span', { class: `status ${statusClass(info.status)}`, title: `${peer}${info.error ? `: ${info.error}` : ''}` },
@@ -136,8 +137,41 @@ function renderPins(pins) {
         el('button', { class: 'ghost small', onclick: () => act('unpin', { cid: g.cid }) }, 'Unpin')),
     ));
   }
-  $('ov-pins').textContent = String(pins.length);
-  $('ov-pins-sub').textContent = `${pinned} fully pinned${errors ? `, ${errors} with errors` : ''}`;
+  $('pins-more').hidden = !state.next;
+  const searching = $('pin-search').value.trim() || $('pin-filter').value;
+  $('pins-empty').hidden = state.pins.length > 0 || !!state.next;
+  $('pins-empty').textContent = searching ? 'No pin matches.' : 'No pins yet.';
+}
+
+function pinsQuery(after, limit) {
+  return { search: $('pin-search').value.trim(), filter: $('pin-filter').value, after, limit };
+}
+
+// The next page, after the rows shown (or the first page when `fresh`).
+async function loadPins(fresh) {
+  try {
+    const page = await invoke('pins_page', { query: pinsQuery(fresh ? null : state.next, PAGE) });
+    state.pins = fresh ? page.pins : state.pins.concat(page.pins);
+    state.next = page.next;
+    renderPins();
+  } catch (e) {
+    if (state.snapshot && state.snapshot.running) message(errorText(e), true);
+  }
+}
+
+// The rows shown so far, fetched again (their statuses change as peers pin).
+let reloading = false;
+async function reloadPins() {
+  if (reloading) return;
+  reloading = true;
+  try {
+    const page = await invoke('pins_page', { query: pinsQuery(null, Math.min(500, Math.max(PAGE, state.pins.length))) });
+    state.pins = page.pins;
+    state.next = page.next;
+    renderPins();
+  } catch (_) { /* not running yet */ } finally {
+    reloading = false;
+  }
 }
 
 // Errors from the peer arrive as {kind, message} (bad_input, not_found, refused, unavailable,
@@ -212,7 +246,7 @@ async function refresh() {
   renderSnapshot(await invoke('status'));
   if (state.snapshot.running) {
     try { renderPeers(await invoke('peers')); } catch (_) { /* not ready yet */ }
-    try { renderPins(await invoke('pins')); } catch (_) { /* not ready yet */ }
+    await reloadPins();
   }
 }
 
@@ -254,8 +288,10 @@ function wire() {
     pinText($('pin-cid').value, $('pin-name').value, r === '' ? null : Number(r));
     $('pin-cid').value = '';
   });
-  $('pin-search').addEventListener('input', () => renderPins(state.pins));
-  $('pin-filter').addEventListener('change', () => renderPins(state.pins));
+  let typing = null;
+  $('pin-search').addEventListener('input', () => { clearTimeout(typing); typing = setTimeout(() => loadPins(true), 250); });
+  $('pin-filter').addEventListener('change', () => loadPins(true));
+  $('pins-more').addEventListener('click', () => loadPins(false));
   $('btn-pause').addEventListener('click', () => act('set_paused', { paused: !(state.snapshot && state.snapshot.paused) }));
   $('btn-copy').addEventListener('click', () => navigator.clipboard && navigator.clipboard.writeText($('invite-text').value));
   $('public-network').addEventListener('change', async (e) => {
@@ -292,7 +328,9 @@ function wire() {
   // Live state from the peer.
   tauri.event.listen('snapshot', (e) => renderSnapshot(e.payload));
   tauri.event.listen('peers', (e) => renderPeers(e.payload));
-  tauri.event.listen('pins', (e) => renderPins(e.payload));
+  // Statuses on other peers change without the pin count changing: a slow refresh of the
+  // rows shown, only while the window is visible.
+  setInterval(() => { if (!document.hidden && state.view === 'pins') reloadPins(); }, 10000);
   tauri.event.listen('health', (e) => renderHealth(e.payload));
   invoke('autostart', {}).then((on) => { $('autostart').checked = on; }).catch(() => {});
   invoke('public_network', {}).then((on) => { $('public-network').checked = on; }).catch(() => {});

@@ -19,6 +19,7 @@ use crate::components::{
 };
 use crate::config::check_replication;
 use crate::error::{Error, Result};
+use crate::global_status;
 use crate::tasks::Tasks;
 use crate::types::{
     Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
@@ -275,26 +276,64 @@ impl Cluster {
         self.gather_one(cid, PeerCall::Status(vec![*cid])).await
     }
 
-    pub async fn status_all_local(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<PinInfo> {
+    /// This peer's status of every pin (or of `cids`) matching `filter`, as a stream.
+    pub fn status_all_local(
+        &self,
+        filter: &StatusFilter,
+        cids: &[Cid],
+    ) -> BoxStream<'static, PinInfo> {
         if cids.is_empty() {
-            return self.tracker.status_all(filter).await;
+            return self.tracker.status_all(filter.clone());
         }
-        let mut out = Vec::new();
-        for c in cids {
-            let info = self.tracker.status(c).await;
-            if filter.matches(info.info.status) {
-                out.push(info);
+        let (this, filter, cids) = (self.clone(), filter.clone(), cids.to_vec());
+        Box::pin(async_stream::stream! {
+            for c in cids {
+                let info = this.tracker.status(&c).await;
+                if filter.matches(info.info.status) {
+                    yield info;
+                }
             }
-        }
-        out
+        })
     }
 
-    /// Every peer's view of every pin (or of `cids`), gathered in parallel; a pin is kept
-    /// when any peer's status matches `filter`.
-    pub async fn status_all(&self, filter: &StatusFilter, cids: &[Cid]) -> Vec<GlobalPinInfo> {
-        let mut all = self.gather(PeerCall::Status(cids.to_vec())).await;
-        all.retain(|g| g.peer_map.values().any(|i| filter.matches(i.status)));
-        all
+    /// Every peer's view of every pin (or of `cids`); a pin is kept when any peer's status
+    /// matches `filter`. Every pin is streamed, merged from every member's stream as it
+    /// comes (see [`crate::global_status`]).
+    pub fn status_all(
+        &self,
+        filter: &StatusFilter,
+        cids: &[Cid],
+    ) -> BoxStream<'static, GlobalPinInfo> {
+        let filter = filter.clone();
+        let keep = move |g: &GlobalPinInfo| g.peer_map.values().any(|i| filter.matches(i.status));
+        if !cids.is_empty() {
+            let (this, cids) = (self.clone(), cids.to_vec());
+            return Box::pin(
+                futures::stream::once(async move { this.gather(PeerCall::Status(cids)).await })
+                    .flat_map(futures::stream::iter)
+                    .filter(move |g| futures::future::ready(keep(g))),
+            );
+        }
+        let listing = rand::random::<u64>();
+        let sources = self
+            .consensus
+            .members()
+            .into_iter()
+            .map(|m| {
+                if m.peer_id == self.me.peer_id {
+                    self.tracker.status_all(StatusFilter::default())
+                } else {
+                    global_status::remote(
+                        self.rpc.clone(),
+                        self.consensus.state(),
+                        m,
+                        listing,
+                        PEER_STATUS_TIMEOUT,
+                    )
+                }
+            })
+            .collect();
+        Box::pin(global_status::merge(sources).filter(move |g| futures::future::ready(keep(g))))
     }
 
     pub async fn recover_local(&self, cid: &Cid) -> PinInfo {
@@ -330,6 +369,16 @@ impl Cluster {
     /// Desktop "Pause pinning": this peer's IPFS operations wait until resumed.
     pub fn set_paused(&self, paused: bool) {
         self.tracker.set_paused(paused);
+    }
+
+    /// The applied pinset, read from disk (for views that page through it).
+    pub(crate) fn pinset(&self) -> Arc<dyn crate::components::Pinset> {
+        self.consensus.state()
+    }
+
+    /// Operations queued or running on this peer.
+    pub fn queue_len(&self) -> usize {
+        self.tracker.queue_len()
     }
 
     pub fn is_paused(&self) -> bool {
@@ -548,7 +597,19 @@ impl PeerService for Cluster {
 
     async fn pins(&self, call: PeerCall) -> Vec<PinInfo> {
         match call {
-            PeerCall::Status(cids) => self.status_all_local(&StatusFilter::default(), &cids).await,
+            PeerCall::Status(cids) => {
+                self.status_all_local(&StatusFilter::default(), &cids)
+                    .collect()
+                    .await
+            }
+            PeerCall::StatusPage {
+                listing,
+                after,
+                limit,
+            } => {
+                let limit = limit.min(global_status::PAGE);
+                self.tracker.status_page(listing, after, limit).await
+            }
             PeerCall::Recover(Some(cid)) => vec![self.recover_local(&cid).await],
             PeerCall::Recover(None) => self.recover_all_local().await,
         }

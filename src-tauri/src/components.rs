@@ -85,8 +85,18 @@ pub enum StateChange {
 #[async_trait]
 pub trait Pinset: Send + Sync + 'static {
     async fn get(&self, cid: &Cid) -> Result<Option<Pin>, ConsensusError>;
-    /// Every pin, in CID order.
-    fn stream(&self) -> BoxStream<'static, Result<Pin, ConsensusError>>;
+    /// Every pin, in CID order (the order of CIDs as strings, which every peer shares).
+    fn stream(&self) -> BoxStream<'static, Result<Pin, ConsensusError>> {
+        self.stream_after(None)
+    }
+    /// The pins whose CID (as a string) comes after `after`, in CID order: where a listing
+    /// handed out in pages resumes.
+    fn stream_after(
+        &self,
+        after: Option<String>,
+    ) -> BoxStream<'static, Result<Pin, ConsensusError>>;
+    /// How many pins there are.
+    async fn count(&self) -> Result<u64, ConsensusError>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -171,7 +181,12 @@ pub trait PinTracker: Send + Sync + 'static {
     /// The state dropped `cid`: unpin it here.
     fn untrack(&self, cid: Cid);
     async fn status(&self, cid: &Cid) -> PinInfo;
-    async fn status_all(&self, filter: &StatusFilter) -> Vec<PinInfo>;
+    /// Every pin's status here matching `filter`, in CID order, as it is produced.
+    fn status_all(&self, filter: StatusFilter) -> BoxStream<'static, PinInfo>;
+    /// One page of this peer's status of every pin, in CID order: at most `limit` pins after
+    /// `after`, with operations on CIDs no longer in the pinset in their place. Pages of one
+    /// `listing` share one answer from IPFS, kept for a short while.
+    async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo>;
     /// Retries a failed or unexpectedly unpinned CID.
     async fn recover(&self, cid: &Cid) -> PinInfo;
     async fn recover_all(&self) -> Vec<PinInfo>;
@@ -250,6 +265,12 @@ pub trait Allocator: Send + Sync + 'static {
 pub enum PeerCall {
     /// Status of these CIDs (all when empty).
     Status(Vec<Cid>),
+    /// A page of the status of every pin (see [`PinTracker::status_page`]).
+    StatusPage {
+        listing: u64,
+        after: Option<String>,
+        limit: usize,
+    },
     /// Recover this CID (all errored ones when None).
     Recover(Option<Cid>),
 }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod consensus;
 pub mod desktop;
 pub mod error;
+mod global_status;
 mod informer;
 mod ipfsconn;
 mod monitor;

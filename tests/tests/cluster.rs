@@ -395,3 +395,61 @@ async fn a_peer_that_joins_after_a_state_import_receives_the_imported_pinset() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn global_status_of_more_pins_than_a_page_merges_every_peer_and_names_a_stopped_one() {
+    let mut c = TestCluster::start(3, 0).await.unwrap();
+    // More pins than one page of a peer's status (1,000), pinned everywhere.
+    let n = 1200;
+    let mut tasks = Vec::new();
+    for k in 0..8 {
+        let client = c.peers[k % 3].client();
+        tasks.push(tokio::spawn(async move {
+            for i in (k..n).step_by(8) {
+                client
+                    .pin(&identity_cid(&format!("page {i}")), &PinOptions::default())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let client = c.peers[0].client();
+    let ids: Vec<String> = c.peers.iter().map(|p| p.id()).collect();
+    wait_for("every peer to pin every CID", DEADLINE * 3, || async {
+        let all = client.status_all("", &[]).await.ok()?;
+        let done = all.len() == n
+            && all.iter().all(|g| {
+                ids.iter().all(|id| {
+                    g.peer_map
+                        .get(id)
+                        .is_some_and(|i| i.status.to_string() == "pinned")
+                })
+            });
+        done.then_some(())
+    })
+    .await
+    .unwrap();
+    let all = client.status_all("", &[]).await.unwrap();
+    let keys: Vec<String> = all.iter().map(|g| g.cid.to_string()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "one entry per CID, in CID order");
+
+    // A stopped peer does not fail the listing: each of its pins says why.
+    c.peers[2].stop();
+    let all = client.status_all("", &[]).await.unwrap();
+    assert_eq!(all.len(), n);
+    for g in &all {
+        let gone = &g.peer_map[&ids[2]];
+        assert_eq!(gone.status.to_string(), "cluster_error", "{}", g.cid);
+        assert!(gone.error.contains("not reachable"), "{}", gone.error);
+        assert_eq!(g.peer_map[&ids[1]].status.to_string(), "pinned");
+    }
+    // The filter keeps a pin when any peer matches it.
+    let errored = client.status_all("cluster_error", &[]).await.unwrap();
+    assert_eq!(errored.len(), n);
+}

@@ -157,4 +157,24 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
         count > PINS,
         "the joiner's snapshot holds the whole pinset and what came after: {line}"
     );
+
+    // The cluster's global status streams too: the other peer's status arrives in pages and
+    // is merged as it comes, so the asking peer's memory stays far below what it sends.
+    let before = c.peers[0].rss().unwrap();
+    let url = format!("http://127.0.0.1:{}/pins", c.peers[0].rest_port);
+    let mut resp = reqwest::get(&url).await.unwrap();
+    let (mut lines, mut bytes, mut peak) = (0usize, 0u64, before);
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        if lines % 1000 < 20 {
+            peak = peak.max(c.peers[0].rss().unwrap());
+        }
+    }
+    assert_eq!(lines, PINS + 120, "every pin's global status");
+    let grown = peak.saturating_sub(before);
+    assert!(
+        grown < bytes / 4,
+        "memory grew by {grown} bytes while streaming {bytes} bytes of global status"
+    );
 }

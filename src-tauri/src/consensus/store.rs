@@ -178,10 +178,27 @@ impl Pinset for PinsTable {
         row.map(|r| parse_pin(&r.get::<String, _>(0))).transpose()
     }
 
-    fn stream(&self) -> BoxStream<'static, Result<Pin, ConsensusError>> {
+    async fn count(&self) -> Result<u64, ConsensusError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM pins")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(storage)?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn stream_after(
+        &self,
+        after: Option<String>,
+    ) -> BoxStream<'static, Result<Pin, ConsensusError>> {
         let readers = self.readers.clone();
         Box::pin(async_stream::try_stream! {
-            let mut rows = sqlx::query("SELECT pin FROM pins ORDER BY cid").fetch(&readers);
+            // The primary key's index gives CID order; `after` resumes a listing where it was.
+            let query = match &after {
+                Some(a) => sqlx::query("SELECT pin FROM pins WHERE cid > ? ORDER BY cid").bind(a.clone()),
+                None => sqlx::query("SELECT pin FROM pins ORDER BY cid"),
+            };
+            let mut rows = query.fetch(&readers);
             while let Some(row) = rows.try_next().await.map_err(storage)? {
                 yield parse_pin(&row.get::<String, _>(0))?;
             }

@@ -9,6 +9,7 @@ pub mod invite;
 pub mod secrets;
 pub mod settings;
 
+use futures::StreamExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -91,7 +92,34 @@ pub struct Snapshot {
     pub ipfs: Option<IpfsStatus>,
     pub secret_location: String,
     pub rest_api: Option<String>,
+    /// Pins in the pinset (when running).
+    pub pins: Option<u64>,
+    /// Operations queued or running on this peer.
+    pub queued: usize,
 }
+
+/// What the pins view asks for: pins whose CID or name contains `search` (any case) and
+/// whose status on some peer matches `filter` (IPFS Cluster's filter names; empty: all),
+/// after the CID `after`, at most `limit` (default 50).
+#[derive(serde::Deserialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct PinsQuery {
+    pub search: String,
+    pub filter: String,
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// A page of the pins view; `next` is where the following page starts (none at the end).
+#[derive(Serialize, Clone, Debug)]
+pub struct PinsPage {
+    pub pins: Vec<GlobalPinInfo>,
+    pub next: Option<String>,
+}
+
+/// Pins one page request looks at, at most, before answering with what it found (a search
+/// over millions of pins answers in parts, each with where to go on).
+const PAGE_SCAN: usize = 20_000;
 
 #[derive(Serialize, Clone, Debug)]
 pub struct InvitationView {
@@ -174,6 +202,10 @@ impl Desktop {
             Some(p) => Some(p.cluster().id().await),
             None => None,
         };
+        let pins = match &peer {
+            Some(p) => p.cluster().pinset().count().await.ok(),
+            None => None,
+        };
         Snapshot {
             folder: self.folder.display().to_string(),
             configured: self.is_configured(),
@@ -183,6 +215,8 @@ impl Desktop {
             id,
             ipfs: self.ipfs.lock().unwrap().clone(),
             secret_location: self.secrets.describe(),
+            pins,
+            queued: peer.as_ref().map_or(0, |p| p.cluster().queue_len()),
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
         }
     }
@@ -398,12 +432,47 @@ impl Desktop {
         self.peer().await?.cluster().peer_rm(id).await
     }
 
-    pub async fn pins(&self) -> Result<Vec<GlobalPinInfo>> {
+    /// One page of the pins view, searched and filtered on the peer: the pinset is read from
+    /// disk in CID order and only the page's pins are asked of the cluster, so the view costs
+    /// the same for ten pins or ten million.
+    pub async fn pins_page(&self, q: PinsQuery) -> Result<PinsPage> {
         let peer = self.peer().await?;
-        Ok(peer
-            .cluster()
-            .status_all(&StatusFilter::default(), &[])
-            .await)
+        let c = peer.cluster();
+        let filter: StatusFilter = q.filter.parse().map_err(Error::BadInput)?;
+        let search = q.search.trim().to_lowercase();
+        let limit = q.limit.unwrap_or(50).clamp(1, 500);
+        let matches = |p: &Pin| {
+            search.is_empty()
+                || p.cid.to_string().to_lowercase().contains(&search)
+                || p.options.name.to_lowercase().contains(&search)
+        };
+        let mut pins = c.pinset().stream_after(q.after);
+        let (mut out, mut batch, mut scanned) = (Vec::new(), Vec::new(), 0);
+        let mut last = None;
+        let mut ended = false;
+        while out.len() < limit && scanned < PAGE_SCAN {
+            let Some(p) = pins.next().await else {
+                ended = true;
+                break;
+            };
+            let p = p?;
+            scanned += 1;
+            last = Some(p.cid.to_string());
+            if matches(&p) {
+                batch.push(p.cid);
+            }
+            if batch.len() >= limit - out.len() {
+                out.extend(c.status_all(&filter, &batch).collect::<Vec<_>>().await);
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            out.extend(c.status_all(&filter, &batch).collect::<Vec<_>>().await);
+        }
+        // The next page starts after the last pin looked at, unless nothing is left.
+        let more = !ended && pins.next().await.is_some();
+        let next = if more { last } else { None };
+        Ok(PinsPage { pins: out, next })
     }
 
     /// Pins a CID, an `ipfs://` link or an `/ipfs/…` path (what a user drops or pastes).

@@ -14,6 +14,70 @@ fn desktop(dir: &Path, kubo: &FakeKubo) -> Desktop {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_pins_view_pages_and_searches_on_the_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = FakeKubo::start().await;
+    let d = desktop(dir.path(), &kubo);
+    d.new_cluster().await.unwrap();
+    for n in 0..7 {
+        let name = if n % 2 == 0 { "even photo" } else { "odd" };
+        d.pin(&test_cid(n).to_string(), name, None).await.unwrap();
+    }
+    let s = d.snapshot().await;
+    assert_eq!(s.pins, Some(7), "the overview counts the pinset");
+    // Pages of 3, in CID order, each starting where the last ended.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = d
+            .pins_page(PinsQuery {
+                after: after.clone(),
+                limit: Some(3),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.pins.len() <= 3);
+        seen.extend(page.pins.iter().map(|g| g.cid.to_string()));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let mut want: Vec<String> = (0..7).map(|n| test_cid(n).to_string()).collect();
+    want.sort();
+    assert_eq!(seen, want);
+    // Search by name (any case) or CID, on the peer.
+    let photos = d
+        .pins_page(PinsQuery {
+            search: "PHOTO".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(photos.pins.len(), 4);
+    assert!(photos.next.is_none());
+    let one = test_cid(3).to_string();
+    let by_cid = d
+        .pins_page(PinsQuery {
+            search: one[5..20].to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_cid.pins.len(), 1);
+    assert_eq!(by_cid.pins[0].cid.to_string(), one);
+    let bad = d
+        .pins_page(PinsQuery {
+            filter: "no-such-status".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.kind(), crate::error::ErrorKind::BadInput);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_new_cluster_runs_pins_and_invites() {
     let dir = tempfile::tempdir().unwrap();
     let kubo = FakeKubo::start().await;
@@ -21,7 +85,7 @@ async fn a_new_cluster_runs_pins_and_invites() {
     let before = d.snapshot().await;
     assert!(!before.configured && !before.running);
     assert!(d
-        .pins()
+        .pins_page(PinsQuery::default())
         .await
         .unwrap_err()
         .to_string()
@@ -46,7 +110,7 @@ async fn a_new_cluster_runs_pins_and_invites() {
     assert_eq!(pin.cid, cid);
     let end = Instant::now() + Duration::from_secs(10);
     loop {
-        let pins = d.pins().await.unwrap();
+        let pins = d.pins_page(PinsQuery::default()).await.unwrap().pins;
         let pinned = pins
             .iter()
             .any(|g| g.cid == cid && g.peer_map.values().all(|i| i.status.as_str() == "pinned"));

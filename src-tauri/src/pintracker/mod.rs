@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -79,6 +80,26 @@ pub struct TrackerIntervals {
     pub ipfs_watch: Duration,
 }
 
+/// What IPFS has pinned, as sorted 64-bit fingerprints of the multihashes (8 bytes per pin
+/// for a listing of millions, instead of the CIDs), or why IPFS could not be asked. A CID not
+/// pinned passes for pinned with odds of one in 2^64 / (pins in IPFS): about 1 in 10^12 with
+/// ten million pins.
+type IpfsView = Result<Vec<u64>, IpfsError>;
+
+/// Listings (of pages) whose IPFS answer is kept, and for how long after their last page.
+const LISTINGS_KEPT: usize = 4;
+const LISTING_KEPT: Duration = Duration::from_secs(60);
+/// Page size of this peer's own status listing.
+const LOCAL_PAGE: usize = 1000;
+
+fn fingerprint(multihash: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: stable within the process.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    multihash.hash(&mut h);
+    h.finish()
+}
+
 struct Inner {
     me: TrackerIdentity,
     state: Arc<dyn Pinset>,
@@ -89,6 +110,8 @@ struct Inner {
     normal_tx: mpsc::Sender<(Cid, u64)>,
     next_generation: AtomicU64,
     ipfs_id: Mutex<IpfsId>,
+    /// IPFS's answer per recent status listing (see [`Inner::ipfs_view`]).
+    views: Mutex<Vec<(u64, std::time::Instant, Arc<IpfsView>)>>,
     /// Set when an IPFS call found the daemon unreachable; the watch loop recovers when it
     /// answers again.
     ipfs_down: AtomicBool,
@@ -125,6 +148,7 @@ impl StatelessTracker {
             normal_tx,
             next_generation: AtomicU64::new(1),
             ipfs_id: Mutex::new(IpfsId::default()),
+            views: Mutex::new(Vec::new()),
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
             tasks: tasks.clone(),
@@ -169,15 +193,6 @@ impl Inner {
                 None
             }
         }
-    }
-
-    /// The whole pinset, for the passes over all of it.
-    async fn all_pins(&self) -> Vec<Pin> {
-        use futures::TryStreamExt;
-        self.state.stream().try_collect().await.unwrap_or_else(|e| {
-            tracing::warn!("cannot read the pinset: {e}");
-            Vec::new()
-        })
     }
 
     fn is_mine(&self, pin: &Pin) -> bool {
@@ -321,54 +336,109 @@ impl Inner {
         self.settled_info(&pin, &in_ipfs)
     }
 
-    async fn status_all(&self, filter: &StatusFilter) -> Vec<PinInfo> {
+    /// What IPFS has pinned, for `listing`: asked once per listing and kept for its pages.
+    async fn ipfs_view(&self, listing: u64) -> Arc<IpfsView> {
+        {
+            let mut views = self.views.lock().unwrap();
+            views.retain(|(_, at, _)| at.elapsed() < LISTING_KEPT);
+            if let Some((_, at, view)) = views.iter_mut().find(|(l, _, _)| *l == listing) {
+                *at = std::time::Instant::now();
+                return view.clone();
+            }
+        }
         if self.ipfs_id.lock().unwrap().id.is_empty() {
             let _ = self.refresh_ipfs_id().await;
         }
-        let pins = self.all_pins().await;
-        let need_ipfs = pins.iter().any(|p| self.is_mine(p));
-        let in_ipfs: Result<HashSet<Vec<u8>>, IpfsError> = if need_ipfs {
-            match self.ipfs.pin_ls().await {
-                Ok(list) => Ok(list.iter().map(Cid::multihash_bytes).collect()),
+        let view = match self.ipfs.pin_ls().await {
+            Ok(list) => {
+                let mut prints: Vec<u64> = list
+                    .iter()
+                    .map(|c| fingerprint(&c.multihash_bytes()))
+                    .collect();
+                prints.sort_unstable();
+                prints.dedup();
+                Ok(prints)
+            }
+            Err(e) => {
+                self.note_ipfs_error(&e);
+                Err(e)
+            }
+        };
+        let view = Arc::new(view);
+        let mut views = self.views.lock().unwrap();
+        if views.len() >= LISTINGS_KEPT {
+            views.remove(0);
+        }
+        views.push((listing, std::time::Instant::now(), view.clone()));
+        view
+    }
+
+    /// See [`PinTracker::status_page`]. IPFS is only asked when a pin of the page is
+    /// allocated here.
+    async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo> {
+        use futures::StreamExt;
+        let limit = limit.max(1);
+        let mut pins = Vec::with_capacity(limit);
+        let mut stream = self.state.stream_after(after.clone()).take(limit);
+        while let Some(p) = stream.next().await {
+            match p {
+                Ok(p) => pins.push(p),
                 Err(e) => {
-                    self.note_ipfs_error(&e);
-                    Err(e)
+                    tracing::warn!("cannot read the pinset: {e}");
+                    break;
                 }
             }
+        }
+        // The page covers CIDs in (after, upper]; the last page everything after `after`.
+        let upper = (pins.len() == limit).then(|| pins.last().map(|p| p.cid.to_string()));
+        let upper = upper.flatten();
+        let view = if pins.iter().any(|p| self.is_mine(p)) {
+            Some(self.ipfs_view(listing).await)
         } else {
-            Ok(HashSet::new())
+            None
         };
-        let mut out = Vec::with_capacity(pins.len());
-        let mut seen = HashSet::with_capacity(pins.len());
+        let mut out: Vec<(String, PinInfo)> = Vec::with_capacity(pins.len());
+        let in_page: HashSet<Cid> = pins.iter().map(|p| p.cid).collect();
         for pin in &pins {
-            seen.insert(pin.cid);
             let info = match self.op_info(&pin.cid) {
                 Some(i) => i,
                 None => {
-                    let has = in_ipfs
-                        .as_ref()
-                        .map(|set| set.contains(&pin.cid.multihash_bytes()))
-                        .map_err(Clone::clone);
+                    let has = match &view {
+                        Some(v) => v
+                            .as_ref()
+                            .as_ref()
+                            .map(|set| {
+                                set.binary_search(&fingerprint(&pin.cid.multihash_bytes()))
+                                    .is_ok()
+                            })
+                            .map_err(Clone::clone),
+                        None => Ok(false),
+                    };
                     self.settled_info(pin, &has)
                 }
             };
-            if filter.matches(info.info.status) {
-                out.push(info);
-            }
+            out.push((pin.cid.to_string(), info));
         }
-        // Operations on CIDs already gone from the state (unpins in flight or failed).
-        let orphan_cids: Vec<Cid> = {
+        // Operations on CIDs already gone from the state (unpins in flight or failed), in
+        // the page whose range holds their CID.
+        let orphans: Vec<Cid> = {
             let ops = self.ops.lock().unwrap();
-            ops.keys().filter(|c| !seen.contains(c)).copied().collect()
+            ops.keys()
+                .filter(|c| !in_page.contains(c))
+                .filter(|c| {
+                    let k = c.to_string();
+                    after.as_ref().is_none_or(|a| k > *a) && upper.as_ref().is_none_or(|u| k <= *u)
+                })
+                .copied()
+                .collect()
         };
-        for cid in orphan_cids {
+        for cid in orphans {
             if let Some(info) = self.op_info(&cid) {
-                if filter.matches(info.info.status) {
-                    out.push(info);
-                }
+                out.push((cid.to_string(), info));
             }
         }
-        out
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.into_iter().map(|(_, i)| i).collect()
     }
 
     /// Requeues `cid` if it failed or is missing from IPFS; returns whether it did.
@@ -627,8 +697,30 @@ impl PinTracker for StatelessTracker {
         self.inner.status(cid).await
     }
 
-    async fn status_all(&self, filter: &StatusFilter) -> Vec<PinInfo> {
-        self.inner.status_all(filter).await
+    fn status_all(&self, filter: StatusFilter) -> BoxStream<'static, PinInfo> {
+        let inner = self.inner.clone();
+        let listing = rand::random::<u64>();
+        Box::pin(async_stream::stream! {
+            let mut after = None;
+            loop {
+                let page = inner.status_page(listing, after.take(), LOCAL_PAGE).await;
+                let full = page.len() >= LOCAL_PAGE;
+                for info in page {
+                    after = Some(info.pin.cid.to_string());
+                    if filter.matches(info.info.status) {
+                        yield info;
+                    }
+                }
+                // A page shorter than asked is the last (orphans only make pages longer).
+                if !full || after.is_none() {
+                    break;
+                }
+            }
+        })
+    }
+
+    async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo> {
+        self.inner.status_page(listing, after, limit).await
     }
 
     async fn recover(&self, cid: &Cid) -> PinInfo {

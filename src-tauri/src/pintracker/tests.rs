@@ -6,6 +6,7 @@ use crate::ipfsconn::fake::{dead_config, test_cid, FakeKubo};
 use crate::ipfsconn::IpfsHttp;
 use crate::state::StateHandle;
 use crate::types::PinOptions;
+use futures::StreamExt;
 
 const ME: &str = "12D3KooWMe";
 
@@ -71,9 +72,15 @@ async fn tracks_pins_allocated_here_and_reports_remote_ones() {
     wait_status(&t, &theirs.cid, TrackerStatus::Remote).await;
     assert!(!kubo.is_pinned(&theirs.cid));
 
-    let all = t.status_all(&StatusFilter::default()).await;
+    let all = t
+        .status_all(StatusFilter::default())
+        .collect::<Vec<_>>()
+        .await;
     assert_eq!(all.len(), 2);
-    let remote_only = t.status_all(&"remote".parse().unwrap()).await;
+    let remote_only = t
+        .status_all("remote".parse().unwrap())
+        .collect::<Vec<_>>()
+        .await;
     assert_eq!(remote_only.len(), 1);
     assert_eq!(remote_only[0].cid, theirs.cid);
 
@@ -99,7 +106,10 @@ async fn failed_pins_count_attempts_and_recover() {
         info.info.priority_pin,
         "a fresh pin takes the priority lane"
     );
-    let errors = t.status_all(&"error".parse().unwrap()).await;
+    let errors = t
+        .status_all("error".parse().unwrap())
+        .collect::<Vec<_>>()
+        .await;
     assert_eq!(errors.len(), 1);
 
     // Still failing: the attempt count grows.
@@ -214,4 +224,48 @@ async fn pausing_holds_queued_pins_until_resumed() {
     assert!(!kubo.is_pinned(&p.cid));
     t.set_paused(false);
     wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+}
+
+#[tokio::test]
+async fn the_status_of_every_pin_streams_in_pages_in_cid_order_with_one_question_to_ipfs() {
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    // More pins than a page holds, most allocated elsewhere, a few here.
+    for n in 0..2500 {
+        state.insert(pin(n, &["12D3KooWOther"]));
+    }
+    let mine: Vec<Pin> = (5000..5003).map(|n| pin(n, &[])).collect();
+    for p in &mine {
+        state.insert(p.clone());
+        t.track(p.clone());
+        wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    }
+    // An operation on a CID no longer in the pinset: a failed pin, then the pin removed.
+    kubo.state.lock().unwrap().fail_pins = Some("no space left".into());
+    let gone = pin(7000, &[]);
+    state.insert(gone.clone());
+    t.track(gone.clone());
+    wait_status(&t, &gone.cid, TrackerStatus::PinError).await;
+    state.remove(&gone.cid);
+
+    let asked = kubo.state.lock().unwrap().pin_ls_all_calls;
+    let all: Vec<PinInfo> = t.status_all(StatusFilter::default()).collect().await;
+    assert_eq!(all.len(), 2500 + 3 + 1);
+    let keys: Vec<String> = all.iter().map(|i| i.pin.cid.to_string()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(keys, sorted, "in CID order, each once");
+    let status = |cid: &Cid| all.iter().find(|i| i.pin.cid == *cid).unwrap().info.status;
+    for p in &mine {
+        assert_eq!(status(&p.cid), TrackerStatus::Pinned);
+    }
+    assert_eq!(status(&gone.cid), TrackerStatus::PinError);
+    assert_eq!(status(&test_cid(17)), TrackerStatus::Remote);
+    assert_eq!(
+        kubo.state.lock().unwrap().pin_ls_all_calls,
+        asked + 1,
+        "one pin/ls for the whole listing"
+    );
 }

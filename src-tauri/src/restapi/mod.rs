@@ -249,8 +249,12 @@ async fn status_one(
 async fn status_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
     let filter = q.status_filter()?;
     let cids = q.cids()?;
-    let local = c.status_all_local(&filter, &cids);
-    many(&q, local, c.status_all(&filter, &cids)).await
+    // Both stream: a listing of millions of pins is sent as it is produced.
+    Ok(if q.local()? {
+        ndjson(c.status_all_local(&filter, &cids).map(Ok)).await
+    } else {
+        ndjson(c.status_all(&filter, &cids).map(Ok)).await
+    })
 }
 
 async fn recover_one(

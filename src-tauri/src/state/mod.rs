@@ -52,10 +52,23 @@ impl Pinset for StateHandle {
         Ok(self.pins.read().unwrap().get(cid).cloned())
     }
 
-    fn stream(
+    async fn count(&self) -> Result<u64, crate::components::ConsensusError> {
+        Ok(self.pins.read().unwrap().len() as u64)
+    }
+
+    fn stream_after(
         &self,
+        after: Option<String>,
     ) -> futures::stream::BoxStream<'static, Result<Pin, crate::components::ConsensusError>> {
-        Box::pin(futures::stream::iter(self.list().into_iter().map(Ok)))
+        // CID order as the store gives it: by the CID's string.
+        let mut pins: Vec<(String, Pin)> = self
+            .list()
+            .into_iter()
+            .map(|p| (p.cid.to_string(), p))
+            .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
+            .collect();
+        pins.sort_by(|a, b| a.0.cmp(&b.0));
+        Box::pin(futures::stream::iter(pins.into_iter().map(|(_, p)| Ok(p))))
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipfs_cluster::desktop::{Desktop, Health, InvitationView, Snapshot, UiError};
+use ipfs_cluster::desktop::{
+    Desktop, Health, InvitationView, PinsPage, PinsQuery, Snapshot, UiError,
+};
 use ipfs_cluster::error::Error;
 use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
 use tauri::menu::{Menu, MenuItem};
@@ -67,8 +69,8 @@ async fn remove_peer(d: State<'_, App>, id: String) -> Result<(), UiError> {
 }
 
 #[tauri::command]
-async fn pins(d: State<'_, App>) -> Result<Vec<GlobalPinInfo>, UiError> {
-    d.pins().await.map_err(UiError::from)
+async fn pins_page(d: State<'_, App>, query: PinsQuery) -> Result<PinsPage, UiError> {
+    d.pins_page(query).await.map_err(UiError::from)
 }
 
 #[tauri::command]
@@ -149,7 +151,7 @@ fn show_main(app: &AppHandle) {
 }
 
 /// One line for the tray: how the peer is doing.
-fn tray_status(snap: &Snapshot, peers: Option<&[Id]>, pins: Option<&[GlobalPinInfo]>) -> String {
+fn tray_status(snap: &Snapshot, peers: Option<&[Id]>) -> String {
     if !snap.configured {
         return "IPFS Cluster Desktop: not set up yet".into();
     }
@@ -173,45 +175,51 @@ fn tray_status(snap: &Snapshot, peers: Option<&[Id]>, pins: Option<&[GlobalPinIn
             s += &format!(" ({down} unreachable)");
         }
     }
-    if let Some(p) = pins {
-        let errors = p
-            .iter()
-            .filter(|g| g.peer_map.values().any(|i| i.status.is_error()))
-            .count();
-        s += &format!(", {} pins", p.len());
-        if errors > 0 {
-            s += &format!(" ({errors} with errors)");
-        }
+    if let Some(n) = snap.pins {
+        s += &format!(", {n} pins");
+    }
+    if snap.queued > 0 {
+        s += &format!(" ({} in progress here)", snap.queued);
     }
     s
 }
 
-/// Pushes the peer's state to the UI every second (in-process; no REST round trip), and
-/// keeps the tray's tooltip and pause item in step with it.
+/// Keeps the UI and the tray in step with the peer (in-process; no REST round trip). Only
+/// cheap things run often: the snapshot (pin count, queue) every second, which tells the
+/// pins view when to fetch its page again; peers and health every few seconds, and only
+/// while the window is open. With the window closed, the tooltip is renewed every few
+/// seconds and nothing else runs.
 fn emit_loop(app: AppHandle, d: App) {
     tauri::async_runtime::spawn(async move {
+        let mut tick: u64 = 0;
+        let mut peers: Option<Vec<Id>> = None;
         loop {
-            let snap = d.snapshot().await;
-            let running = snap.running;
-            let _ = app.emit("snapshot", &snap);
-            let (mut peers, mut pins) = (None, None);
-            if running {
-                if let Ok(p) = d.peers().await {
-                    let _ = app.emit("peers", &p);
-                    peers = Some(p);
+            let window = app.get_webview_window("main").is_some();
+            let slow = tick.is_multiple_of(5);
+            if window || slow {
+                let snap = d.snapshot().await;
+                if snap.running && slow {
+                    peers = d.peers().await.ok();
                 }
-                if let Ok(p) = d.pins().await {
-                    let _ = app.emit("pins", &p);
-                    pins = Some(p);
+                if window {
+                    let _ = app.emit("snapshot", &snap);
+                    if snap.running && slow {
+                        if let Some(p) = &peers {
+                            let _ = app.emit("peers", p);
+                        }
+                        if let Ok(h) = d.health().await {
+                            let _ = app.emit("health", &h);
+                        }
+                    }
                 }
-                if let Ok(h) = d.health().await {
-                    let _ = app.emit("health", &h);
+                if slow {
+                    if let Some(tray) = app.tray_by_id("main") {
+                        let line = tray_status(&snap, peers.as_deref());
+                        let _ = tray.set_tooltip(Some(line));
+                    }
                 }
             }
-            if let Some(tray) = app.tray_by_id("main") {
-                let line = tray_status(&snap, peers.as_deref(), pins.as_deref());
-                let _ = tray.set_tooltip(Some(line));
-            }
+            tick += 1;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
@@ -250,7 +258,7 @@ fn main() {
             peers,
             health,
             remove_peer,
-            pins,
+            pins_page,
             pin,
             unpin,
             recover,

@@ -1,0 +1,133 @@
+//! The cluster's status of every pin as one stream: each member's status arrives in CID order
+//! (this peer's from its tracker, the others' in pages over cluster RPC), and the streams are
+//! merged as they arrive into one GlobalPinInfo per CID. Memory stays at a page per member,
+//! whatever the size of the pinset; IPFS Cluster gathers every peer's whole answer first.
+//!
+//! A member that cannot be asked, or stops answering half-way, does not fail the listing: from
+//! where it stopped, each pin allocated to it shows `cluster_error` with the reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::StreamExt;
+
+use crate::components::{Member, PeerCall, PeerRpc, Pinset};
+use crate::types::{GlobalPinInfo, PinInfo, PinInfoShort, TrackerStatus};
+
+/// Pins per page asked of another member: about half a megabyte per message.
+pub(crate) const PAGE: usize = 1000;
+
+/// `member`'s status of every pin, page by page; when it cannot be asked, `cluster_error` for
+/// the pins allocated to it, read from this peer's pinset.
+pub(crate) fn remote(
+    rpc: Arc<dyn PeerRpc>,
+    state: Arc<dyn Pinset>,
+    member: Member,
+    listing: u64,
+    timeout: Duration,
+) -> BoxStream<'static, PinInfo> {
+    Box::pin(async_stream::stream! {
+        let mut after: Option<String> = None;
+        loop {
+            let call = PeerCall::StatusPage { listing, after: after.clone(), limit: PAGE };
+            match rpc.pins(&member, call, timeout).await {
+                Ok(page) => {
+                    let last = page.len() < PAGE;
+                    for info in page {
+                        after = Some(info.pin.cid.to_string());
+                        yield info;
+                    }
+                    if last {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let error = format!("peer {} not reachable: {e}", member.peer_id);
+                    let mut pins = state.stream_after(after);
+                    while let Some(Ok(pin)) = pins.next().await {
+                        if pin.is_allocated_to(&member.peer_id) {
+                            let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
+                            yield PinInfo::of(&pin, &member.peer_id, short);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Merges streams that are each in CID order into one GlobalPinInfo per CID, in CID order.
+pub(crate) fn merge(
+    mut sources: Vec<BoxStream<'static, PinInfo>>,
+) -> BoxStream<'static, GlobalPinInfo> {
+    Box::pin(async_stream::stream! {
+        let mut heads: Vec<Option<(String, PinInfo)>> = Vec::with_capacity(sources.len());
+        for s in sources.iter_mut() {
+            heads.push(s.next().await.map(|i| (i.pin.cid.to_string(), i)));
+        }
+        loop {
+            let Some(min) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
+                return;
+            };
+            let mut merged: Option<GlobalPinInfo> = None;
+            for (head, source) in heads.iter_mut().zip(sources.iter_mut()) {
+                // A source could repeat a CID; every entry for `min` is taken.
+                while head.as_ref().is_some_and(|(k, _)| *k == min) {
+                    let (_, info) = head.take().expect("checked");
+                    let g = merged.get_or_insert_with(|| GlobalPinInfo {
+                        pin: info.pin.clone(),
+                        peer_map: Default::default(),
+                    });
+                    g.peer_map.insert(info.peer, info.info);
+                    *head = source.next().await.map(|i| (i.pin.cid.to_string(), i));
+                }
+            }
+            if let Some(g) = merged {
+                yield g;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipfsconn::fake::test_cid;
+    use crate::types::{Pin, PinOptions};
+
+    fn info(n: u32, peer: &str, status: TrackerStatus) -> PinInfo {
+        let pin = Pin::new(test_cid(n), PinOptions::default());
+        PinInfo::of(&pin, peer, PinInfoShort::now(status, String::new()))
+    }
+
+    fn sorted(mut v: Vec<PinInfo>) -> BoxStream<'static, PinInfo> {
+        v.sort_by_key(|i| i.pin.cid.to_string());
+        Box::pin(futures::stream::iter(v))
+    }
+
+    #[tokio::test]
+    async fn merging_gives_one_entry_per_cid_in_cid_order_with_every_peers_status() {
+        let a = sorted(vec![
+            info(1, "a", TrackerStatus::Pinned),
+            info(2, "a", TrackerStatus::Pinned),
+            info(4, "a", TrackerStatus::Remote),
+        ]);
+        let b = sorted(vec![
+            info(2, "b", TrackerStatus::Pinning),
+            info(3, "b", TrackerStatus::UnpinQueued),
+            info(4, "b", TrackerStatus::Pinned),
+        ]);
+        let merged: Vec<GlobalPinInfo> = merge(vec![a, b]).collect().await;
+        let mut want: Vec<String> = (1..=4).map(|n| test_cid(n).to_string()).collect();
+        want.sort();
+        let got: Vec<String> = merged.iter().map(|g| g.pin.cid.to_string()).collect();
+        assert_eq!(got, want);
+        let two = merged.iter().find(|g| g.pin.cid == test_cid(2)).unwrap();
+        assert_eq!(two.peer_map["a"].status, TrackerStatus::Pinned);
+        assert_eq!(two.peer_map["b"].status, TrackerStatus::Pinning);
+        let three = merged.iter().find(|g| g.pin.cid == test_cid(3)).unwrap();
+        assert_eq!(three.peer_map.len(), 1);
+    }
+}
