@@ -180,15 +180,19 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
             format!("/ip4/127.0.0.1/tcp/{}", free_port()),
         ),
         ("IPFS_CLUSTER_IPFS_NETWORK", "loopback".into()),
+        (
+            "MALLOC_ARENA_MAX",
+            std::env::var("BENCH_ARENAS").unwrap_or_default(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let result = async {
-        // First start makes the peer; then its pinset is replaced while it is stopped.
-        let first = App::start(&app, &env, true)?;
-        wait_rest(rest).await?;
-        first.stop();
+        // A peer made by `ipfs-cluster-service init` (the app runs it as it finds it), its
+        // pinset put in by `state import`.
+        let out = service(&folder, &["init"]);
+        anyhow::ensure!(out.status.success(), "init: {}", text(&out));
         let out = service(
             &folder,
             &["state", "import", "--force", "-f", import.to_str().unwrap()],
@@ -202,6 +206,14 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
         tokio::time::sleep(settle).await;
         let tray_cpu = tray.cpu(window).await;
         let (tray_pss, tray_ipfs_pss) = tray.pss();
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            for (pid, name) in tray.processes() {
+                let pss = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+                    .unwrap_or_default();
+                let line = pss.lines().find(|l| l.starts_with("Pss:")).unwrap_or("");
+                eprintln!("tray process {pid} {name}: {line}");
+            }
+        }
         tray.stop();
 
         let open = App::start(&app, &env, false)?;

@@ -365,6 +365,34 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
         },
         "installs the snapshot",
     );
+
+    // Global status with two peers: this one's status and the joiner's, in pages, merged.
+    let url = format!("http://127.0.0.1:{}/pins", c.peers[0].rest_port);
+    let before = c.peers[0].rss().unwrap_or(0);
+    let started = Instant::now();
+    let mut resp = reqwest::get(&url).await?;
+    let (mut lines, mut peak) = (0usize, before);
+    while let Some(chunk) = resp.chunk().await? {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        if lines % 10_000 < 50 {
+            peak = peak.max(c.peers[0].rss().unwrap_or(0));
+        }
+    }
+    anyhow::ensure!(lines == n, "global status listed {lines} of {n} pins");
+    report.add(
+        &label("global status stream, 2 peers"),
+        Some(lines as f64 / started.elapsed().as_secs_f64()),
+        "pins/s",
+        "—",
+        "GET /pins: this peer's status and the other's in pages, merged",
+    );
+    report.add(
+        &label("memory growth while streaming global status"),
+        Some(peak.saturating_sub(before) as f64 / 1e6),
+        "MB",
+        "flat",
+        "",
+    );
     Ok(())
 }
 
@@ -454,35 +482,41 @@ async fn idle(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// From killing the leader of 3 voters to the next accepted write.
+/// From killing the leader of 3 voters to the next accepted write: the median of 5 clusters
+/// (the election timeout is random, 1 to 2 s by default).
 async fn leader_loss(report: &mut Report) -> Result<()> {
-    let mut c = TestCluster::start(3, 0).await?;
-    let leader = c.leader_seen_by(0).await?;
-    let other = (0..3).find(|&i| i != leader).unwrap();
-    let client = c.peers[other].client();
-    c.peers[leader].kill9();
-    let started = Instant::now();
-    let mut n = 0;
-    loop {
-        n += 1;
-        if client
-            .pin(&cid_for("after-loss-", n), &PinOptions::default())
-            .await
-            .is_ok()
-        {
-            break;
+    let mut secs = Vec::new();
+    for round in 0..5 {
+        let mut c = TestCluster::start(3, 0).await?;
+        let leader = c.leader_seen_by(0).await?;
+        let other = (0..3).find(|&i| i != leader).unwrap();
+        let client = c.peers[other].client();
+        c.peers[leader].kill9();
+        let started = Instant::now();
+        let mut n = 0;
+        loop {
+            n += 1;
+            let cid = cid_for(&format!("after-loss-{round}-"), n);
+            if client.pin(&cid, &PinOptions::default()).await.is_ok() {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(120),
+                "no write accepted"
+            );
         }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(120),
-            "no write accepted"
-        );
+        secs.push(started.elapsed().as_secs_f64());
     }
+    secs.sort_by(f64::total_cmp);
     report.add(
         "leader loss to an accepted write",
-        Some(started.elapsed().as_secs_f64()),
+        Some(secs[2]),
         "s",
         "≤ 2 s",
-        "kill -9 of the leader of 3 voters",
+        &format!(
+            "kill -9 of the leader of 3 voters; median of 5 (min {:.2} s, max {:.2} s)",
+            secs[0], secs[4]
+        ),
     );
     Ok(())
 }

@@ -117,6 +117,9 @@ pub struct PinsPage {
     pub next: Option<String>,
 }
 
+/// How long a pin count is shown before it is counted again.
+const COUNT_KEPT: Duration = Duration::from_secs(5);
+
 /// Pins one page request looks at, at most, before answering with what it found (a search
 /// over millions of pins answers in parts, each with where to go on).
 const PAGE_SCAN: usize = 20_000;
@@ -146,6 +149,8 @@ pub struct Desktop {
     peer: RwLock<Option<Arc<Peer>>>,
     ipfs: Mutex<Option<IpfsStatus>>,
     ipfs_child: Mutex<Option<Child>>,
+    /// The last pin count and when it was taken (see [`Desktop::pin_count`]).
+    counted: Mutex<Option<(Instant, u64)>>,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
@@ -176,6 +181,7 @@ impl Desktop {
             peer: RwLock::new(None),
             ipfs: Mutex::new(None),
             ipfs_child: Mutex::new(None),
+            counted: Mutex::new(None),
         }
     }
 
@@ -203,7 +209,7 @@ impl Desktop {
             None => None,
         };
         let pins = match &peer {
-            Some(p) => p.cluster().pinset().count().await.ok(),
+            Some(p) => self.pin_count(p).await,
             None => None,
         };
         Snapshot {
@@ -432,6 +438,19 @@ impl Desktop {
         self.peer().await?.cluster().peer_rm(id).await
     }
 
+    /// The pinset's size, counted at most every few seconds (a count reads an index of the
+    /// whole pinset: milliseconds for a million pins, too much for every second).
+    async fn pin_count(&self, peer: &Peer) -> Option<u64> {
+        if let Some((at, n)) = *self.counted.lock().unwrap() {
+            if at.elapsed() < COUNT_KEPT {
+                return Some(n);
+            }
+        }
+        let n = peer.cluster().pinset().count().await.ok()?;
+        *self.counted.lock().unwrap() = Some((Instant::now(), n));
+        Some(n)
+    }
+
     /// One page of the pins view, searched and filtered on the peer: the pinset is read from
     /// disk in CID order and only the page's pins are asked of the cluster, so the view costs
     /// the same for ten pins or ten million.
@@ -477,6 +496,13 @@ impl Desktop {
 
     /// Pins a CID, an `ipfs://` link or an `/ipfs/…` path (what a user drops or pastes).
     pub async fn pin(&self, what: &str, name: &str, replication: Option<i32>) -> Result<Pin> {
+        let pinned = self.pin_inner(what, name, replication).await;
+        // What this app changes shows in the next count.
+        *self.counted.lock().unwrap() = None;
+        pinned
+    }
+
+    async fn pin_inner(&self, what: &str, name: &str, replication: Option<i32>) -> Result<Pin> {
         let peer = self.peer().await?;
         let what = what.trim();
         let what = what
@@ -501,7 +527,9 @@ impl Desktop {
     }
 
     pub async fn unpin(&self, cid: &str) -> Result<Pin> {
-        self.peer().await?.cluster().unpin(parse_cid(cid)?).await
+        let unpinned = self.peer().await?.cluster().unpin(parse_cid(cid)?).await;
+        *self.counted.lock().unwrap() = None;
+        unpinned
     }
 
     pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {

@@ -193,8 +193,15 @@ fn emit_loop(app: AppHandle, d: App) {
     tauri::async_runtime::spawn(async move {
         let mut tick: u64 = 0;
         let mut peers: Option<Vec<Id>> = None;
+        // What the window was last sent (snapshot, peers, health): an unchanged state is not
+        // sent again, so a window at rest redraws nothing.
+        let mut sent: [String; 3] = Default::default();
         loop {
             let window = app.get_webview_window("main").is_some();
+            if !window {
+                // A window opened later gets everything.
+                sent = Default::default();
+            }
             let slow = tick.is_multiple_of(5);
             if window || slow {
                 let snap = d.snapshot().await;
@@ -202,13 +209,13 @@ fn emit_loop(app: AppHandle, d: App) {
                     peers = d.peers().await.ok();
                 }
                 if window {
-                    let _ = app.emit("snapshot", &snap);
+                    send_changed(&app, &mut sent[0], "snapshot", &snap);
                     if snap.running && slow {
                         if let Some(p) = &peers {
-                            let _ = app.emit("peers", p);
+                            send_changed(&app, &mut sent[1], "peers", p);
                         }
                         if let Ok(h) = d.health().await {
-                            let _ = app.emit("health", &h);
+                            send_changed(&app, &mut sent[2], "health", &h);
                         }
                     }
                 }
@@ -223,6 +230,20 @@ fn emit_loop(app: AppHandle, d: App) {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
+}
+
+/// Emits `value` unless it is what was last sent under `last`.
+fn send_changed<T: serde::Serialize + Clone>(
+    app: &AppHandle,
+    last: &mut String,
+    event: &str,
+    value: &T,
+) {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    if *last != text {
+        let _ = app.emit(event, value.clone());
+        *last = text;
+    }
 }
 
 /// `ipfs-cluster-desktop --hidden`: start in the tray, without a window (start at login).
