@@ -180,10 +180,6 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
             format!("/ip4/127.0.0.1/tcp/{}", free_port()),
         ),
         ("IPFS_CLUSTER_IPFS_NETWORK", "loopback".into()),
-        (
-            "MALLOC_ARENA_MAX",
-            std::env::var("BENCH_ARENAS").unwrap_or_default(),
-        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
