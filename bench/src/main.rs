@@ -27,6 +27,8 @@ struct Figure {
 #[derive(Default)]
 struct Report {
     figures: Vec<Figure>,
+    /// The disk's own rate of one-fsync SQLite commits, for the ratios of the write figures.
+    disk_commits: Option<f64>,
 }
 
 impl Report {
@@ -166,6 +168,7 @@ async fn sqlite_limits(report: &mut Report) -> Result<()> {
         tx.commit().await?;
     }
     let batched = 5000.0 / started.elapsed().as_secs_f64();
+    report.disk_commits = Some(single);
     report.add(
         "SQLite, one fsync per commit",
         Some(single),
@@ -616,7 +619,7 @@ async fn main() -> Result<()> {
         dir.join("results.json"),
         serde_json::to_string_pretty(&json)? + "\n",
     )?;
-    let mut md = format!("# Benchmark results\n\n{when}, {machine}, loopback, release build (`cargo run --release -p cluster-bench`).\n\n| figure | measured | goal | note |\n|---|---|---|---|\n");
+    let mut md = format!("# Benchmark results\n\n{when}, {machine}, loopback, release build (the command in `bench/README.md`).\n\n| figure | measured | goal | note |\n|---|---|---|---|\n");
     for f in &r.figures {
         let v = f
             .value

@@ -193,18 +193,38 @@ impl Pinset for PinsTable {
     ) -> BoxStream<'static, Result<Pin, ConsensusError>> {
         let readers = self.readers.clone();
         Box::pin(async_stream::try_stream! {
-            // The primary key's index gives CID order; `after` resumes a listing where it was.
-            let query = match &after {
-                Some(a) => sqlx::query("SELECT pin FROM pins WHERE cid > ? ORDER BY cid").bind(a.clone()),
-                None => sqlx::query("SELECT pin FROM pins ORDER BY cid"),
-            };
-            let mut rows = query.fetch(&readers);
-            while let Some(row) = rows.try_next().await.map_err(storage)? {
-                yield parse_pin(&row.get::<String, _>(0))?;
+            // Pages in CID order (the primary key's index), each fetched whole: one trip to
+            // SQLite's thread per page rather than per row, and no read transaction held
+            // open for the length of a slow client (the log's writer can checkpoint).
+            let mut after = after;
+            loop {
+                let rows = match &after {
+                    Some(a) => sqlx::query("SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT ?")
+                        .bind(a.clone())
+                        .bind(READ_PAGE as i64)
+                        .fetch_all(&readers)
+                        .await,
+                    None => sqlx::query("SELECT cid, pin FROM pins ORDER BY cid LIMIT ?")
+                        .bind(READ_PAGE as i64)
+                        .fetch_all(&readers)
+                        .await,
+                }
+                .map_err(storage)?;
+                let full = rows.len() == READ_PAGE;
+                for row in &rows {
+                    yield parse_pin(row.get::<&str, _>(1))?;
+                }
+                match rows.last() {
+                    Some(last) if full => after = Some(last.get::<String, _>(0)),
+                    _ => break,
+                }
             }
         })
     }
 }
+
+/// Rows per page when the pinset is read in order.
+const READ_PAGE: usize = 1000;
 
 /// Unpins still in the log whose CID is not pinned again later, oldest first. The state
 /// machine applies an unpin atomically, but the IPFS-side unpin happens afterwards; a crash in

@@ -272,3 +272,28 @@ async fn a_refusal_is_answered_at_once_and_an_unknown_peer_is_404() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_stream_sends_every_line_before_an_error_and_the_error_in_the_trailer() {
+    use http_body_util::BodyExt;
+    let items: Vec<crate::error::Result<u32>> = vec![
+        Ok(1),
+        Ok(2),
+        Ok(3),
+        Err(crate::error::Error::Unavailable(
+            "the store went away".into(),
+        )),
+        Ok(4),
+    ];
+    let resp = super::ndjson(futures::stream::iter(items)).await;
+    assert_eq!(resp.status(), 200);
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("a trailer");
+    let body = collected.to_bytes();
+    assert_eq!(
+        &body[..],
+        b"1\n2\n3\n",
+        "every line before the error, none after"
+    );
+    assert_eq!(trailers["x-stream-error"], "the store went away");
+}
