@@ -127,7 +127,13 @@ async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
         Some(rate),
         "pins/s",
         if clients == 64 { "≥ 10,000" } else { "—" },
-        &format!("CPU per 1,000 pins: cluster peers {peers_cpu:.2} s, IPFS nodes {ipfs_cpu:.2} s"),
+        &format!(
+            "{}CPU per 1,000 pins: cluster peers {peers_cpu:.2} s, IPFS nodes {ipfs_cpu:.2} s",
+            report
+                .disk_commits
+                .map(|d| format!("{:.2}× the disk's one-fsync commit rate; ", rate / d))
+                .unwrap_or_default()
+        ),
     );
     Ok(())
 }
