@@ -56,8 +56,9 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn pin(&self, pin: &Pin) -> Result<(), IpfsError>;
     /// Unpins; a CID that is not pinned counts as done.
     async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError>;
-    /// Every recursive and direct pin, as IPFS lists it.
-    async fn pin_ls(&self) -> Result<Vec<Cid>, IpfsError>;
+    /// Every recursive pin, as IPFS lists it, handed to `each` as it is read (Kubo's
+    /// `stream=true`), so that a list of millions is never held whole; returns how many.
+    async fn pin_ls_each(&self, each: &mut (dyn FnMut(Cid) + Send)) -> Result<u64, IpfsError>;
     /// Whether `cid` is pinned (by multihash, so CID v0 and v1 forms agree).
     async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError>;
     /// `/ipfs/…`, `/ipns/…` or `/ipld/…` path → the CID it points at.

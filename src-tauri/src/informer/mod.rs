@@ -63,7 +63,7 @@ pub struct NumPin {
 #[async_trait]
 impl Informer for NumPin {
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
-        let count = self.ipfs.pin_ls().await.map(|pins| pins.len() as u64);
+        let count = self.ipfs.pin_ls_each(&mut |_| {}).await;
         measured(NUMPIN, peer, self.ttl, count)
     }
 }

@@ -8,6 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::Deserialize;
+
+/// One line of `pin/ls`: `{"Cid": …}` streamed, or `{"Keys": {cid: …}}` whole.
+#[derive(Deserialize)]
+struct PinLsItem {
+    #[serde(rename = "Cid")]
+    cid: Option<String>,
+    #[serde(rename = "Keys")]
+    keys: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
+}
 use serde_json::Value;
 
 use crate::components::{IpfsConnector, IpfsError, RepoStat};
@@ -202,7 +211,7 @@ impl IpfsConnector for IpfsHttp {
         }
     }
 
-    async fn pin_ls(&self) -> Result<Vec<Cid>, IpfsError> {
+    async fn pin_ls_each(&self, each: &mut (dyn FnMut(Cid) + Send)) -> Result<u64, IpfsError> {
         let resp = self
             .send(
                 "pin/ls",
@@ -210,23 +219,40 @@ impl IpfsConnector for IpfsHttp {
                 self.cfg.ipfs_request_timeout.get(),
             )
             .await?;
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| IpfsError::Decode(e.to_string()))?;
-        let mut out = Vec::new();
-        for item in serde_json::Deserializer::from_slice(&body).into_iter::<Value>() {
-            let item = item.map_err(|e| IpfsError::Decode(e.to_string()))?;
-            if let Some(c) = item.get("Cid").and_then(Value::as_str) {
-                out.push(c.parse().map_err(IpfsError::Decode)?);
-            } else if let Some(keys) = item.get("Keys").and_then(Value::as_object) {
-                // Non-streaming form, sent by daemons that ignore `stream`.
-                for k in keys.keys() {
-                    out.push(k.parse().map_err(IpfsError::Decode)?);
-                }
+        let decode = |e: String| IpfsError::Decode(e);
+        // One JSON object per line, handed on as each line completes.
+        let line = |text: &[u8], each: &mut (dyn FnMut(Cid) + Send)| -> Result<u64, IpfsError> {
+            if text.iter().all(u8::is_ascii_whitespace) {
+                return Ok(0);
             }
+            let item: PinLsItem =
+                serde_json::from_slice(text).map_err(|e| decode(e.to_string()))?;
+            let mut n = 0;
+            if let Some(c) = item.cid {
+                each(c.parse().map_err(decode)?);
+                n += 1;
+            }
+            // Non-streaming form, sent by daemons that ignore `stream`.
+            for k in item.keys.into_iter().flat_map(|k| k.into_keys()) {
+                each(k.parse().map_err(decode)?);
+                n += 1;
+            }
+            Ok(n)
+        };
+        let mut body = resp.bytes_stream();
+        let (mut buf, mut count) = (Vec::new(), 0u64);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| IpfsError::Decode(e.to_string()))?;
+            buf.extend_from_slice(&chunk);
+            let mut start = 0;
+            while let Some(end) = buf[start..].iter().position(|b| *b == b'\n') {
+                count += line(&buf[start..start + end], each)?;
+                start += end + 1;
+            }
+            buf.drain(..start);
         }
-        Ok(out)
+        count += line(&buf, each)?;
+        Ok(count)
     }
 
     async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {

@@ -23,7 +23,7 @@ async fn id_pin_ls_unpin_round_trip() {
     // The v1 form of the same content counts as pinned.
     let v1 = Cid(cid::Cid::new_v1(0x70, *pin.cid.0.hash()));
     assert!(ipfs.is_pinned(&v1).await.unwrap());
-    let listed = ipfs.pin_ls().await.unwrap();
+    let listed = listed(&ipfs).await.unwrap();
     assert_eq!(listed, vec![pin.cid]);
 
     ipfs.unpin(&pin.cid).await.unwrap();
@@ -67,7 +67,7 @@ async fn an_unreachable_daemon_is_reported_not_fatal() {
     assert!(err.is_unreachable(), "{err}");
     assert!(err.to_string().contains("unreachable"), "{err}");
     assert!(ipfs.pin(&pin_of(4)).await.unwrap_err().is_unreachable());
-    assert!(ipfs.pin_ls().await.unwrap_err().is_unreachable());
+    assert!(listed(&ipfs).await.unwrap_err().is_unreachable());
 }
 
 #[tokio::test]
@@ -93,4 +93,54 @@ fn storage_sizes_parse_like_kubo() {
     assert_eq!(crate::types::parse_storage_size("1.5 MiB"), Some(1_572_864));
     assert_eq!(crate::types::parse_storage_size("1000"), Some(1000));
     assert_eq!(crate::types::parse_storage_size("lots"), None);
+}
+
+async fn listed(ipfs: &IpfsHttp) -> Result<Vec<Cid>, crate::components::IpfsError> {
+    let mut out = Vec::new();
+    ipfs.pin_ls_each(&mut |c| out.push(c)).await?;
+    Ok(out)
+}
+
+#[tokio::test]
+async fn pin_ls_is_read_line_by_line_across_chunks_in_either_form() {
+    use axum::body::Body;
+    use axum::routing::post;
+    let a = test_cid(1).to_string();
+    let b = test_cid(2).to_string();
+    let c = test_cid(3).to_string();
+    // Streamed lines cut at arbitrary places, then the whole-object form some daemons send.
+    let text = format!(
+        "{{\"Cid\":\"{a}\",\"Type\":\"recursive\"}}\n{{\"Cid\":\"{b}\",\"Type\":\"recursive\"}}\n{{\"Keys\":{{\"{c}\":{{\"Type\":\"recursive\"}}}}}}"
+    );
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = text
+        .as_bytes()
+        .chunks(7)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let chunks = std::sync::Arc::new(std::sync::Mutex::new(Some(chunks)));
+    let app = axum::Router::new().route(
+        "/api/v0/pin/ls",
+        post(move || {
+            let chunks = chunks.lock().unwrap().take().unwrap_or_default();
+            async move { Body::from_stream(futures::stream::iter(chunks)) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let cfg = crate::config::IpfsHttpConfig {
+        node_multiaddress: crate::config::Multiaddrs::one(&format!(
+            "/ip4/127.0.0.1/tcp/{}",
+            addr.port()
+        )),
+        ..Default::default()
+    };
+    let ipfs = IpfsHttp::new(&cfg).unwrap();
+    let got: Vec<String> = listed(&ipfs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(got, vec![a, b, c]);
 }

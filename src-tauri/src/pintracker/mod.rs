@@ -336,6 +336,27 @@ impl Inner {
         self.settled_info(&pin, &in_ipfs)
     }
 
+    /// What IPFS has pinned, read as it streams in (see [`IpfsView`]).
+    async fn ipfs_fingerprints(&self) -> IpfsView {
+        let mut prints: Vec<u64> = Vec::new();
+        let listed = self
+            .ipfs
+            .pin_ls_each(&mut |c| prints.push(fingerprint(&c.multihash_bytes())))
+            .await;
+        match listed {
+            Ok(_) => {
+                prints.sort_unstable();
+                prints.dedup();
+                prints.shrink_to_fit();
+                Ok(prints)
+            }
+            Err(e) => {
+                self.note_ipfs_error(&e);
+                Err(e)
+            }
+        }
+    }
+
     /// What IPFS has pinned, for `listing`: asked once per listing and kept for its pages.
     async fn ipfs_view(&self, listing: u64) -> Arc<IpfsView> {
         {
@@ -349,22 +370,7 @@ impl Inner {
         if self.ipfs_id.lock().unwrap().id.is_empty() {
             let _ = self.refresh_ipfs_id().await;
         }
-        let view = match self.ipfs.pin_ls().await {
-            Ok(list) => {
-                let mut prints: Vec<u64> = list
-                    .iter()
-                    .map(|c| fingerprint(&c.multihash_bytes()))
-                    .collect();
-                prints.sort_unstable();
-                prints.dedup();
-                Ok(prints)
-            }
-            Err(e) => {
-                self.note_ipfs_error(&e);
-                Err(e)
-            }
-        };
-        let view = Arc::new(view);
+        let view = Arc::new(self.ipfs_fingerprints().await);
         let mut views = self.views.lock().unwrap();
         if views.len() >= LISTINGS_KEPT {
             views.remove(0);
@@ -511,12 +517,8 @@ impl Inner {
         // Taken before asking IPFS: an operation that finishes while IPFS answers must not
         // look like a missing pin.
         let busy: HashSet<Cid> = self.ops.lock().unwrap().keys().copied().collect();
-        let have: HashSet<Vec<u8>> = match self.ipfs.pin_ls().await {
-            Ok(l) => l.iter().map(Cid::multihash_bytes).collect(),
-            Err(e) => {
-                self.note_ipfs_error(&e);
-                return Vec::new();
-            }
+        let Ok(have) = self.ipfs_fingerprints().await else {
+            return Vec::new();
         };
         let mut queued = Vec::new();
         // The pinset streamed from disk, one pin at a time.
@@ -529,7 +531,9 @@ impl Inner {
                     break;
                 }
             };
-            let in_ipfs = have.contains(&pin.cid.multihash_bytes());
+            let in_ipfs = have
+                .binary_search(&fingerprint(&pin.cid.multihash_bytes()))
+                .is_ok();
             let mine = self.is_mine(&pin);
             let kind = match (mine, in_ipfs) {
                 (true, false) => OpKind::Pin,
