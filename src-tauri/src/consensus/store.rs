@@ -676,6 +676,13 @@ pub async fn ensure_snapshot(pool: &SqlitePool, snapshots: &Path) -> Result<(), 
         true,
     )
     .await;
+    if current.is_some() && !usable {
+        tracing::warn!("the current snapshot's file is missing; forgetting it");
+        sqlx::query("DELETE FROM snapshot")
+            .execute(pool)
+            .await
+            .map_err(storage)?;
+    }
     let purged: Option<LogId<NodeId>> = kv_get(pool, "last_purged").await.map_err(storage)?;
     if !usable && purged.is_some() {
         tracing::info!("building a snapshot of the pinset (none usable on disk)");
@@ -889,11 +896,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tokio::fs::rename(&part, self.snapshots.join(&name))
             .await
             .map_err(write_err)?;
-        keep_snapshot(&mut tx, meta, &name)
+        let current = keep_snapshot(&mut tx, meta, &name)
             .await
             .map_err(write_err)?;
         tx.commit().await.map_err(write_err)?;
-        remove_other_snapshots(&self.snapshots, Some(&name), false).await;
+        if current {
+            remove_other_snapshots(&self.snapshots, Some(&name), false).await;
+        } else {
+            // A newer snapshot is current already; this one's file is not needed.
+            let _ = tokio::fs::remove_file(self.snapshots.join(&name)).await;
+        }
         // What the snapshot drops (unpinned while this peer was away) must leave IPFS too;
         // the reset afterwards pins what it adds.
         let mut unpinned = 0usize;
@@ -922,9 +934,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(row) = current_snapshot(&self.pool).await.map_err(read_err)? else {
             return Ok(None);
         };
-        let file = snapshot::SnapshotFile::open(self.snapshots.join(&row.file))
-            .await
-            .map_err(read_err)?;
+        let file = match snapshot::SnapshotFile::open(self.snapshots.join(&row.file)).await {
+            Ok(f) => f,
+            // Deleted behind the peer's back: no snapshot (the next start builds one if the
+            // log needs it), rather than a storage error that stops Raft.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(file = %row.file, "the current snapshot's file is missing");
+                return Ok(None);
+            }
+            Err(e) => return Err(read_err(e)),
+        };
         Ok(Some(Snapshot {
             meta: row.meta,
             snapshot: Box::new(file),

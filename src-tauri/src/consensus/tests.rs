@@ -265,6 +265,47 @@ async fn a_database_with_a_purged_log_and_no_snapshot_file_gets_one_before_raft_
 }
 
 #[tokio::test]
+async fn a_snapshot_whose_file_went_missing_is_forgotten_or_rebuilt_never_fatal() {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    let dir = tempfile::tempdir().unwrap();
+    let pins = vec![Pin::new(test_cid(8), PinOptions::default())];
+    let (pool, mut sm, _changes) = machine(dir.path(), &pins).await;
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let snapshots = super::snapshot::dir(&dir.path().join("raft"));
+    let remove_files = || {
+        for e in std::fs::read_dir(&snapshots).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+    };
+    // Deleted behind the peer's back: asking for it is no error.
+    remove_files();
+    assert!(sm.get_current_snapshot().await.unwrap().is_none());
+    // At the next start, with the log not purged, the record is dropped.
+    store::ensure_snapshot(&pool, &snapshots).await.unwrap();
+    assert!(sm.get_current_snapshot().await.unwrap().is_none());
+    // With the log purged, a new one is built.
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    remove_files();
+    sqlx::query("INSERT INTO kv (key, value) VALUES ('last_purged', ?)")
+        .bind(r#"{"leader_id":{"term":1,"node_id":0},"index":3}"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    store::ensure_snapshot(&pool, &snapshots).await.unwrap();
+    let current = sm.get_current_snapshot().await.unwrap().unwrap();
+    let mut records = current.snapshot.records().await.unwrap();
+    assert_eq!(records.next().await.unwrap().unwrap().0, pins[0]);
+}
+
+#[tokio::test]
 async fn a_batch_of_pins_and_unpins_applies_in_log_order() {
     use super::typ::{Op, TypeConfig};
     use openraft::storage::RaftStateMachine;
