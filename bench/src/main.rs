@@ -92,15 +92,7 @@ async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let per_client = total / clients.max(1);
-    let cpu = |pids: Vec<Option<u32>>| -> f64 {
-        pids.into_iter()
-            .flatten()
-            .filter_map(cpu_seconds)
-            .sum::<f64>()
-    };
-    let peer_pids = || c.peers.iter().map(|p| p.pid()).collect::<Vec<_>>();
-    let ipfs_pids = || c.ipfs.iter().map(|n| n.pid()).collect::<Vec<_>>();
-    let (peers_before, ipfs_before) = (cpu(peer_pids()), cpu(ipfs_pids()));
+    let (peers_before, ipfs_before) = c.cpu_seconds();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..clients {
@@ -120,8 +112,9 @@ async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
     let rate = pins / started.elapsed().as_secs_f64();
     // Where the CPU went, per 1,000 pins: the three cluster peers, and the three IPFS nodes
     // pinning every CID (replication -1) on the same two cores.
-    let peers_cpu = (cpu(peer_pids()) - peers_before) / pins * 1000.0;
-    let ipfs_cpu = (cpu(ipfs_pids()) - ipfs_before) / pins * 1000.0;
+    let (peers_after, ipfs_after) = c.cpu_seconds();
+    let peers_cpu = (peers_after - peers_before) / pins * 1000.0;
+    let ipfs_cpu = (ipfs_after - ipfs_before) / pins * 1000.0;
     report.add(
         &format!("pins/s, {clients} client(s), 3 voters"),
         Some(rate),
@@ -329,18 +322,9 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     let disk = std::fs::metadata(c.peers[0].dir.join("raft/raft.sqlite"))?.len() as f64 / 1e6;
     report.add(&label("disk size (raft.sqlite)"), Some(disk), "MB", "—", "");
 
-    let url = format!("http://127.0.0.1:{}/allocations", c.peers[0].rest_port);
-    let before = c.peers[0].rss().unwrap_or(0);
     let started = Instant::now();
-    let mut resp = reqwest::get(&url).await?;
-    let (mut lines, mut peak) = (0usize, before);
-    while let Some(chunk) = resp.chunk().await? {
-        lines += chunk.iter().filter(|b| **b == b'\n').count();
-        if lines % 10_000 < 50 {
-            peak = peak.max(c.peers[0].rss().unwrap_or(0));
-        }
-    }
-    let rate = lines as f64 / started.elapsed().as_secs_f64();
+    let listed = c.peers[0].read_stream("/allocations").await?;
+    let rate = listed.lines as f64 / started.elapsed().as_secs_f64();
     report.add(
         &label("/allocations stream"),
         Some(rate),
@@ -350,7 +334,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     );
     report.add(
         &label("memory growth while streaming"),
-        Some(peak.saturating_sub(before) as f64 / 1e6),
+        Some(listed.grown as f64 / 1e6),
         "MB",
         "flat",
         "",
@@ -376,17 +360,9 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     );
 
     // Global status with two peers: this one's status and the joiner's, in pages, merged.
-    let url = format!("http://127.0.0.1:{}/pins", c.peers[0].rest_port);
-    let before = c.peers[0].rss().unwrap_or(0);
     let started = Instant::now();
-    let mut resp = reqwest::get(&url).await?;
-    let (mut lines, mut peak) = (0usize, before);
-    while let Some(chunk) = resp.chunk().await? {
-        lines += chunk.iter().filter(|b| **b == b'\n').count();
-        if lines % 10_000 < 50 {
-            peak = peak.max(c.peers[0].rss().unwrap_or(0));
-        }
-    }
+    let status = c.peers[0].read_stream("/pins").await?;
+    let lines = status.lines;
     anyhow::ensure!(lines == n, "global status listed {lines} of {n} pins");
     report.add(
         &label("global status stream, 2 peers"),
@@ -397,7 +373,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     );
     report.add(
         &label("memory growth while streaming global status"),
-        Some(peak.saturating_sub(before) as f64 / 1e6),
+        Some(status.grown as f64 / 1e6),
         "MB",
         "flat",
         "",
@@ -463,27 +439,20 @@ async fn local_status(report: &mut Report) -> Result<()> {
 async fn idle(report: &mut Report) -> Result<()> {
     let c = TestCluster::start(3, 0).await?;
     let window = Duration::from_secs(20);
-    let sum = |pids: Vec<Option<u32>>| -> f64 {
-        pids.into_iter()
-            .flatten()
-            .filter_map(cpu_seconds)
-            .sum::<f64>()
-    };
-    let peers = || c.peers.iter().map(|p| p.pid()).collect::<Vec<_>>();
-    let nodes = || c.ipfs.iter().map(|n| n.pid()).collect::<Vec<_>>();
-    let (p0, n0) = (sum(peers()), sum(nodes()));
+    let (p0, n0) = c.cpu_seconds();
     tokio::time::sleep(window).await;
+    let (p1, n1) = c.cpu_seconds();
     let pct = |cpu: f64| cpu / window.as_secs_f64() / 3.0 * 100.0;
     report.add(
         "idle CPU per cluster peer (3 voters, no pins)",
-        Some(pct(sum(peers()) - p0)),
+        Some(pct(p1 - p0)),
         "% of a core",
         "—",
         "",
     );
     report.add(
         "idle CPU per built-in IPFS node (3 voters, no pins)",
-        Some(pct(sum(nodes()) - n0)),
+        Some(pct(n1 - n0)),
         "% of a core",
         "—",
         "",

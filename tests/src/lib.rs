@@ -466,6 +466,29 @@ impl Peer {
         }
     }
 
+    /// Reads a REST stream (`/allocations`, `/pins`, …) as it arrives, with no overall time
+    /// limit, counting its lines and watching this daemon's memory while it is sent.
+    pub async fn read_stream(&self, path_and_query: &str) -> Result<Streamed> {
+        let url = format!("http://127.0.0.1:{}{path_and_query}", self.rest_port);
+        let before = self.rss().unwrap_or(0);
+        let mut resp = reqwest::get(&url).await?;
+        let (mut lines, mut bytes, mut peak) = (0usize, 0u64, before);
+        while let Some(chunk) = resp.chunk().await? {
+            bytes += chunk.len() as u64;
+            let seen = lines;
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+            // Memory every thousand lines or so.
+            if lines / 1000 != seen / 1000 {
+                peak = peak.max(self.rss().unwrap_or(0));
+            }
+        }
+        Ok(Streamed {
+            lines,
+            bytes,
+            grown: peak.saturating_sub(before),
+        })
+    }
+
     /// What this run of the daemon has logged.
     pub fn current_log(&self) -> String {
         let text = std::fs::read(&self.log).unwrap_or_default();
@@ -647,7 +670,25 @@ pub struct TestCluster {
     pub dir: tempfile::TempDir,
 }
 
+/// What [`Peer::read_stream`] saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Streamed {
+    pub lines: usize,
+    pub bytes: u64,
+    /// How much the daemon's resident memory grew while it sent the stream, at its peak.
+    pub grown: u64,
+}
+
 impl TestCluster {
+    /// CPU time used so far by the cluster's peers and by its IPFS nodes, in seconds.
+    pub fn cpu_seconds(&self) -> (f64, f64) {
+        let sum = |pids: Vec<Option<u32>>| pids.into_iter().flatten().filter_map(cpu_seconds).sum();
+        (
+            sum(self.peers.iter().map(|p| p.pid()).collect()),
+            sum(self.ipfs.iter().map(|n| n.pid()).collect()),
+        )
+    }
+
     /// `voters` voting peers (the first starts the cluster) and `followers` followers.
     pub async fn start(voters: usize, followers: usize) -> Result<TestCluster> {
         let mut c = TestCluster::empty()?;

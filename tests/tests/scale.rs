@@ -25,17 +25,6 @@ fn without_colours(line: &str) -> String {
     out
 }
 
-/// How many pins a peer's `/allocations` lists, counted as the stream arrives.
-async fn streamed_lines(rest_port: u16) -> usize {
-    let url = format!("http://127.0.0.1:{rest_port}/allocations");
-    let mut resp = reqwest::get(&url).await.unwrap();
-    let mut lines = 0;
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        lines += chunk.iter().filter(|b| **b == b'\n').count();
-    }
-    lines
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner() {
     // A debug build moves a 300,000-pin snapshot slowly: the join may take minutes. A small
@@ -84,22 +73,13 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
 
     // Listing streams: the daemon's memory grows by far less than what it sends (read here
     // as it arrives, with no overall time limit: a debug build streams slowly).
-    let before = c.peers[0].rss().unwrap();
-    let url = format!("http://127.0.0.1:{}/allocations", c.peers[0].rest_port);
-    let mut resp = reqwest::get(&url).await.unwrap();
-    let (mut lines, mut bytes, mut peak) = (0usize, 0u64, before);
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        bytes += chunk.len() as u64;
-        lines += chunk.iter().filter(|b| **b == b'\n').count();
-        if lines % 1000 < 20 {
-            peak = peak.max(c.peers[0].rss().unwrap());
-        }
-    }
-    assert_eq!(lines, PINS, "every pin listed");
-    let grown = peak.saturating_sub(before);
+    let listed = c.peers[0].read_stream("/allocations").await.unwrap();
+    assert_eq!(listed.lines, PINS, "every pin listed");
     assert!(
-        grown < bytes / 2,
-        "memory grew by {grown} bytes while streaming {bytes} bytes of pins"
+        listed.grown < listed.bytes / 2,
+        "memory grew by {} bytes while streaming {} bytes of pins",
+        listed.grown,
+        listed.bytes
     );
 
     // A peer that joins now installs the snapshot: it holds every imported pin.
@@ -121,7 +101,11 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
     .await
     .unwrap();
     assert_eq!(
-        streamed_lines(c.peers[joiner].rest_port).await,
+        c.peers[joiner]
+            .read_stream("/allocations")
+            .await
+            .unwrap()
+            .lines,
         PINS,
         "the joiner holds every imported pin"
     );
@@ -160,21 +144,12 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
 
     // The cluster's global status streams too: the other peer's status arrives in pages and
     // is merged as it comes, so the asking peer's memory stays far below what it sends.
-    let before = c.peers[0].rss().unwrap();
-    let url = format!("http://127.0.0.1:{}/pins", c.peers[0].rest_port);
-    let mut resp = reqwest::get(&url).await.unwrap();
-    let (mut lines, mut bytes, mut peak) = (0usize, 0u64, before);
-    while let Some(chunk) = resp.chunk().await.unwrap() {
-        bytes += chunk.len() as u64;
-        lines += chunk.iter().filter(|b| **b == b'\n').count();
-        if lines % 1000 < 20 {
-            peak = peak.max(c.peers[0].rss().unwrap());
-        }
-    }
-    assert_eq!(lines, PINS + 120, "every pin's global status");
-    let grown = peak.saturating_sub(before);
+    let status = c.peers[0].read_stream("/pins").await.unwrap();
+    assert_eq!(status.lines, PINS + 120, "every pin's global status");
     assert!(
-        grown < bytes / 4,
-        "memory grew by {grown} bytes while streaming {bytes} bytes of global status"
+        status.grown < status.bytes / 4,
+        "memory grew by {} bytes while streaming {} bytes of global status",
+        status.grown,
+        status.bytes
     );
 }

@@ -127,6 +127,18 @@ async fn machine(folder: &Path, pins: &[Pin]) -> (sqlx::SqlitePool, store::State
     )
 }
 
+/// A snapshot built by `sm` from its pins table.
+async fn build(
+    sm: &mut store::StateMachine,
+) -> openraft::storage::Snapshot<super::typ::TypeConfig> {
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
 /// Sends `from`'s bytes into a receiving file of `to`, as openraft's chunks would.
 async fn receive(
     to: &mut store::StateMachine,
@@ -146,19 +158,14 @@ async fn receive(
 
 #[tokio::test]
 async fn a_snapshot_is_built_into_a_file_sent_and_installed_and_unpins_what_disappeared() {
-    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::storage::RaftStateMachine;
     let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Pin::new(test_cid(1), PinOptions::default());
     let b = Pin::new(test_cid(2), PinOptions::default());
     let c = Pin::new(test_cid(3), PinOptions::default());
     // Meanwhile on the leader, a was unpinned and c pinned.
     let (_, mut leader, _) = machine(leader_dir.path(), &[b.clone(), c.clone()]).await;
-    let mut built = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let mut built = build(&mut leader).await;
     let on_disk: Vec<_> = std::fs::read_dir(super::snapshot::dir(&leader_dir.path().join("raft")))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -182,19 +189,14 @@ async fn a_snapshot_is_built_into_a_file_sent_and_installed_and_unpins_what_disa
 
 #[tokio::test]
 async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
-    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::storage::RaftStateMachine;
     use tokio::io::AsyncWriteExt;
     let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let pins: Vec<Pin> = (0..3000)
         .map(|n| Pin::new(test_cid(n), PinOptions::default()))
         .collect();
     let (_, mut leader, _) = machine(leader_dir.path(), &pins).await;
-    let mut built = leader
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let mut built = build(&mut leader).await;
     let mine = vec![Pin::new(test_cid(9999), PinOptions::default())];
     let (pool, mut sm, mut changes) = machine(dir.path(), &mine).await;
     let state = store::PinsTable::new(pool.clone());
@@ -266,15 +268,11 @@ async fn a_database_with_a_purged_log_and_no_snapshot_file_gets_one_before_raft_
 
 #[tokio::test]
 async fn a_snapshot_whose_file_went_missing_is_forgotten_or_rebuilt_never_fatal() {
-    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use openraft::storage::RaftStateMachine;
     let dir = tempfile::tempdir().unwrap();
     let pins = vec![Pin::new(test_cid(8), PinOptions::default())];
     let (pool, mut sm, _changes) = machine(dir.path(), &pins).await;
-    sm.get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    build(&mut sm).await;
     let snapshots = super::snapshot::dir(&dir.path().join("raft"));
     let remove_files = || {
         for e in std::fs::read_dir(&snapshots).unwrap() {
@@ -288,11 +286,7 @@ async fn a_snapshot_whose_file_went_missing_is_forgotten_or_rebuilt_never_fatal(
     store::ensure_snapshot(&pool, &snapshots).await.unwrap();
     assert!(sm.get_current_snapshot().await.unwrap().is_none());
     // With the log purged, a new one is built.
-    sm.get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    build(&mut sm).await;
     remove_files();
     sqlx::query("INSERT INTO kv (key, value) VALUES ('last_purged', ?)")
         .bind(r#"{"leader_id":{"term":1,"node_id":0},"index":3}"#)
