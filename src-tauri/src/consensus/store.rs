@@ -254,16 +254,19 @@ pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, ConsensusError
         .fetch_all(pool)
         .await
         .map_err(storage)?;
+    let logged: std::collections::HashSet<Cid> = unpins.iter().copied().collect();
+    let mut first = Vec::with_capacity(gone.len() + unpins.len());
     for r in gone {
         let cid: Cid = r
             .get::<String, _>(0)
             .parse()
             .map_err(|e| storage(format!("corrupt row in pins_gone: {e}")))?;
-        if !unpins.contains(&cid) {
-            unpins.insert(0, cid);
+        if !logged.contains(&cid) {
+            first.push(cid);
         }
     }
-    Ok(unpins)
+    first.extend(unpins);
+    Ok(first)
 }
 
 /// Loads pins into a staging table for an offline `state import` (peer stopped), streaming,
