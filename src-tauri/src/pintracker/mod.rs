@@ -92,6 +92,15 @@ const LISTING_KEPT: Duration = Duration::from_secs(60);
 /// Page size of this peer's own status listing.
 const LOCAL_PAGE: usize = 1000;
 
+/// What the pages of one status listing share: IPFS's answer, asked when a page first needs
+/// it, and the CIDs that had operations when the listing began, in CID order, so that each
+/// page finds the operations on CIDs gone from the pinset in its own range without going
+/// through every operation.
+struct Listing {
+    ipfs: tokio::sync::OnceCell<IpfsView>,
+    op_cids: Vec<(String, Cid)>,
+}
+
 fn fingerprint(multihash: &[u8]) -> u64 {
     use std::hash::{Hash, Hasher};
     // SipHash with fixed keys: stable within the process.
@@ -110,8 +119,8 @@ struct Inner {
     normal_tx: mpsc::Sender<(Cid, u64)>,
     next_generation: AtomicU64,
     ipfs_id: Mutex<IpfsId>,
-    /// IPFS's answer per recent status listing (see [`Inner::ipfs_view`]).
-    views: Mutex<Vec<(u64, std::time::Instant, Arc<IpfsView>)>>,
+    /// Recent status listings, by id, with when they were last used (see [`Listing`]).
+    listings: Mutex<Vec<(u64, std::time::Instant, Arc<Listing>)>>,
     /// Set when an IPFS call found the daemon unreachable; the watch loop recovers when it
     /// answers again.
     ipfs_down: AtomicBool,
@@ -148,7 +157,7 @@ impl StatelessTracker {
             normal_tx,
             next_generation: AtomicU64::new(1),
             ipfs_id: Mutex::new(IpfsId::default()),
-            views: Mutex::new(Vec::new()),
+            listings: Mutex::new(Vec::new()),
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
             tasks: tasks.clone(),
@@ -357,26 +366,41 @@ impl Inner {
         }
     }
 
+    /// The listing `id`, begun now if it is new (or forgotten).
+    fn listing(&self, id: u64) -> Arc<Listing> {
+        let mut listings = self.listings.lock().unwrap();
+        listings.retain(|(_, at, _)| at.elapsed() < LISTING_KEPT);
+        if let Some((_, at, l)) = listings.iter_mut().find(|(i, _, _)| *i == id) {
+            *at = std::time::Instant::now();
+            return l.clone();
+        }
+        let mut op_cids: Vec<(String, Cid)> = {
+            let ops = self.ops.lock().unwrap();
+            ops.keys().map(|c| (c.to_string(), *c)).collect()
+        };
+        op_cids.sort_unstable();
+        let l = Arc::new(Listing {
+            ipfs: tokio::sync::OnceCell::new(),
+            op_cids,
+        });
+        if listings.len() >= LISTINGS_KEPT {
+            listings.remove(0);
+        }
+        listings.push((id, std::time::Instant::now(), l.clone()));
+        l
+    }
+
     /// What IPFS has pinned, for `listing`: asked once per listing and kept for its pages.
-    async fn ipfs_view(&self, listing: u64) -> Arc<IpfsView> {
-        {
-            let mut views = self.views.lock().unwrap();
-            views.retain(|(_, at, _)| at.elapsed() < LISTING_KEPT);
-            if let Some((_, at, view)) = views.iter_mut().find(|(l, _, _)| *l == listing) {
-                *at = std::time::Instant::now();
-                return view.clone();
-            }
-        }
-        if self.ipfs_id.lock().unwrap().id.is_empty() {
-            let _ = self.refresh_ipfs_id().await;
-        }
-        let view = Arc::new(self.ipfs_fingerprints().await);
-        let mut views = self.views.lock().unwrap();
-        if views.len() >= LISTINGS_KEPT {
-            views.remove(0);
-        }
-        views.push((listing, std::time::Instant::now(), view.clone()));
-        view
+    async fn ipfs_view<'l>(&self, listing: &'l Listing) -> &'l IpfsView {
+        listing
+            .ipfs
+            .get_or_init(|| async {
+                if self.ipfs_id.lock().unwrap().id.is_empty() {
+                    let _ = self.refresh_ipfs_id().await;
+                }
+                self.ipfs_fingerprints().await
+            })
+            .await
     }
 
     /// See [`PinTracker::status_page`]. IPFS is only asked when a pin of the page is
@@ -398,8 +422,9 @@ impl Inner {
         // The page covers CIDs in (after, upper]; the last page everything after `after`.
         let upper = (pins.len() == limit).then(|| pins.last().map(|p| p.cid.to_string()));
         let upper = upper.flatten();
+        let l = self.listing(listing);
         let view = if pins.iter().any(|p| self.is_mine(p)) {
-            Some(self.ipfs_view(listing).await)
+            Some(self.ipfs_view(&l).await)
         } else {
             None
         };
@@ -409,9 +434,8 @@ impl Inner {
             let info = match self.op_info(&pin.cid) {
                 Some(i) => i,
                 None => {
-                    let has = match &view {
+                    let has = match view {
                         Some(v) => v
-                            .as_ref()
                             .as_ref()
                             .map(|set| {
                                 set.binary_search(&fingerprint(&pin.cid.multihash_bytes()))
@@ -425,22 +449,20 @@ impl Inner {
             };
             out.push((pin.cid.to_string(), info));
         }
-        // Operations on CIDs already gone from the state (unpins in flight or failed), in
-        // the page whose range holds their CID.
-        let orphans: Vec<Cid> = {
-            let ops = self.ops.lock().unwrap();
-            ops.keys()
-                .filter(|c| !in_page.contains(c))
-                .filter(|c| {
-                    let k = c.to_string();
-                    after.as_ref().is_none_or(|a| k > *a) && upper.as_ref().is_none_or(|u| k <= *u)
-                })
-                .copied()
-                .collect()
-        };
-        for cid in orphans {
-            if let Some(info) = self.op_info(&cid) {
-                out.push((cid.to_string(), info));
+        // Operations on CIDs gone from the state (unpins in flight or failed), in the page
+        // whose range holds their CID.
+        let from = after
+            .as_ref()
+            .map_or(0, |a| l.op_cids.partition_point(|(k, _)| k <= a));
+        let to = upper.as_ref().map_or(l.op_cids.len(), |u| {
+            l.op_cids.partition_point(|(k, _)| k <= u)
+        });
+        for (key, cid) in &l.op_cids[from..to.max(from)] {
+            if in_page.contains(cid) {
+                continue;
+            }
+            if let Some(info) = self.op_info(cid) {
+                out.push((key.clone(), info));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
