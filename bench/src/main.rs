@@ -260,6 +260,15 @@ async fn desktop_figures(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The goal of a pinset figure: for 1,000,000 pins, for 10,000,000, none for other sizes.
+fn goal_at(n: usize, million: &'static str, ten_million: &'static str) -> &'static str {
+    match n {
+        1_000_000 => million,
+        10_000_000 => ten_million,
+        _ => "—",
+    }
+}
+
 /// For a pinset of `n` pins put in by `state import`: restart to ready, memory, disk size,
 /// `/allocations` rate and memory while streaming, and a new peer's join.
 async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
@@ -285,13 +294,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
         &label("restart to Ready"),
         Some(started.elapsed().as_secs_f64()),
         "s",
-        if n == 1_000_000 {
-            "≤ 3 s"
-        } else if n == 10_000_000 {
-            "≤ 10 s"
-        } else {
-            "—"
-        },
+        goal_at(n, "≤ 3 s", "≤ 10 s"),
         "first start after the import, which also snapshots it",
     );
     wait_for(
@@ -310,13 +313,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
         &label("daemon RSS at rest"),
         Some(rss),
         "MB",
-        if n == 1_000_000 {
-            "≤ 150 MB"
-        } else if n == 10_000_000 {
-            "≤ 600 MB"
-        } else {
-            "—"
-        },
+        goal_at(n, "≤ 150 MB", "≤ 600 MB"),
         "",
     );
     let disk = std::fs::metadata(c.peers[0].dir.join("raft/raft.sqlite"))?.len() as f64 / 1e6;
@@ -349,13 +346,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
         &label("new peer join to Ready"),
         Some(started.elapsed().as_secs_f64()),
         "s",
-        if n == 1_000_000 {
-            "≤ 30 s"
-        } else if n == 10_000_000 {
-            "≤ 5 min"
-        } else {
-            "—"
-        },
+        goal_at(n, "≤ 30 s", "≤ 5 min"),
         "installs the snapshot",
     );
 

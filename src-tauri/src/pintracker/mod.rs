@@ -109,6 +109,13 @@ fn fingerprint(multihash: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Whether IPFS's pins (sorted fingerprints, see [`IpfsView`]) hold `cid`.
+fn holds(prints: &[u64], cid: &Cid) -> bool {
+    prints
+        .binary_search(&fingerprint(&cid.multihash_bytes()))
+        .is_ok()
+}
+
 struct Inner {
     me: TrackerIdentity,
     state: Arc<dyn Pinset>,
@@ -420,8 +427,10 @@ impl Inner {
             }
         }
         // The page covers CIDs in (after, upper]; the last page everything after `after`.
-        let upper = (pins.len() == limit).then(|| pins.last().map(|p| p.cid.to_string()));
-        let upper = upper.flatten();
+        let upper = pins
+            .last()
+            .filter(|_| pins.len() == limit)
+            .map(|p| p.cid.to_string());
         let l = self.listing(listing);
         let view = if pins.iter().any(|p| self.is_mine(p)) {
             Some(self.ipfs_view(&l).await)
@@ -437,10 +446,7 @@ impl Inner {
                     let has = match view {
                         Some(v) => v
                             .as_ref()
-                            .map(|set| {
-                                set.binary_search(&fingerprint(&pin.cid.multihash_bytes()))
-                                    .is_ok()
-                            })
+                            .map(|prints| holds(prints, &pin.cid))
                             .map_err(Clone::clone),
                         None => Ok(false),
                     };
@@ -553,9 +559,7 @@ impl Inner {
                     break;
                 }
             };
-            let in_ipfs = have
-                .binary_search(&fingerprint(&pin.cid.multihash_bytes()))
-                .is_ok();
+            let in_ipfs = holds(&have, &pin.cid);
             let mine = self.is_mine(&pin);
             let kind = match (mine, in_ipfs) {
                 (true, false) => OpKind::Pin,
