@@ -269,3 +269,39 @@ async fn the_status_of_every_pin_streams_in_pages_in_cid_order_with_one_question
         "one pin/ls for the whole listing"
     );
 }
+
+#[test]
+fn a_queued_operation_holds_neither_the_pin_nor_a_token() {
+    // A queue may hold a million operations (max_pin_queue_size): the pin (with its
+    // allocations, name and metadata) is read from the pinset when it runs.
+    assert!(
+        std::mem::size_of::<Operation>() <= 72,
+        "{} bytes",
+        std::mem::size_of::<Operation>()
+    );
+}
+
+#[tokio::test]
+async fn a_queued_pin_that_left_the_pinset_or_moved_away_is_dropped_without_asking_ipfs() {
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    t.set_paused(true);
+    let gone = pin(21, &[]);
+    let moved = pin(22, &[]);
+    let kept = pin(23, &[]);
+    for p in [&gone, &moved, &kept] {
+        state.insert(p.clone());
+        t.track(p.clone());
+    }
+    // While queued: one leaves the pinset (its unpin not yet seen), one is reallocated.
+    state.remove(&gone.cid);
+    state.insert(pin(22, &["12D3KooWOther"]));
+    t.set_paused(false);
+    wait_status(&t, &kept.cid, TrackerStatus::Pinned).await;
+    wait_status(&t, &gone.cid, TrackerStatus::Unpinned).await;
+    wait_status(&t, &moved.cid, TrackerStatus::Remote).await;
+    assert_eq!(kubo.state.lock().unwrap().pin_calls, 1, "only the kept pin");
+    assert!(!kubo.is_pinned(&gone.cid) && !kubo.is_pinned(&moved.cid));
+    assert_eq!(t.queue_len(), 0);
+}
