@@ -3,6 +3,7 @@
 //! Streams are newline-delimited JSON sent item by item; an empty stream is 204; an error after
 //! the first item goes in the `X-Stream-Error` trailer, as IPFS Cluster clients expect.
 
+mod cross_site;
 mod params;
 
 use std::convert::Infallible;
@@ -415,7 +416,16 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
     if let Some(creds) = cfg.basic_auth_credentials.clone().filter(|c| !c.is_empty()) {
         r = r.layer(middleware::from_fn_with_state(creds, basic_auth));
     }
-    r.layer(cors(cfg))
+    let policy = cross_site::CrossSitePolicy::new(
+        &cfg.cors_allowed_origins,
+        &cfg.cors_allowed_methods,
+        "api.restapi",
+    );
+    // Outermost: a refused page's request reaches neither the CORS layer nor a handler.
+    r.layer(cors(cfg)).layer(middleware::from_fn_with_state(
+        policy,
+        cross_site::refuse_cross_site,
+    ))
 }
 
 /// Binds the configured address and serves until shutdown, finishing open requests;

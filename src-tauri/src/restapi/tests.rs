@@ -297,3 +297,82 @@ async fn a_stream_sends_every_line_before_an_error_and_the_error_in_the_trailer(
     );
     assert_eq!(trailers["x-stream-error"], "the store went away");
 }
+
+/// What a web page can make a browser send: `method path` with these headers, no credentials.
+async fn from_page(a: &Api, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut req = a
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", a.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_web_page_cannot_change_anything_with_the_default_cors_config() {
+    // IPFS Cluster's defaults: any origin, GET only.
+    let a = api(|_| {}).await;
+    let cid = test_cid(61).to_string();
+    let pins = format!("/pins/{cid}");
+    let evil = [("Origin", "http://evil.test")];
+    let fetch_metadata = [("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(from_page(&a, "POST", &pins, &evil).await, 403);
+    assert_eq!(from_page(&a, "POST", &pins, &fetch_metadata).await, 403);
+    assert_eq!(from_page(&a, "POST", "/pins/recover", &evil).await, 403);
+    let role = format!("/peers/{}/role?role=voter", a.peer.cluster().me().peer_id);
+    assert_eq!(from_page(&a, "POST", &role, &evil).await, 403);
+    assert_eq!(
+        from_page(&a, "GET", "/allocations", &[]).await,
+        204,
+        "nothing pinned"
+    );
+    // Reading stays open to pages, as IPFS Cluster's default allows.
+    assert_eq!(from_page(&a, "GET", "/version", &evil).await, 200);
+    assert_eq!(from_page(&a, "GET", "/version", &fetch_metadata).await, 200);
+
+    // What a page cannot undo: a pin made by a client (no Origin) stays.
+    assert_eq!(from_page(&a, "POST", &pins, &[]).await, 200);
+    assert_eq!(from_page(&a, "DELETE", &pins, &evil).await, 403);
+    assert_eq!(from_page(&a, "DELETE", &pins, &fetch_metadata).await, 403);
+    let allocation = a.get_json(&pins.replace("/pins/", "/allocations/")).await;
+    assert_eq!(allocation["cid"], cid.as_str());
+    // The browser's own (same-origin) requests and preflights are not refused.
+    assert_eq!(
+        from_page(&a, "GET", "/version", &[("Sec-Fetch-Site", "same-origin")]).await,
+        200
+    );
+    let preflight = [
+        ("Origin", "http://evil.test"),
+        ("Access-Control-Request-Method", "POST"),
+    ];
+    assert_eq!(from_page(&a, "OPTIONS", &pins, &preflight).await, 200);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_the_configured_origins_and_methods_reach_the_api() {
+    let a = api(|c| {
+        let r = &mut c.api.restapi.0;
+        r.cors_allowed_origins = vec!["http://app.test".into()];
+        r.cors_allowed_methods = vec!["GET".into(), "POST".into()];
+    })
+    .await;
+    let pins = format!("/pins/{}", test_cid(62));
+    let app = [("Origin", "http://app.test")];
+    let evil = [("Origin", "http://evil.test")];
+    assert_eq!(from_page(&a, "GET", "/version", &evil).await, 403);
+    assert_eq!(from_page(&a, "POST", &pins, &evil).await, 403);
+    assert_eq!(from_page(&a, "DELETE", &pins, &app).await, 403);
+    // A cross-site request without Origin cannot show it is from an allowed one.
+    let anonymous = [("Sec-Fetch-Site", "cross-site")];
+    assert_eq!(from_page(&a, "GET", "/version", &anonymous).await, 403);
+    assert_eq!(
+        from_page(&a, "GET", "/allocations", &[]).await,
+        204,
+        "nothing pinned"
+    );
+    assert_eq!(from_page(&a, "POST", &pins, &app).await, 200);
+    assert_eq!(from_page(&a, "GET", "/version", &app).await, 200);
+    a.peer.shutdown().await;
+}

@@ -1,0 +1,137 @@
+//! Refusing what a web page makes a browser send (SPEC §4, like Kubo's RPC API).
+//!
+//! A peer's HTTP API listens on the same machine as the user's browser, and browsers send
+//! some cross-site requests without asking anyone: a form's POST, or `fetch` with
+//! `mode: "no-cors"`. CORS headers only stop the page from reading the answer; the request
+//! has already been obeyed. So a request that shows it comes from a page (an `Origin`
+//! header, or `Sec-Fetch-Site: cross-site`) is refused with 403 before anything runs unless
+//! the config allows that origin *and* that method. Clients that are not browsers
+//! (`ipfs-cluster-ctl`, scripts) send neither header and are not affected; with IPFS
+//! Cluster's default config (any origin, GET only) pages can read but not change anything.
+
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Which origins and methods pages may use (`cors_allowed_origins`, `cors_allowed_methods`).
+#[derive(Clone, Debug)]
+pub(crate) struct CrossSitePolicy {
+    any_origin: bool,
+    origins: Vec<String>,
+    methods: Vec<Method>,
+    /// Names the config section in the refusal, so the user knows what to change.
+    section: &'static str,
+}
+
+impl CrossSitePolicy {
+    pub(crate) fn new(origins: &[String], methods: &[String], section: &'static str) -> Self {
+        let mut methods: Vec<Method> = methods
+            .iter()
+            .filter_map(|m| m.trim().to_ascii_uppercase().parse().ok())
+            .collect();
+        if methods.contains(&Method::GET) {
+            methods.push(Method::HEAD);
+        }
+        CrossSitePolicy {
+            any_origin: origins.iter().any(|o| o.trim() == "*"),
+            origins: origins
+                .iter()
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+            methods,
+            section,
+        }
+    }
+
+    /// Why a request with these headers may not run, if it may not.
+    fn refusal(&self, method: &Method, origin: Option<&str>, cross_site: bool) -> Option<String> {
+        if *method == Method::OPTIONS || (origin.is_none() && !cross_site) {
+            return None;
+        }
+        let who = origin.unwrap_or("a cross-site page");
+        let origin_ok = match origin {
+            _ if self.any_origin => true,
+            Some(o) => {
+                let o = o.trim_end_matches('/').to_ascii_lowercase();
+                self.origins.contains(&o)
+            }
+            // No Origin to check against the list.
+            None => false,
+        };
+        if !origin_ok {
+            return Some(format!(
+                "cross-site request refused: origin {who} is not in {}.cors_allowed_origins",
+                self.section
+            ));
+        }
+        if !self.methods.contains(method) {
+            return Some(format!(
+                "cross-site request refused: {who} may not {method} ({}.cors_allowed_methods)",
+                self.section
+            ));
+        }
+        None
+    }
+}
+
+/// Middleware: 403 for a request from a page the policy does not allow.
+pub(crate) async fn refuse_cross_site(
+    State(policy): State<CrossSitePolicy>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let headers = req.headers();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("(not text)"));
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    match policy.refusal(req.method(), origin, cross_site) {
+        None => next.run(req).await,
+        Some(why) => {
+            tracing::warn!(method = %req.method(), path = %req.uri().path(), "{why}");
+            super::error_response(StatusCode::FORBIDDEN, why)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(origins: &[&str], methods: &[&str]) -> CrossSitePolicy {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        CrossSitePolicy::new(&s(origins), &s(methods), "api.restapi")
+    }
+
+    #[test]
+    fn clients_that_are_not_browsers_and_preflights_pass() {
+        let p = policy(&["http://app.test"], &["GET"]);
+        assert_eq!(p.refusal(&Method::DELETE, None, false), None);
+        assert_eq!(
+            p.refusal(&Method::OPTIONS, Some("http://evil.test"), true),
+            None
+        );
+    }
+
+    #[test]
+    fn origins_compare_without_case_or_trailing_slash_and_head_goes_with_get() {
+        let p = policy(&["http://App.test/"], &["get", "post"]);
+        assert_eq!(
+            p.refusal(&Method::POST, Some("http://app.test"), true),
+            None
+        );
+        assert_eq!(
+            p.refusal(&Method::HEAD, Some("http://app.test"), false),
+            None
+        );
+        let why = p
+            .refusal(&Method::PUT, Some("http://app.test"), false)
+            .unwrap();
+        assert!(why.contains("api.restapi.cors_allowed_methods"), "{why}");
+        let why = p.refusal(&Method::GET, Some("null"), false).unwrap();
+        assert!(why.contains("cors_allowed_origins"), "{why}");
+    }
+}
