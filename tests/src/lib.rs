@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use ipfs_cluster::client::Client;
 use serde_json::Value;
 
+pub mod browser;
 pub mod netns;
 pub mod relay;
 
@@ -127,7 +128,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 /// Stops `child` with SIGTERM and waits for it to exit; SIGKILL if it does not in time.
-fn terminate(child: &mut Child) {
+pub(crate) fn terminate(child: &mut Child) {
     signal(child, "-TERM");
     let end = Instant::now() + DEADLINE;
     while Instant::now() < end {
@@ -140,7 +141,7 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
+pub(crate) fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
