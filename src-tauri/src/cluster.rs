@@ -232,14 +232,7 @@ impl Cluster {
     }
 
     async fn resolve(&self, path: &str) -> Result<Cid> {
-        let valid = ["/ipfs/", "/ipns/", "/ipld/"]
-            .iter()
-            .any(|p| path.starts_with(p) && path.len() > p.len());
-        if !valid {
-            return Err(Error::BadInput(format!(
-                "invalid path {path:?}: expected /ipfs/…, /ipns/… or /ipld/…"
-            )));
-        }
+        check_ipfs_path(path)?;
         self.ipfs.resolve(path).await.map_err(|e| match e {
             IpfsError::Api(m) => Error::BadInput(format!("cannot resolve {path}: {m}")),
             other => Error::Ipfs(other),
@@ -622,5 +615,35 @@ impl PeerService for Cluster {
                 self.monitor.log_metric(m);
             }
         }
+    }
+}
+
+/// Rejects a path IPFS could never resolve before asking it: `/ipfs/` and `/ipld/` need a
+/// CID, `/ipns/` a name (a key's CID or peer ID, or a DNSLink domain).
+fn check_ipfs_path(path: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::BadInput(format!(
+            "invalid path {path:?}: {why} (expected /ipfs/CID/…, /ipld/CID/… or /ipns/NAME/…)"
+        )))
+    };
+    let Some((ns, rest)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+        return bad("no namespace");
+    };
+    let root = rest.split('/').next().unwrap_or_default();
+    match ns {
+        "ipfs" | "ipld" => match root.parse::<Cid>() {
+            Ok(_) => Ok(()),
+            Err(e) => bad(&format!("{root:?} is not a CID: {e}")),
+        },
+        "ipns"
+            if !root.is_empty()
+                && root
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) =>
+        {
+            Ok(())
+        }
+        "ipns" => bad(&format!("{root:?} is not an IPNS name")),
+        _ => bad(&format!("unknown namespace {ns:?}")),
     }
 }

@@ -41,17 +41,19 @@ impl From<Error> for HttpError {
 }
 
 /// The one place errors become HTTP statuses: SPEC §4's 400 for bad input, 404 for an
-/// unknown pin or peer, 500 otherwise (IPFS Cluster's clients only tell success from
-/// failure); the message says which other class it is.
+/// unknown pin or peer; this peer's IPFS failing or unreachable 502, not answering in time
+/// 504 (the gateway statuses: the fault is behind this server, not in the request); 500
+/// otherwise (IPFS Cluster's clients only tell success from failure), with a message that
+/// says which other class it is.
 pub fn status_of(e: &Error) -> StatusCode {
     match e.kind() {
         ErrorKind::BadInput => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Refused
-        | ErrorKind::Unavailable
-        | ErrorKind::IpfsFailed
-        | ErrorKind::IpfsTimeout
-        | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::IpfsFailed => StatusCode::BAD_GATEWAY,
+        ErrorKind::IpfsTimeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Refused | ErrorKind::Unavailable | ErrorKind::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 

@@ -376,3 +376,58 @@ async fn only_the_configured_origins_and_methods_reach_the_api() {
     assert_eq!(from_page(&a, "GET", "/version", &app).await, 200);
     a.peer.shutdown().await;
 }
+
+/// `method path` → (status, message of the JSON error).
+async fn answer(a: &Api, method: &str, path: &str) -> (u16, String) {
+    let resp = a
+        .http
+        .request(method.parse().unwrap(), format!("{}{path}", a.base))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    (
+        status,
+        body["message"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn an_unreachable_ipfs_is_a_502_and_a_malformed_path_a_400_without_asking_it() {
+    let a = api(|c| c.ipfs_connector.ipfshttp = crate::ipfsconn::fake::dead_config()).await;
+    let cid = test_cid(71);
+    let (status, msg) = answer(&a, "POST", &format!("/pins/ipfs/{cid}/a/b")).await;
+    assert_eq!(status, 502, "{msg}");
+    assert!(msg.contains("unreachable"), "{msg}");
+    for (method, path) in [
+        ("POST", "/pins/ipfs/not-a-cid/a"),
+        ("DELETE", "/pins/ipfs/not-a-cid"),
+        ("POST", "/pins/ipld/zzz/a"),
+        ("POST", "/pins/ipns/a%20b/c"),
+        ("POST", "/pins/ipfs/%20/a"),
+    ] {
+        let (status, msg) = answer(&a, method, path).await;
+        assert_eq!(status, 400, "{method} {path}: {msg}");
+        assert!(!msg.contains("unreachable"), "{method} {path}: {msg}");
+    }
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_ipfs_that_does_not_answer_in_time_is_a_504() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let a = api(|c| {
+        let ipfs = &mut c.ipfs_connector.ipfshttp;
+        ipfs.node_multiaddress = Multiaddrs::one(&format!("/ip4/127.0.0.1/tcp/{port}"));
+        ipfs.ipfs_request_timeout = "500ms".parse().unwrap();
+    })
+    .await;
+    let (status, msg) = answer(&a, "POST", &format!("/pins/ipfs/{}/a", test_cid(72))).await;
+    assert_eq!(status, 504, "{msg}");
+    assert!(msg.contains("timed out"), "{msg}");
+    drop(silent);
+    a.peer.shutdown().await;
+}
