@@ -54,8 +54,8 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn id(&self) -> Result<IpfsId, IpfsError>;
     /// Pins recursively (or directly, per the pin's mode); returns once IPFS has it all.
     async fn pin(&self, pin: &Pin) -> Result<(), IpfsError>;
-    /// Unpins; a CID that is not pinned counts as done.
-    async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError>;
+    /// Unpins; a CID that is not pinned counts as done. Says whether it was pinned.
+    async fn unpin(&self, cid: &Cid) -> Result<bool, IpfsError>;
     /// Every recursive pin, as IPFS lists it, handed to `each` as it is read (Kubo's
     /// `stream=true`), so that a list of millions is never held whole; returns how many.
     async fn pin_ls_each(&self, each: &mut (dyn FnMut(Cid) + Send)) -> Result<u64, IpfsError>;
@@ -196,6 +196,10 @@ pub trait PinTracker: Send + Sync + 'static {
     fn is_paused(&self) -> bool;
     /// Operations queued or running (the `pinqueue` metric).
     fn queue_len(&self) -> usize;
+    /// How many pins this peer's IPFS holds (the `numpin` metric), as the tracker last
+    /// listed them plus its own pins and unpins since, so that the metric costs no call to
+    /// IPFS; `None` before the first listing and while IPFS is unreachable.
+    fn ipfs_pin_count(&self) -> Option<u64>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -209,11 +213,19 @@ pub const PINQUEUE: &str = "pinqueue";
 /// Tag metrics are named `tag:<key>`, as in `allocate_by`.
 pub const TAG_PREFIX: &str = "tag:";
 
-/// Something that measures this peer.
+/// Something that measures this peer. Each informer is measured and sent on its own timer,
+/// twice per TTL, as in IPFS Cluster.
 #[async_trait]
 pub trait Informer: Send + Sync + 'static {
+    /// How long its metrics stay valid (`informer.<name>.metric_ttl`).
+    fn ttl(&self) -> Duration;
     /// The metrics of one round (a tag informer gives one per tag).
     async fn metrics(&self, peer: &str) -> Vec<Metric>;
+    /// What to send when a measurement did not finish in time: invalid metrics, so that
+    /// nobody allocates by a value that is not known (none by default).
+    fn unmeasured(&self, _peer: &str) -> Vec<Metric> {
+        Vec::new()
+    }
 }
 
 /// Keeps every peer's latest metrics and raises alerts when they expire.

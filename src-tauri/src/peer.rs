@@ -160,7 +160,10 @@ impl Peer {
             informers: informer::from_config(&config.informer, ipfs.clone(), tracker),
             interval: c.monitor_ping_interval.get(),
             monitor,
-            consensus: consensus.clone(),
+            members: {
+                let consensus = consensus.clone();
+                Arc::new(move || consensus.members())
+            },
             rpc: Arc::new(rpc.clone()),
         }
         .start(tasks);

@@ -346,3 +346,47 @@ async fn state_export_and_import_move_a_pinset() {
         text(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_healthy_peer_renews_every_metric_and_raises_no_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    // init's proportions, ten times faster: numpin's TTL (10 s) shorter than the ping
+    // interval (15 s), which used to let numpin expire between pushes.
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |cfg| {
+        cfg["cluster"]["monitor_ping_interval"] = "1500ms".into();
+        cfg["informer"]["numpin"]["metric_ttl"] = "1s".into();
+        cfg["informer"]["disk"]["metric_ttl"] = "3s".into();
+        cfg["monitor"]["pubsubmon"]["check_interval"] = "100ms".into();
+    })
+    .unwrap();
+    peer.start(&[]).await.unwrap();
+    let client = peer.client();
+    // Several renewals of every metric (each a new expiry), then: no alert, no warning.
+    let renewals: std::sync::Mutex<
+        std::collections::HashMap<&str, std::collections::HashSet<i64>>,
+    > = Default::default();
+    wait_for("every metric renewed 4 times", DEADLINE, || async {
+        let mut seen = Vec::new();
+        for name in ["ping", "numpin", "freespace", "pinqueue"] {
+            for m in client.metrics(name).await.ok()? {
+                seen.push((name, m.expire));
+            }
+        }
+        let mut renewals = renewals.lock().unwrap();
+        for (name, expire) in seen {
+            renewals.entry(name).or_default().insert(expire);
+        }
+        (renewals.len() == 4 && renewals.values().all(|r| r.len() >= 4)).then_some(())
+    })
+    .await
+    .unwrap();
+    let numpin = client.metrics("numpin").await.unwrap();
+    assert!(numpin[0].valid, "{numpin:?}");
+    assert_eq!(client.alerts().await.unwrap(), vec![]);
+    assert!(
+        !peer.current_log().contains("metric expired"),
+        "{}",
+        peer.current_log()
+    );
+}

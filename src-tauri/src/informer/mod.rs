@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::components::{
-    Consensus, Informer, IpfsConnector, IpfsError, Monitor, PeerRpc, PinTracker, FREESPACE, NUMPIN,
+    Informer, IpfsConnector, IpfsError, Member, Monitor, PeerRpc, PinTracker, FREESPACE, NUMPIN,
     PING, PINQUEUE, TAG_PREFIX,
 };
 use crate::config::InformerConfig;
@@ -44,6 +44,14 @@ pub struct Disk {
 
 #[async_trait]
 impl Informer for Disk {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn unmeasured(&self, peer: &str) -> Vec<Metric> {
+        vec![metric(FREESPACE, peer, "0".into(), self.ttl, false)]
+    }
+
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
         let free = self
             .ipfs
@@ -54,17 +62,28 @@ impl Informer for Disk {
     }
 }
 
-/// How many pins this peer's IPFS holds.
+/// How many pins this peer's IPFS holds, as the tracker counts them (no call to IPFS: a
+/// full `pin/ls` of millions every few seconds would cost more than the metric is worth).
 pub struct NumPin {
-    pub ipfs: Arc<dyn IpfsConnector>,
+    pub tracker: Arc<dyn PinTracker>,
     pub ttl: Duration,
 }
 
 #[async_trait]
 impl Informer for NumPin {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn unmeasured(&self, peer: &str) -> Vec<Metric> {
+        vec![metric(NUMPIN, peer, "0".into(), self.ttl, false)]
+    }
+
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
-        let count = self.ipfs.pin_ls_each(&mut |_| {}).await;
-        measured(NUMPIN, peer, self.ttl, count)
+        match self.tracker.ipfs_pin_count() {
+            Some(n) => vec![metric(NUMPIN, peer, n.to_string(), self.ttl, true)],
+            None => self.unmeasured(peer),
+        }
     }
 }
 
@@ -76,6 +95,10 @@ pub struct Tags {
 
 #[async_trait]
 impl Informer for Tags {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
         self.tags
             .iter()
@@ -97,6 +120,10 @@ pub struct PinQueue {
 
 #[async_trait]
 impl Informer for PinQueue {
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     async fn metrics(&self, peer: &str) -> Vec<Metric> {
         let queued = self.tracker.queue_len().to_string();
         vec![metric(PINQUEUE, peer, queued, self.ttl, true)]
@@ -111,11 +138,11 @@ pub fn from_config(
 ) -> Vec<Arc<dyn Informer>> {
     vec![
         Arc::new(Disk {
-            ipfs: ipfs.clone(),
+            ipfs,
             ttl: cfg.disk.metric_ttl.get(),
         }),
         Arc::new(NumPin {
-            ipfs,
+            tracker: tracker.clone(),
             ttl: cfg.numpin.metric_ttl.get(),
         }),
         Arc::new(Tags {
@@ -134,43 +161,89 @@ pub fn ping(peer: &str, interval: Duration) -> Metric {
     metric(PING, peer, String::new(), interval * 2, true)
 }
 
-/// Where the publisher sends what the informers measure.
+/// Sends this peer's metrics: `ping` every `monitor_ping_interval`, and each informer's
+/// twice per its TTL (IPFS Cluster's schedule), each on a timer of its own, so that a slow
+/// IPFS delays neither the liveness signal nor the other metrics. A measurement gets a
+/// quarter of its TTL; one that takes longer is sent as invalid. Renewed at most three
+/// quarters of a TTL apart, no metric expires while this peer runs.
 pub struct Publisher {
     pub me: String,
     pub informers: Vec<Arc<dyn Informer>>,
     /// `cluster.monitor_ping_interval`.
     pub interval: Duration,
     pub monitor: Arc<dyn Monitor>,
-    pub consensus: Arc<dyn Consensus>,
+    /// The members to send to (the peerset as this peer knows it).
+    pub members: Arc<dyn Fn() -> Vec<Member> + Send + Sync>,
     pub rpc: Arc<dyn PeerRpc>,
 }
 
+/// The shortest period of any timer here (a config with a zero TTL must not spin).
+const MIN_PERIOD: Duration = Duration::from_millis(100);
+
 impl Publisher {
     /// Records this peer's own `ping` at once (so a lone peer can allocate before the first
-    /// round), then every `interval` measures this peer, records it, and pushes it to every
-    /// other member; a peer that misses them raises an alert when they expire.
+    /// round), then starts the timers.
     pub fn start(self, tasks: &Tasks) {
         self.monitor.log_metric(ping(&self.me, self.interval));
-        tasks.spawn(self.run());
+        let informers = self.informers.clone();
+        let this = Arc::new(self);
+        tasks.spawn(this.clone().pings());
+        for informer in informers {
+            tasks.spawn(this.clone().measurements(informer));
+        }
     }
 
-    async fn run(self) {
-        let mut tick = tokio::time::interval(self.interval.max(Duration::from_millis(100)));
+    async fn pings(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.interval.max(MIN_PERIOD));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first ping was recorded by start()
         loop {
             tick.tick().await;
-            let mut metrics = vec![ping(&self.me, self.interval)];
-            for i in &self.informers {
-                metrics.extend(i.metrics(&self.me).await);
+            self.send(vec![ping(&self.me, self.interval)], self.interval)
+                .await;
+        }
+    }
+
+    async fn measurements(self: Arc<Self>, informer: Arc<dyn Informer>) {
+        let period = (informer.ttl() / 2).max(MIN_PERIOD);
+        let limit = period / 2;
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let metrics = match tokio::time::timeout(limit, informer.metrics(&self.me)).await {
+                Ok(m) => m,
+                Err(_) => {
+                    let unmeasured = informer.unmeasured(&self.me);
+                    let names: Vec<&str> = unmeasured.iter().map(|m| m.name.as_str()).collect();
+                    tracing::warn!(
+                        metrics = ?names,
+                        "measuring took longer than {limit:?}: sent as invalid"
+                    );
+                    unmeasured
+                }
+            };
+            self.send(metrics, limit).await;
+        }
+    }
+
+    /// Records `metrics` here and pushes them to every other member (each within `timeout`).
+    async fn send(&self, metrics: Vec<Metric>, timeout: Duration) {
+        if metrics.is_empty() {
+            return;
+        }
+        for m in &metrics {
+            self.monitor.log_metric(m.clone());
+        }
+        let members = (self.members)();
+        let sends = members
+            .iter()
+            .filter(|m| m.peer_id != self.me)
+            .map(|m| self.rpc.metrics(m, metrics.clone(), timeout));
+        for r in futures::future::join_all(sends).await {
+            if let Err(e) = r {
+                tracing::debug!("metrics not delivered: {e}");
             }
-            for m in &metrics {
-                self.monitor.log_metric(m.clone());
-            }
-            let members = self.consensus.members();
-            let sends = members
-                .iter()
-                .filter(|m| m.peer_id != self.me)
-                .map(|m| self.rpc.metrics(m, metrics.clone(), self.interval));
-            futures::future::join_all(sends).await;
         }
     }
 }
@@ -178,7 +251,7 @@ impl Publisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::components::FREESPACE;
+    use crate::components::{RpcError, FREESPACE};
     use crate::ipfsconn::fake::{dead_config, FakeKubo};
     use crate::ipfsconn::IpfsHttp;
 
@@ -215,5 +288,129 @@ mod tests {
         let p = ping("p", Duration::from_millis(1));
         std::thread::sleep(Duration::from_millis(5));
         assert!(p.expired());
+    }
+
+    /// Records when each metric was logged (tokio's clock, paused in these tests).
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<(tokio::time::Instant, Metric)>>);
+
+    impl Monitor for Recorder {
+        fn log_metric(&self, m: Metric) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((tokio::time::Instant::now(), m));
+        }
+        fn current(&self, _: &str, _: &str) -> Option<Metric> {
+            None
+        }
+        fn latest(&self, _: &str) -> Vec<Metric> {
+            Vec::new()
+        }
+        fn names(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn alerts(&self) -> Vec<crate::types::Alert> {
+            Vec::new()
+        }
+        fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::types::Alert> {
+            tokio::sync::broadcast::channel(1).1
+        }
+    }
+
+    /// Cluster RPC for a peer alone (never called: there is nobody to push to).
+    struct NoPeers;
+
+    #[async_trait]
+    impl PeerRpc for NoPeers {
+        async fn id(&self, _: &Member, _: Duration) -> Result<crate::types::Id, RpcError> {
+            unreachable!()
+        }
+        async fn pins(
+            &self,
+            _: &Member,
+            _: crate::components::PeerCall,
+            _: Duration,
+        ) -> Result<Vec<crate::types::PinInfo>, RpcError> {
+            unreachable!()
+        }
+        async fn metrics(&self, _: &Member, _: Vec<Metric>, _: Duration) -> Result<(), RpcError> {
+            unreachable!()
+        }
+    }
+
+    /// An informer whose measurement takes `takes` (an IPFS that answers slowly, or never).
+    struct Measuring {
+        name: &'static str,
+        ttl: Duration,
+        takes: Duration,
+    }
+
+    #[async_trait]
+    impl Informer for Measuring {
+        fn ttl(&self) -> Duration {
+            self.ttl
+        }
+        async fn metrics(&self, peer: &str) -> Vec<Metric> {
+            tokio::time::sleep(self.takes).await;
+            vec![metric(self.name, peer, "1".into(), self.ttl, true)]
+        }
+        fn unmeasured(&self, peer: &str) -> Vec<Metric> {
+            vec![metric(self.name, peer, "0".into(), self.ttl, false)]
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ping_and_each_informer_keep_their_own_time_and_a_slow_one_is_cut_short() {
+        let rec = Arc::new(Recorder::default());
+        let tasks = Tasks::new();
+        let informer = |name, ttl: u64, takes: u64| -> Arc<dyn Informer> {
+            Arc::new(Measuring {
+                name,
+                ttl: Duration::from_secs(ttl),
+                takes: Duration::from_secs(takes),
+            })
+        };
+        // As `init` writes them: ping every 15 s, numpin's TTL 10 s, freespace's 30 s.
+        Publisher {
+            me: "p".into(),
+            informers: vec![informer("numpin", 10, 0), informer("freespace", 30, 3600)],
+            interval: Duration::from_secs(15),
+            monitor: rec.clone(),
+            members: Arc::new(Vec::new),
+            rpc: Arc::new(NoPeers),
+        }
+        .start(&tasks);
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        let seen = rec.0.lock().unwrap().clone();
+        for (name, ttl) in [(PING, 30), ("numpin", 10), ("freespace", 30)] {
+            let times: Vec<_> = seen
+                .iter()
+                .filter(|(_, m)| m.name == name)
+                .map(|(t, _)| *t)
+                .collect();
+            assert!(times.len() >= 4, "{name}: {times:?}");
+            let mut last = start;
+            for t in times {
+                assert!(
+                    t - last < Duration::from_secs(ttl),
+                    "{name} renewed {:?} after the previous one (TTL {ttl} s)",
+                    t - last
+                );
+                last = t;
+            }
+        }
+        let pings: Vec<_> = seen.iter().filter(|(_, m)| m.name == PING).collect();
+        assert!(
+            pings.len() >= 8,
+            "ping every 15 s, never behind an informer"
+        );
+        assert!(
+            seen.iter()
+                .filter(|(_, m)| m.name == "freespace")
+                .all(|(_, m)| !m.valid),
+            "a measurement that takes too long is sent as invalid"
+        );
     }
 }

@@ -195,7 +195,7 @@ impl IpfsConnector for IpfsHttp {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(cid = %cid))]
-    async fn unpin(&self, cid: &Cid) -> Result<(), IpfsError> {
+    async fn unpin(&self, cid: &Cid) -> Result<bool, IpfsError> {
         let arg = cid.to_string();
         match self
             .send(
@@ -205,8 +205,8 @@ impl IpfsConnector for IpfsHttp {
             )
             .await
         {
-            Ok(_) => Ok(()),
-            Err(IpfsError::Api(m)) if m.contains("not pinned") => Ok(()),
+            Ok(_) => Ok(true),
+            Err(IpfsError::Api(m)) if m.contains("not pinned") => Ok(false),
             Err(e) => Err(e),
         }
     }

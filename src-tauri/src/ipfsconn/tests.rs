@@ -26,10 +26,10 @@ async fn id_pin_ls_unpin_round_trip() {
     let listed = listed(&ipfs).await.unwrap();
     assert_eq!(listed, vec![pin.cid]);
 
-    ipfs.unpin(&pin.cid).await.unwrap();
+    assert!(ipfs.unpin(&pin.cid).await.unwrap(), "it was pinned");
     assert!(!kubo.is_pinned(&pin.cid));
     // Unpinning what is not pinned is done, not an error.
-    ipfs.unpin(&pin.cid).await.unwrap();
+    assert!(!ipfs.unpin(&pin.cid).await.unwrap(), "it was not pinned");
 }
 
 #[tokio::test]

@@ -97,6 +97,9 @@ pub struct TrackerIntervals {
 /// ten million pins.
 type IpfsView = Result<Vec<u64>, IpfsError>;
 
+/// [`Inner::ipfs_pins`] before IPFS was first listed.
+const UNCOUNTED: u64 = u64::MAX;
+
 /// Listings (of pages) whose IPFS answer is kept, and for how long after their last page.
 const LISTINGS_KEPT: usize = 4;
 const LISTING_KEPT: Duration = Duration::from_secs(60);
@@ -139,6 +142,10 @@ struct Inner {
     ipfs_id: Mutex<IpfsId>,
     /// Recent status listings, by id, with when they were last used (see [`Listing`]).
     listings: Mutex<Vec<(u64, std::time::Instant, Arc<Listing>)>>,
+    /// IPFS's pins as last listed, plus the pins and minus the unpins done since (an
+    /// already pinned CID pinned again counts twice until the next listing); [`UNCOUNTED`]
+    /// before the first listing.
+    ipfs_pins: AtomicU64,
     /// Set when an IPFS call found the daemon unreachable; the watch loop recovers when it
     /// answers again.
     ipfs_down: AtomicBool,
@@ -176,6 +183,7 @@ impl StatelessTracker {
             next_generation: AtomicU64::new(1),
             ipfs_id: Mutex::new(IpfsId::default()),
             listings: Mutex::new(Vec::new()),
+            ipfs_pins: AtomicU64::new(UNCOUNTED),
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
             tasks: tasks.clone(),
@@ -395,6 +403,7 @@ impl Inner {
                 prints.sort_unstable();
                 prints.dedup();
                 prints.shrink_to_fit();
+                self.ipfs_pins.store(prints.len() as u64, Ordering::Relaxed);
                 Ok(prints)
             }
             Err(e) => {
@@ -659,6 +668,15 @@ impl Inner {
         }
     }
 
+    /// Adds `delta` to the count of IPFS's pins, once there is one.
+    fn count_ipfs_pins(&self, delta: i64) {
+        let _ = self
+            .ipfs_pins
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n != UNCOUNTED).then(|| n.saturating_add_signed(delta))
+            });
+    }
+
     /// Runs one queued operation, if it is still the current one for its CID. A pin is read
     /// from the pinset now (the current options); one whose CID left the pinset, or is now
     /// allocated elsewhere, has nothing left to do.
@@ -678,10 +696,21 @@ impl Inner {
         let work = async {
             match kind {
                 OpKind::Pin => match self.pin_of(&cid).await {
-                    Some(pin) if self.is_mine(&pin) => self.ipfs.pin(&pin).await.map(|_| true),
+                    Some(pin) if self.is_mine(&pin) => {
+                        let r = self.ipfs.pin(&pin).await;
+                        if r.is_ok() {
+                            self.count_ipfs_pins(1);
+                        }
+                        r.map(|_| true)
+                    }
                     _ => Ok(false),
                 },
-                OpKind::Unpin => self.ipfs.unpin(&cid).await.map(|_| true),
+                OpKind::Unpin => self.ipfs.unpin(&cid).await.map(|was_pinned| {
+                    if was_pinned {
+                        self.count_ipfs_pins(-1);
+                    }
+                    true
+                }),
             }
         };
         let result = tokio::select! {
@@ -828,6 +857,11 @@ impl PinTracker for StatelessTracker {
 
     fn is_paused(&self) -> bool {
         *self.inner.paused.borrow()
+    }
+
+    fn ipfs_pin_count(&self) -> Option<u64> {
+        let n = self.inner.ipfs_pins.load(Ordering::Relaxed);
+        (n != UNCOUNTED && !self.inner.ipfs_down.load(Ordering::Relaxed)).then_some(n)
     }
 
     fn queue_len(&self) -> usize {

@@ -305,3 +305,38 @@ async fn a_queued_pin_that_left_the_pinset_or_moved_away_is_dropped_without_aski
     assert!(!kubo.is_pinned(&gone.cid) && !kubo.is_pinned(&moved.cid));
     assert_eq!(t.queue_len(), 0);
 }
+
+#[tokio::test]
+async fn the_count_of_ipfs_pins_comes_from_the_last_listing_and_the_operations_since() {
+    let kubo = FakeKubo::start().await;
+    for n in 31..34 {
+        let mh = test_cid(n).multihash_bytes();
+        kubo.state.lock().unwrap().pinned.insert(mh);
+    }
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    // The first state sync lists IPFS once.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while t.ipfs_pin_count() != Some(3) {
+        assert!(std::time::Instant::now() < end, "{:?}", t.ipfs_pin_count());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listings = kubo.state.lock().unwrap().pin_ls_all_calls;
+    let p = pin(34, &[]);
+    state.insert(p.clone());
+    t.track(p.clone());
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    assert_eq!(t.ipfs_pin_count(), Some(4));
+    state.remove(&p.cid);
+    t.untrack(p.cid);
+    wait_status(&t, &p.cid, TrackerStatus::Unpinned).await;
+    assert_eq!(t.ipfs_pin_count(), Some(3));
+    assert_eq!(
+        kubo.state.lock().unwrap().pin_ls_all_calls,
+        listings,
+        "counted without listing IPFS again"
+    );
+
+    let down = start(StateHandle::default(), dead_config());
+    assert_eq!(down.ipfs_pin_count(), None, "unknown while IPFS is down");
+}
