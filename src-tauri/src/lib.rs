@@ -19,6 +19,7 @@ pub mod consensus;
 pub mod desktop;
 pub mod error;
 mod global_status;
+mod http_server;
 mod informer;
 mod ipfsconn;
 mod monitor;

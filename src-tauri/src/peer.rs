@@ -37,7 +37,8 @@ pub struct StartOptions {
 pub struct Peer {
     cluster: Cluster,
     consensus: Arc<RaftConsensus>,
-    rest_addr: SocketAddr,
+    /// Never empty (serving fails without an address).
+    rest_addrs: Vec<SocketAddr>,
     tasks: Tasks,
 }
 
@@ -179,13 +180,20 @@ impl Peer {
         let swarm_delay = config.ipfs_connector.ipfshttp.connect_swarms_delay.get();
         cluster.connect_swarms(swarm_delay, tasks);
 
-        let rest_addr =
-            crate::restapi::serve(cluster.clone(), &config.api.restapi.0, tasks).await?;
-        tracing::info!("REST API listening on {rest_addr}");
+        let rest_addrs =
+            crate::restapi::serve(cluster.clone(), &config.api.restapi.0, &folder, tasks).await?;
+        let scheme = if config.api.restapi.0.ssl_cert_file.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        for addr in &rest_addrs {
+            tracing::info!("REST API listening on {scheme}://{addr}");
+        }
         Ok(Peer {
             cluster,
             consensus,
-            rest_addr,
+            rest_addrs,
             tasks: tasks.clone(),
         })
     }
@@ -195,8 +203,14 @@ impl Peer {
         &self.cluster
     }
 
+    /// The REST API's first address.
     pub fn rest_addr(&self) -> SocketAddr {
-        self.rest_addr
+        self.rest_addrs[0]
+    }
+
+    /// Every address the REST API listens on, in the configured order.
+    pub fn rest_addrs(&self) -> &[SocketAddr] {
+        &self.rest_addrs
     }
 
     /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.

@@ -251,10 +251,17 @@ async fn daemon(
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let rotate = cfg.consensus.raft.backups_rotate;
+    let scheme = if cfg.api.restapi.0.ssl_cert_file.is_empty() {
+        "http"
+    } else {
+        "https"
+    };
     let peer = Peer::start(folder.to_path_buf(), cfg, id, opts)
         .await
         .map_err(anyhow::Error::msg)?;
-    println!("REST API: http://{}", peer.rest_addr());
+    for addr in peer.rest_addrs() {
+        println!("REST API: {scheme}://{addr}");
+    }
     for a in peer.cluster_addrs() {
         println!("cluster address: {a}");
     }

@@ -338,7 +338,7 @@ async fn basic_auth(
         .and_then(|raw| String::from_utf8(raw).ok())
         .and_then(|s| {
             let (u, p) = s.split_once(':')?;
-            Some(creds.get(u).is_some_and(|want| want == p))
+            Some(credentials_match(&creds, u, p))
         })
         .unwrap_or(false);
     if ok {
@@ -350,6 +350,22 @@ async fn basic_auth(
         HeaderValue::from_static("Basic realm=\"Restricted IPFS Cluster API\""),
     );
     resp
+}
+
+/// Whether `user:password` is one of `creds`, compared in constant time (every pair is
+/// compared, and each comparison takes as long whatever the bytes), so that response times
+/// tell an attacker nothing about how close a guess was.
+fn credentials_match(
+    creds: &std::collections::BTreeMap<String, String>,
+    user: &str,
+    password: &str,
+) -> bool {
+    use subtle::ConstantTimeEq;
+    let mut found = subtle::Choice::from(0u8);
+    for (u, p) in creds {
+        found |= u.as_bytes().ct_eq(user.as_bytes()) & p.as_bytes().ct_eq(password.as_bytes());
+    }
+    found.into()
 }
 
 fn cors(cfg: &HttpApiConfig) -> CorsLayer {
@@ -430,35 +446,17 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
     ))
 }
 
-/// Binds the configured address and serves until shutdown, finishing open requests;
-/// returns the bound address.
-pub async fn serve(
+/// Serves the REST API on every configured address (TLS and timeouts as configured, see
+/// [`crate::http_server`]) until shutdown, finishing open requests; returns the bound
+/// addresses. `folder` is where relative certificate paths are.
+pub(crate) async fn serve(
     cluster: Cluster,
     cfg: &HttpApiConfig,
+    folder: &std::path::Path,
     tasks: &Tasks,
-) -> Result<SocketAddr, Error> {
-    let addr = cfg
-        .http_listen_multiaddress
-        .first()
-        .ok_or_else(|| Error::BadInput("api.restapi.http_listen_multiaddress is empty".into()))?;
-    let sock = crate::net::socket_addr(addr)?;
-    let listener = tokio::net::TcpListener::bind(sock)
-        .await
-        .map_err(|e| Error::Unavailable(format!("REST API cannot listen on {sock}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let app = router(cluster, cfg);
-    let shutdown = tasks.stopping();
-    tasks.spawn_graceful(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(e) = r {
-            tracing::error!("REST API stopped: {e}");
-        }
-    });
-    Ok(bound)
+) -> Result<Vec<SocketAddr>, Error> {
+    let settings = crate::http_server::HttpSettings::of_api(cfg, "api.restapi");
+    crate::http_server::serve(&settings, folder, router(cluster, cfg), tasks).await
 }
 
 #[cfg(test)]

@@ -431,3 +431,150 @@ async fn an_ipfs_that_does_not_answer_in_time_is_a_504() {
     drop(silent);
     a.peer.shutdown().await;
 }
+
+/// A self-signed certificate for `127.0.0.1`, written as PEM into `dir`; returns the file
+/// names (relative to `dir`, as a user would write them in `service.json`) and the cert.
+fn self_signed(dir: &std::path::Path) -> (String, String, Vec<u8>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    (
+        "cert.pem".into(),
+        "key.pem".into(),
+        cert.cert.der().to_vec(),
+    )
+}
+
+/// One HTTP/1.1 `GET path` over TLS to `addr`, trusting only `cert`; the raw response.
+async fn get_over_tls(
+    addr: std::net::SocketAddr,
+    cert: &[u8],
+    path: &str,
+) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(cert.to_vec()))
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    tls.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test]
+async fn tls_as_configured_on_every_listen_address() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert_file, key_file, cert) = self_signed(certs.path());
+    let a = api(|c| {
+        let r = &mut c.api.restapi.0;
+        r.http_listen_multiaddress = Multiaddrs(vec![
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        ]);
+        r.ssl_cert_file = certs.path().join(cert_file).display().to_string();
+        r.ssl_key_file = certs.path().join(key_file).display().to_string();
+    })
+    .await;
+    let addrs = a.peer.rest_addrs().to_vec();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    for addr in addrs {
+        let resp = get_over_tls(addr, &cert, "/version").await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.contains(crate::types::VERSION), "{resp}");
+        // Plain HTTP gets no answer: nothing (not even credentials) goes in clear text.
+        let plain = a.http.get(format!("http://{addr}/version")).send().await;
+        assert!(plain.is_err(), "{plain:?}");
+    }
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_certificate_is_a_clear_error_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = FakeKubo::start().await;
+    let mut cfg = Config::default();
+    cfg.cluster.secret = Secret::generate();
+    cfg.ipfs_connector.ipfshttp = kubo.config();
+    cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.restapi.0.ssl_cert_file = "missing.pem".into();
+    cfg.api.restapi.0.ssl_key_file = "key.pem".into();
+    let err = Peer::start(
+        dir.path().to_path_buf(),
+        cfg,
+        Identity::generate(),
+        Default::default(),
+    )
+    .await
+    .err()
+    .expect("no REST API without its certificate");
+    let msg = err.to_string();
+    assert!(msg.contains("api.restapi.ssl_cert_file"), "{msg}");
+    assert!(msg.contains("missing.pem"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_headers_too_slowly_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = api(|c| c.api.restapi.0.read_header_timeout = "300ms".parse().unwrap()).await;
+    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr())
+        .await
+        .unwrap();
+    tcp.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // ... and never the end of the headers. The server closes the connection.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "still open after 30 s with a 300 ms header timeout"
+    );
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    a.peer.shutdown().await;
+}
+
+#[test]
+fn credentials_match_only_as_pairs() {
+    let creds = BTreeMap::from([
+        ("alice".to_string(), "a-secret".to_string()),
+        ("bob".to_string(), "b-secret".to_string()),
+    ]);
+    assert!(super::credentials_match(&creds, "alice", "a-secret"));
+    assert!(super::credentials_match(&creds, "bob", "b-secret"));
+    assert!(!super::credentials_match(&creds, "alice", "b-secret"));
+    assert!(!super::credentials_match(&creds, "carol", "a-secret"));
+    assert!(!super::credentials_match(&creds, "alice", "a-secre"));
+    assert!(!super::credentials_match(&creds, "", ""));
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_is_refused() {
+    let a = api(|_| {}).await;
+    let big = "x".repeat(64 * 1024);
+    let resp = a
+        .http
+        .get(format!("{}/version", a.base))
+        .header("X-Big", big)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert_eq!(r.status(), 431, "max_header_bytes 4096"),
+        Err(e) => assert!(e.is_request() || e.is_connect(), "{e}"),
+    }
+    // A normal request still works.
+    assert_eq!(answer(&a, "GET", "/version").await.0, 200);
+    a.peer.shutdown().await;
+}

@@ -1,0 +1,342 @@
+//! Serving an HTTP API the way its config section says (SPEC §2/§4): every address of its
+//! listen list, TLS when `ssl_cert_file`/`ssl_key_file` are set, and the timeouts and header
+//! limit, so that a slow or hostile client cannot hold a connection or buffer without end.
+//! axum's own `serve` offers none of these; this is hyper's connection loop with them, shared
+//! by every HTTP API of the peer.
+//!
+//! Timeouts, with Go's `net/http` meaning where hyper has one:
+//! - `read_header_timeout`: the request head must arrive within it; hyper also applies it to
+//!   an idle keep-alive connection waiting for its next request, so idle connections close
+//!   after the shorter of it and `idle_timeout`.
+//! - `read_timeout` (0: none): the whole request, body included, from its arrival.
+//! - `write_timeout` (0: none): the whole response, from the request's arrival. IPFS Cluster
+//!   leaves it at 0: a stream of millions of pins takes longer than any fixed limit.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::Router;
+use bytes::Bytes;
+use http_body::Frame;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::config::{HttpApiConfig, Multiaddrs};
+use crate::error::Error;
+use crate::tasks::Tasks;
+
+/// How one HTTP API is served.
+#[derive(Clone, Debug)]
+pub(crate) struct HttpSettings {
+    /// The config section, for error messages (`api.restapi`).
+    pub section: &'static str,
+    pub listen: Multiaddrs,
+    pub ssl_cert_file: String,
+    pub ssl_key_file: String,
+    pub read_header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_header_bytes: usize,
+}
+
+impl HttpSettings {
+    /// The settings of an IPFS Cluster-style API section (`restapi`, `pinsvcapi`).
+    pub(crate) fn of_api(cfg: &HttpApiConfig, section: &'static str) -> HttpSettings {
+        HttpSettings {
+            section,
+            listen: cfg.http_listen_multiaddress.clone(),
+            ssl_cert_file: cfg.ssl_cert_file.clone(),
+            ssl_key_file: cfg.ssl_key_file.clone(),
+            read_header_timeout: cfg.read_header_timeout.get(),
+            idle_timeout: cfg.idle_timeout.get(),
+            read_timeout: cfg.read_timeout.get(),
+            write_timeout: cfg.write_timeout.get(),
+            max_header_bytes: cfg.max_header_bytes as usize,
+        }
+    }
+
+    /// hyper's header timeout: see the module docs (never zero: a client must send a head).
+    fn header_timeout(&self) -> Duration {
+        let t = match (self.read_header_timeout, self.idle_timeout) {
+            (h, i) if h.is_zero() => i,
+            (h, i) if i.is_zero() => h,
+            (h, i) => h.min(i),
+        };
+        if t.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            t
+        }
+    }
+
+    /// The TLS configuration when a certificate is configured; a clear error naming the
+    /// config key when it cannot be used. Relative paths are in the peer's folder.
+    fn tls(&self, folder: &Path) -> Result<Option<Arc<rustls::ServerConfig>>, Error> {
+        let (cert, key) = (self.ssl_cert_file.trim(), self.ssl_key_file.trim());
+        if cert.is_empty() && key.is_empty() {
+            return Ok(None);
+        }
+        let section = self.section;
+        if cert.is_empty() || key.is_empty() {
+            return Err(Error::BadInput(format!(
+                "{section}: ssl_cert_file and ssl_key_file must be set together"
+            )));
+        }
+        let path = |p: &str| -> PathBuf {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                folder.join(p)
+            }
+        };
+        let bad = |key: &str, file: &str, why: String| {
+            Error::BadInput(format!("{section}.{key} {file:?}: {why}"))
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path(cert))
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| bad("ssl_cert_file", cert, e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("ssl_cert_file", cert, "no certificate in it".into()));
+        }
+        let private = PrivateKeyDer::from_pem_file(path(key))
+            .map_err(|e| bad("ssl_key_file", key, e.to_string()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, private)
+            .map_err(|e| bad("ssl_key_file", key, e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Some(Arc::new(config)))
+    }
+}
+
+/// Binds every listen address and serves `app` on each until shutdown, finishing open
+/// requests; returns the bound addresses in the configured order.
+pub(crate) async fn serve(
+    settings: &HttpSettings,
+    folder: &Path,
+    app: Router,
+    tasks: &Tasks,
+) -> Result<Vec<SocketAddr>, Error> {
+    let section = settings.section;
+    if settings.listen.0.is_empty() {
+        return Err(Error::BadInput(format!(
+            "{section}: the listen address list is empty"
+        )));
+    }
+    let tls = settings.tls(folder)?.map(tokio_rustls::TlsAcceptor::from);
+    let mut listeners = Vec::new();
+    for addr in &settings.listen.0 {
+        let sock = crate::net::socket_addr(addr)?;
+        let listener = TcpListener::bind(sock)
+            .await
+            .map_err(|e| Error::Unavailable(format!("{section} cannot listen on {sock}: {e}")))?;
+        listeners.push(listener);
+    }
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        (settings.read_timeout, settings.write_timeout),
+        deadlines,
+    ));
+    let mut bound = Vec::new();
+    for listener in listeners {
+        bound.push(
+            listener
+                .local_addr()
+                .map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        let conn = Connections {
+            app: app.clone(),
+            tls: tls.clone(),
+            header_timeout: settings.header_timeout(),
+            max_buf: (settings.max_header_bytes + 4096).max(8192),
+            tasks: tasks.clone(),
+        };
+        tasks.spawn_graceful(conn.accept_loop(listener));
+    }
+    Ok(bound)
+}
+
+/// What every connection of one listener is served with.
+#[derive(Clone)]
+struct Connections {
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    max_buf: usize,
+    tasks: Tasks,
+}
+
+impl Connections {
+    /// Accepts until shutdown begins, then lets open connections finish their requests.
+    async fn accept_loop(self, listener: TcpListener) {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let stopping = self.tasks.stopping();
+        loop {
+            let tcp = tokio::select! {
+                _ = stopping.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => tcp,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!("accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let this = self.clone();
+            let watcher = graceful.watcher();
+            self.tasks.spawn_graceful(async move {
+                match this.tls.clone() {
+                    None => this.serve(TokioIo::new(tcp), watcher).await,
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(this.header_timeout, acceptor.accept(tcp));
+                        match handshake.await {
+                            Ok(Ok(tls)) => this.serve(TokioIo::new(tls), watcher).await,
+                            Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
+        }
+        drop(listener);
+        graceful.shutdown().await;
+    }
+
+    async fn serve<I>(&self, io: I, watcher: hyper_util::server::graceful::Watcher)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let service = hyper_util::service::TowerToHyperService::new(self.app.clone());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .max_buf_size(self.max_buf);
+        builder.http2().timer(TokioTimer::new());
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        if let Err(e) = watcher.watch(conn.into_owned()).await {
+            tracing::debug!("HTTP connection ended: {e}");
+        }
+    }
+}
+
+/// Middleware: `read_timeout` on the request body and `write_timeout` on the response, both
+/// counted from the request's arrival (zero: none).
+async fn deadlines(
+    axum::extract::State((read, write)): axum::extract::State<(Duration, Duration)>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let start = tokio::time::Instant::now();
+    let req = if read.is_zero() {
+        req
+    } else {
+        req.map(|b| Body::new(Deadline::new(b, start + read, "reading the request")))
+    };
+    let resp = next.run(req).await;
+    if write.is_zero() {
+        resp
+    } else {
+        resp.map(|b| Body::new(Deadline::new(b, start + write, "writing the response")))
+    }
+}
+
+/// A body that fails once its deadline has passed (the connection is then dropped).
+struct Deadline {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    what: &'static str,
+}
+
+impl Deadline {
+    fn new(inner: Body, at: tokio::time::Instant, what: &'static str) -> Deadline {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            what,
+        }
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            let what = this.what;
+            return Poll::Ready(Some(Err(axum::Error::new(format!("{what} timed out")))));
+        }
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_body_past_its_deadline_fails_and_one_in_time_passes() {
+        let never = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let at = tokio::time::Instant::now() + Duration::from_millis(20);
+        let err = Deadline::new(never, at, "writing the response")
+            .collect()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("writing the response timed out"),
+            "{err}"
+        );
+        let at = tokio::time::Instant::now() + Duration::from_secs(60);
+        let ok = Deadline::new(Body::from("hello"), at, "reading the request")
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(ok.to_bytes(), "hello");
+    }
+
+    #[test]
+    fn the_header_timeout_is_the_shorter_one_and_never_zero() {
+        let mut s = HttpSettings::of_api(&Default::default(), "api.restapi");
+        s.read_header_timeout = Duration::from_secs(5);
+        s.idle_timeout = Duration::from_secs(120);
+        assert_eq!(s.header_timeout(), Duration::from_secs(5));
+        s.read_header_timeout = Duration::ZERO;
+        assert_eq!(s.header_timeout(), Duration::from_secs(120));
+        s.idle_timeout = Duration::ZERO;
+        assert_eq!(s.header_timeout(), Duration::from_secs(60));
+    }
+}
