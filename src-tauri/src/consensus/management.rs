@@ -154,20 +154,45 @@ impl RaftConsensus {
             .map_err(|_| ConsensusError::NoLeader(timeout))
     }
 
+    /// Waits, up to `wait_for_leader_timeout`, until this peer knows a leader other than
+    /// `gone` (one it could not reach: probably dead, and Raft elects another only after its
+    /// election timeout). Returns either way: the next attempt tries whoever leads then.
+    async fn wait_for_leader_other_than(&self, gone: NodeId) {
+        let mut metrics = self.raft().metrics();
+        let wait = async {
+            loop {
+                let leader = metrics.borrow_and_update().current_leader;
+                if leader.is_some_and(|l| l != gone) || metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.cfg.wait_for_leader_timeout.get(), wait).await;
+    }
+
     /// Runs `op` on the leader: here when this peer leads, else forwarded to it, retrying
-    /// transient failures `commit_retries` times after `commit_retry_delay`. A refusal (the
-    /// last voter, not a member) is returned at once: retrying it cannot help. For a commit,
-    /// returns the index of its log entry.
+    /// transient failures `commit_retries` times after `commit_retry_delay`. A leader that
+    /// cannot be reached is given up on only after the cluster had `wait_for_leader_timeout`
+    /// to elect another, so that a write during a leader's death waits for the next leader
+    /// instead of failing at once. A refusal (the last voter, not a member) is returned at
+    /// once: retrying it cannot help. For a commit, returns the index of its log entry.
     #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn leader_call(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let attempts = self.cfg.commit_retries + 1;
         let mut last_error = String::new();
         for attempt in 1..=attempts {
             let leader = self.wait_for_leader().await?;
+            let mut unreachable = None;
             let result = if leader == self.me {
                 self.on_leader_limited(op.clone()).await
             } else {
-                self.forward(leader, op.clone()).await
+                match self.forward(leader, op.clone()).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        unreachable = Some(leader);
+                        Err(e)
+                    }
+                }
             };
             match result {
                 Ok(index) => return Ok(index),
@@ -181,6 +206,9 @@ impl RaftConsensus {
                 }
             }
             if attempt < attempts {
+                if let Some(gone) = unreachable {
+                    self.wait_for_leader_other_than(gone).await;
+                }
                 tokio::time::sleep(self.cfg.commit_retry_delay.get()).await;
             }
         }
@@ -355,10 +383,16 @@ impl RaftConsensus {
         })
     }
 
-    async fn forward(&self, leader: NodeId, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
-        let node = self
-            .member(leader)
-            .ok_or_else(|| unavailable(format!("leader {leader} is not in the membership")))?;
+    /// Sends `op` to `leader`: its answer, or (the outer error) why it could not be reached.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        op: LeaderOp,
+    ) -> Result<Result<Option<u64>, ConsensusError>, ConsensusError> {
+        let Some(node) = self.member(leader) else {
+            let e = unavailable(format!("leader {leader} is not in the membership"));
+            return Ok(Err(e));
+        };
         // Longer than the leader may take, so that the leader's own answer (committed, or
         // why not) arrives instead of a timeout here and a needless retry.
         let timeout = self.leader_limit(&op) + self.cfg.network_timeout.get();
@@ -367,8 +401,8 @@ impl RaftConsensus {
             .send(&node, RaftRequest::Leader(op), timeout)
             .await
         {
-            Ok(RaftResponse::Done(r)) => r,
-            Ok(_) => Err(unavailable("leader answered a different request")),
+            Ok(RaftResponse::Done(r)) => Ok(r),
+            Ok(_) => Ok(Err(unavailable("leader answered a different request"))),
             Err(e) => Err(unavailable(format!(
                 "forwarding to leader {}: {e}",
                 node.peer_id
