@@ -220,3 +220,65 @@ async fn a_write_while_the_leader_is_dead_waits_for_the_next_leader() {
     let acked = BTreeSet::from([canonical(&cid)]);
     holds_every_acknowledged_pin(&c.peers[(leader + 2) % 3], &acked, "the third peer").await;
 }
+
+/// `peer`'s daemon fails to start; returns what it said (its log of this run).
+async fn start_fails(peer: &mut Peer) -> String {
+    match peer.start(&[]).await {
+        Ok(()) => {
+            let log = peer.current_log();
+            peer.stop();
+            panic!("started on damaged files; log:\n{log}")
+        }
+        Err(e) => format!("{e:#}\n{}", peer.current_log()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_files_stop_the_start_with_a_clear_error_and_are_left_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    let client = peer.client();
+    for i in 0..300 {
+        let cid = identity_cid(&format!("before the damage {i}"));
+        client.pin(&cid, &PinOptions::default()).await.unwrap();
+    }
+    peer.stop();
+    let folder = peer.dir.clone();
+    let damage = |file: &str, how: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let path = folder.join(file);
+        let good = std::fs::read(&path).unwrap();
+        std::fs::write(&path, how(&good)).unwrap();
+        (path, good)
+    };
+    let half = |b: &[u8]| b[..b.len() / 2].to_vec();
+    let cases: [(&str, &dyn Fn(&[u8]) -> Vec<u8>, &str); 4] = [
+        ("raft/raft.sqlite", &half, "raft.sqlite"),
+        ("identity.json", &half, "identity.json"),
+        ("service.json", &half, "service.json"),
+        (
+            "identity.json",
+            &|_| b"{\"id\": \"12D3KooWnope\", \"private_key\": \"AAAA\"}".to_vec(),
+            "identity.json",
+        ),
+    ];
+    for (file, how, named) in cases {
+        let (path, good) = damage(file, how);
+        let damaged = std::fs::read(&path).unwrap();
+        let said = start_fails(&mut peer).await;
+        assert!(
+            said.contains(named),
+            "{file}: the error names {named}:\n{said}"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            damaged,
+            "{file} was rewritten"
+        );
+        std::fs::write(&path, good).unwrap();
+    }
+    // Repaired, it starts with every pin.
+    peer.start(&[]).await.unwrap();
+    assert_eq!(pinset(&client).await.len(), 300);
+}

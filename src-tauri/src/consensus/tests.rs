@@ -103,6 +103,44 @@ async fn a_corrupt_database_is_an_error_naming_the_file_and_is_left_alone() {
     assert_eq!(std::fs::read(&db).unwrap(), before);
 }
 
+#[tokio::test]
+async fn a_truncated_database_is_refused_before_it_is_opened_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    {
+        // A real database of a few dozen pages.
+        let pool = super::store::open(&db).await.unwrap();
+        for i in 0..2000 {
+            sqlx::query("INSERT INTO kv (key, value) VALUES (?, ?)")
+                .bind(format!("key {i}"))
+                .bind("a value long enough to fill pages ".repeat(4))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+    }
+    let whole = std::fs::read(&db).unwrap();
+    let _ = std::fs::remove_file(db.with_extension("sqlite-wal"));
+    let _ = std::fs::remove_file(db.with_extension("sqlite-shm"));
+    let half = whole[..whole.len() / 2].to_vec();
+    std::fs::write(&db, &half).unwrap();
+    let err = super::store::open(&db).await.err().expect("refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("raft.sqlite") && msg.contains("shorter"),
+        "{msg}"
+    );
+    assert!(
+        std::fs::read(&db).unwrap() == half,
+        "the damaged file was changed"
+    );
+    // Whole again, it opens.
+    std::fs::write(&db, &whole).unwrap();
+    super::store::open(&db).await.unwrap().close().await;
+}
+
 #[test]
 fn node_ids_are_stable_and_distinct() {
     let a = Identity::generate().peer_id();
