@@ -253,7 +253,8 @@ async fn damaged_files_stop_the_start_with_a_clear_error_and_are_left_as_they_we
         (path, good)
     };
     let half = |b: &[u8]| b[..b.len() / 2].to_vec();
-    let cases: [(&str, &dyn Fn(&[u8]) -> Vec<u8>, &str); 4] = [
+    type Damage<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+    let cases: [(&str, Damage, &str); 4] = [
         ("raft/raft.sqlite", &half, "raft.sqlite"),
         ("identity.json", &half, "identity.json"),
         ("service.json", &half, "service.json"),

@@ -126,7 +126,7 @@ async fn a_truncated_database_is_refused_before_it_is_opened_and_left_alone() {
     let _ = std::fs::remove_file(db.with_extension("sqlite-shm"));
     let half = whole[..whole.len() / 2].to_vec();
     std::fs::write(&db, &half).unwrap();
-    let err = super::store::open(&db).await.err().expect("refused");
+    let err = super::store::open(&db).await.expect_err("refused");
     let msg = err.to_string();
     assert!(
         msg.contains("raft.sqlite") && msg.contains("shorter"),
