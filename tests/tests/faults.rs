@@ -245,6 +245,12 @@ async fn damaged_files_stop_the_start_with_a_clear_error_and_are_left_as_they_we
         client.pin(&cid, &PinOptions::default()).await.unwrap();
     }
     peer.stop();
+    // A peer that stopped leaves no write-ahead log to replay.
+    let wal = peer.dir.join("raft/raft.sqlite-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+        "{wal:?} left"
+    );
     let folder = peer.dir.clone();
     let damage = |file: &str, how: &dyn Fn(&[u8]) -> Vec<u8>| {
         let path = folder.join(file);
@@ -272,9 +278,8 @@ async fn damaged_files_stop_the_start_with_a_clear_error_and_are_left_as_they_we
             said.contains(named),
             "{file}: the error names {named}:\n{said}"
         );
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            damaged,
+        assert!(
+            std::fs::read(&path).unwrap() == damaged,
             "{file} was rewritten"
         );
         std::fs::write(&path, good).unwrap();
@@ -282,4 +287,90 @@ async fn damaged_files_stop_the_start_with_a_clear_error_and_are_left_as_they_we
     // Repaired, it starts with every pin.
     peer.start(&[]).await.unwrap();
     assert_eq!(pinset(&client).await.len(), 300);
+}
+
+/// A small tmpfs mounted at a new folder, unmounted when dropped (needs root, as CI has).
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount tmpfs (run as root): {out:?}");
+        SmallDisk { path }
+    }
+
+    fn resize(&self, size: &str) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "remount: {out:?}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_during_pins_loses_no_acknowledged_pin_and_the_peer_goes_on_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    // Raft's folder (log, pinset, snapshots) on a disk that fills up.
+    let disk = SmallDisk::mount(peer.dir.join("raft"), "3m");
+    peer.start(&[]).await.unwrap();
+    let client = peer.client();
+    let mut acked = BTreeSet::new();
+    let mut refusal = None;
+    for i in 0..50_000 {
+        let cid = identity_cid(&format!("until the disk is full {i}"));
+        match client.pin(&cid, &PinOptions::default()).await {
+            Ok(_) => {
+                acked.insert(canonical(&cid));
+            }
+            Err(e) => {
+                refusal = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the disk filled up");
+    eprintln!("{} pins, then: {refusal}", acked.len());
+    if std::env::var("FAULTS_VERBOSE").is_ok() {
+        eprintln!("{}", peer.current_log());
+    }
+    assert!(refusal.to_lowercase().contains("full"), "{refusal}");
+
+    // Space again: restarted, the peer has every acknowledged pin and takes writes.
+    disk.resize("64m");
+    // Raft stopped for good on the failed write (openraft's rule for storage errors): the
+    // peer needs a restart once there is room.
+    peer.stop();
+    peer.start(&[]).await.unwrap();
+    holds_every_acknowledged_pin(&peer, &acked, "the peer").await;
+    let cid = identity_cid("after the disk had room again");
+    peer.client()
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap();
 }

@@ -197,12 +197,19 @@ impl RaftConsensus {
             ready_tx,
         ));
         tasks.spawn(watch_removal(raft.metrics(), me, removed.clone()));
-        // Raft stops with the peer's other tasks, so shutdown (or a failed start) awaits it.
+        // Raft stops with the peer's other tasks, so shutdown (or a failed start) awaits it;
+        // then the write-ahead log is folded into the database, which a stopped peer leaves
+        // as one self-contained file (and the start's damage check can read whole).
         let stopping = tasks.stopping();
         let core = raft.clone();
+        let writer = pool.clone();
         tasks.spawn_graceful(async move {
             stopping.cancelled().await;
             let _ = core.shutdown().await;
+            if let Err(e) = store::checkpoint(&writer).await {
+                tracing::warn!("folding the write-ahead log into the database: {e}");
+            }
+            writer.close().await;
         });
         let consensus = RaftConsensus {
             raft,

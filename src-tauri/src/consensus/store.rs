@@ -104,6 +104,14 @@ fn check_header(path: &Path) -> Result<(), ConsensusError> {
     Ok(())
 }
 
+/// Moves everything in the write-ahead log into the database file and empties the log.
+pub async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 /// Opens (creating if needed) the database. A file that is not a valid database is an error
 /// naming the file; it is never overwritten.
 pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
