@@ -185,8 +185,8 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             let _lock = lock_folder(folder)?;
             match file {
                 Some(f) => {
-                    let out =
-                        std::fs::File::create(&f).with_context(|| format!("{}", f.display()))?;
+                    let out = ipfs_cluster::config::create_private(&f)
+                        .with_context(|| format!("{}", f.display()))?;
                     offline::export(folder, std::io::BufWriter::new(out)).await
                 }
                 None => offline::export(folder, std::io::stdout().lock()).await,

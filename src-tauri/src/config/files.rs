@@ -19,6 +19,36 @@ pub fn folder(explicit: Option<&Path>) -> PathBuf {
         .join(DEFAULT_FOLDER)
 }
 
+/// Creates `path` (and missing parents) as folders only their owner can enter: a peer's
+/// folder holds its identity, its secret and its pinset.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path)
+}
+
+/// Creates an empty owner-only file at `path` unless something is there already (for files
+/// another library then opens, such as SQLite's, which would create them readable by all).
+pub fn create_private_if_missing(path: &Path) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates (or truncates) a file readable by its owner only.
 pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();

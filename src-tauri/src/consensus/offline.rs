@@ -62,7 +62,8 @@ pub async fn stage_import(
     pins: impl IntoIterator<Item = Result<Pin, crate::state::ImportError>>,
 ) -> Result<StagedImport, ConsensusError> {
     let db = db_path(folder);
-    std::fs::create_dir_all(db.parent().expect("db has a folder")).map_err(|e| io_error(&db, e))?;
+    crate::config::create_private_dir(db.parent().expect("db has a folder"))
+        .map_err(|e| io_error(&db, e))?;
     let pool = store::open(&db).await?;
     let pins = pins
         .into_iter()
@@ -98,7 +99,7 @@ pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, Conse
         return Ok(None);
     }
     let dir = backups_dir(folder);
-    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    crate::config::create_private_dir(&dir).map_err(|e| io_error(&dir, e))?;
     let name = format!(
         "pinset-{}.ndjson",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ")

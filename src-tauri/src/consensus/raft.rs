@@ -143,7 +143,7 @@ impl RaftConsensus {
     pub async fn start(opts: ConsensusOptions, tasks: &Tasks) -> Result<Self, ConsensusError> {
         let storage = |e: String| ConsensusError::Storage(e);
         let db = db_path(&opts.folder);
-        std::fs::create_dir_all(db.parent().unwrap())
+        crate::config::create_private_dir(db.parent().unwrap())
             .map_err(|e| storage(format!("{}: {e}", db.display())))?;
         let pool = store::open(&db).await?;
         let fresh = !store::has_history(&pool)

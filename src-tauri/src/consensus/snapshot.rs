@@ -56,6 +56,7 @@ impl SnapshotFile {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&path)
             .await?;
         Ok(SnapshotFile { path, file })
@@ -142,7 +143,14 @@ pub struct Writer {
 
 impl Writer {
     pub async fn create(path: PathBuf) -> std::io::Result<Writer> {
-        let mut file = BufWriter::new(File::create(&path).await?);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .await?;
+        let mut file = BufWriter::new(file);
         file.write_all(MAGIC).await?;
         let out = ZstdEncoder::with_quality_and_params(
             file,

@@ -116,6 +116,9 @@ pub async fn checkpoint(pool: &SqlitePool) -> Result<(), sqlx::Error> {
 /// naming the file; it is never overwritten.
 pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
     check_header(path)?;
+    // Owner-only from the start (SQLite gives its write-ahead log the same mode).
+    crate::config::create_private_if_missing(path)
+        .map_err(|e| storage(format!("{}: {e}", path.display())))?;
     let opts = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -716,8 +719,7 @@ async fn current_snapshot(pool: &SqlitePool) -> Result<Option<SnapshotRow>, sqlx
 /// has none). A database from before snapshot files had its snapshot as one JSON value; it is
 /// dropped and a file built from the pins table instead.
 pub async fn ensure_snapshot(pool: &SqlitePool, snapshots: &Path) -> Result<(), ConsensusError> {
-    tokio::fs::create_dir_all(snapshots)
-        .await
+    crate::config::create_private_dir(snapshots)
         .map_err(|e| storage(format!("{}: {e}", snapshots.display())))?;
     sqlx::query("DELETE FROM kv WHERE key = 'snapshot'")
         .execute(pool)
