@@ -85,7 +85,12 @@ fn init_logging(level: &str) {
             tracing_subscriber::EnvFilter::try_new(format!("{level},openraft=warn,sqlx=warn"))
         })
         .unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only for a terminal: a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 }
 
 /// Holds an exclusive lock on the folder so two processes never run one peer.
