@@ -19,6 +19,8 @@ pub mod consensus;
 pub mod desktop;
 pub mod error;
 mod global_status;
+#[cfg(test)]
+mod hostile_input;
 mod http_server;
 mod informer;
 mod ipfsconn;

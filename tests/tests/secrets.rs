@@ -73,7 +73,10 @@ async fn the_peers_files_are_owner_only_and_no_secret_reaches_a_log_or_an_error(
     }
 
     // And the log, written to a file, is plain text (no terminal colour codes to grep past).
-    assert!(!peer.current_log().contains('\x1b'), "colour codes in the log file");
+    assert!(
+        !peer.current_log().contains('\x1b'),
+        "colour codes in the log file"
+    );
 
     // Owner-only: the folder, the secrets, Raft's database and whatever holds the pinset.
     assert_eq!(mode(&peer.dir), 0o700, "the peer's folder");

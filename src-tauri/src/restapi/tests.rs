@@ -578,3 +578,122 @@ async fn an_oversized_request_head_is_refused() {
     assert_eq!(answer(&a, "GET", "/version").await.0, 200);
     a.peer.shutdown().await;
 }
+
+/// A random path segment of the kinds clients get wrong: not-quite CIDs, encodings, huge,
+/// empty, unicode, traversal. Never a valid CID (checked), so no request can pin.
+fn hostile_segment(rng: &mut impl rand::Rng) -> String {
+    use rand::seq::SliceRandom;
+    let base = test_cid(rng.gen_range(0..1000)).to_string();
+    let s = match rng.gen_range(0..12) {
+        0 => base[..rng.gen_range(0..base.len())].to_string(),
+        1 => format!("{base}x"),
+        2 => base.replace('Q', "q"),
+        3 => "%00%ff%2F..%2F".to_string(),
+        4 => "a".repeat(rng.gen_range(1000..9000)),
+        5 => "ünïcødé-💥".to_string(),
+        6 => "..".to_string(),
+        7 => rng.gen::<u64>().to_string(),
+        8 => ["ipfs", "ipns", "ipld", "recover", "role", "metrics"]
+            .choose(rng)
+            .unwrap()
+            .to_string(),
+        9 => format!("b{}", "a".repeat(rng.gen_range(1..80))),
+        10 => format!("12D3KooW{}", "x".repeat(rng.gen_range(0..50))),
+        _ => (0..rng.gen_range(1..30))
+            .map(|_| rng.gen_range(b'!'..=b'~') as char)
+            .filter(|c| !matches!(c, '/' | '?' | '#'))
+            .collect(),
+    };
+    assert!(
+        s.parse::<crate::types::Cid>().is_err() || s.is_empty(),
+        "{s}"
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_hostile_requests_cause_no_5xx_no_panic_and_no_change() {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let a = api(|_| {}).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x1c0ffee);
+    let methods = ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"];
+    let roots = [
+        "pins",
+        "allocations",
+        "peers",
+        "monitor/metrics",
+        "health",
+        "id",
+        "version",
+        "add",
+        "pins/ipfs",
+        "pins/ipns",
+        "pins/ipld",
+        "health/alerts",
+        "token",
+    ];
+    let params = [
+        "replication",
+        "replication-min",
+        "replication-max",
+        "name",
+        "mode",
+        "user-allocations",
+        "expire-at",
+        "shard-size",
+        "origins",
+        "meta-x",
+        "filter",
+        "cids",
+        "local",
+        "role",
+        "pin-update",
+    ];
+    let mut seen = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..10_000 {
+        let method = *methods.choose(&mut rng).unwrap();
+        let mut path = format!("/{}", roots.choose(&mut rng).unwrap());
+        for _ in 0..rng.gen_range(0..3) {
+            path.push('/');
+            path.push_str(&hostile_segment(&mut rng));
+        }
+        let query: Vec<String> = (0..rng.gen_range(0..4))
+            .map(|_| {
+                let value = hostile_segment(&mut rng);
+                format!("{}={}", params.choose(&mut rng).unwrap(), value)
+            })
+            .collect();
+        if !query.is_empty() {
+            path = format!("{path}?{}", query.join("&"));
+        }
+        let body: Vec<u8> = (0..rng.gen_range(0..64)).map(|_| rng.gen()).collect();
+        let resp = a
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", a.base))
+            .body(body)
+            .send()
+            .await;
+        let status = match resp {
+            Ok(r) => r.status().as_u16(),
+            // The client may refuse to send what it cannot encode; the server must answer
+            // everything else.
+            Err(e) if e.is_builder() => continue,
+            Err(e) => panic!("request {i} {method} {path}: no answer ({e})"),
+        };
+        assert!(status < 500, "request {i} {method} {path}: {status}");
+        *seen.entry(status).or_default() += 1;
+    }
+    // Still up, still empty, and the requests were mostly refusals, not successes.
+    assert_eq!(answer(&a, "GET", "/version").await.0, 200);
+    assert_eq!(
+        answer(&a, "GET", "/allocations").await.0,
+        204,
+        "nothing was pinned"
+    );
+    assert!(
+        seen.keys().any(|s| *s == 400) && seen.keys().any(|s| *s == 404),
+        "{seen:?}"
+    );
+    a.peer.shutdown().await;
+}
