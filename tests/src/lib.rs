@@ -513,8 +513,12 @@ impl Peer {
 
     /// Runs `ipfs-cluster-ctl` against this peer.
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(bin("ipfs-cluster-ctl"))
-            .arg("--host")
+        // From the peer's own host: it answers there even when cut off from the others.
+        let mut cmd = match &self.host {
+            Some(h) => h.command(&bin("ipfs-cluster-ctl")),
+            None => Command::new(bin("ipfs-cluster-ctl")),
+        };
+        cmd.arg("--host")
             .arg(format!("/ip4/{}/tcp/{}", self.addr(), self.rest_port))
             .args(args)
             .stdin(Stdio::null())

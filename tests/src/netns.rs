@@ -15,6 +15,8 @@ use anyhow::{bail, Context, Result};
 pub struct Host {
     pub ns: String,
     pub ip: String,
+    /// Its veth's end on the bridge: down, the host is cut off from every other.
+    link: String,
 }
 
 impl Host {
@@ -103,6 +105,7 @@ impl Net {
             net.hosts.push(Host {
                 ns: ns.clone(),
                 ip: addr.clone(),
+                link: outer.clone(),
             });
             ip(&[
                 "link", "add", &outer, "type", "veth", "peer", "name", &inner,
@@ -123,6 +126,18 @@ impl Net {
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         }
         Ok(Some(net))
+    }
+}
+
+impl Host {
+    /// Cuts this host off from the others (a partition: its peer keeps running).
+    pub fn cut_off(&self) -> Result<()> {
+        ip(&["link", "set", &self.link, "down"])
+    }
+
+    /// Ends [`Host::cut_off`].
+    pub fn reconnect(&self) -> Result<()> {
+        ip(&["link", "set", &self.link, "up"])
     }
 }
 

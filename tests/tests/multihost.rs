@@ -279,3 +279,88 @@ async fn a_join_during_an_outage_waits_for_a_leader_and_says_so() {
     drop(c);
     drop(net);
 }
+
+/// The CIDs `peer` lists (`ipfs-cluster-ctl --enc json pin ls`, run on its own host).
+fn pinset_seen_by(peer: &Peer) -> Vec<String> {
+    let out = peer.ctl(&["--enc", "json", "pin", "ls"]);
+    assert!(out.status.success(), "pin ls: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let items: Vec<serde_json::Value> = match serde_json::from_str(&stdout) {
+        Ok(serde_json::Value::Array(a)) => a,
+        _ => stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect(),
+    };
+    let mut cids: Vec<String> = items
+        .iter()
+        .filter_map(|p| {
+            p["cid"]
+                .as_str()
+                .or(p["cid"]["/"].as_str())
+                .map(String::from)
+        })
+        .collect();
+    cids.sort();
+    cids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_leader_refuses_writes_the_majority_goes_on_and_all_agree_after_healing() {
+    let Some(net) = Net::create(3).unwrap() else {
+        return;
+    };
+    let c = TestCluster::start_on_hosts(&net.hosts, 0, |_, _| {})
+        .await
+        .unwrap();
+    let old = c.leader_seen_by(0).await.unwrap();
+    let majority: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+    net.hosts[old].cut_off().unwrap();
+
+    // The majority elects a leader of its own and keeps committing.
+    let fresh = wait_for("a new leader on the majority side", DEADLINE, || async {
+        let l = c.leader_seen_by(majority[0]).await.ok()?;
+        (l != old).then_some(l)
+    })
+    .await
+    .unwrap();
+    assert!(majority.contains(&fresh));
+    let committed = c.ipfs[majority[0]].add(&unique("majority")).await.unwrap();
+    let out = c.peers[majority[1]].ctl(&["pin", "add", &committed]);
+    assert!(out.status.success(), "majority write: {}", text(&out));
+
+    // The old leader, alone, refuses a write with an error that says why.
+    // In the form the cluster lists CIDs (base32 for v1).
+    let lost: String = identity_cid("written to the minority")
+        .parse::<ipfs_cluster::types::Cid>()
+        .unwrap()
+        .to_string();
+    let out = c.peers[old].ctl(&["pin", "add", &lost]);
+    let said = text(&out);
+    assert!(
+        !out.status.success(),
+        "the minority acknowledged a write: {said}"
+    );
+    assert!(
+        ["quorum", "leader", "commit"]
+            .iter()
+            .any(|w| said.contains(w)),
+        "{said}"
+    );
+    assert!(!pinset_seen_by(&c.peers[old]).contains(&lost));
+
+    // Healed: one history. The minority catches up; the refused write is nowhere.
+    net.hosts[old].reconnect().unwrap();
+    let want = pinset_seen_by(&c.peers[fresh]);
+    assert!(want.contains(&committed), "{committed} in {want:?}");
+    for i in 0..3 {
+        wait_for(&format!("peer{i} to agree"), DEADLINE, || async {
+            (pinset_seen_by(&c.peers[i]) == want).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    assert!(!want.contains(&lost));
+    drop(c);
+    drop(net);
+}
