@@ -151,6 +151,8 @@ pub struct Desktop {
     ipfs_child: Mutex<Option<Child>>,
     /// The last pin count and when it was taken (see [`Desktop::pin_count`]).
     counted: Mutex<Option<(Instant, u64)>>,
+    /// See [`Desktop::secret_location`].
+    secret_location: Mutex<Option<String>>,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
@@ -182,6 +184,7 @@ impl Desktop {
             ipfs: Mutex::new(None),
             ipfs_child: Mutex::new(None),
             counted: Mutex::new(None),
+            secret_location: Mutex::new(None),
         }
     }
 
@@ -220,11 +223,22 @@ impl Desktop {
             paused: peer.as_ref().is_some_and(|p| p.cluster().is_paused()),
             id,
             ipfs: self.ipfs.lock().unwrap().clone(),
-            secret_location: self.secrets.describe(),
+            secret_location: self.secret_location(),
             pins,
             queued: peer.as_ref().map_or(0, |p| p.cluster().queue_len()),
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
         }
+    }
+
+    /// Where this peer's secret is, as the overview tells the user: found out when the peer
+    /// starts (the app's store, or `service.json` for a peer made by `ipfs-cluster-service
+    /// init`), so the once-a-second snapshot never asks the keyring.
+    fn secret_location(&self) -> String {
+        self.secret_location
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| self.secrets.describe())
     }
 
     /// First run, "Start a new cluster": a new config and identity, the secret in the
@@ -281,9 +295,17 @@ impl Desktop {
         // made by the app has it in the keyring.
         // `CLUSTER_*` overrides work for the app as for the daemon.
         let mut env: Vec<(String, String)> = std::env::vars().collect();
-        if let Some(secret) = self.secrets.get()? {
-            env.push(("CLUSTER_SECRET".to_string(), secret));
-        }
+        let location = match self.secrets.get()? {
+            Some(secret) => {
+                env.push(("CLUSTER_SECRET".to_string(), secret));
+                self.secrets.describe()
+            }
+            None => format!(
+                "in {} (written by ipfs-cluster-service init; readable by you only)",
+                self.folder.join(config::CONFIG_FILE).display()
+            ),
+        };
+        *self.secret_location.lock().unwrap() = Some(location);
         let cfg = Config::load_with_env(&self.folder, &env)?;
         let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
         self.ensure_ipfs(&cfg).await;

@@ -238,5 +238,12 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
     assert!(s.running && s.ready, "{s:?}");
     let inv = Invitation::parse(&d.invitation().await.unwrap().text, None).unwrap();
     assert_eq!(inv.secret, cfg.cluster.secret.to_string());
+    // The overview says where that secret really is.
+    assert!(!dir.path().join("secret").exists());
+    assert!(
+        s.secret_location.contains("service.json"),
+        "{}",
+        s.secret_location
+    );
     d.stop().await;
 }
