@@ -94,21 +94,8 @@ fn init_logging(level: &str) {
 }
 
 /// Holds an exclusive lock on the folder so two processes never run one peer.
-fn lock_folder(folder: &Path) -> anyhow::Result<std::fs::File> {
-    let path = folder.join(".lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("{}", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(_) => bail!(
-            "{} is in use by another ipfs-cluster-service (or the desktop app): stop it first",
-            folder.display()
-        ),
-    }
+fn lock_folder(folder: &Path) -> anyhow::Result<ipfs_cluster::config::FolderLock> {
+    ipfs_cluster::config::lock_folder(folder).map_err(anyhow::Error::msg)
 }
 
 fn confirm(question: &str) -> anyhow::Result<bool> {

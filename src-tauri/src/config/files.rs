@@ -49,6 +49,37 @@ pub fn create_private_if_missing(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// An exclusive lock on a peer's folder, held while a process runs its peer (daemon,
+/// desktop app) or changes its state offline; released when dropped (or the process ends).
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// Locks `folder` (its `.lock` file) so two processes never run one peer; an error that
+/// says so when another holds it.
+pub fn lock_folder(folder: &Path) -> Result<FolderLock, crate::error::Error> {
+    use crate::error::Error;
+    let path = folder.join(".lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts
+        .open(&path)
+        .map_err(|e| Error::BadInput(format!("{}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(FolderLock { _file: file }),
+        Err(_) => Err(Error::Unavailable(format!(
+            "{} is in use by another ipfs-cluster-service or the desktop app: stop it first",
+            folder.display()
+        ))),
+    }
+}
+
 /// Creates (or truncates) a file readable by its owner only.
 pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();

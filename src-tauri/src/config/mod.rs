@@ -20,8 +20,8 @@ mod values;
 pub use duration::GoDuration;
 pub use error::{ConfigError, InvalidReplication};
 pub use files::{
-    create_private, create_private_dir, create_private_if_missing, folder, write_private,
-    CONFIG_FILE, DEFAULT_FOLDER, IDENTITY_FILE,
+    create_private, create_private_dir, create_private_if_missing, folder, lock_folder,
+    write_private, FolderLock, CONFIG_FILE, DEFAULT_FOLDER, IDENTITY_FILE,
 };
 pub use identity::Identity;
 pub use init::{init, init_keeping_secret_out};

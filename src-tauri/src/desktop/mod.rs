@@ -153,6 +153,9 @@ pub struct Desktop {
     counted: Mutex<Option<(Instant, u64)>>,
     /// See [`Desktop::secret_location`].
     secret_location: Mutex<Option<String>>,
+    /// The folder's lock while the app's peer runs, as the daemon takes it: neither
+    /// `ipfs-cluster-service daemon` nor its `state` commands can then use the folder.
+    lock: Mutex<Option<config::FolderLock>>,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
@@ -185,6 +188,7 @@ impl Desktop {
             ipfs_child: Mutex::new(None),
             counted: Mutex::new(None),
             secret_location: Mutex::new(None),
+            lock: Mutex::new(None),
         }
     }
 
@@ -294,6 +298,7 @@ impl Desktop {
         // A peer made by `ipfs-cluster-service init` has its secret in service.json; one
         // made by the app has it in the keyring.
         // `CLUSTER_*` overrides work for the app as for the daemon.
+        let lock = config::lock_folder(&self.folder)?;
         let mut env: Vec<(String, String)> = std::env::vars().collect();
         let location = match self.secrets.get()? {
             Some(secret) => {
@@ -315,6 +320,7 @@ impl Desktop {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         *self.peer.write().await = Some(Arc::new(peer));
+        *self.lock.lock().unwrap() = Some(lock);
         Ok(self.snapshot().await)
     }
 
@@ -323,6 +329,7 @@ impl Desktop {
         if let Some(p) = self.peer.write().await.take() {
             p.shutdown().await;
         }
+        self.lock.lock().unwrap().take();
         if let Some(mut c) = self.ipfs_child.lock().unwrap().take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])

@@ -238,6 +238,9 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
     assert!(s.running && s.ready, "{s:?}");
     let inv = Invitation::parse(&d.invitation().await.unwrap().text, None).unwrap();
     assert_eq!(inv.secret, cfg.cluster.secret.to_string());
+    // The folder is locked like the daemon locks it: no ipfs-cluster-service on it now.
+    let err = crate::config::lock_folder(dir.path()).expect_err("in use by the app");
+    assert!(err.to_string().contains("in use"), "{err}");
     // The overview says where that secret really is.
     assert!(!dir.path().join("secret").exists());
     assert!(
@@ -246,4 +249,5 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
         s.secret_location
     );
     d.stop().await;
+    drop(crate::config::lock_folder(dir.path()).expect("free once the app's peer stopped"));
 }
