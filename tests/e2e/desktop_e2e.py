@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -61,6 +62,14 @@ def http(method, url, data=None, headers=None):
     req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     with urllib.request.urlopen(req, timeout=30) as r:
         return r.status, r.read()
+
+
+def rest_auth():
+    """The app's peer's own REST credential (restapi.credential in its folder) as a header."""
+    path = os.path.join(os.environ["IPFS_CLUSTER_PATH"], "restapi.credential")
+    with open(path) as f:
+        token = base64.b64encode(f.read().strip().encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def ipfs_add(api, content):
@@ -184,7 +193,12 @@ def main():
     status, _ = wait("the REST API after closing the window",
                      lambda: http("GET", f"http://{REST_API}/health"))
     assert status == 204, status
-    _, listed = http("GET", f"http://{REST_API}/allocations")
+    try:
+        http("GET", f"http://{REST_API}/allocations")
+        raise AssertionError("the app's REST API answered without its credential")
+    except urllib.error.HTTPError as e:
+        assert e.code == 401, e.code
+    _, listed = http("GET", f"http://{REST_API}/allocations", headers=rest_auth())
     assert cid.encode() in listed and cid2.encode() in listed, listed
     ok("closing the window keeps the peer answering on its REST API")
 

@@ -390,3 +390,38 @@ async fn an_idle_healthy_peer_renews_every_metric_and_raises_no_alert() {
         peer.current_log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_on_the_same_machine_uses_the_peers_credential_without_being_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |cfg| {
+        cfg["api"]["restapi"]["basic_auth_credentials"] =
+            serde_json::json!({ "desktop": "a-long-random-password" });
+    })
+    .unwrap();
+    // What the desktop app keeps next to the peer's identity.
+    std::fs::write(
+        peer.dir.join("restapi.credential"),
+        "desktop:a-long-random-password\n",
+    )
+    .unwrap();
+    peer.start(&[]).await.unwrap();
+    let ctl = |cluster_path: &std::path::Path| {
+        std::process::Command::new(bin("ipfs-cluster-ctl"))
+            .args([
+                "--host",
+                &format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port),
+                "id",
+            ])
+            .env("IPFS_CLUSTER_PATH", cluster_path)
+            .output()
+            .unwrap()
+    };
+    let found = ctl(&peer.dir);
+    assert!(found.status.success(), "{}", text(&found));
+    assert!(text(&found).contains(&peer.id()));
+    let elsewhere = ctl(dir.path());
+    assert!(!elsewhere.status.success(), "{}", text(&elsewhere));
+    assert!(text(&elsewhere).contains("401"), "{}", text(&elsewhere));
+}

@@ -25,7 +25,8 @@ struct Cli {
         env = "CLUSTER_HOST"
     )]
     host: String,
-    /// user:password for the REST API's basic auth.
+    /// user:password for the REST API's basic auth. Without it, a peer on this machine is
+    /// asked with the credential in its folder's `restapi.credential`, if there is one.
     #[arg(long, global = true)]
     basic_auth: Option<String>,
     /// Output encoding.
@@ -335,7 +336,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("--basic-auth: expected user:password")?;
             Some((u.to_string(), p.to_string()))
         }
-        None => None,
+        // The local peer's own credential (the desktop app makes one), for loopback only.
+        None => ipfs_cluster::config::ApiCredential::for_local_client(&cli.host)
+            .map(|c| (c.user, c.password)),
     };
     let client = Client::new(&cli.host, auth, Duration::from_secs(cli.timeout))?;
     let enc = cli.enc;

@@ -42,7 +42,7 @@ fn init_with(
         let path = path.to_path_buf();
         move |source| ConfigError::Io { path, source }
     };
-    super::create_private_dir(folder).map_err(io(folder))?;
+    super::files::create_private_dir(folder).map_err(io(folder))?;
     let identity = Identity::generate();
     let mut json = serde_json::to_value(&config).expect("config serializes");
     if !with_secret {

@@ -8,6 +8,7 @@
 //! `duration`), strict loading with environment overrides (`load`), `init` (`init`), the
 //! files themselves (`files`), the identity (`identity`) and the errors (`error`).
 
+mod credential;
 mod duration;
 mod error;
 mod files;
@@ -17,6 +18,7 @@ mod load;
 mod sections;
 mod values;
 
+pub use credential::{ApiCredential, API_CREDENTIAL_FILE};
 pub use duration::GoDuration;
 pub use error::{ConfigError, InvalidReplication};
 pub use files::{

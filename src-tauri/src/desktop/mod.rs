@@ -311,7 +311,18 @@ impl Desktop {
             ),
         };
         *self.secret_location.lock().unwrap() = Some(location);
-        let cfg = Config::load_with_env(&self.folder, &env)?;
+        let mut cfg = Config::load_with_env(&self.folder, &env)?;
+        // Its own REST credential unless the config sets some (see config::ApiCredential).
+        let rest = &mut cfg.api.restapi.0;
+        if rest
+            .basic_auth_credentials
+            .as_ref()
+            .is_none_or(|c| c.is_empty())
+        {
+            let cred = config::ApiCredential::load_or_create(&self.folder)
+                .map_err(|e| io_error(&self.folder.join(config::API_CREDENTIAL_FILE), e))?;
+            rest.basic_auth_credentials = Some([(cred.user, cred.password)].into());
+        }
         let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
         self.ensure_ipfs(&cfg).await;
         let peer = Peer::start(self.folder.clone(), cfg, identity, opts).await?;

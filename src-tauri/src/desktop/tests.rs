@@ -238,6 +238,22 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
     assert!(s.running && s.ready, "{s:?}");
     let inv = Invitation::parse(&d.invitation().await.unwrap().text, None).unwrap();
     assert_eq!(inv.secret, cfg.cluster.secret.to_string());
+    // The app's peer has a REST credential of its own, in an owner-only file in the folder.
+    let cred = crate::config::ApiCredential::load(dir.path())
+        .unwrap()
+        .expect("made");
+    let rest = s.rest_api.clone().unwrap();
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let anonymous = http.get(format!("{rest}/id")).send().await.unwrap();
+    assert_eq!(status(anonymous), 401);
+    let with = http
+        .get(format!("{rest}/id"))
+        .basic_auth(&cred.user, Some(&cred.password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(with), 200);
     // The folder is locked like the daemon locks it: no ipfs-cluster-service on it now.
     let err = crate::config::lock_folder(dir.path()).expect_err("in use by the app");
     assert!(err.to_string().contains("in use"), "{err}");

@@ -321,8 +321,8 @@ async fn basic_auth(
     req: Request,
     next: Next,
 ) -> Response {
-    // CORS preflights carry no credentials by design.
-    if req.method() == Method::OPTIONS {
+    // CORS preflights carry no credentials by design; liveness is open, as in IPFS Cluster.
+    if req.method() == Method::OPTIONS || req.uri().path() == "/health" {
         return next.run(req).await;
     }
     let ok = req

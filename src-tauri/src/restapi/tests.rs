@@ -139,6 +139,8 @@ async fn basic_auth_is_enforced_when_configured() {
         )]));
     })
     .await;
+    // Liveness stays open, as in IPFS Cluster (load balancers and monitors ask it).
+    assert_eq!(answer(&a, "GET", "/health").await.0, 204);
     let url = format!("{}/id", a.base);
     let resp = a.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 401);
