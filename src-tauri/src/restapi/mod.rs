@@ -5,6 +5,7 @@
 
 mod cross_site;
 mod params;
+mod token;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -315,7 +316,8 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "no such API endpoint".into())
 }
 
-/// Rejects requests without valid credentials when `basic_auth_credentials` is set.
+/// Rejects requests without valid credentials when `basic_auth_credentials` is set: basic
+/// auth, or a Bearer JWT from `POST /token` (IPFS Cluster's `authHandler`).
 async fn basic_auth(
     State(creds): State<std::collections::BTreeMap<String, String>>,
     req: Request,
@@ -325,31 +327,69 @@ async fn basic_auth(
     if req.method() == Method::OPTIONS || req.uri().path() == "/health" {
         return next.run(req).await;
     }
-    let ok = req
+    let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| {
-            let (u, p) = s.split_once(':')?;
-            Some(credentials_match(&creds, u, p))
-        })
-        .unwrap_or(false);
-    if ok {
+        .unwrap_or_default();
+    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+    let refusal = if scheme.eq_ignore_ascii_case("basic") {
+        let ok = basic_credentials(value).is_some_and(|(u, p)| credentials_match(&creds, &u, &p));
+        (!ok).then_some(("Basic", "unauthorized: access denied"))
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        token::verify(&creds, value)
+            .is_none()
+            .then_some(("Bearer", "unauthorized: invalid token"))
+    } else {
+        Some(("Basic", "Unauthorized"))
+    };
+    let Some((scheme, message)) = refusal else {
         return next.run(req).await;
+    };
+    let mut resp = error_response(StatusCode::UNAUTHORIZED, message.into());
+    let challenge = format!("{scheme} realm=\"Restricted IPFS Cluster API\"");
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
-    let mut resp = error_response(StatusCode::UNAUTHORIZED, "Unauthorized".into());
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"Restricted IPFS Cluster API\""),
-    );
     resp
+}
+
+/// The user and password of a basic `Authorization` value (after `Basic `).
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+/// `POST /token`: a JWT for the authenticated user (the auth layer has checked the
+/// credentials); 401 when the API has no credentials configured, as in IPFS Cluster.
+async fn new_token(
+    State(creds): State<Option<std::collections::BTreeMap<String, String>>>,
+    headers: HeaderMap,
+) -> Response {
+    let unauthorized = || error_response(StatusCode::UNAUTHORIZED, "unauthorized".into());
+    let Some(creds) = creds.filter(|c| !c.is_empty()) else {
+        return unauthorized();
+    };
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
+    let user = if scheme.eq_ignore_ascii_case("basic") {
+        basic_credentials(value).map(|(u, _)| u)
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        token::verify(&creds, value)
+    } else {
+        None
+    };
+    match user.and_then(|u| creds.get(&u).map(|p| token::issue(&u, p))) {
+        Some(t) => Json(serde_json::json!({ "token": t })).into_response(),
+        None => unauthorized(),
+    }
 }
 
 /// Whether `user:password` is one of `creds`, compared in constant time (every pair is
@@ -430,7 +470,12 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/monitor/metrics/{name}", get(metrics))
         .route("/health/alerts", get(alerts))
         .fallback(not_found)
-        .with_state(cluster);
+        .with_state(cluster)
+        .merge(
+            Router::new()
+                .route("/token", post(new_token))
+                .with_state(cfg.basic_auth_credentials.clone()),
+        );
     if let Some(creds) = cfg.basic_auth_credentials.clone().filter(|c| !c.is_empty()) {
         r = r.layer(middleware::from_fn_with_state(creds, basic_auth));
     }

@@ -699,3 +699,54 @@ async fn ten_thousand_hostile_requests_cause_no_5xx_no_panic_and_no_change() {
     );
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_token_from_post_token_works_as_bearer_auth() {
+    let a = api(|c| {
+        c.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([(
+            "alice".to_string(),
+            "a-secret".to_string(),
+        )]));
+    })
+    .await;
+    let url = |p: &str| format!("{}{p}", a.base);
+    let resp = a.http.post(url("/token")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "no token without credentials");
+    let resp = a
+        .http
+        .post(url("/token"))
+        .basic_auth("alice", Some("a-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let token = resp.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let with = |t: &str| a.http.get(url("/id")).bearer_auth(t.to_string()).send();
+    assert_eq!(with(&token).await.unwrap().status(), 200);
+    let resp = with("not.a.token").await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    // A token can ask for a new one, as in IPFS Cluster.
+    let again = a
+        .http
+        .post(url("/token"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn post_token_without_configured_credentials_is_401() {
+    let a = api(|_| {}).await;
+    assert_eq!(answer(&a, "POST", "/token").await.0, 401);
+    a.peer.shutdown().await;
+}
