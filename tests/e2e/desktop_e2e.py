@@ -118,6 +118,16 @@ def main():
     shot(driver, "overview")
     ok("first run starts a new cluster and its IPFS node")
 
+    # The secret is in the OS keyring (a real Secret Service), not in a file, and the
+    # overview says so.
+    folder = os.environ["IPFS_CLUSTER_PATH"]
+    assert not os.path.exists(os.path.join(folder, "secret")), "secret file next to the config"
+    assert "keyring" in text_of(driver, "#ov-secret"), text_of(driver, "#ov-secret")
+    stored = subprocess.run(["secret-tool", "lookup", "service", "ipfs-cluster-desktop",
+                             "username", folder], capture_output=True, text=True).stdout.strip()
+    assert len(stored) == 64 and "\"secret\"" not in open(os.path.join(folder, "service.json")).read(), stored
+    ok("the cluster secret is kept in the OS keyring (Secret Service)")
+
     # Pin a CID of real content through the Pins view.
     cid = ipfs_add(IPFS_API, f"e2e content {time.time()}".encode())
     click(driver, "button[data-view=pins]")

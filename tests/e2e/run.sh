@@ -45,7 +45,10 @@ export IPFS_API="127.0.0.1:$ipfs_port" REST_API="127.0.0.1:$rest_port"
 export APP="$root/target/debug/ipfs-cluster-desktop" BIN="$root/target/debug" WORK="$work"
 export WEBDRIVER="http://127.0.0.1:$driver_port"
 
+# A real Secret Service in the session (gnome-keyring, unlocked as a login would): the app
+# keeps its cluster secret there, and the test reads it back with secret-tool.
 dbus-run-session -- bash -c '
+  printf e2e-login | gnome-keyring-daemon --unlock --components=secrets >"$WORK/keyring.env"
   tauri-driver --port '"$driver_port"' >"$WORK/tauri-driver.log" 2>&1 &
   # The app logs to stderr; tauri-driver passes it through to its own log.
   python3 tests/e2e/desktop_e2e.py
