@@ -232,6 +232,11 @@ impl Peer {
         self.consensus.removed()
     }
 
+    /// Fires when Raft stopped for good on an error (see `RaftConsensus::stopped`).
+    pub fn stopped(&self) -> CancellationToken {
+        self.consensus.stopped()
+    }
+
     /// Stops every task this peer started, Raft among them, and waits until all have ended.
     pub async fn shutdown(&self) {
         self.tasks.shutdown().await;

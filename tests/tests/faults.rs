@@ -112,50 +112,68 @@ async fn kill_9_of_the_leader_a_follower_and_every_peer_during_pins_loses_no_ack
     let acked: Arc<Mutex<Vec<String>>> = Default::default();
     let per_phase = 340;
 
-    // 1. The leader dies a third of the way through.
-    let leader = c.leader_seen_by(0).await.unwrap();
-    let load = pin_load(&c, "leader killed", per_phase, acked.clone());
-    acked_at_least(&acked, per_phase / 3).await;
-    c.peers[leader].kill9();
-    let failed = load.await.unwrap();
-    eprintln!(
-        "leader killed: {} acknowledged, {failed} failed",
-        acked.lock().unwrap().len()
-    );
-    c.peers[leader].start(&[]).await.unwrap();
+    // SOAK_ROUNDS=N repeats the three crashes N times (a longer soak; CI runs one round).
+    let rounds: usize = std::env::var("SOAK_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for round in 0..rounds {
+        // 1. The leader dies a third of the way through.
+        let before = acked.lock().unwrap().len();
+        let leader = c.leader_seen_by(0).await.unwrap();
+        let load = pin_load(
+            &c,
+            &format!("leader killed {round}"),
+            per_phase,
+            acked.clone(),
+        );
+        acked_at_least(&acked, before + per_phase / 3).await;
+        c.peers[leader].kill9();
+        let failed = load.await.unwrap();
+        eprintln!(
+            "leader killed: {} acknowledged, {failed} failed",
+            acked.lock().unwrap().len()
+        );
+        c.peers[leader].start(&[]).await.unwrap();
 
-    // 2. A follower (of the new leader) dies the same way.
-    let before = acked.lock().unwrap().len();
-    let leader = c.leader_seen_by(leader).await.unwrap();
-    let follower = (leader + 1) % 3;
-    let load = pin_load(&c, "follower killed", per_phase, acked.clone());
-    acked_at_least(&acked, before + per_phase / 3).await;
-    c.peers[follower].kill9();
-    let failed = load.await.unwrap();
-    eprintln!(
-        "follower killed: {} acknowledged, {failed} failed",
-        acked.lock().unwrap().len()
-    );
-    c.peers[follower].start(&[]).await.unwrap();
+        // 2. A follower (of the new leader) dies the same way.
+        let before = acked.lock().unwrap().len();
+        let leader = c.leader_seen_by(leader).await.unwrap();
+        let follower = (leader + 1) % 3;
+        let load = pin_load(
+            &c,
+            &format!("follower killed {round}"),
+            per_phase,
+            acked.clone(),
+        );
+        acked_at_least(&acked, before + per_phase / 3).await;
+        c.peers[follower].kill9();
+        let failed = load.await.unwrap();
+        eprintln!(
+            "follower killed: {} acknowledged, {failed} failed",
+            acked.lock().unwrap().len()
+        );
+        c.peers[follower].start(&[]).await.unwrap();
 
-    // 3. Every peer dies at once (a power cut), then all come back.
-    let before = acked.lock().unwrap().len();
-    let load = pin_load(&c, "all killed", per_phase, acked.clone());
-    acked_at_least(&acked, before + per_phase / 3).await;
-    for p in c.peers.iter_mut() {
-        p.kill9();
-    }
-    let failed = load.await.unwrap();
-    eprintln!(
-        "all killed: {} acknowledged, {failed} failed",
-        acked.lock().unwrap().len()
-    );
-    // None is ready alone (no quorum): start all, then wait for each.
-    for p in c.peers.iter_mut() {
-        p.spawn(&[]).unwrap();
-    }
-    for p in c.peers.iter_mut() {
-        p.wait_ready().await.unwrap();
+        // 3. Every peer dies at once (a power cut), then all come back.
+        let before = acked.lock().unwrap().len();
+        let load = pin_load(&c, &format!("all killed {round}"), per_phase, acked.clone());
+        acked_at_least(&acked, before + per_phase / 3).await;
+        for p in c.peers.iter_mut() {
+            p.kill9();
+        }
+        let failed = load.await.unwrap();
+        eprintln!(
+            "all killed: {} acknowledged, {failed} failed",
+            acked.lock().unwrap().len()
+        );
+        // None is ready alone (no quorum): start all, then wait for each.
+        for p in c.peers.iter_mut() {
+            p.spawn(&[]).unwrap();
+        }
+        for p in c.peers.iter_mut() {
+            p.wait_ready().await.unwrap();
+        }
     }
 
     let acked: BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
@@ -361,11 +379,18 @@ async fn a_full_disk_during_pins_loses_no_acknowledged_pin_and_the_peer_goes_on_
     }
     assert!(refusal.to_lowercase().contains("full"), "{refusal}");
 
-    // Space again: restarted, the peer has every acknowledged pin and takes writes.
-    disk.resize("64m");
     // Raft stopped for good on the failed write (openraft's rule for storage errors): the
-    // peer needs a restart once there is room.
-    peer.stop();
+    // daemon does not run on without a consensus, it exits saying why.
+    let clean = peer.wait_exit().await.unwrap();
+    assert!(!clean, "exit status says it failed");
+    assert!(
+        peer.current_log().contains("Raft stopped"),
+        "{}",
+        peer.current_log()
+    );
+
+    // Space again: started again, the peer has every acknowledged pin and takes writes.
+    disk.resize("64m");
     peer.start(&[]).await.unwrap();
     holds_every_acknowledged_pin(&peer, &acked, "the peer").await;
     let cid = identity_cid("after the disk had room again");

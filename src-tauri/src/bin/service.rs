@@ -266,10 +266,18 @@ async fn daemon(
         _ = tokio::signal::ctrl_c() => { peer.shutdown().await; return Ok(()); }
         _ = term.recv() => { peer.shutdown().await; return Ok(()); }
     }
+    let stopped = peer.stopped();
     let was_removed = tokio::select! {
         _ = tokio::signal::ctrl_c() => false,
         _ = term.recv() => false,
         _ = removed.cancelled() => true,
+        _ = stopped.cancelled() => {
+            peer.shutdown().await;
+            anyhow::bail!(
+                "Raft stopped after a storage error (see the log above; a full disk?): \
+                 start the peer again once it is fixed"
+            );
+        }
     };
     tracing::info!("shutting down");
     peer.shutdown().await;

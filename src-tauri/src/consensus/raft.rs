@@ -106,6 +106,9 @@ pub struct RaftConsensus {
     pool: sqlx::SqlitePool,
     /// Cancelled when this peer learns it was removed from the cluster.
     removed: CancellationToken,
+    /// Cancelled when Raft stopped for good on an error (a storage write that failed: a full
+    /// disk); see [`RaftConsensus::stopped`].
+    stopped: CancellationToken,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -197,6 +200,8 @@ impl RaftConsensus {
             ready_tx,
         ));
         tasks.spawn(watch_removal(raft.metrics(), me, removed.clone()));
+        let stopped = CancellationToken::new();
+        tasks.spawn(watch_fatal(raft.metrics(), stopped.clone()));
         // Raft stops with the peer's other tasks, so shutdown (or a failed start) awaits it;
         // then the write-ahead log is folded into the database, which a stopped peer leaves
         // as one self-contained file (and the start's damage check can read whole).
@@ -223,6 +228,7 @@ impl RaftConsensus {
             tasks: tasks.clone(),
             pool,
             removed,
+            stopped,
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {
@@ -298,6 +304,13 @@ impl RaftConsensus {
     /// Fires when this peer has been removed from the cluster.
     pub fn removed(&self) -> CancellationToken {
         self.removed.clone()
+    }
+
+    /// Fires when Raft stopped for good on an error (openraft stops at any storage error,
+    /// such as a full disk): this peer can neither commit nor follow until it is restarted,
+    /// so the daemon exits and says why rather than run on without a consensus.
+    pub fn stopped(&self) -> CancellationToken {
+        self.stopped.clone()
     }
 
     #[cfg(test)]
@@ -398,6 +411,23 @@ async fn watch_ready(
                 let _ = ready.send(true);
                 return;
             }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Fires `stopped` when Raft reports that it stopped on an error.
+async fn watch_fatal(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    stopped: CancellationToken,
+) {
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            tracing::error!("Raft stopped: {fatal}; restart this peer once the cause is fixed");
+            stopped.cancel();
+            return;
         }
         if metrics.changed().await.is_err() {
             return;
