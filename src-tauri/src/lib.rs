@@ -18,6 +18,8 @@ pub mod config;
 pub mod consensus;
 pub mod desktop;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod global_status;
 #[cfg(test)]
 mod hostile_input;
