@@ -43,6 +43,18 @@ pub struct SnapshotFile {
     file: File,
 }
 
+/// A new, empty file at `path` that only its owner can read (a snapshot is the pinset).
+async fn create_private(path: &std::path::Path) -> std::io::Result<File> {
+    tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .await
+}
+
 impl SnapshotFile {
     pub async fn open(path: PathBuf) -> std::io::Result<SnapshotFile> {
         let file = File::open(&path).await?;
@@ -51,14 +63,7 @@ impl SnapshotFile {
 
     /// A new, empty file to receive a snapshot into.
     pub async fn create(path: PathBuf) -> std::io::Result<SnapshotFile> {
-        let file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .await?;
+        let file = create_private(&path).await?;
         Ok(SnapshotFile { path, file })
     }
 
@@ -143,14 +148,7 @@ pub struct Writer {
 
 impl Writer {
     pub async fn create(path: PathBuf) -> std::io::Result<Writer> {
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .await?;
-        let mut file = BufWriter::new(file);
+        let mut file = BufWriter::new(create_private(&path).await?);
         file.write_all(MAGIC).await?;
         let out = ZstdEncoder::with_quality_and_params(
             file,

@@ -46,6 +46,15 @@ async fn api(edit: impl FnOnce(&mut Config)) -> Api {
     }
 }
 
+/// [`api`] with basic auth for one user.
+async fn api_with_user(user: &str, password: &str) -> Api {
+    api(|c| {
+        c.api.restapi.0.basic_auth_credentials =
+            Some(BTreeMap::from([(user.to_string(), password.to_string())]));
+    })
+    .await
+}
+
 impl Api {
     /// `GET path` → its JSON body.
     async fn get_json(&self, path: &str) -> serde_json::Value {
@@ -132,13 +141,7 @@ async fn empty_streams_are_204_and_unknown_routes_are_json_404() {
 
 #[tokio::test]
 async fn basic_auth_is_enforced_when_configured() {
-    let a = api(|c| {
-        c.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([(
-            "alice".to_string(),
-            "secret".to_string(),
-        )]));
-    })
-    .await;
+    let a = api_with_user("alice", "secret").await;
     // Liveness stays open, as in IPFS Cluster (load balancers and monitors ask it).
     assert_eq!(answer(&a, "GET", "/health").await.0, 204);
     let url = format!("{}/id", a.base);
@@ -702,13 +705,7 @@ async fn ten_thousand_hostile_requests_cause_no_5xx_no_panic_and_no_change() {
 
 #[tokio::test]
 async fn a_token_from_post_token_works_as_bearer_auth() {
-    let a = api(|c| {
-        c.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([(
-            "alice".to_string(),
-            "a-secret".to_string(),
-        )]));
-    })
-    .await;
+    let a = api_with_user("alice", "a-secret").await;
     let url = |p: &str| format!("{}{p}", a.base);
     let resp = a.http.post(url("/token")).send().await.unwrap();
     assert_eq!(resp.status(), 401, "no token without credentials");
