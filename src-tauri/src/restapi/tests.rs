@@ -747,3 +747,31 @@ async fn post_token_without_configured_credentials_is_401() {
     assert_eq!(answer(&a, "POST", "/token").await.0, 401);
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_huge_body_is_never_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = api(|_| {}).await;
+    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr())
+        .await
+        .unwrap();
+    // Ten gigabytes announced, one megabyte sent: the answer must not wait for the rest.
+    let head = "GET /version HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n";
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+        .await
+        .expect("answered before the body was sent")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // And the server does not keep reading gigabytes: it closes the connection.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "the connection stayed open to read the body"
+    );
+    a.peer.shutdown().await;
+}
