@@ -56,7 +56,9 @@ function renderSnapshot(s) {
   $('ov-peer').title = id.id || '';
   $('ov-name').textContent = id.peername || '';
   $('ov-role').textContent = id.role || (s.running ? '…' : 'stopped');
-  $('ov-ready').textContent = s.running ? (s.ready ? 'ready' : 'starting…') : 'not running';
+  $('ov-ready').textContent = s.consensus_stopped
+    ? 'stopped after a storage error (disk full?): free space, then quit and start the app again'
+    : s.running ? (s.ready ? 'ready' : 'starting…') : 'not running';
   $('ov-leader').textContent = short(id.leader);
   const ipfs = s.ipfs || {};
   const ipfsOk = id.ipfs && !id.ipfs.error;

@@ -96,6 +96,8 @@ pub struct Snapshot {
     pub pins: Option<u64>,
     /// Operations queued or running on this peer.
     pub queued: usize,
+    /// Raft stopped for good on a storage error (a full disk): the peer must be restarted.
+    pub consensus_stopped: bool,
 }
 
 /// What the pins view asks for: pins whose CID or name contains `search` (any case) and
@@ -219,17 +221,19 @@ impl Desktop {
             Some(p) => self.pin_count(p).await,
             None => None,
         };
+        let stopped = peer.as_ref().is_some_and(|p| p.stopped().is_cancelled());
         Snapshot {
             folder: self.folder.display().to_string(),
             configured: self.is_configured(),
             running: peer.is_some(),
-            ready: peer.as_ref().is_some_and(|p| p.is_ready()),
+            ready: peer.as_ref().is_some_and(|p| p.is_ready()) && !stopped,
             paused: peer.as_ref().is_some_and(|p| p.cluster().is_paused()),
             id,
             ipfs: self.ipfs.lock().unwrap().clone(),
             secret_location: self.secret_location(),
             pins,
             queued: peer.as_ref().map_or(0, |p| p.cluster().queue_len()),
+            consensus_stopped: stopped,
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
         }
     }

@@ -267,3 +267,64 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
     d.stop().await;
     drop(crate::config::lock_folder(dir.path()).expect("free once the app's peer stopped"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_overview_says_when_raft_stopped_on_a_full_disk() {
+    let kubo = FakeKubo::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = desktop(dir.path(), &kubo);
+    d.new_cluster().await.unwrap();
+    d.stop().await;
+    // Raft's folder on a small disk (tmpfs; the tests run as root), then fill it with pins.
+    let raft = dir.path().join("raft");
+    let moved = dir.path().join("raft.saved");
+    std::fs::rename(&raft, &moved).unwrap();
+    std::fs::create_dir(&raft).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&raft)
+        .status()
+        .unwrap();
+    assert!(mount.success(), "mount a tmpfs (needs root)");
+    let _unmount = scopeguard(&raft);
+    for entry in std::fs::read_dir(&moved).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), raft.join(entry.file_name())).unwrap();
+        }
+    }
+    let s = d.start(Default::default()).await.unwrap();
+    assert!(s.ready && !s.consensus_stopped, "{s:?}");
+    for n in 0..100_000 {
+        if d.pin(&test_cid(50_000 + n).to_string(), "", None)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let s = loop {
+        let s = d.snapshot().await;
+        if s.consensus_stopped || std::time::Instant::now() > end {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(s.consensus_stopped && !s.ready, "{s:?}");
+    d.stop().await;
+}
+
+/// Unmounts `path` when dropped.
+fn scopeguard(path: &Path) -> impl Drop {
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    Unmount(path.to_path_buf())
+}
