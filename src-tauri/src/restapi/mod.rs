@@ -102,9 +102,14 @@ where
     // frame per line cost more than producing the line. A slow stream still sends each line
     // as soon as it exists.
     let mut batches = items.ready_chunks(256);
+    let trailer = |value: HeaderValue| {
+        let mut trailers = HeaderMap::new();
+        trailers.insert(HeaderName::from_static(STREAM_ERROR), value);
+        Frame::trailers(trailers)
+    };
     let frames = async_stream::stream! {
         yield Ok::<_, Infallible>(Frame::data(first_line));
-        'outer: while let Some(batch) = batches.next().await {
+        while let Some(batch) = batches.next().await {
             let mut buf = Vec::new();
             for item in batch {
                 match item {
@@ -116,17 +121,17 @@ where
                         if !buf.is_empty() {
                             yield Ok(Frame::data(Bytes::from(std::mem::take(&mut buf))));
                         }
-                        let mut trailers = HeaderMap::new();
                         let msg = HeaderValue::from_str(&e.to_string().replace(['\r', '\n'], " "))
                             .unwrap_or_else(|_| HeaderValue::from_static("stream error"));
-                        trailers.insert(HeaderName::from_static(STREAM_ERROR), msg);
-                        yield Ok(Frame::trailers(trailers));
-                        break 'outer;
+                        yield Ok(trailer(msg));
+                        return;
                     }
                 }
             }
             yield Ok(Frame::data(Bytes::from(buf)));
         }
+        // As IPFS Cluster: the trailer always comes, empty when all went well.
+        yield Ok(trailer(HeaderValue::from_static("")));
     };
     let mut resp = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
     let h = resp.headers_mut();

@@ -303,6 +303,21 @@ async fn a_stream_sends_every_line_before_an_error_and_the_error_in_the_trailer(
     assert_eq!(trailers["x-stream-error"], "the store went away");
 }
 
+#[tokio::test]
+async fn a_stream_that_ends_well_still_has_an_empty_error_trailer() {
+    use http_body_util::BodyExt;
+    // As IPFS Cluster: clients (browsers in particular) expect the trailer always.
+    let items: Vec<crate::error::Result<u32>> = (1..=600).map(Ok).collect();
+    let resp = super::ndjson(futures::stream::iter(items)).await;
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("a trailer");
+    assert_eq!(trailers["x-stream-error"], "");
+    assert_eq!(
+        collected.to_bytes().iter().filter(|b| **b == b'\n').count(),
+        600
+    );
+}
+
 /// What a web page can make a browser send: `method path` with these headers, no credentials.
 async fn from_page(a: &Api, method: &str, path: &str, headers: &[(&str, &str)]) -> u16 {
     let mut req = a
