@@ -253,7 +253,8 @@ impl Client {
 
     pub async fn status_local(&self, cid: &str) -> Result<PinInfo> {
         let q = [("local".to_string(), "true".to_string())];
-        self.json(Method::GET, &format!("/pins/{cid}"), &q).await
+        let g: GlobalPinInfo = self.json(Method::GET, &format!("/pins/{cid}"), &q).await?;
+        local_of(g)
     }
 
     pub async fn status_all(&self, filter: &str, cids: &[String]) -> Result<Vec<GlobalPinInfo>> {
@@ -269,7 +270,8 @@ impl Client {
             ("filter".to_string(), filter.to_string()),
             ("local".to_string(), "true".to_string()),
         ];
-        self.stream(Method::GET, "/pins", &q).await
+        let all: Vec<GlobalPinInfo> = self.stream(Method::GET, "/pins", &q).await?;
+        all.into_iter().map(local_of).collect()
     }
 
     pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {
@@ -279,13 +281,21 @@ impl Client {
 
     pub async fn recover_local(&self, cid: &str) -> Result<PinInfo> {
         let q = [("local".to_string(), "true".to_string())];
-        self.json(Method::POST, &format!("/pins/{cid}/recover"), &q)
-            .await
+        let g: GlobalPinInfo = self
+            .json(Method::POST, &format!("/pins/{cid}/recover"), &q)
+            .await?;
+        local_of(g)
     }
 
     pub async fn recover_all(&self) -> Result<Vec<GlobalPinInfo>> {
         self.stream(Method::POST, "/pins/recover", &[]).await
     }
+}
+
+/// This peer's PinInfo from a `local=true` answer (a GlobalPinInfo with this peer alone).
+fn local_of(g: GlobalPinInfo) -> Result<PinInfo> {
+    g.into_local()
+        .ok_or_else(|| ClientError::Decode("a local status without its peer".into()))
 }
 
 #[cfg(test)]

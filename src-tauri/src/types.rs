@@ -474,6 +474,16 @@ impl GlobalPinInfo {
             peer_map: BTreeMap::from([(info.peer, info.info)]),
         }
     }
+
+    /// The one peer's PinInfo of a `local=true` answer (the first, should there be more).
+    pub fn into_local(self) -> Option<PinInfo> {
+        let (peer, info) = self.peer_map.into_iter().next()?;
+        Some(PinInfo {
+            pin: self.pin,
+            peer,
+            info,
+        })
+    }
 }
 
 /// A peer's raft role (this project's addition to ID; ignored by older clients).

@@ -29,7 +29,9 @@ use crate::cluster::Cluster;
 use crate::config::HttpApiConfig;
 use crate::error::{Error, ErrorKind};
 use crate::tasks::Tasks;
-use crate::types::{Alert, ApiError, Cid, Metric, PeerRole, Version, VERSION};
+use crate::types::{
+    Alert, ApiError, Cid, GlobalPinInfo, Metric, PeerRole, PinInfo, Version, VERSION,
+};
 pub use params::Params;
 
 /// An [`Error`] as an HTTP response: `{"code", "message"}` with SPEC §4's statuses.
@@ -155,31 +157,29 @@ fn parse_cid(s: &str) -> Result<Cid, HttpError> {
 }
 
 /// `?local=true`: this peer's own answer, else the whole cluster's. Only the chosen future
-/// runs.
-async fn one<L: Serialize, G: Serialize>(
+/// runs. Either way a GlobalPinInfo, as IPFS Cluster answers: a local one has this peer alone
+/// in its `peer_map`.
+async fn one(
     q: &Params,
-    local: impl Future<Output = L>,
-    global: impl Future<Output = G>,
+    local: impl Future<Output = PinInfo>,
+    global: impl Future<Output = GlobalPinInfo>,
 ) -> ApiResult<Response> {
     Ok(if q.local()? {
-        Json(local.await).into_response()
+        Json(GlobalPinInfo::from_local(local.await)).into_response()
     } else {
         Json(global.await).into_response()
     })
 }
 
 /// [`one`] for streams.
-async fn many<L, G>(
+async fn many(
     q: &Params,
-    local: impl Future<Output = Vec<L>>,
-    global: impl Future<Output = Vec<G>>,
-) -> ApiResult<Response>
-where
-    L: Serialize + Send + 'static,
-    G: Serialize + Send + 'static,
-{
+    local: impl Future<Output = Vec<PinInfo>>,
+    global: impl Future<Output = Vec<GlobalPinInfo>>,
+) -> ApiResult<Response> {
     Ok(if q.local()? {
-        ndjson(stream_vec(local.await)).await
+        let infos = local.await.into_iter().map(GlobalPinInfo::from_local);
+        ndjson(stream_vec(infos.collect())).await
     } else {
         ndjson(stream_vec(global.await)).await
     })
@@ -274,7 +274,8 @@ async fn status_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> 
     let cids = q.cids()?;
     // Both stream: a listing of millions of pins is sent as it is produced.
     Ok(if q.local()? {
-        ndjson(c.status_all_local(&filter, &cids).map(Ok)).await
+        let local = c.status_all_local(&filter, &cids);
+        ndjson(local.map(|i| Ok(GlobalPinInfo::from_local(i)))).await
     } else {
         ndjson(c.status_all(&filter, &cids).map(Ok)).await
     })

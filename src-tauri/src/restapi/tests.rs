@@ -790,3 +790,48 @@ async fn a_huge_body_is_never_read_whole() {
     );
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn local_answers_are_global_pin_infos_with_this_peer_alone() {
+    let a = api(|_| {}).await;
+    let cid = test_cid(81);
+    assert_eq!(answer(&a, "POST", &format!("/pins/{cid}")).await.0, 200);
+    let me = a.peer.cluster().me().peer_id.clone();
+    let check = |v: &serde_json::Value| {
+        assert_eq!(v["cid"], cid.to_string(), "{v}");
+        assert!(v.get("peer").is_none(), "PinInfo's peer field: {v}");
+        let map = v["peer_map"].as_object().expect("a peer_map");
+        assert_eq!(map.keys().collect::<Vec<_>>(), vec![&me], "{v}");
+    };
+    check(&a.get_json(&format!("/pins/{cid}?local=true")).await);
+    let stream = a
+        .http
+        .get(format!("{}/pins?local=true", a.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stream
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    check(&lines[0]);
+    let recovered: serde_json::Value = a
+        .http
+        .post(format!("{}/pins/{cid}/recover?local=true", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    check(&recovered);
+    // The client (and so ipfs-cluster-ctl) still hands this peer's PinInfo to its callers.
+    let client = crate::client::Client::new(&a.base, None, Duration::from_secs(5)).unwrap();
+    let info = client.status_local(&cid.to_string()).await.unwrap();
+    assert_eq!(info.peer, me);
+    a.peer.shutdown().await;
+}
