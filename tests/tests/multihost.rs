@@ -285,13 +285,11 @@ fn pinset_seen_by(peer: &Peer) -> Vec<String> {
     let out = peer.ctl(&["--enc", "json", "pin", "ls"]);
     assert!(out.status.success(), "pin ls: {}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let items: Vec<serde_json::Value> = match serde_json::from_str(&stdout) {
-        Ok(serde_json::Value::Array(a)) => a,
-        _ => stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect(),
-    };
+    // One JSON object after another, as IPFS Cluster's ctl prints lists.
+    let items: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("pin ls output: {e}: {stdout}"));
     let mut cids: Vec<String> = items
         .iter()
         .filter_map(|p| {

@@ -44,7 +44,10 @@ async fn ctl_pin_add_pins_in_real_ipfs_and_pin_rm_removes_it() {
 
     let out = peer.ctl(&["--enc", "json", "pin", "ls"]);
     assert!(out.status.success(), "{}", text(&out));
-    let pins: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let pins: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0]["cid"], cid.as_str());
     assert_eq!(pins[0]["name"], "hello");
@@ -424,4 +427,33 @@ async fn ctl_on_the_same_machine_uses_the_peers_credential_without_being_told() 
     let elsewhere = ctl(dir.path());
     assert!(!elsewhere.status.success(), "{}", text(&elsewhere));
     assert!(text(&elsewhere).contains("401"), "{}", text(&elsewhere));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_json_lists_print_one_object_per_item_as_ipfs_cluster_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    let client = peer.client();
+    for tag in ["json list a", "json list b"] {
+        client
+            .pin(&identity_cid(tag), &PinOptions::default())
+            .await
+            .unwrap();
+    }
+    let out = peer.ctl(&["--enc", "json", "pin", "ls"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        stdout.trim_start().starts_with('{'),
+        "objects, not an array: {stdout}"
+    );
+    // What `| jq .cid` reads: JSON values one after another.
+    let items: Vec<Value> = serde_json::Deserializer::from_str(&stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(items.len(), 2, "{stdout}");
+    assert!(items.iter().all(|p| p["cid"].is_string()), "{stdout}");
 }

@@ -150,9 +150,24 @@ enum PinCmd {
     },
 }
 
+/// Prints `v` as text or, with `--enc json`, as IPFS Cluster's ctl does: a list as one JSON
+/// object after another (what `| jq .cid` reads), anything else as one object.
 fn print<T: Serialize>(enc: Enc, v: &T, text: impl FnOnce(&T) -> String) {
     match enc {
-        Enc::Json => println!("{}", serde_json::to_string_pretty(v).expect("serializes")),
+        Enc::Json => match serde_json::to_value(v).expect("serializes") {
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&item).expect("serializes")
+                    );
+                }
+            }
+            one => println!(
+                "{}",
+                serde_json::to_string_pretty(&one).expect("serializes")
+            ),
+        },
         Enc::Text => print!("{}", text(v)),
     }
 }
