@@ -457,3 +457,24 @@ async fn ctl_json_lists_print_one_object_per_item_as_ipfs_cluster_does() {
     assert_eq!(items.len(), 2, "{stdout}");
     assert!(items.iter().all(|p| p["cid"].is_string()), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_exits_2_when_the_peer_answers_an_error_and_1_when_the_call_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    // As IPFS Cluster's ctl: 2 for an error answer, 1 for a call that did not happen.
+    let answered = peer.ctl(&["status", "not-a-cid"]);
+    assert_eq!(answered.status.code(), Some(2), "{}", text(&answered));
+    assert!(
+        text(&answered).contains("An error occurred"),
+        "{}",
+        text(&answered)
+    );
+    let unreachable = std::process::Command::new(bin("ipfs-cluster-ctl"))
+        .args(["--host", &format!("127.0.0.1:{}", free_port()), "id"])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(1), "{}", text(&unreachable));
+}

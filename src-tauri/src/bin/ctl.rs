@@ -339,7 +339,12 @@ async fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
         eprintln!("An error occurred:\n Error: {e:#}");
-        std::process::exit(1);
+        // As IPFS Cluster's ctl: 2 when the peer answered with an error, 1 when the call
+        // itself failed (unreachable, bad arguments).
+        let answered = e
+            .downcast_ref::<ipfs_cluster::client::ClientError>()
+            .is_some_and(|c| c.code().is_some());
+        std::process::exit(if answered { 2 } else { 1 });
     }
 }
 
