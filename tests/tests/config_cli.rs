@@ -27,6 +27,16 @@ fn bare_invocation_prints_help_and_version_prints_the_version() {
 }
 
 #[test]
+fn ctl_pin_ls_lists_every_pin_type_by_default_as_ipfs_cluster() {
+    let out = std::process::Command::new(bin("ipfs-cluster-ctl"))
+        .args(["pin", "ls", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: all]"), "{help}");
+}
+
+#[test]
 fn init_writes_every_section_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     init(dir.path());

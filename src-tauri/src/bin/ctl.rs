@@ -144,8 +144,8 @@ enum PinCmd {
     /// Lists the pinset (or one pin).
     Ls {
         cid: Option<String>,
-        /// Pin types: pin, meta-pin, clusterdag-pin, shard-pin or all.
-        #[arg(long, default_value = "pin")]
+        /// Pin types, comma-separated: pin, meta-pin, clusterdag-pin, shard-pin or all.
+        #[arg(long, default_value = "all")]
         filter: String,
     },
 }
