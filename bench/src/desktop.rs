@@ -191,7 +191,7 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
         anyhow::ensure!(out.status.success(), "init: {}", text(&out));
         let out = service(
             &folder,
-            &["state", "import", "--force", "-f", import.to_str().unwrap()],
+            &["state", "import", "--force", import.to_str().unwrap()],
         );
         anyhow::ensure!(out.status.success(), "import: {}", text(&out));
 

@@ -281,7 +281,7 @@ async fn pinset_figures(report: &mut Report, n: usize) -> Result<()> {
     write_import(&file, n)?;
     let out = service(
         &c.peers[0].dir,
-        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+        &["state", "import", "--force", file.to_str().unwrap()],
     );
     anyhow::ensure!(out.status.success(), "import: {}", text(&out));
     let label = |what: &str| format!("{what} ({n} pins)");

@@ -376,7 +376,7 @@ async fn a_peer_that_joins_after_a_state_import_receives_the_imported_pinset() {
     std::fs::write(&file, lines).unwrap();
     let out = service(
         &c.peers[0].dir,
-        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+        &["state", "import", "--force", file.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", text(&out));
     c.peers[0].start(&[]).await.unwrap();

@@ -58,7 +58,7 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
     }
     let out = service(
         &c.peers[0].dir,
-        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+        &["state", "import", "--force", file.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", text(&out));
     c.peers[0].start(&[]).await.unwrap();

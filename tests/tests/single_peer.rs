@@ -312,13 +312,7 @@ async fn state_export_and_import_move_a_pinset() {
     std::fs::write(&garbage, "{\"cid\": 1}\n").unwrap();
     let out = service(
         &peer.dir,
-        &[
-            "state",
-            "import",
-            "--force",
-            "-f",
-            garbage.to_str().unwrap(),
-        ],
+        &["state", "import", "--force", garbage.to_str().unwrap()],
     );
     assert!(!out.status.success());
     assert!(
@@ -330,7 +324,8 @@ async fn state_export_and_import_move_a_pinset() {
     let mut other = Peer::init(&dir.path().join("other"), &ipfs, |_| {}).unwrap();
     let out = service(
         &other.dir,
-        &["state", "import", "--force", "-f", file.to_str().unwrap()],
+        // IPFS Cluster's form: the file positional, -f to skip the confirmation.
+        &["state", "import", "-f", file.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", text(&out));
     other.start(&[]).await.unwrap();

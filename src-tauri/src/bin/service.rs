@@ -63,11 +63,14 @@ enum StateCmd {
     },
     /// Replaces the pinset with one from `state export` (run it on every peer).
     Import {
-        /// Input file (default: standard input).
-        #[arg(short, long)]
+        /// Input file (default: standard input), as IPFS Cluster takes it.
+        #[arg(value_name = "FILE")]
+        path: Option<PathBuf>,
+        /// The input file, as earlier versions of this program took it.
+        #[arg(long = "file", hide = true, conflicts_with = "path")]
         file: Option<PathBuf>,
         /// Does not ask for confirmation.
-        #[arg(long)]
+        #[arg(short, long)]
         force: bool,
     },
     /// Deletes the peer's Raft state (after backing it up).
@@ -185,7 +188,8 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             }
             .map_err(anyhow::Error::msg)?;
         }
-        Cmd::State(StateCmd::Import { file, force }) => {
+        Cmd::State(StateCmd::Import { path, file, force }) => {
+            let file = path.or(file);
             let (cfg, _) = load(folder)?;
             let _lock = lock_folder(folder)?;
             let staged = match &file {
