@@ -473,3 +473,15 @@ async fn ctl_exits_2_when_the_peer_answers_an_error_and_1_when_the_call_fails() 
         .unwrap();
     assert_eq!(unreachable.status.code(), Some(1), "{}", text(&unreachable));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_level_comes_from_ipfs_cluster_log_level_as_in_ipfs_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start_env(&[], &[("IPFS_CLUSTER_LOG_LEVEL", "debug")])
+        .await
+        .unwrap();
+    let log = peer.current_log();
+    assert!(log.contains(" DEBUG "), "no debug lines:\n{log}");
+}

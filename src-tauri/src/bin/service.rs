@@ -20,7 +20,13 @@ struct Cli {
     #[arg(short, long, global = true)]
     config: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
-    #[arg(short = 'l', long, global = true, default_value = "info")]
+    #[arg(
+        short = 'l',
+        long,
+        global = true,
+        default_value = "info",
+        env = "IPFS_CLUSTER_LOG_LEVEL"
+    )]
     loglevel: String,
     /// Shortcut for --loglevel debug.
     #[arg(short, long, global = true)]
