@@ -485,3 +485,18 @@ async fn the_log_level_comes_from_ipfs_cluster_log_level_as_in_ipfs_cluster() {
     let log = peer.current_log();
     assert!(log.contains(" DEBUG "), "no debug lines:\n{log}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_wait_timeouts_take_go_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    let cid = identity_cid("waited for a minute at most");
+    let out = peer.ctl(&["pin", "add", &cid, "--wait", "--wait-timeout", "1m"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = peer.ctl(&["pin", "rm", &cid, "--wait", "--wait-timeout", "90"]);
+    assert!(out.status.success(), "seconds still work: {}", text(&out));
+    let out = peer.ctl(&["pin", "add", &cid, "--wait", "--wait-timeout", "soon"]);
+    assert!(!out.status.success(), "{}", text(&out));
+}

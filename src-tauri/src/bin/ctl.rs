@@ -105,9 +105,21 @@ struct WaitArgs {
     /// Waits until the operation is done on every allocated peer.
     #[arg(short, long)]
     wait: bool,
-    /// Gives up waiting after this many seconds (0 = no limit).
-    #[arg(long, default_value_t = 0)]
-    wait_timeout: u64,
+    /// Gives up waiting after this long: a Go duration (`1m`, `30s`) or seconds (0 = no
+    /// limit).
+    #[arg(long, alias = "wt", default_value = "0", value_parser = parse_wait)]
+    wait_timeout: Duration,
+}
+
+/// A wait timeout as IPFS Cluster's ctl takes it (a Go duration), or bare seconds.
+fn parse_wait(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => s
+            .parse::<ipfs_cluster::config::GoDuration>()
+            .map(|d| d.get())
+            .map_err(|e| format!("{e} (a duration such as 90s, 1m or 1h30m)")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -312,8 +324,7 @@ async fn wait_for(
     args: &WaitArgs,
     done: impl Fn(TrackerStatus) -> bool,
 ) -> anyhow::Result<GlobalPinInfo> {
-    let deadline =
-        (args.wait_timeout > 0).then(|| Instant::now() + Duration::from_secs(args.wait_timeout));
+    let deadline = (!args.wait_timeout.is_zero()).then(|| Instant::now() + args.wait_timeout);
     loop {
         let st = client.status(cid).await?;
         let relevant: Vec<_> = st
@@ -328,7 +339,7 @@ async fn wait_for(
             return Ok(st);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            bail!("{cid}: still not done after {}s", args.wait_timeout);
+            bail!("{cid}: still not done after {:?}", args.wait_timeout);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
