@@ -324,7 +324,7 @@ async fn a_partitioned_leader_refuses_writes_the_majority_goes_on_and_all_agree_
     .unwrap();
     assert!(majority.contains(&fresh));
     let committed = c.ipfs[majority[0]].add(&unique("majority")).await.unwrap();
-    let out = c.peers[majority[1]].ctl(&["pin", "add", &committed]);
+    let out = c.peers[majority[1]].ctl(&["pin", "add", &committed, "--no-status"]);
     assert!(out.status.success(), "majority write: {}", text(&out));
 
     // The old leader, alone, refuses a write with an error that says why.

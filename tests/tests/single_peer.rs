@@ -500,3 +500,38 @@ async fn ctl_wait_timeouts_take_go_durations() {
     let out = peer.ctl(&["pin", "add", &cid, "--wait", "--wait-timeout", "soon"]);
     assert!(!out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_pin_add_prints_the_status_unless_told_no_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    let json = |out: &std::process::Output| -> Value {
+        assert!(out.status.success(), "{}", text(out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let status = json(&peer.ctl(&["--enc", "json", "pin", "add", &identity_cid("status after")]));
+    assert!(status["peer_map"].is_object(), "{status}");
+    let pin = json(&peer.ctl(&[
+        "--enc",
+        "json",
+        "pin",
+        "add",
+        &identity_cid("no status"),
+        "--no-status",
+    ]));
+    assert!(
+        pin.get("peer_map").is_none() && pin["cid"].is_string(),
+        "{pin}"
+    );
+    let removed = json(&peer.ctl(&[
+        "--enc",
+        "json",
+        "pin",
+        "rm",
+        &identity_cid("no status"),
+        "--ns",
+    ]));
+    assert!(removed["cid"].is_string(), "{removed}");
+}

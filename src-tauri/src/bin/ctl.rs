@@ -105,6 +105,9 @@ struct WaitArgs {
     /// Waits until the operation is done on every allocated peer.
     #[arg(short, long)]
     wait: bool,
+    /// Prints the pin instead of its status afterwards (faster, quieter).
+    #[arg(long = "no-status", alias = "ns")]
+    no_status: bool,
     /// Gives up waiting after this long: a Go duration (`1m`, `30s`) or seconds (0 = no
     /// limit).
     #[arg(long, alias = "wt", default_value = "0", value_parser = parse_wait)]
@@ -345,6 +348,27 @@ async fn wait_for(
     }
 }
 
+/// What `pin add`/`pin rm` print, as IPFS Cluster's ctl: the status once done (`--wait`),
+/// else the status now, or the pin itself with `--no-status`.
+async fn report(
+    client: &Client,
+    enc: Enc,
+    pin: Pin,
+    wait: &WaitArgs,
+    target: TrackerStatus,
+) -> anyhow::Result<()> {
+    let cid = pin.cid.to_string();
+    if wait.wait {
+        let st = wait_for(client, &cid, wait, |s| s == target).await?;
+        print(enc, &st, global_text);
+    } else if wait.no_status {
+        print(enc, &pin, pin_text);
+    } else {
+        print(enc, &client.status(&cid).await?, global_text);
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -454,27 +478,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let pin = client.pin(&cid, &opts).await?;
-            if wait.wait {
-                let st = wait_for(&client, &pin.cid.to_string(), &wait, |s| {
-                    s == TrackerStatus::Pinned
-                })
-                .await?;
-                print(enc, &st, global_text);
-            } else {
-                print(enc, &pin, pin_text);
-            }
+            report(&client, enc, pin, &wait, TrackerStatus::Pinned).await?;
         }
         Cmd::Pin(PinCmd::Rm { cid, wait }) => {
             let pin = client.unpin(&cid).await?;
-            if wait.wait {
-                let st = wait_for(&client, &pin.cid.to_string(), &wait, |s| {
-                    s == TrackerStatus::Unpinned
-                })
-                .await?;
-                print(enc, &st, global_text);
-            } else {
-                print(enc, &pin, pin_text);
-            }
+            report(&client, enc, pin, &wait, TrackerStatus::Unpinned).await?;
         }
         Cmd::Pin(PinCmd::Ls { cid, filter }) => match cid {
             Some(c) => print(enc, &client.allocation(&c).await?, pin_text),
