@@ -78,12 +78,19 @@ fn init_writes_every_section_and_refuses_to_overwrite() {
         std::fs::read(dir.path().join("service.json")).unwrap(),
         before
     );
+    let identity_before = std::fs::read(dir.path().join("identity.json")).unwrap();
     let out = service(dir.path(), &["init", "--force"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_ne!(
         std::fs::read(dir.path().join("service.json")).unwrap(),
         before
     );
+    // As IPFS Cluster: --force rewrites the configuration and keeps the peer's identity.
+    assert_eq!(
+        std::fs::read(dir.path().join("identity.json")).unwrap(),
+        identity_before
+    );
+    assert!(text(&out).contains("kept"), "{}", text(&out));
 }
 
 /// Each broken config stops `daemon` with an error naming the key, and changes nothing.

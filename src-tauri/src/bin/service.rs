@@ -146,16 +146,19 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
     match cmd {
         Cmd::Version => println!("{}", ipfs_cluster::types::VERSION),
         Cmd::Init { force } => {
+            let id_path = folder.join(config::IDENTITY_FILE);
+            let existed = id_path.exists();
             let (_, id) = config::init(folder, force)?;
             println!(
                 "configuration written to {}",
                 folder.join(config::CONFIG_FILE).display()
             );
-            println!(
-                "new identity written to {} (peer id {})",
-                folder.join(config::IDENTITY_FILE).display(),
-                id.peer_id()
-            );
+            let what = if existed {
+                "identity kept"
+            } else {
+                "new identity written"
+            };
+            println!("{what}: {} (peer id {})", id_path.display(), id.peer_id());
         }
         Cmd::Daemon {
             bootstrap,

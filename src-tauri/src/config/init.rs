@@ -7,7 +7,8 @@ use super::files::{write_private, CONFIG_FILE, IDENTITY_FILE};
 use super::identity::Identity;
 use super::sections::Config;
 
-/// Writes a fresh `service.json` and `identity.json` into `folder`.
+/// Writes a fresh `service.json` and, unless one exists (with `force`), `identity.json` into
+/// `folder`.
 pub fn init(folder: &Path, force: bool) -> Result<(Config, Identity), ConfigError> {
     init_with(folder, force, Config::new_for_init(), true)
 }
@@ -43,7 +44,14 @@ fn init_with(
         move |source| ConfigError::Io { path, source }
     };
     super::files::create_private_dir(folder).map_err(io(folder))?;
-    let identity = Identity::generate();
+    // As IPFS Cluster: --force rewrites the configuration but keeps an existing identity
+    // (the peer id other peers know).
+    let kept = id_path.exists();
+    let identity = if kept {
+        Identity::load(&id_path)?
+    } else {
+        Identity::generate()
+    };
     let mut json = serde_json::to_value(&config).expect("config serializes");
     if !with_secret {
         json["cluster"]
@@ -53,6 +61,8 @@ fn init_with(
     }
     let text = serde_json::to_string_pretty(&json).expect("config serializes") + "\n";
     write_private(&cfg_path, text.as_bytes()).map_err(io(&cfg_path))?;
-    identity.save(&id_path).map_err(io(&id_path))?;
+    if !kept {
+        identity.save(&id_path).map_err(io(&id_path))?;
+    }
     Ok((config, identity))
 }
