@@ -49,6 +49,12 @@ impl Peer {
         identity: Identity,
         opts: StartOptions,
     ) -> Result<Peer> {
+        if !config.not_acted_on.is_empty() {
+            tracing::warn!(
+                "service.json: accepted but not acted on by this peer: {}",
+                config.not_acted_on.join(", ")
+            );
+        }
         let tasks = Tasks::new();
         let started = Peer::wire(folder, config, identity, opts, &tasks).await;
         if started.is_err() {

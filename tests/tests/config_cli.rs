@@ -216,3 +216,72 @@ async fn environment_overrides_and_cluster_path_apply_without_rewriting_the_conf
         text(&out)
     );
 }
+
+/// `service.json` files as IPFS Cluster v1.1's `init` writes them (copied from SPEC's fixtures).
+const FIXTURES: &str = "fixtures";
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(FIXTURES)
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_json_written_by_ipfs_cluster_init_loads_and_says_what_it_does_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    // IPFS Cluster v1.1's own file, as its init writes it; only the ports of this test
+    // machine come from the environment, as a user of containers would set them.
+    let original = fixture("ipfs-cluster-v1.1-raft-service.json");
+    std::fs::write(peer.dir.join("service.json"), &original).unwrap();
+    let listen = format!("/ip4/127.0.0.1/tcp/{}", peer.swarm_port);
+    let rest = format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port);
+    let node = ipfs.api_multiaddr();
+    peer.start_env(
+        &[],
+        &[
+            ("CLUSTER_LISTENMULTIADDRESS", listen.as_str()),
+            ("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", rest.as_str()),
+            ("CLUSTER_IPFSHTTP_NODEMULTIADDRESS", node.as_str()),
+        ],
+    )
+    .await
+    .unwrap();
+    let log = peer.current_log();
+    for key in [
+        "cluster.resource_manager",
+        "cluster.no_announce_multiaddress",
+    ] {
+        assert!(log.contains(key), "no word about {key}:\n{log}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(peer.dir.join("service.json")).unwrap(),
+        original,
+        "never rewritten"
+    );
+    peer.client().id().await.unwrap();
+}
+
+#[test]
+fn a_crdt_only_service_json_stops_the_start_saying_how_to_move_to_raft() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    std::fs::write(
+        dir.path().join("service.json"),
+        fixture("ipfs-cluster-v1.1-crdt-service.json"),
+    )
+    .unwrap();
+    let out = service(dir.path(), &["daemon"]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("consensus.crdt") && said.contains("raft"),
+        "{said}"
+    );
+    assert!(
+        said.contains("state export"),
+        "says how to move the pinset: {said}"
+    );
+}

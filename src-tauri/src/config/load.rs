@@ -40,6 +40,29 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("CLUSTER_TAGS", &["informer", "tags"]),
 ];
 
+/// Keys IPFS Cluster's `init` writes that this project accepts but does not act on
+/// (JSON pointers): named in one warning at start (SPEC §2), never silently ignored.
+const NOT_ACTED_ON: &[&str] = &[
+    "/cluster/no_announce_multiaddress",
+    "/cluster/resource_manager",
+    "/cluster/enable_relay_hop",
+    "/cluster/mdns_interval",
+    "/cluster/connection_manager",
+    "/cluster/dial_peer_timeout",
+    "/cluster/leave_on_shutdown",
+    "/cluster/pin_only_on_trusted_peers",
+    "/cluster/pin_only_on_untrusted_peers",
+    "/informer/pinqueue/weight_bucket_size",
+    "/datastore",
+    "/observations",
+];
+
+/// Of those, the ones the config types do not even have: taken out before reading.
+const FOREIGN: &[&str] = &[
+    "/cluster/no_announce_multiaddress",
+    "/cluster/resource_manager",
+];
+
 impl Config {
     /// A fresh configuration for `init`: defaults plus a new secret.
     pub fn new_for_init() -> Config {
@@ -95,6 +118,32 @@ impl Config {
                 ));
             }
         }
+        let consensus = &value["consensus"];
+        if consensus.get("crdt").is_some() && consensus.get("raft").is_none() {
+            return Err(key_err(
+                "consensus.crdt".into(),
+                "this peer runs Raft; IPFS Cluster's CRDT consensus is not supported. To move a \
+                 CRDT cluster: `ipfs-cluster-service state export` the pinset with IPFS Cluster, \
+                 run `ipfs-cluster-service init --force` here (it writes a consensus.raft \
+                 section and keeps identity.json), then `ipfs-cluster-service state import FILE`"
+                    .into(),
+            ));
+        }
+        let mut value = value;
+        // Keys the file sets to something other than the default, that nothing here reads
+        // (foreign ones, absent from the types, count whenever present).
+        let defaults = serde_json::to_value(Config::default()).expect("config serializes");
+        let set_here: Vec<&str> = NOT_ACTED_ON
+            .iter()
+            .copied()
+            .filter(|p| value.pointer(p).is_some())
+            .collect();
+        for pointer in FOREIGN {
+            let (parent, key) = pointer.rsplit_once('/').expect("a pointer with a parent");
+            if let Some(obj) = value.pointer_mut(parent).and_then(Value::as_object_mut) {
+                obj.remove(key);
+            }
+        }
         let config = from_value_naming_key(value).map_err(|(k, m)| key_err(k, m))?;
         // Overrides are applied to the already-defaulted config so a variable can set a key
         // the file leaves out.
@@ -112,7 +161,16 @@ impl Config {
             }
         };
         config.validate().map_err(|(k, m)| key_err(k, m))?;
-        Ok(config)
+        let read = serde_json::to_value(&config).expect("config serializes");
+        let not_acted_on = set_here
+            .into_iter()
+            .filter(|p| FOREIGN.contains(p) || read.pointer(p) != defaults.pointer(p))
+            .map(|p| p.trim_start_matches('/').replace('/', "."))
+            .collect();
+        Ok(Config {
+            not_acted_on,
+            ..config
+        })
     }
 
     /// Checks that span keys or that serde cannot express.

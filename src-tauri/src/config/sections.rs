@@ -432,6 +432,24 @@ pub struct InformerConfig {
     pub disk: DiskInformerConfig,
     pub numpin: NumpinInformerConfig,
     pub tags: TagsInformerConfig,
+    pub pinqueue: PinQueueInformerConfig,
+}
+
+/// `informer.pinqueue`, as IPFS Cluster writes it (`weight_bucket_size` is not acted on).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinQueueInformerConfig {
+    pub metric_ttl: GoDuration,
+    pub weight_bucket_size: u64,
+}
+
+impl Default for PinQueueInformerConfig {
+    fn default() -> Self {
+        PinQueueInformerConfig {
+            metric_ttl: GoDuration::secs(30),
+            weight_bucket_size: 100_000,
+        }
+    }
 }
 
 /// The whole of `service.json`.
@@ -452,4 +470,8 @@ pub struct Config {
     pub datastore: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observations: Option<Value>,
+    /// Keys of the file that this project accepts but does not act on (dotted), for the one
+    /// warning at start (SPEC §2). Not part of the file.
+    #[serde(skip)]
+    pub not_acted_on: Vec<String>,
 }

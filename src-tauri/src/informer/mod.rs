@@ -151,7 +151,7 @@ pub fn from_config(
         }),
         Arc::new(PinQueue {
             tracker,
-            ttl: cfg.disk.metric_ttl.get(),
+            ttl: cfg.pinqueue.metric_ttl.get(),
         }),
     ]
 }

@@ -170,7 +170,21 @@ impl ClusterRpc {
     /// Starts the swarm and waits until it listens on every configured address.
     pub async fn start(opts: SwarmOptions, tasks: &Tasks) -> Result<ClusterRpc, RpcError> {
         let mut swarm = build_swarm(&opts)?;
-        for addr in &opts.listen {
+        // IPFS Cluster's init also lists a QUIC address; this swarm speaks TCP only, so such
+        // addresses are skipped with a warning (an error only if nothing is left).
+        let (tcp, other): (Vec<_>, Vec<_>) = opts.listen.iter().partition(|a| {
+            a.iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+        });
+        for addr in &other {
+            tracing::warn!("cluster.listen_multiaddress {addr}: not TCP, not listened on");
+        }
+        if tcp.is_empty() {
+            return Err(RpcError::Setup(
+                "cluster.listen_multiaddress has no TCP address to listen on".into(),
+            ));
+        }
+        for addr in tcp {
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| RpcError::Setup(format!("cannot listen on {addr}: {e}")))?;
