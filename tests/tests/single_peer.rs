@@ -355,6 +355,7 @@ async fn an_idle_healthy_peer_renews_every_metric_and_raises_no_alert() {
         cfg["cluster"]["monitor_ping_interval"] = "1500ms".into();
         cfg["informer"]["numpin"]["metric_ttl"] = "1s".into();
         cfg["informer"]["disk"]["metric_ttl"] = "3s".into();
+        cfg["informer"]["pinqueue"]["metric_ttl"] = "3s".into();
         cfg["monitor"]["pubsubmon"]["check_interval"] = "100ms".into();
     })
     .unwrap();
@@ -427,9 +428,7 @@ async fn ctl_on_the_same_machine_uses_the_peers_credential_without_being_told() 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctl_json_lists_print_one_object_per_item_as_ipfs_cluster_does() {
     let dir = tempfile::tempdir().unwrap();
-    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
-    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
-    peer.start(&[]).await.unwrap();
+    let (_ipfs, peer) = node_and_peer(dir.path()).await;
     let client = peer.client();
     for tag in ["json list a", "json list b"] {
         client
@@ -456,9 +455,7 @@ async fn ctl_json_lists_print_one_object_per_item_as_ipfs_cluster_does() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctl_exits_2_when_the_peer_answers_an_error_and_1_when_the_call_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
-    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
-    peer.start(&[]).await.unwrap();
+    let (_ipfs, peer) = node_and_peer(dir.path()).await;
     // As IPFS Cluster's ctl: 2 for an error answer, 1 for a call that did not happen.
     let answered = peer.ctl(&["status", "not-a-cid"]);
     assert_eq!(answered.status.code(), Some(2), "{}", text(&answered));
@@ -489,9 +486,7 @@ async fn the_log_level_comes_from_ipfs_cluster_log_level_as_in_ipfs_cluster() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctl_wait_timeouts_take_go_durations() {
     let dir = tempfile::tempdir().unwrap();
-    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
-    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
-    peer.start(&[]).await.unwrap();
+    let (_ipfs, peer) = node_and_peer(dir.path()).await;
     let cid = identity_cid("waited for a minute at most");
     let out = peer.ctl(&["pin", "add", &cid, "--wait", "--wait-timeout", "1m"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -504,9 +499,7 @@ async fn ctl_wait_timeouts_take_go_durations() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctl_pin_add_prints_the_status_unless_told_no_status() {
     let dir = tempfile::tempdir().unwrap();
-    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
-    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
-    peer.start(&[]).await.unwrap();
+    let (_ipfs, peer) = node_and_peer(dir.path()).await;
     let json = |out: &std::process::Output| -> Value {
         assert!(out.status.success(), "{}", text(out));
         serde_json::from_slice(&out.stdout).unwrap()
