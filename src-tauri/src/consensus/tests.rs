@@ -119,11 +119,15 @@ async fn a_truncated_database_is_refused_before_it_is_opened_and_left_alone() {
                 .await
                 .unwrap();
         }
+        super::store::checkpoint(&pool).await.unwrap();
         pool.close().await;
     }
     let whole = std::fs::read(&db).unwrap();
-    let _ = std::fs::remove_file(db.with_extension("sqlite-wal"));
-    let _ = std::fs::remove_file(db.with_extension("sqlite-shm"));
+    // The damaged copy goes where no connection of the pool above ever was (its threads
+    // may still be closing the original).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let db = db_path(elsewhere.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let half = whole[..whole.len() / 2].to_vec();
     std::fs::write(&db, &half).unwrap();
     let err = super::store::open(&db).await.expect_err("refused");
