@@ -528,3 +528,23 @@ async fn ctl_pin_add_prints_the_status_unless_told_no_status() {
     ]));
     assert!(removed["cid"].is_string(), "{removed}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctl_takes_ipfs_cluster_ctls_short_flags_and_cluster_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |cfg| {
+        cfg["api"]["restapi"]["basic_auth_credentials"] = serde_json::json!({ "ops": "pw-9f2" });
+    })
+    .unwrap();
+    peer.start(&[]).await.unwrap();
+    let host = format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port);
+    let out = std::process::Command::new(bin("ipfs-cluster-ctl"))
+        .args(["-l", &host, "-t", "30", "id"])
+        .env("CLUSTER_CREDENTIALS", "ops:pw-9f2")
+        .env("IPFS_CLUSTER_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&peer.id()), "{}", text(&out));
+}

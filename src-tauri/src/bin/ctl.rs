@@ -19,6 +19,7 @@ use serde::Serialize;
 struct Cli {
     /// Cluster peer REST API: multiaddr, host:port or URL.
     #[arg(
+        short = 'l',
         long,
         global = true,
         default_value = "/ip4/127.0.0.1/tcp/9094",
@@ -27,13 +28,18 @@ struct Cli {
     host: String,
     /// user:password for the REST API's basic auth. Without it, a peer on this machine is
     /// asked with the credential in its folder's `restapi.credential`, if there is one.
-    #[arg(long, global = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "CLUSTER_CREDENTIALS",
+        hide_env_values = true
+    )]
     basic_auth: Option<String>,
     /// Output encoding.
     #[arg(long, global = true, value_enum, default_value_t = Enc::Text)]
     enc: Enc,
     /// Seconds before a request is abandoned.
-    #[arg(long, global = true, default_value_t = 60)]
+    #[arg(short = 't', long, global = true, default_value_t = 60)]
     timeout: u64,
     #[command(subcommand)]
     cmd: Cmd,
