@@ -333,21 +333,14 @@ async fn basic_auth(
     if req.method() == Method::OPTIONS || req.uri().path() == "/health" {
         return next.run(req).await;
     }
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
-    let refusal = if scheme.eq_ignore_ascii_case("basic") {
-        let ok = basic_credentials(value).is_some_and(|(u, p)| credentials_match(&creds, &u, &p));
-        (!ok).then_some(("Basic", "unauthorized: access denied"))
-    } else if scheme.eq_ignore_ascii_case("bearer") {
-        token::verify(&creds, value)
+    let refusal = match credentials(req.headers()) {
+        Some(Credentials::Basic(u, p)) => {
+            (!credentials_match(&creds, &u, &p)).then_some(("Basic", "unauthorized: access denied"))
+        }
+        Some(Credentials::Bearer(t)) => token::verify(&creds, &t)
             .is_none()
-            .then_some(("Bearer", "unauthorized: invalid token"))
-    } else {
-        Some(("Basic", "Unauthorized"))
+            .then_some(("Bearer", "unauthorized: invalid token")),
+        None => Some(("Basic", "Unauthorized")),
     };
     let Some((scheme, message)) = refusal else {
         return next.run(req).await;
@@ -360,14 +353,30 @@ async fn basic_auth(
     resp
 }
 
-/// The user and password of a basic `Authorization` value (after `Basic `).
-fn basic_credentials(value: &str) -> Option<(String, String)> {
+/// What a request's `Authorization` header offers.
+enum Credentials {
+    /// User and password.
+    Basic(String, String),
+    /// A token from `POST /token`.
+    Bearer(String),
+}
+
+/// The request's credentials, if its `Authorization` header holds readable ones.
+fn credentials(headers: &HeaderMap) -> Option<Credentials> {
+    let header = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, value) = header.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(Credentials::Bearer(value.trim().to_string()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
     let raw = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
-    Some((u.to_string(), p.to_string()))
+    Some(Credentials::Basic(u.to_string(), p.to_string()))
 }
 
 /// `POST /token`: a JWT for the authenticated user (the auth layer has checked the
@@ -380,17 +389,10 @@ async fn new_token(
     let Some(creds) = creds.filter(|c| !c.is_empty()) else {
         return unauthorized();
     };
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let (scheme, value) = header.split_once(' ').unwrap_or((header, ""));
-    let user = if scheme.eq_ignore_ascii_case("basic") {
-        basic_credentials(value).map(|(u, _)| u)
-    } else if scheme.eq_ignore_ascii_case("bearer") {
-        token::verify(&creds, value)
-    } else {
-        None
+    let user = match credentials(&headers) {
+        Some(Credentials::Basic(u, _)) => Some(u),
+        Some(Credentials::Bearer(t)) => token::verify(&creds, &t),
+        None => None,
     };
     match user.and_then(|u| creds.get(&u).map(|p| token::issue(&u, p))) {
         Some(t) => Json(serde_json::json!({ "token": t })).into_response(),
