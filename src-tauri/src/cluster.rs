@@ -18,6 +18,8 @@ use crate::components::{
     PinTracker, PING,
 };
 use crate::config::check_replication;
+
+mod add;
 use crate::error::{Error, Result};
 use crate::global_status;
 use crate::tasks::Tasks;
@@ -25,6 +27,7 @@ use crate::types::{
     Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
     PinOptions, PinType, StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
+pub use add::{AddFormat, AddRequest};
 
 /// This peer's identity as it reports it.
 #[derive(Clone, Debug)]
@@ -180,19 +183,7 @@ impl Cluster {
     #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
     pub async fn pin(&self, cid: Cid, mut opts: PinOptions) -> Result<Pin> {
         self.check_ready()?;
-        if opts.replication_factor_min == 0 && opts.replication_factor_max == 0 {
-            (opts.replication_factor_min, opts.replication_factor_max) = self.replication;
-        } else if opts.replication_factor_max == 0 {
-            opts.replication_factor_max = opts.replication_factor_min;
-        } else if opts.replication_factor_min == 0 {
-            opts.replication_factor_min = opts.replication_factor_max.clamp(-1, 1);
-        }
-        check_replication(opts.replication_factor_min, opts.replication_factor_max)?;
-        for p in &opts.user_allocations {
-            p.parse::<libp2p_identity::PeerId>().map_err(|e| {
-                Error::BadInput(format!("user allocation {p:?} is not a peer id: {e}"))
-            })?;
-        }
+        self.complete_options(&mut opts)?;
         let existing = self.consensus.state().get(&cid).await?;
         let mut pin = Pin::new(cid, opts);
         let current = existing
@@ -206,6 +197,25 @@ impl Cluster {
         }
         self.consensus.log_pin(pin.clone()).await?;
         Ok(pin)
+    }
+
+    /// Fills in the cluster's replication defaults; a bad input error when the replication
+    /// factors or user allocations make no sense. Checked before any work starts.
+    fn complete_options(&self, opts: &mut PinOptions) -> Result<()> {
+        if opts.replication_factor_min == 0 && opts.replication_factor_max == 0 {
+            (opts.replication_factor_min, opts.replication_factor_max) = self.replication;
+        } else if opts.replication_factor_max == 0 {
+            opts.replication_factor_max = opts.replication_factor_min;
+        } else if opts.replication_factor_min == 0 {
+            opts.replication_factor_min = opts.replication_factor_max.clamp(-1, 1);
+        }
+        check_replication(opts.replication_factor_min, opts.replication_factor_max)?;
+        for p in &opts.user_allocations {
+            p.parse::<libp2p_identity::PeerId>().map_err(|e| {
+                Error::BadInput(format!("user allocation {p:?} is not a peer id: {e}"))
+            })?;
+        }
+        Ok(())
     }
 
     pub async fn pin_path(&self, path: &str, opts: PinOptions) -> Result<Pin> {

@@ -67,6 +67,37 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn swarm_connect(&self, addr: &str) -> Result<(), IpfsError>;
     /// Adds a file's bytes to IPFS without pinning it (the cluster pins it); returns its CID.
     async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid, IpfsError>;
+    /// Sends a multipart body in Kubo's `add` form (as the client wrote it, `content_type`
+    /// carrying its boundary) to IPFS as it arrives, without pinning; yields every node IPFS
+    /// reports added, the root last. Nothing is held whole: a file of any size streams.
+    async fn add_multipart(
+        &self,
+        content_type: &str,
+        body: ByteStream,
+        opts: &AddOptions,
+    ) -> Result<BoxStream<'static, Result<AddedNode, IpfsError>>, IpfsError>;
+}
+
+/// A request or response body as it arrives.
+pub type ByteStream = BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
+/// Kubo `add` options that IPFS Cluster's `/add` passes on (`None`: IPFS's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddOptions {
+    pub cid_version: Option<u8>,
+    pub raw_leaves: Option<bool>,
+    pub chunker: Option<String>,
+    pub hidden: bool,
+    pub wrap_with_directory: bool,
+}
+
+/// One node `add` wrote: a file or a directory, by its path in the upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedNode {
+    pub name: String,
+    pub cid: Cid,
+    /// The node's size as IPFS reports it (the DAG's, for Kubo).
+    pub size: u64,
 }
 
 // ---------------------------------------------------------------------------------------

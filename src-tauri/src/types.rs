@@ -574,6 +574,24 @@ pub struct Alert {
     pub triggered_at: DateTime<Utc>,
 }
 
+/// One node written by `POST /add` (IPFS Cluster's `AddedOutput`): every file and directory
+/// of the upload, the root last; the root also carries the pin's allocations.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct AddedOutput {
+    pub name: String,
+    pub cid: Cid,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocations: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Error body of every failed REST call.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ApiError {

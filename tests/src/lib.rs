@@ -16,6 +16,7 @@ use ipfs_cluster::client::Client;
 use serde_json::Value;
 
 pub mod browser;
+pub mod clients;
 pub mod netns;
 pub mod relay;
 

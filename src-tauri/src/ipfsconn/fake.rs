@@ -28,8 +28,9 @@ pub struct FakeState {
     /// `pin/ls` calls about one CID (`arg`), and of the whole list.
     pub pin_ls_one_calls: usize,
     pub pin_ls_all_calls: usize,
-    /// File names received by `add`.
+    /// File names received by `add`, and each call's query.
     pub added: Vec<String>,
+    pub add_queries: Vec<std::collections::HashMap<String, String>>,
 }
 
 #[derive(Clone)]
@@ -105,12 +106,16 @@ async fn pin_ls(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response
     out.into_response()
 }
 
-/// Adds each uploaded file under a CID derived from its bytes (not IPFS's, but stable).
+/// Adds each uploaded file under a CID derived from its bytes (not IPFS's, but stable); with
+/// `wrap-with-directory=true` a directory of them comes last.
 async fn add(
     State(s): State<Arc<Mutex<FakeState>>>,
+    Query(q): Q,
     mut form: axum::extract::Multipart,
 ) -> Response {
+    s.lock().unwrap().add_queries.push(q.clone());
     let mut out = String::new();
+    let mut total = 0u32;
     while let Ok(Some(field)) = form.next_field().await {
         let name = field.file_name().unwrap_or("").to_string();
         let data = field.bytes().await.unwrap_or_default();
@@ -118,10 +123,18 @@ async fn add(
             h.wrapping_mul(31).wrapping_add(*b as u32)
         });
         let cid = test_cid(n);
+        total = total.wrapping_add(n);
         s.lock().unwrap().added.push(name.clone());
         out += &format!(
             "{}\n",
             json!({"Name": name, "Hash": cid.to_string(), "Size": data.len().to_string()})
+        );
+    }
+    if q.get("wrap-with-directory").map(String::as_str) == Some("true") {
+        let dir = test_cid(total ^ 0xd1d1);
+        out += &format!(
+            "{}\n",
+            json!({"Name": "", "Hash": dir.to_string(), "Size": "0"})
         );
     }
     out.into_response()

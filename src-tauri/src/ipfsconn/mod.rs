@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -19,7 +20,7 @@ struct PinLsItem {
 }
 use serde_json::Value;
 
-use crate::components::{IpfsConnector, IpfsError, RepoStat};
+use crate::components::{AddOptions, AddedNode, ByteStream, IpfsConnector, IpfsError, RepoStat};
 use crate::config::IpfsHttpConfig;
 use crate::net::AddrError;
 use crate::types::{Cid, IpfsId, Pin, PinMode};
@@ -72,15 +73,7 @@ impl IpfsHttp {
             .send()
             .await
             .map_err(|e| self.transport_error(e, timeout))?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<KuboError>(&body)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| format!("{status}: {}", body.trim()));
-        Err(IpfsError::Api(message))
+        check_status(resp).await
     }
 
     fn transport_error(&self, e: reqwest::Error, timeout: Duration) -> IpfsError {
@@ -105,6 +98,74 @@ impl IpfsHttp {
             .await
             .map_err(|e| IpfsError::Decode(e.to_string()))
     }
+}
+
+/// A success answer as is; an error answer as Kubo's `Message`.
+async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, IpfsError> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<KuboError>(&body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| format!("{status}: {}", body.trim()));
+    Err(IpfsError::Api(message))
+}
+
+/// A Kubo NDJSON answer, one line at a time as each line completes.
+fn ndjson_lines(resp: reqwest::Response) -> BoxStream<'static, Result<Vec<u8>, IpfsError>> {
+    let mut body = resp.bytes_stream();
+    async_stream::try_stream! {
+        let mut buf = Vec::new();
+        while let Some(chunk) = body.next().await {
+            buf.extend_from_slice(&chunk.map_err(|e| IpfsError::Decode(e.to_string()))?);
+            let mut start = 0;
+            while let Some(end) = buf[start..].iter().position(|b| *b == b'\n') {
+                yield buf[start..start + end].to_vec();
+                start += end + 1;
+            }
+            buf.drain(..start);
+        }
+        if !buf.is_empty() {
+            yield buf;
+        }
+    }
+    .boxed()
+}
+
+/// One line of Kubo's `add` answer: a node, progress (`Bytes` without `Hash`), or an error.
+#[derive(Deserialize)]
+struct AddLine {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Hash")]
+    hash: Option<String>,
+    #[serde(rename = "Size", default)]
+    size: Option<String>,
+    #[serde(rename = "Message")]
+    message: Option<String>,
+    #[serde(rename = "Type")]
+    kind: Option<String>,
+}
+
+fn added_node(text: &[u8]) -> Result<Option<AddedNode>, IpfsError> {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let line: AddLine =
+        serde_json::from_slice(text).map_err(|e| IpfsError::Decode(e.to_string()))?;
+    if line.kind.as_deref() == Some("error") {
+        return Err(IpfsError::Api(line.message.unwrap_or_default()));
+    }
+    let Some(hash) = line.hash else {
+        return Ok(None);
+    };
+    Ok(Some(AddedNode {
+        name: line.name,
+        cid: hash.parse().map_err(IpfsError::Decode)?,
+        size: line.size.and_then(|s| s.parse().ok()).unwrap_or(0),
+    }))
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Result<&'a str, IpfsError> {
@@ -239,19 +300,11 @@ impl IpfsConnector for IpfsHttp {
             }
             Ok(n)
         };
-        let mut body = resp.bytes_stream();
-        let (mut buf, mut count) = (Vec::new(), 0u64);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| IpfsError::Decode(e.to_string()))?;
-            buf.extend_from_slice(&chunk);
-            let mut start = 0;
-            while let Some(end) = buf[start..].iter().position(|b| *b == b'\n') {
-                count += line(&buf[start..start + end], each)?;
-                start += end + 1;
-            }
-            buf.drain(..start);
+        let mut lines = ndjson_lines(resp);
+        let mut count = 0u64;
+        while let Some(text) = lines.next().await {
+            count += line(&text?, each)?;
         }
-        count += line(&buf, each)?;
         Ok(count)
     }
 
@@ -339,6 +392,46 @@ impl IpfsConnector for IpfsHttp {
             .last()
             .ok_or_else(|| IpfsError::Decode("add answered nothing".into()))?;
         str_field(&last, "Hash")?.parse().map_err(IpfsError::Decode)
+    }
+
+    async fn add_multipart(
+        &self,
+        content_type: &str,
+        body: ByteStream,
+        opts: &AddOptions,
+    ) -> Result<BoxStream<'static, Result<AddedNode, IpfsError>>, IpfsError> {
+        let url = format!("{}/api/v0/add", self.base);
+        let mut query: Vec<(&str, String)> =
+            vec![("pin", "false".into()), ("stream-channels", "true".into())];
+        if let Some(v) = opts.cid_version {
+            query.push(("cid-version", v.to_string()));
+        }
+        if let Some(r) = opts.raw_leaves {
+            query.push(("raw-leaves", r.to_string()));
+        }
+        if let Some(c) = &opts.chunker {
+            query.push(("chunker", c.clone()));
+        }
+        if opts.hidden {
+            query.push(("hidden", "true".into()));
+        }
+        if opts.wrap_with_directory {
+            query.push(("wrap-with-directory", "true".into()));
+        }
+        // No overall timeout: an upload lasts as long as the client sends.
+        let resp = self
+            .client
+            .post(&url)
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, Duration::ZERO))?;
+        let resp = check_status(resp).await?;
+        Ok(ndjson_lines(resp)
+            .filter_map(|line| async move { line.and_then(|l| added_node(&l)).transpose() })
+            .boxed())
     }
 }
 

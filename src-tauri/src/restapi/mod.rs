@@ -20,7 +20,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use http_body::Frame;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -30,7 +30,7 @@ use crate::config::HttpApiConfig;
 use crate::error::{Error, ErrorKind};
 use crate::tasks::Tasks;
 use crate::types::{
-    Alert, ApiError, Cid, GlobalPinInfo, Metric, PeerRole, PinInfo, Version, VERSION,
+    AddedOutput, Alert, ApiError, Cid, GlobalPinInfo, Metric, PeerRole, PinInfo, Version, VERSION,
 };
 pub use params::Params;
 
@@ -237,6 +237,34 @@ async fn pin_cid(
     let cid = parse_cid(&cid)?;
     let opts = q.pin_options()?;
     Ok(Json(c.pin(cid, opts).await?).into_response())
+}
+
+/// `POST /add`: the multipart body streams through to IPFS (never read whole here).
+async fn add(State(c): State<Cluster>, q: Params, req: Request) -> ApiResult<Response> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.starts_with("multipart/form-data"))
+        .ok_or_else(|| {
+            Error::BadInput("POST /add takes a multipart/form-data body of files".into())
+        })?
+        .to_string();
+    let add = q.add_request()?;
+    let stream_channels = q.stream_channels()?;
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other))
+        .boxed();
+    let out = c.add_stream(&content_type, body, add).await?;
+    if stream_channels {
+        Ok(ndjson(out).await)
+    } else {
+        // IPFS Cluster's stream-channels=false: one array once everything is added.
+        let all: Vec<AddedOutput> = out.try_collect().await?;
+        Ok(Json(all).into_response())
+    }
 }
 
 async fn unpin_cid(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiResult<Response> {
@@ -472,6 +500,7 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         )
         .route("/pins/{cid}/recover", post(recover_one))
         .route("/pins/{ns}/{*path}", post(pin_path).delete(unpin_path))
+        .route("/add", post(add))
         .route("/allocations", get(allocations))
         .route("/allocations/{cid}", get(allocation))
         .route("/monitor/metrics", get(metric_names))

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use crate::cluster::{AddFormat, AddRequest};
+use crate::components::AddOptions;
 use crate::error::Error;
 use crate::types::{Cid, PinOptions, PinType, StatusFilter};
 
@@ -138,6 +140,49 @@ impl Params {
     }
 }
 
+impl Params {
+    /// `POST /add`'s options: the pin options plus IPFS Cluster's add parameters.
+    pub fn add_request(&self) -> Result<AddRequest, Error> {
+        let cid_version = self.parse::<u8>("cid-version")?;
+        if let Some(v) = cid_version.filter(|v| *v > 1) {
+            return Err(Error::BadInput(format!(
+                "parameter cid-version={v}: must be 0 or 1"
+            )));
+        }
+        let format = match self.get("format").unwrap_or("") {
+            "" | "unixfs" => AddFormat::Unixfs,
+            "car" => AddFormat::Car,
+            other => {
+                return Err(Error::BadInput(format!(
+                    "parameter format={other:?}: must be unixfs or car"
+                )))
+            }
+        };
+        // Validated for IPFS Cluster's clients; every add is local here (cluster/add.rs).
+        self.local()?;
+        Ok(AddRequest {
+            pin: self.pin_options()?,
+            ipfs: AddOptions {
+                cid_version,
+                raw_leaves: self.parse("raw-leaves")?,
+                chunker: self
+                    .get("chunker")
+                    .filter(|c| !c.is_empty())
+                    .map(String::from),
+                hidden: self.flag("hidden")?,
+                wrap_with_directory: self.flag("wrap-with-directory")?,
+            },
+            no_pin: self.flag("no-pin")?,
+            format,
+        })
+    }
+
+    /// `stream-channels`: NDJSON as produced (default), or one JSON array at the end.
+    pub fn stream_channels(&self) -> Result<bool, Error> {
+        Ok(self.parse::<bool>("stream-channels")?.unwrap_or(true))
+    }
+}
+
 fn split_list(v: Option<&str>) -> Vec<String> {
     v.unwrap_or("")
         .split(',')
@@ -164,6 +209,16 @@ mod tests {
         assert_eq!(o.name, "hello");
         assert_eq!(o.metadata.get("a").map(String::as_str), Some("b"));
         assert_eq!(o.mode, crate::types::PinMode::Direct);
+        let a = p("cid-version=1&raw-leaves=true&chunker=size-1000&wrap-with-directory=true&no-pin=true&format=car&name=n")
+            .add_request()
+            .unwrap();
+        assert_eq!(a.ipfs.cid_version, Some(1));
+        assert_eq!(a.ipfs.raw_leaves, Some(true));
+        assert_eq!(a.ipfs.chunker.as_deref(), Some("size-1000"));
+        assert!(a.ipfs.wrap_with_directory && a.no_pin);
+        assert_eq!(a.format, AddFormat::Car);
+        assert_eq!(a.pin.name, "n");
+        assert!(p("").stream_channels().unwrap());
         let o = p("replication=4").pin_options().unwrap();
         assert_eq!((o.replication_factor_min, o.replication_factor_max), (4, 4));
     }
@@ -184,5 +239,17 @@ mod tests {
         assert!(p("filter=bogus").pin_types().is_err());
         assert!(p("cids=abc").cids().is_err());
         assert!(p("local=maybe").local().is_err());
+        for (q, key) in [
+            ("cid-version=2", "cid-version"),
+            ("raw-leaves=perhaps", "raw-leaves"),
+            ("format=zip", "format"),
+            ("wrap-with-directory=2", "wrap-with-directory"),
+            ("no-pin=x", "no-pin"),
+            ("replication-min=x", "replication-min"),
+        ] {
+            let err = p(q).add_request().unwrap_err().to_string();
+            assert!(err.contains(key), "{q}: {err}");
+        }
+        assert!(p("stream-channels=nah").stream_channels().is_err());
     }
 }

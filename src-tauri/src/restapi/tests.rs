@@ -835,3 +835,132 @@ async fn local_answers_are_global_pin_infos_with_this_peer_alone() {
     assert_eq!(info.peer, me);
     a.peer.shutdown().await;
 }
+
+fn two_files() -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"one".to_vec()).file_name("a.txt"),
+        )
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"two".to_vec()).file_name("b.txt"),
+        )
+}
+
+#[tokio::test]
+async fn add_streams_files_to_ipfs_then_pins_the_root_with_the_pin_options() {
+    let a = api(|_| {}).await;
+    let resp = a
+        .http
+        .post(format!(
+            "{}/add?wrap-with-directory=true&cid-version=1&raw-leaves=true&chunker=size-262144&name=docs&meta-k=v&replication=1",
+            a.base
+        ))
+        .multipart(two_files())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0]["name"], "a.txt");
+    assert_eq!(lines[1]["name"], "b.txt");
+    let root = lines[2]["cid"].as_str().unwrap().to_string();
+    let me = a.peer.cluster().me().peer_id.clone();
+    assert_eq!(lines[2]["allocations"], serde_json::json!([me]));
+    // IPFS was asked with the layout options and not to pin; the cluster pinned the root.
+    let q = a._kubo.state.lock().unwrap().add_queries[0].clone();
+    assert_eq!(q["pin"], "false");
+    assert_eq!(q["cid-version"], "1");
+    assert_eq!(q["raw-leaves"], "true");
+    assert_eq!(q["chunker"], "size-262144");
+    assert_eq!(q["wrap-with-directory"], "true");
+    let pin = a.get_json(&format!("/allocations/{root}")).await;
+    assert_eq!(pin["name"], "docs");
+    assert_eq!(pin["metadata"]["k"], "v");
+    // The files themselves are not pinned by the cluster, only the root.
+    let first = lines[0]["cid"].as_str().unwrap();
+    let resp = a
+        .http
+        .get(format!("{}/allocations/{first}", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn add_with_stream_channels_false_is_one_array_and_no_pin_pins_nothing() {
+    let a = api(|_| {}).await;
+    let resp = a
+        .http
+        .post(format!("{}/add?stream-channels=false&no-pin=true", a.base))
+        .multipart(two_files())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let all: Vec<crate::types::AddedOutput> = resp.json().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[1].allocations.is_empty());
+    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+        .await
+        .unwrap();
+    assert!(pins.is_empty());
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn add_refuses_bad_input_before_anything_reaches_ipfs() {
+    let a = api(|_| {}).await;
+    for query in [
+        "cid-version=7",
+        "format=zip",
+        "raw-leaves=maybe",
+        "replication-min=3&replication-max=2",
+        "user-allocations=not-a-peer",
+        "stream-channels=perhaps",
+        "local=sometimes",
+    ] {
+        let resp = a
+            .http
+            .post(format!("{}/add?{query}", a.base))
+            .multipart(two_files())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["code"], 400, "{query}");
+    }
+    // Not multipart at all.
+    let resp = a
+        .http
+        .post(format!("{}/add", a.base))
+        .body("just text")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // A multipart body without a single file.
+    let resp = a
+        .http
+        .post(format!("{}/add", a.base))
+        .multipart(reqwest::multipart::Form::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(a._kubo.state.lock().unwrap().added.is_empty());
+    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+        .await
+        .unwrap();
+    assert!(pins.is_empty());
+    a.peer.shutdown().await;
+}

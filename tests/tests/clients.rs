@@ -1,0 +1,54 @@
+//! Each API driven by an existing, independently written client for it (issue 13): what a
+//! user's own tools would do against this peer, with real IPFS behind it.
+
+use cluster_tests::clients::node;
+use cluster_tests::*;
+use serde_json::Value;
+
+async fn node_and_peer(dir: &std::path::Path) -> (IpfsNode, Peer) {
+    let ipfs = IpfsNode::start(dir).await.unwrap();
+    let mut peer = Peer::init(&dir.join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    (ipfs, peer)
+}
+
+fn last_json_line(out: &std::process::Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nft_storage_ipfs_cluster_client_adds_pins_and_reads_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, peer) = node_and_peer(dir.path()).await;
+    let existing = ipfs.add(&unique("js-client")).await.unwrap();
+    let url = format!("http://{}:{}/", peer.addr(), peer.rest_port);
+    let out = node("rest-client.mjs", &[&url, &existing]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let added = last_json_line(&out);
+
+    // What the client added is in the real IPFS node and in the cluster pinset.
+    let pins = pinset(&peer.client()).await;
+    for key in ["file", "directory"] {
+        let cid = added[key].as_str().unwrap();
+        assert!(pins.contains(&cid.to_string()), "{cid} in {pins:?}");
+        peer.wait_status(cid, "pinned").await.unwrap();
+        assert!(
+            ipfs.is_pinned(cid).await.unwrap(),
+            "{key} {cid} pinned in IPFS"
+        );
+    }
+    // The files inside the directory are content, not pins of their own.
+    for f in added["files"].as_array().unwrap() {
+        assert!(!pins.contains(&f.as_str().unwrap().to_string()));
+    }
+    let cat = ipfs
+        .call("cat", &[("arg", added["file"].as_str().unwrap())])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cat, "hello from a third-party client\n");
+}
