@@ -27,7 +27,6 @@ use crate::types::{
     Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
     PinOptions, PinType, StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
-pub use add::{AddFormat, AddRequest};
 
 /// This peer's identity as it reports it.
 #[derive(Clone, Debug)]

@@ -16,7 +16,9 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
-use crate::types::{Alert, Cid, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, StatusFilter};
+use crate::types::{
+    Alert, Cid, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinOptions, StatusFilter,
+};
 
 // ---------------------------------------------------------------------------------------
 // IPFS
@@ -89,6 +91,26 @@ pub struct AddOptions {
     pub chunker: Option<String>,
     pub hidden: bool,
     pub wrap_with_directory: bool,
+}
+
+/// How the upload is to be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AddFormat {
+    /// Files and directories, chunked into a UnixFS DAG.
+    #[default]
+    Unixfs,
+    /// A CAR file holding a DAG with a single root.
+    Car,
+}
+
+/// Everything `POST /add` was asked for.
+#[derive(Debug, Clone)]
+pub struct AddRequest {
+    pub pin: PinOptions,
+    pub ipfs: AddOptions,
+    /// Add to IPFS only; the cluster pinset is left alone.
+    pub no_pin: bool,
+    pub format: AddFormat,
 }
 
 /// One node `add` wrote: a file or a directory, by its path in the upload.

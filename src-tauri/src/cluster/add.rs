@@ -11,29 +11,9 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use super::Cluster;
-use crate::components::{AddOptions, AddedNode, ByteStream};
+use crate::components::{AddFormat, AddRequest, AddedNode, ByteStream};
 use crate::error::{Error, Result};
-use crate::types::{AddedOutput, PinOptions};
-
-/// How the upload is to be read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AddFormat {
-    /// Files and directories, chunked into a UnixFS DAG.
-    #[default]
-    Unixfs,
-    /// A CAR file holding a DAG with a single root.
-    Car,
-}
-
-/// Everything `POST /add` was asked for.
-#[derive(Debug, Clone)]
-pub struct AddRequest {
-    pub pin: PinOptions,
-    pub ipfs: AddOptions,
-    /// Add to IPFS only; the cluster pinset is left alone.
-    pub no_pin: bool,
-    pub format: AddFormat,
-}
+use crate::types::AddedOutput;
 
 fn output(node: AddedNode, allocations: Vec<String>) -> AddedOutput {
     AddedOutput {

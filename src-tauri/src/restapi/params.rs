@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::cluster::{AddFormat, AddRequest};
-use crate::components::AddOptions;
+use crate::components::{AddFormat, AddOptions, AddRequest};
 use crate::error::Error;
 use crate::types::{Cid, PinOptions, PinType, StatusFilter};
 
