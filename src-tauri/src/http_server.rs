@@ -67,6 +67,21 @@ impl HttpSettings {
         }
     }
 
+    /// The settings of the IPFS proxy section (no TLS: Kubo's RPC API has none either).
+    pub(crate) fn of_proxy(cfg: &crate::config::IpfsProxyConfig) -> HttpSettings {
+        HttpSettings {
+            section: "api.ipfsproxy",
+            listen: cfg.listen_multiaddress.clone(),
+            ssl_cert_file: String::new(),
+            ssl_key_file: String::new(),
+            read_header_timeout: cfg.read_header_timeout.get(),
+            idle_timeout: cfg.idle_timeout.get(),
+            read_timeout: cfg.read_timeout.get(),
+            write_timeout: cfg.write_timeout.get(),
+            max_header_bytes: cfg.max_header_bytes as usize,
+        }
+    }
+
     /// hyper's header timeout: see the module docs (never zero: a client must send a head).
     fn header_timeout(&self) -> Duration {
         let t = match (self.read_header_timeout, self.idle_timeout) {

@@ -26,6 +26,7 @@ mod hostile_input;
 mod http_server;
 mod informer;
 mod ipfsconn;
+mod ipfsproxy;
 mod monitor;
 pub mod net;
 pub mod peer;

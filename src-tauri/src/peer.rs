@@ -39,6 +39,7 @@ pub struct Peer {
     consensus: Arc<RaftConsensus>,
     /// Never empty (serving fails without an address).
     rest_addrs: Vec<SocketAddr>,
+    proxy_addrs: Vec<SocketAddr>,
     tasks: Tasks,
 }
 
@@ -196,10 +197,16 @@ impl Peer {
         for addr in &rest_addrs {
             tracing::info!("REST API listening on {scheme}://{addr}");
         }
+        let proxy_addrs =
+            crate::ipfsproxy::serve(cluster.clone(), &config.api.ipfsproxy, &folder, tasks).await?;
+        for addr in &proxy_addrs {
+            tracing::info!("IPFS proxy API listening on http://{addr}");
+        }
         Ok(Peer {
             cluster,
             consensus,
             rest_addrs,
+            proxy_addrs,
             tasks: tasks.clone(),
         })
     }
@@ -217,6 +224,11 @@ impl Peer {
     /// Every address the REST API listens on, in the configured order.
     pub fn rest_addrs(&self) -> &[SocketAddr] {
         &self.rest_addrs
+    }
+
+    /// The IPFS proxy API's first address.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy_addrs[0]
     }
 
     /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.

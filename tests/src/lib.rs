@@ -322,6 +322,8 @@ impl Drop for IpfsNode {
 pub struct Peer {
     pub dir: PathBuf,
     pub rest_port: u16,
+    /// The IPFS proxy API's port.
+    pub proxy_port: u16,
     pub swarm_port: u16,
     /// The test host it runs on (a network namespace), or this machine's loopback.
     pub host: Option<Host>,
@@ -361,14 +363,15 @@ impl Peer {
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let (rest_port, swarm_port) = match host {
-            Some(_) => (9094, 9096),
-            None => (free_port(), free_port()),
+        let (rest_port, swarm_port, proxy_port) = match host {
+            Some(_) => (9094, 9096, 9095),
+            None => (free_port(), free_port(), free_port()),
         };
         let mut peer = Peer {
             dir: dir.to_path_buf(),
             rest_port,
             swarm_port,
+            proxy_port,
             host: host.cloned(),
             announce: None,
             log: dir.join("peer.log"),
@@ -379,9 +382,12 @@ impl Peer {
         let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
         cfg["api"]["restapi"]["http_listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.rest_port).into();
+        cfg["api"]["ipfsproxy"]["listen_multiaddress"] =
+            format!("/ip4/{}/tcp/{}", peer.addr(), peer.proxy_port).into();
         cfg["cluster"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.swarm_port).into();
         cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs.api_multiaddr().into();
+        cfg["api"]["ipfsproxy"]["node_multiaddress"] = ipfs.api_multiaddr().into();
         cfg["cluster"]["peer_watch_interval"] = "500ms".into();
         edit(&mut cfg);
         let announce = &cfg["cluster"]["announce_multiaddress"];
@@ -622,6 +628,8 @@ impl Peer {
         self.host = Some(host.clone());
         cfg["api"]["restapi"]["http_listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", host.ip, self.rest_port).into();
+        cfg["api"]["ipfsproxy"]["listen_multiaddress"] =
+            format!("/ip4/{}/tcp/{}", host.ip, self.proxy_port).into();
         cfg["cluster"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", host.ip, self.swarm_port).into();
         std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;

@@ -52,3 +52,21 @@ async fn nft_storage_ipfs_cluster_client_adds_pins_and_reads_status() {
         .unwrap();
     assert_eq!(cat, "hello from a third-party client\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubo_rpc_client_pins_through_the_ipfs_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ipfs, peer) = node_and_peer(dir.path()).await;
+    let existing = ipfs.add(&unique("kubo-client")).await.unwrap();
+    let url = format!("http://{}:{}", peer.addr(), peer.proxy_port);
+    let out = node("kubo-proxy.mjs", &[&url, &existing]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let added = last_json_line(&out)["added"].as_str().unwrap().to_string();
+    // The add went into the cluster's pinset and the real IPFS node pins it; the CID that
+    // was pinned and removed again is in neither.
+    let pins = pinset(&peer.client()).await;
+    assert_eq!(pins, vec![added.clone()]);
+    peer.wait_status(&added, "pinned").await.unwrap();
+    assert!(ipfs.is_pinned(&added).await.unwrap());
+    assert!(!ipfs.is_pinned(&existing).await.unwrap());
+}

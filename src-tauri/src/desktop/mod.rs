@@ -658,8 +658,10 @@ fn parse_cid(text: &str) -> Result<crate::types::Cid> {
 pub fn loopback_defaults(ipfs: Multiaddrs) -> impl Fn(&mut Config) + Send + Sync {
     move |cfg: &mut Config| {
         cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+        cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
         cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
         cfg.ipfs_connector.ipfshttp.node_multiaddress = ipfs.clone();
+        cfg.api.ipfsproxy.node_multiaddress = ipfs.clone();
         cfg.ipfs_connector.ipfshttp.connect_swarms_delay = crate::config::GoDuration::secs(3600);
     }
 }

@@ -25,6 +25,8 @@ pub struct FakeState {
     /// When set, pin/add fails with this message (sent mid-stream, as Kubo does).
     pub fail_pins: Option<String>,
     pub pin_calls: usize,
+    /// Successful `pin/update` calls.
+    pub pin_updates: usize,
     /// `pin/ls` calls about one CID (`arg`), and of the whole list.
     pub pin_ls_one_calls: usize,
     pub pin_ls_all_calls: usize,
@@ -140,6 +142,35 @@ async fn add(
     out.into_response()
 }
 
+/// `pin/update?arg=from&arg=to`: pins `to` if `from` is pinned (by multihash), as Kubo.
+async fn pin_update(
+    State(s): State<Arc<Mutex<FakeState>>>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    let args: Vec<Cid> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "arg")
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let [from, to] = args.as_slice() else {
+        return err("two arguments required");
+    };
+    let mut st = s.lock().unwrap();
+    if !st.pinned.contains(&from.multihash_bytes()) {
+        return err("'from' cid was not recursively pinned already");
+    }
+    st.pin_updates += 1;
+    st.pinned.insert(to.multihash_bytes());
+    Json(json!({"Pins": [from.to_string(), to.to_string()]})).into_response()
+}
+
+/// Stores nothing; answers each call with a CID of its own, recording the query.
+async fn block_put(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response {
+    let mut st = s.lock().unwrap();
+    st.add_queries.push(q);
+    let cid = test_cid(0xb10c + st.add_queries.len() as u32);
+    Json(json!({"Key": cid.to_string(), "Size": 3})).into_response()
+}
+
 impl FakeKubo {
     pub async fn start() -> FakeKubo {
         let state = Arc::new(Mutex::new(FakeState::default()));
@@ -171,6 +202,8 @@ impl FakeKubo {
                 }),
             )
             .route("/api/v0/add", post(add))
+            .route("/api/v0/block/put", post(block_put))
+            .route("/api/v0/pin/update", post(pin_update))
             .route(
                 "/api/v0/swarm/connect",
                 post(|| async { Json(json!({"Strings": ["ok"]})) }),

@@ -197,6 +197,31 @@ impl IpfsConnector for IpfsHttp {
     #[tracing::instrument(level = "debug", skip_all, fields(cid = %pin.cid))]
     async fn pin(&self, pin: &Pin) -> Result<(), IpfsError> {
         let cid = pin.cid.to_string();
+        // A pin update of content IPFS has pinned recursively: IPFS's pin/update fetches only
+        // what differs (as IPFS Cluster). Anything else, or a failed update, pins normally.
+        if let Some(from) = pin
+            .options
+            .pin_update
+            .filter(|_| pin.options.mode == PinMode::Recursive)
+        {
+            if self.is_pinned(&from).await.unwrap_or(false) {
+                let from = from.to_string();
+                let query = [
+                    ("arg", from.as_str()),
+                    ("arg", cid.as_str()),
+                    ("unpin", "false"),
+                ];
+                match self
+                    .send("pin/update", &query, self.cfg.pin_timeout.get())
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    Err(e) => {
+                        tracing::info!(%from, to = %cid, "IPFS pin/update failed, pinning instead: {e}")
+                    }
+                }
+            }
+        }
         let recursive = if pin.options.mode == PinMode::Direct {
             "false"
         } else {

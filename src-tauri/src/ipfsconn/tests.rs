@@ -144,3 +144,29 @@ async fn pin_ls_is_read_line_by_line_across_chunks_in_either_form() {
         .collect();
     assert_eq!(got, vec![a, b, c]);
 }
+
+#[tokio::test]
+async fn a_pin_update_of_pinned_content_uses_ipfs_pin_update() {
+    let kubo = FakeKubo::start().await;
+    let ipfs = IpfsHttp::new(&kubo.config()).unwrap();
+    let from = pin_of(30);
+    ipfs.pin(&from).await.unwrap();
+    let mut to = pin_of(31);
+    to.options.pin_update = Some(from.cid);
+    ipfs.pin(&to).await.unwrap();
+    assert!(kubo.is_pinned(&to.cid) && kubo.is_pinned(&from.cid));
+    {
+        let st = kubo.state.lock().unwrap();
+        assert_eq!(
+            (st.pin_updates, st.pin_calls),
+            (1, 1),
+            "one pin/add, one pin/update"
+        );
+    }
+    // From content this node does not hold: a plain pin.
+    let mut other = pin_of(32);
+    other.options.pin_update = Some(test_cid(33));
+    ipfs.pin(&other).await.unwrap();
+    let st = kubo.state.lock().unwrap();
+    assert_eq!((st.pin_updates, st.pin_calls), (1, 2));
+}

@@ -3,7 +3,7 @@
 //! Streams are newline-delimited JSON sent item by item; an empty stream is 204; an error after
 //! the first item goes in the `X-Stream-Error` trailer, as IPFS Cluster clients expect.
 
-mod cross_site;
+pub(crate) mod cross_site;
 mod params;
 mod token;
 
@@ -67,7 +67,7 @@ impl IntoResponse for HttpError {
     }
 }
 
-fn error_response(status: StatusCode, message: String) -> Response {
+pub(crate) fn error_response(status: StatusCode, message: String) -> Response {
     (
         status,
         Json(ApiError {
@@ -542,4 +542,4 @@ pub(crate) async fn serve(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

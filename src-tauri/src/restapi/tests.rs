@@ -8,21 +8,24 @@ use crate::config::{Config, Identity, Multiaddrs, Secret};
 use crate::ipfsconn::fake::{test_cid, FakeKubo};
 use crate::peer::Peer;
 
-struct Api {
+/// A single-voter peer in front of a Kubo double; also used by the other APIs' tests.
+pub(crate) struct Api {
     _dir: tempfile::TempDir,
-    _kubo: FakeKubo,
-    peer: Peer,
-    base: String,
-    http: reqwest::Client,
+    pub _kubo: FakeKubo,
+    pub peer: Peer,
+    pub base: String,
+    pub http: reqwest::Client,
 }
 
-async fn api(edit: impl FnOnce(&mut Config)) -> Api {
+pub(crate) async fn api(edit: impl FnOnce(&mut Config)) -> Api {
     let dir = tempfile::tempdir().unwrap();
     let kubo = FakeKubo::start().await;
     let mut cfg = Config::default();
     cfg.cluster.secret = Secret::generate();
     cfg.ipfs_connector.ipfshttp = kubo.config();
+    cfg.api.ipfsproxy.node_multiaddress = kubo.multiaddr();
     cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     edit(&mut cfg);
     let peer = Peer::start(
@@ -528,6 +531,7 @@ async fn an_unreadable_certificate_is_a_clear_error_at_start() {
     cfg.cluster.secret = Secret::generate();
     cfg.ipfs_connector.ipfshttp = kubo.config();
     cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.api.restapi.0.ssl_cert_file = "missing.pem".into();
     cfg.api.restapi.0.ssl_key_file = "key.pem".into();
@@ -962,5 +966,41 @@ async fn add_refuses_bad_input_before_anything_reaches_ipfs() {
         .await
         .unwrap();
     assert!(pins.is_empty());
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn pin_update_copies_the_old_pins_options_and_needs_it_in_the_pinset() {
+    let a = api(|_| {}).await;
+    let (from, to) = (test_cid(40), test_cid(41));
+    let post = |path: String| a.http.post(format!("{}{path}", a.base)).send();
+    let resp = post(format!("/pins/{from}?name=v1&replication=1&meta-app=site"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = post(format!("/pins/{to}?pin-update={from}&name=v2"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let pin: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(pin["pin_update"], from.to_string());
+    assert_eq!(pin["name"], "v2");
+    assert_eq!(pin["metadata"]["app"], "site", "options copied");
+    assert_eq!(pin["replication_factor_max"], 1);
+    let old = a.get_json(&format!("/allocations/{from}")).await;
+    assert_eq!(pin["allocations"], old["allocations"], "allocations copied");
+    // The old pin stays; an update of something not pinned is a 404 and pins nothing.
+    let resp = post(format!(
+        "/pins/{}?pin-update={}",
+        test_cid(42),
+        test_cid(43)
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+        .await
+        .unwrap();
+    assert_eq!(pins.len(), 2);
     a.peer.shutdown().await;
 }
