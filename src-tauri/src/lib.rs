@@ -30,6 +30,7 @@ mod ipfsproxy;
 mod monitor;
 pub mod net;
 pub mod peer;
+mod pinsvcapi;
 mod pintracker;
 mod restapi;
 mod rpc;

@@ -40,6 +40,7 @@ pub struct Peer {
     /// Never empty (serving fails without an address).
     rest_addrs: Vec<SocketAddr>,
     proxy_addrs: Vec<SocketAddr>,
+    pinsvc_addrs: Vec<SocketAddr>,
     tasks: Tasks,
 }
 
@@ -202,11 +203,22 @@ impl Peer {
         for addr in &proxy_addrs {
             tracing::info!("IPFS proxy API listening on http://{addr}");
         }
+        let pinsvc = &config.api.pinsvcapi.0;
+        let pinsvc_addrs = crate::pinsvcapi::serve(cluster.clone(), pinsvc, &folder, tasks).await?;
+        let scheme = if pinsvc.ssl_cert_file.is_empty() {
+            "http"
+        } else {
+            "https"
+        };
+        for addr in &pinsvc_addrs {
+            tracing::info!("Pinning Service API listening on {scheme}://{addr}");
+        }
         Ok(Peer {
             cluster,
             consensus,
             rest_addrs,
             proxy_addrs,
+            pinsvc_addrs,
             tasks: tasks.clone(),
         })
     }
@@ -229,6 +241,11 @@ impl Peer {
     /// The IPFS proxy API's first address.
     pub fn proxy_addr(&self) -> SocketAddr {
         self.proxy_addrs[0]
+    }
+
+    /// The Pinning Service API's first address.
+    pub fn pinsvc_addr(&self) -> SocketAddr {
+        self.pinsvc_addrs[0]
     }
 
     /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.

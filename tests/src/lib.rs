@@ -324,6 +324,8 @@ pub struct Peer {
     pub rest_port: u16,
     /// The IPFS proxy API's port.
     pub proxy_port: u16,
+    /// The Pinning Service API's port.
+    pub pinsvc_port: u16,
     pub swarm_port: u16,
     /// The test host it runs on (a network namespace), or this machine's loopback.
     pub host: Option<Host>,
@@ -363,15 +365,16 @@ impl Peer {
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let (rest_port, swarm_port, proxy_port) = match host {
-            Some(_) => (9094, 9096, 9095),
-            None => (free_port(), free_port(), free_port()),
+        let (rest_port, swarm_port, proxy_port, pinsvc_port) = match host {
+            Some(_) => (9094, 9096, 9095, 9097),
+            None => (free_port(), free_port(), free_port(), free_port()),
         };
         let mut peer = Peer {
             dir: dir.to_path_buf(),
             rest_port,
             swarm_port,
             proxy_port,
+            pinsvc_port,
             host: host.cloned(),
             announce: None,
             log: dir.join("peer.log"),
@@ -384,6 +387,8 @@ impl Peer {
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.rest_port).into();
         cfg["api"]["ipfsproxy"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.proxy_port).into();
+        cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] =
+            format!("/ip4/{}/tcp/{}", peer.addr(), peer.pinsvc_port).into();
         cfg["cluster"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.swarm_port).into();
         cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs.api_multiaddr().into();
@@ -630,6 +635,8 @@ impl Peer {
             format!("/ip4/{}/tcp/{}", host.ip, self.rest_port).into();
         cfg["api"]["ipfsproxy"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", host.ip, self.proxy_port).into();
+        cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] =
+            format!("/ip4/{}/tcp/{}", host.ip, self.pinsvc_port).into();
         cfg["cluster"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", host.ip, self.swarm_port).into();
         std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;

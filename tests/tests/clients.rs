@@ -70,3 +70,31 @@ async fn kubo_rpc_client_pins_through_the_ipfs_proxy() {
     assert!(ipfs.is_pinned(&added).await.unwrap());
     assert!(!ipfs.is_pinned(&existing).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pinning_service_client_pins_lists_pages_and_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |cfg| {
+        cfg["api"]["pinsvcapi"]["basic_auth_credentials"] = serde_json::json!({"svc": "s3cret"});
+    })
+    .unwrap();
+    peer.start(&[]).await.unwrap();
+    let existing = ipfs.add(&unique("pinsvc")).await.unwrap();
+    // In base32, the form the JS multiformats library parses without extra codecs.
+    let others: Vec<String> = (0..4)
+        .map(|i| identity_cid(&format!("pinsvc {i}")))
+        .map(|c| c.parse::<ipfs_cluster::types::Cid>().unwrap().to_string())
+        .collect();
+    let url = format!("http://{}:{}", peer.addr(), peer.pinsvc_port);
+    let mut args = vec![url.as_str(), "svc", "s3cret", existing.as_str()];
+    args.extend(others.iter().map(String::as_str));
+    let out = node("pinning-service.mjs", &args).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // The first pin was replaced by the last CID, which was then deleted: three are left,
+    // in the cluster's pinset as the service listed them.
+    let left = last_json_line(&out)["left"].as_array().unwrap().len();
+    assert_eq!(left, 3);
+    assert_eq!(pinset(&peer.client()).await.len(), 3);
+    assert!(!pinset(&peer.client()).await.contains(&existing));
+}

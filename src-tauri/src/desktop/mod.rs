@@ -659,6 +659,7 @@ pub fn loopback_defaults(ipfs: Multiaddrs) -> impl Fn(&mut Config) + Send + Sync
     move |cfg: &mut Config| {
         cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
         cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+        cfg.api.pinsvcapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
         cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
         cfg.ipfs_connector.ipfshttp.node_multiaddress = ipfs.clone();
         cfg.api.ipfsproxy.node_multiaddress = ipfs.clone();

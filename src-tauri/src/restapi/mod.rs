@@ -350,22 +350,45 @@ async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "no such API endpoint".into())
 }
 
+/// An API's `basic_auth_credentials` and how that API words its errors (the REST API's
+/// `{"code", "message"}`, the Pinning Service API's `{"error": {…}}`).
+#[derive(Clone)]
+pub(crate) struct Auth {
+    pub creds: Option<std::collections::BTreeMap<String, String>>,
+    pub render: fn(StatusCode, String) -> Response,
+}
+
+impl Auth {
+    /// `router` behind [`require_auth`] when credentials are configured, with `POST /token`.
+    pub(crate) fn guard(self, router: Router) -> Router {
+        let router = router.merge(
+            Router::new()
+                .route("/token", post(new_token))
+                .with_state(self.clone()),
+        );
+        if self.creds.as_ref().is_some_and(|c| !c.is_empty()) {
+            router.layer(middleware::from_fn_with_state(self, require_auth))
+        } else {
+            router
+        }
+    }
+}
+
 /// Rejects requests without valid credentials when `basic_auth_credentials` is set: basic
 /// auth, or a Bearer JWT from `POST /token` (IPFS Cluster's `authHandler`).
-async fn basic_auth(
-    State(creds): State<std::collections::BTreeMap<String, String>>,
-    req: Request,
-    next: Next,
-) -> Response {
+async fn require_auth(State(auth): State<Auth>, req: Request, next: Next) -> Response {
+    let Some(creds) = auth.creds.as_ref().filter(|c| !c.is_empty()) else {
+        return next.run(req).await;
+    };
     // CORS preflights carry no credentials by design; liveness is open, as in IPFS Cluster.
     if req.method() == Method::OPTIONS || req.uri().path() == "/health" {
         return next.run(req).await;
     }
     let refusal = match credentials(req.headers()) {
         Some(Credentials::Basic(u, p)) => {
-            (!credentials_match(&creds, &u, &p)).then_some(("Basic", "unauthorized: access denied"))
+            (!credentials_match(creds, &u, &p)).then_some(("Basic", "unauthorized: access denied"))
         }
-        Some(Credentials::Bearer(t)) => token::verify(&creds, &t)
+        Some(Credentials::Bearer(t)) => token::verify(creds, &t)
             .is_none()
             .then_some(("Bearer", "unauthorized: invalid token")),
         None => Some(("Basic", "Unauthorized")),
@@ -373,7 +396,7 @@ async fn basic_auth(
     let Some((scheme, message)) = refusal else {
         return next.run(req).await;
     };
-    let mut resp = error_response(StatusCode::UNAUTHORIZED, message.into());
+    let mut resp = (auth.render)(StatusCode::UNAUTHORIZED, message.into());
     let challenge = format!("{scheme} realm=\"Restricted IPFS Cluster API\"");
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -409,12 +432,9 @@ fn credentials(headers: &HeaderMap) -> Option<Credentials> {
 
 /// `POST /token`: a JWT for the authenticated user (the auth layer has checked the
 /// credentials); 401 when the API has no credentials configured, as in IPFS Cluster.
-async fn new_token(
-    State(creds): State<Option<std::collections::BTreeMap<String, String>>>,
-    headers: HeaderMap,
-) -> Response {
-    let unauthorized = || error_response(StatusCode::UNAUTHORIZED, "unauthorized".into());
-    let Some(creds) = creds.filter(|c| !c.is_empty()) else {
+async fn new_token(State(auth): State<Auth>, headers: HeaderMap) -> Response {
+    let unauthorized = || (auth.render)(StatusCode::UNAUTHORIZED, "unauthorized".into());
+    let Some(creds) = auth.creds.filter(|c| !c.is_empty()) else {
         return unauthorized();
     };
     let user = match credentials(&headers) {
@@ -444,7 +464,7 @@ fn credentials_match(
     found.into()
 }
 
-fn cors(cfg: &HttpApiConfig) -> CorsLayer {
+pub(crate) fn cors(cfg: &HttpApiConfig) -> CorsLayer {
     let any_origin = cfg.cors_allowed_origins.iter().any(|o| o == "*");
     let origin = if any_origin {
         // "*" with credentials is invalid in browsers; reflecting the origin is what Go's
@@ -485,7 +505,7 @@ fn cors(cfg: &HttpApiConfig) -> CorsLayer {
 }
 
 pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
-    let mut r = Router::new()
+    let r = Router::new()
         .route("/id", get(id))
         .route("/version", get(version))
         .route("/health", get(health))
@@ -507,15 +527,12 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/monitor/metrics/{name}", get(metrics))
         .route("/health/alerts", get(alerts))
         .fallback(not_found)
-        .with_state(cluster)
-        .merge(
-            Router::new()
-                .route("/token", post(new_token))
-                .with_state(cfg.basic_auth_credentials.clone()),
-        );
-    if let Some(creds) = cfg.basic_auth_credentials.clone().filter(|c| !c.is_empty()) {
-        r = r.layer(middleware::from_fn_with_state(creds, basic_auth));
+        .with_state(cluster);
+    let r = Auth {
+        creds: cfg.basic_auth_credentials.clone(),
+        render: error_response,
     }
+    .guard(r);
     let policy = cross_site::CrossSitePolicy::new(
         &cfg.cors_allowed_origins,
         &cfg.cors_allowed_methods,

@@ -26,6 +26,7 @@ pub(crate) async fn api(edit: impl FnOnce(&mut Config)) -> Api {
     cfg.api.ipfsproxy.node_multiaddress = kubo.multiaddr();
     cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.pinsvcapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     edit(&mut cfg);
     let peer = Peer::start(
@@ -532,6 +533,7 @@ async fn an_unreadable_certificate_is_a_clear_error_at_start() {
     cfg.ipfs_connector.ipfshttp = kubo.config();
     cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.pinsvcapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
     cfg.api.restapi.0.ssl_cert_file = "missing.pem".into();
     cfg.api.restapi.0.ssl_key_file = "key.pem".into();
