@@ -37,6 +37,21 @@ pub struct PeerDescriptor {
     pub addresses: Vec<String>,
 }
 
+/// What [`Cluster::stats`] reports.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterStats {
+    /// Pins in the shared pinset.
+    pub pins: u64,
+    /// Cluster members (voters and followers).
+    pub peers: u64,
+    pub tracker: crate::components::TrackerStats,
+    /// Pins in this peer's IPFS, as the tracker counts them (None while unknown).
+    pub ipfs_pins: Option<u64>,
+    /// This peer's last valid `freespace` metric.
+    pub freespace: Option<u64>,
+    pub raft: crate::components::RaftStats,
+}
+
 /// The components a [`Cluster`] drives, as the composition root hands them over.
 pub(crate) struct Components {
     pub consensus: Arc<dyn Consensus>,
@@ -277,6 +292,23 @@ impl Cluster {
         self.ipfs.resolve(path).await.map_err(|e| match e {
             IpfsError::Api(m) => Error::BadInput(format!("cannot resolve {path}: {m}")),
             other => Error::Ipfs(other),
+        })
+    }
+
+    /// This peer's numbers for operators (Prometheus `/metrics`), read now.
+    pub async fn stats(&self) -> Result<ClusterStats> {
+        let freespace = self
+            .monitor
+            .current(crate::components::FREESPACE, &self.me.peer_id)
+            .filter(|m| m.valid)
+            .and_then(|m| m.value.parse().ok());
+        Ok(ClusterStats {
+            pins: self.consensus.state().count().await?,
+            peers: self.consensus.members().len() as u64,
+            tracker: self.tracker.stats(),
+            ipfs_pins: self.tracker.ipfs_pin_count(),
+            freespace,
+            raft: self.consensus.stats().await,
         })
     }
 

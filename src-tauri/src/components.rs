@@ -122,6 +122,39 @@ pub struct AddedNode {
     pub size: u64,
 }
 
+/// What a pin tracker reports to operators (Prometheus, IPFS Cluster's `pins_*` names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub pin_queued: u64,
+    pub pinning: u64,
+    pub pin_error: u64,
+    pub unpin_queued: u64,
+    pub unpinning: u64,
+    pub unpin_error: u64,
+    /// IPFS pin requests made since start, and how many of them failed.
+    pub pin_add: u64,
+    pub pin_add_errors: u64,
+}
+
+/// Raft as operators watch it (Prometheus).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RaftStats {
+    pub term: u64,
+    pub is_leader: bool,
+    pub has_leader: bool,
+    pub voters: u64,
+    pub learners: u64,
+    pub last_log_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// Entries kept in the log (not yet folded into a snapshot and purged).
+    pub log_entries: u64,
+    pub snapshot_index: u64,
+    pub snapshot_bytes: u64,
+    /// How long building the last snapshot here took (0 before the first).
+    pub snapshot_seconds: f64,
+}
+
 // ---------------------------------------------------------------------------------------
 // Shared state
 
@@ -222,6 +255,8 @@ pub trait Consensus: Send + Sync + 'static {
     async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError>;
     /// Promotes a follower to voter, or demotes a voter to follower.
     async fn set_role(&self, peer: &str, role: PeerRole) -> Result<(), ConsensusError>;
+    /// Raft's numbers now, for operators' metrics.
+    async fn stats(&self) -> RaftStats;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -249,6 +284,8 @@ pub trait PinTracker: Send + Sync + 'static {
     fn is_paused(&self) -> bool;
     /// Operations queued or running (the `pinqueue` metric).
     fn queue_len(&self) -> usize;
+    /// Operations by status and IPFS pin requests so far, for operators' metrics.
+    fn stats(&self) -> TrackerStats;
     /// How many pins this peer's IPFS holds (the `numpin` metric), as the tracker last
     /// listed them plus its own pins and unpins since, so that the metric costs no call to
     /// IPFS; `None` before the first listing and while IPFS is unreachable.

@@ -67,6 +67,21 @@ impl HttpSettings {
         }
     }
 
+    /// Plain HTTP on `listen` with IPFS Cluster's defaults for its small endpoints.
+    pub(crate) fn plain(section: &'static str, listen: Multiaddrs) -> HttpSettings {
+        HttpSettings {
+            section,
+            listen,
+            ssl_cert_file: String::new(),
+            ssl_key_file: String::new(),
+            read_header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(60),
+            max_header_bytes: 4096,
+        }
+    }
+
     /// The settings of the IPFS proxy section (no TLS: Kubo's RPC API has none either).
     pub(crate) fn of_proxy(cfg: &crate::config::IpfsProxyConfig) -> HttpSettings {
         HttpSettings {

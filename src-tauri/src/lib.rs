@@ -29,6 +29,7 @@ mod ipfsconn;
 mod ipfsproxy;
 mod monitor;
 pub mod net;
+mod observations;
 pub mod peer;
 mod pinsvcapi;
 mod pintracker;

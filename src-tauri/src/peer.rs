@@ -32,6 +32,8 @@ pub struct StartOptions {
     pub bootstrap: Vec<Multiaddr>,
     /// Join (or stay) as a non-voting follower.
     pub follower: bool,
+    /// `daemon --stats`: serve Prometheus metrics even if `enable_stats` is off.
+    pub stats: bool,
 }
 
 pub struct Peer {
@@ -41,6 +43,8 @@ pub struct Peer {
     rest_addrs: Vec<SocketAddr>,
     proxy_addrs: Vec<SocketAddr>,
     pinsvc_addrs: Vec<SocketAddr>,
+    /// Empty unless metrics are served.
+    metrics_addrs: Vec<SocketAddr>,
     tasks: Tasks,
 }
 
@@ -213,12 +217,24 @@ impl Peer {
         for addr in &pinsvc_addrs {
             tracing::info!("Pinning Service API listening on {scheme}://{addr}");
         }
+        let metrics = &config.observations.metrics;
+        let metrics_addrs = if metrics.enable_stats || opts.stats {
+            let addrs =
+                crate::observations::serve(cluster.clone(), metrics, &folder, tasks).await?;
+            for addr in &addrs {
+                tracing::info!("Prometheus metrics at http://{addr}/metrics");
+            }
+            addrs
+        } else {
+            Vec::new()
+        };
         Ok(Peer {
             cluster,
             consensus,
             rest_addrs,
             proxy_addrs,
             pinsvc_addrs,
+            metrics_addrs,
             tasks: tasks.clone(),
         })
     }
@@ -246,6 +262,11 @@ impl Peer {
     /// The Pinning Service API's first address.
     pub fn pinsvc_addr(&self) -> SocketAddr {
         self.pinsvc_addrs[0]
+    }
+
+    /// Where Prometheus metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addrs.first().copied()
     }
 
     /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.

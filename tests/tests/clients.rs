@@ -98,3 +98,56 @@ async fn pinning_service_client_pins_lists_pages_and_removes() {
     assert_eq!(pinset(&peer.client()).await.len(), 3);
     assert!(!pinset(&peer.client()).await.contains(&existing));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_parser_reads_ipfs_cluster_and_raft_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let port = free_port();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |cfg| {
+        cfg["observations"]["metrics"]["prometheus_endpoint"] =
+            format!("/ip4/127.0.0.1/tcp/{port}").into();
+    })
+    .unwrap();
+    peer.start(&["--stats"]).await.unwrap();
+    let cids: Vec<String> = (0..3)
+        .map(|i| identity_cid(&format!("metric {i}")))
+        .collect();
+    for c in &cids {
+        let out = peer.ctl(&["pin", "add", c, "--no-status"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    for c in &cids {
+        peer.wait_status(c, "pinned").await.unwrap();
+    }
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let out = tokio::process::Command::new("python3")
+        .arg(cluster_tests::clients::clients_dir().join("prometheus-parse.py"))
+        .arg(&url)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let m: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = |name: &str| {
+        m[name][1]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} in {m}"))
+    };
+    let kind = |name: &str| m[name][0].as_str().unwrap().to_string();
+    assert_eq!(value("ipfscluster_pins"), 3.0);
+    assert_eq!(kind("ipfscluster_pins"), "gauge");
+    assert_eq!(value("ipfscluster_pins_pin_queued"), 0.0);
+    assert_eq!(value("ipfscluster_pins_pin_error"), 0.0);
+    assert!(value("ipfscluster_pins_ipfs_pins") >= 3.0);
+    assert!(value("ipfscluster_pins_pin_add") >= 3.0);
+    assert_eq!(kind("ipfscluster_pins_pin_add"), "counter");
+    assert!(value("ipfscluster_informer_disk") > 0.0);
+    assert_eq!(value("ipfscluster_raft_is_leader"), 1.0);
+    assert_eq!(value("ipfscluster_raft_voters"), 1.0);
+    assert!(value("ipfscluster_raft_term") >= 1.0);
+    // Three pins were committed and applied.
+    assert!(value("ipfscluster_raft_applied_index") >= 3.0);
+    assert!(value("ipfscluster_raft_commit_index") >= value("ipfscluster_raft_applied_index"));
+    assert!(value("ipfscluster_raft_log_entries") >= 3.0);
+}

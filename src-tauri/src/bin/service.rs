@@ -51,6 +51,10 @@ enum Cmd {
         /// Joins as a non-voting follower.
         #[arg(long)]
         follower: bool,
+        /// Serves Prometheus metrics on observations.metrics.prometheus_endpoint even when
+        /// enable_stats is off.
+        #[arg(long)]
+        stats: bool,
     },
     /// Exports, imports or cleans the pinset of a stopped peer.
     #[command(subcommand)]
@@ -163,6 +167,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
         Cmd::Daemon {
             bootstrap,
             follower,
+            stats,
         } => {
             let (cfg, id) = load(folder)?;
             let bootstrap = bootstrap
@@ -181,6 +186,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                 StartOptions {
                     bootstrap,
                     follower,
+                    stats,
                 },
             )
             .await?;

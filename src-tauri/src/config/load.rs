@@ -38,6 +38,8 @@ const ENV_SECTIONS: &[(&str, &[&str])] = &[
     ("CLUSTER_DISK", &["informer", "disk"]),
     ("CLUSTER_NUMPIN", &["informer", "numpin"]),
     ("CLUSTER_TAGS", &["informer", "tags"]),
+    ("CLUSTER_METRICS", &["observations", "metrics"]),
+    ("CLUSTER_TRACING", &["observations", "tracing"]),
 ];
 
 /// Keys IPFS Cluster's `init` writes that this project accepts but does not act on
@@ -54,7 +56,8 @@ const NOT_ACTED_ON: &[&str] = &[
     "/cluster/pin_only_on_untrusted_peers",
     "/informer/pinqueue/weight_bucket_size",
     "/datastore",
-    "/observations",
+    "/observations/metrics/reporting_interval",
+    "/observations/tracing",
 ];
 
 /// Of those, the ones the config types do not even have: taken out before reading.

@@ -452,6 +452,54 @@ impl Default for PinQueueInformerConfig {
     }
 }
 
+/// `observations`: operators' metrics and traces, with IPFS Cluster's keys and defaults.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObservationsConfig {
+    pub metrics: MetricsConfig,
+    pub tracing: TracingConfig,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics (also `daemon --stats`).
+    pub enable_stats: bool,
+    pub prometheus_endpoint: Multiaddrs,
+    /// IPFS Cluster pushes to its exporter this often; here values are read at each scrape.
+    pub reporting_interval: GoDuration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enable_stats: false,
+            prometheus_endpoint: Multiaddrs::one("/ip4/127.0.0.1/tcp/8888"),
+            reporting_interval: GoDuration::secs(2),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracingConfig {
+    pub enable_tracing: bool,
+    pub jaeger_agent_endpoint: String,
+    pub sampling_prob: f64,
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            enable_tracing: false,
+            jaeger_agent_endpoint: "/ip4/0.0.0.0/udp/6831".into(),
+            sampling_prob: 0.3,
+            service_name: "cluster-daemon".into(),
+        }
+    }
+}
+
 /// The whole of `service.json`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -464,12 +512,11 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub allocator: AllocatorConfig,
     pub informer: InformerConfig,
-    /// IPFS Cluster's datastore and observability sections are accepted, so that a Go peer's
-    /// `service.json` loads unchanged, but unused: state lives in the Raft SQLite database.
+    /// IPFS Cluster's datastore section is accepted, so that a Go peer's `service.json`
+    /// loads unchanged, but unused: state lives in the Raft SQLite database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub datastore: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observations: Option<Value>,
+    pub observations: ObservationsConfig,
     /// Keys of the file that this project accepts but does not act on (dotted), for the one
     /// warning at start (SPEC §2). Not part of the file.
     #[serde(skip)]

@@ -16,7 +16,7 @@ use super::network::{LeaderOp, NetworkFactory, RaftTransport};
 use super::offline;
 use super::store::{self, db_path};
 use super::typ::{node_id, parse_node_id, ClusterNode, NodeId, Op, TypeConfig};
-use crate::components::{Consensus, ConsensusError, Member, Pinset, StateChange};
+use crate::components::{Consensus, ConsensusError, Member, Pinset, RaftStats, StateChange};
 use crate::config::RaftConfig;
 use crate::tasks::Tasks;
 use crate::types::{Cid, PeerRole, Pin};
@@ -109,6 +109,9 @@ pub struct RaftConsensus {
     /// Cancelled when Raft stopped for good on an error (a storage write that failed: a full
     /// disk); see [`RaftConsensus::stopped`].
     stopped: CancellationToken,
+    /// The snapshot files' folder, and how long the last build took (ms), for metrics.
+    snapshots: std::path::PathBuf,
+    snapshot_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -156,7 +159,8 @@ impl RaftConsensus {
         let changes = opts.changes.clone();
         let snapshots = super::snapshot::dir(db.parent().expect("the database is in a folder"));
         store::ensure_snapshot(&pool, &snapshots).await?;
-        let sm = store::StateMachine::new(pool.clone(), snapshots, opts.changes);
+        let sm = store::StateMachine::new(pool.clone(), snapshots.clone(), opts.changes);
+        let snapshot_ms = sm.build_timer();
         let me = node_id(&opts.peer_id);
         let network = NetworkFactory {
             transport: opts.transport.clone(),
@@ -229,6 +233,8 @@ impl RaftConsensus {
             pool,
             removed,
             stopped,
+            snapshots,
+            snapshot_ms,
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {
@@ -461,6 +467,46 @@ async fn watch_removal(
 
 #[async_trait]
 impl Consensus for RaftConsensus {
+    async fn stats(&self) -> RaftStats {
+        let (term, leader, last_log, applied, snapshot, purged, voters, learners) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (
+                m.current_term,
+                m.current_leader,
+                m.last_log_index,
+                m.last_applied.map(|l| l.index),
+                m.snapshot.map(|l| l.index),
+                m.purged.map(|l| l.index),
+                membership.voter_ids().count() as u64,
+                membership.learner_ids().count() as u64,
+            )
+        };
+        let commit = self
+            .raft
+            .with_raft_state(|st| st.committed.map(|l| l.index))
+            .await
+            .ok()
+            .flatten();
+        let last_log = last_log.unwrap_or(0);
+        RaftStats {
+            term,
+            is_leader: leader == Some(self.me),
+            has_leader: leader.is_some(),
+            voters,
+            learners,
+            last_log_index: last_log,
+            commit_index: commit.or(applied).unwrap_or(0),
+            applied_index: applied.unwrap_or(0),
+            log_entries: purged.map_or(last_log, |p| last_log.saturating_sub(p)),
+            snapshot_index: snapshot.unwrap_or(0),
+            snapshot_bytes: store::snapshot_size(&self.pool, &self.snapshots).await,
+            snapshot_seconds: self.snapshot_ms.load(std::sync::atomic::Ordering::Relaxed) as f64
+                / 1000.0,
+        }
+    }
+
     async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError> {
         self.commit(Op::Pin(pin)).await
     }

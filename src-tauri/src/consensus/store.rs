@@ -8,6 +8,8 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine, Snapshot};
@@ -629,6 +631,8 @@ pub struct StateMachine {
     /// Where snapshot files live (see [`snapshot`]).
     snapshots: PathBuf,
     changes: UnboundedSender<StateChange>,
+    /// How long the last snapshot build took, in milliseconds (operators' metrics).
+    build_ms: Arc<AtomicU64>,
 }
 
 impl StateMachine {
@@ -641,7 +645,24 @@ impl StateMachine {
             pool,
             snapshots,
             changes,
+            build_ms: Arc::default(),
         }
+    }
+
+    /// Where the duration of each snapshot build goes (milliseconds).
+    pub fn build_timer(&self) -> Arc<AtomicU64> {
+        self.build_ms.clone()
+    }
+}
+
+/// The size of the current snapshot file (0 when there is none).
+pub async fn snapshot_size(pool: &SqlitePool, snapshots: &Path) -> u64 {
+    match current_snapshot(pool).await {
+        Ok(Some(row)) => tokio::fs::metadata(snapshots.join(row.file))
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -749,6 +770,7 @@ pub async fn ensure_snapshot(pool: &SqlitePool, snapshots: &Path) -> Result<(), 
         let mut builder = SnapshotBuilder {
             pool: pool.clone(),
             snapshots: snapshots.to_path_buf(),
+            build_ms: Arc::default(),
         };
         builder
             .build_snapshot()
@@ -762,12 +784,14 @@ pub async fn ensure_snapshot(pool: &SqlitePool, snapshots: &Path) -> Result<(), 
 pub struct SnapshotBuilder {
     pool: SqlitePool,
     snapshots: PathBuf,
+    build_ms: Arc<AtomicU64>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     /// Streams the pins table into a new file, reading pins and applied index in one read
     /// transaction so that they describe the same moment (writers go on meanwhile: WAL).
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
+        let started = std::time::Instant::now();
         let part = self.snapshots.join(format!("{}.part", fresh_name("build")));
         let mut out = snapshot::Writer::create(part.clone())
             .await
@@ -815,6 +839,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             false,
         )
         .await;
+        self.build_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         tracing::info!(pins = count, current, last_log = ?meta.last_log_id, "built a snapshot");
         let file = snapshot::SnapshotFile::open(path).await.map_err(read_err)?;
         Ok(Snapshot {
@@ -892,6 +918,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             pool: self.pool.clone(),
             snapshots: self.snapshots.clone(),
+            build_ms: self.build_ms.clone(),
         }
     }
 

@@ -283,6 +283,7 @@ impl Desktop {
             .start(StartOptions {
                 bootstrap,
                 follower: !voter,
+                ..Default::default()
             })
             .await;
         if started.is_err() {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::components::{IpfsConnector, IpfsError, PinTracker, Pinset, StateChange};
+use crate::components::{IpfsConnector, IpfsError, PinTracker, Pinset, StateChange, TrackerStats};
 use crate::config::StatelessTrackerConfig;
 use crate::tasks::Tasks;
 use crate::types::{Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, TrackerStatus};
@@ -146,6 +146,9 @@ struct Inner {
     /// already pinned CID pinned again counts twice until the next listing); [`UNCOUNTED`]
     /// before the first listing.
     ipfs_pins: AtomicU64,
+    /// IPFS pin requests made, and failed, since start.
+    pin_adds: AtomicU64,
+    pin_add_errors: AtomicU64,
     /// Set when an IPFS call found the daemon unreachable; the watch loop recovers when it
     /// answers again.
     ipfs_down: AtomicBool,
@@ -184,6 +187,8 @@ impl StatelessTracker {
             ipfs_id: Mutex::new(IpfsId::default()),
             listings: Mutex::new(Vec::new()),
             ipfs_pins: AtomicU64::new(UNCOUNTED),
+            pin_adds: AtomicU64::new(0),
+            pin_add_errors: AtomicU64::new(0),
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
             tasks: tasks.clone(),
@@ -697,9 +702,13 @@ impl Inner {
             match kind {
                 OpKind::Pin => match self.pin_of(&cid).await {
                     Some(pin) if self.is_mine(&pin) => {
+                        self.pin_adds.fetch_add(1, Ordering::Relaxed);
                         let r = self.ipfs.pin(&pin).await;
-                        if r.is_ok() {
-                            self.count_ipfs_pins(1);
+                        match r {
+                            Ok(()) => self.count_ipfs_pins(1),
+                            Err(_) => {
+                                self.pin_add_errors.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         r.map(|_| true)
                     }
@@ -872,6 +881,26 @@ impl PinTracker for StatelessTracker {
             .values()
             .filter(|op| op.phase != Phase::Failed)
             .count()
+    }
+
+    fn stats(&self) -> TrackerStats {
+        let mut s = TrackerStats {
+            pin_add: self.inner.pin_adds.load(Ordering::Relaxed),
+            pin_add_errors: self.inner.pin_add_errors.load(Ordering::Relaxed),
+            ..Default::default()
+        };
+        for op in self.inner.ops.lock().unwrap().values() {
+            let n = match op.status() {
+                TrackerStatus::PinQueued => &mut s.pin_queued,
+                TrackerStatus::Pinning => &mut s.pinning,
+                TrackerStatus::PinError => &mut s.pin_error,
+                TrackerStatus::UnpinQueued => &mut s.unpin_queued,
+                TrackerStatus::Unpinning => &mut s.unpinning,
+                _ => &mut s.unpin_error,
+            };
+            *n += 1;
+        }
+        s
     }
 }
 
