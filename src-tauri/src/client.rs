@@ -7,7 +7,10 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::types::{Alert, ApiError, GlobalPinInfo, Id, Metric, Pin, PinInfo, PinOptions, Version};
+use crate::types::{
+    AddedOutput, Alert, ApiError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, Pin,
+    PinInfo, PinOptions, RepoGc, Version,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -16,6 +19,9 @@ pub enum ClientError {
     Api { code: u16, message: String },
     #[error("cannot reach the cluster peer at {url}: {message}")]
     Unreachable { url: String, message: String },
+    /// No answer within the client's timeout.
+    #[error("the cluster peer at {url} did not answer in time")]
+    Timeout { url: String },
     #[error("unexpected answer from the cluster peer: {0}")]
     Decode(String),
     #[error("{0}")]
@@ -95,18 +101,43 @@ pub fn pin_query(o: &PinOptions) -> Vec<(String, String)> {
     q
 }
 
+/// How to reach the API besides its address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Transport {
+    /// HTTPS for a host given as a multiaddr or `host:port`.
+    pub https: bool,
+    /// Accept any server certificate (IPFS Cluster's `--no-check-certificate`).
+    pub insecure: bool,
+}
+
 impl Client {
     pub fn new(
         host: &str,
         basic_auth: Option<(String, String)>,
         timeout: Duration,
     ) -> Result<Client> {
+        Self::with_transport(host, basic_auth, timeout, Transport::default())
+    }
+
+    pub fn with_transport(
+        host: &str,
+        basic_auth: Option<(String, String)>,
+        timeout: Duration,
+        transport: Transport,
+    ) -> Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
+            .danger_accept_invalid_certs(transport.insecure)
             .build()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
+        let mut base = base_url(host)?;
+        if transport.https {
+            if let Some(rest) = base.strip_prefix("http://") {
+                base = format!("https://{rest}");
+            }
+        }
         Ok(Client {
-            base: base_url(host)?,
+            base,
             http,
             auth: basic_auth,
         })
@@ -122,17 +153,26 @@ impl Client {
         path: &str,
         query: &[(String, String)],
     ) -> Result<reqwest::Response> {
+        self.request_with(method, path, query, |r| r).await
+    }
+
+    /// [`Client::request`], with the request builder adjusted by `adjust` (a body).
+    async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(String, String)],
+        adjust: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).query(query);
         if let Some((u, p)) = &self.auth {
             req = req.basic_auth(u, Some(p));
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            message: std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string()),
-        })?;
+        let resp = adjust(req)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -148,6 +188,20 @@ impl Client {
                 message: body.trim().to_string(),
             },
         })
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> ClientError {
+        if e.is_timeout() {
+            return ClientError::Timeout {
+                url: self.base.clone(),
+            };
+        }
+        ClientError::Unreachable {
+            url: self.base.clone(),
+            message: std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string()),
+        }
     }
 
     async fn json<T: DeserializeOwned>(
@@ -289,6 +343,65 @@ impl Client {
 
     pub async fn recover_all(&self) -> Result<Vec<GlobalPinInfo>> {
         self.stream(Method::POST, "/pins/recover", &[]).await
+    }
+
+    /// Pins `to` as an update of the pin of `from` (its options and allocations).
+    pub async fn pin_update(&self, from: &str, to: &str, opts: &PinOptions) -> Result<Pin> {
+        let mut q = pin_query(opts);
+        q.push(("pin-update".into(), from.to_string()));
+        self.json(Method::POST, &format!("/pins/{to}"), &q).await
+    }
+
+    /// Garbage collection on every peer's IPFS node.
+    pub async fn ipfs_gc(&self) -> Result<GlobalRepoGc> {
+        self.json(Method::POST, "/ipfs/gc", &[]).await
+    }
+
+    /// Garbage collection on this peer's IPFS node only.
+    pub async fn ipfs_gc_local(&self) -> Result<RepoGc> {
+        let q = [("local".to_string(), "true".to_string())];
+        self.json(Method::POST, "/ipfs/gc", &q).await
+    }
+
+    pub async fn graph(&self) -> Result<ConnectGraph> {
+        self.json(Method::GET, "/health/graph", &[]).await
+    }
+
+    /// `POST /add` of `form` (files and directories in Kubo's multipart form) with `query`
+    /// (pin and add options); hands each added node to `each` as it arrives. No request
+    /// timeout: an upload takes as long as it takes.
+    pub async fn add(
+        &self,
+        form: reqwest::multipart::Form,
+        query: &[(String, String)],
+        mut each: impl FnMut(AddedOutput),
+    ) -> Result<()> {
+        let mut resp = self
+            .request_with(Method::POST, "/add", query, |r| {
+                r.multipart(form)
+                    .timeout(Duration::from_secs(365 * 24 * 3600))
+            })
+            .await?;
+        let mut buf = Vec::new();
+        // NDJSON, or with `stream-channels=false` one array at the end.
+        let decode = |line: &[u8]| -> Result<Vec<AddedOutput>> {
+            let line = line.trim_ascii();
+            let parsed = match line.first() {
+                None => return Ok(Vec::new()),
+                Some(b'[') => serde_json::from_slice(line),
+                Some(_) => serde_json::from_slice(line).map(|one| vec![one]),
+            };
+            parsed.map_err(|e| ClientError::Decode(e.to_string()))
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(e))? {
+            buf.extend_from_slice(&chunk);
+            while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                decode(&line)?.into_iter().for_each(&mut each);
+            }
+        }
+        decode(&buf)?.into_iter().for_each(&mut each);
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ use crate::components::{
 use crate::config::check_replication;
 
 mod add;
+mod node;
 use crate::error::{Error, Result};
 use crate::global_status;
 use crate::tasks::Tasks;
@@ -679,6 +680,10 @@ impl PeerService for Cluster {
             PeerCall::Recover(Some(cid)) => vec![self.recover_local(&cid).await],
             PeerCall::Recover(None) => self.recover_all_local().await,
         }
+    }
+
+    async fn node(&self, call: crate::components::NodeCall) -> crate::components::NodeAnswer {
+        self.answer_node(call).await
     }
 
     fn metrics(&self, from: &str, metrics: Vec<Metric>) {

@@ -17,13 +17,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::types::{
-    Alert, Cid, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinOptions, StatusFilter,
+    Alert, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinOptions, RepoGc,
+    StatusFilter,
 };
 
 // ---------------------------------------------------------------------------------------
 // IPFS
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, Serialize, Deserialize)]
 pub enum IpfsError {
     /// The daemon could not be reached at all (down, wrong address).
     #[error("IPFS daemon unreachable at {url}: {message}")]
@@ -69,6 +70,10 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn swarm_connect(&self, addr: &str) -> Result<(), IpfsError>;
     /// Adds a file's bytes to IPFS without pinning it (the cluster pins it); returns its CID.
     async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid, IpfsError>;
+    /// The IPFS peer ids this node is connected to (`swarm/peers`).
+    async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError>;
+    /// Runs IPFS's garbage collection; the CIDs it removed, and per-block errors.
+    async fn repo_gc(&self) -> Result<Vec<IpfsRepoGc>, IpfsError>;
     /// Sends a multipart body in Kubo's `add` form (as the client wrote it, `content_type`
     /// carrying its boundary) to IPFS as it arrives, without pinning; yields every node IPFS
     /// reports added, the root last. Nothing is held whole: a file of any size streams.
@@ -378,6 +383,28 @@ pub enum PeerCall {
     Recover(Option<Cid>),
 }
 
+/// A question about the callee itself: its view of the cluster, its IPFS node.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum NodeCall {
+    /// Every member's ID as the callee reaches them (`GET /peers` on the callee).
+    Peers,
+    /// The IPFS peers the callee's IPFS node is connected to.
+    IpfsSwarmPeers,
+    /// The callee's IPFS repository size and limit.
+    IpfsRepoStat,
+    /// Garbage collection on the callee's IPFS node.
+    IpfsRepoGc,
+}
+
+/// The answer to a [`NodeCall`].
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub enum NodeAnswer {
+    Peers(Vec<Id>),
+    IpfsSwarmPeers(Result<Vec<String>, IpfsError>),
+    IpfsRepoStat(Result<(u64, u64), IpfsError>),
+    IpfsRepoGc(RepoGc),
+}
+
 /// Why a call to another peer failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RpcError {
@@ -413,6 +440,12 @@ pub trait PeerRpc: Send + Sync + 'static {
         metrics: Vec<Metric>,
         timeout: Duration,
     ) -> Result<(), RpcError>;
+    async fn node(
+        &self,
+        to: &Member,
+        call: NodeCall,
+        timeout: Duration,
+    ) -> Result<NodeAnswer, RpcError>;
 }
 
 /// What this peer answers when another one calls it (the other side of [`PeerRpc`]).
@@ -422,4 +455,5 @@ pub trait PeerService: Send + Sync + 'static {
     async fn pins(&self, call: PeerCall) -> Vec<PinInfo>;
     /// Metrics pushed by `from` (a peer speaks only for itself).
     fn metrics(&self, from: &str, metrics: Vec<Metric>);
+    async fn node(&self, call: NodeCall) -> NodeAnswer;
 }

@@ -592,6 +592,52 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// One block IPFS's garbage collection removed, or an error it met.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct IpfsRepoGc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Cid>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// What one peer's IPFS garbage collection did (`POST /ipfs/gc`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct RepoGc {
+    pub peer: String,
+    pub peername: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub keys: Vec<IpfsRepoGc>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// `POST /ipfs/gc`: every peer's [`RepoGc`], by cluster peer id.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct GlobalRepoGc {
+    pub peer_map: BTreeMap<String, RepoGc>,
+}
+
+/// `GET /health/graph`: who is connected to whom, cluster peers and IPFS nodes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct ConnectGraph {
+    pub cluster_id: String,
+    #[serde(default)]
+    pub id_to_peername: BTreeMap<String, String>,
+    /// IPFS peer → the IPFS peers it is connected to.
+    #[serde(default)]
+    pub ipfs_links: BTreeMap<String, Vec<String>>,
+    /// Cluster peer → the cluster peers it reaches.
+    #[serde(default)]
+    pub cluster_links: BTreeMap<String, Vec<String>>,
+    /// Cluster peer → whether it is trusted (every Raft member is).
+    #[serde(default)]
+    pub cluster_trust_links: BTreeMap<String, bool>,
+    /// Cluster peer → its IPFS peer.
+    #[serde(default)]
+    pub cluster_to_ipfs: BTreeMap<String, String>,
+}
+
 /// Error body of every failed REST call.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ApiError {

@@ -36,13 +36,14 @@ async fn the_peers_files_are_owner_only_and_no_secret_reaches_a_log_or_an_error(
 
     // Some work, a wrong password, and the errors a user sees.
     let pin = peer.ctl(&[
+        "--force-http",
         "--basic-auth",
         &format!("admin:{password}"),
         "pin",
         "add",
         &identity_cid("secrets"),
     ]);
-    let wrong = peer.ctl(&["--basic-auth", "admin:not-the-password", "id"]);
+    let wrong = peer.ctl(&["-f", "--basic-auth", "admin:not-the-password", "id"]);
     assert!(!wrong.status.success());
     let state_out = service(&peer.dir, &["state", "export", "--file", "/dev/null"]);
     peer.stop();

@@ -540,7 +540,7 @@ async fn ctl_takes_ipfs_cluster_ctls_short_flags_and_cluster_credentials() {
     peer.start(&[]).await.unwrap();
     let host = format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port);
     let out = std::process::Command::new(bin("ipfs-cluster-ctl"))
-        .args(["-l", &host, "-t", "30", "id"])
+        .args(["-l", &host, "-t", "30", "-f", "id"])
         .env("CLUSTER_CREDENTIALS", "ops:pw-9f2")
         .env("IPFS_CLUSTER_PATH", dir.path())
         .output()

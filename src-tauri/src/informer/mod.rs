@@ -337,6 +337,14 @@ mod tests {
         async fn metrics(&self, _: &Member, _: Vec<Metric>, _: Duration) -> Result<(), RpcError> {
             unreachable!()
         }
+        async fn node(
+            &self,
+            _: &Member,
+            _: crate::components::NodeCall,
+            _: Duration,
+        ) -> Result<crate::components::NodeAnswer, RpcError> {
+            unreachable!()
+        }
     }
 
     /// An informer whose measurement takes `takes` (an IPFS that answers slowly, or never).

@@ -163,6 +163,16 @@ async fn pin_update(
     Json(json!({"Pins": [from.to_string(), to.to_string()]})).into_response()
 }
 
+/// Removes nothing, but reports one collected block and one error, as Kubo streams them.
+async fn repo_gc(Query(q): Q) -> Response {
+    let errors = q.get("stream-errors").map(String::as_str) == Some("true");
+    let mut out = format!("{}\n", json!({"Key": {"/": test_cid(0x6c).to_string()}}));
+    if errors {
+        out += &format!("{}\n", json!({"Error": "block in use"}));
+    }
+    out.into_response()
+}
+
 /// Stores nothing; answers each call with a CID of its own, recording the query.
 async fn block_put(State(s): State<Arc<Mutex<FakeState>>>, Query(q): Q) -> Response {
     let mut st = s.lock().unwrap();
@@ -204,6 +214,13 @@ impl FakeKubo {
             .route("/api/v0/add", post(add))
             .route("/api/v0/block/put", post(block_put))
             .route("/api/v0/pin/update", post(pin_update))
+            .route(
+                "/api/v0/swarm/peers",
+                post(|| async {
+                    Json(json!({"Peers": [{"Addr": "/ip4/127.0.0.1/tcp/4001", "Peer": "QmOtherIpfsPeer"}]}))
+                }),
+            )
+            .route("/api/v0/repo/gc", post(repo_gc))
             .route(
                 "/api/v0/swarm/connect",
                 post(|| async { Json(json!({"Strings": ["ok"]})) }),

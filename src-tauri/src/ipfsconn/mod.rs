@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::components::{AddOptions, AddedNode, ByteStream, IpfsConnector, IpfsError, RepoStat};
 use crate::config::IpfsHttpConfig;
 use crate::net::AddrError;
-use crate::types::{Cid, IpfsId, Pin, PinMode};
+use crate::types::{Cid, IpfsId, IpfsRepoGc, Pin, PinMode};
 
 pub struct IpfsHttp {
     base: String,
@@ -380,6 +380,47 @@ impl IpfsConnector for IpfsHttp {
             repo_size,
             storage_max,
         })
+    }
+
+    async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError> {
+        let v = self.call_json("swarm/peers", &[]).await?;
+        let mut peers: Vec<String> = v["Peers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["Peer"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        peers.sort();
+        peers.dedup();
+        Ok(peers)
+    }
+
+    async fn repo_gc(&self) -> Result<Vec<IpfsRepoGc>, IpfsError> {
+        let resp = self
+            .send(
+                "repo/gc",
+                &[("stream-errors", "true")],
+                self.cfg.repogc_timeout.get(),
+            )
+            .await?;
+        let mut lines = ndjson_lines(resp);
+        let mut out = Vec::new();
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let v: Value =
+                serde_json::from_slice(&line).map_err(|e| IpfsError::Decode(e.to_string()))?;
+            let key = v["Key"]["/"].as_str().and_then(|c| c.parse().ok());
+            let error = v["Error"].as_str().unwrap_or_default().to_string();
+            if key.is_some() || !error.is_empty() {
+                out.push(IpfsRepoGc { key, error });
+            }
+        }
+        Ok(out)
     }
 
     async fn swarm_connect(&self, addr: &str) -> Result<(), IpfsError> {

@@ -1,13 +1,12 @@
 //! The IPFS proxy API (SPEC §1, port 9095): a Kubo RPC look-alike, so that tools written for
 //! an IPFS daemon (Kubo's RPC clients, `ipfs --api`) pin into the cluster without knowing it.
 //!
-//! As IPFS Cluster's `ipfsproxy`: `pin/add`, `pin/rm`, `pin/ls`, `pin/update`, `add`, and
-//! `block/put`/`dag/put` with `pin=true` are answered by the cluster, in
+//! As IPFS Cluster's `ipfsproxy`: `pin/add`, `pin/rm`, `pin/ls`, `pin/update`, `add`,
+//! `repo/stat` (summed over peers), `repo/gc` (on every peer), and `block/put`/`dag/put`
+//! with `pin=true` are answered by the cluster, in
 //! Kubo's JSON shapes and Kubo's error form (`{"Message", "Code", "Type": "error"}`); every
 //! other request goes to the IPFS node unchanged, both bodies streamed. Unlike IPFS Cluster,
 //! `pin/ls` of the whole pinset is written as it is read from disk, never gathered first.
-//! Not yet as IPFS Cluster: `repo/stat` and `repo/gc` are this peer's node's (IPFS Cluster
-//! sums, resp. runs, them over every peer).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -387,6 +386,71 @@ async fn add(State(p): State<Proxy>, q: Params, req: Request) -> Response {
         .expect("static response")
 }
 
+/// Kubo's `repo/stat` with the cluster's numbers: every peer's repository size and limit
+/// summed (as IPFS Cluster), the rest of the answer as this peer's node gives it.
+async fn repo_stat(State(p): State<Proxy>, req: Request) -> Response {
+    let resp = match forward(&p, req, None).await {
+        Ok(r) if r.status().is_success() => r,
+        Ok(r) => return streamed(r),
+        Err(r) => return r,
+    };
+    let mut v: Value = match resp.json().await {
+        Ok(v) => v,
+        Err(e) => return kubo_error(StatusCode::BAD_GATEWAY, e.to_string()),
+    };
+    let (size, max) = p.cluster.ipfs_repo_stat_all().await;
+    v["RepoSize"] = size.into();
+    v["StorageMax"] = max.into();
+    Json(v).into_response()
+}
+
+/// Kubo's `repo/gc`, run on every peer's IPFS node: one `{"Key": {"/": cid}}` line per
+/// removed block; errors as lines with `stream-errors=true`, else in the trailer.
+async fn repo_gc(State(p): State<Proxy>, q: Params) -> Response {
+    let stream_errors = q.get("stream-errors") == Some("true");
+    let gc = p.cluster.repo_gc().await;
+    let mut body = String::new();
+    let mut errors = Vec::new();
+    for peer in gc.peer_map.values() {
+        if !peer.error.is_empty() {
+            errors.push(format!("{}: {}", peer.peer, peer.error));
+        }
+        for k in &peer.keys {
+            let mut line = serde_json::Map::new();
+            if let Some(c) = k.key {
+                line.insert("Key".into(), json!({"/": c.to_string()}));
+            }
+            if !k.error.is_empty() {
+                if stream_errors {
+                    line.insert("Error".into(), k.error.clone().into());
+                } else {
+                    errors.push(k.error.clone());
+                }
+            }
+            if !line.is_empty() {
+                body.push_str(&Value::Object(line).to_string());
+                body.push('\n');
+            }
+        }
+    }
+    let mut trailers = axum::http::HeaderMap::new();
+    if !errors.is_empty() {
+        let msg = errors.join("; ").replace(['\r', '\n'], " ");
+        if let Ok(v) = axum::http::HeaderValue::from_str(&msg) {
+            trailers.insert("x-stream-error", v);
+        }
+    }
+    let frames = futures::stream::iter([
+        Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(body))),
+        Ok(http_body::Frame::trailers(trailers)),
+    ]);
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::TRAILER, "X-Stream-Error")
+        .body(Body::new(http_body_util::StreamBody::new(frames)))
+        .expect("static response")
+}
+
 /// Headers that belong to one connection, not to the message.
 const HOP_BY_HOP: [&str; 7] = [
     "connection",
@@ -509,6 +573,8 @@ fn router(proxy: Proxy) -> Router {
         .route("/api/v0/pin/ls/{*arg}", on(m(), pin_ls_slash))
         .route("/api/v0/pin/update", on(m(), pin_update))
         .route("/api/v0/add", on(m(), add))
+        .route("/api/v0/repo/stat", on(m(), repo_stat))
+        .route("/api/v0/repo/gc", on(m(), repo_gc))
         .route("/api/v0/block/put", on(m(), put_and_pin))
         .route("/api/v0/dag/put", on(m(), put_and_pin))
         .fallback(passthrough)

@@ -191,3 +191,20 @@ async fn a_web_page_cannot_use_the_proxy() {
     assert!(pinset(&a).await.is_empty());
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn repo_stat_and_repo_gc_are_the_clusters() {
+    let a = api(|_| {}).await;
+    let (status, body) = call(&a, "repo/stat").await;
+    assert_eq!(status, 200, "{body}");
+    // The Kubo double reports 1000 bytes used of 10GB; one peer, so the sums are its own.
+    let v = json(&body);
+    assert_eq!(v["RepoSize"], 1000);
+    assert_eq!(v["StorageMax"], 10_000_000_000u64);
+    let (status, body) = call(&a, "repo/gc?stream-errors=true").await;
+    assert_eq!(status, 200);
+    let lines: Vec<Value> = body.lines().map(json).collect();
+    assert_eq!(lines[0]["Key"]["/"], test_cid(0x6c).to_string());
+    assert_eq!(lines[1]["Error"], "block in use");
+    a.peer.shutdown().await;
+}

@@ -267,6 +267,20 @@ async fn add(State(c): State<Cluster>, q: Params, req: Request) -> ApiResult<Res
     }
 }
 
+/// `GET /health/graph`: IPFS Cluster's ConnectGraph.
+async fn graph(State(c): State<Cluster>) -> Response {
+    Json(c.connect_graph().await).into_response()
+}
+
+/// `POST /ipfs/gc`: GC on every peer's IPFS, or with `local=true` on this peer's alone (a
+/// RepoGC instead of a GlobalRepoGC, as IPFS Cluster).
+async fn ipfs_gc(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
+    if q.local()? {
+        return Ok(Json(c.repo_gc_local().await).into_response());
+    }
+    Ok(Json(c.repo_gc().await).into_response())
+}
+
 async fn unpin_cid(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiResult<Response> {
     let cid = parse_cid(&cid)?;
     Ok(Json(c.unpin(cid).await?).into_response())
@@ -526,6 +540,8 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/monitor/metrics", get(metric_names))
         .route("/monitor/metrics/{name}", get(metrics))
         .route("/health/alerts", get(alerts))
+        .route("/health/graph", get(graph))
+        .route("/ipfs/gc", post(ipfs_gc))
         .fallback(not_found)
         .with_state(cluster);
     let r = Auth {

@@ -1006,3 +1006,69 @@ async fn pin_update_copies_the_old_pins_options_and_needs_it_in_the_pinset() {
     assert_eq!(pins.len(), 2);
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn ipfs_gc_runs_on_every_peer_and_local_on_this_one() {
+    let a = api(|_| {}).await;
+    let me = a.peer.cluster().me().peer_id.clone();
+    let resp = a
+        .http
+        .post(format!("{}/ipfs/gc", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let gc: crate::types::GlobalRepoGc = resp.json().await.unwrap();
+    let mine = &gc.peer_map[&me];
+    assert_eq!(mine.peer, me);
+    assert_eq!(mine.keys[0].key, Some(test_cid(0x6c)));
+    assert_eq!(mine.keys[1].error, "block in use");
+    let resp = a
+        .http
+        .post(format!("{}/ipfs/gc?local=true", a.base))
+        .send()
+        .await
+        .unwrap();
+    let local: crate::types::RepoGc = resp.json().await.unwrap();
+    assert_eq!(local.peer, me);
+    let resp = a
+        .http
+        .post(format!("{}/ipfs/gc?local=perhaps", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    // Only POST.
+    let resp = a
+        .http
+        .get(format!("{}/ipfs/gc", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn health_graph_links_each_peer_to_its_ipfs_and_its_connections() {
+    let a = api(|_| {}).await;
+    let me = a.peer.cluster().me().peer_id.clone();
+    let g: crate::types::ConnectGraph = a
+        .http
+        .get(format!("{}/health/graph", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(g.cluster_id, me);
+    assert_eq!(g.cluster_to_ipfs[&me], "QmFakeIpfsPeer");
+    assert_eq!(
+        g.ipfs_links["QmFakeIpfsPeer"],
+        vec!["QmOtherIpfsPeer".to_string()]
+    );
+    assert_eq!(g.cluster_links[&me], Vec::<String>::new());
+    assert!(g.cluster_trust_links[&me]);
+    a.peer.shutdown().await;
+}

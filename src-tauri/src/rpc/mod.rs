@@ -29,7 +29,9 @@ use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtoco
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::components::{Consensus, Member, PeerCall, PeerRpc, PeerService, RpcError};
+use crate::components::{
+    Consensus, Member, NodeAnswer, NodeCall, PeerCall, PeerRpc, PeerService, RpcError,
+};
 use crate::consensus::network::TransportError;
 use crate::consensus::{ClusterNode, RaftRequest, RaftResponse, RaftService, RaftTransport};
 use crate::tasks::Tasks;
@@ -46,6 +48,8 @@ pub enum RpcRequest {
     Metrics(Vec<Metric>),
     /// Pin status or recover on the callee's tracker.
     Pins(PeerCall),
+    /// About the callee itself and its IPFS node.
+    Node(NodeCall),
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -53,6 +57,7 @@ pub enum RpcResponse {
     Raft(RaftResponse),
     Id(Id),
     Pins(Vec<PinInfo>),
+    Node(NodeAnswer),
     Ok,
     Err(String),
 }
@@ -73,6 +78,7 @@ impl Services {
                 RpcResponse::Ok
             }
             RpcRequest::Pins(call) => RpcResponse::Pins(self.peer.pins(call).await),
+            RpcRequest::Node(call) => RpcResponse::Node(self.peer.node(call).await),
         }
     }
 }
@@ -382,6 +388,20 @@ impl PeerRpc for ClusterRpc {
         let req = RpcRequest::Metrics(metrics);
         self.call_member(&to.peer_id, &to.addrs, req, timeout, |r| match r {
             RpcResponse::Ok => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn node(
+        &self,
+        to: &Member,
+        call: NodeCall,
+        timeout: Duration,
+    ) -> Result<NodeAnswer, RpcError> {
+        let req = RpcRequest::Node(call);
+        self.call_member(&to.peer_id, &to.addrs, req, timeout, |r| match r {
+            RpcResponse::Node(a) => Some(a),
             _ => None,
         })
         .await

@@ -1,7 +1,11 @@
 //! `ipfs-cluster-ctl`: IPFS Cluster's command-line client of the REST API, with its command
 //! names, flags and text output, so users' scripts keep working.
 
+mod add;
+mod graph;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -41,6 +45,21 @@ struct Cli {
     /// Seconds before a request is abandoned.
     #[arg(short = 't', long, global = true, default_value_t = 60)]
     timeout: u64,
+    /// Uses HTTPS to reach the API.
+    #[arg(short = 's', long, global = true)]
+    https: bool,
+    /// Does not verify the server's TLS certificate (with --https).
+    #[arg(long, global = true)]
+    no_check_certificate: bool,
+    /// Keeps plain HTTP with --basic-auth (which otherwise switches to HTTPS, as IPFS
+    /// Cluster's ctl does). Before the command, as in IPFS Cluster's ctl (`health graph`
+    /// has its own -f).
+    #[arg(short = 'f', long)]
+    force_http: bool,
+    /// The cluster secret, for IPFS Cluster's libp2p API endpoints (accepted; this ctl
+    /// talks HTTP only).
+    #[arg(long, global = true, hide_env_values = true, value_name = "HEX")]
+    secret: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -55,6 +74,14 @@ enum Enc {
 enum Cmd {
     /// Shows the peer's ID and its view of the cluster.
     Id,
+    /// Adds files or folders to IPFS through the peer and pins the result in the cluster.
+    ///
+    /// Several paths are wrapped in one directory. Prints `added <cid> <name>` for every
+    /// file and folder, the root last.
+    Add(AddArgs),
+    /// Runs IPFS operations on the cluster's IPFS daemons.
+    #[command(subcommand)]
+    Ipfs(IpfsCmd),
     /// Lists or removes cluster peers.
     #[command(subcommand)]
     Peers(PeersCmd),
@@ -92,6 +119,97 @@ enum HealthCmd {
     Metrics { name: Option<String> },
     /// Lists recent alerts (expired metrics).
     Alerts,
+    /// Writes the cluster's connectivity as a Graphviz dot graph (`| dot -Tpng`).
+    Graph {
+        /// Writes to this file instead of standard output.
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// Also draws the IPFS peers that are not the cluster's.
+        #[arg(long)]
+        all_ipfs_peers: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IpfsCmd {
+    /// Runs garbage collection on every peer's IPFS daemon (or this peer's, with --local).
+    Gc {
+        #[arg(long)]
+        local: bool,
+    },
+}
+
+/// Pin options shared by `add`, `pin add` and `pin update`.
+#[derive(Args)]
+struct PinArgs {
+    /// A name for the pin.
+    #[arg(short = 'n', long, default_value = "")]
+    name: String,
+    #[arg(long = "replication-min", visible_alias = "rmin", default_value_t = 0)]
+    replication_min: i32,
+    #[arg(long = "replication-max", visible_alias = "rmax", default_value_t = 0)]
+    replication_max: i32,
+    /// Peer ids to allocate to first (comma-separated).
+    #[arg(long, visible_alias = "allocs", default_value = "")]
+    allocations: String,
+    /// The pin expires (is removed from the cluster) after this long: a Go duration
+    /// (`24h`, `90m`).
+    #[arg(long, value_parser = parse_duration)]
+    expire_in: Option<Duration>,
+    /// key=value, repeatable.
+    #[arg(long)]
+    metadata: Vec<String>,
+}
+
+#[derive(Args)]
+struct AddArgs {
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Adds folders with their content.
+    #[arg(short, long)]
+    recursive: bool,
+    /// Prints only CIDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Prints only the root's CID.
+    #[arg(short = 'Q', long)]
+    quieter: bool,
+    /// Waits for the whole add before printing (the peer answers with one list).
+    #[arg(long)]
+    no_stream: bool,
+    /// Adds through this peer only (every add does here; accepted for IPFS Cluster's
+    /// scripts).
+    #[arg(long)]
+    local: bool,
+    #[command(flatten)]
+    pin: PinArgs,
+    /// Adds to IPFS without pinning in the cluster.
+    #[arg(long)]
+    no_pin: bool,
+    /// Wraps the files in a directory (always with several paths).
+    #[arg(short, long)]
+    wrap_with_directory: bool,
+    /// unixfs, or car (a CAR file with a single root).
+    #[arg(long, default_value = "unixfs")]
+    format: String,
+    /// Includes files whose name starts with a dot.
+    #[arg(short = 'H', long)]
+    hidden: bool,
+    /// IPFS chunker, e.g. size-262144.
+    #[arg(long)]
+    chunker: Option<String>,
+    /// Raw leaves (IPFS's default with --cid-version 1).
+    #[arg(long)]
+    raw_leaves: bool,
+    #[arg(long)]
+    cid_version: Option<u8>,
+    /// Waits until the root is pinned on every allocated peer (`-w` is
+    /// --wrap-with-directory here, as in IPFS Cluster's ctl).
+    #[arg(long)]
+    wait: bool,
+    /// Gives up waiting after this long (Go duration or seconds; exits with 62).
+    #[arg(long, alias = "wt", default_value = "0", value_parser = parse_duration)]
+    wait_timeout: Duration,
 }
 
 #[derive(Subcommand)]
@@ -114,14 +232,17 @@ struct WaitArgs {
     /// Prints the pin instead of its status afterwards (faster, quieter).
     #[arg(long = "no-status", alias = "ns")]
     no_status: bool,
+    /// Stops waiting once this many peers reached the status (0: every allocated peer).
+    #[arg(long, alias = "wl", default_value_t = 0)]
+    wait_limit: usize,
     /// Gives up waiting after this long: a Go duration (`1m`, `30s`) or seconds (0 = no
-    /// limit).
-    #[arg(long, alias = "wt", default_value = "0", value_parser = parse_wait)]
+    /// limit); giving up exits with 62.
+    #[arg(long, alias = "wt", default_value = "0", value_parser = parse_duration)]
     wait_timeout: Duration,
 }
 
-/// A wait timeout as IPFS Cluster's ctl takes it (a Go duration), or bare seconds.
-fn parse_wait(s: &str) -> Result<Duration, String> {
+/// A duration as IPFS Cluster's ctl takes it (a Go duration), or bare seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
     match s.trim().parse::<u64>() {
         Ok(secs) => Ok(Duration::from_secs(secs)),
         Err(_) => s
@@ -136,23 +257,26 @@ enum PinCmd {
     /// Pins a CID (or /ipfs/ path) in the cluster.
     Add {
         cid: String,
-        #[arg(long, default_value = "")]
-        name: String,
         /// Sets both replication factors.
         #[arg(short = 'r', long)]
         replication: Option<i32>,
-        #[arg(long = "replication-min", visible_alias = "rmin", default_value_t = 0)]
-        replication_min: i32,
-        #[arg(long = "replication-max", visible_alias = "rmax", default_value_t = 0)]
-        replication_max: i32,
-        /// Peer ids to allocate to first (comma-separated).
-        #[arg(long, default_value = "")]
-        allocations: String,
+        /// recursive or direct.
         #[arg(long, default_value = "recursive")]
         mode: String,
-        /// key=value, repeatable.
-        #[arg(long)]
-        metadata: Vec<String>,
+        #[command(flatten)]
+        pin: PinArgs,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Pins TO as an update of the pin of FROM (same options and allocations; IPFS fetches
+    /// only what differs). FROM stays pinned.
+    Update {
+        from: String,
+        to: String,
+        #[arg(short = 'n', long, default_value = "")]
+        name: String,
+        #[arg(long, value_parser = parse_duration)]
+        expire_in: Option<Duration>,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -295,6 +419,27 @@ fn global_text(g: &GlobalPinInfo) -> String {
     s
 }
 
+fn gc_text(gc: &ipfs_cluster::types::RepoGc) -> String {
+    let mut s = if gc.error.is_empty() {
+        format!(
+            "{} | {} | {} blocks removed\n",
+            gc.peer,
+            gc.peername,
+            gc.keys.len()
+        )
+    } else {
+        format!("{} | {} | ERROR: {}\n", gc.peer, gc.peername, gc.error)
+    };
+    for k in &gc.keys {
+        match (&k.key, k.error.is_empty()) {
+            (Some(c), true) => s += &format!("    - {c}\n"),
+            (Some(c), false) => s += &format!("    - {c} | ERROR: {}\n", k.error),
+            (None, _) => s += &format!("    - ERROR: {}\n", k.error),
+        }
+    }
+    s
+}
+
 fn local_text(p: &PinInfo) -> String {
     format!("{}:\n{}", p.cid, short_text(&p.peer, &p.info))
 }
@@ -314,6 +459,37 @@ fn metric_text(m: &ipfs_cluster::types::Metric) -> String {
         expire.to_rfc3339()
     )
 }
+
+/// Pin options from the shared flags (`min`/`max` after `-r`).
+fn pin_options(args: &PinArgs, min: i32, max: i32, mode: PinMode) -> anyhow::Result<PinOptions> {
+    Ok(PinOptions {
+        replication_factor_min: min,
+        replication_factor_max: max,
+        name: args.name.clone(),
+        mode,
+        user_allocations: args
+            .allocations
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        expire_at: expiry(args.expire_in)?,
+        metadata: parse_metadata(&args.metadata)?,
+        ..Default::default()
+    })
+}
+
+fn expiry(expire_in: Option<Duration>) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    expire_in
+        .map(|d| Ok(chrono::Utc::now() + chrono::Duration::from_std(d)?))
+        .transpose()
+}
+
+/// Waiting gave up (`--wait-timeout`): exit 62, as IPFS Cluster's ctl.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TimedOut(String);
 
 fn parse_metadata(items: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     items
@@ -344,11 +520,20 @@ async fn wait_for(
         if let Some(e) = relevant.iter().find(|i| i.status.is_error()) {
             bail!("{cid}: {} on {}: {}", e.status, e.peername, e.error);
         }
-        if relevant.iter().all(|i| done(i.status)) {
+        let finished = relevant.iter().filter(|i| done(i.status)).count();
+        let enough = match args.wait_limit {
+            0 => finished == relevant.len(),
+            limit => finished >= limit.min(relevant.len().max(1)),
+        };
+        if enough {
             return Ok(st);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            bail!("{cid}: still not done after {:?}", args.wait_timeout);
+            return Err(TimedOut(format!(
+                "{cid}: still not done after {:?}",
+                args.wait_timeout
+            ))
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -380,28 +565,43 @@ async fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
         eprintln!("An error occurred:\n Error: {e:#}");
-        // As IPFS Cluster's ctl: 2 when the peer answered with an error, 1 when the call
-        // itself failed (unreachable, bad arguments).
-        let answered = e
-            .downcast_ref::<ipfs_cluster::client::ClientError>()
-            .is_some_and(|c| c.code().is_some());
-        std::process::exit(if answered { 2 } else { 1 });
+        // As IPFS Cluster's ctl: 2 when the peer answered with an error, 62 (ETIME) when
+        // it did not answer in time or a wait gave up, 1 when the call itself failed.
+        let client = e.downcast_ref::<ipfs_cluster::client::ClientError>();
+        let code = match client {
+            Some(c) if c.code().is_some() => 2,
+            Some(ipfs_cluster::client::ClientError::Timeout { .. }) => 62,
+            _ if e.downcast_ref::<TimedOut>().is_some() => 62,
+            _ => 1,
+        };
+        std::process::exit(code);
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut https = cli.https;
     let auth = match &cli.basic_auth {
         Some(s) => {
             let (u, p) = s
                 .split_once(':')
                 .context("--basic-auth: expected user:password")?;
+            if !https && !cli.force_http && !cli.host.starts_with("http://") {
+                // IPFS Cluster's ctl never sends a password in clear unless told to.
+                eprintln!("SSL automatically enabled with basic auth credentials. Set \"force-http\" to disable");
+                https = true;
+            }
             Some((u.to_string(), p.to_string()))
         }
         // The local peer's own credential (the desktop app makes one), for loopback only.
         None => ipfs_cluster::config::ApiCredential::for_local_client(&cli.host)
             .map(|c| (c.user, c.password)),
     };
-    let client = Client::new(&cli.host, auth, Duration::from_secs(cli.timeout))?;
+    let transport = ipfs_cluster::client::Transport {
+        https,
+        insecure: cli.no_check_certificate,
+    };
+    let client =
+        Client::with_transport(&cli.host, auth, Duration::from_secs(cli.timeout), transport)?;
     let enc = cli.enc;
     match cli.cmd {
         Cmd::Id => print(enc, &client.id().await?, id_text),
@@ -456,35 +656,117 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Pin(PinCmd::Add {
             cid,
-            name,
             replication,
-            replication_min,
-            replication_max,
-            allocations,
             mode,
-            metadata,
+            pin,
             wait,
         }) => {
             let (min, max) = match replication {
                 Some(r) => (r, r),
-                None => (replication_min, replication_max),
+                None => (pin.replication_min, pin.replication_max),
             };
-            let opts = PinOptions {
-                replication_factor_min: min,
-                replication_factor_max: max,
-                name,
-                mode: mode.parse().map_err(anyhow::Error::msg)?,
-                user_allocations: allocations
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect(),
-                metadata: parse_metadata(&metadata)?,
-                ..Default::default()
-            };
+            let mode = mode.parse().map_err(anyhow::Error::msg)?;
+            let opts = pin_options(&pin, min, max, mode)?;
             let pin = client.pin(&cid, &opts).await?;
             report(&client, enc, pin, &wait, TrackerStatus::Pinned).await?;
+        }
+        Cmd::Pin(PinCmd::Update {
+            from,
+            to,
+            name,
+            expire_in,
+            wait,
+        }) => {
+            let opts = PinOptions {
+                name,
+                expire_at: expiry(expire_in)?,
+                ..Default::default()
+            };
+            let pin = client.pin_update(&from, &to, &opts).await?;
+            report(&client, enc, pin, &wait, TrackerStatus::Pinned).await?;
+        }
+        Cmd::Add(args) => {
+            let opts = pin_options(
+                &args.pin,
+                args.pin.replication_min,
+                args.pin.replication_max,
+                PinMode::Recursive,
+            )?;
+            let mut query = ipfs_cluster::client::pin_query(&opts);
+            let flag = |k: &str, on: bool| on.then(|| (k.to_string(), "true".to_string()));
+            query.extend(
+                [
+                    flag(
+                        "wrap-with-directory",
+                        args.wrap_with_directory || args.paths.len() > 1,
+                    ),
+                    flag("hidden", args.hidden),
+                    flag("no-pin", args.no_pin),
+                    flag("local", args.local),
+                    flag("raw-leaves", args.raw_leaves),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            query.push(("format".into(), args.format.clone()));
+            query.push(("stream-channels".into(), (!args.no_stream).to_string()));
+            if let Some(v) = args.cid_version {
+                query.push(("cid-version".into(), v.to_string()));
+            }
+            if let Some(c) = &args.chunker {
+                query.push(("chunker".into(), c.clone()));
+            }
+            let show = add::Output {
+                json: enc == Enc::Json,
+                quiet: args.quiet,
+                quieter: args.quieter,
+            };
+            let root = add::add(
+                &client,
+                &args.paths,
+                args.recursive,
+                args.hidden,
+                query,
+                show,
+            )
+            .await?;
+            if args.wait && !args.no_pin {
+                let wait = WaitArgs {
+                    wait: true,
+                    no_status: true,
+                    wait_limit: 0,
+                    wait_timeout: args.wait_timeout,
+                };
+                wait_for(&client, &root, &wait, |s| s == TrackerStatus::Pinned).await?;
+            }
+        }
+        Cmd::Ipfs(IpfsCmd::Gc { local }) => {
+            let gcs = if local {
+                vec![client.ipfs_gc_local().await?]
+            } else {
+                client.ipfs_gc().await?.peer_map.into_values().collect()
+            };
+            print(enc, &gcs, |gcs| gcs.iter().map(gc_text).collect());
+        }
+        Cmd::Health {
+            cmd:
+                Some(HealthCmd::Graph {
+                    file,
+                    all_ipfs_peers,
+                }),
+        } => {
+            let g = client.graph().await?;
+            if enc == Enc::Json {
+                print(enc, &g, |_| String::new());
+            } else {
+                let text = graph::dot(&g, all_ipfs_peers);
+                match file {
+                    Some(f) => {
+                        std::fs::write(&f, text).with_context(|| format!("{}", f.display()))?
+                    }
+                    None => print!("{text}"),
+                }
+            }
         }
         Cmd::Pin(PinCmd::Rm { cid, wait }) => {
             let pin = client.unpin(&cid).await?;
@@ -530,4 +812,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_and_flag_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
