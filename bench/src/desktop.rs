@@ -179,6 +179,14 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
             "CLUSTER_LISTENMULTIADDRESS",
             format!("/ip4/127.0.0.1/tcp/{}", free_port()),
         ),
+        (
+            "CLUSTER_IPFSPROXY_LISTENMULTIADDRESS",
+            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        ),
+        (
+            "CLUSTER_PINSVCAPI_HTTPLISTENMULTIADDRESS",
+            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        ),
         ("IPFS_CLUSTER_IPFS_NETWORK", "loopback".into()),
     ]
     .into_iter()

