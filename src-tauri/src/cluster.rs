@@ -256,6 +256,12 @@ impl Cluster {
             opts.replication_factor_min = opts.replication_factor_max.clamp(-1, 1);
         }
         check_replication(opts.replication_factor_min, opts.replication_factor_max)?;
+        if let Some(at) = opts.expire_at.filter(|at| *at <= chrono::Utc::now()) {
+            return Err(Error::BadInput(format!(
+                "expire-at {} is in the past: the pin would be removed at once",
+                at.to_rfc3339()
+            )));
+        }
         for p in &opts.user_allocations {
             p.parse::<libp2p_identity::PeerId>().map_err(|e| {
                 Error::BadInput(format!("user allocation {p:?} is not a peer id: {e}"))
@@ -564,6 +570,41 @@ impl Cluster {
     }
 
     /// With repinning on: moves the pins of a peer whose `ping` expired to live peers.
+    /// Removes expired pins from the pinset (IPFS Cluster's expiry, done in its state sync):
+    /// every `every`, the leader unpins the pins whose `expire_at` has passed, found through
+    /// the pinset's index of expiring pins.
+    pub(crate) fn unpin_expired(&self, every: Duration, tasks: &Tasks) {
+        let cluster = self.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if cluster.consensus.leader().as_deref() != Some(cluster.me.peer_id.as_str()) {
+                    continue;
+                }
+                let expired = match cluster
+                    .consensus
+                    .state()
+                    .expired(chrono::Utc::now(), 1000)
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::warn!("cannot read the expiring pins: {e}");
+                        continue;
+                    }
+                };
+                for cid in expired {
+                    tracing::info!(%cid, "unpinning: the pin expired");
+                    if let Err(e) = cluster.consensus.log_unpin(cid).await {
+                        tracing::warn!(%cid, "cannot unpin the expired pin: {e}");
+                    }
+                }
+            }
+        });
+    }
+
     pub(crate) fn repin_on_alerts(&self, tasks: &Tasks) {
         let cluster = self.clone();
         let mut alerts = self.monitor.subscribe();

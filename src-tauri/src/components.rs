@@ -189,6 +189,13 @@ pub trait Pinset: Send + Sync + 'static {
     ) -> BoxStream<'static, Result<Pin, ConsensusError>>;
     /// How many pins there are.
     async fn count(&self) -> Result<u64, ConsensusError>;
+    /// Up to `limit` pins whose `expire_at` is `now` or earlier (read through an index of
+    /// the expiring pins, never the whole pinset).
+    async fn expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Cid>, ConsensusError>;
 }
 
 // ---------------------------------------------------------------------------------------

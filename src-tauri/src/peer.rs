@@ -183,6 +183,12 @@ impl Peer {
         if !c.disable_repinning {
             cluster.repin_on_alerts(tasks);
         }
+        // IPFS Cluster checks expiry at each state sync; at least every minute here.
+        let expiry_check = c
+            .state_sync_interval
+            .get()
+            .min(std::time::Duration::from_secs(60));
+        cluster.unpin_expired(expiry_check, tasks);
         rpc.serve(consensus.clone(), Arc::new(cluster.clone()));
 
         if joining {

@@ -50,6 +50,35 @@ fn write_err(e: impl std::error::Error + 'static) -> SErr {
     StorageIOError::write(AnyError::new(&e)).into()
 }
 
+/// A pin's expiry time as SQLite reads it from the stored JSON (Go's zero time when unset).
+const EXPIRY: &str = "julianday(json_extract(pin, '$.expire_at'))";
+const EXPIRES: &str = "json_extract(pin, '$.expire_at') <> '0001-01-01T00:00:00Z'";
+
+/// SQL creating the index of `table`'s expiring pins by expiry time (for
+/// [`Pinset::expired`]; pins that never expire are not in it). Its name is new each time:
+/// an index keeps its name when its table is renamed to `pins`, and must not clash with the
+/// index of the `pins` table it replaces.
+fn expiry_index(table: &str) -> String {
+    format!(
+        "CREATE INDEX \"{}\" ON {table} ({EXPIRY}) WHERE {EXPIRES}",
+        fresh_name(&format!("{table}_expiry"))
+    )
+}
+
+/// Gives `pins` its expiry index if it has none (a database from before it).
+async fn ensure_expiry_index(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_expiry-*'",
+    )
+    .fetch_one(pool)
+    .await?
+    .get(0);
+    if n == 0 {
+        sqlx::query(&expiry_index("pins")).execute(pool).await?;
+    }
+    Ok(())
+}
+
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -137,6 +166,9 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
             ))
         })?;
     }
+    ensure_expiry_index(&pool)
+        .await
+        .map_err(|e| storage(format!("{}: {e}", path.display())))?;
     Ok(pool)
 }
 
@@ -236,6 +268,24 @@ impl Pinset for PinsTable {
             .await
             .map_err(storage)?;
         row.map(|r| parse_pin(&r.get::<String, _>(0))).transpose()
+    }
+
+    async fn expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Cid>, ConsensusError> {
+        let sql =
+            format!("SELECT cid FROM pins WHERE {EXPIRES} AND {EXPIRY} <= julianday(?) LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| r.get::<String, _>(0).parse().map_err(storage))
+            .collect()
     }
 
     async fn count(&self) -> Result<u64, ConsensusError> {
@@ -348,10 +398,11 @@ async fn stage(
     pins: impl IntoIterator<Item = Result<Pin, ConsensusError>>,
 ) -> Result<u64, ConsensusError> {
     for stmt in [
-        "DROP TABLE IF EXISTS pins_import",
-        "CREATE TABLE pins_import (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+        "DROP TABLE IF EXISTS pins_import".to_string(),
+        "CREATE TABLE pins_import (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)".to_string(),
+        expiry_index("pins_import"),
     ] {
-        sqlx::query(stmt).execute(pool).await.map_err(storage)?;
+        sqlx::query(&stmt).execute(pool).await.map_err(storage)?;
     }
     let mut pins = pins.into_iter().peekable();
     let mut count = 0u64;
@@ -1047,10 +1098,11 @@ async fn load_incoming(
     let io = |e: sqlx::Error| std::io::Error::other(e.to_string());
     let mut conn = pool.acquire().await.map_err(io)?;
     for stmt in [
-        "DROP TABLE IF EXISTS pins_incoming",
-        "CREATE TABLE pins_incoming (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+        "DROP TABLE IF EXISTS pins_incoming".to_string(),
+        "CREATE TABLE pins_incoming (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)".to_string(),
+        expiry_index("pins_incoming"),
     ] {
-        sqlx::query(stmt).execute(&mut *conn).await.map_err(io)?;
+        sqlx::query(&stmt).execute(&mut *conn).await.map_err(io)?;
     }
     let mut records = file.records().await?;
     let mut count = 0u64;

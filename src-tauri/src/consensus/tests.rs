@@ -392,3 +392,70 @@ async fn list(state: &dyn Pinset) -> Vec<Pin> {
     use futures::TryStreamExt;
     state.stream().try_collect().await.unwrap()
 }
+
+/// The pinset's expiry indexes, and the query plan of [`Pinset::expired`]'s query.
+async fn expiry_indexes(pool: &sqlx::SqlitePool) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_expiry-*'")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn expired_pins_are_found_through_an_index_that_survives_imports_and_snapshots() {
+    use openraft::storage::RaftStateMachine;
+    let expiring = |n: u32, secs: i64| {
+        Pin::new(
+            test_cid(n),
+            PinOptions {
+                expire_at: Some(chrono::Utc::now() + chrono::Duration::seconds(secs)),
+                ..Default::default()
+            },
+        )
+    };
+    let pins = vec![
+        expiring(1, -60),
+        expiring(2, 3600),
+        Pin::new(test_cid(3), PinOptions::default()),
+        expiring(4, -1),
+    ];
+    let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // An import (stage + swap) keeps an index on the new table.
+    let (pool, mut sm, _changes) = machine(dir.path(), &pins).await;
+    assert_eq!(expiry_indexes(&pool).await.len(), 1);
+    let state = store::PinsTable::new(pool.clone());
+    let mut found = state.expired(chrono::Utc::now(), 10).await.unwrap();
+    found.sort();
+    assert_eq!(found, vec![test_cid(1), test_cid(4)]);
+    assert_eq!(
+        state.expired(chrono::Utc::now(), 1).await.unwrap().len(),
+        1,
+        "limit"
+    );
+    use sqlx::Row;
+    let plan: Vec<String> = sqlx::query(
+        "EXPLAIN QUERY PLAN SELECT cid FROM pins WHERE json_extract(pin, '$.expire_at') <> '0001-01-01T00:00:00Z' AND julianday(json_extract(pin, '$.expire_at')) <= julianday(?) LIMIT 10",
+    )
+    .bind("2030-01-01T00:00:00Z")
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>(3))
+    .collect();
+    assert!(plan.iter().any(|p| p.contains("USING INDEX")), "{plan:?}");
+    // So does installing a snapshot (the incoming table replaces the pins table).
+    let (_, mut leader, _) = machine(leader_dir.path(), &pins[1..]).await;
+    let mut built = build(&mut leader).await;
+    let received = receive(&mut sm, &mut built.snapshot).await;
+    sm.install_snapshot(&built.meta, received).await.unwrap();
+    assert_eq!(expiry_indexes(&pool).await.len(), 1);
+    assert_eq!(
+        state.expired(chrono::Utc::now(), 10).await.unwrap(),
+        vec![test_cid(4)]
+    );
+}

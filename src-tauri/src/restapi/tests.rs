@@ -1072,3 +1072,58 @@ async fn health_graph_links_each_peer_to_its_ipfs_and_its_connections() {
     assert!(g.cluster_trust_links[&me]);
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_expired_pin_leaves_the_pinset_by_itself_and_a_past_expiry_is_refused() {
+    let a = api(|c| {
+        c.cluster.state_sync_interval = crate::config::GoDuration::millis(200);
+    })
+    .await;
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let resp = a
+        .http
+        .post(format!("{}/pins/{}", a.base, test_cid(60)))
+        .query(&[("expire-at", past.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
+    let post = |cid: crate::types::Cid, q: Vec<(&'static str, String)>| {
+        a.http
+            .post(format!("{}/pins/{cid}", a.base))
+            .query(&q)
+            .send()
+    };
+    assert_eq!(
+        post(test_cid(61), vec![("expire-at", soon)])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(test_cid(62), vec![("expire-in", "1h".into())])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(post(test_cid(63), vec![]).await.unwrap().status(), 200);
+    let cluster = a.peer.cluster().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if cluster.allocation(&test_cid(61)).await.is_err() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired pin is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The others stay.
+    assert!(cluster.allocation(&test_cid(62)).await.is_ok());
+    assert!(cluster.allocation(&test_cid(63)).await.is_ok());
+    a.peer.shutdown().await;
+}

@@ -56,6 +56,20 @@ impl Pinset for StateHandle {
         Ok(self.pins.read().unwrap().len() as u64)
     }
 
+    async fn expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Cid>, crate::components::ConsensusError> {
+        let pins = self.pins.read().unwrap();
+        Ok(pins
+            .values()
+            .filter(|p| p.options.expire_at.is_some_and(|at| at <= now))
+            .map(|p| p.cid)
+            .take(limit)
+            .collect())
+    }
+
     fn stream_after(
         &self,
         after: Option<String>,
