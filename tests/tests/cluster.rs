@@ -453,3 +453,25 @@ async fn global_status_of_more_pins_than_a_page_merges_every_peer_and_names_a_st
     let errored = client.status_all("cluster_error", &[]).await.unwrap();
     assert_eq!(errored.len(), n);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_started_with_leave_leaves_the_cluster_when_stopped() {
+    let mut c = TestCluster::start(3, 0).await.unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let v = (leader + 1) % 3;
+    c.peers[v].stop();
+    c.peers[v].start(&["--leave"]).await.unwrap();
+    c.peers[v].stop();
+    assert!(
+        !c.peers[v].dir.join("raft").exists(),
+        "the peer that left backed up and cleaned its state"
+    );
+    for i in (0..3).filter(|&i| i != v) {
+        let client = c.peers[i].client();
+        wait_for("the membership to shrink", DEADLINE, || async {
+            (client.peers().await.ok()?.len() == 2).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+}

@@ -285,3 +285,126 @@ fn a_crdt_only_service_json_stops_the_start_saying_how_to_move_to_raft() {
         "says how to move the pinset: {said}"
     );
 }
+
+fn config_of(dir: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("service.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn init_takes_ipfs_cluster_services_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = "/ip4/192.0.2.1/tcp/9096/p2p/12D3KooWQYV9dGMFoRzNStwpXztXaBUjtPqi6aU76ZgUriHhKust";
+    let b = "/dns4/peer.example/tcp/9096/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq";
+    let out = service(
+        dir.path(),
+        &[
+            "init",
+            "--peers",
+            &format!("{a},{b}"),
+            "--randomports",
+            "--consensus",
+            "raft",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let cfg = config_of(dir.path());
+    assert_eq!(
+        cfg["consensus"]["raft"]["init_peerset"],
+        serde_json::json!([
+            "12D3KooWQYV9dGMFoRzNStwpXztXaBUjtPqi6aU76ZgUriHhKust",
+            "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+        ])
+    );
+    let store = std::fs::read_to_string(dir.path().join("peerstore")).unwrap();
+    assert_eq!(
+        store,
+        format!("{a}\n{b}\n"),
+        "DNS addresses kept as written"
+    );
+    let rest = cfg["api"]["restapi"]["http_listen_multiaddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        rest.starts_with("/ip4/127.0.0.1/tcp/") && !rest.ends_with("/9094"),
+        "{rest}"
+    );
+    let swarm = cfg["cluster"]["listen_multiaddress"].to_string();
+    assert!(!swarm.contains("/9096"), "{swarm}");
+
+    // The secret from the environment, or typed in with --custom-secret.
+    let secret = "a".repeat(64);
+    let dir2 = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin("ipfs-cluster-service"))
+        .args(["--config", dir2.path().to_str().unwrap(), "init"])
+        .env("CLUSTER_SECRET", &secret)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(config_of(dir2.path())["cluster"]["secret"], secret.as_str());
+    let dir3 = tempfile::tempdir().unwrap();
+    let typed = "b".repeat(64);
+    let mut child = std::process::Command::new(bin("ipfs-cluster-service"))
+        .args(["--config", dir3.path().to_str().unwrap(), "init", "-s"])
+        .env_remove("CLUSTER_SECRET")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{typed}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(config_of(dir3.path())["cluster"]["secret"], typed.as_str());
+
+    // Bad input: nothing written.
+    for (args, says) in [
+        (vec!["init", "--consensus", "crdt"], "Raft only"),
+        (vec!["init", "--peers", "/ip4/1.2.3.4/tcp/9096"], "/p2p/"),
+        (
+            vec!["init", "--peers", "not-a-multiaddr"],
+            "not a multiaddr",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let out = service(d.path(), &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(text(&out).contains(says), "{args:?}: {}", text(&out));
+        assert!(!d.path().join("service.json").exists(), "{args:?}");
+    }
+}
+
+#[test]
+fn state_import_applies_ipfs_cluster_services_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    init(dir.path());
+    let pin = ipfs_cluster::types::Pin::new(
+        identity_cid("import override").parse().unwrap(),
+        Default::default(),
+    );
+    let file = dir.path().join("pins.json");
+    std::fs::write(&file, serde_json::to_string(&pin).unwrap() + "\n").unwrap();
+    let peer = "12D3KooWQYV9dGMFoRzNStwpXztXaBUjtPqi6aU76ZgUriHhKust";
+    let out = service(
+        dir.path(),
+        &[
+            "state",
+            "import",
+            "-f",
+            "--rmin",
+            "2",
+            "--rmax",
+            "3",
+            "--allocs",
+            peer,
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = service(dir.path(), &["state", "export"]);
+    let exported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(exported["replication_factor_min"], 2);
+    assert_eq!(exported["replication_factor_max"], 3);
+    assert_eq!(exported["allocations"], serde_json::json!([peer]));
+}

@@ -37,11 +37,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Writes a new service.json and identity.json.
+    /// Writes a new service.json and identity.json (and an empty peerstore).
+    ///
+    /// The cluster secret is generated, or taken from CLUSTER_SECRET, or asked for with
+    /// --custom-secret. --force rewrites the configuration and keeps identity.json.
     Init {
-        /// Overwrites an existing configuration.
+        /// Overwrites an existing configuration (the identity is kept).
         #[arg(short, long)]
         force: bool,
+        /// Asks for the cluster secret (64 hex characters) instead of generating one.
+        #[arg(short = 's', long)]
+        custom_secret: bool,
+        /// Comma-separated multiaddrs (with /p2p/<id>) of the cluster's peers: written to
+        /// the peerstore, and their ids to consensus.raft.init_peerset.
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<String>,
+        /// Listens on free ports picked now instead of the default ones.
+        #[arg(long)]
+        randomports: bool,
+        /// raft (this peer's only consensus; IPFS Cluster's crdt is refused).
+        #[arg(long, default_value = "raft")]
+        consensus: String,
+        /// IPFS Cluster's datastore choice: accepted, unused (the state is in SQLite).
+        #[arg(long, hide = true)]
+        datastore: Option<String>,
     },
     /// Runs the peer.
     Daemon {
@@ -51,6 +70,19 @@ enum Cmd {
         /// Joins as a non-voting follower.
         #[arg(long)]
         follower: bool,
+        /// Leaves the cluster (removes this peer from the peerset) when stopped, backing up
+        /// and cleaning its state; overrides cluster.leave_on_shutdown.
+        #[arg(short = 'x', long)]
+        leave: bool,
+        /// IPFS Cluster's state migrations: nothing to migrate here (accepted, no effect).
+        #[arg(short = 'u', long, hide = true)]
+        upgrade: bool,
+        /// IPFS Cluster's tracing switch: accepted; tracing is not exported yet.
+        #[arg(long, hide = true)]
+        tracing: bool,
+        /// IPFS Cluster's CRDT trust option: accepted, no effect with Raft.
+        #[arg(long, hide = true)]
+        no_trust: bool,
         /// Serves Prometheus metrics on observations.metrics.prometheus_endpoint even when
         /// enable_stats is off.
         #[arg(long)]
@@ -82,6 +114,15 @@ enum StateCmd {
         /// Does not ask for confirmation.
         #[arg(short, long)]
         force: bool,
+        /// Sets every imported pin's replication_factor_min.
+        #[arg(long = "replication-min", visible_alias = "rmin")]
+        replication_min: Option<i32>,
+        /// Sets every imported pin's replication_factor_max.
+        #[arg(long = "replication-max", visible_alias = "rmax")]
+        replication_max: Option<i32>,
+        /// Sets every imported pin's allocations (comma-separated peer ids).
+        #[arg(long, visible_alias = "allocs", value_delimiter = ',')]
+        allocations: Vec<String>,
     },
     /// Deletes the peer's Raft state (after backing it up).
     Cleanup {
@@ -119,6 +160,43 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+/// `init --randomports`: every listen address on a free port picked now.
+fn random_ports(cfg: &mut Config) -> anyhow::Result<()> {
+    let free = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    let one = |ip: &str, port: u16| config::Multiaddrs::one(&format!("/ip4/{ip}/tcp/{port}"));
+    cfg.cluster.listen_multiaddress = one("0.0.0.0", free()?);
+    cfg.api.restapi.0.http_listen_multiaddress = one("127.0.0.1", free()?);
+    cfg.api.ipfsproxy.listen_multiaddress = one("127.0.0.1", free()?);
+    cfg.api.pinsvcapi.0.http_listen_multiaddress = one("127.0.0.1", free()?);
+    Ok(())
+}
+
+/// `init --peers`: each multiaddr with its peer id (from its `/p2p/` part).
+fn init_peers(addrs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    addrs
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            let ma: libp2p::Multiaddr = a
+                .parse()
+                .with_context(|| format!("--peers {a:?} is not a multiaddr"))?;
+            let id = ma
+                .iter()
+                .find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::P2p(id) => Some(id.to_string()),
+                    _ => None,
+                })
+                .with_context(|| format!("--peers {a:?} has no /p2p/<peer id>"))?;
+            Ok((id, a.to_string()))
+        })
+        .collect()
+}
+
 fn load(folder: &Path) -> anyhow::Result<(Config, Identity)> {
     let cfg = Config::load(folder)?;
     let id = Identity::load(&folder.join(config::IDENTITY_FILE)).map_err(anyhow::Error::msg)?;
@@ -149,10 +227,50 @@ async fn main() {
 async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
     match cmd {
         Cmd::Version => println!("{}", ipfs_cluster::types::VERSION),
-        Cmd::Init { force } => {
+        Cmd::Init {
+            force,
+            custom_secret,
+            peers,
+            randomports,
+            consensus,
+            datastore: _,
+        } => {
+            if consensus != "raft" {
+                bail!(
+                    "--consensus {consensus}: this peer runs Raft only (IPFS Cluster's crdt \
+                     consensus is not available); use --consensus raft"
+                );
+            }
+            let mut cfg = Config::new_for_init();
+            if let Ok(s) = std::env::var("CLUSTER_SECRET") {
+                cfg.cluster.secret = s
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("CLUSTER_SECRET: {e}"))?;
+            }
+            if custom_secret {
+                eprint!("Enter cluster secret (32-byte hex string): ");
+                std::io::stderr().flush()?;
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                cfg.cluster.secret = line
+                    .trim()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("the secret: {e}"))?;
+            }
+            if randomports {
+                random_ports(&mut cfg)?;
+            }
+            let peers = init_peers(&peers)?;
+            cfg.consensus.raft.init_peerset = peers.iter().map(|(id, _)| id.clone()).collect();
             let id_path = folder.join(config::IDENTITY_FILE);
             let existed = id_path.exists();
-            let (_, id) = config::init(folder, force)?;
+            let (cfg, id) = config::init_with_config(folder, force, cfg)?;
+            let peerstore = folder.join(&cfg.cluster.peerstore_file);
+            let lines: String = peers.iter().map(|(_, a)| format!("{a}\n")).collect();
+            if !peerstore.exists() || !peers.is_empty() {
+                std::fs::write(&peerstore, lines)
+                    .with_context(|| format!("{}", peerstore.display()))?;
+            }
             println!(
                 "configuration written to {}",
                 folder.join(config::CONFIG_FILE).display()
@@ -168,7 +286,14 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             bootstrap,
             follower,
             stats,
+            leave,
+            upgrade: _,
+            tracing,
+            no_trust: _,
         } => {
+            if tracing {
+                tracing::warn!("--tracing: tracing is not exported by this peer yet; ignored");
+            }
             let (cfg, id) = load(folder)?;
             let bootstrap = bootstrap
                 .iter()
@@ -179,6 +304,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let _lock = lock_folder(folder)?;
+            let leave = leave || cfg.cluster.leave_on_shutdown;
             daemon(
                 folder,
                 cfg,
@@ -188,6 +314,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                     follower,
                     stats,
                 },
+                leave,
             )
             .await?;
         }
@@ -203,19 +330,42 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             }
             .map_err(anyhow::Error::msg)?;
         }
-        Cmd::State(StateCmd::Import { path, file, force }) => {
+        Cmd::State(StateCmd::Import {
+            path,
+            file,
+            force,
+            replication_min,
+            replication_max,
+            allocations,
+        }) => {
             let file = path.or(file);
+            // IPFS Cluster's overrides, applied to every pin read.
+            let adjust = move |p: ipfs_cluster::types::Pin| {
+                let mut p = p;
+                if let Some(m) = replication_min {
+                    p.options.replication_factor_min = m;
+                }
+                if let Some(m) = replication_max {
+                    p.options.replication_factor_max = m;
+                }
+                if !allocations.is_empty() {
+                    p.allocations = allocations.clone();
+                }
+                p
+            };
             let (cfg, _) = load(folder)?;
             let _lock = lock_folder(folder)?;
             let staged = match &file {
                 Some(f) => {
                     let input =
                         std::fs::File::open(f).with_context(|| format!("{}", f.display()))?;
-                    let pins = ipfs_cluster::state::read_pins(std::io::BufReader::new(input));
+                    let pins = ipfs_cluster::state::read_pins(std::io::BufReader::new(input))
+                        .map(|r| r.map(&adjust));
                     offline::stage_import(folder, pins).await
                 }
                 None => {
-                    let pins = ipfs_cluster::state::read_pins(std::io::stdin().lock());
+                    let pins = ipfs_cluster::state::read_pins(std::io::stdin().lock())
+                        .map(|r| r.map(&adjust));
                     offline::stage_import(folder, pins).await
                 }
             }
@@ -258,6 +408,7 @@ async fn daemon(
     cfg: Config,
     id: Identity,
     opts: StartOptions,
+    leave: bool,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
@@ -298,6 +449,17 @@ async fn daemon(
             );
         }
     };
+    let mut was_removed = was_removed;
+    if leave && !was_removed {
+        let me = peer.cluster().me().peer_id.clone();
+        match peer.cluster().peer_rm(&me).await {
+            Ok(()) => {
+                tracing::info!("left the cluster (--leave)");
+                was_removed = true;
+            }
+            Err(e) => tracing::warn!("could not leave the cluster: {e}"),
+        }
+    }
     tracing::info!("shutting down");
     peer.shutdown().await;
     if was_removed {

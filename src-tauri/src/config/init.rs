@@ -13,6 +13,16 @@ pub fn init(folder: &Path, force: bool) -> Result<(Config, Identity), ConfigErro
     init_with(folder, force, Config::new_for_init(), true)
 }
 
+/// As [`init`], with `config` (made by [`Config::new_for_init`] and adjusted: a given
+/// secret, other ports, an initial peerset) instead of the defaults.
+pub fn init_with_config(
+    folder: &Path,
+    force: bool,
+    config: Config,
+) -> Result<(Config, Identity), ConfigError> {
+    init_with(folder, force, config, true)
+}
+
 /// As [`init`], for a peer whose secret lives elsewhere (the desktop app keeps it in the OS
 /// keyring): `service.json` gets no `cluster.secret`, which is then supplied at load as
 /// `CLUSTER_SECRET`. The returned config carries the secret to store.

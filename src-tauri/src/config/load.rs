@@ -51,7 +51,6 @@ const NOT_ACTED_ON: &[&str] = &[
     "/cluster/mdns_interval",
     "/cluster/connection_manager",
     "/cluster/dial_peer_timeout",
-    "/cluster/leave_on_shutdown",
     "/cluster/pin_only_on_trusted_peers",
     "/cluster/pin_only_on_untrusted_peers",
     "/informer/pinqueue/weight_bucket_size",

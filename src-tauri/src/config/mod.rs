@@ -26,7 +26,7 @@ pub use files::{
     write_private, FolderLock, CONFIG_FILE, DEFAULT_FOLDER, IDENTITY_FILE,
 };
 pub use identity::Identity;
-pub use init::{init, init_keeping_secret_out};
+pub use init::{init, init_keeping_secret_out, init_with_config};
 pub use load::check_replication;
 pub use sections::*;
 pub use values::{Multiaddrs, Secret};
