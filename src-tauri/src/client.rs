@@ -363,6 +363,12 @@ impl Client {
         self.json(Method::POST, "/ipfs/gc", &q).await
     }
 
+    pub async fn bandwidth(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::types::Bandwidth>> {
+        self.json(Method::GET, "/health/bandwidth", &[]).await
+    }
+
     pub async fn graph(&self) -> Result<ConnectGraph> {
         self.json(Method::GET, "/health/graph", &[]).await
     }

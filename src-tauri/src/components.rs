@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::types::{
-    Alert, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinOptions, RepoGc,
-    StatusFilter,
+    Alert, Bandwidth, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinOptions,
+    RepoGc, StatusFilter,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -453,6 +453,8 @@ pub trait PeerRpc: Send + Sync + 'static {
         call: NodeCall,
         timeout: Duration,
     ) -> Result<NodeAnswer, RpcError>;
+    /// This peer's cluster RPC traffic, by protocol.
+    fn bandwidth(&self) -> std::collections::BTreeMap<String, Bandwidth>;
 }
 
 /// What this peer answers when another one calls it (the other side of [`PeerRpc`]).

@@ -592,6 +592,16 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// Traffic of one protocol (`GET /health/bandwidth`, by protocol id): bytes so far and
+/// bytes per second lately.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct Bandwidth {
+    pub total_in: i64,
+    pub total_out: i64,
+    pub rate_in: f64,
+    pub rate_out: f64,
+}
+
 /// One block IPFS's garbage collection removed, or an error it met.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct IpfsRepoGc {

@@ -475,3 +475,34 @@ async fn a_peer_started_with_leave_leaves_the_cluster_when_stopped() {
         .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_graph_and_bandwidth_show_every_peer_and_its_ipfs_node() {
+    let c = TestCluster::start(3, 0).await.unwrap();
+    let ids: Vec<String> = c.peers.iter().map(Peer::id).collect();
+    let client = c.peers[0].client();
+    // Every peer sees the two others, and each has its own IPFS node; the IPFS nodes are
+    // connected to each other (the cluster connects them).
+    let g = wait_for("the graph to be complete", DEADLINE, || async {
+        let g = client.graph().await.ok()?;
+        let complete = ids.iter().all(|p| {
+            g.cluster_links.get(p).is_some_and(|l| l.len() == 2)
+                && g.cluster_to_ipfs.contains_key(p)
+        });
+        complete.then_some(g)
+    })
+    .await
+    .unwrap();
+    assert_eq!(g.cluster_id, ids[0]);
+    assert_eq!(g.id_to_peername.len(), 3);
+    let out = c.peers[1].ctl(&["health", "graph"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(dot.matches("shape=\"box3d\"").count(), 3, "{dot}");
+    assert!(dot.contains("shape=\"cylinder\""), "{dot}");
+
+    // Raft and status traffic went through the cluster RPC protocol.
+    let bw = client.bandwidth().await.unwrap();
+    let rpc = &bw[ipfs_cluster::types::RPC_PROTOCOL];
+    assert!(rpc.total_in > 0 && rpc.total_out > 0, "{bw:?}");
+}

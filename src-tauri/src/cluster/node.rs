@@ -42,6 +42,12 @@ impl Cluster {
         self.rpc.node(m, call, timeout).await
     }
 
+    /// This peer's cluster RPC traffic by protocol (IPFS Cluster's bandwidth by protocol;
+    /// IPFS Cluster also counts libp2p's own protocols).
+    pub fn bandwidth(&self) -> std::collections::BTreeMap<String, crate::types::Bandwidth> {
+        self.rpc.bandwidth()
+    }
+
     /// Garbage collection on this peer's IPFS node.
     pub async fn repo_gc_local(&self) -> RepoGc {
         let (keys, error) = match self.ipfs.repo_gc().await {

@@ -345,6 +345,9 @@ mod tests {
         ) -> Result<crate::components::NodeAnswer, RpcError> {
             unreachable!()
         }
+        fn bandwidth(&self) -> std::collections::BTreeMap<String, crate::types::Bandwidth> {
+            Default::default()
+        }
     }
 
     /// An informer whose measurement takes `takes` (an IPFS that answers slowly, or never).

@@ -208,6 +208,31 @@ async fn peer_rm(State(c): State<Cluster>, Path(peer): Path<String>) -> ApiResul
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `POST /peers` with `{"peer_id": …}` (IPFS Cluster's peer add): the peer's ID when it is
+/// a member. A Raft peer joins by starting with `--bootstrap` (it must back up and clean any
+/// state of its own first), so asking a running peer to join is refused, saying so.
+async fn peer_add(State(c): State<Cluster>, body: Bytes) -> ApiResult<Response> {
+    #[derive(serde::Deserialize)]
+    struct PeerAdd {
+        peer_id: String,
+    }
+    let add: PeerAdd = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadInput(format!("the body must be {{\"peer_id\": \"…\"}}: {e}")))?;
+    add.peer_id
+        .parse::<libp2p_identity::PeerId>()
+        .map_err(|e| Error::BadInput(format!("peer_id {:?}: {e}", add.peer_id)))?;
+    match c.peers().await.into_iter().find(|id| id.id == add.peer_id) {
+        Some(id) => Ok(Json(id).into_response()),
+        None => Err(Error::Refused(format!(
+            "{} is not a member, and a running peer cannot be made to join: start it with \
+             `ipfs-cluster-service daemon --bootstrap {}`",
+            add.peer_id,
+            c.me().addresses.first().cloned().unwrap_or_default()
+        ))
+        .into()),
+    }
+}
+
 /// `POST /peers/{peer}/role?role=voter|follower` (this project's addition): promotes a
 /// follower or demotes a voter.
 async fn peer_role(
@@ -265,6 +290,11 @@ async fn add(State(c): State<Cluster>, q: Params, req: Request) -> ApiResult<Res
         let all: Vec<AddedOutput> = out.try_collect().await?;
         Ok(Json(all).into_response())
     }
+}
+
+/// `GET /health/bandwidth`: IPFS Cluster's bandwidth by protocol.
+async fn bandwidth(State(c): State<Cluster>) -> Response {
+    Json(c.bandwidth()).into_response()
 }
 
 /// `GET /health/graph`: IPFS Cluster's ConnectGraph.
@@ -523,7 +553,7 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/id", get(id))
         .route("/version", get(version))
         .route("/health", get(health))
-        .route("/peers", get(peers))
+        .route("/peers", get(peers).post(peer_add))
         .route("/peers/{peer}", delete(peer_rm))
         .route("/peers/{peer}/role", post(peer_role))
         .route("/pins", get(status_all))
@@ -541,6 +571,7 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/monitor/metrics/{name}", get(metrics))
         .route("/health/alerts", get(alerts))
         .route("/health/graph", get(graph))
+        .route("/health/bandwidth", get(bandwidth))
         .route("/ipfs/gc", post(ipfs_gc))
         .fallback(not_found)
         .with_state(cluster);

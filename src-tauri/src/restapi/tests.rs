@@ -1127,3 +1127,135 @@ async fn an_expired_pin_leaves_the_pinset_by_itself_and_a_past_expiry_is_refused
     assert!(cluster.allocation(&test_cid(63)).await.is_ok());
     a.peer.shutdown().await;
 }
+
+/// Every route of SPEC §4, each with good input and with bad input: the status IPFS Cluster's
+/// clients expect, JSON errors with the same code, and bad input changing nothing.
+#[tokio::test]
+async fn every_spec_route_answers_good_and_bad_input() {
+    let a = api(|_| {}).await;
+    let me = a.peer.cluster().me().peer_id.clone();
+    let (pinned, unknown) = (test_cid(70), test_cid(71));
+    let stranger = "12D3KooWQYV9dGMFoRzNStwpXztXaBUjtPqi6aU76ZgUriHhKust";
+    let form = || {
+        reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("x"),
+        )
+    };
+    enum Body {
+        None,
+        Json(serde_json::Value),
+        Text(&'static str),
+        Files,
+    }
+    use Body::*;
+    let cases: Vec<(&str, String, Body, u16)> = vec![
+        ("GET", "/id".into(), None, 200),
+        ("GET", "/version".into(), None, 200),
+        ("GET", "/health".into(), None, 204),
+        ("GET", "/peers".into(), None, 200),
+        (
+            "POST",
+            "/peers".into(),
+            Json(serde_json::json!({ "peer_id": me })),
+            200,
+        ),
+        ("POST", "/peers".into(), Text("{not json"), 400),
+        (
+            "POST",
+            "/peers".into(),
+            Json(serde_json::json!({ "peer_id": "nope" })),
+            400,
+        ),
+        (
+            "POST",
+            "/peers".into(),
+            Json(serde_json::json!({ "peer_id": stranger })),
+            500,
+        ),
+        ("DELETE", format!("/peers/{stranger}"), None, 404),
+        ("DELETE", "/peers/not-a-peer".into(), None, 400),
+        ("POST", format!("/pins/{pinned}?name=p"), None, 200),
+        ("POST", "/pins/not-a-cid".into(), None, 400),
+        ("POST", format!("/pins/{unknown}?mode=sideways"), None, 400),
+        (
+            "POST",
+            format!("/pins/{unknown}?expire-at=yesterday"),
+            None,
+            400,
+        ),
+        (
+            "POST",
+            format!("/pins/{unknown}?pin-update={unknown}x"),
+            None,
+            400,
+        ),
+        ("POST", format!("/pins/ipfs/{pinned}"), None, 200),
+        ("POST", "/pins/ipfs/not-a-cid/x".into(), None, 400),
+        ("GET", "/allocations".into(), None, 200),
+        ("GET", "/allocations?filter=pin,meta-pin".into(), None, 200),
+        ("GET", "/allocations?filter=bogus".into(), None, 400),
+        ("GET", format!("/allocations/{pinned}"), None, 200),
+        ("GET", format!("/allocations/{unknown}"), None, 404),
+        ("GET", "/allocations/not-a-cid".into(), None, 400),
+        ("GET", "/pins".into(), None, 200),
+        (
+            "GET",
+            "/pins?local=true&filter=pinned,pin_queued,pinning".into(),
+            None,
+            200,
+        ),
+        ("GET", format!("/pins?cids={pinned}"), None, 200),
+        ("GET", "/pins?filter=bogus".into(), None, 400),
+        ("GET", "/pins?local=perhaps".into(), None, 400),
+        ("GET", "/pins?cids=not-a-cid".into(), None, 400),
+        ("GET", format!("/pins/{pinned}"), None, 200),
+        ("GET", format!("/pins/{pinned}?local=true"), None, 200),
+        ("GET", "/pins/not-a-cid".into(), None, 400),
+        ("POST", format!("/pins/{pinned}/recover"), None, 200),
+        ("POST", "/pins/not-a-cid/recover".into(), None, 400),
+        ("POST", "/pins/recover?local=true".into(), None, 204),
+        ("POST", "/pins/recover?local=perhaps".into(), None, 400),
+        ("POST", "/add?no-pin=true".into(), Files, 200),
+        ("POST", "/add".into(), Text("not multipart"), 400),
+        ("POST", "/add?cid-version=9".into(), Files, 400),
+        ("GET", "/monitor/metrics".into(), None, 200),
+        ("GET", "/monitor/metrics/ping".into(), None, 200),
+        ("GET", "/health/alerts".into(), None, 200),
+        ("GET", "/health/graph".into(), None, 200),
+        ("GET", "/health/bandwidth".into(), None, 200),
+        ("POST", "/ipfs/gc".into(), None, 200),
+        ("POST", "/ipfs/gc?local=perhaps".into(), None, 400),
+        ("POST", "/token".into(), None, 401),
+        ("DELETE", format!("/pins/{unknown}"), None, 404),
+        ("DELETE", "/pins/not-a-cid".into(), None, 400),
+        ("GET", "/no/such/route".into(), None, 404),
+    ];
+    for (method, path, body, want) in cases {
+        let mut req = a
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", a.base));
+        req = match body {
+            None => req,
+            Json(v) => req.json(&v),
+            Text(t) => req.body(t),
+            Files => req.multipart(form()),
+        };
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, want, "{method} {path}: {text}");
+        if status >= 400 {
+            let e: crate::types::ApiError = serde_json::from_str(&text)
+                .unwrap_or_else(|err| panic!("{method} {path}: {err}: {text}"));
+            assert_eq!(e.code, status, "{method} {path}");
+            assert!(!e.message.is_empty(), "{method} {path}");
+        }
+    }
+    // Only the two good pins went in: the bad input changed nothing.
+    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+        .await
+        .unwrap();
+    assert_eq!(pins.len(), 1, "{pins:?}");
+    a.peer.shutdown().await;
+}

@@ -11,6 +11,7 @@
 //! messages to the consensus ([`RaftService`]), the rest to the cluster ([`PeerService`]).
 //! Outgoing, the handle is the consensus's [`RaftTransport`] and the cluster's [`PeerRpc`].
 
+mod bandwidth;
 pub mod peerstore;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +36,7 @@ use crate::components::{
 use crate::consensus::network::TransportError;
 use crate::consensus::{ClusterNode, RaftRequest, RaftResponse, RaftService, RaftTransport};
 use crate::tasks::Tasks;
-use crate::types::{Id, Metric, PinInfo, RPC_PROTOCOL};
+use crate::types::{Bandwidth, Id, Metric, PinInfo, RPC_PROTOCOL};
 
 /// A call from one peer to another.
 #[derive(Serialize, Deserialize, Debug)]
@@ -85,7 +86,9 @@ impl Services {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    rpc: request_response::cbor::Behaviour<RpcRequest, RpcResponse>,
+    rpc: request_response::Behaviour<
+        bandwidth::Counting<request_response::cbor::codec::Codec<RpcRequest, RpcResponse>>,
+    >,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -119,6 +122,8 @@ pub struct ClusterRpc {
     /// Bumped whenever an address is learned.
     learned: watch::Receiver<u64>,
     tasks: Tasks,
+    /// Bytes of cluster RPC in and out.
+    meter: Arc<bandwidth::Meter>,
 }
 
 pub struct SwarmOptions {
@@ -131,7 +136,10 @@ pub struct SwarmOptions {
     pub request_timeout: Duration,
 }
 
-fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
+fn build_swarm(
+    opts: &SwarmOptions,
+    meter: Arc<bandwidth::Meter>,
+) -> Result<Swarm<Behaviour>, RpcError> {
     let psk = PreSharedKey::new(opts.secret);
     let setup = |e: &dyn std::fmt::Display| RpcError::Setup(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(opts.keypair.clone())
@@ -150,9 +158,12 @@ fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
         })
         .map_err(|e| setup(&e))?
         .with_behaviour(|key| {
-            let codec = request_response::cbor::codec::Codec::default()
-                .set_request_size_maximum(64 * 1024 * 1024)
-                .set_response_size_maximum(256 * 1024 * 1024);
+            let codec = bandwidth::Counting {
+                inner: request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(64 * 1024 * 1024)
+                    .set_response_size_maximum(256 * 1024 * 1024),
+                meter,
+            };
             Behaviour {
                 rpc: request_response::Behaviour::with_codec(
                     codec,
@@ -175,7 +186,8 @@ fn build_swarm(opts: &SwarmOptions) -> Result<Swarm<Behaviour>, RpcError> {
 impl ClusterRpc {
     /// Starts the swarm and waits until it listens on every configured address.
     pub async fn start(opts: SwarmOptions, tasks: &Tasks) -> Result<ClusterRpc, RpcError> {
-        let mut swarm = build_swarm(&opts)?;
+        let meter = Arc::new(bandwidth::Meter::default());
+        let mut swarm = build_swarm(&opts, meter.clone())?;
         // IPFS Cluster's init also lists a QUIC address; this swarm speaks TCP only, so such
         // addresses are skipped with a warning (an error only if nothing is left).
         let (tcp, other): (Vec<_>, Vec<_>) = opts.listen.iter().partition(|a| {
@@ -210,7 +222,15 @@ impl ClusterRpc {
             known: Arc::new(Mutex::new(HashMap::new())),
             learned,
             tasks: tasks.clone(),
+            meter: meter.clone(),
         };
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                meter.sample();
+            }
+        });
         let task = SwarmTask {
             swarm,
             rx,
@@ -391,6 +411,10 @@ impl PeerRpc for ClusterRpc {
             _ => None,
         })
         .await
+    }
+
+    fn bandwidth(&self) -> BTreeMap<String, Bandwidth> {
+        BTreeMap::from([(RPC_PROTOCOL.to_string(), self.meter.bandwidth())])
     }
 
     async fn node(

@@ -119,6 +119,8 @@ enum HealthCmd {
     Metrics { name: Option<String> },
     /// Lists recent alerts (expired metrics).
     Alerts,
+    /// This peer's cluster traffic by protocol: bytes in and out, and rates.
+    Bandwidth,
     /// Writes the cluster's connectivity as a Graphviz dot graph (`| dot -Tpng`).
     Graph {
         /// Writes to this file instead of standard output.
@@ -740,6 +742,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 wait_for(&client, &root, &wait, |s| s == TrackerStatus::Pinned).await?;
             }
         }
+        Cmd::Health {
+            cmd: Some(HealthCmd::Bandwidth),
+        } => print(enc, &client.bandwidth().await?, |bw| {
+            bw.iter()
+                .map(|(proto, b)| {
+                    format!(
+                        "{proto}: in {} B ({:.0} B/s), out {} B ({:.0} B/s)\n",
+                        b.total_in, b.rate_in, b.total_out, b.rate_out
+                    )
+                })
+                .collect()
+        }),
         Cmd::Ipfs(IpfsCmd::Gc { local }) => {
             let gcs = if local {
                 vec![client.ipfs_gc_local().await?]
