@@ -74,6 +74,8 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError>;
     /// Runs IPFS's garbage collection; the CIDs it removed, and per-block errors.
     async fn repo_gc(&self) -> Result<Vec<IpfsRepoGc>, IpfsError>;
+    /// Imports a CAR file's blocks (Kubo's `dag/import`, roots not pinned: the cluster pins).
+    async fn dag_import(&self, name: &str, car: ByteStream) -> Result<(), IpfsError>;
     /// Sends a multipart body in Kubo's `add` form (as the client wrote it, `content_type`
     /// carrying its boundary) to IPFS as it arrives, without pinning; yields every node IPFS
     /// reports added, the root last. Nothing is held whole: a file of any size streams.

@@ -26,6 +26,36 @@ fn output(node: AddedNode, allocations: Vec<String>) -> AddedOutput {
 }
 
 impl Cluster {
+    /// A CAR upload: its blocks into IPFS, then its single root pinned.
+    async fn add_car(
+        &self,
+        content_type: &str,
+        body: ByteStream,
+        req: AddRequest,
+    ) -> Result<BoxStream<'static, Result<AddedOutput>>> {
+        let car = super::car::open(content_type, body).await?;
+        let root = car.root;
+        tracing::info!(cid = %root, "importing a CAR");
+        self.ipfs.dag_import(&car.name, car.bytes).await?;
+        let allocations = if req.no_pin {
+            Vec::new()
+        } else {
+            let mut opts = req.pin;
+            if opts.name.is_empty() {
+                opts.name = car.name.clone();
+            }
+            self.pin(root, opts).await?.allocations
+        };
+        let out = AddedOutput {
+            name: car.name,
+            cid: root,
+            bytes: 0,
+            size: 0,
+            allocations,
+        };
+        Ok(futures::stream::once(futures::future::ready(Ok(out))).boxed())
+    }
+
     /// Streams the multipart `body` into IPFS and yields every node added, the root last,
     /// once it is pinned (unless `no_pin`). Bad options are refused before anything is read.
     #[tracing::instrument(level = "info", skip_all)]
@@ -40,9 +70,7 @@ impl Cluster {
             self.complete_options(&mut req.pin)?;
         }
         if req.format == AddFormat::Car {
-            return Err(Error::BadInput(
-                "format=car is not supported by this peer: add the CAR with `ipfs dag import` and pin its root".into(),
-            ));
+            return self.add_car(content_type, body, req).await;
         }
         let mut nodes = self
             .ipfs

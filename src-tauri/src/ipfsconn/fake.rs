@@ -33,6 +33,8 @@ pub struct FakeState {
     /// File names received by `add`, and each call's query.
     pub added: Vec<String>,
     pub add_queries: Vec<std::collections::HashMap<String, String>>,
+    /// Sizes of the CAR files `dag/import` received.
+    pub imported: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -163,6 +165,22 @@ async fn pin_update(
     Json(json!({"Pins": [from.to_string(), to.to_string()]})).into_response()
 }
 
+/// Takes a CAR file and keeps nothing but its size (`imported`).
+async fn dag_import(
+    State(s): State<Arc<Mutex<FakeState>>>,
+    Query(q): Q,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut size = 0;
+    while let Ok(Some(field)) = form.next_field().await {
+        size += field.bytes().await.map(|b| b.len()).unwrap_or(0);
+    }
+    let mut st = s.lock().unwrap();
+    st.add_queries.push(q);
+    st.imported.push(size);
+    StatusCode::OK.into_response()
+}
+
 /// Removes nothing, but reports one collected block and one error, as Kubo streams them.
 async fn repo_gc(Query(q): Q) -> Response {
     let errors = q.get("stream-errors").map(String::as_str) == Some("true");
@@ -221,6 +239,7 @@ impl FakeKubo {
                 }),
             )
             .route("/api/v0/repo/gc", post(repo_gc))
+            .route("/api/v0/dag/import", post(dag_import))
             .route(
                 "/api/v0/swarm/connect",
                 post(|| async { Json(json!({"Strings": ["ok"]})) }),

@@ -460,6 +460,36 @@ impl IpfsConnector for IpfsHttp {
         str_field(&last, "Hash")?.parse().map_err(IpfsError::Decode)
     }
 
+    async fn dag_import(&self, name: &str, car: ByteStream) -> Result<(), IpfsError> {
+        let url = format!("{}/api/v0/dag/import", self.base);
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(car))
+            .file_name(name.to_string())
+            .mime_str("application/vnd.ipld.car")
+            .map_err(|e| IpfsError::Decode(e.to_string()))?;
+        let resp = self
+            .client
+            .post(&url)
+            .query(&[("pin-roots", "false"), ("stats", "false")])
+            .multipart(reqwest::multipart::Form::new().part("file", part))
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e, Duration::ZERO))?;
+        let resp = check_status(resp).await?;
+        // Errors may come as a line after the head (Kubo's streamed commands).
+        let mut lines = ndjson_lines(resp);
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            if let Ok(v) = serde_json::from_slice::<Value>(&line) {
+                if v["Type"] == "error" {
+                    return Err(IpfsError::Api(
+                        v["Message"].as_str().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn add_multipart(
         &self,
         content_type: &str,

@@ -1259,3 +1259,62 @@ async fn every_spec_route_answers_good_and_bad_input() {
     assert_eq!(pins.len(), 1, "{pins:?}");
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn add_of_a_car_imports_its_blocks_and_pins_its_single_root() {
+    use crate::cluster::car_header;
+    let a = api(|_| {}).await;
+    let root = test_cid(80);
+    let mut car = car_header(&[root]);
+    car.extend_from_slice(&[7u8; 5000]); // stands for the blocks
+    let upload = |bytes: Vec<u8>| {
+        a.http
+            .post(format!("{}/add?format=car&name=site", a.base))
+            .multipart(reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("site.car"),
+            ))
+            .send()
+    };
+    let resp = upload(car.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let out: Vec<crate::types::AddedOutput> = resp
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].cid, root);
+    {
+        let st = a._kubo.state.lock().unwrap();
+        assert_eq!(st.imported, vec![car.len()], "every byte reached IPFS");
+        assert_eq!(st.add_queries.last().unwrap()["pin-roots"], "false");
+    }
+    assert_eq!(
+        a.peer
+            .cluster()
+            .allocation(&root)
+            .await
+            .unwrap()
+            .options
+            .name,
+        "site"
+    );
+    // Two roots, no root, not a CAR: 400, nothing imported or pinned.
+    for bad in [
+        car_header(&[test_cid(81), test_cid(82)]),
+        car_header(&[]),
+        b"\x05hello world".to_vec(),
+    ] {
+        let resp = upload(bad).await.unwrap();
+        assert_eq!(resp.status(), 400);
+    }
+    assert_eq!(a._kubo.state.lock().unwrap().imported.len(), 1);
+    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+        .await
+        .unwrap();
+    assert_eq!(pins.len(), 1);
+    a.peer.shutdown().await;
+}
