@@ -20,7 +20,7 @@ use crate::components::{
 use crate::config::check_replication;
 
 mod add;
-mod car;
+pub(crate) mod car;
 mod node;
 use crate::error::{Error, Result};
 use crate::global_status;
@@ -29,8 +29,6 @@ use crate::types::{
     Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
     PinOptions, PinType, StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
-#[cfg(test)]
-pub(crate) use car::tests::car_header;
 
 /// This peer's identity as it reports it.
 #[derive(Clone, Debug)]

@@ -1262,7 +1262,7 @@ async fn every_spec_route_answers_good_and_bad_input() {
 
 #[tokio::test]
 async fn add_of_a_car_imports_its_blocks_and_pins_its_single_root() {
-    use crate::cluster::car_header;
+    use crate::cluster::car::tests::car_header;
     let a = api(|_| {}).await;
     let root = test_cid(80);
     let mut car = car_header(&[root]);
