@@ -37,4 +37,5 @@ mod restapi;
 mod rpc;
 pub mod state;
 mod tasks;
+pub mod telemetry;
 pub mod types;

@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ipfs_cluster::config::{self, Config, Identity};
 use ipfs_cluster::consensus::offline;
 use ipfs_cluster::peer::{Peer, StartOptions};
+use ipfs_cluster::telemetry::Telemetry;
 
 #[derive(Parser)]
 #[command(
@@ -77,8 +78,9 @@ enum Cmd {
         /// IPFS Cluster's state migrations: nothing to migrate here (accepted, no effect).
         #[arg(short = 'u', long, hide = true)]
         upgrade: bool,
-        /// IPFS Cluster's tracing switch: accepted; tracing is not exported yet.
-        #[arg(long, hide = true)]
+        /// Exports tracing spans with OpenTelemetry (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT,
+        /// default http://localhost:4318), as observations.tracing.enable_tracing does.
+        #[arg(long)]
         tracing: bool,
         /// IPFS Cluster's CRDT trust option: accepted, no effect with Raft.
         #[arg(long, hide = true)]
@@ -132,7 +134,15 @@ enum StateCmd {
     },
 }
 
-fn init_logging(level: &str) {
+/// Logs to standard output at `level`, and exports spans with OpenTelemetry when `tracing`
+/// is given (see `ipfs_cluster::telemetry`).
+fn init_logging(
+    level: &str,
+    tracing: Option<&config::TracingConfig>,
+) -> anyhow::Result<Option<Telemetry>> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     // openraft narrates every election at info; users want the peer's own story.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| {
@@ -141,10 +151,21 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|_| "info".into());
     // Colours only for a terminal: a log file or journal gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .init();
+        .with_filter(filter);
+    let (telemetry, otel) = match tracing {
+        Some(cfg) => {
+            let (t, layer) = Telemetry::start(cfg).map_err(anyhow::Error::msg)?;
+            // Spans of this program's own crates, at info and above.
+            let only_ours =
+                tracing_subscriber::EnvFilter::new("ipfs_cluster=info,ipfs_cluster_service=info");
+            (Some(t), Some(layer.with_filter(only_ours)))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    Ok(telemetry)
 }
 
 /// Holds an exclusive lock on the folder so two processes never run one peer.
@@ -216,9 +237,27 @@ async fn main() {
     } else {
         cli.loglevel.as_str()
     };
-    init_logging(level);
     let folder = config::folder(cli.config.as_deref());
-    if let Err(e) = run(cmd, &folder).await {
+    // Traces are exported by a daemon whose config enables them, or with --tracing.
+    let tracing = match &cmd {
+        Cmd::Daemon { tracing, .. } => Config::load(&folder)
+            .ok()
+            .map(|c| c.observations.tracing)
+            .filter(|t| *tracing || t.enable_tracing),
+        _ => None,
+    };
+    let telemetry = match init_logging(level, tracing.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    let result = run(cmd, &folder).await;
+    if let Some(t) = telemetry {
+        t.shutdown();
+    }
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -292,7 +331,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             no_trust: _,
         } => {
             if tracing {
-                tracing::warn!("--tracing: tracing is not exported by this peer yet; ignored");
+                tracing::info!("--tracing: spans are exported with OpenTelemetry (OTLP)");
             }
             let (cfg, id) = load(folder)?;
             let bootstrap = bootstrap

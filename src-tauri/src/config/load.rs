@@ -56,7 +56,7 @@ const NOT_ACTED_ON: &[&str] = &[
     "/informer/pinqueue/weight_bucket_size",
     "/datastore",
     "/observations/metrics/reporting_interval",
-    "/observations/tracing",
+    "/observations/tracing/jaeger_agent_endpoint",
 ];
 
 /// Of those, the ones the config types do not even have: taken out before reading.
