@@ -18,19 +18,20 @@ use ipfs_cluster::telemetry::Telemetry;
 )]
 struct Cli {
     /// Cluster folder (default: $IPFS_CLUSTER_PATH, else ~/.ipfs-cluster).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     config: Option<PathBuf>,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(
         short = 'l',
         long,
         global = true,
+        help_heading = "Global options",
         default_value = "info",
         env = "IPFS_CLUSTER_LOG_LEVEL"
     )]
     loglevel: String,
     /// Shortcut for --loglevel debug.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     debug: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -64,6 +65,11 @@ enum Cmd {
         datastore: Option<String>,
     },
     /// Runs the peer.
+    ///
+    /// A first peer forms a cluster of its own; others join it with --bootstrap (once: a
+    /// peer that has joined rejoins by itself at its next start). It serves the REST API,
+    /// the IPFS proxy and the Pinning Service API as configured, and logs
+    /// "** IPFS Cluster is READY **" once it can take writes.
     Daemon {
         /// Joins the cluster of these peers (comma-separated multiaddrs with /p2p/<id>).
         #[arg(short = 'j', long, value_delimiter = ',')]

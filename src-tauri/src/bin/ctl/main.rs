@@ -18,7 +18,13 @@ use serde::Serialize;
 #[command(
     name = "ipfs-cluster-ctl",
     version,
-    about = "Controls an IPFS Cluster peer through its REST API"
+    about = "Controls an IPFS Cluster peer through its REST API",
+    long_about = "Controls an IPFS Cluster peer through its REST API: pins, status, peers, \
+                  health. The commands, flags and outputs are IPFS Cluster's, so existing \
+                  scripts keep working; --enc json prints one JSON object per item.",
+    after_help = "Exit codes: 0 success, 1 the call failed (peer unreachable, bad \
+                  arguments), 2 the peer answered with an error, 62 no answer in time or a \
+                  --wait gave up."
 )]
 struct Cli {
     /// Cluster peer REST API: multiaddr, host:port or URL.
@@ -26,6 +32,7 @@ struct Cli {
         short = 'l',
         long,
         global = true,
+        help_heading = "Global options",
         default_value = "/ip4/127.0.0.1/tcp/9094",
         env = "CLUSTER_HOST"
     )]
@@ -35,21 +42,29 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "CLUSTER_CREDENTIALS",
         hide_env_values = true
     )]
     basic_auth: Option<String>,
     /// Output encoding.
-    #[arg(long, global = true, value_enum, default_value_t = Enc::Text)]
+    #[arg(long, global = true,
+        help_heading = "Global options", value_enum, default_value_t = Enc::Text)]
     enc: Enc,
     /// Seconds before a request is abandoned.
-    #[arg(short = 't', long, global = true, default_value_t = 60)]
+    #[arg(
+        short = 't',
+        long,
+        global = true,
+        help_heading = "Global options",
+        default_value_t = 60
+    )]
     timeout: u64,
     /// Uses HTTPS to reach the API.
-    #[arg(short = 's', long, global = true)]
+    #[arg(short = 's', long, global = true, help_heading = "Global options")]
     https: bool,
     /// Does not verify the server's TLS certificate (with --https).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     no_check_certificate: bool,
     /// Keeps plain HTTP with --basic-auth (which otherwise switches to HTTPS, as IPFS
     /// Cluster's ctl does). Before the command, as in IPFS Cluster's ctl (`health graph`
@@ -58,7 +73,13 @@ struct Cli {
     force_http: bool,
     /// The cluster secret, for IPFS Cluster's libp2p API endpoints (accepted; this ctl
     /// talks HTTP only).
-    #[arg(long, global = true, hide_env_values = true, value_name = "HEX")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        hide_env_values = true,
+        value_name = "HEX"
+    )]
     secret: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
@@ -82,7 +103,7 @@ enum Cmd {
     /// Runs IPFS operations on the cluster's IPFS daemons.
     #[command(subcommand)]
     Ipfs(IpfsCmd),
-    /// Lists or removes cluster peers.
+    /// Lists, removes, promotes or demotes cluster peers.
     #[command(subcommand)]
     Peers(PeersCmd),
     /// Adds, removes and lists pins.
@@ -90,9 +111,10 @@ enum Cmd {
     Pin(PinCmd),
     /// Status of pins in the cluster (of one or more CIDs, or of all).
     Status {
+        /// CIDs to show (all pins when none).
         cids: Vec<String>,
         /// Comma-separated statuses, e.g. pinned,error.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         filter: String,
         /// Only this peer's status.
         #[arg(long)]
@@ -100,13 +122,15 @@ enum Cmd {
     },
     /// Retries failed pins and unpins (of one CID or of all).
     Recover {
+        /// The CID to retry (every failed one when none).
         cid: Option<String>,
         #[arg(long)]
         local: bool,
     },
     /// Prints the peer's version.
     Version,
-    /// Liveness (no subcommand), metrics and alerts.
+    /// Liveness (without a subcommand), metrics, alerts, the connectivity graph and
+    /// bandwidth.
     Health {
         #[command(subcommand)]
         cmd: Option<HealthCmd>,
@@ -116,7 +140,10 @@ enum Cmd {
 #[derive(Subcommand)]
 enum HealthCmd {
     /// Lists metric names, or the latest metric of that name from every peer.
-    Metrics { name: Option<String> },
+    Metrics {
+        /// A metric name (e.g. freespace, ping).
+        name: Option<String>,
+    },
     /// Lists recent alerts (expired metrics).
     Alerts,
     /// This peer's cluster traffic by protocol: bytes in and out, and rates.
@@ -145,14 +172,31 @@ enum IpfsCmd {
 #[derive(Args)]
 struct PinArgs {
     /// A name for the pin.
-    #[arg(short = 'n', long, default_value = "")]
+    #[arg(short = 'n', long, default_value = "", hide_default_value = true)]
     name: String,
-    #[arg(long = "replication-min", visible_alias = "rmin", default_value_t = 0)]
+    /// Fewest peers that must pin it (0: the cluster's default).
+    #[arg(
+        long = "replication-min",
+        visible_alias = "rmin",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     replication_min: i32,
-    #[arg(long = "replication-max", visible_alias = "rmax", default_value_t = 0)]
+    /// Most peers that pin it (-1: every peer; 0: the cluster's default).
+    #[arg(
+        long = "replication-max",
+        visible_alias = "rmax",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     replication_max: i32,
     /// Peer ids to allocate to first (comma-separated).
-    #[arg(long, visible_alias = "allocs", default_value = "")]
+    #[arg(
+        long,
+        visible_alias = "allocs",
+        default_value = "",
+        hide_default_value = true
+    )]
     allocations: String,
     /// The pin expires (is removed from the cluster) after this long: a Go duration
     /// (`24h`, `90m`).
@@ -165,6 +209,7 @@ struct PinArgs {
 
 #[derive(Args)]
 struct AddArgs {
+    /// Files or folders to add.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Adds folders with their content.
@@ -219,11 +264,20 @@ enum PeersCmd {
     /// Lists every peer with its ID.
     Ls,
     /// Removes a peer from the cluster.
-    Rm { peer: String },
+    Rm {
+        /// The peer id.
+        peer: String,
+    },
     /// Makes a follower a voter.
-    Promote { peer: String },
+    Promote {
+        /// The peer id.
+        peer: String,
+    },
     /// Makes a voter a follower (it keeps replicating but no longer counts for quorum).
-    Demote { peer: String },
+    Demote {
+        /// The peer id.
+        peer: String,
+    },
 }
 
 #[derive(Args)]
@@ -258,6 +312,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 enum PinCmd {
     /// Pins a CID (or /ipfs/ path) in the cluster.
     Add {
+        /// A CID, or an /ipfs/, /ipns/ or /ipld/ path to resolve.
         cid: String,
         /// Sets both replication factors.
         #[arg(short = 'r', long)]
@@ -273,10 +328,14 @@ enum PinCmd {
     /// Pins TO as an update of the pin of FROM (same options and allocations; IPFS fetches
     /// only what differs). FROM stays pinned.
     Update {
+        /// The pinned CID whose options and allocations are copied.
         from: String,
+        /// The CID to pin.
         to: String,
-        #[arg(short = 'n', long, default_value = "")]
+        /// A name for the new pin (default: the old pin's).
+        #[arg(short = 'n', long, default_value = "", hide_default_value = true)]
         name: String,
+        /// The new pin expires after this long (a Go duration).
         #[arg(long, value_parser = parse_duration)]
         expire_in: Option<Duration>,
         #[command(flatten)]
@@ -284,12 +343,14 @@ enum PinCmd {
     },
     /// Unpins a CID from the cluster.
     Rm {
+        /// A CID, or an /ipfs/, /ipns/ or /ipld/ path to resolve.
         cid: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Lists the pinset (or one pin).
     Ls {
+        /// One pin to show (the whole pinset when none).
         cid: Option<String>,
         /// Pin types, comma-separated: pin, meta-pin, clusterdag-pin, shard-pin or all.
         #[arg(long, default_value = "all")]
