@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,8 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::Cluster;
 use crate::config::HttpApiConfig;
 use crate::error::{Error, ErrorKind};
-use crate::restapi::cross_site::{refuse_cross_site, CrossSitePolicy};
-use crate::restapi::{cors, Auth, Params};
+use crate::restapi::Params;
 use crate::tasks::Tasks;
 use crate::types::{Cid, GlobalPinInfo, Pin, PinOptions, StatusFilter, TrackerStatus};
 
@@ -434,18 +432,7 @@ fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/health", get(health))
         .fallback(not_found)
         .with_state(Svc { cluster });
-    let r = Auth {
-        creds: cfg.basic_auth_credentials.clone(),
-        render: svc_error,
-    }
-    .guard(r);
-    let policy = CrossSitePolicy::new(
-        &cfg.cors_allowed_origins,
-        &cfg.cors_allowed_methods,
-        "api.pinsvcapi",
-    );
-    r.layer(cors(cfg))
-        .layer(middleware::from_fn_with_state(policy, refuse_cross_site))
+    crate::restapi::guard(r, cfg, "api.pinsvcapi", svc_error)
 }
 
 /// Serves the Pinning Service API on every configured address until shutdown.

@@ -397,14 +397,14 @@ async fn not_found() -> Response {
 /// An API's `basic_auth_credentials` and how that API words its errors (the REST API's
 /// `{"code", "message"}`, the Pinning Service API's `{"error": {…}}`).
 #[derive(Clone)]
-pub(crate) struct Auth {
-    pub creds: Option<std::collections::BTreeMap<String, String>>,
-    pub render: fn(StatusCode, String) -> Response,
+struct Auth {
+    creds: Option<std::collections::BTreeMap<String, String>>,
+    render: fn(StatusCode, String) -> Response,
 }
 
 impl Auth {
     /// `router` behind [`require_auth`] when credentials are configured, with `POST /token`.
-    pub(crate) fn guard(self, router: Router) -> Router {
+    fn guard(self, router: Router) -> Router {
         let router = router.merge(
             Router::new()
                 .route("/token", post(new_token))
@@ -508,7 +508,7 @@ fn credentials_match(
     found.into()
 }
 
-pub(crate) fn cors(cfg: &HttpApiConfig) -> CorsLayer {
+fn cors(cfg: &HttpApiConfig) -> CorsLayer {
     let any_origin = cfg.cors_allowed_origins.iter().any(|o| o == "*");
     let origin = if any_origin {
         // "*" with credentials is invalid in browsers; reflecting the origin is what Go's
@@ -575,15 +575,26 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/ipfs/gc", post(ipfs_gc))
         .fallback(not_found)
         .with_state(cluster);
+    guard(r, cfg, "api.restapi", error_response)
+}
+
+/// An IPFS Cluster-style API's `routes` as its config section says: basic auth or Bearer
+/// tokens (with `POST /token`), CORS, and web pages refused (errors worded by `render`).
+pub(crate) fn guard(
+    routes: Router,
+    cfg: &HttpApiConfig,
+    section: &'static str,
+    render: fn(StatusCode, String) -> Response,
+) -> Router {
     let r = Auth {
         creds: cfg.basic_auth_credentials.clone(),
-        render: error_response,
+        render,
     }
-    .guard(r);
+    .guard(routes);
     let policy = cross_site::CrossSitePolicy::new(
         &cfg.cors_allowed_origins,
         &cfg.cors_allowed_methods,
-        "api.restapi",
+        section,
     );
     // Outermost: a refused page's request reaches neither the CORS layer nor a handler.
     r.layer(cors(cfg)).layer(middleware::from_fn_with_state(
