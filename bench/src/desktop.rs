@@ -181,11 +181,11 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
         ),
         (
             "CLUSTER_IPFSPROXY_LISTENMULTIADDRESS",
-            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+            "/ip4/127.0.0.1/tcp/0".to_string(),
         ),
         (
             "CLUSTER_PINSVCAPI_HTTPLISTENMULTIADDRESS",
-            format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+            "/ip4/127.0.0.1/tcp/0".to_string(),
         ),
         ("IPFS_CLUSTER_IPFS_NETWORK", "loopback".into()),
     ]

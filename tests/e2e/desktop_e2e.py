@@ -161,9 +161,9 @@ def main():
     cfg["cluster"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
     cfg["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
     cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs2_port}"
-    cfg["api"]["ipfsproxy"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    cfg["api"]["ipfsproxy"]["listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
     cfg["api"]["ipfsproxy"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs2_port}"
-    cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
     json.dump(cfg, open(cfg_path, "w"))
     peer2_id = json.load(open(os.path.join(peer2, "identity.json")))["id"]
     # The CLUSTER_* overrides meant for the app must not reach the headless peer.

@@ -39,10 +39,10 @@ ipfs_port=$(free_port); rest_port=$(free_port); swarm_port=$(free_port); driver_
 export CLUSTER_IPFSHTTP_NODEMULTIADDRESS="/ip4/127.0.0.1/tcp/$ipfs_port"
 export CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$rest_port"
 export CLUSTER_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$swarm_port"
-proxy_port=$(free_port); pinsvc_port=$(free_port)
-export CLUSTER_IPFSPROXY_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$proxy_port"
+# The IPFS proxy and the pinning service on ports the OS picks (the test does not use them).
+export CLUSTER_IPFSPROXY_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/0"
 export CLUSTER_IPFSPROXY_NODEMULTIADDRESS="/ip4/127.0.0.1/tcp/$ipfs_port"
-export CLUSTER_PINSVCAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$pinsvc_port"
+export CLUSTER_PINSVCAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/0"
 # The built-in IPFS node the app starts stays on loopback too (users get the LAN mode).
 export IPFS_CLUSTER_IPFS_NETWORK=loopback
 export IPFS_API="127.0.0.1:$ipfs_port" REST_API="127.0.0.1:$rest_port"

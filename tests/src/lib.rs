@@ -322,9 +322,9 @@ impl Drop for IpfsNode {
 pub struct Peer {
     pub dir: PathBuf,
     pub rest_port: u16,
-    /// The IPFS proxy API's port.
+    /// The IPFS proxy API's configured port (0: the OS picks; see [`Peer::proxy_url`]).
     pub proxy_port: u16,
-    /// The Pinning Service API's port.
+    /// The Pinning Service API's configured port (see [`Peer::pinsvc_url`]).
     pub pinsvc_port: u16,
     pub swarm_port: u16,
     /// The test host it runs on (a network namespace), or this machine's loopback.
@@ -365,9 +365,11 @@ impl Peer {
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
+        // The proxy and pinning service listen where the OS says (their ports are read
+        // from the log, see `proxy_url`): fewer ports reserved ahead, fewer collisions.
         let (rest_port, swarm_port, proxy_port, pinsvc_port) = match host {
             Some(_) => (9094, 9096, 9095, 9097),
-            None => (free_port(), free_port(), free_port(), free_port()),
+            None => (free_port(), free_port(), 0, 0),
         };
         let mut peer = Peer {
             dir: dir.to_path_buf(),
@@ -423,10 +425,63 @@ impl Peer {
         self.start_env(extra, &[]).await
     }
 
-    /// As [`Peer::start`], with extra environment variables (`CLUSTER_*` overrides).
+    /// As [`Peer::start`], with extra environment variables (`CLUSTER_*` overrides). A port
+    /// picked by [`free_port`] may have been taken meanwhile (the race that function
+    /// accepts): then the REST API (and the swarm, if it is the one) get new ports and the
+    /// start is tried again.
     pub async fn start_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
-        self.spawn_env(extra, env)?;
-        self.wait_ready().await
+        for attempt in 1.. {
+            self.spawn_env(extra, env)?;
+            match self.wait_ready().await {
+                Err(e)
+                    if attempt < 3
+                        && self.host.is_none()
+                        && e.to_string().contains("Address already in use") =>
+                {
+                    let swarm = e.to_string().contains("cannot listen on /ip4");
+                    self.repick_ports(swarm)?;
+                }
+                done => return done,
+            }
+        }
+        unreachable!()
+    }
+
+    /// New ports for the REST API (and the swarm), written to `service.json`.
+    fn repick_ports(&mut self, swarm: bool) -> Result<()> {
+        let path = self.dir.join("service.json");
+        let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        self.rest_port = free_port();
+        cfg["api"]["restapi"]["http_listen_multiaddress"] =
+            format!("/ip4/127.0.0.1/tcp/{}", self.rest_port).into();
+        if swarm {
+            self.swarm_port = free_port();
+            cfg["cluster"]["listen_multiaddress"] =
+                format!("/ip4/127.0.0.1/tcp/{}", self.swarm_port).into();
+        }
+        std::fs::write(&path, serde_json::to_string_pretty(&cfg)?)?;
+        Ok(())
+    }
+
+    /// The URL an API of the running peer listens on, from its log (`what` as logged).
+    fn api_url_from_log(&self, what: &str) -> String {
+        let log = self.current_log();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in the log:\n{log}"));
+        line[line.find("http").expect("a URL")..].trim().to_string()
+    }
+
+    /// The IPFS proxy API's URL (`http://host:port`).
+    pub fn proxy_url(&self) -> String {
+        self.api_url_from_log("IPFS proxy API listening on ")
+    }
+
+    /// The Pinning Service API's URL.
+    pub fn pinsvc_url(&self) -> String {
+        self.api_url_from_log("Pinning Service API listening on ")
     }
 
     /// Starts the daemon without waiting for it to be ready.

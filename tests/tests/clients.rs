@@ -58,7 +58,7 @@ async fn kubo_rpc_client_pins_through_the_ipfs_proxy() {
     let dir = tempfile::tempdir().unwrap();
     let (ipfs, peer) = node_and_peer(dir.path()).await;
     let existing = ipfs.add(&unique("kubo-client")).await.unwrap();
-    let url = format!("http://{}:{}", peer.addr(), peer.proxy_port);
+    let url = peer.proxy_url();
     let out = node("kubo-proxy.mjs", &[&url, &existing]).await;
     assert!(out.status.success(), "{}", text(&out));
     let added = last_json_line(&out)["added"].as_str().unwrap().to_string();
@@ -86,7 +86,7 @@ async fn pinning_service_client_pins_lists_pages_and_removes() {
         .map(|i| identity_cid(&format!("pinsvc {i}")))
         .map(|c| c.parse::<ipfs_cluster::types::Cid>().unwrap().to_string())
         .collect();
-    let url = format!("http://{}:{}", peer.addr(), peer.pinsvc_port);
+    let url = peer.pinsvc_url();
     let mut args = vec![url.as_str(), "svc", "s3cret", existing.as_str()];
     args.extend(others.iter().map(String::as_str));
     let out = node("pinning-service.mjs", &args).await;

@@ -239,16 +239,15 @@ async fn a_service_json_written_by_ipfs_cluster_init_loads_and_says_what_it_does
     let listen = format!("/ip4/127.0.0.1/tcp/{}", peer.swarm_port);
     let rest = format!("/ip4/127.0.0.1/tcp/{}", peer.rest_port);
     let node = ipfs.api_multiaddr();
-    let proxy = format!("/ip4/127.0.0.1/tcp/{}", peer.proxy_port);
-    let pinsvc = format!("/ip4/127.0.0.1/tcp/{}", peer.pinsvc_port);
+    let (proxy, pinsvc) = ("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/0");
     peer.start_env(
         &[],
         &[
             ("CLUSTER_LISTENMULTIADDRESS", listen.as_str()),
             ("CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS", rest.as_str()),
-            ("CLUSTER_IPFSPROXY_LISTENMULTIADDRESS", proxy.as_str()),
+            ("CLUSTER_IPFSPROXY_LISTENMULTIADDRESS", proxy),
             ("CLUSTER_IPFSPROXY_NODEMULTIADDRESS", node.as_str()),
-            ("CLUSTER_PINSVCAPI_HTTPLISTENMULTIADDRESS", pinsvc.as_str()),
+            ("CLUSTER_PINSVCAPI_HTTPLISTENMULTIADDRESS", pinsvc),
             ("CLUSTER_IPFSHTTP_NODEMULTIADDRESS", node.as_str()),
         ],
     )
