@@ -16,10 +16,11 @@ fn json(text: &str) -> Value {
 }
 
 async fn pinset(a: &Api) -> Vec<String> {
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
+    a.pins()
         .await
-        .unwrap();
-    pins.into_iter().map(|p| p.cid.to_string()).collect()
+        .into_iter()
+        .map(|p| p.cid.to_string())
+        .collect()
 }
 
 #[tokio::test]

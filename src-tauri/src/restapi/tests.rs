@@ -60,6 +60,13 @@ async fn api_with_user(user: &str, password: &str) -> Api {
 }
 
 impl Api {
+    /// The pinset as the peer holds it.
+    pub async fn pins(&self) -> Vec<crate::types::Pin> {
+        futures::TryStreamExt::try_collect(self.peer.cluster().allocations(&[]))
+            .await
+            .unwrap()
+    }
+
     /// `GET path` → its JSON body.
     async fn get_json(&self, path: &str) -> serde_json::Value {
         self.http
@@ -110,9 +117,7 @@ async fn pin_options_round_trip_through_the_pinset() {
         .as_str()
         .unwrap()
         .contains("not enough peers"));
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
-        .await
-        .unwrap();
+    let pins = a.pins().await;
     assert_eq!(pins.len(), 1);
     a.peer.shutdown().await;
 }
@@ -915,9 +920,7 @@ async fn add_with_stream_channels_false_is_one_array_and_no_pin_pins_nothing() {
     let all: Vec<crate::types::AddedOutput> = resp.json().await.unwrap();
     assert_eq!(all.len(), 2);
     assert!(all[1].allocations.is_empty());
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
-        .await
-        .unwrap();
+    let pins = a.pins().await;
     assert!(pins.is_empty());
     a.peer.shutdown().await;
 }
@@ -964,9 +967,7 @@ async fn add_refuses_bad_input_before_anything_reaches_ipfs() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(a._kubo.state.lock().unwrap().added.is_empty());
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
-        .await
-        .unwrap();
+    let pins = a.pins().await;
     assert!(pins.is_empty());
     a.peer.shutdown().await;
 }
@@ -1000,9 +1001,7 @@ async fn pin_update_copies_the_old_pins_options_and_needs_it_in_the_pinset() {
     .await
     .unwrap();
     assert_eq!(resp.status(), 404);
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
-        .await
-        .unwrap();
+    let pins = a.pins().await;
     assert_eq!(pins.len(), 2);
     a.peer.shutdown().await;
 }
@@ -1253,9 +1252,7 @@ async fn every_spec_route_answers_good_and_bad_input() {
         }
     }
     // Only the two good pins went in: the bad input changed nothing.
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
-        .await
-        .unwrap();
+    let pins = a.pins().await;
     assert_eq!(pins.len(), 1, "{pins:?}");
     a.peer.shutdown().await;
 }
@@ -1312,9 +1309,7 @@ async fn add_of_a_car_imports_its_blocks_and_pins_its_single_root() {
         assert_eq!(resp.status(), 400);
     }
     assert_eq!(a._kubo.state.lock().unwrap().imported.len(), 1);
-    let pins: Vec<_> = futures::TryStreamExt::try_collect(a.peer.cluster().allocations(&[]))
-        .await
-        .unwrap();
+    let pins = a.pins().await;
     assert_eq!(pins.len(), 1);
     a.peer.shutdown().await;
 }
