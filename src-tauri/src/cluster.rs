@@ -627,18 +627,21 @@ impl Cluster {
             return;
         }
         let exclude = vec![dead.to_string()];
-        let held: Vec<Pin> = self
+        // Pin by pin as the pinset is read from disk (pages in CID order, so a pin moved
+        // meanwhile is not met again): never the dead peer's whole share in memory.
+        let mut held = self
             .consensus
             .state()
             .stream()
-            .try_filter(|p| futures::future::ready(p.allocations.iter().any(|a| a == dead)))
-            .try_collect()
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!("cannot read the pinset to repin: {e}");
-                Vec::new()
-            });
-        for pin in held {
+            .try_filter(|p| futures::future::ready(p.allocations.iter().any(|a| a == dead)));
+        while let Some(pin) = held.next().await {
+            let pin = match pin {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("cannot read the pinset to repin: {e}");
+                    return;
+                }
+            };
             let keep: Vec<String> = pin
                 .allocations
                 .iter()
