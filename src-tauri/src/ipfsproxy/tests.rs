@@ -209,3 +209,23 @@ async fn repo_stat_and_repo_gc_are_the_clusters() {
     assert_eq!(lines[1]["Error"], "block in use");
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refused_web_page_gets_a_kubo_error() {
+    let a = api(|_| {}).await;
+    let resp = a
+        .http
+        .post(format!(
+            "http://{}/api/v0/pin/add?arg={}",
+            a.peer.proxy_addr(),
+            test_cid(91)
+        ))
+        .header("Origin", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body = json(&resp.text().await.unwrap());
+    assert_eq!(body["Type"], "error", "{body}");
+    a.peer.shutdown().await;
+}

@@ -178,3 +178,21 @@ async fn credentials_and_tokens_guard_the_api_with_spec_errors() {
     assert_eq!(resp.status(), 204, "liveness stays open");
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refused_web_page_gets_a_spec_error_and_pins_nothing() {
+    let a = api(|_| {}).await;
+    let resp = a
+        .http
+        .post(format!("http://{}/pins", a.peer.pinsvc_addr()))
+        .header("Origin", "http://evil.test")
+        .json(&json!({"cid": test_cid(90).to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["reason"], "FORBIDDEN", "{body}");
+    assert!(a.pins().await.is_empty());
+    a.peer.shutdown().await;
+}

@@ -22,6 +22,10 @@ pub(crate) struct CrossSitePolicy {
     methods: Vec<Method>,
     /// Names the config section in the refusal, so the user knows what to change.
     section: &'static str,
+    /// The API has no CORS settings: no page may use it, whatever it asks.
+    no_pages: bool,
+    /// The API's error body for the 403.
+    render: fn(StatusCode, String) -> Response,
 }
 
 impl CrossSitePolicy {
@@ -41,7 +45,22 @@ impl CrossSitePolicy {
                 .collect(),
             methods,
             section,
+            no_pages: false,
+            render: super::error_response,
         }
+    }
+
+    /// A policy for an API that no web page may use (the IPFS proxy, as Kubo's RPC API).
+    pub(crate) fn no_pages(section: &'static str) -> Self {
+        CrossSitePolicy {
+            no_pages: true,
+            ..Self::new(&[], &[], section)
+        }
+    }
+
+    /// Refusals worded as the API words its errors.
+    pub(crate) fn rendered_by(self, render: fn(StatusCode, String) -> Response) -> Self {
+        CrossSitePolicy { render, ..self }
     }
 
     /// Why a request with these headers may not run, if it may not.
@@ -50,6 +69,12 @@ impl CrossSitePolicy {
             return None;
         }
         let who = origin.unwrap_or("a cross-site page");
+        if self.no_pages {
+            return Some(format!(
+                "cross-site request refused: {} takes no requests from web pages ({who})",
+                self.section
+            ));
+        }
         let origin_ok = match origin {
             _ if self.any_origin => true,
             Some(o) => {
@@ -92,7 +117,7 @@ pub(crate) async fn refuse_cross_site(
         None => next.run(req).await,
         Some(why) => {
             tracing::warn!(method = %req.method(), path = %req.uri().path(), "{why}");
-            super::error_response(StatusCode::FORBIDDEN, why)
+            (policy.render)(StatusCode::FORBIDDEN, why)
         }
     }
 }

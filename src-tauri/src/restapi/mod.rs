@@ -595,7 +595,8 @@ pub(crate) fn guard(
         &cfg.cors_allowed_origins,
         &cfg.cors_allowed_methods,
         section,
-    );
+    )
+    .rendered_by(render);
     // Outermost: a refused page's request reaches neither the CORS layer nor a handler.
     r.layer(cors(cfg)).layer(middleware::from_fn_with_state(
         policy,
