@@ -581,7 +581,7 @@ fn router(proxy: Proxy) -> Router {
         .with_state(proxy)
         // Kubo refuses pages too: no origin may use the proxy.
         .layer(middleware::from_fn_with_state(
-            CrossSitePolicy::no_pages("the IPFS proxy").rendered_by(|s, m| kubo_error(s, m)),
+            CrossSitePolicy::no_pages("the IPFS proxy").rendered_by(kubo_error),
             refuse_cross_site,
         ))
 }
