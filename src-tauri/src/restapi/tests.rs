@@ -896,13 +896,10 @@ async fn add_streams_files_to_ipfs_then_pins_the_root_with_the_pin_options() {
     assert_eq!(pin["metadata"]["k"], "v");
     // The files themselves are not pinned by the cluster, only the root.
     let first = lines[0]["cid"].as_str().unwrap();
-    let resp = a
-        .http
-        .get(format!("{}/allocations/{first}", a.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        answer(&a, "GET", &format!("/allocations/{first}")).await.0,
+        404
+    );
     a.peer.shutdown().await;
 }
 
@@ -1030,21 +1027,9 @@ async fn ipfs_gc_runs_on_every_peer_and_local_on_this_one() {
         .unwrap();
     let local: crate::types::RepoGc = resp.json().await.unwrap();
     assert_eq!(local.peer, me);
-    let resp = a
-        .http
-        .post(format!("{}/ipfs/gc?local=perhaps", a.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 400);
+    assert_eq!(answer(&a, "POST", "/ipfs/gc?local=perhaps").await.0, 400);
     // Only POST.
-    let resp = a
-        .http
-        .get(format!("{}/ipfs/gc", a.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 405);
+    assert_eq!(answer(&a, "GET", "/ipfs/gc").await.0, 405);
     a.peer.shutdown().await;
 }
 
