@@ -279,7 +279,14 @@ impl Cluster {
     #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
     pub async fn unpin(&self, cid: Cid) -> Result<Pin> {
         self.check_ready()?;
-        let pin = self.allocation(&cid).await?;
+        let pin = match self.allocation(&cid).await {
+            // Acknowledged elsewhere but not applied here yet: not a 404 once caught up.
+            Err(Error::NotFound(_)) => {
+                self.consensus.catch_up().await?;
+                self.allocation(&cid).await?
+            }
+            found => found?,
+        };
         self.consensus.log_unpin(cid).await?;
         Ok(pin)
     }

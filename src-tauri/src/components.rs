@@ -251,6 +251,10 @@ pub trait Consensus: Send + Sync + 'static {
     /// Commits a pin (add or update) and returns once it is applied; the pin is then durable.
     async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError>;
     async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError>;
+    /// Returns once this peer has applied every write the cluster committed before the call
+    /// (a read index confirmed by the leader's quorum): a read of the state then sees every
+    /// acknowledged write, wherever it was made.
+    async fn catch_up(&self) -> Result<(), ConsensusError>;
     /// Read access to the applied pinset.
     fn state(&self) -> Arc<dyn Pinset>;
     /// Whether there is a leader and this peer's state has caught up (writes are accepted).

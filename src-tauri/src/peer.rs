@@ -105,6 +105,8 @@ impl Peer {
         let me_node = ClusterNode {
             peer_id: peer_id.to_string(),
             addrs: reachable.iter().map(|a| a.to_string()).collect(),
+            // Set by the consensus, which keeps it with the Raft state.
+            history: None,
         };
         let joining = !opts.bootstrap.is_empty();
         let bootstrap = Bootstrap::decide(&folder, raft_cfg, joining, &me_node, &known).await?;
@@ -121,6 +123,7 @@ impl Peer {
             learner_is_ready: !joining || follower,
         };
         let consensus = Arc::new(RaftConsensus::start(consensus_opts, tasks).await?);
+        consensus.identify_when_ready();
 
         let tracker = StatelessTracker::start(
             TrackerIdentity {

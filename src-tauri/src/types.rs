@@ -664,7 +664,7 @@ pub struct Version {
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The cluster RPC's request-response protocol, as the swarm speaks it and as
 /// `ID.rpc_protocol_version` reports it.
-pub const RPC_PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.2.0";
+pub const RPC_PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.3.0";
 
 /// Parses Kubo's human sizes ("10GB", "500MiB", "1000") as bytes.
 pub fn parse_storage_size(s: &str) -> Option<u64> {

@@ -361,6 +361,16 @@ impl Peer {
         host: Option<&Host>,
         edit: impl FnOnce(&mut Value),
     ) -> Result<Peer> {
+        Self::init_at(dir, &ipfs.api_multiaddr(), host, edit)
+    }
+
+    /// [`Peer::init_on`] with its IPFS connector (and proxy) at `ipfs_api`.
+    pub fn init_at(
+        dir: &Path,
+        ipfs_api: &str,
+        host: Option<&Host>,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Peer> {
         let out = service(dir, &["init"]);
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -393,8 +403,8 @@ impl Peer {
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.pinsvc_port).into();
         cfg["cluster"]["listen_multiaddress"] =
             format!("/ip4/{}/tcp/{}", peer.addr(), peer.swarm_port).into();
-        cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs.api_multiaddr().into();
-        cfg["api"]["ipfsproxy"]["node_multiaddress"] = ipfs.api_multiaddr().into();
+        cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = ipfs_api.into();
+        cfg["api"]["ipfsproxy"]["node_multiaddress"] = ipfs_api.into();
         cfg["cluster"]["peer_watch_interval"] = "500ms".into();
         edit(&mut cfg);
         let announce = &cfg["cluster"]["announce_multiaddress"];
@@ -578,6 +588,16 @@ impl Peer {
         }
     }
 
+    /// `ipfs-cluster-service state cleanup --force` on this (stopped) peer's folder: its Raft
+    /// state is backed up and removed, as an operator does before rejoining.
+    pub fn cleanup_state(&self) -> Result<()> {
+        let out = service(&self.dir, &["state", "cleanup", "--force"]);
+        if !out.status.success() {
+            bail!("state cleanup failed: {}", text(&out));
+        }
+        Ok(())
+    }
+
     /// Runs `ipfs-cluster-ctl` against this peer.
     pub fn ctl(&self, args: &[&str]) -> Output {
         // From the peer's own host: it answers there even when cut off from the others.
@@ -725,6 +745,10 @@ impl Peer {
     }
 }
 
+/// Where a peer without an IPFS node looks for one: a port nothing listens on (connections
+/// are refused at once).
+pub const NO_IPFS: &str = "/ip4/127.0.0.1/tcp/1";
+
 /// Settings that make a cluster on one loaded machine quick to react but not flaky.
 pub fn cluster_settings(cfg: &mut Value) {
     cfg["consensus"]["raft"]["wait_for_leader_timeout"] = "3s".into();
@@ -741,6 +765,9 @@ pub struct TestCluster {
     secret: String,
     /// Test hosts for the peers, in order (none: all on loopback).
     hosts: Vec<Host>,
+    /// Peers get no IPFS node: their connectors point at a closed port, so that only the
+    /// consensus is at work (tests of Raft's safety; `ipfs` stays empty).
+    without_ipfs: bool,
     /// Delaying relays in front of the peers' swarms, when the links are slow.
     relays: Vec<relay::Relay>,
     pub dir: tempfile::TempDir,
@@ -796,8 +823,21 @@ impl TestCluster {
             peers: Vec::new(),
             secret: String::new(),
             hosts: Vec::new(),
+            without_ipfs: false,
             relays: Vec::new(),
         })
+    }
+
+    /// [`TestCluster::start`] without IPFS nodes: only the consensus is at work (pins are
+    /// committed and replicated; no IPFS node ever pins them).
+    pub async fn start_without_ipfs(voters: usize, followers: usize) -> Result<TestCluster> {
+        let mut c = TestCluster::empty()?;
+        c.without_ipfs = true;
+        for i in 0..voters + followers {
+            let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
+            c.add_peer(extra, "10GB", |_| {}).await?;
+        }
+        Ok(c)
     }
 
     /// [`TestCluster::start_on_hosts`] with every link between peers slowed down: each peer
@@ -855,9 +895,15 @@ impl TestCluster {
         let dir = self.dir.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir)?;
         let host = self.hosts.get(i).cloned();
-        let ipfs = IpfsNode::start_on(&dir, storage_max, host.as_ref()).await?;
+        let ipfs = match self.without_ipfs {
+            true => None,
+            false => Some(IpfsNode::start_on(&dir, storage_max, host.as_ref()).await?),
+        };
+        let api = ipfs
+            .as_ref()
+            .map_or_else(|| NO_IPFS.to_string(), IpfsNode::api_multiaddr);
         let secret = self.secret.clone();
-        let mut peer = Peer::init_on(&dir.join("cluster"), &ipfs, host.as_ref(), |cfg| {
+        let mut peer = Peer::init_at(&dir.join("cluster"), &api, host.as_ref(), |cfg| {
             cluster_settings(cfg);
             cfg["cluster"]["peername"] = format!("peer{i}").into();
             if !secret.is_empty() {
@@ -876,7 +922,7 @@ impl TestCluster {
             args.extend_from_slice(extra);
             peer.start(&args).await?;
         }
-        self.ipfs.push(ipfs);
+        self.ipfs.extend(ipfs);
         self.peers.push(peer);
         Ok(i)
     }

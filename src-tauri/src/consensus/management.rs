@@ -55,6 +55,7 @@ fn node_of(addr: &Multiaddr) -> Result<ClusterNode, ConsensusError> {
     Ok(ClusterNode {
         peer_id: peer.to_string(),
         addrs: vec![base.to_string()],
+        history: None,
     })
 }
 
@@ -286,6 +287,27 @@ impl RaftConsensus {
                 }
                 Ok(None)
             }
+            LeaderOp::ReadIndex => {
+                let (read, _) = raft
+                    .get_read_log_id()
+                    .await
+                    .map_err(|e| unavailable(format!("no read index: {e}")))?;
+                Ok(Some(read.map_or(0, |l| l.index)))
+            }
+            LeaderOp::Identify { node } => {
+                let id = parse_node_id(&node.peer_id)?;
+                let mut record = self.member_node(id, &node.peer_id)?;
+                // A history, once recorded, changes only by a join (which demotes a voter).
+                if record.history.is_some() || node.history.is_none() {
+                    return Ok(None);
+                }
+                record.history = node.history;
+                let nodes = BTreeMap::from([(id, record)]);
+                raft.change_membership(ChangeMembers::SetNodes(nodes), false)
+                    .await
+                    .map_err(write_err)?;
+                Ok(None)
+            }
             LeaderOp::SetRole { peer_id, voter } => {
                 let id = parse_node_id(&peer_id)?;
                 self.member_node(id, &peer_id)?;
@@ -318,19 +340,22 @@ impl RaftConsensus {
         let id = parse_node_id(&node.peer_id)?;
         let peer = node.peer_id.clone();
         let was_member = self.member(id).is_some();
+        if was_member {
+            // Its record now names its new Raft state (and its addresses, which may have
+            // changed): the peer takes part in elections again once its log holds this
+            // record, and with it everything this leader has now (see `admission`).
+            let nodes = BTreeMap::from([(id, node.clone())]);
+            raft.change_membership(ChangeMembers::SetNodes(nodes), false)
+                .await
+                .map_err(write_err)?;
+        }
         if self.voter_ids().contains(&id) {
             tracing::warn!(%peer, "a voter asks to join again with an empty state: demoted to learner until it has caught up");
             raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
                 .await
                 .map_err(write_err)?;
         }
-        if was_member {
-            // Its addresses may have changed.
-            let nodes = BTreeMap::from([(id, node)]);
-            raft.change_membership(ChangeMembers::SetNodes(nodes), false)
-                .await
-                .map_err(write_err)?;
-        } else {
+        if !was_member {
             tracing::info!(%peer, follower, "adding peer as a learner");
             raft.add_learner(id, node, false).await.map_err(write_err)?;
         }
@@ -381,6 +406,27 @@ impl RaftConsensus {
                 "the new peer did not catch up with the log within {limit:?}"
             ))
         })
+    }
+
+    /// Once ready: a record of this peer's made before histories existed gets its history,
+    /// so that the cluster refuses to count another state of this peer's as this one.
+    pub fn identify_when_ready(self: &std::sync::Arc<Self>) {
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            me.wait_ready().await;
+            let unnamed = me.member(me.me).is_some_and(|n| n.history.is_none());
+            if unnamed {
+                let op = LeaderOp::Identify {
+                    node: me.me_node.clone(),
+                };
+                match me.leader_call(op).await {
+                    Ok(_) => tracing::info!("the membership now names this peer's Raft state"),
+                    Err(e) => tracing::warn!(
+                        "cannot record this peer's Raft state in the membership: {e}"
+                    ),
+                }
+            }
+        });
     }
 
     /// Sends `op` to `leader`: its answer, or (the outer error) why it could not be reached.

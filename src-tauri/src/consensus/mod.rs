@@ -7,6 +7,7 @@
 //! Raft's data lives in `<folder>/raft/raft.sqlite`. Node ids are derived from libp2p peer
 //! ids (openraft needs a `Copy` integer id); the peer id itself travels in [`ClusterNode`].
 
+mod admission;
 mod management;
 pub(crate) mod network;
 pub mod offline;

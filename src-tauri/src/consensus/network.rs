@@ -20,6 +20,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::admission::Admission;
 use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
 use crate::components::ConsensusError;
 
@@ -27,16 +28,34 @@ use crate::components::ConsensusError;
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub enum LeaderOp {
     Commit(Op),
-    Join { node: ClusterNode, follower: bool },
-    Remove { peer_id: String },
-    SetRole { peer_id: String, voter: bool },
+    Join {
+        node: ClusterNode,
+        follower: bool,
+    },
+    Remove {
+        peer_id: String,
+    },
+    SetRole {
+        peer_id: String,
+        voter: bool,
+    },
+    /// The index a read must wait for to see every write committed before it was asked
+    /// (Raft's read index, confirmed with a quorum).
+    ReadIndex,
+    /// A member tells the history of its Raft state, for a record made before histories
+    /// existed (one that has a history is never changed this way).
+    Identify {
+        node: ClusterNode,
+    },
 }
 
 #[derive(Serialize, Deserialize, Debug)]
 pub enum RaftRequest {
-    AppendEntries(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<NodeId>),
-    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// Raft's own messages, each with the history of the target's Raft state as the sender's
+    /// membership records it (see `admission`): a peer with another state refuses them.
+    AppendEntries(AppendEntriesRequest<TypeConfig>, Option<String>),
+    Vote(VoteRequest<NodeId>, Option<String>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>, Option<String>),
     /// Work only the leader does, forwarded by a non-leader.
     Leader(LeaderOp),
     /// A new peer asks any member to have it added (`daemon --bootstrap`).
@@ -63,6 +82,9 @@ pub enum RaftResponse {
     Done(Result<Option<u64>, ConsensusError>),
     /// The answer to `Members`: the peer ids of the membership as the answering peer has it.
     Members(Vec<String>),
+    /// A Raft message refused, and why: it names another Raft state of the callee's, or asks
+    /// for the vote of a peer that waits to be admitted again (see `admission`).
+    Refused(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +131,7 @@ pub trait RaftService: Send + Sync + 'static {
 
 pub struct NetworkFactory {
     pub transport: Arc<dyn RaftTransport>,
+    pub admission: Arc<Admission>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -117,6 +140,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &ClusterNode) -> Connection {
         Connection {
             transport: self.transport.clone(),
+            admission: self.admission.clone(),
             target,
             node: node.clone(),
         }
@@ -125,6 +149,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
 pub struct Connection {
     transport: Arc<dyn RaftTransport>,
+    admission: Arc<Admission>,
     target: NodeId,
     node: ClusterNode,
 }
@@ -157,6 +182,11 @@ impl Connection {
     }
 }
 
+/// What the callee's refusal is to Raft: a peer it cannot use now.
+fn refused<E: std::error::Error>(why: String) -> RpcErr<E> {
+    RPCError::Unreachable(Unreachable::new(&TransportError(why)))
+}
+
 fn mismatched<E: std::error::Error>() -> RpcErr<E> {
     RPCError::Network(NetworkError::new(&TransportError(
         "peer answered a different Raft request".into(),
@@ -169,8 +199,13 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        match self.call(RaftRequest::AppendEntries(rpc), &option).await? {
+        let to = self.node.history.clone();
+        match self
+            .call(RaftRequest::AppendEntries(rpc, to), &option)
+            .await?
+        {
             RaftResponse::AppendEntries(r) => self.remote(r),
+            RaftResponse::Refused(why) => Err(refused(why)),
             _ => Err(mismatched()),
         }
     }
@@ -180,11 +215,13 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
+        let to = self.node.history.clone();
         match self
-            .call(RaftRequest::InstallSnapshot(rpc), &option)
+            .call(RaftRequest::InstallSnapshot(rpc, to), &option)
             .await?
         {
             RaftResponse::InstallSnapshot(r) => self.remote(r),
+            RaftResponse::Refused(why) => Err(refused(why)),
             _ => Err(mismatched()),
         }
     }
@@ -194,8 +231,16 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr> {
-        match self.call(RaftRequest::Vote(rpc), &option).await? {
+        // A peer that is not admitted does not stand (its election timer is off too).
+        if !self.admission.is_admitted() {
+            return Err(refused(
+                "this peer waits to be admitted and does not stand for election".into(),
+            ));
+        }
+        let to = self.node.history.clone();
+        match self.call(RaftRequest::Vote(rpc, to), &option).await? {
             RaftResponse::Vote(r) => self.remote(r),
+            RaftResponse::Refused(why) => Err(refused(why)),
             _ => Err(mismatched()),
         }
     }

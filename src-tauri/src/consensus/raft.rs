@@ -12,6 +12,7 @@ use openraft::{Raft, SnapshotPolicy};
 use tokio::sync::{mpsc::UnboundedSender, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::admission::{Admission, Verdict};
 use super::network::{LeaderOp, NetworkFactory, RaftTransport};
 use super::offline;
 use super::store::{self, db_path};
@@ -74,6 +75,7 @@ impl Bootstrap {
             nodes.push(ClusterNode {
                 peer_id: id.clone(),
                 addrs,
+                history: None,
             });
         }
         Ok(Bootstrap::Peerset(nodes))
@@ -112,6 +114,10 @@ pub struct RaftConsensus {
     /// The snapshot files' folder, and how long the last build took (ms), for metrics.
     snapshots: std::path::PathBuf,
     snapshot_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Whether this peer may vote (see `admission`).
+    pub(super) admission: Arc<Admission>,
+    /// Whether a refused Raft message was logged already (see `RaftConsensus::refuse`).
+    pub(super) refused_once: std::sync::atomic::AtomicBool,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -162,8 +168,17 @@ impl RaftConsensus {
         let sm = store::StateMachine::new(pool.clone(), snapshots.clone(), opts.changes);
         let snapshot_ms = sm.build_timer();
         let me = node_id(&opts.peer_id);
+        let history = store::history(&pool).await?;
+        if fresh && matches!(opts.bootstrap, Bootstrap::Join) {
+            store::set_joining(&pool, true).await?;
+        }
+        let admission = Arc::new(Admission::new(
+            history.clone(),
+            store::joining(&pool).await?,
+        ));
         let network = NetworkFactory {
             transport: opts.transport.clone(),
+            admission: admission.clone(),
         };
         let raft = Raft::new(
             me,
@@ -177,6 +192,7 @@ impl RaftConsensus {
         let me_node = ClusterNode {
             peer_id: opts.peer_id.to_string(),
             addrs: opts.addrs.clone(),
+            history: Some(history),
         };
         if fresh {
             let members = match &opts.bootstrap {
@@ -186,7 +202,10 @@ impl RaftConsensus {
             };
             if let Some(members) = members {
                 let mut map = BTreeMap::new();
-                for n in members {
+                for mut n in members {
+                    if n.peer_id == me_node.peer_id {
+                        n.history = me_node.history.clone();
+                    }
                     map.insert(parse_node_id(&n.peer_id)?, n);
                 }
                 raft.initialize(map)
@@ -197,13 +216,26 @@ impl RaftConsensus {
         let (ready_tx, ready) = watch::channel(false);
         let (members_tx, members) = watch::channel(members_of(&raft.metrics().borrow()));
         let removed = CancellationToken::new();
+        tasks.spawn(watch_admission(
+            raft.clone(),
+            me,
+            admission.clone(),
+            pool.clone(),
+        ));
         tasks.spawn(watch_ready(
             raft.metrics(),
             me,
             opts.learner_is_ready,
+            admission.clone(),
             ready_tx,
         ));
-        tasks.spawn(watch_removal(raft.metrics(), me, removed.clone()));
+        tasks.spawn(watch_removal(
+            raft.metrics(),
+            me,
+            ready.clone(),
+            admission.clone(),
+            removed.clone(),
+        ));
         let stopped = CancellationToken::new();
         tasks.spawn(watch_fatal(raft.metrics(), stopped.clone()));
         // Raft stops with the peer's other tasks, so shutdown (or a failed start) awaits it;
@@ -235,6 +267,8 @@ impl RaftConsensus {
             stopped,
             snapshots,
             snapshot_ms,
+            admission,
+            refused_once: Default::default(),
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {
@@ -276,6 +310,12 @@ impl RaftConsensus {
         let Some(index) = self.leader_call(LeaderOp::Commit(op)).await? else {
             return Ok(());
         };
+        self.wait_applied(index, "committed").await
+    }
+
+    /// Waits, up to `wait_for_leader_timeout`, until this peer has applied the log up to
+    /// `index` (`what`: how far the entry got, for the error).
+    async fn wait_applied(&self, index: u64, what: &str) -> Result<(), ConsensusError> {
         let mut metrics = self.raft.metrics();
         let limit = self.cfg.wait_for_leader_timeout.get();
         let applied = tokio::time::timeout(limit, async {
@@ -291,7 +331,7 @@ impl RaftConsensus {
             _ => Err(ConsensusError::Unavailable {
                 attempts: 1,
                 message: format!(
-                    "committed, but this peer has not applied it within {limit:?}; it will"
+                    "{what}, but this peer has not applied it within {limit:?}; it will"
                 ),
             }),
         }
@@ -402,6 +442,7 @@ async fn watch_ready(
     mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
     me: NodeId,
     learner_is_ready: bool,
+    admission: Arc<Admission>,
     ready: watch::Sender<bool>,
 ) {
     loop {
@@ -411,11 +452,69 @@ async fn watch_ready(
             let membership = m.membership_config.membership();
             let is_voter = membership.voter_ids().any(|v| v == me);
             let is_member = membership.get_node(&me).is_some();
-            let role_ok = is_voter || (learner_is_ready && is_member);
+            // A rejoining peer replays the membership it had before it lost its state: it is
+            // a member again only once the cluster has admitted its new state.
+            let admitted = admission.judge(&m, me) == Verdict::Admitted;
+            let role_ok = admitted && (is_voter || (learner_is_ready && is_member));
             if m.current_leader.is_some() && applied >= m.last_log_index && role_ok {
                 tracing::info!(leader = ?m.current_leader, "consensus ready");
                 let _ = ready.send(true);
                 return;
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Keeps [`Admission`] true to the membership in this peer's log: whether it may vote, its
+/// election timer on only then, and the "joining" mark cleared once its admission is applied.
+async fn watch_admission(
+    raft: Raft<TypeConfig>,
+    me: NodeId,
+    admission: Arc<Admission>,
+    pool: sqlx::SqlitePool,
+) {
+    let mut metrics = raft.metrics();
+    let mut said = None;
+    loop {
+        let (verdict, applied_admission) = {
+            let m = metrics.borrow_and_update();
+            let verdict = admission.judge(&m, me);
+            let record_at = m.membership_config.log_id().map(|l| l.index);
+            let applied = m.last_applied.map(|l| l.index);
+            (
+                verdict.clone(),
+                verdict == Verdict::Admitted && applied >= record_at,
+            )
+        };
+        if admission.update(&verdict) || said.is_none() {
+            raft.runtime_config().elect(verdict == Verdict::Admitted);
+        }
+        if said.as_ref() != Some(&verdict) {
+            match &verdict {
+                Verdict::Admitted if said.is_some() => {
+                    tracing::info!("the cluster admitted this peer's Raft state: it votes again")
+                }
+                Verdict::Admitted => {}
+                Verdict::Waiting => tracing::info!(
+                    "this peer lost its Raft state: it takes no part in elections until the \
+                     cluster has admitted it again"
+                ),
+                Verdict::OtherHistory(h) => tracing::warn!(
+                    "the cluster knows this peer with another Raft state (history {h}; this \
+                     one is {}): it takes no part in elections. Remove it (peers rm) and start \
+                     it with --bootstrap to rejoin",
+                    admission.history()
+                ),
+            }
+            said = Some(verdict);
+        }
+        if applied_admission && admission.is_joining() {
+            match store::set_joining(&pool, false).await {
+                Ok(()) => admission.joined(),
+                Err(e) => tracing::warn!("cannot record that this peer was admitted: {e}"),
             }
         }
         if metrics.changed().await.is_err() {
@@ -442,16 +541,33 @@ async fn watch_fatal(
 }
 
 /// Fires `removed` when a membership this peer had been part of no longer includes it.
+///
+/// Watched only once the peer is ready: before that it replays the cluster's history, in
+/// which a peer removed and started again with `--bootstrap` is a member, then removed, then
+/// a member again. A record of another Raft state of this peer's is not this peer.
 async fn watch_removal(
     mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
     me: NodeId,
+    mut ready: watch::Receiver<bool>,
+    admission: Arc<Admission>,
     removed: CancellationToken,
 ) {
+    if ready.wait_for(|r| *r).await.is_err() {
+        return;
+    }
     let mut was_member = false;
     loop {
         {
             let m = metrics.borrow_and_update();
-            let is_member = m.membership_config.membership().get_node(&me).is_some();
+            let is_member = m
+                .membership_config
+                .membership()
+                .get_node(&me)
+                .is_some_and(|n| {
+                    n.history
+                        .as_deref()
+                        .is_none_or(|h| h == admission.history())
+                });
             if was_member && !is_member {
                 tracing::warn!("this peer is no longer in the cluster's membership");
                 removed.cancel();
@@ -513,6 +629,12 @@ impl Consensus for RaftConsensus {
 
     async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError> {
         self.commit(Op::Unpin(cid)).await
+    }
+
+    async fn catch_up(&self) -> Result<(), ConsensusError> {
+        let index = self.leader_call(LeaderOp::ReadIndex).await?.unwrap_or(0);
+        self.wait_applied(index, "the cluster's latest writes are known")
+            .await
     }
 
     fn state(&self) -> Arc<dyn Pinset> {

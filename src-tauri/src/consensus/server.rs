@@ -12,15 +12,43 @@ impl RaftService for RaftConsensus {
     async fn serve(&self, from: &str, req: RaftRequest) -> RaftResponse {
         let raft = self.raft();
         match req {
-            RaftRequest::AppendEntries(r) => {
-                RaftResponse::AppendEntries(raft.append_entries(r).await)
+            RaftRequest::AppendEntries(r, to) => match self.admission.check_target(to.as_deref()) {
+                Ok(()) => RaftResponse::AppendEntries(raft.append_entries(r).await),
+                Err(why) => self.refuse(from, why),
+            },
+            RaftRequest::Vote(r, to) => {
+                if !self.admission.is_admitted() {
+                    // Its log may lack what it acknowledged before it lost its state: its vote
+                    // could elect a leader without an acknowledged pin. Refused before Raft
+                    // sees the request, which changes nothing here (not even the term).
+                    tracing::info!(
+                        "refused a vote request from {from}: this peer lost its Raft state and \
+                         takes no part in elections until the cluster has admitted it again"
+                    );
+                    return RaftResponse::Refused(
+                        "this peer waits to be admitted again and does not vote".into(),
+                    );
+                }
+                if let Err(why) = self.admission.check_target(to.as_deref()) {
+                    return self.refuse(from, why);
+                }
+                RaftResponse::Vote(raft.vote(r).await)
             }
-            RaftRequest::Vote(r) => RaftResponse::Vote(raft.vote(r).await),
-            RaftRequest::InstallSnapshot(r) => {
-                RaftResponse::InstallSnapshot(raft.install_snapshot(r).await)
+            RaftRequest::InstallSnapshot(r, to) => {
+                match self.admission.check_target(to.as_deref()) {
+                    Ok(()) => RaftResponse::InstallSnapshot(raft.install_snapshot(r).await),
+                    Err(why) => self.refuse(from, why),
+                }
             }
             RaftRequest::Join { node, follower } => {
                 RaftResponse::Done(self.leader_call(LeaderOp::Join { node, follower }).await)
+            }
+            // A peer names only its own Raft state.
+            RaftRequest::Leader(LeaderOp::Identify { node }) if node.peer_id != from => {
+                RaftResponse::Done(Err(crate::components::ConsensusError::Refused(format!(
+                    "{from} cannot name the Raft state of {}",
+                    node.peer_id
+                ))))
             }
             RaftRequest::Leader(op) => RaftResponse::Done(self.on_leader_limited(op).await),
             RaftRequest::Removed => {
@@ -38,6 +66,18 @@ impl RaftService for RaftConsensus {
 }
 
 impl RaftConsensus {
+    /// Refuses a Raft message meant for another Raft state of this peer's (said once a run:
+    /// the sender retries at every heartbeat).
+    fn refuse(&self, from: &str, why: String) -> RaftResponse {
+        if !self
+            .refused_once
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("refusing Raft messages from {from}: {why}");
+        }
+        RaftResponse::Refused(why)
+    }
+
     /// `from` says this peer was removed: believed only if `from`'s membership, asked again,
     /// no longer has this peer (a stale message after a rejoin, or one from a peer that is
     /// wrong, changes nothing).
@@ -45,6 +85,7 @@ impl RaftConsensus {
         let sender = ClusterNode {
             peer_id: from.to_string(),
             addrs: Vec::new(),
+            history: None,
         };
         let timeout = self.cfg.network_timeout.get();
         match self

@@ -467,6 +467,47 @@ pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), Consens
     commit_staged(pool).await
 }
 
+/// Where the id of this state's history is kept (see [`history`]).
+const HISTORY: &str = "history";
+/// Set while this state is a wiped peer's waiting to be admitted again (see [`joining`]).
+const JOINING: &str = "joining";
+
+/// The id of this Raft state's history ([`super::typ::ClusterNode::history`]): made the first
+/// time the database is opened (or the first time by a version that knows histories) and kept
+/// with it, so that a wiped or re-created state has another one.
+pub async fn history(pool: &SqlitePool) -> Result<String, ConsensusError> {
+    if let Some(h) = kv_get::<String>(pool, HISTORY).await.map_err(storage)? {
+        return Ok(h);
+    }
+    let h = hex::encode(rand::random::<[u8; 16]>());
+    kv_put(pool, HISTORY, &h).await.map_err(storage)?;
+    Ok(h)
+}
+
+/// Whether this state was created to rejoin a cluster (`daemon --bootstrap`) and the cluster
+/// has not yet admitted it under its new history: until then the peer must not vote, whatever
+/// the membership it replicates says (it may be the one it had before it lost its state).
+pub async fn joining(pool: &SqlitePool) -> Result<bool, ConsensusError> {
+    Ok(kv_get::<bool>(pool, JOINING)
+        .await
+        .map_err(storage)?
+        .unwrap_or(false))
+}
+
+/// Records whether this state waits to be admitted (see [`joining`]).
+pub async fn set_joining(pool: &SqlitePool, waiting: bool) -> Result<(), ConsensusError> {
+    if waiting {
+        kv_put(pool, JOINING, &true).await.map_err(storage)
+    } else {
+        sqlx::query("DELETE FROM kv WHERE key = ?")
+            .bind(JOINING)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(storage)
+    }
+}
+
 /// Set by an offline import until the next start has snapshotted the imported pinset.
 const IMPORTED: &str = "imported";
 

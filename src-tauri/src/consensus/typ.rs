@@ -15,6 +15,11 @@ pub struct ClusterNode {
     pub peer_id: String,
     /// Cluster swarm multiaddrs this peer was last known at.
     pub addrs: Vec<String>,
+    /// The id of the peer's Raft state (its disk's history, made when that state was
+    /// created): a peer that lost its state comes back with another one and is not the voter
+    /// this record names. `None` in records made before histories existed (not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
 }
 
 /// A command in the Raft log.
