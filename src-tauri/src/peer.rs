@@ -16,7 +16,7 @@ use crate::cluster::{Cluster, Components, PeerDescriptor};
 use crate::components::{Consensus, PinTracker};
 use crate::config::{Config, Identity};
 use crate::consensus::{Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::informer::{self, Publisher};
 use crate::ipfsconn::IpfsHttp;
 use crate::monitor::PeerMonitor;
@@ -34,6 +34,9 @@ pub struct StartOptions {
     pub follower: bool,
     /// `daemon --stats`: serve Prometheus metrics even if `enable_stats` is off.
     pub stats: bool,
+    /// Cancelled to give up a start still under way (a stop signal while joining waits for
+    /// a leader): the start then ends with [`Error::Unavailable`], having stopped what it began.
+    pub stop: CancellationToken,
 }
 
 pub struct Peer {
@@ -195,7 +198,12 @@ impl Peer {
         rpc.serve(consensus.clone(), Arc::new(cluster.clone()));
 
         if joining {
-            consensus.join_cluster(&opts.bootstrap, follower).await?;
+            tokio::select! {
+                joined = consensus.join_cluster(&opts.bootstrap, follower) => joined?,
+                _ = opts.stop.cancelled() => {
+                    return Err(Error::Unavailable("stopped before the cluster added this peer".into()))
+                }
+            }
         }
         rpc.keep_peerstore(consensus.clone(), peerstore_path);
         let swarm_delay = config.ipfs_connector.ipfshttp.connect_swarms_delay.get();

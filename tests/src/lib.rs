@@ -831,11 +831,20 @@ impl TestCluster {
     /// [`TestCluster::start`] without IPFS nodes: only the consensus is at work (pins are
     /// committed and replicated; no IPFS node ever pins them).
     pub async fn start_without_ipfs(voters: usize, followers: usize) -> Result<TestCluster> {
+        Self::start_without_ipfs_custom(voters, followers, |_| {}).await
+    }
+
+    /// [`TestCluster::start_without_ipfs`] with `edit` applied to every `service.json`.
+    pub async fn start_without_ipfs_custom(
+        voters: usize,
+        followers: usize,
+        edit: impl Fn(&mut Value),
+    ) -> Result<TestCluster> {
         let mut c = TestCluster::empty()?;
         c.without_ipfs = true;
         for i in 0..voters + followers {
             let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
-            c.add_peer(extra, "10GB", |_| {}).await?;
+            c.add_peer(extra, "10GB", &edit).await?;
         }
         Ok(c)
     }
@@ -938,9 +947,15 @@ impl TestCluster {
         let i = self.peers.len();
         let dir = self.dir.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir)?;
-        let ipfs = IpfsNode::start_on(&dir, "10GB", host).await?;
+        let ipfs = match self.without_ipfs {
+            true => None,
+            false => Some(IpfsNode::start_on(&dir, "10GB", host).await?),
+        };
+        let api = ipfs
+            .as_ref()
+            .map_or_else(|| NO_IPFS.to_string(), IpfsNode::api_multiaddr);
         let secret = self.secret.clone();
-        let mut peer = Peer::init_on(&dir.join("cluster"), &ipfs, host, |cfg| {
+        let mut peer = Peer::init_at(&dir.join("cluster"), &api, host, |cfg| {
             cluster_settings(cfg);
             cfg["cluster"]["peername"] = format!("peer{i}").into();
             cfg["cluster"]["secret"] = secret.into();
@@ -948,7 +963,7 @@ impl TestCluster {
         })?;
         let boot = self.peers[via].cluster_addr();
         peer.spawn(&["--bootstrap", &boot])?;
-        self.ipfs.push(ipfs);
+        self.ipfs.extend(ipfs);
         self.peers.push(peer);
         Ok(i)
     }

@@ -73,7 +73,7 @@ async fn a_wiped_voter_waiting_to_rejoin_does_not_vote_and_no_acknowledged_pin_i
     wait_for("B to ask C to join", DEADLINE, || async {
         c.peers[b]
             .current_log()
-            .contains("this peer lost its Raft state")
+            .contains("takes no part in elections")
             .then_some(())
     })
     .await
@@ -106,4 +106,122 @@ async fn a_wiped_voter_waiting_to_rejoin_does_not_vote_and_no_acknowledged_pin_i
         .await
         .expect("the cluster accepts writes again");
     all_agree_and_hold(&c, &[&x, &y]).await;
+}
+
+/// An unpin through any member of a pin acknowledged through another succeeds, even when that
+/// member has not applied the pin yet (it learns of a commit only with the leader's next
+/// message): it asks the leader how far to catch up first, instead of answering 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpin_through_any_member_of_a_pin_acknowledged_elsewhere_succeeds() {
+    let c = TestCluster::start_without_ipfs(3, 0).await.unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    let mut unpinned = Vec::new();
+    for i in 0..30 {
+        let x = cid(&format!("pinned on the leader, unpinned elsewhere {i}"));
+        c.peers[leader]
+            .client()
+            .pin(&x, &PinOptions::default())
+            .await
+            .unwrap();
+        let through = others[i % others.len()];
+        if let Err(e) = c.peers[through].client().unpin(&x).await {
+            panic!("unpin {i} of {x} through peer {through} failed: {e}");
+        }
+        unpinned.push(x);
+    }
+    let set = all_agree_and_hold(&c, &[]).await;
+    assert!(
+        unpinned.iter().all(|x| !set.contains(x)),
+        "an unpin was acknowledged but the pin stayed: {set:?}"
+    );
+}
+
+/// A peer removed with `peers rm` and started again with `--bootstrap` replays a history in
+/// which it is a member, then removed, then a member again: it stays joined (it was shut down
+/// as "removed" a second after each join).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_removed_and_rejoined_stays_joined() {
+    // The log travels an entry at a time, so that the rejoining peer goes through every
+    // membership of the history it replays.
+    let mut c = TestCluster::start_without_ipfs_custom(3, 0, |cfg| {
+        cfg["consensus"]["raft"]["max_append_entries"] = 1.into();
+    })
+    .await
+    .unwrap();
+    let id = c.peers[2].id();
+    // Entries between the memberships: the replaying peer spends a while in each.
+    let fill = |c: &TestCluster, what: String| {
+        let client = c.peers[0].client();
+        async move {
+            for i in 0..100 {
+                let x = cid(&format!("{what} {i}"));
+                client.pin(&x, &PinOptions::default()).await.unwrap();
+            }
+        }
+    };
+    for round in 0..2 {
+        fill(&c, format!("before removal {round}")).await;
+        let out = c.peers[0].ctl(&["peers", "rm", &id]);
+        assert!(out.status.success(), "peers rm: {}", text(&out));
+        assert!(
+            c.peers[2].wait_exit().await.unwrap(),
+            "a removed peer shuts down"
+        );
+        fill(&c, format!("after removal {round}")).await;
+        let via = c.peers[0].cluster_addr();
+        c.peers[2].start(&["--bootstrap", &via]).await.unwrap();
+        // Writes through it, committed and seen by all: it is a member and running.
+        let mut written = Vec::new();
+        for i in 0..5 {
+            let x = cid(&format!("through the rejoined peer, round {round}, {i}"));
+            c.peers[2]
+                .client()
+                .pin(&x, &PinOptions::default())
+                .await
+                .expect("the rejoined peer takes writes");
+            written.push(x);
+        }
+        let must: Vec<&str> = written.iter().map(String::as_str).collect();
+        all_agree_and_hold(&c, &must).await;
+        assert!(
+            c.peers[2].is_running(),
+            "the rejoined peer is still running"
+        );
+        let log = c.peers[2].current_log();
+        assert!(
+            !log.contains("removed from the cluster") && !log.contains("no longer in the"),
+            "the rejoined peer believed it was removed:\n{log}"
+        );
+        let peers = c.peers[0].client().peers().await.unwrap();
+        assert!(peers.iter().any(|p| p.id == id), "it is a member again");
+    }
+}
+
+/// SIGTERM stops a peer whose join waits for a leader within seconds (it was ignored for up
+/// to 12 × network_timeout while the join waited).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_a_peer_waiting_to_join() {
+    let mut c = TestCluster::start_without_ipfs(2, 0).await.unwrap();
+    // Without its second voter the cluster cannot add anyone: a join waits.
+    c.peers[1].kill9();
+    let i = c.add_peer_on(None, 0, |_| {}).await.unwrap();
+    wait_for("the new peer to wait for the cluster", DEADLINE, || async {
+        c.peers[i]
+            .current_log()
+            .contains("takes no part in elections")
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    c.peers[i].signal("-TERM");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while c.peers[i].is_running() {
+        assert!(
+            std::time::Instant::now() < end,
+            "a joining peer still runs 15 s after SIGTERM:\n{}",
+            c.peers[i].current_log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -358,6 +358,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                     bootstrap,
                     follower,
                     stats,
+                    ..Default::default()
                 },
                 leave,
             )
@@ -456,16 +457,34 @@ async fn daemon(
     leave: bool,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // One watcher of SIGTERM and Ctrl-C for the whole run: a stop asked while the start is
+    // still under way (a join waiting for a leader) ends the start too.
+    let stop = opts.stop.clone();
     let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            stop.cancel();
+        }
+    });
     let rotate = cfg.consensus.raft.backups_rotate;
     let scheme = if cfg.api.restapi.0.ssl_cert_file.is_empty() {
         "http"
     } else {
         "https"
     };
-    let peer = Peer::start(folder.to_path_buf(), cfg, id, opts)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let peer = match Peer::start(folder.to_path_buf(), cfg, id, opts).await {
+        Ok(peer) => peer,
+        Err(e) if stop.is_cancelled() => {
+            tracing::info!("stopped during the start: {e}");
+            return Ok(());
+        }
+        Err(e) => return Err(anyhow::Error::msg(e)),
+    };
     for addr in peer.rest_addrs() {
         println!("REST API: {scheme}://{addr}");
     }
@@ -478,13 +497,11 @@ async fn daemon(
             tracing::info!("** IPFS Cluster is READY **");
             println!("** IPFS Cluster is READY **");
         }
-        _ = tokio::signal::ctrl_c() => { peer.shutdown().await; return Ok(()); }
-        _ = term.recv() => { peer.shutdown().await; return Ok(()); }
+        _ = stop.cancelled() => { peer.shutdown().await; return Ok(()); }
     }
     let stopped = peer.stopped();
     let was_removed = tokio::select! {
-        _ = tokio::signal::ctrl_c() => false,
-        _ = term.recv() => false,
+        _ = stop.cancelled() => false,
         _ = removed.cancelled() => true,
         _ = stopped.cancelled() => {
             peer.shutdown().await;

@@ -282,7 +282,8 @@ impl RaftConsensus {
                     let t = self.transport.clone();
                     let timeout = self.cfg.network_timeout.get();
                     self.tasks.spawn(async move {
-                        let _ = t.send(&node, RaftRequest::Removed, timeout).await;
+                        let removed = RaftRequest::Removed(node.history.clone());
+                        let _ = t.send(&node, removed, timeout).await;
                     });
                 }
                 Ok(None)

@@ -63,9 +63,10 @@ pub enum RaftRequest {
         node: ClusterNode,
         follower: bool,
     },
-    /// The leader tells a peer it was removed. The peer acts on it only after the sender
-    /// confirms (`Members`) that it is no longer in the membership.
-    Removed,
+    /// The leader tells a peer that its record (naming this history) was removed. The peer
+    /// acts on it only if that is its own state's record, it is a member by its own log, and
+    /// the sender confirms (`Members`) that it is no longer in the membership.
+    Removed(Option<String>),
     /// The membership as the callee has it.
     Members,
 }

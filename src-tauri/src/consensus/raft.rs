@@ -499,8 +499,9 @@ async fn watch_admission(
                 }
                 Verdict::Admitted => {}
                 Verdict::Waiting => tracing::info!(
-                    "this peer lost its Raft state: it takes no part in elections until the \
-                     cluster has admitted it again"
+                    "this peer's Raft state is new (made to join or rejoin a cluster): it takes \
+                     no part in elections until the cluster has admitted it (daemon \
+                     --bootstrap <a member's address> asks it to)"
                 ),
                 Verdict::OtherHistory(h) => tracing::warn!(
                     "the cluster knows this peer with another Raft state (history {h}; this \

@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 
+use crate::components::Consensus;
+
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
 use super::typ::ClusterNode;
@@ -22,8 +24,8 @@ impl RaftService for RaftConsensus {
                     // could elect a leader without an acknowledged pin. Refused before Raft
                     // sees the request, which changes nothing here (not even the term).
                     tracing::info!(
-                        "refused a vote request from {from}: this peer lost its Raft state and \
-                         takes no part in elections until the cluster has admitted it again"
+                        "refused a vote request from {from}: this peer's Raft state is new \
+                         and takes no part in elections until the cluster has admitted it"
                     );
                     return RaftResponse::Refused(
                         "this peer waits to be admitted again and does not vote".into(),
@@ -51,8 +53,8 @@ impl RaftService for RaftConsensus {
                 ))))
             }
             RaftRequest::Leader(op) => RaftResponse::Done(self.on_leader_limited(op).await),
-            RaftRequest::Removed => {
-                self.confirm_removal(from).await;
+            RaftRequest::Removed(history) => {
+                self.confirm_removal(from, history).await;
                 RaftResponse::Done(Ok(None))
             }
             RaftRequest::Members => RaftResponse::Members(
@@ -78,10 +80,20 @@ impl RaftConsensus {
         RaftResponse::Refused(why)
     }
 
-    /// `from` says this peer was removed: believed only if `from`'s membership, asked again,
-    /// no longer has this peer (a stale message after a rejoin, or one from a peer that is
-    /// wrong, changes nothing).
-    async fn confirm_removal(&self, from: &str) {
+    /// `from` says this peer was removed: believed only if the removed record was this
+    /// state's, this peer is ready (a member by its own log: a peer still joining or
+    /// replaying has nothing to be removed from), and `from`'s membership, asked again, no
+    /// longer has this peer. A stale notice after a rejoin, or one from a peer that is wrong,
+    /// changes nothing.
+    async fn confirm_removal(&self, from: &str, history: Option<String>) {
+        if history.is_some_and(|h| h != self.admission.history()) {
+            tracing::info!("ignoring a removal notice from {from}: it removed another Raft state of this peer's");
+            return;
+        }
+        if !self.is_ready() {
+            tracing::info!("ignoring a removal notice from {from}: this peer is not a member yet");
+            return;
+        }
         let sender = ClusterNode {
             peer_id: from.to_string(),
             addrs: Vec::new(),

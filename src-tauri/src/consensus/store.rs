@@ -213,7 +213,9 @@ pub async fn has_history(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
         .fetch_one(pool)
         .await?
         .get(0);
-    Ok(vote.is_some() || n > 0)
+    // A state made to rejoin is never a new cluster's first, even before anything arrived.
+    let joining: Option<bool> = kv_get(pool, JOINING).await?;
+    Ok(vote.is_some() || n > 0 || joining.unwrap_or(false))
 }
 
 /// Opens a second, read-only pool on the database for the pinset's readers, so that long
