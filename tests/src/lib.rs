@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub mod browser;
 pub mod clients;
+pub mod nemesis;
 pub mod netns;
 pub mod relay;
 
@@ -718,6 +719,18 @@ impl Peer {
         Ok(())
     }
 
+    /// The daemon's log file (every run of it).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Forgets a daemon that exited by itself, so that it can be started again.
+    pub fn reap(&mut self) {
+        if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+            self.child = None;
+        }
+    }
+
     /// Signals the daemon (`-STOP`, `-CONT`: a laptop that sleeps and wakes).
     pub fn signal(&self, sig: &str) {
         if let Some(c) = &self.child {
@@ -832,6 +845,23 @@ impl TestCluster {
     /// committed and replicated; no IPFS node ever pins them).
     pub async fn start_without_ipfs(voters: usize, followers: usize) -> Result<TestCluster> {
         Self::start_without_ipfs_custom(voters, followers, |_| {}).await
+    }
+
+    /// Voters and followers without IPFS nodes, one on each of `hosts` (on loopback when
+    /// there are none): the cluster of the randomized fault schedules.
+    pub async fn start_consensus_only(
+        hosts: &[Host],
+        voters: usize,
+        followers: usize,
+    ) -> Result<TestCluster> {
+        let mut c = TestCluster::empty()?;
+        c.without_ipfs = true;
+        c.hosts = hosts.to_vec();
+        for i in 0..voters + followers {
+            let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
+            c.add_peer(extra, "10GB", |_| {}).await?;
+        }
+        Ok(c)
     }
 
     /// [`TestCluster::start_without_ipfs`] with `edit` applied to every `service.json`.

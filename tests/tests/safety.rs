@@ -225,3 +225,73 @@ async fn sigterm_stops_a_peer_waiting_to_join() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A majority of voters lost their state: the cluster cannot elect a leader and waits (the
+/// wiped peers do not vote), and the README's recovery (export from the surviving voter,
+/// cleanup, import, start it alone, the others rejoin) brings back its pinset.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_majority_of_wiped_voters_waits_and_the_documented_recovery_restores_the_pinset() {
+    let mut c = TestCluster::start_without_ipfs(3, 0).await.unwrap();
+    let x = cid("kept by the surviving voter");
+    c.peers[0]
+        .client()
+        .pin(&x, &PinOptions::default())
+        .await
+        .unwrap();
+    for p in &mut c.peers {
+        p.stop();
+    }
+    c.peers[1].cleanup_state().unwrap();
+    c.peers[2].cleanup_state().unwrap();
+    let via = c.peers[0].cluster_addr();
+    c.peers[0].spawn(&[]).unwrap();
+    // Started, not ready (it cannot be): joins through it need it listening.
+    wait_for("the survivor to listen", DEADLINE, || async {
+        c.peers[0].current_log().contains("REST API listening").then_some(())
+    })
+    .await
+    .unwrap();
+    c.peers[1].spawn(&["--bootstrap", &via]).unwrap();
+    c.peers[2].spawn(&["--bootstrap", &via]).unwrap();
+    // The survivor (a leader again at once: openraft restores a restarted leader) is refused
+    // by both wiped peers, and cannot commit.
+    let a_id = c.peers[0].id();
+    wait_for("both wiped peers to refuse the survivor", DEADLINE, || async {
+        let refused = |p: &Peer| {
+            p.current_log()
+                .lines()
+                .any(|l| l.contains("refus") && l.contains(&a_id))
+        };
+        (refused(&c.peers[1]) && refused(&c.peers[2])).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| {
+        for p in &c.peers[1..] {
+            eprintln!("--- {} ---\n{}", p.dir.display(), p.current_log());
+        }
+        panic!("{e}")
+    });
+    let y = cid("written while a majority lost its state");
+    let refused = c.peers[0].client().pin(&y, &PinOptions::default()).await;
+    assert!(refused.is_err(), "the survivor alone committed a pin");
+
+    // The recovery, as the README says.
+    for p in &mut c.peers {
+        p.stop();
+    }
+    let export = c.peers[0].dir.join("pinset.json");
+    let export = export.to_str().unwrap();
+    for args in [
+        &["state", "export", "-f", export][..],
+        &["state", "cleanup", "--force"],
+        &["state", "import", "--force", export],
+    ] {
+        let out = service(&c.peers[0].dir, args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    c.peers[0].start(&[]).await.unwrap();
+    let via = c.peers[0].cluster_addr();
+    c.peers[1].start(&["--bootstrap", &via]).await.unwrap();
+    c.peers[2].start(&["--bootstrap", &via]).await.unwrap();
+    all_agree_and_hold(&c, &[&x]).await;
+}

@@ -68,8 +68,13 @@ impl Admission {
     /// The verdict for membership `m` (this peer's Raft id `me`).
     pub fn judge(&self, m: &RaftMetrics<NodeId, ClusterNode>, me: NodeId) -> Verdict {
         let record = m.membership_config.membership().get_node(&me);
+        // While joining, the admitting record counts once committed (applied here): an entry
+        // only appended may come from a leader that no longer leads, and be undone.
+        let committed =
+            m.last_applied.map(|l| l.index) >= m.membership_config.log_id().map(|l| l.index);
         match record.and_then(|n| n.history.as_ref()) {
-            Some(h) if *h == self.history => Verdict::Admitted,
+            Some(h) if *h == self.history && (committed || !self.is_joining()) => Verdict::Admitted,
+            Some(h) if *h == self.history => Verdict::Waiting,
             Some(h) if !self.is_joining() => Verdict::OtherHistory(h.clone()),
             _ if self.is_joining() => Verdict::Waiting,
             _ => Verdict::Admitted,
@@ -87,9 +92,14 @@ impl Admission {
         self.joining.store(false, Ordering::Release);
     }
 
-    /// Refuses a Raft message meant for another history of this peer's.
+    /// Refuses a Raft message meant for another history of this peer's; while joining, also
+    /// one that names no history (a record made before histories existed is this peer's
+    /// former state's, and its answers must not count as that voter's).
     pub fn check_target(&self, to: Option<&str>) -> Result<(), String> {
         match to {
+            None if self.is_joining() => Err("this peer's Raft state is new and waits to be \
+                 admitted: it does not answer for a record that names no Raft state"
+                .into()),
             Some(h) if h != self.history => Err(format!(
                 "this peer's Raft state is not the one the sender's membership names (history \
                  {h}, this peer has {}): it lost its state and must be removed (peers rm) and \
@@ -105,7 +115,7 @@ impl Admission {
 mod tests {
     use std::collections::BTreeMap;
 
-    use openraft::{Membership, StoredMembership};
+    use openraft::{CommittedLeaderId, LogId, Membership, StoredMembership};
 
     use super::*;
 
@@ -145,10 +155,20 @@ mod tests {
         assert_eq!(a.judge(&metrics(1, Some(Some("old"))), 1), Verdict::Waiting);
         assert_eq!(a.judge(&metrics(1, Some(None)), 1), Verdict::Waiting);
         assert_eq!(a.judge(&metrics(1, None), 1), Verdict::Waiting);
-        assert_eq!(
-            a.judge(&metrics(1, Some(Some("new"))), 1),
-            Verdict::Admitted
+        assert!(
+            a.check_target(None).is_err(),
+            "it answers for no old record"
         );
+        // Named, but only appended (not applied): a leader that no longer leads may have
+        // written it, and it may be undone.
+        let at = |index| Some(LogId::new(CommittedLeaderId::new(1, 7), index));
+        let mut appended = metrics(1, Some(Some("new")));
+        let membership = appended.membership_config.membership().clone();
+        appended.membership_config = std::sync::Arc::new(StoredMembership::new(at(5), membership));
+        appended.last_applied = at(4);
+        assert_eq!(a.judge(&appended, 1), Verdict::Waiting);
+        appended.last_applied = at(5);
+        assert_eq!(a.judge(&appended, 1), Verdict::Admitted);
         assert!(a.update(&Verdict::Admitted));
         assert!(a.is_admitted());
         a.joined();

@@ -334,25 +334,33 @@ impl RaftConsensus {
 
     /// Adds a peer that asked to join: as a learner, then (unless a follower) a voter once
     /// it has the whole log. A voter that asks to join has lost its state (`--bootstrap`
-    /// cleans it): it is a learner again until it has caught up, never a voter with an empty
-    /// log. A join that fails takes a newly added learner out again.
+    /// cleans it): it is demoted to a learner first, so that its answers never count as the
+    /// voter's it was, and only then does its record name its new Raft state (which admits
+    /// it, see `admission`): both changes commit through voters that kept their state, never
+    /// through the wiped peer, so a leader that no longer leads (cut off, unaware) cannot
+    /// commit them with its help. A join that fails takes a newly added learner out again;
+    /// a repeated join of the same state (a retry after a lost answer) undoes nothing done.
     async fn add_member(&self, node: ClusterNode, follower: bool) -> Result<(), ConsensusError> {
         let raft = self.raft();
         let id = parse_node_id(&node.peer_id)?;
         let peer = node.peer_id.clone();
-        let was_member = self.member(id).is_some();
-        if was_member {
-            // Its record now names its new Raft state (and its addresses, which may have
-            // changed): the peer takes part in elections again once its log holds this
-            // record, and with it everything this leader has now (see `admission`).
-            let nodes = BTreeMap::from([(id, node.clone())]);
-            raft.change_membership(ChangeMembers::SetNodes(nodes), false)
+        let record = self.member(id);
+        let was_member = record.is_some();
+        let same_state = record.as_ref().is_some_and(|r| r.history == node.history);
+        if same_state && self.voter_ids().contains(&id) {
+            return Ok(());
+        }
+        if !same_state && self.voter_ids().contains(&id) {
+            tracing::warn!(%peer, "a voter asks to join again with an empty state: demoted to learner until it has caught up");
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
                 .await
                 .map_err(write_err)?;
         }
-        if self.voter_ids().contains(&id) {
-            tracing::warn!(%peer, "a voter asks to join again with an empty state: demoted to learner until it has caught up");
-            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+        if was_member && !same_state {
+            // Its record now names its new Raft state (and its addresses, which may have
+            // changed).
+            let nodes = BTreeMap::from([(id, node.clone())]);
+            raft.change_membership(ChangeMembers::SetNodes(nodes), false)
                 .await
                 .map_err(write_err)?;
         }
@@ -413,18 +421,25 @@ impl RaftConsensus {
     /// so that the cluster refuses to count another state of this peer's as this one.
     pub fn identify_when_ready(self: &std::sync::Arc<Self>) {
         let me = self.clone();
+        let stopping = self.tasks.stopping();
         self.tasks.spawn(async move {
             me.wait_ready().await;
-            let unnamed = me.member(me.me).is_some_and(|n| n.history.is_none());
-            if unnamed {
+            // Until it succeeds: while the record names no state, another state of this
+            // peer's would be taken for this one.
+            while me.member(me.me).is_some_and(|n| n.history.is_none()) {
                 let op = LeaderOp::Identify {
                     node: me.me_node.clone(),
                 };
                 match me.leader_call(op).await {
                     Ok(_) => tracing::info!("the membership now names this peer's Raft state"),
                     Err(e) => tracing::warn!(
-                        "cannot record this peer's Raft state in the membership: {e}"
+                        "cannot record this peer's Raft state in the membership yet: {e}"
                     ),
+                }
+                let pause = me.cfg.commit_retry_delay.get().max(Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stopping.cancelled() => return,
                 }
             }
         });

@@ -201,11 +201,10 @@ impl RaftConsensus {
                 Bootstrap::Join => None,
             };
             if let Some(members) = members {
+                // Every peer of an `init_peerset` writes the same first entry (no histories:
+                // each names its own once ready); a single voter names its own at once.
                 let mut map = BTreeMap::new();
-                for mut n in members {
-                    if n.peer_id == me_node.peer_id {
-                        n.history = me_node.history.clone();
-                    }
+                for n in members {
                     map.insert(parse_node_id(&n.peer_id)?, n);
                 }
                 raft.initialize(map)
