@@ -40,7 +40,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -50,12 +50,12 @@ impl Rng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
+        self.next_u64() % 100 < percent
     }
 }
 
@@ -74,7 +74,7 @@ impl Plan {
     pub fn for_seed(seed: u64, steps: usize) -> Plan {
         Plan {
             seed,
-            voters: if seed % 3 == 0 { 5 } else { 3 },
+            voters: if seed.is_multiple_of(3) { 5 } else { 3 },
             followers: 1,
             steps,
         }
@@ -556,7 +556,7 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
             ));
         }
         Some(set) => {
-            let asked = asked.lock().unwrap();
+            let asked = asked.lock().unwrap().clone();
             for (cid, r) in &history {
                 if r.pin_acked && !r.unpin_tried && !set.contains(cid) {
                     let (by, at) = r.acked_by.unwrap_or_default();
