@@ -16,7 +16,7 @@ use crate::cluster::{Cluster, Components, PeerDescriptor};
 use crate::components::{Consensus, PinTracker};
 use crate::config::{Config, Identity};
 use crate::consensus::{Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::informer::{self, Publisher};
 use crate::ipfsconn::IpfsHttp;
 use crate::monitor::PeerMonitor;
@@ -198,12 +198,9 @@ impl Peer {
         rpc.serve(consensus.clone(), Arc::new(cluster.clone()));
 
         if joining {
-            tokio::select! {
-                joined = consensus.join_cluster(&opts.bootstrap, follower) => joined?,
-                _ = opts.stop.cancelled() => {
-                    return Err(Error::Unavailable("stopped before the cluster added this peer".into()))
-                }
-            }
+            consensus
+                .join_cluster(&opts.bootstrap, follower, &opts.stop)
+                .await?;
         }
         rpc.keep_peerstore(consensus.clone(), peerstore_path);
         let swarm_delay = config.ipfs_connector.ipfshttp.connect_swarms_delay.get();

@@ -808,11 +808,22 @@ impl TestCluster {
     /// `voters` voting peers (the first starts the cluster) and `followers` followers.
     pub async fn start(voters: usize, followers: usize) -> Result<TestCluster> {
         let mut c = TestCluster::empty()?;
+        c.add_members(voters, followers, |_| {}).await?;
+        Ok(c)
+    }
+
+    /// Adds `voters` voters, then `followers` followers, with `edit` on each `service.json`.
+    async fn add_members(
+        &mut self,
+        voters: usize,
+        followers: usize,
+        edit: impl Fn(&mut Value),
+    ) -> Result<()> {
         for i in 0..voters + followers {
             let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
-            c.add_peer(extra, "10GB", |_| {}).await?;
+            self.add_peer(extra, "10GB", &edit).await?;
         }
-        Ok(c)
+        Ok(())
     }
 
     /// `n` voters; peer `i` gets `storage(i)` as its IPFS StorageMax and `edit(i, cfg)` on
@@ -844,38 +855,22 @@ impl TestCluster {
     /// [`TestCluster::start`] without IPFS nodes: only the consensus is at work (pins are
     /// committed and replicated; no IPFS node ever pins them).
     pub async fn start_without_ipfs(voters: usize, followers: usize) -> Result<TestCluster> {
-        Self::start_without_ipfs_custom(voters, followers, |_| {}).await
+        Self::start_consensus_only(&[], voters, followers, |_| {}).await
     }
 
     /// Voters and followers without IPFS nodes, one on each of `hosts` (on loopback when
-    /// there are none): the cluster of the randomized fault schedules.
+    /// there are none), with `edit` on each `service.json`: the cluster of the randomized
+    /// fault schedules.
     pub async fn start_consensus_only(
         hosts: &[Host],
-        voters: usize,
-        followers: usize,
-    ) -> Result<TestCluster> {
-        let mut c = TestCluster::empty()?;
-        c.without_ipfs = true;
-        c.hosts = hosts.to_vec();
-        for i in 0..voters + followers {
-            let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
-            c.add_peer(extra, "10GB", |_| {}).await?;
-        }
-        Ok(c)
-    }
-
-    /// [`TestCluster::start_without_ipfs`] with `edit` applied to every `service.json`.
-    pub async fn start_without_ipfs_custom(
         voters: usize,
         followers: usize,
         edit: impl Fn(&mut Value),
     ) -> Result<TestCluster> {
         let mut c = TestCluster::empty()?;
         c.without_ipfs = true;
-        for i in 0..voters + followers {
-            let extra: &[&str] = if i >= voters { &["--follower"] } else { &[] };
-            c.add_peer(extra, "10GB", &edit).await?;
-        }
+        c.hosts = hosts.to_vec();
+        c.add_members(voters, followers, edit).await?;
         Ok(c)
     }
 

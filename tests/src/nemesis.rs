@@ -459,7 +459,8 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
             "each peer on its own host"
         }
     );
-    let mut c = TestCluster::start_consensus_only(&hosts, plan.voters, plan.followers).await?;
+    let mut c =
+        TestCluster::start_consensus_only(&hosts, plan.voters, plan.followers, |_| {}).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let history: Arc<Mutex<BTreeMap<String, Record>>> = Default::default();
     let asked: Arc<Mutex<BTreeSet<String>>> = Default::default();

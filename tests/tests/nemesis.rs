@@ -5,6 +5,9 @@
 //!     NEMESIS_SCHEDULES=1000 NEMESIS_FIRST_SEED=<any> cargo test --release -p cluster-tests \
 //!         --test nemesis -- --nocapture
 //!
+//! (`NEMESIS_MINUTES=m` starts no schedule after m minutes; `NEMESIS_STEPS` sets the steps
+//! of each, 10 by default.)
+//!
 //! A seed that once failed becomes a named test below, so that it is run every time.
 
 use cluster_tests::nemesis::{self, Plan};
@@ -16,9 +19,16 @@ fn env(name: &str) -> Option<u64> {
 /// Runs the schedules of `seeds` and fails naming every seed that broke a guarantee.
 async fn check(seeds: impl IntoIterator<Item = u64>) {
     let steps = env("NEMESIS_STEPS").unwrap_or(10) as usize;
+    // A soak may also be bounded in time: no new schedule after NEMESIS_MINUTES.
+    let until = env("NEMESIS_MINUTES")
+        .map(|m| std::time::Instant::now() + std::time::Duration::from_secs(m * 60));
     let mut failed = Vec::new();
     let mut ran = 0;
     for seed in seeds {
+        if until.is_some_and(|u| std::time::Instant::now() >= u) {
+            println!("nemesis: NEMESIS_MINUTES reached");
+            break;
+        }
         let plan = Plan::for_seed(seed, steps);
         let out = nemesis::run(&plan).await.expect("the test cluster starts");
         ran += 1;

@@ -144,7 +144,7 @@ async fn an_unpin_through_any_member_of_a_pin_acknowledged_elsewhere_succeeds() 
 async fn a_peer_removed_and_rejoined_stays_joined() {
     // The log travels an entry at a time, so that the rejoining peer goes through every
     // membership of the history it replays.
-    let mut c = TestCluster::start_without_ipfs_custom(3, 0, |cfg| {
+    let mut c = TestCluster::start_consensus_only(&[], 3, 0, |cfg| {
         cfg["consensus"]["raft"]["max_append_entries"] = 1.into();
     })
     .await
@@ -247,7 +247,10 @@ async fn a_majority_of_wiped_voters_waits_and_the_documented_recovery_restores_t
     c.peers[0].spawn(&[]).unwrap();
     // Started, not ready (it cannot be): joins through it need it listening.
     wait_for("the survivor to listen", DEADLINE, || async {
-        c.peers[0].current_log().contains("REST API listening").then_some(())
+        c.peers[0]
+            .current_log()
+            .contains("REST API listening")
+            .then_some(())
     })
     .await
     .unwrap();
@@ -256,14 +259,18 @@ async fn a_majority_of_wiped_voters_waits_and_the_documented_recovery_restores_t
     // The survivor (a leader again at once: openraft restores a restarted leader) is refused
     // by both wiped peers, and cannot commit.
     let a_id = c.peers[0].id();
-    wait_for("both wiped peers to refuse the survivor", DEADLINE, || async {
-        let refused = |p: &Peer| {
-            p.current_log()
-                .lines()
-                .any(|l| l.contains("refus") && l.contains(&a_id))
-        };
-        (refused(&c.peers[1]) && refused(&c.peers[2])).then_some(())
-    })
+    wait_for(
+        "both wiped peers to refuse the survivor",
+        DEADLINE,
+        || async {
+            let refused = |p: &Peer| {
+                p.current_log()
+                    .lines()
+                    .any(|l| l.contains("refus") && l.contains(&a_id))
+            };
+            (refused(&c.peers[1]) && refused(&c.peers[2])).then_some(())
+        },
+    )
     .await
     .unwrap_or_else(|e| {
         for p in &c.peers[1..] {

@@ -36,6 +36,12 @@ pub enum Verdict {
     OtherHistory(String),
 }
 
+/// A Raft message refused: it is meant for another Raft state of this peer's (or for none,
+/// while this one waits to be admitted). The text says why, for the sender's log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotThisState(pub String);
+
 pub struct Admission {
     history: String,
     /// This state was made to rejoin (`--bootstrap`) and has not been admitted yet.
@@ -95,17 +101,19 @@ impl Admission {
     /// Refuses a Raft message meant for another history of this peer's; while joining, also
     /// one that names no history (a record made before histories existed is this peer's
     /// former state's, and its answers must not count as that voter's).
-    pub fn check_target(&self, to: Option<&str>) -> Result<(), String> {
+    pub fn check_target(&self, to: Option<&str>) -> Result<(), NotThisState> {
         match to {
-            None if self.is_joining() => Err("this peer's Raft state is new and waits to be \
-                 admitted: it does not answer for a record that names no Raft state"
-                .into()),
-            Some(h) if h != self.history => Err(format!(
+            None if self.is_joining() => Err(NotThisState(
+                "this peer's Raft state is new and waits to be admitted: it does not answer \
+                 for a record that names no Raft state"
+                    .into(),
+            )),
+            Some(h) if h != self.history => Err(NotThisState(format!(
                 "this peer's Raft state is not the one the sender's membership names (history \
                  {h}, this peer has {}): it lost its state and must be removed (peers rm) and \
                  rejoin with --bootstrap",
                 self.history
-            )),
+            ))),
             _ => Ok(()),
         }
     }
@@ -192,7 +200,7 @@ mod tests {
         );
         assert!(a.check_target(None).is_ok());
         assert!(a.check_target(Some("mine")).is_ok());
-        let refused = a.check_target(Some("gone")).unwrap_err();
+        let refused = a.check_target(Some("gone")).unwrap_err().to_string();
         assert!(refused.contains("--bootstrap"), "{refused}");
     }
 }

@@ -66,7 +66,20 @@ impl RaftConsensus {
     /// While the cluster has no leader (a bootstrap peer answers, but its leader is gone), it
     /// keeps asking, saying so, for up to the membership timeout; the error then names what
     /// failed: no bootstrap peer reachable (a wrong secret looks like that), or no leader.
+    /// `stop` gives up the join (the peer is stopping).
     pub async fn join_cluster(
+        &self,
+        bootstrap: &[Multiaddr],
+        follower: bool,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), ConsensusError> {
+        tokio::select! {
+            joined = self.ask_to_join(bootstrap, follower) => joined,
+            _ = stop.cancelled() => Err(unavailable("stopped before the cluster added this peer")),
+        }
+    }
+
+    async fn ask_to_join(
         &self,
         bootstrap: &[Multiaddr],
         follower: bool,

@@ -16,7 +16,7 @@ impl RaftService for RaftConsensus {
         match req {
             RaftRequest::AppendEntries(r, to) => match self.admission.check_target(to.as_deref()) {
                 Ok(()) => RaftResponse::AppendEntries(raft.append_entries(r).await),
-                Err(why) => self.refuse(from, why),
+                Err(why) => self.refuse(from, why.0),
             },
             RaftRequest::Vote(r, to) => {
                 if !self.admission.is_admitted() {
@@ -32,14 +32,14 @@ impl RaftService for RaftConsensus {
                     );
                 }
                 if let Err(why) = self.admission.check_target(to.as_deref()) {
-                    return self.refuse(from, why);
+                    return self.refuse(from, why.0);
                 }
                 RaftResponse::Vote(raft.vote(r).await)
             }
             RaftRequest::InstallSnapshot(r, to) => {
                 match self.admission.check_target(to.as_deref()) {
                     Ok(()) => RaftResponse::InstallSnapshot(raft.install_snapshot(r).await),
-                    Err(why) => self.refuse(from, why),
+                    Err(why) => self.refuse(from, why.0),
                 }
             }
             RaftRequest::Join { node, follower } => {
