@@ -724,10 +724,15 @@ impl Peer {
         &self.log
     }
 
-    /// Forgets a daemon that exited by itself, so that it can be started again.
-    pub fn reap(&mut self) {
-        if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-            self.child = None;
+    /// Forgets a daemon that exited by itself, so that it can be started again; returns how
+    /// it exited (`None`: it had not).
+    pub fn reap(&mut self) -> Option<std::process::ExitStatus> {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => {
+                self.child = None;
+                Some(status)
+            }
+            _ => None,
         }
     }
 

@@ -14,7 +14,9 @@
 //! - no peer panicked.
 //!
 //! Each schedule prints its seed and every step as it runs; `NEMESIS_SEED=<seed>` runs that
-//! one again (timing differs from run to run, the draws do not).
+//! one again with the same `NEMESIS_STEPS`: each step draws from a generator of its own (seed,
+//! step), so the draws are the same; what they meet (which peer is up, what a removal did)
+//! depends on timing, as in any run of real processes.
 //!
 //! The nemesis never takes away what a cluster needs to recover by itself: at most a minority
 //! of the voters (`(voters - 1) / 2`) have lost their state (wiped or removed) and not yet
@@ -116,6 +118,8 @@ struct Record {
     unpin_tried: bool,
     /// An unpin was acknowledged after the pin was.
     unpin_acked: bool,
+    /// An unpin answered 404: the acknowledged pin was not found.
+    unpin_not_found: bool,
 }
 
 /// What the checker found: empty when the schedule kept every guarantee.
@@ -135,9 +139,11 @@ struct PeerState {
     killed: bool,
     paused: bool,
     cut_off: bool,
-    /// Its state was wiped or it was removed: it must start with `--bootstrap` until it has
-    /// logged READY again.
+    /// Its state was wiped or it was removed: it must start with `--bootstrap` until a run
+    /// started so has logged READY.
     lost_state: bool,
+    /// The current run was started with `--bootstrap` (after the state was lost).
+    rejoining: bool,
     /// Joins as a follower.
     follower: bool,
 }
@@ -156,6 +162,9 @@ struct Nemesis<'a> {
     voters: usize,
     log: Vec<String>,
     start: Instant,
+    /// Exits the nemesis did not cause (not a removal, not a join that found no leader).
+    unexpected: Vec<String>,
+    seed: u64,
 }
 
 fn client_of(peer: &Peer, timeout: Duration) -> Client {
@@ -174,12 +183,18 @@ impl Nemesis<'_> {
         self.log.push(line);
     }
 
-    /// Peers that lost their state and have not rejoined yet.
+    /// Peers that lost their state and have not rejoined yet: only a run started with
+    /// `--bootstrap` after the loss that logged READY ends it.
     fn lost(&mut self) -> usize {
         for (i, s) in self.state.iter_mut().enumerate() {
             let p = &mut self.c.peers[i];
-            if s.lost_state && p.is_running() && p.current_log().contains("IPFS Cluster is READY") {
+            if s.lost_state
+                && s.rejoining
+                && p.is_running()
+                && p.current_log().contains("IPFS Cluster is READY")
+            {
                 s.lost_state = false;
+                s.rejoining = false;
             }
         }
         self.state.iter().filter(|s| s.lost_state).count()
@@ -203,14 +218,22 @@ impl Nemesis<'_> {
         if self.state[i].paused || self.c.peers[i].is_running() {
             return;
         }
-        self.c.peers[i].reap();
+        let exit = self.c.peers[i].reap();
         self.state[i].killed = false;
+        let log = self.c.peers[i].current_log();
         // A removed peer cleans its state as it shuts down.
-        if self.c.peers[i]
-            .current_log()
-            .contains("this peer was removed from the cluster")
-        {
+        if log.contains("this peer was removed from the cluster") {
             self.state[i].lost_state = true;
+        } else if let Some(status) = exit.filter(|s| !s.success()) {
+            // A join that found no leader or no bootstrap peer gives up; anything else is
+            // a crash.
+            if !log.contains("could not join the cluster") {
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                self.unexpected.push(format!(
+                    "peer {i} exited by itself ({status}): {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ));
+            }
         }
         let spawned = if self.state[i].lost_state {
             let via = self
@@ -224,6 +247,7 @@ impl Nemesis<'_> {
             if self.state[i].follower {
                 args.push("--follower");
             }
+            self.state[i].rejoining = true;
             self.c.peers[i].spawn(&args)
         } else {
             self.say(format!("start peer {i}"));
@@ -242,7 +266,10 @@ impl Nemesis<'_> {
         }
         if std::mem::take(&mut self.state[i].cut_off) {
             self.say(format!("reconnect peer {i}'s host"));
-            let _ = self.hosts[i].reconnect();
+            if let Err(e) = self.hosts[i].reconnect() {
+                self.unexpected
+                    .push(format!("cannot reconnect peer {i}'s host: {e}"));
+            }
         }
         self.respawn(i);
     }
@@ -256,9 +283,15 @@ impl Nemesis<'_> {
         self.c.peers[i].stop();
     }
 
-    async fn step(&mut self) {
+    async fn step(&mut self, k: u64) {
+        // Each step draws from its own generator: a step that went differently in a replay
+        // (timing) does not change the draws of the next ones.
+        self.rng = Rng::new(self.seed ^ (k + 1).wrapping_mul(0xd1b5_4a32_d192_ed03));
         let n = self.c.peers.len();
-        let active: Vec<usize> = (0..n).filter(|&i| self.state[i].faulty()).collect();
+        // Faults in force, and peers that exited (a removed peer shuts down).
+        let active: Vec<usize> = (0..n)
+            .filter(|&i| self.state[i].faulty() || !self.c.peers[i].is_running())
+            .collect();
         if !active.is_empty() && self.rng.chance(35) {
             let i = active[self.rng.below(active.len())];
             self.heal(i);
@@ -317,8 +350,11 @@ impl Nemesis<'_> {
                     }
                 ));
                 // Whether or not it answered, the removal may have been committed: the peer
-                // shuts down when it learns it, and then rejoins (at the next heal or below).
+                // shuts down when it learns it, and counts as having lost its state until it
+                // has rejoined with --bootstrap (if it was not removed, until it is stopped
+                // and rejoins: the nemesis stays on the safe side).
                 self.state[i].lost_state = true;
+                self.state[i].rejoining = false;
             }
             Action::Promote | Action::Demote => {
                 let role = if matches!(action, Action::Promote) {
@@ -335,6 +371,9 @@ impl Nemesis<'_> {
                 let id = self.c.peers[f].id();
                 let client = client_of(&self.c.peers[via], Duration::from_secs(20));
                 let done = client.peer_role(&id, role).await;
+                if done.is_ok() {
+                    self.state[f].follower = role == "follower";
+                }
                 self.say(format!(
                     "make peer {f} a {role} through peer {via}: {}",
                     match &done {
@@ -389,6 +428,15 @@ fn start_clients(
                         .unpin_tried = true;
                     match through.unpin(&cid).await {
                         Ok(_) => history.lock().unwrap().entry(cid).or_default().unpin_acked = true,
+                        // The pin was acknowledged: "not found" means it was lost.
+                        Err(e) if e.code() == Some(404) => {
+                            history
+                                .lock()
+                                .unwrap()
+                                .entry(cid)
+                                .or_default()
+                                .unpin_not_found = true
+                        }
                         Err(_) => {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -431,16 +479,29 @@ async fn pinsets(c: &TestCluster) -> Result<Vec<BTreeSet<String>>, String> {
     Ok(out)
 }
 
-/// How many of the test's peers are members, as the first peer's membership says.
-async fn members(c: &TestCluster) -> usize {
+/// Whether every peer sees the same leader and every test peer as a reachable member.
+async fn settled(c: &TestCluster) -> bool {
     let ids: BTreeSet<String> = c.peers.iter().map(Peer::id).collect();
-    match client_of(&c.peers[0], Duration::from_secs(20))
-        .peers()
-        .await
-    {
-        Ok(list) => list.iter().filter(|p| ids.contains(&p.id)).count(),
-        Err(_) => 0,
+    let mut leaders = BTreeSet::new();
+    for p in &c.peers {
+        let client = client_of(p, Duration::from_secs(20));
+        let Ok(id) = client.id().await else {
+            return false;
+        };
+        leaders.insert(id.leader);
+        let Ok(list) = client.peers().await else {
+            return false;
+        };
+        let reachable: BTreeSet<String> = list
+            .into_iter()
+            .filter(|m| m.error.is_empty())
+            .map(|m| m.id)
+            .collect();
+        if reachable != ids {
+            return false;
+        }
     }
+    leaders.len() == 1 && leaders.first().is_some_and(Option::is_some)
 }
 
 /// Runs one schedule and checks it.
@@ -486,11 +547,13 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
         voters: plan.voters,
         log: Vec::new(),
         start: Instant::now(),
+        unexpected: Vec::new(),
+        seed: plan.seed,
     };
-    for _ in 0..plan.steps {
-        let pause = 200 + nemesis.rng.below(1_300) as u64;
+    for k in 0..plan.steps as u64 {
+        let pause = 200 + Rng::new(plan.seed.wrapping_add(k)).below(1_300) as u64;
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        nemesis.step().await;
+        nemesis.step(k).await;
     }
     // Heal everything; the clients stop once their operation in flight ends.
     nemesis.say("heal every fault".into());
@@ -500,10 +563,13 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
     stop.store(true, Ordering::Relaxed);
     while clients.join_next().await.is_some() {}
 
-    // Converged: every peer running and ready, one pinset. Peers that exited meanwhile (a
-    // removed peer shuts down; a join that found no leader gives up) are started again.
+    // Converged: every peer running and ready, every peer sees the same leader and all the
+    // peers as members (none unreachable), and every pinset is the same on two polls in a
+    // row. Peers that exited meanwhile (a removed peer shuts down; a join that found no
+    // leader gives up) are started again.
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut outcome = Outcome::default();
+    let mut last: Option<BTreeSet<String>> = None;
     let agreed = loop {
         for i in 0..n {
             nemesis.lost();
@@ -514,20 +580,26 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
                 .current_log()
                 .contains("IPFS Cluster is READY")
         });
-        if ready && members(nemesis.c).await == n {
-            if let Ok(sets) = pinsets(nemesis.c).await {
-                if sets.windows(2).all(|w| w[0] == w[1]) {
-                    break Some(sets[0].clone());
-                }
+        let now = if ready && settled(nemesis.c).await {
+            match pinsets(nemesis.c).await {
+                Ok(sets) if sets.windows(2).all(|w| w[0] == w[1]) => Some(sets[0].clone()),
+                _ => None,
             }
+        } else {
+            None
+        };
+        if now.is_some() && now == last {
+            break now;
         }
+        last = now;
         if Instant::now() >= deadline {
             break None;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
     };
     nemesis.say("healed".into());
     outcome.steps = std::mem::take(&mut nemesis.log);
+    outcome.violations.append(&mut nemesis.unexpected);
     let c = &mut c;
     let history = history.lock().unwrap().clone();
     outcome.acknowledged_pins = history.values().filter(|r| r.pin_acked).count();
@@ -565,6 +637,11 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
                         "acknowledged pin {cid} lost (acknowledged by peer {by} at {at:.1}s)"
                     ));
                 }
+                if r.pin_acked && r.unpin_not_found {
+                    outcome.violations.push(format!(
+                        "acknowledged pin {cid} not found by its unpin (404)"
+                    ));
+                }
                 if r.pin_acked && r.unpin_acked && set.contains(cid) {
                     outcome
                         .violations
@@ -578,16 +655,34 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
                         .push(format!("{cid} pinned though no client asked for it"));
                 }
             }
-            // Writes are accepted again, through every peer.
+            // Writes are accepted again, through every peer, and reach every peer.
+            let mut expected = set.clone();
             for (i, p) in c.peers.iter().enumerate() {
-                let cid = identity_cid(&format!("nemesis {} after healing, peer {i}", plan.seed));
-                if let Err(e) = client_of(p, Duration::from_secs(60))
-                    .pin(&cid, &PinOptions::default())
+                let text = format!("nemesis {} after healing, peer {i}", plan.seed);
+                let cid: Cid = identity_cid(&text).parse().expect("a CID");
+                match client_of(p, Duration::from_secs(60))
+                    .pin(&cid.to_string(), &PinOptions::default())
                     .await
                 {
-                    outcome
+                    Ok(_) => {
+                        expected.insert(cid.to_string());
+                    }
+                    Err(e) => outcome
                         .violations
-                        .push(format!("peer {i} refused a write after healing: {e}"));
+                        .push(format!("peer {i} refused a write after healing: {e}")),
+                }
+            }
+            let end = Instant::now() + Duration::from_secs(60);
+            loop {
+                match pinsets(c).await {
+                    Ok(sets) if sets.iter().all(|s| *s == expected) => break,
+                    _ if Instant::now() >= end => {
+                        outcome.violations.push(
+                            "the writes after healing did not reach every peer within 60 s".into(),
+                        );
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
             }
         }
@@ -603,9 +698,10 @@ pub async fn run(plan: &Plan) -> Result<Outcome> {
     outcome.violations.truncate(20);
     if !outcome.violations.is_empty() {
         eprintln!(
-            "nemesis: seed {} FAILED; replay with NEMESIS_SEED={}\nsteps:\n{}\nviolations:\n{}",
+            "nemesis: seed {} FAILED; replay with NEMESIS_SEED={} NEMESIS_STEPS={}\nsteps:\n{}\nviolations:\n{}",
             plan.seed,
             plan.seed,
+            plan.steps,
             outcome.steps.join("\n"),
             outcome.violations.join("\n")
         );

@@ -58,3 +58,11 @@ async fn randomized_fault_schedules_lose_no_acknowledged_pin() {
     let count = env("NEMESIS_SCHEDULES").unwrap_or(20);
     check(first..first + count).await;
 }
+
+/// Seed 4 found a join request from an earlier start of a wiped peer arriving after its
+/// current start had joined: the leader recorded the dead state, and the peer refused every
+/// message for good. The leader now asks the joining peer for its state first.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_4_a_late_join_from_an_earlier_start_does_not_lock_the_peer_out() {
+    check([4]).await;
+}

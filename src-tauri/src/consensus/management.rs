@@ -363,6 +363,9 @@ impl RaftConsensus {
         if same_state && self.voter_ids().contains(&id) {
             return Ok(());
         }
+        if !same_state {
+            self.check_current_state(&node).await?;
+        }
         if !same_state && self.voter_ids().contains(&id) {
             tracing::warn!(%peer, "a voter asks to join again with an empty state: demoted to learner until it has caught up");
             raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
@@ -399,6 +402,28 @@ impl RaftConsensus {
                 .map_err(write_err)?;
         }
         Ok(())
+    }
+
+    /// A join names the Raft state the peer had when it asked; the request may arrive late
+    /// (forwarded, retried) from an earlier start of the peer, whose state is gone. Only the
+    /// peer's state now may be recorded, or the peer would refuse every message for good.
+    async fn check_current_state(&self, node: &ClusterNode) -> Result<(), ConsensusError> {
+        let Some(asked) = &node.history else {
+            return Ok(());
+        };
+        let timeout = self.cfg.network_timeout.get();
+        match self.transport.send(node, RaftRequest::State, timeout).await {
+            Ok(RaftResponse::State(now)) if now == *asked => Ok(()),
+            Ok(RaftResponse::State(_)) => Err(ConsensusError::Refused(format!(
+                "a join from an earlier start of {} (its Raft state has changed since)",
+                node.peer_id
+            ))),
+            Ok(_) => Err(unavailable("the joining peer answered a different request")),
+            Err(e) => Err(unavailable(format!(
+                "cannot ask the joining peer {} for its Raft state: {e}",
+                node.peer_id
+            ))),
+        }
     }
 
     /// Waits until learner `id` has replicated the leader's log up to where it is now.

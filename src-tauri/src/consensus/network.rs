@@ -69,6 +69,8 @@ pub enum RaftRequest {
     Removed(Option<String>),
     /// The membership as the callee has it.
     Members,
+    /// The history of the callee's Raft state now (see `admission`).
+    State,
 }
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -86,6 +88,8 @@ pub enum RaftResponse {
     /// A Raft message refused, and why: it names another Raft state of the callee's, or asks
     /// for the vote of a peer that waits to be admitted again (see `admission`).
     Refused(String),
+    /// The answer to `State`.
+    State(String),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -57,6 +57,7 @@ impl RaftService for RaftConsensus {
                 self.confirm_removal(from, history).await;
                 RaftResponse::Done(Ok(None))
             }
+            RaftRequest::State => RaftResponse::State(self.admission.history().to_string()),
             RaftRequest::Members => RaftResponse::Members(
                 members_of(&raft.metrics().borrow())
                     .into_iter()
