@@ -127,6 +127,7 @@ impl Peer {
         };
         let consensus = Arc::new(RaftConsensus::start(consensus_opts, tasks).await?);
         consensus.identify_when_ready();
+        consensus.notice_removal_while_away();
 
         let tracker = StatelessTracker::start(
             TrackerIdentity {

@@ -302,3 +302,42 @@ async fn a_majority_of_wiped_voters_waits_and_the_documented_recovery_restores_t
     c.peers[2].start(&["--bootstrap", &via]).await.unwrap();
     all_agree_and_hold(&c, &[&x]).await;
 }
+
+/// A peer removed while it was down never receives the entry that removed it, and the
+/// leader's notice cannot reach it: started again, it learns it from a newer membership,
+/// shuts down as removed, and can rejoin (found by the randomized schedules, seed 1011: a
+/// peer removed while cut off ran on with a stale pinset).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_removed_while_down_learns_it_when_it_is_back() {
+    let mut c = TestCluster::start_without_ipfs(3, 0).await.unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    assert_ne!(leader, 2, "the first peer leads the cluster it started");
+    c.peers[2].kill9();
+    let id = c.peers[2].id();
+    c.peers[0].client().peer_rm(&id).await.unwrap();
+    wait_for("the leader to give up telling it", DEADLINE, || async {
+        c.peers[leader]
+            .current_log()
+            .contains(&format!("could not tell {id} that it was removed"))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let x = cid("pinned while the removed peer was away");
+    c.peers[0]
+        .client()
+        .pin(&x, &PinOptions::default())
+        .await
+        .unwrap();
+    c.peers[2].spawn(&[]).unwrap();
+    assert!(
+        c.peers[2].wait_exit().await.unwrap(),
+        "the removed peer shuts down by itself"
+    );
+    assert!(c.peers[2]
+        .current_log()
+        .contains("this peer was removed from the cluster"));
+    let via = c.peers[0].cluster_addr();
+    c.peers[2].start(&["--bootstrap", &via]).await.unwrap();
+    all_agree_and_hold(&c, &[&x]).await;
+}

@@ -290,13 +290,19 @@ impl RaftConsensus {
                 raft.change_membership(change, false)
                     .await
                     .map_err(write_err)?;
-                // Best effort: the removed peer may not learn it from the log.
+                // Best effort: the removed peer may not learn it from the log (if it cannot
+                // be told now, it asks the others once it is back: `notice_removal_while_away`).
                 if id != self.me {
                     let t = self.transport.clone();
                     let timeout = self.cfg.network_timeout.get();
                     self.tasks.spawn(async move {
                         let removed = RaftRequest::Removed(node.history.clone());
-                        let _ = t.send(&node, removed, timeout).await;
+                        if let Err(e) = t.send(&node, removed, timeout).await {
+                            tracing::info!(
+                                "could not tell {} that it was removed: {e}",
+                                node.peer_id
+                            );
+                        }
                     });
                 }
                 Ok(None)
@@ -478,6 +484,52 @@ impl RaftConsensus {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = stopping.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// Asks another member now and then whether this peer is still in the membership: a
+    /// peer removed while it could not be reached (cut off, asleep, stopped)
+    /// never receives the entry that removed it, and would run on as a member with a pinset
+    /// that no longer changes. Only a membership newer than this peer's is believed.
+    pub fn notice_removal_while_away(self: &std::sync::Arc<Self>) {
+        let me = self.clone();
+        let stopping = self.tasks.stopping();
+        let every = (self.cfg.election_timeout.get() * 5).max(Duration::from_secs(5));
+        self.tasks.spawn(async move {
+            for turn in 0usize.. {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stopping.cancelled() => return,
+                }
+                // Not before it is a member by its own state (a peer still joining has
+                // nothing to be removed from); a removed peer that restarts may never be
+                // ready (no leader will have it), so readiness is not waited for.
+                if !me.admission.is_admitted() || me.member(me.me).is_none() {
+                    continue;
+                }
+                let others: Vec<ClusterNode> = me
+                    .raft()
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .nodes()
+                    .filter(|(id, _)| **id != me.me)
+                    .map(|(_, n)| n.clone())
+                    .collect();
+                let Some(other) = others.get(turn % others.len().max(1)) else {
+                    continue;
+                };
+                if let Ok(true) = me.removed_says(other).await {
+                    tracing::warn!(
+                        "this peer was removed from the cluster while it could not be reached \
+                         (confirmed by {})",
+                        other.peer_id
+                    );
+                    me.removed().cancel();
+                    return;
                 }
             }
         });

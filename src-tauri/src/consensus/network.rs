@@ -18,6 +18,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use openraft::LogId;
 use serde::{Deserialize, Serialize};
 
 use super::admission::Admission;
@@ -83,8 +84,9 @@ pub enum RaftResponse {
     /// Outcome of `Leader`, `Join` and `Removed`, classified so that the caller retries
     /// only what may succeed when retried; for a commit, the index of its log entry.
     Done(Result<Option<u64>, ConsensusError>),
-    /// The answer to `Members`: the peer ids of the membership as the answering peer has it.
-    Members(Vec<String>),
+    /// The answer to `Members`: the peer ids of the membership as the answering peer has it,
+    /// and the log id of that membership (which of two memberships is newer).
+    Members(Vec<String>, Option<LogId<NodeId>>),
     /// A Raft message refused, and why: it names another Raft state of the callee's, or asks
     /// for the vote of a peer that waits to be admitted again (see `admission`).
     Refused(String),

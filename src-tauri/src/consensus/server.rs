@@ -3,7 +3,14 @@
 
 use async_trait::async_trait;
 
-use crate::components::Consensus;
+use crate::components::{Consensus, ConsensusError};
+
+fn unreachable(message: String) -> ConsensusError {
+    ConsensusError::Unavailable {
+        attempts: 1,
+        message,
+    }
+}
 
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
@@ -58,12 +65,13 @@ impl RaftService for RaftConsensus {
                 RaftResponse::Done(Ok(None))
             }
             RaftRequest::State => RaftResponse::State(self.admission.history().to_string()),
-            RaftRequest::Members => RaftResponse::Members(
-                members_of(&raft.metrics().borrow())
-                    .into_iter()
-                    .map(|m| m.peer_id)
-                    .collect(),
-            ),
+            RaftRequest::Members => {
+                let m = raft.metrics().borrow().clone();
+                RaftResponse::Members(
+                    members_of(&m).into_iter().map(|m| m.peer_id).collect(),
+                    *m.membership_config.log_id(),
+                )
+            }
         }
     }
 }
@@ -100,22 +108,42 @@ impl RaftConsensus {
             addrs: Vec::new(),
             history: None,
         };
-        let timeout = self.cfg.network_timeout.get();
-        match self
-            .transport
-            .send(&sender, RaftRequest::Members, timeout)
-            .await
-        {
-            Ok(RaftResponse::Members(ids)) if !ids.contains(&self.me_node.peer_id) => {
+        match self.removed_says(&sender).await {
+            Ok(true) => {
                 tracing::warn!("this peer was removed from the cluster (confirmed by {from})");
                 self.removed().cancel();
             }
-            Ok(_) => tracing::warn!(
+            Ok(false) => tracing::warn!(
                 "ignoring a removal notice from {from}: its membership still has this peer"
             ),
             Err(e) => tracing::warn!(
                 "ignoring a removal notice from {from}, which cannot confirm it: {e}"
             ),
+        }
+    }
+
+    /// Whether `other`'s membership, asked now, is at least as new as this peer's and no
+    /// longer has this peer (a peer that is behind, or was removed itself earlier, is not
+    /// believed).
+    pub(super) async fn removed_says(&self, other: &ClusterNode) -> Result<bool, ConsensusError> {
+        let timeout = self.cfg.network_timeout.get();
+        let mine = self
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .log_id()
+            .to_owned();
+        match self
+            .transport
+            .send(other, RaftRequest::Members, timeout)
+            .await
+        {
+            Ok(RaftResponse::Members(ids, theirs)) => {
+                Ok(theirs >= mine && !ids.contains(&self.me_node.peer_id))
+            }
+            Ok(_) => Err(unreachable("it answered a different request".into())),
+            Err(e) => Err(unreachable(e.to_string())),
         }
     }
 }
