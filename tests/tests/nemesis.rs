@@ -66,3 +66,11 @@ async fn randomized_fault_schedules_lose_no_acknowledged_pin() {
 async fn seed_4_a_late_join_from_an_earlier_start_does_not_lock_the_peer_out() {
     check([4]).await;
 }
+
+/// Seed 2085 found a peer removed while it was restarting: it learned of its removal, but
+/// the daemon watched for removal only once ready, which a removed peer never becomes again,
+/// so it ran on outside the cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_2085_a_peer_removed_while_restarting_shuts_down() {
+    check([2085]).await;
+}

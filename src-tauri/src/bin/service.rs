@@ -492,25 +492,30 @@ async fn daemon(
         println!("cluster address: {a}");
     }
     let removed = peer.removed();
-    tokio::select! {
+    // A peer removed while it was away may never be ready again (no leader will have it):
+    // its removal ends the wait too.
+    let removed_early = tokio::select! {
         _ = peer.ready() => {
             tracing::info!("** IPFS Cluster is READY **");
             println!("** IPFS Cluster is READY **");
+            false
         }
-        _ = stop.cancelled() => { peer.shutdown().await; return Ok(()); }
-    }
-    let stopped = peer.stopped();
-    let was_removed = tokio::select! {
-        _ = stop.cancelled() => false,
         _ = removed.cancelled() => true,
-        _ = stopped.cancelled() => {
-            peer.shutdown().await;
-            anyhow::bail!(
-                "Raft stopped after a storage error (see the log above; a full disk?): \
-                 start the peer again once it is fixed"
-            );
-        }
+        _ = stop.cancelled() => { peer.shutdown().await; return Ok(()); }
     };
+    let stopped = peer.stopped();
+    let was_removed = removed_early
+        || tokio::select! {
+            _ = stop.cancelled() => false,
+            _ = removed.cancelled() => true,
+            _ = stopped.cancelled() => {
+                peer.shutdown().await;
+                anyhow::bail!(
+                    "Raft stopped after a storage error (see the log above; a full disk?): \
+                     start the peer again once it is fixed"
+                );
+            }
+        };
     let mut was_removed = was_removed;
     if leave && !was_removed {
         let me = peer.cluster().me().peer_id.clone();
