@@ -35,7 +35,7 @@ pub struct StartOptions {
     /// `daemon --stats`: serve Prometheus metrics even if `enable_stats` is off.
     pub stats: bool,
     /// Cancelled to give up a start still under way (a stop signal while joining waits for
-    /// a leader): the start then ends with [`Error::Unavailable`], having stopped what it began.
+    /// a leader): the start then ends with [`crate::error::Error::Unavailable`], having stopped what it began.
     pub stop: CancellationToken,
 }
 

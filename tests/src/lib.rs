@@ -574,6 +574,14 @@ impl Peer {
         String::from_utf8_lossy(&text[self.log_offset.min(text.len())..]).into_owned()
     }
 
+    /// Waits, up to `deadline`, until this run of the daemon has logged `text`.
+    pub async fn wait_logged(&self, text: &str, deadline: Duration) -> Result<()> {
+        wait_for(&format!("the log to say {text:?}"), deadline, || async {
+            self.current_log().contains(text).then_some(())
+        })
+        .await
+    }
+
     /// Graceful stop (SIGTERM).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

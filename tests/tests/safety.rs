@@ -70,14 +70,10 @@ async fn a_wiped_voter_waiting_to_rejoin_does_not_vote_and_no_acknowledged_pin_i
     c.peers[b].cleanup_state().unwrap();
     let via_c = c.peers[cc].cluster_addr();
     c.peers[b].spawn(&["--bootstrap", &via_c]).unwrap();
-    wait_for("B to ask C to join", DEADLINE, || async {
-        c.peers[b]
-            .current_log()
-            .contains("takes no part in elections")
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    c.peers[b]
+        .wait_logged("takes no part in elections", DEADLINE)
+        .await
+        .unwrap();
     // 4. A dies; C wakes up and stands for election: it never saw the pin.
     c.peers[a].kill9();
     c.peers[cc].signal("-CONT");
@@ -206,14 +202,10 @@ async fn sigterm_stops_a_peer_waiting_to_join() {
     // Without its second voter the cluster cannot add anyone: a join waits.
     c.peers[1].kill9();
     let i = c.add_peer_on(None, 0, |_| {}).await.unwrap();
-    wait_for("the new peer to wait for the cluster", DEADLINE, || async {
-        c.peers[i]
-            .current_log()
-            .contains("takes no part in elections")
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    c.peers[i]
+        .wait_logged("takes no part in elections", DEADLINE)
+        .await
+        .unwrap();
     c.peers[i].signal("-TERM");
     let end = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while c.peers[i].is_running() {
@@ -246,14 +238,10 @@ async fn a_majority_of_wiped_voters_waits_and_the_documented_recovery_restores_t
     let via = c.peers[0].cluster_addr();
     c.peers[0].spawn(&[]).unwrap();
     // Started, not ready (it cannot be): joins through it need it listening.
-    wait_for("the survivor to listen", DEADLINE, || async {
-        c.peers[0]
-            .current_log()
-            .contains("REST API listening")
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    c.peers[0]
+        .wait_logged("REST API listening", DEADLINE)
+        .await
+        .unwrap();
     c.peers[1].spawn(&["--bootstrap", &via]).unwrap();
     c.peers[2].spawn(&["--bootstrap", &via]).unwrap();
     // The survivor (a leader again at once: openraft restores a restarted leader) is refused
@@ -315,14 +303,13 @@ async fn a_peer_removed_while_down_learns_it_when_it_is_back() {
     c.peers[2].kill9();
     let id = c.peers[2].id();
     c.peers[0].client().peer_rm(&id).await.unwrap();
-    wait_for("the leader to give up telling it", DEADLINE, || async {
-        c.peers[leader]
-            .current_log()
-            .contains(&format!("could not tell {id} that it was removed"))
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    c.peers[leader]
+        .wait_logged(
+            &format!("could not tell {id} that it was removed"),
+            DEADLINE,
+        )
+        .await
+        .unwrap();
     let x = cid("pinned while the removed peer was away");
     c.peers[0]
         .client()

@@ -62,14 +62,10 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
     );
     assert!(out.status.success(), "{}", text(&out));
     c.peers[0].start(&[]).await.unwrap();
-    wait_for("the import's snapshot", DEADLINE * 3, || async {
-        c.peers[0]
-            .current_log()
-            .contains("imported pinset is in a snapshot")
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    c.peers[0]
+        .wait_logged("imported pinset is in a snapshot", DEADLINE * 3)
+        .await
+        .unwrap();
 
     // Listing streams: the daemon's memory grows by far less than what it sends (read here
     // as it arrives, with no overall time limit: a debug build streams slowly).
@@ -88,18 +84,10 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
         .wait_ready_within(DEADLINE * 6)
         .await
         .unwrap();
-    wait_for(
-        "the joiner to install the snapshot",
-        DEADLINE * 3,
-        || async {
-            c.peers[joiner]
-                .current_log()
-                .contains("installed a snapshot")
-                .then_some(())
-        },
-    )
-    .await
-    .unwrap();
+    c.peers[joiner]
+        .wait_logged("installed a snapshot", DEADLINE * 3)
+        .await
+        .unwrap();
     assert_eq!(
         c.peers[joiner]
             .read_stream("/allocations")

@@ -23,7 +23,7 @@ enum JoinError {
 }
 
 /// A failed write whose outcome is unknown or transient: it may succeed when retried.
-fn unavailable(message: impl Into<String>) -> ConsensusError {
+pub(super) fn unavailable(message: impl Into<String>) -> ConsensusError {
     ConsensusError::Unavailable {
         attempts: 1,
         message: message.into(),

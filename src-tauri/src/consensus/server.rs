@@ -5,13 +5,7 @@ use async_trait::async_trait;
 
 use crate::components::{Consensus, ConsensusError};
 
-fn unreachable(message: String) -> ConsensusError {
-    ConsensusError::Unavailable {
-        attempts: 1,
-        message,
-    }
-}
-
+use super::management::unavailable;
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
 use super::typ::ClusterNode;
@@ -54,7 +48,7 @@ impl RaftService for RaftConsensus {
             }
             // A peer names only its own Raft state.
             RaftRequest::Leader(LeaderOp::Identify { node }) if node.peer_id != from => {
-                RaftResponse::Done(Err(crate::components::ConsensusError::Refused(format!(
+                RaftResponse::Done(Err(ConsensusError::Refused(format!(
                     "{from} cannot name the Raft state of {}",
                     node.peer_id
                 ))))
@@ -142,8 +136,8 @@ impl RaftConsensus {
             Ok(RaftResponse::Members(ids, theirs)) => {
                 Ok(theirs >= mine && !ids.contains(&self.me_node.peer_id))
             }
-            Ok(_) => Err(unreachable("it answered a different request".into())),
-            Err(e) => Err(unreachable(e.to_string())),
+            Ok(_) => Err(unavailable("it answered a different request")),
+            Err(e) => Err(unavailable(e.to_string())),
         }
     }
 }

@@ -205,6 +205,14 @@ async fn kv_put<'e, T: Serialize>(
     Ok(())
 }
 
+async fn kv_delete(pool: &SqlitePool, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM kv WHERE key = ?")
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ())
+}
+
 /// Whether the database holds any Raft history (used to decide between first start and
 /// rejoin).
 pub async fn has_history(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
@@ -501,12 +509,7 @@ pub async fn set_joining(pool: &SqlitePool, waiting: bool) -> Result<(), Consens
     if waiting {
         kv_put(pool, JOINING, &true).await.map_err(storage)
     } else {
-        sqlx::query("DELETE FROM kv WHERE key = ?")
-            .bind(JOINING)
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(storage)
+        kv_delete(pool, JOINING).await.map_err(storage)
     }
 }
 
@@ -523,12 +526,7 @@ pub async fn imported(pool: &SqlitePool) -> Result<bool, ConsensusError> {
 
 /// The imported pinset is in a snapshot and the log before it is purged.
 pub async fn clear_imported(pool: &SqlitePool) -> Result<(), ConsensusError> {
-    sqlx::query("DELETE FROM kv WHERE key = ?")
-        .bind(IMPORTED)
-        .execute(pool)
-        .await
-        .map_err(storage)?;
-    Ok(())
+    kv_delete(pool, IMPORTED).await.map_err(storage)
 }
 
 #[derive(Clone)]
