@@ -24,11 +24,22 @@ pub fn default_locations() -> Vec<PathBuf> {
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
     {
-        v.push(dir.join("libkubo.so"));
+        v.extend(locations_beside(&dir));
     }
+    v.push(PathBuf::from("/usr/lib/ipfs-cluster-desktop/libkubo.so"));
     v.push(PathBuf::from(
         "/usr/local/lib/ipfs-cluster-desktop/libkubo.so",
     ));
+    v
+}
+
+/// Where libkubo is for a program in `bin`: beside it (a build tree), or in the `lib` folder
+/// next to `bin` (`/usr/bin` → `/usr/lib/ipfs-cluster-desktop/`, where the `.deb` puts it).
+fn locations_beside(bin: &Path) -> Vec<PathBuf> {
+    let mut v = vec![bin.join("libkubo.so")];
+    if let Some(prefix) = bin.parent() {
+        v.push(prefix.join("lib/ipfs-cluster-desktop/libkubo.so"));
+    }
     v
 }
 
@@ -334,6 +345,28 @@ pub fn configure(cfg: &mut Value, network: &Network, storage_max: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_library_is_found_where_the_package_installs_it() {
+        // tauri.conf.json's deb `files`: where the package puts the node and the library.
+        let conf: serde_json::Value =
+            serde_json::from_str(include_str!("../../src-tauri/tauri.conf.json")).unwrap();
+        let files = conf["bundle"]["linux"]["deb"]["files"].as_object().unwrap();
+        let node = files
+            .keys()
+            .find(|k| k.ends_with("/ipfs-local-node"))
+            .expect("the package holds ipfs-local-node");
+        let lib = files
+            .keys()
+            .find(|k| k.ends_with("/libkubo.so"))
+            .expect("the package holds libkubo");
+        let bin = Path::new(node).parent().unwrap();
+        assert!(
+            locations_beside(bin).contains(&PathBuf::from(lib)),
+            "{lib} is not where {node} looks: {:?}",
+            locations_beside(bin)
+        );
+    }
 
     #[test]
     fn loopback_mode_keeps_the_node_on_this_machine() {

@@ -69,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    ipfs_cluster::process::raise_open_files_limit();
     let lib = match args.lib {
         Some(l) => l,
         None => kubo::default_locations()
@@ -117,10 +118,20 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(id = %node.id().unwrap_or_default(), "RPC API server listening on {api_ma}");
     println!("RPC API server listening on {api_ma}");
     let stop = Arc::new(tokio::sync::Notify::new());
-    let app = rpc::router(rpc::Node {
-        kubo: node.clone(),
-        stop: stop.clone(),
-    });
+    // The project's policy for every HTTP listener: Host, paths, body pace (the proxy
+    // and the cluster peer apply the same).
+    let policy = ipfs_cluster::http_policy::ListenerPolicy::new(
+        "the IPFS node's RPC API",
+        bound,
+        rpc::refusal,
+    );
+    let app = ipfs_cluster::http_policy::protect(
+        rpc::router(rpc::Node {
+            kubo: node.clone(),
+            stop: stop.clone(),
+        }),
+        policy,
+    );
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         tokio::select! {
             _ = term.recv() => {}

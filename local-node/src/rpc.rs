@@ -510,14 +510,26 @@ async fn unsupported() -> Response {
     )
 }
 
+/// A refusal in Kubo's error shape, for the listener policy.
+pub fn refusal(status: StatusCode, message: String) -> Response {
+    kubo_error(status, message)
+}
+
+/// The RPC API, POST only as Kubo's; no web page may use it (Kubo refuses every `Origin` it
+/// was not told to trust, and this node trusts none). Uploads stream to disk, so `add` takes
+/// bodies of any size (axum's 2 MiB default would refuse real files).
 pub fn router(node: Node) -> Router {
+    use ipfs_cluster::http_policy::{refuse_cross_site, CrossSitePolicy};
     Router::new()
         .route("/api/v0/id", post(id))
         .route("/api/v0/version", post(version))
         .route("/api/v0/pin/add", post(pin_add))
         .route("/api/v0/pin/rm", post(pin_rm))
         .route("/api/v0/pin/ls", post(pin_ls))
-        .route("/api/v0/add", post(add))
+        .route(
+            "/api/v0/add",
+            post(add).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/api/v0/cat", post(cat))
         .route("/api/v0/repo/stat", post(repo_stat))
         .route("/api/v0/config/show", post(config_show))
@@ -527,4 +539,8 @@ pub fn router(node: Node) -> Router {
         .route("/api/v0/shutdown", post(shutdown))
         .fallback(unsupported)
         .with_state(node)
+        .layer(axum::middleware::from_fn_with_state(
+            CrossSitePolicy::no_pages("the IPFS node's RPC API").rendered_by(refusal),
+            refuse_cross_site,
+        ))
 }

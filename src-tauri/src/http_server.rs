@@ -8,24 +8,19 @@
 //! - `read_header_timeout`: the request head must arrive within it; hyper also applies it to
 //!   an idle keep-alive connection waiting for its next request, so idle connections close
 //!   after the shorter of it and `idle_timeout`.
-//! - `read_timeout` (0: none): the whole request, body included, from its arrival.
+//! - `read_timeout`: the whole request, body included, from its arrival; 0 (IPFS Cluster's
+//!   default) still makes a body keep a minimum pace.
 //! - `write_timeout` (0: none): the whole response, from the request's arrival. IPFS Cluster
 //!   leaves it at 0: a stream of millions of pins takes longer than any fixed limit.
+//!
+//! Every listener serves its API behind [`crate::http_policy`] (Host, paths, body pace).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::response::Response;
 use axum::Router;
-use bytes::Bytes;
-use http_body::Frame;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
@@ -34,6 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{HttpApiConfig, Multiaddrs};
 use crate::error::Error;
+use crate::http_policy::{plain_error, protect, ListenerPolicy, Render};
 use crate::tasks::Tasks;
 
 /// How one HTTP API is served.
@@ -49,6 +45,8 @@ pub(crate) struct HttpSettings {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub max_header_bytes: usize,
+    /// How the API words the listener policy's refusals.
+    pub render: Render,
 }
 
 impl HttpSettings {
@@ -64,7 +62,13 @@ impl HttpSettings {
             read_timeout: cfg.read_timeout.get(),
             write_timeout: cfg.write_timeout.get(),
             max_header_bytes: cfg.max_header_bytes as usize,
+            render: plain_error,
         }
+    }
+
+    /// The same, with refusals worded by `render`.
+    pub(crate) fn rendered_by(self, render: Render) -> HttpSettings {
+        HttpSettings { render, ..self }
     }
 
     /// Plain HTTP on `listen` with IPFS Cluster's defaults for its small endpoints.
@@ -79,6 +83,7 @@ impl HttpSettings {
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(60),
             max_header_bytes: 4096,
+            render: plain_error,
         }
     }
 
@@ -94,6 +99,7 @@ impl HttpSettings {
             read_timeout: cfg.read_timeout.get(),
             write_timeout: cfg.write_timeout.get(),
             max_header_bytes: cfg.max_header_bytes as usize,
+            render: plain_error,
         }
     }
 
@@ -178,19 +184,16 @@ pub(crate) async fn serve(
             .map_err(|e| Error::Unavailable(format!("{section} cannot listen on {sock}: {e}")))?;
         listeners.push(listener);
     }
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        (settings.read_timeout, settings.write_timeout),
-        deadlines,
-    ));
     let mut bound = Vec::new();
     for listener in listeners {
-        bound.push(
-            listener
-                .local_addr()
-                .map_err(|e| Error::Internal(e.to_string()))?,
-        );
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        bound.push(addr);
+        let policy = ListenerPolicy::new(section, addr, settings.render)
+            .with_timeouts(settings.read_timeout, settings.write_timeout);
         let conn = Connections {
-            app: app.clone(),
+            app: protect(app.clone(), policy),
             tls: tls.clone(),
             header_timeout: settings.header_timeout(),
             max_buf: (settings.max_header_bytes + 4096).max(8192),
@@ -200,6 +203,11 @@ pub(crate) async fn serve(
     }
     Ok(bound)
 }
+
+/// The address a request's connection reached on this side, as a request extension (what a
+/// client dialled: a proof of identity binds to it, see `restapi::auth_proof`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LocalAddr(pub SocketAddr);
 
 /// What every connection of one listener is served with.
 #[derive(Clone)]
@@ -230,16 +238,17 @@ impl Connections {
                 },
             };
             let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().ok().map(LocalAddr);
             let this = self.clone();
             let watcher = graceful.watcher();
             self.tasks.spawn_graceful(async move {
                 match this.tls.clone() {
-                    None => this.serve(TokioIo::new(tcp), watcher).await,
+                    None => this.serve(TokioIo::new(tcp), watcher, local).await,
                     Some(acceptor) => {
                         let handshake =
                             tokio::time::timeout(this.header_timeout, acceptor.accept(tcp));
                         match handshake.await {
-                            Ok(Ok(tls)) => this.serve(TokioIo::new(tls), watcher).await,
+                            Ok(Ok(tls)) => this.serve(TokioIo::new(tls), watcher, local).await,
                             Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
                         }
@@ -251,11 +260,22 @@ impl Connections {
         graceful.shutdown().await;
     }
 
-    async fn serve<I>(&self, io: I, watcher: hyper_util::server::graceful::Watcher)
-    where
+    async fn serve<I>(
+        &self,
+        io: I,
+        watcher: hyper_util::server::graceful::Watcher,
+        local: Option<LocalAddr>,
+    ) where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
-        let service = hyper_util::service::TowerToHyperService::new(self.app.clone());
+        let app = self.app.clone();
+        let with_local = tower::service_fn(move |mut req: axum::http::Request<_>| {
+            if let Some(l) = local {
+                req.extensions_mut().insert(l);
+            }
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        let service = hyper_util::service::TowerToHyperService::new(with_local);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -270,93 +290,9 @@ impl Connections {
     }
 }
 
-/// Middleware: `read_timeout` on the request body and `write_timeout` on the response, both
-/// counted from the request's arrival (zero: none).
-async fn deadlines(
-    axum::extract::State((read, write)): axum::extract::State<(Duration, Duration)>,
-    req: Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let start = tokio::time::Instant::now();
-    let req = if read.is_zero() {
-        req
-    } else {
-        req.map(|b| Body::new(Deadline::new(b, start + read, "reading the request")))
-    };
-    let resp = next.run(req).await;
-    if write.is_zero() {
-        resp
-    } else {
-        resp.map(|b| Body::new(Deadline::new(b, start + write, "writing the response")))
-    }
-}
-
-/// A body that fails once its deadline has passed (the connection is then dropped).
-struct Deadline {
-    inner: Body,
-    sleep: Pin<Box<tokio::time::Sleep>>,
-    what: &'static str,
-}
-
-impl Deadline {
-    fn new(inner: Body, at: tokio::time::Instant, what: &'static str) -> Deadline {
-        Deadline {
-            inner,
-            sleep: Box::pin(tokio::time::sleep_until(at)),
-            what,
-        }
-    }
-}
-
-impl http_body::Body for Deadline {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = self.get_mut();
-        if this.sleep.as_mut().poll(cx).is_ready() {
-            let what = this.what;
-            return Poll::Ready(Some(Err(axum::Error::new(format!("{what} timed out")))));
-        }
-        Pin::new(&mut this.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
-
-    #[tokio::test]
-    async fn a_body_past_its_deadline_fails_and_one_in_time_passes() {
-        let never = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
-        let at = tokio::time::Instant::now() + Duration::from_millis(20);
-        let err = Deadline::new(never, at, "writing the response")
-            .collect()
-            .await
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("writing the response timed out"),
-            "{err}"
-        );
-        let at = tokio::time::Instant::now() + Duration::from_secs(60);
-        let ok = Deadline::new(Body::from("hello"), at, "reading the request")
-            .collect()
-            .await
-            .unwrap();
-        assert_eq!(ok.to_bytes(), "hello");
-    }
 
     #[test]
     fn the_header_timeout_is_the_shorter_one_and_never_zero() {

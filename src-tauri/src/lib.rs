@@ -23,6 +23,7 @@ pub mod fuzzing;
 mod global_status;
 #[cfg(test)]
 mod hostile_input;
+pub mod http_policy;
 mod http_server;
 mod informer;
 mod ipfsconn;
@@ -33,6 +34,9 @@ mod observations;
 pub mod peer;
 mod pinsvcapi;
 mod pintracker;
+#[doc(hidden)]
+pub mod probe;
+pub mod process;
 mod restapi;
 mod rpc;
 pub mod state;

@@ -210,7 +210,14 @@ pub(crate) async fn serve(
 ) -> Result<Vec<SocketAddr>, Error> {
     let router = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(cluster);
+        .with_state(cluster)
+        // Scrapers are not web pages; no page may read the metrics.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::http_policy::CrossSitePolicy::no_pages(
+                "observations.metrics.prometheus_endpoint",
+            ),
+            crate::http_policy::refuse_cross_site,
+        ));
     let settings = crate::http_server::HttpSettings::plain(
         "observations.metrics.prometheus_endpoint",
         cfg.prometheus_endpoint.clone(),

@@ -232,6 +232,7 @@ fn load(folder: &Path) -> anyhow::Result<(Config, Identity)> {
 
 #[tokio::main]
 async fn main() {
+    let limits = ipfs_cluster::process::raise_open_files_limit();
     let cli = Cli::parse();
     let Some(cmd) = cli.cmd else {
         Cli::command().print_help().ok();
@@ -259,6 +260,13 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    match limits {
+        Some((old, new)) if new > old => {
+            tracing::debug!("open files limit raised from {old} to {new}")
+        }
+        Some((n, _)) => tracing::debug!("open files limit: {n}"),
+        None => tracing::warn!("the open files limit could not be raised"),
+    }
     let result = run(cmd, &folder).await;
     if let Some(t) = telemetry {
         t.shutdown();

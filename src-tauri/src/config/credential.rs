@@ -67,6 +67,20 @@ impl ApiCredential {
         Ok(c)
     }
 
+    /// What a server that knows this credential's password answers to a client's `nonce`
+    /// when it was reached on `port` (`GET /auth/proof`): HMAC-SHA256 keyed by the password
+    /// over a label, the nonce and the port, hex. A client on this machine sends the
+    /// credential only to a server that answers it (another user's program on the loopback
+    /// port cannot, and a proof relayed from the real peer names the real peer's port). The
+    /// label keeps it apart from the JWTs the same key signs.
+    pub fn proof(password: &str, nonce: &str, port: u16) -> String {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(password.as_bytes())
+            .expect("HMAC takes any key");
+        mac.update(format!("ipfs-cluster-desktop/rest-proof/v1\0{nonce}\0{port}").as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// For a client on this machine talking to `host` (a multiaddr, `host:port` or URL): the
     /// credential of the local peer folder (`$IPFS_CLUSTER_PATH`, else `~/.ipfs-cluster`), but
     /// only when `host` is this machine's loopback: it is never sent anywhere else.

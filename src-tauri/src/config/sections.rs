@@ -254,6 +254,10 @@ pub struct IpfsProxyConfig {
     pub extract_headers_extra: Vec<String>,
     pub extract_headers_path: String,
     pub extract_headers_ttl: GoDuration,
+    /// Credentials the proxy asks for (basic auth), set by the desktop app for its own peer;
+    /// never read from or written to `service.json` (IPFS Cluster's proxy has none).
+    #[serde(skip)]
+    pub basic_auth_credentials: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for IpfsProxyConfig {
@@ -270,6 +274,7 @@ impl Default for IpfsProxyConfig {
             extract_headers_extra: Vec::new(),
             extract_headers_path: "/api/v0/version".into(),
             extract_headers_ttl: GoDuration::secs(300),
+            basic_auth_credentials: None,
         }
     }
 }

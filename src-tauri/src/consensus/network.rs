@@ -134,6 +134,11 @@ impl RaftTransport for NoTransport {
 pub trait RaftService: Send + Sync + 'static {
     /// `from`: the peer id of the caller (authenticated by the swarm).
     async fn serve(&self, from: &str, req: RaftRequest) -> RaftResponse;
+
+    /// Whether `from` is a member (voter or follower) as far as this peer knows. Holding the
+    /// secret only lets a peer connect: one that is not a member may ask to join and read
+    /// what joining needs, nothing else.
+    fn is_member(&self, from: &str) -> bool;
 }
 
 pub struct NetworkFactory {

@@ -12,8 +12,25 @@ use super::typ::ClusterNode;
 
 #[async_trait]
 impl RaftService for RaftConsensus {
+    fn is_member(&self, from: &str) -> bool {
+        // The node id is 8 bytes of the key: the whole peer id must match too.
+        super::typ::parse_node_id(from)
+            .is_ok_and(|id| self.member(id).is_some_and(|n| n.peer_id == from))
+    }
+
     async fn serve(&self, from: &str, req: RaftRequest) -> RaftResponse {
         let raft = self.raft();
+        // Holding the secret is not membership: who is not a member may ask to join (for
+        // itself) and read what joining and learning of a removal need (`State`, `Members`).
+        // Raft's own messages are left to Raft and the admission checks: a member that missed
+        // a change must still follow a leader it does not know yet.
+        let member_only = matches!(req, RaftRequest::Leader(_) | RaftRequest::Removed(_));
+        if member_only && !self.is_member(from) {
+            tracing::warn!("refused a request from {from}: not a member of this cluster");
+            return RaftResponse::Done(Err(ConsensusError::Refused(format!(
+                "{from} is not a member of this cluster"
+            ))));
+        }
         match req {
             RaftRequest::AppendEntries(r, to) => match self.admission.check_target(to.as_deref()) {
                 Ok(()) => RaftResponse::AppendEntries(raft.append_entries(r).await),
@@ -43,6 +60,11 @@ impl RaftService for RaftConsensus {
                     Err(why) => self.refuse(from, why.0),
                 }
             }
+            // A peer asks to join for itself only: a join naming another peer would demote
+            // that peer and rewrite its record.
+            RaftRequest::Join { node, .. } if node.peer_id != from => RaftResponse::Done(Err(
+                ConsensusError::Refused(format!("{from} cannot ask to join for {}", node.peer_id)),
+            )),
             RaftRequest::Join { node, follower } => {
                 RaftResponse::Done(self.leader_call(LeaderOp::Join { node, follower }).await)
             }

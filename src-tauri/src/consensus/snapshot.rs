@@ -45,19 +45,18 @@ pub struct SnapshotFile {
 
 /// A new, empty file at `path` that only its owner can read (a snapshot is the pinset).
 async fn create_private(path: &std::path::Path) -> std::io::Result<File> {
-    tokio::fs::OpenOptions::new()
-        .read(true)
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .await
+        .mode(0o600);
+    crate::process::when_descriptors_free(|| opts.open(path)).await
 }
 
 impl SnapshotFile {
     pub async fn open(path: PathBuf) -> std::io::Result<SnapshotFile> {
-        let file = File::open(&path).await?;
+        let file = crate::process::when_descriptors_free(|| File::open(&path)).await?;
         Ok(SnapshotFile { path, file })
     }
 

@@ -236,21 +236,36 @@ pub async fn open_readers(path: &Path) -> Result<SqlitePool, ConsensusError> {
     connect(path, opts, 8).await
 }
 
+/// A pool whose connections are all opened now and never closed: a running peer then needs
+/// no new descriptor for its database, so running out of descriptors (a flood of
+/// connections, a busy machine) can delay a request but never fail a Raft write with
+/// SQLite's "unable to open database file" and stop Raft. Sorts and indexes built for a
+/// query stay in memory for the same reason (no temporary files).
 async fn connect(
     path: &Path,
     opts: SqliteConnectOptions,
     connections: u32,
 ) -> Result<SqlitePool, ConsensusError> {
-    SqlitePoolOptions::new()
+    let cannot = |e: sqlx::Error| {
+        storage(format!(
+            "{}: cannot open the Raft database: {e}",
+            path.display()
+        ))
+    };
+    let pool = SqlitePoolOptions::new()
         .max_connections(connections)
-        .connect_with(opts)
+        .min_connections(connections)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(opts.pragma("temp_store", "memory"))
         .await
-        .map_err(|e| {
-            storage(format!(
-                "{}: cannot open the Raft database: {e}",
-                path.display()
-            ))
-        })
+        .map_err(cannot)?;
+    let mut held = Vec::with_capacity(connections as usize);
+    for _ in 0..connections {
+        held.push(pool.acquire().await.map_err(cannot)?);
+    }
+    drop(held);
+    Ok(pool)
 }
 
 fn parse_pin(text: &str) -> Result<Pin, ConsensusError> {

@@ -459,3 +459,61 @@ async fn expired_pins_are_found_through_an_index_that_survives_imports_and_snaps
         vec![test_cid(4)]
     );
 }
+
+/// Holding the secret is not membership: a peer that is not a member cannot commit, remove,
+/// change roles or tell a member it was removed, nor join for another peer; it may still
+/// ask what joining needs.
+#[tokio::test]
+async fn a_stranger_with_the_secret_can_only_ask_to_join() {
+    use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
+    use super::typ::{ClusterNode, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::generate().peer_id();
+    let (c, _changes) = start(dir.path(), me).await;
+    ready(&c).await;
+    let stranger = Identity::generate().peer_id().to_string();
+    assert!(c.is_member(&me.to_string()) && !c.is_member(&stranger));
+    let pin = Pin::new(test_cid(5), PinOptions::default());
+    let refused = [
+        RaftRequest::Leader(LeaderOp::Commit(Op::Pin(pin))),
+        RaftRequest::Leader(LeaderOp::Remove {
+            peer_id: me.to_string(),
+        }),
+        RaftRequest::Leader(LeaderOp::SetRole {
+            peer_id: me.to_string(),
+            voter: false,
+        }),
+        RaftRequest::Leader(LeaderOp::ReadIndex),
+        RaftRequest::Removed(None),
+        // A join in another peer's name (the member's own, to demote it).
+        RaftRequest::Join {
+            node: ClusterNode {
+                peer_id: me.to_string(),
+                addrs: Vec::new(),
+                history: None,
+            },
+            follower: true,
+        },
+    ];
+    for req in refused {
+        let what = format!("{req:?}");
+        match c.serve(&stranger, req).await {
+            RaftResponse::Done(Err(ConsensusError::Refused(why))) => {
+                assert!(why.contains(&stranger), "{what}: {why}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    assert!(c.is_ready(), "the member was told nothing");
+    assert_eq!(c.peers(), vec![me.to_string()]);
+    assert!(list(&*c.state()).await.is_empty(), "nothing committed");
+    // What joining needs stays open.
+    assert!(matches!(
+        c.serve(&stranger, RaftRequest::Members).await,
+        RaftResponse::Members(..)
+    ));
+    assert!(matches!(
+        c.serve(&stranger, RaftRequest::State).await,
+        RaftResponse::State(_)
+    ));
+}

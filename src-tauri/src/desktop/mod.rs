@@ -6,6 +6,7 @@
 //! (`$IPFS_CLUSTER_PATH` or `~/.ipfs-cluster`), so the CLI and the app share one peer.
 
 pub mod invite;
+mod ipfs_trust;
 pub mod secrets;
 pub mod settings;
 
@@ -317,19 +318,23 @@ impl Desktop {
         };
         *self.secret_location.lock().unwrap() = Some(location);
         let mut cfg = Config::load_with_env(&self.folder, &env)?;
-        // Its own REST credential unless the config sets some (see config::ApiCredential).
-        let rest = &mut cfg.api.restapi.0;
-        if rest
-            .basic_auth_credentials
-            .as_ref()
-            .is_none_or(|c| c.is_empty())
-        {
-            let cred = config::ApiCredential::load_or_create(&self.folder)
-                .map_err(|e| io_error(&self.folder.join(config::API_CREDENTIAL_FILE), e))?;
-            rest.basic_auth_credentials = Some([(cred.user, cred.password)].into());
+        // Its own credential on every API its peer serves, unless the config sets some (see
+        // config::ApiCredential): another user of the machine may use none of them.
+        let cred = config::ApiCredential::load_or_create(&self.folder)
+            .map_err(|e| io_error(&self.folder.join(config::API_CREDENTIAL_FILE), e))?;
+        let own = || Some([(cred.user.clone(), cred.password.clone())].into());
+        for api in [&mut cfg.api.restapi.0, &mut cfg.api.pinsvcapi.0] {
+            if api
+                .basic_auth_credentials
+                .as_ref()
+                .is_none_or(|c| c.is_empty())
+            {
+                api.basic_auth_credentials = own();
+            }
         }
+        cfg.api.ipfsproxy.basic_auth_credentials = own();
         let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
-        self.ensure_ipfs(&cfg).await;
+        self.ensure_ipfs(&cfg).await?;
         let peer = Peer::start(self.folder.clone(), cfg, identity, opts).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !peer.is_ready() && Instant::now() < deadline {
@@ -354,51 +359,73 @@ impl Desktop {
         }
     }
 
-    /// Uses the IPFS daemon at the configured address if one answers, else starts the local
-    /// node shipped with the app there.
-    async fn ensure_ipfs(&self, cfg: &Config) {
+    /// Uses the IPFS daemon at the configured address if one answers and is this user's
+    /// (see [`ipfs_trust`]), else starts the local node shipped with the app there. A daemon
+    /// that answers but is not this user's is an error: the peer does not start, so that no
+    /// file or pin goes to it.
+    async fn ensure_ipfs(&self, cfg: &Config) -> Result<()> {
         let ipfs_cfg = &cfg.ipfs_connector.ipfshttp;
-        let address = ipfs_cfg
-            .node_multiaddress
-            .first()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let first = ipfs_cfg.node_multiaddress.first();
+        let address = first.map(|a| a.to_string()).unwrap_or_default();
+        let sock = first.and_then(|a| crate::net::socket_addr(a).ok());
+        let mut refused = None;
         let status = match IpfsHttp::new(ipfs_cfg) {
             Err(e) => IpfsStatus {
                 source: IpfsSource::Unavailable,
                 address,
                 message: e.to_string(),
             },
-            Ok(client) => {
-                if client.id().await.is_ok() {
-                    IpfsStatus {
+            Ok(client) => match client.id().await {
+                Ok(id) => match ipfs_trust::refusal(&self.folder, sock, &id.id) {
+                    None => IpfsStatus {
                         source: IpfsSource::Running,
                         message: format!("using the IPFS daemon already running at {address}"),
                         address,
-                    }
-                } else {
-                    match self.start_local_node(&address, &client).await {
-                        Ok(()) => IpfsStatus {
-                            source: IpfsSource::Embedded,
-                            message: format!(
-                                "no IPFS daemon was running: started the built-in IPFS node at {address}"
-                            ),
+                    },
+                    Some(why) => {
+                        refused = Some(why.clone());
+                        IpfsStatus {
+                            source: IpfsSource::Unavailable,
+                            message: why,
                             address,
-                        },
-                        Err(e) => IpfsStatus {
+                        }
+                    }
+                },
+                Err(_) => match self.start_local_node(&address, sock, &client).await {
+                    Ok(()) => IpfsStatus {
+                        source: IpfsSource::Embedded,
+                        message: format!(
+                            "no IPFS daemon was running: started the built-in IPFS node at {address}"
+                        ),
+                        address,
+                    },
+                    Err(e) => {
+                        if matches!(e, Error::Refused(_)) {
+                            refused = Some(e.to_string());
+                        }
+                        IpfsStatus {
                             source: IpfsSource::Unavailable,
                             message: format!("no IPFS daemon at {address}, and the built-in node did not start: {e}"),
                             address,
-                        },
+                        }
                     }
-                }
-            }
+                },
+            },
         };
         tracing::info!("{}", status.message);
         *self.ipfs.lock().unwrap() = Some(status);
+        match refused {
+            Some(why) => Err(Error::Refused(why)),
+            None => Ok(()),
+        }
     }
 
-    async fn start_local_node(&self, address: &str, client: &IpfsHttp) -> Result<()> {
+    async fn start_local_node(
+        &self,
+        address: &str,
+        sock: Option<std::net::SocketAddr>,
+        client: &IpfsHttp,
+    ) -> Result<()> {
         let exe = std::env::current_exe().map_err(|e| Error::Internal(e.to_string()))?;
         let bin = exe
             .parent()
@@ -422,8 +449,12 @@ impl Desktop {
         *self.ipfs_child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if client.id().await.is_ok() {
-                return Ok(());
+            if let Ok(id) = client.id().await {
+                // Whoever took the port first answers: the built-in node, or another user's.
+                return match ipfs_trust::refusal(&self.folder, sock, &id.id) {
+                    None => Ok(()),
+                    Some(why) => Err(Error::Refused(why)),
+                };
             }
             if let Some(Ok(Some(status))) = self
                 .ipfs_child
@@ -587,6 +618,7 @@ impl Desktop {
     /// cannot build directory DAGs.
     pub async fn add_path(&self, path: &Path) -> Result<Vec<Pin>> {
         let peer = self.peer().await?;
+        let path = &std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
         let mut files = Vec::new();
         collect_files(path, path.parent().unwrap_or(path), &mut files)?;
         if files.is_empty() {
@@ -597,7 +629,7 @@ impl Desktop {
         }
         let mut pins = Vec::new();
         for (file, name) in files {
-            let data = std::fs::read(&file).map_err(|e| io_error(&file, e))?;
+            let data = read_found(&file).map_err(|e| io_error(&file, e))?;
             let cid = peer.cluster().add(&name, data).await?;
             pins.push(self.pin(&cid.to_string(), &name, None).await?);
         }
@@ -627,9 +659,21 @@ impl Desktop {
     }
 }
 
-/// Files under `path` with their names relative to `base`, in a stable order.
+/// Files under `path` with their names relative to `base`, in a stable order. The dropped
+/// path itself may be a link (the user chose it); links inside a dropped folder are skipped,
+/// as Kubo's `add -r` does not follow them: a link to `~/.ssh` must not be pinned
+/// cluster-wide, and links to `.` must not make the walk endless.
 fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
+    collect(path, meta, base, out)
+}
+
+fn collect(
+    path: &Path,
+    meta: std::fs::Metadata,
+    base: &Path,
+    out: &mut Vec<(PathBuf, String)>,
+) -> Result<()> {
     if meta.is_file() {
         let name = path
             .strip_prefix(base)
@@ -645,10 +689,31 @@ fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> 
             .collect();
         entries.sort();
         for e in entries {
-            collect_files(&e, base, out)?;
+            // Not followed: a link is neither a file nor a folder here.
+            let meta = std::fs::symlink_metadata(&e).map_err(|err| io_error(&e, err))?;
+            collect(&e, meta, base, out)?;
         }
     }
     Ok(())
+}
+
+/// A file found by [`collect_files`], opened without following a link that replaced it
+/// since.
+fn read_found(file: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW (Linux); the dropped path itself was resolved by the walk already.
+    const O_NOFOLLOW: i32 = 0o400000;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW)
+        .open(file)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)?;
+    Ok(data)
 }
 
 fn parse_cid(text: &str) -> Result<crate::types::Cid> {

@@ -140,6 +140,27 @@ async fn a_new_cluster_runs_pins_and_invites() {
     assert_eq!(folder[0].options.name, "album/b.txt");
     assert_eq!(kubo.state.lock().unwrap().added, ["a.txt", "album/b.txt"]);
     assert!(d.add_path(&drop.path().join("missing")).await.is_err());
+    // Links inside a dropped folder are not followed: not to a secret outside, not in a
+    // loop. A dropped link itself is what the user chose.
+    let secret = drop.path().join("id_ed25519");
+    std::fs::write(&secret, b"PRIVATE KEY").unwrap();
+    let shared = drop.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("c.txt"), b"gamma").unwrap();
+    std::os::unix::fs::symlink(&secret, shared.join("x")).unwrap();
+    std::os::unix::fs::symlink(".", shared.join("loop1")).unwrap();
+    std::os::unix::fs::symlink(".", shared.join("loop2")).unwrap();
+    let pins = d.add_path(&shared).await.unwrap();
+    let names: Vec<_> = pins.iter().map(|p| p.options.name.as_str()).collect();
+    assert_eq!(names, ["shared/c.txt"]);
+    std::os::unix::fs::symlink(shared.join("c.txt"), drop.path().join("link.txt")).unwrap();
+    let linked = d.add_path(&drop.path().join("link.txt")).await.unwrap();
+    assert_eq!(linked[0].options.name, "c.txt");
+    assert_eq!(
+        kubo.state.lock().unwrap().added,
+        ["a.txt", "album/b.txt", "shared/c.txt", "c.txt"],
+        "nothing through the links was added"
+    );
 
     let health = d.health().await.unwrap();
     assert_eq!(
@@ -254,6 +275,30 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
         .await
         .unwrap();
     assert_eq!(status(with), 200);
+    // The same credential guards the Pinning Service API and the IPFS proxy: another user
+    // of the machine can use none of the three.
+    let peer = d.peer().await.unwrap();
+    let pinsvc = format!("http://{}/pins", peer.pinsvc_addr());
+    let proxy = format!("http://{}/api/v0/pin/ls", peer.proxy_addr());
+    let pin = format!("http://{}/pins", peer.pinsvc_addr());
+    let cid = crate::ipfsconn::fake::test_cid(77).to_string();
+    for req in [
+        http.get(&pinsvc),
+        http.post(&pin).json(&serde_json::json!({ "cid": cid })),
+        http.post(&proxy),
+        http.post(format!("http://{}/api/v0/repo/gc", peer.proxy_addr())),
+    ] {
+        assert_eq!(status(req.send().await.unwrap()), 401);
+    }
+    assert!(peer
+        .cluster()
+        .allocation(&cid.parse().unwrap())
+        .await
+        .is_err());
+    for req in [http.get(&pinsvc), http.post(&proxy)] {
+        let r = req.basic_auth(&cred.user, Some(&cred.password));
+        assert_eq!(status(r.send().await.unwrap()), 200);
+    }
     // The folder is locked like the daemon locks it: no ipfs-cluster-service on it now.
     let err = crate::config::lock_folder(dir.path()).expect_err("in use by the app");
     assert!(err.to_string().contains("in use"), "{err}");

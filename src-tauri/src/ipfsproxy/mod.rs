@@ -26,7 +26,7 @@ use crate::cluster::Cluster;
 use crate::components::{AddFormat, AddOptions, AddRequest};
 use crate::config::IpfsProxyConfig;
 use crate::error::Error;
-use crate::restapi::cross_site::{refuse_cross_site, CrossSitePolicy};
+use crate::http_policy::{refuse_cross_site, CrossSitePolicy};
 use crate::restapi::{status_of, Params};
 use crate::tasks::Tasks;
 use crate::types::{Cid, Pin, PinMode};
@@ -37,6 +37,9 @@ struct Proxy {
     /// The IPFS node's RPC API, `http://host:port`.
     node: String,
     http: reqwest::Client,
+    /// The proxy checks credentials of its own: the client's `Authorization` is for it, and
+    /// is not passed on to the IPFS node.
+    own_auth: bool,
 }
 
 /// Kubo's error answer.
@@ -462,9 +465,12 @@ const HOP_BY_HOP: [&str; 7] = [
     "content-length",
 ];
 
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, keep_auth: bool) {
     for (k, v) in from {
-        if k != header::HOST && !HOP_BY_HOP.contains(&k.as_str()) {
+        if k != header::HOST
+            && !HOP_BY_HOP.contains(&k.as_str())
+            && (keep_auth || k != header::AUTHORIZATION)
+        {
             to.append(k.clone(), v.clone());
         }
     }
@@ -484,7 +490,7 @@ async fn forward(
         _ => format!("{}{}", p.node, parts.uri.path()),
     };
     let mut headers = reqwest::header::HeaderMap::new();
-    copy_headers(&parts.headers, &mut headers);
+    copy_headers(&parts.headers, &mut headers, !p.own_auth);
     let body = reqwest::Body::wrap_stream(body.into_data_stream());
     p.http
         .request(parts.method, url)
@@ -503,7 +509,7 @@ async fn forward(
 fn streamed(resp: reqwest::Response) -> Response {
     let mut out = Response::builder().status(resp.status());
     if let Some(h) = out.headers_mut() {
-        copy_headers(resp.headers(), h);
+        copy_headers(resp.headers(), h, true);
     }
     out.body(Body::from_stream(resp.bytes_stream()))
         .expect("valid response")
@@ -557,14 +563,24 @@ async fn put_and_pin(State(p): State<Proxy>, q: Params, req: Request) -> Respons
     (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
-fn router(proxy: Proxy) -> Router {
-    // As IPFS Cluster: POST, and the GET and PUT that old clients still send.
-    let m = || {
-        axum::routing::MethodFilter::POST
-            .or(axum::routing::MethodFilter::GET)
-            .or(axum::routing::MethodFilter::PUT)
-    };
-    Router::new()
+/// Middleware: POST only, as Kubo's RPC API since 0.5 (IPFS Cluster's proxy also takes GET
+/// and PUT; a GET is what a page can make a browser send without asking, by a link or an
+/// image, so no call here is one).
+async fn post_only(req: Request, next: middleware::Next) -> Response {
+    if req.method() == axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        "405 - Method Not Allowed",
+    )
+        .into_response()
+}
+
+fn router(proxy: Proxy, creds: Option<std::collections::BTreeMap<String, String>>) -> Router {
+    let m = || axum::routing::MethodFilter::POST;
+    let routes = Router::new()
         .route("/api/v0/pin/add", on(m(), pin_add))
         .route("/api/v0/pin/add/{*arg}", on(m(), pin_add_slash))
         .route("/api/v0/pin/rm", on(m(), pin_rm))
@@ -579,6 +595,8 @@ fn router(proxy: Proxy) -> Router {
         .route("/api/v0/dag/put", on(m(), put_and_pin))
         .fallback(passthrough)
         .with_state(proxy)
+        .layer(middleware::from_fn(post_only));
+    crate::restapi::require_credentials(routes, creds, kubo_error)
         // Kubo refuses pages too: no origin may use the proxy.
         .layer(middleware::from_fn_with_state(
             CrossSitePolicy::no_pages("the IPFS proxy").rendered_by(kubo_error),
@@ -604,9 +622,11 @@ pub(crate) async fn serve(
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Internal(e.to_string()))?,
+        own_auth: cfg.basic_auth_credentials.is_some(),
     };
-    let settings = crate::http_server::HttpSettings::of_proxy(cfg);
-    crate::http_server::serve(&settings, folder, router(proxy), tasks).await
+    let settings = crate::http_server::HttpSettings::of_proxy(cfg).rendered_by(kubo_error);
+    let app = router(proxy, cfg.basic_auth_credentials.clone());
+    crate::http_server::serve(&settings, folder, app, tasks).await
 }
 
 #[cfg(test)]

@@ -189,7 +189,100 @@ async fn a_web_page_cannot_use_the_proxy() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+    // A page on another port of this machine is the same site, not the same origin.
+    let resp = a
+        .http
+        .post(&url)
+        .header("Sec-Fetch-Site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1.
+    let port = a.peer.proxy_addr().port();
+    let resp = a
+        .http
+        .post(&url)
+        .header("Host", format!("evil.example:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(json(&resp.text().await.unwrap())["Type"], "error");
+    // A link or an image makes a GET: never a call here (Kubo's rule).
+    let resp = a.http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let gc = format!("http://{}/api/v0/repo/gc", a.peer.proxy_addr());
+    assert_eq!(a.http.get(&gc).send().await.unwrap().status(), 405);
     assert!(pinset(&a).await.is_empty());
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_spelling_of_pin_add_is_the_clusters() {
+    let a = api(|_| {}).await;
+    let proxy = a.peer.proxy_addr();
+    for (n, path) in ["//api/v0/pin/add", "/api/v0/pin/add/", "/api/v0/pin%2Fadd"]
+        .into_iter()
+        .enumerate()
+    {
+        let cid = test_cid(40 + n as u32);
+        let url = format!("http://{proxy}{path}?arg={cid}");
+        let resp = a.http.post(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(
+            pinset(&a).await.contains(&cid.to_string()),
+            "{path} pinned in IPFS only"
+        );
+    }
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn with_credentials_the_proxy_asks_for_them_and_keeps_them() {
+    let a = api(|c| {
+        c.api.ipfsproxy.basic_auth_credentials =
+            Some([("desktop".to_string(), "pw".to_string())].into());
+    })
+    .await;
+    let url = format!(
+        "http://{}/api/v0/pin/add?arg={}",
+        a.peer.proxy_addr(),
+        test_cid(60)
+    );
+    for req in [
+        a.http.post(&url),
+        a.http.post(&url).basic_auth("desktop", Some("guess")),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(json(&resp.text().await.unwrap())["Type"], "error");
+    }
+    let passthrough = format!("http://{}/api/v0/version", a.peer.proxy_addr());
+    assert_eq!(
+        a.http.post(&passthrough).send().await.unwrap().status(),
+        401
+    );
+    assert!(pinset(&a).await.is_empty());
+    let resp = a
+        .http
+        .post(&url)
+        .basic_auth("desktop", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(pinset(&a).await, [test_cid(60).to_string()]);
+    // The credential is the proxy's: it is not passed on to the IPFS node.
+    let mut from = axum::http::HeaderMap::new();
+    from.insert(
+        axum::http::header::AUTHORIZATION,
+        "Basic x".parse().unwrap(),
+    );
+    from.insert("x-other", "1".parse().unwrap());
+    let mut to = axum::http::HeaderMap::new();
+    super::copy_headers(&from, &mut to, false);
+    assert!(to.get(axum::http::header::AUTHORIZATION).is_none() && to.get("x-other").is_some());
     a.peer.shutdown().await;
 }
 

@@ -442,7 +442,8 @@ pub(crate) async fn serve(
     folder: &std::path::Path,
     tasks: &Tasks,
 ) -> Result<Vec<SocketAddr>, Error> {
-    let settings = crate::http_server::HttpSettings::of_api(cfg, "api.pinsvcapi");
+    let settings =
+        crate::http_server::HttpSettings::of_api(cfg, "api.pinsvcapi").rendered_by(svc_error);
     crate::http_server::serve(&settings, folder, router(cluster, cfg), tasks).await
 }
 

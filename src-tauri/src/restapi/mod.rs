@@ -3,7 +3,6 @@
 //! Streams are newline-delimited JSON sent item by item; an empty stream is 204; an error after
 //! the first item goes in the `X-Stream-Error` trailer, as IPFS Cluster clients expect.
 
-pub(crate) mod cross_site;
 mod params;
 mod token;
 
@@ -408,6 +407,7 @@ impl Auth {
         let router = router.merge(
             Router::new()
                 .route("/token", post(new_token))
+                .route("/auth/proof", get(auth_proof))
                 .with_state(self.clone()),
         );
         if self.creds.as_ref().is_some_and(|c| !c.is_empty()) {
@@ -418,14 +418,31 @@ impl Auth {
     }
 }
 
+/// `routes` asking for `creds` (basic auth or a Bearer token) when there are some, without
+/// `POST /token`: for an API that only checks (the IPFS proxy of the desktop's peer).
+pub(crate) fn require_credentials(
+    routes: Router,
+    creds: Option<std::collections::BTreeMap<String, String>>,
+    render: fn(StatusCode, String) -> Response,
+) -> Router {
+    if creds.as_ref().is_none_or(|c| c.is_empty()) {
+        return routes;
+    }
+    routes.layer(middleware::from_fn_with_state(
+        Auth { creds, render },
+        require_auth,
+    ))
+}
+
 /// Rejects requests without valid credentials when `basic_auth_credentials` is set: basic
 /// auth, or a Bearer JWT from `POST /token` (IPFS Cluster's `authHandler`).
 async fn require_auth(State(auth): State<Auth>, req: Request, next: Next) -> Response {
     let Some(creds) = auth.creds.as_ref().filter(|c| !c.is_empty()) else {
         return next.run(req).await;
     };
-    // CORS preflights carry no credentials by design; liveness is open, as in IPFS Cluster.
-    if req.method() == Method::OPTIONS || req.uri().path() == "/health" {
+    // CORS preflights carry no credentials by design; liveness is open, as in IPFS Cluster;
+    // a client asks for the proof before it sends credentials.
+    if req.method() == Method::OPTIONS || matches!(req.uri().path(), "/health" | "/auth/proof") {
         return next.run(req).await;
     }
     let refusal = match credentials(req.headers()) {
@@ -492,6 +509,36 @@ async fn new_token(State(auth): State<Auth>, headers: HeaderMap) -> Response {
     }
 }
 
+/// `GET /auth/proof?user=U&nonce=N`: this server's proof that it knows `U`'s password
+/// ([`crate::config::ApiCredential::proof`], bound to the port the client reached). Open,
+/// like `/health`: it tells nothing about the password. An unknown user gets a proof under a
+/// random key, so that users cannot be told apart from outside.
+async fn auth_proof(
+    State(auth): State<Auth>,
+    q: Params,
+    local: Option<axum::Extension<crate::http_server::LocalAddr>>,
+) -> Response {
+    let nonce = q.get("nonce").unwrap_or_default();
+    if nonce.len() < 32 || nonce.len() > 128 {
+        return (auth.render)(
+            StatusCode::BAD_REQUEST,
+            "nonce: 32 to 128 characters expected".into(),
+        );
+    }
+    let Some(axum::Extension(local)) = local else {
+        return (auth.render)(StatusCode::NOT_FOUND, "no proof on this listener".into());
+    };
+    let user = q.get("user").unwrap_or_default();
+    let random = hex::encode(rand::random::<[u8; 32]>());
+    let password = auth
+        .creds
+        .as_ref()
+        .and_then(|c| c.get(user))
+        .unwrap_or(&random);
+    let proof = crate::config::ApiCredential::proof(password, nonce, local.0.port());
+    Json(serde_json::json!({ "proof": proof })).into_response()
+}
+
 /// Whether `user:password` is one of `creds`, compared in constant time (every pair is
 /// compared, and each comparison takes as long whatever the bytes), so that response times
 /// tell an attacker nothing about how close a guess was.
@@ -510,10 +557,19 @@ fn credentials_match(
 
 fn cors(cfg: &HttpApiConfig) -> CorsLayer {
     let any_origin = cfg.cors_allowed_origins.iter().any(|o| o == "*");
-    let origin = if any_origin {
+    let has_credentials = cfg
+        .basic_auth_credentials
+        .as_ref()
+        .is_some_and(|c| !c.is_empty());
+    let origin = if any_origin && has_credentials {
         // "*" with credentials is invalid in browsers; reflecting the origin is what Go's
-        // rs/cors does for this configuration.
+        // rs/cors does for this configuration (the page still needs the credentials).
         AllowOrigin::mirror_request()
+    } else if any_origin {
+        // Without credentials, a mirrored origin with `Allow-Credentials` would let any site
+        // read the API with the browser's ambient authority: answer "*", which browsers never
+        // combine with credentials.
+        AllowOrigin::any()
     } else {
         AllowOrigin::list(
             cfg.cors_allowed_origins
@@ -521,6 +577,7 @@ fn cors(cfg: &HttpApiConfig) -> CorsLayer {
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
         )
     };
+    let allow_credentials = cfg.cors_allow_credentials && (has_credentials || !any_origin);
     let methods: Vec<Method> = cfg
         .cors_allowed_methods
         .iter()
@@ -541,7 +598,7 @@ fn cors(cfg: &HttpApiConfig) -> CorsLayer {
         .allow_methods(methods)
         .allow_headers(headers)
         .expose_headers(exposed)
-        .allow_credentials(cfg.cors_allow_credentials);
+        .allow_credentials(allow_credentials);
     if !cfg.cors_max_age.get().is_zero() {
         layer = layer.max_age(cfg.cors_max_age.get());
     }
@@ -591,7 +648,7 @@ pub(crate) fn guard(
         render,
     }
     .guard(routes);
-    let policy = cross_site::CrossSitePolicy::new(
+    let policy = crate::http_policy::CrossSitePolicy::new(
         &cfg.cors_allowed_origins,
         &cfg.cors_allowed_methods,
         section,
@@ -600,7 +657,7 @@ pub(crate) fn guard(
     // Outermost: a refused page's request reaches neither the CORS layer nor a handler.
     r.layer(cors(cfg)).layer(middleware::from_fn_with_state(
         policy,
-        cross_site::refuse_cross_site,
+        crate::http_policy::refuse_cross_site,
     ))
 }
 
@@ -613,7 +670,8 @@ pub(crate) async fn serve(
     folder: &std::path::Path,
     tasks: &Tasks,
 ) -> Result<Vec<SocketAddr>, Error> {
-    let settings = crate::http_server::HttpSettings::of_api(cfg, "api.restapi");
+    let settings =
+        crate::http_server::HttpSettings::of_api(cfg, "api.restapi").rendered_by(error_response);
     crate::http_server::serve(&settings, folder, router(cluster, cfg), tasks).await
 }
 

@@ -187,6 +187,9 @@ async fn basic_auth_is_enforced_when_configured() {
 
 #[tokio::test]
 async fn cors_headers_follow_the_config() {
+    // Any origin, no credentials (IPFS Cluster's default): "*", which browsers never send
+    // credentials with; a mirrored origin with Allow-Credentials would let any site read
+    // with the browser's ambient authority.
     let a = api(|_| {}).await;
     let resp = a
         .http
@@ -195,12 +198,30 @@ async fn cors_headers_follow_the_config() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(resp
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["version"], crate::types::VERSION);
+    a.peer.shutdown().await;
+    // With credentials, the origin is mirrored (rs/cors) and credentials allowed: the page
+    // still needs them.
+    let a = api_with_user("alice", "secret").await;
+    let resp = a
+        .http
+        .get(format!("{}/version", a.base))
+        .basic_auth("alice", Some("secret"))
+        .header("Origin", "http://example.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         resp.headers()["access-control-allow-origin"],
         "http://example.test"
     );
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["version"], crate::types::VERSION);
+    assert_eq!(resp.headers()["access-control-allow-credentials"], "true");
     a.peer.shutdown().await;
 }
 
@@ -348,6 +369,13 @@ async fn a_web_page_cannot_change_anything_with_the_default_cors_config() {
     let fetch_metadata = [("Sec-Fetch-Site", "cross-site")];
     assert_eq!(from_page(&a, "POST", &pins, &evil).await, 403);
     assert_eq!(from_page(&a, "POST", &pins, &fetch_metadata).await, 403);
+    // A page on another port of this machine: same site, not same origin.
+    let same_site = [("Sec-Fetch-Site", "same-site")];
+    assert_eq!(from_page(&a, "POST", &pins, &same_site).await, 403);
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1, reads and writes nothing.
+    let rebound = [("Host", "evil.example")];
+    assert_eq!(from_page(&a, "POST", &pins, &rebound).await, 403);
+    assert_eq!(from_page(&a, "GET", "/allocations", &rebound).await, 403);
     assert_eq!(from_page(&a, "POST", "/pins/recover", &evil).await, 403);
     let role = format!("/peers/{}/role?role=voter", a.peer.cluster().me().peer_id);
     assert_eq!(from_page(&a, "POST", &role, &evil).await, 403);
@@ -782,7 +810,7 @@ async fn a_huge_body_is_never_read_whole() {
         .await
         .unwrap();
     // Ten gigabytes announced, one megabyte sent: the answer must not wait for the rest.
-    let head = "GET /version HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n";
+    let head = "GET /version HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10000000000\r\n\r\n";
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(&vec![b'x'; 1 << 20]).await.unwrap();
     let mut buf = vec![0u8; 4096];
@@ -1296,5 +1324,44 @@ async fn add_of_a_car_imports_its_blocks_and_pins_its_single_root() {
     assert_eq!(a._kubo.state.lock().unwrap().imported.len(), 1);
     let pins = a.pins().await;
     assert_eq!(pins.len(), 1);
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_peer_proves_it_knows_a_credential_before_a_client_sends_it() {
+    let a = api_with_user("desktop", "pw").await;
+    let client = crate::client::Client::new(&a.base, None, Duration::from_secs(5)).unwrap();
+    let cred = |password: &str| crate::config::ApiCredential {
+        user: "desktop".into(),
+        password: password.into(),
+    };
+    assert!(client.server_knows(&cred("pw")).await);
+    assert!(!client.server_knows(&cred("another")).await);
+    // The proof names the port reached: one relayed from elsewhere does not fit.
+    let nonce = "n".repeat(32);
+    let v = a
+        .get_json(&format!("/auth/proof?user=desktop&nonce={nonce}"))
+        .await;
+    let port = a.peer.rest_addr().port();
+    let proof = v["proof"].as_str().unwrap();
+    assert_eq!(
+        proof,
+        crate::config::ApiCredential::proof("pw", &nonce, port)
+    );
+    assert_ne!(
+        proof,
+        crate::config::ApiCredential::proof("pw", &nonce, port + 1)
+    );
+    // An unknown user cannot be told apart, and a short nonce is refused.
+    let unknown = a
+        .get_json(&format!("/auth/proof?user=bob&nonce={nonce}"))
+        .await;
+    assert_eq!(unknown["proof"].as_str().unwrap().len(), proof.len());
+    assert_eq!(
+        answer(&a, "GET", "/auth/proof?user=desktop&nonce=x")
+            .await
+            .0,
+        400
+    );
     a.peer.shutdown().await;
 }

@@ -49,11 +49,15 @@ pub(crate) fn verify(
     mac.update(format!("{header}.{claims}").as_bytes());
     mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
         .ok()?;
-    let now = chrono::Utc::now().timestamp();
-    if body["exp"].as_i64().is_some_and(|exp| now >= exp) {
-        return None;
-    }
-    if body["nbf"].as_i64().is_some_and(|nbf| now < nbf) {
+    // NumericDate (RFC 7519): a JSON number, fractions allowed; a claim of another type is
+    // not a date, and the token is refused rather than the claim ignored.
+    let date = |name: &str| match &body[name] {
+        serde_json::Value::Null => Some(None),
+        v => v.as_f64().filter(|d| d.is_finite()).map(Some),
+    };
+    let (exp, nbf) = (date("exp")?, date("nbf")?);
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    if exp.is_some_and(|exp| now >= exp) || nbf.is_some_and(|nbf| now < nbf) {
         return None;
     }
     Some(issuer.to_string())
@@ -96,15 +100,22 @@ mod tests {
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
             t.split('.').nth(1).unwrap()
         );
-        let expired = {
+        let with_claims = |claims: &str| {
             let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-            let claims = URL_SAFE_NO_PAD.encode(br#"{"iss":"alice","exp":1000}"#);
+            let claims = URL_SAFE_NO_PAD.encode(claims);
             let signed = format!("{header}.{claims}");
             format!(
                 "{signed}.{}",
                 URL_SAFE_NO_PAD.encode(sign("a-secret", signed.as_bytes()))
             )
         };
+        let expired = with_claims(r#"{"iss":"alice","exp":1000}"#);
+        let expired_fraction = with_claims(r#"{"iss":"alice","exp":1000.5}"#);
+        let exp_text = with_claims(r#"{"iss":"alice","exp":"1000"}"#);
+        let nbf_text = with_claims(r#"{"iss":"alice","nbf":"1000"}"#);
+        let later = with_claims(r#"{"iss":"alice","nbf":99999999999.5}"#);
+        let fine = with_claims(r#"{"iss":"alice","exp":99999999999.5,"nbf":1000.5}"#);
+        assert_eq!(verify(&creds(), &fine).as_deref(), Some("alice"));
         for bad in [
             tampered.as_str(),
             "",
@@ -113,6 +124,10 @@ mod tests {
             "!!.??.**",
             &none_alg,
             &expired,
+            &expired_fraction,
+            &exp_text,
+            &nbf_text,
+            &later,
         ] {
             assert_eq!(verify(&creds(), bad), None, "{bad}");
         }

@@ -4,7 +4,8 @@
 //! Transport: TCP (and DNS names, resolved only when dialing) → private network keyed by the
 //! cluster secret (pnet: a peer with another secret cannot even finish a handshake) → noise →
 //! yamux. Behaviours, one per concern as in rust-libp2p's examples: request-response for the
-//! calls, identify to learn peers' listen addresses, ping to keep connections alive.
+//! calls, identify to learn peers' listen addresses, ping to keep connections alive, and
+//! [`limits`] before them all, so that strangers cannot exhaust the peer's descriptors.
 //!
 //! The swarm runs in its own task; [`ClusterRpc`] is a cheap handle that sends it commands.
 //! Incoming calls go to the services installed once the peer's components exist: Raft's
@@ -12,7 +13,10 @@
 //! Outgoing, the handle is the consensus's [`RaftTransport`] and the cluster's [`PeerRpc`].
 
 mod bandwidth;
+mod limits;
 pub mod peerstore;
+
+pub use limits::SwarmLimits;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -71,6 +75,13 @@ struct Services {
 
 impl Services {
     async fn handle(&self, from: PeerId, req: RpcRequest) -> RpcResponse {
+        let from_member = || self.raft.is_member(&from.to_string());
+        // Everything but Raft's traffic (which the consensus checks itself) is for members
+        // only: a holder of the secret that is not one reads no status and runs no GC.
+        if !matches!(req, RpcRequest::Raft(_)) && !from_member() {
+            tracing::debug!("refused a call from {from}: not a member of this cluster");
+            return RpcResponse::Err(format!("refused: {from} is not a member of this cluster"));
+        }
         match req {
             RpcRequest::Raft(r) => RpcResponse::Raft(self.raft.serve(&from.to_string(), r).await),
             RpcRequest::Id => RpcResponse::Id(self.peer.id().await),
@@ -86,6 +97,9 @@ impl Services {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    // First: a connection over a limit is refused before any other behaviour sees it.
+    limits: libp2p::connection_limits::Behaviour,
+    per_ip: limits::PendingPerIp,
     rpc: request_response::Behaviour<
         bandwidth::Counting<request_response::cbor::codec::Codec<RpcRequest, RpcResponse>>,
     >,
@@ -134,6 +148,8 @@ pub struct SwarmOptions {
     pub announce: Vec<Multiaddr>,
     /// Longest a single call may take before the swarm gives up on it.
     pub request_timeout: Duration,
+    /// How many connections it holds (`cluster.connection_manager`).
+    pub limits: SwarmLimits,
 }
 
 fn build_swarm(
@@ -142,6 +158,8 @@ fn build_swarm(
 ) -> Result<Swarm<Behaviour>, RpcError> {
     let psk = PreSharedKey::new(opts.secret);
     let setup = |e: &dyn std::fmt::Display| RpcError::Setup(e.to_string());
+    let handshake = opts.limits.handshake;
+    let (limits, per_ip) = limits::behaviours(&opts.limits);
     let swarm = libp2p::SwarmBuilder::with_existing_identity(opts.keypair.clone())
         .with_tokio()
         .with_other_transport(|key| {
@@ -153,7 +171,7 @@ fn build_swarm(
                     .upgrade(Version::V1Lazy)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default())
-                    .timeout(Duration::from_secs(20)),
+                    .timeout(handshake),
             )
         })
         .map_err(|e| setup(&e))?
@@ -165,6 +183,8 @@ fn build_swarm(
                 meter,
             };
             Behaviour {
+                limits,
+                per_ip,
                 rpc: request_response::Behaviour::with_codec(
                     codec,
                     [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],

@@ -55,6 +55,12 @@ fn walk(
         if !hidden && is_hidden(&child) {
             continue;
         }
+        // Links inside a folder are not followed (a link to ~/.ssh would be added, links to
+        // `.` would loop); the paths given on the command line are.
+        if std::fs::symlink_metadata(&child).is_ok_and(|m| m.file_type().is_symlink()) {
+            eprintln!("skipping the symbolic link {}", child.display());
+            continue;
+        }
         let name = child.file_name().unwrap_or_default().to_string_lossy();
         walk(&child, &format!("{prefix}/{name}"), recursive, hidden, out)?;
     }

@@ -655,16 +655,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Some((u.to_string(), p.to_string()))
         }
-        // The local peer's own credential (the desktop app makes one), for loopback only.
-        None => ipfs_cluster::config::ApiCredential::for_local_client(&cli.host)
-            .map(|c| (c.user, c.password)),
+        // The local peer's own credential (the desktop app makes one), for loopback only,
+        // and only once the server proves it is that peer (below).
+        None => None,
     };
     let transport = ipfs_cluster::client::Transport {
         https,
         insecure: cli.no_check_certificate,
     };
-    let client =
-        Client::with_transport(&cli.host, auth, Duration::from_secs(cli.timeout), transport)?;
+    let timeout = Duration::from_secs(cli.timeout);
+    let local = match &auth {
+        Some(_) => None,
+        None => ipfs_cluster::config::ApiCredential::for_local_client(&cli.host),
+    };
+    let auth = match local {
+        None => auth,
+        Some(cred) => {
+            // Another user's program on that port (or a peer without this credential) gets
+            // no credential; if the API needs one, its 401 says so.
+            let anonymous = Client::with_transport(&cli.host, None, timeout, transport)?;
+            anonymous
+                .server_knows(&cred)
+                .await
+                .then_some((cred.user, cred.password))
+        }
+    };
+    let client = Client::with_transport(&cli.host, auth, timeout, transport)?;
     let enc = cli.enc;
     match cli.cmd {
         Cmd::Id => print(enc, &client.id().await?, id_text),

@@ -250,6 +250,7 @@ fn send_changed<T: serde::Serialize + Clone>(
 const HIDDEN: &str = "--hidden";
 
 fn main() {
+    let limits = ipfs_cluster::process::raise_open_files_limit();
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
@@ -257,6 +258,9 @@ fn main() {
                 .unwrap_or_else(|_| "info,openraft=warn,sqlx=warn".into()),
         )
         .init();
+    if limits.is_none() {
+        tracing::warn!("the open files limit could not be raised");
+    }
     let folder = ipfs_cluster::config::folder(None);
     let desktop: App = Arc::new(Desktop::new(folder));
     let quitting = Arc::new(AtomicBool::new(false));

@@ -4,19 +4,28 @@
 //! some cross-site requests without asking anyone: a form's POST, or `fetch` with
 //! `mode: "no-cors"`. CORS headers only stop the page from reading the answer; the request
 //! has already been obeyed. So a request that shows it comes from a page (an `Origin`
-//! header, or `Sec-Fetch-Site: cross-site`) is refused with 403 before anything runs unless
-//! the config allows that origin *and* that method. Clients that are not browsers
+//! header, or a `Sec-Fetch-Site` other than `same-origin` and `none`: a page on another
+//! loopback port is `same-site`, not `same-origin`) is refused with 403 before anything runs
+//! unless the config allows that origin *and* that method. Clients that are not browsers
 //! (`ipfs-cluster-ctl`, scripts) send neither header and are not affected; with IPFS
 //! Cluster's default config (any origin, GET only) pages can read but not change anything.
 
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+
+/// How an API words an error: its status and message in the API's own body shape.
+pub type Render = fn(StatusCode, String) -> Response;
+
+/// A plain-text error, for listeners without an error shape of their own (metrics).
+pub fn plain_error(status: StatusCode, message: String) -> Response {
+    (status, message).into_response()
+}
 
 /// Which origins and methods pages may use (`cors_allowed_origins`, `cors_allowed_methods`).
 #[derive(Clone, Debug)]
-pub(crate) struct CrossSitePolicy {
+pub struct CrossSitePolicy {
     any_origin: bool,
     origins: Vec<String>,
     methods: Vec<Method>,
@@ -25,7 +34,7 @@ pub(crate) struct CrossSitePolicy {
     /// The API has no CORS settings: no page may use it, whatever it asks.
     no_pages: bool,
     /// The API's error body for the 403.
-    render: fn(StatusCode, String) -> Response,
+    render: Render,
 }
 
 impl CrossSitePolicy {
@@ -46,12 +55,12 @@ impl CrossSitePolicy {
             methods,
             section,
             no_pages: false,
-            render: super::error_response,
+            render: plain_error,
         }
     }
 
     /// A policy for an API that no web page may use (the IPFS proxy, as Kubo's RPC API).
-    pub(crate) fn no_pages(section: &'static str) -> Self {
+    pub fn no_pages(section: &'static str) -> Self {
         CrossSitePolicy {
             no_pages: true,
             ..Self::new(&[], &[], section)
@@ -59,7 +68,7 @@ impl CrossSitePolicy {
     }
 
     /// Refusals worded as the API words its errors.
-    pub(crate) fn rendered_by(self, render: fn(StatusCode, String) -> Response) -> Self {
+    pub fn rendered_by(self, render: Render) -> Self {
         CrossSitePolicy { render, ..self }
     }
 
@@ -68,7 +77,7 @@ impl CrossSitePolicy {
         if *method == Method::OPTIONS || (origin.is_none() && !cross_site) {
             return None;
         }
-        let who = origin.unwrap_or("a cross-site page");
+        let who = origin.unwrap_or("a page of another site");
         if self.no_pages {
             return Some(format!(
                 "cross-site request refused: {} takes no requests from web pages ({who})",
@@ -101,7 +110,7 @@ impl CrossSitePolicy {
 }
 
 /// Middleware: 403 for a request from a page the policy does not allow.
-pub(crate) async fn refuse_cross_site(
+pub async fn refuse_cross_site(
     State(policy): State<CrossSitePolicy>,
     req: Request,
     next: Next,
@@ -110,9 +119,11 @@ pub(crate) async fn refuse_cross_site(
     let origin = headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or("(not text)"));
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    // `same-site` too: a page on another port of 127.0.0.1 is the same site.
+    let cross_site = headers.get("sec-fetch-site").is_some_and(|v| {
+        let v = v.as_bytes();
+        !v.eq_ignore_ascii_case(b"same-origin") && !v.eq_ignore_ascii_case(b"none")
+    });
     match policy.refusal(req.method(), origin, cross_site) {
         None => next.run(req).await,
         Some(why) => {

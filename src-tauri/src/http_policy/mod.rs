@@ -1,0 +1,315 @@
+//! One policy for every HTTP listener of the project (SPEC §4): the REST API, the Pinning
+//! Service API, the IPFS proxy, the metrics endpoint and the built-in IPFS node's RPC API.
+//!
+//! Who can reach a listener decides what it must refuse. Web pages in the user's browser
+//! reach loopback too:
+//! - [`cross_site`] refuses requests that show they come from a page the API's settings do
+//!   not allow (each API installs it with its own CORS settings);
+//! - DNS rebinding (a page whose own name resolves to 127.0.0.1) passes for same-origin, so
+//!   a loopback-bound listener answers only `Host` values that name its address or
+//!   `localhost` (403 otherwise). Listeners bound to other addresses are reached by names
+//!   only their users know, and are not checked;
+//! - paths are normalised before routing (`//api/v0/pin/add`, `/api/v0/pin/add/`,
+//!   `/api/v0/pin%2Fadd` are all `/api/v0/pin/add`, as Go's servers read them), so that no
+//!   spelling slips past a handler: the proxy intercepts every pin Kubo would run;
+//! - a body must keep arriving: `read_timeout` bounds the whole request when set; when it is
+//!   0 (IPFS Cluster's default) a body must still average [`MIN_BODY_RATE`] bytes a second
+//!   once [`BODY_GRACE`] has passed since the handler first read it (Kestrel's rule), so that
+//!   a client trickling bytes holds neither a connection nor a handler, while uploads of any
+//!   size at any real speed pass.
+
+pub mod cross_site;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use bytes::Bytes;
+use http_body::Frame;
+
+pub use cross_site::{plain_error, refuse_cross_site, CrossSitePolicy, Render};
+
+/// The least a request body must average once [`BODY_GRACE`] has passed, in bytes a second.
+pub const MIN_BODY_RATE: u64 = 240;
+/// How long a body may take before [`MIN_BODY_RATE`] applies.
+pub const BODY_GRACE: Duration = Duration::from_secs(10);
+
+/// What every request to one bound address passes before its API sees it.
+#[derive(Clone, Debug)]
+pub struct ListenerPolicy {
+    /// Names the listener in refusals (`api.restapi`).
+    section: &'static str,
+    /// The `Host` names answered (lowercase, no port); `None`: any (not loopback-bound).
+    hosts: Option<Arc<[String]>>,
+    /// The whole request, body included (zero: the pace rule instead).
+    read: Duration,
+    /// The whole response (zero: none).
+    write: Duration,
+    render: Render,
+}
+
+impl ListenerPolicy {
+    /// The policy of a listener bound to `bound`, with no timeouts but the body pace.
+    pub fn new(section: &'static str, bound: SocketAddr, render: Render) -> ListenerPolicy {
+        let hosts = bound.ip().is_loopback().then(|| {
+            let ip = bound.ip().to_string().to_ascii_lowercase();
+            Arc::from(vec![ip, "localhost".to_string()])
+        });
+        ListenerPolicy {
+            section,
+            hosts,
+            read: Duration::ZERO,
+            write: Duration::ZERO,
+            render,
+        }
+    }
+
+    /// With `read_timeout` and `write_timeout` (zero: none, and the body pace applies).
+    pub fn with_timeouts(self, read: Duration, write: Duration) -> ListenerPolicy {
+        ListenerPolicy {
+            read,
+            write,
+            ..self
+        }
+    }
+
+    /// Why a request naming `host` may not be answered here, if it may not.
+    fn host_refusal(&self, host: Option<&str>) -> Option<String> {
+        let hosts = self.hosts.as_ref()?;
+        // Browsers always send one; a client without (HTTP/1.0) is not a page.
+        let host = host?;
+        let name = host_name(host);
+        if hosts.contains(&name) {
+            return None;
+        }
+        Some(format!(
+            "{} answers requests for its own address only: Host {host:?} refused (a page \
+             whose name was made to point at this machine?)",
+            self.section
+        ))
+    }
+}
+
+/// The name in a `Host` value: lowercase, without port, brackets or a final dot.
+fn host_name(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// `app` behind `policy`: paths normalised before routing, `Host` checked, bodies paced or
+/// timed out, responses timed out.
+pub fn protect(app: Router, policy: ListenerPolicy) -> Router {
+    let normalized = tower::ServiceBuilder::new()
+        .map_request(normalize::<Body>)
+        .service(app);
+    Router::new()
+        .fallback_service(normalized)
+        .layer(axum::middleware::from_fn_with_state(policy, check))
+}
+
+/// Middleware: the `Host` rule, then the body and response deadlines.
+async fn check(State(p): State<ListenerPolicy>, req: Request, next: Next) -> Response {
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => Some(h.to_str().unwrap_or("(not text)").to_string()),
+        None => req.uri().authority().map(|a| a.to_string()),
+    };
+    if let Some(why) = p.host_refusal(host.as_deref()) {
+        tracing::warn!(method = %req.method(), path = %req.uri().path(), "{why}");
+        return (p.render)(StatusCode::FORBIDDEN, why);
+    }
+    let start = tokio::time::Instant::now();
+    let req = if p.read.is_zero() {
+        req.map(|b| Body::new(Deadline::paced(b)))
+    } else {
+        req.map(|b| Body::new(Deadline::at(b, start + p.read, "reading the request")))
+    };
+    let resp = next.run(req).await;
+    if p.write.is_zero() {
+        resp
+    } else {
+        resp.map(|b| Body::new(Deadline::at(b, start + p.write, "writing the response")))
+    }
+}
+
+/// The request with its path in one spelling (see the module docs); the query is kept.
+fn normalize<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    let path = req.uri().path();
+    let Cow::Owned(clean) = clean_path(path) else {
+        return req;
+    };
+    let mut target = clean;
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut parts = req.uri().clone().into_parts();
+    match target.parse() {
+        Ok(pq) => {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+        Err(e) => tracing::debug!("path {target:?} not normalised: {e}"),
+    }
+    req
+}
+
+/// Characters that stay escaped in a normalised path: all but RFC 3986's `pchar`s.
+const PATH_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// `path` decoded once, its empty and `.` segments dropped, `..` applied, no trailing slash,
+/// and escaped again where a path needs it; borrowed when it was already so.
+fn clean_path(path: &str) -> Cow<'_, str> {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+    let mut segments: Vec<&[u8]> = Vec::new();
+    for seg in decoded.split(|b| *b == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut clean = String::with_capacity(path.len());
+    for seg in &segments {
+        clean.push('/');
+        clean.extend(percent_encoding::percent_encode(seg, PATH_ESCAPED));
+    }
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    if clean == path {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(clean)
+    }
+}
+
+/// A body that fails once its deadline has passed (the connection is then dropped): a fixed
+/// one, or one that moves with the bytes received (the pace rule).
+struct Deadline {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    what: &'static str,
+    /// The pace rule: when the handler first read, and the bytes received since.
+    pace: Option<(Option<tokio::time::Instant>, u64)>,
+}
+
+impl Deadline {
+    fn at(inner: Body, at: tokio::time::Instant, what: &'static str) -> Deadline {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            what,
+            pace: None,
+        }
+    }
+
+    fn paced(inner: Body) -> Deadline {
+        Deadline {
+            pace: Some((None, 0)),
+            // Armed again at the first read.
+            ..Deadline::at(
+                inner,
+                tokio::time::Instant::now() + BODY_GRACE,
+                "reading the request (too slow)",
+            )
+        }
+    }
+
+    /// The fixed deadline has passed.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let timed_out =
+            |what: &str| Poll::Ready(Some(Err(axum::Error::new(format!("{what} timed out")))));
+        let Some((first_read, received)) = this.pace.as_mut() else {
+            if this.expired(cx) {
+                return timed_out(this.what);
+            }
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
+        // The clock starts when the handler first reads (a client that sent `Expect:
+        // 100-continue` waits until then), and what has arrived is always taken first.
+        let start = match *first_read {
+            Some(s) => s,
+            None => {
+                let now = tokio::time::Instant::now();
+                *first_read = Some(now);
+                this.sleep.as_mut().reset(now + BODY_GRACE);
+                now
+            }
+        };
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *received += data.len() as u64;
+                }
+                let earned = Duration::from_secs_f64(*received as f64 / MIN_BODY_RATE as f64);
+                this.sleep.as_mut().reset(start + earned.max(BODY_GRACE));
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending if this.expired(cx) => timed_out(this.what),
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;
