@@ -243,7 +243,18 @@ impl Connections {
             let watcher = graceful.watcher();
             self.tasks.spawn_graceful(async move {
                 match this.tls.clone() {
-                    None => this.serve(TokioIo::new(tcp), watcher, local).await,
+                    None => {
+                        // hyper's header timeout starts with the first byte: a connection
+                        // that sends none would be held for good.
+                        let mut first = [0u8; 1];
+                        match tokio::time::timeout(this.header_timeout, tcp.peek(&mut first)).await
+                        {
+                            Ok(Ok(n)) if n > 0 => {
+                                this.serve(TokioIo::new(tcp), watcher, local).await
+                            }
+                            _ => tracing::debug!("a connection sent nothing in time"),
+                        }
+                    }
                     Some(acceptor) => {
                         let handshake =
                             tokio::time::timeout(this.header_timeout, acceptor.accept(tcp));

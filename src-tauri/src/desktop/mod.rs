@@ -702,11 +702,11 @@ fn collect(
 fn read_found(file: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    // O_NOFOLLOW (Linux); the dropped path itself was resolved by the walk already.
-    const O_NOFOLLOW: i32 = 0o400000;
+    // The dropped path itself was resolved by the walk already; O_NONBLOCK so that a file
+    // swapped for a FIFO does not block the open.
     let mut f = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(file)?;
     if !f.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));

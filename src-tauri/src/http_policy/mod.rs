@@ -6,15 +6,17 @@
 //! - [`cross_site`] refuses requests that show they come from a page the API's settings do
 //!   not allow (each API installs it with its own CORS settings);
 //! - DNS rebinding (a page whose own name resolves to 127.0.0.1) passes for same-origin, so
-//!   a loopback-bound listener answers only `Host` values that name its address or
-//!   `localhost` (403 otherwise). Listeners bound to other addresses are reached by names
-//!   only their users know, and are not checked;
+//!   a request that reached a loopback address (a listener bound there, or one bound to every
+//!   interface and reached through loopback) is answered only when its `Host` names that
+//!   address or `localhost` (403 otherwise). Requests from the network reach a listener by
+//!   names only its users know, and are not checked;
 //! - paths are normalised before routing (`//api/v0/pin/add`, `/api/v0/pin/add/`,
 //!   `/api/v0/pin%2Fadd` are all `/api/v0/pin/add`, as Go's servers read them), so that no
 //!   spelling slips past a handler: the proxy intercepts every pin Kubo would run;
 //! - a body must keep arriving: `read_timeout` bounds the whole request when set; when it is
 //!   0 (IPFS Cluster's default) a body must still average [`MIN_BODY_RATE`] bytes a second
-//!   once [`BODY_GRACE`] has passed since the handler first read it (Kestrel's rule), so that
+//!   once [`BODY_GRACE`] has passed since the handler first read it (Kestrel's rule), and may
+//!   never stall longer than [`BODY_STALL`] (bytes sent fast earn no long silence), so that
 //!   a client trickling bytes holds neither a connection nor a handler, while uploads of any
 //!   size at any real speed pass.
 
@@ -24,7 +26,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -43,14 +44,16 @@ pub use cross_site::{plain_error, refuse_cross_site, CrossSitePolicy, Render};
 pub const MIN_BODY_RATE: u64 = 240;
 /// How long a body may take before [`MIN_BODY_RATE`] applies.
 pub const BODY_GRACE: Duration = Duration::from_secs(10);
+/// The longest a body may send nothing while the handler waits for it.
+pub const BODY_STALL: Duration = Duration::from_secs(30);
 
 /// What every request to one bound address passes before its API sees it.
 #[derive(Clone, Debug)]
 pub struct ListenerPolicy {
     /// Names the listener in refusals (`api.restapi`).
     section: &'static str,
-    /// The `Host` names answered (lowercase, no port); `None`: any (not loopback-bound).
-    hosts: Option<Arc<[String]>>,
+    /// The address it is bound to (for a request whose connection's own is not known).
+    bound: SocketAddr,
     /// The whole request, body included (zero: the pace rule instead).
     read: Duration,
     /// The whole response (zero: none).
@@ -61,13 +64,9 @@ pub struct ListenerPolicy {
 impl ListenerPolicy {
     /// The policy of a listener bound to `bound`, with no timeouts but the body pace.
     pub fn new(section: &'static str, bound: SocketAddr, render: Render) -> ListenerPolicy {
-        let hosts = bound.ip().is_loopback().then(|| {
-            let ip = bound.ip().to_string().to_ascii_lowercase();
-            Arc::from(vec![ip, "localhost".to_string()])
-        });
         ListenerPolicy {
             section,
-            hosts,
+            bound,
             read: Duration::ZERO,
             write: Duration::ZERO,
             render,
@@ -83,13 +82,17 @@ impl ListenerPolicy {
         }
     }
 
-    /// Why a request naming `host` may not be answered here, if it may not.
-    fn host_refusal(&self, host: Option<&str>) -> Option<String> {
-        let hosts = self.hosts.as_ref()?;
+    /// Why a request naming `host` that reached `local` (this side of its connection, when
+    /// known) may not be answered here, if it may not.
+    fn host_refusal(&self, host: Option<&str>, local: Option<SocketAddr>) -> Option<String> {
+        let local = local.unwrap_or(self.bound);
+        if !local.ip().is_loopback() {
+            return None;
+        }
         // Browsers always send one; a client without (HTTP/1.0) is not a page.
         let host = host?;
         let name = host_name(host);
-        if hosts.contains(&name) {
+        if name == "localhost" || name == local.ip().to_string() {
             return None;
         }
         Some(format!(
@@ -131,7 +134,11 @@ async fn check(State(p): State<ListenerPolicy>, req: Request, next: Next) -> Res
         Some(h) => Some(h.to_str().unwrap_or("(not text)").to_string()),
         None => req.uri().authority().map(|a| a.to_string()),
     };
-    if let Some(why) = p.host_refusal(host.as_deref()) {
+    let local = req
+        .extensions()
+        .get::<crate::http_server::LocalAddr>()
+        .map(|l| l.0);
+    if let Some(why) = p.host_refusal(host.as_deref(), local) {
         tracing::warn!(method = %req.method(), path = %req.uri().path(), "{why}");
         return (p.render)(StatusCode::FORBIDDEN, why);
     }
@@ -294,7 +301,10 @@ impl http_body::Body for Deadline {
                     *received += data.len() as u64;
                 }
                 let earned = Duration::from_secs_f64(*received as f64 / MIN_BODY_RATE as f64);
-                this.sleep.as_mut().reset(start + earned.max(BODY_GRACE));
+                let stall = tokio::time::Instant::now() + BODY_STALL;
+                this.sleep
+                    .as_mut()
+                    .reset((start + earned.max(BODY_GRACE)).min(stall));
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending if this.expired(cx) => timed_out(this.what),

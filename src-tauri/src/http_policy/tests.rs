@@ -126,14 +126,19 @@ async fn a_trickling_body_fails_once_it_falls_behind_the_minimum_pace() {
         BODY_GRACE,
         "refused at the end of the grace"
     );
-    // Bytes earn time: a body that sent 10 × the rate may stall that long.
+    // Bytes earn time: a body that sent twice the grace's worth may stall that long...
     let big: &'static str = Box::leak(
-        "x".repeat(10 * BODY_GRACE.as_secs() as usize * MIN_BODY_RATE as usize)
+        "x".repeat(2 * BODY_GRACE.as_secs() as usize * MIN_BODY_RATE as usize)
             .into_boxed_str(),
     );
     let started = tokio::time::Instant::now();
     Deadline::paced(stalled(big)).collect().await.unwrap_err();
-    assert_eq!(started.elapsed(), 10 * BODY_GRACE);
+    assert_eq!(started.elapsed(), 2 * BODY_GRACE);
+    // ...but never longer than the stall limit, however much it sent.
+    let huge: &'static str = Box::leak("x".repeat(1 << 20).into_boxed_str());
+    let started = tokio::time::Instant::now();
+    Deadline::paced(stalled(huge)).collect().await.unwrap_err();
+    assert_eq!(started.elapsed(), BODY_STALL);
 }
 
 #[tokio::test(start_paused = true)]

@@ -557,18 +557,11 @@ fn credentials_match(
 
 fn cors(cfg: &HttpApiConfig) -> CorsLayer {
     let any_origin = cfg.cors_allowed_origins.iter().any(|o| o == "*");
-    let has_credentials = cfg
-        .basic_auth_credentials
-        .as_ref()
-        .is_some_and(|c| !c.is_empty());
-    let origin = if any_origin && has_credentials {
-        // "*" with credentials is invalid in browsers; reflecting the origin is what Go's
-        // rs/cors does for this configuration (the page still needs the credentials).
-        AllowOrigin::mirror_request()
-    } else if any_origin {
-        // Without credentials, a mirrored origin with `Allow-Credentials` would let any site
-        // read the API with the browser's ambient authority: answer "*", which browsers never
-        // combine with credentials.
+    let origin = if any_origin {
+        // Any origin is answered "*", which browsers never combine with credentials: a
+        // mirrored origin with `Allow-Credentials` would let every site read the API with the
+        // browser's ambient authority (basic auth it cached). IPFS Cluster's rs/cors mirrors;
+        // a web UI that sends credentials names its origin in `cors_allowed_origins`.
         AllowOrigin::any()
     } else {
         AllowOrigin::list(
@@ -577,7 +570,7 @@ fn cors(cfg: &HttpApiConfig) -> CorsLayer {
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
         )
     };
-    let allow_credentials = cfg.cors_allow_credentials && (has_credentials || !any_origin);
+    let allow_credentials = cfg.cors_allow_credentials && !any_origin;
     let methods: Vec<Method> = cfg
         .cors_allowed_methods
         .iter()

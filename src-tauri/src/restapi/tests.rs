@@ -206,9 +206,14 @@ async fn cors_headers_follow_the_config() {
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["version"], crate::types::VERSION);
     a.peer.shutdown().await;
-    // With credentials, the origin is mirrored (rs/cors) and credentials allowed: the page
-    // still needs them.
-    let a = api_with_user("alice", "secret").await;
+    // With credentials too: never a mirrored origin with credentials. A listed origin gets
+    // them.
+    let a = api(|c| {
+        let r = &mut c.api.restapi.0;
+        r.basic_auth_credentials = Some(BTreeMap::from([("alice".into(), "secret".into())]));
+        r.cors_allowed_origins = vec!["*".into()];
+    })
+    .await;
     let resp = a
         .http
         .get(format!("{}/version", a.base))
@@ -217,9 +222,29 @@ async fn cors_headers_follow_the_config() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(resp
+        .headers()
+        .get("access-control-allow-credentials")
+        .is_none());
+    a.peer.shutdown().await;
+    let a = api(|c| {
+        let r = &mut c.api.restapi.0;
+        r.basic_auth_credentials = Some(BTreeMap::from([("alice".into(), "secret".into())]));
+        r.cors_allowed_origins = vec!["http://app.test".into()];
+    })
+    .await;
+    let resp = a
+        .http
+        .get(format!("{}/version", a.base))
+        .basic_auth("alice", Some("secret"))
+        .header("Origin", "http://app.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         resp.headers()["access-control-allow-origin"],
-        "http://example.test"
+        "http://app.test"
     );
     assert_eq!(resp.headers()["access-control-allow-credentials"], "true");
     a.peer.shutdown().await;
@@ -1362,6 +1387,22 @@ async fn the_peer_proves_it_knows_a_credential_before_a_client_sends_it() {
             .await
             .0,
         400
+    );
+    a.peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    use tokio::io::AsyncReadExt;
+    let a = api(|_| {}).await;
+    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "still open after 30 s: {read:?}"
     );
     a.peer.shutdown().await;
 }

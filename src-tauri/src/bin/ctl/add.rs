@@ -71,9 +71,11 @@ fn walk(
 fn entries(paths: &[PathBuf], recursive: bool, hidden: bool) -> anyhow::Result<(Vec<Entry>, u64)> {
     let mut out = Vec::new();
     for p in paths {
-        let name = p
+        // The path given is followed; from there on, nothing is (see `walk`, `form`).
+        let p = &p
             .canonicalize()
-            .with_context(|| format!("{}", p.display()))?
+            .with_context(|| format!("{}", p.display()))?;
+        let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "root".into());
@@ -94,7 +96,11 @@ async fn form(entries: Vec<Entry>, bar: &ProgressBar) -> anyhow::Result<Form> {
         let part = match e.file {
             None => Part::bytes(Vec::new()).mime_str("application/x-directory")?,
             Some((path, len)) => {
-                let file = tokio::fs::File::open(&path)
+                // A link swapped in since the walk is not followed; nor is a FIFO waited on.
+                let file = tokio::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(&path)
                     .await
                     .with_context(|| format!("{}", path.display()))?;
                 let bar = bar.clone();
