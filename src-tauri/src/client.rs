@@ -147,32 +147,32 @@ impl Client {
         &self.base
     }
 
-    /// Whether the server at this client's address proves it knows `cred`'s password (`GET
-    /// /auth/proof` with a fresh nonce): a client on this machine sends the local peer's
-    /// credential only to a server that does (see [`crate::config::ApiCredential::proof`]).
-    pub async fn server_knows(&self, cred: &crate::config::ApiCredential) -> bool {
-        let Some(port) = reqwest::Url::parse(&self.base)
-            .ok()
-            .and_then(|u| u.port_or_known_default())
-        else {
-            return false;
-        };
+    /// The address of the server at this client's address, if it proves it knows `cred`'s
+    /// password (`GET /auth/proof` with a fresh nonce, redirects not followed): a client on
+    /// this machine sends the local peer's credential only to a server that does, and then
+    /// only to that address (see [`crate::config::ApiCredential::proof`]).
+    pub async fn server_knows(
+        &self,
+        cred: &crate::config::ApiCredential,
+    ) -> Option<std::net::SocketAddr> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .ok()?;
         let nonce = hex::encode(rand::random::<[u8; 32]>());
-        let answer = self
-            .http
+        let resp = http
             .get(format!("{}/auth/proof", self.base))
             .query(&[("user", cred.user.as_str()), ("nonce", nonce.as_str())])
             .send()
-            .await;
-        let Ok(resp) = answer else {
-            return false;
-        };
-        let Ok(v) = resp.json::<serde_json::Value>().await else {
-            return false;
-        };
-        let expected = crate::config::ApiCredential::proof(&cred.password, &nonce, port);
+            .await
+            .ok()?;
+        let addr = resp.remote_addr()?;
+        let v: serde_json::Value = resp.json().await.ok()?;
+        let expected = crate::config::ApiCredential::proof(&cred.password, &nonce, addr);
         let got = v["proof"].as_str().unwrap_or_default();
-        subtle::ConstantTimeEq::ct_eq(got.as_bytes(), expected.as_bytes()).into()
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(got.as_bytes(), expected.as_bytes()).into();
+        ok.then_some(addr)
     }
 
     async fn request(

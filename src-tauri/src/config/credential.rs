@@ -68,16 +68,17 @@ impl ApiCredential {
     }
 
     /// What a server that knows this credential's password answers to a client's `nonce`
-    /// when it was reached on `port` (`GET /auth/proof`): HMAC-SHA256 keyed by the password
-    /// over a label, the nonce and the port, hex. A client on this machine sends the
-    /// credential only to a server that answers it (another user's program on the loopback
-    /// port cannot, and a proof relayed from the real peer names the real peer's port). The
-    /// label keeps it apart from the JWTs the same key signs.
-    pub fn proof(password: &str, nonce: &str, port: u16) -> String {
+    /// when it was reached at `addr` (`GET /auth/proof`): HMAC-SHA256 keyed by the password
+    /// over a label, the nonce and the address, hex. A client on this machine sends the
+    /// credential only to a server that answers it, and then only at that address (another
+    /// user's program on a loopback port cannot answer, and a proof relayed from the real
+    /// peer names the real peer's address). The label keeps it apart from the JWTs the same
+    /// key signs.
+    pub fn proof(password: &str, nonce: &str, addr: std::net::SocketAddr) -> String {
         use hmac::Mac;
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(password.as_bytes())
             .expect("HMAC takes any key");
-        mac.update(format!("ipfs-cluster-desktop/rest-proof/v1\0{nonce}\0{port}").as_bytes());
+        mac.update(format!("ipfs-cluster-desktop/rest-proof/v1\0{nonce}\0{addr}").as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
 

@@ -407,7 +407,6 @@ impl Auth {
         let router = router.merge(
             Router::new()
                 .route("/token", post(new_token))
-                .route("/auth/proof", get(auth_proof))
                 .with_state(self.clone()),
         );
         if self.creds.as_ref().is_some_and(|c| !c.is_empty()) {
@@ -509,33 +508,39 @@ async fn new_token(State(auth): State<Auth>, headers: HeaderMap) -> Response {
     }
 }
 
-/// `GET /auth/proof?user=U&nonce=N`: this server's proof that it knows `U`'s password
-/// ([`crate::config::ApiCredential::proof`], bound to the port the client reached). Open,
-/// like `/health`: it tells nothing about the password. An unknown user gets a proof under a
-/// random key, so that users cannot be told apart from outside.
+/// The local credential this peer proves it knows (`<folder>/restapi.credential`, when it
+/// is one of the API's credentials: the desktop app's, random).
+#[derive(Clone)]
+struct Proof {
+    user: String,
+    password: String,
+}
+
+/// `GET /auth/proof?user=U&nonce=N`: this peer's proof that it knows the local credential
+/// ([`crate::config::ApiCredential::proof`], bound to the address the client reached), so
+/// that `ipfs-cluster-ctl` on this machine sends it to no other program. Open, like
+/// `/health`, but only on loopback connections and only for that credential (its password
+/// is 256 random bits: the answer helps no one guess it); 404 otherwise.
 async fn auth_proof(
-    State(auth): State<Auth>,
+    State(proof): State<Option<Proof>>,
     q: Params,
     local: Option<axum::Extension<crate::http_server::LocalAddr>>,
 ) -> Response {
+    let no = || error_response(StatusCode::NOT_FOUND, "no proof here".into());
+    let (Some(p), Some(axum::Extension(local))) = (proof, local) else {
+        return no();
+    };
+    if !local.0.ip().is_loopback() || q.get("user") != Some(p.user.as_str()) {
+        return no();
+    }
     let nonce = q.get("nonce").unwrap_or_default();
     if nonce.len() < 32 || nonce.len() > 128 {
-        return (auth.render)(
+        return error_response(
             StatusCode::BAD_REQUEST,
             "nonce: 32 to 128 characters expected".into(),
         );
     }
-    let Some(axum::Extension(local)) = local else {
-        return (auth.render)(StatusCode::NOT_FOUND, "no proof on this listener".into());
-    };
-    let user = q.get("user").unwrap_or_default();
-    let random = hex::encode(rand::random::<[u8; 32]>());
-    let password = auth
-        .creds
-        .as_ref()
-        .and_then(|c| c.get(user))
-        .unwrap_or(&random);
-    let proof = crate::config::ApiCredential::proof(password, nonce, local.0.port());
+    let proof = crate::config::ApiCredential::proof(&p.password, nonce, local.0);
     Json(serde_json::json!({ "proof": proof })).into_response()
 }
 
@@ -598,7 +603,11 @@ fn cors(cfg: &HttpApiConfig) -> CorsLayer {
     layer
 }
 
-pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
+/// The REST API's routes behind their guard, proving it knows `proof` (see [`auth_proof`]).
+fn router(cluster: Cluster, cfg: &HttpApiConfig, proof: Option<Proof>) -> Router {
+    let proof = Router::new()
+        .route("/auth/proof", get(auth_proof))
+        .with_state(proof);
     let r = Router::new()
         .route("/id", get(id))
         .route("/version", get(version))
@@ -624,7 +633,8 @@ pub fn router(cluster: Cluster, cfg: &HttpApiConfig) -> Router {
         .route("/health/bandwidth", get(bandwidth))
         .route("/ipfs/gc", post(ipfs_gc))
         .fallback(not_found)
-        .with_state(cluster);
+        .with_state(cluster)
+        .merge(proof);
     guard(r, cfg, "api.restapi", error_response)
 }
 
@@ -665,7 +675,21 @@ pub(crate) async fn serve(
 ) -> Result<Vec<SocketAddr>, Error> {
     let settings =
         crate::http_server::HttpSettings::of_api(cfg, "api.restapi").rendered_by(error_response);
-    crate::http_server::serve(&settings, folder, router(cluster, cfg), tasks).await
+    let proof = crate::config::ApiCredential::load(folder)
+        .ok()
+        .flatten()
+        .filter(|c| {
+            cfg.basic_auth_credentials
+                .as_ref()
+                .and_then(|m| m.get(&c.user))
+                .is_some_and(|p| *p == c.password)
+        })
+        .map(|c| Proof {
+            user: c.user,
+            password: c.password,
+        });
+    let app = router(cluster, cfg, proof);
+    crate::http_server::serve(&settings, folder, app, tasks).await
 }
 
 #[cfg(test)]

@@ -1353,42 +1353,87 @@ async fn add_of_a_car_imports_its_blocks_and_pins_its_single_root() {
 }
 
 #[tokio::test]
-async fn the_peer_proves_it_knows_a_credential_before_a_client_sends_it() {
-    let a = api_with_user("desktop", "pw").await;
-    let client = crate::client::Client::new(&a.base, None, Duration::from_secs(5)).unwrap();
-    let cred = |password: &str| crate::config::ApiCredential {
-        user: "desktop".into(),
+async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = FakeKubo::start().await;
+    let mut cfg = Config::default();
+    cfg.cluster.secret = Secret::generate();
+    cfg.ipfs_connector.ipfshttp = kubo.config();
+    cfg.api.ipfsproxy.node_multiaddress = kubo.multiaddr();
+    cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.pinsvcapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
+    cfg.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([
+        ("desktop".to_string(), "random-256-bits".to_string()),
+        ("alice".to_string(), "chosen by a person".to_string()),
+    ]));
+    std::fs::write(
+        dir.path().join(crate::config::API_CREDENTIAL_FILE),
+        "desktop:random-256-bits\n",
+    )
+    .unwrap();
+    let peer = Peer::start(
+        dir.path().to_path_buf(),
+        cfg,
+        Identity::generate(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", peer.rest_addr());
+    let client = crate::client::Client::new(&base, None, Duration::from_secs(5)).unwrap();
+    let cred = |user: &str, password: &str| crate::config::ApiCredential {
+        user: user.into(),
         password: password.into(),
     };
-    assert!(client.server_knows(&cred("pw")).await);
-    assert!(!client.server_knows(&cred("another")).await);
-    // The proof names the port reached: one relayed from elsewhere does not fit.
+    assert_eq!(
+        client
+            .server_knows(&cred("desktop", "random-256-bits"))
+            .await,
+        Some(peer.rest_addr())
+    );
+    assert_eq!(client.server_knows(&cred("desktop", "another")).await, None);
+    // No proof for a password a person chose (an offline guessing oracle), nor a relayed one.
+    assert_eq!(
+        client
+            .server_knows(&cred("alice", "chosen by a person"))
+            .await,
+        None
+    );
+    let http = reqwest::Client::new();
     let nonce = "n".repeat(32);
-    let v = a
-        .get_json(&format!("/auth/proof?user=desktop&nonce={nonce}"))
-        .await;
-    let port = a.peer.rest_addr().port();
-    let proof = v["proof"].as_str().unwrap();
+    let url = |user: &str, nonce: &str| format!("{base}/auth/proof?user={user}&nonce={nonce}");
     assert_eq!(
-        proof,
-        crate::config::ApiCredential::proof("pw", &nonce, port)
-    );
-    assert_ne!(
-        proof,
-        crate::config::ApiCredential::proof("pw", &nonce, port + 1)
-    );
-    // An unknown user cannot be told apart, and a short nonce is refused.
-    let unknown = a
-        .get_json(&format!("/auth/proof?user=bob&nonce={nonce}"))
-        .await;
-    assert_eq!(unknown["proof"].as_str().unwrap().len(), proof.len());
-    assert_eq!(
-        answer(&a, "GET", "/auth/proof?user=desktop&nonce=x")
+        http.get(url("alice", &nonce))
+            .send()
             .await
-            .0,
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(url("desktop", "x")).send().await.unwrap().status(),
         400
     );
-    a.peer.shutdown().await;
+    let v: serde_json::Value = http
+        .get(url("desktop", &nonce))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    assert_eq!(
+        v["proof"],
+        crate::config::ApiCredential::proof("random-256-bits", &nonce, peer.rest_addr())
+    );
+    assert_ne!(
+        v["proof"],
+        crate::config::ApiCredential::proof("random-256-bits", &nonce, other)
+    );
+    peer.shutdown().await;
 }
 
 #[tokio::test]

@@ -668,19 +668,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(_) => None,
         None => ipfs_cluster::config::ApiCredential::for_local_client(&cli.host),
     };
-    let auth = match local {
-        None => auth,
+    // The credentialed client then dials the address that proved itself, nothing else.
+    let (host, auth) = match local {
+        None => (cli.host.clone(), auth),
         Some(cred) => {
             // Another user's program on that port (or a peer without this credential) gets
             // no credential; if the API needs one, its 401 says so.
             let anonymous = Client::with_transport(&cli.host, None, timeout, transport)?;
-            anonymous
-                .server_knows(&cred)
-                .await
-                .then_some((cred.user, cred.password))
+            match anonymous.server_knows(&cred).await {
+                Some(addr) => (addr.to_string(), Some((cred.user, cred.password))),
+                None => (cli.host.clone(), None),
+            }
         }
     };
-    let client = Client::with_transport(&cli.host, auth, timeout, transport)?;
+    let client = Client::with_transport(&host, auth, timeout, transport)?;
     let enc = cli.enc;
     match cli.cmd {
         Cmd::Id => print(enc, &client.id().await?, id_text),
