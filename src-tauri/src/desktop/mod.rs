@@ -367,7 +367,7 @@ impl Desktop {
         let ipfs_cfg = &cfg.ipfs_connector.ipfshttp;
         let first = ipfs_cfg.node_multiaddress.first();
         let address = first.map(|a| a.to_string()).unwrap_or_default();
-        let sock = first.and_then(|a| crate::net::socket_addr(a).ok());
+        let sock = first.and_then(ipfs_trust::socket_of);
         let mut refused = None;
         let status = match IpfsHttp::new(ipfs_cfg) {
             Err(e) => IpfsStatus {
