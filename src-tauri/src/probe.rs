@@ -23,6 +23,8 @@ pub enum Ask {
     JoinAs(String),
     /// A member's pin statuses (what global status asks).
     Status,
+    /// A vote request with a huge term (which would depose the leader).
+    Vote,
 }
 
 /// Sends `ask` to `target` (a multiaddr ending in `/p2p/<id>`) as a host holding `secret`
@@ -40,9 +42,11 @@ pub async fn as_stranger(secret: &str, target: &str, ask: Ask) -> String {
         return format!("{target}: no /p2p/ part");
     };
     let tasks = Tasks::new();
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let me = keypair.public().to_peer_id();
     let rpc = ClusterRpc::start(
         SwarmOptions {
-            keypair: libp2p::identity::Keypair::generate_ed25519(),
+            keypair,
             secret: secret.0,
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")],
             announce: Vec::new(),
@@ -72,6 +76,13 @@ pub async fn as_stranger(secret: &str, target: &str, ask: Ask) -> String {
             follower: true,
         }),
         Ask::Status => RpcRequest::Pins(crate::components::PeerCall::Status(Vec::new())),
+        Ask::Vote => {
+            let vote = openraft::Vote::new(1 << 40, crate::consensus::typ::node_id(&me));
+            RpcRequest::Raft(RaftRequest::Vote(
+                openraft::raft::VoteRequest::new(vote, None),
+                None,
+            ))
+        }
     };
     let answer = match rpc
         .call(peer, vec![addr], req, Duration::from_secs(30))

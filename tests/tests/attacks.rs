@@ -406,6 +406,8 @@ async fn a_stranger_with_the_secret_cannot_commit_or_remove() -> Result<()> {
         (&at_other, Ask::Removed),
         (&at_leader, Ask::JoinAs(c.peers[other].id())),
         (&at_other, Ask::Status),
+        (&at_other, Ask::Vote),
+        (&at_leader, Ask::Vote),
     ];
     for (to, ask) in asks {
         let text = as_stranger(&secret, to, ask).await;
@@ -414,7 +416,8 @@ async fn a_stranger_with_the_secret_cannot_commit_or_remove() -> Result<()> {
             "{text}"
         );
     }
-    // Nothing changed: three voters, no pin, everyone running.
+    // Nothing changed: three voters, the same leader, no pin, everyone running.
+    assert_eq!(c.leader_seen_by(other).await?, leader, "no one was deposed");
     let client = c.peers[other].client();
     assert!(cluster_tests::pinset(&client).await.is_empty());
     assert_eq!(client.peers().await?.len(), 3);

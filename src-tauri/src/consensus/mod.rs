@@ -12,6 +12,7 @@ mod management;
 pub(crate) mod network;
 pub mod offline;
 mod raft;
+mod senders;
 mod server;
 mod snapshot;
 mod store;

@@ -118,6 +118,8 @@ pub struct RaftConsensus {
     pub(super) admission: Arc<Admission>,
     /// Whether a refused Raft message was logged already (see `RaftConsensus::refuse`).
     pub(super) refused_once: std::sync::atomic::AtomicBool,
+    /// Senders of Raft messages vouched for or refused (see `senders`).
+    pub(super) senders: super::senders::Senders,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -268,6 +270,7 @@ impl RaftConsensus {
             snapshot_ms,
             admission,
             refused_once: Default::default(),
+            senders: Default::default(),
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {

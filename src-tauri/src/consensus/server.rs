@@ -8,7 +8,8 @@ use crate::components::{Consensus, ConsensusError};
 use super::management::unavailable;
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
-use super::typ::ClusterNode;
+use super::senders::Verdict;
+use super::typ::{ClusterNode, NodeId};
 
 #[async_trait]
 impl RaftService for RaftConsensus {
@@ -22,8 +23,9 @@ impl RaftService for RaftConsensus {
         let raft = self.raft();
         // Holding the secret is not membership: who is not a member may ask to join (for
         // itself) and read what joining and learning of a removal need (`State`, `Members`).
-        // Raft's own messages are left to Raft and the admission checks: a member that missed
-        // a change must still follow a leader it does not know yet.
+        // Raft's own messages must come from a member, or one a voter vouches for
+        // (`may_send_raft`): a member that missed a change must still follow a leader it does
+        // not know yet.
         let member_only = matches!(req, RaftRequest::Leader(_) | RaftRequest::Removed(_));
         if member_only && !self.is_member(from) {
             tracing::warn!("refused a request from {from}: not a member of this cluster");
@@ -32,11 +34,25 @@ impl RaftService for RaftConsensus {
             ))));
         }
         match req {
-            RaftRequest::AppendEntries(r, to) => match self.admission.check_target(to.as_deref()) {
-                Ok(()) => RaftResponse::AppendEntries(raft.append_entries(r).await),
-                Err(why) => self.refuse(from, why.0),
-            },
+            RaftRequest::AppendEntries(r, to) => {
+                if let Err(why) = self
+                    .may_send_raft(from, r.vote.leader_id().voted_for())
+                    .await
+                {
+                    return self.refuse(from, why);
+                }
+                match self.admission.check_target(to.as_deref()) {
+                    Ok(()) => RaftResponse::AppendEntries(raft.append_entries(r).await),
+                    Err(why) => self.refuse(from, why.0),
+                }
+            }
             RaftRequest::Vote(r, to) => {
+                if let Err(why) = self
+                    .may_send_raft(from, r.vote.leader_id().voted_for())
+                    .await
+                {
+                    return self.refuse(from, why);
+                }
                 if !self.admission.is_admitted() {
                     // Its log may lack what it acknowledged before it lost its state: its vote
                     // could elect a leader without an acknowledged pin. Refused before Raft
@@ -55,6 +71,12 @@ impl RaftService for RaftConsensus {
                 RaftResponse::Vote(raft.vote(r).await)
             }
             RaftRequest::InstallSnapshot(r, to) => {
+                if let Err(why) = self
+                    .may_send_raft(from, r.vote.leader_id().voted_for())
+                    .await
+                {
+                    return self.refuse(from, why);
+                }
                 match self.admission.check_target(to.as_deref()) {
                     Ok(()) => RaftResponse::InstallSnapshot(raft.install_snapshot(r).await),
                     Err(why) => self.refuse(from, why.0),
@@ -95,6 +117,69 @@ impl RaftService for RaftConsensus {
 impl RaftConsensus {
     /// Refuses a Raft message meant for another Raft state of this peer's (said once a run:
     /// the sender retries at every heartbeat).
+    /// Whether `from` may send a Raft message whose candidate or leader is `named` (see
+    /// `senders`): it names itself, and it is a member, or a voter this peer knows says it is
+    /// one in a membership at least as new, or this peer knows no membership yet.
+    async fn may_send_raft(&self, from: &str, named: Option<NodeId>) -> Result<(), String> {
+        if named.is_none_or(|n| super::typ::parse_node_id(from).ok() != Some(n)) {
+            return Err(format!("{from} sent a Raft message in another peer's name"));
+        }
+        if self.is_member(from) {
+            return Ok(());
+        }
+        let (mine, voters) = {
+            let m = self.raft().metrics().borrow().clone();
+            let mine = *m.membership_config.log_id();
+            let membership = m.membership_config.membership();
+            let voters: Vec<ClusterNode> = membership
+                .voter_ids()
+                .filter(|id| *id != self.me)
+                .filter_map(|id| membership.get_node(&id).cloned())
+                .collect();
+            (mine, voters)
+        };
+        if mine.is_none() {
+            // A fresh joiner: no membership to check against yet.
+            return Ok(());
+        }
+        let not_member = || format!("{from} is not a member of this cluster");
+        match self.senders.verdict(from, mine) {
+            Verdict::Vouched => return Ok(()),
+            Verdict::Refused => return Err(not_member()),
+            Verdict::Unknown => {}
+        }
+        let _one_at_a_time = self.senders.lock().lock().await;
+        match self.senders.verdict(from, mine) {
+            Verdict::Vouched => return Ok(()),
+            Verdict::Refused => return Err(not_member()),
+            Verdict::Unknown => {}
+        }
+        let timeout = self.cfg.network_timeout.get();
+        let mut vouched = false;
+        for voter in voters.iter().filter(|v| v.peer_id != from).take(3) {
+            if let Ok(RaftResponse::Members(ids, theirs)) = self
+                .transport
+                .send(voter, RaftRequest::Members, timeout)
+                .await
+            {
+                if theirs >= mine && ids.iter().any(|i| i == from) {
+                    tracing::info!(
+                        "{from}, not in this peer's membership, is a member as {} knows it",
+                        voter.peer_id
+                    );
+                    vouched = true;
+                    break;
+                }
+            }
+        }
+        self.senders.learned(from, mine, vouched);
+        if vouched {
+            Ok(())
+        } else {
+            Err(not_member())
+        }
+    }
+
     fn refuse(&self, from: &str, why: String) -> RaftResponse {
         if !self
             .refused_once

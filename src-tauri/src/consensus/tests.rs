@@ -517,3 +517,43 @@ async fn a_stranger_with_the_secret_can_only_ask_to_join() {
         RaftResponse::State(_)
     ));
 }
+
+/// Raft's own messages from a holder of the secret that is no member: a vote request with a
+/// huge term, a leader's heartbeat, one in a member's name. All refused before Raft sees
+/// them: the term does not move, the leader stays.
+#[tokio::test]
+async fn a_stranger_cannot_depose_the_leader_or_feed_a_log() {
+    use super::network::{RaftRequest, RaftResponse, RaftService};
+    use openraft::raft::{AppendEntriesRequest, VoteRequest};
+    use openraft::Vote;
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::generate().peer_id();
+    let (c, _changes) = start(dir.path(), me).await;
+    ready(&c).await;
+    let term = c.raft().metrics().borrow().current_term;
+    let stranger = Identity::generate().peer_id();
+    let (sid, mid) = (node_id(&stranger), node_id(&me));
+    let heartbeat = |id| AppendEntriesRequest {
+        vote: Vote::new_committed(term + 100, id),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let requests = [
+        RaftRequest::Vote(VoteRequest::new(Vote::new(term + 100, sid), None), None),
+        RaftRequest::AppendEntries(heartbeat(sid), None),
+        // In the member's own name.
+        RaftRequest::AppendEntries(heartbeat(mid), None),
+        RaftRequest::Vote(VoteRequest::new(Vote::new(term + 100, mid), None), None),
+    ];
+    for req in requests {
+        let what = format!("{req:?}");
+        match c.serve(&stranger.to_string(), req).await {
+            RaftResponse::Refused(why) => assert!(why.contains(&stranger.to_string()), "{why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let m = c.raft().metrics().borrow().clone();
+    assert_eq!(m.current_term, term, "the term did not move");
+    assert_eq!(m.current_leader, Some(mid), "the leader stayed");
+}
