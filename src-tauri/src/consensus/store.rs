@@ -254,12 +254,13 @@ async fn connect(
     };
     let pool = SqlitePoolOptions::new()
         .max_connections(connections)
-        .min_connections(connections)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect_with(opts.pragma("temp_store", "memory"))
         .await
         .map_err(cannot)?;
+    // One after another: SQLite refuses a connection opened while another sets up the
+    // write-ahead log of a new database ("database is locked").
     let mut held = Vec::with_capacity(connections as usize);
     for _ in 0..connections {
         held.push(pool.acquire().await.map_err(cannot)?);
