@@ -109,10 +109,15 @@ impl PendingPerIp {
     }
 }
 
+/// Whose share a connection from `addr` counts against: its IPv4 address, or its IPv6 /64
+/// (one host holds a whole /64 and can pick a new address per connection).
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
         libp2p::multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        libp2p::multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        libp2p::multiaddr::Protocol::Ip6(ip) => {
+            let net = u128::from(ip) & !((1u128 << 64) - 1);
+            Some(IpAddr::V6(net.into()))
+        }
         _ => None,
     })
 }
@@ -218,5 +223,15 @@ mod tests {
         b.done(ids[4]);
         b.done(ids[3]);
         assert!(b.pending.is_empty() && b.from.is_empty());
+        // Addresses of one IPv6 /64 share one allowance.
+        let v6 = |a: &str| a.parse::<Multiaddr>().unwrap();
+        assert_eq!(
+            ip_of(&v6("/ip6/2001:db8:1:2::5/tcp/1")),
+            ip_of(&v6("/ip6/2001:db8:1:2:ffff::9/tcp/1"))
+        );
+        assert_ne!(
+            ip_of(&v6("/ip6/2001:db8:1:2::5/tcp/1")),
+            ip_of(&v6("/ip6/2001:db8:1:3::5/tcp/1"))
+        );
     }
 }
