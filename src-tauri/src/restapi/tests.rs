@@ -18,7 +18,15 @@ pub(crate) struct Api {
 }
 
 pub(crate) async fn api(edit: impl FnOnce(&mut Config)) -> Api {
+    api_with_files(&[], edit).await
+}
+
+/// [`api`], with `files` (name, text) written in the peer's folder before it starts.
+async fn api_with_files(files: &[(&str, &str)], edit: impl FnOnce(&mut Config)) -> Api {
     let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let kubo = FakeKubo::start().await;
     let mut cfg = Config::default();
     cfg.cluster.secret = Secret::generate();
@@ -185,69 +193,52 @@ async fn basic_auth_is_enforced_when_configured() {
     a.peer.shutdown().await;
 }
 
+/// The CORS answer of an API with `origins` (and alice's credentials when `creds`) to a
+/// page of `origin`: (Allow-Origin, Allow-Credentials).
+async fn cors_answer(origins: &[&str], creds: bool, origin: &str) -> (String, Option<String>) {
+    let a = api(|c| {
+        let r = &mut c.api.restapi.0;
+        r.cors_allowed_origins = origins.iter().map(|o| o.to_string()).collect();
+        if creds {
+            r.basic_auth_credentials = Some(BTreeMap::from([("alice".into(), "secret".into())]));
+        }
+    })
+    .await;
+    let resp = a
+        .http
+        .get(format!("{}/version", a.base))
+        .basic_auth("alice", Some("secret"))
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let answer = (
+        header("access-control-allow-origin").unwrap_or_default(),
+        header("access-control-allow-credentials"),
+    );
+    a.peer.shutdown().await;
+    answer
+}
+
 #[tokio::test]
 async fn cors_headers_follow_the_config() {
-    // Any origin, no credentials (IPFS Cluster's default): "*", which browsers never send
-    // credentials with; a mirrored origin with Allow-Credentials would let any site read
-    // with the browser's ambient authority.
-    let a = api(|_| {}).await;
-    let resp = a
-        .http
-        .get(format!("{}/version", a.base))
-        .header("Origin", "http://example.test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
-    assert!(resp
-        .headers()
-        .get("access-control-allow-credentials")
-        .is_none());
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["version"], crate::types::VERSION);
-    a.peer.shutdown().await;
-    // With credentials too: never a mirrored origin with credentials. A listed origin gets
-    // them.
-    let a = api(|c| {
-        let r = &mut c.api.restapi.0;
-        r.basic_auth_credentials = Some(BTreeMap::from([("alice".into(), "secret".into())]));
-        r.cors_allowed_origins = vec!["*".into()];
-    })
-    .await;
-    let resp = a
-        .http
-        .get(format!("{}/version", a.base))
-        .basic_auth("alice", Some("secret"))
-        .header("Origin", "http://example.test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
-    assert!(resp
-        .headers()
-        .get("access-control-allow-credentials")
-        .is_none());
-    a.peer.shutdown().await;
-    let a = api(|c| {
-        let r = &mut c.api.restapi.0;
-        r.basic_auth_credentials = Some(BTreeMap::from([("alice".into(), "secret".into())]));
-        r.cors_allowed_origins = vec!["http://app.test".into()];
-    })
-    .await;
-    let resp = a
-        .http
-        .get(format!("{}/version", a.base))
-        .basic_auth("alice", Some("secret"))
-        .header("Origin", "http://app.test")
-        .send()
-        .await
-        .unwrap();
+    // Any origin (IPFS Cluster's default): "*", which browsers never send credentials with,
+    // with or without credentials configured: a mirrored origin with Allow-Credentials
+    // would let any site read with the browser's ambient authority.
+    let page = "http://example.test";
+    assert_eq!(cors_answer(&["*"], false, page).await, ("*".into(), None));
+    assert_eq!(cors_answer(&["*"], true, page).await, ("*".into(), None));
+    // A listed origin gets credentials.
+    let app = "http://app.test";
     assert_eq!(
-        resp.headers()["access-control-allow-origin"],
-        "http://app.test"
+        cors_answer(&[app], true, app).await,
+        (app.into(), Some("true".into()))
     );
-    assert_eq!(resp.headers()["access-control-allow-credentials"], "true");
-    a.peer.shutdown().await;
 }
 
 #[tokio::test]
@@ -1354,33 +1345,20 @@ async fn add_of_a_car_imports_its_blocks_and_pins_its_single_root() {
 
 #[tokio::test]
 async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubo = FakeKubo::start().await;
-    let mut cfg = Config::default();
-    cfg.cluster.secret = Secret::generate();
-    cfg.ipfs_connector.ipfshttp = kubo.config();
-    cfg.api.ipfsproxy.node_multiaddress = kubo.multiaddr();
-    cfg.api.restapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
-    cfg.api.ipfsproxy.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
-    cfg.api.pinsvcapi.0.http_listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
-    cfg.cluster.listen_multiaddress = Multiaddrs::one("/ip4/127.0.0.1/tcp/0");
-    cfg.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([
-        ("desktop".to_string(), "random-256-bits".to_string()),
-        ("alice".to_string(), "chosen by a person".to_string()),
-    ]));
-    std::fs::write(
-        dir.path().join(crate::config::API_CREDENTIAL_FILE),
-        "desktop:random-256-bits\n",
+    let a = api_with_files(
+        &[(
+            crate::config::API_CREDENTIAL_FILE,
+            "desktop:random-256-bits\n",
+        )],
+        |c| {
+            c.api.restapi.0.basic_auth_credentials = Some(BTreeMap::from([
+                ("desktop".to_string(), "random-256-bits".to_string()),
+                ("alice".to_string(), "chosen by a person".to_string()),
+            ]));
+        },
     )
-    .unwrap();
-    let peer = Peer::start(
-        dir.path().to_path_buf(),
-        cfg,
-        Identity::generate(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    .await;
+    let peer = &a.peer;
     let base = format!("http://{}", peer.rest_addr());
     let client = crate::client::Client::new(&base, None, Duration::from_secs(5)).unwrap();
     let cred = |user: &str, password: &str| crate::config::ApiCredential {
@@ -1433,7 +1411,7 @@ async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it(
         v["proof"],
         crate::config::ApiCredential::proof("random-256-bits", &nonce, other)
     );
-    peer.shutdown().await;
+    a.peer.shutdown().await;
 }
 
 #[tokio::test]
