@@ -118,8 +118,10 @@ pub struct RaftConsensus {
     pub(super) admission: Arc<Admission>,
     /// Whether a refused Raft message was logged already (see `RaftConsensus::refuse`).
     pub(super) refused_once: std::sync::atomic::AtomicBool,
-    /// Senders of Raft messages vouched for or refused (see `senders`).
-    pub(super) senders: super::senders::Senders,
+    /// The leader last followed, and when (see `senders`).
+    pub(super) last_leader: super::senders::LastLeader,
+    /// openraft's settings (its election timeout, for `senders`).
+    pub(super) raft_settings: std::sync::Arc<openraft::Config>,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -182,9 +184,10 @@ impl RaftConsensus {
             transport: opts.transport.clone(),
             admission: admission.clone(),
         };
+        let raft_settings = Arc::new(raft_config(&opts.config)?);
         let raft = Raft::new(
             me,
-            Arc::new(raft_config(&opts.config)?),
+            raft_settings.clone(),
             network,
             store::LogStore::new(pool.clone()),
             sm,
@@ -270,7 +273,8 @@ impl RaftConsensus {
             snapshot_ms,
             admission,
             refused_once: Default::default(),
-            senders: Default::default(),
+            last_leader: Default::default(),
+            raft_settings,
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {

@@ -1,93 +1,41 @@
 //! Who may send this peer Raft's own messages (AppendEntries, Vote, InstallSnapshot).
 //!
-//! Holding the cluster secret lets a host connect; it does not make it a member. A message
-//! must name its sender as its candidate or leader (the swarm authenticates the sender's
-//! peer id), and the sender must be a member as this peer knows the membership. A member that
-//! missed a membership change may be sent messages by a peer it does not know yet (a voter
-//! added while it was away, now leader): it then asks a voter it knows for that voter's
-//! membership, and believes the sender if that membership is at least as new as its own and
-//! has the sender. A peer that knows no membership yet (a fresh joiner) takes messages from
-//! whoever leads the cluster it asked to join. Answers are remembered until this peer's
-//! membership changes; refusals for a few seconds, so that a stranger's flood costs one
-//! question per few seconds.
+//! Holding the cluster secret lets a host connect; it does not make it a member. Two rules,
+//! both of which leave every legitimate flow to plain Raft:
+//! - a message names its sender as its candidate or leader (the swarm authenticates the
+//!   sender's peer id), so that nobody speaks in a member's name;
+//! - a sender that is not a member as this peer knows the membership is refused while this
+//!   peer follows a leader that is a member and has heard from it within the election
+//!   timeout (the Raft thesis's answer to disruptive servers, §4.2.3): a stranger cannot
+//!   depose a healthy leader with a huge term, nor take over its followers. Without such a
+//!   leader (an election, a partition, a peer catching up through memberships it never knew,
+//!   a fresh joiner) the message goes to Raft: a voter added while this peer was away, now
+//!   leader, is followed as soon as the old leader is silent.
+//!
+//! An earlier version asked known voters to vouch for unknown senders; an independent review
+//! showed joins and sleeping followers could then stall for good (every voter they knew
+//! replaced), so this one asks nobody.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use openraft::LogId;
-
-use super::typ::NodeId;
-
-/// How long an unknown sender stays refused before voters are asked about it again.
-const REFUSED_FOR: Duration = Duration::from_secs(5);
-/// At most this many refused senders are remembered (others are refused without asking).
-const REMEMBERED: usize = 256;
-
-/// The senders this peer was told about, for the membership it had then.
+/// The leader this peer last took AppendEntries from, and when.
 #[derive(Default)]
-pub(super) struct Senders {
-    /// Serialises the questions, so that a burst of messages asks once.
-    asking: tokio::sync::Mutex<()>,
-    known: std::sync::Mutex<Known>,
-}
+pub(super) struct LastLeader(std::sync::Mutex<Option<(String, Instant)>>);
 
-#[derive(Default)]
-struct Known {
-    /// The membership (its log id) the vouched senders were checked against.
-    membership: Option<LogId<NodeId>>,
-    vouched: HashSet<String>,
-    refused: HashMap<String, Instant>,
-}
-
-/// What is known of `from` now.
-pub(super) enum Verdict {
-    Vouched,
-    Refused,
-    Unknown,
-}
-
-impl Senders {
-    pub(super) fn lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.asking
+impl LastLeader {
+    /// `leader` was followed just now.
+    pub(super) fn heard(&self, leader: &str) {
+        *self.0.lock().unwrap() = Some((leader.to_string(), Instant::now()));
     }
 
-    /// What was learned of `from` for the membership `mine`.
-    pub(super) fn verdict(&self, from: &str, mine: Option<LogId<NodeId>>) -> Verdict {
-        let mut k = self.known.lock().unwrap();
-        if k.membership != mine {
-            k.membership = mine;
-            k.vouched.clear();
-        }
-        if k.vouched.contains(from) {
-            return Verdict::Vouched;
-        }
-        match k.refused.get(from) {
-            Some(at) if at.elapsed() < REFUSED_FOR => Verdict::Refused,
-            _ if k.refused.len() >= REMEMBERED => {
-                k.refused.retain(|_, at| at.elapsed() < REFUSED_FOR);
-                if k.refused.len() >= REMEMBERED {
-                    Verdict::Refused
-                } else {
-                    Verdict::Unknown
-                }
-            }
-            _ => Verdict::Unknown,
-        }
-    }
-
-    /// Remembers the answer about `from` for the membership `mine`.
-    pub(super) fn learned(&self, from: &str, mine: Option<LogId<NodeId>>, vouched: bool) {
-        let mut k = self.known.lock().unwrap();
-        if k.membership != mine {
-            k.membership = mine;
-            k.vouched.clear();
-        }
-        if vouched {
-            k.refused.remove(from);
-            k.vouched.insert(from.to_string());
-        } else {
-            k.refused.insert(from.to_string(), Instant::now());
-        }
+    /// The leader heard from within `within`, if any.
+    pub(super) fn live(&self, within: Duration) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < within)
+            .map(|(l, _)| l.clone())
     }
 }
 
@@ -96,20 +44,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_last_as_long_as_the_membership_and_refusals_a_few_seconds() {
-        let s = Senders::default();
-        let m1 = Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 5));
-        let m2 = Some(LogId::new(openraft::CommittedLeaderId::new(1, 1), 9));
-        assert!(matches!(s.verdict("a", m1), Verdict::Unknown));
-        s.learned("a", m1, true);
-        s.learned("b", m1, false);
-        assert!(matches!(s.verdict("a", m1), Verdict::Vouched));
-        assert!(matches!(s.verdict("b", m1), Verdict::Refused));
-        // A new membership: ask again about who was vouched for.
-        assert!(matches!(s.verdict("a", m2), Verdict::Unknown));
-        for i in 0..REMEMBERED {
-            s.learned(&format!("stranger {i}"), m2, false);
-        }
-        assert!(matches!(s.verdict("another", m2), Verdict::Refused));
+    fn a_leader_is_live_only_within_the_timeout() {
+        let l = LastLeader::default();
+        assert_eq!(l.live(Duration::from_secs(1)), None);
+        l.heard("a");
+        assert_eq!(l.live(Duration::from_secs(1)).as_deref(), Some("a"));
+        assert_eq!(l.live(Duration::ZERO), None);
     }
 }

@@ -1,6 +1,8 @@
 //! The network server: what this peer answers when another peer sends it a Raft message, a
 //! write to commit as leader, a join request or news of its removal.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::components::{Consensus, ConsensusError};
@@ -8,7 +10,6 @@ use crate::components::{Consensus, ConsensusError};
 use super::management::unavailable;
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
-use super::senders::Verdict;
 use super::typ::{ClusterNode, NodeId};
 
 #[async_trait]
@@ -23,9 +24,9 @@ impl RaftService for RaftConsensus {
         let raft = self.raft();
         // Holding the secret is not membership: who is not a member may ask to join (for
         // itself) and read what joining and learning of a removal need (`State`, `Members`).
-        // Raft's own messages must come from a member, or one a voter vouches for
-        // (`may_send_raft`): a member that missed a change must still follow a leader it does
-        // not know yet.
+        // Raft's own messages from a non-member are refused only while this peer has a live
+        // leader that is a member (`may_send_raft`): a member that missed a change must still
+        // follow a leader it does not know yet.
         let member_only = matches!(req, RaftRequest::Leader(_) | RaftRequest::Removed(_));
         if member_only && !self.is_member(from) {
             tracing::warn!("refused a request from {from}: not a member of this cluster");
@@ -42,7 +43,13 @@ impl RaftService for RaftConsensus {
                     return self.refuse(from, why);
                 }
                 match self.admission.check_target(to.as_deref()) {
-                    Ok(()) => RaftResponse::AppendEntries(raft.append_entries(r).await),
+                    Ok(()) => {
+                        let answer = raft.append_entries(r).await;
+                        if answer.as_ref().is_ok_and(|a| a.is_success()) {
+                            self.last_leader.heard(from);
+                        }
+                        RaftResponse::AppendEntries(answer)
+                    }
                     Err(why) => self.refuse(from, why.0),
                 }
             }
@@ -115,11 +122,10 @@ impl RaftService for RaftConsensus {
 }
 
 impl RaftConsensus {
-    /// Refuses a Raft message meant for another Raft state of this peer's (said once a run:
-    /// the sender retries at every heartbeat).
     /// Whether `from` may send a Raft message whose candidate or leader is `named` (see
-    /// `senders`): it names itself, and it is a member, or a voter this peer knows says it is
-    /// one in a membership at least as new, or this peer knows no membership yet.
+    /// `senders`): it names itself, and it is a member, or this peer has no live leader that
+    /// is one (as a follower: heard from within the election timeout; as the leader: a
+    /// quorum confirms it now, so no one can have been elected over it).
     async fn may_send_raft(&self, from: &str, named: Option<NodeId>) -> Result<(), String> {
         if named.is_none_or(|n| super::typ::parse_node_id(from).ok() != Some(n)) {
             return Err(format!("{from} sent a Raft message in another peer's name"));
@@ -127,59 +133,26 @@ impl RaftConsensus {
         if self.is_member(from) {
             return Ok(());
         }
-        let (mine, voters) = {
-            let m = self.raft().metrics().borrow().clone();
-            let mine = *m.membership_config.log_id();
-            let membership = m.membership_config.membership();
-            let voters: Vec<ClusterNode> = membership
-                .voter_ids()
-                .filter(|id| *id != self.me)
-                .filter_map(|id| membership.get_node(&id).cloned())
-                .collect();
-            (mine, voters)
-        };
-        if mine.is_none() {
-            // A fresh joiner: no membership to check against yet.
-            return Ok(());
-        }
-        let not_member = || format!("{from} is not a member of this cluster");
-        match self.senders.verdict(from, mine) {
-            Verdict::Vouched => return Ok(()),
-            Verdict::Refused => return Err(not_member()),
-            Verdict::Unknown => {}
-        }
-        let _one_at_a_time = self.senders.lock().lock().await;
-        match self.senders.verdict(from, mine) {
-            Verdict::Vouched => return Ok(()),
-            Verdict::Refused => return Err(not_member()),
-            Verdict::Unknown => {}
-        }
-        let timeout = self.cfg.network_timeout.get();
-        let mut vouched = false;
-        for voter in voters.iter().filter(|v| v.peer_id != from).take(3) {
-            if let Ok(RaftResponse::Members(ids, theirs)) = self
-                .transport
-                .send(voter, RaftRequest::Members, timeout)
-                .await
-            {
-                if theirs >= mine && ids.iter().any(|i| i == from) {
-                    tracing::info!(
-                        "{from}, not in this peer's membership, is a member as {} knows it",
-                        voter.peer_id
-                    );
-                    vouched = true;
-                    break;
-                }
-            }
-        }
-        self.senders.learned(from, mine, vouched);
-        if vouched {
-            Ok(())
+        let within = Duration::from_millis(self.raft_settings.election_timeout_min);
+        let leading = self.raft().metrics().borrow().state == openraft::ServerState::Leader;
+        let alive = if leading {
+            let confirmed = tokio::time::timeout(within, self.raft().get_read_log_id()).await;
+            matches!(confirmed, Ok(Ok(_))).then(|| self.me_node.peer_id.clone())
         } else {
-            Err(not_member())
+            self.last_leader
+                .live(within)
+                .filter(|l| l != from && self.is_member(l))
+        };
+        match alive {
+            Some(leader) => Err(format!(
+                "{from} is not a member of this cluster, whose leader {leader} is alive"
+            )),
+            None => Ok(()),
         }
     }
 
+    /// Refuses a Raft message meant for another Raft state of this peer's (said once a run:
+    /// the sender retries at every heartbeat).
     fn refuse(&self, from: &str, why: String) -> RaftResponse {
         if !self
             .refused_once
