@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{HttpApiConfig, Multiaddrs};
 use crate::error::Error;
-use crate::http_policy::{plain_error, protect, ListenerPolicy, Render};
+use crate::http_policy::{plain_error, protect, ListenerPolicy, LocalAddr, Render};
 use crate::tasks::Tasks;
 
 /// How one HTTP API is served.
@@ -203,11 +203,6 @@ pub(crate) async fn serve(
     }
     Ok(bound)
 }
-
-/// The address a request's connection reached on this side, as a request extension (what a
-/// client dialled: a proof of identity binds to it, see `restapi::auth_proof`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct LocalAddr(pub SocketAddr);
 
 /// What every connection of one listener is served with.
 #[derive(Clone)]

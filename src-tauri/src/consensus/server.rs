@@ -25,7 +25,7 @@ impl RaftService for RaftConsensus {
         // Holding the secret is not membership: who is not a member may ask to join (for
         // itself) and read what joining and learning of a removal need (`State`, `Members`).
         // Raft's own messages from a non-member are refused only while this peer has a live
-        // leader that is a member (`may_send_raft`): a member that missed a change must still
+        // leader that is a member (`raft_refusal`): a member that missed a change must still
         // follow a leader it does not know yet.
         let member_only = matches!(req, RaftRequest::Leader(_) | RaftRequest::Removed(_));
         if member_only && !self.is_member(from) {
@@ -36,8 +36,8 @@ impl RaftService for RaftConsensus {
         }
         match req {
             RaftRequest::AppendEntries(r, to) => {
-                if let Err(why) = self
-                    .may_send_raft(from, r.vote.leader_id().voted_for())
+                if let Some(why) = self
+                    .raft_refusal(from, r.vote.leader_id().voted_for())
                     .await
                 {
                     return self.refuse(from, why);
@@ -54,8 +54,8 @@ impl RaftService for RaftConsensus {
                 }
             }
             RaftRequest::Vote(r, to) => {
-                if let Err(why) = self
-                    .may_send_raft(from, r.vote.leader_id().voted_for())
+                if let Some(why) = self
+                    .raft_refusal(from, r.vote.leader_id().voted_for())
                     .await
                 {
                     return self.refuse(from, why);
@@ -78,8 +78,8 @@ impl RaftService for RaftConsensus {
                 RaftResponse::Vote(raft.vote(r).await)
             }
             RaftRequest::InstallSnapshot(r, to) => {
-                if let Err(why) = self
-                    .may_send_raft(from, r.vote.leader_id().voted_for())
+                if let Some(why) = self
+                    .raft_refusal(from, r.vote.leader_id().voted_for())
                     .await
                 {
                     return self.refuse(from, why);
@@ -122,16 +122,16 @@ impl RaftService for RaftConsensus {
 }
 
 impl RaftConsensus {
-    /// Whether `from` may send a Raft message whose candidate or leader is `named` (see
-    /// `senders`): it names itself, and it is a member, or this peer has no live leader that
+    /// Why `from` may not send a Raft message whose candidate or leader is `named`, if it may
+    /// not (see `senders`): it must name itself, and be a member, or this peer has no live leader that
     /// is one (as a follower: heard from within the election timeout; as the leader: a
     /// quorum confirms it now, so no one can have been elected over it).
-    async fn may_send_raft(&self, from: &str, named: Option<NodeId>) -> Result<(), String> {
+    async fn raft_refusal(&self, from: &str, named: Option<NodeId>) -> Option<String> {
         if named.is_none_or(|n| super::typ::parse_node_id(from).ok() != Some(n)) {
-            return Err(format!("{from} sent a Raft message in another peer's name"));
+            return Some(format!("{from} sent a Raft message in another peer's name"));
         }
         if self.is_member(from) {
-            return Ok(());
+            return None;
         }
         let within = Duration::from_millis(self.raft_settings.election_timeout_min);
         let leading = self.raft().metrics().borrow().state == openraft::ServerState::Leader;
@@ -143,12 +143,9 @@ impl RaftConsensus {
                 .live(within)
                 .filter(|l| l != from && self.is_member(l))
         };
-        match alive {
-            Some(leader) => Err(format!(
-                "{from} is not a member of this cluster, whose leader {leader} is alive"
-            )),
-            None => Ok(()),
-        }
+        alive.map(|leader| {
+            format!("{from} is not a member of this cluster, whose leader {leader} is alive")
+        })
     }
 
     /// Refuses a Raft message meant for another Raft state of this peer's (said once a run:

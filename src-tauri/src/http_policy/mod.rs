@@ -47,6 +47,12 @@ pub const BODY_GRACE: Duration = Duration::from_secs(10);
 /// The longest a body may send nothing while the handler waits for it.
 pub const BODY_STALL: Duration = Duration::from_secs(30);
 
+/// The address a request's connection reached on this side, as a request extension (set by
+/// the connection loop; what the client dialled: the `Host` rule and a proof of identity,
+/// `restapi::auth_proof`, depend on it).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// What every request to one bound address passes before its API sees it.
 #[derive(Clone, Debug)]
 pub struct ListenerPolicy {
@@ -134,10 +140,7 @@ async fn check(State(p): State<ListenerPolicy>, req: Request, next: Next) -> Res
         Some(h) => Some(h.to_str().unwrap_or("(not text)").to_string()),
         None => req.uri().authority().map(|a| a.to_string()),
     };
-    let local = req
-        .extensions()
-        .get::<crate::http_server::LocalAddr>()
-        .map(|l| l.0);
+    let local = req.extensions().get::<LocalAddr>().map(|l| l.0);
     if let Some(why) = p.host_refusal(host.as_deref(), local) {
         tracing::warn!(method = %req.method(), path = %req.uri().path(), "{why}");
         return (p.render)(StatusCode::FORBIDDEN, why);

@@ -524,7 +524,7 @@ struct Proof {
 async fn auth_proof(
     State(proof): State<Option<Proof>>,
     q: Params,
-    local: Option<axum::Extension<crate::http_server::LocalAddr>>,
+    local: Option<axum::Extension<crate::http_policy::LocalAddr>>,
 ) -> Response {
     let no = || error_response(StatusCode::NOT_FOUND, "no proof here".into());
     let (Some(p), Some(axum::Extension(local))) = (proof, local) else {
