@@ -298,8 +298,20 @@ impl IpfsNode {
             .collect())
     }
 
+    /// Whether `cid` is among the node's recursive pins, in whatever base or version either
+    /// is written (an identity CID made by [`identity_cid`] is base16, IPFS lists base32).
     pub async fn is_pinned(&self, cid: &str) -> Result<bool> {
-        Ok(self.pins().await?.iter().any(|c| c == cid))
+        let hash = |c: &str| {
+            c.parse::<ipfs_cluster::types::Cid>()
+                .ok()
+                .map(|c| c.multihash_bytes())
+        };
+        let wanted = hash(cid).with_context(|| format!("not a CID: {cid}"))?;
+        Ok(self
+            .pins()
+            .await?
+            .iter()
+            .any(|c| hash(c).as_ref() == Some(&wanted)))
     }
 }
 

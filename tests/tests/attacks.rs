@@ -159,7 +159,11 @@ async fn web_pages_change_and_read_nothing_through_any_api() -> Result<()> {
     assert_eq!(get, 405);
 
     let pins = cluster_tests::pinset(&p.client()).await;
-    assert_eq!(pins, [kept.as_str()], "the pinset is as the client left it");
+    let same = |a: &str, b: &str| a.parse::<ipfs_cluster::types::Cid>() == b.parse();
+    assert!(
+        pins.len() == 1 && same(&pins[0], &kept),
+        "the pinset is as the client left it: {pins:?}"
+    );
     assert!(
         c.ipfs[0].is_pinned(&kept).await?,
         "no GC, no unpin reached IPFS"
@@ -317,53 +321,62 @@ async fn strangers_on_the_swarm_port_cannot_exhaust_the_peers_descriptors() -> R
         .status()?;
     assert!(limited.success(), "prlimit");
     let swarm = format!("127.0.0.1:{}", c.peers[0].swarm_port);
-    let started = Instant::now();
-    let mut held = Vec::new();
-    for i in 0..2000 {
-        // Half idle, half stopping in the middle of the secret's handshake.
-        if let Ok(Ok(mut s)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect(&swarm),
-        )
-        .await
-        {
-            if i % 2 == 1 {
-                let _ = s.write_all(&[7u8; 12]).await;
+    // 2,000 strangers that connect again as soon as the peer closes them: half idle, half
+    // stopping in the middle of the secret's handshake. Bounded: they stop with `stop`.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let opened = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut strangers = Vec::new();
+    for i in 0..2000u32 {
+        let (swarm, stop, opened) = (swarm.clone(), stop.clone(), opened.clone());
+        strangers.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let Ok(Ok(mut s)) = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::TcpStream::connect(&swarm),
+                )
+                .await
+                else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i % 2 == 1 {
+                    let _ = s.write_all(&[7u8; 12]).await;
+                }
+                let mut buf = [0u8; 256];
+                // Held until the peer closes it (or the test ends).
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = async { while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {} } => {}
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            held.push(s);
-        }
+        }));
     }
-    eprintln!(
-        "{} connections opened in {:?}",
-        held.len(),
-        started.elapsed()
-    );
-    // While they are held: a new REST client is answered and pins commit.
-    for n in 0..5 {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // While they keep coming: a new REST client is answered and pins commit.
+    for n in 0..6 {
         let cid = identity_cid(&format!("pinned during the flood {n}"));
         let client = c.peers[0].client();
         tokio::time::timeout(
-            Duration::from_secs(30),
+            Duration::from_secs(10),
             client.pin(&cid, &Default::default()),
         )
         .await
-        .map_err(|_| anyhow::anyhow!("pin {n} not answered in 30 s"))??;
-        assert!(client.id().await.is_ok());
+        .map_err(|_| anyhow::anyhow!("pin {n} not answered in 10 s"))??;
+        tokio::time::timeout(Duration::from_secs(10), client.id())
+            .await
+            .map_err(|_| anyhow::anyhow!("/id not answered in 10 s"))??;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    // A second wave while the first is still open.
-    for _ in 0..500 {
-        if let Ok(Ok(s)) = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect(&swarm),
-        )
-        .await
-        {
-            held.push(s);
-        }
+    eprintln!(
+        "{} stranger connections opened",
+        opened.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    stop.cancel();
+    for s in strangers {
+        let _ = s.await;
     }
-    let cid = identity_cid("pinned after the second wave");
-    c.peers[0].client().pin(&cid, &Default::default()).await?;
-    drop(held);
     let other = c.peers[1].client();
     cluster_tests::wait_for(
         "every pin on another peer",

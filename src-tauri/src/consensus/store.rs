@@ -263,7 +263,14 @@ async fn connect(
     // write-ahead log of a new database ("database is locked").
     let mut held = Vec::with_capacity(connections as usize);
     for _ in 0..connections {
-        held.push(pool.acquire().await.map_err(cannot)?);
+        let mut conn = pool.acquire().await.map_err(cannot)?;
+        // A first read opens what the connection keeps open (the write-ahead log and its
+        // index), so that no later query needs a descriptor either.
+        sqlx::query("SELECT count(*) FROM sqlite_master")
+            .execute(&mut *conn)
+            .await
+            .map_err(cannot)?;
+        held.push(conn);
     }
     drop(held);
     Ok(pool)
