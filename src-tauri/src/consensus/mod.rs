@@ -1,8 +1,9 @@
 //! Consensus: openraft with the pinset as its state machine (SPEC §5), laid out as openraft's
 //! `raft-kv-rocksdb` example: the type config ([`typ`]), the log and state storage in SQLite
 //! (`store`, with snapshots as files: `snapshot`), the network client ([`network`]) and server (`server`), membership and
-//! leader-only operations (`management`), and the component itself (`raft`). The offline
-//! `state` commands are in [`offline`].
+//! leader-only operations (`management`), and the component itself (`raft`); who may vote
+//! (`admission`) and who may send Raft's messages (`senders`). The offline `state` commands
+//! are in [`offline`].
 //!
 //! Raft's data lives in `<folder>/raft/raft.sqlite`. Node ids are derived from libp2p peer
 //! ids (openraft needs a `Copy` integer id); the peer id itself travels in [`ClusterNode`].
