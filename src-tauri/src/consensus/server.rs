@@ -27,8 +27,11 @@ impl RaftService for RaftConsensus {
         // Raft's own messages from a non-member are refused only while this peer has a live
         // leader that is a member (`raft_refusal`): a member that missed a change must still
         // follow a leader it does not know yet.
+        // A peer that knows no membership yet (joining) cannot tell: it answers as before (it
+        // is not the leader; a member that still takes it for one retries elsewhere).
         let member_only = matches!(req, RaftRequest::Leader(_) | RaftRequest::Removed(_));
-        if member_only && !self.is_member(from) {
+        let knows_members = raft.metrics().borrow().membership_config.log_id().is_some();
+        if member_only && knows_members && !self.is_member(from) {
             tracing::warn!("refused a request from {from}: not a member of this cluster");
             return RaftResponse::Done(Err(ConsensusError::Refused(format!(
                 "{from} is not a member of this cluster"

@@ -557,3 +557,40 @@ async fn a_stranger_cannot_depose_the_leader_or_feed_a_log() {
     assert_eq!(m.current_term, term, "the term did not move");
     assert_eq!(m.current_leader, Some(mid), "the leader stayed");
 }
+
+/// Found by nemesis seed 16: a wiped peer rejoining had been the leader, and a member that
+/// still took it for one forwarded a join to it. A peer that knows no membership yet cannot
+/// tell members from strangers: it must answer as a non-leader (which the member retries
+/// elsewhere), not refuse for good, which ended the join and the daemon.
+#[tokio::test]
+async fn a_peer_that_knows_no_membership_does_not_refuse_members_for_good() {
+    use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let c = RaftConsensus::start(
+        ConsensusOptions {
+            folder: dir.path().to_path_buf(),
+            config: RaftConfig::default(),
+            peer_id: Identity::generate().peer_id(),
+            addrs: Vec::new(),
+            transport: Arc::new(NoTransport),
+            changes: tx,
+            bootstrap: Bootstrap::Join,
+            learner_is_ready: true,
+        },
+        &Tasks::new(),
+    )
+    .await
+    .unwrap();
+    let member = Identity::generate().peer_id().to_string();
+    match c
+        .serve(&member, RaftRequest::Leader(LeaderOp::ReadIndex))
+        .await
+    {
+        RaftResponse::Done(Err(e)) => assert!(
+            !matches!(e, ConsensusError::Refused(_)),
+            "refused for good: {e:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
