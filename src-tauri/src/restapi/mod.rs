@@ -140,7 +140,6 @@ where
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    h.insert("x-chunked-output", HeaderValue::from_static("1"));
     h.insert(header::TRAILER, HeaderValue::from_static("X-Stream-Error"));
     resp
 }
@@ -283,7 +282,12 @@ async fn add(State(c): State<Cluster>, q: Params, req: Request) -> ApiResult<Res
         .boxed();
     let out = c.add_stream(&content_type, body, add).await?;
     if stream_channels {
-        Ok(ndjson(out).await)
+        // X-Chunked-Output on /add only, as IPFS Cluster's adder: clients read a list
+        // stream that carries it as raw chunks rather than as objects.
+        let mut resp = ndjson(out).await;
+        resp.headers_mut()
+            .insert("x-chunked-output", HeaderValue::from_static("1"));
+        Ok(resp)
     } else {
         // IPFS Cluster's stream-channels=false: one array once everything is added.
         let all: Vec<AddedOutput> = out.try_collect().await?;

@@ -1429,3 +1429,37 @@ async fn a_connection_that_sends_nothing_is_closed() {
     );
     a.peer.shutdown().await;
 }
+
+#[tokio::test]
+async fn only_add_streams_carry_x_chunked_output() {
+    // IPFS Cluster sets X-Chunked-Output on /add alone (its adder); a client that sees it on
+    // /peers, /pins or /allocations hands its callers a raw stream instead of the objects.
+    let a = api(|_| {}).await;
+    for path in ["/peers", "/pins", "/allocations", "/pins?local=true"] {
+        let resp = a
+            .http
+            .get(format!("{}{path}", a.base))
+            .send()
+            .await
+            .unwrap();
+        // 204 for an empty stream, as IPFS Cluster.
+        assert!([200, 204].contains(&resp.status().as_u16()), "{path}");
+        assert!(
+            resp.headers().get("x-chunked-output").is_none(),
+            "{path} answers with X-Chunked-Output"
+        );
+    }
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"chunked".to_vec()).file_name("a.txt"),
+    );
+    let resp = a
+        .http
+        .post(format!("{}/add", a.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-chunked-output"], "1");
+}
