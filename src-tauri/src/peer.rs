@@ -181,10 +181,7 @@ impl Peer {
             informers: informer::from_config(&config.informer, ipfs.clone(), tracker),
             interval: c.monitor_ping_interval.get(),
             monitor,
-            members: {
-                let consensus = consensus.clone();
-                Arc::new(move || consensus.members())
-            },
+            members: consensus.watch_members(),
             rpc: Arc::new(rpc.clone()),
         }
         .start(tasks);

@@ -264,3 +264,28 @@ async fn recover_retries_an_errored_pin_after_its_ipfs_node_returns() {
         "{g:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pin_with_replication_2_right_after_three_peers_are_ready_is_allocated() {
+    // The default monitoring (a ping every 15 s). IPFS Cluster sends a peer's first metrics
+    // at once; here the others once knew of a new peer only at its next round, and a pin
+    // with replication 2 was refused ("found 1 valid candidate").
+    let c = TestCluster::start_custom(3, |_| "10GB".into(), |_, _| {})
+        .await
+        .unwrap();
+    let opts = PinOptions {
+        replication_factor_min: 2,
+        replication_factor_max: 2,
+        ..Default::default()
+    };
+    // Through the first peer (which saw the others join) and the last (which joined).
+    for i in [0, 2] {
+        let cid = identity_cid(&format!("replication 2 right after the start, via {i}"));
+        let pin = c.peers[i]
+            .client()
+            .pin(&cid, &opts)
+            .await
+            .unwrap_or_else(|e| panic!("pin through peer {i}: {e}"));
+        assert_eq!(pin.allocations.len(), 2, "through peer {i}: {pin:?}");
+    }
+}

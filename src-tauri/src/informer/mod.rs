@@ -1,10 +1,12 @@
 //! Informers (SPEC §6): what this peer tells the others about itself, as metrics with a TTL.
 //! The allocator ranks peers by them; the monitor raises alerts when they stop arriving.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::watch;
 
 use crate::components::{
     Informer, IpfsConnector, IpfsError, Member, Monitor, PeerRpc, PinTracker, FREESPACE, NUMPIN,
@@ -172,22 +174,33 @@ pub struct Publisher {
     /// `cluster.monitor_ping_interval`.
     pub interval: Duration,
     pub monitor: Arc<dyn Monitor>,
-    /// The members to send to (the peerset as this peer knows it).
-    pub members: Arc<dyn Fn() -> Vec<Member> + Send + Sync>,
+    /// The members to send to (the peerset as this peer knows it, renewed as it changes).
+    pub members: watch::Receiver<Vec<Member>>,
     pub rpc: Arc<dyn PeerRpc>,
 }
 
 /// The shortest period of any timer here (a config with a zero TTL must not spin).
 const MIN_PERIOD: Duration = Duration::from_millis(100);
 
+/// How soon first metrics that did not reach a new member are sent again.
+const GREETING_RETRY: Duration = Duration::from_millis(500);
+
+/// Whether some member (other than `me`) has not had its first metrics yet.
+fn now_pending(greeted: &HashSet<String>, members: &[Member], me: &str) -> bool {
+    members
+        .iter()
+        .any(|m| m.peer_id != me && !greeted.contains(&m.peer_id))
+}
+
 impl Publisher {
     /// Records this peer's own `ping` at once (so a lone peer can allocate before the first
-    /// round), then starts the timers.
+    /// round), then starts the timers, and greets every member it has not sent to yet.
     pub fn start(self, tasks: &Tasks) {
         self.monitor.log_metric(ping(&self.me, self.interval));
         let informers = self.informers.clone();
         let this = Arc::new(self);
         tasks.spawn(this.clone().pings());
+        tasks.spawn(this.clone().greetings());
         for informer in informers {
             tasks.spawn(this.clone().measurements(informer));
         }
@@ -227,6 +240,50 @@ impl Publisher {
         }
     }
 
+    /// Sends a ping and this peer's current metrics to each member as soon as it is one
+    /// (at start, every member; later, each peer that joins), as IPFS Cluster sends its
+    /// first ping at once: the timers alone left a new peer unknown to the others' allocators
+    /// for a whole `monitor_ping_interval` (a pin with replication 2 right after three peers
+    /// were ready found one candidate). Sending to a new member does not wait for the others.
+    async fn greetings(self: Arc<Self>) {
+        let mut members = self.members.clone();
+        let mut greeted: HashSet<String> = HashSet::new();
+        loop {
+            let now: Vec<Member> = members.borrow_and_update().clone();
+            greeted.retain(|p| now.iter().any(|m| &m.peer_id == p));
+            let new: Vec<Member> = now
+                .into_iter()
+                .filter(|m| m.peer_id != self.me && greeted.insert(m.peer_id.clone()))
+                .collect();
+            if !new.is_empty() {
+                let mut metrics = vec![ping(&self.me, self.interval)];
+                metrics.extend(
+                    self.monitor
+                        .names()
+                        .iter()
+                        .filter(|n| *n != PING)
+                        .filter_map(|n| self.monitor.current(n, &self.me)),
+                );
+                let timeout = self.interval.max(MIN_PERIOD);
+                let sends = new
+                    .iter()
+                    .map(|m| self.rpc.metrics(m, metrics.clone(), timeout));
+                for (m, r) in new.iter().zip(futures::future::join_all(sends).await) {
+                    if let Err(e) = r {
+                        // A peer that joins answers only once it has started: try again.
+                        tracing::debug!(peer = %m.peer_id, "first metrics not delivered: {e}");
+                        greeted.remove(&m.peer_id);
+                    }
+                }
+            }
+            let retry = now_pending(&greeted, &members.borrow(), &self.me);
+            tokio::select! {
+                changed = members.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(GREETING_RETRY), if retry => {}
+            }
+        }
+    }
+
     /// Records `metrics` here and pushes them to every other member (each within `timeout`).
     async fn send(&self, metrics: Vec<Metric>, timeout: Duration) {
         if metrics.is_empty() {
@@ -235,7 +292,7 @@ impl Publisher {
         for m in &metrics {
             self.monitor.log_metric(m.clone());
         }
-        let members = (self.members)();
+        let members = self.members.borrow().clone();
         let sends = members
             .iter()
             .filter(|m| m.peer_id != self.me)
@@ -388,7 +445,7 @@ mod tests {
             informers: vec![informer("numpin", 10, 0), informer("freespace", 30, 3600)],
             interval: Duration::from_secs(15),
             monitor: rec.clone(),
-            members: Arc::new(Vec::new),
+            members: watch::channel(Vec::new()).1,
             rpc: Arc::new(NoPeers),
         }
         .start(&tasks);
@@ -423,5 +480,88 @@ mod tests {
                 .all(|(_, m)| !m.valid),
             "a measurement that takes too long is sent as invalid"
         );
+    }
+
+    /// Cluster RPC that records which metrics each member was sent.
+    #[derive(Default)]
+    struct Sent(std::sync::Mutex<Vec<(String, Vec<String>)>>);
+
+    #[async_trait]
+    impl PeerRpc for Sent {
+        async fn id(&self, _: &Member, _: Duration) -> Result<crate::types::Id, RpcError> {
+            unreachable!()
+        }
+        async fn pins(
+            &self,
+            _: &Member,
+            _: crate::components::PeerCall,
+            _: Duration,
+        ) -> Result<Vec<crate::types::PinInfo>, RpcError> {
+            unreachable!()
+        }
+        async fn metrics(&self, to: &Member, m: Vec<Metric>, _: Duration) -> Result<(), RpcError> {
+            let names = m.into_iter().map(|m| m.name).collect();
+            self.0.lock().unwrap().push((to.peer_id.clone(), names));
+            Ok(())
+        }
+        async fn node(
+            &self,
+            _: &Member,
+            _: crate::components::NodeCall,
+            _: Duration,
+        ) -> Result<crate::components::NodeAnswer, RpcError> {
+            unreachable!()
+        }
+        fn bandwidth(&self) -> std::collections::BTreeMap<String, crate::types::Bandwidth> {
+            Default::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_gets_this_peers_metrics_as_soon_as_it_joins_not_a_round_later() {
+        let monitor = Arc::new(crate::monitor::PeerMonitor::default());
+        monitor.log_metric(metric(
+            FREESPACE,
+            "p",
+            "5".into(),
+            Duration::from_secs(30),
+            true,
+        ));
+        let sent = Arc::new(Sent::default());
+        let member = |id: &str| Member {
+            peer_id: id.into(),
+            addrs: Vec::new(),
+            role: crate::types::PeerRole::Voter,
+        };
+        let (members, rx) = watch::channel(vec![member("p")]);
+        let tasks = Tasks::new();
+        Publisher {
+            me: "p".into(),
+            informers: Vec::new(),
+            interval: Duration::from_secs(15),
+            monitor: monitor.clone(),
+            members: rx,
+            rpc: sent.clone(),
+        }
+        .start(&tasks);
+        let to = |peer: &str| -> Vec<Vec<String>> {
+            let all = sent.0.lock().unwrap();
+            all.iter()
+                .filter(|(p, _)| p == peer)
+                .map(|(_, m)| m.clone())
+                .collect()
+        };
+        members.send_replace(vec![member("p"), member("a")]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            to("a"),
+            vec![vec![PING.to_string(), FREESPACE.to_string()]],
+            "a new member gets a ping and the current metrics at once"
+        );
+        members.send_replace(vec![member("p"), member("a"), member("b")]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(to("b").len(), 1, "the next newcomer too");
+        assert_eq!(to("a").len(), 1, "the others are not greeted again");
+        tasks.shutdown().await;
     }
 }
