@@ -141,6 +141,11 @@ pub struct TrackerStats {
     /// IPFS pin requests made since start, and how many of them failed.
     pub pin_add: u64,
     pub pin_add_errors: u64,
+    /// The state-change feed into the tracker: changes queued now, pins it re-read from the
+    /// pinset instead of holding (its limit bit), unpins that waited for room.
+    pub feed_queued: u64,
+    pub feed_coalesced: u64,
+    pub feed_waited: u64,
 }
 
 /// Raft as operators watch it (Prometheus).

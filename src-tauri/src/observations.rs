@@ -108,6 +108,25 @@ pub(crate) fn render(s: &ClusterStats) -> String {
         "Total number of failed pin requests",
         t.pin_add_errors,
     );
+    // Not in IPFS Cluster: the bounded feed of applied changes into the tracker.
+    gauge(
+        &mut out,
+        "state_feed_queued",
+        "State changes queued for the pin tracker",
+        t.feed_queued as f64,
+    );
+    counter(
+        &mut out,
+        "state_feed_coalesced",
+        "Applied pins re-read from the pinset instead of queued (the feed was full or a reset was pending)",
+        t.feed_coalesced,
+    );
+    counter(
+        &mut out,
+        "state_feed_waited",
+        "Applied unpins that waited for room in the state feed",
+        t.feed_waited,
+    );
     if let Some(free) = s.freespace {
         gauge(
             &mut out,

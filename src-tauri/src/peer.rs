@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use libp2p::Multiaddr;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::allocator::Balanced;
@@ -115,7 +114,13 @@ impl Peer {
         let joining = !opts.bootstrap.is_empty();
         let bootstrap = Bootstrap::decide(&folder, raft_cfg, joining, &me_node, &known).await?;
 
-        let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+        let (changes_tx, changes_rx) = crate::state::feed::feed(
+            config
+                .pin_tracker
+                .stateless
+                .state_feed_capacity
+                .unwrap_or(crate::state::feed::DEFAULT_CAPACITY),
+        );
         let consensus_opts = ConsensusOptions {
             folder: folder.clone(),
             config: raft_cfg.clone(),

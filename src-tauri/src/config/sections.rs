@@ -326,6 +326,11 @@ pub struct StatelessTrackerConfig {
     pub concurrent_pins: usize,
     pub priority_pin_max_age: GoDuration,
     pub priority_pin_max_retries: u32,
+    /// State changes (applied pins and unpins) queued for the tracker at most; past it,
+    /// pins are re-read from the pinset and unpins wait (see `state::feed`). Not in IPFS
+    /// Cluster's config; absent means 65,536.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_feed_capacity: Option<usize>,
 }
 
 impl Default for StatelessTrackerConfig {
@@ -335,6 +340,7 @@ impl Default for StatelessTrackerConfig {
             concurrent_pins: 10,
             priority_pin_max_age: GoDuration::secs(24 * 3600),
             priority_pin_max_retries: 5,
+            state_feed_capacity: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use openraft::{Raft, SnapshotPolicy};
-use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Verdict};
@@ -88,7 +88,7 @@ pub struct ConsensusOptions {
     pub peer_id: PeerId,
     pub addrs: Vec<String>,
     pub transport: Arc<dyn RaftTransport>,
-    pub changes: UnboundedSender<StateChange>,
+    pub changes: crate::state::feed::FeedSender,
     pub bootstrap: Bootstrap,
     /// Whether being a learner counts as ready: false only while joining as a voter, which
     /// is "staging" until promoted. A follower, or any member restarting, is ready as it is.
@@ -285,7 +285,7 @@ impl RaftConsensus {
         }
         // Unpins committed just before a crash may not have reached IPFS: replay them.
         for cid in consensus.unpins_to_replay().await {
-            let _ = changes.send(StateChange::Unpinned(cid));
+            changes.send(StateChange::Unpinned(cid)).await;
         }
         Ok(consensus)
     }

@@ -21,7 +21,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Acquire, Connection, Row, SqlitePool};
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::snapshot;
 use super::typ::{ClusterNode, NodeId, Op, TypeConfig};
@@ -30,6 +29,7 @@ use futures::stream::BoxStream;
 use futures::TryStreamExt;
 
 use crate::components::{ConsensusError, Pinset, StateChange};
+use crate::state::feed::FeedSender;
 use crate::types::{Cid, Pin};
 
 type SErr = StorageError<NodeId>;
@@ -745,17 +745,13 @@ pub struct StateMachine {
     pool: SqlitePool,
     /// Where snapshot files live (see [`snapshot`]).
     snapshots: PathBuf,
-    changes: UnboundedSender<StateChange>,
+    changes: FeedSender,
     /// How long the last snapshot build took, in milliseconds (operators' metrics).
     build_ms: Arc<AtomicU64>,
 }
 
 impl StateMachine {
-    pub fn new(
-        pool: SqlitePool,
-        snapshots: PathBuf,
-        changes: UnboundedSender<StateChange>,
-    ) -> StateMachine {
+    pub fn new(pool: SqlitePool, snapshots: PathBuf, changes: FeedSender) -> StateMachine {
         StateMachine {
             pool,
             snapshots,
@@ -1023,7 +1019,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 Op::Pin(p) => StateChange::Pinned(p),
                 Op::Unpin(c) => StateChange::Unpinned(c),
             };
-            let _ = self.changes.send(change);
+            self.changes.send(change).await;
         }
         // One response per entry, including blank and membership ones.
         Ok(vec![(); count])
@@ -1118,7 +1114,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .get::<String, _>(0)
                     .parse()
                     .map_err(|e| read_err(storage(e)))?;
-                let _ = self.changes.send(StateChange::Unpinned(cid));
+                self.changes.send(StateChange::Unpinned(cid)).await;
                 unpinned += 1;
             }
         }
@@ -1128,7 +1124,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_log = ?meta.last_log_id,
             "installed a snapshot"
         );
-        let _ = self.changes.send(StateChange::Reset);
+        self.changes.send(StateChange::Reset).await;
         Ok(())
     }
 

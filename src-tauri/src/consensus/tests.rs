@@ -13,14 +13,14 @@ use crate::ipfsconn::fake::test_cid;
 use crate::tasks::Tasks;
 use crate::types::{Cid, Pin, PinOptions};
 
-type Changes = tokio::sync::mpsc::UnboundedReceiver<StateChange>;
+type Changes = crate::state::feed::FeedReceiver;
 
 /// A single voter in `folder`, over no network.
 async fn try_start(
     folder: &Path,
     peer: PeerId,
 ) -> Result<(RaftConsensus, Changes), ConsensusError> {
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, rx) = crate::state::feed::feed(1024);
     let c = RaftConsensus::start(
         ConsensusOptions {
             folder: folder.to_path_buf(),
@@ -161,7 +161,7 @@ async fn machine(folder: &Path, pins: &[Pin]) -> (sqlx::SqlitePool, store::State
     store::replace_pins(&pool, pins).await.unwrap();
     let snapshots = super::snapshot::dir(db.parent().unwrap());
     store::ensure_snapshot(&pool, &snapshots).await.unwrap();
-    let (tx, changes) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, changes) = crate::state::feed::feed(1024);
     (
         pool.clone(),
         store::StateMachine::new(pool, snapshots, tx),
@@ -255,7 +255,7 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     received.flush().await.unwrap();
     assert!(sm.install_snapshot(&built.meta, received).await.is_err());
     assert_eq!(list(&state).await, mine);
-    assert!(changes.try_recv().is_err(), "no change was announced");
+    assert!(changes.try_recv().is_none(), "no change was announced");
     assert!(sm.get_current_snapshot().await.unwrap().is_none());
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied, None);
@@ -300,7 +300,7 @@ async fn a_database_with_a_purged_log_and_no_snapshot_file_gets_one_before_raft_
         .await
         .unwrap();
     assert!(legacy.is_none());
-    let (tx, _changes) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _changes) = crate::state::feed::feed(1024);
     let mut sm = store::StateMachine::new(pool, snapshots, tx);
     let current = sm.get_current_snapshot().await.unwrap().unwrap();
     let mut records = current.snapshot.records().await.unwrap();
@@ -566,7 +566,7 @@ async fn a_stranger_cannot_depose_the_leader_or_feed_a_log() {
 async fn a_peer_that_knows_no_membership_does_not_refuse_members_for_good() {
     use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
     let dir = tempfile::tempdir().unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _rx) = crate::state::feed::feed(1024);
     let c = RaftConsensus::start(
         ConsensusOptions {
             folder: dir.path().to_path_buf(),

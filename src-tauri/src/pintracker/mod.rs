@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::components::{IpfsConnector, IpfsError, PinTracker, Pinset, StateChange, TrackerStats};
 use crate::config::StatelessTrackerConfig;
+use crate::state::feed::{FeedGauge, FeedReceiver};
 use crate::tasks::Tasks;
 use crate::types::{Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, TrackerStatus};
 
@@ -138,6 +139,9 @@ struct Inner {
     ops: Mutex<HashMap<Cid, Operation>>,
     priority_tx: mpsc::Sender<(Cid, u64)>,
     normal_tx: mpsc::Sender<(Cid, u64)>,
+    /// Unpins have a lane and a worker of their own (as IPFS Cluster's tracker): a large
+    /// import queued ahead must not hold them up.
+    unpin_tx: mpsc::Sender<(Cid, u64)>,
     next_generation: AtomicU64,
     ipfs_id: Mutex<IpfsId>,
     /// Recent status listings, by id, with when they were last used (see [`Listing`]).
@@ -154,6 +158,8 @@ struct Inner {
     ipfs_down: AtomicBool,
     /// Paused (desktop "Pause pinning"): workers take no new operation until resumed.
     paused: tokio::sync::watch::Sender<bool>,
+    /// The state-change feed this tracker follows, for its figures.
+    feed: std::sync::OnceLock<FeedGauge>,
     tasks: Tasks,
 }
 
@@ -175,6 +181,7 @@ impl StatelessTracker {
         let cap = cfg.max_pin_queue_size.max(1);
         let (priority_tx, priority_rx) = mpsc::channel(cap);
         let (normal_tx, normal_rx) = mpsc::channel(cap);
+        let (unpin_tx, unpin_rx) = mpsc::channel(cap);
         let inner = Arc::new(Inner {
             me,
             state,
@@ -183,6 +190,7 @@ impl StatelessTracker {
             ops: Mutex::new(HashMap::new()),
             priority_tx,
             normal_tx,
+            unpin_tx,
             next_generation: AtomicU64::new(1),
             ipfs_id: Mutex::new(IpfsId::default()),
             listings: Mutex::new(Vec::new()),
@@ -191,18 +199,21 @@ impl StatelessTracker {
             pin_add_errors: AtomicU64::new(0),
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
+            feed: std::sync::OnceLock::new(),
             tasks: tasks.clone(),
         });
         let queues = Arc::new(tokio::sync::Mutex::new((priority_rx, normal_rx)));
         for _ in 0..inner.cfg.concurrent_pins {
             tasks.spawn(worker(inner.clone(), queues.clone()));
         }
+        tasks.spawn(unpin_worker(inner.clone(), unpin_rx));
         tasks.spawn(maintenance(inner.clone(), intervals));
         StatelessTracker { inner }
     }
 
     /// Follows the applied state: each change the consensus applies is tracked here.
-    pub fn follow(&self, mut changes: mpsc::UnboundedReceiver<StateChange>) {
+    pub fn follow(&self, mut changes: FeedReceiver) {
+        let _ = self.inner.feed.set(changes.gauge());
         let t = self.clone();
         self.inner.tasks.spawn(async move {
             while let Some(change) = changes.recv().await {
@@ -273,7 +284,9 @@ impl Inner {
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let priority =
             kind == OpKind::Pin && pinned_at.is_some_and(|at| self.priority_for(at, attempts));
-        let lane = if priority {
+        let lane = if kind == OpKind::Unpin {
+            &self.unpin_tx
+        } else if priority {
             &self.priority_tx
         } else {
             &self.normal_tx
@@ -612,7 +625,13 @@ impl Inner {
         use futures::StreamExt;
         // Taken before asking IPFS: an operation that finishes while IPFS answers must not
         // look like a missing pin.
-        let busy: HashSet<Cid> = self.ops.lock().unwrap().keys().copied().collect();
+        let busy: HashMap<Cid, OpKind> = self
+            .ops
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(cid, op)| (*cid, op.kind))
+            .collect();
         let Ok(have) = self.ipfs_fingerprints().await else {
             return Vec::new();
         };
@@ -634,7 +653,13 @@ impl Inner {
                 (false, true) if unpin_moved => OpKind::Unpin,
                 _ => continue,
             };
-            if busy.contains(&pin.cid) || self.ops.lock().unwrap().contains_key(&pin.cid) {
+            // An operation already on it goes on, except an unpin of a pin allocated here
+            // (re-pinned after the unpin was queued): the pin replaces it.
+            let now = self.ops.lock().unwrap().get(&pin.cid).map(|op| op.kind);
+            let pin_wins = |k: Option<&OpKind>| kind == OpKind::Pin && k == Some(&OpKind::Unpin);
+            if busy.contains_key(&pin.cid) && !pin_wins(busy.get(&pin.cid))
+                || now.is_some() && !pin_wins(now.as_ref())
+            {
                 continue;
             }
             if kind == OpKind::Pin {
@@ -714,6 +739,11 @@ impl Inner {
                     }
                     _ => Ok(false),
                 },
+                // Pinned here again since (its pin re-read from the state, not queued
+                // after this unpin: see `state::feed`): IPFS keeps it.
+                OpKind::Unpin if self.pin_of(&cid).await.is_some_and(|p| self.is_mine(&p)) => {
+                    Ok(false)
+                }
                 OpKind::Unpin => self.ipfs.unpin(&cid).await.map(|was_pinned| {
                     if was_pinned {
                         self.count_ipfs_pins(-1);
@@ -774,6 +804,24 @@ async fn worker(inner: Arc<Inner>, queues: Arc<tokio::sync::Mutex<Queues>>) {
         inner
             .run(cid, generation)
             .instrument(tracing::info_span!("pin", cid = %cid))
+            .await;
+    }
+}
+
+/// The unpin lane's one worker (as IPFS Cluster's): unpins are quick for IPFS, and one at a
+/// time keeps them from crowding the pins.
+async fn unpin_worker(inner: Arc<Inner>, mut lane: mpsc::Receiver<(Cid, u64)>) {
+    let mut paused = inner.paused.subscribe();
+    loop {
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        let Some((cid, generation)) = lane.recv().await else {
+            return;
+        };
+        inner
+            .run(cid, generation)
+            .instrument(tracing::info_span!("unpin", cid = %cid))
             .await;
     }
 }
@@ -889,6 +937,12 @@ impl PinTracker for StatelessTracker {
             pin_add_errors: self.inner.pin_add_errors.load(Ordering::Relaxed),
             ..Default::default()
         };
+        if let Some(feed) = self.inner.feed.get() {
+            let f = feed.stats();
+            s.feed_queued = f.queued as u64;
+            s.feed_coalesced = f.coalesced;
+            s.feed_waited = f.waited;
+        }
         for op in self.inner.ops.lock().unwrap().values() {
             let n = match op.status() {
                 TrackerStatus::PinQueued => &mut s.pin_queued,

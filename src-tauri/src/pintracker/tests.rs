@@ -340,3 +340,82 @@ async fn the_count_of_ipfs_pins_comes_from_the_last_listing_and_the_operations_s
     let down = start(StateHandle::default(), dead_config());
     assert_eq!(down.ipfs_pin_count(), None, "unknown while IPFS is down");
 }
+
+#[tokio::test]
+async fn unpins_complete_while_100000_pins_are_queued() {
+    // IPFS Cluster's tracker has an unpin lane and worker of its own: a large import must
+    // not hold up an unpin. Here every pin worker is stuck on a pin IPFS cannot find.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    for n in 0..2 {
+        let p = pin(500_000 + n, &[]);
+        kubo.state
+            .lock()
+            .unwrap()
+            .unavailable
+            .insert(p.cid.multihash_bytes());
+        state.insert(p.clone());
+        t.track(p.clone());
+        wait_status(&t, &p.cid, TrackerStatus::Pinning).await;
+    }
+    for n in 0..100_000 {
+        let p = pin(n, &[]);
+        state.insert(p.clone());
+        t.track(p);
+    }
+    assert_eq!(t.stats().pin_queued, 100_000);
+    // A pin IPFS holds, then unpinned from the cluster.
+    let gone = pin(900_000, &[]);
+    kubo.state
+        .lock()
+        .unwrap()
+        .pinned
+        .insert(gone.cid.multihash_bytes());
+    t.untrack(gone.cid);
+    wait_status(&t, &gone.cid, TrackerStatus::Unpinned).await;
+    assert!(!kubo.is_pinned(&gone.cid));
+    assert_eq!(t.stats().pin_queued, 100_000, "the pins are still waiting");
+}
+
+#[tokio::test]
+async fn a_queued_unpin_of_a_cid_pinned_here_again_leaves_ipfs_alone() {
+    // The state feed may hand the tracker an unpin whose pin came back (the pin itself was
+    // re-read from the state rather than queued): the unpin must not remove it.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    let p = pin(77, &[]);
+    state.insert(p.clone());
+    t.track(p.clone());
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    t.untrack(p.cid);
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        kubo.is_pinned(&p.cid),
+        "IPFS still pins what the state allocates here"
+    );
+}
+
+#[tokio::test]
+async fn a_sync_replaces_a_queued_unpin_of_a_pin_allocated_here_that_ipfs_lacks() {
+    // What a state reset (see `state::feed`) must do for a CID unpinned and pinned again
+    // whose pin was re-read rather than queued.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    t.set_paused(true);
+    let p = pin(78, &[]);
+    state.insert(p.clone());
+    t.untrack(p.cid);
+    assert_eq!(
+        t.status(&p.cid).await.info.status,
+        TrackerStatus::UnpinQueued
+    );
+    t.sync().await;
+    assert_eq!(t.status(&p.cid).await.info.status, TrackerStatus::PinQueued);
+    t.set_paused(false);
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    assert!(kubo.is_pinned(&p.cid));
+}

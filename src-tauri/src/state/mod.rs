@@ -5,6 +5,8 @@
 //! in the state machine, everything else reads it through the [`Pinset`] contract and hears
 //! about changes through [`crate::components::StateChange`] messages.
 
+pub mod feed;
+
 #[cfg(test)]
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
