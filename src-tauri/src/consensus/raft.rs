@@ -283,9 +283,15 @@ impl RaftConsensus {
                 consensus.pool.clone(),
             ));
         }
-        // Unpins committed just before a crash may not have reached IPFS: replay them.
-        for cid in consensus.unpins_to_replay().await {
-            changes.send(StateChange::Unpinned(cid)).await;
+        // Unpins committed just before a crash may not have reached IPFS: replay them, from a
+        // task (the feed is bounded, and the tracker follows it only once this returns).
+        let replay = consensus.unpins_to_replay().await;
+        if !replay.is_empty() {
+            tasks.spawn(async move {
+                for cid in replay {
+                    changes.send(StateChange::Unpinned(cid)).await;
+                }
+            });
         }
         Ok(consensus)
     }

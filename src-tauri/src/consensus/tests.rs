@@ -20,7 +20,16 @@ async fn try_start(
     folder: &Path,
     peer: PeerId,
 ) -> Result<(RaftConsensus, Changes), ConsensusError> {
-    let (tx, rx) = crate::state::feed::feed(1024);
+    try_start_with_feed(folder, peer, 1024).await
+}
+
+/// [`try_start`] with a state feed that holds `capacity` changes.
+async fn try_start_with_feed(
+    folder: &Path,
+    peer: PeerId,
+    capacity: usize,
+) -> Result<(RaftConsensus, Changes), ConsensusError> {
+    let (tx, rx) = crate::state::feed::feed(capacity);
     let c = RaftConsensus::start(
         ConsensusOptions {
             folder: folder.to_path_buf(),
@@ -81,6 +90,42 @@ async fn a_single_voter_commits_and_keeps_its_pinset_across_restarts() {
         c.unpins_to_replay().await.is_empty(),
         "a re-pin cancels the replay"
     );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn more_unpins_to_replay_than_the_feed_holds_do_not_hold_up_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::generate().peer_id();
+    let (c, _changes) = start(dir.path(), me).await;
+    ready(&c).await;
+    for n in 0..5 {
+        c.log_pin(Pin::new(test_cid(n), PinOptions::default()))
+            .await
+            .unwrap();
+        c.log_unpin(test_cid(n)).await.unwrap();
+    }
+    c.shutdown().await;
+    drop(c);
+    // The tracker follows the feed only once the consensus has started.
+    let (c, mut changes) = tokio::time::timeout(
+        Duration::from_secs(20),
+        try_start_with_feed(dir.path(), me, 1),
+    )
+    .await
+    .expect("started although the feed holds one change")
+    .unwrap();
+    let mut replayed = Vec::new();
+    while replayed.len() < 5 {
+        match tokio::time::timeout(Duration::from_secs(10), changes.recv()).await {
+            Ok(Some(StateChange::Unpinned(cid))) => replayed.push(cid),
+            other => panic!("expected the replayed unpins, got {other:?}"),
+        }
+    }
+    replayed.sort();
+    let mut want: Vec<_> = (0..5).map(test_cid).collect();
+    want.sort();
+    assert_eq!(replayed, want);
     c.shutdown().await;
 }
 
