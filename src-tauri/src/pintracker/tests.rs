@@ -419,3 +419,68 @@ async fn a_sync_replaces_a_queued_unpin_of_a_pin_allocated_here_that_ipfs_lacks(
     wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
     assert!(kubo.is_pinned(&p.cid));
 }
+
+#[tokio::test]
+async fn the_running_counts_match_a_walk_of_every_operation() {
+    // queue_len and stats answer from counts kept as operations change (the desktop asks
+    // every second); they must agree with a walk through pins, unpins, failures, cancels,
+    // retries and syncs.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    let agree = |t: &StatelessTracker| {
+        let ops = t.inner.ops.lock().unwrap();
+        assert_eq!(ops.counts(), ops.counted());
+    };
+    let hung = pin(1_000, &[]);
+    kubo.state
+        .lock()
+        .unwrap()
+        .unavailable
+        .insert(hung.cid.multihash_bytes());
+    state.insert(hung.clone());
+    t.track(hung.clone());
+    for n in 0..200 {
+        let p = pin(n, &[]);
+        state.insert(p.clone());
+        t.track(p);
+        agree(&t);
+    }
+    for n in (0..200).step_by(3) {
+        state.remove(&test_cid(n));
+        t.untrack(test_cid(n));
+        agree(&t);
+    }
+    kubo.state.lock().unwrap().fail_pins = Some("no space left".into());
+    for n in 300..320 {
+        let p = pin(n, &[]);
+        state.insert(p.clone());
+        t.track(p);
+    }
+    // Until every operation but the hung pin is done or failed.
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        agree(&t);
+        let s = t.stats();
+        if s.pin_queued + s.unpin_queued + s.unpinning == 0 && s.pinning == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "still busy: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(t.stats().pin_error > 0, "{:?}", t.stats());
+    kubo.state.lock().unwrap().fail_pins = None;
+    t.sync().await;
+    agree(&t);
+    let _ = t.recover_all().await;
+    agree(&t);
+    // The hung pin cancelled by its unpin.
+    state.remove(&hung.cid);
+    t.untrack(hung.cid);
+    wait_status(&t, &hung.cid, TrackerStatus::Unpinned).await;
+    agree(&t);
+    assert_eq!(t.queue_len() as u64, {
+        let s = t.stats();
+        s.pin_queued + s.pinning + s.unpin_queued + s.unpinning
+    });
+}

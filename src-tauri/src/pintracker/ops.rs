@@ -1,0 +1,98 @@
+//! The tracker's operations by CID, with a running count of each status, so that queue
+//! lengths and per-status figures cost the same with ten operations or a million (the desktop
+//! asks every second, `/metrics` at every scrape). Every change to an operation's kind or
+//! phase goes through [`OpTable::update`], which keeps the counts true.
+
+use std::collections::HashMap;
+
+use super::{OpKind, Operation, Phase};
+use crate::types::Cid;
+
+/// How many operations are in each (kind, phase).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct OpCounts {
+    pub pin_queued: u64,
+    pub pinning: u64,
+    pub pin_error: u64,
+    pub unpin_queued: u64,
+    pub unpinning: u64,
+    pub unpin_error: u64,
+}
+
+impl OpCounts {
+    fn slot(&mut self, op: &Operation) -> &mut u64 {
+        match (op.kind, op.phase) {
+            (OpKind::Pin, Phase::Queued) => &mut self.pin_queued,
+            (OpKind::Pin, Phase::InProgress) => &mut self.pinning,
+            (OpKind::Pin, Phase::Failed) => &mut self.pin_error,
+            (OpKind::Unpin, Phase::Queued) => &mut self.unpin_queued,
+            (OpKind::Unpin, Phase::InProgress) => &mut self.unpinning,
+            (OpKind::Unpin, Phase::Failed) => &mut self.unpin_error,
+        }
+    }
+
+    /// Operations queued or running (failed ones wait for a recover).
+    pub fn in_queue(&self) -> u64 {
+        self.pin_queued + self.pinning + self.unpin_queued + self.unpinning
+    }
+}
+
+#[derive(Default)]
+pub(super) struct OpTable {
+    map: HashMap<Cid, Operation>,
+    counts: OpCounts,
+}
+
+impl OpTable {
+    pub fn get(&self, cid: &Cid) -> Option<&Operation> {
+        self.map.get(cid)
+    }
+
+    pub fn contains_key(&self, cid: &Cid) -> bool {
+        self.map.contains_key(cid)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Cid, &Operation)> {
+        self.map.iter()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Cid> {
+        self.map.keys()
+    }
+
+    pub fn insert(&mut self, cid: Cid, op: Operation) {
+        *self.counts.slot(&op) += 1;
+        if let Some(old) = self.map.insert(cid, op) {
+            *self.counts.slot(&old) -= 1;
+        }
+    }
+
+    pub fn remove(&mut self, cid: &Cid) -> Option<Operation> {
+        let old = self.map.remove(cid)?;
+        *self.counts.slot(&old) -= 1;
+        Some(old)
+    }
+
+    /// Changes the operation on `cid`, if there is one, keeping the counts true.
+    pub fn update<R>(&mut self, cid: &Cid, f: impl FnOnce(&mut Operation) -> R) -> Option<R> {
+        let op = self.map.get_mut(cid)?;
+        *self.counts.slot(op) -= 1;
+        let r = f(op);
+        *self.counts.slot(op) += 1;
+        Some(r)
+    }
+
+    pub fn counts(&self) -> OpCounts {
+        self.counts
+    }
+
+    /// The counts as a walk of every operation finds them (for tests).
+    #[cfg(test)]
+    pub fn counted(&self) -> OpCounts {
+        let mut c = OpCounts::default();
+        for op in self.map.values() {
+            *c.slot(op) += 1;
+        }
+        c
+    }
+}
