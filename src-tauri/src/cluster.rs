@@ -52,6 +52,8 @@ pub struct ClusterStats {
     /// This peer's last valid `freespace` metric.
     pub freespace: Option<u64>,
     pub raft: crate::components::RaftStats,
+    /// Incoming cluster RPC calls answered "busy" since start.
+    pub rpc_refused_busy: u64,
 }
 
 /// The components a [`Cluster`] drives, as the composition root hands them over.
@@ -324,6 +326,7 @@ impl Cluster {
             ipfs_pins: self.tracker.ipfs_pin_count(),
             freespace,
             raft: self.consensus.stats().await,
+            rpc_refused_busy: self.rpc.refused_busy(),
         })
     }
 

@@ -466,6 +466,10 @@ pub trait PeerRpc: Send + Sync + 'static {
     ) -> Result<NodeAnswer, RpcError>;
     /// This peer's cluster RPC traffic, by protocol.
     fn bandwidth(&self) -> std::collections::BTreeMap<String, Bandwidth>;
+    /// Incoming calls answered "busy" since start (the limit on calls in flight bit).
+    fn refused_busy(&self) -> u64 {
+        0
+    }
 }
 
 /// What this peer answers when another one calls it (the other side of [`PeerRpc`]).

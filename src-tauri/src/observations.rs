@@ -108,7 +108,14 @@ pub(crate) fn render(s: &ClusterStats) -> String {
         "Total number of failed pin requests",
         t.pin_add_errors,
     );
-    // Not in IPFS Cluster: the bounded feed of applied changes into the tracker.
+    // Not in IPFS Cluster: the limits, and how often they bit.
+    counter(
+        &mut out,
+        "rpc_refused_busy",
+        "Incoming cluster RPC calls answered busy (too many in flight)",
+        s.rpc_refused_busy,
+    );
+    // The bounded feed of applied changes into the tracker.
     gauge(
         &mut out,
         "state_feed_queued",

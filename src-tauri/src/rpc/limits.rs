@@ -39,6 +39,12 @@ pub struct SwarmLimits {
     pub established_per_peer: u32,
     /// How long the secret, noise and yamux handshakes may take together.
     pub handshake: Duration,
+    /// Incoming calls other than Raft's answered at once, from all peers together; one more
+    /// is answered "busy" at once (the caller retries, as after any transient failure).
+    pub calls_in_flight: usize,
+    /// Incoming Raft calls answered at once (a limit of their own, so that a flood of other
+    /// calls never starves heartbeats and votes).
+    pub raft_calls_in_flight: usize,
 }
 
 impl SwarmLimits {
@@ -60,6 +66,8 @@ impl Default for SwarmLimits {
             established_incoming: 400,
             established_per_peer: 4,
             handshake: Duration::from_secs(5),
+            calls_in_flight: 256,
+            raft_calls_in_flight: 64,
         }
     }
 }

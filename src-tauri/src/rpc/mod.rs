@@ -20,6 +20,7 @@ pub use limits::SwarmLimits;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, Respons
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::components::{
     Consensus, Member, NodeAnswer, NodeCall, PeerCall, PeerRpc, PeerService, RpcError,
@@ -125,13 +126,22 @@ enum Command {
     },
 }
 
+/// Commands queued for the swarm's loop at most; a caller past it waits.
+const COMMANDS: usize = 4096;
+
+/// Request streams open at once on one connection (libp2p's default of 100 would refuse
+/// calls before [`SwarmLimits::calls_in_flight`] does, with a less useful error).
+const STREAMS_PER_CONNECTION: usize = 1024;
+
 /// Handle to the cluster swarm.
 #[derive(Clone)]
 pub struct ClusterRpc {
     me: PeerId,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
     services: Arc<OnceLock<Services>>,
     listen: watch::Receiver<Vec<Multiaddr>>,
+    /// Incoming calls answered "busy" since start (a call limit bit).
+    refused_busy: Arc<AtomicU64>,
     /// Addresses learned (identify, peerstore, membership), for dialing.
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
     /// Bumped whenever an address is learned.
@@ -189,7 +199,9 @@ fn build_swarm(
                 rpc: request_response::Behaviour::with_codec(
                     codec,
                     [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default().with_request_timeout(opts.request_timeout),
+                    request_response::Config::default()
+                        .with_request_timeout(opts.request_timeout)
+                        .with_max_concurrent_streams(STREAMS_PER_CONNECTION),
                 ),
                 identify: identify::Behaviour::new(
                     identify::Config::new("/ipfs-cluster-desktop/0.1.0".into(), key.public())
@@ -235,7 +247,8 @@ impl ClusterRpc {
             swarm.add_external_address(addr.clone());
         }
         let me = *swarm.local_peer_id();
-        let (commands, rx) = mpsc::unbounded_channel();
+        let (commands, rx) = mpsc::channel(COMMANDS);
+        let refused_busy = Arc::new(AtomicU64::new(0));
         let (listen_tx, listen) = watch::channel(Vec::new());
         let (listening_tx, mut listening) = watch::channel(HashSet::new());
         let (learned_tx, learned) = watch::channel(0);
@@ -244,6 +257,7 @@ impl ClusterRpc {
             commands: commands.clone(),
             services: Arc::new(OnceLock::new()),
             listen,
+            refused_busy: refused_busy.clone(),
             known: Arc::new(Mutex::new(HashMap::new())),
             learned,
             tasks: tasks.clone(),
@@ -260,6 +274,9 @@ impl ClusterRpc {
             swarm,
             rx,
             commands,
+            raft_calls: Arc::new(Semaphore::new(opts.limits.raft_calls_in_flight.max(1))),
+            calls: Arc::new(Semaphore::new(opts.limits.calls_in_flight.max(1))),
+            refused_busy,
             services: rpc.services.clone(),
             pending: HashMap::new(),
             listen_tx,
@@ -293,7 +310,20 @@ impl ClusterRpc {
 
     /// Remembers addresses of `peer` (from the peerstore, a bootstrap address, the membership).
     pub fn learn(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        let _ = self.commands.send(Command::Learn { peer, addrs });
+        // Best effort: with the swarm's queue full, the addresses come again (identify, the
+        // membership, the next call).
+        if self
+            .commands
+            .try_send(Command::Learn { peer, addrs })
+            .is_err()
+        {
+            tracing::debug!(%peer, "swarm busy: addresses not recorded this time");
+        }
+    }
+
+    /// Incoming calls answered "busy" since start.
+    pub fn refused_busy(&self) -> u64 {
+        self.refused_busy.load(Ordering::Relaxed)
     }
 
     /// Calls `peer`, dialing it at `addrs` (plus any learned address) if not connected.
@@ -305,14 +335,23 @@ impl ClusterRpc {
         timeout: Duration,
     ) -> Result<RpcResponse, RpcError> {
         let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Call {
-                peer,
-                addrs,
-                req,
-                reply,
-            })
-            .map_err(|_| RpcError::Stopped)?;
+        // A full queue makes the caller wait (back-pressure), within its timeout.
+        let queued = self.commands.send(Command::Call {
+            peer,
+            addrs,
+            req,
+            reply,
+        });
+        match tokio::time::timeout(timeout, queued).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(RpcError::Stopped),
+            Err(_) => {
+                return Err(RpcError::Timeout {
+                    peer: peer.to_string(),
+                    timeout,
+                })
+            }
+        }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(RpcError::Stopped),
@@ -446,6 +485,10 @@ impl PeerRpc for ClusterRpc {
         BTreeMap::from([(RPC_PROTOCOL.to_string(), self.meter.bandwidth())])
     }
 
+    fn refused_busy(&self) -> u64 {
+        ClusterRpc::refused_busy(self)
+    }
+
     async fn node(
         &self,
         to: &Member,
@@ -481,9 +524,13 @@ impl RaftTransport for ClusterRpc {
 
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
-    rx: mpsc::UnboundedReceiver<Command>,
+    rx: mpsc::Receiver<Command>,
     /// For handler tasks to send their responses back into the loop.
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
+    /// Permits for incoming calls in flight: Raft's, and everything else's.
+    raft_calls: Arc<Semaphore>,
+    calls: Arc<Semaphore>,
+    refused_busy: Arc<AtomicU64>,
     services: Arc<OnceLock<Services>>,
     pending: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RpcResponse, RpcError>>)>,
     listen_tx: watch::Sender<Vec<Multiaddr>>,
@@ -609,6 +656,23 @@ impl SwarmTask {
                     },
                 ..
             } => {
+                let limit = if matches!(request, RpcRequest::Raft(_)) {
+                    &self.raft_calls
+                } else {
+                    &self.calls
+                };
+                // One task per call in flight, at most the limit: over it, "busy" at once
+                // rather than a task (and its memory) per call of a flood.
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    self.refused_busy.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "refused a call: too many in flight");
+                    let busy = RpcResponse::Err(
+                        "this peer is busy (too many cluster RPC calls in flight): try again"
+                            .into(),
+                    );
+                    let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
+                    return;
+                };
                 let services = self.services.clone();
                 let back = self.commands.clone();
                 self.tasks.spawn(async move {
@@ -616,7 +680,8 @@ impl SwarmTask {
                         Some(s) => s.handle(peer, request).await,
                         None => RpcResponse::Err("this peer is still starting".into()),
                     };
-                    let _ = back.send(Command::Respond { channel, resp });
+                    drop(permit);
+                    let _ = back.send(Command::Respond { channel, resp }).await;
                 });
             }
             Event::Message {
@@ -694,5 +759,75 @@ mod tests {
         let addrs = rpc.listen_addrs();
         assert_eq!(addrs.len(), 2, "{addrs:?}");
         tasks.shutdown().await;
+    }
+
+    /// Services that never answer (a peer whose IPFS hangs): every call stays in flight.
+    struct Stuck;
+
+    #[async_trait]
+    impl RaftService for Stuck {
+        async fn serve(&self, _: &str, _: RaftRequest) -> RaftResponse {
+            futures::future::pending().await
+        }
+        fn is_member(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    #[async_trait]
+    impl PeerService for Stuck {
+        async fn id(&self) -> Id {
+            futures::future::pending().await
+        }
+        async fn pins(&self, _: crate::components::PeerCall) -> Vec<PinInfo> {
+            futures::future::pending().await
+        }
+        fn metrics(&self, _: &str, _: Vec<Metric>) {}
+        async fn node(&self, _: crate::components::NodeCall) -> crate::components::NodeAnswer {
+            futures::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_calls_holds_a_bounded_number_in_flight_and_the_rest_hear_busy() {
+        let server_tasks = Tasks::new();
+        let mut opts = options(&["/ip4/127.0.0.1/tcp/0"]);
+        opts.limits.calls_in_flight = 16;
+        let server = ClusterRpc::start(opts, &server_tasks).await.unwrap();
+        server.serve(Arc::new(Stuck), Arc::new(Stuck));
+        let addrs = server.listen_addrs();
+        let client_tasks = Tasks::new();
+        let client = ClusterRpc::start(options(&["/ip4/127.0.0.1/tcp/0"]), &client_tasks)
+            .await
+            .unwrap();
+        let before = server_tasks.len();
+        let calls = (0..300).map(|_| {
+            client.call(
+                server.me,
+                addrs.clone(),
+                RpcRequest::Id,
+                Duration::from_secs(3),
+            )
+        });
+        let answers = futures::future::join_all(calls).await;
+        let busy = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(RpcResponse::Err(e)) if e.contains("busy")))
+            .count();
+        let waited = answers
+            .iter()
+            .filter(|a| matches!(a, Err(RpcError::Timeout { .. })))
+            .count();
+        assert_eq!(waited, 16, "as many in flight as the limit");
+        assert_eq!(busy, 300 - 16, "the others told at once");
+        assert!(
+            server_tasks.len() <= before + 16,
+            "{} tasks for {} calls in flight",
+            server_tasks.len() - before,
+            16
+        );
+        assert_eq!(server.refused_busy(), 284);
+        client_tasks.shutdown().await;
+        server_tasks.shutdown().await;
     }
 }
