@@ -1106,17 +1106,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // What the snapshot drops (unpinned while this peer was away) must leave IPFS too;
         // the reset afterwards pins what it adds.
+        // Read in pages: no cursor stays open while the feed makes this wait.
         let mut unpinned = 0usize;
-        {
-            let mut rows = sqlx::query("SELECT cid FROM pins_gone").fetch(&mut *conn);
-            while let Some(row) = rows.try_next().await.map_err(read_err)? {
-                let cid: Cid = row
-                    .get::<String, _>(0)
-                    .parse()
-                    .map_err(|e| read_err(storage(e)))?;
+        let mut after = String::new();
+        loop {
+            let page: Vec<String> = sqlx::query_scalar(
+                "SELECT cid FROM pins_gone WHERE cid > ? ORDER BY cid LIMIT 1000",
+            )
+            .bind(&after)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(read_err)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for text in page {
+                let cid: Cid = text.parse().map_err(|e| read_err(storage(e)))?;
                 self.changes.send(StateChange::Unpinned(cid)).await;
                 unpinned += 1;
             }
+            after = last;
         }
         tracing::info!(
             pins = count,

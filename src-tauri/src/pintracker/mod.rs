@@ -33,6 +33,15 @@ enum OpKind {
     Unpin,
 }
 
+/// How an operation ended, when IPFS did not fail it.
+enum Outcome {
+    Done,
+    /// Nothing to do any more (no longer in the pinset, or allocated elsewhere).
+    Nothing,
+    /// An unpin of a pin allocated here again: pinned instead.
+    PinAgain(Pin),
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Queued,
@@ -215,13 +224,25 @@ impl StatelessTracker {
     /// Follows the applied state: each change the consensus applies is tracked here.
     pub fn follow(&self, mut changes: FeedReceiver) {
         let _ = self.inner.feed.set(changes.gauge());
+        // A reset's sync (a walk of the pinset and a listing of IPFS) runs beside the loop,
+        // so that the feed keeps draining meanwhile: the state machine waits on a full feed
+        // of unpins, and must not wait on IPFS. Resets that come during a sync make one more.
+        let resync = Arc::new(tokio::sync::Notify::new());
+        let t = self.clone();
+        let wanted = resync.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                wanted.notified().await;
+                t.sync().await;
+            }
+        });
         let t = self.clone();
         self.inner.tasks.spawn(async move {
             while let Some(change) = changes.recv().await {
                 match change {
                     StateChange::Pinned(p) => t.track(p),
                     StateChange::Unpinned(c) => t.untrack(c),
-                    StateChange::Reset => t.sync().await,
+                    StateChange::Reset => resync.notify_one(),
                 }
             }
         });
@@ -249,6 +270,11 @@ impl Inner {
 
     fn is_mine(&self, pin: &Pin) -> bool {
         pin.is_allocated_to(&self.me.peer_id)
+    }
+
+    /// `cid`'s pin in the state now, if it is allocated here.
+    async fn allocated_here(&self, cid: &Cid) -> Option<Pin> {
+        self.pin_of(cid).await.filter(|p| self.is_mine(p))
     }
 
     /// Whether a pin made at `pinned_at` that was tried `attempts` times takes the priority
@@ -663,6 +689,14 @@ impl Inner {
             {
                 continue;
             }
+            if now == Some(OpKind::Unpin) {
+                // The page may be older than the unpin: only the state now decides.
+                if let Some(current) = self.allocated_here(&pin.cid).await {
+                    queued.push(current.cid);
+                    self.enqueue_pin(&current);
+                }
+                continue;
+            }
             if kind == OpKind::Pin {
                 queued.push(pin.cid);
                 self.enqueue_pin(&pin);
@@ -737,21 +771,25 @@ impl Inner {
                                 self.pin_add_errors.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        r.map(|_| true)
+                        r.map(|_| Outcome::Done)
                     }
-                    _ => Ok(false),
+                    _ => Ok(Outcome::Nothing),
                 },
-                // Pinned here again since (its pin re-read from the state, not queued
-                // after this unpin: see `state::feed`): IPFS keeps it.
-                OpKind::Unpin if self.pin_of(&cid).await.is_some_and(|p| self.is_mine(&p)) => {
-                    Ok(false)
-                }
-                OpKind::Unpin => self.ipfs.unpin(&cid).await.map(|was_pinned| {
-                    if was_pinned {
+                OpKind::Unpin => {
+                    // Allocated here again since the unpin was queued (the re-pin may have
+                    // been left to a reset rather than queued after it: see `state::feed`),
+                    // before or while IPFS removed it: it is pinned back.
+                    if let Some(pin) = self.allocated_here(&cid).await {
+                        return Ok(Outcome::PinAgain(pin));
+                    }
+                    if self.ipfs.unpin(&cid).await? {
                         self.count_ipfs_pins(-1);
                     }
-                    true
-                }),
+                    Ok(match self.allocated_here(&cid).await {
+                        Some(pin) => Outcome::PinAgain(pin),
+                        None => Outcome::Done,
+                    })
+                }
             }
         };
         let result = tokio::select! {
@@ -763,13 +801,19 @@ impl Inner {
             return;
         }
         match result {
-            Ok(false) => {
+            Ok(Outcome::Nothing) => {
                 tracing::debug!(?kind, "no longer pinned here: nothing to do");
                 ops.remove(&cid);
             }
-            Ok(true) => {
+            Ok(Outcome::Done) => {
                 tracing::info!(?kind, "done");
                 ops.remove(&cid);
+            }
+            Ok(Outcome::PinAgain(pin)) => {
+                tracing::info!("allocated here again: pinned, not unpinned");
+                ops.remove(&cid);
+                drop(ops);
+                self.enqueue_pin(&pin);
             }
             Err(e) => {
                 tracing::warn!(?kind, error = %e, "IPFS operation failed");

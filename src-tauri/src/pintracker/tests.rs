@@ -48,6 +48,16 @@ async fn wait_status(t: &StatelessTracker, cid: &Cid, want: TrackerStatus) -> Pi
     }
 }
 
+/// Waits until the sync a tracker runs as it starts is over (it lists IPFS, so it counts
+/// IPFS's pins), so that it cannot mend what a test sets up afterwards.
+async fn first_sync_done(t: &StatelessTracker) {
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while t.ipfs_pin_count().is_none() {
+        assert!(std::time::Instant::now() < end, "the first sync never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn pin(n: u32, allocations: &[&str]) -> Pin {
     let mut p = Pin::new(test_cid(n), PinOptions::default());
     p.allocations = allocations.iter().map(|s| s.to_string()).collect();
@@ -483,4 +493,26 @@ async fn the_running_counts_match_a_walk_of_every_operation() {
         let s = t.stats();
         s.pin_queued + s.pinning + s.unpin_queued + s.unpinning
     });
+}
+
+#[tokio::test]
+async fn an_unpin_of_a_cid_allocated_here_again_that_ipfs_lacks_pins_it() {
+    // The feed may hand over an unpin after a reset whose sync found the re-pin already: the
+    // unpin replaced the pin still owed, and must pin it rather than drop it.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    first_sync_done(&t).await;
+    t.set_paused(true);
+    let p = pin(79, &[]);
+    state.insert(p.clone());
+    t.track(p.clone());
+    t.untrack(p.cid);
+    assert_eq!(
+        t.status(&p.cid).await.info.status,
+        TrackerStatus::UnpinQueued
+    );
+    t.set_paused(false);
+    wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    assert!(kubo.is_pinned(&p.cid));
 }

@@ -13,7 +13,8 @@
 //!   re-read it. One that finds the feed full waits for room (back-pressure on the state
 //!   machine, whose commit is already durable).
 //!
-//! The counters show when the limit bites (`/metrics`: `cluster_state_feed_*`).
+//! The counters show when the limit bites (`/metrics`: `ipfscluster_state_feed_*`). The queue
+//! holds at most `capacity` changes plus one `Reset`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -139,6 +140,7 @@ impl FeedSender {
     /// receiver is gone takes everything and keeps nothing.
     pub async fn send(&self, change: StateChange) {
         let shared = &self.shared;
+        let mut waited = false;
         loop {
             // Registered before looking, so that room made in between is not missed.
             let room = shared.drained.notified();
@@ -148,7 +150,10 @@ impl FeedSender {
                 shared.filled.notify_one();
                 return;
             }
-            shared.waited.fetch_add(1, Ordering::Relaxed);
+            if !waited {
+                waited = true;
+                shared.waited.fetch_add(1, Ordering::Relaxed);
+            }
             room.await;
         }
     }
