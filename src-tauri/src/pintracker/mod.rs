@@ -25,13 +25,7 @@ use crate::config::StatelessTrackerConfig;
 use crate::state::feed::{FeedGauge, FeedReceiver};
 use crate::tasks::Tasks;
 use crate::types::{Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, TrackerStatus};
-use ops::OpTable;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OpKind {
-    Pin,
-    Unpin,
-}
+use ops::{OpKind, OpTable, Operation, Phase};
 
 /// How an operation ended, when IPFS did not fail it.
 enum Outcome {
@@ -40,48 +34,6 @@ enum Outcome {
     Nothing,
     /// An unpin of a pin allocated here again: pinned instead.
     PinAgain(Pin),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Queued,
-    InProgress,
-    Failed,
-}
-
-/// One queued, running or failed operation. Kept small, since a queue may hold a million
-/// of them: the pin itself is read from the pinset when the operation runs or is shown, and
-/// only a running operation has a cancellation token.
-struct Operation {
-    kind: OpKind,
-    phase: Phase,
-    attempt_count: u32,
-    priority: bool,
-    error: String,
-    timestamp: DateTime<Utc>,
-    /// Distinguishes this operation from a later one on the same CID.
-    generation: u64,
-    /// Set while it runs: a newer operation on the CID cancels it.
-    cancel: Option<CancellationToken>,
-}
-
-impl Operation {
-    fn cancel(&self) {
-        if let Some(c) = &self.cancel {
-            c.cancel();
-        }
-    }
-
-    fn status(&self) -> TrackerStatus {
-        match (self.kind, self.phase) {
-            (OpKind::Pin, Phase::Queued) => TrackerStatus::PinQueued,
-            (OpKind::Pin, Phase::InProgress) => TrackerStatus::Pinning,
-            (OpKind::Pin, Phase::Failed) => TrackerStatus::PinError,
-            (OpKind::Unpin, Phase::Queued) => TrackerStatus::UnpinQueued,
-            (OpKind::Unpin, Phase::InProgress) => TrackerStatus::Unpinning,
-            (OpKind::Unpin, Phase::Failed) => TrackerStatus::UnpinError,
-        }
-    }
 }
 
 /// Who this tracker reports as, in every PinInfo.

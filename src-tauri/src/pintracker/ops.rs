@@ -5,8 +5,58 @@
 
 use std::collections::HashMap;
 
-use super::{OpKind, Operation, Phase};
-use crate::types::Cid;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+use crate::types::{Cid, TrackerStatus};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OpKind {
+    Pin,
+    Unpin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    Queued,
+    InProgress,
+    Failed,
+}
+
+/// One queued, running or failed operation. Kept small, since a queue may hold a million
+/// of them: the pin itself is read from the pinset when the operation runs or is shown, and
+/// only a running operation has a cancellation token.
+pub(super) struct Operation {
+    pub(super) kind: OpKind,
+    pub(super) phase: Phase,
+    pub(super) attempt_count: u32,
+    pub(super) priority: bool,
+    pub(super) error: String,
+    pub(super) timestamp: DateTime<Utc>,
+    /// Distinguishes this operation from a later one on the same CID.
+    pub(super) generation: u64,
+    /// Set while it runs: a newer operation on the CID cancels it.
+    pub(super) cancel: Option<CancellationToken>,
+}
+
+impl Operation {
+    pub(super) fn cancel(&self) {
+        if let Some(c) = &self.cancel {
+            c.cancel();
+        }
+    }
+
+    pub(super) fn status(&self) -> TrackerStatus {
+        match (self.kind, self.phase) {
+            (OpKind::Pin, Phase::Queued) => TrackerStatus::PinQueued,
+            (OpKind::Pin, Phase::InProgress) => TrackerStatus::Pinning,
+            (OpKind::Pin, Phase::Failed) => TrackerStatus::PinError,
+            (OpKind::Unpin, Phase::Queued) => TrackerStatus::UnpinQueued,
+            (OpKind::Unpin, Phase::InProgress) => TrackerStatus::Unpinning,
+            (OpKind::Unpin, Phase::Failed) => TrackerStatus::UnpinError,
+        }
+    }
+}
 
 /// How many operations are in each (kind, phase).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
