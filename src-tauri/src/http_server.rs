@@ -17,6 +17,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::{HttpApiConfig, Multiaddrs};
 use crate::error::Error;
@@ -45,9 +47,28 @@ pub(crate) struct HttpSettings {
     pub read_timeout: Duration,
     pub write_timeout: Duration,
     pub max_header_bytes: usize,
+    /// Connections served at once, over all its listen addresses (see [`serve`]).
+    pub max_connections: usize,
     /// How the API words the listener policy's refusals.
     pub render: Render,
 }
+
+/// Connections an API serves at once unless its section says otherwise.
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Connections refused since start because an API had as many as it serves at once, over
+/// every API of this process (Prometheus: `ipfscluster_http_refused_connections`).
+static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// [`REFUSED_CONNECTIONS`], for `/metrics`.
+pub(crate) fn refused_connections() -> u64 {
+    REFUSED_CONNECTIONS.load(Ordering::Relaxed)
+}
+
+/// What a plain-HTTP connection over the limit reads before it is closed.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+Content-Length: 60\r\nRetry-After: 1\r\nConnection: close\r\n\r\n\
+too many connections to this API at once: try again shortly\n";
 
 impl HttpSettings {
     /// The settings of an IPFS Cluster-style API section (`restapi`, `pinsvcapi`).
@@ -62,6 +83,7 @@ impl HttpSettings {
             read_timeout: cfg.read_timeout.get(),
             write_timeout: cfg.write_timeout.get(),
             max_header_bytes: cfg.max_header_bytes as usize,
+            max_connections: cfg.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             render: plain_error,
         }
     }
@@ -83,6 +105,7 @@ impl HttpSettings {
             read_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(60),
             max_header_bytes: 4096,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             render: plain_error,
         }
     }
@@ -99,6 +122,7 @@ impl HttpSettings {
             read_timeout: cfg.read_timeout.get(),
             write_timeout: cfg.write_timeout.get(),
             max_header_bytes: cfg.max_header_bytes as usize,
+            max_connections: cfg.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
             render: plain_error,
         }
     }
@@ -184,6 +208,8 @@ pub(crate) async fn serve(
             .map_err(|e| Error::Unavailable(format!("{section} cannot listen on {sock}: {e}")))?;
         listeners.push(listener);
     }
+    // One bound for the API, whichever address its clients use (as mini-redis's semaphore).
+    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let mut bound = Vec::new();
     for listener in listeners {
         let addr = listener
@@ -197,6 +223,7 @@ pub(crate) async fn serve(
             tls: tls.clone(),
             header_timeout: settings.header_timeout(),
             max_buf: (settings.max_header_bytes + 4096).max(8192),
+            slots: slots.clone(),
             tasks: tasks.clone(),
         };
         tasks.spawn_graceful(conn.accept_loop(listener));
@@ -211,6 +238,8 @@ struct Connections {
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     max_buf: usize,
+    /// A permit per connection served.
+    slots: Arc<Semaphore>,
     tasks: Tasks,
 }
 
@@ -232,11 +261,21 @@ impl Connections {
                     }
                 },
             };
+            // Over the limit: told at once and closed, without a task (a flood of connections
+            // costs nothing beyond the accept). A TLS client is just closed.
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                REFUSED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+                if self.tls.is_none() {
+                    let _ = tcp.try_write(TOO_MANY);
+                }
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let local = tcp.local_addr().ok().map(LocalAddr);
             let this = self.clone();
             let watcher = graceful.watcher();
             self.tasks.spawn_graceful(async move {
+                let _slot = slot;
                 match this.tls.clone() {
                     None => {
                         // hyper's header timeout starts with the first byte: a connection
@@ -310,5 +349,61 @@ mod tests {
         assert_eq!(s.header_timeout(), Duration::from_secs(120));
         s.idle_timeout = Duration::ZERO;
         assert_eq!(s.header_timeout(), Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_limit_hear_503_at_once_and_a_freed_slot_serves_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut settings = HttpSettings::plain("test", Multiaddrs::one("/ip4/127.0.0.1/tcp/0"));
+        settings.max_connections = 2;
+        let tasks = Tasks::new();
+        let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let dir = tempfile::tempdir().unwrap();
+        let addr = serve(&settings, dir.path(), app, &tasks).await.unwrap()[0];
+        let before = refused_connections();
+        // Two clients that started a request and stalled hold both slots.
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .await
+                .unwrap();
+            held.push(c);
+        }
+        let answer = |mut c: tokio::net::TcpStream| async move {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .await
+                .ok();
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut out)).await;
+            String::from_utf8_lossy(&out).to_string()
+        };
+        // Held connections are counted once accepted: ask until the refusal comes.
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        let refused = loop {
+            let got = answer(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+            if got.starts_with("HTTP/1.1 503") {
+                break got;
+            }
+            assert!(std::time::Instant::now() < end, "never refused: {got}");
+        };
+        assert!(refused.contains("too many connections"), "{refused}");
+        assert!(refused_connections() > before);
+        // One client leaves: its slot serves the next.
+        drop(held.pop());
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = answer(tokio::net::TcpStream::connect(addr).await.unwrap()).await;
+            if got.starts_with("HTTP/1.1 200") {
+                assert!(got.ends_with("ok"), "{got}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "the slot never came back: {got}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tasks.shutdown().await;
     }
 }

@@ -115,6 +115,12 @@ pub(crate) fn render(s: &ClusterStats) -> String {
         "Incoming cluster RPC calls answered busy (too many in flight)",
         s.rpc_refused_busy,
     );
+    counter(
+        &mut out,
+        "http_refused_connections",
+        "HTTP connections answered 503 because an API served as many as it may at once",
+        crate::http_server::refused_connections(),
+    );
     // The bounded feed of applied changes into the tracker.
     gauge(
         &mut out,

@@ -161,6 +161,10 @@ pub struct HttpApiConfig {
     pub cors_max_age: GoDuration,
     pub ssl_cert_file: String,
     pub ssl_key_file: String,
+    /// Connections served at once, over all listen addresses; one more is answered 503 and
+    /// closed. Not in IPFS Cluster's config (whose APIs have no limit); absent means 1,024.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 impl HttpApiConfig {
@@ -188,6 +192,7 @@ impl HttpApiConfig {
             cors_max_age: GoDuration::secs(0),
             ssl_cert_file: String::new(),
             ssl_key_file: String::new(),
+            max_connections: None,
         }
     }
 }
@@ -258,6 +263,9 @@ pub struct IpfsProxyConfig {
     /// never read from or written to `service.json` (IPFS Cluster's proxy has none).
     #[serde(skip)]
     pub basic_auth_credentials: Option<std::collections::BTreeMap<String, String>>,
+    /// As [`HttpApiConfig::max_connections`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 impl Default for IpfsProxyConfig {
@@ -275,6 +283,7 @@ impl Default for IpfsProxyConfig {
             extract_headers_path: "/api/v0/version".into(),
             extract_headers_ttl: GoDuration::secs(300),
             basic_auth_credentials: None,
+            max_connections: None,
         }
     }
 }
