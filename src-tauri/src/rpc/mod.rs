@@ -425,8 +425,13 @@ impl ClusterRpc {
                     }
                     peers.insert(p, all);
                 }
-                if let Err(e) = peerstore::merge(&path, &peers) {
-                    tracing::warn!("cannot write {}: {e}", path.display());
+                let file = path.clone();
+                let merged =
+                    tokio::task::spawn_blocking(move || peerstore::merge(&file, &peers)).await;
+                match merged {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("cannot write {}: {e}", path.display()),
+                    Err(e) => tracing::warn!("writing {}: {e}", path.display()),
                 }
                 tokio::select! {
                     r = members.changed() => if r.is_err() { return },

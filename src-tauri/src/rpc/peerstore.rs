@@ -42,7 +42,9 @@ pub fn read(path: &Path) -> BTreeMap<PeerId, Vec<Multiaddr>> {
 }
 
 /// Adds to the file every address of `peers` it does not list yet, keeping its lines as
-/// they are; rewrites it (atomically) only when something was added.
+/// they are; rewrites it only when something was added: a temporary file, flushed to disk,
+/// renamed over the old one, and the folder flushed, so that a crash leaves the old file or
+/// the new one, never a torn or empty one. Blocking: call it off the runtime.
 pub fn merge(path: &Path, peers: &BTreeMap<PeerId, Vec<Multiaddr>>) -> std::io::Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -71,8 +73,17 @@ pub fn merge(path: &Path, peers: &BTreeMap<PeerId, Vec<Multiaddr>>) -> std::io::
         return Ok(());
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, path)
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn is_dns(a: &Multiaddr) -> bool {
