@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use libp2p::Multiaddr;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::allocator::Balanced;
 use crate::cluster::{Cluster, Components, PeerDescriptor};
@@ -64,7 +65,11 @@ impl Peer {
             );
         }
         let tasks = Tasks::new();
-        let started = Peer::wire(folder, config, identity, opts, &tasks).await;
+        // Attached to the future, not entered across its awaits (tracing's rule).
+        let span = tracing::info_span!("peer", id = %identity.peer_id());
+        let started = Peer::wire(folder, config, identity, opts, &tasks)
+            .instrument(span)
+            .await;
         if started.is_err() {
             tasks.shutdown().await;
         }
@@ -79,8 +84,6 @@ impl Peer {
         tasks: &Tasks,
     ) -> Result<Peer> {
         let peer_id = identity.peer_id();
-        let span = tracing::info_span!("peer", id = %peer_id);
-        let _guard = span.enter();
         let c = &config.cluster;
         let raft_cfg = &config.consensus.raft;
         let follower = opts.follower || c.follower_mode;
