@@ -146,6 +146,9 @@ pub struct TrackerStats {
     pub feed_queued: u64,
     pub feed_coalesced: u64,
     pub feed_waited: u64,
+    /// Pins applied as allocated elsewhere whose "moved away?" check was left to a sync
+    /// because its queue was full.
+    pub moved_checks_deferred: u64,
 }
 
 /// Raft as operators watch it (Prometheus).

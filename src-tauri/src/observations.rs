@@ -121,6 +121,12 @@ pub(crate) fn render(s: &ClusterStats) -> String {
         "HTTP connections answered 503 because an API served as many as it may at once",
         crate::http_server::refused_connections(),
     );
+    counter(
+        &mut out,
+        "pins_moved_checks_deferred",
+        "Remote pins whose moved-away check was left to a state sync (its queue was full)",
+        t.moved_checks_deferred,
+    );
     // The bounded feed of applied changes into the tracker.
     gauge(
         &mut out,

@@ -122,6 +122,14 @@ struct Inner {
     paused: tokio::sync::watch::Sender<bool>,
     /// The state-change feed this tracker follows, for its figures.
     feed: std::sync::OnceLock<FeedGauge>,
+    /// CIDs of pins applied as allocated elsewhere, to check whether IPFS still holds them
+    /// here (the allocation moved away), by one worker; past the bound, a sync does it.
+    moved_tx: mpsc::Sender<Cid>,
+    /// Checks left to a sync because the queue was full.
+    moved_deferred: AtomicU64,
+    /// Wakes the sync task (a reset, or moved-away checks left to it); wakes while it runs
+    /// make one more sync.
+    resync: tokio::sync::Notify,
     tasks: Tasks,
 }
 
@@ -144,6 +152,7 @@ impl StatelessTracker {
         let (priority_tx, priority_rx) = mpsc::channel(cap);
         let (normal_tx, normal_rx) = mpsc::channel(cap);
         let (unpin_tx, unpin_rx) = mpsc::channel(cap);
+        let (moved_tx, moved_rx) = mpsc::channel(MOVED_AWAY_QUEUE);
         let inner = Arc::new(Inner {
             me,
             state,
@@ -162,6 +171,9 @@ impl StatelessTracker {
             ipfs_down: AtomicBool::new(false),
             paused: tokio::sync::watch::channel(false).0,
             feed: std::sync::OnceLock::new(),
+            moved_tx,
+            moved_deferred: AtomicU64::new(0),
+            resync: tokio::sync::Notify::new(),
             tasks: tasks.clone(),
         });
         let queues = Arc::new(tokio::sync::Mutex::new((priority_rx, normal_rx)));
@@ -169,6 +181,14 @@ impl StatelessTracker {
             tasks.spawn(worker(inner.clone(), queues.clone()));
         }
         tasks.spawn(unpin_worker(inner.clone(), unpin_rx));
+        tasks.spawn(moved_away_worker(inner.clone(), moved_rx));
+        let syncing = inner.clone();
+        tasks.spawn(async move {
+            loop {
+                syncing.resync.notified().await;
+                syncing.sync().await;
+            }
+        });
         tasks.spawn(maintenance(inner.clone(), intervals));
         StatelessTracker { inner }
     }
@@ -176,32 +196,25 @@ impl StatelessTracker {
     /// Follows the applied state: each change the consensus applies is tracked here.
     pub fn follow(&self, mut changes: FeedReceiver) {
         let _ = self.inner.feed.set(changes.gauge());
-        // A reset's sync (a walk of the pinset and a listing of IPFS) runs beside the loop,
-        // so that the feed keeps draining meanwhile: the state machine waits on a full feed
-        // of unpins, and must not wait on IPFS. Resets that come during a sync make one more.
-        let resync = Arc::new(tokio::sync::Notify::new());
-        let t = self.clone();
-        let wanted = resync.clone();
-        self.inner.tasks.spawn(async move {
-            loop {
-                wanted.notified().await;
-                t.sync().await;
-            }
-        });
+        // A reset's sync (a walk of the pinset and a listing of IPFS) runs in the sync task
+        // beside this loop, so that the feed keeps draining meanwhile: the state machine
+        // waits on a full feed of unpins, and must not wait on IPFS.
         let t = self.clone();
         self.inner.tasks.spawn(async move {
             while let Some(change) = changes.recv().await {
                 match change {
                     StateChange::Pinned(p) => t.track(p),
                     StateChange::Unpinned(c) => t.untrack(c),
-                    StateChange::Reset => resync.notify_one(),
+                    StateChange::Reset => t.inner.resync.notify_one(),
                 }
             }
         });
     }
 
     /// Makes the pins allocated here that IPFS lacks get pinned, and drops operations for
-    /// CIDs the state no longer has. Run at start, after a snapshot, and periodically.
+    /// CIDs the state no longer has. The tracker runs it at start, periodically and when
+    /// woken (a reset, moved-away checks left to it); tests call it directly.
+    #[cfg(test)]
     pub async fn sync(&self) {
         self.inner.sync().await
     }
@@ -338,16 +351,13 @@ impl Inner {
 
     /// The allocation of `pin` moved away from this peer: if IPFS still holds it and nothing
     /// else is under way for it here, unpin it here.
-    async fn unpin_if_moved_away(&self, pin: Pin) {
-        if !matches!(self.ipfs.is_pinned(&pin.cid).await, Ok(true)) {
+    async fn unpin_if_moved_away(&self, cid: Cid) {
+        if !matches!(self.ipfs.is_pinned(&cid).await, Ok(true)) {
             return;
         }
-        let still_elsewhere = self
-            .pin_of(&pin.cid)
-            .await
-            .is_some_and(|p| !self.is_mine(&p));
-        if still_elsewhere && !self.ops.lock().unwrap().contains_key(&pin.cid) {
-            self.enqueue_unpin(pin.cid);
+        let still_elsewhere = self.pin_of(&cid).await.is_some_and(|p| !self.is_mine(&p));
+        if still_elsewhere && !self.ops.lock().unwrap().contains_key(&cid) {
+            self.enqueue_unpin(cid);
         }
     }
 
@@ -807,6 +817,16 @@ async fn worker(inner: Arc<Inner>, queues: Arc<tokio::sync::Mutex<Queues>>) {
     }
 }
 
+/// Remote pins waiting for the moved-away check at most (32 bytes or so each).
+const MOVED_AWAY_QUEUE: usize = 10_000;
+
+/// Checks, one at a time, whether pins applied as allocated elsewhere are still in IPFS here.
+async fn moved_away_worker(inner: Arc<Inner>, mut queue: mpsc::Receiver<Cid>) {
+    while let Some(cid) = queue.recv().await {
+        inner.unpin_if_moved_away(cid).await;
+    }
+}
+
 /// The unpin lane's one worker (as IPFS Cluster's): unpins are quick for IPFS, and one at a
 /// time keeps them from crowding the pins.
 async fn unpin_worker(inner: Arc<Inner>, mut lane: mpsc::Receiver<(Cid, u64)>) {
@@ -858,10 +878,10 @@ impl PinTracker for StatelessTracker {
         if let Some(op) = self.inner.ops.lock().unwrap().remove(&pin.cid) {
             op.cancel();
         }
-        let inner = self.inner.clone();
-        self.inner
-            .tasks
-            .spawn(async move { inner.unpin_if_moved_away(pin).await });
+        if self.inner.moved_tx.try_send(pin.cid).is_err() {
+            self.inner.moved_deferred.fetch_add(1, Ordering::Relaxed);
+            self.inner.resync.notify_one();
+        }
     }
 
     fn untrack(&self, cid: Cid) {
@@ -936,6 +956,7 @@ impl PinTracker for StatelessTracker {
             s.feed_coalesced = f.coalesced;
             s.feed_waited = f.waited;
         }
+        s.moved_checks_deferred = self.inner.moved_deferred.load(Ordering::Relaxed);
         // Kept as the operations change: the same cost with a million queued.
         let c = self.inner.ops.lock().unwrap().counts();
         s.pin_queued = c.pin_queued;

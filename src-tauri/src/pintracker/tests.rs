@@ -516,3 +516,43 @@ async fn an_unpin_of_a_cid_allocated_here_again_that_ipfs_lacks_pins_it() {
     wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
     assert!(kubo.is_pinned(&p.cid));
 }
+
+#[tokio::test]
+async fn a_flood_of_remote_pins_spawns_no_task_per_pin_and_still_unpins_what_moved_away() {
+    // Every pin applied that is allocated elsewhere asks whether IPFS holds it here (the
+    // allocation may have moved away). One task per such pin made a large import of remote
+    // pins a task flood; a bounded queue and one worker do it, and a full queue leaves the
+    // rest to one sync.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    let t = start(state.clone(), kubo.config());
+    first_sync_done(&t).await;
+    let moved = pin(60_000, &["12D3KooWElsewhere"]);
+    kubo.state
+        .lock()
+        .unwrap()
+        .pinned
+        .insert(moved.cid.multihash_bytes());
+    state.insert(moved.clone());
+    let before = t.inner.tasks.len();
+    t.track(moved.clone());
+    for n in 0..20_000 {
+        let p = pin(n, &["12D3KooWElsewhere"]);
+        state.insert(p.clone());
+        t.track(p);
+    }
+    assert!(
+        t.inner.tasks.len() < before + 100,
+        "{} tasks for 20,001 remote pins",
+        t.inner.tasks.len() - before
+    );
+    wait_status(&t, &moved.cid, TrackerStatus::Remote).await;
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while kubo.is_pinned(&moved.cid) {
+        assert!(
+            std::time::Instant::now() < end,
+            "what moved away stays pinned in IPFS"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
