@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
@@ -62,26 +63,47 @@ pub(crate) fn remote(
 pub(crate) fn merge(
     mut sources: Vec<BoxStream<'static, PinInfo>>,
 ) -> BoxStream<'static, GlobalPinInfo> {
+    let key = |i: PinInfo| (i.pin.cid.to_string(), i);
     Box::pin(async_stream::stream! {
-        let mut heads: Vec<Option<(String, PinInfo)>> = Vec::with_capacity(sources.len());
-        for s in sources.iter_mut() {
-            heads.push(s.next().await.map(|i| (i.pin.cid.to_string(), i)));
-        }
+        // Every source is asked at once, for its first item and whenever several need their
+        // next: a member that does not answer costs its timeout once, not once per member.
+        let firsts = join_all(sources.iter_mut().map(|s| s.next())).await;
+        let mut heads: Vec<Option<(String, PinInfo)>> =
+            firsts.into_iter().map(|i| i.map(key)).collect();
         loop {
             let Some(min) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
                 return;
             };
             let mut merged: Option<GlobalPinInfo> = None;
-            for (head, source) in heads.iter_mut().zip(sources.iter_mut()) {
-                // A source could repeat a CID; every entry for `min` is taken.
-                while head.as_ref().is_some_and(|(k, _)| *k == min) {
-                    let (_, info) = head.take().expect("checked");
+            // A source could repeat a CID: every entry for `min` is taken.
+            loop {
+                let at_min: Vec<usize> = heads
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, h)| h.as_ref().is_some_and(|(k, _)| *k == min))
+                    .map(|(n, _)| n)
+                    .collect();
+                if at_min.is_empty() {
+                    break;
+                }
+                for &n in &at_min {
+                    let (_, info) = heads[n].take().expect("checked");
                     let g = merged.get_or_insert_with(|| GlobalPinInfo {
                         pin: info.pin.clone(),
                         peer_map: Default::default(),
                     });
                     g.peer_map.insert(info.peer, info.info);
-                    *head = source.next().await.map(|i| (i.pin.cid.to_string(), i));
+                }
+                let nexts = join_all(
+                    sources
+                        .iter_mut()
+                        .enumerate()
+                        .filter(|(n, _)| at_min.contains(n))
+                        .map(|(_, s)| s.next()),
+                )
+                .await;
+                for (&n, next) in at_min.iter().zip(nexts) {
+                    heads[n] = next.map(key);
                 }
             }
             if let Some(g) = merged {
@@ -129,5 +151,41 @@ mod tests {
         assert_eq!(two.peer_map["b"].status, TrackerStatus::Pinning);
         let three = merged.iter().find(|g| g.pin.cid == test_cid(3)).unwrap();
         assert_eq!(three.peer_map.len(), 1);
+    }
+
+    /// A source that yields `items` only once every source of the barrier was asked for its
+    /// first item: it stands for a member whose first page takes as long as the others'.
+    fn at_barrier(
+        barrier: Arc<tokio::sync::Barrier>,
+        items: Vec<PinInfo>,
+    ) -> BoxStream<'static, PinInfo> {
+        Box::pin(async_stream::stream! {
+            barrier.wait().await;
+            for i in items {
+                yield i;
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn every_member_is_asked_for_its_first_page_at_once() {
+        // One after another, a member that does not answer held up the listing for its whole
+        // timeout before the next was even asked (30 s each).
+        let barrier = Arc::new(tokio::sync::Barrier::new(3));
+        let sources = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(n, peer)| {
+                at_barrier(
+                    barrier.clone(),
+                    vec![info(n as u32, peer, TrackerStatus::Pinned)],
+                )
+            })
+            .collect();
+        let merged: Vec<GlobalPinInfo> =
+            tokio::time::timeout(Duration::from_secs(10), merge(sources).collect())
+                .await
+                .expect("the first pages were asked for together");
+        assert_eq!(merged.len(), 3);
     }
 }
