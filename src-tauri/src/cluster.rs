@@ -432,8 +432,38 @@ impl Cluster {
         self.tracker.recover_all().await
     }
 
-    pub async fn recover_all(&self) -> Vec<GlobalPinInfo> {
-        self.gather(PeerCall::Recover(None)).await
+    /// Recovers on every member at once; each answers what it queued again, merged per CID
+    /// as a stream. A member that cannot be asked shows `cluster_error` for each pin
+    /// allocated to it, read from disk as the stream goes (not gathered first).
+    pub fn recover_all(&self) -> BoxStream<'static, GlobalPinInfo> {
+        let sources = self
+            .consensus
+            .members()
+            .into_iter()
+            .map(|m| {
+                let this = self.clone();
+                let source = async move {
+                    if m.peer_id == this.me.peer_id {
+                        return global_status::sorted(this.tracker.recover_all().await);
+                    }
+                    match this
+                        .rpc
+                        .pins(&m, PeerCall::Recover(None), PEER_STATUS_TIMEOUT)
+                        .await
+                    {
+                        Ok(infos) => global_status::sorted(infos),
+                        Err(e) => global_status::unreachable(
+                            this.consensus.state(),
+                            m,
+                            None,
+                            e.to_string(),
+                        ),
+                    }
+                };
+                Box::pin(futures::stream::once(source).flatten()) as BoxStream<'static, PinInfo>
+            })
+            .collect();
+        global_status::merge(sources)
     }
 
     /// Names of the metrics this peer has seen.

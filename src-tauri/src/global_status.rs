@@ -44,19 +44,41 @@ pub(crate) fn remote(
                     }
                 }
                 Err(e) => {
-                    let error = format!("peer {} not reachable: {e}", member.peer_id);
-                    let mut pins = state.stream_after(after);
-                    while let Some(Ok(pin)) = pins.next().await {
-                        if pin.is_allocated_to(&member.peer_id) {
-                            let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
-                            yield PinInfo::of(&pin, &member.peer_id, short);
-                        }
+                    let mut rest = unreachable(state, member, after, e.to_string());
+                    while let Some(info) = rest.next().await {
+                        yield info;
                     }
                     return;
                 }
             }
         }
     })
+}
+
+/// `cluster_error` for each pin allocated to `member` after `after` (all from the start when
+/// None), read from this peer's pinset as the stream is consumed.
+pub(crate) fn unreachable(
+    state: Arc<dyn Pinset>,
+    member: Member,
+    after: Option<String>,
+    error: String,
+) -> BoxStream<'static, PinInfo> {
+    Box::pin(async_stream::stream! {
+        let error = format!("peer {} not reachable: {error}", member.peer_id);
+        let mut pins = state.stream_after(after);
+        while let Some(Ok(pin)) = pins.next().await {
+            if pin.is_allocated_to(&member.peer_id) {
+                let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
+                yield PinInfo::of(&pin, &member.peer_id, short);
+            }
+        }
+    })
+}
+
+/// One member's answer (a list, in any order) as a source for [`merge`].
+pub(crate) fn sorted(mut infos: Vec<PinInfo>) -> BoxStream<'static, PinInfo> {
+    infos.sort_by_cached_key(|i| i.pin.cid.to_string());
+    Box::pin(futures::stream::iter(infos))
 }
 
 /// Merges streams that are each in CID order into one GlobalPinInfo per CID, in CID order.
@@ -122,11 +144,6 @@ mod tests {
     fn info(n: u32, peer: &str, status: TrackerStatus) -> PinInfo {
         let pin = Pin::new(test_cid(n), PinOptions::default());
         PinInfo::of(&pin, peer, PinInfoShort::now(status, String::new()))
-    }
-
-    fn sorted(mut v: Vec<PinInfo>) -> BoxStream<'static, PinInfo> {
-        v.sort_by_key(|i| i.pin.cid.to_string());
-        Box::pin(futures::stream::iter(v))
     }
 
     #[tokio::test]

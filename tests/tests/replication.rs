@@ -289,3 +289,44 @@ async fn a_pin_with_replication_2_right_after_three_peers_are_ready_is_allocated
         assert_eq!(pin.allocations.len(), 2, "through peer {i}: {pin:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_of_everything_streams_cluster_error_for_a_member_that_cannot_be_asked() {
+    let mut c = TestCluster::start_custom(3, |_| "10GB".into(), |_, _| {})
+        .await
+        .unwrap();
+    let mut cids = Vec::new();
+    for n in 0..3 {
+        let cid = c.ipfs[0]
+            .add(&unique(&format!("recover-all {n}")))
+            .await
+            .unwrap();
+        c.peers[0]
+            .client()
+            .pin(&cid, &PinOptions::default())
+            .await
+            .unwrap();
+        for p in &c.peers {
+            p.wait_status(&cid, "pinned").await.unwrap();
+        }
+        cids.push(cid);
+    }
+    let gone = c.peers[2].id();
+    c.peers[2].stop();
+    let recovered = c.peers[0].client().recover_all().await.unwrap();
+    let got: Vec<String> = recovered.iter().map(|g| g.pin.cid.to_string()).collect();
+    let mut want = cids.clone();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "every pin allocated to the stopped peer, in CID order"
+    );
+    for g in &recovered {
+        assert_eq!(
+            g.peer_map[&gone].status,
+            TrackerStatus::ClusterError,
+            "{g:?}"
+        );
+        assert!(g.peer_map[&gone].error.contains("not reachable"), "{g:?}");
+    }
+}

@@ -169,20 +169,6 @@ async fn one(
     })
 }
 
-/// [`one`] for streams.
-async fn many(
-    q: &Params,
-    local: impl Future<Output = Vec<PinInfo>>,
-    global: impl Future<Output = Vec<GlobalPinInfo>>,
-) -> ApiResult<Response> {
-    Ok(if q.local()? {
-        let infos = local.await.into_iter().map(GlobalPinInfo::from_local);
-        ndjson(stream_vec(infos.collect())).await
-    } else {
-        ndjson(stream_vec(global.await)).await
-    })
-}
-
 async fn id(State(c): State<Cluster>) -> Response {
     Json(c.id().await).into_response()
 }
@@ -366,7 +352,15 @@ async fn recover_one(
 }
 
 async fn recover_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
-    many(&q, c.recover_all_local(), c.recover_all()).await
+    Ok(if q.local()? {
+        let infos = c.recover_all_local().await;
+        ndjson(stream_vec(
+            infos.into_iter().map(GlobalPinInfo::from_local).collect(),
+        ))
+        .await
+    } else {
+        ndjson(c.recover_all().map(Ok)).await
+    })
 }
 
 async fn allocations(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
