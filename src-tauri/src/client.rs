@@ -308,6 +308,39 @@ impl Client {
             .map(|_| ())
     }
 
+    /// `POST /pins`, the batch form: `body` is NDJSON, one [`crate::types::PinRequest`] a
+    /// line, sent as it is read; one [`crate::types::PinResult`] a line comes back, in the
+    /// same order, as each pin is committed. No overall timeout: a batch takes as long as
+    /// its lines (each line's commit has the cluster's own).
+    pub async fn pin_many(
+        &self,
+        body: reqwest::Body,
+    ) -> Result<futures::stream::BoxStream<'static, Result<crate::types::PinResult>>> {
+        use futures::StreamExt;
+        use tokio_util::codec::{FramedRead, LinesCodec};
+        let resp = self
+            .request_with(Method::POST, "/pins", &[], |r| {
+                r.header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+                    .timeout(Duration::from_secs(365 * 24 * 3600))
+                    .body(body)
+            })
+            .await?;
+        let bytes = resp
+            .bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other));
+        let lines = FramedRead::new(
+            tokio_util::io::StreamReader::new(bytes),
+            LinesCodec::new_with_max_length(16 << 20),
+        );
+        Ok(lines
+            .filter(|l| futures::future::ready(!matches!(l, Ok(t) if t.trim().is_empty())))
+            .map(|l| {
+                let l = l.map_err(|e| ClientError::Decode(e.to_string()))?;
+                serde_json::from_str(&l).map_err(|e| ClientError::Decode(e.to_string()))
+            })
+            .boxed())
+    }
+
     /// `arg` is a CID or an `/ipfs|ipns|ipld/…` path.
     pub async fn pin(&self, arg: &str, opts: &PinOptions) -> Result<Pin> {
         let path = format!("/pins/{}", arg.trim_start_matches('/'));

@@ -157,10 +157,36 @@ impl FromStr for PinMode {
     }
 }
 
+/// One line of the batch form of pinning (`POST /pins`, NDJSON): a CID and the options
+/// `POST /pins/{cid}` takes, as the fields of a pin (a line of `GET /allocations` or of
+/// `state export` is one; its other fields are ignored). Every field but `cid` is optional.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PinRequest {
+    pub cid: Cid,
+    #[serde(flatten)]
+    pub options: PinOptions,
+}
+
+/// What the batch form answers for each line, in order: the pin as committed (`code` 200),
+/// or the error `POST /pins/{cid}` would have answered (`code` and `message`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PinResult {
+    /// The line of the request, from 1.
+    pub line: u64,
+    pub code: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
 /// Options a user sets on a pin; inlined into [`Pin`] as in IPFS Cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PinOptions {
+    // Absent means 0 (the cluster's default), as Go's JSON reads a missing number.
+    #[serde(default)]
     pub replication_factor_min: i32,
+    #[serde(default)]
     pub replication_factor_max: i32,
     #[serde(default)]
     pub name: String,

@@ -29,7 +29,8 @@ use crate::config::HttpApiConfig;
 use crate::error::{Error, ErrorKind};
 use crate::tasks::Tasks;
 use crate::types::{
-    AddedOutput, Alert, ApiError, Cid, GlobalPinInfo, Metric, PeerRole, PinInfo, Version, VERSION,
+    AddedOutput, Alert, ApiError, Cid, GlobalPinInfo, Metric, PeerRole, PinInfo, PinRequest,
+    PinResult, Version, VERSION,
 };
 pub use params::Params;
 
@@ -246,6 +247,70 @@ async fn pin_cid(
     let cid = parse_cid(&cid)?;
     let opts = q.pin_options()?;
     Ok(Json(c.pin(cid, opts).await?).into_response())
+}
+
+/// Pins committed at once by one batch request (the rest of its lines wait, unread).
+const BATCH_IN_FLIGHT: usize = 64;
+/// The longest line of a batch request (a pin with a long name and much metadata fits).
+const BATCH_LINE_MAX: usize = 64 * 1024;
+
+/// `POST /pins`: the batch form (not in IPFS Cluster, whose users loop over single pins). The
+/// body is NDJSON, one [`PinRequest`] a line; the answer streams one [`PinResult`] a line in
+/// the same order, as each is committed, with up to 64 in flight. The body is read as the
+/// answer goes: its size is unbounded, the memory is not. A line that does not parse is
+/// answered 400 and the others go on; a body that breaks off ends the stream with the
+/// error in its trailer.
+async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response> {
+    use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let lines = FramedRead::new(
+        tokio_util::io::StreamReader::new(body),
+        LinesCodec::new_with_max_length(BATCH_LINE_MAX),
+    );
+    let results = lines
+        .enumerate()
+        .filter(|(_, line)| futures::future::ready(!matches!(line, Ok(l) if l.trim().is_empty())))
+        .map(move |(n, line)| {
+            let c = c.clone();
+            async move {
+                let line_no = n as u64 + 1;
+                let failed = |e: Error| PinResult {
+                    line: line_no,
+                    code: status_of(&e).as_u16(),
+                    pin: None,
+                    message: e.to_string(),
+                };
+                let text = match line {
+                    Ok(t) => t,
+                    Err(LinesCodecError::MaxLineLengthExceeded) => {
+                        return Ok(failed(Error::BadInput(format!(
+                            "line longer than {BATCH_LINE_MAX} bytes"
+                        ))))
+                    }
+                    Err(LinesCodecError::Io(e)) => {
+                        return Err(Error::BadInput(format!("reading the request body: {e}")))
+                    }
+                };
+                let request: PinRequest = match serde_json::from_str(&text) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(failed(Error::BadInput(format!("not a pin: {e}")))),
+                };
+                Ok(match c.pin(request.cid, request.options).await {
+                    Ok(pin) => PinResult {
+                        line: line_no,
+                        code: 200,
+                        pin: Some(pin),
+                        message: String::new(),
+                    },
+                    Err(e) => failed(e),
+                })
+            }
+        })
+        .buffered(BATCH_IN_FLIGHT);
+    Ok(ndjson(results).await)
 }
 
 /// `POST /add`: the multipart body streams through to IPFS (never read whole here).
@@ -613,7 +678,7 @@ fn router(cluster: Cluster, cfg: &HttpApiConfig, proof: Option<Proof>) -> Router
         .route("/peers", get(peers).post(peer_add))
         .route("/peers/{peer}", delete(peer_rm))
         .route("/peers/{peer}/role", post(peer_role))
-        .route("/pins", get(status_all))
+        .route("/pins", get(status_all).post(pin_many))
         .route("/pins/recover", post(recover_all))
         .route(
             "/pins/{cid}",

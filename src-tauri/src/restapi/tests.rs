@@ -1463,3 +1463,50 @@ async fn only_add_streams_carry_x_chunked_output() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-chunked-output"], "1");
 }
+
+#[tokio::test]
+async fn the_batch_form_pins_each_line_and_answers_each_in_order() {
+    let a = api(|_| {}).await;
+    let cid = |n: u32| crate::ipfsconn::fake::test_cid(n).to_string();
+    let body = format!(
+        "{{\"cid\":\"{}\"}}\n\
+         {{\"cid\":\"{}\",\"name\":\"named\",\"replication_factor_min\":1,\"replication_factor_max\":1,\"metadata\":{{\"k\":\"v\"}}}}\n\
+         \n\
+         not json\n\
+         {{\"cid\":\"not-a-cid\"}}\n\
+         {{\"cid\":\"{}\",\"type\":1,\"allocations\":[],\"max_depth\":-1,\"reference\":null,\"timestamp\":\"2026-01-01T00:00:00Z\"}}\n",
+        cid(1),
+        cid(2),
+        cid(3)
+    );
+    let resp = a
+        .http
+        .post(format!("{}/pins", a.base))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let results: Vec<crate::types::PinResult> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<(u64, u16)> = results.iter().map(|r| (r.line, r.code)).collect();
+    assert_eq!(
+        lines,
+        vec![(1, 200), (2, 200), (4, 400), (5, 400), (6, 200)],
+        "{text}"
+    );
+    let named = results[1].pin.as_ref().unwrap();
+    assert_eq!(named.options.name, "named");
+    assert_eq!(named.options.replication_factor_min, 1);
+    assert_eq!(named.options.metadata["k"], "v");
+    assert!(results[2].message.contains("not a pin"), "{text}");
+    let mut pinned: Vec<String> = a.pins().await.iter().map(|p| p.cid.to_string()).collect();
+    pinned.sort();
+    let mut want = vec![cid(1), cid(2), cid(3)];
+    want.sort();
+    assert_eq!(pinned, want);
+}

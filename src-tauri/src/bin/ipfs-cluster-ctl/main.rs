@@ -313,7 +313,14 @@ enum PinCmd {
     /// Pins a CID (or /ipfs/ path) in the cluster.
     Add {
         /// A CID, or an /ipfs/, /ipns/ or /ipld/ path to resolve.
-        cid: String,
+        #[arg(required_unless_present = "from_file")]
+        cid: Option<String>,
+        /// Pins every line of FILE ("-": standard input) in one request: NDJSON, a pin a
+        /// line, {"cid": …} with any of the pin's fields (a line of `state export` is one).
+        /// Prints each pin as it is committed; lines that fail are reported and make the
+        /// exit status 1. The other options do not apply to these pins.
+        #[arg(long, value_name = "FILE", conflicts_with = "cid")]
+        from_file: Option<String>,
         /// Sets both replication factors.
         #[arg(short = 'r', long)]
         replication: Option<i32>,
@@ -735,12 +742,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Peer {peer} is now a follower");
         }
         Cmd::Pin(PinCmd::Add {
+            from_file: Some(file),
+            ..
+        }) => {
+            let body = if file == "-" {
+                reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(tokio::io::stdin()))
+            } else {
+                let f = tokio::fs::File::open(&file)
+                    .await
+                    .with_context(|| format!("cannot open {file}"))?;
+                reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f))
+            };
+            let mut results = client.pin_many(body).await?;
+            let mut failed = 0u64;
+            while let Some(r) = futures::StreamExt::next(&mut results).await {
+                let r = r?;
+                if r.code != 200 {
+                    failed += 1;
+                }
+                match (enc, &r.pin) {
+                    (Enc::Json, _) => println!("{}", serde_json::to_string(&r)?),
+                    (Enc::Text, Some(p)) => println!("{}", p.cid),
+                    (Enc::Text, None) => {
+                        eprintln!("line {}: error ({}): {}", r.line, r.code, r.message)
+                    }
+                }
+            }
+            if failed > 0 {
+                eprintln!("{failed} line(s) not pinned");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Pin(PinCmd::Add {
             cid,
             replication,
             mode,
             pin,
             wait,
+            from_file: None,
         }) => {
+            let cid = cid.context("a CID is required")?;
             let (min, max) = match replication {
                 Some(r) => (r, r),
                 None => (pin.replication_min, pin.replication_max),
