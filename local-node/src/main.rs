@@ -129,6 +129,7 @@ async fn main() -> anyhow::Result<()> {
         rpc::router(rpc::Node {
             kubo: node.clone(),
             stop: stop.clone(),
+            repo_size: Default::default(),
         }),
         policy,
     );

