@@ -31,8 +31,11 @@ pub struct Node {
     /// Fired by `/api/v0/shutdown`.
     pub stop: Arc<tokio::sync::Notify>,
     /// The blockstore's size and object count as last measured, and when (see [`repo_size`]).
-    pub repo_size: Arc<tokio::sync::Mutex<Option<(std::time::Instant, (u64, u64))>>>,
+    pub repo_size: Arc<tokio::sync::Mutex<Option<Measured>>>,
 }
+
+/// When the blockstore was measured, its size and its object count.
+pub type Measured = (std::time::Instant, (u64, u64));
 
 /// How long a measure of the blockstore answers `repo/stat` (the cluster peer's free-space
 /// informer asks on a timer, and several callers may ask at once).
