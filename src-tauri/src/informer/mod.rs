@@ -375,38 +375,6 @@ mod tests {
         }
     }
 
-    /// Cluster RPC for a peer alone (never called: there is nobody to push to).
-    struct NoPeers;
-
-    #[async_trait]
-    impl PeerRpc for NoPeers {
-        async fn id(&self, _: &Member, _: Duration) -> Result<crate::types::Id, RpcError> {
-            unreachable!()
-        }
-        async fn pins(
-            &self,
-            _: &Member,
-            _: crate::components::PeerCall,
-            _: Duration,
-        ) -> Result<Vec<crate::types::PinInfo>, RpcError> {
-            unreachable!()
-        }
-        async fn metrics(&self, _: &Member, _: Vec<Metric>, _: Duration) -> Result<(), RpcError> {
-            unreachable!()
-        }
-        async fn node(
-            &self,
-            _: &Member,
-            _: crate::components::NodeCall,
-            _: Duration,
-        ) -> Result<crate::components::NodeAnswer, RpcError> {
-            unreachable!()
-        }
-        fn bandwidth(&self) -> std::collections::BTreeMap<String, crate::types::Bandwidth> {
-            Default::default()
-        }
-    }
-
     /// An informer whose measurement takes `takes` (an IPFS that answers slowly, or never).
     struct Measuring {
         name: &'static str,
@@ -446,7 +414,7 @@ mod tests {
             interval: Duration::from_secs(15),
             monitor: rec.clone(),
             members: watch::channel(Vec::new()).1,
-            rpc: Arc::new(NoPeers),
+            rpc: Arc::new(Sent::default()),
         }
         .start(&tasks);
         let start = tokio::time::Instant::now();
