@@ -160,11 +160,29 @@ impl FromStr for PinMode {
 /// One line of the batch form of pinning (`POST /pins`, NDJSON): a CID and the options
 /// `POST /pins/{cid}` takes, as the fields of a pin (a line of `GET /allocations` or of
 /// `state export` is one; its other fields are ignored). Every field but `cid` is optional.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
 pub struct PinRequest {
     pub cid: Cid,
     #[serde(flatten)]
     pub options: PinOptions,
+}
+
+impl PinRequest {
+    /// One line of the batch form. Absent replication factors are 0 (the cluster's
+    /// defaults), here only: a pin read elsewhere (a state import) must carry them.
+    pub fn from_line(line: &[u8]) -> Result<PinRequest, serde_json::Error> {
+        use serde::de::Error as _;
+        let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)?;
+        let cid = fields
+            .remove("cid")
+            .ok_or_else(|| serde_json::Error::custom("no \"cid\""))?;
+        let cid: Cid = serde_json::from_value(cid)?;
+        for f in ["replication_factor_min", "replication_factor_max"] {
+            fields.entry(f).or_insert(serde_json::Value::from(0));
+        }
+        let options = serde_json::from_value(serde_json::Value::Object(fields))?;
+        Ok(PinRequest { cid, options })
+    }
 }
 
 /// What the batch form answers for each line, in order: the pin as committed (`code` 200),
@@ -183,10 +201,7 @@ pub struct PinResult {
 /// Options a user sets on a pin; inlined into [`Pin`] as in IPFS Cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PinOptions {
-    // Absent means 0 (the cluster's default), as Go's JSON reads a missing number.
-    #[serde(default)]
     pub replication_factor_min: i32,
-    #[serde(default)]
     pub replication_factor_max: i32,
     #[serde(default)]
     pub name: String,

@@ -249,30 +249,85 @@ async fn pin_cid(
     Ok(Json(c.pin(cid, opts).await?).into_response())
 }
 
-/// Pins committed at once by one batch request (the rest of its lines wait, unread).
+/// Pins of batch requests committed at once, over every request (one more waits).
 const BATCH_IN_FLIGHT: usize = 64;
 /// The longest line of a batch request (a pin with a long name and much metadata fits).
 const BATCH_LINE_MAX: usize = 64 * 1024;
 
+fn batch_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
+        std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(BATCH_IN_FLIGHT));
+    &SLOTS
+}
+
+/// One line of a batch body: its bytes, or why it has none.
+enum BatchLine {
+    Line(Vec<u8>),
+    TooLong,
+    /// The body broke off (its last item).
+    Broken(String),
+}
+
+/// The lines of `body`, one item per line (so that they can be numbered), each at most
+/// `max` bytes: a longer one is skipped to its end and reported, and the next is read.
+fn batch_lines<S>(body: S, max: usize) -> impl Stream<Item = BatchLine> + Send
+where
+    S: Stream<Item = Result<Bytes, axum::Error>> + Send + 'static,
+{
+    async_stream::stream! {
+        let mut body = Box::pin(body);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut skipping = false;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    yield BatchLine::Broken(e.to_string());
+                    return;
+                }
+            };
+            let mut rest = &chunk[..];
+            while let Some(end) = rest.iter().position(|b| *b == b'\n') {
+                let part = &rest[..end];
+                rest = &rest[end + 1..];
+                if skipping || buf.len() + part.len() > max {
+                    skipping = false;
+                    buf.clear();
+                    yield BatchLine::TooLong;
+                } else {
+                    buf.extend_from_slice(part);
+                    yield BatchLine::Line(std::mem::take(&mut buf));
+                }
+            }
+            if !skipping && buf.len() + rest.len() > max {
+                buf.clear();
+                skipping = true;
+            } else if !skipping {
+                buf.extend_from_slice(rest);
+            }
+        }
+        if skipping {
+            yield BatchLine::TooLong;
+        } else if !buf.is_empty() {
+            yield BatchLine::Line(buf);
+        }
+    }
+}
+
 /// `POST /pins`: the batch form (not in IPFS Cluster, whose users loop over single pins). The
 /// body is NDJSON, one [`PinRequest`] a line; the answer streams one [`PinResult`] a line in
-/// the same order, as each is committed, with up to 64 in flight. The body is read as the
-/// answer goes: its size is unbounded, the memory is not. A line that does not parse is
-/// answered 400 and the others go on; a body that breaks off ends the stream with the
-/// error in its trailer.
+/// the same order, as each is committed. Pins of all batch requests are committed 64 at a
+/// time; the body is read as the answer goes: its size is unbounded, the memory is not. A
+/// line that does not parse (or is longer than 64 KiB) is answered 400 and the others go
+/// on; a body that breaks off is answered by a last 400 line saying so.
 async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response> {
-    use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
-    let lines = FramedRead::new(
-        tokio_util::io::StreamReader::new(body),
-        LinesCodec::new_with_max_length(BATCH_LINE_MAX),
-    );
+    let lines = batch_lines(req.into_body().into_data_stream(), BATCH_LINE_MAX);
     let results = lines
         .enumerate()
-        .filter(|(_, line)| futures::future::ready(!matches!(line, Ok(l) if l.trim().is_empty())))
+        .filter(|(_, line)| {
+            let blank = matches!(line, BatchLine::Line(l) if l.iter().all(u8::is_ascii_whitespace));
+            futures::future::ready(!blank)
+        })
         .map(move |(n, line)| {
             let c = c.clone();
             async move {
@@ -283,21 +338,19 @@ async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response>
                     pin: None,
                     message: e.to_string(),
                 };
-                let text = match line {
-                    Ok(t) => t,
-                    Err(LinesCodecError::MaxLineLengthExceeded) => {
-                        return Ok(failed(Error::BadInput(format!(
-                            "line longer than {BATCH_LINE_MAX} bytes"
-                        ))))
+                // The line's bytes go before the commit waits: only the parsed pin is kept.
+                let request = match line {
+                    BatchLine::Line(bytes) => {
+                        PinRequest::from_line(&bytes).map_err(|e| format!("not a pin: {e}"))
                     }
-                    Err(LinesCodecError::Io(e)) => {
-                        return Err(Error::BadInput(format!("reading the request body: {e}")))
-                    }
+                    BatchLine::TooLong => Err(format!("line longer than {BATCH_LINE_MAX} bytes")),
+                    BatchLine::Broken(e) => Err(format!("the request body broke off: {e}")),
                 };
-                let request: PinRequest = match serde_json::from_str(&text) {
+                let request = match request {
                     Ok(r) => r,
-                    Err(e) => return Ok(failed(Error::BadInput(format!("not a pin: {e}")))),
+                    Err(e) => return Ok(failed(Error::BadInput(e))),
                 };
+                let _slot = batch_slots().acquire().await;
                 Ok(match c.pin(request.cid, request.options).await {
                     Ok(pin) => PinResult {
                         line: line_no,

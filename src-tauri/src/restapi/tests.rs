@@ -1510,3 +1510,43 @@ async fn the_batch_form_pins_each_line_and_answers_each_in_order() {
     want.sort();
     assert_eq!(pinned, want);
 }
+
+#[tokio::test]
+async fn a_batch_goes_on_after_an_overlong_or_garbled_line() {
+    let a = api(|_| {}).await;
+    let cid = |n: u32| crate::ipfsconn::fake::test_cid(n).to_string();
+    let mut body: Vec<u8> = Vec::new();
+    body.extend_from_slice(format!("{{\"cid\":\"{}\",\"name\":\"", cid(11)).as_bytes());
+    body.extend_from_slice("x".repeat(100 * 1024).as_bytes());
+    body.extend_from_slice(b"\"}\n");
+    body.extend_from_slice(b"{\"cid\":\"\xff\xfe\"}\n");
+    body.extend_from_slice(format!("{{\"cid\":\"{}\"}}\n", cid(12)).as_bytes());
+    // The last line without its newline.
+    body.extend_from_slice(format!("{{\"cid\":\"{}\"}}", cid(13)).as_bytes());
+    let text = a
+        .http
+        .post(format!("{}/pins", a.base))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let results: Vec<crate::types::PinResult> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<(u64, u16)> = results.iter().map(|r| (r.line, r.code)).collect();
+    assert_eq!(
+        lines,
+        vec![(1, 400), (2, 400), (3, 200), (4, 200)],
+        "{text}"
+    );
+    assert!(results[0].message.contains("longer than"), "{text}");
+    let mut pinned: Vec<String> = a.pins().await.iter().map(|p| p.cid.to_string()).collect();
+    pinned.sort();
+    let mut want = vec![cid(12), cid(13)];
+    want.sort();
+    assert_eq!(pinned, want);
+}
