@@ -15,8 +15,10 @@
 //!   spelling slips past a handler: the proxy intercepts every pin Kubo would run;
 //! - a body must keep arriving: `read_timeout` bounds the whole request when set; when it is
 //!   0 (IPFS Cluster's default) a body must still average [`MIN_BODY_RATE`] bytes a second
-//!   once [`BODY_GRACE`] has passed since the handler first read it (Kestrel's rule), and may
-//!   never stall longer than [`BODY_STALL`] (bytes sent fast earn no long silence), so that
+//!   over the time the handler waits for it, once [`BODY_GRACE`] of waiting has passed
+//!   (Kestrel's rule: time the handler spends not reading, as a batch between its commits,
+//!   is not the client's), and may never stall longer than [`BODY_STALL`] while waited for
+//!   (bytes sent fast earn no long silence), so that
 //!   a client trickling bytes holds neither a connection nor a handler, while uploads of any
 //!   size at any real speed pass.
 
@@ -233,13 +235,25 @@ fn clean_path(path: &str) -> Cow<'_, str> {
 }
 
 /// A body that fails once its deadline has passed (the connection is then dropped): a fixed
-/// one, or one that moves with the bytes received (the pace rule).
+/// one, or the pace rule, which counts only the time the handler waits for the client.
 struct Deadline {
     inner: Body,
     sleep: Pin<Box<tokio::time::Sleep>>,
     what: &'static str,
-    /// The pace rule: when the handler first read, and the bytes received since.
-    pace: Option<(Option<tokio::time::Instant>, u64)>,
+    pace: Option<Pace>,
+}
+
+/// The pace rule's account (Kestrel's: time the handler spends not reading is not the
+/// client's; a batch that reads as its commits finish is not "slow").
+#[derive(Default)]
+struct Pace {
+    received: u64,
+    /// Time spent waiting for the client's bytes, in earlier waits.
+    waited: Duration,
+    /// Of that, the waiting since the last byte.
+    silent: Duration,
+    /// The wait under way, since when.
+    waiting_since: Option<tokio::time::Instant>,
 }
 
 impl Deadline {
@@ -254,11 +268,11 @@ impl Deadline {
 
     fn paced(inner: Body) -> Deadline {
         Deadline {
-            pace: Some((None, 0)),
-            // Armed again at the first read.
+            pace: Some(Pace::default()),
+            // Armed when the handler waits for bytes.
             ..Deadline::at(
                 inner,
-                tokio::time::Instant::now() + BODY_GRACE,
+                tokio::time::Instant::now() + BODY_STALL,
                 "reading the request (too slow)",
             )
         }
@@ -281,36 +295,42 @@ impl http_body::Body for Deadline {
         let this = self.get_mut();
         let timed_out =
             |what: &str| Poll::Ready(Some(Err(axum::Error::new(format!("{what} timed out")))));
-        let Some((first_read, received)) = this.pace.as_mut() else {
+        let Some(pace) = this.pace.as_mut() else {
             if this.expired(cx) {
                 return timed_out(this.what);
             }
             return Pin::new(&mut this.inner).poll_frame(cx);
         };
-        // The clock starts when the handler first reads (a client that sent `Expect:
-        // 100-continue` waits until then), and what has arrived is always taken first.
-        let start = match *first_read {
-            Some(s) => s,
-            None => {
-                let now = tokio::time::Instant::now();
-                *first_read = Some(now);
-                this.sleep.as_mut().reset(now + BODY_GRACE);
-                now
-            }
-        };
+        let now = tokio::time::Instant::now();
+        // The handler is reading again: the wait since the last poll was the client's.
+        if let Some(since) = pace.waiting_since.take() {
+            pace.waited += now - since;
+            pace.silent += now - since;
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    *received += data.len() as u64;
+                    pace.received += data.len() as u64;
                 }
-                let earned = Duration::from_secs_f64(*received as f64 / MIN_BODY_RATE as f64);
-                let stall = tokio::time::Instant::now() + BODY_STALL;
-                this.sleep
-                    .as_mut()
-                    .reset((start + earned.max(BODY_GRACE)).min(stall));
+                pace.silent = Duration::ZERO;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending if this.expired(cx) => timed_out(this.what),
+            Poll::Pending => {
+                // What the bytes so far have earned, at least the grace; and never a silence
+                // longer than the stall limit.
+                let earned = Duration::from_secs_f64(pace.received as f64 / MIN_BODY_RATE as f64)
+                    .max(BODY_GRACE);
+                if pace.waited >= earned || pace.silent >= BODY_STALL {
+                    return timed_out(this.what);
+                }
+                pace.waiting_since = Some(now);
+                let at = now + (earned - pace.waited).min(BODY_STALL - pace.silent);
+                this.sleep.as_mut().reset(at);
+                if this.expired(cx) {
+                    return timed_out(this.what);
+                }
+                Poll::Pending
+            }
             other => other,
         }
     }

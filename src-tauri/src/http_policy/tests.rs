@@ -165,3 +165,22 @@ async fn bodies_in_time_pass_and_fixed_deadlines_hold() {
         .unwrap();
     assert_eq!(ok.to_bytes(), "hello");
 }
+
+#[tokio::test(start_paused = true)]
+async fn time_the_handler_spends_not_reading_is_not_the_clients() {
+    use http_body_util::BodyExt;
+    // A batch reads its body as its commits finish: it may leave the body unread for longer
+    // than the stall limit, then wait a moment for the client's next line.
+    let chunks = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from("line 1\n"))]).chain(
+        futures::stream::once(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(Bytes::from("line 2\n"))
+        }),
+    );
+    let mut body = Deadline::paced(Body::from_stream(chunks));
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "line 1\n");
+    tokio::time::sleep(BODY_STALL * 2).await;
+    let second = body.frame().await.expect("a frame").expect("not timed out");
+    assert_eq!(second.into_data().unwrap(), "line 2\n");
+}
