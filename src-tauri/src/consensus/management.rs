@@ -203,7 +203,10 @@ impl RaftConsensus {
                 match self.forward(leader, op.clone()).await {
                     Ok(answer) => answer,
                     Err(e) => {
-                        unreachable = Some(leader);
+                        // A busy leader is there: ask it again after the retry delay.
+                        if !e.to_string().contains(super::network::BUSY_ANSWER) {
+                            unreachable = Some(leader);
+                        }
                         Err(e)
                     }
                 }

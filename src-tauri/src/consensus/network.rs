@@ -74,6 +74,10 @@ pub enum RaftRequest {
     State,
 }
 
+/// How a peer over its limit of calls in flight answers (cluster RPC): a caller that reads
+/// it waits a moment and asks the same peer again, rather than looking for another leader.
+pub const BUSY_ANSWER: &str = "this peer is busy (too many cluster RPC calls in flight)";
+
 #[derive(Serialize, Deserialize, Debug)]
 pub enum RaftResponse {
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),

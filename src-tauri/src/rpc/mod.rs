@@ -661,7 +661,17 @@ impl SwarmTask {
                     },
                 ..
             } => {
-                let limit = if matches!(request, RpcRequest::Raft(_)) {
+                // Raft's own messages (heartbeats, votes, snapshots) have a lane of their own;
+                // forwarded writes and joins count with the other calls.
+                let raft_own = matches!(
+                    request,
+                    RpcRequest::Raft(
+                        RaftRequest::AppendEntries(..)
+                            | RaftRequest::Vote(..)
+                            | RaftRequest::InstallSnapshot(..)
+                    )
+                );
+                let limit = if raft_own {
                     &self.raft_calls
                 } else {
                     &self.calls
@@ -671,10 +681,10 @@ impl SwarmTask {
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
                     self.refused_busy.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, "refused a call: too many in flight");
-                    let busy = RpcResponse::Err(
-                        "this peer is busy (too many cluster RPC calls in flight): try again"
-                            .into(),
-                    );
+                    let busy = RpcResponse::Err(format!(
+                        "{}: try again",
+                        crate::consensus::network::BUSY_ANSWER
+                    ));
                     let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
                     return;
                 };
