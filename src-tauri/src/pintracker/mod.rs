@@ -642,13 +642,11 @@ impl Inner {
                 (false, true) if unpin_moved => OpKind::Unpin,
                 _ => continue,
             };
-            // An operation already on it goes on, except an unpin of a pin allocated here
-            // (re-pinned after the unpin was queued): the pin replaces it.
+            // An operation already on it (then or now) goes on, except an unpin of a pin
+            // allocated here (re-pinned after the unpin was queued): the pin replaces it.
             let now = self.ops.lock().unwrap().get(&pin.cid).map(|op| op.kind);
-            let pin_wins = |k: Option<&OpKind>| kind == OpKind::Pin && k == Some(&OpKind::Unpin);
-            if busy.contains_key(&pin.cid) && !pin_wins(busy.get(&pin.cid))
-                || now.is_some() && !pin_wins(now.as_ref())
-            {
+            let goes_on = |k: OpKind| !(kind == OpKind::Pin && k == OpKind::Unpin);
+            if busy.get(&pin.cid).is_some_and(|k| goes_on(*k)) || now.is_some_and(goes_on) {
                 continue;
             }
             if now == Some(OpKind::Unpin) {
@@ -941,14 +939,16 @@ impl PinTracker for StatelessTracker {
     }
 
     fn queue_len(&self) -> usize {
-        self.inner.ops.lock().unwrap().counts().in_queue() as usize
+        ops::in_queue(&self.inner.ops.lock().unwrap().counts()) as usize
     }
 
     fn stats(&self) -> TrackerStats {
+        // The operation counts are kept as the operations change: the same cost with a
+        // million queued.
         let mut s = TrackerStats {
             pin_add: self.inner.pin_adds.load(Ordering::Relaxed),
             pin_add_errors: self.inner.pin_add_errors.load(Ordering::Relaxed),
-            ..Default::default()
+            ..self.inner.ops.lock().unwrap().counts()
         };
         if let Some(feed) = self.inner.feed.get() {
             let f = feed.stats();
@@ -957,14 +957,6 @@ impl PinTracker for StatelessTracker {
             s.feed_waited = f.waited;
         }
         s.moved_checks_deferred = self.inner.moved_deferred.load(Ordering::Relaxed);
-        // Kept as the operations change: the same cost with a million queued.
-        let c = self.inner.ops.lock().unwrap().counts();
-        s.pin_queued = c.pin_queued;
-        s.pinning = c.pinning;
-        s.pin_error = c.pin_error;
-        s.unpin_queued = c.unpin_queued;
-        s.unpinning = c.unpinning;
-        s.unpin_error = c.unpin_error;
         s
     }
 }

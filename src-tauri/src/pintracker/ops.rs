@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::components::TrackerStats;
 use crate::types::{Cid, TrackerStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,39 +59,28 @@ impl Operation {
     }
 }
 
-/// How many operations are in each (kind, phase).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(super) struct OpCounts {
-    pub pin_queued: u64,
-    pub pinning: u64,
-    pub pin_error: u64,
-    pub unpin_queued: u64,
-    pub unpinning: u64,
-    pub unpin_error: u64,
+/// The count of `op`'s status among the operation counts of `counts`.
+fn slot<'a>(counts: &'a mut TrackerStats, op: &Operation) -> &'a mut u64 {
+    match op.status() {
+        TrackerStatus::PinQueued => &mut counts.pin_queued,
+        TrackerStatus::Pinning => &mut counts.pinning,
+        TrackerStatus::PinError => &mut counts.pin_error,
+        TrackerStatus::UnpinQueued => &mut counts.unpin_queued,
+        TrackerStatus::Unpinning => &mut counts.unpinning,
+        _ => &mut counts.unpin_error,
+    }
 }
 
-impl OpCounts {
-    fn slot(&mut self, op: &Operation) -> &mut u64 {
-        match (op.kind, op.phase) {
-            (OpKind::Pin, Phase::Queued) => &mut self.pin_queued,
-            (OpKind::Pin, Phase::InProgress) => &mut self.pinning,
-            (OpKind::Pin, Phase::Failed) => &mut self.pin_error,
-            (OpKind::Unpin, Phase::Queued) => &mut self.unpin_queued,
-            (OpKind::Unpin, Phase::InProgress) => &mut self.unpinning,
-            (OpKind::Unpin, Phase::Failed) => &mut self.unpin_error,
-        }
-    }
-
-    /// Operations queued or running (failed ones wait for a recover).
-    pub fn in_queue(&self) -> u64 {
-        self.pin_queued + self.pinning + self.unpin_queued + self.unpinning
-    }
+/// Operations queued or running in `counts` (failed ones wait for a recover).
+pub(super) fn in_queue(counts: &TrackerStats) -> u64 {
+    counts.pin_queued + counts.pinning + counts.unpin_queued + counts.unpinning
 }
 
 #[derive(Default)]
 pub(super) struct OpTable {
     map: HashMap<Cid, Operation>,
-    counts: OpCounts,
+    /// The operation counts of [`TrackerStats`] (its other fields stay 0 here).
+    counts: TrackerStats,
 }
 
 impl OpTable {
@@ -111,37 +101,37 @@ impl OpTable {
     }
 
     pub fn insert(&mut self, cid: Cid, op: Operation) {
-        *self.counts.slot(&op) += 1;
+        *slot(&mut self.counts, &op) += 1;
         if let Some(old) = self.map.insert(cid, op) {
-            *self.counts.slot(&old) -= 1;
+            *slot(&mut self.counts, &old) -= 1;
         }
     }
 
     pub fn remove(&mut self, cid: &Cid) -> Option<Operation> {
         let old = self.map.remove(cid)?;
-        *self.counts.slot(&old) -= 1;
+        *slot(&mut self.counts, &old) -= 1;
         Some(old)
     }
 
     /// Changes the operation on `cid`, if there is one, keeping the counts true.
     pub fn update<R>(&mut self, cid: &Cid, f: impl FnOnce(&mut Operation) -> R) -> Option<R> {
         let op = self.map.get_mut(cid)?;
-        *self.counts.slot(op) -= 1;
+        *slot(&mut self.counts, op) -= 1;
         let r = f(op);
-        *self.counts.slot(op) += 1;
+        *slot(&mut self.counts, op) += 1;
         Some(r)
     }
 
-    pub fn counts(&self) -> OpCounts {
+    pub fn counts(&self) -> TrackerStats {
         self.counts
     }
 
     /// The counts as a walk of every operation finds them (for tests).
     #[cfg(test)]
-    pub fn counted(&self) -> OpCounts {
-        let mut c = OpCounts::default();
+    pub fn counted(&self) -> TrackerStats {
+        let mut c = TrackerStats::default();
         for op in self.map.values() {
-            *c.slot(op) += 1;
+            *slot(&mut c, op) += 1;
         }
         c
     }
