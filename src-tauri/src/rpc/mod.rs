@@ -321,11 +321,6 @@ impl ClusterRpc {
         }
     }
 
-    /// Incoming calls answered "busy" since start.
-    pub fn refused_busy(&self) -> u64 {
-        self.refused_busy.load(Ordering::Relaxed)
-    }
-
     /// Calls `peer`, dialing it at `addrs` (plus any learned address) if not connected.
     pub async fn call(
         &self,
@@ -335,26 +330,22 @@ impl ClusterRpc {
         timeout: Duration,
     ) -> Result<RpcResponse, RpcError> {
         let (reply, rx) = oneshot::channel();
-        // A full queue makes the caller wait (back-pressure), within its timeout.
-        let queued = self.commands.send(Command::Call {
-            peer,
-            addrs,
-            req,
-            reply,
-        });
-        match tokio::time::timeout(timeout, queued).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(RpcError::Stopped),
-            Err(_) => {
-                return Err(RpcError::Timeout {
-                    peer: peer.to_string(),
-                    timeout,
+        // One deadline for the whole call: a full queue makes the caller wait
+        // (back-pressure) within it, as the answer does.
+        let call = async {
+            self.commands
+                .send(Command::Call {
+                    peer,
+                    addrs,
+                    req,
+                    reply,
                 })
-            }
-        }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RpcError::Stopped),
+                .await
+                .map_err(|_| RpcError::Stopped)?;
+            rx.await.map_err(|_| RpcError::Stopped)?
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(r) => r,
             Err(_) => Err(RpcError::Timeout {
                 peer: peer.to_string(),
                 timeout,
@@ -491,7 +482,7 @@ impl PeerRpc for ClusterRpc {
     }
 
     fn refused_busy(&self) -> u64 {
-        ClusterRpc::refused_busy(self)
+        self.refused_busy.load(Ordering::Relaxed)
     }
 
     async fn node(
