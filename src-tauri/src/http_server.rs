@@ -284,7 +284,7 @@ impl Connections {
                         match tokio::time::timeout(this.header_timeout, tcp.peek(&mut first)).await
                         {
                             Ok(Ok(n)) if n > 0 => {
-                                this.serve(TokioIo::new(tcp), watcher, local, false).await
+                                this.serve(TokioIo::new(tcp), watcher, local).await
                             }
                             _ => tracing::debug!("a connection sent nothing in time"),
                         }
@@ -293,9 +293,7 @@ impl Connections {
                         let handshake =
                             tokio::time::timeout(this.header_timeout, acceptor.accept(tcp));
                         match handshake.await {
-                            Ok(Ok(tls)) => {
-                                this.serve(TokioIo::new(tls), watcher, local, true).await
-                            }
+                            Ok(Ok(tls)) => this.serve(TokioIo::new(tls), watcher, local).await,
                             Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
                         }
@@ -312,7 +310,6 @@ impl Connections {
         io: I,
         watcher: hyper_util::server::graceful::Watcher,
         local: Option<LocalAddr>,
-        tls: bool,
     ) where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
@@ -333,7 +330,11 @@ impl Connections {
         builder.http2().timer(TokioTimer::new());
         // HTTP/2 only over TLS (agreed by ALPN), as Go's servers: a plain connection is
         // HTTP/1, whose idle connections the header timeout closes.
-        let builder = if tls { builder } else { builder.http1_only() };
+        let builder = if self.tls.is_some() {
+            builder
+        } else {
+            builder.http1_only()
+        };
         let conn = builder.serve_connection_with_upgrades(io, service);
         if let Err(e) = watcher.watch(conn.into_owned()).await {
             tracing::debug!("HTTP connection ended: {e}");
