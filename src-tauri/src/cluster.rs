@@ -533,10 +533,12 @@ impl Cluster {
             }
         });
         let answers = futures::future::join_all(asks).await;
-        let wanted: Option<Vec<Cid>> = match &call {
-            PeerCall::Status(cids) if !cids.is_empty() => Some(cids.clone()),
-            PeerCall::Recover(Some(c)) => Some(vec![*c]),
-            _ => None,
+        // Every call gathered names its CIDs (the whole pinset goes through the streams of
+        // `status_all` and `recover_all`).
+        let wanted: Vec<Cid> = match &call {
+            PeerCall::Status(cids) => cids.clone(),
+            PeerCall::Recover(Some(c)) => vec![*c],
+            _ => Vec::new(),
         };
         let state = self.consensus.state();
         let mut out: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
@@ -554,24 +556,12 @@ impl Cluster {
                     }
                 }
                 Err(error) => {
-                    // The pins it should hold (of `wanted`, or of all), read from disk.
+                    // The pins of `wanted` it should hold, read from disk.
                     let mut pins: Vec<Pin> = Vec::new();
-                    match &wanted {
-                        Some(cids) => {
-                            for c in cids {
-                                if let Ok(Some(p)) = state.get(c).await {
-                                    if p.is_allocated_to(&m.peer_id) {
-                                        pins.push(p);
-                                    }
-                                }
-                            }
-                        }
-                        None => {
-                            let mut all = state.stream();
-                            while let Some(Ok(p)) = all.next().await {
-                                if p.is_allocated_to(&m.peer_id) {
-                                    pins.push(p);
-                                }
+                    for c in &wanted {
+                        if let Ok(Some(p)) = state.get(c).await {
+                            if p.is_allocated_to(&m.peer_id) {
+                                pins.push(p);
                             }
                         }
                     }
