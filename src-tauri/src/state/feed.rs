@@ -17,7 +17,7 @@
 //! holds at most `capacity` changes plus one `Reset`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -46,6 +46,8 @@ struct Queue {
     reset_queued: bool,
     /// Senders alive; the receiver ends once they are gone and the queue is empty.
     senders: usize,
+    /// The receiver is gone: senders queue nothing and never wait.
+    closed: bool,
 }
 
 struct Shared {
@@ -57,7 +59,6 @@ struct Shared {
     drained: Notify,
     coalesced: AtomicU64,
     waited: AtomicU64,
-    receivers: AtomicUsize,
 }
 
 /// Reads a feed's [`FeedStats`] without holding either end.
@@ -89,13 +90,13 @@ pub fn feed(capacity: usize) -> (FeedSender, FeedReceiver) {
             items: VecDeque::new(),
             reset_queued: false,
             senders: 1,
+            closed: false,
         }),
         capacity: capacity.max(1),
         filled: Notify::new(),
         drained: Notify::new(),
         coalesced: AtomicU64::new(0),
         waited: AtomicU64::new(0),
-        receivers: AtomicUsize::new(1),
     });
     (
         FeedSender {
@@ -162,7 +163,7 @@ impl FeedSender {
     fn try_queue(&self, change: &StateChange) -> bool {
         let shared = &self.shared;
         let mut q = shared.queue.lock().unwrap();
-        if shared.receivers.load(Ordering::Acquire) == 0 {
+        if q.closed {
             return true;
         }
         let full = q.items.len() >= shared.capacity;
@@ -269,8 +270,11 @@ impl FeedReceiver {
 
 impl Drop for FeedReceiver {
     fn drop(&mut self) {
-        self.shared.receivers.store(0, Ordering::Release);
-        self.shared.queue.lock().unwrap().items.clear();
+        {
+            let mut q = self.shared.queue.lock().unwrap();
+            q.closed = true;
+            q.items.clear();
+        }
         self.shared.drained.notify_waiters();
     }
 }
