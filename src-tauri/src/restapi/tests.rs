@@ -1464,6 +1464,28 @@ async fn only_add_streams_carry_x_chunked_output() {
     assert_eq!(resp.headers()["x-chunked-output"], "1");
 }
 
+/// `POST /pins` with `body`: the answer's text and its results, one a line.
+async fn post_batch(
+    a: &Api,
+    body: impl Into<reqwest::Body>,
+) -> (String, Vec<crate::types::PinResult>) {
+    let resp = a
+        .http
+        .post(format!("{}/pins", a.base))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let results = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (text, results)
+}
+
 #[tokio::test]
 async fn the_batch_form_pins_each_line_and_answers_each_in_order() {
     let a = api(|_| {}).await;
@@ -1479,20 +1501,7 @@ async fn the_batch_form_pins_each_line_and_answers_each_in_order() {
         cid(2),
         cid(3)
     );
-    let resp = a
-        .http
-        .post(format!("{}/pins", a.base))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let text = resp.text().await.unwrap();
-    let results: Vec<crate::types::PinResult> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, results) = post_batch(&a, body).await;
     let lines: Vec<(u64, u16)> = results.iter().map(|r| (r.line, r.code)).collect();
     assert_eq!(
         lines,
@@ -1523,20 +1532,7 @@ async fn a_batch_goes_on_after_an_overlong_or_garbled_line() {
     body.extend_from_slice(format!("{{\"cid\":\"{}\"}}\n", cid(12)).as_bytes());
     // The last line without its newline.
     body.extend_from_slice(format!("{{\"cid\":\"{}\"}}", cid(13)).as_bytes());
-    let text = a
-        .http
-        .post(format!("{}/pins", a.base))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let results: Vec<crate::types::PinResult> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (text, results) = post_batch(&a, body).await;
     let lines: Vec<(u64, u16)> = results.iter().map(|r| (r.line, r.code)).collect();
     assert_eq!(
         lines,
