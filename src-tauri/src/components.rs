@@ -182,6 +182,14 @@ pub enum StateChange {
     Reset,
 }
 
+/// The pinset's size, as [`Pinset::counts`] keeps it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinCounts {
+    pub total: u64,
+    /// Pins allocated to this peer (all peers' pins, replication -1, included).
+    pub allocated_here: u64,
+}
+
 /// Read access to the applied pinset. It lives on disk: a read asks the store, and a list is
 /// a stream read as it is consumed, so nothing here holds the whole pinset in memory.
 #[async_trait]
@@ -197,8 +205,13 @@ pub trait Pinset: Send + Sync + 'static {
         &self,
         after: Option<String>,
     ) -> BoxStream<'static, Result<Pin, ConsensusError>>;
+    /// How many pins there are, and how many of them are allocated to this peer: kept as
+    /// the pinset changes, so asking costs the same at ten pins or ten million.
+    async fn counts(&self) -> Result<PinCounts, ConsensusError>;
     /// How many pins there are.
-    async fn count(&self) -> Result<u64, ConsensusError>;
+    async fn count(&self) -> Result<u64, ConsensusError> {
+        Ok(self.counts().await?.total)
+    }
     /// Up to `limit` pins whose `expire_at` is `now` or earlier (read through an index of
     /// the expiring pins, never the whole pinset).
     async fn expired(

@@ -165,6 +165,7 @@ impl RaftConsensus {
         let fresh = !store::has_history(&pool)
             .await
             .map_err(|e| storage(format!("{}: {e}", db.display())))?;
+        store::count_for(&pool, &opts.peer_id.to_string()).await?;
         let state = Arc::new(store::PinsTable::new(store::open_readers(&db).await?));
         let changes = opts.changes.clone();
         let snapshots = super::snapshot::dir(db.parent().expect("the database is in a folder"));

@@ -432,6 +432,122 @@ async fn a_batch_of_pins_and_unpins_applies_in_log_order() {
     assert_eq!(applied.map(|l| l.index), Some(8));
 }
 
+/// The counts as a walk of the whole pinset finds them, for `peer`.
+async fn walked(state: &dyn Pinset, peer: &str) -> crate::components::PinCounts {
+    let pins = list(state).await;
+    crate::components::PinCounts {
+        total: pins.len() as u64,
+        allocated_here: pins.iter().filter(|p| p.is_allocated_to(peer)).count() as u64,
+    }
+}
+
+#[tokio::test]
+async fn the_pinsets_counts_stay_true_through_applies_imports_snapshots_and_another_peer_id() {
+    use super::typ::{Op, TypeConfig};
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    let (me, other) = ("12D3KooWMe", "12D3KooWOther");
+    let allocated = |n: u32, to: &[&str]| {
+        let mut p = Pin::new(test_cid(n), PinOptions::default());
+        p.allocations = to.iter().map(|s| s.to_string()).collect();
+        p
+    };
+    let imported = vec![
+        allocated(1, &[]),
+        allocated(2, &[me]),
+        allocated(3, &[other]),
+        allocated(4, &[other, me]),
+        // A peer id that contains this one's is not this one.
+        allocated(5, &["12D3KooWMeToo"]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, mut sm, _changes) = machine(dir.path(), &imported).await;
+    store::count_for(&pool, me).await.unwrap();
+    let state = store::PinsTable::new(pool.clone());
+    let expect = |total, allocated_here| crate::components::PinCounts {
+        total,
+        allocated_here,
+    };
+    assert_eq!(state.counts().await.unwrap(), expect(5, 3));
+    assert_eq!(state.counts().await.unwrap(), walked(&state, me).await);
+
+    // Applied entries: a new pin here, one moved away, one moved here, one unpinned, one
+    // pinned and unpinned in the same batch, one unpinned that never was.
+    let ops = vec![
+        Op::Pin(allocated(6, &[me])),
+        Op::Pin(allocated(2, &[other])),
+        Op::Pin(allocated(3, &[me])),
+        Op::Unpin(test_cid(1)),
+        Op::Pin(allocated(7, &[])),
+        Op::Unpin(test_cid(7)),
+        Op::Unpin(test_cid(8)),
+        Op::Pin(allocated(4, &[other, me])),
+    ];
+    let entries: Vec<Entry<TypeConfig>> = ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 0), i as u64 + 1),
+            payload: EntryPayload::Normal(op),
+        })
+        .collect();
+    sm.apply(entries).await.unwrap();
+    assert_eq!(state.counts().await.unwrap(), expect(5, 3));
+    assert_eq!(state.counts().await.unwrap(), walked(&state, me).await);
+
+    // A snapshot from a leader whose pinset differs replaces the table and its counts.
+    let leader_dir = tempfile::tempdir().unwrap();
+    let theirs = vec![
+        allocated(10, &[me]),
+        allocated(11, &[other]),
+        allocated(12, &[]),
+    ];
+    let (_, mut leader, _) = machine(leader_dir.path(), &theirs).await;
+    let mut built = build(&mut leader).await;
+    let received = receive(&mut sm, &mut built.snapshot).await;
+    sm.install_snapshot(&built.meta, received).await.unwrap();
+    assert_eq!(state.counts().await.unwrap(), expect(3, 2));
+    // And the triggers came with the new table: applies after it are counted too.
+    let more = vec![Entry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 0), 100),
+        payload: EntryPayload::Normal(Op::Pin(allocated(13, &[me]))),
+    }];
+    sm.apply(more).await.unwrap();
+    assert_eq!(state.counts().await.unwrap(), expect(4, 3));
+    assert_eq!(state.counts().await.unwrap(), walked(&state, me).await);
+
+    // The same database kept for another peer id is counted again for it.
+    store::count_for(&pool, other).await.unwrap();
+    assert_eq!(state.counts().await.unwrap(), walked(&state, other).await);
+    assert_eq!(state.counts().await.unwrap(), expect(4, 2));
+
+    // A database from before the counts gets them when it is opened.
+    for stmt in [
+        "DROP TRIGGER pins_counted_insert",
+        "DROP TRIGGER pins_counted_update",
+        "DROP TRIGGER pins_counted_delete",
+        "DROP TABLE pin_counts",
+    ] {
+        sqlx::query(stmt).execute(&pool).await.unwrap();
+    }
+    drop((sm, state));
+    pool.close().await;
+    let pool = store::open(&db_path(dir.path())).await.unwrap();
+    store::count_for(&pool, me).await.unwrap();
+    let state = store::PinsTable::new(pool.clone());
+    assert_eq!(state.counts().await.unwrap(), expect(4, 3));
+    sqlx::query("DELETE FROM pins WHERE cid = ?")
+        .bind(test_cid(13).to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        state.counts().await.unwrap(),
+        expect(3, 2),
+        "counted from then on"
+    );
+}
+
 /// The whole pinset, for assertions (CID order).
 async fn list(state: &dyn Pinset) -> Vec<Pin> {
     use futures::TryStreamExt;

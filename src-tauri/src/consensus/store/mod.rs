@@ -1,0 +1,28 @@
+//! Raft's log, vote and state machine, persisted in one SQLite file (sqlx), split as
+//! openraft's storage is split:
+//! - [`db`]: the pool, errors and the small key-value table everything else builds on;
+//! - [`schema`]: the tables, and opening the file (its header checked first);
+//! - [`log`]: the log store (log entries and vote);
+//! - [`machine`]: the state machine (applying entries, installing snapshots);
+//! - [`pins`]: the pins table as every component reads it, and its counts;
+//! - [`snapshots`]: which snapshot is current, and building one;
+//! - [`staging`]: loading a whole pinset beside the live one and swapping it in (offline
+//!   import, received snapshots).
+
+mod db;
+mod log;
+mod machine;
+mod pins;
+mod schema;
+mod snapshots;
+mod staging;
+
+pub use db::{clear_imported, db_path, has_history, history, imported, joining, set_joining};
+pub use log::{logged_unpins, LogStore};
+pub use machine::StateMachine;
+pub use pins::{count_for, PinsTable};
+pub use schema::{checkpoint, open, open_readers};
+pub use snapshots::{ensure_snapshot, snapshot_size};
+#[cfg(test)]
+pub use staging::replace_pins;
+pub use staging::{commit_staged, discard_staged, stage_pins};

@@ -1,0 +1,235 @@
+//! The applied pinset as the `pins` table holds it: the reader every component uses
+//! ([`PinsTable`]), the index of expiring pins, and the pinset's counts.
+//!
+//! The counts (all pins, and those allocated to this peer) are kept by triggers on `pins`, in
+//! the same transaction as every write to it, so that `/metrics`, `GET /pins/summary` and
+//! the desktop read two numbers instead of counting ten million rows; a swap of the whole
+//! table ([`super::staging::swap_in`]) counts once, as part of the swap.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use super::db::{fresh_name, storage};
+use crate::components::{ConsensusError, PinCounts, Pinset};
+use crate::types::{Cid, Pin};
+
+/// A pin's expiry time as SQLite reads it from the stored JSON (Go's zero time when unset).
+pub(super) const EXPIRY: &str = "julianday(json_extract(pin, '$.expire_at'))";
+pub(super) const EXPIRES: &str = "json_extract(pin, '$.expire_at') <> '0001-01-01T00:00:00Z'";
+
+/// SQL creating the index of `table`'s expiring pins by expiry time (for
+/// [`Pinset::expired`]; pins that never expire are not in it). Its name is new each time:
+/// an index keeps its name when its table is renamed to `pins`, and must not clash with the
+/// index of the `pins` table it replaces.
+pub(super) fn expiry_index(table: &str) -> String {
+    format!(
+        "CREATE INDEX \"{}\" ON {table} ({EXPIRY}) WHERE {EXPIRES}",
+        fresh_name(&format!("{table}_expiry"))
+    )
+}
+
+/// Whether the stored pin `json` (an SQL expression) is allocated to the peer the counts are
+/// kept for: allocated to every peer (no allocations) or naming it. Peer ids are base58,
+/// so finding one quoted in the JSON array is an exact match.
+fn here(json: &str) -> String {
+    format!(
+        r#"(COALESCE(json_array_length({json}, '$.allocations'), 0) = 0
+          OR instr(json_extract({json}, '$.allocations'),
+                   '"' || (SELECT peer FROM pin_counts WHERE id = 1) || '"') > 0)"#
+    )
+}
+
+/// The triggers that keep `pin_counts` true as `pins` changes (an upsert that updates a row
+/// fires the update trigger). Dropped with the table; made again by each swap.
+fn count_triggers() -> [String; 3] {
+    [
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS pins_counted_insert AFTER INSERT ON pins BEGIN \
+             UPDATE pin_counts SET total = total + 1, here = here + {} WHERE id = 1; END",
+            here("NEW.pin")
+        ),
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS pins_counted_update AFTER UPDATE OF pin ON pins BEGIN \
+             UPDATE pin_counts SET here = here + {} - {} WHERE id = 1; END",
+            here("NEW.pin"),
+            here("OLD.pin")
+        ),
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS pins_counted_delete AFTER DELETE ON pins BEGIN \
+             UPDATE pin_counts SET total = total - 1, here = here - {} WHERE id = 1; END",
+            here("OLD.pin")
+        ),
+    ]
+}
+
+/// Counts `pins` again, whole (after a swap, or for another peer), and makes sure the
+/// triggers that keep the counts from then on exist.
+pub(super) async fn recount(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    for t in count_triggers() {
+        sqlx::query(&t).execute(&mut *conn).await?;
+    }
+    sqlx::query("INSERT OR IGNORE INTO pin_counts (id, peer, total, here) VALUES (1, '', 0, 0)")
+        .execute(&mut *conn)
+        .await?;
+    let sql = format!(
+        "UPDATE pin_counts SET total = (SELECT COUNT(*) FROM pins), \
+         here = (SELECT COUNT(*) FROM pins WHERE {}) WHERE id = 1",
+        here("pin")
+    );
+    sqlx::query(&sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Keeps the pinset's counts of pins allocated here for `peer`. Counts the pinset once when
+/// the counts are new (a database from before them) or were kept for another peer id;
+/// otherwise costs one read.
+pub async fn count_for(pool: &SqlitePool, peer: &str) -> Result<(), ConsensusError> {
+    let kept: Option<String> = sqlx::query_scalar("SELECT peer FROM pin_counts WHERE id = 1")
+        .fetch_optional(pool)
+        .await
+        .map_err(storage)?;
+    if kept.as_deref() == Some(peer) {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(storage)?;
+    sqlx::query(
+        "INSERT INTO pin_counts (id, peer, total, here) VALUES (1, ?, 0, 0) \
+         ON CONFLICT(id) DO UPDATE SET peer = excluded.peer",
+    )
+    .bind(peer)
+    .execute(&mut *tx)
+    .await
+    .map_err(storage)?;
+    recount(&mut tx).await.map_err(storage)?;
+    tx.commit().await.map_err(storage)
+}
+
+/// Gives `pins` what a database from before them lacks: the expiry index, and the counts
+/// with their triggers.
+pub(super) async fn prepare(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    ensure_expiry_index(pool).await?;
+    let counted: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
+        .fetch_optional(pool)
+        .await?;
+    let triggers: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'pins'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if counted.is_none() || triggers < 3 {
+        let mut tx = pool.begin().await?;
+        recount(&mut tx).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Gives `pins` its expiry index if it has none (a database from before it).
+async fn ensure_expiry_index(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_expiry-*'",
+    )
+    .fetch_one(pool)
+    .await?
+    .get(0);
+    if n == 0 {
+        sqlx::query(&expiry_index("pins")).execute(pool).await?;
+    }
+    Ok(())
+}
+
+pub(super) fn parse_pin(text: &str) -> Result<Pin, ConsensusError> {
+    serde_json::from_str(text).map_err(|e| storage(format!("corrupt pin row: {e}")))
+}
+
+/// The applied pinset as the `pins` table holds it: what every component reads.
+#[derive(Clone)]
+pub struct PinsTable {
+    readers: SqlitePool,
+}
+
+impl PinsTable {
+    pub fn new(readers: SqlitePool) -> PinsTable {
+        PinsTable { readers }
+    }
+}
+
+#[async_trait]
+impl Pinset for PinsTable {
+    async fn get(&self, cid: &Cid) -> Result<Option<Pin>, ConsensusError> {
+        let row = sqlx::query("SELECT pin FROM pins WHERE cid = ?")
+            .bind(cid.to_string())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(storage)?;
+        row.map(|r| parse_pin(&r.get::<String, _>(0))).transpose()
+    }
+
+    async fn expired(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Cid>, ConsensusError> {
+        let sql =
+            format!("SELECT cid FROM pins WHERE {EXPIRES} AND {EXPIRY} <= julianday(?) LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .bind(limit as i64)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(storage)?;
+        rows.iter()
+            .map(|r| r.get::<String, _>(0).parse().map_err(storage))
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<PinCounts, ConsensusError> {
+        let row = sqlx::query("SELECT total, here FROM pin_counts WHERE id = 1")
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(storage)?;
+        Ok(row.map_or(PinCounts::default(), |r| PinCounts {
+            total: r.get::<i64, _>(0).max(0) as u64,
+            allocated_here: r.get::<i64, _>(1).max(0) as u64,
+        }))
+    }
+
+    fn stream_after(
+        &self,
+        after: Option<String>,
+    ) -> BoxStream<'static, Result<Pin, ConsensusError>> {
+        let readers = self.readers.clone();
+        Box::pin(async_stream::try_stream! {
+            // Pages in CID order (the primary key's index), each fetched whole: one trip to
+            // SQLite's thread per page rather than per row, and no read transaction held
+            // open for the length of a slow client (the log's writer can checkpoint).
+            let mut after = after;
+            loop {
+                let rows = match &after {
+                    Some(a) => sqlx::query("SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT ?")
+                        .bind(a.clone())
+                        .bind(READ_PAGE as i64)
+                        .fetch_all(&readers)
+                        .await,
+                    None => sqlx::query("SELECT cid, pin FROM pins ORDER BY cid LIMIT ?")
+                        .bind(READ_PAGE as i64)
+                        .fetch_all(&readers)
+                        .await,
+                }
+                .map_err(storage)?;
+                let full = rows.len() == READ_PAGE;
+                for row in &rows {
+                    yield parse_pin(row.get::<&str, _>(1))?;
+                }
+                match rows.last() {
+                    Some(last) if full => after = Some(last.get::<String, _>(0)),
+                    _ => break,
+                }
+            }
+        })
+    }
+}
+
+/// Rows per page when the pinset is read in order.
+const READ_PAGE: usize = 1000;
