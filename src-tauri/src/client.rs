@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::types::{
     AddedOutput, Alert, ApiError, ConnectGraph, GlobalPinInfo, GlobalRepoGc, Id, Metric, Pin,
-    PinInfo, PinOptions, RepoGc, Version,
+    PinInfo, PinOptions, RepoGc, StatusSummary, Version,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -370,6 +370,11 @@ impl Client {
         let q = [("local".to_string(), "true".to_string())];
         let g: GlobalPinInfo = self.json(Method::GET, &format!("/pins/{cid}"), &q).await?;
         local_of(g)
+    }
+
+    /// The peer's pins by status (`GET /pins/summary`).
+    pub async fn status_summary(&self) -> Result<StatusSummary> {
+        self.json(Method::GET, "/pins/summary", &[]).await
     }
 
     pub async fn status_all(&self, filter: &str, cids: &[String]) -> Result<Vec<GlobalPinInfo>> {

@@ -27,7 +27,7 @@ use crate::global_status;
 use crate::tasks::Tasks;
 use crate::types::{
     Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
-    PinOptions, PinType, StatusFilter, TrackerStatus, RPC_PROTOCOL, VERSION,
+    PinOptions, PinType, StatusFilter, StatusSummary, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
 
 /// This peer's identity as it reports it.
@@ -354,6 +354,11 @@ impl Cluster {
 
     pub async fn status_local(&self, cid: &Cid) -> PinInfo {
         self.tracker.status(cid).await
+    }
+
+    /// This peer's pins by status, from kept counts (see [`StatusSummary`]).
+    pub async fn status_summary(&self) -> Result<StatusSummary> {
+        Ok(self.tracker.summary().await?)
     }
 
     pub async fn status(&self, cid: &Cid) -> GlobalPinInfo {

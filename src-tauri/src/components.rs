@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::types::{
     Alert, Bandwidth, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinOptions,
-    RepoGc, StatusFilter,
+    RepoGc, StatusFilter, StatusSummary,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -138,6 +138,9 @@ pub struct TrackerStats {
     pub unpin_queued: u64,
     pub unpinning: u64,
     pub unpin_error: u64,
+    /// Of the unpin operations, those of pins still in the pinset but allocated elsewhere
+    /// now (moved away from this peer).
+    pub moved_unpins: u64,
     /// IPFS pin requests made since start, and how many of them failed.
     pub pin_add: u64,
     pub pin_add_errors: u64,
@@ -309,6 +312,9 @@ pub trait PinTracker: Send + Sync + 'static {
     /// The state dropped `cid`: unpin it here.
     fn untrack(&self, cid: Cid);
     async fn status(&self, cid: &Cid) -> PinInfo;
+    /// This peer's pins by status, from counts kept as they change: no walk of the pinset,
+    /// no IPFS call.
+    async fn summary(&self) -> Result<StatusSummary, ConsensusError>;
     /// Every pin's status here matching `filter`, in CID order, as it is produced.
     fn status_all(&self, filter: StatusFilter) -> BoxStream<'static, PinInfo>;
     /// One page of this peer's status of every pin, in CID order: at most `limit` pins after

@@ -438,6 +438,34 @@ impl PinSummary {
     }
 }
 
+/// One peer's pins by status (`GET /pins/summary`; not in IPFS Cluster's API). Read from
+/// counts the peer keeps as its pinset and its operations change, so it costs the same at ten
+/// pins or ten million; a status walk (`GET /pins?local=true`) finds the same numbers, except
+/// that IPFS is not asked: a pin removed from IPFS behind the cluster's back counts as
+/// pinned here until the next state sync queues it again.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusSummary {
+    pub peer: String,
+    pub peername: String,
+    /// Pins in the cluster's pinset.
+    pub pins: u64,
+    /// Of them, those allocated to this peer (pins on every peer included).
+    pub allocated_here: u64,
+    /// Allocated here with nothing left to do.
+    pub pinned: u64,
+    /// Allocated to other peers only.
+    pub remote: u64,
+    pub pin_queued: u64,
+    pub pinning: u64,
+    pub pin_error: u64,
+    pub unpin_queued: u64,
+    pub unpinning: u64,
+    pub unpin_error: u64,
+    /// Allocated here with nothing left to do, while this peer's IPFS daemon does not
+    /// answer (counted here instead of as pinned).
+    pub cluster_error: u64,
+}
+
 /// Status of one CID on one peer, with the pin's identity (`GET /pins?local=true`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PinInfo {

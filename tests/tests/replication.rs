@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use cluster_tests::*;
-use ipfs_cluster::types::{PinOptions, TrackerStatus};
+use ipfs_cluster::types::{PinOptions, StatusSummary, TrackerStatus};
 use serde_json::Value;
 
 const GB: u64 = 1_000_000_000;
@@ -329,4 +329,125 @@ async fn recover_of_everything_streams_cluster_error_for_a_member_that_cannot_be
         );
         assert!(g.peer_map[&gone].error.contains("not reachable"), "{g:?}");
     }
+}
+
+/// Peer `i`'s statuses as a walk of every pin counts them (`GET /pins?local=true`), in the
+/// shape of its summary.
+async fn walked_summary(c: &TestCluster, i: usize) -> StatusSummary {
+    let infos = c.peers[i].client().status_all_local("").await.unwrap();
+    let mut s = StatusSummary::default();
+    for info in &infos {
+        let n = match info.info.status {
+            TrackerStatus::Pinned => &mut s.pinned,
+            TrackerStatus::Remote => &mut s.remote,
+            TrackerStatus::PinQueued => &mut s.pin_queued,
+            TrackerStatus::Pinning => &mut s.pinning,
+            TrackerStatus::PinError => &mut s.pin_error,
+            TrackerStatus::UnpinQueued => &mut s.unpin_queued,
+            TrackerStatus::Unpinning => &mut s.unpinning,
+            TrackerStatus::UnpinError => &mut s.unpin_error,
+            TrackerStatus::ClusterError => &mut s.cluster_error,
+            other => panic!("peer {i}: unexpected status {other:?} of {}", info.cid),
+        };
+        *n += 1;
+    }
+    s
+}
+
+/// Peer `i`'s summary once it agrees with a walk and `settled` holds; the last two seen
+/// when the deadline passes.
+async fn summary_as_walked(
+    c: &TestCluster,
+    i: usize,
+    settled: impl Fn(&StatusSummary) -> bool,
+) -> StatusSummary {
+    let client = c.peers[i].client();
+    let last = std::sync::Mutex::new(None);
+    let found = wait_for("the summary to match a status walk", DEADLINE, || {
+        let client = &client;
+        let last = &last;
+        let settled = &settled;
+        async move {
+            let summary = client.status_summary().await.ok()?;
+            let mut walked = walked_summary(c, i).await;
+            // What the walk cannot know, the summary's identity and pinset counts.
+            walked.peer = summary.peer.clone();
+            walked.peername = summary.peername.clone();
+            walked.pins = summary.pins;
+            walked.allocated_here = summary.allocated_here;
+            let same = walked == summary && settled(&summary);
+            *last.lock().unwrap() = Some((summary.clone(), walked));
+            same.then_some(summary)
+        }
+    })
+    .await;
+    match found {
+        Ok(s) => s,
+        Err(e) => panic!(
+            "peer {i}: {e}; last summary and walk: {:#?}",
+            last.lock().unwrap()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_summary_counts_what_a_status_walk_finds() {
+    let mut c = TestCluster::start_custom(
+        3,
+        |_| "10GB".into(),
+        |_, cfg| {
+            fast_monitoring(cfg);
+            // Only the test changes what is pinned.
+            cfg["cluster"]["pin_recover_interval"] = "1h".into();
+        },
+    )
+    .await
+    .unwrap();
+    metrics_from_all(&c, 0, "freespace", 3).await;
+    let client = c.peers[0].client();
+    let opts = |r: i32| PinOptions {
+        replication_factor_min: r,
+        replication_factor_max: r,
+        ..Default::default()
+    };
+    let mut cids = Vec::new();
+    for (n, r) in [1, 1, 1, 2, 2, 2, -1, -1, -1].into_iter().enumerate() {
+        let cid = c.ipfs[0]
+            .add(&unique(&format!("summary {n}")))
+            .await
+            .unwrap();
+        client.pin(&cid, &opts(r)).await.unwrap();
+        cids.push(cid);
+    }
+    client.unpin(&cids[3]).await.unwrap();
+
+    let idle = |s: &StatusSummary| {
+        s.pin_queued + s.pinning + s.unpin_queued + s.unpinning + s.pin_error + s.unpin_error == 0
+    };
+    let mut pinned = 0;
+    for i in 0..3 {
+        let s = summary_as_walked(&c, i, idle).await;
+        assert_eq!(s.pins, 8, "peer {i}: {s:?}");
+        assert_eq!(s.pinned + s.remote, 8, "peer {i}: {s:?}");
+        assert_eq!(s.pinned, s.allocated_here, "peer {i}: {s:?}");
+        pinned += s.pinned;
+    }
+    // 3 pins on one peer, 2 on two, 3 on all three.
+    assert_eq!(pinned, 3 + 2 * 2 + 3 * 3);
+    let out = c.peers[1].ctl(&["status", "--summary"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("8 pins in the cluster"),
+        "{}",
+        text(&out)
+    );
+
+    // Peer 2's IPFS stops: a new pin fails there, and what it had shows as cluster_error.
+    c.ipfs[2].stop();
+    let more = c.ipfs[0].add(&unique("summary while down")).await.unwrap();
+    client.pin(&more, &opts(-1)).await.unwrap();
+    let s = summary_as_walked(&c, 2, |s| s.pin_error == 1).await;
+    assert_eq!(s.pinned, 0, "{s:?}");
+    assert_eq!(s.cluster_error + s.pin_error, s.allocated_here, "{s:?}");
+    assert!(s.cluster_error > 0, "{s:?}");
 }

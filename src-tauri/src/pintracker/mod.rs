@@ -20,11 +20,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::components::{IpfsConnector, IpfsError, PinTracker, Pinset, StateChange, TrackerStats};
+use crate::components::{
+    ConsensusError, IpfsConnector, IpfsError, PinTracker, Pinset, StateChange, TrackerStats,
+};
 use crate::config::StatelessTrackerConfig;
 use crate::state::feed::{FeedGauge, FeedReceiver};
 use crate::tasks::Tasks;
-use crate::types::{Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, TrackerStatus};
+use crate::types::{
+    Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, StatusSummary, TrackerStatus,
+};
 use ops::{OpKind, OpTable, Operation, Phase};
 
 /// How an operation ended, when IPFS did not fail it.
@@ -252,20 +256,31 @@ impl Inner {
 
     /// Queues pinning `pin` here, replacing (and cancelling) any other operation on its CID.
     fn enqueue_pin(&self, pin: &Pin) {
-        self.enqueue(OpKind::Pin, pin.cid, Some(pin.timestamp));
+        self.enqueue(OpKind::Pin, pin.cid, Some(pin.timestamp), false);
     }
 
-    /// Queues unpinning `cid` here, replacing (and cancelling) any other operation on it.
+    /// Queues unpinning `cid` here (it left the pinset), replacing (and cancelling) any other
+    /// operation on it.
     fn enqueue_unpin(&self, cid: Cid) {
-        self.enqueue(OpKind::Unpin, cid, None);
+        self.enqueue(OpKind::Unpin, cid, None, false);
+    }
+
+    /// Queues unpinning `cid` here because its pin, still in the pinset, is allocated
+    /// elsewhere now.
+    fn enqueue_unpin_moved(&self, cid: Cid) {
+        self.enqueue(OpKind::Unpin, cid, None, true);
     }
 
     /// Queues `kind` for `cid` (a pin made at `pinned_at`, if known), replacing (and
     /// cancelling) any other operation on the CID.
-    fn enqueue(&self, kind: OpKind, cid: Cid, pinned_at: Option<DateTime<Utc>>) {
+    fn enqueue(&self, kind: OpKind, cid: Cid, pinned_at: Option<DateTime<Utc>>, moved: bool) {
         let mut ops = self.ops.lock().unwrap();
         let attempts = match ops.get(&cid) {
-            Some(op) if op.kind == kind && op.phase != Phase::Failed => return,
+            Some(op) if op.kind == kind && op.phase != Phase::Failed => {
+                // The same unpin goes on; only why it is needed may have changed.
+                ops.update(&cid, |op| op.moved = moved);
+                return;
+            }
             Some(op) if op.kind == kind => op.attempt_count,
             Some(op) => {
                 op.cancel();
@@ -292,6 +307,7 @@ impl Inner {
             timestamp: Utc::now(),
             generation,
             cancel: None,
+            moved: kind == OpKind::Unpin && moved,
         };
         if lane.try_send((cid, generation)).is_err() {
             op.phase = Phase::Failed;
@@ -357,7 +373,7 @@ impl Inner {
         }
         let still_elsewhere = self.pin_of(&cid).await.is_some_and(|p| !self.is_mine(&p));
         if still_elsewhere && !self.ops.lock().unwrap().contains_key(&cid) {
-            self.enqueue_unpin(cid);
+            self.enqueue_unpin_moved(cid);
         }
     }
 
@@ -558,7 +574,13 @@ impl Inner {
     /// dropped instead.
     async fn requeue_failed(&self, kind: OpKind, cid: &Cid) {
         match kind {
-            OpKind::Unpin => self.enqueue_unpin(*cid),
+            OpKind::Unpin => {
+                if self.pin_of(cid).await.is_some() {
+                    self.enqueue_unpin_moved(*cid)
+                } else {
+                    self.enqueue_unpin(*cid)
+                }
+            }
             OpKind::Pin => match self.pin_of(cid).await {
                 Some(pin) if self.is_mine(&pin) => self.enqueue_pin(&pin),
                 _ => {
@@ -661,7 +683,7 @@ impl Inner {
                 queued.push(pin.cid);
                 self.enqueue_pin(&pin);
             } else {
-                self.enqueue_unpin(pin.cid);
+                self.enqueue_unpin_moved(pin.cid);
             }
         }
         queued
@@ -807,6 +829,11 @@ async fn worker(inner: Arc<Inner>, queues: Arc<tokio::sync::Mutex<Queues>>) {
                 else => return,
             }
         };
+        // Paused while this worker waited for work: the operation waits, queued, for the
+        // resume.
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
         let (cid, generation) = next;
         inner
             .run(cid, generation)
@@ -836,6 +863,9 @@ async fn unpin_worker(inner: Arc<Inner>, mut lane: mpsc::Receiver<(Cid, u64)>) {
         let Some((cid, generation)) = lane.recv().await else {
             return;
         };
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
         inner
             .run(cid, generation)
             .instrument(tracing::info_span!("unpin", cid = %cid))
@@ -888,6 +918,34 @@ impl PinTracker for StatelessTracker {
 
     async fn status(&self, cid: &Cid) -> PinInfo {
         self.inner.status(cid).await
+    }
+
+    async fn summary(&self) -> Result<StatusSummary, ConsensusError> {
+        let inner = &self.inner;
+        let pins = inner.state.counts().await?;
+        let ops = inner.ops.lock().unwrap().counts();
+        // Every operation shows in place of the pin's settled status: pins' on pins allocated
+        // here, unpins' of moved pins on remote ones (other unpins' CIDs left the pinset).
+        let settled_here = pins
+            .allocated_here
+            .saturating_sub(ops.pin_queued + ops.pinning + ops.pin_error);
+        let ipfs_down = inner.ipfs_down.load(Ordering::Relaxed);
+        Ok(StatusSummary {
+            peer: inner.me.peer_id.clone(),
+            peername: inner.me.peername.clone(),
+            pins: pins.total,
+            allocated_here: pins.allocated_here,
+            pinned: if ipfs_down { 0 } else { settled_here },
+            remote: (pins.total - pins.allocated_here.min(pins.total))
+                .saturating_sub(ops.moved_unpins),
+            pin_queued: ops.pin_queued,
+            pinning: ops.pinning,
+            pin_error: ops.pin_error,
+            unpin_queued: ops.unpin_queued,
+            unpinning: ops.unpinning,
+            unpin_error: ops.unpin_error,
+            cluster_error: if ipfs_down { settled_here } else { 0 },
+        })
     }
 
     fn status_all(&self, filter: StatusFilter) -> BoxStream<'static, PinInfo> {

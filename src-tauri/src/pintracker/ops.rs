@@ -38,6 +38,10 @@ pub(super) struct Operation {
     pub(super) generation: u64,
     /// Set while it runs: a newer operation on the CID cancels it.
     pub(super) cancel: Option<CancellationToken>,
+    /// An unpin of a pin still in the pinset but allocated elsewhere now (moved away), as
+    /// opposed to one whose CID left the pinset: status walks show the first in place of
+    /// a remote pin, which is what the summary must know.
+    pub(super) moved: bool,
 }
 
 impl Operation {
@@ -59,15 +63,21 @@ impl Operation {
     }
 }
 
-/// The count of `op`'s status among the operation counts of `counts`.
-fn slot<'a>(counts: &'a mut TrackerStats, op: &Operation) -> &'a mut u64 {
-    match op.status() {
+/// Counts `op` in `counts` (or takes it out): its status, and whether it unpins a pin that
+/// moved away.
+fn count(counts: &mut TrackerStats, op: &Operation, add: bool) {
+    let slot = match op.status() {
         TrackerStatus::PinQueued => &mut counts.pin_queued,
         TrackerStatus::Pinning => &mut counts.pinning,
         TrackerStatus::PinError => &mut counts.pin_error,
         TrackerStatus::UnpinQueued => &mut counts.unpin_queued,
         TrackerStatus::Unpinning => &mut counts.unpinning,
         _ => &mut counts.unpin_error,
+    };
+    let bump = |n: &mut u64| *n = if add { *n + 1 } else { *n - 1 };
+    bump(slot);
+    if op.kind == OpKind::Unpin && op.moved {
+        bump(&mut counts.moved_unpins);
     }
 }
 
@@ -101,24 +111,24 @@ impl OpTable {
     }
 
     pub fn insert(&mut self, cid: Cid, op: Operation) {
-        *slot(&mut self.counts, &op) += 1;
+        count(&mut self.counts, &op, true);
         if let Some(old) = self.map.insert(cid, op) {
-            *slot(&mut self.counts, &old) -= 1;
+            count(&mut self.counts, &old, false);
         }
     }
 
     pub fn remove(&mut self, cid: &Cid) -> Option<Operation> {
         let old = self.map.remove(cid)?;
-        *slot(&mut self.counts, &old) -= 1;
+        count(&mut self.counts, &old, false);
         Some(old)
     }
 
     /// Changes the operation on `cid`, if there is one, keeping the counts true.
     pub fn update<R>(&mut self, cid: &Cid, f: impl FnOnce(&mut Operation) -> R) -> Option<R> {
         let op = self.map.get_mut(cid)?;
-        *slot(&mut self.counts, op) -= 1;
+        count(&mut self.counts, op, false);
         let r = f(op);
-        *slot(&mut self.counts, op) += 1;
+        count(&mut self.counts, op, true);
         Some(r)
     }
 
@@ -131,7 +141,7 @@ impl OpTable {
     pub fn counted(&self) -> TrackerStats {
         let mut c = TrackerStats::default();
         for op in self.map.values() {
-            *slot(&mut c, op) += 1;
+            count(&mut c, op, true);
         }
         c
     }

@@ -556,3 +556,67 @@ async fn a_flood_of_remote_pins_spawns_no_task_per_pin_and_still_unpins_what_mov
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn the_summary_counts_what_a_status_walk_finds_through_moves_unpins_and_queues() {
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    state.count_for(ME);
+    let t = start(state.clone(), kubo.config());
+    first_sync_done(&t).await;
+    let pinned_here = |p: Pin| {
+        state.insert(p.clone());
+        t.track(p.clone());
+        p
+    };
+    let here = pinned_here(pin(1, &[ME]));
+    let everywhere = pinned_here(pin(2, &[]));
+    let moving = pinned_here(pin(3, &[ME]));
+    let leaving = pinned_here(pin(4, &[ME]));
+    for p in [&here, &everywhere, &moving, &leaving] {
+        wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    }
+    t.set_paused(true);
+    // Moved away while IPFS holds it: an unpin, shown in place of "remote".
+    let moved = pin(3, &["elsewhere"]);
+    state.insert(moved.clone());
+    t.track(moved.clone());
+    wait_status(&t, &moved.cid, TrackerStatus::UnpinQueued).await;
+    // Left the pinset: an unpin of a CID the pinset no longer has.
+    state.remove(&leaving.cid);
+    t.untrack(leaving.cid);
+    // Remote, and a pin waiting its turn.
+    let remote = pin(5, &["elsewhere"]);
+    state.insert(remote.clone());
+    t.track(remote.clone());
+    let waiting = pinned_here(pin(6, &[ME]));
+    wait_status(&t, &waiting.cid, TrackerStatus::PinQueued).await;
+
+    let mut walked = StatusSummary::default();
+    let mut all = t.status_all(StatusFilter::default());
+    while let Some(info) = all.next().await {
+        *match info.info.status {
+            TrackerStatus::Pinned => &mut walked.pinned,
+            TrackerStatus::Remote => &mut walked.remote,
+            TrackerStatus::PinQueued => &mut walked.pin_queued,
+            TrackerStatus::UnpinQueued => &mut walked.unpin_queued,
+            other => panic!("unexpected {other:?}"),
+        } += 1;
+    }
+    let s = t.summary().await.unwrap();
+    assert_eq!(
+        (s.pinned, s.remote, s.pin_queued, s.unpin_queued),
+        (
+            walked.pinned,
+            walked.remote,
+            walked.pin_queued,
+            walked.unpin_queued
+        ),
+        "{s:?}"
+    );
+    assert_eq!(
+        (s.pinned, s.remote, s.pin_queued, s.unpin_queued),
+        (2, 1, 1, 2)
+    );
+    assert_eq!((s.pins, s.allocated_here), (5, 3));
+}

@@ -460,6 +460,12 @@ async fn status_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> 
     })
 }
 
+/// This peer's pins by status (not in IPFS Cluster's API): counts kept as pins and
+/// operations change, so it answers at once whatever the pinset's size.
+async fn status_summary(State(c): State<Cluster>) -> ApiResult<Response> {
+    Ok(Json(c.status_summary().await?).into_response())
+}
+
 async fn recover_one(
     State(c): State<Cluster>,
     Path(cid): Path<String>,
@@ -733,6 +739,7 @@ fn router(cluster: Cluster, cfg: &HttpApiConfig, proof: Option<Proof>) -> Router
         .route("/peers/{peer}/role", post(peer_role))
         .route("/pins", get(status_all).post(pin_many))
         .route("/pins/recover", post(recover_all))
+        .route("/pins/summary", get(status_summary))
         .route(
             "/pins/{cid}",
             post(pin_cid).delete(unpin_cid).get(status_one),

@@ -24,6 +24,8 @@ use crate::types::Pin;
 #[derive(Clone, Default)]
 pub struct StateHandle {
     pins: Arc<RwLock<BTreeMap<Cid, Pin>>>,
+    /// The peer whose pins [`Pinset::counts`] counts as allocated here.
+    counted_for: Arc<RwLock<String>>,
 }
 
 #[cfg(test)]
@@ -31,7 +33,13 @@ impl StateHandle {
     pub fn new(pins: BTreeMap<Cid, Pin>) -> StateHandle {
         StateHandle {
             pins: Arc::new(RwLock::new(pins)),
+            counted_for: Arc::default(),
         }
+    }
+
+    /// Counts pins allocated to `peer` as allocated here (as the store's `count_for`).
+    pub fn count_for(&self, peer: &str) {
+        *self.counted_for.write().unwrap() = peer.to_string();
     }
 
     pub fn insert(&self, pin: Pin) {
@@ -54,14 +62,14 @@ impl Pinset for StateHandle {
         Ok(self.pins.read().unwrap().get(cid).cloned())
     }
 
-    /// Counts pins for the peer ids tests use: none, so only pins allocated to every peer.
     async fn counts(
         &self,
     ) -> Result<crate::components::PinCounts, crate::components::ConsensusError> {
         let pins = self.pins.read().unwrap();
+        let me = self.counted_for.read().unwrap();
         Ok(crate::components::PinCounts {
             total: pins.len() as u64,
-            allocated_here: pins.values().filter(|p| p.allocations.is_empty()).count() as u64,
+            allocated_here: pins.values().filter(|p| p.is_allocated_to(&me)).count() as u64,
         })
     }
 

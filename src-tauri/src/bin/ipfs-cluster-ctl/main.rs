@@ -119,6 +119,10 @@ enum Cmd {
         /// Only this peer's status.
         #[arg(long)]
         local: bool,
+        /// This peer's pins counted by status, at once whatever the pinset's size (not in
+        /// IPFS Cluster's ctl).
+        #[arg(long, conflicts_with_all = ["cids", "filter", "local"])]
+        summary: bool,
     },
     /// Retries failed pins and unpins (of one CID or of all).
     Recover {
@@ -512,6 +516,29 @@ fn gc_text(gc: &ipfs_cluster::types::RepoGc) -> String {
 
 fn local_text(p: &PinInfo) -> String {
     format!("{}:\n{}", p.cid, short_text(&p.peer, &p.info))
+}
+
+fn summary_text(s: &ipfs_cluster::types::StatusSummary) -> String {
+    let mut out = format!(
+        "{} ({}): {} pins in the cluster, {} allocated here\n",
+        s.peername, s.peer, s.pins, s.allocated_here
+    );
+    for (name, n) in [
+        ("pinned", s.pinned),
+        ("remote", s.remote),
+        ("pin_queued", s.pin_queued),
+        ("pinning", s.pinning),
+        ("pin_error", s.pin_error),
+        ("unpin_queued", s.unpin_queued),
+        ("unpinning", s.unpinning),
+        ("unpin_error", s.unpin_error),
+        ("cluster_error", s.cluster_error),
+    ] {
+        if n > 0 || matches!(name, "pinned" | "remote") {
+            out.push_str(&format!("  {name:>13}: {n}\n"));
+        }
+    }
+    out
 }
 
 fn metric_text(m: &ipfs_cluster::types::Metric) -> String {
@@ -916,8 +943,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cids,
             filter,
             local,
+            summary,
         } => {
-            if local {
+            if summary {
+                print(enc, &client.status_summary().await?, summary_text);
+            } else if local {
                 let infos = if cids.is_empty() {
                     client.status_all_local(&filter).await?
                 } else {
