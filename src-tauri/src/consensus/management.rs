@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use multiaddr::Multiaddr;
-use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 
+use super::batcher::write_err;
 use super::network::{LeaderOp, RaftRequest, RaftResponse};
 use super::raft::RaftConsensus;
 use super::typ::{parse_node_id, ClusterNode, NodeId};
@@ -27,21 +27,6 @@ pub(super) fn unavailable(message: impl Into<String>) -> ConsensusError {
     ConsensusError::Unavailable {
         attempts: 1,
         message: message.into(),
-    }
-}
-
-fn write_err(e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>) -> ConsensusError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-            unavailable("leadership changed during the commit")
-        }
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(
-            ChangeMembershipError::InProgress(e),
-        )) => unavailable(e.to_string()),
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            ConsensusError::Refused(e.to_string())
-        }
-        e => unavailable(e.to_string()),
     }
 }
 
@@ -264,11 +249,7 @@ impl RaftConsensus {
     async fn on_leader(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let raft = self.raft();
         match op {
-            LeaderOp::Commit(op) => raft
-                .client_write(op)
-                .await
-                .map(|r| Some(r.log_id.index))
-                .map_err(write_err),
+            LeaderOp::Commit(op) => self.batcher.commit(op).await.map(Some),
             LeaderOp::Join { node, follower } => {
                 self.add_member(node, follower).await.map(|_| None)
             }

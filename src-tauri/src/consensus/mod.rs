@@ -9,6 +9,7 @@
 //! ids (openraft needs a `Copy` integer id); the peer id itself travels in [`ClusterNode`].
 
 mod admission;
+mod batcher;
 mod management;
 pub(crate) mod network;
 pub mod offline;

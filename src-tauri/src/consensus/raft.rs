@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Verdict};
+use super::batcher::Batcher;
 use super::network::{LeaderOp, NetworkFactory, RaftTransport};
 use super::offline;
 use super::store::{self, db_path};
@@ -122,6 +123,8 @@ pub struct RaftConsensus {
     pub(super) last_leader: super::senders::LastLeader,
     /// openraft's settings (its election timeout, for `senders`).
     pub(super) raft_settings: std::sync::Arc<openraft::Config>,
+    /// Where the leader's writes queue to be committed together.
+    pub(super) batcher: Batcher,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -257,6 +260,7 @@ impl RaftConsensus {
             }
             writer.close().await;
         });
+        let batcher = Batcher::start(raft.clone(), tasks);
         let consensus = RaftConsensus {
             raft,
             state,
@@ -276,6 +280,7 @@ impl RaftConsensus {
             refused_once: Default::default(),
             last_leader: Default::default(),
             raft_settings,
+            batcher,
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {

@@ -94,6 +94,38 @@ async fn a_single_voter_commits_and_keeps_its_pinset_across_restarts() {
 }
 
 #[tokio::test]
+async fn writes_that_arrive_together_are_committed_as_one_entry_and_each_answered() {
+    // One thread: every write below is queued before the leader's batcher runs.
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::generate().peer_id();
+    let (c, _changes) = start(dir.path(), me).await;
+    ready(&c).await;
+    let before = c.stats().await.last_log_index;
+    let pins: Vec<Pin> = (0..300)
+        .map(|n| Pin::new(test_cid(n), PinOptions::default()))
+        .collect();
+    let answers = futures::future::join_all(pins.iter().cloned().map(|p| c.log_pin(p))).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    // join_all lets the thread go every 32 futures it polls: at most 10 entries.
+    let entries = c.stats().await.last_log_index - before;
+    assert!(entries <= 10, "300 pins in {entries} entries");
+    assert_eq!(list(&*c.state()).await, pins);
+    let before = c.stats().await.last_log_index;
+
+    // In one entry, a pin and then an unpin of the same CID apply in that order, and the
+    // unpin is found in the log for the replay after a crash.
+    let gone = pins[7].clone();
+    let (pinned, unpinned) = futures::join!(c.log_pin(gone.clone()), c.log_unpin(gone.cid));
+    pinned.unwrap();
+    unpinned.unwrap();
+    assert_eq!(c.stats().await.last_log_index - before, 1, "one entry");
+    assert_eq!(c.state().get(&gone.cid).await.unwrap(), None);
+    assert_eq!(c.state().count().await.unwrap(), 299);
+    assert_eq!(c.unpins_to_replay().await, vec![gone.cid]);
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn more_unpins_to_replay_than_the_feed_holds_do_not_hold_up_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let me = Identity::generate().peer_id();

@@ -28,6 +28,28 @@ pub struct ClusterNode {
 pub enum Op {
     Pin(Pin),
     Unpin(Cid),
+    /// Pins and unpins committed together (group commit on the leader, the batch form),
+    /// applied in order in one transaction. Never nested (see [`Op::joined`]).
+    Batch(Vec<Op>),
+}
+
+impl Op {
+    /// One command for `ops`: itself when alone, else a batch of their pins and unpins in
+    /// order.
+    pub fn joined(mut ops: Vec<Op>) -> Op {
+        if ops.len() == 1 {
+            return ops.pop().expect("one op");
+        }
+        Op::Batch(ops.into_iter().flat_map(Op::into_ops).collect())
+    }
+
+    /// The pins and unpins this command carries, in order.
+    pub fn into_ops(self) -> Vec<Op> {
+        match self {
+            Op::Batch(ops) => ops.into_iter().flat_map(Op::into_ops).collect(),
+            op => vec![op],
+        }
+    }
 }
 
 openraft::declare_raft_types!(

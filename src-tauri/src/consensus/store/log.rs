@@ -27,13 +27,18 @@ pub async fn logged_unpins(pool: &SqlitePool) -> Result<Vec<Cid>, ConsensusError
         let text: String = r.get(0);
         let entry: Entry<TypeConfig> =
             serde_json::from_str(&text).map_err(|e| storage(format!("corrupt log entry: {e}")))?;
-        match entry.payload {
-            EntryPayload::Normal(Op::Unpin(c)) => {
-                unpins.retain(|x| *x != c);
-                unpins.push(c);
+        let EntryPayload::Normal(op) = entry.payload else {
+            continue;
+        };
+        for op in op.into_ops() {
+            match op {
+                Op::Unpin(c) => {
+                    unpins.retain(|x| *x != c);
+                    unpins.push(c);
+                }
+                Op::Pin(p) => unpins.retain(|x| *x != p.cid),
+                Op::Batch(_) => {}
             }
-            EntryPayload::Normal(Op::Pin(p)) => unpins.retain(|x| *x != p.cid),
-            _ => {}
         }
     }
     // And what the last installed snapshot dropped, unless pinned again since.

@@ -46,7 +46,7 @@ async fn write_ops(
                 .iter()
                 .filter_map(|op| match op {
                     Op::Pin(p) => Some(serde_json::to_string(p).map(|t| (p.cid.to_string(), t))),
-                    Op::Unpin(_) => None,
+                    _ => None,
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
@@ -131,7 +131,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(op) => ops.push(op),
+                EntryPayload::Normal(op) => ops.extend(op.into_ops()),
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(e.log_id), m));
                 }
@@ -155,6 +155,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let change = match op {
                 Op::Pin(p) => StateChange::Pinned(p),
                 Op::Unpin(c) => StateChange::Unpinned(c),
+                // Flattened when applied (below): never here.
+                Op::Batch(_) => continue,
             };
             self.changes.send(change).await;
         }
