@@ -199,11 +199,19 @@ impl Cluster {
 
     /// Validates and allocates `opts`, then commits the pin. Returns it as committed.
     #[tracing::instrument(level = "info", skip_all, fields(cid = %cid))]
-    pub async fn pin(&self, cid: Cid, mut opts: PinOptions) -> Result<Pin> {
+    pub async fn pin(&self, cid: Cid, opts: PinOptions) -> Result<Pin> {
         self.check_ready()?;
         if let Some(from) = opts.pin_update.filter(|from| *from != cid) {
             return self.pin_update(from, cid, opts).await;
         }
+        let pin = self.prepare_pin(cid, opts).await?;
+        self.consensus.log_pin(pin.clone()).await?;
+        Ok(pin)
+    }
+
+    /// The pin that pinning `cid` with `opts` commits: options completed, allocated, and
+    /// keeping the creation time of the pin it replaces.
+    async fn prepare_pin(&self, cid: Cid, mut opts: PinOptions) -> Result<Pin> {
         self.complete_options(&mut opts)?;
         let existing = self.consensus.state().get(&cid).await?;
         let mut pin = Pin::new(cid, opts);
@@ -216,8 +224,44 @@ impl Cluster {
             // Re-pinning keeps the original creation time.
             pin.timestamp = old.timestamp;
         }
-        self.consensus.log_pin(pin.clone()).await?;
         Ok(pin)
+    }
+
+    /// Pins many at once (the batch form): each is checked and allocated as [`Cluster::pin`]
+    /// does, and those that pass are committed together, as one write to the leader and one
+    /// log entry. The answers are in the order of `requests`.
+    pub async fn pin_many(&self, requests: Vec<(Cid, PinOptions)>) -> Vec<Result<Pin>> {
+        let mut answers: Vec<Option<Result<Pin>>> = Vec::with_capacity(requests.len());
+        let mut ready: Vec<(usize, Pin)> = Vec::new();
+        for (i, (cid, opts)) in requests.into_iter().enumerate() {
+            let answer = if opts.pin_update.is_some_and(|from| from != cid) {
+                Some(self.pin(cid, opts).await)
+            } else {
+                match self.check_ready() {
+                    Err(e) => Some(Err(e)),
+                    Ok(()) => match self.prepare_pin(cid, opts).await {
+                        Ok(pin) => {
+                            ready.push((i, pin));
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    },
+                }
+            };
+            answers.push(answer);
+        }
+        let pins = ready.iter().map(|(_, p)| p.clone()).collect();
+        let committed = self.consensus.log_pins(pins).await;
+        for (i, pin) in ready {
+            answers[i] = Some(match &committed {
+                Ok(()) => Ok(pin),
+                Err(e) => Err(e.clone().into()),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|a| a.expect("every request answered"))
+            .collect()
     }
 
     /// Pins `to` as an update of the pin of `from` (IPFS Cluster's `PinUpdate`): its options

@@ -506,3 +506,82 @@ async fn health_graph_and_bandwidth_show_every_peer_and_its_ipfs_node() {
     let rpc = &bw[ipfs_cluster::types::RPC_PROTOCOL];
     assert!(rpc.total_in > 0 && rpc.total_out > 0, "{bw:?}");
 }
+
+/// The leader's last log index, from its Prometheus metrics at `url`.
+async fn last_log_index(url: &str) -> u64 {
+    let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("ipfscluster_raft_last_log_index "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no last log index in {text}")) as u64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_through_a_follower_is_committed_in_groups_and_each_line_is_answered() {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let c = TestCluster::start_custom(
+        3,
+        |_| "10GB".into(),
+        |i, cfg| {
+            cfg["observations"]["metrics"]["enable_stats"] = true.into();
+            cfg["observations"]["metrics"]["prometheus_endpoint"] =
+                format!("/ip4/127.0.0.1/tcp/{}", ports[i]).into();
+        },
+    )
+    .await
+    .unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let follower = (leader + 1) % 3;
+    let metrics = format!("http://127.0.0.1:{}/metrics", ports[leader]);
+    let before = last_log_index(&metrics).await;
+    let pins = 2000;
+    let mut body = String::new();
+    for n in 0..pins {
+        if n == 1000 {
+            // Refused on its own (3 peers cannot hold 5 copies); the others go on.
+            let cid = identity_cid("too many copies");
+            body.push_str(&format!(
+                "{{\"cid\":\"{cid}\",\"replication_factor_min\":5,\"replication_factor_max\":5}}\n"
+            ));
+        }
+        body.push_str(&format!(
+            "{{\"cid\":\"{}\"}}\n",
+            identity_cid(&format!("batch {n}"))
+        ));
+    }
+    let client = c.peers[follower].client();
+    let results: Vec<_> = {
+        use futures::TryStreamExt;
+        client
+            .pin_many(body.into())
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    assert_eq!(results.len(), pins + 1);
+    let failed: Vec<_> = results.iter().filter(|r| r.code != 200).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].line, 1001);
+    assert!(
+        results.windows(2).all(|w| w[0].line < w[1].line),
+        "answers in line order"
+    );
+    // Through the follower, yet far fewer entries than pins.
+    let entries = last_log_index(&metrics).await - before;
+    assert!(
+        entries <= pins as u64 / 50,
+        "{pins} pins took {entries} log entries"
+    );
+    assert_eq!(
+        c.peers[follower]
+            .client()
+            .status_summary()
+            .await
+            .unwrap()
+            .pins,
+        pins as u64,
+        "every pin acknowledged is in the follower's state"
+    );
+}

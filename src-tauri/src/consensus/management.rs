@@ -8,7 +8,7 @@ use std::time::Duration;
 use multiaddr::Multiaddr;
 use openraft::ChangeMembers;
 
-use super::batcher::write_err;
+use super::link::{unavailable, write_err};
 use super::network::{LeaderOp, RaftRequest, RaftResponse};
 use super::raft::RaftConsensus;
 use super::typ::{parse_node_id, ClusterNode, NodeId};
@@ -20,14 +20,6 @@ enum JoinError {
     Unreachable(String),
     /// The cluster answered with an error.
     Cluster(ConsensusError),
-}
-
-/// A failed write whose outcome is unknown or transient: it may succeed when retried.
-pub(super) fn unavailable(message: impl Into<String>) -> ConsensusError {
-    ConsensusError::Unavailable {
-        attempts: 1,
-        message: message.into(),
-    }
 }
 
 /// `/…/p2p/<id>` → the member record a join is sent to.
@@ -133,91 +125,9 @@ impl RaftConsensus {
         }
     }
 
-    /// Waits until a leader is known, up to `wait_for_leader_timeout`.
-    async fn wait_for_leader(&self) -> Result<NodeId, ConsensusError> {
-        let timeout = self.cfg.wait_for_leader_timeout.get();
-        let mut metrics = self.raft().metrics();
-        let wait = async {
-            loop {
-                if let Some(l) = metrics.borrow_and_update().current_leader {
-                    return l;
-                }
-                if metrics.changed().await.is_err() {
-                    // Raft stopped: nothing will ever be elected.
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| ConsensusError::NoLeader(timeout))
-    }
-
-    /// Waits, up to `wait_for_leader_timeout`, until this peer knows a leader other than
-    /// `gone` (one it could not reach: probably dead, and Raft elects another only after its
-    /// election timeout). Returns either way: the next attempt tries whoever leads then.
-    async fn wait_for_leader_other_than(&self, gone: NodeId) {
-        let mut metrics = self.raft().metrics();
-        let wait = async {
-            loop {
-                let leader = metrics.borrow_and_update().current_leader;
-                if leader.is_some_and(|l| l != gone) || metrics.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(self.cfg.wait_for_leader_timeout.get(), wait).await;
-    }
-
-    /// Runs `op` on the leader: here when this peer leads, else forwarded to it, retrying
-    /// transient failures `commit_retries` times after `commit_retry_delay`. A leader that
-    /// cannot be reached is given up on only after the cluster had `wait_for_leader_timeout`
-    /// to elect another, so that a write during a leader's death waits for the next leader
-    /// instead of failing at once. A refusal (the last voter, not a member) is returned at
-    /// once: retrying it cannot help. For a commit, returns the index of its log entry.
-    #[tracing::instrument(level = "debug", skip_all)]
+    /// Runs `op` on the leader (see [`super::link::LeaderLink::call`]).
     pub(super) async fn leader_call(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
-        let attempts = self.cfg.commit_retries + 1;
-        let mut last_error = String::new();
-        for attempt in 1..=attempts {
-            let leader = self.wait_for_leader().await?;
-            let mut unreachable = None;
-            let result = if leader == self.me {
-                self.on_leader_limited(op.clone()).await
-            } else {
-                match self.forward(leader, op.clone()).await {
-                    Ok(answer) => answer,
-                    Err(e) => {
-                        // A busy leader is there: ask it again after the retry delay.
-                        if !e.to_string().contains(super::network::BUSY_ANSWER) {
-                            unreachable = Some(leader);
-                        }
-                        Err(e)
-                    }
-                }
-            };
-            match result {
-                Ok(index) => return Ok(index),
-                Err(e) if !e.is_transient() => return Err(e),
-                Err(e) => {
-                    tracing::warn!(attempt, error = %e, "commit failed");
-                    last_error = match e {
-                        ConsensusError::Unavailable { message, .. } => message,
-                        other => other.to_string(),
-                    };
-                }
-            }
-            if attempt < attempts {
-                if let Some(gone) = unreachable {
-                    self.wait_for_leader_other_than(gone).await;
-                }
-                tokio::time::sleep(self.cfg.commit_retry_delay.get()).await;
-            }
-        }
-        Err(ConsensusError::Unavailable {
-            attempts,
-            message: last_error,
-        })
+        self.link.call(op, |op| self.on_leader_limited(op)).await
     }
 
     /// [`Self::on_leader`] with a time limit: a leader that lost its quorum would otherwise
@@ -226,30 +136,18 @@ impl RaftConsensus {
         &self,
         op: LeaderOp,
     ) -> Result<Option<u64>, ConsensusError> {
-        let limit = self.leader_limit(&op);
-        tokio::time::timeout(limit, self.on_leader(op))
-            .await
-            .unwrap_or_else(|_| {
-                Err(unavailable(format!(
-                    "not committed within {limit:?}: the cluster may have lost its quorum"
-                )))
-            })
-    }
-
-    /// How long the leader may take for `op`: a commit waits for a quorum, a membership
-    /// change also for a new peer to catch up.
-    fn leader_limit(&self, op: &LeaderOp) -> Duration {
-        match op {
-            LeaderOp::Commit(_) => self.cfg.wait_for_leader_timeout.get(),
-            _ => self.cfg.membership_timeout(),
-        }
+        self.link.limited(&op, self.on_leader(op.clone())).await
     }
 
     /// What only the leader does.
     async fn on_leader(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let raft = self.raft();
         match op {
-            LeaderOp::Commit(op) => self.batcher.commit(op).await.map(Some),
+            LeaderOp::Commit(op) => raft
+                .client_write(op)
+                .await
+                .map(|r| Some(r.log_id.index))
+                .map_err(write_err),
             LeaderOp::Join { node, follower } => {
                 self.add_member(node, follower).await.map(|_| None)
             }
@@ -519,42 +417,9 @@ impl RaftConsensus {
         });
     }
 
-    /// Sends `op` to `leader`: its answer, or (the outer error) why it could not be reached.
-    async fn forward(
-        &self,
-        leader: NodeId,
-        op: LeaderOp,
-    ) -> Result<Result<Option<u64>, ConsensusError>, ConsensusError> {
-        let Some(node) = self.member(leader) else {
-            let e = unavailable(format!("leader {leader} is not in the membership"));
-            return Ok(Err(e));
-        };
-        // Longer than the leader may take, so that the leader's own answer (committed, or
-        // why not) arrives instead of a timeout here and a needless retry.
-        let timeout = self.leader_limit(&op) + self.cfg.network_timeout.get();
-        match self
-            .transport
-            .send(&node, RaftRequest::Leader(op), timeout)
-            .await
-        {
-            Ok(RaftResponse::Done(r)) => Ok(r),
-            Ok(_) => Ok(Err(unavailable("leader answered a different request"))),
-            Err(e) => Err(unavailable(format!(
-                "forwarding to leader {}: {e}",
-                node.peer_id
-            ))),
-        }
-    }
-
     /// The member with Raft id `id`, if it is one.
     pub(super) fn member(&self, id: NodeId) -> Option<ClusterNode> {
-        self.raft()
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .cloned()
+        self.link.member(id)
     }
 
     /// [`Self::member`], or the error that `peer_id` is not a member.

@@ -9,7 +9,8 @@
 //! ids (openraft needs a `Copy` integer id); the peer id itself travels in [`ClusterNode`].
 
 mod admission;
-mod batcher;
+mod committer;
+mod link;
 mod management;
 pub(crate) mod network;
 pub mod offline;

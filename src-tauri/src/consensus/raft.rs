@@ -13,7 +13,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Verdict};
-use super::batcher::Batcher;
+use super::committer::Committer;
+use super::link::LeaderLink;
 use super::network::{LeaderOp, NetworkFactory, RaftTransport};
 use super::offline;
 use super::store::{self, db_path};
@@ -123,8 +124,10 @@ pub struct RaftConsensus {
     pub(super) last_leader: super::senders::LastLeader,
     /// openraft's settings (its election timeout, for `senders`).
     pub(super) raft_settings: std::sync::Arc<openraft::Config>,
-    /// Where the leader's writes queue to be committed together.
-    pub(super) batcher: Batcher,
+    /// The way to the leader.
+    pub(super) link: LeaderLink,
+    /// Where this peer's writes queue to be committed together.
+    committer: Committer,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -260,7 +263,13 @@ impl RaftConsensus {
             }
             writer.close().await;
         });
-        let batcher = Batcher::start(raft.clone(), tasks);
+        let link = LeaderLink {
+            raft: raft.clone(),
+            me,
+            cfg: opts.config.clone(),
+            transport: opts.transport.clone(),
+        };
+        let committer = Committer::start(link.clone(), tasks);
         let consensus = RaftConsensus {
             raft,
             state,
@@ -280,7 +289,8 @@ impl RaftConsensus {
             refused_once: Default::default(),
             last_leader: Default::default(),
             raft_settings,
-            batcher,
+            link,
+            committer,
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
         if store::imported(&consensus.pool).await? {
@@ -322,37 +332,11 @@ impl RaftConsensus {
         out
     }
 
-    /// Commits `op` and returns once this peer has applied it too, so that a write through
-    /// any peer is visible in that peer's state as soon as it is acknowledged.
+    /// Commits `op` (with the writes queued beside it) and returns once this peer has
+    /// applied it too, so that a write through any peer is visible in that peer's state as
+    /// soon as it is acknowledged.
     async fn commit(&self, op: Op) -> Result<(), ConsensusError> {
-        let Some(index) = self.leader_call(LeaderOp::Commit(op)).await? else {
-            return Ok(());
-        };
-        self.wait_applied(index, "committed").await
-    }
-
-    /// Waits, up to `wait_for_leader_timeout`, until this peer has applied the log up to
-    /// `index` (`what`: how far the entry got, for the error).
-    async fn wait_applied(&self, index: u64, what: &str) -> Result<(), ConsensusError> {
-        let mut metrics = self.raft.metrics();
-        let limit = self.cfg.wait_for_leader_timeout.get();
-        let applied = tokio::time::timeout(limit, async {
-            metrics
-                .wait_for(|m| m.last_applied.is_some_and(|l| l.index >= index))
-                .await
-                .map(|_| ())
-        })
-        .await;
-        match applied {
-            Ok(Ok(())) => Ok(()),
-            // Committed (durable on a quorum), just not applied here yet.
-            _ => Err(ConsensusError::Unavailable {
-                attempts: 1,
-                message: format!(
-                    "{what}, but this peer has not applied it within {limit:?}; it will"
-                ),
-            }),
-        }
+        self.committer.commit(op).await
     }
 
     /// Resolves once this peer is ready (see [`watch_ready`]).
@@ -650,9 +634,18 @@ impl Consensus for RaftConsensus {
         self.commit(Op::Unpin(cid)).await
     }
 
+    async fn log_pins(&self, pins: Vec<Pin>) -> Result<(), ConsensusError> {
+        if pins.is_empty() {
+            return Ok(());
+        }
+        self.commit(Op::joined(pins.into_iter().map(Op::Pin).collect()))
+            .await
+    }
+
     async fn catch_up(&self) -> Result<(), ConsensusError> {
         let index = self.leader_call(LeaderOp::ReadIndex).await?.unwrap_or(0);
-        self.wait_applied(index, "the cluster's latest writes are known")
+        self.link
+            .wait_applied(index, "the cluster's latest writes are known")
             .await
     }
 

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use crate::components::{Consensus, ConsensusError};
 
-use super::management::unavailable;
+use super::link::unavailable;
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
 use super::typ::{ClusterNode, NodeId};

@@ -249,15 +249,20 @@ async fn pin_cid(
     Ok(Json(c.pin(cid, opts).await?).into_response())
 }
 
-/// Pins of batch requests committed at once, over every request (one more waits).
-const BATCH_IN_FLIGHT: usize = 64;
+/// Pins of one batch request committed together at most (one group, one log entry).
+const BATCH_CHUNK: usize = 256;
+/// Groups of one batch request being committed at once.
+const BATCH_CHUNKS_IN_FLIGHT: usize = 4;
+/// Bytes of parsed lines held by every batch request together, waiting for their commit: a
+/// request whose next line does not fit stops reading its body until one does.
+const BATCH_BYTES: usize = 64 << 20;
 /// The longest line of a batch request (a pin with a long name and much metadata fits).
 const BATCH_LINE_MAX: usize = 64 * 1024;
 
-fn batch_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
-        std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(BATCH_IN_FLIGHT));
-    &SLOTS
+fn batch_bytes() -> std::sync::Arc<tokio::sync::Semaphore> {
+    static BYTES: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(BATCH_BYTES)));
+    BYTES.clone()
 }
 
 /// One line of a batch body: its bytes, or why it has none.
@@ -328,41 +333,63 @@ async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response>
             let blank = matches!(line, BatchLine::Line(l) if l.iter().all(u8::is_ascii_whitespace));
             futures::future::ready(!blank)
         })
-        .map(move |(n, line)| {
+        // Each line holds its share of the bytes budget until its result is out; the
+        // line's bytes go once parsed, only the pin is kept.
+        .then(|(n, line)| async move {
+            let weight = match &line {
+                BatchLine::Line(bytes) => bytes.len().clamp(1, BATCH_LINE_MAX),
+                _ => 1,
+            };
+            let held = batch_bytes()
+                .acquire_many_owned(weight as u32)
+                .await
+                .expect("the budget is never closed");
+            let request = match line {
+                BatchLine::Line(bytes) => {
+                    PinRequest::from_line(&bytes).map_err(|e| format!("not a pin: {e}"))
+                }
+                BatchLine::TooLong => Err(format!("line longer than {BATCH_LINE_MAX} bytes")),
+                BatchLine::Broken(e) => Err(format!("the request body broke off: {e}")),
+            };
+            (n as u64 + 1, request.map_err(Error::BadInput), held)
+        })
+        // What has arrived goes together (up to a group), without waiting for more.
+        .ready_chunks(BATCH_CHUNK)
+        .map(move |chunk| {
             let c = c.clone();
             async move {
-                let line_no = n as u64 + 1;
-                let failed = |e: Error| PinResult {
-                    line: line_no,
-                    code: status_of(&e).as_u16(),
-                    pin: None,
-                    message: e.to_string(),
-                };
-                // The line's bytes go before the commit waits: only the parsed pin is kept.
-                let request = match line {
-                    BatchLine::Line(bytes) => {
-                        PinRequest::from_line(&bytes).map_err(|e| format!("not a pin: {e}"))
-                    }
-                    BatchLine::TooLong => Err(format!("line longer than {BATCH_LINE_MAX} bytes")),
-                    BatchLine::Broken(e) => Err(format!("the request body broke off: {e}")),
-                };
-                let request = match request {
-                    Ok(r) => r,
-                    Err(e) => return Ok(failed(Error::BadInput(e))),
-                };
-                let _slot = batch_slots().acquire().await;
-                Ok(match c.pin(request.cid, request.options).await {
-                    Ok(pin) => PinResult {
-                        line: line_no,
-                        code: 200,
-                        pin: Some(pin),
-                        message: String::new(),
-                    },
-                    Err(e) => failed(e),
-                })
+                let requests = chunk
+                    .iter()
+                    .filter_map(|(_, r, _)| r.as_ref().ok())
+                    .map(|r| (r.cid, r.options.clone()))
+                    .collect();
+                let mut answers = c.pin_many(requests).await.into_iter();
+                chunk
+                    .into_iter()
+                    .map(|(line, request, _held)| {
+                        let answer =
+                            request.and_then(|_| answers.next().expect("one answer per request"));
+                        match answer {
+                            Ok(pin) => PinResult {
+                                line,
+                                code: 200,
+                                pin: Some(pin),
+                                message: String::new(),
+                            },
+                            Err(e) => PinResult {
+                                line,
+                                code: status_of(&e).as_u16(),
+                                pin: None,
+                                message: e.to_string(),
+                            },
+                        }
+                    })
+                    .collect::<Vec<_>>()
             }
         })
-        .buffered(BATCH_IN_FLIGHT);
+        .buffered(BATCH_CHUNKS_IN_FLIGHT)
+        .flat_map(futures::stream::iter)
+        .map(Ok::<_, Error>);
     Ok(ndjson(results).await)
 }
 

@@ -1,0 +1,246 @@
+//! The way to the leader: finding it, forwarding an operation to it with retries of what may
+//! succeed when retried, and waiting until this peer has applied what was committed. Held
+//! apart from [`super::raft::RaftConsensus`] (and cheap to clone) so that the committer's
+//! task ([`super::committer`]) can use it without borrowing the component.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::Raft;
+
+use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftTransport, BUSY_ANSWER};
+use super::typ::{ClusterNode, NodeId, TypeConfig};
+use crate::components::ConsensusError;
+use crate::config::RaftConfig;
+
+/// A failed write whose outcome is unknown or transient: it may succeed when retried.
+pub(super) fn unavailable(message: impl Into<String>) -> ConsensusError {
+    ConsensusError::Unavailable {
+        attempts: 1,
+        message: message.into(),
+    }
+}
+
+/// A failed write through openraft, by what the caller can do.
+pub(super) fn write_err(
+    e: RaftError<NodeId, ClientWriteError<NodeId, ClusterNode>>,
+) -> ConsensusError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            unavailable("leadership changed during the commit")
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(e),
+        )) => unavailable(e.to_string()),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ConsensusError::Refused(e.to_string())
+        }
+        e => unavailable(e.to_string()),
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct LeaderLink {
+    pub(super) raft: Raft<TypeConfig>,
+    pub(super) me: NodeId,
+    pub(super) cfg: RaftConfig,
+    pub(super) transport: Arc<dyn RaftTransport>,
+}
+
+impl LeaderLink {
+    /// The member with Raft id `id`, if it is one.
+    pub(super) fn member(&self, id: NodeId) -> Option<ClusterNode> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
+    }
+
+    /// Waits until a leader is known, up to `wait_for_leader_timeout`.
+    pub(super) async fn wait_for_leader(&self) -> Result<NodeId, ConsensusError> {
+        let timeout = self.cfg.wait_for_leader_timeout.get();
+        let mut metrics = self.raft.metrics();
+        let wait = async {
+            loop {
+                if let Some(l) = metrics.borrow_and_update().current_leader {
+                    return l;
+                }
+                if metrics.changed().await.is_err() {
+                    // Raft stopped: nothing will ever be elected.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ConsensusError::NoLeader(timeout))
+    }
+
+    /// Waits, up to `wait_for_leader_timeout`, until this peer knows a leader other than
+    /// `gone` (one it could not reach: probably dead, and Raft elects another only after its
+    /// election timeout). Returns either way: the next attempt tries whoever leads then.
+    async fn wait_for_leader_other_than(&self, gone: NodeId) {
+        let mut metrics = self.raft.metrics();
+        let wait = async {
+            loop {
+                let leader = metrics.borrow_and_update().current_leader;
+                if leader.is_some_and(|l| l != gone) || metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(self.cfg.wait_for_leader_timeout.get(), wait).await;
+    }
+
+    /// Runs `op` on the leader: through `on_leader` when this peer leads, else forwarded to
+    /// it, retrying transient failures `commit_retries` times after `commit_retry_delay`. A
+    /// leader that cannot be reached is given up on only after the cluster had
+    /// `wait_for_leader_timeout` to elect another, so that a write during a leader's death
+    /// waits for the next leader instead of failing at once. A refusal (the last voter, not a
+    /// member) is returned at once: retrying it cannot help. For a commit, returns the index
+    /// of its log entry.
+    #[tracing::instrument(level = "debug", skip_all)]
+    pub(super) async fn call<F, Fut>(
+        &self,
+        op: LeaderOp,
+        on_leader: F,
+    ) -> Result<Option<u64>, ConsensusError>
+    where
+        F: Fn(LeaderOp) -> Fut,
+        Fut: Future<Output = Result<Option<u64>, ConsensusError>>,
+    {
+        let attempts = self.cfg.commit_retries + 1;
+        let mut last_error = String::new();
+        for attempt in 1..=attempts {
+            let leader = self.wait_for_leader().await?;
+            let mut unreachable = None;
+            let result = if leader == self.me {
+                on_leader(op.clone()).await
+            } else {
+                match self.forward(leader, op.clone()).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        // A busy leader is there: ask it again after the retry delay.
+                        if !e.to_string().contains(BUSY_ANSWER) {
+                            unreachable = Some(leader);
+                        }
+                        Err(e)
+                    }
+                }
+            };
+            match result {
+                Ok(index) => return Ok(index),
+                Err(e) if !e.is_transient() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "commit failed");
+                    last_error = match e {
+                        ConsensusError::Unavailable { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                }
+            }
+            if attempt < attempts {
+                if let Some(gone) = unreachable {
+                    self.wait_for_leader_other_than(gone).await;
+                }
+                tokio::time::sleep(self.cfg.commit_retry_delay.get()).await;
+            }
+        }
+        Err(ConsensusError::Unavailable {
+            attempts,
+            message: last_error,
+        })
+    }
+
+    /// How long the leader may take for `op`: a commit waits for a quorum, a membership
+    /// change also for a new peer to catch up.
+    pub(super) fn leader_limit(&self, op: &LeaderOp) -> Duration {
+        match op {
+            LeaderOp::Commit(_) => self.cfg.wait_for_leader_timeout.get(),
+            _ => self.cfg.membership_timeout(),
+        }
+    }
+
+    /// `work` on the leader, with [`Self::leader_limit`]: a leader that lost its quorum would
+    /// otherwise wait forever for the commit.
+    pub(super) async fn limited(
+        &self,
+        op: &LeaderOp,
+        work: impl Future<Output = Result<Option<u64>, ConsensusError>>,
+    ) -> Result<Option<u64>, ConsensusError> {
+        let limit = self.leader_limit(op);
+        tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(unavailable(format!(
+                "not committed within {limit:?}: the cluster may have lost its quorum"
+            )))
+        })
+    }
+
+    /// Commits `op` here, this peer being the leader (with its time limit).
+    pub(super) async fn commit_here(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
+        let LeaderOp::Commit(command) = &op else {
+            return Err(unavailable("not a commit"));
+        };
+        let write = self.raft.client_write(command.clone());
+        self.limited(&op, async move {
+            write.await.map(|r| Some(r.log_id.index)).map_err(write_err)
+        })
+        .await
+    }
+
+    /// Sends `op` to `leader`: its answer, or (the outer error) why it could not be reached.
+    async fn forward(
+        &self,
+        leader: NodeId,
+        op: LeaderOp,
+    ) -> Result<Result<Option<u64>, ConsensusError>, ConsensusError> {
+        let Some(node) = self.member(leader) else {
+            let e = unavailable(format!("leader {leader} is not in the membership"));
+            return Ok(Err(e));
+        };
+        // Longer than the leader may take, so that the leader's own answer (committed, or
+        // why not) arrives instead of a timeout here and a needless retry.
+        let timeout = self.leader_limit(&op) + self.cfg.network_timeout.get();
+        match self
+            .transport
+            .send(&node, RaftRequest::Leader(op), timeout)
+            .await
+        {
+            Ok(RaftResponse::Done(r)) => Ok(r),
+            Ok(_) => Ok(Err(unavailable("leader answered a different request"))),
+            Err(e) => Err(unavailable(format!(
+                "forwarding to leader {}: {e}",
+                node.peer_id
+            ))),
+        }
+    }
+
+    /// Waits, up to `wait_for_leader_timeout`, until this peer has applied the log up to
+    /// `index` (`what`: how far the entry got, for the error).
+    pub(super) async fn wait_applied(&self, index: u64, what: &str) -> Result<(), ConsensusError> {
+        let mut metrics = self.raft.metrics();
+        let limit = self.cfg.wait_for_leader_timeout.get();
+        let applied = tokio::time::timeout(limit, async {
+            metrics
+                .wait_for(|m| m.last_applied.is_some_and(|l| l.index >= index))
+                .await
+                .map(|_| ())
+        })
+        .await;
+        match applied {
+            Ok(Ok(())) => Ok(()),
+            // Committed (durable on a quorum), just not applied here yet.
+            _ => Err(ConsensusError::Unavailable {
+                attempts: 1,
+                message: format!(
+                    "{what}, but this peer has not applied it within {limit:?}; it will"
+                ),
+            }),
+        }
+    }
+}
