@@ -84,9 +84,24 @@ async fn commit_latency(report: &mut Report, voters: usize) -> Result<()> {
     Ok(())
 }
 
-/// Pins per second with `clients` concurrent REST clients on 3 voters.
-async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
-    let c = TestCluster::start(3, 0).await?;
+/// Stops every IPFS node of `c` once the cluster is up: the peers' IPFS connector then has
+/// nothing to do but fail at once (the "IPFS connector idle" figures, which measure the
+/// cluster alone).
+async fn idle_ipfs(c: &mut TestCluster) -> Result<()> {
+    c.leader_seen_by(0).await?;
+    for ipfs in c.ipfs.iter_mut() {
+        ipfs.stop();
+    }
+    Ok(())
+}
+
+/// Pins per second with `clients` concurrent REST clients on 3 voters, with the IPFS nodes
+/// pinning (`idle`: stopped).
+async fn throughput(report: &mut Report, clients: usize, idle: bool) -> Result<()> {
+    let mut c = TestCluster::start(3, 0).await?;
+    if idle {
+        idle_ipfs(&mut c).await?;
+    }
     let total: usize = std::env::var("BENCH_PINS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -115,11 +130,20 @@ async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
     let (peers_after, ipfs_after) = c.cpu_seconds();
     let peers_cpu = (peers_after - peers_before) / pins * 1000.0;
     let ipfs_cpu = (ipfs_after - ipfs_before) / pins * 1000.0;
+    let name = if idle {
+        format!("pins/s, {clients} client(s), 3 voters, IPFS connector idle")
+    } else {
+        format!("pins/s, {clients} client(s), 3 voters")
+    };
     report.add(
-        &format!("pins/s, {clients} client(s), 3 voters"),
+        &name,
         Some(rate),
         "pins/s",
-        if clients == 64 { "≥ 10,000" } else { "—" },
+        if clients == 64 && idle {
+            "≥ 10,000"
+        } else {
+            "—"
+        },
         &format!(
             "{}CPU per 1,000 pins: cluster peers {peers_cpu:.2} s, IPFS nodes {ipfs_cpu:.2} s",
             report
@@ -128,6 +152,79 @@ async fn throughput(report: &mut Report, clients: usize) -> Result<()> {
                 .unwrap_or_default()
         ),
     );
+    Ok(())
+}
+
+/// Pins per second through the batch form (`POST /pins`, NDJSON) of one client, sent to a
+/// follower of 3 voters with the IPFS connector idle.
+async fn batch_form(report: &mut Report) -> Result<()> {
+    let mut c = TestCluster::start(3, 0).await?;
+    idle_ipfs(&mut c).await?;
+    let leader = c.leader_seen_by(0).await?;
+    let follower = (leader + 1) % 3;
+    let total: usize = std::env::var("BENCH_BATCH_PINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut body = Vec::with_capacity(total * 80);
+    for n in 0..total {
+        writeln!(body, "{{\"cid\":\"{}\"}}", cid_for("batch-", n))?;
+    }
+    let (peers_before, _) = c.cpu_seconds();
+    let started = Instant::now();
+    let mut results = c.peers[follower].client().pin_many(body.into()).await?;
+    let mut ok = 0usize;
+    {
+        use futures::StreamExt;
+        while let Some(r) = results.next().await {
+            if r?.code == 200 {
+                ok += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    anyhow::ensure!(ok == total, "{ok} of {total} pins accepted");
+    let (peers_after, _) = c.cpu_seconds();
+    report.add(
+        "pins/s, batch form, 1 client, 3 voters, IPFS connector idle",
+        Some(total as f64 / elapsed),
+        "pins/s",
+        "≥ 50,000",
+        &format!(
+            "{total} pins in one POST /pins to a follower; CPU per 1,000 pins: cluster peers {:.2} s",
+            (peers_after - peers_before) / total as f64 * 1000.0
+        ),
+    );
+    Ok(())
+}
+
+/// Commit latency of sequential pins through a follower of 3 voters, the IPFS connector idle.
+async fn follower_latency(report: &mut Report) -> Result<()> {
+    let mut c = TestCluster::start(3, 0).await?;
+    idle_ipfs(&mut c).await?;
+    let leader = c.leader_seen_by(0).await?;
+    let client = c.peers[(leader + 1) % 3].client();
+    let mut ms = Vec::new();
+    for n in 0..500 {
+        let started = Instant::now();
+        client
+            .pin(&cid_for("latf-", n), &PinOptions::default())
+            .await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    for (p, goal) in [(0.5, "≤ 3 ms"), (0.95, "—"), (0.99, "≤ 15 ms")] {
+        report.add(
+            &format!(
+                "commit latency p{} through a follower (3 voters, IPFS connector idle)",
+                (p * 100.0) as u32
+            ),
+            Some(percentile(&ms, p)),
+            "ms",
+            goal,
+            "500 sequential pins sent to a follower, REST to acknowledgement",
+        );
+    }
     Ok(())
 }
 
@@ -185,8 +282,8 @@ async fn sqlite_limits(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// An ndjson file of `n` pins for `state import`, allocated to a peer outside the cluster, so
-/// that no IPFS node is asked to pin them.
+/// An ndjson file of `n` pins for `state import`, each with a name and metadata, allocated
+/// to a peer outside the cluster, so that no IPFS node is asked to pin them.
 fn write_import(file: &std::path::Path, n: usize) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
     let opts = PinOptions {
@@ -195,9 +292,16 @@ fn write_import(file: &std::path::Path, n: usize) -> Result<()> {
         ..Default::default()
     };
     for k in 0..n {
+        let mut opts = opts.clone();
+        opts.name = format!("bench pin {k}");
+        opts.metadata = [
+            ("kind".to_string(), "bench".to_string()),
+            ("batch".to_string(), (k / 1000).to_string()),
+        ]
+        .into();
         let mut pin = Pin::new(
             cid_for("size-", k).parse().map_err(anyhow::Error::msg)?,
-            opts.clone(),
+            opts,
         );
         pin.allocations = vec!["12D3KooWLe5VSWGTfRmpVPcmr1qKTBkbeB3YJzqTR3uLbDZ94Dge".into()];
         serde_json::to_writer(&mut out, &pin)?;
@@ -519,7 +623,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let large = args.iter().any(|a| a == "--large");
-    // `--only <part>` (sqlite, latency, throughput, leader, pinset, status, desktop) runs one
+    // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop) runs one
     // part, for profiling; the committed table comes from a full run.
     let only = args
         .iter()
@@ -547,9 +651,18 @@ async fn main() -> Result<()> {
             Ok(v) => v.split(',').filter_map(|c| c.parse().ok()).collect(),
             Err(_) => vec![1, 16, 64],
         };
-        for clients in clients {
-            throughput(&mut r, clients).await?;
+        for clients in clients.iter().copied() {
+            throughput(&mut r, clients, false).await?;
         }
+        for clients in clients {
+            throughput(&mut r, clients, true).await?;
+        }
+    }
+    if part("batch") {
+        batch_form(&mut r).await?;
+    }
+    if part("latency") {
+        follower_latency(&mut r).await?;
     }
     if part("idle") {
         idle(&mut r).await?;

@@ -555,9 +555,9 @@ async fn the_pinsets_counts_stay_true_through_applies_imports_snapshots_and_anot
 
     // A database from before the counts gets them when it is opened.
     for stmt in [
-        "DROP TRIGGER pins_counted_insert",
-        "DROP TRIGGER pins_counted_update",
-        "DROP TRIGGER pins_counted_delete",
+        "DROP TRIGGER pins_counted_insert_v1",
+        "DROP TRIGGER pins_counted_update_v1",
+        "DROP TRIGGER pins_counted_delete_v1",
         "DROP TABLE pin_counts",
     ] {
         sqlx::query(stmt).execute(&pool).await.unwrap();

@@ -574,13 +574,12 @@ impl Inner {
     /// dropped instead.
     async fn requeue_failed(&self, kind: OpKind, cid: &Cid) {
         match kind {
-            OpKind::Unpin => {
-                if self.pin_of(cid).await.is_some() {
-                    self.enqueue_unpin_moved(*cid)
-                } else {
-                    self.enqueue_unpin(*cid)
-                }
-            }
+            OpKind::Unpin => match self.pin_of(cid).await {
+                // Allocated here again: pinning it is what is left to do.
+                Some(pin) if self.is_mine(&pin) => self.enqueue_pin(&pin),
+                Some(_) => self.enqueue_unpin_moved(*cid),
+                None => self.enqueue_unpin(*cid),
+            },
             OpKind::Pin => match self.pin_of(cid).await {
                 Some(pin) if self.is_mine(&pin) => self.enqueue_pin(&pin),
                 _ => {
@@ -657,6 +656,10 @@ impl Inner {
                     break;
                 }
             };
+            if self.ops.lock().unwrap().contains_key(&pin.cid) && self.align(&pin.cid).await {
+                queued.push(pin.cid);
+                continue;
+            }
             let in_ipfs = holds(&have, &pin.cid);
             let mine = self.is_mine(&pin);
             let kind = match (mine, in_ipfs) {
@@ -687,6 +690,36 @@ impl Inner {
             }
         }
         queued
+    }
+
+    /// Brings the operation on `cid`, if any, in line with its pin in the pinset now (after a
+    /// reset the tracker re-reads the pinset rather than hears each change): an unpin of a pin
+    /// allocated here becomes a pin, an unpin of one allocated elsewhere is marked as moved
+    /// away, and a pin of one allocated elsewhere is dropped (as `track` drops it). Returns
+    /// whether it queued a pin.
+    async fn align(&self, cid: &Cid) -> bool {
+        let current = self.pin_of(cid).await;
+        let mut ops = self.ops.lock().unwrap();
+        let Some(op) = ops.get(cid) else {
+            return false;
+        };
+        match (&current, op.kind) {
+            (Some(pin), OpKind::Unpin) if self.is_mine(pin) => {
+                drop(ops);
+                self.enqueue_pin(pin);
+                return true;
+            }
+            (Some(_), OpKind::Unpin) if !op.moved => {
+                ops.update(cid, |op| op.moved = true);
+            }
+            (Some(pin), OpKind::Pin) if !self.is_mine(pin) => {
+                if let Some(op) = ops.remove(cid) {
+                    op.cancel();
+                }
+            }
+            _ => {}
+        }
+        false
     }
 
     async fn sync(&self) {

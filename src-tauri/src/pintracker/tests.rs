@@ -620,3 +620,46 @@ async fn the_summary_counts_what_a_status_walk_finds_through_moves_unpins_and_qu
     );
     assert_eq!((s.pins, s.allocated_here), (5, 3));
 }
+
+#[tokio::test]
+async fn a_sync_brings_operations_in_line_with_the_pinset_so_the_summary_matches_a_walk() {
+    // After a reset the tracker re-reads the pinset instead of hearing each change: an unpin
+    // of a pin allocated here again (which IPFS still holds), an unpin of one that moved away
+    // but was queued as if it left the pinset, and a pin of one now allocated elsewhere.
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    state.count_for(ME);
+    let t = start(state.clone(), kubo.config());
+    first_sync_done(&t).await;
+    let back = pin(1, &[ME]);
+    state.insert(back.clone());
+    t.track(back.clone());
+    wait_status(&t, &back.cid, TrackerStatus::Pinned).await;
+    t.set_paused(true);
+    t.untrack(back.cid);
+    let moved = pin(2, &["elsewhere"]);
+    state.insert(moved.clone());
+    t.untrack(moved.cid);
+    let gone_elsewhere = pin(3, &[ME]);
+    state.insert(gone_elsewhere.clone());
+    t.track(gone_elsewhere.clone());
+    state.insert(pin(3, &["elsewhere"]));
+    t.sync().await;
+    assert_eq!(
+        t.status(&back.cid).await.info.status,
+        TrackerStatus::PinQueued
+    );
+    assert_eq!(
+        t.status(&gone_elsewhere.cid).await.info.status,
+        TrackerStatus::Remote
+    );
+    let s = t.summary().await.unwrap();
+    assert_eq!(
+        (s.pinned, s.remote, s.pin_queued, s.unpin_queued),
+        (0, 1, 1, 1),
+        "{s:?}"
+    );
+    t.set_paused(false);
+    wait_status(&t, &back.cid, TrackerStatus::Pinned).await;
+    assert!(kubo.is_pinned(&back.cid));
+}

@@ -19,7 +19,7 @@ use super::db::{
     fresh_name, kv_get, kv_put, read_err, storage, write_err, SErr, ROWS_PER_STATEMENT,
 };
 use super::snapshots::{current_snapshot, keep_snapshot, remove_other_snapshots, SnapshotBuilder};
-use super::staging::{discard, load_snapshot, swap_in, INCOMING};
+use super::staging::{counted, discard, load_snapshot, swap_in, INCOMING};
 use crate::components::StateChange;
 use crate::state::feed::FeedSender;
 use crate::types::Cid;
@@ -193,8 +193,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut file = *snapshot;
         file.sync().await.map_err(write_err)?;
         let part = file.path().to_path_buf();
-        let loaded = load_snapshot(&self.pool, file).await;
-        let count = match loaded {
+        let loaded = match load_snapshot(&self.pool, file).await {
+            Ok(n) => counted(&self.pool, INCOMING)
+                .await
+                .map(|counts| (n, counts))
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            Err(e) => Err(e),
+        };
+        let (count, counts) = match loaded {
             Ok(n) => n,
             Err(e) => {
                 discard(&self.pool, INCOMING).await;
@@ -218,7 +224,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 .await
                 .map_err(write_err)?;
         }
-        swap_in(&mut tx, INCOMING).await.map_err(write_err)?;
+        swap_in(&mut tx, INCOMING, Some(counts))
+            .await
+            .map_err(write_err)?;
         kv_put(&mut *tx, "sm_applied", &meta.last_log_id)
             .await
             .map_err(write_err)?;

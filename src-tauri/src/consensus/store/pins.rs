@@ -40,44 +40,77 @@ fn here(json: &str) -> String {
     )
 }
 
+/// The triggers' names carry the version of what they count: a change to [`here`] gets new
+/// names, and [`prepare`] replaces triggers of older versions.
+const TRIGGERS: [&str; 3] = [
+    "pins_counted_insert_v1",
+    "pins_counted_update_v1",
+    "pins_counted_delete_v1",
+];
+
 /// The triggers that keep `pin_counts` true as `pins` changes (an upsert that updates a row
-/// fires the update trigger). Dropped with the table; made again by each swap.
+/// fires the update trigger). Dropped with the table; made again by each swap. Nothing writes
+/// `pins` with `INSERT OR REPLACE`, whose deletes fire no trigger (`recursive_triggers` is
+/// off): a row is replaced by an upsert.
 fn count_triggers() -> [String; 3] {
     [
         format!(
-            "CREATE TRIGGER IF NOT EXISTS pins_counted_insert AFTER INSERT ON pins BEGIN \
+            "CREATE TRIGGER IF NOT EXISTS {} AFTER INSERT ON pins BEGIN \
              UPDATE pin_counts SET total = total + 1, here = here + {} WHERE id = 1; END",
+            TRIGGERS[0],
             here("NEW.pin")
         ),
         format!(
-            "CREATE TRIGGER IF NOT EXISTS pins_counted_update AFTER UPDATE OF pin ON pins BEGIN \
+            "CREATE TRIGGER IF NOT EXISTS {} AFTER UPDATE OF pin ON pins BEGIN \
              UPDATE pin_counts SET here = here + {} - {} WHERE id = 1; END",
+            TRIGGERS[1],
             here("NEW.pin"),
             here("OLD.pin")
         ),
         format!(
-            "CREATE TRIGGER IF NOT EXISTS pins_counted_delete AFTER DELETE ON pins BEGIN \
+            "CREATE TRIGGER IF NOT EXISTS {} AFTER DELETE ON pins BEGIN \
              UPDATE pin_counts SET total = total - 1, here = here - {} WHERE id = 1; END",
+            TRIGGERS[2],
             here("OLD.pin")
         ),
     ]
 }
 
-/// Counts `pins` again, whole (after a swap, or for another peer), and makes sure the
-/// triggers that keep the counts from then on exist.
-pub(super) async fn recount(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+/// How many pins `table` holds, and how many are allocated to the peer the counts are kept
+/// for: one walk of the table.
+pub(super) async fn count_table(
+    conn: &mut SqliteConnection,
+    table: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    let sql = format!(
+        "SELECT COUNT(*), COALESCE(SUM({}), 0) FROM {table}",
+        here("pin")
+    );
+    let row = sqlx::query(&sql).fetch_one(&mut *conn).await?;
+    Ok((row.get(0), row.get(1)))
+}
+
+/// Makes the counts `counts` (or, with none, counts `pins` whole), with the triggers that
+/// keep them from then on.
+pub(super) async fn set_counts(
+    conn: &mut SqliteConnection,
+    counts: Option<(i64, i64)>,
+) -> Result<(), sqlx::Error> {
     for t in count_triggers() {
         sqlx::query(&t).execute(&mut *conn).await?;
     }
     sqlx::query("INSERT OR IGNORE INTO pin_counts (id, peer, total, here) VALUES (1, '', 0, 0)")
         .execute(&mut *conn)
         .await?;
-    let sql = format!(
-        "UPDATE pin_counts SET total = (SELECT COUNT(*) FROM pins), \
-         here = (SELECT COUNT(*) FROM pins WHERE {}) WHERE id = 1",
-        here("pin")
-    );
-    sqlx::query(&sql).execute(&mut *conn).await?;
+    let (total, here) = match counts {
+        Some(c) => c,
+        None => count_table(conn, "pins").await?,
+    };
+    sqlx::query("UPDATE pin_counts SET total = ?, here = ? WHERE id = 1")
+        .bind(total)
+        .bind(here)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -101,7 +134,7 @@ pub async fn count_for(pool: &SqlitePool, peer: &str) -> Result<(), ConsensusErr
     .execute(&mut *tx)
     .await
     .map_err(storage)?;
-    recount(&mut tx).await.map_err(storage)?;
+    set_counts(&mut tx, None).await.map_err(storage)?;
     tx.commit().await.map_err(storage)
 }
 
@@ -112,14 +145,20 @@ pub(super) async fn prepare(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     let counted: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
         .fetch_optional(pool)
         .await?;
-    let triggers: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'pins'",
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'pins'",
     )
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    if counted.is_none() || triggers < 3 {
+    let current = TRIGGERS.iter().all(|t| names.iter().any(|n| n == t));
+    if counted.is_none() || !current {
         let mut tx = pool.begin().await?;
-        recount(&mut tx).await?;
+        for old in names.iter().filter(|n| n.starts_with("pins_counted_")) {
+            sqlx::query(&format!("DROP TRIGGER \"{old}\""))
+                .execute(&mut *tx)
+                .await?;
+        }
+        set_counts(&mut tx, None).await?;
         tx.commit().await?;
     }
     Ok(())

@@ -2,14 +2,14 @@
 //! import (`state import`) and for a snapshot received from the leader. Rows go into a table
 //! of their own, a few thousand per transaction, so that neither readers nor the log's
 //! writer wait for the length of the load and a bad row or a damaged file changes nothing;
-//! [`swap_in`] then makes the table the pinset in one short transaction, counting it as it
-//! goes (see [`super::pins`]).
+//! [`swap_in`] then makes the table the pinset in one short transaction, with the counts
+//! taken of it beforehand (see [`super::pins`]).
 
 use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::super::snapshot::SnapshotFile;
 use super::db::{kv_put, storage, IMPORTED, ROWS_PER_STATEMENT};
-use super::pins::{expiry_index, recount};
+use super::pins::{count_table, expiry_index, set_counts};
 use crate::components::ConsensusError;
 use crate::types::Pin;
 
@@ -107,15 +107,27 @@ pub(super) async fn discard(pool: &SqlitePool, table: &str) {
         .await;
 }
 
-/// Makes the loaded `table` the pinset, inside the caller's transaction, and counts it.
-pub(super) async fn swap_in(conn: &mut SqliteConnection, table: &str) -> Result<(), sqlx::Error> {
+/// Counts the loaded `table` (one walk, before the swap's transaction: nothing writes the
+/// table any more, and the log's writer must not wait for the walk).
+pub(super) async fn counted(pool: &SqlitePool, table: &str) -> Result<(i64, i64), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    count_table(&mut conn, table).await
+}
+
+/// Makes the loaded `table` the pinset, inside the caller's transaction, with its `counts`
+/// (see [`counted`]; with none it is counted here, inside the transaction).
+pub(super) async fn swap_in(
+    conn: &mut SqliteConnection,
+    table: &str,
+    counts: Option<(i64, i64)>,
+) -> Result<(), sqlx::Error> {
     for stmt in [
         "DROP TABLE pins".to_string(),
         format!("ALTER TABLE {table} RENAME TO pins"),
     ] {
         sqlx::query(&stmt).execute(&mut *conn).await?;
     }
-    recount(conn).await
+    set_counts(conn, counts).await
 }
 
 /// Reads a received snapshot file into [`INCOMING`]. Returns how many pins it holds.
@@ -172,7 +184,8 @@ pub async fn discard_staged(pool: &SqlitePool) {
 pub async fn commit_staged(pool: &SqlitePool) -> Result<(), ConsensusError> {
     let mut conn = pool.acquire().await.map_err(storage)?;
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
-    swap_in(&mut tx, IMPORT).await.map_err(storage)?;
+    // The peer is stopped: counting inside the transaction holds up nobody.
+    swap_in(&mut tx, IMPORT, None).await.map_err(storage)?;
     // A stored snapshot would bring the old pinset back to peers that install it. The next
     // start takes a new one and purges the log before it (see `imported`), so that every
     // peer that joins later installs the imported pinset instead of replaying a log that
