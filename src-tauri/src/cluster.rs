@@ -39,6 +39,20 @@ pub struct PeerDescriptor {
     pub addresses: Vec<String>,
 }
 
+/// Pins checked and allocated by [`Cluster::prepare_pins`], waiting for their commit.
+pub struct PreparedPins {
+    items: Vec<Prepared>,
+}
+
+enum Prepared {
+    /// Answered already (refused before any commit).
+    Done(Result<Pin>),
+    /// To commit with the others.
+    Ready(Pin),
+    /// A `pin_update`, run in its turn.
+    Update(Cid, PinOptions),
+}
+
 /// What [`Cluster::stats`] reports.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterStats {
@@ -227,41 +241,67 @@ impl Cluster {
         Ok(pin)
     }
 
-    /// Pins many at once (the batch form): each is checked and allocated as [`Cluster::pin`]
-    /// does, and those that pass are committed together, as one write to the leader and one
-    /// log entry. The answers are in the order of `requests`.
-    pub async fn pin_many(&self, requests: Vec<(Cid, PinOptions)>) -> Vec<Result<Pin>> {
-        let mut answers: Vec<Option<Result<Pin>>> = Vec::with_capacity(requests.len());
-        let mut ready: Vec<(usize, Pin)> = Vec::new();
-        for (i, (cid, opts)) in requests.into_iter().enumerate() {
-            let answer = if opts.pin_update.is_some_and(|from| from != cid) {
-                Some(self.pin(cid, opts).await)
+    /// The first half of pinning many at once (the batch form): each request checked and
+    /// allocated as [`Cluster::pin`] does, nothing committed yet. Requests of one batch may
+    /// be prepared while the ones before them are committed; [`Cluster::commit_pins`] then
+    /// commits them in order.
+    pub async fn prepare_pins(&self, requests: Vec<(Cid, PinOptions)>) -> PreparedPins {
+        let mut items = Vec::with_capacity(requests.len());
+        for (cid, opts) in requests {
+            let item = if opts.pin_update.is_some_and(|from| from != cid) {
+                // It reads the pin it updates: prepared when what comes before is committed.
+                Prepared::Update(cid, opts)
             } else {
                 match self.check_ready() {
-                    Err(e) => Some(Err(e)),
+                    Err(e) => Prepared::Done(Err(e)),
                     Ok(()) => match self.prepare_pin(cid, opts).await {
-                        Ok(pin) => {
-                            ready.push((i, pin));
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
+                        Ok(pin) => Prepared::Ready(pin),
+                        Err(e) => Prepared::Done(Err(e)),
                     },
                 }
             };
-            answers.push(answer);
+            items.push(item);
         }
-        let pins = ready.iter().map(|(_, p)| p.clone()).collect();
-        let committed = self.consensus.log_pins(pins).await;
-        for (i, pin) in ready {
-            answers[i] = Some(match &committed {
-                Ok(()) => Ok(pin),
-                Err(e) => Err(e.clone().into()),
-            });
+        PreparedPins { items }
+    }
+
+    /// Commits what [`Cluster::prepare_pins`] prepared, in order: the pins that passed
+    /// together (as few writes to the leader and log entries as their size allows), an
+    /// update after everything before it. The answers are in the order of the requests.
+    pub async fn commit_pins(&self, prepared: PreparedPins) -> Vec<Result<Pin>> {
+        let mut answers: Vec<Option<Result<Pin>>> = Vec::with_capacity(prepared.items.len());
+        let mut group: Vec<(usize, Pin)> = Vec::new();
+        for (i, item) in prepared.items.into_iter().enumerate() {
+            answers.push(None);
+            match item {
+                Prepared::Done(answer) => answers[i] = Some(answer),
+                Prepared::Ready(pin) => group.push((i, pin)),
+                Prepared::Update(cid, opts) => {
+                    self.commit_group(&mut group, &mut answers).await;
+                    answers[i] = Some(self.pin(cid, opts).await);
+                }
+            }
         }
+        self.commit_group(&mut group, &mut answers).await;
         answers
             .into_iter()
             .map(|a| a.expect("every request answered"))
             .collect()
+    }
+
+    async fn commit_group(
+        &self,
+        group: &mut Vec<(usize, Pin)>,
+        answers: &mut [Option<Result<Pin>>],
+    ) {
+        if group.is_empty() {
+            return;
+        }
+        let pins = group.iter().map(|(_, p)| p.clone()).collect();
+        let committed = self.consensus.log_pins(pins).await;
+        for ((i, pin), result) in group.drain(..).zip(committed) {
+            answers[i] = Some(result.map(|()| pin).map_err(Error::from));
+        }
     }
 
     /// Pins `to` as an update of the pin of `from` (IPFS Cluster's `PinUpdate`): its options

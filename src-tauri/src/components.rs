@@ -275,12 +275,14 @@ pub trait Consensus: Send + Sync + 'static {
     /// Commits a pin (add or update) and returns once it is applied; the pin is then durable.
     async fn log_pin(&self, pin: Pin) -> Result<(), ConsensusError>;
     async fn log_unpin(&self, cid: Cid) -> Result<(), ConsensusError>;
-    /// Commits many pins together (all or none), in order; returns once they are applied.
-    async fn log_pins(&self, pins: Vec<Pin>) -> Result<(), ConsensusError> {
+    /// Commits many pins, in order, in as few writes as their size allows (each write all
+    /// or none); returns once they are applied, with each pin's result.
+    async fn log_pins(&self, pins: Vec<Pin>) -> Vec<Result<(), ConsensusError>> {
+        let mut out = Vec::with_capacity(pins.len());
         for pin in pins {
-            self.log_pin(pin).await?;
+            out.push(self.log_pin(pin).await);
         }
-        Ok(())
+        out
     }
     /// Returns once this peer has applied every write the cluster committed before the call
     /// (a read index confirmed by the leader's quorum): a read of the state then sees every

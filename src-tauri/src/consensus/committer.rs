@@ -19,7 +19,11 @@ use crate::tasks::Tasks;
 /// Writes waiting for a group.
 const QUEUE: usize = 4096;
 /// Pins and unpins in one group at most.
-const MAX_OPS: usize = 1024;
+pub(super) const MAX_OPS: usize = 1024;
+/// Bytes of one group at most (by [`Op::weight`]): `max_append_entries` (64 by default)
+/// entries of this size are 32 MB, half a cluster RPC message. A write that would take a
+/// group past it waits for the next; one heavier alone goes alone.
+pub(super) const GROUP_BYTES: usize = 512 * 1024;
 /// Groups being committed at once.
 const IN_FLIGHT: usize = 4;
 
@@ -41,7 +45,8 @@ impl Committer {
     /// Commits `op` in the next group; returns once this peer has applied it, so that a
     /// write through any peer is visible in that peer's state as soon as it is acknowledged.
     pub(super) async fn commit(&self, op: Op) -> Result<(), ConsensusError> {
-        let stopping = || unavailable("the peer is stopping");
+        let stopping =
+            || unavailable("the peer is stopping; the write may or may not have been committed");
         let (answer, answered) = oneshot::channel();
         self.queue
             .send((op, answer))
@@ -61,16 +66,27 @@ fn size(op: &Op) -> usize {
 
 async fn run(link: LeaderLink, mut waiting: mpsc::Receiver<(Op, Answer)>) {
     let mut in_flight = FuturesUnordered::new();
+    // A write that did not fit the last group: the first of the next.
+    let mut held: Option<(Op, Answer)> = None;
     loop {
         tokio::select! {
-            first = waiting.recv(), if in_flight.len() < IN_FLIGHT => {
+            first = async { match held.take() {
+                Some(w) => Some(w),
+                None => waiting.recv().await,
+            } }, if in_flight.len() < IN_FLIGHT => {
                 let Some(first) = first else { break };
-                let mut n = size(&first.0);
+                let (mut n, mut bytes) = (size(&first.0), first.0.weight());
                 let mut writes = vec![first];
-                while n < MAX_OPS {
+                while n < MAX_OPS && bytes < GROUP_BYTES {
                     match waiting.try_recv() {
                         Ok(w) => {
-                            n += size(&w.0);
+                            let (more, heavier) = (size(&w.0), w.0.weight());
+                            if n + more > MAX_OPS || bytes + heavier > GROUP_BYTES {
+                                held = Some(w);
+                                break;
+                            }
+                            n += more;
+                            bytes += heavier;
                             writes.push(w);
                         }
                         Err(_) => break,

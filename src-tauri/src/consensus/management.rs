@@ -11,7 +11,7 @@ use openraft::ChangeMembers;
 use super::link::{unavailable, write_err};
 use super::network::{LeaderOp, RaftRequest, RaftResponse};
 use super::raft::RaftConsensus;
-use super::typ::{parse_node_id, ClusterNode, NodeId};
+use super::typ::{parse_node_id, ClusterNode, NodeId, Op};
 use crate::components::ConsensusError;
 
 /// Why a join attempt through one bootstrap peer failed.
@@ -143,6 +143,13 @@ impl RaftConsensus {
     async fn on_leader(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let raft = self.raft();
         match op {
+            LeaderOp::Commit(Op::Batch(ops))
+                if ops.is_empty() || ops.iter().any(|o| matches!(o, Op::Batch(_))) =>
+            {
+                Err(ConsensusError::BadInput(
+                    "a batch of writes must hold pins and unpins, not none or other batches".into(),
+                ))
+            }
             LeaderOp::Commit(op) => raft
                 .client_write(op)
                 .await

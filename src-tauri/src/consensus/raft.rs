@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{Admission, Verdict};
-use super::committer::Committer;
+use super::committer::{Committer, GROUP_BYTES, MAX_OPS};
 use super::link::LeaderLink;
 use super::network::{LeaderOp, NetworkFactory, RaftTransport};
 use super::offline;
@@ -634,12 +634,27 @@ impl Consensus for RaftConsensus {
         self.commit(Op::Unpin(cid)).await
     }
 
-    async fn log_pins(&self, pins: Vec<Pin>) -> Result<(), ConsensusError> {
-        if pins.is_empty() {
-            return Ok(());
+    async fn log_pins(&self, pins: Vec<Pin>) -> Vec<Result<(), ConsensusError>> {
+        // Groups within the committer's bounds, one after another (a CID repeated across
+        // them keeps its order).
+        let mut out = Vec::with_capacity(pins.len());
+        let mut group: Vec<Op> = Vec::new();
+        let mut bytes = 0;
+        let mut pins = pins.into_iter().map(Op::Pin).peekable();
+        while let Some(op) = pins.next() {
+            bytes += op.weight();
+            group.push(op);
+            let full = pins
+                .peek()
+                .is_none_or(|next| group.len() >= MAX_OPS || bytes + next.weight() > GROUP_BYTES);
+            if full {
+                let n = group.len();
+                let result = self.commit(Op::joined(std::mem::take(&mut group))).await;
+                out.extend(std::iter::repeat_n(result, n));
+                bytes = 0;
+            }
         }
-        self.commit(Op::joined(pins.into_iter().map(Op::Pin).collect()))
-            .await
+        out
     }
 
     async fn catch_up(&self) -> Result<(), ConsensusError> {

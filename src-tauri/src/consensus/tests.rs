@@ -126,6 +126,32 @@ async fn writes_that_arrive_together_are_committed_as_one_entry_and_each_answere
 }
 
 #[tokio::test]
+async fn heavy_pins_are_committed_in_groups_that_stay_within_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = Identity::generate().peer_id();
+    let (c, _changes) = start(dir.path(), me).await;
+    ready(&c).await;
+    let before = c.stats().await.last_log_index;
+    // 40 pins of about 60 KiB each: about 2.4 MB, more than a group may carry.
+    let pins: Vec<Pin> = (0..40)
+        .map(|n| {
+            let mut p = Pin::new(test_cid(n), PinOptions::default());
+            p.options.name = "x".repeat(60 * 1024);
+            p
+        })
+        .collect();
+    let answers = c.log_pins(pins.clone()).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let entries = c.stats().await.last_log_index - before;
+    assert!(
+        (5..=10).contains(&entries),
+        "40 pins of 60 KiB in {entries} entries of at most 512 KiB"
+    );
+    assert_eq!(c.state().count().await.unwrap(), 40);
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn more_unpins_to_replay_than_the_feed_holds_do_not_hold_up_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let me = Identity::generate().peer_id();

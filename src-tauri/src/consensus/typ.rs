@@ -43,6 +43,28 @@ impl Op {
         Op::Batch(ops.into_iter().flat_map(Op::into_ops).collect())
     }
 
+    /// About how many bytes this command takes in the log and on the wire (its JSON, give
+    /// or take): what bounds the size of a group, so that an entry, and the appends that
+    /// carry up to `max_append_entries` of them, stay well inside a cluster RPC message.
+    pub fn weight(&self) -> usize {
+        match self {
+            Op::Pin(p) => {
+                let o = &p.options;
+                let strings = |v: &[String]| v.iter().map(|s| s.len() + 4).sum::<usize>();
+                512 + o.name.len()
+                    + o.metadata
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 8)
+                        .sum::<usize>()
+                    + strings(&p.allocations)
+                    + strings(&o.user_allocations)
+                    + strings(&o.origins)
+            }
+            Op::Unpin(_) => 96,
+            Op::Batch(ops) => ops.iter().map(Op::weight).sum(),
+        }
+    }
+
     /// The pins and unpins this command carries, in order.
     pub fn into_ops(self) -> Vec<Op> {
         match self {

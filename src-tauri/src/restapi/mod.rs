@@ -251,11 +251,15 @@ async fn pin_cid(
 
 /// Pins of one batch request committed together at most (one group, one log entry).
 const BATCH_CHUNK: usize = 256;
-/// Groups of one batch request being committed at once.
+/// Groups of one batch request checked and allocated ahead of their commit (commits go one
+/// after another, in order).
 const BATCH_CHUNKS_IN_FLIGHT: usize = 4;
-/// Bytes of parsed lines held by every batch request together, waiting for their commit: a
-/// request whose next line does not fit stops reading its body until one does.
+/// Bytes of parsed lines held by every batch request together, until their answers are
+/// written out: a request whose next line does not fit stops reading its body until one
+/// does.
 const BATCH_BYTES: usize = 64 << 20;
+/// The part of [`BATCH_BYTES`] one request may hold.
+const BATCH_BYTES_PER_REQUEST: usize = BATCH_BYTES / 8;
 /// The longest line of a batch request (a pin with a long name and much metadata fits).
 const BATCH_LINE_MAX: usize = 64 * 1024;
 
@@ -325,35 +329,64 @@ where
 /// time; the body is read as the answer goes: its size is unbounded, the memory is not. A
 /// line that does not parse (or is longer than 64 KiB) is answered 400 and the others go
 /// on; a body that breaks off is answered by a last 400 line saying so.
+/// A batch answer with its line's share of the bytes budgets, given back once it is written
+/// out to the client (one that does not read its answers holds its own share, no more).
+struct Held<T> {
+    value: T,
+    _shares: Vec<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<T: Serialize> Serialize for Held<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
+}
+
 async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response> {
     let lines = batch_lines(req.into_body().into_data_stream(), BATCH_LINE_MAX);
+    // This request's own share of the budget: a client that stops reading its answers
+    // stops only itself.
+    let mine = std::sync::Arc::new(tokio::sync::Semaphore::new(BATCH_BYTES_PER_REQUEST));
+    let committer = c.clone();
     let results = lines
         .enumerate()
         .filter(|(_, line)| {
             let blank = matches!(line, BatchLine::Line(l) if l.iter().all(u8::is_ascii_whitespace));
             futures::future::ready(!blank)
         })
-        // Each line holds its share of the bytes budget until its result is out; the
-        // line's bytes go once parsed, only the pin is kept.
-        .then(|(n, line)| async move {
-            let weight = match &line {
-                BatchLine::Line(bytes) => bytes.len().clamp(1, BATCH_LINE_MAX),
-                _ => 1,
-            };
-            let held = batch_bytes()
-                .acquire_many_owned(weight as u32)
-                .await
-                .expect("the budget is never closed");
-            let request = match line {
-                BatchLine::Line(bytes) => {
-                    PinRequest::from_line(&bytes).map_err(|e| format!("not a pin: {e}"))
-                }
-                BatchLine::TooLong => Err(format!("line longer than {BATCH_LINE_MAX} bytes")),
-                BatchLine::Broken(e) => Err(format!("the request body broke off: {e}")),
-            };
-            (n as u64 + 1, request.map_err(Error::BadInput), held)
+        // Each line holds its share of the bytes budgets until its answer is written out;
+        // the line's bytes go once parsed, only the pin is kept.
+        .then(move |(n, line)| {
+            let mine = mine.clone();
+            async move {
+                let weight = match &line {
+                    BatchLine::Line(bytes) => bytes.len().clamp(1, BATCH_LINE_MAX),
+                    _ => 1,
+                } as u32;
+                let own = mine
+                    .acquire_many_owned(weight)
+                    .await
+                    .expect("the budget is never closed");
+                let shared = batch_bytes()
+                    .acquire_many_owned(weight)
+                    .await
+                    .expect("the budget is never closed");
+                let request = match line {
+                    BatchLine::Line(bytes) => {
+                        PinRequest::from_line(&bytes).map_err(|e| format!("not a pin: {e}"))
+                    }
+                    BatchLine::TooLong => Err(format!("line longer than {BATCH_LINE_MAX} bytes")),
+                    BatchLine::Broken(e) => Err(format!("the request body broke off: {e}")),
+                };
+                (
+                    n as u64 + 1,
+                    request.map_err(Error::BadInput),
+                    vec![own, shared],
+                )
+            }
         })
-        // What has arrived goes together (up to a group), without waiting for more.
+        // What has arrived goes together (up to a group), without waiting for more; groups
+        // are checked and allocated ahead, and committed one after another, in order.
         .ready_chunks(BATCH_CHUNK)
         .map(move |chunk| {
             let c = c.clone();
@@ -363,13 +396,20 @@ async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response>
                     .filter_map(|(_, r, _)| r.as_ref().ok())
                     .map(|r| (r.cid, r.options.clone()))
                     .collect();
-                let mut answers = c.pin_many(requests).await.into_iter();
+                (chunk, c.prepare_pins(requests).await)
+            }
+        })
+        .buffered(BATCH_CHUNKS_IN_FLIGHT)
+        .then(move |(chunk, prepared)| {
+            let c = committer.clone();
+            async move {
+                let mut answers = c.commit_pins(prepared).await.into_iter();
                 chunk
                     .into_iter()
-                    .map(|(line, request, _held)| {
+                    .map(|(line, request, shares)| {
                         let answer =
                             request.and_then(|_| answers.next().expect("one answer per request"));
-                        match answer {
+                        let value = match answer {
                             Ok(pin) => PinResult {
                                 line,
                                 code: 200,
@@ -382,12 +422,15 @@ async fn pin_many(State(c): State<Cluster>, req: Request) -> ApiResult<Response>
                                 pin: None,
                                 message: e.to_string(),
                             },
+                        };
+                        Held {
+                            value,
+                            _shares: shares,
                         }
                     })
                     .collect::<Vec<_>>()
             }
         })
-        .buffered(BATCH_CHUNKS_IN_FLIGHT)
         .flat_map(futures::stream::iter)
         .map(Ok::<_, Error>);
     Ok(ndjson(results).await)

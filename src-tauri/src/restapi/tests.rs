@@ -1546,3 +1546,28 @@ async fn a_batch_goes_on_after_an_overlong_or_garbled_line() {
     want.sort();
     assert_eq!(pinned, want);
 }
+
+#[tokio::test]
+async fn a_batch_commits_its_lines_in_order_an_update_after_the_pin_it_updates() {
+    let a = api(|_| {}).await;
+    let cid = |n: u32| crate::ipfsconn::fake::test_cid(n).to_string();
+    let body = format!(
+        "{{\"cid\":\"{from}\",\"name\":\"v1\",\"metadata\":{{\"app\":\"site\"}}}}\n\
+         {{\"cid\":\"{to}\",\"name\":\"v2\",\"pin_update\":\"{from}\"}}\n\
+         {{\"cid\":\"{again}\",\"name\":\"first\"}}\n\
+         {{\"cid\":\"{again}\",\"name\":\"second\"}}\n",
+        from = cid(60),
+        to = cid(61),
+        again = cid(62),
+    );
+    let (text, results) = post_batch(&a, body).await;
+    assert!(results.iter().all(|r| r.code == 200), "{text}");
+    let updated = results[1].pin.as_ref().unwrap();
+    assert_eq!(updated.options.name, "v2");
+    assert_eq!(
+        updated.options.metadata["app"], "site",
+        "copied from line 1"
+    );
+    let last = a.get_json(&format!("/allocations/{}", cid(62))).await;
+    assert_eq!(last["name"], "second", "the later line wins");
+}
