@@ -651,7 +651,9 @@ async fn main() -> Result<()> {
             Ok(v) => v.split(',').filter_map(|c| c.parse().ok()).collect(),
             Err(_) => vec![1, 16, 64],
         };
-        for clients in clients.iter().copied() {
+        // BENCH_IDLE=only: the figures with the IPFS connector idle only (for profiling).
+        let idle_only = std::env::var("BENCH_IDLE").is_ok_and(|v| v == "only");
+        for clients in clients.iter().copied().filter(|_| !idle_only) {
             throughput(&mut r, clients, false).await?;
         }
         for clients in clients {

@@ -141,3 +141,117 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
         status.bytes
     );
 }
+
+/// Resident memory of process `pid`, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// What README's "Limits inside the peer" states: a peer under these floods at once stays
+/// under this resident size (a debug build; a release build is smaller). Measured: 72–76 MB.
+const FLOOD_RSS_BOUND: u64 = 192 << 20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn floods_of_connections_writes_and_state_changes_keep_each_peers_memory_bounded() {
+    use tokio::io::AsyncWriteExt;
+    ipfs_cluster::process::raise_open_files_limit();
+    // No IPFS: every pin applied fails on every peer and stays as an error (the most the
+    // tracker keeps).
+    let mut c = TestCluster::start_without_ipfs(3, 0).await.unwrap();
+    let leader = c.leader_seen_by(0).await.unwrap();
+    let follower = (leader + 1) % 3;
+    let pids: Vec<u32> = c.peers.iter().map(|p| p.pid().unwrap()).collect();
+    let stop = tokio_util::sync::CancellationToken::new();
+    // The largest resident size each peer reaches, sampled until the floods are over.
+    let peaks: Vec<_> = (0..3)
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)))
+        .collect();
+    let sampler = {
+        let (stop, peaks, pids) = (stop.clone(), peaks.clone(), pids.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                for (pid, peak) in pids.iter().zip(&peaks) {
+                    peak.fetch_max(rss_of(*pid), std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // 1. 3,000 HTTP connections held open on the third peer's REST API (its limit: 1,024;
+    // the rest wait in the backlog or are refused), half of them in the middle of a request
+    // head.
+    let third = 3 - leader - follower;
+    let rest = format!("127.0.0.1:{}", c.peers[third].rest_port);
+    let mut held = Vec::new();
+    for i in 0..3000 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(&rest).await {
+            if i % 2 == 0 {
+                let _ = s.write_all(b"GET /id HTTP/1.1\r\nHost: x\r\n").await;
+            }
+            held.push(s);
+        }
+    }
+    // 2. 64 clients pinning one at a time through the follower (writes forwarded to the
+    // leader over cluster RPC), 3. while a batch of 30,000 pins goes through the leader
+    // (state changes on every peer).
+    let mut writers = Vec::new();
+    for k in 0..64 {
+        let client = c.peers[follower].client();
+        writers.push(tokio::spawn(async move {
+            for n in 0..50 {
+                let cid = identity_cid(&format!("flood {k} {n}"));
+                client.pin(&cid, &PinOptions::default()).await.unwrap();
+            }
+        }));
+    }
+    let mut body = String::new();
+    for n in 0..30_000 {
+        body.push_str(&format!("{{\"cid\":\"{}\"}}\n", cid_for(n)));
+    }
+    let answers = {
+        use futures::TryStreamExt;
+        c.peers[leader]
+            .client()
+            .pin_many(body.into())
+            .await
+            .unwrap()
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap()
+    };
+    assert!(answers.iter().all(|a| a.code == 200));
+    for w in writers {
+        w.await.unwrap();
+    }
+    drop(held);
+    let total = 30_000 + 64 * 50;
+    for i in 0..3 {
+        let client = c.peers[i].client();
+        wait_for("every pin applied everywhere", DEADLINE, || async {
+            let s = client.status_summary().await.ok()?;
+            (s.pins == total as u64).then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    stop.cancel();
+    sampler.await.unwrap();
+    for (i, peak) in peaks.iter().enumerate() {
+        let peak = peak.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!("peer {i}: peak resident size {} MB", peak >> 20);
+        assert!(
+            peak < FLOOD_RSS_BOUND,
+            "peer {i} reached {} MB under the floods (bound {} MB)",
+            peak >> 20,
+            FLOOD_RSS_BOUND >> 20
+        );
+        assert!(c.peers[i].is_running());
+    }
+}
