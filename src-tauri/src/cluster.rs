@@ -428,6 +428,16 @@ impl Cluster {
             .boxed()
     }
 
+    /// [`Cluster::allocations`] as the REST API's JSON text of each pin, passed through from
+    /// the store where it keeps that text (see [`Pinset::stream_json`]).
+    pub fn allocations_json(&self, types: &[PinType]) -> BoxStream<'static, Result<String>> {
+        self.consensus
+            .state()
+            .stream_json(types)
+            .map_err(Error::from)
+            .boxed()
+    }
+
     pub async fn allocation(&self, cid: &Cid) -> Result<Pin> {
         self.consensus
             .state()

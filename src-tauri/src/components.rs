@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::types::{
     Alert, Bandwidth, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinOptions,
-    RepoGc, StatusFilter, StatusSummary,
+    PinType, RepoGc, StatusFilter, StatusSummary,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -208,6 +208,22 @@ pub trait Pinset: Send + Sync + 'static {
         &self,
         after: Option<String>,
     ) -> BoxStream<'static, Result<Pin, ConsensusError>>;
+    /// The pins of `types` (every pin with none), in CID order, each as the REST API's JSON
+    /// for it: a store that keeps that text hands it over without parsing it.
+    fn stream_json(&self, types: &[PinType]) -> BoxStream<'static, Result<String, ConsensusError>> {
+        use futures::{StreamExt, TryStreamExt};
+        let types = types.to_vec();
+        self.stream()
+            .try_filter(move |p| {
+                futures::future::ready(types.is_empty() || types.contains(&p.pin_type))
+            })
+            .and_then(|p| {
+                futures::future::ready(
+                    serde_json::to_string(&p).map_err(|e| ConsensusError::Storage(e.to_string())),
+                )
+            })
+            .boxed()
+    }
     /// How many pins there are, and how many of them are allocated to this peer: kept as
     /// the pinset changes, so asking costs the same at ten pins or ten million.
     async fn counts(&self) -> Result<PinCounts, ConsensusError>;

@@ -5,8 +5,9 @@
 //!
 //! Format: the 8 bytes `ICDSNAP` + version 1, then one zstd stream (with its checksum) of
 //! records, each a little-endian `u32` length and a pin as the `pins` table stores it (JSON),
-//! ended by `u32::MAX` and the `u64` count of records. The records need no re-encoding on
-//! either side and zstd makes their repeated field names nearly free (about a tenth of the
+//! ended by `u32::MAX` and the `u64` count of records. The sender writes the records as they are
+//! stored (no re-encoding); the receiver encodes each pin anew in its own format (see
+//! `store::pins::PIN_FORMAT`: the sender may be another version), and zstd makes their repeated field names nearly free (about a tenth of the
 //! table's size); the count and the checksum make a truncated or damaged file an error,
 //! never a smaller pinset.
 

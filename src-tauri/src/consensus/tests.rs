@@ -813,3 +813,136 @@ async fn a_peer_that_knows_no_membership_does_not_refuse_members_for_good() {
         other => panic!("{other:?}"),
     }
 }
+
+/// What a listing of the pinset sends: a row written in this version's format exactly as it
+/// is stored (not parsed and encoded again), a row of another format (or from a database
+/// from before rows carried one) read and encoded anew; a type filter matched on the stored
+/// text; and a received snapshot stored in this version's format whatever the sender's.
+#[tokio::test]
+async fn listings_pass_stored_pins_through_and_encode_rows_of_other_formats_anew() {
+    use crate::types::PinType;
+    use futures::TryStreamExt;
+    use openraft::storage::RaftStateMachine;
+    let named = |n: u32, name: &str| {
+        Pin::new(
+            test_cid(n),
+            PinOptions {
+                name: name.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let mut meta = named(2, "meta");
+    meta.pin_type = PinType::MetaPin;
+    let pins = vec![named(1, "one"), meta.clone(), named(3, "three")];
+    let (leader_dir, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (pool, sm, _changes) = machine(dir.path(), &pins).await;
+    let state = store::PinsTable::new(pool.clone());
+    let json = |types: Vec<PinType>| {
+        let state = state.clone();
+        async move {
+            state
+                .stream_json(&types)
+                .try_collect::<Vec<String>>()
+                .await
+                .unwrap()
+        }
+    };
+    let encoded = |p: &Pin| serde_json::to_string(p).unwrap();
+    let listed = list(&state).await;
+    assert_eq!(
+        json(vec![]).await,
+        listed.iter().map(encoded).collect::<Vec<_>>()
+    );
+    assert_eq!(json(vec![PinType::MetaPin]).await, vec![encoded(&meta)]);
+    // The same pin, spaced otherwise: passed through while its row says this format…
+    let one = test_cid(1).to_string();
+    let spaced = encoded(&pins[0]).replacen('{', "{ ", 1);
+    sqlx::query("UPDATE pins SET pin = ? WHERE cid = ?")
+        .bind(&spaced)
+        .bind(&one)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        json(vec![]).await.contains(&spaced),
+        "passed through as stored"
+    );
+    // …encoded anew when it says another.
+    sqlx::query("UPDATE pins SET fmt = 0 WHERE cid = ?")
+        .bind(&one)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let anew = json(vec![]).await;
+    assert!(anew.contains(&encoded(&pins[0])) && !anew.contains(&spaced));
+    // A database from before the format column: opened, its rows are of format 0.
+    drop((sm, state));
+    sqlx::query("ALTER TABLE pins DROP COLUMN fmt")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let pool = store::open(&db_path(dir.path())).await.unwrap();
+    let state = store::PinsTable::new(pool.clone());
+    let formats: Vec<i64> = sqlx::query_scalar("SELECT fmt FROM pins ORDER BY cid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(formats, vec![0, 0, 0]);
+    let listed: Vec<String> = state.stream_json(&[]).try_collect().await.unwrap();
+    assert_eq!(
+        listed,
+        list(&state).await.iter().map(encoded).collect::<Vec<_>>()
+    );
+    // A snapshot whose rows are not in this format (here: spaced, format 0) is stored in it.
+    let (leader_pool, mut leader, _) = machine(leader_dir.path(), &pins).await;
+    sqlx::query("UPDATE pins SET pin = ?, fmt = 0 WHERE cid = ?")
+        .bind(&spaced)
+        .bind(&one)
+        .execute(&leader_pool)
+        .await
+        .unwrap();
+    let snapshots = super::snapshot::dir(db_path(dir.path()).parent().unwrap());
+    let (tx, _changes) = crate::state::feed::feed(1024);
+    let mut sm = store::StateMachine::new(pool.clone(), snapshots, tx);
+    let mut built = build(&mut leader).await;
+    let received = receive(&mut sm, &mut built.snapshot).await;
+    sm.install_snapshot(&built.meta, received).await.unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT pin, fmt FROM pins ORDER BY cid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        pins.iter()
+            .map(|p| (encoded(p), store::PIN_FORMAT))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The stored rows of [`store::PIN_FORMAT`] are sent as they are: a change to how a pin
+/// serializes must come with a new format number (raise it, then update this text).
+#[test]
+fn the_stored_pin_format_is_the_apis() {
+    let mut pin = Pin::new(
+        test_cid(7),
+        PinOptions {
+            name: "n".into(),
+            metadata: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        },
+    );
+    pin.timestamp = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    pin.allocations = vec!["12D3KooWPeer".into()];
+    assert_eq!(
+        (
+            store::PIN_FORMAT,
+            serde_json::to_string(&pin).unwrap().as_str()
+        ),
+        (
+            1,
+            r#"{"cid":"QmNLei7TRXHpF9em5YMdhgKqZcxzRoAwKmYpXLzsCMsZod","type":"pin","allocations":["12D3KooWPeer"],"max_depth":-1,"reference":null,"timestamp":"2023-11-14T22:13:20Z","replication_factor_min":0,"replication_factor_max":0,"name":"n","mode":"recursive","shard_size":0,"user_allocations":[],"expire_at":"0001-01-01T00:00:00Z","metadata":{"k":"v"},"pin_update":null,"origins":[]}"#
+        )
+    );
+}

@@ -88,18 +88,40 @@ where
     T: Serialize + Send + 'static,
     S: Stream<Item = Result<T, Error>> + Send + 'static,
 {
+    ndjson_lines(items, |item: &T, buf: &mut Vec<u8>| {
+        serde_json::to_writer(buf, item).expect("API types serialize")
+    })
+    .await
+}
+
+/// [`ndjson`] of items that are JSON text already (passed through as they are).
+async fn ndjson_text<S>(items: S) -> Response
+where
+    S: Stream<Item = Result<String, Error>> + Send + 'static,
+{
+    ndjson_lines(items, |item: &String, buf: &mut Vec<u8>| {
+        buf.extend_from_slice(item.as_bytes())
+    })
+    .await
+}
+
+/// Streams `items` one JSON line each, as `write` puts them into the response.
+async fn ndjson_lines<T, S, W>(items: S, write: W) -> Response
+where
+    T: Send + 'static,
+    S: Stream<Item = Result<T, Error>> + Send + 'static,
+    W: Fn(&T, &mut Vec<u8>) + Send + 'static,
+{
     let mut items = Box::pin(items);
     let first = match items.next().await {
         None => return StatusCode::NO_CONTENT.into_response(),
         Some(Err(e)) => return HttpError(e).into_response(),
         Some(Ok(first)) => first,
     };
-    let line = |item: &T| {
-        let mut v = serde_json::to_vec(item).expect("API types serialize");
-        v.push(b'\n');
-        Bytes::from(v)
-    };
-    let first_line = line(&first);
+    let mut first_line = Vec::new();
+    write(&first, &mut first_line);
+    first_line.push(b'\n');
+    let first_line = Bytes::from(first_line);
     // Items already produced go out together, one frame for up to a few hundred lines: a
     // frame per line cost more than producing the line. A slow stream still sends each line
     // as soon as it exists.
@@ -116,7 +138,7 @@ where
             for item in batch {
                 match item {
                     Ok(item) => {
-                        serde_json::to_writer(&mut buf, &item).expect("API types serialize");
+                        write(&item, &mut buf);
                         buf.push(b'\n');
                     }
                     Err(e) => {
@@ -559,7 +581,7 @@ async fn recover_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response>
 
 async fn allocations(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
     let types = q.pin_types()?;
-    Ok(ndjson(c.allocations(&types)).await)
+    Ok(ndjson_text(c.allocations_json(&types)).await)
 }
 
 async fn allocation(State(c): State<Cluster>, Path(cid): Path<String>) -> ApiResult<Response> {

@@ -18,6 +18,7 @@ use super::super::typ::{ClusterNode, NodeId, Op, TypeConfig};
 use super::db::{
     fresh_name, kv_get, kv_put, read_err, storage, write_err, SErr, ROWS_PER_STATEMENT,
 };
+use super::pins::PIN_FORMAT;
 use super::snapshots::{current_snapshot, keep_snapshot, remove_other_snapshots, SnapshotBuilder};
 use super::staging::{counted, discard, load_snapshot, swap_in, INCOMING};
 use crate::components::StateChange;
@@ -50,11 +51,13 @@ async fn write_ops(
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO pins (cid, pin) ");
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO pins (cid, pin, fmt) ");
             q.push_values(&rows, |mut b, (cid, text)| {
-                b.push_bind(cid.as_str()).push_bind(text.as_str());
+                b.push_bind(cid.as_str())
+                    .push_bind(text.as_str())
+                    .push_bind(PIN_FORMAT);
             });
-            q.push(" ON CONFLICT(cid) DO UPDATE SET pin = excluded.pin");
+            q.push(" ON CONFLICT(cid) DO UPDATE SET pin = excluded.pin, fmt = excluded.fmt");
             q.build().execute(&mut **tx).await?;
         } else {
             let mut q = sqlx::QueryBuilder::new("DELETE FROM pins WHERE cid IN (");

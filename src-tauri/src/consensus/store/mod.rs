@@ -20,6 +20,8 @@ mod staging;
 pub use db::{clear_imported, db_path, has_history, history, imported, joining, set_joining};
 pub use log::{logged_unpins, LogStore};
 pub use machine::StateMachine;
+#[cfg(test)]
+pub use pins::PIN_FORMAT;
 pub use pins::{count_for, PinsTable};
 pub use schema::{checkpoint, open, open_readers};
 pub use snapshots::{ensure_snapshot, snapshot_size};

@@ -12,7 +12,15 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::db::{fresh_name, storage};
 use crate::components::{ConsensusError, PinCounts, Pinset};
-use crate::types::{Cid, Pin};
+use crate::types::{Cid, Pin, PinType};
+
+/// The shape of the pin JSON this version writes, kept beside each row (`pins.fmt`): a row
+/// written in this format is exactly what the REST API sends for the pin, so listings pass
+/// it through without parsing and encoding it again; a row of any other format (0: written
+/// before rows carried one) is read into a [`Pin`] and encoded anew. A change to how
+/// [`Pin`] serializes must raise this number (`the_stored_pin_format_is_the_apis` fails
+/// until it is).
+pub const PIN_FORMAT: i64 = 1;
 
 /// A pin's expiry time as SQLite reads it from the stored JSON (Go's zero time when unset).
 pub(super) const EXPIRY: &str = "julianday(json_extract(pin, '$.expire_at'))";
@@ -141,6 +149,7 @@ pub async fn count_for(pool: &SqlitePool, peer: &str) -> Result<(), ConsensusErr
 /// Gives `pins` what a database from before them lacks: the expiry index, and the counts
 /// with their triggers.
 pub(super) async fn prepare(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    ensure_format_column(pool).await?;
     ensure_expiry_index(pool).await?;
     let counted: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
         .fetch_optional(pool)
@@ -160,6 +169,22 @@ pub(super) async fn prepare(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         }
         set_counts(&mut tx, None).await?;
         tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Gives `pins` the column of its rows' format if it has none (a database from before it):
+/// its rows are then of format 0, encoded anew when listed. Adding a column with a default
+/// rewrites no row.
+async fn ensure_format_column(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM pragma_table_info('pins') WHERE name = 'fmt'")
+            .fetch_one(pool)
+            .await?;
+    if n == 0 {
+        sqlx::query("ALTER TABLE pins ADD COLUMN fmt INTEGER NOT NULL DEFAULT 0")
+            .execute(pool)
+            .await?;
     }
     Ok(())
 }
@@ -234,6 +259,10 @@ impl Pinset for PinsTable {
         }))
     }
 
+    fn stream_json(&self, types: &[PinType]) -> BoxStream<'static, Result<String, ConsensusError>> {
+        self.json_pages(types)
+    }
+
     fn stream_after(
         &self,
         after: Option<String>,
@@ -263,6 +292,50 @@ impl Pinset for PinsTable {
                 }
                 match rows.last() {
                     Some(last) if full => after = Some(last.get::<String, _>(0)),
+                    _ => break,
+                }
+            }
+        })
+    }
+}
+
+impl PinsTable {
+    /// [`Pinset::stream_json`]: a row of [`PIN_FORMAT`] as it is stored, any other read and
+    /// encoded anew; `types` matched by SQLite on the stored text. Read in pages as
+    /// [`Pinset::stream_after`].
+    fn json_pages(&self, types: &[PinType]) -> BoxStream<'static, Result<String, ConsensusError>> {
+        let readers = self.readers.clone();
+        // The types as the JSON names them, matched by SQLite on the stored text.
+        let only = if types.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
+            format!(" AND json_extract(pin, '$.type') IN ({})", names.join(", "))
+        };
+        let sql = format!(
+            "SELECT cid, pin, fmt FROM pins WHERE cid > ?{only} ORDER BY cid LIMIT {READ_PAGE}"
+        );
+        Box::pin(async_stream::try_stream! {
+            // "" sorts before every CID.
+            let mut after = String::new();
+            loop {
+                let rows = sqlx::query(&sql)
+                    .bind(after.as_str())
+                    .fetch_all(&readers)
+                    .await
+                    .map_err(storage)?;
+                let full = rows.len() == READ_PAGE;
+                for row in &rows {
+                    let text: String = row.get(1);
+                    if row.get::<i64, _>(2) == PIN_FORMAT {
+                        yield text;
+                    } else {
+                        let pin = parse_pin(&text)?;
+                        yield serde_json::to_string(&pin).map_err(storage)?;
+                    }
+                }
+                match rows.last() {
+                    Some(last) if full => after = last.get::<String, _>(0),
                     _ => break,
                 }
             }

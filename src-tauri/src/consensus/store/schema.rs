@@ -14,7 +14,9 @@ use crate::components::ConsensusError;
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)",
+    // `fmt`: the format of the row's JSON (see `pins::PIN_FORMAT`; a database from before it
+    // gets the column from `pins::prepare`).
+    "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pin TEXT NOT NULL, fmt INTEGER NOT NULL DEFAULT 0)",
     // The current snapshot: its meta and file (one row, only ever replaced by a newer one).
     "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, meta TEXT NOT NULL, file TEXT NOT NULL)",
     // What the last installed snapshot dropped, to unpin from IPFS (kept until the next one).

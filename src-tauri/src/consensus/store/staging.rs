@@ -9,7 +9,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::super::snapshot::SnapshotFile;
 use super::db::{kv_put, storage, IMPORTED, ROWS_PER_STATEMENT};
-use super::pins::{count_table, expiry_index, set_counts};
+use super::pins::{count_table, expiry_index, set_counts, PIN_FORMAT};
 use crate::components::ConsensusError;
 use crate::types::Pin;
 
@@ -40,7 +40,7 @@ impl Staging {
     ) -> Result<Staging, sqlx::Error> {
         for stmt in [
             format!("DROP TABLE IF EXISTS {table}"),
-            format!("CREATE TABLE {table} (cid TEXT PRIMARY KEY, pin TEXT NOT NULL)"),
+            format!("CREATE TABLE {table} (cid TEXT PRIMARY KEY, pin TEXT NOT NULL, fmt INTEGER NOT NULL DEFAULT 0)"),
             expiry_index(table),
         ] {
             sqlx::query(&stmt).execute(pool).await?;
@@ -55,7 +55,8 @@ impl Staging {
         })
     }
 
-    /// Adds one pin; a later one for the same CID replaces it.
+    /// Adds one pin, `json` encoded by this version ([`PIN_FORMAT`]); a later one for the
+    /// same CID replaces it.
     pub(super) async fn push(&mut self, cid: String, json: String) -> Result<(), sqlx::Error> {
         self.rows.push((cid, json));
         if self.rows.len() >= ROWS_PER_STATEMENT {
@@ -72,10 +73,14 @@ impl Staging {
             Some(tx) => tx,
             None => self.tx.insert(self.pool.begin().await?),
         };
-        let mut q =
-            sqlx::QueryBuilder::new(format!("INSERT OR REPLACE INTO {} (cid, pin) ", self.table));
+        let mut q = sqlx::QueryBuilder::new(format!(
+            "INSERT OR REPLACE INTO {} (cid, pin, fmt) ",
+            self.table
+        ));
         q.push_values(&self.rows, |mut b, (cid, json)| {
-            b.push_bind(cid.as_str()).push_bind(json.as_str());
+            b.push_bind(cid.as_str())
+                .push_bind(json.as_str())
+                .push_bind(PIN_FORMAT);
         });
         q.build().execute(&mut **tx).await?;
         self.count += self.rows.len() as u64;
@@ -138,7 +143,10 @@ pub(super) async fn load_snapshot(
     let io = |e: sqlx::Error| std::io::Error::other(e.to_string());
     let mut staging = Staging::create(pool, INCOMING).await.map_err(io)?;
     let mut records = file.records().await?;
-    while let Some((pin, json)) = records.next().await? {
+    while let Some((pin, _as_sent)) = records.next().await? {
+        // Encoded anew: the sender may be a version whose pins have another shape, and a
+        // row is kept as this version's format (see `PIN_FORMAT`).
+        let json = serde_json::to_string(&pin).map_err(std::io::Error::other)?;
         staging.push(pin.cid.to_string(), json).await.map_err(io)?;
     }
     staging.finish().await.map_err(io)
