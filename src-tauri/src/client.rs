@@ -47,6 +47,30 @@ pub struct Client {
 }
 
 /// `/ip4/…/tcp/…` multiaddr, `host:port` or a full URL → base URL.
+/// A listing as it streams in: one item per line of the answer.
+pub type Items<T> = futures::stream::BoxStream<'static, Result<T>>;
+
+/// The items of an NDJSON answer, decoded line by line as the body arrives (blank lines
+/// skipped, a line over 16 MiB an error).
+fn json_lines<T: DeserializeOwned + Send + 'static>(resp: reqwest::Response) -> Items<T> {
+    use futures::StreamExt;
+    use tokio_util::codec::{FramedRead, LinesCodec};
+    let bytes = resp
+        .bytes_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let lines = FramedRead::new(
+        tokio_util::io::StreamReader::new(bytes),
+        LinesCodec::new_with_max_length(16 << 20),
+    );
+    lines
+        .filter(|l| futures::future::ready(!matches!(l, Ok(t) if t.trim().is_empty())))
+        .map(|l| {
+            let l = l.map_err(|e| ClientError::Decode(e.to_string()))?;
+            serde_json::from_str(&l).map_err(|e| ClientError::Decode(e.to_string()))
+        })
+        .boxed()
+}
+
 pub fn base_url(host: &str) -> Result<String> {
     let host = host.trim().trim_end_matches('/');
     if host.starts_with('/') {
@@ -244,25 +268,19 @@ impl Client {
             .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
-    /// Reads an NDJSON stream (204 = empty).
-    async fn stream<T: DeserializeOwned>(
+    /// An NDJSON listing, each item as it arrives (204 = none): the request's own failure
+    /// is the `Err`; one while reading is the stream's last item.
+    async fn stream<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
         path: &str,
         query: &[(String, String)],
-    ) -> Result<Vec<T>> {
+    ) -> Result<Items<T>> {
         let resp = self.request(method, path, query).await?;
         if resp.status() == StatusCode::NO_CONTENT {
-            return Ok(Vec::new());
+            return Ok(Box::pin(futures::stream::empty()));
         }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        serde_json::Deserializer::from_slice(&body)
-            .into_iter::<T>()
-            .map(|r| r.map_err(|e| ClientError::Decode(e.to_string())))
-            .collect()
+        Ok(json_lines(resp))
     }
 
     pub async fn id(&self) -> Result<Id> {
@@ -277,8 +295,13 @@ impl Client {
         self.request(Method::GET, "/health", &[]).await.map(|_| ())
     }
 
+    /// The cluster's peers (a few hundred at most: gathered).
     pub async fn peers(&self) -> Result<Vec<Id>> {
-        self.stream(Method::GET, "/peers", &[]).await
+        use futures::TryStreamExt;
+        self.stream(Method::GET, "/peers", &[])
+            .await?
+            .try_collect()
+            .await
     }
 
     pub async fn peer_rm(&self, peer: &str) -> Result<()> {
@@ -312,12 +335,7 @@ impl Client {
     /// line, sent as it is read; one [`crate::types::PinResult`] a line comes back, in the
     /// same order, as each pin is committed. No overall timeout: a batch takes as long as
     /// its lines (each line's commit has the cluster's own).
-    pub async fn pin_many(
-        &self,
-        body: reqwest::Body,
-    ) -> Result<futures::stream::BoxStream<'static, Result<crate::types::PinResult>>> {
-        use futures::StreamExt;
-        use tokio_util::codec::{FramedRead, LinesCodec};
+    pub async fn pin_many(&self, body: reqwest::Body) -> Result<Items<crate::types::PinResult>> {
         let resp = self
             .request_with(Method::POST, "/pins", &[], |r| {
                 r.header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
@@ -325,20 +343,7 @@ impl Client {
                     .body(body)
             })
             .await?;
-        let bytes = resp
-            .bytes_stream()
-            .map(|r| r.map_err(std::io::Error::other));
-        let lines = FramedRead::new(
-            tokio_util::io::StreamReader::new(bytes),
-            LinesCodec::new_with_max_length(16 << 20),
-        );
-        Ok(lines
-            .filter(|l| futures::future::ready(!matches!(l, Ok(t) if t.trim().is_empty())))
-            .map(|l| {
-                let l = l.map_err(|e| ClientError::Decode(e.to_string()))?;
-                serde_json::from_str(&l).map_err(|e| ClientError::Decode(e.to_string()))
-            })
-            .boxed())
+        Ok(json_lines(resp))
     }
 
     /// `arg` is a CID or an `/ipfs|ipns|ipld/…` path.
@@ -352,7 +357,8 @@ impl Client {
         self.json(Method::DELETE, &path, &[]).await
     }
 
-    pub async fn allocations(&self, filter: &str) -> Result<Vec<Pin>> {
+    /// Every pin in the pinset (of the types in `filter`), as it streams in.
+    pub async fn allocations(&self, filter: &str) -> Result<Items<Pin>> {
         let q = [("filter".to_string(), filter.to_string())];
         self.stream(Method::GET, "/allocations", &q).await
     }
@@ -377,7 +383,8 @@ impl Client {
         self.json(Method::GET, "/pins/summary", &[]).await
     }
 
-    pub async fn status_all(&self, filter: &str, cids: &[String]) -> Result<Vec<GlobalPinInfo>> {
+    /// The cluster's status of every pin (or of `cids`), as it streams in.
+    pub async fn status_all(&self, filter: &str, cids: &[String]) -> Result<Items<GlobalPinInfo>> {
         let mut q = vec![("filter".to_string(), filter.to_string())];
         if !cids.is_empty() {
             q.push(("cids".into(), cids.join(",")));
@@ -385,13 +392,15 @@ impl Client {
         self.stream(Method::GET, "/pins", &q).await
     }
 
-    pub async fn status_all_local(&self, filter: &str) -> Result<Vec<PinInfo>> {
+    /// This peer's status of every pin, as it streams in.
+    pub async fn status_all_local(&self, filter: &str) -> Result<Items<PinInfo>> {
+        use futures::StreamExt;
         let q = [
             ("filter".to_string(), filter.to_string()),
             ("local".to_string(), "true".to_string()),
         ];
-        let all: Vec<GlobalPinInfo> = self.stream(Method::GET, "/pins", &q).await?;
-        all.into_iter().map(local_of).collect()
+        let all: Items<GlobalPinInfo> = self.stream(Method::GET, "/pins", &q).await?;
+        Ok(all.map(|g| g.and_then(local_of)).boxed())
     }
 
     pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {
@@ -407,7 +416,8 @@ impl Client {
         local_of(g)
     }
 
-    pub async fn recover_all(&self) -> Result<Vec<GlobalPinInfo>> {
+    /// Recovers every pin on every peer; what each queued again, as it streams in.
+    pub async fn recover_all(&self) -> Result<Items<GlobalPinInfo>> {
         self.stream(Method::POST, "/pins/recover", &[]).await
     }
 

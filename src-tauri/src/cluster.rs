@@ -527,39 +527,34 @@ impl Cluster {
         self.gather_one(cid, PeerCall::Recover(Some(*cid))).await
     }
 
-    pub async fn recover_all_local(&self) -> Vec<PinInfo> {
-        self.tracker.recover_all().await
+    /// Queues again each pin in error here; the status of each, as this peer's status walk
+    /// reaches it.
+    pub fn recover_all_local(&self) -> BoxStream<'static, PinInfo> {
+        self.tracker.recover_all()
     }
 
-    /// Recovers on every member at once; each answers what it queued again, merged per CID
-    /// as a stream. A member that cannot be asked shows `cluster_error` for each pin
-    /// allocated to it, read from disk as the stream goes (not gathered first).
+    /// Recovers on every member at once, each walking its status and queueing again what is
+    /// in error; what each queued, merged per CID as a stream (this peer's from its tracker,
+    /// the others' a page at a time). A member that cannot be asked shows `cluster_error`
+    /// for each pin allocated to it, read from disk as the stream goes.
     pub fn recover_all(&self) -> BoxStream<'static, GlobalPinInfo> {
+        let listing = rand::random::<u64>();
         let sources = self
             .consensus
             .members()
             .into_iter()
             .map(|m| {
-                let this = self.clone();
-                let source = async move {
-                    if m.peer_id == this.me.peer_id {
-                        return global_status::sorted(this.tracker.recover_all().await);
-                    }
-                    match this
-                        .rpc
-                        .pins(&m, PeerCall::Recover(None), PEER_STATUS_TIMEOUT)
-                        .await
-                    {
-                        Ok(infos) => global_status::sorted(infos),
-                        Err(e) => global_status::unreachable(
-                            this.consensus.state(),
-                            m,
-                            None,
-                            e.to_string(),
-                        ),
-                    }
-                };
-                Box::pin(futures::stream::once(source).flatten()) as BoxStream<'static, PinInfo>
+                if m.peer_id == self.me.peer_id {
+                    self.tracker.recover_all()
+                } else {
+                    global_status::recover_remote(
+                        self.rpc.clone(),
+                        self.consensus.state(),
+                        m,
+                        listing,
+                        PEER_STATUS_TIMEOUT,
+                    )
+                }
             })
             .collect();
         global_status::merge(sources)
@@ -852,7 +847,24 @@ impl PeerService for Cluster {
                 self.tracker.status_page(listing, after, limit).await
             }
             PeerCall::Recover(Some(cid)) => vec![self.recover_local(&cid).await],
-            PeerCall::Recover(None) => self.recover_all_local().await,
+            // From an older version: everything is recovered, a page of it answered.
+            PeerCall::Recover(None) => {
+                let mut recovered = self.recover_all_local();
+                let mut page = Vec::new();
+                while let Some(info) = recovered.next().await {
+                    if page.len() < global_status::PAGE {
+                        page.push(info);
+                    }
+                }
+                page
+            }
+            PeerCall::RecoverCids(cids) => {
+                let mut out = Vec::new();
+                for cid in cids.iter().take(global_status::PAGE) {
+                    out.push(self.recover_local(cid).await);
+                }
+                out
+            }
         }
     }
 

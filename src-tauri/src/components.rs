@@ -348,7 +348,9 @@ pub trait PinTracker: Send + Sync + 'static {
     async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo>;
     /// Retries a failed or unexpectedly unpinned CID.
     async fn recover(&self, cid: &Cid) -> PinInfo;
-    async fn recover_all(&self) -> Vec<PinInfo>;
+    /// Walks this peer's status in CID order and queues again each pin in error or
+    /// unexpectedly unpinned; the status of each one queued, as it goes (memory: a page).
+    fn recover_all(&self) -> BoxStream<'static, PinInfo>;
     /// Desktop "Pause pinning": queued operations wait until resumed, running ones finish.
     fn set_paused(&self, paused: bool);
     fn is_paused(&self) -> bool;
@@ -444,8 +446,12 @@ pub enum PeerCall {
         after: Option<String>,
         limit: usize,
     },
-    /// Recover this CID (all errored ones when None).
+    /// Recover this CID (all errored ones when None: answered with the first
+    /// [`crate::global_status::PAGE`] of them; this version asks with `RecoverCids`).
     Recover(Option<Cid>),
+    /// Recover these CIDs (at most a page, picked from a `StatusPage`); answers the status
+    /// of each one queued again.
+    RecoverCids(Vec<Cid>),
 }
 
 /// A question about the callee itself: its view of the cluster, its IPFS node.

@@ -55,6 +55,77 @@ pub(crate) fn remote(
     })
 }
 
+/// Recovers on `member` page by page: each page of its status, then the pins of it in error
+/// or unexpectedly unpinned recovered in one call; the status of each one queued again.
+/// When it cannot be asked, as [`remote`].
+pub(crate) fn recover_remote(
+    rpc: Arc<dyn PeerRpc>,
+    state: Arc<dyn Pinset>,
+    member: Member,
+    listing: u64,
+    timeout: Duration,
+) -> BoxStream<'static, PinInfo> {
+    Box::pin(async_stream::stream! {
+        let mut after: Option<String> = None;
+        loop {
+            let call = PeerCall::StatusPage { listing, after: after.clone(), limit: PAGE };
+            let answer = match rpc.pins(&member, call, timeout).await {
+                Ok(page) => {
+                    let last = page.len() < PAGE;
+                    let from = after.clone();
+                    after = page.last().map(|i| i.pin.cid.to_string()).or(after);
+                    let errored: Vec<_> = page
+                        .iter()
+                        .filter(|i| recoverable(i.info.status))
+                        .map(|i| i.pin.cid)
+                        .collect();
+                    if errored.is_empty() {
+                        Ok((Vec::new(), last))
+                    } else {
+                        match rpc.pins(&member, PeerCall::RecoverCids(errored), timeout).await {
+                            Ok(mut recovered) => {
+                                recovered.sort_by_cached_key(|i| i.pin.cid.to_string());
+                                Ok((recovered, last))
+                            }
+                            // What this page held is still to be told.
+                            Err(e) => {
+                                after = from;
+                                Err(e)
+                            }
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match answer {
+                Ok((recovered, last)) => {
+                    for info in recovered {
+                        yield info;
+                    }
+                    if last {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let mut rest = unreachable(state, member, after, e.to_string());
+                    while let Some(info) = rest.next().await {
+                        yield info;
+                    }
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// The statuses a recover queues again (as IPFS Cluster's tracker).
+fn recoverable(status: TrackerStatus) -> bool {
+    matches!(
+        status,
+        TrackerStatus::PinError | TrackerStatus::UnpinError | TrackerStatus::UnexpectedlyUnpinned
+    )
+}
+
 /// `cluster_error` for each pin allocated to `member` after `after` (all from the start when
 /// None), read from this peer's pinset as the stream is consumed.
 pub(crate) fn unreachable(
@@ -76,6 +147,7 @@ pub(crate) fn unreachable(
 }
 
 /// One member's answer (a list, in any order) as a source for [`merge`].
+#[cfg(test)]
 pub(crate) fn sorted(mut infos: Vec<PinInfo>) -> BoxStream<'static, PinInfo> {
     infos.sort_by_cached_key(|i| i.pin.cid.to_string());
     Box::pin(futures::stream::iter(infos))
@@ -204,5 +276,171 @@ mod tests {
                 .await
                 .expect("the first pages were asked for together");
         assert_eq!(merged.len(), 3);
+    }
+
+    /// A member over cluster RPC holding `pins` (in CID order), those at `errored` in error;
+    /// a recover call fails from the `fail_at`-th on.
+    struct Member2 {
+        pins: Vec<Pin>,
+        errored: Vec<usize>,
+        recover_calls: std::sync::Mutex<Vec<usize>>,
+        fail_at: usize,
+    }
+
+    #[async_trait::async_trait]
+    impl PeerRpc for Member2 {
+        async fn id(
+            &self,
+            _: &Member,
+            _: Duration,
+        ) -> Result<crate::types::Id, crate::components::RpcError> {
+            unreachable!()
+        }
+        async fn pins(
+            &self,
+            to: &Member,
+            call: PeerCall,
+            _: Duration,
+        ) -> Result<Vec<PinInfo>, crate::components::RpcError> {
+            let status = |n: usize, s| {
+                PinInfo::of(
+                    &self.pins[n],
+                    &to.peer_id,
+                    PinInfoShort::now(s, String::new()),
+                )
+            };
+            match call {
+                PeerCall::StatusPage { after, limit, .. } => Ok((0..self.pins.len())
+                    .filter(|&n| {
+                        after
+                            .as_ref()
+                            .is_none_or(|a| self.pins[n].cid.to_string() > *a)
+                    })
+                    .take(limit)
+                    .map(|n| {
+                        let s = if self.errored.contains(&n) {
+                            TrackerStatus::PinError
+                        } else {
+                            TrackerStatus::Pinned
+                        };
+                        status(n, s)
+                    })
+                    .collect()),
+                PeerCall::RecoverCids(cids) => {
+                    let mut calls = self.recover_calls.lock().unwrap();
+                    calls.push(cids.len());
+                    if calls.len() >= self.fail_at {
+                        return Err(crate::components::RpcError::Timeout {
+                            peer: to.peer_id.clone(),
+                            timeout: Duration::from_secs(1),
+                        });
+                    }
+                    Ok(cids
+                        .iter()
+                        .map(|c| {
+                            status(
+                                self.pins.iter().position(|p| p.cid == *c).unwrap(),
+                                TrackerStatus::PinQueued,
+                            )
+                        })
+                        .collect())
+                }
+                other => panic!("not asked of a member: {other:?}"),
+            }
+        }
+        async fn metrics(
+            &self,
+            _: &Member,
+            _: Vec<crate::types::Metric>,
+            _: Duration,
+        ) -> Result<(), crate::components::RpcError> {
+            unreachable!()
+        }
+        async fn node(
+            &self,
+            _: &Member,
+            _: crate::components::NodeCall,
+            _: Duration,
+        ) -> Result<crate::components::NodeAnswer, crate::components::RpcError> {
+            unreachable!()
+        }
+        fn bandwidth(&self) -> std::collections::BTreeMap<String, crate::types::Bandwidth> {
+            Default::default()
+        }
+    }
+
+    /// Recovering on another member goes a page at a time: each page of its status, then
+    /// one call for the pins of that page in error; the status of each one queued again, in
+    /// CID order. A member that stops answering half-way shows `cluster_error` from where it
+    /// stopped, for the pins allocated to it.
+    #[tokio::test]
+    async fn recovering_on_another_member_goes_a_page_at_a_time() {
+        let state = crate::state::StateHandle::default();
+        let mut pins: Vec<Pin> = (0..2_500)
+            .map(|n| Pin::new(test_cid(n), PinOptions::default()))
+            .collect();
+        pins.sort_by_cached_key(|p| p.cid.to_string());
+        for p in &pins {
+            state.insert(p.clone());
+        }
+        let member = Member {
+            peer_id: "m".into(),
+            addrs: Vec::new(),
+            role: crate::types::PeerRole::Voter,
+        };
+        let errored = vec![5, 999, 1_000, 2_400];
+        let rpc = Arc::new(Member2 {
+            pins: pins.clone(),
+            errored: errored.clone(),
+            recover_calls: Default::default(),
+            fail_at: usize::MAX,
+        });
+        let got: Vec<PinInfo> = recover_remote(
+            rpc.clone(),
+            Arc::new(state.clone()),
+            member.clone(),
+            1,
+            Duration::from_secs(1),
+        )
+        .collect()
+        .await;
+        let want: Vec<String> = errored.iter().map(|&n| pins[n].cid.to_string()).collect();
+        assert_eq!(
+            got.iter()
+                .map(|i| i.pin.cid.to_string())
+                .collect::<Vec<_>>(),
+            want
+        );
+        assert!(got
+            .iter()
+            .all(|i| i.info.status == TrackerStatus::PinQueued));
+        assert_eq!(
+            *rpc.recover_calls.lock().unwrap(),
+            vec![2, 1, 1],
+            "one call per page with errors, only those"
+        );
+        // The second recover call fails: its page and all after are cluster_error.
+        let rpc = Arc::new(Member2 {
+            pins: pins.clone(),
+            errored,
+            recover_calls: Default::default(),
+            fail_at: 2,
+        });
+        let got: Vec<PinInfo> =
+            recover_remote(rpc, Arc::new(state), member, 1, Duration::from_secs(1))
+                .collect()
+                .await;
+        assert_eq!(
+            got.len(),
+            2 + 1_500,
+            "two recovered, then every pin from page two on"
+        );
+        assert!(got[..2]
+            .iter()
+            .all(|i| i.info.status == TrackerStatus::PinQueued));
+        assert!(got[2..]
+            .iter()
+            .all(|i| i.info.status == TrackerStatus::ClusterError));
+        assert_eq!(got[2].pin.cid, pins[1_000].cid);
     }
 }

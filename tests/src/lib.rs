@@ -23,6 +23,18 @@ pub mod relay;
 
 pub use netns::{Host, Net};
 
+/// A client listing gathered whole, for assertions on the small pinsets of tests.
+#[allow(async_fn_in_trait)]
+pub trait Gather<T> {
+    async fn gather(self) -> Result<Vec<T>, ipfs_cluster::client::ClientError>;
+}
+
+impl<T> Gather<T> for Result<ipfs_cluster::client::Items<T>, ipfs_cluster::client::ClientError> {
+    async fn gather(self) -> Result<Vec<T>, ipfs_cluster::client::ClientError> {
+        futures::TryStreamExt::try_collect(self?).await
+    }
+}
+
 /// Content no other test adds, so CIDs never collide across tests.
 pub fn unique(tag: &str) -> Vec<u8> {
     format!(
@@ -50,6 +62,8 @@ pub fn identity_cid(text: &str) -> String {
 pub async fn pinset(client: &Client) -> Vec<String> {
     let mut cids: Vec<String> = client
         .allocations("")
+        .await
+        .gather()
         .await
         .expect("allocations")
         .iter()

@@ -32,7 +32,7 @@ use ipfs_cluster::client::Client;
 use ipfs_cluster::types::{Cid, PinOptions};
 
 use crate::netns::{Host, Net};
-use crate::{identity_cid, Peer, TestCluster};
+use crate::{identity_cid, Gather, Peer, TestCluster};
 
 /// splitmix64: tiny, and the same draws for a seed whatever crate versions the tests use.
 pub struct Rng(u64);
@@ -472,6 +472,8 @@ async fn pinsets(c: &TestCluster) -> Result<Vec<BTreeSet<String>>, String> {
     for (i, p) in c.peers.iter().enumerate() {
         let pins = client_of(p, Duration::from_secs(20))
             .allocations("")
+            .await
+            .gather()
             .await
             .map_err(|e| format!("peer {i}: {e}"))?;
         out.push(pins.iter().map(|p| p.cid.to_string()).collect());

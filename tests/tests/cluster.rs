@@ -103,6 +103,8 @@ async fn five_peers_elect_a_new_leader_after_kill_9_and_a_minority_cannot_commit
         .client()
         .allocations("")
         .await
+        .gather()
+        .await
         .unwrap()
         .iter()
         .any(|p| p.cid.to_string() == b));
@@ -419,7 +421,7 @@ async fn global_status_of_more_pins_than_a_page_merges_every_peer_and_names_a_st
     let client = c.peers[0].client();
     let ids: Vec<String> = c.peers.iter().map(|p| p.id()).collect();
     wait_for("every peer to pin every CID", DEADLINE * 3, || async {
-        let all = client.status_all("", &[]).await.ok()?;
+        let all = client.status_all("", &[]).await.gather().await.ok()?;
         let done = all.len() == n
             && all.iter().all(|g| {
                 ids.iter().all(|id| {
@@ -432,7 +434,7 @@ async fn global_status_of_more_pins_than_a_page_merges_every_peer_and_names_a_st
     })
     .await
     .unwrap();
-    let all = client.status_all("", &[]).await.unwrap();
+    let all = client.status_all("", &[]).await.gather().await.unwrap();
     let keys: Vec<String> = all.iter().map(|g| g.cid.to_string()).collect();
     let mut sorted = keys.clone();
     sorted.sort();
@@ -441,7 +443,7 @@ async fn global_status_of_more_pins_than_a_page_merges_every_peer_and_names_a_st
 
     // A stopped peer does not fail the listing: each of its pins says why.
     c.peers[2].stop();
-    let all = client.status_all("", &[]).await.unwrap();
+    let all = client.status_all("", &[]).await.gather().await.unwrap();
     assert_eq!(all.len(), n);
     for g in &all {
         let gone = &g.peer_map[&ids[2]];
@@ -450,7 +452,12 @@ async fn global_status_of_more_pins_than_a_page_merges_every_peer_and_names_a_st
         assert_eq!(g.peer_map[&ids[1]].status.to_string(), "pinned");
     }
     // The filter keeps a pin when any peer matches it.
-    let errored = client.status_all("cluster_error", &[]).await.unwrap();
+    let errored = client
+        .status_all("cluster_error", &[])
+        .await
+        .gather()
+        .await
+        .unwrap();
     assert_eq!(errored.len(), n);
 }
 

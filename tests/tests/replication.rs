@@ -248,7 +248,12 @@ async fn recover_retries_an_errored_pin_after_its_ipfs_node_returns() {
     let g = client.status(&cid).await.unwrap();
     let p2 = c.peers[2].id();
     assert_eq!(g.peer_map[&p2].status, TrackerStatus::PinError);
-    let errors = client.status_all("error", &[]).await.unwrap();
+    let errors = client
+        .status_all("error", &[])
+        .await
+        .gather()
+        .await
+        .unwrap();
     assert_eq!(errors.len(), 1);
 
     c.ipfs[2].restart().await.unwrap();
@@ -313,7 +318,13 @@ async fn recover_of_everything_streams_cluster_error_for_a_member_that_cannot_be
     }
     let gone = c.peers[2].id();
     c.peers[2].stop();
-    let recovered = c.peers[0].client().recover_all().await.unwrap();
+    let recovered = c.peers[0]
+        .client()
+        .recover_all()
+        .await
+        .gather()
+        .await
+        .unwrap();
     let got: Vec<String> = recovered.iter().map(|g| g.pin.cid.to_string()).collect();
     let mut want = cids.clone();
     want.sort();
@@ -334,7 +345,13 @@ async fn recover_of_everything_streams_cluster_error_for_a_member_that_cannot_be
 /// Peer `i`'s statuses as a walk of every pin counts them (`GET /pins?local=true`), in the
 /// shape of its summary.
 async fn walked_summary(c: &TestCluster, i: usize) -> StatusSummary {
-    let infos = c.peers[i].client().status_all_local("").await.unwrap();
+    let infos = c.peers[i]
+        .client()
+        .status_all_local("")
+        .await
+        .gather()
+        .await
+        .unwrap();
     let mut s = StatusSummary::default();
     for info in &infos {
         let n = match info.info.status {

@@ -67,7 +67,14 @@ async fn ctl_pin_add_pins_in_real_ipfs_and_pin_rm_removes_it() {
         !ipfs.is_pinned(&cid).await.unwrap(),
         "the real node dropped the pin"
     );
-    assert!(peer.client().allocations("").await.unwrap().is_empty());
+    assert!(peer
+        .client()
+        .allocations("")
+        .await
+        .gather()
+        .await
+        .unwrap()
+        .is_empty());
     let err = peer.client().allocation(&cid).await.unwrap_err();
     assert_eq!(err.code(), Some(404));
 }
@@ -90,7 +97,7 @@ async fn pinset_survives_restart_and_kill_9() {
 
     peer.stop();
     peer.start(&[]).await.unwrap();
-    let pins = client.allocations("").await.unwrap();
+    let pins = client.allocations("").await.gather().await.unwrap();
     let mut names: Vec<_> = pins.iter().map(|p| p.options.name.clone()).collect();
     names.sort();
     assert_eq!(names, ["a", "b"], "graceful restart keeps the pinset");
@@ -135,7 +142,12 @@ async fn ipfs_outage_shows_errors_and_the_peer_recovers_when_it_returns() {
     let info = client.status_local(&b).await.unwrap();
     assert!(info.info.attempt_count >= 1);
     assert!(!info.info.error.is_empty());
-    let errors = client.status_all("error", &[]).await.unwrap();
+    let errors = client
+        .status_all("error", &[])
+        .await
+        .gather()
+        .await
+        .unwrap();
     assert!(errors.iter().any(|g| g.cid.to_string() == b));
     let out = peer.ctl(&["status", "--filter", "error"]);
     assert!(
@@ -218,7 +230,14 @@ async fn bad_rest_input_gets_a_clear_error_and_changes_nothing() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 204, "the pinset is still empty");
     assert!(ipfs.pins().await.unwrap().is_empty());
-    assert!(peer.client().status_all("", &[]).await.unwrap().is_empty());
+    assert!(peer
+        .client()
+        .status_all("", &[])
+        .await
+        .gather()
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -248,15 +267,30 @@ async fn rest_api_streams_and_status_filters() {
         let (_, info) = l["peer_map"].as_object().unwrap().iter().next().unwrap();
         assert_eq!(info["status"], "pinned");
     }
-    let pinned = client.status_all("pinned", &[]).await.unwrap();
+    let pinned = client
+        .status_all("pinned", &[])
+        .await
+        .gather()
+        .await
+        .unwrap();
     assert_eq!(pinned.len(), 3);
-    let none = client.status_all("pin_error,unpinning", &[]).await.unwrap();
+    let none = client
+        .status_all("pin_error,unpinning", &[])
+        .await
+        .gather()
+        .await
+        .unwrap();
     assert!(none.is_empty());
-    let some = client.status_all("", &cids[..2]).await.unwrap();
+    let some = client
+        .status_all("", &cids[..2])
+        .await
+        .gather()
+        .await
+        .unwrap();
     assert_eq!(some.len(), 2);
-    let local = client.status_all_local("").await.unwrap();
+    let local = client.status_all_local("").await.gather().await.unwrap();
     assert!(local.iter().all(|i| i.info.status == TrackerStatus::Pinned));
-    let recovered = client.recover_all().await.unwrap();
+    let recovered = client.recover_all().await.gather().await.unwrap();
     assert!(recovered.is_empty(), "nothing to recover");
     let r = client.recover(&cids[0]).await.unwrap();
     assert!(r
@@ -329,7 +363,7 @@ async fn state_export_and_import_move_a_pinset() {
     );
     assert!(out.status.success(), "{}", text(&out));
     other.start(&[]).await.unwrap();
-    let pins = other.client().allocations("").await.unwrap();
+    let pins = other.client().allocations("").await.gather().await.unwrap();
     assert_eq!(pins.len(), 1);
     assert_eq!(pins[0].options.name, "kept");
     other.wait_status(&cid, "pinned").await.unwrap();

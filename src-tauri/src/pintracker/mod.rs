@@ -595,9 +595,10 @@ impl Inner {
         }
     }
 
-    /// Queues every failed operation again, and the pins allocated here that IPFS lacks;
-    /// returns the CIDs it queued.
-    async fn requeue_all(&self) -> Vec<Cid> {
+    /// Queues every failed operation again, and the pins allocated here that IPFS lacks
+    /// (the maintenance loop's recover; a user's "recover all" walks the status instead, see
+    /// [`PinTracker::recover_all`]).
+    async fn requeue_all(&self) {
         let failed: Vec<(OpKind, Cid)> = {
             let ops = self.ops.lock().unwrap();
             ops.iter()
@@ -605,33 +606,16 @@ impl Inner {
                 .map(|(cid, op)| (op.kind, *cid))
                 .collect()
         };
-        let mut touched: Vec<Cid> = Vec::with_capacity(failed.len());
         for (kind, cid) in failed {
             self.requeue_failed(kind, &cid).await;
-            touched.push(cid);
         }
-        touched.extend(self.sync_missing().await);
-        touched
-    }
-
-    async fn recover_all(&self) -> Vec<PinInfo> {
-        let touched = self.requeue_all().await;
-        let mut out = Vec::with_capacity(touched.len());
-        for cid in touched {
-            out.push(self.status(&cid).await);
-        }
-        out
-    }
-
-    /// Queues pins allocated here that IPFS does not have; returns their CIDs.
-    async fn sync_missing(&self) -> Vec<Cid> {
-        self.reconcile(false).await
+        self.reconcile(false).await;
     }
 
     /// Compares the state with one list of what IPFS pins (not a question per pin): queues
     /// the pins allocated here that IPFS lacks and, with `unpin_moved`, unpins what IPFS
-    /// holds but is now allocated elsewhere. Returns the CIDs it queued pins for.
-    async fn reconcile(&self, unpin_moved: bool) -> Vec<Cid> {
+    /// holds but is now allocated elsewhere. Returns how many pins it queued.
+    async fn reconcile(&self, unpin_moved: bool) -> usize {
         use futures::StreamExt;
         // Taken before asking IPFS: an operation that finishes while IPFS answers must not
         // look like a missing pin.
@@ -643,9 +627,9 @@ impl Inner {
             .map(|(cid, op)| (*cid, op.kind))
             .collect();
         let Ok(have) = self.ipfs_fingerprints().await else {
-            return Vec::new();
+            return 0;
         };
-        let mut queued = Vec::new();
+        let mut queued = 0;
         // The pinset streamed from disk, one pin at a time.
         let mut pins = self.state.stream();
         while let Some(pin) = pins.next().await {
@@ -657,7 +641,7 @@ impl Inner {
                 }
             };
             if self.ops.lock().unwrap().contains_key(&pin.cid) && self.align(&pin.cid).await {
-                queued.push(pin.cid);
+                queued += 1;
                 continue;
             }
             let in_ipfs = holds(&have, &pin.cid);
@@ -677,13 +661,13 @@ impl Inner {
             if now == Some(OpKind::Unpin) {
                 // The page may be older than the unpin: only the state now decides.
                 if let Some(current) = self.allocated_here(&pin.cid).await {
-                    queued.push(current.cid);
+                    queued += 1;
                     self.enqueue_pin(&current);
                 }
                 continue;
             }
             if kind == OpKind::Pin {
-                queued.push(pin.cid);
+                queued += 1;
                 self.enqueue_pin(&pin);
             } else {
                 self.enqueue_unpin_moved(pin.cid);
@@ -743,8 +727,8 @@ impl Inner {
             }
         }
         let queued = self.reconcile(true).await;
-        if !queued.is_empty() {
-            tracing::info!(count = queued.len(), "state sync queued missing pins");
+        if queued > 0 {
+            tracing::info!(count = queued, "state sync queued missing pins");
         }
     }
 
@@ -1012,8 +996,27 @@ impl PinTracker for StatelessTracker {
         self.inner.status(cid).await
     }
 
-    async fn recover_all(&self) -> Vec<PinInfo> {
-        self.inner.recover_all().await
+    fn recover_all(&self) -> BoxStream<'static, PinInfo> {
+        use futures::StreamExt;
+        let this = self.clone();
+        let errored = StatusFilter(vec![
+            TrackerStatus::PinError,
+            TrackerStatus::UnpinError,
+            TrackerStatus::UnexpectedlyUnpinned,
+        ]);
+        // As IPFS Cluster's tracker: the status of each pin queued again, nothing for one
+        // that needed nothing by the time it was reached.
+        Box::pin(self.status_all(errored).filter_map(move |info| {
+            let inner = this.inner.clone();
+            async move {
+                let cid = info.pin.cid;
+                if inner.recover_one(&cid).await {
+                    Some(inner.status(&cid).await)
+                } else {
+                    None
+                }
+            }
+        }))
     }
 
     fn set_paused(&self, paused: bool) {

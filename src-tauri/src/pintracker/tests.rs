@@ -130,7 +130,7 @@ async fn failed_pins_count_attempts_and_recover() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     kubo.state.lock().unwrap().fail_pins = None;
-    let recovered = t.recover_all().await;
+    let recovered: Vec<_> = t.recover_all().collect().await;
     assert_eq!(recovered.len(), 1, "{recovered:#?}");
     wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
 }
@@ -482,7 +482,7 @@ async fn the_running_counts_match_a_walk_of_every_operation() {
     kubo.state.lock().unwrap().fail_pins = None;
     t.sync().await;
     agree(&t);
-    let _ = t.recover_all().await;
+    let _: Vec<_> = t.recover_all().collect().await;
     agree(&t);
     // The hung pin cancelled by its unpin.
     state.remove(&hung.cid);

@@ -569,10 +569,10 @@ async fn recover_one(
 
 async fn recover_all(State(c): State<Cluster>, q: Params) -> ApiResult<Response> {
     Ok(if q.local()? {
-        let infos = c.recover_all_local().await;
-        ndjson(stream_vec(
-            infos.into_iter().map(GlobalPinInfo::from_local).collect(),
-        ))
+        ndjson(
+            c.recover_all_local()
+                .map(|i| Ok(GlobalPinInfo::from_local(i))),
+        )
         .await
     } else {
         ndjson(c.recover_all().map(Ok)).await

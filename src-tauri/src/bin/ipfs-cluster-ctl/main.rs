@@ -391,6 +391,27 @@ fn print<T: Serialize>(enc: Enc, v: &T, text: impl FnOnce(&T) -> String) {
     }
 }
 
+/// Prints each item of a listing as it arrives (never the whole listing held at once).
+async fn print_each<T: Serialize>(
+    enc: Enc,
+    mut items: ipfs_cluster::client::Items<T>,
+    text: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use std::io::Write;
+    // Not the stdout lock: it would be held across the waits for the next item.
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    while let Some(item) = items.next().await {
+        let item = item?;
+        match enc {
+            Enc::Json => writeln!(out, "{}", serde_json::to_string_pretty(&item)?)?,
+            Enc::Text => write!(out, "{}", text(&item))?,
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn id_text(id: &Id) -> String {
     let mut s = if id.error.is_empty() {
         format!(
@@ -934,10 +955,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Pin(PinCmd::Ls { cid, filter }) => match cid {
             Some(c) => print(enc, &client.allocation(&c).await?, pin_text),
-            None => {
-                let pins = client.allocations(&filter).await?;
-                print(enc, &pins, |ps| ps.iter().map(pin_text).collect());
-            }
+            None => print_each(enc, client.allocations(&filter).await?, pin_text).await?,
         },
         Cmd::Status {
             cids,
@@ -947,31 +965,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             if summary {
                 print(enc, &client.status_summary().await?, summary_text);
+            } else if local && cids.is_empty() {
+                print_each(enc, client.status_all_local(&filter).await?, local_text).await?;
             } else if local {
-                let infos = if cids.is_empty() {
-                    client.status_all_local(&filter).await?
-                } else {
-                    let mut v = Vec::new();
-                    for c in &cids {
-                        v.push(client.status_local(c).await?);
-                    }
-                    v
-                };
-                print(enc, &infos, |is| is.iter().map(local_text).collect());
+                for c in &cids {
+                    print(enc, &client.status_local(c).await?, local_text);
+                }
             } else if cids.len() == 1 && filter.is_empty() {
                 print(enc, &client.status(&cids[0]).await?, global_text);
             } else {
-                let infos = client.status_all(&filter, &cids).await?;
-                print(enc, &infos, |is| is.iter().map(global_text).collect());
+                print_each(enc, client.status_all(&filter, &cids).await?, global_text).await?;
             }
         }
         Cmd::Recover { cid, local } => match (cid, local) {
             (Some(c), false) => print(enc, &client.recover(&c).await?, global_text),
             (Some(c), true) => print(enc, &client.recover_local(&c).await?, local_text),
-            (None, _) => {
-                let infos = client.recover_all().await?;
-                print(enc, &infos, |is| is.iter().map(global_text).collect());
-            }
+            (None, _) => print_each(enc, client.recover_all().await?, global_text).await?,
         },
     }
     Ok(())
