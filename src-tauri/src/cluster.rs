@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::global_status;
 use crate::tasks::Tasks;
 use crate::types::{
-    Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort,
+    Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort, PinKey,
     PinOptions, PinType, StatusFilter, StatusSummary, TrackerStatus, RPC_PROTOCOL, VERSION,
 };
 
@@ -635,12 +635,13 @@ impl Cluster {
             _ => Vec::new(),
         };
         let state = self.consensus.state();
-        let mut out: BTreeMap<Cid, GlobalPinInfo> = BTreeMap::new();
+        // In the pinset's order, as every listing.
+        let mut out: BTreeMap<PinKey, GlobalPinInfo> = BTreeMap::new();
         for (m, answer) in answers {
             match answer {
                 Ok(infos) => {
                     for info in infos {
-                        out.entry(info.pin.cid)
+                        out.entry(info.pin.cid.key())
                             .or_insert_with(|| GlobalPinInfo {
                                 pin: info.pin.clone(),
                                 peer_map: Default::default(),
@@ -662,7 +663,7 @@ impl Cluster {
                     let error = format!("peer {} not reachable: {error}", m.peer_id);
                     for pin in &pins {
                         let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
-                        out.entry(pin.cid)
+                        out.entry(pin.cid.key())
                             .or_insert_with(|| GlobalPinInfo::of(pin))
                             .peer_map
                             .insert(m.peer_id.clone(), short);

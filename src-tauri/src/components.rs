@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::types::{
-    Alert, Bandwidth, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinOptions,
-    PinType, RepoGc, StatusFilter, StatusSummary,
+    Alert, Bandwidth, Cid, Id, IpfsId, IpfsRepoGc, Metric, PeerRole, Pin, PinInfo, PinKey,
+    PinOptions, PinType, RepoGc, StatusFilter, StatusSummary,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -198,15 +198,15 @@ pub struct PinCounts {
 #[async_trait]
 pub trait Pinset: Send + Sync + 'static {
     async fn get(&self, cid: &Cid) -> Result<Option<Pin>, ConsensusError>;
-    /// Every pin, in CID order (the order of CIDs as strings, which every peer shares).
+    /// Every pin, in the pinset's order ([`PinKey`]'s, which every peer shares).
     fn stream(&self) -> BoxStream<'static, Result<Pin, ConsensusError>> {
         self.stream_after(None)
     }
-    /// The pins whose CID (as a string) comes after `after`, in CID order: where a listing
+    /// The pins whose key comes after `after`, in the pinset's order: where a listing
     /// handed out in pages resumes.
     fn stream_after(
         &self,
-        after: Option<String>,
+        after: Option<PinKey>,
     ) -> BoxStream<'static, Result<Pin, ConsensusError>>;
     /// The pins of `types` (every pin with none), in CID order, each as the REST API's JSON
     /// for it: a store that keeps that text hands it over without parsing it.
@@ -345,7 +345,7 @@ pub trait PinTracker: Send + Sync + 'static {
     /// One page of this peer's status of every pin, in CID order: at most `limit` pins after
     /// `after`, with operations on CIDs no longer in the pinset in their place. Pages of one
     /// `listing` share one answer from IPFS, kept for a short while.
-    async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo>;
+    async fn status_page(&self, listing: u64, after: Option<PinKey>, limit: usize) -> Vec<PinInfo>;
     /// Retries a failed or unexpectedly unpinned CID.
     async fn recover(&self, cid: &Cid) -> PinInfo;
     /// Walks this peer's status in CID order and queues again each pin in error or
@@ -443,7 +443,7 @@ pub enum PeerCall {
     /// A page of the status of every pin (see [`PinTracker::status_page`]).
     StatusPage {
         listing: u64,
-        after: Option<String>,
+        after: Option<PinKey>,
         limit: usize,
     },
     /// Recover this CID (all errored ones when None: answered with the first

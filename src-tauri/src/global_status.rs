@@ -14,7 +14,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 
 use crate::components::{Member, PeerCall, PeerRpc, Pinset};
-use crate::types::{GlobalPinInfo, PinInfo, PinInfoShort, TrackerStatus};
+use crate::types::{GlobalPinInfo, PinInfo, PinInfoShort, PinKey, TrackerStatus};
 
 /// Pins per page asked of another member: about half a megabyte per message.
 pub(crate) const PAGE: usize = 1000;
@@ -29,14 +29,14 @@ pub(crate) fn remote(
     timeout: Duration,
 ) -> BoxStream<'static, PinInfo> {
     Box::pin(async_stream::stream! {
-        let mut after: Option<String> = None;
+        let mut after: Option<PinKey> = None;
         loop {
             let call = PeerCall::StatusPage { listing, after: after.clone(), limit: PAGE };
             match rpc.pins(&member, call, timeout).await {
                 Ok(page) => {
                     let last = page.len() < PAGE;
                     for info in page {
-                        after = Some(info.pin.cid.to_string());
+                        after = Some(info.pin.cid.key());
                         yield info;
                     }
                     if last {
@@ -66,14 +66,14 @@ pub(crate) fn recover_remote(
     timeout: Duration,
 ) -> BoxStream<'static, PinInfo> {
     Box::pin(async_stream::stream! {
-        let mut after: Option<String> = None;
+        let mut after: Option<PinKey> = None;
         loop {
             let call = PeerCall::StatusPage { listing, after: after.clone(), limit: PAGE };
             let answer = match rpc.pins(&member, call, timeout).await {
                 Ok(page) => {
                     let last = page.len() < PAGE;
                     let from = after.clone();
-                    after = page.last().map(|i| i.pin.cid.to_string()).or(after);
+                    after = page.last().map(|i| i.pin.cid.key()).or(after);
                     let errored: Vec<_> = page
                         .iter()
                         .filter(|i| recoverable(i.info.status))
@@ -84,7 +84,7 @@ pub(crate) fn recover_remote(
                     } else {
                         match rpc.pins(&member, PeerCall::RecoverCids(errored), timeout).await {
                             Ok(mut recovered) => {
-                                recovered.sort_by_cached_key(|i| i.pin.cid.to_string());
+                                recovered.sort_by_cached_key(|i| i.pin.cid.key());
                                 Ok((recovered, last))
                             }
                             // What this page held is still to be told.
@@ -131,7 +131,7 @@ fn recoverable(status: TrackerStatus) -> bool {
 pub(crate) fn unreachable(
     state: Arc<dyn Pinset>,
     member: Member,
-    after: Option<String>,
+    after: Option<PinKey>,
     error: String,
 ) -> BoxStream<'static, PinInfo> {
     Box::pin(async_stream::stream! {
@@ -149,7 +149,7 @@ pub(crate) fn unreachable(
 /// One member's answer (a list, in any order) as a source for [`merge`].
 #[cfg(test)]
 pub(crate) fn sorted(mut infos: Vec<PinInfo>) -> BoxStream<'static, PinInfo> {
-    infos.sort_by_cached_key(|i| i.pin.cid.to_string());
+    infos.sort_by_cached_key(|i| i.pin.cid.key());
     Box::pin(futures::stream::iter(infos))
 }
 
@@ -157,12 +157,12 @@ pub(crate) fn sorted(mut infos: Vec<PinInfo>) -> BoxStream<'static, PinInfo> {
 pub(crate) fn merge(
     mut sources: Vec<BoxStream<'static, PinInfo>>,
 ) -> BoxStream<'static, GlobalPinInfo> {
-    let key = |i: PinInfo| (i.pin.cid.to_string(), i);
+    let key = |i: PinInfo| (i.pin.cid.key(), i);
     Box::pin(async_stream::stream! {
         // Every source is asked at once, for its first item and whenever several need their
         // next: a member that does not answer costs its timeout once, not once per member.
         let firsts = join_all(sources.iter_mut().map(|s| s.next())).await;
-        let mut heads: Vec<Option<(String, PinInfo)>> =
+        let mut heads: Vec<Option<(PinKey, PinInfo)>> =
             firsts.into_iter().map(|i| i.map(key)).collect();
         loop {
             let Some(min) = heads.iter().flatten().map(|(k, _)| k).min().cloned() else {
@@ -311,11 +311,7 @@ mod tests {
             };
             match call {
                 PeerCall::StatusPage { after, limit, .. } => Ok((0..self.pins.len())
-                    .filter(|&n| {
-                        after
-                            .as_ref()
-                            .is_none_or(|a| self.pins[n].cid.to_string() > *a)
-                    })
+                    .filter(|&n| after.as_ref().is_none_or(|a| self.pins[n].cid.key() > *a))
                     .take(limit)
                     .map(|n| {
                         let s = if self.errored.contains(&n) {
@@ -379,7 +375,7 @@ mod tests {
         let mut pins: Vec<Pin> = (0..2_500)
             .map(|n| Pin::new(test_cid(n), PinOptions::default()))
             .collect();
-        pins.sort_by_cached_key(|p| p.cid.to_string());
+        pins.sort_by_cached_key(|p| p.cid.key());
         for p in &pins {
             state.insert(p.clone());
         }

@@ -14,10 +14,49 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A content identifier, (de)serialized as its string form ("Qm…", "bafy…").
 ///
 /// The `cid` crate's own serde impl writes binary (IPLD links); the API needs strings.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It has no order of its own: pins are listed in one order, that of [`PinKey`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cid(pub cid::Cid);
 
+/// A pin's place in the pinset's one order: its CID's text, compared as text (the order of
+/// the `pins` table's primary key, which every peer shares). Every listing is in this order
+/// and resumes after one (the store's pages, each member's status pages, the merged global
+/// status, the desktop's pins view); as a cursor from a client it may be any text.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct PinKey(String);
+
+impl PinKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&Cid> for PinKey {
+    fn from(cid: &Cid) -> PinKey {
+        PinKey(cid.to_string())
+    }
+}
+
+impl From<String> for PinKey {
+    fn from(text: String) -> PinKey {
+        PinKey(text)
+    }
+}
+
+impl fmt::Display for PinKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Cid {
+    /// This CID's place in the pinset's order.
+    pub fn key(&self) -> PinKey {
+        PinKey::from(self)
+    }
+
     /// Key for comparing pins across CID versions: IPFS lists a pin the way it was added
     /// (`Qm…` v0), a user may pin the same content as v1 (`bafy…`).
     pub fn multihash_bytes(&self) -> Vec<u8> {

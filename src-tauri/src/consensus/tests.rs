@@ -180,9 +180,9 @@ async fn more_unpins_to_replay_than_the_feed_holds_do_not_hold_up_the_start() {
             other => panic!("expected the replayed unpins, got {other:?}"),
         }
     }
-    replayed.sort();
+    replayed.sort_by_key(Cid::key);
     let mut want: Vec<_> = (0..5).map(test_cid).collect();
-    want.sort();
+    want.sort_by_key(Cid::key);
     assert_eq!(replayed, want);
     c.shutdown().await;
 }
@@ -648,7 +648,7 @@ async fn expired_pins_are_found_through_an_index_that_survives_imports_and_snaps
     assert_eq!(expiry_indexes(&pool).await.len(), 1);
     let state = store::PinsTable::new(pool.clone());
     let mut found = state.expired(chrono::Utc::now(), 10).await.unwrap();
-    found.sort();
+    found.sort_by_key(Cid::key);
     assert_eq!(found, vec![test_cid(1), test_cid(4)]);
     assert_eq!(
         state.expired(chrono::Utc::now(), 1).await.unwrap().len(),

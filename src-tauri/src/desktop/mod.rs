@@ -24,7 +24,7 @@ use crate::config::{self, Config, Identity, Multiaddrs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ipfsconn::IpfsHttp;
 use crate::peer::{Peer, StartOptions};
-use crate::types::{GlobalPinInfo, Id, Pin, PinOptions, StatusFilter};
+use crate::types::{GlobalPinInfo, Id, Pin, PinKey, PinOptions, StatusFilter};
 pub use invite::Invitation;
 use secrets::SecretStore;
 
@@ -109,7 +109,7 @@ pub struct Snapshot {
 pub struct PinsQuery {
     pub search: String,
     pub filter: String,
-    pub after: Option<String>,
+    pub after: Option<PinKey>,
     pub limit: Option<usize>,
 }
 
@@ -117,7 +117,7 @@ pub struct PinsQuery {
 #[derive(Serialize, Clone, Debug)]
 pub struct PinsPage {
     pub pins: Vec<GlobalPinInfo>,
-    pub next: Option<String>,
+    pub next: Option<PinKey>,
 }
 
 /// How long a pin count is shown before it is counted again.
@@ -552,7 +552,7 @@ impl Desktop {
             };
             let p = p?;
             scanned += 1;
-            last = Some(p.cid.to_string());
+            last = Some(p.cid.key());
             if matches(&p) {
                 batch.push(p.cid);
             }

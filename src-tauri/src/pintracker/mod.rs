@@ -27,7 +27,7 @@ use crate::config::StatelessTrackerConfig;
 use crate::state::feed::{FeedGauge, FeedReceiver};
 use crate::tasks::Tasks;
 use crate::types::{
-    Cid, IpfsId, Pin, PinInfo, PinInfoShort, StatusFilter, StatusSummary, TrackerStatus,
+    Cid, IpfsId, Pin, PinInfo, PinInfoShort, PinKey, StatusFilter, StatusSummary, TrackerStatus,
 };
 use ops::{OpKind, OpTable, Operation, Phase};
 
@@ -79,7 +79,7 @@ const LOCAL_PAGE: usize = 1000;
 /// through every operation.
 struct Listing {
     ipfs: tokio::sync::OnceCell<IpfsView>,
-    op_cids: Vec<(String, Cid)>,
+    op_cids: Vec<(PinKey, Cid)>,
 }
 
 fn fingerprint(multihash: &[u8]) -> u64 {
@@ -444,11 +444,11 @@ impl Inner {
             *at = std::time::Instant::now();
             return l.clone();
         }
-        let mut op_cids: Vec<(String, Cid)> = {
+        let mut op_cids: Vec<(PinKey, Cid)> = {
             let ops = self.ops.lock().unwrap();
-            ops.keys().map(|c| (c.to_string(), *c)).collect()
+            ops.keys().map(|c| (c.key(), *c)).collect()
         };
-        op_cids.sort_unstable();
+        op_cids.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let l = Arc::new(Listing {
             ipfs: tokio::sync::OnceCell::new(),
             op_cids,
@@ -475,7 +475,7 @@ impl Inner {
 
     /// See [`PinTracker::status_page`]. IPFS is only asked when a pin of the page is
     /// allocated here.
-    async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo> {
+    async fn status_page(&self, listing: u64, after: Option<PinKey>, limit: usize) -> Vec<PinInfo> {
         use futures::StreamExt;
         let limit = limit.max(1);
         let mut pins = Vec::with_capacity(limit);
@@ -493,14 +493,14 @@ impl Inner {
         let upper = pins
             .last()
             .filter(|_| pins.len() == limit)
-            .map(|p| p.cid.to_string());
+            .map(|p| p.cid.key());
         let l = self.listing(listing);
         let view = if pins.iter().any(|p| self.is_mine(p)) {
             Some(self.ipfs_view(&l).await)
         } else {
             None
         };
-        let mut out: Vec<(String, PinInfo)> = Vec::with_capacity(pins.len());
+        let mut out: Vec<(PinKey, PinInfo)> = Vec::with_capacity(pins.len());
         let in_page: HashSet<Cid> = pins.iter().map(|p| p.cid).collect();
         for pin in &pins {
             let info = match self.op_status(&pin.cid) {
@@ -516,7 +516,7 @@ impl Inner {
                     self.settled_info(pin, &has)
                 }
             };
-            out.push((pin.cid.to_string(), info));
+            out.push((pin.cid.key(), info));
         }
         // Operations on CIDs gone from the state (unpins in flight or failed), in the page
         // whose range holds their CID.
@@ -974,7 +974,7 @@ impl PinTracker for StatelessTracker {
                 let page = inner.status_page(listing, after.take(), LOCAL_PAGE).await;
                 let full = page.len() >= LOCAL_PAGE;
                 for info in page {
-                    after = Some(info.pin.cid.to_string());
+                    after = Some(info.pin.cid.key());
                     if filter.matches(info.info.status) {
                         yield info;
                     }
@@ -987,7 +987,7 @@ impl PinTracker for StatelessTracker {
         })
     }
 
-    async fn status_page(&self, listing: u64, after: Option<String>, limit: usize) -> Vec<PinInfo> {
+    async fn status_page(&self, listing: u64, after: Option<PinKey>, limit: usize) -> Vec<PinInfo> {
         self.inner.status_page(listing, after, limit).await
     }
 

@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
@@ -139,7 +138,7 @@ async fn failed_pins_count_attempts_and_recover() {
 async fn state_sync_pins_what_ipfs_lost() {
     let kubo = FakeKubo::start().await;
     let p = pin(4, &[]);
-    let state = StateHandle::new(BTreeMap::from([(p.cid, p.clone())]));
+    let state = StateHandle::new([p.clone()]);
     let t = start(state.clone(), kubo.config());
     // The maintenance loop syncs once at start.
     wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
@@ -155,7 +154,7 @@ async fn state_sync_asks_ipfs_once_and_unpins_what_moved_away() {
     let kubo = FakeKubo::start().await;
     // 40 pins allocated elsewhere; IPFS here still holds 10 of them (they moved away).
     let pins: Vec<Pin> = (100..140).map(|n| pin(n, &["12D3KooWOther"])).collect();
-    let state = StateHandle::new(pins.iter().map(|p| (p.cid, p.clone())).collect());
+    let state = StateHandle::new(pins.iter().cloned());
     {
         let mut k = kubo.state.lock().unwrap();
         for p in &pins[..10] {
@@ -183,7 +182,7 @@ async fn state_sync_asks_ipfs_once_and_unpins_what_moved_away() {
 #[tokio::test]
 async fn an_unreachable_ipfs_gives_cluster_and_pin_errors() {
     let p = pin(5, &[]);
-    let state = StateHandle::new(BTreeMap::from([(p.cid, p.clone())]));
+    let state = StateHandle::new([p.clone()]);
     let t = start(state.clone(), dead_config());
     // Whether IPFS has it cannot be known: a cluster error, not a claim it is unpinned.
     let info = wait_status(&t, &p.cid, TrackerStatus::ClusterError).await;

@@ -1571,3 +1571,50 @@ async fn a_batch_commits_its_lines_in_order_an_update_after_the_pin_it_updates()
     let last = a.get_json(&format!("/allocations/{}", cid(62))).await;
     assert_eq!(last["name"], "second", "the later line wins");
 }
+
+/// Every listing is in the pinset's one order (CIDs as text): the status of named CIDs (gathered
+/// from every member) comes in the same order as the status of every pin (streamed), where a
+/// v0 CID (`Qm…`) comes before a v1 (`bafy…`) though its bytes sort after.
+#[tokio::test]
+async fn named_and_streamed_statuses_come_in_the_one_order_of_the_pinset() {
+    let a = api(|_| {}).await;
+    let v0 = test_cid(1);
+    let v1 = crate::types::Cid(cid::Cid::new_v1(0x70, *test_cid(2).0.hash()));
+    assert!(v1.0.to_bytes() < v0.0.to_bytes() && v0.key() < v1.key());
+    for c in [v1, v0] {
+        let resp = a
+            .http
+            .post(format!("{}/pins/{c}", a.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let order = |body: String| -> Vec<String> {
+        body.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["cid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let want = vec![v0.to_string(), v1.to_string()];
+    for path in [
+        format!("/pins?cids={v1},{v0}"),
+        "/pins".to_string(),
+        "/allocations".to_string(),
+    ] {
+        let body = a
+            .http
+            .get(format!("{}{path}", a.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(order(body), want, "{path}");
+    }
+}

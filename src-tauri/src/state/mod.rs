@@ -15,24 +15,26 @@ use std::sync::{Arc, RwLock};
 
 #[cfg(test)]
 use crate::components::Pinset;
-#[cfg(test)]
-use crate::types::Cid;
 use crate::types::Pin;
+#[cfg(test)]
+use crate::types::{Cid, PinKey};
 
 /// An in-memory pinset, for unit tests of the components that read one.
 #[cfg(test)]
 #[derive(Clone, Default)]
 pub struct StateHandle {
-    pins: Arc<RwLock<BTreeMap<Cid, Pin>>>,
+    pins: Arc<RwLock<BTreeMap<PinKey, Pin>>>,
     /// The peer whose pins [`Pinset::counts`] counts as allocated here.
     counted_for: Arc<RwLock<String>>,
 }
 
 #[cfg(test)]
 impl StateHandle {
-    pub fn new(pins: BTreeMap<Cid, Pin>) -> StateHandle {
+    pub fn new(pins: impl IntoIterator<Item = Pin>) -> StateHandle {
         StateHandle {
-            pins: Arc::new(RwLock::new(pins)),
+            pins: Arc::new(RwLock::new(
+                pins.into_iter().map(|p| (p.cid.key(), p)).collect(),
+            )),
             counted_for: Arc::default(),
         }
     }
@@ -43,11 +45,11 @@ impl StateHandle {
     }
 
     pub fn insert(&self, pin: Pin) {
-        self.pins.write().unwrap().insert(pin.cid, pin);
+        self.pins.write().unwrap().insert(pin.cid.key(), pin);
     }
 
     pub fn remove(&self, cid: &Cid) {
-        self.pins.write().unwrap().remove(cid);
+        self.pins.write().unwrap().remove(&cid.key());
     }
 
     pub fn list(&self) -> Vec<Pin> {
@@ -59,7 +61,7 @@ impl StateHandle {
 #[async_trait::async_trait]
 impl Pinset for StateHandle {
     async fn get(&self, cid: &Cid) -> Result<Option<Pin>, crate::components::ConsensusError> {
-        Ok(self.pins.read().unwrap().get(cid).cloned())
+        Ok(self.pins.read().unwrap().get(&cid.key()).cloned())
     }
 
     async fn counts(
@@ -89,13 +91,13 @@ impl Pinset for StateHandle {
 
     fn stream_after(
         &self,
-        after: Option<String>,
+        after: Option<PinKey>,
     ) -> futures::stream::BoxStream<'static, Result<Pin, crate::components::ConsensusError>> {
-        // CID order as the store gives it: by the CID's string.
-        let mut pins: Vec<(String, Pin)> = self
+        // The pinset's order, as the store gives it.
+        let mut pins: Vec<(PinKey, Pin)> = self
             .list()
             .into_iter()
-            .map(|p| (p.cid.to_string(), p))
+            .map(|p| (p.cid.key(), p))
             .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
             .collect();
         pins.sort_by(|a, b| a.0.cmp(&b.0));

@@ -12,7 +12,7 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::db::{fresh_name, storage};
 use crate::components::{ConsensusError, PinCounts, Pinset};
-use crate::types::{Cid, Pin, PinType};
+use crate::types::{Cid, Pin, PinKey, PinType};
 
 /// The shape of the pin JSON this version writes, kept beside each row (`pins.fmt`): a row
 /// written in this format is exactly what the REST API sends for the pin, so listings pass
@@ -265,7 +265,7 @@ impl Pinset for PinsTable {
 
     fn stream_after(
         &self,
-        after: Option<String>,
+        after: Option<PinKey>,
     ) -> BoxStream<'static, Result<Pin, ConsensusError>> {
         let readers = self.readers.clone();
         Box::pin(async_stream::try_stream! {
@@ -276,7 +276,7 @@ impl Pinset for PinsTable {
             loop {
                 let rows = match &after {
                     Some(a) => sqlx::query("SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT ?")
-                        .bind(a.clone())
+                        .bind(a.as_str().to_string())
                         .bind(READ_PAGE as i64)
                         .fetch_all(&readers)
                         .await,
@@ -291,7 +291,7 @@ impl Pinset for PinsTable {
                     yield parse_pin(row.get::<&str, _>(1))?;
                 }
                 match rows.last() {
-                    Some(last) if full => after = Some(last.get::<String, _>(0)),
+                    Some(last) if full => after = Some(PinKey::from(last.get::<String, _>(0))),
                     _ => break,
                 }
             }
