@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, Fatal, RaftError};
 use openraft::Raft;
 
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftTransport, BUSY_ANSWER};
@@ -37,6 +37,9 @@ pub(super) fn write_err(
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             ConsensusError::Refused(e.to_string())
         }
+        // Raft stops for good on a storage error (a full disk): said at once, never retried
+        // (a retry would only meet a stopping peer and hide the cause).
+        RaftError::Fatal(Fatal::StorageError(e)) => ConsensusError::Storage(e.to_string()),
         e => unavailable(e.to_string()),
     }
 }
@@ -242,5 +245,30 @@ impl LeaderLink {
                 ),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A storage error stops Raft for good: the writer hears it at once and is not told to
+    /// retry (a retry only met a stopping peer, and the cause was lost: "full disk" became
+    /// "the peer is stopping").
+    #[test]
+    fn a_storage_error_is_told_as_it_is_and_not_retried() {
+        let full = openraft::StorageError::from_io_error(
+            openraft::ErrorSubject::Store,
+            openraft::ErrorVerb::Write,
+            std::io::Error::other("database or disk is full"),
+        );
+        let e = write_err(RaftError::Fatal(Fatal::StorageError(full)));
+        assert!(
+            matches!(&e, ConsensusError::Storage(m) if m.contains("full")),
+            "{e:?}"
+        );
+        assert!(!e.is_transient());
+        let stopped = write_err(RaftError::Fatal(Fatal::Stopped));
+        assert!(stopped.is_transient(), "{stopped:?}");
     }
 }
