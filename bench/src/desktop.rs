@@ -117,7 +117,8 @@ impl App {
 }
 
 async fn wait_rest(port: u16) -> Result<()> {
-    let url = format!("http://127.0.0.1:{port}/id");
+    // `/health` answers without the app's REST credential (every other route asks for it).
+    let url = format!("http://127.0.0.1:{port}/health");
     wait_for("the app's peer", Duration::from_secs(120), || async {
         reqwest::get(&url)
             .await
