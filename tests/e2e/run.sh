@@ -7,6 +7,8 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked --bins
+[ -d ui/node_modules ] || npm ci --prefix ui --no-audit --no-fund --loglevel=error
+npm run --prefix ui --silent build >/dev/null
 cargo build --locked --features desktop --bin ipfs-cluster-desktop
 command -v tauri-driver >/dev/null || cargo install --locked tauri-driver@2.1.0
 python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet 'selenium>=4.20,<5'

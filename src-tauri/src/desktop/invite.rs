@@ -106,6 +106,25 @@ impl Invitation {
         Err(invalid("no readable QR code in this image"))
     }
 
+    /// The invitation's QR code for the window to draw: its width in modules (with a quiet
+    /// zone of 4 on each side) and an SVG path of its dark modules, one `h1v1h-1z` square
+    /// each, so the page draws it as data in an `<svg>` of its own and no markup comes from
+    /// the backend.
+    pub fn qr_modules(&self) -> (u32, String) {
+        let code =
+            qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code");
+        let width = code.width();
+        let quiet = 4;
+        let mut path = String::new();
+        for (n, color) in code.to_colors().iter().enumerate() {
+            if *color == qrcode::Color::Dark {
+                let (x, y) = (n % width + quiet, n / width + quiet);
+                path.push_str(&format!("M{x} {y}h1v1h-1z"));
+            }
+        }
+        ((width + 2 * quiet) as u32, path)
+    }
+
     /// The invitation text as an SVG QR code.
     pub fn qr_svg(&self) -> String {
         let code =
@@ -170,6 +189,34 @@ mod tests {
             .unwrap_err()
             .0
             .contains("no readable QR"));
+    }
+
+    /// The modules the window draws read back as the invitation: the path, drawn square by
+    /// square (8 pixels a module), is a QR code of it.
+    #[test]
+    fn the_qr_modules_the_window_draws_read_back() {
+        let inv = sample();
+        let (size, path) = inv.qr_modules();
+        let scale = 8;
+        let mut img = image::GrayImage::from_pixel(size * scale, size * scale, image::Luma([255]));
+        for square in path.split('M').filter(|s| !s.is_empty()) {
+            let xy = square.strip_suffix("h1v1h-1z").expect("one square");
+            let (x, y) = xy.split_once(' ').unwrap();
+            let (x, y): (u32, u32) = (x.parse().unwrap(), y.parse().unwrap());
+            assert!(
+                x >= 4 && y >= 4 && x < size - 4 && y < size - 4,
+                "quiet zone kept"
+            );
+            for dx in 0..scale {
+                for dy in 0..scale {
+                    img.put_pixel(x * scale + dx, y * scale + dy, image::Luma([0]));
+                }
+            }
+        }
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert_eq!(Invitation::from_qr_image(&png).unwrap(), inv);
     }
 
     #[test]

@@ -131,6 +131,10 @@ const PAGE_SCAN: usize = 20_000;
 pub struct InvitationView {
     pub text: String,
     pub svg: String,
+    /// The QR code's width in modules, quiet zone included, and the SVG path of its dark
+    /// modules (see [`Invitation::qr_modules`]).
+    pub qr_size: u32,
+    pub qr_path: String,
     /// The addresses in it, best first, for `--bootstrap`.
     pub bootstrap: Vec<String>,
 }
@@ -488,9 +492,12 @@ impl Desktop {
         // DNS names first (they survive address changes), loopback last.
         bootstrap.sort_by_key(|a| (!a.starts_with("/dns"), a.starts_with("/ip4/127.")));
         let inv = Invitation { bootstrap, secret };
+        let (qr_size, qr_path) = inv.qr_modules();
         Ok(InvitationView {
             text: inv.to_text(),
             svg: inv.qr_svg(),
+            qr_size,
+            qr_path,
             bootstrap: inv.bootstrap.clone(),
         })
     }

@@ -1,0 +1,55 @@
+// The only way the window talks to the peer: Tauri commands (invoke) and events (listen).
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type {
+  GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot,
+} from './types';
+
+export const api = {
+  status: () => invoke<Snapshot>('status'),
+  newCluster: () => invoke<Snapshot>('new_cluster'),
+  joinCluster: (invitation: string, secret: string | null, voter: boolean) =>
+    invoke<Snapshot>('join_cluster', { invitation, secret, voter }),
+  readQr: (bytes: number[]) => invoke<string>('read_qr', { bytes }),
+  invitation: () => invoke<InvitationView>('invitation'),
+  peers: () => invoke<Id[]>('peers'),
+  health: () => invoke<Health>('health'),
+  removePeer: (id: string) => invoke<void>('remove_peer', { id }),
+  pinsPage: (query: PinsQuery) => invoke<PinsPage>('pins_page', { query }),
+  pin: (what: string, name: string, replication: number | null) =>
+    invoke<Pin>('pin', { what, name, replication }),
+  unpin: (cid: string) => invoke<void>('unpin', { cid }),
+  recover: (cid: string) => invoke<GlobalPinInfo>('recover', { cid }),
+  addPaths: (paths: string[]) => invoke<Pin[]>('add_paths', { paths }),
+  setPaused: (paused: boolean) => invoke<void>('set_paused', { paused }),
+  autostart: (enable?: boolean) => invoke<boolean>('autostart', enable === undefined ? {} : { enable }),
+  publicNetwork: (enable?: boolean) =>
+    invoke<boolean>('public_network', enable === undefined ? {} : { enable }),
+};
+
+/** The events the backend pushes when what they carry changes. */
+export interface Events {
+  snapshot: Snapshot;
+  peers: Id[];
+  health: Health;
+}
+
+export function on<K extends keyof Events>(
+  event: K,
+  handler: (payload: Events[K]) => void,
+): Promise<UnlistenFn> {
+  return listen<Events[K]>(event, (e) => handler(e.payload));
+}
+
+/** Files dropped on the window (Tauri knows their paths; the page does not). */
+export function onDrag(handlers: {
+  enter: () => void;
+  leave: () => void;
+  drop: (paths: string[]) => void;
+}): Promise<UnlistenFn[]> {
+  return Promise.all([
+    listen('tauri://drag-enter', handlers.enter),
+    listen('tauri://drag-leave', handlers.leave),
+    listen<{ paths?: string[] }>('tauri://drag-drop', (e) => handlers.drop(e.payload.paths ?? [])),
+  ]);
+}

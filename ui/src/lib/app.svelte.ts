@@ -1,0 +1,19 @@
+// What the window shows, shared by the views: the backend's latest snapshot, peers and
+// health (pushed as events), the open view and the message line.
+import type { Health, Id, Snapshot } from './types';
+
+export type View = 'overview' | 'peers' | 'pins' | 'invite';
+
+export const app = $state({
+  snapshot: null as Snapshot | null,
+  peers: [] as Id[],
+  health: null as Health | null,
+  view: 'overview' as View,
+  message: { text: '', bad: false },
+  /** Bumped when something this window did may have changed the pins shown. */
+  pinsChanged: 0,
+});
+
+export function say(text: string, bad = false) {
+  app.message = { text, bad };
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { bytes, droppedTarget, errorText, healthLine, metricOf, short, tone } from './format';
+
+describe('format', () => {
+  it('sizes in decimal units', () => {
+    expect(bytes(0)).toBe('0 B');
+    expect(bytes(999)).toBe('999 B');
+    expect(bytes(1500)).toBe('1.5 kB');
+    expect(bytes(25_000_000_000)).toBe('25 GB');
+  });
+
+  it('shortens long ids only', () => {
+    expect(short('12D3KooWAbcdefghijklmnopqrstuvwxyz')).toBe('12D3KooW…uvwxyz');
+    expect(short('short')).toBe('short');
+    expect(short(null)).toBe('—');
+  });
+
+  it('takes a peer metric only while it is valid', () => {
+    const now = 1_000_000;
+    const m = { name: 'freespace', peer: 'a', value: '10', expire: (now + 5000) * 1e6, valid: true };
+    expect(metricOf([m], 'a', now)).toBe(m);
+    expect(metricOf([m], 'b', now)).toBeNull();
+    expect(metricOf([{ ...m, expire: (now - 1) * 1e6 }], 'a', now)).toBeNull();
+    expect(metricOf([{ ...m, valid: false }], 'a', now)).toBeNull();
+  });
+
+  it('gives each status a tone', () => {
+    expect(tone('pinned')).toBe('ok');
+    expect(tone('pin_error')).toBe('bad');
+    expect(tone('cluster_error')).toBe('bad');
+    expect(tone('unexpectedly_unpinned')).toBe('bad');
+    expect(tone('remote')).toBe('muted');
+    expect(tone('pinning')).toBe('busy');
+  });
+
+  it('reads command errors and dropped text', () => {
+    expect(errorText({ kind: 'bad_input', message: 'invalid CID' })).toBe('invalid CID');
+    expect(errorText('plain')).toBe('plain');
+    expect(droppedTarget('  bafyabc  and more')).toBe('bafyabc');
+    expect(droppedTarget('   ')).toBeNull();
+  });
+
+  it('says how many peers are up', () => {
+    expect(healthLine(1, 0)).toBe('1 peer online');
+    expect(healthLine(3, 0)).toBe('3 peers online');
+    expect(healthLine(3, 1)).toBe('1 of 3 unreachable');
+  });
+});

@@ -1,0 +1,56 @@
+// Pure helpers the views share (tested in format.test.ts).
+import type { Metric, TrackerStatus } from './types';
+
+/** Bytes in decimal units, as IPFS reports sizes. */
+export function bytes(n: number | string): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = Number(n);
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v.toFixed(v < 10 && i ? 1 : 0)} ${units[i]}`;
+}
+
+/** A peer id or CID shortened for a table cell (the whole one goes in its title). */
+export function short(id: string | null | undefined): string {
+  if (!id) return '—';
+  return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id;
+}
+
+/** `peer`'s metric in `list`, if it is valid and not expired at `now` (ms). */
+export function metricOf(list: Metric[] | undefined, peer: string, now = Date.now()): Metric | null {
+  const m = (list ?? []).find((x) => x.peer === peer);
+  return m && m.valid && m.expire / 1e6 > now ? m : null;
+}
+
+export type Tone = 'ok' | 'bad' | 'muted' | 'busy';
+
+/** How a status looks: done, wrong, elsewhere or in progress. */
+export function tone(s: TrackerStatus): Tone {
+  if (s === 'pinned') return 'ok';
+  if (s.includes('error') || s === 'unexpectedly_unpinned') return 'bad';
+  if (s === 'remote') return 'muted';
+  return 'busy';
+}
+
+/** An error from a command ({kind, message}) or anything else, as text for the user. */
+export function errorText(e: unknown): string {
+  if (e && typeof e === 'object' && 'message' in e && typeof e.message === 'string') {
+    return e.message;
+  }
+  return String(e);
+}
+
+/** The first word of dropped or pasted text: the CID or link to pin. */
+export function droppedTarget(text: string | null | undefined): string | null {
+  const what = (text ?? '').trim().split(/\s+/)[0];
+  return what ? what : null;
+}
+
+/** "1 peer online" / "2 of 3 unreachable". */
+export function healthLine(total: number, down: number): string {
+  if (down) return `${down} of ${total} unreachable`;
+  return `${total} ${total === 1 ? 'peer' : 'peers'} online`;
+}

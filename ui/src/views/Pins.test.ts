@@ -1,0 +1,78 @@
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { GlobalPinInfo, PinsPage } from '../lib/types';
+
+const calls = vi.hoisted(() => ({
+  pinsPage: vi.fn(),
+  pin: vi.fn(),
+  unpin: vi.fn(),
+  recover: vi.fn(),
+}));
+vi.mock('../lib/api', () => ({ api: calls }));
+
+import { app } from '../lib/app.svelte';
+import Pins from './Pins.svelte';
+
+function pin(cid: string, name: string, status: GlobalPinInfo['peer_map'][string]['status']): GlobalPinInfo {
+  return {
+    cid, name, allocations: [], origins: [], metadata: {},
+    peer_map: {
+      '12D3KooWpeerAAAAAAAAAAAAAAAA': {
+        peername: 'laptop', ipfs_peer_id: '', ipfs_peer_addresses: [], status,
+        timestamp: '2026-01-01T00:00:00Z', error: '', attempt_count: 0, priority_pin: false,
+      },
+    },
+  };
+}
+
+describe('Pins view', () => {
+  afterEach(cleanup);
+  beforeEach(() => {
+    vi.resetAllMocks();
+    app.snapshot = {
+      folder: '', configured: true, running: true, ready: true, paused: false, id: null,
+      ipfs: null, secret_location: '', rest_api: null, pins: 2, queued: 0, consensus_stopped: false,
+    };
+    app.message = { text: '', bad: false };
+  });
+
+  it('shows the page the peer answers, each row named for its actions', async () => {
+    const page: PinsPage = { pins: [pin('bafyone', 'holiday photos', 'pinned'), pin('bafytwo', '', 'pin_error')], next: 'bafytwo' };
+    calls.pinsPage.mockResolvedValue(page);
+    render(Pins);
+    await screen.findByText('holiday photos');
+    expect(screen.getByText('laptop: pinned').className).toContain('ok');
+    expect(screen.getByText('laptop: pin_error').className).toContain('bad');
+    expect(screen.getByRole('button', { name: 'Unpin holiday photos' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Recover bafytwo' })).toBeTruthy();
+    // More after this page: asked after the last row shown.
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafythree', 'third', 'pinning')], next: null });
+    await fireEvent.click(screen.getByRole('button', { name: 'Show more' }));
+    await screen.findByText('third');
+    expect(calls.pinsPage).toHaveBeenLastCalledWith({ search: '', filter: '', after: 'bafytwo', limit: 50 });
+    expect(screen.queryByRole('button', { name: 'Show more' })).toBeNull();
+  });
+
+  it('pins with the name and copies typed, and says so', async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [], next: null });
+    calls.pin.mockResolvedValue({ cid: 'bafynew', name: 'n', allocations: [] });
+    render(Pins);
+    await screen.findByText('No pins yet.');
+    await fireEvent.input(screen.getByLabelText('CID, ipfs:// link or /ipfs/ path'), { target: { value: ' bafynew ' } });
+    await fireEvent.input(screen.getByLabelText('Name (optional)'), { target: { value: 'n' } });
+    await fireEvent.input(screen.getByLabelText('Copies (empty: every peer)'), { target: { value: '2' } });
+    await fireEvent.submit(screen.getByRole('form', { name: 'Pin a CID' }));
+    await waitFor(() => expect(calls.pin).toHaveBeenCalledWith('bafynew', 'n', 2));
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Pinned bafynew'));
+  });
+
+  it('tells an error from the peer as it is', async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [], next: null });
+    calls.pin.mockRejectedValue({ kind: 'bad_input', message: 'invalid CID "x"' });
+    render(Pins);
+    await fireEvent.input(screen.getByLabelText('CID, ipfs:// link or /ipfs/ path'), { target: { value: 'x' } });
+    await fireEvent.submit(screen.getByRole('form', { name: 'Pin a CID' }));
+    await waitFor(() => expect(screen.getByRole('status').textContent).toBe('invalid CID "x"'));
+    expect(screen.getByRole('status').className).toBe('error');
+  });
+});
