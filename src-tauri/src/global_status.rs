@@ -18,6 +18,8 @@ use crate::types::{GlobalPinInfo, PinInfo, PinInfoShort, PinKey, TrackerStatus};
 
 /// Pins per page asked of another member: about half a megabyte per message.
 pub(crate) const PAGE: usize = 1000;
+/// Pins a member is asked to recover in one call.
+pub(crate) const RECOVER_CALL: usize = 100;
 
 /// `member`'s status of every pin, page by page; when it cannot be asked, `cluster_error` for
 /// the pins allocated to it, read from this peer's pinset.
@@ -79,19 +81,28 @@ pub(crate) fn recover_remote(
                         .filter(|i| recoverable(i.info.status))
                         .map(|i| i.pin.cid)
                         .collect();
-                    if errored.is_empty() {
-                        Ok((Vec::new(), last))
-                    } else {
-                        match rpc.pins(&member, PeerCall::RecoverCids(errored), timeout).await {
-                            Ok(mut recovered) => {
-                                recovered.sort_by_cached_key(|i| i.pin.cid.key());
-                                Ok((recovered, last))
-                            }
-                            // What this page held is still to be told.
+                    // In calls of RECOVER_CALL: each costs the member an IPFS question per
+                    // unexpectedly unpinned pin, within one timeout (and a last page may hold
+                    // more than PAGE, with operations on CIDs gone from the pinset).
+                    let mut recovered = Vec::new();
+                    let mut failed = None;
+                    for chunk in errored.chunks(RECOVER_CALL) {
+                        match rpc.pins(&member, PeerCall::RecoverCids(chunk.to_vec()), timeout).await {
+                            Ok(infos) => recovered.extend(infos),
                             Err(e) => {
-                                after = from;
-                                Err(e)
+                                failed = Some(e);
+                                break;
                             }
+                        }
+                    }
+                    recovered.sort_by_cached_key(|i| i.pin.cid.key());
+                    match failed {
+                        None => Ok((recovered, last)),
+                        // What this page held is still to be told: from its start, the
+                        // member's pins show its error.
+                        Some(e) => {
+                            after = from;
+                            Err(e)
                         }
                     }
                 }
@@ -384,7 +395,9 @@ mod tests {
             addrs: Vec::new(),
             role: crate::types::PeerRole::Voter,
         };
-        let errored = vec![5, 999, 1_000, 2_400];
+        // Page one: 5, 100..250 and 999 (two calls); page two: 1,000; page three: 2,400.
+        let mut errored = vec![5, 999, 1_000, 2_400];
+        errored.extend(100..250);
         let rpc = Arc::new(Member2 {
             pins: pins.clone(),
             errored: errored.clone(),
@@ -400,22 +413,20 @@ mod tests {
         )
         .collect()
         .await;
+        errored.sort();
         let want: Vec<String> = errored.iter().map(|&n| pins[n].cid.to_string()).collect();
-        assert_eq!(
-            got.iter()
-                .map(|i| i.pin.cid.to_string())
-                .collect::<Vec<_>>(),
-            want
-        );
+        let got_cids: Vec<String> = got.iter().map(|i| i.pin.cid.to_string()).collect();
+        assert_eq!(got_cids, want);
         assert!(got
             .iter()
             .all(|i| i.info.status == TrackerStatus::PinQueued));
         assert_eq!(
             *rpc.recover_calls.lock().unwrap(),
-            vec![2, 1, 1],
-            "one call per page with errors, only those"
+            vec![100, 52, 1, 1],
+            "calls of at most 100, for a page's pins in error only"
         );
-        // The second recover call fails: its page and all after are cluster_error.
+        // The second call (page one's last 52) fails: from page one's start, every pin of
+        // the member shows its error.
         let rpc = Arc::new(Member2 {
             pins: pins.clone(),
             errored,
@@ -426,17 +437,10 @@ mod tests {
             recover_remote(rpc, Arc::new(state), member, 1, Duration::from_secs(1))
                 .collect()
                 .await;
-        assert_eq!(
-            got.len(),
-            2 + 1_500,
-            "two recovered, then every pin from page two on"
-        );
-        assert!(got[..2]
-            .iter()
-            .all(|i| i.info.status == TrackerStatus::PinQueued));
-        assert!(got[2..]
+        assert_eq!(got.len(), 2_500);
+        assert!(got
             .iter()
             .all(|i| i.info.status == TrackerStatus::ClusterError));
-        assert_eq!(got[2].pin.cid, pins[1_000].cid);
+        assert_eq!(got[0].pin.cid, pins[0].cid);
     }
 }

@@ -44,6 +44,16 @@ pub(super) fn write_err(
     }
 }
 
+/// An error the leader answered a forwarded operation with, as this peer's caller sees it:
+/// the leader's own storage failure stops the leader, not the cluster, so it may succeed with
+/// the next leader (retried); what it says of the request stands.
+fn from_leader(e: ConsensusError) -> ConsensusError {
+    match e {
+        ConsensusError::Storage(m) => unavailable(format!("the leader could not store it: {m}")),
+        other => other,
+    }
+}
+
 #[derive(Clone)]
 pub(super) struct LeaderLink {
     pub(super) raft: Raft<TypeConfig>,
@@ -126,7 +136,7 @@ impl LeaderLink {
                 on_leader(op.clone()).await
             } else {
                 match self.forward(leader, op.clone()).await {
-                    Ok(answer) => answer,
+                    Ok(answer) => answer.map_err(from_leader),
                     Err(e) => {
                         // A busy leader is there: ask it again after the retry delay.
                         if !e.to_string().contains(BUSY_ANSWER) {
@@ -270,5 +280,14 @@ mod tests {
         assert!(!e.is_transient());
         let stopped = write_err(RaftError::Fatal(Fatal::Stopped));
         assert!(stopped.is_transient(), "{stopped:?}");
+        // Heard from the leader by a follower: the leader stops, another is elected, the
+        // write is tried again there.
+        let relayed = from_leader(e);
+        assert!(
+            relayed.is_transient() && relayed.to_string().contains("full"),
+            "{relayed:?}"
+        );
+        let refused = from_leader(ConsensusError::Refused("last voter".into()));
+        assert!(!refused.is_transient());
     }
 }
