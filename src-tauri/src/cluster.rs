@@ -862,7 +862,7 @@ impl PeerService for Cluster {
             PeerCall::RecoverCids(cids) => {
                 let mut out = Vec::new();
                 for cid in cids.iter().take(global_status::PAGE) {
-                    out.push(self.recover_local(cid).await);
+                    out.extend(self.tracker.recover_queued(cid).await);
                 }
                 out
             }

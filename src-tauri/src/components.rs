@@ -348,6 +348,9 @@ pub trait PinTracker: Send + Sync + 'static {
     async fn status_page(&self, listing: u64, after: Option<PinKey>, limit: usize) -> Vec<PinInfo>;
     /// Retries a failed or unexpectedly unpinned CID.
     async fn recover(&self, cid: &Cid) -> PinInfo;
+    /// [`PinTracker::recover`], answering only when it queued the CID again (nothing for one
+    /// that needed nothing): what a recover of everything reports.
+    async fn recover_queued(&self, cid: &Cid) -> Option<PinInfo>;
     /// Walks this peer's status in CID order and queues again each pin in error or
     /// unexpectedly unpinned; the status of each one queued, as it goes (memory: a page).
     fn recover_all(&self) -> BoxStream<'static, PinInfo>;

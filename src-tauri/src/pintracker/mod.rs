@@ -996,6 +996,14 @@ impl PinTracker for StatelessTracker {
         self.inner.status(cid).await
     }
 
+    async fn recover_queued(&self, cid: &Cid) -> Option<PinInfo> {
+        if self.inner.recover_one(cid).await {
+            Some(self.inner.status(cid).await)
+        } else {
+            None
+        }
+    }
+
     fn recover_all(&self) -> BoxStream<'static, PinInfo> {
         use futures::StreamExt;
         let this = self.clone();
@@ -1007,15 +1015,8 @@ impl PinTracker for StatelessTracker {
         // As IPFS Cluster's tracker: the status of each pin queued again, nothing for one
         // that needed nothing by the time it was reached.
         Box::pin(self.status_all(errored).filter_map(move |info| {
-            let inner = this.inner.clone();
-            async move {
-                let cid = info.pin.cid;
-                if inner.recover_one(&cid).await {
-                    Some(inner.status(&cid).await)
-                } else {
-                    None
-                }
-            }
+            let this = this.clone();
+            async move { this.recover_queued(&info.pin.cid).await }
         }))
     }
 

@@ -132,6 +132,9 @@ async fn failed_pins_count_attempts_and_recover() {
     let recovered: Vec<_> = t.recover_all().collect().await;
     assert_eq!(recovered.len(), 1, "{recovered:#?}");
     wait_status(&t, &p.cid, TrackerStatus::Pinned).await;
+    // Pinned: recovering it queues nothing, and says nothing.
+    assert_eq!(t.recover_queued(&p.cid).await, None);
+    assert!(t.recover_all().collect::<Vec<_>>().await.is_empty());
 }
 
 #[tokio::test]
