@@ -252,11 +252,25 @@ impl IpfsNode {
         self.child = Some(child);
         let log = self.log.clone();
         let this = &*self;
-        wait_for("the IPFS node's API", DEADLINE, || async move {
+        let waited = wait_for("the IPFS node's API", DEADLINE, || async move {
             this.call("id", &[]).await.ok().map(|_| ())
         })
-        .await
-        .with_context(|| format!("IPFS node log:\n{}", tail(&log, 30)))
+        .await;
+        // Whether the process is still there, for whoever reads a failure (a CI run saw a
+        // node that logged nothing in 60 s).
+        let state = match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(status))) => format!("exited: {status}"),
+            Some(Ok(None)) => "still running".to_string(),
+            Some(Err(e)) => format!("unknown: {e}"),
+            None => "not started".to_string(),
+        };
+        waited.with_context(|| {
+            format!(
+                "IPFS node on port {} ({state}); its log:\n{}",
+                self.api_port,
+                tail(&log, 30)
+            )
+        })
     }
 
     /// Stops the node (SIGTERM) and waits for it to exit.
