@@ -13,7 +13,7 @@ use futures::future::join_all;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 
-use crate::components::{Member, PeerCall, PeerRpc, Pinset};
+use crate::components::{Member, PeerCall, PeerRpc, Pinset, RpcError};
 use crate::types::{GlobalPinInfo, PinInfo, PinInfoShort, PinKey, TrackerStatus};
 
 /// Pins per page asked of another member: about half a megabyte per message.
@@ -30,36 +30,21 @@ pub(crate) fn remote(
     listing: u64,
     timeout: Duration,
 ) -> BoxStream<'static, PinInfo> {
-    Box::pin(async_stream::stream! {
-        let mut after: Option<PinKey> = None;
-        loop {
-            let call = PeerCall::StatusPage { listing, after: after.clone(), limit: PAGE };
-            match rpc.pins(&member, call, timeout).await {
-                Ok(page) => {
-                    let last = page.len() < PAGE;
-                    for info in page {
-                        after = Some(info.pin.cid.key());
-                        yield info;
-                    }
-                    if last {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let mut rest = unreachable(state, member, after, e.to_string());
-                    while let Some(info) = rest.next().await {
-                        yield info;
-                    }
-                    return;
-                }
-            }
-        }
-    })
+    paged(
+        rpc,
+        state,
+        member,
+        listing,
+        timeout,
+        |_, _, page| async move { Ok(page) },
+    )
 }
 
 /// Recovers on `member` page by page: each page of its status, then the pins of it in error
-/// or unexpectedly unpinned recovered in one call; the status of each one queued again.
-/// When it cannot be asked, as [`remote`].
+/// or unexpectedly unpinned recovered in calls of [`RECOVER_CALL`] (each costs the member an
+/// IPFS question per unexpectedly unpinned pin, within one timeout; a last page may hold more
+/// than [`PAGE`], with operations on CIDs gone from the pinset); the status of each one queued
+/// again. When it cannot be asked, as [`remote`].
 pub(crate) fn recover_remote(
     rpc: Arc<dyn PeerRpc>,
     state: Arc<dyn Pinset>,
@@ -67,6 +52,44 @@ pub(crate) fn recover_remote(
     listing: u64,
     timeout: Duration,
 ) -> BoxStream<'static, PinInfo> {
+    paged(
+        rpc,
+        state,
+        member,
+        listing,
+        timeout,
+        move |rpc, member, page| async move {
+            let errored: Vec<_> = page
+                .iter()
+                .filter(|i| recoverable(i.info.status))
+                .map(|i| i.pin.cid)
+                .collect();
+            let mut recovered = Vec::new();
+            for chunk in errored.chunks(RECOVER_CALL) {
+                let call = PeerCall::RecoverCids(chunk.to_vec());
+                recovered.extend(rpc.pins(&member, call, timeout).await?);
+            }
+            recovered.sort_by_cached_key(|i| i.pin.cid.key());
+            Ok(recovered)
+        },
+    )
+}
+
+/// Walks `member`'s status a page at a time and yields what `each` makes of every page. When
+/// the member cannot be asked, or `each` fails on a page, that page and the rest show
+/// `cluster_error` for the pins allocated to the member, read from this peer's pinset.
+fn paged<F, Fut>(
+    rpc: Arc<dyn PeerRpc>,
+    state: Arc<dyn Pinset>,
+    member: Member,
+    listing: u64,
+    timeout: Duration,
+    each: F,
+) -> BoxStream<'static, PinInfo>
+where
+    F: Fn(Arc<dyn PeerRpc>, Member, Vec<PinInfo>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Vec<PinInfo>, RpcError>> + Send,
+{
     Box::pin(async_stream::stream! {
         let mut after: Option<PinKey> = None;
         loop {
@@ -74,48 +97,20 @@ pub(crate) fn recover_remote(
             let answer = match rpc.pins(&member, call, timeout).await {
                 Ok(page) => {
                     let last = page.len() < PAGE;
-                    let from = after.clone();
-                    after = page.last().map(|i| i.pin.cid.key()).or(after);
-                    let errored: Vec<_> = page
-                        .iter()
-                        .filter(|i| recoverable(i.info.status))
-                        .map(|i| i.pin.cid)
-                        .collect();
-                    // In calls of RECOVER_CALL: each costs the member an IPFS question per
-                    // unexpectedly unpinned pin, within one timeout (and a last page may hold
-                    // more than PAGE, with operations on CIDs gone from the pinset).
-                    let mut recovered = Vec::new();
-                    let mut failed = None;
-                    for chunk in errored.chunks(RECOVER_CALL) {
-                        match rpc.pins(&member, PeerCall::RecoverCids(chunk.to_vec()), timeout).await {
-                            Ok(infos) => recovered.extend(infos),
-                            Err(e) => {
-                                failed = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    recovered.sort_by_cached_key(|i| i.pin.cid.key());
-                    match failed {
-                        None => Ok((recovered, last)),
-                        // What this page held is still to be told: from its start, the
-                        // member's pins show its error.
-                        Some(e) => {
-                            after = from;
-                            Err(e)
-                        }
-                    }
+                    let next = page.last().map(|i| i.pin.cid.key());
+                    each(rpc.clone(), member.clone(), page).await.map(|items| (items, last, next))
                 }
                 Err(e) => Err(e),
             };
             match answer {
-                Ok((recovered, last)) => {
-                    for info in recovered {
+                Ok((items, last, next)) => {
+                    for info in items {
                         yield info;
                     }
                     if last {
                         return;
                     }
+                    after = next.or(after);
                 }
                 Err(e) => {
                     let mut rest = unreachable(state, member, after, e.to_string());
