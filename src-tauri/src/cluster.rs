@@ -455,6 +455,11 @@ impl Cluster {
         Ok(self.tracker.summary().await?)
     }
 
+    /// Changes to [`Self::status_summary`] as coalesced events (see [`PinTracker::changes`]).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tracker.changes()
+    }
+
     pub async fn status(&self, cid: &Cid) -> GlobalPinInfo {
         self.gather_one(cid, PeerCall::Status(vec![*cid])).await
     }

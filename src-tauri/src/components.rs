@@ -340,6 +340,11 @@ pub trait PinTracker: Send + Sync + 'static {
     /// This peer's pins by status, from counts kept as they change: no walk of the pinset,
     /// no IPFS call.
     async fn summary(&self) -> Result<StatusSummary, ConsensusError>;
+    /// Changes to the summary as events: a counter bumped at every change to this peer's
+    /// pins, operations or IPFS reachability. Being a watch, it coalesces: a subscriber wakes
+    /// once for all the changes since it last looked and reads [`PinTracker::summary`] at
+    /// its own pace, so a million changes cost a slow subscriber nothing.
+    fn changes(&self) -> watch::Receiver<u64>;
     /// Every pin's status here matching `filter`, in CID order, as it is produced.
     fn status_all(&self, filter: StatusFilter) -> BoxStream<'static, PinInfo>;
     /// One page of this peer's status of every pin, in CID order: at most `limit` pins after

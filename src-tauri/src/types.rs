@@ -16,15 +16,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The `cid` crate's own serde impl writes binary (IPLD links); the API needs strings.
 ///
 /// It has no order of its own: pins are listed in one order, that of [`PinKey`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ts_rs::TS)]
+#[ts(type = "string")]
 pub struct Cid(pub cid::Cid);
 
 /// A pin's place in the pinset's one order: its CID's text, compared as text (the order of
 /// the `pins` table's primary key, which every peer shares). Every listing is in this order
 /// and resumes after one (the store's pages, each member's status pages, the merged global
 /// status, the desktop's pins view); as a cursor from a client it may be any text.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, ts_rs::TS,
+)]
 #[serde(transparent)]
+#[ts(type = "string")]
 pub struct PinKey(String);
 
 impl PinKey {
@@ -133,7 +137,7 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ts_rs::TS)]
 #[serde(rename_all = "kebab-case")]
 pub enum PinType {
     #[default]
@@ -175,7 +179,7 @@ impl FromStr for PinType {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum PinMode {
     #[default]
@@ -238,7 +242,7 @@ pub struct PinResult {
 }
 
 /// Options a user sets on a pin; inlined into [`Pin`] as in IPFS Cluster.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct PinOptions {
     pub replication_factor_min: i32,
     pub replication_factor_max: i32,
@@ -251,6 +255,7 @@ pub struct PinOptions {
     #[serde(default, deserialize_with = "null_as_default")]
     pub user_allocations: Vec<String>,
     #[serde(default, with = "go_time")]
+    #[ts(type = "string")]
     pub expire_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: BTreeMap<String, String>,
@@ -278,7 +283,7 @@ impl Default for PinOptions {
 }
 
 /// An item of the shared pinset: what the cluster keeps and where.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct Pin {
     pub cid: Cid,
     #[serde(rename = "type", default)]
@@ -318,7 +323,7 @@ impl Pin {
 }
 
 /// Per-CID state of the pin tracker on one peer.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackerStatus {
     Undefined,
@@ -431,7 +436,7 @@ impl FromStr for StatusFilter {
 }
 
 /// Status of one CID on one peer.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct PinInfoShort {
     pub peername: String,
     pub ipfs_peer_id: String,
@@ -449,7 +454,7 @@ pub struct PinInfoShort {
 
 /// What a status report says of the pin itself (shared by [`PinInfo`] and [`GlobalPinInfo`],
 /// whose JSON has these fields at the top level).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct PinSummary {
     pub cid: Cid,
     #[serde(default)]
@@ -459,6 +464,7 @@ pub struct PinSummary {
     #[serde(default, deserialize_with = "null_as_default")]
     pub origins: Vec<String>,
     #[serde(with = "go_time", default)]
+    #[ts(type = "string")]
     pub created: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metadata: BTreeMap<String, String>,
@@ -482,7 +488,7 @@ impl PinSummary {
 /// pins or ten million; a status walk (`GET /pins?local=true`) finds the same numbers, except
 /// that IPFS is not asked: a pin removed from IPFS behind the cluster's back counts as
 /// pinned here until the next state sync queues it again.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, ts_rs::TS)]
 pub struct StatusSummary {
     pub peer: String,
     pub peername: String,
@@ -516,7 +522,7 @@ pub struct PinInfo {
 }
 
 /// Status of one CID across the cluster.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct GlobalPinInfo {
     #[serde(flatten)]
     pub pin: PinSummary,
@@ -595,14 +601,14 @@ impl GlobalPinInfo {
 }
 
 /// A peer's raft role (this project's addition to ID; ignored by older clients).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ts_rs::TS)]
 #[serde(rename_all = "lowercase")]
 pub enum PeerRole {
     Voter,
     Follower,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, ts_rs::TS)]
 pub struct IpfsId {
     #[serde(default)]
     pub id: String,
@@ -613,7 +619,7 @@ pub struct IpfsId {
 }
 
 /// A cluster peer's identity and view (`GET /id`, `GET /peers`).
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, ts_rs::TS)]
 pub struct Id {
     pub id: String,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -643,7 +649,7 @@ pub struct Id {
 
 /// A peer's measurement with a time to live (`GET /monitor/metrics/{name}`); the allocator
 /// only trusts valid, unexpired metrics.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, ts_rs::TS)]
 pub struct Metric {
     pub name: String,
     pub peer: String,
@@ -675,7 +681,7 @@ impl Metric {
 }
 
 /// Raised when a peer's metric expires (`GET /health/alerts`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct Alert {
     #[serde(flatten)]
     pub metric: Metric,

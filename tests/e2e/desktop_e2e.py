@@ -197,6 +197,16 @@ def main():
         "r => r.textContent.includes('dropped-file.txt') && r.textContent.includes('pinned'))"))
     ok("a dropped file is added to the real IPFS node and pinned")
 
+    # The overview counts this peer's pins by status, pushed as they change (the two CIDs
+    # and the file pinned above).
+    click(driver, "button[data-view=overview]")
+    wait("the overview to count three pins pinned here",
+         lambda: text_of(driver, "#ov-here-pinned").split()[-1] == "3")
+    assert text_of(driver, "#ov-here-errors").split()[-1] == "0", text_of(driver, "#ov-here")
+    assert text_of(driver, "#ov-pins") == "3", text_of(driver, "#ov-pins")
+    shot(driver, "overview-pins")
+    ok("the overview counts the pins here by status as they change")
+
     # Closing the window leaves the peer running in the tray.
     try:
         driver.execute_script("window.__TAURI__.window.getCurrentWindow().close()")

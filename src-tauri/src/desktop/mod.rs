@@ -9,6 +9,7 @@ pub mod invite;
 mod ipfs_trust;
 pub mod secrets;
 pub mod settings;
+pub mod ui_types;
 
 use futures::StreamExt;
 use std::path::{Path, PathBuf};
@@ -24,15 +25,16 @@ use crate::config::{self, Config, Identity, Multiaddrs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ipfsconn::IpfsHttp;
 use crate::peer::{Peer, StartOptions};
-use crate::types::{GlobalPinInfo, Id, Pin, PinKey, PinOptions, StatusFilter};
+use crate::types::{GlobalPinInfo, Id, Pin, PinKey, PinOptions, StatusFilter, StatusSummary};
 pub use invite::Invitation;
 use secrets::SecretStore;
 
 /// An error as the app shows it: what kind of problem it is (so the page can tell a bad CID
 /// from a lost connection) and a sentence for the user. The one place errors become UI text.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq, ts_rs::TS)]
 pub struct UiError {
     /// `bad_input`, `not_found`, `refused`, `unavailable`, `ipfs` or `internal`.
+    #[ts(type = "'bad_input' | 'not_found' | 'refused' | 'unavailable' | 'ipfs' | 'internal'")]
     pub kind: &'static str,
     pub message: String,
 }
@@ -63,7 +65,7 @@ impl std::fmt::Display for UiError {
 }
 
 /// Where this peer's IPFS node comes from, as the app tells the user.
-#[derive(Serialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Clone, Debug, PartialEq, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum IpfsSource {
     /// A daemon was already answering at the configured address.
@@ -74,7 +76,7 @@ pub enum IpfsSource {
     Unavailable,
 }
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct IpfsStatus {
     pub source: IpfsSource,
     pub address: String,
@@ -82,7 +84,7 @@ pub struct IpfsStatus {
 }
 
 /// Everything the overview shows.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct Snapshot {
     pub folder: String,
     pub configured: bool,
@@ -95,6 +97,8 @@ pub struct Snapshot {
     pub rest_api: Option<String>,
     /// Pins in the pinset (when running).
     pub pins: Option<u64>,
+    /// This peer's pins by status (when running), from counts kept as they change.
+    pub summary: Option<StatusSummary>,
     /// Operations queued or running on this peer.
     pub queued: usize,
     /// Raft stopped for good on a storage error (a full disk): the peer must be restarted.
@@ -104,7 +108,7 @@ pub struct Snapshot {
 /// What the pins view asks for: pins whose CID or name contains `search` (any case) and
 /// whose status on some peer matches `filter` (IPFS Cluster's filter names; empty: all),
 /// after the CID `after`, at most `limit` (default 50).
-#[derive(serde::Deserialize, Clone, Debug, Default)]
+#[derive(serde::Deserialize, Clone, Debug, Default, ts_rs::TS)]
 #[serde(default)]
 pub struct PinsQuery {
     pub search: String,
@@ -114,20 +118,17 @@ pub struct PinsQuery {
 }
 
 /// A page of the pins view; `next` is where the following page starts (none at the end).
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct PinsPage {
     pub pins: Vec<GlobalPinInfo>,
     pub next: Option<PinKey>,
 }
 
-/// How long a pin count is shown before it is counted again.
-const COUNT_KEPT: Duration = Duration::from_secs(5);
-
 /// Pins one page request looks at, at most, before answering with what it found (a search
 /// over millions of pins answers in parts, each with where to go on).
 const PAGE_SCAN: usize = 20_000;
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct InvitationView {
     pub text: String,
     pub svg: String,
@@ -140,7 +141,7 @@ pub struct InvitationView {
 }
 
 /// Metrics and alerts for the peers view.
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct Health {
     pub freespace: Vec<crate::types::Metric>,
     pub numpin: Vec<crate::types::Metric>,
@@ -156,8 +157,6 @@ pub struct Desktop {
     peer: RwLock<Option<Arc<Peer>>>,
     ipfs: Mutex<Option<IpfsStatus>>,
     ipfs_child: Mutex<Option<Child>>,
-    /// The last pin count and when it was taken (see [`Desktop::pin_count`]).
-    counted: Mutex<Option<(Instant, u64)>>,
     /// See [`Desktop::secret_location`].
     secret_location: Mutex<Option<String>>,
     /// The folder's lock while the app's peer runs, as the daemon takes it: neither
@@ -193,7 +192,6 @@ impl Desktop {
             peer: RwLock::new(None),
             ipfs: Mutex::new(None),
             ipfs_child: Mutex::new(None),
-            counted: Mutex::new(None),
             secret_location: Mutex::new(None),
             lock: Mutex::new(None),
         }
@@ -222,8 +220,8 @@ impl Desktop {
             Some(p) => Some(p.cluster().id().await),
             None => None,
         };
-        let pins = match &peer {
-            Some(p) => self.pin_count(p).await,
+        let summary = match &peer {
+            Some(p) => p.cluster().status_summary().await.ok(),
             None => None,
         };
         let stopped = peer.as_ref().is_some_and(|p| p.stopped().is_cancelled());
@@ -236,8 +234,9 @@ impl Desktop {
             id,
             ipfs: self.ipfs.lock().unwrap().clone(),
             secret_location: self.secret_location(),
-            pins,
+            pins: summary.as_ref().map(|s| s.pins),
             queued: peer.as_ref().map_or(0, |p| p.cluster().queue_len()),
+            summary,
             consensus_stopped: stopped,
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
         }
@@ -521,17 +520,15 @@ impl Desktop {
         self.peer().await?.cluster().peer_rm(id).await
     }
 
-    /// The pinset's size, counted at most every few seconds (a count reads an index of the
-    /// whole pinset: milliseconds for a million pins, too much for every second).
-    async fn pin_count(&self, peer: &Peer) -> Option<u64> {
-        if let Some((at, n)) = *self.counted.lock().unwrap() {
-            if at.elapsed() < COUNT_KEPT {
-                return Some(n);
-            }
-        }
-        let n = peer.cluster().pinset().count().await.ok()?;
-        *self.counted.lock().unwrap() = Some((Instant::now(), n));
-        Some(n)
+    /// Changes to this peer's pins and operations, as the tracker tells them (coalesced: see
+    /// [`crate::components::PinTracker::changes`]); none while the peer is not running.
+    pub async fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.peer.read().await.as_ref()?.cluster().changes())
+    }
+
+    /// This peer's pins by status (O(1): counts kept as they change).
+    pub async fn summary(&self) -> Result<StatusSummary> {
+        self.peer().await?.cluster().status_summary().await
     }
 
     /// One page of the pins view, searched and filtered on the peer: the pinset is read from
@@ -579,10 +576,7 @@ impl Desktop {
 
     /// Pins a CID, an `ipfs://` link or an `/ipfs/…` path (what a user drops or pastes).
     pub async fn pin(&self, what: &str, name: &str, replication: Option<i32>) -> Result<Pin> {
-        let pinned = self.pin_inner(what, name, replication).await;
-        // What this app changes shows in the next count.
-        *self.counted.lock().unwrap() = None;
-        pinned
+        self.pin_inner(what, name, replication).await
     }
 
     async fn pin_inner(&self, what: &str, name: &str, replication: Option<i32>) -> Result<Pin> {
@@ -610,9 +604,7 @@ impl Desktop {
     }
 
     pub async fn unpin(&self, cid: &str) -> Result<Pin> {
-        let unpinned = self.peer().await?.cluster().unpin(parse_cid(cid)?).await;
-        *self.counted.lock().unwrap() = None;
-        unpinned
+        self.peer().await?.cluster().unpin(parse_cid(cid)?).await
     }
 
     pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {

@@ -29,7 +29,7 @@ use crate::tasks::Tasks;
 use crate::types::{
     Cid, IpfsId, Pin, PinInfo, PinInfoShort, PinKey, StatusFilter, StatusSummary, TrackerStatus,
 };
-use ops::{OpKind, OpTable, Operation, Phase};
+use ops::{Changes, OpKind, OpTable, Operation, Phase};
 
 /// How an operation ended, when IPFS did not fail it.
 enum Outcome {
@@ -103,6 +103,8 @@ struct Inner {
     ipfs: Arc<dyn IpfsConnector>,
     cfg: StatelessTrackerConfig,
     ops: Mutex<OpTable>,
+    /// Told of every change to the pins or operations here (see [`PinTracker::changes`]).
+    changes: Changes,
     priority_tx: mpsc::Sender<(Cid, u64)>,
     normal_tx: mpsc::Sender<(Cid, u64)>,
     /// Unpins have a lane and a worker of their own (as IPFS Cluster's tracker): a large
@@ -157,12 +159,14 @@ impl StatelessTracker {
         let (normal_tx, normal_rx) = mpsc::channel(cap);
         let (unpin_tx, unpin_rx) = mpsc::channel(cap);
         let (moved_tx, moved_rx) = mpsc::channel(MOVED_AWAY_QUEUE);
+        let changes = Changes::default();
         let inner = Arc::new(Inner {
             me,
             state,
             ipfs,
             cfg,
-            ops: Mutex::new(OpTable::default()),
+            ops: Mutex::new(OpTable::new(changes.clone())),
+            changes,
             priority_tx,
             normal_tx,
             unpin_tx,
@@ -320,8 +324,9 @@ impl Inner {
     }
 
     fn note_ipfs_error(&self, e: &IpfsError) {
-        if e.is_unreachable() {
-            self.ipfs_down.store(true, Ordering::Relaxed);
+        if e.is_unreachable() && !self.ipfs_down.swap(true, Ordering::Relaxed) {
+            // Every pin settled here shows as `cluster_error` now.
+            self.changes.bump();
         }
     }
 
@@ -730,6 +735,8 @@ impl Inner {
         if queued > 0 {
             tracing::info!(count = queued, "state sync queued missing pins");
         }
+        // After a reset the pinset itself changed, whatever the operations did.
+        self.changes.bump();
     }
 
     /// Adds `delta` to the count of IPFS's pins, once there is one.
@@ -903,6 +910,7 @@ async fn maintenance(inner: Arc<Inner>, intervals: TrackerIntervals) {
                 let was_down = inner.ipfs_down.load(Ordering::Relaxed);
                 if inner.refresh_ipfs_id().await.is_ok() && was_down {
                     inner.ipfs_down.store(false, Ordering::Relaxed);
+                    inner.changes.bump();
                     tracing::info!("IPFS is reachable again: recovering");
                     inner.requeue_all().await;
                 }
@@ -919,10 +927,12 @@ impl PinTracker for StatelessTracker {
             return;
         }
         // Allocated elsewhere. A pin of it running here is pointless now; if IPFS holds it
-        // (the allocation moved away from this peer), unpin it. Otherwise it is simply remote.
+        // (the allocation moved away from this peer), unpin it. Otherwise it is simply remote
+        // (one more remote pin in the summary).
         if let Some(op) = self.inner.ops.lock().unwrap().remove(&pin.cid) {
             op.cancel();
         }
+        self.inner.changes.bump();
         if self.inner.moved_tx.try_send(pin.cid).is_err() {
             self.inner.moved_deferred.fetch_add(1, Ordering::Relaxed);
             self.inner.resync.notify_one();
@@ -935,6 +945,10 @@ impl PinTracker for StatelessTracker {
 
     async fn status(&self, cid: &Cid) -> PinInfo {
         self.inner.status(cid).await
+    }
+
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     async fn summary(&self) -> Result<StatusSummary, ConsensusError> {

@@ -1,11 +1,14 @@
 //! The tracker's operations by CID, with a running count of each status, so that queue
 //! lengths and per-status figures cost the same with ten operations or a million (the desktop
 //! asks every second, `/metrics` at every scrape). Every change to an operation's kind or
-//! phase goes through [`OpTable::update`], which keeps the counts true.
+//! phase goes through [`OpTable::update`], which keeps the counts true, and tells the
+//! tracker's change feed ([`Changes`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::components::TrackerStats;
@@ -86,14 +89,45 @@ pub(super) fn in_queue(counts: &TrackerStats) -> u64 {
     counts.pin_queued + counts.pinning + counts.unpin_queued + counts.unpinning
 }
 
+/// The tracker's change feed: a counter bumped at every change to this peer's pins or
+/// operations. A watch holds only the latest value, so any number of changes since a
+/// subscriber last looked wake it once (coalesced), and nothing queues up behind a slow one.
+#[derive(Clone)]
+pub(super) struct Changes(Arc<watch::Sender<u64>>);
+
+impl Default for Changes {
+    fn default() -> Changes {
+        Changes(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl Changes {
+    pub fn bump(&self) {
+        self.0.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
 #[derive(Default)]
 pub(super) struct OpTable {
     map: HashMap<Cid, Operation>,
     /// The operation counts of [`TrackerStats`] (its other fields stay 0 here).
     counts: TrackerStats,
+    changes: Changes,
 }
 
 impl OpTable {
+    /// A table whose every change is told to `changes`.
+    pub fn new(changes: Changes) -> OpTable {
+        OpTable {
+            changes,
+            ..OpTable::default()
+        }
+    }
+
     pub fn get(&self, cid: &Cid) -> Option<&Operation> {
         self.map.get(cid)
     }
@@ -115,11 +149,13 @@ impl OpTable {
         if let Some(old) = self.map.insert(cid, op) {
             count(&mut self.counts, &old, false);
         }
+        self.changes.bump();
     }
 
     pub fn remove(&mut self, cid: &Cid) -> Option<Operation> {
         let old = self.map.remove(cid)?;
         count(&mut self.counts, &old, false);
+        self.changes.bump();
         Some(old)
     }
 
@@ -129,6 +165,7 @@ impl OpTable {
         count(&mut self.counts, op, false);
         let r = f(op);
         count(&mut self.counts, op, true);
+        self.changes.bump();
         Some(r)
     }
 

@@ -8,6 +8,7 @@ use crate::types::PinOptions;
 use futures::StreamExt;
 
 const ME: &str = "12D3KooWMe";
+const DEADLINE: Duration = Duration::from_secs(10);
 
 fn start(state: StateHandle, ipfs: crate::config::IpfsHttpConfig) -> StatelessTracker {
     StatelessTracker::start(
@@ -664,4 +665,60 @@ async fn a_sync_brings_operations_in_line_with_the_pinset_so_the_summary_matches
     t.set_paused(false);
     wait_status(&t, &back.cid, TrackerStatus::Pinned).await;
     assert!(kubo.is_pinned(&back.cid));
+}
+
+#[tokio::test]
+async fn changes_are_told_as_coalesced_events_and_the_summary_then_shows_them() {
+    let kubo = FakeKubo::start().await;
+    let state = StateHandle::default();
+    state.count_for(ME);
+    let t = start(state.clone(), kubo.config());
+    first_sync_done(&t).await;
+    let mut changes = t.changes();
+    changes.borrow_and_update();
+    assert!(!changes.has_changed().unwrap(), "no change yet");
+
+    // A remote pin changes no operation, but the summary's count of remote pins.
+    let remote = pin(1, &["elsewhere"]);
+    state.insert(remote.clone());
+    t.track(remote);
+    tokio::time::timeout(DEADLINE, changes.changed())
+        .await
+        .expect("a remote pin is told")
+        .unwrap();
+    assert_eq!(t.summary().await.unwrap().remote, 1);
+
+    // Many changes while nobody looks: one wake, and the summary has them all.
+    t.set_paused(true);
+    for n in 2..502 {
+        let p = pin(n, &[ME]);
+        state.insert(p.clone());
+        t.track(p);
+    }
+    tokio::time::timeout(DEADLINE, changes.changed())
+        .await
+        .expect("pins queued here are told")
+        .unwrap();
+    changes.borrow_and_update();
+    assert!(
+        !changes.has_changed().unwrap(),
+        "a subscriber wakes once for every change since it last looked"
+    );
+    assert_eq!(t.summary().await.unwrap().pin_queued, 500);
+
+    // Each pin done is told: the summary reaches all of them pinned.
+    t.set_paused(false);
+    let end = std::time::Instant::now() + DEADLINE;
+    loop {
+        tokio::time::timeout(
+            end.saturating_duration_since(std::time::Instant::now()),
+            changes.changed(),
+        )
+        .await
+        .expect("pinning is told until every pin is pinned")
+        .unwrap();
+        if t.summary().await.unwrap().pinned == 500 {
+            break;
+        }
+    }
 }

@@ -2,7 +2,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot,
+  GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot, StatusSummary,
 } from './types';
 
 export const api = {
@@ -32,6 +32,7 @@ export interface Events {
   snapshot: Snapshot;
   peers: Id[];
   health: Health;
+  summary: StatusSummary;
 }
 
 export function on<K extends keyof Events>(

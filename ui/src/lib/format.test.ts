@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, droppedTarget, errorText, healthLine, metricOf, short, tone } from './format';
+import { bytes, droppedTarget, errorText, healthLine, metricOf, pinGroups, short, tone } from './format';
 
 describe('format', () => {
   it('sizes in decimal units', () => {
@@ -17,7 +17,10 @@ describe('format', () => {
 
   it('takes a peer metric only while it is valid', () => {
     const now = 1_000_000;
-    const m = { name: 'freespace', peer: 'a', value: '10', expire: (now + 5000) * 1e6, valid: true };
+    const m = {
+      name: 'freespace', peer: 'a', value: '10', expire: (now + 5000) * 1e6, valid: true,
+      weight: 0, partitionable: false, received_at: 0,
+    };
     expect(metricOf([m], 'a', now)).toBe(m);
     expect(metricOf([m], 'b', now)).toBeNull();
     expect(metricOf([{ ...m, expire: (now - 1) * 1e6 }], 'a', now)).toBeNull();
@@ -44,5 +47,17 @@ describe('format', () => {
     expect(healthLine(1, 0)).toBe('1 peer online');
     expect(healthLine(3, 0)).toBe('3 peers online');
     expect(healthLine(3, 1)).toBe('1 of 3 unreachable');
+  });
+});
+
+describe('pinGroups', () => {
+  it('puts every status of the summary in one group, queued with running', () => {
+    const s = {
+      peer: 'p', peername: 'laptop', pins: 100, allocated_here: 90, pinned: 50, remote: 10,
+      pin_queued: 7, pinning: 3, pin_error: 2, unpin_queued: 4, unpinning: 1, unpin_error: 5,
+      cluster_error: 8,
+    };
+    const g = Object.fromEntries(pinGroups(s).map((x) => [x.key, x.count]));
+    expect(g).toEqual({ pinned: 50, pinning: 10, unpinning: 5, errors: 15, remote: 10 });
   });
 });

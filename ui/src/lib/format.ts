@@ -1,5 +1,5 @@
 // Pure helpers the views share (tested in format.test.ts).
-import type { Metric, TrackerStatus } from './types';
+import type { Metric, StatusSummary, TrackerStatus } from './types';
 
 /** Bytes in decimal units, as IPFS reports sizes. */
 export function bytes(n: number | string): string {
@@ -53,4 +53,23 @@ export function droppedTarget(text: string | null | undefined): string | null {
 export function healthLine(total: number, down: number): string {
   if (down) return `${down} of ${total} unreachable`;
   return `${total} ${total === 1 ? 'peer' : 'peers'} online`;
+}
+
+/** One group of this peer's pins as the overview shows it. */
+export interface PinGroup {
+  key: 'pinned' | 'pinning' | 'unpinning' | 'errors' | 'remote';
+  label: string;
+  count: number;
+  tone: Tone;
+}
+
+/** A summary in the overview's groups: what is done, in progress either way, wrong, elsewhere. */
+export function pinGroups(s: StatusSummary): PinGroup[] {
+  return [
+    { key: 'pinned', label: 'Pinned here', count: s.pinned, tone: 'ok' },
+    { key: 'pinning', label: 'Being pinned', count: s.pin_queued + s.pinning, tone: 'busy' },
+    { key: 'unpinning', label: 'Being unpinned', count: s.unpin_queued + s.unpinning, tone: 'busy' },
+    { key: 'errors', label: 'In error', count: s.pin_error + s.unpin_error + s.cluster_error, tone: 'bad' },
+    { key: 'remote', label: 'On other peers', count: s.remote, tone: 'muted' },
+  ];
 }

@@ -15,7 +15,7 @@ import Pins from './Pins.svelte';
 
 function pin(cid: string, name: string, status: GlobalPinInfo['peer_map'][string]['status']): GlobalPinInfo {
   return {
-    cid, name, allocations: [], origins: [], metadata: {},
+    cid, name, allocations: [], origins: [], metadata: {}, created: '2026-01-01T00:00:00Z',
     peer_map: {
       '12D3KooWpeerAAAAAAAAAAAAAAAA': {
         peername: 'laptop', ipfs_peer_id: '', ipfs_peer_addresses: [], status,
@@ -31,7 +31,7 @@ describe('Pins view', () => {
     vi.resetAllMocks();
     app.snapshot = {
       folder: '', configured: true, running: true, ready: true, paused: false, id: null,
-      ipfs: null, secret_location: '', rest_api: null, pins: 2, queued: 0, consensus_stopped: false,
+      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false,
     };
     app.message = { text: '', bad: false };
   });
@@ -74,5 +74,19 @@ describe('Pins view', () => {
     await fireEvent.submit(screen.getByRole('form', { name: 'Pin a CID' }));
     await waitFor(() => expect(screen.getByRole('status').textContent).toBe('invalid CID "x"'));
     expect(screen.getByRole('status').className).toBe('error');
+  });
+
+  it('fetches its rows again when the pins here change, once per change told', async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'one', 'pinning')], next: null });
+    render(Pins);
+    await screen.findByText('laptop: pinning');
+    const asked = calls.pinsPage.mock.calls.length;
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'one', 'pinned')], next: null });
+    app.summary = {
+      peer: 'p', peername: 'laptop', pins: 1, allocated_here: 1, pinned: 1, remote: 0, pin_queued: 0,
+      pinning: 0, pin_error: 0, unpin_queued: 0, unpinning: 0, unpin_error: 0, cluster_error: 0,
+    };
+    await screen.findByText('laptop: pinned');
+    expect(calls.pinsPage.mock.calls.length).toBe(asked + 1);
   });
 });

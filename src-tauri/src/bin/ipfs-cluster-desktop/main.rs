@@ -184,31 +184,65 @@ fn tray_status(snap: &Snapshot, peers: Option<&[Id]>) -> String {
     s
 }
 
-/// Keeps the UI and the tray in step with the peer (in-process; no REST round trip). Only
-/// cheap things run often: the snapshot (pin count, queue) every second, which tells the
-/// pins view when to fetch its page again; peers and health every few seconds, and only
-/// while the window is open. With the window closed, the tooltip is renewed every few
-/// seconds and nothing else runs.
+/// Keeps the UI and the tray in step with the peer (in-process; no REST round trip). The
+/// summary of this peer's pins goes out as the tracker tells of changes, at most every
+/// [`SUMMARY_QUIET`] however fast they come (the watch coalesces what happens meanwhile).
+/// What has no events runs on a clock, and only while cheap: the snapshot (readiness, IPFS)
+/// every second, peers and health every few seconds, and only while the window is open.
+/// With the window closed, the tooltip is renewed every few seconds and nothing else runs.
 fn emit_loop(app: AppHandle, d: App) {
     tauri::async_runtime::spawn(async move {
         let mut tick: u64 = 0;
         let mut peers: Option<Vec<Id>> = None;
-        // What the window was last sent (snapshot, peers, health): an unchanged state is not
-        // sent again, so a window at rest redraws nothing.
-        let mut sent: [String; 3] = Default::default();
+        let mut changes: Option<tokio::sync::watch::Receiver<u64>> = None;
+        let mut next_tick = tokio::time::Instant::now();
+        // What the window was last sent (snapshot, peers, health, summary): an unchanged
+        // state is not sent again, so a window at rest redraws nothing.
+        let mut sent: [String; 4] = Default::default();
         loop {
             let window = app.get_webview_window("main").is_some();
+            // A change of the pins here, or the clock.
+            let changed = match changes.as_mut().filter(|_| window) {
+                Some(rx) => tokio::select! {
+                    r = rx.changed() => Some(r.is_ok()),
+                    _ = tokio::time::sleep_until(next_tick) => None,
+                },
+                None => {
+                    tokio::time::sleep_until(next_tick).await;
+                    None
+                }
+            };
+            if changed == Some(false) {
+                // That peer stopped; the clock finds the next one.
+                changes = None;
+                continue;
+            }
+            if changed == Some(true) {
+                if let Ok(summary) = d.summary().await {
+                    send_changed(&app, &mut sent[3], "summary", &summary);
+                }
+                tokio::time::sleep(SUMMARY_QUIET).await;
+                continue;
+            }
+            next_tick += Duration::from_secs(1);
             if !window {
                 // A window opened later gets everything.
                 sent = Default::default();
             }
             let slow = tick.is_multiple_of(5);
+            if slow {
+                // After the peer starts, and again after a restart (a new tracker).
+                changes = d.changes().await;
+            }
             if window || slow {
                 let snap = d.snapshot().await;
                 if snap.running && slow {
                     peers = d.peers().await.ok();
                 }
                 if window {
+                    if let Some(summary) = &snap.summary {
+                        send_changed(&app, &mut sent[3], "summary", summary);
+                    }
                     send_changed(&app, &mut sent[0], "snapshot", &snap);
                     if snap.running && slow {
                         if let Some(p) = &peers {
@@ -227,10 +261,17 @@ fn emit_loop(app: AppHandle, d: App) {
                 }
             }
             tick += 1;
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Behind (a slow snapshot): the next tick a second from now, not a burst.
+            let now = tokio::time::Instant::now();
+            if next_tick < now {
+                next_tick = now + Duration::from_secs(1);
+            }
         }
     });
 }
+
+/// The shortest time between two summaries sent to the window while pins change.
+const SUMMARY_QUIET: Duration = Duration::from_millis(250);
 
 /// Emits `value` unless it is what was last sent under `last`.
 fn send_changed<T: serde::Serialize + Clone>(

@@ -1,0 +1,189 @@
+// Generated from the Rust types by src-tauri/src/desktop/ui_types.rs: do not edit.
+// UPDATE_UI_TYPES=1 cargo test -p ipfs-cluster --lib ui_types writes it anew.
+
+/**
+ * A content identifier, (de)serialized as its string form ("Qm…", "bafy…").
+ *
+ * The `cid` crate's own serde impl writes binary (IPLD links); the API needs strings.
+ *
+ * It has no order of its own: pins are listed in one order, that of [`PinKey`].
+ */
+export type Cid = string;
+
+/**
+ * A pin's place in the pinset's one order: its CID's text, compared as text (the order of
+ * the `pins` table's primary key, which every peer shares). Every listing is in this order
+ * and resumes after one (the store's pages, each member's status pages, the merged global
+ * status, the desktop's pins view); as a cursor from a client it may be any text.
+ */
+export type PinKey = string;
+
+/**
+ * Per-CID state of the pin tracker on one peer.
+ */
+export type TrackerStatus = "undefined" | "cluster_error" | "pin_error" | "unpin_error" | "error" | "pinned" | "pinning" | "unpinning" | "unpinned" | "remote" | "pin_queued" | "unpin_queued" | "queued" | "sharded" | "unexpectedly_unpinned";
+
+/**
+ * A peer's raft role (this project's addition to ID; ignored by older clients).
+ */
+export type PeerRole = "voter" | "follower";
+
+export type PinType = "pin" | "meta-pin" | "clusterdag-pin" | "shard-pin";
+
+export type PinMode = "recursive" | "direct";
+
+/**
+ * Options a user sets on a pin; inlined into [`Pin`] as in IPFS Cluster.
+ */
+export type PinOptions = { replication_factor_min: number, replication_factor_max: number, name: string, mode: PinMode, shard_size: number, user_allocations: Array<string>, expire_at: string, metadata: { [key in string]: string }, pin_update: Cid | null, origins: Array<string>, };
+
+/**
+ * An item of the shared pinset: what the cluster keeps and where.
+ */
+export type Pin = { cid: Cid, type: PinType, 
+/**
+ * Peer ids holding the pin; empty means every peer.
+ */
+allocations: Array<string>, max_depth: number, reference: Cid | null, timestamp: string, replication_factor_min: number, replication_factor_max: number, name: string, mode: PinMode, shard_size: number, user_allocations: Array<string>, expire_at: string, metadata: { [key in string]: string }, pin_update: Cid | null, origins: Array<string>, };
+
+/**
+ * Status of one CID on one peer.
+ */
+export type PinInfoShort = { peername: string, ipfs_peer_id: string, ipfs_peer_addresses: Array<string>, status: TrackerStatus, timestamp: string, error: string, attempt_count: number, priority_pin: boolean, };
+
+/**
+ * What a status report says of the pin itself (shared by [`PinInfo`] and [`GlobalPinInfo`],
+ * whose JSON has these fields at the top level).
+ */
+export type PinSummary = { cid: Cid, name: string, allocations: Array<string>, origins: Array<string>, created: string, metadata: { [key in string]: string }, };
+
+/**
+ * Status of one CID across the cluster.
+ */
+export type GlobalPinInfo = { peer_map: { [key in string]: PinInfoShort }, cid: Cid, name: string, allocations: Array<string>, origins: Array<string>, created: string, metadata: { [key in string]: string }, };
+
+/**
+ * One peer's pins by status (`GET /pins/summary`; not in IPFS Cluster's API). Read from
+ * counts the peer keeps as its pinset and its operations change, so it costs the same at ten
+ * pins or ten million; a status walk (`GET /pins?local=true`) finds the same numbers, except
+ * that IPFS is not asked: a pin removed from IPFS behind the cluster's back counts as
+ * pinned here until the next state sync queues it again.
+ */
+export type StatusSummary = { peer: string, peername: string, 
+/**
+ * Pins in the cluster's pinset.
+ */
+pins: number, 
+/**
+ * Of them, those allocated to this peer (pins on every peer included).
+ */
+allocated_here: number, 
+/**
+ * Allocated here with nothing left to do.
+ */
+pinned: number, 
+/**
+ * Allocated to other peers only.
+ */
+remote: number, pin_queued: number, pinning: number, pin_error: number, unpin_queued: number, unpinning: number, unpin_error: number, 
+/**
+ * Allocated here with nothing left to do, while this peer's IPFS daemon does not
+ * answer (counted here instead of as pinned).
+ */
+cluster_error: number, };
+
+export type IpfsId = { id: string, addresses: Array<string>, error: string, };
+
+/**
+ * A cluster peer's identity and view (`GET /id`, `GET /peers`).
+ */
+export type Id = { id: string, addresses: Array<string>, cluster_peers: Array<string>, cluster_peers_addresses: Array<string>, version: string, commit: string, rpc_protocol_version: string, error: string, ipfs: IpfsId, peername: string, role?: PeerRole | null, 
+/**
+ * The Raft leader as this peer sees it (this project's addition, like `role`).
+ */
+leader?: string | null, };
+
+/**
+ * A peer's measurement with a time to live (`GET /monitor/metrics/{name}`); the allocator
+ * only trusts valid, unexpired metrics.
+ */
+export type Metric = { name: string, peer: string, value: string, 
+/**
+ * Unix time in nanoseconds after which the metric is stale.
+ */
+expire: number, valid: boolean, weight: number, partitionable: boolean, received_at: number, };
+
+/**
+ * Raised when a peer's metric expires (`GET /health/alerts`).
+ */
+export type Alert = { triggered_at: string, name: string, peer: string, value: string, 
+/**
+ * Unix time in nanoseconds after which the metric is stale.
+ */
+expire: number, valid: boolean, weight: number, partitionable: boolean, received_at: number, };
+
+/**
+ * Where this peer's IPFS node comes from, as the app tells the user.
+ */
+export type IpfsSource = "running" | "embedded" | "unavailable";
+
+export type IpfsStatus = { source: IpfsSource, address: string, message: string, };
+
+/**
+ * Everything the overview shows.
+ */
+export type Snapshot = { folder: string, configured: boolean, running: boolean, ready: boolean, paused: boolean, id: Id | null, ipfs: IpfsStatus | null, secret_location: string, rest_api: string | null, 
+/**
+ * Pins in the pinset (when running).
+ */
+pins: number | null, 
+/**
+ * This peer's pins by status (when running), from counts kept as they change.
+ */
+summary: StatusSummary | null, 
+/**
+ * Operations queued or running on this peer.
+ */
+queued: number, 
+/**
+ * Raft stopped for good on a storage error (a full disk): the peer must be restarted.
+ */
+consensus_stopped: boolean, };
+
+/**
+ * What the pins view asks for: pins whose CID or name contains `search` (any case) and
+ * whose status on some peer matches `filter` (IPFS Cluster's filter names; empty: all),
+ * after the CID `after`, at most `limit` (default 50).
+ */
+export type PinsQuery = { search: string, filter: string, after: PinKey | null, limit: number | null, };
+
+/**
+ * A page of the pins view; `next` is where the following page starts (none at the end).
+ */
+export type PinsPage = { pins: Array<GlobalPinInfo>, next: PinKey | null, };
+
+export type InvitationView = { text: string, svg: string, 
+/**
+ * The QR code's width in modules, quiet zone included, and the SVG path of its dark
+ * modules (see [`Invitation::qr_modules`]).
+ */
+qr_size: number, qr_path: string, 
+/**
+ * The addresses in it, best first, for `--bootstrap`.
+ */
+bootstrap: Array<string>, };
+
+/**
+ * Metrics and alerts for the peers view.
+ */
+export type Health = { freespace: Array<Metric>, numpin: Array<Metric>, alerts: Array<Alert>, };
+
+/**
+ * An error as the app shows it: what kind of problem it is (so the page can tell a bad CID
+ * from a lost connection) and a sentence for the user. The one place errors become UI text.
+ */
+export type UiError = { 
+/**
+ * `bad_input`, `not_found`, `refused`, `unavailable`, `ipfs` or `internal`.
+ */
+kind: 'bad_input' | 'not_found' | 'refused' | 'unavailable' | 'ipfs' | 'internal', message: string, };

@@ -1,0 +1,32 @@
+import { cleanup, render, screen } from '@testing-library/svelte';
+import { afterEach, describe, expect, it } from 'vitest';
+import { app } from '../lib/app.svelte';
+import Overview from './Overview.svelte';
+
+describe('Overview', () => {
+  afterEach(() => {
+    cleanup();
+    app.summary = null;
+  });
+
+  it('shows the pins here by group as the summary is pushed', async () => {
+    render(Overview);
+    expect(screen.queryByRole('heading', { name: 'Pins on this peer' })).toBeNull();
+    app.summary = {
+      peer: 'p', peername: 'laptop', pins: 1200, allocated_here: 1000, pinned: 990, remote: 200,
+      pin_queued: 4, pinning: 2, pin_error: 1, unpin_queued: 0, unpinning: 0, unpin_error: 0,
+      cluster_error: 3,
+    };
+    await screen.findByRole('heading', { name: 'Pins on this peer' });
+    const text = (id: string) => document.getElementById(id)?.textContent?.replace(/\s+/g, ' ').trim();
+    expect(text('ov-here-pinned')).toBe(`Pinned here ${(990).toLocaleString()}`);
+    expect(text('ov-here-pinning')).toBe('Being pinned 6');
+    expect(text('ov-here-errors')).toBe('In error 4');
+    expect(text('ov-here-remote')).toBe('On other peers 200');
+    // The tile above agrees with the list, whatever the last snapshot said.
+    expect(text('ov-pins')).toBe((1200).toLocaleString());
+    expect(text('ov-pins-sub')).toBe('6 being pinned or unpinned here');
+    // The bar is for the eye only: what is read out is the list.
+    expect(document.querySelector('.bar')?.getAttribute('aria-hidden')).toBe('true');
+  });
+});
