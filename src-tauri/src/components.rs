@@ -209,7 +209,8 @@ pub trait Pinset: Send + Sync + 'static {
         after: Option<PinKey>,
     ) -> BoxStream<'static, Result<Pin, ConsensusError>>;
     /// The pins of `types` (every pin with none), in CID order, each as the REST API's JSON
-    /// for it: a store that keeps that text hands it over without parsing it.
+    /// for it: a store that keeps that text hands it over without parsing it. An item holds
+    /// one pin or several, one per line (a store hands over a page at a time).
     fn stream_json(&self, types: &[PinType]) -> BoxStream<'static, Result<String, ConsensusError>> {
         use futures::{StreamExt, TryStreamExt};
         let types = types.to_vec();

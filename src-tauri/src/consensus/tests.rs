@@ -841,13 +841,22 @@ async fn listings_pass_stored_pins_through_and_encode_rows_of_other_formats_anew
     let json = |types: Vec<PinType>| {
         let state = state.clone();
         async move {
-            state
+            let items = state
                 .stream_json(&types)
                 .try_collect::<Vec<String>>()
                 .await
-                .unwrap()
+                .unwrap();
+            items
+                .iter()
+                .flat_map(|i| i.split('\n'))
+                .map(String::from)
+                .collect::<Vec<String>>()
         }
     };
+    // A page of rows in this version's format comes as one item, its pins one per line.
+    let items: Vec<String> = state.stream_json(&[]).try_collect().await.unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].lines().count(), 3);
     let encoded = |p: &Pin| serde_json::to_string(p).unwrap();
     let listed = list(&state).await;
     assert_eq!(
@@ -891,6 +900,7 @@ async fn listings_pass_stored_pins_through_and_encode_rows_of_other_formats_anew
         .unwrap();
     assert_eq!(formats, vec![0, 0, 0]);
     let listed: Vec<String> = state.stream_json(&[]).try_collect().await.unwrap();
+    let listed: Vec<&str> = listed.iter().flat_map(|i| i.split('\n')).collect();
     assert_eq!(
         listed,
         list(&state).await.iter().map(encoded).collect::<Vec<_>>()
@@ -918,6 +928,39 @@ async fn listings_pass_stored_pins_through_and_encode_rows_of_other_formats_anew
         pins.iter()
             .map(|p| (encoded(p), store::PIN_FORMAT))
             .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_listing_of_several_pages_hands_over_a_page_at_a_time_in_order() {
+    use futures::TryStreamExt;
+    let pins: Vec<Pin> = (0..2345)
+        .map(|n| Pin::new(test_cid(n), PinOptions::default()))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, _sm, _changes) = machine(dir.path(), &pins).await;
+    let state = store::PinsTable::new(pool.clone());
+    let want: Vec<String> = list(&state)
+        .await
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap())
+        .collect();
+    // A row of another format on the second page: that page is read row by row.
+    sqlx::query("UPDATE pins SET fmt = 0 WHERE cid = (SELECT cid FROM pins ORDER BY cid LIMIT 1 OFFSET 1500)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let items: Vec<String> = state.stream_json(&[]).try_collect().await.unwrap();
+    assert_eq!(
+        items.iter().map(|i| i.lines().count()).collect::<Vec<_>>(),
+        vec![1000, 1000, 345],
+        "a page per item"
+    );
+    let listed: Vec<&str> = items.iter().flat_map(|i| i.split('\n')).collect();
+    assert_eq!(listed.len(), want.len());
+    assert!(
+        listed.iter().zip(&want).all(|(a, b)| a == b),
+        "every pin once, in order"
     );
 }
 

@@ -88,25 +88,28 @@ where
     T: Serialize + Send + 'static,
     S: Stream<Item = Result<T, Error>> + Send + 'static,
 {
-    ndjson_lines(items, |item: &T, buf: &mut Vec<u8>| {
+    ndjson_lines(items, 256, |item: &T, buf: &mut Vec<u8>| {
         serde_json::to_writer(buf, item).expect("API types serialize")
     })
     .await
 }
 
-/// [`ndjson`] of items that are JSON text already (passed through as they are).
+/// [`ndjson`] of items that are JSON text already (passed through as they are). An item may
+/// hold many lines (a store's page), so each goes out as a frame of its own: a frame of
+/// several could hold hundreds of pages at once.
 async fn ndjson_text<S>(items: S) -> Response
 where
     S: Stream<Item = Result<String, Error>> + Send + 'static,
 {
-    ndjson_lines(items, |item: &String, buf: &mut Vec<u8>| {
+    ndjson_lines(items, 1, |item: &String, buf: &mut Vec<u8>| {
         buf.extend_from_slice(item.as_bytes())
     })
     .await
 }
 
-/// Streams `items` one JSON line each, as `write` puts them into the response.
-async fn ndjson_lines<T, S, W>(items: S, write: W) -> Response
+/// Streams `items` one JSON line each, as `write` puts them into the response; items already
+/// produced go out together, up to `per_frame` in one frame.
+async fn ndjson_lines<T, S, W>(items: S, per_frame: usize, write: W) -> Response
 where
     T: Send + 'static,
     S: Stream<Item = Result<T, Error>> + Send + 'static,
@@ -125,7 +128,7 @@ where
     // Items already produced go out together, one frame for up to a few hundred lines: a
     // frame per line cost more than producing the line. A slow stream still sends each line
     // as soon as it exists.
-    let mut batches = items.ready_chunks(256);
+    let mut batches = items.ready_chunks(per_frame);
     let trailer = |value: HeaderValue| {
         let mut trailers = HeaderMap::new();
         trailers.insert(HeaderName::from_static(STREAM_ERROR), value);

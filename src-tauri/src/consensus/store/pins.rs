@@ -312,32 +312,64 @@ impl PinsTable {
             let names: Vec<String> = types.iter().map(|t| format!("'{}'", t.as_str())).collect();
             format!(" AND json_extract(pin, '$.type') IN ({})", names.join(", "))
         };
-        let sql = format!(
+        let page = format!(
             "SELECT cid, pin, fmt FROM pins WHERE cid > ?{only} ORDER BY cid LIMIT {READ_PAGE}"
+        );
+        // A page whose rows are all of this version's format comes out of SQLite as one
+        // text, its pins one per line: one hand-off from SQLite's thread for the page instead
+        // of one per row (what bounded `/allocations`). A page with a row of another format
+        // is read again row by row, and that row encoded anew.
+        let joined = format!(
+            "SELECT count(*), max(cid), count(*) FILTER (WHERE fmt != {PIN_FORMAT}), \
+             group_concat(pin, char(10) ORDER BY cid) FROM ({page})"
         );
         Box::pin(async_stream::try_stream! {
             // "" sorts before every CID.
             let mut after = String::new();
             loop {
-                let rows = sqlx::query(&sql)
+                let row = sqlx::query(&joined)
                     .bind(after.as_str())
-                    .fetch_all(&readers)
+                    .fetch_one(&readers)
                     .await
                     .map_err(storage)?;
-                let full = rows.len() == READ_PAGE;
-                for row in &rows {
-                    let text: String = row.get(1);
-                    if row.get::<i64, _>(2) == PIN_FORMAT {
-                        yield text;
-                    } else {
-                        let pin = parse_pin(&text)?;
-                        yield serde_json::to_string(&pin).map_err(storage)?;
+                let mut count: i64 = row.get(0);
+                if count == 0 {
+                    break;
+                }
+                let mut last: String = row.get(1);
+                if row.get::<i64, _>(2) == 0 {
+                    yield row.get::<String, _>(3);
+                } else {
+                    let rows = sqlx::query(&page)
+                        .bind(after.as_str())
+                        .fetch_all(&readers)
+                        .await
+                        .map_err(storage)?;
+                    // Rows may have changed in between: this read decides where to go on.
+                    count = rows.len() as i64;
+                    match rows.last() {
+                        Some(row) => last = row.get(0),
+                        None => break,
                     }
+                    let mut text = String::new();
+                    for row in &rows {
+                        if !text.is_empty() {
+                            text.push('\n');
+                        }
+                        let stored: String = row.get(1);
+                        if row.get::<i64, _>(2) == PIN_FORMAT {
+                            text.push_str(&stored);
+                        } else {
+                            let pin = parse_pin(&stored)?;
+                            text.push_str(&serde_json::to_string(&pin).map_err(storage)?);
+                        }
+                    }
+                    yield text;
                 }
-                match rows.last() {
-                    Some(last) if full => after = last.get::<String, _>(0),
-                    _ => break,
+                if count < READ_PAGE as i64 {
+                    break;
                 }
+                after = last;
             }
         })
     }
