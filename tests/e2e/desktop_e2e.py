@@ -197,13 +197,37 @@ def main():
         "r => r.textContent.includes('dropped-file.txt') && r.textContent.includes('pinned'))"))
     ok("a dropped file is added to the real IPFS node and pinned")
 
-    # The overview counts this peer's pins by status, pushed as they change (the two CIDs
-    # and the file pinned above).
+    # A folder dropped on the window: the Add view lists it, takes a name, streams it into
+    # IPFS as one folder and pins its one CID, whose listing holds every file.
+    album = os.path.join(WORK, "e2e album")
+    os.makedirs(os.path.join(album, "day one"))
+    with open(os.path.join(album, "notes.txt"), "w") as f:
+        f.write(f"notes {time.time()}")
+    with open(os.path.join(album, "day one", "photo.jpg"), "wb") as f:
+        f.write(os.urandom(3_000_000))
+    driver.execute_script("window.__TAURI__.event.emit('tauri://drag-drop', {paths: [arguments[0]]})", album)
+    wait("the Add view with the dropped folder", lambda: album in text_of(driver, "#add-items"))
+    driver.find_element(By.ID, "add-name").send_keys("Holiday album")
+    shot(driver, "add")
+    click(driver, "#btn-add")
+    wait("the folder added and pinned",
+         lambda: "Added and pinned Holiday album" in text_of(driver, "#add-message"), deadline=120)
+    root = text_of(driver, "#add-result").split()[-1]
+    _, listing = http("POST", f"http://{IPFS_API}/api/v0/ls?arg={root}")
+    links = json.loads(listing)["Objects"][0]["Links"]
+    assert [(l["Name"], l["Type"]) for l in links] == [("day one", 1), ("notes.txt", 2)], links
+    _, inner = http("POST", f"http://{IPFS_API}/api/v0/ls?arg={links[0]['Hash']}")
+    assert [l["Name"] for l in json.loads(inner)["Objects"][0]["Links"]] == ["photo.jpg"], inner
+    shot(driver, "add-done")
+    ok("a folder dropped on the window is added as one CID holding every file, and pinned")
+
+    # The overview counts this peer's pins by status, pushed as they change (the two CIDs,
+    # the file and the folder pinned above).
     click(driver, "button[data-view=overview]")
-    wait("the overview to count three pins pinned here",
-         lambda: text_of(driver, "#ov-here-pinned").split()[-1] == "3")
+    wait("the overview to count four pins pinned here",
+         lambda: text_of(driver, "#ov-here-pinned").split()[-1] == "4")
     assert text_of(driver, "#ov-here-errors").split()[-1] == "0", text_of(driver, "#ov-here")
-    assert text_of(driver, "#ov-pins") == "3", text_of(driver, "#ov-pins")
+    assert text_of(driver, "#ov-pins") == "4", text_of(driver, "#ov-pins")
     shot(driver, "overview-pins")
     ok("the overview counts the pins here by status as they change")
 

@@ -734,12 +734,12 @@ impl Peer {
         }
     }
 
-    /// The daemon's resident memory (VmRSS), in bytes.
     /// The running process's id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The daemon's resident memory (VmRSS), in bytes.
     pub fn rss(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -5,6 +5,7 @@
 //! The app drives the same peer as `ipfs-cluster-service`, in-process, in the same folder
 //! (`$IPFS_CLUSTER_PATH` or `~/.ipfs-cluster`), so the CLI and the app share one peer.
 
+pub mod add;
 pub mod invite;
 mod ipfs_trust;
 pub mod secrets;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::RwLock;
+use tokio_util::sync::CancellationToken;
 
 use crate::components::{IpfsConnector, FREESPACE, NUMPIN};
 use crate::config::{self, Config, Identity, Multiaddrs};
@@ -159,6 +161,8 @@ pub struct Desktop {
     ipfs_child: Mutex<Option<Child>>,
     /// See [`Desktop::secret_location`].
     secret_location: Mutex<Option<String>>,
+    /// The add running now, if any: one at a time.
+    adding: Mutex<Option<add::Running>>,
     /// The folder's lock while the app's peer runs, as the daemon takes it: neither
     /// `ipfs-cluster-service daemon` nor its `state` commands can then use the folder.
     lock: Mutex<Option<config::FolderLock>>,
@@ -193,6 +197,7 @@ impl Desktop {
             ipfs: Mutex::new(None),
             ipfs_child: Mutex::new(None),
             secret_location: Mutex::new(None),
+            adding: Mutex::new(None),
             lock: Mutex::new(None),
         }
     }
@@ -607,6 +612,12 @@ impl Desktop {
         self.peer().await?.cluster().unpin(parse_cid(cid)?).await
     }
 
+    /// A pin as the pinset holds it (its options: copies, expiry, mode), for its details.
+    pub async fn pin_info(&self, cid: &str) -> Result<Pin> {
+        let cid = parse_cid(cid)?;
+        self.peer().await?.cluster().allocation(&cid).await
+    }
+
     pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {
         let cid = parse_cid(cid)?;
         Ok(self.peer().await?.cluster().recover(&cid).await)
@@ -615,28 +626,108 @@ impl Desktop {
     /// Adds a dropped file to IPFS and pins it, named after the file. A dropped folder adds
     /// and pins every file in it (named by its path inside the folder): the embedded IPFS node
     /// cannot build directory DAGs.
-    pub async fn add_path(&self, path: &Path) -> Result<Vec<Pin>> {
+    /// Adds files and folders from disk (what the user dropped or picked) as one DAG, then
+    /// pins its root named `name` (the item's own name when empty) on `replication` peers
+    /// (the cluster's default when none). See [`add`]: the bytes stream from disk into IPFS,
+    /// so memory stays flat whatever the size; [`Desktop::add_progress`] follows it and
+    /// [`Desktop::cancel_add`] stops it before anything is pinned. One add at a time.
+    pub async fn add(
+        &self,
+        paths: &[PathBuf],
+        name: &str,
+        replication: Option<i32>,
+    ) -> Result<Pin> {
         let peer = self.peer().await?;
-        let path = &std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
-        let mut files = Vec::new();
-        collect_files(path, path.parent().unwrap_or(path), &mut files)?;
-        if files.is_empty() {
-            return Err(Error::BadInput(format!(
-                "{}: no files to add",
-                path.display()
-            )));
+        let paths = paths.to_vec();
+        let plan = tokio::task::spawn_blocking(move || add::plan(&paths))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        let name = match name.trim() {
+            "" => plan.default_name.clone(),
+            n => n.to_string(),
+        };
+        let counters = Arc::new(add::Counters::default());
+        let cancel = CancellationToken::new();
+        {
+            let mut adding = self.adding.lock().unwrap();
+            if adding.is_some() {
+                return Err(Error::Unavailable(
+                    "another add is running: wait for it to finish, or cancel it".into(),
+                ));
+            }
+            *adding = Some(add::Running {
+                plan_totals: add::Plan {
+                    entries: Vec::new(),
+                    ..plan.clone()
+                },
+                name: name.clone(),
+                counters: counters.clone(),
+                cancel: cancel.clone(),
+            });
         }
-        let mut pins = Vec::new();
-        for (file, name) in files {
-            let data = read_found(&file).map_err(|e| io_error(&file, e))?;
-            let cid = peer.cluster().add(&name, data).await?;
-            pins.push(self.pin(&cid.to_string(), &name, None).await?);
+        // However the add ends (error, cancel, the caller gone), the next one may start.
+        struct Done<'a>(&'a Mutex<Option<add::Running>>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = None;
+            }
         }
-        Ok(pins)
+        let _done = Done(&self.adding);
+        let (r_min, r_max) = replication.map(|r| (r, r)).unwrap_or((0, 0));
+        let req = crate::components::AddRequest {
+            pin: PinOptions {
+                name,
+                replication_factor_min: r_min,
+                replication_factor_max: r_max,
+                ..Default::default()
+            },
+            ipfs: crate::components::AddOptions {
+                wrap_with_directory: plan.wrap,
+                ..Default::default()
+            },
+            no_pin: false,
+            format: crate::components::AddFormat::Unixfs,
+        };
+        let boundary = add::boundary();
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let cluster = peer.cluster();
+        let added = async {
+            let body = add::body(plan, boundary, counters, cancel.clone());
+            let mut out = cluster.add_stream(&content_type, body, req).await?;
+            let mut root = None;
+            while let Some(node) = out.next().await {
+                root = Some(node?);
+            }
+            root.ok_or_else(|| Error::Internal("IPFS reported nothing added".into()))
+        }
+        .await;
+        let root = match added {
+            Err(_) if cancel.is_cancelled() => {
+                return Err(Error::BadInput(
+                    "the add was cancelled: nothing was pinned".into(),
+                ))
+            }
+            r => r?,
+        };
+        cluster.allocation(&root.cid).await
     }
 
-    /// Whether the built-in IPFS node also joins the public IPFS network (else it exchanges
-    /// blocks with the cluster's nodes only). Takes effect when the node next starts.
+    /// How far the running add has gone, if one runs.
+    pub fn add_progress(&self) -> Option<add::AddProgress> {
+        self.adding.lock().unwrap().as_ref().map(|a| a.progress())
+    }
+
+    /// Stops the running add; whether one was running.
+    pub fn cancel_add(&self) -> bool {
+        match self.adding.lock().unwrap().as_ref() {
+            Some(a) => {
+                a.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn set_public_network(&self, public: bool) -> Result<bool> {
         let mut s = settings::Settings::load(&self.folder)?;
         s.ipfs_network = if public {
@@ -656,63 +747,6 @@ impl Desktop {
         self.peer().await?.cluster().set_paused(paused);
         Ok(())
     }
-}
-
-/// Files under `path` with their names relative to `base`, in a stable order. The dropped
-/// path itself may be a link (the user chose it); links inside a dropped folder are skipped,
-/// as Kubo's `add -r` does not follow them: a link to `~/.ssh` must not be pinned
-/// cluster-wide, and links to `.` must not make the walk endless.
-fn collect_files(path: &Path, base: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
-    collect(path, meta, base, out)
-}
-
-fn collect(
-    path: &Path,
-    meta: std::fs::Metadata,
-    base: &Path,
-    out: &mut Vec<(PathBuf, String)>,
-) -> Result<()> {
-    if meta.is_file() {
-        let name = path
-            .strip_prefix(base)
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned();
-        out.push((path.to_path_buf(), name));
-    } else if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| io_error(path, e))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        entries.sort();
-        for e in entries {
-            // Not followed: a link is neither a file nor a folder here.
-            let meta = std::fs::symlink_metadata(&e).map_err(|err| io_error(&e, err))?;
-            collect(&e, meta, base, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// A file found by [`collect_files`], opened without following a link that replaced it
-/// since.
-fn read_found(file: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // The dropped path itself was resolved by the walk already; O_NONBLOCK so that a file
-    // swapped for a FIFO does not block the open.
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(file)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut data = Vec::new();
-    f.read_to_end(&mut data)?;
-    Ok(data)
 }
 
 fn parse_cid(text: &str) -> Result<crate::types::Cid> {

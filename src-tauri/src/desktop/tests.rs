@@ -128,20 +128,56 @@ async fn a_new_cluster_runs_pins_and_invites() {
         .contains("invalid CID"));
     d.unpin(&cid.to_string()).await.unwrap();
 
-    // Dropped files and folders: each file added to IPFS and pinned under its name.
+    // Dropped files and folders: one DAG each, its root pinned under the name chosen (the
+    // item's own by default), with the copies chosen.
     let drop = tempfile::tempdir().unwrap();
     std::fs::write(drop.path().join("a.txt"), b"alpha").unwrap();
     std::fs::create_dir(drop.path().join("album")).unwrap();
     std::fs::write(drop.path().join("album/b.txt"), b"beta").unwrap();
-    let one = d.add_path(&drop.path().join("a.txt")).await.unwrap();
-    assert_eq!(one.len(), 1);
-    assert_eq!(one[0].options.name, "a.txt");
-    let folder = d.add_path(&drop.path().join("album")).await.unwrap();
-    assert_eq!(folder[0].options.name, "album/b.txt");
-    assert_eq!(kubo.state.lock().unwrap().added, ["a.txt", "album/b.txt"]);
-    assert!(d.add_path(&drop.path().join("missing")).await.is_err());
+    let one = d.add(&[drop.path().join("a.txt")], "", None).await.unwrap();
+    assert_eq!(one.options.name, "a.txt");
+    let folder = d
+        .add(&[drop.path().join("album")], "My album", Some(1))
+        .await
+        .unwrap();
+    assert_eq!(folder.options.name, "My album");
+    assert_eq!(folder.options.replication_factor_max, 1);
+    assert_eq!(
+        kubo.state.lock().unwrap().added,
+        ["a.txt", "album", "album/b.txt"]
+    );
+    // The folder's root is its directory: Kubo reports it last.
+    let dir_cid = kubo.state.lock().unwrap().dirs[0];
+    assert_eq!(folder.cid, dir_cid);
+    // Several items: wrapped in one directory.
+    let both = d
+        .add(
+            &[drop.path().join("a.txt"), drop.path().join("album")],
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(both.options.name, "a.txt and 1 more");
+    let queries = kubo.state.lock().unwrap().add_queries.clone();
+    assert_eq!(
+        queries
+            .iter()
+            .map(|q| q.get("wrap-with-directory").cloned().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["", "", "true"]
+    );
+    assert!(d
+        .add(&[drop.path().join("missing")], "", None)
+        .await
+        .is_err());
+    assert!(
+        d.add_progress().is_none(),
+        "nothing runs once an add is over"
+    );
     // Links inside a dropped folder are not followed: not to a secret outside, not in a
     // loop. A dropped link itself is what the user chose.
+    kubo.state.lock().unwrap().added.clear();
     let secret = drop.path().join("id_ed25519");
     std::fs::write(&secret, b"PRIVATE KEY").unwrap();
     let shared = drop.path().join("shared");
@@ -150,15 +186,18 @@ async fn a_new_cluster_runs_pins_and_invites() {
     std::os::unix::fs::symlink(&secret, shared.join("x")).unwrap();
     std::os::unix::fs::symlink(".", shared.join("loop1")).unwrap();
     std::os::unix::fs::symlink(".", shared.join("loop2")).unwrap();
-    let pins = d.add_path(&shared).await.unwrap();
-    let names: Vec<_> = pins.iter().map(|p| p.options.name.as_str()).collect();
-    assert_eq!(names, ["shared/c.txt"]);
+    d.add(std::slice::from_ref(&shared), "", None)
+        .await
+        .unwrap();
     std::os::unix::fs::symlink(shared.join("c.txt"), drop.path().join("link.txt")).unwrap();
-    let linked = d.add_path(&drop.path().join("link.txt")).await.unwrap();
-    assert_eq!(linked[0].options.name, "c.txt");
+    let linked = d
+        .add(&[drop.path().join("link.txt")], "", None)
+        .await
+        .unwrap();
+    assert_eq!(linked.options.name, "c.txt");
     assert_eq!(
         kubo.state.lock().unwrap().added,
-        ["a.txt", "album/b.txt", "shared/c.txt", "c.txt"],
+        ["shared", "shared/c.txt", "c.txt"],
         "nothing through the links was added"
     );
 

@@ -8,6 +8,7 @@
 
 use ts_rs::{Config, TS};
 
+use super::add::AddProgress;
 use super::{
     Health, InvitationView, IpfsSource, IpfsStatus, PinsPage, PinsQuery, Snapshot, UiError,
 };
@@ -60,6 +61,7 @@ pub fn typescript() -> String {
     decl::<PinsPage>(&cfg, o);
     decl::<InvitationView>(&cfg, o);
     decl::<Health>(&cfg, o);
+    decl::<AddProgress>(&cfg, o);
     decl::<UiError>(&cfg, o);
     out.truncate(out.trim_end().len());
     out.push('\n');

@@ -30,8 +30,10 @@ pub struct FakeState {
     /// `pin/ls` calls about one CID (`arg`), and of the whole list.
     pub pin_ls_one_calls: usize,
     pub pin_ls_all_calls: usize,
-    /// File names received by `add`, and each call's query.
+    /// File and directory names received by `add`, and each call's query.
     pub added: Vec<String>,
+    /// The CIDs given to directories received by `add`, in order.
+    pub dirs: Vec<Cid>,
     pub add_queries: Vec<std::collections::HashMap<String, String>>,
     /// Sizes of the CAR files `dag/import` received.
     pub imported: Vec<usize>,
@@ -120,8 +122,17 @@ async fn add(
     s.lock().unwrap().add_queries.push(q.clone());
     let mut out = String::new();
     let mut total = 0u32;
+    // Directories are reported after what they hold, the outermost last (as Kubo).
+    let mut dirs = Vec::new();
     while let Ok(Some(field)) = form.next_field().await {
         let name = field.file_name().unwrap_or("").to_string();
+        if field.content_type() == Some("application/x-directory") {
+            let cid = test_cid((0xd000 + name.len() as u32).wrapping_add(total.wrapping_mul(97)));
+            s.lock().unwrap().added.push(name.clone());
+            s.lock().unwrap().dirs.push(cid);
+            dirs.push(json!({"Name": name, "Hash": cid.to_string(), "Size": "0"}));
+            continue;
+        }
         let data = field.bytes().await.unwrap_or_default();
         let n = data.iter().fold(data.len() as u32, |h, b| {
             h.wrapping_mul(31).wrapping_add(*b as u32)
@@ -133,6 +144,9 @@ async fn add(
             "{}\n",
             json!({"Name": name, "Hash": cid.to_string(), "Size": data.len().to_string()})
         );
+    }
+    for d in dirs.iter().rev() {
+        out += &format!("{d}\n");
     }
     if q.get("wrap-with-directory").map(String::as_str) == Some("true") {
         let dir = test_cid(total ^ 0xd1d1);

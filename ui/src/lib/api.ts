@@ -2,7 +2,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot, StatusSummary,
+  AddProgress, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot, StatusSummary,
 } from './types';
 
 export const api = {
@@ -18,9 +18,12 @@ export const api = {
   pinsPage: (query: PinsQuery) => invoke<PinsPage>('pins_page', { query }),
   pin: (what: string, name: string, replication: number | null) =>
     invoke<Pin>('pin', { what, name, replication }),
-  unpin: (cid: string) => invoke<void>('unpin', { cid }),
+  unpin: (cid: string) => invoke<Pin>('unpin', { cid }),
+  pinInfo: (cid: string) => invoke<Pin>('pin_info', { cid }),
   recover: (cid: string) => invoke<GlobalPinInfo>('recover', { cid }),
-  addPaths: (paths: string[]) => invoke<Pin[]>('add_paths', { paths }),
+  addPaths: (paths: string[], name: string, replication: number | null) =>
+    invoke<Pin>('add_paths', { paths, name, replication }),
+  cancelAdd: () => invoke<boolean>('cancel_add'),
   setPaused: (paused: boolean) => invoke<void>('set_paused', { paused }),
   autostart: (enable?: boolean) => invoke<boolean>('autostart', enable === undefined ? {} : { enable }),
   publicNetwork: (enable?: boolean) =>
@@ -33,6 +36,7 @@ export interface Events {
   peers: Id[];
   health: Health;
   summary: StatusSummary;
+  'add-progress': AddProgress;
 }
 
 export function on<K extends keyof Events>(

@@ -1,8 +1,8 @@
 // What the window shows, shared by the views: the backend's latest snapshot, peers,
 // health and pin summary (pushed as events), the open view and the message line.
-import type { Health, Id, Snapshot, StatusSummary } from './types';
+import type { AddProgress, Health, Id, Snapshot, StatusSummary } from './types';
 
-export type View = 'overview' | 'peers' | 'pins' | 'invite';
+export type View = 'overview' | 'peers' | 'pins' | 'add' | 'invite';
 
 export const app = $state({
   snapshot: null as Snapshot | null,
@@ -12,6 +12,12 @@ export const app = $state({
   summary: null as StatusSummary | null,
   view: 'overview' as View,
   message: { text: '', bad: false },
+  /** Files and folders dropped on the window, waiting in the Add view for a name and copies. */
+  toAdd: [] as string[],
+  /** The running add's progress, pushed a few times a second while it runs. */
+  adding: null as AddProgress | null,
+  /** An add was started from this window and has not ended (it outlives the Add view). */
+  addBusy: false,
   /** Bumped when something this window did may have changed the pins shown. */
   pinsChanged: 0,
 });

@@ -179,6 +179,11 @@ bootstrap: Array<string>, };
 export type Health = { freespace: Array<Metric>, numpin: Array<Metric>, alerts: Array<Alert>, };
 
 /**
+ * How far an add has gone, as the window shows it.
+ */
+export type AddProgress = { name: string, bytes_done: number, bytes_total: number, files_done: number, files_total: number, };
+
+/**
  * An error as the app shows it: what kind of problem it is (so the page can tell a bad CID
  * from a lost connection) and a sentence for the user. The one place errors become UI text.
  */

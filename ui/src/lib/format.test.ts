@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, droppedTarget, errorText, healthLine, metricOf, pinGroups, short, tone } from './format';
+import {
+  bytes, defaultAddName, droppedTarget, errorText, healthLine, metricOf, pinGroups, rate, short, timeLeft, tone,
+} from './format';
 
 describe('format', () => {
   it('sizes in decimal units', () => {
@@ -59,5 +61,23 @@ describe('pinGroups', () => {
     };
     const g = Object.fromEntries(pinGroups(s).map((x) => [x.key, x.count]));
     expect(g).toEqual({ pinned: 50, pinning: 10, unpinning: 5, errors: 15, remote: 10 });
+  });
+});
+
+describe('adding', () => {
+  it('names an add after what was dropped', () => {
+    expect(defaultAddName(['/home/a/photos/'])).toBe('photos');
+    expect(defaultAddName(['/home/a/x.mp4', '/home/a/y.mp4', '/tmp/z'])).toBe('x.mp4 and 2 more');
+    expect(defaultAddName([])).toBe('');
+  });
+
+  it('tells the rate and the time left from the samples', () => {
+    const r = rate([{ at: 1000, bytes: 0 }, { at: 2000, bytes: 500 }, { at: 3000, bytes: 2000 }]);
+    expect(r).toBe(1000);
+    expect(rate([{ at: 1000, bytes: 5 }])).toBe(0);
+    expect(timeLeft(30_000, r)).toBe('30 s left');
+    expect(timeLeft(600_000, r)).toBe('about 10 min left');
+    expect(timeLeft(7_200_000, r)).toBe('about 2.0 h left');
+    expect(timeLeft(100, 0)).toBe('');
   });
 });

@@ -73,3 +73,28 @@ export function pinGroups(s: StatusSummary): PinGroup[] {
     { key: 'remote', label: 'On other peers', count: s.remote, tone: 'muted' },
   ];
 }
+
+/** The name an add gets when the user gives none: the item's own, or the first and a count. */
+export function defaultAddName(paths: string[]): string {
+  const base = (p: string) => p.replace(/\/+$/, '').split('/').pop() || p;
+  const [first, ...rest] = paths;
+  if (first === undefined) return '';
+  return rest.length ? `${base(first)} and ${rest.length} more` : base(first);
+}
+
+/** Bytes per second over the samples kept (time in ms, bytes done), newest last. */
+export function rate(samples: { at: number; bytes: number }[]): number {
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (!first || !last || last.at <= first.at) return 0;
+  return ((last.bytes - first.bytes) * 1000) / (last.at - first.at);
+}
+
+/** Time left as people say it ("about 3 min"), or '' when it cannot be told yet. */
+export function timeLeft(bytesLeft: number, perSecond: number): string {
+  if (perSecond <= 0 || bytesLeft < 0) return '';
+  const s = Math.ceil(bytesLeft / perSecond);
+  if (s < 60) return `${s} s left`;
+  if (s < 3600) return `about ${Math.round(s / 60)} min left`;
+  return `about ${(s / 3600).toFixed(1)} h left`;
+}

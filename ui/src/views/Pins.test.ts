@@ -7,6 +7,7 @@ const calls = vi.hoisted(() => ({
   pin: vi.fn(),
   unpin: vi.fn(),
   recover: vi.fn(),
+  pinInfo: vi.fn(),
 }));
 vi.mock('../lib/api', () => ({ api: calls }));
 
@@ -88,5 +89,50 @@ describe('Pins view', () => {
     };
     await screen.findByText('laptop: pinned');
     expect(calls.pinsPage.mock.calls.length).toBe(asked + 1);
+  });
+
+  it("opens a pin's details: options, allocations, each peer's status and error", async () => {
+    const g = pin('bafyone', 'holiday photos', 'pin_error');
+    g.peer_map['12D3KooWpeerAAAAAAAAAAAAAAAA']!.error = 'context deadline exceeded';
+    g.metadata = { album: '2026' };
+    calls.pinsPage.mockResolvedValue({ pins: [g], next: null });
+    calls.pinInfo.mockResolvedValue({
+      cid: 'bafyone', name: 'holiday photos', replication_factor_min: 2, replication_factor_max: 3,
+      expire_at: '0001-01-01T00:00:00Z', allocations: [],
+    });
+    render(Pins);
+    const details = await screen.findByRole('button', { name: 'Details of holiday photos' });
+    expect(details.getAttribute('aria-expanded')).toBe('false');
+    await fireEvent.click(details);
+    expect(calls.pinInfo).toHaveBeenCalledWith('bafyone');
+    await screen.findByText('2 to 3');
+    expect(details.getAttribute('aria-expanded')).toBe('true');
+    const facts = document.querySelector('.facts')!.textContent!;
+    expect(facts).toContain('every peer');
+    expect(facts).toContain('album2026');
+    expect(screen.getByText('context deadline exceeded')).toBeTruthy();
+    expect(screen.getByRole('table', { name: 'Status of holiday photos on each peer' })).toBeTruthy();
+    await fireEvent.click(details);
+    expect(screen.queryByText('2 to 3')).toBeNull();
+  });
+
+  it('unpins only once confirmed, and an undo pins it again with its name and copies', async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'holiday photos', 'pinned')], next: null });
+    calls.unpin.mockResolvedValue({ cid: 'bafyone', name: 'holiday photos', replication_factor_max: 2 });
+    calls.pin.mockResolvedValue({ cid: 'bafyone', name: 'holiday photos', allocations: [] });
+    render(Pins);
+    await fireEvent.click(await screen.findByRole('button', { name: 'Unpin holiday photos' }));
+    expect(calls.unpin).not.toHaveBeenCalled();
+    // Keep: nothing happens.
+    await fireEvent.click(screen.getByRole('button', { name: 'Keep holiday photos' }));
+    expect(calls.unpin).not.toHaveBeenCalled();
+    await fireEvent.click(screen.getByRole('button', { name: 'Unpin holiday photos' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Yes, unpin holiday photos' }));
+    expect(calls.unpin).toHaveBeenCalledWith('bafyone');
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Unpinned holiday photos'));
+    await fireEvent.click(screen.getByRole('button', { name: 'Undo' }));
+    expect(calls.pin).toHaveBeenCalledWith('bafyone', 'holiday photos', 2);
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Pinned holiday photos again.'));
+    expect(screen.queryByRole('button', { name: 'Undo' })).toBeNull();
   });
 });

@@ -91,18 +91,51 @@ async fn unpin(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
 }
 
 #[tauri::command]
+async fn pin_info(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
+    d.pin_info(&cid).await.map_err(UiError::from)
+}
+
+#[tauri::command]
 async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, UiError> {
     d.recover(&cid).await.map_err(UiError::from)
 }
 
+/// Adds dropped or picked files and folders as one DAG and pins it (see
+/// [`Desktop::add`]); `add-progress` events follow it a few times a second until it ends.
 #[tauri::command]
-async fn add_paths(d: State<'_, App>, paths: Vec<String>) -> Result<Vec<Pin>, UiError> {
-    let mut out = Vec::new();
-    for p in paths {
-        out.extend(d.add_path(&PathBuf::from(p)).await.map_err(UiError::from)?);
-    }
-    Ok(out)
+async fn add_paths(
+    app: AppHandle,
+    d: State<'_, App>,
+    paths: Vec<String>,
+    name: Option<String>,
+    replication: Option<i32>,
+) -> Result<Pin, UiError> {
+    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+    let desktop = d.inner().clone();
+    let ticker = tauri::async_runtime::spawn(async move {
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            if let Some(p) = desktop.add_progress() {
+                let _ = app.emit("add-progress", p);
+            }
+        }
+    });
+    let added = d
+        .add(&paths, name.as_deref().unwrap_or(""), replication)
+        .await
+        .map_err(UiError::from);
+    ticker.abort();
+    added
 }
+
+/// Stops the running add before anything is pinned; whether one was running.
+#[tauri::command]
+fn cancel_add(d: State<'_, App>) -> bool {
+    d.cancel_add()
+}
+
+/// How often a running add's progress is sent to the window.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 #[tauri::command]
 async fn set_paused(d: State<'_, App>, paused: bool) -> Result<(), UiError> {
@@ -330,6 +363,8 @@ fn main() {
             unpin,
             recover,
             add_paths,
+            cancel_add,
+            pin_info,
             set_paused,
             autostart,
             public_network

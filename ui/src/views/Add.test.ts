@@ -1,0 +1,59 @@
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+const calls = vi.hoisted(() => ({ addPaths: vi.fn(), cancelAdd: vi.fn() }));
+vi.mock('../lib/api', () => ({ api: calls }));
+
+import { app } from '../lib/app.svelte';
+import Add from './Add.svelte';
+
+describe('Add view', () => {
+  afterEach(cleanup);
+  beforeEach(() => {
+    vi.resetAllMocks();
+    app.toAdd = [];
+    app.adding = null;
+    app.addBusy = false;
+    app.message = { text: '', bad: false };
+  });
+
+  it('asks for a drop when nothing waits', () => {
+    render(Add);
+    expect(screen.getByText(/Drop files or folders/)).toBeTruthy();
+    expect(screen.queryByRole('button', { name: 'Add and pin' })).toBeNull();
+  });
+
+  it('adds what was dropped with the name and copies chosen, shows progress, then the pin', async () => {
+    let finish: (p: unknown) => void = () => {};
+    calls.addPaths.mockReturnValue(new Promise((resolve) => (finish = resolve)));
+    app.toAdd = ['/home/u/holiday', '/home/u/notes.txt'];
+    render(Add);
+    expect(screen.getByLabelText('Name').getAttribute('placeholder')).toBe('holiday and 1 more');
+    await fireEvent.input(screen.getByLabelText('Copies (empty: the cluster\'s default)'), { target: { value: '2' } });
+    await fireEvent.submit(screen.getByRole('form', { name: 'Add and pin' }));
+    expect(calls.addPaths).toHaveBeenCalledWith(['/home/u/holiday', '/home/u/notes.txt'], '', 2);
+    // Running: the button waits, Cancel reaches the backend, progress shows as it is pushed.
+    expect((screen.getByRole('button', { name: 'Add and pin' }) as HTMLButtonElement).disabled).toBe(true);
+    app.adding = { name: 'holiday and 1 more', bytes_done: 500_000, bytes_total: 2_000_000, files_done: 3, files_total: 10 };
+    await waitFor(() => expect(screen.getByText(/500 kB of 2.0 MB · 3 of 10 files/)).toBeTruthy());
+    const bar = screen.getByRole('progressbar', { name: 'Adding holiday and 1 more' });
+    expect(bar.getAttribute('value')).toBe('500000');
+    await fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
+    expect(calls.cancelAdd).toHaveBeenCalled();
+    finish({ cid: 'bafyroot', name: 'holiday and 1 more', allocations: [] });
+    await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Added and pinned holiday and 1 more (bafyroot)'));
+    expect(app.toAdd).toEqual([]);
+    expect(app.addBusy).toBe(false);
+    expect(screen.queryByRole('progressbar')).toBeNull();
+  });
+
+  it('tells a failed or cancelled add as the backend says, keeping what was dropped', async () => {
+    calls.addPaths.mockRejectedValue({ kind: 'bad_input', message: 'the add was cancelled: nothing was pinned' });
+    app.toAdd = ['/home/u/big.iso'];
+    render(Add);
+    await fireEvent.submit(screen.getByRole('form', { name: 'Add and pin' }));
+    await waitFor(() => expect(screen.getByRole('status').textContent).toBe('the add was cancelled: nothing was pinned'));
+    expect(screen.getByRole('status').className).toBe('error');
+    expect(app.toAdd).toEqual(['/home/u/big.iso']);
+  });
+});
