@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
@@ -89,6 +91,40 @@ def spawn(args, log, env=None):
 
 def shot(driver, name):
     driver.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+    axe(driver, name)
+
+
+AXE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ui", "node_modules",
+                   "axe-core", "axe.min.js")
+checked = []
+
+
+def axe(driver, name):
+    """axe-core's WCAG 2.1 A and AA rules on the page as it is: no violation allowed."""
+    if not driver.execute_script("return !!window.axe"):
+        driver.execute_script(open(AXE).read() + "; window.axe = axe;")
+        # The checker itself works here: an image without a text alternative is caught.
+        caught = driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const img = document.createElement('img');
+            img.id = 'axe-self-check';
+            document.body.appendChild(img);
+            axe.run('#axe-self-check', {runOnly: ['image-alt']})
+              .then(r => { img.remove(); done(r.violations.map(v => v.id)); })
+              .catch(e => { img.remove(); done(['error: ' + e]); });
+        """)
+        assert caught == ["image-alt"], caught
+    res = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+          .then(r => done(JSON.stringify(r.violations.map(v => ({
+              id: v.id, impact: v.impact, help: v.help,
+              nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': ' + n.failureSummary)})))))
+          .catch(e => done(JSON.stringify([{id: 'axe-error', help: String(e)}])));
+    """)
+    violations = json.loads(res)
+    assert not violations, f"axe found violations on {name}: {json.dumps(violations, indent=1)}"
+    checked.append(name)
 
 
 def text_of(driver, css):
@@ -221,6 +257,42 @@ def main():
     shot(driver, "add-done")
     ok("a folder dropped on the window is added as one CID holding every file, and pinned")
 
+    # Keyboard only: to the Pins tab, pin a CID, open its details, unpin it after confirming.
+    cid3 = ipfs_add(IPFS_API, f"keyboard content {time.time()}".encode())
+    keys = lambda *k: ActionChains(driver).send_keys(*k).perform()
+    focused = lambda: driver.execute_script(
+        "const e = document.activeElement; return [e.id, e.getAttribute('aria-label') || '', e.textContent.trim()]")
+
+    def tab_to(what, check, limit=60):
+        for _ in range(limit):
+            if check(focused()):
+                return
+            keys(Keys.TAB)
+        raise AssertionError(f"Tab never reached {what} (last: {focused()})")
+
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    tab_to("the view tabs", lambda f: f[0].startswith("tab-"))
+    for _ in range(6):
+        if focused()[0] == "tab-pins":
+            break
+        keys(Keys.ARROW_DOWN)
+    assert focused()[0] == "tab-pins", focused()
+    wait("the Pins view", lambda: driver.find_element(By.ID, "view-pins").is_displayed())
+    tab_to("the CID field", lambda f: f[0] == "pin-cid")
+    keys(cid3, Keys.TAB, "keyboard pin", Keys.ENTER)
+    wait("the keyboard pin to show pinned", lambda: "pinned" in text_of(driver, f"tr[data-cid='{cid3}']"))
+    tab_to("the pin's Details button", lambda f: f[1] == "Details of keyboard pin")
+    keys(Keys.ENTER)
+    wait("the pin's details", lambda: cid3 in text_of(driver, f"[id='detail-{cid3}'] .facts"))
+    shot(driver, "pin-details")
+    tab_to("the pin's Unpin button", lambda f: f[1] == "Unpin keyboard pin")
+    keys(Keys.ENTER)
+    wait("the confirmation to take the focus", lambda: focused()[1] == "Yes, unpin keyboard pin")
+    keys(Keys.ENTER)
+    wait("the unpin", lambda: "Unpinned keyboard pin" in text_of(driver, "#pin-message"))
+    wait("the row to leave", lambda: not text_of(driver, f"tr[data-cid='{cid3}']"))
+    ok("by keyboard alone: a pin made, its details opened, then unpinned after a confirmation")
+
     # The overview counts this peer's pins by status, pushed as they change (the two CIDs,
     # the file and the folder pinned above).
     click(driver, "button[data-view=overview]")
@@ -255,6 +327,7 @@ def main():
     wait("the window to open again", window_visible, deadline=60)
     again.wait(timeout=60)
     ok("launching the app again reopens its window")
+    ok(f"axe-core finds no WCAG 2.1 AA violation on any view shown ({', '.join(checked)})")
     try:
         driver.quit()
     except WebDriverException:
@@ -276,7 +349,7 @@ if __name__ == "__main__":
         print(f"not ok - {e!r}", flush=True)
         if driver is not None:
             try:
-                shot(driver, "failure")
+                driver.save_screenshot(os.path.join(SHOTS, "failure.png"))
                 print(driver.execute_script("return document.body.innerText"), flush=True)
             except Exception:
                 pass
