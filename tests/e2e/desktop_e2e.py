@@ -303,6 +303,21 @@ def main():
     shot(driver, "overview-pins")
     ok("the overview counts the pins here by status as they change")
 
+    # Every view in the dark theme (as a system set to dark gives it), checked by axe again:
+    # the dark colours keep their contrast too.
+    driver.execute_script("window.__TAURI__.window.getCurrentWindow().setTheme('dark')")
+    wait("the dark theme", lambda: driver.execute_script(
+        "return matchMedia('(prefers-color-scheme: dark)').matches"))
+    # Each view once what it shows has arrived.
+    shown = {"overview": "#ov-here", "peers": "tr[data-peer]", "pins": "#pins-body tr",
+             "add": "#add-empty", "invite": "#invite-qr svg"}
+    for view, css in shown.items():
+        click(driver, f"button[data-view={view}]")
+        wait(f"the {view} view", lambda: driver.find_element(By.CSS_SELECTOR, css).is_displayed())
+        shot(driver, f"{view}-dark")
+    driver.execute_script("window.__TAURI__.window.getCurrentWindow().setTheme(null)")
+    ok("every view in the dark theme passes axe too")
+
     # Closing the window leaves the peer running in the tray.
     try:
         driver.execute_script("window.__TAURI__.window.getCurrentWindow().close()")
