@@ -86,7 +86,7 @@ pub async fn add_figures(report: &mut Report) -> Result<()> {
     let secs = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     sampler.await?;
-    let pin = pin.context("adding the 2 GB file")?;
+    let pin = pin.context("adding the 2 GB file")?.pin;
     let growth = peak.load(Ordering::Relaxed).saturating_sub(before) as f64 / 1e6;
     report.add(
         "app memory growth while adding a 2 GB file",

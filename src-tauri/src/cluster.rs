@@ -201,7 +201,8 @@ impl Cluster {
         Ok(())
     }
 
-    fn check_ready(&self) -> Result<()> {
+    /// Whether this peer can take writes now (a leader, caught up); a clear error if not.
+    pub fn check_ready(&self) -> Result<()> {
         if self.consensus.is_ready() {
             Ok(())
         } else {

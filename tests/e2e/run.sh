@@ -50,6 +50,8 @@ export IPFS_CLUSTER_IPFS_NETWORK=loopback
 export IPFS_API="127.0.0.1:$ipfs_port" REST_API="127.0.0.1:$rest_port"
 export APP="$root/target/debug/ipfs-cluster-desktop" BIN="$root/target/debug" WORK="$work"
 export WEBDRIVER="http://127.0.0.1:$driver_port"
+# The built-in IPFS nodes (the app's, started by the app) also answer `ls`, for the test.
+export IPFS_LOCAL_NODE_TEST_API=true
 
 # A real Secret Service in the session (gnome-keyring, unlocked as a login would): the app
 # keeps its cluster secret there, and the test reads it back with secret-tool.

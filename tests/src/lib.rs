@@ -242,7 +242,8 @@ impl IpfsNode {
                 c
             }
         };
-        cmd.arg("--repo")
+        cmd.arg("--test-api")
+            .arg("--repo")
             .arg(&self.repo)
             .arg("--api")
             .arg(self.api_multiaddr())

@@ -55,10 +55,16 @@ async fn a_dropped_folder_is_one_pin_whose_listing_holds_every_file_and_a_cancel
     std::fs::write(album.join("notes.txt"), b"sunny").unwrap();
     std::fs::write(album.join("day one/beach.jpg"), vec![42u8; 3_000_000]).unwrap();
     std::fs::write(album.join("day one/map+route.txt"), b"north").unwrap();
-    let pin = d
+    std::fs::write(album.join(".DS_Store"), b"junk").unwrap();
+    let added = d
         .add(std::slice::from_ref(&album), "", Some(1))
         .await
         .unwrap();
+    assert_eq!(
+        added.skipped_hidden, 1,
+        "hidden files are left out, and told"
+    );
+    let pin = added.pin;
     assert_eq!(pin.options.name, "Holiday 2026");
     let root = pin.cid.to_string();
     let top = ls(&ipfs, &root).await;
@@ -112,6 +118,6 @@ async fn a_dropped_folder_is_one_pin_whose_listing_holds_every_file_and_a_cancel
         .add(&[album.join("notes.txt")], "notes", None)
         .await
         .unwrap();
-    assert_eq!(again.options.name, "notes");
+    assert_eq!(again.pin.options.name, "notes");
     d.stop().await;
 }

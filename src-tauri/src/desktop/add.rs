@@ -8,8 +8,10 @@
 //! far, against the totals the walk found; a cancel ends the body with an error, which aborts
 //! the add before anything is pinned.
 //!
-//! Links inside a dropped folder are not followed (not to a secret outside it, not in a loop);
-//! a dropped link itself is what the user chose, and is resolved.
+//! Inside a dropped folder, links are not followed (not to a secret outside it, not in a loop)
+//! and hidden files and folders (`.git`, `.env`) are left out, as `ipfs add -r` does; both
+//! are counted and told. A dropped link or hidden item itself is what the user chose: it is
+//! added, under its own name. The walk is bounded ([`MAX_ENTRIES`]) and can be cancelled.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,10 @@ pub enum Entry {
     },
 }
 
+/// Files and folders one add takes at most: dropping a home folder by mistake is refused
+/// rather than walked for minutes (the walk keeps each entry's path).
+pub const MAX_ENTRIES: usize = 200_000;
+
 /// What an add will send: every folder and file under the dropped paths, found before
 /// anything is sent (so progress has totals).
 #[derive(Debug, Clone)]
@@ -51,38 +57,44 @@ pub struct Plan {
     pub wrap: bool,
     /// The name a pin gets when the user gives none.
     pub default_name: String,
+    /// Left out inside dropped folders: hidden files and folders, and links.
+    pub skipped_hidden: u64,
+    pub skipped_links: u64,
 }
 
-/// Walks `paths` (blocking: file system metadata) into a [`Plan`].
-pub fn plan(paths: &[PathBuf]) -> Result<Plan> {
+/// Walks `paths` (blocking: file system metadata) into a [`Plan`]; stops with an error once
+/// `cancel` fires.
+pub fn plan(paths: &[PathBuf], cancel: &CancellationToken) -> Result<Plan> {
     if paths.is_empty() {
         return Err(Error::BadInput("nothing to add".into()));
     }
-    let mut entries = Vec::new();
+    let mut p = Plan {
+        entries: Vec::new(),
+        files: 0,
+        bytes: 0,
+        wrap: paths.len() > 1,
+        default_name: String::new(),
+        skipped_hidden: 0,
+        skipped_links: 0,
+    };
     let mut tops: Vec<String> = Vec::new();
-    for p in paths {
-        let path = std::fs::canonicalize(p).map_err(|e| io_error(p, e))?;
+    for path in paths {
+        // A dropped link is named as the user sees it, and read where it points.
         let top = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| Error::BadInput(format!("{}: not a file or folder", p.display())))?;
+            .ok_or_else(|| Error::BadInput(format!("{}: not a file or folder", path.display())))?;
         if tops.contains(&top) {
             return Err(Error::BadInput(format!(
                 "two of the items are named {top:?}: add them one at a time"
             )));
         }
-        let meta = std::fs::metadata(&path).map_err(|e| io_error(&path, e))?;
-        walk(&path, meta, top.clone(), &mut entries)?;
+        let real = std::fs::canonicalize(path).map_err(|e| io_error(path, e))?;
+        let meta = std::fs::metadata(&real).map_err(|e| io_error(&real, e))?;
+        walk(&real, meta, top.clone(), &mut p, cancel)?;
         tops.push(top);
     }
-    let (mut files, mut bytes) = (0, 0);
-    for e in &entries {
-        if let Entry::File { size, .. } = e {
-            files += 1;
-            bytes += size;
-        }
-    }
-    if files == 0 {
+    if p.files == 0 {
         return Err(Error::BadInput(format!(
             "{}: no files to add",
             paths
@@ -92,33 +104,43 @@ pub fn plan(paths: &[PathBuf]) -> Result<Plan> {
                 .join(", ")
         )));
     }
-    let default_name = match tops.as_slice() {
+    p.default_name = match tops.as_slice() {
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} and {} more", rest.len()),
         [] => unreachable!("paths is not empty"),
     };
-    Ok(Plan {
-        entries,
-        files,
-        bytes,
-        wrap: tops.len() > 1,
-        default_name,
-    })
+    Ok(p)
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
     Error::BadInput(format!("{}: {e}", path.display()))
 }
 
-fn walk(path: &Path, meta: std::fs::Metadata, name: String, out: &mut Vec<Entry>) -> Result<()> {
+fn walk(
+    path: &Path,
+    meta: std::fs::Metadata,
+    name: String,
+    p: &mut Plan,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    if cancel.is_cancelled() {
+        return Err(cancelled());
+    }
+    if p.entries.len() >= MAX_ENTRIES {
+        return Err(Error::BadInput(format!(
+            "more than {MAX_ENTRIES} files and folders: add fewer at once"
+        )));
+    }
     if meta.is_file() {
-        out.push(Entry::File {
+        p.files += 1;
+        p.bytes += meta.len();
+        p.entries.push(Entry::File {
             path: path.to_path_buf(),
             name,
             size: meta.len(),
         });
     } else if meta.is_dir() {
-        out.push(Entry::Dir { name: name.clone() });
+        p.entries.push(Entry::Dir { name: name.clone() });
         let mut children: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| io_error(path, e))?
             .flatten()
@@ -126,19 +148,32 @@ fn walk(path: &Path, meta: std::fs::Metadata, name: String, out: &mut Vec<Entry>
             .collect();
         children.sort();
         for c in children {
+            let file_name = c
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             // Not followed: a link is neither a file nor a folder here.
             let meta = std::fs::symlink_metadata(&c).map_err(|e| io_error(&c, e))?;
-            let child = format!(
-                "{name}/{}",
-                c.file_name().unwrap_or_default().to_string_lossy()
-            );
-            walk(&c, meta, child, out)?;
+            if meta.file_type().is_symlink() {
+                p.skipped_links += 1;
+                continue;
+            }
+            if file_name.starts_with('.') {
+                p.skipped_hidden += 1;
+                continue;
+            }
+            walk(&c, meta, format!("{name}/{file_name}"), p, cancel)?;
         }
     }
     Ok(())
 }
 
-/// How far an add has gone, as the window shows it.
+fn cancelled() -> Error {
+    Error::BadInput("the add was cancelled: nothing was pinned".into())
+}
+
+/// How far an add has gone, as the window shows it. Totals are 0 while the walk runs.
 #[derive(Serialize, Clone, Debug, Default, PartialEq, ts_rs::TS)]
 pub struct AddProgress {
     pub name: String,
@@ -153,23 +188,30 @@ pub struct AddProgress {
 pub struct Counters {
     bytes: AtomicU64,
     files: AtomicU64,
+    bytes_total: AtomicU64,
+    files_total: AtomicU64,
 }
 
 impl Counters {
-    pub fn progress(&self, plan: &Plan, name: &str) -> AddProgress {
+    /// The totals, once the walk found them.
+    pub fn set_totals(&self, plan: &Plan) {
+        self.bytes_total.store(plan.bytes, Ordering::Relaxed);
+        self.files_total.store(plan.files, Ordering::Relaxed);
+    }
+
+    pub fn progress(&self, name: &str) -> AddProgress {
         AddProgress {
             name: name.to_string(),
             bytes_done: self.bytes.load(Ordering::Relaxed),
-            bytes_total: plan.bytes,
+            bytes_total: self.bytes_total.load(Ordering::Relaxed),
             files_done: self.files.load(Ordering::Relaxed),
-            files_total: plan.files,
+            files_total: self.files_total.load(Ordering::Relaxed),
         }
     }
 }
 
 /// The add running now: what the window's progress bar and its Cancel button reach.
 pub struct Running {
-    pub plan_totals: Plan,
     pub name: String,
     pub counters: Arc<Counters>,
     pub cancel: CancellationToken,
@@ -177,8 +219,16 @@ pub struct Running {
 
 impl Running {
     pub fn progress(&self) -> AddProgress {
-        self.counters.progress(&self.plan_totals, &self.name)
+        self.counters.progress(&self.name)
     }
+}
+
+/// What an add made: the pin, and what it left out of the dropped folders.
+#[derive(Serialize, Clone, Debug, PartialEq, ts_rs::TS)]
+pub struct Added {
+    pub pin: crate::types::Pin,
+    pub skipped_hidden: u64,
+    pub skipped_links: u64,
 }
 
 /// The boundary of the multipart body: random, so no file's bytes can end a part early.
@@ -283,7 +333,11 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"PRIVATE").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), album.join("x")).unwrap();
         std::os::unix::fs::symlink(".", album.join("loop")).unwrap();
-        let p = plan(std::slice::from_ref(&album)).unwrap();
+        std::fs::write(album.join(".env"), b"TOKEN=1").unwrap();
+        std::fs::create_dir(album.join(".git")).unwrap();
+        std::fs::write(album.join(".git/config"), b"x").unwrap();
+        let go = CancellationToken::new();
+        let p = plan(std::slice::from_ref(&album), &go).unwrap();
         let names: Vec<String> = p
             .entries
             .iter()
@@ -298,16 +352,37 @@ mod tests {
         );
         assert_eq!((p.files, p.bytes, p.wrap), (2, 10, false));
         assert_eq!(p.default_name, "album");
+        assert_eq!(
+            (p.skipped_hidden, p.skipped_links),
+            (2, 2),
+            "hidden items and links told"
+        );
+        // A hidden item or a link dropped itself is what the user chose, under its own name.
+        let env = plan(&[album.join(".env")], &go).unwrap();
+        assert_eq!((env.files, env.default_name.as_str()), (1, ".env"));
+        let link = plan(&[album.join("x")], &go).unwrap();
+        assert_eq!(
+            (link.files, link.bytes, link.default_name.as_str()),
+            (1, 7, "x")
+        );
 
-        let two = plan(&[album.join("b.txt"), album.join("sub")]).unwrap();
+        let two = plan(&[album.join("b.txt"), album.join("sub")], &go).unwrap();
         assert!(two.wrap, "several items are wrapped in one directory");
         assert_eq!(two.default_name, "b.txt and 1 more");
-        let err = plan(&[album.join("b.txt"), album.join("b.txt")]).unwrap_err();
+        let err = plan(&[album.join("b.txt"), album.join("b.txt")], &go).unwrap_err();
         assert!(err.to_string().contains("named \"b.txt\""), "{err}");
-        assert!(plan(&[dir.path().join("missing")]).is_err());
+        assert!(plan(&[dir.path().join("missing")], &go).is_err());
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        assert!(plan(&[empty]).unwrap_err().to_string().contains("no files"));
+        assert!(plan(std::slice::from_ref(&empty), &go)
+            .unwrap_err()
+            .to_string()
+            .contains("no files"));
+        // A walk stops when cancelled.
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let err = plan(&[album], &stop).unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
     }
 
     #[tokio::test]
@@ -317,8 +392,9 @@ mod tests {
         std::fs::create_dir(&album).unwrap();
         let big = vec![7u8; 3 * CHUNK + 5];
         std::fs::write(album.join("big+file.bin"), &big).unwrap();
-        let p = plan(&[album]).unwrap();
+        let p = plan(&[album], &CancellationToken::new()).unwrap();
         let counters = Arc::new(Counters::default());
+        counters.set_totals(&p);
         let b = "BOUNDARY".to_string();
         let all: Vec<Bytes> = body(
             p.clone(),
@@ -340,7 +416,7 @@ mod tests {
             "read a chunk at a time"
         );
         assert_eq!(
-            counters.progress(&p, "n"),
+            counters.progress("n"),
             AddProgress {
                 name: "n".into(),
                 bytes_done: big.len() as u64,

@@ -105,6 +105,8 @@ pub struct Snapshot {
     pub queued: usize,
     /// Raft stopped for good on a storage error (a full disk): the peer must be restarted.
     pub consensus_stopped: bool,
+    /// The add running now, if any (a window opened meanwhile shows it).
+    pub adding: Option<add::AddProgress>,
 }
 
 /// What the pins view asks for: pins whose CID or name contains `search` (any case) and
@@ -244,6 +246,7 @@ impl Desktop {
             summary,
             consensus_stopped: stopped,
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
+            adding: self.add_progress(),
         }
     }
 
@@ -612,6 +615,12 @@ impl Desktop {
         self.peer().await?.cluster().unpin(parse_cid(cid)?).await
     }
 
+    /// Pins `pin` again with every option it had (an undone unpin): copies, allocations,
+    /// expiry, mode and metadata as they were.
+    pub async fn repin(&self, pin: Pin) -> Result<Pin> {
+        self.peer().await?.cluster().pin(pin.cid, pin.options).await
+    }
+
     /// A pin as the pinset holds it (its options: copies, expiry, mode), for its details.
     pub async fn pin_info(&self, cid: &str) -> Result<Pin> {
         let cid = parse_cid(cid)?;
@@ -623,29 +632,21 @@ impl Desktop {
         Ok(self.peer().await?.cluster().recover(&cid).await)
     }
 
-    /// Adds a dropped file to IPFS and pins it, named after the file. A dropped folder adds
-    /// and pins every file in it (named by its path inside the folder): the embedded IPFS node
-    /// cannot build directory DAGs.
     /// Adds files and folders from disk (what the user dropped or picked) as one DAG, then
     /// pins its root named `name` (the item's own name when empty) on `replication` peers
     /// (the cluster's default when none). See [`add`]: the bytes stream from disk into IPFS,
     /// so memory stays flat whatever the size; [`Desktop::add_progress`] follows it and
-    /// [`Desktop::cancel_add`] stops it before anything is pinned. One add at a time.
+    /// [`Desktop::cancel_add`] stops it, at any point before the pin, leaving nothing pinned.
+    /// One add at a time.
     pub async fn add(
         &self,
         paths: &[PathBuf],
         name: &str,
         replication: Option<i32>,
-    ) -> Result<Pin> {
+    ) -> Result<add::Added> {
         let peer = self.peer().await?;
-        let paths = paths.to_vec();
-        let plan = tokio::task::spawn_blocking(move || add::plan(&paths))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
-        let name = match name.trim() {
-            "" => plan.default_name.clone(),
-            n => n.to_string(),
-        };
+        let cluster = peer.cluster();
+        cluster.check_ready()?;
         let counters = Arc::new(add::Counters::default());
         let cancel = CancellationToken::new();
         {
@@ -656,11 +657,7 @@ impl Desktop {
                 ));
             }
             *adding = Some(add::Running {
-                plan_totals: add::Plan {
-                    entries: Vec::new(),
-                    ..plan.clone()
-                },
-                name: name.clone(),
+                name: name.trim().to_string(),
                 counters: counters.clone(),
                 cancel: cancel.clone(),
             });
@@ -673,24 +670,39 @@ impl Desktop {
             }
         }
         let _done = Done(&self.adding);
+        let walking = (paths.to_vec(), cancel.clone());
+        let plan = tokio::task::spawn_blocking(move || add::plan(&walking.0, &walking.1))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+        counters.set_totals(&plan);
+        let name = match name.trim() {
+            "" => plan.default_name.clone(),
+            n => n.to_string(),
+        };
+        if let Some(running) = self.adding.lock().unwrap().as_mut() {
+            running.name = name.clone();
+        }
+        let (skipped_hidden, skipped_links) = (plan.skipped_hidden, plan.skipped_links);
         let (r_min, r_max) = replication.map(|r| (r, r)).unwrap_or((0, 0));
+        let opts = PinOptions {
+            name,
+            replication_factor_min: r_min,
+            replication_factor_max: r_max,
+            ..Default::default()
+        };
+        // Into IPFS only: the pin is made below, once a cancel can no longer come too late
+        // (the built-in node builds the DAG after the last byte, which takes a while).
         let req = crate::components::AddRequest {
-            pin: PinOptions {
-                name,
-                replication_factor_min: r_min,
-                replication_factor_max: r_max,
-                ..Default::default()
-            },
+            pin: opts.clone(),
             ipfs: crate::components::AddOptions {
                 wrap_with_directory: plan.wrap,
                 ..Default::default()
             },
-            no_pin: false,
+            no_pin: true,
             format: crate::components::AddFormat::Unixfs,
         };
         let boundary = add::boundary();
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        let cluster = peer.cluster();
         let added = async {
             let body = add::body(plan, boundary, counters, cancel.clone());
             let mut out = cluster.add_stream(&content_type, body, req).await?;
@@ -701,15 +713,17 @@ impl Desktop {
             root.ok_or_else(|| Error::Internal("IPFS reported nothing added".into()))
         }
         .await;
-        let root = match added {
-            Err(_) if cancel.is_cancelled() => {
-                return Err(Error::BadInput(
-                    "the add was cancelled: nothing was pinned".into(),
-                ))
-            }
-            r => r?,
-        };
-        cluster.allocation(&root.cid).await
+        if cancel.is_cancelled() {
+            return Err(Error::BadInput(
+                "the add was cancelled: nothing was pinned".into(),
+            ));
+        }
+        let pin = cluster.pin(added?.cid, opts).await?;
+        Ok(add::Added {
+            pin,
+            skipped_hidden,
+            skipped_links,
+        })
     }
 
     /// How far the running add has gone, if one runs.
@@ -728,6 +742,8 @@ impl Desktop {
         }
     }
 
+    /// Whether the built-in IPFS node also joins the public IPFS network (else it exchanges
+    /// blocks with the cluster's nodes only). Takes effect when the node next starts.
     pub fn set_public_network(&self, public: bool) -> Result<bool> {
         let mut s = settings::Settings::load(&self.folder)?;
         s.ipfs_network = if public {

@@ -134,12 +134,17 @@ async fn a_new_cluster_runs_pins_and_invites() {
     std::fs::write(drop.path().join("a.txt"), b"alpha").unwrap();
     std::fs::create_dir(drop.path().join("album")).unwrap();
     std::fs::write(drop.path().join("album/b.txt"), b"beta").unwrap();
-    let one = d.add(&[drop.path().join("a.txt")], "", None).await.unwrap();
+    let one = d
+        .add(&[drop.path().join("a.txt")], "", None)
+        .await
+        .unwrap()
+        .pin;
     assert_eq!(one.options.name, "a.txt");
     let folder = d
         .add(&[drop.path().join("album")], "My album", Some(1))
         .await
-        .unwrap();
+        .unwrap()
+        .pin;
     assert_eq!(folder.options.name, "My album");
     assert_eq!(folder.options.replication_factor_max, 1);
     assert_eq!(
@@ -158,7 +163,7 @@ async fn a_new_cluster_runs_pins_and_invites() {
         )
         .await
         .unwrap();
-    assert_eq!(both.options.name, "a.txt and 1 more");
+    assert_eq!(both.pin.options.name, "a.txt and 1 more");
     let queries = kubo.state.lock().unwrap().add_queries.clone();
     assert_eq!(
         queries
@@ -175,6 +180,29 @@ async fn a_new_cluster_runs_pins_and_invites() {
         d.add_progress().is_none(),
         "nothing runs once an add is over"
     );
+    // Cancelled after the last byte, while IPFS builds the DAG: still nothing pinned.
+    let pins_before = d.summary().await.unwrap().pins;
+    kubo.state.lock().unwrap().add_delay = Duration::from_secs(2);
+    let late = async {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !d
+            .add_progress()
+            .is_some_and(|p| p.files_total > 0 && p.bytes_done == p.bytes_total)
+        {
+            assert!(Instant::now() < end, "the upload never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(d.cancel_add());
+    };
+    let small = [drop.path().join("a.txt")];
+    let (r, ()) = tokio::join!(d.add(&small, "late", None), late);
+    assert!(r.unwrap_err().to_string().contains("cancelled"));
+    assert_eq!(
+        d.summary().await.unwrap().pins,
+        pins_before,
+        "nothing pinned"
+    );
+    kubo.state.lock().unwrap().add_delay = Duration::ZERO;
     // Links inside a dropped folder are not followed: not to a secret outside, not in a
     // loop. A dropped link itself is what the user chose.
     kubo.state.lock().unwrap().added.clear();
@@ -193,11 +221,12 @@ async fn a_new_cluster_runs_pins_and_invites() {
     let linked = d
         .add(&[drop.path().join("link.txt")], "", None)
         .await
-        .unwrap();
-    assert_eq!(linked.options.name, "c.txt");
+        .unwrap()
+        .pin;
+    assert_eq!(linked.options.name, "link.txt", "named as the user sees it");
     assert_eq!(
         kubo.state.lock().unwrap().added,
-        ["shared", "shared/c.txt", "c.txt"],
+        ["shared", "shared/c.txt", "link.txt"],
         "nothing through the links was added"
     );
 

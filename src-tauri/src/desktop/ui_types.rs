@@ -8,7 +8,7 @@
 
 use ts_rs::{Config, TS};
 
-use super::add::AddProgress;
+use super::add::{AddProgress, Added};
 use super::{
     Health, InvitationView, IpfsSource, IpfsStatus, PinsPage, PinsQuery, Snapshot, UiError,
 };
@@ -62,6 +62,7 @@ pub fn typescript() -> String {
     decl::<InvitationView>(&cfg, o);
     decl::<Health>(&cfg, o);
     decl::<AddProgress>(&cfg, o);
+    decl::<Added>(&cfg, o);
     decl::<UiError>(&cfg, o);
     out.truncate(out.trim_end().len());
     out.push('\n');

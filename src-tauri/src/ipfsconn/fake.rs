@@ -37,6 +37,8 @@ pub struct FakeState {
     pub add_queries: Vec<std::collections::HashMap<String, String>>,
     /// Sizes of the CAR files `dag/import` received.
     pub imported: Vec<usize>,
+    /// How long `add` takes after the whole upload arrived (as a node building a large DAG).
+    pub add_delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -148,6 +150,8 @@ async fn add(
     for d in dirs.iter().rev() {
         out += &format!("{d}\n");
     }
+    let delay = s.lock().unwrap().add_delay;
+    tokio::time::sleep(delay).await;
     if q.get("wrap-with-directory").map(String::as_str) == Some("true") {
         let dir = test_cid(total ^ 0xd1d1);
         out += &format!(

@@ -2,7 +2,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  AddProgress, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot, StatusSummary,
+  Added, AddProgress, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot, StatusSummary,
 } from './types';
 
 export const api = {
@@ -22,7 +22,8 @@ export const api = {
   pinInfo: (cid: string) => invoke<Pin>('pin_info', { cid }),
   recover: (cid: string) => invoke<GlobalPinInfo>('recover', { cid }),
   addPaths: (paths: string[], name: string, replication: number | null) =>
-    invoke<Pin>('add_paths', { paths, name, replication }),
+    invoke<Added>('add_paths', { paths, name, replication }),
+  repin: (pin: Pin) => invoke<Pin>('repin', { pin }),
   cancelAdd: () => invoke<boolean>('cancel_add'),
   setPaused: (paused: boolean) => invoke<void>('set_paused', { paused }),
   autostart: (enable?: boolean) => invoke<boolean>('autostart', enable === undefined ? {} : { enable }),
@@ -35,7 +36,7 @@ export interface Events {
   snapshot: Snapshot;
   peers: Id[];
   health: Health;
-  summary: StatusSummary;
+  summary: StatusSummary | null;
   'add-progress': AddProgress;
 }
 

@@ -148,7 +148,11 @@ queued: number,
 /**
  * Raft stopped for good on a storage error (a full disk): the peer must be restarted.
  */
-consensus_stopped: boolean, };
+consensus_stopped: boolean, 
+/**
+ * The add running now, if any (a window opened meanwhile shows it).
+ */
+adding: AddProgress | null, };
 
 /**
  * What the pins view asks for: pins whose CID or name contains `search` (any case) and
@@ -179,9 +183,14 @@ bootstrap: Array<string>, };
 export type Health = { freespace: Array<Metric>, numpin: Array<Metric>, alerts: Array<Alert>, };
 
 /**
- * How far an add has gone, as the window shows it.
+ * How far an add has gone, as the window shows it. Totals are 0 while the walk runs.
  */
 export type AddProgress = { name: string, bytes_done: number, bytes_total: number, files_done: number, files_total: number, };
+
+/**
+ * What an add made: the pin, and what it left out of the dropped folders.
+ */
+export type Added = { pin: Pin, skipped_hidden: number, skipped_links: number, };
 
 /**
  * An error as the app shows it: what kind of problem it is (so the page can tell a bad CID

@@ -17,6 +17,14 @@ describe('Add view', () => {
     app.message = { text: '', bad: false };
   });
 
+  it('shows an add that runs already (started before the window opened), with Cancel', async () => {
+    app.adding = { name: 'big.iso', bytes_done: 0, bytes_total: 0, files_done: 0, files_total: 0 };
+    render(Add);
+    expect(screen.getByText('Looking through the files…')).toBeTruthy();
+    await fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
+    expect(calls.cancelAdd).toHaveBeenCalled();
+  });
+
   it('asks for a drop when nothing waits', () => {
     render(Add);
     expect(screen.getByText(/Drop files or folders/)).toBeTruthy();
@@ -38,11 +46,21 @@ describe('Add view', () => {
     await waitFor(() => expect(screen.getByText(/500 kB of 2.0 MB · 3 of 10 files/)).toBeTruthy());
     const bar = screen.getByRole('progressbar', { name: 'Adding holiday and 1 more' });
     expect(bar.getAttribute('value')).toBe('500000');
+    // Cancel has the focus (the button pressed is disabled now) and reaches the backend.
+    expect(document.activeElement?.id).toBe('btn-add-cancel');
     await fireEvent.click(screen.getByRole('button', { name: 'Cancel' }));
     expect(calls.cancelAdd).toHaveBeenCalled();
-    finish({ cid: 'bafyroot', name: 'holiday and 1 more', allocations: [] });
+    // Once every byte is sent, IPFS builds the DAG before the pin: said so.
+    app.adding = { name: 'holiday and 1 more', bytes_done: 2_000_000, bytes_total: 2_000_000, files_done: 10, files_total: 10 };
+    await waitFor(() => expect(screen.getByText(/All 2.0 MB sent: IPFS is building the DAG/)).toBeTruthy());
+    // Something dropped meanwhile waits for its own add.
+    app.toAdd = ['/home/u/later.txt'];
+    finish({ pin: { cid: 'bafyroot', name: 'holiday and 1 more', allocations: [] }, skipped_hidden: 2, skipped_links: 1 });
     await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Added and pinned holiday and 1 more (bafyroot)'));
-    expect(app.toAdd).toEqual([]);
+    expect(screen.getByRole('status').textContent).toContain('Left out: 2 hidden items and 1 link.');
+    expect(app.toAdd).toEqual(['/home/u/later.txt']);
+    // The focus goes to what was said.
+    await waitFor(() => expect(document.activeElement?.id).toBe('add-message'));
     expect(app.addBusy).toBe(false);
     expect(screen.queryByRole('progressbar')).toBeNull();
   });

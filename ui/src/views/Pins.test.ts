@@ -8,6 +8,7 @@ const calls = vi.hoisted(() => ({
   unpin: vi.fn(),
   recover: vi.fn(),
   pinInfo: vi.fn(),
+  repin: vi.fn(),
 }));
 vi.mock('../lib/api', () => ({ api: calls }));
 
@@ -32,7 +33,7 @@ describe('Pins view', () => {
     vi.resetAllMocks();
     app.snapshot = {
       folder: '', configured: true, running: true, ready: true, paused: false, id: null,
-      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false,
+      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false, adding: null,
     };
     app.message = { text: '', bad: false };
   });
@@ -116,23 +117,39 @@ describe('Pins view', () => {
     expect(screen.queryByText('2 to 3')).toBeNull();
   });
 
-  it('unpins only once confirmed, and an undo pins it again with its name and copies', async () => {
+  it('unpins only once confirmed, and an undo pins it again with every option it had', async () => {
     calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'holiday photos', 'pinned')], next: null });
-    calls.unpin.mockResolvedValue({ cid: 'bafyone', name: 'holiday photos', replication_factor_max: 2 });
-    calls.pin.mockResolvedValue({ cid: 'bafyone', name: 'holiday photos', allocations: [] });
+    const gone = { cid: 'bafyone', name: 'holiday photos', replication_factor_min: -1, replication_factor_max: -1, mode: 'direct', metadata: { a: 'b' } };
+    calls.unpin.mockResolvedValue(gone);
+    calls.repin.mockResolvedValue(gone);
     render(Pins);
     await fireEvent.click(await screen.findByRole('button', { name: 'Unpin holiday photos' }));
     expect(calls.unpin).not.toHaveBeenCalled();
     // Keep: nothing happens.
     await fireEvent.click(screen.getByRole('button', { name: 'Keep holiday photos' }));
     expect(calls.unpin).not.toHaveBeenCalled();
+    await waitFor(() => expect(document.activeElement?.getAttribute('aria-label')).toBe('Unpin holiday photos'));
     await fireEvent.click(screen.getByRole('button', { name: 'Unpin holiday photos' }));
     await fireEvent.click(screen.getByRole('button', { name: 'Yes, unpin holiday photos' }));
     expect(calls.unpin).toHaveBeenCalledWith('bafyone');
     await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Unpinned holiday photos'));
+    await waitFor(() => expect(document.activeElement?.id).toBe('pin-message'));
     await fireEvent.click(screen.getByRole('button', { name: 'Undo' }));
-    expect(calls.pin).toHaveBeenCalledWith('bafyone', 'holiday photos', 2);
+    // Every option as it was: on every peer, direct, its metadata.
+    expect(calls.repin).toHaveBeenCalledWith(gone);
+    expect(calls.pin).not.toHaveBeenCalled();
     await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Pinned holiday photos again.'));
     expect(screen.queryByRole('button', { name: 'Undo' })).toBeNull();
+  });
+
+  it("offers no undo once another message replaced the unpin's", async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'one', 'pinned')], next: null });
+    calls.unpin.mockResolvedValue({ cid: 'bafyone', name: 'one' });
+    render(Pins);
+    await fireEvent.click(await screen.findByRole('button', { name: 'Unpin one' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Yes, unpin one' }));
+    await screen.findByRole('button', { name: 'Undo' });
+    app.message = { text: 'Pinned something else.', bad: false };
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Undo' })).toBeNull());
   });
 });

@@ -90,6 +90,12 @@ async fn unpin(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
     d.unpin(&cid).await.map_err(UiError::from)
 }
 
+/// Pins again, with every option it had, a pin the user just unpinned (Undo).
+#[tauri::command]
+async fn repin(d: State<'_, App>, pin: Pin) -> Result<Pin, UiError> {
+    d.repin(pin).await.map_err(UiError::from)
+}
+
 #[tauri::command]
 async fn pin_info(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
     d.pin_info(&cid).await.map_err(UiError::from)
@@ -109,7 +115,7 @@ async fn add_paths(
     paths: Vec<String>,
     name: Option<String>,
     replication: Option<i32>,
-) -> Result<Pin, UiError> {
+) -> Result<ipfs_cluster::desktop::add::Added, UiError> {
     let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
     let desktop = d.inner().clone();
     let ticker = tauri::async_runtime::spawn(async move {
@@ -273,9 +279,8 @@ fn emit_loop(app: AppHandle, d: App) {
                     peers = d.peers().await.ok();
                 }
                 if window {
-                    if let Some(summary) = &snap.summary {
-                        send_changed(&app, &mut sent[3], "summary", summary);
-                    }
+                    // None once the peer stops: the window shows no stale counts.
+                    send_changed(&app, &mut sent[3], "summary", &snap.summary);
                     send_changed(&app, &mut sent[0], "snapshot", &snap);
                     if snap.running && slow {
                         if let Some(p) = &peers {
@@ -365,6 +370,7 @@ fn main() {
             add_paths,
             cancel_add,
             pin_info,
+            repin,
             set_paused,
             autostart,
             public_network
