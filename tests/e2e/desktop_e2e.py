@@ -300,8 +300,13 @@ def main():
          lambda: text_of(driver, "#ov-here-pinned").split()[-1] == "4")
     assert text_of(driver, "#ov-here-errors").split()[-1] == "0", text_of(driver, "#ov-here")
     assert text_of(driver, "#ov-pins") == "4", text_of(driver, "#ov-pins")
+    # The charts have the samples the app took every 10 s, window open or not.
+    said = wait("a sample in the pins chart", lambda: (lambda v: v if "now Pinned" in v else None)(
+        driver.execute_script("return document.querySelector('#chart-pins svg').getAttribute('aria-label')")))
+    assert said.startswith("Pins on this peer, last hour: now Pinned "), said
+    assert driver.execute_script("return document.querySelectorAll('#chart-pins path').length") == 4
     shot(driver, "overview-pins")
-    ok("the overview counts the pins here by status as they change")
+    ok("the overview counts the pins here by status as they change, and charts them over time")
 
     # Every view in the dark theme (as a system set to dark gives it), checked by axe again:
     # the dark colours keep their contrast too.

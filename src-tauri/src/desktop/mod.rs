@@ -6,6 +6,7 @@
 //! (`$IPFS_CLUSTER_PATH` or `~/.ipfs-cluster`), so the CLI and the app share one peer.
 
 pub mod add;
+pub mod history;
 pub mod invite;
 mod ipfs_trust;
 pub mod secrets;
@@ -165,6 +166,8 @@ pub struct Desktop {
     secret_location: Mutex<Option<String>>,
     /// The add running now, if any: one at a time.
     adding: Mutex<Option<add::Running>>,
+    /// What the overview's charts draw (see [`history`]).
+    history: Mutex<history::History>,
     /// The folder's lock while the app's peer runs, as the daemon takes it: neither
     /// `ipfs-cluster-service daemon` nor its `state` commands can then use the folder.
     lock: Mutex<Option<config::FolderLock>>,
@@ -200,6 +203,7 @@ impl Desktop {
             ipfs_child: Mutex::new(None),
             secret_location: Mutex::new(None),
             adding: Mutex::new(None),
+            history: Mutex::new(history::History::default()),
             lock: Mutex::new(None),
         }
     }
@@ -724,6 +728,42 @@ impl Desktop {
             skipped_hidden,
             skipped_links,
         })
+    }
+
+    /// Takes a sample for the overview's charts (the app calls it every
+    /// [`history::HOUR_STEP`] seconds, window open or not); the sample, for the window.
+    pub async fn sample(&self) -> Result<history::Sample> {
+        let peer = self.peer().await?;
+        let c = peer.cluster();
+        let s = c.status_summary().await?;
+        let me = &s.peer;
+        let free = c
+            .metrics(FREESPACE)
+            .into_iter()
+            .find(|m| &m.peer == me && m.is_current())
+            .and_then(|m| m.value.parse().ok());
+        let totals = c
+            .bandwidth()
+            .values()
+            .fold((0i64, 0i64), |(i, o), b| (i + b.total_in, o + b.total_out));
+        let sample = history::Sample {
+            at: chrono::Utc::now().timestamp(),
+            pinned: s.pinned,
+            in_progress: s.pin_queued + s.pinning + s.unpin_queued + s.unpinning,
+            errors: s.pin_error + s.unpin_error + s.cluster_error,
+            remote: s.remote,
+            bytes_in: 0.0,
+            bytes_out: 0.0,
+            free,
+        };
+        let mut h = self.history.lock().unwrap();
+        h.push(sample, totals);
+        Ok(h.last().unwrap_or_default())
+    }
+
+    /// The samples of the last hour and day.
+    pub fn charts(&self) -> history::Charts {
+        self.history.lock().unwrap().charts()
     }
 
     /// How far the running add has gone, if one runs.

@@ -9,6 +9,7 @@
 use ts_rs::{Config, TS};
 
 use super::add::{AddProgress, Added};
+use super::history::{Charts, Sample};
 use super::{
     Health, InvitationView, IpfsSource, IpfsStatus, PinsPage, PinsQuery, Snapshot, UiError,
 };
@@ -63,6 +64,8 @@ pub fn typescript() -> String {
     decl::<Health>(&cfg, o);
     decl::<AddProgress>(&cfg, o);
     decl::<Added>(&cfg, o);
+    decl::<Sample>(&cfg, o);
+    decl::<Charts>(&cfg, o);
     decl::<UiError>(&cfg, o);
     out.truncate(out.trim_end().len());
     out.push('\n');

@@ -2,7 +2,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  Added, AddProgress, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Snapshot, StatusSummary,
+  Added, AddProgress, Charts, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Sample, Snapshot, StatusSummary,
 } from './types';
 
 export const api = {
@@ -25,6 +25,7 @@ export const api = {
     invoke<Added>('add_paths', { paths, name, replication }),
   repin: (pin: Pin) => invoke<Pin>('repin', { pin }),
   cancelAdd: () => invoke<boolean>('cancel_add'),
+  charts: () => invoke<Charts>('charts'),
   setPaused: (paused: boolean) => invoke<void>('set_paused', { paused }),
   autostart: (enable?: boolean) => invoke<boolean>('autostart', enable === undefined ? {} : { enable }),
   publicNetwork: (enable?: boolean) =>
@@ -38,6 +39,7 @@ export interface Events {
   health: Health;
   summary: StatusSummary | null;
   'add-progress': AddProgress;
+  sample: Sample;
 }
 
 export function on<K extends keyof Events>(

@@ -1,6 +1,6 @@
 // What the window shows, shared by the views: the backend's latest snapshot, peers,
 // health and pin summary (pushed as events), the open view and the message line.
-import type { AddProgress, Health, Id, Snapshot, StatusSummary } from './types';
+import type { AddProgress, Charts, Health, Id, Snapshot, StatusSummary } from './types';
 
 export type View = 'overview' | 'peers' | 'pins' | 'add' | 'invite';
 
@@ -18,6 +18,8 @@ export const app = $state({
   adding: null as AddProgress | null,
   /** An add was started from this window and has not ended (it outlives the Add view). */
   addBusy: false,
+  /** The overview's charts: samples of the last hour and day, kept by the backend. */
+  charts: { hour: [], day: [] } as Charts,
   /** Bumped when something this window did may have changed the pins shown. */
   pinsChanged: 0,
 });

@@ -193,6 +193,36 @@ export type AddProgress = { name: string, bytes_done: number, bytes_total: numbe
 export type Added = { pin: Pin, skipped_hidden: number, skipped_links: number, };
 
 /**
+ * One moment of the peer.
+ */
+export type Sample = { 
+/**
+ * Unix time, seconds.
+ */
+at: number, pinned: number, 
+/**
+ * Queued or running, pins and unpins.
+ */
+in_progress: number, 
+/**
+ * Pin, unpin and cluster errors.
+ */
+errors: number, remote: number, 
+/**
+ * Cluster traffic since the last sample, bytes per second.
+ */
+bytes_in: number, bytes_out: number, 
+/**
+ * Free space of this peer's IPFS node (its `freespace` metric), bytes; none unknown.
+ */
+free: number | null, };
+
+/**
+ * The two windows the charts show.
+ */
+export type Charts = { hour: Array<Sample>, day: Array<Sample>, };
+
+/**
  * An error as the app shows it: what kind of problem it is (so the page can tell a bad CID
  * from a lost connection) and a sentence for the user. The one place errors become UI text.
  */

@@ -1,4 +1,4 @@
-import { cleanup, render, screen } from '@testing-library/svelte';
+import { cleanup, fireEvent, render, screen } from '@testing-library/svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 import { app } from '../lib/app.svelte';
 import Overview from './Overview.svelte';
@@ -28,5 +28,22 @@ describe('Overview', () => {
     expect(text('ov-pins-sub')).toBe('6 being pinned or unpinned here');
     // The bar is for the eye only: what is read out is the list.
     expect(document.querySelector('.bar')?.getAttribute('aria-hidden')).toBe('true');
+  });
+
+  it('draws the samples of the hour, or of the day, and says the latest values', async () => {
+    const at = 1_800_000_000;
+    const sample = (k: number) => ({
+      at: at + k * 10, pinned: 100 + k, in_progress: 2, errors: 1, remote: 5, bytes_in: 2000, bytes_out: 1000,
+      free: 5_000_000_000,
+    });
+    app.charts = { hour: [sample(0), sample(1), sample(2)], day: [sample(0)] };
+    render(Overview);
+    const pins = screen.getByRole('img', { name: /^Pins on this peer, last hour: now Pinned 102, In progress 2, Errors 1, Remote 5/ });
+    expect(pins.querySelectorAll('path').length).toBe(4);
+    expect(screen.getByRole('img', { name: /^Cluster traffic, last hour: now In 2.0 kB\/s, Out 1.0 kB\/s/ })).toBeTruthy();
+    expect(screen.getByRole('img', { name: /^Free space of this peer's IPFS, last hour: now Free 5.0 GB/ })).toBeTruthy();
+    await fireEvent.click(screen.getByLabelText('Last day'));
+    await screen.findByRole('img', { name: /^Pins on this peer, last day: now Pinned 100/ });
+    app.charts = { hour: [], day: [] };
   });
 });

@@ -134,6 +134,12 @@ async fn add_paths(
     added
 }
 
+/// The overview's charts: samples of the last hour and day.
+#[tauri::command]
+fn charts(d: State<'_, App>) -> ipfs_cluster::desktop::history::Charts {
+    d.charts()
+}
+
 /// Stops the running add before anything is pinned; whether one was running.
 #[tauri::command]
 fn cancel_add(d: State<'_, App>) -> bool {
@@ -269,6 +275,14 @@ fn emit_loop(app: AppHandle, d: App) {
                 sent = Default::default();
             }
             let slow = tick.is_multiple_of(5);
+            // The charts' samples, window open or not (so they are there when it opens).
+            if tick.is_multiple_of(ipfs_cluster::desktop::history::HOUR_STEP as u64) {
+                if let Ok(s) = d.sample().await {
+                    if window {
+                        let _ = app.emit("sample", s);
+                    }
+                }
+            }
             if slow {
                 // After the peer starts, and again after a restart (a new tracker).
                 changes = d.changes().await;
@@ -369,6 +383,7 @@ fn main() {
             recover,
             add_paths,
             cancel_add,
+            charts,
             pin_info,
             repin,
             set_paused,
