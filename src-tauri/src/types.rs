@@ -743,7 +743,7 @@ pub struct GlobalRepoGc {
 }
 
 /// `GET /health/graph`: who is connected to whom, cluster peers and IPFS nodes.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, ts_rs::TS)]
 pub struct ConnectGraph {
     pub cluster_id: String,
     #[serde(default)]

@@ -209,8 +209,12 @@ def main():
     click(driver, "button[data-view=peers]")
     wait("the headless peer in the peers view",
          lambda: "online" in text_of(driver, f"tr[data-peer='{peer2_id}']"), deadline=120)
+    pic = wait("the cluster picture with both peers", lambda: (lambda v: v if v.startswith("2 peers.") else None)(
+        driver.execute_script("return document.querySelector('#peers-graph svg').getAttribute('aria-label')")),
+        deadline=60)
+    assert "headless reaches" in pic, pic
     shot(driver, "peers")
-    ok("a headless peer joins with the app's invitation and appears in the peers view")
+    ok("a headless peer joins with the app's invitation and appears in the peers view and its picture")
 
     # Drag and drop a CID onto the window.
     cid2 = ipfs_add(IPFS_API, f"dropped content {time.time()}".encode())

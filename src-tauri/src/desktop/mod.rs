@@ -528,6 +528,11 @@ impl Desktop {
         })
     }
 
+    /// Who reaches whom (`/health/graph`): the peers view's picture.
+    pub async fn graph(&self) -> Result<crate::types::ConnectGraph> {
+        Ok(self.peer().await?.cluster().connect_graph().await)
+    }
+
     pub async fn remove_peer(&self, id: &str) -> Result<()> {
         self.peer().await?.cluster().peer_rm(id).await
     }

@@ -14,8 +14,8 @@ use super::{
     Health, InvitationView, IpfsSource, IpfsStatus, PinsPage, PinsQuery, Snapshot, UiError,
 };
 use crate::types::{
-    Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfoShort, PinKey, PinMode,
-    PinOptions, PinSummary, PinType, StatusSummary, TrackerStatus,
+    Alert, Cid, ConnectGraph, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfoShort,
+    PinKey, PinMode, PinOptions, PinSummary, PinType, StatusSummary, TrackerStatus,
 };
 
 /// Where the generated file lives, from this crate's folder.
@@ -55,6 +55,7 @@ pub fn typescript() -> String {
     decl::<Id>(&cfg, o);
     decl::<Metric>(&cfg, o);
     decl::<Alert>(&cfg, o);
+    decl::<ConnectGraph>(&cfg, o);
     decl::<IpfsSource>(&cfg, o);
     decl::<IpfsStatus>(&cfg, o);
     decl::<Snapshot>(&cfg, o);

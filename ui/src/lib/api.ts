@@ -2,7 +2,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  Added, AddProgress, Charts, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Sample, Snapshot, StatusSummary,
+  Added, AddProgress, Charts, ConnectGraph, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Sample, Snapshot, StatusSummary,
 } from './types';
 
 export const api = {
@@ -26,6 +26,7 @@ export const api = {
   repin: (pin: Pin) => invoke<Pin>('repin', { pin }),
   cancelAdd: () => invoke<boolean>('cancel_add'),
   charts: () => invoke<Charts>('charts'),
+  graph: () => invoke<ConnectGraph>('graph'),
   setPaused: (paused: boolean) => invoke<void>('set_paused', { paused }),
   autostart: (enable?: boolean) => invoke<boolean>('autostart', enable === undefined ? {} : { enable }),
   publicNetwork: (enable?: boolean) =>

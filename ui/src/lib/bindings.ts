@@ -123,6 +123,27 @@ export type Alert = { triggered_at: string, name: string, peer: string, value: s
 expire: number, valid: boolean, weight: number, partitionable: boolean, received_at: number, };
 
 /**
+ * `GET /health/graph`: who is connected to whom, cluster peers and IPFS nodes.
+ */
+export type ConnectGraph = { cluster_id: string, id_to_peername: { [key in string]: string }, 
+/**
+ * IPFS peer → the IPFS peers it is connected to.
+ */
+ipfs_links: { [key in string]: Array<string> }, 
+/**
+ * Cluster peer → the cluster peers it reaches.
+ */
+cluster_links: { [key in string]: Array<string> }, 
+/**
+ * Cluster peer → whether it is trusted (every Raft member is).
+ */
+cluster_trust_links: { [key in string]: boolean }, 
+/**
+ * Cluster peer → its IPFS peer.
+ */
+cluster_to_ipfs: { [key in string]: string }, };
+
+/**
  * Where this peer's IPFS node comes from, as the app tells the user.
  */
 export type IpfsSource = "running" | "embedded" | "unavailable";

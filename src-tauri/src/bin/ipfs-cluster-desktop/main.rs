@@ -64,6 +64,11 @@ async fn health(d: State<'_, App>) -> Result<Health, UiError> {
 }
 
 #[tauri::command]
+async fn graph(d: State<'_, App>) -> Result<ipfs_cluster::types::ConnectGraph, UiError> {
+    d.graph().await.map_err(UiError::from)
+}
+
+#[tauri::command]
 async fn remove_peer(d: State<'_, App>, id: String) -> Result<(), UiError> {
     d.remove_peer(&id).await.map_err(UiError::from)
 }
@@ -383,6 +388,7 @@ fn main() {
             recover,
             add_paths,
             cancel_add,
+            graph,
             charts,
             pin_info,
             repin,

@@ -1,0 +1,53 @@
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+const calls = vi.hoisted(() => ({ graph: vi.fn(), removePeer: vi.fn() }));
+vi.mock('../lib/api', () => ({ api: calls }));
+
+import { app } from '../lib/app.svelte';
+import type { Id } from '../lib/types';
+import Peers from './Peers.svelte';
+
+const peer = (id: string, peername: string, error = ''): Id => ({
+  id, peername, error, addresses: [], cluster_peers: [], cluster_peers_addresses: [], version: '', commit: '',
+  rpc_protocol_version: '', ipfs: { id: '', addresses: [], error: '' }, role: 'voter', leader: null,
+});
+
+describe('Peers view', () => {
+  afterEach(cleanup);
+  beforeEach(() => {
+    vi.resetAllMocks();
+    app.peers = [peer('12D3KooWlaptop', 'laptop'), peer('12D3KooWserver', 'server'), peer('12D3KooWpi', 'pi', 'dial failed')];
+    app.snapshot = null;
+    app.message = { text: '', bad: false };
+  });
+
+  it('pictures who reaches whom, and says it in words', async () => {
+    calls.graph.mockResolvedValue({
+      cluster_id: '12D3KooWlaptop', id_to_peername: { '12D3KooWlaptop': 'laptop', '12D3KooWserver': 'server', '12D3KooWpi': 'pi' },
+      ipfs_links: {}, cluster_trust_links: {}, cluster_to_ipfs: {},
+      cluster_links: { '12D3KooWlaptop': ['12D3KooWserver', '12D3KooWpi'], '12D3KooWserver': ['12D3KooWlaptop'], '12D3KooWpi': [] },
+    });
+    render(Peers);
+    const pic = await screen.findByRole('img', { name: /^3 peers\./ });
+    expect(pic.getAttribute('aria-label')).toContain('laptop reaches server, pi');
+    expect(pic.getAttribute('aria-label')).toContain('pi (unreachable) reaches no peer');
+    expect(pic.querySelectorAll('line').length).toBe(2);
+    expect(pic.querySelectorAll('line.one-way').length).toBe(1);
+    expect(pic.querySelectorAll('.node.down').length).toBe(1);
+  });
+
+  it('removes a peer only once confirmed', async () => {
+    calls.graph.mockResolvedValue(null);
+    calls.removePeer.mockResolvedValue(undefined);
+    render(Peers);
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove peer pi' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Keep pi' }));
+    expect(calls.removePeer).not.toHaveBeenCalled();
+    await waitFor(() => expect(document.activeElement?.id).toBe('remove-12D3KooWpi'));
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove peer pi' }));
+    await fireEvent.click(screen.getByRole('button', { name: 'Yes, remove pi' }));
+    expect(calls.removePeer).toHaveBeenCalledWith('12D3KooWpi');
+    await waitFor(() => expect(screen.getByRole('status').textContent).toBe('Removed pi from the cluster.'));
+  });
+});
