@@ -23,6 +23,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::io_error;
 use crate::components::ByteStream;
 use crate::error::{Error, Result};
 
@@ -112,10 +113,6 @@ pub fn plan(paths: &[PathBuf], cancel: &CancellationToken) -> Result<Plan> {
     Ok(p)
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::BadInput(format!("{}: {e}", path.display()))
-}
-
 fn walk(
     path: &Path,
     meta: std::fs::Metadata,
@@ -169,7 +166,8 @@ fn walk(
     Ok(())
 }
 
-fn cancelled() -> Error {
+/// How a cancelled add ends, whenever the cancel came.
+pub(super) fn cancelled() -> Error {
     Error::BadInput("the add was cancelled: nothing was pinned".into())
 }
 

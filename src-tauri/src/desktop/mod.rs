@@ -723,9 +723,7 @@ impl Desktop {
         }
         .await;
         if cancel.is_cancelled() {
-            return Err(Error::BadInput(
-                "the add was cancelled: nothing was pinned".into(),
-            ));
+            return Err(add::cancelled());
         }
         let pin = cluster.pin(added?.cid, opts).await?;
         Ok(add::Added {
