@@ -441,29 +441,35 @@ async fn add(State(node): State<Node>, Query(q): Q, mut form: Multipart) -> Resp
     }
 }
 
-/// `cid`'s DAG written out under a temporary folder (kept while the folder lives).
-fn fetch(kubo: &Kubo, cid: &Cid) -> Result<(tempfile::TempDir, PathBuf), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let dest = dir.path().join("out");
-    kubo.download(&cid.to_string(), &dest)
-        .map_err(|e| e.to_string())?;
-    Ok((dir, dest))
+/// The DAG named by the request's `arg`, written out under a temporary folder (on the slow
+/// lane), handed to `read` with the CID and where it lies; the folder goes after. A bad
+/// argument or a failed fetch is the answer instead.
+async fn with_dag<T: Send + 'static>(
+    node: &Node,
+    q: &HashMap<String, String>,
+    read: impl FnOnce(&Kubo, &Cid, &Path) -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
+    let cid = arg(q).and_then(|a| parse_cid(&a))?;
+    let kubo = node.kubo.clone();
+    blocking(Lane::Slow, move || {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dest = dir.path().join("out");
+        kubo.download(&cid.to_string(), &dest)
+            .map_err(|e| e.to_string())?;
+        read(&kubo, &cid, &dest)
+    })
+    .await
+    .map_err(internal)
 }
 
 async fn cat(State(node): State<Node>, Query(q): Q) -> Response {
-    let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let kubo = node.kubo.clone();
-    let r = blocking(Lane::Slow, move || {
-        let (_dir, dest) = fetch(&kubo, &cid)?;
-        std::fs::read(&dest).map_err(|e| e.to_string())
+    match with_dag(&node, &q, |_, _, dest| {
+        std::fs::read(dest).map_err(|e| e.to_string())
     })
-    .await;
-    match r {
+    .await
+    {
         Ok(bytes) => bytes.into_response(),
-        Err(e) => internal(e),
+        Err(r) => r,
     }
 }
 
@@ -473,16 +479,10 @@ async fn cat(State(node): State<Node>, Query(q): Q) -> Response {
 /// this node adds, not for DAGs made with other options). Served with `--test-api` only:
 /// fetching a whole DAG to list it has no bound fit for callers at large.
 async fn ls(State(node): State<Node>, Query(q): Q) -> Response {
-    let cid = match arg(&q).and_then(|a| parse_cid(&a)) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let kubo = node.kubo.clone();
-    let r = blocking(Lane::Slow, move || {
-        let (_dir, dest) = fetch(&kubo, &cid)?;
+    let r = with_dag(&node, &q, |kubo, cid, dest| {
         let mut links = Vec::new();
         if dest.is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(&dest)
+            let mut entries: Vec<_> = std::fs::read_dir(dest)
                 .map_err(|e| e.to_string())?
                 .flatten()
                 .map(|e| e.path())
@@ -504,12 +504,12 @@ async fn ls(State(node): State<Node>, Query(q): Q) -> Response {
                 }));
             }
         }
-        Ok::<_, String>(json!({"Objects": [{"Hash": cid.to_string(), "Links": links}]}))
+        Ok(json!({"Objects": [{"Hash": cid.to_string(), "Links": links}]}))
     })
     .await;
     match r {
         Ok(v) => axum::Json(v).into_response(),
-        Err(e) => internal(e),
+        Err(r) => r,
     }
 }
 
