@@ -193,6 +193,69 @@ pub struct PinCounts {
     pub allocated_here: u64,
 }
 
+/// How a browsing view (the desktop's pins table) orders the pinset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PinOrder {
+    /// By CID, as [`PinKey`] orders them (every peer's order).
+    #[default]
+    Cid,
+    /// By CID, last first.
+    CidDesc,
+    /// Named pins by name (ASCII letters in any case), then the unnamed ones by CID.
+    Name,
+}
+
+/// What a browsing view looks for. Each is answered through an index of the store (a CID
+/// prefix through the pinset's own order, a name prefix through the index of names), so it
+/// costs the same in ten pins or ten million.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PinMatch {
+    #[default]
+    All,
+    /// Pins whose CID starts with this text (listed by CID, whatever the order asked).
+    CidPrefix(String),
+    /// Pins whose name starts with this text, ASCII letters in any case (listed by name).
+    NamePrefix(String),
+}
+
+/// One page asked of [`Pinset::browse`]: `after` is the `next` of the page before (opaque).
+#[derive(Debug, Clone, Default)]
+pub struct Browse {
+    pub order: PinOrder,
+    pub matching: PinMatch,
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+/// Where a [`Pinset::browse`] page ends, as its `next` text carries it: a CID in CID
+/// order, or a lower-cased name and CID in name order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BrowseCursor {
+    #[serde(rename = "c")]
+    Cid(String),
+    #[serde(rename = "n")]
+    Name(String, String),
+}
+
+impl BrowseCursor {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Result<BrowseCursor, ConsensusError> {
+        serde_json::from_str(text)
+            .map_err(|_| ConsensusError::BadInput(format!("{text:?} is not a page cursor")))
+    }
+}
+
+/// A page of [`Pinset::browse`]: fewer than asked when the store stopped looking (a page
+/// looks at a bounded number of rows), `next` set while there may be more.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Browsed {
+    pub pins: Vec<Pin>,
+    pub next: Option<String>,
+}
+
 /// Read access to the applied pinset. It lives on disk: a read asks the store, and a list is
 /// a stream read as it is consumed, so nothing here holds the whole pinset in memory.
 #[async_trait]
@@ -239,6 +302,9 @@ pub trait Pinset: Send + Sync + 'static {
         now: chrono::DateTime<chrono::Utc>,
         limit: usize,
     ) -> Result<Vec<Cid>, ConsensusError>;
+    /// A page of the pinset for people browsing it, in `q.order`, of the pins `q.matching`,
+    /// after `q.after`: read through the store's indexes, never by scanning the pinset.
+    async fn browse(&self, q: &Browse) -> Result<Browsed, ConsensusError>;
 }
 
 // ---------------------------------------------------------------------------------------

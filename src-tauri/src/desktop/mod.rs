@@ -28,7 +28,7 @@ use crate::config::{self, Config, Identity, Multiaddrs};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ipfsconn::IpfsHttp;
 use crate::peer::{Peer, StartOptions};
-use crate::types::{GlobalPinInfo, Id, Pin, PinKey, PinOptions, StatusFilter, StatusSummary};
+use crate::types::{GlobalPinInfo, Id, Pin, PinOptions, StatusFilter, StatusSummary};
 pub use invite::Invitation;
 use secrets::SecretStore;
 
@@ -110,23 +110,46 @@ pub struct Snapshot {
     pub adding: Option<add::AddProgress>,
 }
 
-/// What the pins view asks for: pins whose CID or name contains `search` (any case) and
-/// whose status on some peer matches `filter` (IPFS Cluster's filter names; empty: all),
-/// after the CID `after`, at most `limit` (default 50).
+/// What the pins view asks for: pins whose name (`search_in` name) or CID starts with
+/// `search` and whose status on some peer matches `filter` (IPFS Cluster's filter names;
+/// empty: all), in `order`, after the cursor `after`, at most `limit` (default 50). A search
+/// by name lists by name, a search by CID by CID, whatever `order` says.
 #[derive(serde::Deserialize, Clone, Debug, Default, ts_rs::TS)]
 #[serde(default)]
 pub struct PinsQuery {
     pub search: String,
+    pub search_in: SearchIn,
     pub filter: String,
-    pub after: Option<PinKey>,
+    pub order: PinsOrder,
+    pub after: Option<String>,
     pub limit: Option<usize>,
 }
 
-/// A page of the pins view; `next` is where the following page starts (none at the end).
+/// Where the pins view's search looks.
+#[derive(serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchIn {
+    #[default]
+    Name,
+    Cid,
+}
+
+/// How the pins view is ordered.
+#[derive(serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum PinsOrder {
+    #[default]
+    Cid,
+    CidDesc,
+    Name,
+}
+
+/// A page of the pins view; `next` is where the following page starts (none at the end),
+/// a cursor to give back as it is.
 #[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct PinsPage {
     pub pins: Vec<GlobalPinInfo>,
-    pub next: Option<PinKey>,
+    pub next: Option<String>,
 }
 
 /// Pins one page request looks at, at most, before answering with what it found (a search
@@ -548,47 +571,62 @@ impl Desktop {
         self.peer().await?.cluster().status_summary().await
     }
 
-    /// One page of the pins view, searched and filtered on the peer: the pinset is read from
-    /// disk in CID order and only the page's pins are asked of the cluster, so the view costs
-    /// the same for ten pins or ten million.
+    /// One page of the pins view, searched, ordered and filtered on the peer: the pinset is
+    /// read through its indexes ([`crate::components::Pinset::browse`]) and only the page's
+    /// pins are asked of the cluster, so the view costs the same for ten pins or ten million.
+    /// A status filter reads pages until the page is full or [`PAGE_SCAN`] pins were looked
+    /// at, and answers with what it found and where to go on.
     pub async fn pins_page(&self, q: PinsQuery) -> Result<PinsPage> {
+        use crate::components::{Browse, PinMatch, PinOrder};
         let peer = self.peer().await?;
         let c = peer.cluster();
         let filter: StatusFilter = q.filter.parse().map_err(Error::BadInput)?;
-        let search = q.search.trim().to_lowercase();
+        let search = q.search.trim();
         let limit = q.limit.unwrap_or(50).clamp(1, 500);
-        let matches = |p: &Pin| {
-            search.is_empty()
-                || p.cid.to_string().to_lowercase().contains(&search)
-                || p.options.name.to_lowercase().contains(&search)
+        let matching = match (search.is_empty(), q.search_in) {
+            (true, _) => PinMatch::All,
+            (false, SearchIn::Name) => PinMatch::NamePrefix(search.to_string()),
+            (false, SearchIn::Cid) => PinMatch::CidPrefix(search.to_string()),
         };
-        let mut pins = c.pinset().stream_after(q.after);
-        let (mut out, mut batch, mut scanned) = (Vec::new(), Vec::new(), 0);
-        let mut last = None;
-        let mut ended = false;
-        while out.len() < limit && scanned < PAGE_SCAN {
-            let Some(p) = pins.next().await else {
-                ended = true;
+        let order = match q.order {
+            PinsOrder::Cid => PinOrder::Cid,
+            PinsOrder::CidDesc => PinOrder::CidDesc,
+            PinsOrder::Name => PinOrder::Name,
+        };
+        let pinset = c.pinset();
+        let (mut out, mut scanned) = (Vec::new(), 0);
+        let mut after = q.after;
+        loop {
+            let page = pinset
+                .browse(&Browse {
+                    order,
+                    matching: matching.clone(),
+                    after: after.clone(),
+                    limit: limit - out.len(),
+                })
+                .await?;
+            // A page that found nothing still looked at rows (the store bounds each).
+            scanned += page.pins.len().max(limit);
+            let cids: Vec<_> = page.pins.iter().map(|p| p.cid).collect();
+            // (No CIDs would ask for every pin's status.) The statuses come in the pinset's
+            // order: put back in the page's.
+            if !cids.is_empty() {
+                let mut found: std::collections::HashMap<_, _> = c
+                    .status_all(&filter, &cids)
+                    .map(|g| (g.cid, g))
+                    .collect()
+                    .await;
+                out.extend(cids.iter().filter_map(|cid| found.remove(cid)));
+            }
+            after = page.next;
+            if after.is_none() || out.len() >= limit || scanned >= PAGE_SCAN {
                 break;
-            };
-            let p = p?;
-            scanned += 1;
-            last = Some(p.cid.key());
-            if matches(&p) {
-                batch.push(p.cid);
-            }
-            if batch.len() >= limit - out.len() {
-                out.extend(c.status_all(&filter, &batch).collect::<Vec<_>>().await);
-                batch.clear();
             }
         }
-        if !batch.is_empty() {
-            out.extend(c.status_all(&filter, &batch).collect::<Vec<_>>().await);
-        }
-        // The next page starts after the last pin looked at, unless nothing is left.
-        let more = !ended && pins.next().await.is_some();
-        let next = if more { last } else { None };
-        Ok(PinsPage { pins: out, next })
+        Ok(PinsPage {
+            pins: out,
+            next: after,
+        })
     }
 
     /// Pins a CID, an `ipfs://` link or an `/ipfs/…` path (what a user drops or pastes).

@@ -47,26 +47,90 @@ async fn the_pins_view_pages_and_searches_on_the_peer() {
     let mut want: Vec<String> = (0..7).map(|n| test_cid(n).to_string()).collect();
     want.sort();
     assert_eq!(seen, want);
-    // Search by name (any case) or CID, on the peer.
+    // Search by the start of a name (any case) or of a CID, on the peer.
     let photos = d
         .pins_page(PinsQuery {
-            search: "PHOTO".into(),
+            search: "EVEN PH".into(),
             ..Default::default()
         })
         .await
         .unwrap();
     assert_eq!(photos.pins.len(), 4);
     assert!(photos.next.is_none());
+    let inside = d
+        .pins_page(PinsQuery {
+            search: "photo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        inside.pins.is_empty(),
+        "a name is searched by its start: {:?}",
+        inside.pins.iter().map(|g| &g.name).collect::<Vec<_>>()
+    );
     let one = test_cid(3).to_string();
     let by_cid = d
         .pins_page(PinsQuery {
-            search: one[5..20].to_string(),
+            search: one[..20].to_string(),
+            search_in: SearchIn::Cid,
             ..Default::default()
         })
         .await
         .unwrap();
     assert_eq!(by_cid.pins.len(), 1);
     assert_eq!(by_cid.pins[0].cid.to_string(), one);
+    // Orders: last CID first; by name, then unnamed by CID.
+    let mut all: Vec<String> = (0..7).map(|n| test_cid(n).to_string()).collect();
+    all.sort();
+    let desc = d
+        .pins_page(PinsQuery {
+            order: PinsOrder::CidDesc,
+            limit: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let desc: Vec<String> = desc.pins.iter().map(|g| g.cid.to_string()).collect();
+    assert_eq!(desc, [all[6].clone(), all[5].clone()]);
+    let by_name = d
+        .pins_page(PinsQuery {
+            order: PinsOrder::Name,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<&str> = by_name.pins.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "even photo",
+            "even photo",
+            "even photo",
+            "even photo",
+            "odd",
+            "odd",
+            "odd"
+        ]
+    );
+    // A status filter goes on through the pinset until its page is full.
+    let pinned = d
+        .pins_page(PinsQuery {
+            filter: "pinned,pinning,queued,error".into(),
+            limit: Some(7),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pinned.pins.len(), 7);
+    let bad_cursor = d
+        .pins_page(PinsQuery {
+            after: Some("not a cursor".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad_cursor.kind(), crate::error::ErrorKind::BadInput);
     let bad = d
         .pins_page(PinsQuery {
             filter: "no-such-status".into(),

@@ -11,7 +11,8 @@ use ts_rs::{Config, TS};
 use super::add::{AddProgress, Added};
 use super::history::{Charts, Sample};
 use super::{
-    Health, InvitationView, IpfsSource, IpfsStatus, PinsPage, PinsQuery, Snapshot, UiError,
+    Health, InvitationView, IpfsSource, IpfsStatus, PinsOrder, PinsPage, PinsQuery, SearchIn,
+    Snapshot, UiError,
 };
 use crate::types::{
     Alert, Cid, ConnectGraph, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfoShort,
@@ -60,6 +61,8 @@ pub fn typescript() -> String {
     decl::<IpfsStatus>(&cfg, o);
     decl::<Snapshot>(&cfg, o);
     decl::<PinsQuery>(&cfg, o);
+    decl::<SearchIn>(&cfg, o);
+    decl::<PinsOrder>(&cfg, o);
     decl::<PinsPage>(&cfg, o);
     decl::<InvitationView>(&cfg, o);
     decl::<Health>(&cfg, o);

@@ -89,6 +89,68 @@ impl Pinset for StateHandle {
             .collect())
     }
 
+    async fn browse(
+        &self,
+        q: &crate::components::Browse,
+    ) -> Result<crate::components::Browsed, crate::components::ConsensusError> {
+        use crate::components::{BrowseCursor, PinMatch, PinOrder};
+        // As the store answers, by sorting everything (a test's pinset is small).
+        let key = |p: &Pin| -> BrowseCursor {
+            let name = p.options.name.to_ascii_lowercase();
+            let by_name = match &q.matching {
+                PinMatch::NamePrefix(_) => true,
+                PinMatch::CidPrefix(_) => false,
+                PinMatch::All => q.order == PinOrder::Name && !name.is_empty(),
+            };
+            if by_name {
+                BrowseCursor::Name(name, p.cid.to_string())
+            } else {
+                BrowseCursor::Cid(p.cid.to_string())
+            }
+        };
+        let rank = |c: &BrowseCursor| match c {
+            BrowseCursor::Name(n, c) => (0, n.clone(), c.clone()),
+            BrowseCursor::Cid(c) => (1, String::new(), c.clone()),
+        };
+        let desc = q.order == PinOrder::CidDesc && q.matching == PinMatch::All;
+        let mut pins: Vec<(BrowseCursor, Pin)> = self
+            .list()
+            .into_iter()
+            .filter(|p| match &q.matching {
+                PinMatch::All => true,
+                PinMatch::CidPrefix(x) => p.cid.to_string().starts_with(x.as_str()),
+                PinMatch::NamePrefix(x) => {
+                    !p.options.name.is_empty()
+                        && p.options
+                            .name
+                            .to_ascii_lowercase()
+                            .starts_with(&x.to_ascii_lowercase())
+                }
+            })
+            .map(|p| (key(&p), p))
+            .collect();
+        pins.sort_by_key(|(k, _)| rank(k));
+        if desc {
+            pins.reverse();
+        }
+        if let Some(after) = &q.after {
+            let after = rank(&BrowseCursor::decode(after)?);
+            pins.retain(|(k, _)| {
+                if desc {
+                    rank(k) < after
+                } else {
+                    rank(k) > after
+                }
+            });
+        }
+        let limit = q.limit.clamp(1, 1000);
+        let next = (pins.len() > limit).then(|| pins[limit - 1].0.encode());
+        Ok(crate::components::Browsed {
+            pins: pins.into_iter().take(limit).map(|(_, p)| p).collect(),
+            next,
+        })
+    }
+
     fn stream_after(
         &self,
         after: Option<PinKey>,

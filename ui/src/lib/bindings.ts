@@ -176,16 +176,28 @@ consensus_stopped: boolean,
 adding: AddProgress | null, };
 
 /**
- * What the pins view asks for: pins whose CID or name contains `search` (any case) and
- * whose status on some peer matches `filter` (IPFS Cluster's filter names; empty: all),
- * after the CID `after`, at most `limit` (default 50).
+ * What the pins view asks for: pins whose name (`search_in` name) or CID starts with
+ * `search` and whose status on some peer matches `filter` (IPFS Cluster's filter names;
+ * empty: all), in `order`, after the cursor `after`, at most `limit` (default 50). A search
+ * by name lists by name, a search by CID by CID, whatever `order` says.
  */
-export type PinsQuery = { search: string, filter: string, after: PinKey | null, limit: number | null, };
+export type PinsQuery = { search: string, search_in: SearchIn, filter: string, order: PinsOrder, after: string | null, limit: number | null, };
 
 /**
- * A page of the pins view; `next` is where the following page starts (none at the end).
+ * Where the pins view's search looks.
  */
-export type PinsPage = { pins: Array<GlobalPinInfo>, next: PinKey | null, };
+export type SearchIn = "name" | "cid";
+
+/**
+ * How the pins view is ordered.
+ */
+export type PinsOrder = "cid" | "cid_desc" | "name";
+
+/**
+ * A page of the pins view; `next` is where the following page starts (none at the end),
+ * a cursor to give back as it is.
+ */
+export type PinsPage = { pins: Array<GlobalPinInfo>, next: string | null, };
 
 export type InvitationView = { text: string, svg: string, 
 /**

@@ -22,6 +22,15 @@ pub use log::{logged_unpins, LogStore};
 pub use machine::StateMachine;
 #[cfg(test)]
 pub use pins::PIN_FORMAT;
+/// The SQL of a pin's name as indexed, and of the pins the index holds (for tests of plans).
+#[cfg(test)]
+pub fn pins_name_sql() -> &'static str {
+    pins::NAME
+}
+#[cfg(test)]
+pub fn pins_named_sql() -> &'static str {
+    pins::NAMED
+}
 pub use pins::{count_for, PinsTable};
 pub use schema::{checkpoint, open, open_readers};
 pub use snapshots::{ensure_snapshot, snapshot_size};

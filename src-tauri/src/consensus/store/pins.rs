@@ -11,7 +11,9 @@ use futures::stream::BoxStream;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::db::{fresh_name, storage};
-use crate::components::{ConsensusError, PinCounts, Pinset};
+use crate::components::{
+    Browse, BrowseCursor, Browsed, ConsensusError, PinCounts, PinMatch, PinOrder, Pinset,
+};
 use crate::types::{Cid, Pin, PinKey, PinType};
 
 /// The shape of the pin JSON this version writes, kept beside each row (`pins.fmt`): a row
@@ -36,6 +38,34 @@ pub(super) fn expiry_index(table: &str) -> String {
         fresh_name(&format!("{table}_expiry"))
     )
 }
+
+/// A pin's name as the index of names holds it: ASCII letters lower-cased (SQLite's
+/// `lower`), so that a search in any case goes through the index.
+pub(super) const NAME: &str = "lower(json_extract(pin, '$.name'))";
+/// The pins the index of names holds: the named ones (an unnamed pin has `""`).
+pub(super) const NAMED: &str = "json_extract(pin, '$.name') <> ''";
+const UNNAMED: &str = "COALESCE(json_extract(pin, '$.name'), '') = ''";
+
+/// SQL creating the index of `table`'s named pins by name (for [`Pinset::browse`]; unnamed
+/// pins cost it nothing). Named anew each time, as [`expiry_index`].
+pub(super) fn name_index(table: &str) -> String {
+    format!(
+        "CREATE INDEX \"{}\" ON {table} ({NAME}, cid) WHERE {NAMED}",
+        fresh_name(&format!("{table}_names"))
+    )
+}
+
+/// After the name and CID bound (in this order) in name order. The caller also bounds the
+/// name from below (`>=`), so that SQLite seeks in the index of names instead of walking
+/// it from its start (a row value `(name, cid) > (?, ?)` is not a seek).
+const AFTER_NAME: &str = "(lower(json_extract(pin, '$.name')) > ? OR cid > ?)";
+
+/// Rows of the unnamed pins' part of a listing by name looked at, at most, for one page
+/// (they are found by walking the CIDs, as no index holds them).
+const BROWSE_SCAN: i64 = 20_000;
+
+/// Above every CID and every name's bytes: where a range "starting with" ends.
+const TOP: char = '\u{10FFFF}';
 
 /// Whether the stored pin `json` (an SQL expression) is allocated to the peer the counts are
 /// kept for: allocated to every peer (no allocations) or naming it. Peer ids are base58,
@@ -151,6 +181,7 @@ pub async fn count_for(pool: &SqlitePool, peer: &str) -> Result<(), ConsensusErr
 pub(super) async fn prepare(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     ensure_format_column(pool).await?;
     ensure_expiry_index(pool).await?;
+    ensure_name_index(pool).await?;
     let counted: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
         .fetch_optional(pool)
         .await?;
@@ -199,6 +230,20 @@ async fn ensure_expiry_index(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     .get(0);
     if n == 0 {
         sqlx::query(&expiry_index("pins")).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Gives `pins` its index of names if it has none (a database from before it).
+async fn ensure_name_index(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_names-*'",
+    )
+    .fetch_one(pool)
+    .await?
+    .get(0);
+    if n == 0 {
+        sqlx::query(&name_index("pins")).execute(pool).await?;
     }
     Ok(())
 }
@@ -259,6 +304,141 @@ impl Pinset for PinsTable {
         }))
     }
 
+    async fn browse(&self, q: &Browse) -> Result<Browsed, ConsensusError> {
+        let limit = q.limit.clamp(1, 1000) as i64;
+        let after = q.after.as_deref().map(BrowseCursor::decode).transpose()?;
+        let cid_after = |c: &Option<BrowseCursor>| match c {
+            Some(BrowseCursor::Cid(c)) => Ok(c.clone()),
+            None => Ok(String::new()),
+            Some(_) => Err(ConsensusError::BadInput("a cursor of another order".into())),
+        };
+        let db = &self.readers;
+        match (&q.matching, q.order) {
+            (PinMatch::CidPrefix(prefix), _) => {
+                let sql = "SELECT cid, pin FROM pins WHERE cid > ? AND cid >= ? AND cid < ? \
+                           ORDER BY cid LIMIT ?";
+                let rows = sqlx::query(sql)
+                    .bind(cid_after(&after)?)
+                    .bind(prefix)
+                    .bind(format!("{prefix}{TOP}"))
+                    .bind(limit)
+                    .fetch_all(db)
+                    .await
+                    .map_err(storage)?;
+                by_cid(rows, limit)
+            }
+            (PinMatch::All, PinOrder::Cid) => {
+                let rows =
+                    sqlx::query("SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT ?")
+                        .bind(cid_after(&after)?)
+                        .bind(limit)
+                        .fetch_all(db)
+                        .await
+                        .map_err(storage)?;
+                by_cid(rows, limit)
+            }
+            (PinMatch::All, PinOrder::CidDesc) => {
+                let before = match after {
+                    None => TOP.to_string(),
+                    some => cid_after(&some)?,
+                };
+                let rows = sqlx::query(
+                    "SELECT cid, pin FROM pins WHERE cid < ? ORDER BY cid DESC LIMIT ?",
+                )
+                .bind(before)
+                .bind(limit)
+                .fetch_all(db)
+                .await
+                .map_err(storage)?;
+                by_cid(rows, limit)
+            }
+            (PinMatch::NamePrefix(prefix), _) => {
+                let prefix = prefix.to_ascii_lowercase();
+                let (name, cid) = match after {
+                    Some(BrowseCursor::Name(n, c)) => (n, c),
+                    None => (String::new(), String::new()),
+                    Some(_) => {
+                        return Err(ConsensusError::BadInput("a cursor of another order".into()))
+                    }
+                };
+                let sql = format!(
+                    "SELECT cid, pin, {NAME} FROM pins WHERE {NAMED} AND {NAME} >= ? AND {NAME} < ? \
+                     AND {AFTER_NAME} ORDER BY {NAME}, cid LIMIT ?"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(prefix.as_str().max(name.as_str()))
+                    .bind(format!("{prefix}{TOP}"))
+                    .bind(&name)
+                    .bind(cid)
+                    .bind(limit)
+                    .fetch_all(db)
+                    .await
+                    .map_err(storage)?;
+                by_name(rows, limit)
+            }
+            (PinMatch::All, PinOrder::Name) => {
+                // The named pins through the index of names, then the unnamed ones by CID.
+                let mut page = Browsed::default();
+                let mut at = after;
+                if let None | Some(BrowseCursor::Name(..)) = at {
+                    let (name, cid) = match at {
+                        Some(BrowseCursor::Name(n, c)) => (n, c),
+                        _ => (String::new(), String::new()),
+                    };
+                    let sql = format!(
+                        "SELECT cid, pin, {NAME} FROM pins WHERE {NAMED} AND {NAME} >= ? \
+                         AND {AFTER_NAME} ORDER BY {NAME}, cid LIMIT ?"
+                    );
+                    let rows = sqlx::query(&sql)
+                        .bind(&name)
+                        .bind(&name)
+                        .bind(cid)
+                        .bind(limit)
+                        .fetch_all(db)
+                        .await
+                        .map_err(storage)?;
+                    page = by_name(rows, limit)?;
+                    if page.next.is_some() {
+                        return Ok(page);
+                    }
+                    at = Some(BrowseCursor::Cid(String::new()));
+                }
+                let from = cid_after(&at)?;
+                let want = limit - page.pins.len() as i64;
+                let sql = format!(
+                    "SELECT cid, pin FROM (SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid \
+                     LIMIT {BROWSE_SCAN}) WHERE {UNNAMED} LIMIT ?"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(&from)
+                    .bind(want)
+                    .fetch_all(db)
+                    .await
+                    .map_err(storage)?;
+                let unnamed = by_cid(rows, want)?;
+                page.pins.extend(unnamed.pins);
+                page.next = match unnamed.next {
+                    Some(next) => Some(next),
+                    None => {
+                        // Fewer than wanted in the rows looked at: go on after the last of
+                        // them, unless they were the last of the pinset.
+                        let row = sqlx::query(&format!(
+                            "SELECT count(*), max(cid) FROM (SELECT cid FROM pins WHERE cid > ? \
+                             ORDER BY cid LIMIT {BROWSE_SCAN})"
+                        ))
+                        .bind(&from)
+                        .fetch_one(db)
+                        .await
+                        .map_err(storage)?;
+                        (row.get::<i64, _>(0) == BROWSE_SCAN)
+                            .then(|| BrowseCursor::Cid(row.get(1)).encode())
+                    }
+                };
+                Ok(page)
+            }
+        }
+    }
+
     fn stream_json(&self, types: &[PinType]) -> BoxStream<'static, Result<String, ConsensusError>> {
         self.json_pages(types)
     }
@@ -297,6 +477,34 @@ impl Pinset for PinsTable {
             }
         })
     }
+}
+
+/// A page of pins in CID order from `rows` (cid, pin) of a query limited to `limit`: full,
+/// it goes on after its last CID.
+fn by_cid(rows: Vec<sqlx::sqlite::SqliteRow>, limit: i64) -> Result<Browsed, ConsensusError> {
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| BrowseCursor::Cid(r.get(0)).encode()))
+        .flatten();
+    let pins = rows
+        .iter()
+        .map(|r| parse_pin(r.get::<&str, _>(1)))
+        .collect::<Result<_, _>>()?;
+    Ok(Browsed { pins, next })
+}
+
+/// A page of pins in name order from `rows` (cid, pin, name as indexed), as [`by_cid`].
+fn by_name(rows: Vec<sqlx::sqlite::SqliteRow>, limit: i64) -> Result<Browsed, ConsensusError> {
+    let next = (rows.len() as i64 == limit)
+        .then(|| {
+            rows.last()
+                .map(|r| BrowseCursor::Name(r.get(2), r.get(0)).encode())
+        })
+        .flatten();
+    let pins = rows
+        .iter()
+        .map(|r| parse_pin(r.get::<&str, _>(1)))
+        .collect::<Result<_, _>>()?;
+    Ok(Browsed { pins, next })
 }
 
 impl PinsTable {

@@ -9,7 +9,7 @@ use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool, Transaction};
 
 use super::super::snapshot::SnapshotFile;
 use super::db::{kv_put, storage, IMPORTED, ROWS_PER_STATEMENT};
-use super::pins::{count_table, expiry_index, set_counts, PIN_FORMAT};
+use super::pins::{count_table, expiry_index, name_index, set_counts, PIN_FORMAT};
 use crate::components::ConsensusError;
 use crate::types::Pin;
 
@@ -33,7 +33,7 @@ pub(super) struct Staging {
 }
 
 impl Staging {
-    /// Makes `table` anew (empty, with its expiry index), replacing what a failed load left.
+    /// Makes `table` anew (empty, with its indexes of expiry and names), replacing what a failed load left.
     pub(super) async fn create(
         pool: &SqlitePool,
         table: &'static str,
@@ -42,6 +42,7 @@ impl Staging {
             format!("DROP TABLE IF EXISTS {table}"),
             format!("CREATE TABLE {table} (cid TEXT PRIMARY KEY, pin TEXT NOT NULL, fmt INTEGER NOT NULL DEFAULT 0)"),
             expiry_index(table),
+            name_index(table),
         ] {
             sqlx::query(&stmt).execute(pool).await?;
         }
