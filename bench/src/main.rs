@@ -7,6 +7,7 @@
 
 mod add;
 mod desktop;
+mod pinsview;
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -52,7 +53,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// A CID per `n`, pinned at once by any IPFS node (see [`identity_cid`]).
-fn cid_for(tag: &str, n: usize) -> String {
+pub(crate) fn cid_for(tag: &str, n: usize) -> String {
     identity_cid(&format!("{tag}{n:08}"))
 }
 
@@ -285,7 +286,7 @@ async fn sqlite_limits(report: &mut Report) -> Result<()> {
 
 /// An ndjson file of `n` pins for `state import`, each with a name and metadata, allocated
 /// to a peer outside the cluster, so that no IPFS node is asked to pin them.
-fn write_import(file: &std::path::Path, n: usize) -> Result<()> {
+pub(crate) fn write_import(file: &std::path::Path, n: usize) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(file)?);
     let opts = PinOptions {
         replication_factor_min: 1,
@@ -624,7 +625,8 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let large = args.iter().any(|a| a == "--large");
-    // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop, add) runs one
+    // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop, add,
+    // pinsview) runs one
     // part, for profiling; the committed table comes from a full run.
     let only = args
         .iter()
@@ -686,6 +688,9 @@ async fn main() -> Result<()> {
     }
     if part("add") {
         add::add_figures(&mut r).await?;
+    }
+    if part("pinsview") {
+        pinsview::pins_view_figures(&mut r).await?;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let merge = args.iter().any(|a| a == "--merge");

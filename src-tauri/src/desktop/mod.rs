@@ -152,9 +152,10 @@ pub struct PinsPage {
     pub next: Option<String>,
 }
 
-/// Pins one page request looks at, at most, before answering with what it found (a search
-/// over millions of pins answers in parts, each with where to go on).
-const PAGE_SCAN: usize = 20_000;
+/// Pins one page request with a status filter looks at, at most, before answering with
+/// what it found (a filter over millions of pins answers in parts, each with where to go
+/// on, each well under a second: each pin's status is asked of every peer).
+const PAGE_SCAN: usize = 4_000;
 
 #[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct InvitationView {

@@ -47,12 +47,65 @@ describe('Pins view', () => {
     expect(screen.getByText('laptop: pin_error').className).toContain('bad');
     expect(screen.getByRole('button', { name: 'Unpin holiday photos' })).toBeTruthy();
     expect(screen.getByRole('button', { name: 'Recover bafytwo' })).toBeTruthy();
-    // More after this page: asked after the last row shown.
+    // More after this page, and the viewport not full: the next page is asked by itself,
+    // after the cursor the peer gave.
     calls.pinsPage.mockResolvedValue({ pins: [pin('bafythree', 'third', 'pinning')], next: null });
-    await fireEvent.click(screen.getByRole('button', { name: 'Show more' }));
     await screen.findByText('third');
-    expect(calls.pinsPage).toHaveBeenLastCalledWith({ search: '', filter: '', after: 'bafytwo', limit: 50 });
-    expect(screen.queryByRole('button', { name: 'Show more' })).toBeNull();
+    expect(calls.pinsPage).toHaveBeenLastCalledWith({
+      search: '', search_in: 'name', filter: '', order: 'cid', after: 'bafytwo', limit: 100,
+    });
+    expect(document.getElementById('pins-count')!.textContent).toContain('3 shown');
+  });
+
+  it('searches names, or CIDs once what is typed looks like one, and orders as chosen', async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [], next: null });
+    render(Pins);
+    await screen.findByText('No pins yet.');
+    const box = screen.getByLabelText('Search');
+    await fireEvent.input(box, { target: { value: 'Holiday' } });
+    await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ search: 'Holiday', search_in: 'name' })));
+    await fireEvent.input(box, { target: { value: 'bafybeig' } });
+    await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ search: 'bafybeig', search_in: 'cid' })));
+    expect((screen.getByLabelText('Search in') as HTMLSelectElement).value).toBe('cid');
+    // Chosen by the user, where to look stays as chosen.
+    await fireEvent.change(screen.getByLabelText('Search in'), { target: { value: 'name' } });
+    await fireEvent.input(box, { target: { value: 'QmYwAP' } });
+    await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ search: 'QmYwAP', search_in: 'name' })));
+    await fireEvent.change(screen.getByLabelText('Order'), { target: { value: 'name' } });
+    await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ order: 'name', after: null })));
+    expect(screen.getByText('No pin matches.')).toBeTruthy();
+  });
+
+  it('draws only the rows in view and holds only a few pages of a long listing', async () => {
+    // An endless listing, a page of 100 rows at a time.
+    calls.pinsPage.mockImplementation(async (q: { after: string | null }) => {
+      const n = q.after ? Number(q.after.slice(1)) + 1 : 0;
+      return {
+        pins: Array.from({ length: 100 }, (_, i) => pin(`bafy${n}x${i}`, `pin ${n}.${i}`, 'pinned')),
+        next: `p${n}`,
+      };
+    });
+    render(Pins);
+    await screen.findByText('pin 0.0');
+    const scroller = document.getElementById('pins-scroll')!;
+    const drawn = () => document.querySelectorAll('#pins-body tr[data-cid]').length;
+    expect(drawn()).toBeLessThan(40);
+    // Scrolled far down, page after page: pages come, the first ones go.
+    for (let k = 1; k <= 12; k++) {
+      scroller.scrollTop = k * 100 * 41;
+      await fireEvent.scroll(scroller);
+      await screen.findByText(`pin ${k}.0`);
+    }
+    expect(drawn()).toBeLessThan(40);
+    expect(screen.queryByText('pin 0.0')).toBeNull();
+    // Back to the top: the first page is fetched again from the start.
+    calls.pinsPage.mockClear();
+    for (let k = 11; k >= 0; k--) {
+      scroller.scrollTop = k * 100 * 41;
+      await fireEvent.scroll(scroller);
+      await waitFor(() => expect(document.querySelector(`tr[data-cid="bafy${k}x0"]`)).toBeTruthy());
+    }
+    expect(calls.pinsPage).toHaveBeenCalledWith(expect.objectContaining({ after: null }));
   });
 
   it('pins with the name and copies typed, and says so', async () => {

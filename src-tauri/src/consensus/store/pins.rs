@@ -315,11 +315,16 @@ impl Pinset for PinsTable {
         let db = &self.readers;
         match (&q.matching, q.order) {
             (PinMatch::CidPrefix(prefix), _) => {
-                let sql = "SELECT cid, pin FROM pins WHERE cid > ? AND cid >= ? AND cid < ? \
-                           ORDER BY cid LIMIT ?";
+                // One lower bound, so that SQLite seeks to it (given two, it seeks to one and
+                // walks the rest of the table testing the other).
+                let from = cid_after(&after)?;
+                let sql = if from.as_str() >= prefix.as_str() {
+                    "SELECT cid, pin FROM pins WHERE cid > ? AND cid < ? ORDER BY cid LIMIT ?"
+                } else {
+                    "SELECT cid, pin FROM pins WHERE cid >= ? AND cid < ? ORDER BY cid LIMIT ?"
+                };
                 let rows = sqlx::query(sql)
-                    .bind(cid_after(&after)?)
-                    .bind(prefix)
+                    .bind(from.as_str().max(prefix.as_str()))
                     .bind(format!("{prefix}{TOP}"))
                     .bind(limit)
                     .fetch_all(db)
