@@ -61,7 +61,7 @@ describe('Pins view', () => {
     calls.pinsPage.mockResolvedValue({ pins: [], next: null });
     render(Pins);
     await screen.findByText('No pins yet.');
-    const box = screen.getByLabelText('Search');
+    const box = screen.getByLabelText('Starting with');
     await fireEvent.input(box, { target: { value: 'Holiday' } });
     await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ search: 'Holiday', search_in: 'name' })));
     await fireEvent.input(box, { target: { value: 'bafybeig' } });
