@@ -22,6 +22,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.common.options import ArgOptions
 
 APP, BIN, WORK, SHOTS = (os.environ[k] for k in ("APP", "BIN", "WORK", "SHOTS"))
@@ -312,6 +313,23 @@ def main():
     shot(driver, "overview-pins")
     ok("the overview counts the pins here by status as they change, and charts them over time")
 
+    # Settings: the API's address and credential for other tools; the log level saved applies
+    # at once, and the Logs view shows the new lines as they come (debug ones among them).
+    click(driver, "button[data-view=settings]")
+    wait("the settings", lambda: REST_API.split(":")[-1] in text_of(driver, "#settings-api"))
+    assert "••••" in text_of(driver, "#api-password")
+    shot(driver, "settings")
+    Select(driver.find_element(By.ID, "set-log-level")).select_by_value("debug")
+    click(driver, "#btn-save-settings")
+    wait("the settings saved", lambda: text_of(driver, "#settings-message") == "Settings saved.")
+    with open(os.path.join(os.environ["IPFS_CLUSTER_PATH"], "desktop.json")) as f:
+        assert json.load(f)["log_level"] == "debug"
+    click(driver, "button[data-view=logs]")
+    wait("debug lines in the Logs view", lambda: driver.execute_script(
+        "return document.querySelectorAll('#log-lines li.log-debug').length") > 0)
+    shot(driver, "logs")
+    ok("settings saved apply at once (debug lines in the Logs view), and the API credential is shown for other tools")
+
     # Every view in the dark theme (as a system set to dark gives it), checked by axe again:
     # the dark colours keep their contrast too.
     driver.execute_script("window.__TAURI__.window.getCurrentWindow().setTheme('dark')")
@@ -319,7 +337,8 @@ def main():
         "return matchMedia('(prefers-color-scheme: dark)').matches"))
     # Each view once what it shows has arrived.
     shown = {"overview": "#ov-here", "peers": "tr[data-peer]", "pins": "#pins-body tr",
-             "add": "#add-empty", "invite": "#invite-qr svg"}
+             "add": "#add-empty", "invite": "#invite-qr svg", "settings": "#settings-api",
+             "logs": "#log-lines li"}
     for view, css in shown.items():
         click(driver, f"button[data-view={view}]")
         wait(f"the {view} view", lambda: driver.find_element(By.CSS_SELECTOR, css).is_displayed())

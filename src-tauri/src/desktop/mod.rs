@@ -9,6 +9,7 @@ pub mod add;
 pub mod history;
 pub mod invite;
 mod ipfs_trust;
+pub mod logs;
 pub mod secrets;
 pub mod settings;
 pub mod ui_types;
@@ -167,6 +168,20 @@ pub struct InvitationView {
     pub qr_path: String,
     /// The addresses in it, best first, for `--bootstrap`.
     pub bootstrap: Vec<String>,
+}
+
+/// What the Settings view shows.
+#[derive(Serialize, Clone, Debug, ts_rs::TS)]
+pub struct SettingsView {
+    pub settings: settings::Settings,
+    /// The running peer's name (none while it is not running).
+    pub peer_name_now: Option<String>,
+    pub rest_api: Option<String>,
+    /// The credential of the peer's APIs (REST, proxy, pinning service), for other tools.
+    pub api_user: String,
+    pub api_password: String,
+    /// The app's folder (`service.json`, the peer's state).
+    pub folder: String,
 }
 
 /// Metrics and alerts for the peers view.
@@ -372,6 +387,11 @@ impl Desktop {
             }
         }
         cfg.api.ipfsproxy.basic_auth_credentials = own();
+        // The name chosen in Settings, laid over service.json's (never rewritten).
+        let chosen = settings::Settings::load(&self.folder)?.peer_name;
+        if !chosen.trim().is_empty() {
+            cfg.cluster.peername = chosen.trim().to_string();
+        }
         let identity = Identity::load(&self.folder.join(config::IDENTITY_FILE))?;
         self.ensure_ipfs(&cfg).await?;
         let peer = Peer::start(self.folder.clone(), cfg, identity, opts).await?;
@@ -642,7 +662,7 @@ impl Desktop {
             .strip_prefix("ipfs://")
             .map(|rest| rest.trim_end_matches('/'))
             .unwrap_or(what);
-        let (r_min, r_max) = replication.map(|r| (r, r)).unwrap_or((0, 0));
+        let (r_min, r_max) = self.copies(replication)?.map(|r| (r, r)).unwrap_or((0, 0));
         let opts = PinOptions {
             name: name.to_string(),
             replication_factor_min: r_min,
@@ -692,6 +712,7 @@ impl Desktop {
         name: &str,
         replication: Option<i32>,
     ) -> Result<add::Added> {
+        let replication = self.copies(replication)?;
         let peer = self.peer().await?;
         let cluster = peer.cluster();
         cluster.check_ready()?;
@@ -731,7 +752,7 @@ impl Desktop {
             running.name = name.clone();
         }
         let (skipped_hidden, skipped_links) = (plan.skipped_hidden, plan.skipped_links);
-        let (r_min, r_max) = replication.map(|r| (r, r)).unwrap_or((0, 0));
+        let (r_min, r_max) = self.copies(replication)?.map(|r| (r, r)).unwrap_or((0, 0));
         let opts = PinOptions {
             name,
             replication_factor_min: r_min,
@@ -824,10 +845,49 @@ impl Desktop {
         }
     }
 
+    /// The copies to ask for: those chosen, else the default of Settings.
+    fn copies(&self, chosen: Option<i32>) -> Result<Option<i32>> {
+        Ok(chosen.or(settings::Settings::load(&self.folder)?.default_copies))
+    }
+
+    /// The Settings view: the app's settings, and what the user needs to reach the peer
+    /// from other tools (its REST API and credential).
+    pub async fn settings(&self) -> Result<SettingsView> {
+        let settings = settings::Settings::load_saved(&self.folder)?;
+        let peer = self.peer.read().await.clone();
+        let cred = config::ApiCredential::load_or_create(&self.folder)
+            .map_err(|e| io_error(&self.folder.join(config::API_CREDENTIAL_FILE), e))?;
+        Ok(SettingsView {
+            peer_name_now: peer.as_ref().map(|p| p.cluster().me().peername.clone()),
+            settings,
+            rest_api: peer.as_ref().map(|p| format!("http://{}", p.rest_addr())),
+            api_user: cred.user,
+            api_password: cred.password,
+            folder: self.folder.display().to_string(),
+        })
+    }
+
+    /// Saves the app's settings once checked (nothing is saved otherwise). The peer's name
+    /// applies when it next starts ([`Desktop::restart`]).
+    pub async fn save_settings(&self, s: settings::Settings) -> Result<SettingsView> {
+        s.check()?;
+        s.save(&self.folder)?;
+        self.settings().await
+    }
+
+    /// Stops the peer and starts it again, with the settings as saved.
+    pub async fn restart(&self) -> Result<Snapshot> {
+        if self.peer.read().await.is_none() {
+            return Err(Error::Unavailable("the peer is not running".into()));
+        }
+        self.stop().await;
+        self.start(StartOptions::default()).await
+    }
+
     /// Whether the built-in IPFS node also joins the public IPFS network (else it exchanges
     /// blocks with the cluster's nodes only). Takes effect when the node next starts.
     pub fn set_public_network(&self, public: bool) -> Result<bool> {
-        let mut s = settings::Settings::load(&self.folder)?;
+        let mut s = settings::Settings::load_saved(&self.folder)?;
         s.ipfs_network = if public {
             settings::IpfsNetwork::Public
         } else {

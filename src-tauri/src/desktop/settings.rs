@@ -1,5 +1,7 @@
-//! The app's own settings (not IPFS Cluster's): `<folder>/desktop.json`. Today one choice,
-//! which networks the built-in IPFS node joins.
+//! The app's own settings (not IPFS Cluster's): `<folder>/desktop.json`. `service.json` is
+//! never rewritten: what the Settings view changes lives here and is laid over the config
+//! when the peer starts (its name), or applies at once (default copies, log level, the
+//! notifications wanted, the IPFS network at the node's next start).
 
 use std::path::{Path, PathBuf};
 
@@ -31,10 +33,64 @@ impl IpfsNetwork {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+/// How much the app logs (to stderr and to its Logs view).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+}
+
+impl LogLevel {
+    /// The `tracing` filter for this level (the chatty libraries one step quieter).
+    pub fn filter(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info,openraft=warn,sqlx=warn",
+            LogLevel::Debug => "debug,openraft=info,sqlx=warn,libp2p=info,hyper=info,h2=info",
+        }
+    }
+}
+
+/// Which desktop notifications the user wants.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ts_rs::TS)]
+#[serde(default)]
+pub struct Notify {
+    /// A pin of this peer's failed.
+    pub pin_failed: bool,
+    /// A peer of the cluster stopped answering, or came back.
+    pub peers: bool,
+    /// Joining a cluster finished.
+    pub joined: bool,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            pin_failed: true,
+            peers: true,
+            joined: true,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, ts_rs::TS)]
+#[serde(default)]
 pub struct Settings {
-    #[serde(default)]
+    #[ts(type = "\"lan\" | \"public\" | \"loopback\"")]
     pub ipfs_network: IpfsNetwork,
+    /// This peer's name in the cluster (empty: the one `service.json` gives); applies when
+    /// the peer starts.
+    pub peer_name: String,
+    /// Copies of what is pinned or added here when none are chosen (none: the cluster's
+    /// default).
+    pub default_copies: Option<i32>,
+    pub log_level: LogLevel,
+    pub notify: Notify,
 }
 
 /// `IPFS_CLUSTER_IPFS_NETWORK` (`lan`, `public`, `loopback`) overrides the saved choice, as
@@ -46,15 +102,22 @@ fn path(folder: &Path) -> PathBuf {
 }
 
 impl Settings {
-    /// The saved settings (defaults when there are none), with the environment's override.
-    pub fn load(folder: &Path) -> Result<Settings, Error> {
+    /// The settings as saved (defaults when there are none): what the Settings view shows
+    /// and saves again, without the environment's override.
+    pub fn load_saved(folder: &Path) -> Result<Settings, Error> {
         let p = path(folder);
-        let mut s = match std::fs::read_to_string(&p) {
+        match std::fs::read_to_string(&p) {
             Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| Error::BadInput(format!("{}: {e}", p.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Settings::default(),
-            Err(e) => return Err(Error::Internal(format!("{}: {e}", p.display()))),
-        };
+                .map_err(|e| Error::BadInput(format!("{}: {e}", p.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
+            Err(e) => Err(Error::Internal(format!("{}: {e}", p.display()))),
+        }
+    }
+
+    /// The saved settings (defaults when there are none), with the environment's override:
+    /// what the app runs with.
+    pub fn load(folder: &Path) -> Result<Settings, Error> {
+        let mut s = Settings::load_saved(folder)?;
         if let Some(v) = std::env::var_os(NETWORK_ENV) {
             let v = v.to_string_lossy();
             s.ipfs_network = serde_json::from_value(serde_json::Value::String(v.to_string()))
@@ -65,6 +128,24 @@ impl Settings {
                 })?;
         }
         Ok(s)
+    }
+
+    /// Refuses what the app could not use, naming it; nothing is saved then.
+    pub fn check(&self) -> Result<(), Error> {
+        let name = self.peer_name.trim();
+        if name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::BadInput(
+                "a peer name has at most 64 characters, none of them control characters".into(),
+            ));
+        }
+        if let Some(n) = self.default_copies {
+            if n == 0 || n < -1 {
+                return Err(Error::BadInput(format!(
+                    "default copies {n}: -1 (every peer) or 1 and more"
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn save(&self, folder: &Path) -> Result<(), Error> {
@@ -90,16 +171,70 @@ mod tests {
             );
             let s = Settings {
                 ipfs_network: IpfsNetwork::Public,
+                peer_name: "laptop".into(),
+                default_copies: Some(2),
+                log_level: LogLevel::Debug,
+                notify: Notify {
+                    peers: false,
+                    ..Notify::default()
+                },
             };
             s.save(dir.path()).unwrap();
             assert_eq!(Settings::load(dir.path()).unwrap(), s);
         }
         assert_eq!(IpfsNetwork::Public.node_args(), ["--public"]);
         assert_eq!(IpfsNetwork::Lan.node_args(), [] as [&str; 0]);
+        // A file of an older version (one setting) reads with the defaults of the rest.
+        std::fs::write(
+            dir.path().join("desktop.json"),
+            r#"{"ipfs_network":"public"}"#,
+        )
+        .unwrap();
+        if no_override {
+            let old = Settings::load(dir.path()).unwrap();
+            assert_eq!(old.ipfs_network, IpfsNetwork::Public);
+            assert_eq!(old.log_level, LogLevel::Info);
+            assert!(old.notify.pin_failed && old.notify.peers && old.notify.joined);
+        }
         std::fs::write(dir.path().join("desktop.json"), "{").unwrap();
         assert!(
             Settings::load(dir.path()).is_err(),
             "a corrupt file is an error"
         );
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn refuses_names_and_copies_the_app_could_not_use() {
+        let ok = Settings {
+            peer_name: "Ada's laptop".into(),
+            default_copies: Some(-1),
+            ..Settings::default()
+        };
+        assert!(ok.check().is_ok());
+        for bad in [
+            Settings {
+                peer_name: "x".repeat(65),
+                ..Settings::default()
+            },
+            Settings {
+                peer_name: "line\nbreak".into(),
+                ..Settings::default()
+            },
+            Settings {
+                default_copies: Some(0),
+                ..Settings::default()
+            },
+            Settings {
+                default_copies: Some(-2),
+                ..Settings::default()
+            },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 }

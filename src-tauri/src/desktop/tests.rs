@@ -505,3 +505,56 @@ fn scopeguard(path: &Path) -> impl Drop {
     }
     Unmount(path.to_path_buf())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_are_checked_kept_apart_from_service_json_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubo = FakeKubo::start().await;
+    let d = desktop(dir.path(), &kubo);
+    d.new_cluster().await.unwrap();
+    let service = std::fs::read_to_string(dir.path().join("service.json")).unwrap();
+    let view = d.settings().await.unwrap();
+    assert!(view.rest_api.is_some() && !view.api_password.is_empty());
+    let mut s = view.settings.clone();
+    s.peer_name = "renamed laptop".into();
+    s.default_copies = Some(1);
+    // Refused as a whole: nothing saved.
+    let bad = settings::Settings {
+        default_copies: Some(0),
+        ..s.clone()
+    };
+    assert_eq!(
+        d.save_settings(bad).await.unwrap_err().kind(),
+        crate::error::ErrorKind::BadInput
+    );
+    assert_eq!(d.settings().await.unwrap().settings.default_copies, None);
+    let saved = d.save_settings(s).await.unwrap();
+    assert_eq!(saved.settings.default_copies, Some(1));
+    assert_ne!(
+        saved.peer_name_now.as_deref(),
+        Some("renamed laptop"),
+        "at the next start"
+    );
+    // Default copies apply to a pin made without a choice; a choice wins.
+    let p = d.pin(&test_cid(1).to_string(), "", None).await.unwrap();
+    assert_eq!(
+        (
+            p.options.replication_factor_min,
+            p.options.replication_factor_max
+        ),
+        (1, 1)
+    );
+    let p = d.pin(&test_cid(2).to_string(), "", Some(-1)).await.unwrap();
+    assert_eq!(p.options.replication_factor_max, -1);
+    // The name applies once the peer starts again; service.json is never rewritten.
+    d.restart().await.unwrap();
+    assert_eq!(
+        d.settings().await.unwrap().peer_name_now.as_deref(),
+        Some("renamed laptop")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("service.json")).unwrap(),
+        service
+    );
+    d.stop().await;
+}

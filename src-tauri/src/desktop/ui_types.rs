@@ -12,7 +12,7 @@ use super::add::{AddProgress, Added};
 use super::history::{Charts, Sample};
 use super::{
     Health, InvitationView, IpfsSource, IpfsStatus, PinsOrder, PinsPage, PinsQuery, SearchIn,
-    Snapshot, UiError,
+    SettingsView, Snapshot, UiError,
 };
 use crate::types::{
     Alert, Cid, ConnectGraph, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfoShort,
@@ -70,6 +70,11 @@ pub fn typescript() -> String {
     decl::<Added>(&cfg, o);
     decl::<Sample>(&cfg, o);
     decl::<Charts>(&cfg, o);
+    decl::<SettingsView>(&cfg, o);
+    decl::<super::settings::Settings>(&cfg, o);
+    decl::<super::settings::LogLevel>(&cfg, o);
+    decl::<super::settings::Notify>(&cfg, o);
+    decl::<super::logs::LogLine>(&cfg, o);
     decl::<UiError>(&cfg, o);
     out.truncate(out.trim_end().len());
     out.push('\n');

@@ -2,7 +2,8 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  Added, AddProgress, Charts, ConnectGraph, GlobalPinInfo, Health, Id, InvitationView, Pin, PinsPage, PinsQuery, Sample, Snapshot, StatusSummary,
+  Added, AddProgress, Charts, ConnectGraph, GlobalPinInfo, Health, Id, InvitationView, LogLine, Pin, PinsPage, PinsQuery, Sample,
+  Settings, SettingsView, Snapshot, StatusSummary,
 } from './types';
 
 export const api = {
@@ -25,6 +26,11 @@ export const api = {
     invoke<Added>('add_paths', { paths, name, replication }),
   repin: (pin: Pin) => invoke<Pin>('repin', { pin }),
   cancelAdd: () => invoke<boolean>('cancel_add'),
+  pickPaths: (folders: boolean) => invoke<string[]>('pick_paths', { folders }),
+  settings: () => invoke<SettingsView>('settings'),
+  saveSettings: (settings: Settings) => invoke<SettingsView>('save_settings', { settings }),
+  restart: () => invoke<Snapshot>('restart'),
+  logs: (after: number | null) => invoke<LogLine[]>('logs', { after }),
   charts: () => invoke<Charts>('charts'),
   graph: () => invoke<ConnectGraph>('graph'),
   setPaused: (paused: boolean) => invoke<void>('set_paused', { paused }),
@@ -41,6 +47,7 @@ export interface Events {
   summary: StatusSummary | null;
   'add-progress': AddProgress;
   sample: Sample;
+  logs: number;
 }
 
 export function on<K extends keyof Events>(

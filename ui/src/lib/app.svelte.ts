@@ -2,7 +2,7 @@
 // health and pin summary (pushed as events), the open view and the message line.
 import type { AddProgress, Charts, Health, Id, Snapshot, StatusSummary } from './types';
 
-export type View = 'overview' | 'peers' | 'pins' | 'add' | 'invite';
+export type View = 'overview' | 'peers' | 'pins' | 'add' | 'invite' | 'settings' | 'logs';
 
 export const app = $state({
   snapshot: null as Snapshot | null,

@@ -256,6 +256,82 @@ free: number | null, };
 export type Charts = { hour: Array<Sample>, day: Array<Sample>, };
 
 /**
+ * What the Settings view shows.
+ */
+export type SettingsView = { settings: Settings, 
+/**
+ * The running peer's name (none while it is not running).
+ */
+peer_name_now: string | null, rest_api: string | null, 
+/**
+ * The credential of the peer's APIs (REST, proxy, pinning service), for other tools.
+ */
+api_user: string, api_password: string, 
+/**
+ * The app's folder (`service.json`, the peer's state).
+ */
+folder: string, };
+
+export type Settings = { ipfs_network: "lan" | "public" | "loopback", 
+/**
+ * This peer's name in the cluster (empty: the one `service.json` gives); applies when
+ * the peer starts.
+ */
+peer_name: string, 
+/**
+ * Copies of what is pinned or added here when none are chosen (none: the cluster's
+ * default).
+ */
+default_copies: number | null, log_level: LogLevel, notify: Notify, };
+
+/**
+ * How much the app logs (to stderr and to its Logs view).
+ */
+export type LogLevel = "error" | "warn" | "info" | "debug";
+
+/**
+ * Which desktop notifications the user wants.
+ */
+export type Notify = { 
+/**
+ * A pin of this peer's failed.
+ */
+pin_failed: boolean, 
+/**
+ * A peer of the cluster stopped answering, or came back.
+ */
+peers: boolean, 
+/**
+ * Joining a cluster finished.
+ */
+joined: boolean, };
+
+/**
+ * One event as the Logs view shows it.
+ */
+export type LogLine = { 
+/**
+ * Counts every line since the app started: where the window asks to go on from.
+ */
+seq: number, 
+/**
+ * RFC 3339, UTC.
+ */
+time: string, 
+/**
+ * ERROR, WARN, INFO, DEBUG or TRACE.
+ */
+level: string, 
+/**
+ * The module that logged it.
+ */
+target: string, 
+/**
+ * The message and its fields (`key=value`).
+ */
+message: string, };
+
+/**
  * An error as the app shows it: what kind of problem it is (so the page can tell a bad CID
  * from a lost connection) and a sentence for the user. The one place errors become UI text.
  */

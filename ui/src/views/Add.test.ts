@@ -1,7 +1,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-const calls = vi.hoisted(() => ({ addPaths: vi.fn(), cancelAdd: vi.fn() }));
+const calls = vi.hoisted(() => ({ addPaths: vi.fn(), cancelAdd: vi.fn(), pickPaths: vi.fn() }));
 vi.mock('../lib/api', () => ({ api: calls }));
 
 import { app } from '../lib/app.svelte';
@@ -25,10 +25,28 @@ describe('Add view', () => {
     expect(calls.cancelAdd).toHaveBeenCalled();
   });
 
-  it('asks for a drop when nothing waits', () => {
+  it('asks for a choice or a drop when nothing waits', () => {
     render(Add);
-    expect(screen.getByText(/Drop files or folders/)).toBeTruthy();
+    expect(screen.getByText(/Choose files or folders, or drop them/)).toBeTruthy();
     expect(screen.queryByRole('button', { name: 'Add and pin' })).toBeNull();
+  });
+
+  it("adds what is chosen in the system's file chooser to the list, once each, then asks for a name", async () => {
+    calls.pickPaths.mockResolvedValueOnce(['/home/u/a.txt', '/home/u/b.txt']);
+    render(Add);
+    await fireEvent.click(screen.getByRole('button', { name: 'Choose files…' }));
+    expect(calls.pickPaths).toHaveBeenCalledWith(false);
+    await screen.findByText('/home/u/b.txt');
+    await waitFor(() => expect(document.activeElement?.id).toBe('add-name'));
+    calls.pickPaths.mockResolvedValueOnce(['/home/u/photos', '/home/u/a.txt']);
+    await fireEvent.click(screen.getByRole('button', { name: 'Choose folders…' }));
+    expect(calls.pickPaths).toHaveBeenLastCalledWith(true);
+    await screen.findByText('/home/u/photos');
+    expect(app.toAdd).toEqual(['/home/u/a.txt', '/home/u/b.txt', '/home/u/photos']);
+    // Cancelled: nothing changes.
+    calls.pickPaths.mockResolvedValueOnce([]);
+    await fireEvent.click(screen.getByRole('button', { name: 'Choose files…' }));
+    expect(app.toAdd.length).toBe(3);
   });
 
   it('adds what was dropped with the name and copies chosen, shows progress, then the pin', async () => {

@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipfs_cluster::desktop::logs::{LogLine, LogRing, RingLayer};
+use ipfs_cluster::desktop::settings::{LogLevel, Settings};
 use ipfs_cluster::desktop::{
-    Desktop, Health, InvitationView, PinsPage, PinsQuery, Snapshot, UiError,
+    Desktop, Health, InvitationView, PinsPage, PinsQuery, SettingsView, Snapshot, UiError,
 };
 use ipfs_cluster::error::Error;
 use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
@@ -109,6 +111,99 @@ async fn pin_info(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
 #[tauri::command]
 async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, UiError> {
     d.recover(&cid).await.map_err(UiError::from)
+}
+
+#[tauri::command]
+async fn settings(d: State<'_, App>) -> Result<SettingsView, UiError> {
+    d.settings().await.map_err(UiError::from)
+}
+
+/// Saves the Settings view's choices; the log level applies at once.
+#[tauri::command]
+async fn save_settings(
+    d: State<'_, App>,
+    level: State<'_, LevelHandle>,
+    settings: Settings,
+) -> Result<SettingsView, UiError> {
+    let view = d.save_settings(settings).await.map_err(UiError::from)?;
+    level.set(view.settings.log_level);
+    Ok(view)
+}
+
+/// Stops the peer and starts it again (a new peer name applies).
+#[tauri::command]
+async fn restart(d: State<'_, App>) -> Result<Snapshot, UiError> {
+    d.restart().await.map_err(UiError::from)
+}
+
+/// The log lines kept after `after` (all with none), oldest first; a `logs` event tells of
+/// new ones.
+#[tauri::command]
+fn logs(after: Option<u64>) -> Vec<LogLine> {
+    LogRing::global().after(after, ipfs_cluster::desktop::logs::CAPACITY)
+}
+
+/// Changes the log filter of the running app.
+struct LevelHandle(
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+);
+
+impl LevelHandle {
+    fn set(&self, level: LogLevel) {
+        // RUST_LOG, when set, decides (as for the daemon).
+        if std::env::var_os("RUST_LOG").is_none() {
+            let _ = self
+                .0
+                .reload(tracing_subscriber::EnvFilter::new(level.filter()));
+        }
+    }
+}
+
+/// Tells the window that log lines came (`logs`, their last number), at most twice a
+/// second, while the window is open.
+fn logs_loop(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        let mut lines = LogRing::global().changes();
+        while lines.changed().await.is_ok() {
+            if app.get_webview_window("main").is_some() {
+                let seq = *lines.borrow_and_update();
+                let _ = app.emit("logs", seq);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+}
+
+/// The system's file chooser, for those who do not drag (or cannot: WCAG 2.1.1 asks for a
+/// keyboard way): files, or folders, to add; none when the user cancels. The paths go back
+/// to the window's Add view, as a drop's would.
+#[tauri::command]
+async fn pick_paths(window: tauri::Window, folders: bool) -> Result<Vec<String>, UiError> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let chooser = window
+        .dialog()
+        .file()
+        .set_parent(&window)
+        .set_title(if folders {
+            "Choose folders to add"
+        } else {
+            "Choose files to add"
+        });
+    let done = move |picked: Option<Vec<tauri_plugin_dialog::FilePath>>| {
+        let _ = tx.send(picked.unwrap_or_default());
+    };
+    if folders {
+        chooser.pick_folders(done);
+    } else {
+        chooser.pick_files(done);
+    }
+    let picked = rx.await.unwrap_or_default();
+    Ok(picked
+        .into_iter()
+        .filter_map(|p| p.into_path().ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect())
 }
 
 /// Adds dropped or picked files and folders as one DAG and pins it (see
@@ -349,17 +444,30 @@ const HIDDEN: &str = "--hidden";
 
 fn main() {
     let limits = ipfs_cluster::process::raise_open_files_limit();
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn,sqlx=warn".into()),
-        )
-        .init();
+    let folder = ipfs_cluster::config::folder(None);
+    // To stderr and to the Logs view's ring, at the level of Settings (RUST_LOG, when set,
+    // decides instead); the level changes without a restart.
+    let level = Settings::load(&folder)
+        .map(|s| s.log_level)
+        .unwrap_or_default();
+    let (filter, level_handle) = tracing_subscriber::reload::Layer::new(
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.filter())),
+    );
+    {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
+            .with(RingLayer)
+            .init();
+    }
     if limits.is_none() {
         tracing::warn!("the open files limit could not be raised");
     }
-    let folder = ipfs_cluster::config::folder(None);
     let desktop: App = Arc::new(Desktop::new(folder));
     let quitting = Arc::new(AtomicBool::new(false));
 
@@ -368,11 +476,13 @@ fn main() {
             show_main(app)
         }))
         // Started at login: in the tray, without a window.
+        .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec![HIDDEN]),
         ))
         .manage(desktop.clone())
+        .manage(LevelHandle(level_handle))
         .invoke_handler(tauri::generate_handler![
             status,
             new_cluster,
@@ -383,6 +493,11 @@ fn main() {
             health,
             remove_peer,
             pins_page,
+            pick_paths,
+            settings,
+            save_settings,
+            restart,
+            logs,
             pin,
             unpin,
             recover,
@@ -449,6 +564,7 @@ fn main() {
                     });
                 }
                 emit_loop(app.handle().clone(), desktop.clone());
+                logs_loop(app.handle().clone());
                 if std::env::args().any(|a| a == HIDDEN) {
                     if let Some(w) = app.get_webview_window("main") {
                         let _ = w.destroy();
