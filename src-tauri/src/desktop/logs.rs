@@ -102,38 +102,50 @@ impl LogRing {
 /// The `tracing` layer that feeds [`LogRing::global`].
 pub struct RingLayer;
 
-struct Fields(String);
+/// An event's message and fields as text. Events bridged from the `log` crate carry where
+/// they came from as `log.*` fields: their target is kept as the line's, the rest left out.
+#[derive(Default)]
+struct Fields {
+    text: String,
+    log_target: Option<String>,
+}
+
+impl Fields {
+    fn field(&mut self, field: &Field, value: String) {
+        match field.name() {
+            "message" => {
+                let rest = std::mem::take(&mut self.text);
+                self.text = format!("{value}{rest}");
+            }
+            "log.target" => self.log_target = Some(value),
+            name if name.starts_with("log.") => {}
+            name => {
+                let _ = write!(self.text, " {name}={value}");
+            }
+        }
+    }
+}
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            let rest = std::mem::take(&mut self.0);
-            self.0 = format!("{value}{rest}");
-        } else {
-            let _ = write!(self.0, " {}={value}", field.name());
-        }
+        self.field(field, value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let rest = std::mem::take(&mut self.0);
-            self.0 = format!("{value:?}{rest}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
+        self.field(field, format!("{value:?}"));
     }
 }
 
 impl<S: Subscriber> Layer<S> for RingLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut fields = Fields(String::new());
+        let mut fields = Fields::default();
         event.record(&mut fields);
         let meta = event.metadata();
         LogRing::global().push(
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             meta.level().as_str(),
-            meta.target(),
-            fields.0,
+            fields.log_target.as_deref().unwrap_or(meta.target()),
+            fields.text,
         );
     }
 }
@@ -171,6 +183,11 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(RingLayer);
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(peer = "QmPeer", attempts = 3, "a peer was lost");
+            tracing::info!(
+                log.target = "yamux::connection",
+                log.line = 354,
+                "bridged from the log crate"
+            );
         });
         let line = LogRing::global()
             .after(None, usize::MAX)
@@ -180,5 +197,13 @@ mod tests {
             .expect("the event is kept");
         assert_eq!(line.level, "WARN");
         assert_eq!(line.message, "a peer was lost peer=QmPeer attempts=3");
+        let bridged = LogRing::global()
+            .after(None, usize::MAX)
+            .into_iter()
+            .rev()
+            .find(|l| l.message.starts_with("bridged"))
+            .expect("the event is kept");
+        assert_eq!(bridged.target, "yamux::connection");
+        assert_eq!(bridged.message, "bridged from the log crate");
     }
 }
