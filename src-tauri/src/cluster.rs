@@ -576,6 +576,20 @@ impl Cluster {
         self.monitor.latest(name)
     }
 
+    /// Members with a current `ping` metric: those this peer hears from (itself included).
+    pub fn online_peers(&self) -> Vec<String> {
+        self.consensus
+            .peers()
+            .into_iter()
+            .filter(|p| self.monitor.current(PING, p).is_some())
+            .collect()
+    }
+
+    /// Every member of the peerset.
+    pub fn member_ids(&self) -> Vec<String> {
+        self.consensus.peers()
+    }
+
     pub fn alerts(&self) -> Vec<Alert> {
         self.monitor.alerts()
     }

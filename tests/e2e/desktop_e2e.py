@@ -205,7 +205,7 @@ def main():
     peer2_id = json.load(open(os.path.join(peer2, "identity.json")))["id"]
     # The CLUSTER_* overrides meant for the app must not reach the headless peer.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
-    spawn([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "daemon",
+    headless = spawn([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "daemon",
            "--bootstrap", inv["bootstrap"][0]], os.path.join(WORK, "peer2.log"), env=env)
     click(driver, "button[data-view=peers]")
     wait("the headless peer in the peers view",
@@ -329,6 +329,13 @@ def main():
         "return document.querySelectorAll('#log-lines li.log-debug').length") > 0)
     shot(driver, "logs")
     ok("settings saved apply at once (debug lines in the Logs view), and the API credential is shown for other tools")
+
+    # A peer lost: once its pings stop arriving, the app tells it as a system notification
+    # (the Logs view shows each one told; this session has no notification service to draw it).
+    headless.terminate()
+    headless.wait(timeout=60)
+    wait("the lost peer told", lambda: "Peer headless is unreachable" in text_of(driver, "#log-lines"), deadline=120)
+    ok("a peer lost is told as a notification")
 
     # Every view in the dark theme (as a system set to dark gives it), checked by axe again:
     # the dark colours keep their contrast too.

@@ -10,6 +10,7 @@ pub mod history;
 pub mod invite;
 mod ipfs_trust;
 pub mod logs;
+pub mod notify;
 pub mod secrets;
 pub mod settings;
 pub mod ui_types;
@@ -843,6 +844,20 @@ impl Desktop {
             }
             None => false,
         }
+    }
+
+    /// What the notifications are made from (none while the peer is not running): this
+    /// peer's errors (O(1), the tracker's counts) and which members it hears from.
+    pub async fn seen(&self) -> Option<notify::Seen> {
+        let peer = self.peer.read().await.clone()?;
+        let c = peer.cluster();
+        let s = c.status_summary().await.ok()?;
+        let me = c.me().peer_id.clone();
+        Some(notify::Seen {
+            errors: s.pin_error + s.unpin_error,
+            members: c.member_ids().into_iter().filter(|p| *p != me).collect(),
+            online: c.online_peers(),
+        })
     }
 
     /// The copies to ask for: those chosen, else the default of Settings.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipfs_cluster::desktop::logs::{LogLine, LogRing, RingLayer};
+use ipfs_cluster::desktop::notify;
 use ipfs_cluster::desktop::settings::{LogLevel, Settings};
 use ipfs_cluster::desktop::{
     Desktop, Health, InvitationView, PinsPage, PinsQuery, SettingsView, Snapshot, UiError,
@@ -32,15 +33,71 @@ async fn new_cluster(d: State<'_, App>) -> Result<Snapshot, UiError> {
 
 #[tauri::command]
 async fn join_cluster(
+    app: AppHandle,
     d: State<'_, App>,
     invitation: String,
     secret: Option<String>,
     voter: bool,
 ) -> Result<Snapshot, UiError> {
-    d.join(&invitation, secret.as_deref(), voter)
+    let joined = d
+        .join(&invitation, secret.as_deref(), voter)
         .await
-        .map_err(UiError::from)
+        .map_err(UiError::from)?;
+    let others = d.seen().await.map_or(0, |s| s.members.len());
+    tell(&app, &d, &notify::joined(others));
+    Ok(joined)
 }
+
+/// Shows a notice through the system's notifications, if Settings want its kind. A desktop
+/// without a notification service loses it (logged), nothing else.
+fn tell(app: &AppHandle, d: &Desktop, notice: &notify::Notice) {
+    use tauri_plugin_notification::NotificationExt;
+    let wanted = Settings::load(d.folder()).map_or(true, |s| notice.kind.wanted(&s.notify));
+    if !wanted {
+        return;
+    }
+    tracing::info!(title = %notice.title, "notification");
+    if let Err(e) = app
+        .notification()
+        .builder()
+        .title(&notice.title)
+        .body(&notice.body)
+        .show()
+    {
+        tracing::warn!("the notification {:?} was not shown: {e}", notice.title);
+    }
+}
+
+/// Every few seconds, window open or not: what changed since the last look, as notices
+/// ([`notify::Notifier`]); peers' names refreshed once a minute.
+fn notify_loop(app: AppHandle, d: App) {
+    tauri::async_runtime::spawn(async move {
+        let mut notifier = notify::Notifier::default();
+        let mut names = std::collections::BTreeMap::new();
+        let mut named_at: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::time::sleep(NOTIFY_EVERY).await;
+            let Some(seen) = d.seen().await else {
+                // Stopped: a later start begins from a new baseline.
+                notifier = notify::Notifier::default();
+                continue;
+            };
+            if named_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                if let Ok(peers) = d.peers().await {
+                    for p in peers.into_iter().filter(|p| !p.peername.is_empty()) {
+                        names.insert(p.id, p.peername);
+                    }
+                }
+                named_at = Some(tokio::time::Instant::now());
+            }
+            for notice in notifier.step(&seen, &names) {
+                tell(&app, &d, &notice);
+            }
+        }
+    });
+}
+
+const NOTIFY_EVERY: Duration = Duration::from_secs(5);
 
 /// A picture of an invitation's QR code → the invitation text (the user checks it, then joins).
 #[tauri::command]
@@ -477,6 +534,7 @@ fn main() {
         }))
         // Started at login: in the tray, without a window.
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec![HIDDEN]),
@@ -565,6 +623,7 @@ fn main() {
                 }
                 emit_loop(app.handle().clone(), desktop.clone());
                 logs_loop(app.handle().clone());
+                notify_loop(app.handle().clone(), desktop.clone());
                 if std::env::args().any(|a| a == HIDDEN) {
                     if let Some(w) = app.get_webview_window("main") {
                         let _ = w.destroy();

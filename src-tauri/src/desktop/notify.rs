@@ -1,0 +1,241 @@
+//! What the app tells through the system's notifications: a pin failed here, a peer was
+//! lost or came back, a join finished. [`Notifier`] turns what the peer knows now (its error
+//! count, the members it hears from) into notices, remembering only what it told before:
+//! nothing at start (the first look is the baseline), a lost peer told once, and "back"
+//! only for a peer told lost, so that a start, when every peer's first ping is still on its
+//! way, is not a burst of notices. The app sends them, each kind as Settings allow.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::settings::Notify;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    PinFailed,
+    PeerLost,
+    PeerBack,
+    Joined,
+}
+
+impl NoticeKind {
+    /// Whether the user wants this kind.
+    pub fn wanted(self, n: &Notify) -> bool {
+        match self {
+            NoticeKind::PinFailed => n.pin_failed,
+            NoticeKind::PeerLost | NoticeKind::PeerBack => n.peers,
+            NoticeKind::Joined => n.joined,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    pub title: String,
+    pub body: String,
+}
+
+/// What the peer knows now, for [`Notifier::step`].
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// Pins and unpins in error on this peer.
+    pub errors: u64,
+    /// Every member but this peer.
+    pub members: Vec<String>,
+    /// The members this peer hears from.
+    pub online: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Notifier {
+    errors: Option<u64>,
+    online: BTreeSet<String>,
+    lost: BTreeSet<String>,
+}
+
+/// A peer id as people can tell it apart: its last six characters.
+fn short(id: &str) -> String {
+    let tail: String = id
+        .chars()
+        .rev()
+        .take(6)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+impl Notifier {
+    /// The notices between the last look and this one; `names` names peers it knows.
+    pub fn step(&mut self, now: &Seen, names: &BTreeMap<String, String>) -> Vec<Notice> {
+        let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| short(id));
+        let mut out = Vec::new();
+        if let Some(before) = self.errors {
+            if now.errors > before {
+                let n = now.errors - before;
+                out.push(Notice {
+                    kind: NoticeKind::PinFailed,
+                    title: if n == 1 {
+                        "A pin failed".into()
+                    } else {
+                        format!("{n} pins failed")
+                    },
+                    body: format!(
+                        "{} in error on this peer now. The Pins view lists them (status: Errors).",
+                        now.errors
+                    ),
+                });
+            }
+        }
+        self.errors = Some(now.errors);
+        let members: BTreeSet<&String> = now.members.iter().collect();
+        let online: BTreeSet<String> = now
+            .online
+            .iter()
+            .filter(|p| members.contains(p))
+            .cloned()
+            .collect();
+        for p in self.online.difference(&online) {
+            if members.contains(p) && self.lost.insert(p.clone()) {
+                out.push(Notice {
+                    kind: NoticeKind::PeerLost,
+                    title: format!("Peer {} is unreachable", name(p)),
+                    body:
+                        "Its pins are kept by the other peers; the cluster tells when it is back."
+                            .into(),
+                });
+            }
+        }
+        let back: Vec<String> = self.lost.intersection(&online).cloned().collect();
+        for p in back {
+            self.lost.remove(&p);
+            out.push(Notice {
+                kind: NoticeKind::PeerBack,
+                title: format!("Peer {} is back", name(&p)),
+                body: "It answers again.".into(),
+            });
+        }
+        self.lost.retain(|p| members.contains(p));
+        self.online = online;
+        out
+    }
+}
+
+/// The notice of a finished join.
+pub fn joined(peers: usize) -> Notice {
+    Notice {
+        kind: NoticeKind::Joined,
+        title: "Joined the cluster".into(),
+        body: format!("This peer now keeps the cluster's pinset with {peers} other peers."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(errors: u64, members: &[&str], online: &[&str]) -> Seen {
+        Seen {
+            errors,
+            members: members.iter().map(|s| s.to_string()).collect(),
+            online: online.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn tells_failures_lost_and_returning_peers_once_each_and_nothing_at_start() {
+        let names: BTreeMap<String, String> =
+            [("QmAAAAAAbbbbbb".to_string(), "server".to_string())].into();
+        let mut n = Notifier::default();
+        // The start: errors already there, peers not heard yet: a baseline, no notice.
+        assert!(n
+            .step(&seen(3, &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"], &[]), &names)
+            .is_empty());
+        // Peers heard for the first time: not "back" (never told lost).
+        assert!(n
+            .step(
+                &seen(
+                    3,
+                    &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"],
+                    &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"]
+                ),
+                &names
+            )
+            .is_empty());
+        // Two more errors, and a peer lost: told once.
+        let told = n.step(
+            &seen(
+                5,
+                &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"],
+                &["QmCCCCCCdddddd"],
+            ),
+            &names,
+        );
+        let kinds: Vec<NoticeKind> = told.iter().map(|t| t.kind).collect();
+        assert_eq!(kinds, [NoticeKind::PinFailed, NoticeKind::PeerLost]);
+        assert_eq!(told[0].title, "2 pins failed");
+        assert_eq!(told[1].title, "Peer server is unreachable");
+        assert!(n
+            .step(
+                &seen(
+                    5,
+                    &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"],
+                    &["QmCCCCCCdddddd"]
+                ),
+                &names
+            )
+            .is_empty());
+        // Errors going down (recovered) are not news; the peer coming back is.
+        let told = n.step(
+            &seen(
+                1,
+                &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"],
+                &["QmAAAAAAbbbbbb", "QmCCCCCCdddddd"],
+            ),
+            &names,
+        );
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].kind, NoticeKind::PeerBack);
+        assert_eq!(told[0].title, "Peer server is back");
+        // A peer removed from the cluster is not "lost"; an unnamed one is told by its id's end.
+        assert!(n
+            .step(&seen(1, &["QmAAAAAAbbbbbb"], &["QmAAAAAAbbbbbb"]), &names)
+            .is_empty());
+        let told = n.step(
+            &seen(
+                2,
+                &["QmAAAAAAbbbbbb", "QmEEEEEEffffff"],
+                &["QmEEEEEEffffff"],
+            ),
+            &names,
+        );
+        assert_eq!(told[0].title, "A pin failed");
+        assert_eq!(told[1].title, "Peer server is unreachable");
+        let told = n.step(
+            &seen(
+                2,
+                &["QmAAAAAAbbbbbb", "QmEEEEEEffffff"],
+                &["QmAAAAAAbbbbbb"],
+            ),
+            &names,
+        );
+        assert_eq!(
+            told.iter().map(|t| t.title.as_str()).collect::<Vec<_>>(),
+            ["Peer …ffffff is unreachable", "Peer server is back"]
+        );
+    }
+
+    #[test]
+    fn each_kind_follows_its_switch() {
+        let off = Notify {
+            pin_failed: false,
+            peers: true,
+            joined: false,
+        };
+        assert!(!NoticeKind::PinFailed.wanted(&off));
+        assert!(NoticeKind::PeerLost.wanted(&off) && NoticeKind::PeerBack.wanted(&off));
+        assert!(!NoticeKind::Joined.wanted(&off));
+        assert_eq!(joined(2).title, "Joined the cluster");
+    }
+}
