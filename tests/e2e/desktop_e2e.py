@@ -138,6 +138,56 @@ def click(driver, css):
     driver.find_element(By.CSS_SELECTOR, css).click()
 
 
+def keys(*k):
+    ActionChains(driver).send_keys(*k).perform()
+
+
+def focused():
+    return driver.execute_script(
+        "const e = document.activeElement; return [e.id, e.getAttribute('aria-label') || '', e.textContent.trim()]")
+
+
+def tab_to(what, check, limit=60):
+    for _ in range(limit):
+        if check(focused()):
+            return
+        keys(Keys.TAB)
+    raise AssertionError(f"Tab never reached {what} (last: {focused()})")
+
+
+def headless_peer(name, secret=None, bootstrap=None):
+    """A headless peer (ipfs-cluster-service) with its own IPFS node, on loopback: a new
+    cluster's first peer, or one joining `bootstrap` with `secret`. Returns its process, id
+    and swarm address."""
+    folder = os.path.join(WORK, name)
+    ipfs_port = free_port()
+    spawn([os.path.join(BIN, "ipfs-local-node"), "--loopback-only", "--repo", os.path.join(folder, "ipfs"),
+           "--api", f"/ip4/127.0.0.1/tcp/{ipfs_port}"], os.path.join(WORK, f"{name}-ipfs.log"))
+    subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", folder, "init"], check=True,
+                   stdout=subprocess.DEVNULL)
+    cfg_path = os.path.join(folder, "service.json")
+    cfg = json.load(open(cfg_path))
+    if secret:
+        cfg["cluster"]["secret"] = secret
+    swarm = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    cfg["cluster"]["peername"] = name
+    cfg["cluster"]["listen_multiaddress"] = swarm
+    cfg["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
+    cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs_port}"
+    cfg["api"]["ipfsproxy"]["listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
+    cfg["api"]["ipfsproxy"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs_port}"
+    cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
+    json.dump(cfg, open(cfg_path, "w"))
+    peer_id = json.load(open(os.path.join(folder, "identity.json")))["id"]
+    # The CLUSTER_* overrides meant for the app must not reach a headless peer.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
+    args = [os.path.join(BIN, "ipfs-cluster-service"), "--config", folder, "daemon"]
+    if bootstrap:
+        args += ["--bootstrap", bootstrap]
+    proc = spawn(args, os.path.join(WORK, f"{name}.log"), env=env)
+    return proc, peer_id, f"{swarm}/p2p/{peer_id}", cfg["cluster"]["secret"]
+
+
 def main():
     global driver
     opts = ArgOptions()
@@ -146,14 +196,24 @@ def main():
     driver = wait("a WebDriver session", lambda: webdriver.Remote(os.environ["WEBDRIVER"], options=opts))
     driver.set_window_size(1100, 760)
 
-    # First run → new cluster.
+    # First run, by keyboard alone: join the cluster of a headless peer ("server") with the
+    # invitation it would give (its address and secret), as a voting member.
     wait("the first-run screen", lambda: driver.find_element(By.ID, "first-run").is_displayed())
     shot(driver, "first-run")
-    click(driver, "#btn-new")
-    wait("the peer to be ready", lambda: text_of(driver, "#ov-ready") == "ready")
+    _, server_id, server_addr, server_secret = headless_peer("server")
+    invite = "ipfs-cluster-invite:" + base64.urlsafe_b64encode(json.dumps(
+        {"bootstrap": [server_addr], "secret": server_secret}).encode()).decode().rstrip("=")
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    tab_to("the invitation field", lambda f: f[0] == "join-invitation")
+    keys(invite)
+    tab_to("the voter choice", lambda f: f[0] == "join-voter")
+    keys(Keys.SPACE)
+    tab_to("Join", lambda f: f[0] == "btn-join")
+    keys(Keys.ENTER)
+    wait("the peer to be ready", lambda: text_of(driver, "#ov-ready") == "ready", deadline=150)
     wait("IPFS to be connected", lambda: text_of(driver, "#ov-ipfs") == "connected")
     shot(driver, "overview")
-    ok("first run starts a new cluster and its IPFS node")
+    ok("first run, by keyboard alone: the app joins a headless peer's cluster as a voter, with its IPFS node")
 
     # The secret is in the OS keyring (a real Secret Service), not in a file, and the
     # overview says so.
@@ -185,37 +245,17 @@ def main():
     shot(driver, "invite")
     body = inv_text.split(":", 1)[1]
     inv = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    peer2 = os.path.join(WORK, "peer2")
-    ipfs2_port = free_port()
-    spawn([os.path.join(BIN, "ipfs-local-node"), "--loopback-only", "--repo", os.path.join(peer2, "ipfs"),
-           "--api", f"/ip4/127.0.0.1/tcp/{ipfs2_port}"], os.path.join(WORK, "ipfs2.log"))
-    subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "init"], check=True,
-                   stdout=subprocess.DEVNULL)
-    cfg_path = os.path.join(peer2, "service.json")
-    cfg = json.load(open(cfg_path))
-    cfg["cluster"]["secret"] = inv["secret"]
-    cfg["cluster"]["peername"] = "headless"
-    cfg["cluster"]["listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
-    cfg["api"]["restapi"]["http_listen_multiaddress"] = f"/ip4/127.0.0.1/tcp/{free_port()}"
-    cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs2_port}"
-    cfg["api"]["ipfsproxy"]["listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
-    cfg["api"]["ipfsproxy"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs2_port}"
-    cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
-    json.dump(cfg, open(cfg_path, "w"))
-    peer2_id = json.load(open(os.path.join(peer2, "identity.json")))["id"]
-    # The CLUSTER_* overrides meant for the app must not reach the headless peer.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
-    headless = spawn([os.path.join(BIN, "ipfs-cluster-service"), "--config", peer2, "daemon",
-           "--bootstrap", inv["bootstrap"][0]], os.path.join(WORK, "peer2.log"), env=env)
+    headless, peer2_id, _, _ = headless_peer("headless", inv["secret"], inv["bootstrap"][0])
     click(driver, "button[data-view=peers]")
     wait("the headless peer in the peers view",
          lambda: "online" in text_of(driver, f"tr[data-peer='{peer2_id}']"), deadline=120)
-    pic = wait("the cluster picture with both peers", lambda: (lambda v: v if v.startswith("2 peers.") else None)(
+    pic = wait("the cluster picture with the three peers", lambda: (lambda v: v if v.startswith("3 peers.") else None)(
         driver.execute_script("return document.querySelector('#peers-graph svg').getAttribute('aria-label')")),
         deadline=60)
     assert "headless reaches" in pic, pic
     shot(driver, "peers")
-    ok("a headless peer joins with the app's invitation and appears in the peers view and its picture")
+    assert "online" in text_of(driver, f"tr[data-peer='{server_id}']")
+    ok("a second headless peer joins with the app's invitation: three peers in the peers view and its picture")
 
     # Drag and drop a CID onto the window.
     cid2 = ipfs_add(IPFS_API, f"dropped content {time.time()}".encode())
@@ -264,17 +304,6 @@ def main():
 
     # Keyboard only: to the Pins tab, pin a CID, open its details, unpin it after confirming.
     cid3 = ipfs_add(IPFS_API, f"keyboard content {time.time()}".encode())
-    keys = lambda *k: ActionChains(driver).send_keys(*k).perform()
-    focused = lambda: driver.execute_script(
-        "const e = document.activeElement; return [e.id, e.getAttribute('aria-label') || '', e.textContent.trim()]")
-
-    def tab_to(what, check, limit=60):
-        for _ in range(limit):
-            if check(focused()):
-                return
-            keys(Keys.TAB)
-        raise AssertionError(f"Tab never reached {what} (last: {focused()})")
-
     driver.execute_script("document.activeElement && document.activeElement.blur()")
     tab_to("the view tabs", lambda f: f[0].startswith("tab-"))
     for _ in range(6):
