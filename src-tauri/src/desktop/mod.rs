@@ -190,6 +190,8 @@ pub struct SettingsView {
 pub struct Health {
     pub freespace: Vec<crate::types::Metric>,
     pub numpin: Vec<crate::types::Metric>,
+    /// Each peer's last `ping` (when it was last heard from: `received_at`).
+    pub pings: Vec<crate::types::Metric>,
     pub alerts: Vec<crate::types::Alert>,
 }
 
@@ -569,6 +571,7 @@ impl Desktop {
         Ok(Health {
             freespace: c.metrics(FREESPACE),
             numpin: c.metrics(NUMPIN),
+            pings: c.metrics(crate::components::PING),
             alerts: c.alerts(),
         })
     }

@@ -213,7 +213,11 @@ bootstrap: Array<string>, };
 /**
  * Metrics and alerts for the peers view.
  */
-export type Health = { freespace: Array<Metric>, numpin: Array<Metric>, alerts: Array<Alert>, };
+export type Health = { freespace: Array<Metric>, numpin: Array<Metric>, 
+/**
+ * Each peer's last `ping` (when it was last heard from: `received_at`).
+ */
+pings: Array<Metric>, alerts: Array<Alert>, };
 
 /**
  * How far an add has gone, as the window shows it. Totals are 0 while the walk runs.

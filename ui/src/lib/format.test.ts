@@ -81,3 +81,17 @@ describe('adding', () => {
     expect(timeLeft(100, 0)).toBe('');
   });
 });
+
+describe('ago and shareOf', () => {
+  it('says how long ago in words, and a share of the largest', async () => {
+    const { ago, shareOf } = await import('./format');
+    const now = 1_000_000_000;
+    expect(ago(now * 1e6, now)).toBe('just now');
+    expect(ago((now - 12_000) * 1e6, now)).toBe('12 s ago');
+    expect(ago((now - 180_000) * 1e6, now)).toBe('3 min ago');
+    expect(ago((now - 3 * 3_600_000) * 1e6, now)).toBe('3 h ago');
+    expect(shareOf(5, [10, 5, 0])).toBe(50);
+    expect(shareOf(5, [])).toBe(100);
+    expect(shareOf(0, [0])).toBe(0);
+  });
+});

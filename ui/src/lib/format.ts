@@ -98,3 +98,18 @@ export function timeLeft(bytesLeft: number, perSecond: number): string {
   if (s < 3600) return `about ${Math.round(s / 60)} min left`;
   return `about ${(s / 3600).toFixed(1)} h left`;
 }
+
+/** How long ago a time in Unix nanoseconds was, in words ("just now", "12 s ago", "3 min ago"). */
+export function ago(ns: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - ns / 1e6) / 1000));
+  if (s < 2) return 'just now';
+  if (s < 120) return `${s} s ago`;
+  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  return `${Math.round(s / 3600)} h ago`;
+}
+
+/** A share of the largest, as a percentage for a bar (0 when nothing is known). */
+export function shareOf(value: number, values: number[]): number {
+  const top = Math.max(0, value, ...values);
+  return top > 0 ? Math.round((Math.max(0, value) / top) * 100) : 0;
+}

@@ -37,6 +37,28 @@ describe('Peers view', () => {
     expect(pic.querySelectorAll('.node.down').length).toBe(1);
   });
 
+  it("shows each peer's free space against the roomiest, and when it was last heard", async () => {
+    calls.graph.mockResolvedValue(null);
+    const now = Date.now();
+    const metric = (name: string, peer: string, value: string, agoMs = 0) => ({
+      name, peer, value, expire: (now + 60_000) * 1e6, valid: true, weight: 0, partitionable: false, received_at: (now - agoMs) * 1e6,
+    });
+    app.health = {
+      freespace: [metric('freespace', '12D3KooWlaptop', '50000000000'), metric('freespace', '12D3KooWserver', '200000000000')],
+      numpin: [],
+      pings: [metric('ping', '12D3KooWserver', '', 12_000)],
+      alerts: [],
+    };
+    render(Peers);
+    const server = document.querySelector('tr[data-peer="12D3KooWserver"]')!;
+    const laptop = document.querySelector('tr[data-peer="12D3KooWlaptop"]')!;
+    expect(server.textContent).toContain('12 s ago');
+    expect((server.querySelector('.bar > span') as HTMLElement).style.width).toBe('100%');
+    expect((laptop.querySelector('.bar > span') as HTMLElement).style.width).toBe('25%');
+    expect(laptop.textContent).toContain('—');
+    app.health = null;
+  });
+
   it('removes a peer only once confirmed', async () => {
     calls.graph.mockResolvedValue(null);
     calls.removePeer.mockResolvedValue(undefined);
