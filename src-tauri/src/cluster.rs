@@ -576,6 +576,11 @@ impl Cluster {
         self.monitor.latest(name)
     }
 
+    /// The size and limit of this peer's IPFS repository.
+    pub async fn repo_stat(&self) -> Result<crate::components::RepoStat> {
+        Ok(self.ipfs.repo_stat().await?)
+    }
+
     /// Members with a current `ping` metric: those this peer hears from (itself included).
     pub fn online_peers(&self) -> Vec<String> {
         self.consensus

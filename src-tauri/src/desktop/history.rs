@@ -1,5 +1,5 @@
 //! What the overview's charts draw: samples of this peer's pins by status, the cluster
-//! traffic and the free space of its IPFS node, kept in two small ring buffers (the last hour
+//! traffic and the storage of its IPFS node (used and free), kept in two small ring buffers (the last hour
 //! every 10 s, the last day every 5 minutes), so the charts are full when the window opens.
 //! Memory is fixed: 360 + 288 samples of a few numbers each, whatever the pinset.
 
@@ -23,6 +23,8 @@ pub struct Sample {
     pub bytes_out: f64,
     /// Free space of this peer's IPFS node (its `freespace` metric), bytes; none unknown.
     pub free: Option<u64>,
+    /// Storage its IPFS node uses (`repo/stat`'s size), bytes; none unknown.
+    pub used: Option<u64>,
 }
 
 /// The two windows the charts show.

@@ -809,6 +809,8 @@ impl Desktop {
             .into_iter()
             .find(|m| &m.peer == me && m.is_current())
             .and_then(|m| m.value.parse().ok());
+        // (The built-in node measures its blockstore at most every 15 s, whoever asks.)
+        let used = c.repo_stat().await.ok().map(|r| r.repo_size);
         let totals = c
             .bandwidth()
             .values()
@@ -822,6 +824,7 @@ impl Desktop {
             bytes_in: 0.0,
             bytes_out: 0.0,
             free,
+            used,
         };
         let mut h = self.history.lock().unwrap();
         h.push(sample, totals);

@@ -252,7 +252,11 @@ bytes_in: number, bytes_out: number,
 /**
  * Free space of this peer's IPFS node (its `freespace` metric), bytes; none unknown.
  */
-free: number | null, };
+free: number | null, 
+/**
+ * Storage its IPFS node uses (`repo/stat`'s size), bytes; none unknown.
+ */
+used: number | null, };
 
 /**
  * The two windows the charts show.
