@@ -227,8 +227,9 @@ pub struct Browse {
     pub limit: usize,
 }
 
-/// Where a [`Pinset::browse`] page ends, as its `next` text carries it: a CID in CID
-/// order, or a lower-cased name and CID in name order.
+/// Where a [`Pinset::browse`] page ends: a CID in CID order, or a lower-cased name and CID
+/// in name order. Its text (`next`) also names the listing it belongs to, so that a cursor of
+/// one listing given to another is refused instead of answering with the wrong rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BrowseCursor {
     #[serde(rename = "c")]
@@ -237,15 +238,54 @@ pub enum BrowseCursor {
     Name(String, String),
 }
 
-impl BrowseCursor {
-    pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+impl Browse {
+    /// The kind of listing, as its cursors carry it.
+    fn kind(&self) -> &'static str {
+        match (&self.matching, self.order) {
+            (PinMatch::CidPrefix(_), _) => "p",
+            (PinMatch::NamePrefix(_), _) => "m",
+            (PinMatch::All, PinOrder::Cid) => "c",
+            (PinMatch::All, PinOrder::CidDesc) => "d",
+            (PinMatch::All, PinOrder::Name) => "n",
+        }
     }
 
-    pub fn decode(text: &str) -> Result<BrowseCursor, ConsensusError> {
-        serde_json::from_str(text)
-            .map_err(|_| ConsensusError::BadInput(format!("{text:?} is not a page cursor")))
+    /// Where this page starts: after the cursor `after` names, which must be this kind of
+    /// listing's.
+    pub fn cursor(&self) -> Result<Option<BrowseCursor>, ConsensusError> {
+        let Some(text) = &self.after else {
+            return Ok(None);
+        };
+        let bad = || ConsensusError::BadInput(format!("{text:?} is not a cursor of this listing"));
+        let (kind, at): (String, BrowseCursor) = serde_json::from_str(text).map_err(|_| bad())?;
+        if kind != self.kind() {
+            return Err(bad());
+        }
+        Ok(Some(at))
     }
+
+    /// The text of a cursor of this listing, for `next`.
+    pub fn next_text(&self, at: &BrowseCursor) -> String {
+        serde_json::to_string(&(self.kind(), at)).unwrap_or_default()
+    }
+}
+
+/// The smallest text above every text starting with `prefix` (its last character raised by
+/// one), where a range "starting with" ends; none when nothing is above (a prefix of
+/// U+10FFFF only).
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// A page of [`Pinset::browse`]: fewer than asked when the store stopped looking (a page
@@ -254,6 +294,8 @@ impl BrowseCursor {
 pub struct Browsed {
     pub pins: Vec<Pin>,
     pub next: Option<String>,
+    /// Rows the store looked at for this page (at least the pins it holds).
+    pub looked: usize,
 }
 
 /// Read access to the applied pinset. It lives on disk: a read asks the store, and a list is

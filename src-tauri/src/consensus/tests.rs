@@ -1012,7 +1012,20 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
     use crate::components::{Browse, PinMatch, PinOrder};
     use openraft::storage::RaftStateMachine;
     let names = [
-        "Beta", "alpha", "", "alphabet", "zed", "", "Alpha", "ALPHA-2", "", "été",
+        "Beta",
+        "alpha",
+        "",
+        "alphabet",
+        "zed",
+        "",
+        "Alpha",
+        "ALPHA-2",
+        "",
+        "été",
+        "same",
+        "same",
+        "same",
+        "a\u{10FFFF}z",
     ];
     let pins: Vec<Pin> = names
         .iter()
@@ -1044,6 +1057,8 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
             PinMatch::CidPrefix(cid3[..cid3.len() - 1].into()),
         ),
         (PinOrder::Cid, PinMatch::CidPrefix(cid3.clone())),
+        (PinOrder::Name, PinMatch::NamePrefix("SAME".into())),
+        (PinOrder::Name, PinMatch::NamePrefix("a\u{10FFFF}".into())),
     ];
     for (order, matching) in asks {
         for limit in [1, 2, 3, 100] {
@@ -1074,8 +1089,37 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
     let mut alphas = by_name[..4].to_vec();
     alphas.sort();
     assert_eq!(alphas, ["ALPHA-2", "Alpha", "alpha", "alphabet"]);
-    assert_eq!(&by_name[4..7], ["Beta", "zed", "été"]);
-    assert_eq!(by_name.len(), 10, "the three unnamed pins come last");
+    assert_eq!(
+        &by_name[4..11],
+        ["a\u{10FFFF}z", "Beta", "same", "same", "same", "zed", "été"]
+    );
+    assert_eq!(by_name.len(), 14, "the three unnamed pins come last");
+    // A name prefix ending in the last character there is still a range.
+    let top = Browse {
+        matching: PinMatch::NamePrefix("a\u{10FFFF}".into()),
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(browse_all(&state, top).await, ["a\u{10FFFF}z"]);
+    // A cursor of one listing is refused by another.
+    let first = state
+        .browse(&Browse {
+            order: PinOrder::Cid,
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let other = Browse {
+        order: PinOrder::CidDesc,
+        after: first.next,
+        limit: 2,
+        ..Default::default()
+    };
+    assert!(matches!(
+        state.browse(&other).await,
+        Err(ConsensusError::BadInput(_))
+    ));
     let prefix = Browse {
         order: PinOrder::Cid,
         matching: PinMatch::CidPrefix(cid3.clone()),
@@ -1099,8 +1143,9 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
     let named = store::pins_named_sql();
     // (Each seeks to where it starts and ends: SQLite's plan names both bounds.)
     for (sql, seek) in [
-        (format!("SELECT cid FROM pins WHERE {named} AND {name} >= 'a' AND {name} < 'b' AND ({name} > 'a' OR cid > '') ORDER BY {name}, cid LIMIT 5"), "(<expr>>? AND <expr><?)"),
-        (format!("SELECT cid FROM pins WHERE {named} AND {name} >= 'a' AND ({name} > 'a' OR cid > '') ORDER BY {name}, cid LIMIT 5"), "(<expr>>?)"),
+        (format!("SELECT cid FROM pins WHERE {named} AND {name} >= 'a' AND {name} < 'b' ORDER BY {name}, cid LIMIT 5"), "(<expr>>? AND <expr><?)"),
+        (format!("SELECT cid FROM pins WHERE {named} AND {name} > 'a' ORDER BY {name}, cid LIMIT 5"), "(<expr>>?)"),
+        (format!("SELECT cid FROM pins WHERE {named} AND {name} = 'a' AND cid > 'b' ORDER BY cid LIMIT 5"), "(<expr>=? AND cid>?)"),
         ("SELECT cid FROM pins WHERE cid >= 'bafy' AND cid < 'bafz' ORDER BY cid LIMIT 5".to_string(), "(cid>? AND cid<?)"),
     ] {
         let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -1159,7 +1204,7 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
     // made would plan with the schema it read then.)
     let pool = store::open_readers(&db_path(dir.path())).await.unwrap();
     let plan: Vec<String> = sqlx::query(&format!(
-        "EXPLAIN QUERY PLAN SELECT cid FROM pins WHERE {named} AND {name} >= 'a' AND ({name} > 'a' OR cid > '') ORDER BY {name}, cid LIMIT 5"
+        "EXPLAIN QUERY PLAN SELECT cid FROM pins WHERE {named} AND {name} > 'a' ORDER BY {name}, cid LIMIT 5"
     ))
     .fetch_all(&pool)
     .await
@@ -1175,5 +1220,68 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
     assert_eq!(
         browse_all(&store::PinsTable::new(pool), q).await,
         ["aardvark"]
+    );
+}
+
+#[test]
+fn the_end_of_a_prefix_range_is_its_successor() {
+    use crate::components::prefix_end;
+    assert_eq!(prefix_end("bafy").as_deref(), Some("bafz"));
+    assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+    assert_eq!(prefix_end("\u{D7FF}").as_deref(), Some("\u{E000}"));
+    assert_eq!(prefix_end("\u{10FFFF}"), None);
+    assert_eq!(prefix_end(""), None);
+}
+
+#[tokio::test]
+async fn the_unnamed_pins_of_a_listing_by_name_come_in_bounded_looks() {
+    use crate::components::{Browse, PinOrder};
+    // More named pins than one look covers, and the unnamed ones among them by CID.
+    let n = 20_005u32;
+    let pins: Vec<Pin> = (0..n)
+        .map(|i| {
+            Pin::new(
+                test_cid(i),
+                PinOptions {
+                    name: if i % 10_000 == 7 {
+                        String::new()
+                    } else {
+                        format!("n{i}")
+                    },
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, _sm, _changes) = machine(dir.path(), &pins).await;
+    let state = store::PinsTable::new(pool);
+    let mut q = Browse {
+        order: PinOrder::Name,
+        limit: 1000,
+        ..Default::default()
+    };
+    let (mut seen, mut looks, mut max_looked) = (Vec::new(), 0, 0);
+    loop {
+        let page = state.browse(&q).await.unwrap();
+        looks += 1;
+        max_looked = max_looked.max(page.looked);
+        seen.extend(page.pins.into_iter().map(|p| p.options.name));
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => break,
+        }
+        assert!(looks < 100, "never ended");
+    }
+    assert_eq!(seen.len(), n as usize, "every pin once");
+    let unnamed = seen.iter().filter(|s| s.is_empty()).count();
+    assert_eq!(unnamed, 2);
+    assert!(
+        seen[seen.len() - 2..].iter().all(String::is_empty),
+        "unnamed last"
+    );
+    assert!(
+        max_looked <= 20_000 + 1000,
+        "each look bounded: {max_looked}"
     );
 }

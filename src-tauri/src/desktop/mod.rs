@@ -213,6 +213,8 @@ pub struct Desktop {
     /// The folder's lock while the app's peer runs, as the daemon takes it: neither
     /// `ipfs-cluster-service daemon` nor its `state` commands can then use the folder.
     lock: Mutex<Option<config::FolderLock>>,
+    /// How many times the peer was started (notifications begin anew at each start).
+    starts: std::sync::atomic::AtomicU64,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
@@ -247,6 +249,7 @@ impl Desktop {
             adding: Mutex::new(None),
             history: Mutex::new(history::History::default()),
             lock: Mutex::new(None),
+            starts: Default::default(),
         }
     }
 
@@ -391,7 +394,7 @@ impl Desktop {
         }
         cfg.api.ipfsproxy.basic_auth_credentials = own();
         // The name chosen in Settings, laid over service.json's (never rewritten).
-        let chosen = settings::Settings::load(&self.folder)?.peer_name;
+        let chosen = settings::Settings::load_saved(&self.folder)?.peer_name;
         if !chosen.trim().is_empty() {
             cfg.cluster.peername = chosen.trim().to_string();
         }
@@ -402,6 +405,8 @@ impl Desktop {
         while !peer.is_ready() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        self.starts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self.peer.write().await = Some(Arc::new(peer));
         *self.lock.lock().unwrap() = Some(lock);
         Ok(self.snapshot().await)
@@ -619,6 +624,7 @@ impl Desktop {
             PinsOrder::Name => PinOrder::Name,
         };
         let pinset = c.pinset();
+        let filter_all = q.filter.trim().is_empty();
         let (mut out, mut scanned) = (Vec::new(), 0);
         let mut after = q.after;
         loop {
@@ -631,7 +637,7 @@ impl Desktop {
                 })
                 .await?;
             // A page that found nothing still looked at rows (the store bounds each).
-            scanned += page.pins.len().max(limit);
+            scanned += page.looked.max(1);
             let cids: Vec<_> = page.pins.iter().map(|p| p.cid).collect();
             // (No CIDs would ask for every pin's status.) The statuses come in the pinset's
             // order: put back in the page's.
@@ -644,7 +650,9 @@ impl Desktop {
                 out.extend(cids.iter().filter_map(|cid| found.remove(cid)));
             }
             after = page.next;
-            if after.is_none() || out.len() >= limit || scanned >= PAGE_SCAN {
+            // Without a filter, one look: a short page (the store stopped looking) is
+            // answered as it is, with where to go on.
+            if after.is_none() || out.len() >= limit || scanned >= PAGE_SCAN || filter_all {
                 break;
             }
         }
@@ -860,7 +868,9 @@ impl Desktop {
         let s = c.status_summary().await.ok()?;
         let me = c.me().peer_id.clone();
         Some(notify::Seen {
+            instance: self.starts.load(std::sync::atomic::Ordering::Relaxed),
             errors: s.pin_error + s.unpin_error,
+            in_progress: s.pin_queued + s.pinning + s.unpin_queued + s.unpinning,
             members: c.member_ids().into_iter().filter(|p| *p != me).collect(),
             online: c.online_peers(),
         })
@@ -868,7 +878,7 @@ impl Desktop {
 
     /// The copies to ask for: those chosen, else the default of Settings.
     fn copies(&self, chosen: Option<i32>) -> Result<Option<i32>> {
-        Ok(chosen.or(settings::Settings::load(&self.folder)?.default_copies))
+        Ok(chosen.or(settings::Settings::load_saved(&self.folder)?.default_copies))
     }
 
     /// The Settings view: the app's settings, and what the user needs to reach the peer

@@ -38,8 +38,12 @@ pub struct Notice {
 /// What the peer knows now, for [`Notifier::step`].
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// Which start of the peer this is: a new one begins from a new baseline.
+    pub instance: u64,
     /// Pins and unpins in error on this peer.
     pub errors: u64,
+    /// Pins and unpins queued or under way on this peer.
+    pub in_progress: u64,
     /// Every member but this peer.
     pub members: Vec<String>,
     /// The members this peer hears from.
@@ -48,47 +52,52 @@ pub struct Seen {
 
 #[derive(Debug, Default)]
 pub struct Notifier {
-    errors: Option<u64>,
+    instance: Option<u64>,
+    /// The most errors told of: failures are told only above it (a recover that queues the
+    /// failed pins again, which then fail again, is not news); forgotten once nothing is in
+    /// error or in progress.
+    told: u64,
     online: BTreeSet<String>,
     lost: BTreeSet<String>,
 }
 
 /// A peer id as people can tell it apart: its last six characters.
 fn short(id: &str) -> String {
-    let tail: String = id
+    let tail: Vec<char> = id.chars().rev().take(6).collect();
+    format!("…{}", tail.into_iter().rev().collect::<String>())
+}
+
+/// A peer's name as another peer gave it, fit for a notification's title: without control or
+/// format characters (line breaks, bidirectional overrides), at most 40 characters.
+fn fit(name: &str) -> String {
+    let clean: String = name
         .chars()
-        .rev()
-        .take(6)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
+        .filter(|c| !c.is_control() && !is_format(*c))
+        .take(40)
         .collect();
-    format!("…{tail}")
+    clean.trim().to_string()
+}
+
+/// Unicode's invisible format characters that can disguise text (bidirectional controls,
+/// zero-width characters, the byte-order mark, the soft hyphen).
+pub fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 impl Notifier {
     /// The notices between the last look and this one; `names` names peers it knows.
     pub fn step(&mut self, now: &Seen, names: &BTreeMap<String, String>) -> Vec<Notice> {
-        let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| short(id));
+        let name = |id: &str| {
+            names
+                .get(id)
+                .map(|n| fit(n))
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| short(id))
+        };
         let mut out = Vec::new();
-        if let Some(before) = self.errors {
-            if now.errors > before {
-                let n = now.errors - before;
-                out.push(Notice {
-                    kind: NoticeKind::PinFailed,
-                    title: if n == 1 {
-                        "A pin failed".into()
-                    } else {
-                        format!("{n} pins failed")
-                    },
-                    body: format!(
-                        "{} in error on this peer now. The Pins view lists them (status: Errors).",
-                        now.errors
-                    ),
-                });
-            }
-        }
-        self.errors = Some(now.errors);
         let members: BTreeSet<&String> = now.members.iter().collect();
         let online: BTreeSet<String> = now
             .online
@@ -96,6 +105,35 @@ impl Notifier {
             .filter(|p| members.contains(p))
             .cloned()
             .collect();
+        if self.instance != Some(now.instance) {
+            // The first look at this start of the peer: the baseline.
+            *self = Notifier {
+                instance: Some(now.instance),
+                told: now.errors,
+                online,
+                lost: BTreeSet::new(),
+            };
+            return out;
+        }
+        if now.errors > self.told {
+            let n = now.errors - self.told;
+            out.push(Notice {
+                kind: NoticeKind::PinFailed,
+                title: if n == 1 {
+                    "A pin failed".into()
+                } else {
+                    format!("{n} pins failed")
+                },
+                body: format!(
+                    "{} in error on this peer now. The Pins view lists them (status: Errors).",
+                    now.errors
+                ),
+            });
+            self.told = now.errors;
+        }
+        if now.errors == 0 && now.in_progress == 0 {
+            self.told = 0;
+        }
         for p in self.online.difference(&online) {
             if members.contains(p) && self.lost.insert(p.clone()) {
                 out.push(Notice {
@@ -137,6 +175,8 @@ mod tests {
 
     fn seen(errors: u64, members: &[&str], online: &[&str]) -> Seen {
         Seen {
+            instance: 1,
+            in_progress: 0,
             errors,
             members: members.iter().map(|s| s.to_string()).collect(),
             online: online.iter().map(|s| s.to_string()).collect(),
@@ -210,8 +250,9 @@ mod tests {
             ),
             &names,
         );
-        assert_eq!(told[0].title, "A pin failed");
-        assert_eq!(told[1].title, "Peer server is unreachable");
+        // (Errors back up to 2, below the 5 told: not news.)
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].title, "Peer server is unreachable");
         let told = n.step(
             &seen(
                 2,
@@ -224,6 +265,52 @@ mod tests {
             told.iter().map(|t| t.title.as_str()).collect::<Vec<_>>(),
             ["Peer …ffffff is unreachable", "Peer server is back"]
         );
+    }
+
+    #[test]
+    fn failures_told_again_only_above_what_was_told_and_a_restart_is_a_new_baseline() {
+        let names = BTreeMap::from([(
+            "QmAAAAAAbbbbbb".to_string(),
+            "bad\u{202E}name\nx".to_string(),
+        )]);
+        let mut n = Notifier::default();
+        let mut s = seen(0, &["QmAAAAAAbbbbbb"], &["QmAAAAAAbbbbbb"]);
+        assert!(n.step(&s, &names).is_empty());
+        s.errors = 2;
+        assert_eq!(n.step(&s, &names).len(), 1);
+        // A recover queues them again (errors 0, in progress 2), and they fail again.
+        s.errors = 0;
+        s.in_progress = 2;
+        assert!(n.step(&s, &names).is_empty());
+        s.errors = 2;
+        s.in_progress = 0;
+        assert!(
+            n.step(&s, &names).is_empty(),
+            "the same failures are not news"
+        );
+        s.errors = 3;
+        assert_eq!(n.step(&s, &names)[0].title, "A pin failed");
+        // Everything settled: a later failure is news again.
+        s.errors = 0;
+        assert!(n.step(&s, &names).is_empty());
+        s.errors = 1;
+        assert_eq!(n.step(&s, &names).len(), 1);
+        // A restart of the peer: its first look, with no peer heard yet, tells nothing, nor
+        // do its peers' first pings.
+        let restarted = Seen {
+            instance: 2,
+            online: vec![],
+            ..s.clone()
+        };
+        assert!(n.step(&restarted, &names).is_empty());
+        let heard = Seen {
+            instance: 2,
+            ..s.clone()
+        };
+        assert!(n.step(&heard, &names).is_empty());
+        // A name from another peer is shown without its control and format characters.
+        let lost = n.step(&restarted, &names);
+        assert_eq!(lost[0].title, "Peer badnamex is unreachable");
     }
 
     #[test]

@@ -133,9 +133,10 @@ impl Settings {
     /// Refuses what the app could not use, naming it; nothing is saved then.
     pub fn check(&self) -> Result<(), Error> {
         let name = self.peer_name.trim();
-        if name.chars().count() > 64 || name.chars().any(char::is_control) {
+        let hidden = |c: char| c.is_control() || super::notify::is_format(c);
+        if name.chars().count() > 64 || name.chars().any(hidden) {
             return Err(Error::BadInput(
-                "a peer name has at most 64 characters, none of them control characters".into(),
+                "a peer name has at most 64 characters, none of them control or invisible format characters".into(),
             ));
         }
         if let Some(n) = self.default_copies {
@@ -148,10 +149,18 @@ impl Settings {
         Ok(())
     }
 
+    /// Saves the settings whole or not at all: written to a file beside, flushed, then
+    /// renamed over the old one (a crash leaves the old settings or the new, never half).
     pub fn save(&self, folder: &Path) -> Result<(), Error> {
+        use std::io::Write;
         let p = path(folder);
+        let err = |e: std::io::Error| Error::Internal(format!("{}: {e}", p.display()));
         let text = serde_json::to_string_pretty(self).expect("settings serialize");
-        std::fs::write(&p, text).map_err(|e| Error::Internal(format!("{}: {e}", p.display())))
+        let tmp = p.with_extension("json.new");
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(text.as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &p).map_err(err)
     }
 }
 
@@ -223,6 +232,10 @@ mod check_tests {
             },
             Settings {
                 peer_name: "line\nbreak".into(),
+                ..Settings::default()
+            },
+            Settings {
+                peer_name: "evil\u{202E}txt.exe".into(),
                 ..Settings::default()
             },
             Settings {

@@ -133,8 +133,8 @@ impl Pinset for StateHandle {
         if desc {
             pins.reverse();
         }
-        if let Some(after) = &q.after {
-            let after = rank(&BrowseCursor::decode(after)?);
+        if let Some(after) = q.cursor()? {
+            let after = rank(&after);
             pins.retain(|(k, _)| {
                 if desc {
                     rank(k) < after
@@ -144,9 +144,11 @@ impl Pinset for StateHandle {
             });
         }
         let limit = q.limit.clamp(1, 1000);
-        let next = (pins.len() > limit).then(|| pins[limit - 1].0.encode());
+        let next = (pins.len() > limit).then(|| q.next_text(&pins[limit - 1].0));
+        let pins: Vec<Pin> = pins.into_iter().take(limit).map(|(_, p)| p).collect();
         Ok(crate::components::Browsed {
-            pins: pins.into_iter().take(limit).map(|(_, p)| p).collect(),
+            looked: pins.len(),
+            pins,
             next,
         })
     }

@@ -23,6 +23,12 @@ describe('log lines', () => {
     expect(shownLines(lines, 'warn', 'detail')).toEqual([]);
   });
 
+  it('keeps a message with line breaks on its line when copied', () => {
+    expect(logText([line(9, 'INFO', 'one\n2026-01-01 ERROR forged')])).toBe(
+      '2026-12-03T12:00:00.000Z INFO  ipfs_cluster::pintracker: one\\n2026-01-01 ERROR forged',
+    );
+  });
+
   it('copies as a log file reads', () => {
     expect(logText(lines.slice(1, 3))).toBe(
       '2026-12-03T12:00:00.000Z WARN  ipfs_cluster::pintracker: IPFS is slow\n' +

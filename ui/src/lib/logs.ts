@@ -16,7 +16,9 @@ export function shownLines(lines: LogLine[], level: LevelFilter, text: string): 
   );
 }
 
-/** The lines as text, one per line, as a log file would have them. */
+/** The lines as text, one per line, as a log file would have them (a line break inside a
+ * message is written `\n`, so that no message can pass for lines of its own). */
 export function logText(lines: LogLine[]): string {
-  return lines.map((l) => `${l.time} ${l.level.padEnd(5)} ${l.target}: ${l.message}`).join('\n');
+  const one = (t: string) => t.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
+  return lines.map((l) => `${l.time} ${l.level.padEnd(5)} ${one(l.target)}: ${one(l.message)}`).join('\n');
 }

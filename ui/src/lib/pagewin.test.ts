@@ -57,6 +57,17 @@ describe('PageWindow', () => {
     expect(w.rows.length).toBe(8);
   });
 
+  it('drops a page fetched after a cursor that is no longer where it starts', () => {
+    const w = new PageWindow<string>(4);
+    w.reset(page(0, 5, 'a'));
+    // Page 1 asked after 'a'; meanwhile page 0 is fetched again and ends at 'a2'.
+    w.put(page(0, 5, 'a2'));
+    w.put(page(1, 5, 'b'), 'a');
+    expect(w.pages.map((p) => p.index)).toEqual([0]);
+    w.put(page(1, 5, 'b'), 'a2');
+    expect(w.pages.map((p) => p.index)).toEqual([0, 1]);
+  });
+
   it('drops a page that came too late to fit', () => {
     const w = new PageWindow<string>(2);
     w.reset(page(0, 5, 'a'));

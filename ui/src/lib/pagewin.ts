@@ -70,9 +70,13 @@ export class PageWindow<T> {
    * Puts a page fetched: after the last one, before the first one, or in place of one held.
    * Keeps at most `max` pages, dropping from the far end of where the page went. A page
    * held again whose end moved (pins came or went) lets go of the pages after it: they no
-   * longer follow it, and are fetched again when scrolled to.
+   * longer follow it, and are fetched again when scrolled to. With `after` (the cursor the
+   * page was fetched after), a page that no longer starts there is dropped.
    */
-  put(page: Page<T>) {
+  put(page: Page<T>, after?: string | null) {
+    // Fetched after a cursor that is no longer where this page starts (the page before it
+    // was fetched again meanwhile, and ends elsewhere now): it does not follow, dropped.
+    if (after !== undefined && page.index > 0 && (this.starts[page.index] ?? null) !== after) return;
     this.sizes[page.index] = page.rows.length;
     if (page.next) this.starts[page.index + 1] = page.next;
     const at = this.pages.findIndex((p) => p.index === page.index);

@@ -73,7 +73,10 @@ describe('Pins view', () => {
     await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ search: 'QmYwAP', search_in: 'name' })));
     await fireEvent.change(screen.getByLabelText('Order'), { target: { value: 'name' } });
     await waitFor(() => expect(calls.pinsPage).toHaveBeenLastCalledWith(expect.objectContaining({ order: 'name', after: null })));
-    expect(screen.getByText('No pin matches.')).toBeTruthy();
+    expect(document.getElementById('pins-empty')!.textContent).toBe('No pin matches.');
+    // A search's outcome is said in the live region too.
+    await fireEvent.input(box, { target: { value: 'Holiday' } });
+    await waitFor(() => expect(screen.getByRole('status').textContent).toBe('No pin matches.'));
   });
 
   it('draws only the rows in view and holds only a few pages of a long listing', async () => {
@@ -115,7 +118,7 @@ describe('Pins view', () => {
     await screen.findByText('No pins yet.');
     await fireEvent.input(screen.getByLabelText('CID, ipfs:// link or /ipfs/ path'), { target: { value: ' bafynew ' } });
     await fireEvent.input(screen.getByLabelText('Name (optional)'), { target: { value: 'n' } });
-    await fireEvent.input(screen.getByLabelText('Copies (empty: every peer)'), { target: { value: '2' } });
+    await fireEvent.input(screen.getByLabelText('Copies (empty: the default)'), { target: { value: '2' } });
     await fireEvent.submit(screen.getByRole('form', { name: 'Pin a CID' }));
     await waitFor(() => expect(calls.pin).toHaveBeenCalledWith('bafynew', 'n', 2));
     await waitFor(() => expect(screen.getByRole('status').textContent).toContain('Pinned bafynew'));

@@ -12,7 +12,8 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::db::{fresh_name, storage};
 use crate::components::{
-    Browse, BrowseCursor, Browsed, ConsensusError, PinCounts, PinMatch, PinOrder, Pinset,
+    prefix_end, Browse, BrowseCursor, Browsed, ConsensusError, PinCounts, PinMatch, PinOrder,
+    Pinset,
 };
 use crate::types::{Cid, Pin, PinKey, PinType};
 
@@ -55,17 +56,9 @@ pub(super) fn name_index(table: &str) -> String {
     )
 }
 
-/// After the name and CID bound (in this order) in name order. The caller also bounds the
-/// name from below (`>=`), so that SQLite seeks in the index of names instead of walking
-/// it from its start (a row value `(name, cid) > (?, ?)` is not a seek).
-const AFTER_NAME: &str = "(lower(json_extract(pin, '$.name')) > ? OR cid > ?)";
-
 /// Rows of the unnamed pins' part of a listing by name looked at, at most, for one page
 /// (they are found by walking the CIDs, as no index holds them).
 const BROWSE_SCAN: i64 = 20_000;
-
-/// Above every CID and every name's bytes: where a range "starting with" ends.
-const TOP: char = '\u{10FFFF}';
 
 /// Whether the stored pin `json` (an SQL expression) is allocated to the peer the counts are
 /// kept for: allocated to every peer (no allocations) or naming it. Peer ids are base58,
@@ -306,142 +299,98 @@ impl Pinset for PinsTable {
 
     async fn browse(&self, q: &Browse) -> Result<Browsed, ConsensusError> {
         let limit = q.limit.clamp(1, 1000) as i64;
-        let after = q.after.as_deref().map(BrowseCursor::decode).transpose()?;
+        let after = q.cursor()?;
         let cid_after = |c: &Option<BrowseCursor>| match c {
             Some(BrowseCursor::Cid(c)) => Ok(c.clone()),
             None => Ok(String::new()),
             Some(_) => Err(ConsensusError::BadInput("a cursor of another order".into())),
         };
         let db = &self.readers;
-        match (&q.matching, q.order) {
+        let fetch = |sql: String, binds: Vec<Bind>| async move {
+            let mut query = sqlx::query(&sql);
+            for b in binds {
+                query = match b {
+                    Bind::Text(t) => query.bind(t),
+                    Bind::Int(n) => query.bind(n),
+                };
+            }
+            query.fetch_all(db).await.map_err(storage)
+        };
+        use Bind::{Int, Text};
+        let page = match (&q.matching, q.order) {
             (PinMatch::CidPrefix(prefix), _) => {
                 // One lower bound, so that SQLite seeks to it (given two, it seeks to one and
                 // walks the rest of the table testing the other).
                 let from = cid_after(&after)?;
-                let sql = if from.as_str() >= prefix.as_str() {
-                    "SELECT cid, pin FROM pins WHERE cid > ? AND cid < ? ORDER BY cid LIMIT ?"
+                let (low, low_op) = if from.as_str() >= prefix.as_str() {
+                    (from, ">")
                 } else {
-                    "SELECT cid, pin FROM pins WHERE cid >= ? AND cid < ? ORDER BY cid LIMIT ?"
+                    (prefix.clone(), ">=")
                 };
-                let rows = sqlx::query(sql)
-                    .bind(from.as_str().max(prefix.as_str()))
-                    .bind(format!("{prefix}{TOP}"))
-                    .bind(limit)
-                    .fetch_all(db)
-                    .await
-                    .map_err(storage)?;
-                by_cid(rows, limit)
+                let (high, binds) = match prefix_end(prefix) {
+                    Some(end) => (" AND cid < ?", vec![Text(low), Text(end), Int(limit)]),
+                    None => ("", vec![Text(low), Int(limit)]),
+                };
+                let sql = format!(
+                    "SELECT cid, pin FROM pins WHERE cid {low_op} ?{high} ORDER BY cid LIMIT ?"
+                );
+                by_cid(q, fetch(sql, binds).await?, limit)?
             }
             (PinMatch::All, PinOrder::Cid) => {
-                let rows =
-                    sqlx::query("SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT ?")
-                        .bind(cid_after(&after)?)
-                        .bind(limit)
-                        .fetch_all(db)
-                        .await
-                        .map_err(storage)?;
-                by_cid(rows, limit)
+                let sql = "SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT ?";
+                let rows = fetch(sql.into(), vec![Text(cid_after(&after)?), Int(limit)]).await?;
+                by_cid(q, rows, limit)?
             }
             (PinMatch::All, PinOrder::CidDesc) => {
-                let before = match after {
-                    None => TOP.to_string(),
-                    some => cid_after(&some)?,
+                let rows = match after {
+                    None => {
+                        let sql = "SELECT cid, pin FROM pins ORDER BY cid DESC LIMIT ?";
+                        fetch(sql.into(), vec![Int(limit)]).await?
+                    }
+                    some => {
+                        let sql =
+                            "SELECT cid, pin FROM pins WHERE cid < ? ORDER BY cid DESC LIMIT ?";
+                        fetch(sql.into(), vec![Text(cid_after(&some)?), Int(limit)]).await?
+                    }
                 };
-                let rows = sqlx::query(
-                    "SELECT cid, pin FROM pins WHERE cid < ? ORDER BY cid DESC LIMIT ?",
-                )
-                .bind(before)
-                .bind(limit)
-                .fetch_all(db)
-                .await
-                .map_err(storage)?;
-                by_cid(rows, limit)
+                by_cid(q, rows, limit)?
             }
             (PinMatch::NamePrefix(prefix), _) => {
                 let prefix = prefix.to_ascii_lowercase();
-                let (name, cid) = match after {
-                    Some(BrowseCursor::Name(n, c)) => (n, c),
-                    None => (String::new(), String::new()),
+                let from = match after {
+                    Some(BrowseCursor::Name(n, c)) => Some((n, c)),
+                    None => None,
                     Some(_) => {
                         return Err(ConsensusError::BadInput("a cursor of another order".into()))
                     }
                 };
-                let sql = format!(
-                    "SELECT cid, pin, {NAME} FROM pins WHERE {NAMED} AND {NAME} >= ? AND {NAME} < ? \
-                     AND {AFTER_NAME} ORDER BY {NAME}, cid LIMIT ?"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(prefix.as_str().max(name.as_str()))
-                    .bind(format!("{prefix}{TOP}"))
-                    .bind(&name)
-                    .bind(cid)
-                    .bind(limit)
-                    .fetch_all(db)
-                    .await
-                    .map_err(storage)?;
-                by_name(rows, limit)
+                self.by_name(q, &prefix, prefix_end(&prefix), from, limit)
+                    .await?
             }
             (PinMatch::All, PinOrder::Name) => {
                 // The named pins through the index of names, then the unnamed ones by CID.
                 let mut page = Browsed::default();
                 let mut at = after;
                 if let None | Some(BrowseCursor::Name(..)) = at {
-                    let (name, cid) = match at {
-                        Some(BrowseCursor::Name(n, c)) => (n, c),
-                        _ => (String::new(), String::new()),
+                    let from = match at {
+                        Some(BrowseCursor::Name(n, c)) => Some((n, c)),
+                        _ => None,
                     };
-                    let sql = format!(
-                        "SELECT cid, pin, {NAME} FROM pins WHERE {NAMED} AND {NAME} >= ? \
-                         AND {AFTER_NAME} ORDER BY {NAME}, cid LIMIT ?"
-                    );
-                    let rows = sqlx::query(&sql)
-                        .bind(&name)
-                        .bind(&name)
-                        .bind(cid)
-                        .bind(limit)
-                        .fetch_all(db)
-                        .await
-                        .map_err(storage)?;
-                    page = by_name(rows, limit)?;
+                    page = self.by_name(q, "", None, from, limit).await?;
                     if page.next.is_some() {
                         return Ok(page);
                     }
                     at = Some(BrowseCursor::Cid(String::new()));
                 }
-                let from = cid_after(&at)?;
                 let want = limit - page.pins.len() as i64;
-                let sql = format!(
-                    "SELECT cid, pin FROM (SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid \
-                     LIMIT {BROWSE_SCAN}) WHERE {UNNAMED} LIMIT ?"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(&from)
-                    .bind(want)
-                    .fetch_all(db)
-                    .await
-                    .map_err(storage)?;
-                let unnamed = by_cid(rows, want)?;
+                let unnamed = self.unnamed(q, cid_after(&at)?, want).await?;
                 page.pins.extend(unnamed.pins);
-                page.next = match unnamed.next {
-                    Some(next) => Some(next),
-                    None => {
-                        // Fewer than wanted in the rows looked at: go on after the last of
-                        // them, unless they were the last of the pinset.
-                        let row = sqlx::query(&format!(
-                            "SELECT count(*), max(cid) FROM (SELECT cid FROM pins WHERE cid > ? \
-                             ORDER BY cid LIMIT {BROWSE_SCAN})"
-                        ))
-                        .bind(&from)
-                        .fetch_one(db)
-                        .await
-                        .map_err(storage)?;
-                        (row.get::<i64, _>(0) == BROWSE_SCAN)
-                            .then(|| BrowseCursor::Cid(row.get(1)).encode())
-                    }
-                };
-                Ok(page)
+                page.next = unnamed.next;
+                page.looked += unnamed.looked;
+                page
             }
-        }
+        };
+        Ok(page)
     }
 
     fn stream_json(&self, types: &[PinType]) -> BoxStream<'static, Result<String, ConsensusError>> {
@@ -484,32 +433,142 @@ impl Pinset for PinsTable {
     }
 }
 
-/// A page of pins in CID order from `rows` (cid, pin) of a query limited to `limit`: full,
-/// it goes on after its last CID.
-fn by_cid(rows: Vec<sqlx::sqlite::SqliteRow>, limit: i64) -> Result<Browsed, ConsensusError> {
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| BrowseCursor::Cid(r.get(0)).encode()))
-        .flatten();
-    let pins = rows
-        .iter()
-        .map(|r| parse_pin(r.get::<&str, _>(1)))
-        .collect::<Result<_, _>>()?;
-    Ok(Browsed { pins, next })
+/// A value bound to a browse query.
+enum Bind {
+    Text(String),
+    Int(i64),
 }
 
-/// A page of pins in name order from `rows` (cid, pin, name as indexed), as [`by_cid`].
-fn by_name(rows: Vec<sqlx::sqlite::SqliteRow>, limit: i64) -> Result<Browsed, ConsensusError> {
+/// The pins of `rows` (cid, pin, …), parsed.
+fn pins_of(rows: &[sqlx::sqlite::SqliteRow]) -> Result<Vec<Pin>, ConsensusError> {
+    rows.iter()
+        .map(|r| parse_pin(r.get::<&str, _>(1)))
+        .collect()
+}
+
+/// A page of pins in CID order from `rows` (cid, pin) of a query limited to `limit`: full,
+/// it goes on after its last CID.
+fn by_cid(
+    q: &Browse,
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+    limit: i64,
+) -> Result<Browsed, ConsensusError> {
     let next = (rows.len() as i64 == limit)
         .then(|| {
             rows.last()
-                .map(|r| BrowseCursor::Name(r.get(2), r.get(0)).encode())
+                .map(|r| q.next_text(&BrowseCursor::Cid(r.get(0))))
         })
         .flatten();
-    let pins = rows
-        .iter()
-        .map(|r| parse_pin(r.get::<&str, _>(1)))
-        .collect::<Result<_, _>>()?;
-    Ok(Browsed { pins, next })
+    Ok(Browsed {
+        looked: rows.len(),
+        pins: pins_of(&rows)?,
+        next,
+    })
+}
+
+impl PinsTable {
+    /// Named pins by lower-cased name from `low` (below `high`, if any), after `from` (a
+    /// name and CID) when given: the rest of `from`'s name by CID, then the names above it,
+    /// each a seek in the index of names (a run of pins of one name costs each page its own
+    /// rows only).
+    async fn by_name(
+        &self,
+        q: &Browse,
+        low: &str,
+        high: Option<String>,
+        from: Option<(String, String)>,
+        limit: i64,
+    ) -> Result<Browsed, ConsensusError> {
+        let db = &self.readers;
+        let mut rows = Vec::new();
+        let low_name = match &from {
+            Some((name, cid)) => {
+                let same = format!(
+                    "SELECT cid, pin, {NAME} FROM pins WHERE {NAMED} AND {NAME} = ? AND cid > ? \
+                     ORDER BY cid LIMIT ?"
+                );
+                rows = sqlx::query(&same)
+                    .bind(name)
+                    .bind(cid)
+                    .bind(limit)
+                    .fetch_all(db)
+                    .await
+                    .map_err(storage)?;
+                Some(name.clone())
+            }
+            None => None,
+        };
+        let want = limit - rows.len() as i64;
+        if want > 0 {
+            let (low, op) = match &low_name {
+                Some(name) => (name.clone(), ">"),
+                None => (low.to_string(), ">="),
+            };
+            let below = if high.is_some() {
+                format!(" AND {NAME} < ?")
+            } else {
+                String::new()
+            };
+            let sql = format!(
+                "SELECT cid, pin, {NAME} FROM pins WHERE {NAMED} AND {NAME} {op} ?{below} \
+                 ORDER BY {NAME}, cid LIMIT ?"
+            );
+            let mut query = sqlx::query(&sql).bind(low);
+            if let Some(h) = high {
+                query = query.bind(h);
+            }
+            rows.extend(query.bind(want).fetch_all(db).await.map_err(storage)?);
+        }
+        let next = (rows.len() as i64 == limit)
+            .then(|| {
+                rows.last()
+                    .map(|r| q.next_text(&BrowseCursor::Name(r.get(2), r.get(0))))
+            })
+            .flatten();
+        Ok(Browsed {
+            looked: rows.len(),
+            pins: pins_of(&rows)?,
+            next,
+        })
+    }
+
+    /// Up to `want` unnamed pins after the CID `from`, looking at [`BROWSE_SCAN`] rows at
+    /// most (no index holds them): the rows and where the look ended are read in one read
+    /// transaction, so that both see the same pinset.
+    async fn unnamed(
+        &self,
+        q: &Browse,
+        from: String,
+        want: i64,
+    ) -> Result<Browsed, ConsensusError> {
+        let mut tx = self.readers.begin().await.map_err(storage)?;
+        let scanned =
+            format!("SELECT cid, pin FROM pins WHERE cid > ? ORDER BY cid LIMIT {BROWSE_SCAN}");
+        let rows = sqlx::query(&format!(
+            "SELECT cid, pin FROM ({scanned}) WHERE {UNNAMED} ORDER BY cid LIMIT ?"
+        ))
+        .bind(&from)
+        .bind(want)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut page = by_cid(q, rows, want)?;
+        let row = sqlx::query(&format!(
+            "SELECT count(*), max(cid) FROM (SELECT cid FROM pins WHERE cid > ? ORDER BY cid LIMIT {BROWSE_SCAN})"
+        ))
+        .bind(&from)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        let count = row.get::<i64, _>(0);
+        page.looked = count.max(page.pins.len() as i64) as usize;
+        if page.next.is_none() && count == BROWSE_SCAN {
+            // Fewer than wanted in the rows looked at: go on after the last of them.
+            page.next = Some(q.next_text(&BrowseCursor::Cid(row.get(1))));
+        }
+        Ok(page)
+    }
 }
 
 impl PinsTable {
