@@ -1,6 +1,8 @@
 //! Multi-peer clusters: real peer processes, each with its own real IPFS node, joined by
 //! `--bootstrap` over the libp2p cluster swarm on 127.0.0.1.
 
+use std::time::Duration;
+
 use cluster_tests::*;
 use ipfs_cluster::types::{PeerRole, PinOptions};
 
@@ -113,7 +115,21 @@ async fn five_peers_elect_a_new_leader_after_kill_9_and_a_minority_cannot_commit
     for i in [leader, others[2], others[3]] {
         c.peers[i].start(&[]).await.unwrap();
     }
-    client.pin(&b, &PinOptions::default()).await.unwrap();
+    // The peers back may still be electing: a write met by a change of leader is told as
+    // one to retry (as any client would), anything else fails the test.
+    wait_for(
+        "a commit once the peers are back",
+        Duration::from_secs(60),
+        || async {
+            match client.pin(&b, &PinOptions::default()).await {
+                Ok(p) => Some(p),
+                Err(e) if e.to_string().contains("leader") => None,
+                Err(e) => panic!("{e}"),
+            }
+        },
+    )
+    .await
+    .unwrap();
     pinned_everywhere(&c, &b, &[0, 1, 2, 3, 4]).await;
     pinned_everywhere(&c, &a, &[leader]).await;
 }

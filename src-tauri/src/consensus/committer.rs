@@ -32,21 +32,34 @@ type Answer = oneshot::Sender<Result<(), ConsensusError>>;
 /// Where this peer's writes queue for a group.
 pub(super) struct Committer {
     queue: mpsc::Sender<(Op, Answer)>,
+    raft: openraft::Raft<super::typ::TypeConfig>,
 }
 
 impl Committer {
     /// Starts the loop that commits queued writes through `link`.
     pub(super) fn start(link: LeaderLink, tasks: &Tasks) -> Committer {
         let (queue, waiting) = mpsc::channel(QUEUE);
+        let raft = link.raft.clone();
         tasks.spawn(run(link, waiting));
-        Committer { queue }
+        Committer { queue, raft }
+    }
+
+    /// Why a write got no answer: the group's task ended with the peer. When Raft stopped on
+    /// a storage error (a full disk while applying), that error, which is what stopped the
+    /// peer (the peer stops on seeing it, so it is known by then); else "stopping".
+    fn stopped(&self) -> ConsensusError {
+        if let Err(openraft::error::Fatal::StorageError(e)) =
+            &self.raft.metrics().borrow().running_state
+        {
+            return ConsensusError::Storage(e.to_string());
+        }
+        unavailable("the peer is stopping; the write may or may not have been committed")
     }
 
     /// Commits `op` in the next group; returns once this peer has applied it, so that a
     /// write through any peer is visible in that peer's state as soon as it is acknowledged.
     pub(super) async fn commit(&self, op: Op) -> Result<(), ConsensusError> {
-        let stopping =
-            || unavailable("the peer is stopping; the write may or may not have been committed");
+        let stopping = || self.stopped();
         let (answer, answered) = oneshot::channel();
         self.queue
             .send((op, answer))

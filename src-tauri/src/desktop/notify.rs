@@ -72,19 +72,10 @@ fn short(id: &str) -> String {
 fn fit(name: &str) -> String {
     let clean: String = name
         .chars()
-        .filter(|c| !c.is_control() && !is_format(*c))
+        .filter(|c| !c.is_control() && !super::settings::is_format(*c))
         .take(40)
         .collect();
     clean.trim().to_string()
-}
-
-/// Unicode's invisible format characters that can disguise text (bidirectional controls,
-/// zero-width characters, the byte-order mark, the soft hyphen).
-pub fn is_format(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-    )
 }
 
 impl Notifier {

@@ -56,6 +56,16 @@ impl LogLevel {
     }
 }
 
+/// Unicode's invisible format characters that can disguise text (bidirectional controls,
+/// zero-width characters, the byte-order mark, the soft hyphen): refused in a peer's name,
+/// and left out of names shown in notifications.
+pub fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
+}
+
 /// Which desktop notifications the user wants.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, ts_rs::TS)]
 #[serde(default)]
@@ -133,7 +143,7 @@ impl Settings {
     /// Refuses what the app could not use, naming it; nothing is saved then.
     pub fn check(&self) -> Result<(), Error> {
         let name = self.peer_name.trim();
-        let hidden = |c: char| c.is_control() || super::notify::is_format(c);
+        let hidden = |c: char| c.is_control() || is_format(c);
         if name.chars().count() > 64 || name.chars().any(hidden) {
             return Err(Error::BadInput(
                 "a peer name has at most 64 characters, none of them control or invisible format characters".into(),
