@@ -111,6 +111,30 @@ describe('Pins view', () => {
     expect(calls.pinsPage).toHaveBeenCalledWith(expect.objectContaining({ after: null }));
   });
 
+  it('keeps the row holding the focus drawn while the table scrolls away from it', async () => {
+    calls.pinsPage.mockImplementation(async (q: { after: string | null }) => {
+      const n = q.after ? Number(q.after.slice(1)) + 1 : 0;
+      return {
+        pins: Array.from({ length: 100 }, (_, i) => pin(`bafy${n}x${i}`, `pin ${n}.${i}`, 'pinned')),
+        next: n < 3 ? `p${n}` : null,
+      };
+    });
+    render(Pins);
+    const details = await screen.findByRole('button', { name: 'Details of pin 0.2' });
+    details.focus();
+    expect(document.activeElement).toBe(details);
+    const scroller = document.getElementById('pins-scroll')!;
+    scroller.scrollTop = 150 * 41;
+    await fireEvent.scroll(scroller);
+    await screen.findByText('pin 1.50');
+    // Still drawn, still focused; the rows between are drawn too (bounded by the pages held).
+    expect(document.activeElement).toBe(details);
+    expect(details.isConnected).toBe(true);
+    // Focus elsewhere: the far rows are let go again.
+    screen.getByLabelText('Starting with').focus();
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Details of pin 0.2' })).toBeNull());
+  });
+
   it('pins with the name and copies typed, and says so', async () => {
     calls.pinsPage.mockResolvedValue({ pins: [], next: null });
     calls.pin.mockResolvedValue({ cid: 'bafynew', name: 'n', allocations: [] });
