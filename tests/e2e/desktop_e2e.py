@@ -288,6 +288,9 @@ def main():
         f.write(os.urandom(3_000_000))
     driver.execute_script("window.__TAURI__.event.emit('tauri://drag-drop', {paths: [arguments[0]]})", album)
     wait("the Add view with the dropped folder", lambda: album in text_of(driver, "#add-items"))
+    # The add of the file dropped before may still be ending (its pin shows first): one add
+    # at a time, so the form waits for it.
+    wait("the Add form to take input", lambda: driver.find_element(By.ID, "add-name").is_enabled())
     driver.find_element(By.ID, "add-name").send_keys("Holiday album")
     shot(driver, "add")
     click(driver, "#btn-add")
