@@ -173,8 +173,8 @@ pub async fn count_for(pool: &SqlitePool, peer: &str) -> Result<(), ConsensusErr
 /// with their triggers.
 pub(super) async fn prepare(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     ensure_format_column(pool).await?;
-    ensure_expiry_index(pool).await?;
-    ensure_name_index(pool).await?;
+    ensure_index(pool, "*_expiry-*", expiry_index).await?;
+    ensure_index(pool, "*_names-*", name_index).await?;
     let counted: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
         .fetch_optional(pool)
         .await?;
@@ -213,30 +213,22 @@ async fn ensure_format_column(pool: &SqlitePool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Gives `pins` its expiry index if it has none (a database from before it).
-async fn ensure_expiry_index(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+/// Gives `pins` the index whose names match `glob` if it has none (a database from before
+/// it), made by the SQL `create` gives for the table.
+async fn ensure_index(
+    pool: &SqlitePool,
+    glob: &str,
+    create: fn(&str) -> String,
+) -> Result<(), sqlx::Error> {
     let n: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_expiry-*'",
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB ?",
     )
+    .bind(glob)
     .fetch_one(pool)
     .await?
     .get(0);
     if n == 0 {
-        sqlx::query(&expiry_index("pins")).execute(pool).await?;
-    }
-    Ok(())
-}
-
-/// Gives `pins` its index of names if it has none (a database from before it).
-async fn ensure_name_index(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let n: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_names-*'",
-    )
-    .fetch_one(pool)
-    .await?
-    .get(0);
-    if n == 0 {
-        sqlx::query(&name_index("pins")).execute(pool).await?;
+        sqlx::query(&create("pins")).execute(pool).await?;
     }
     Ok(())
 }
