@@ -990,6 +990,18 @@ fn the_stored_pin_format_is_the_apis() {
     );
 }
 
+/// SQLite's plan for `sql`, a line per step.
+async fn query_plan(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect()
+}
+
 /// Every page of `q` from `state`, `limit` at a time, by following `next`.
 async fn browse_all(state: &dyn Pinset, mut q: crate::components::Browse) -> Vec<String> {
     let mut seen = Vec::new();
@@ -1138,7 +1150,6 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
         Err(ConsensusError::BadInput(_))
     ));
     // The searches go through indexes, not the whole table.
-    use sqlx::Row;
     let name = store::pins_name_sql();
     let named = store::pins_named_sql();
     // (Each seeks to where it starts and ends: SQLite's plan names both bounds.)
@@ -1148,13 +1159,7 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
         (format!("SELECT cid FROM pins WHERE {named} AND {name} = 'a' AND cid > 'b' ORDER BY cid LIMIT 5"), "(<expr>=? AND cid>?)"),
         ("SELECT cid FROM pins WHERE cid >= 'bafy' AND cid < 'bafz' ORDER BY cid LIMIT 5".to_string(), "(cid>? AND cid<?)"),
     ] {
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.get::<String, _>(3))
-            .collect();
+        let plan = query_plan(&pool, &sql).await;
         assert!(
             plan.iter().all(|p| !p.contains("TEMP B-TREE"))
                 && plan.iter().any(|p| p.starts_with("SEARCH") && p.ends_with(seek)),
@@ -1203,15 +1208,13 @@ async fn browsing_orders_and_searches_through_indexes_page_by_page_as_the_model_
     // (The readers, as the peer's: `EXPLAIN` on a connection opened before the index was
     // made would plan with the schema it read then.)
     let pool = store::open_readers(&db_path(dir.path())).await.unwrap();
-    let plan: Vec<String> = sqlx::query(&format!(
-        "EXPLAIN QUERY PLAN SELECT cid FROM pins WHERE {named} AND {name} > 'a' ORDER BY {name}, cid LIMIT 5"
-    ))
-    .fetch_all(&pool)
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get::<String, _>(3))
-    .collect();
+    let plan = query_plan(
+        &pool,
+        &format!(
+            "SELECT cid FROM pins WHERE {named} AND {name} > 'a' ORDER BY {name}, cid LIMIT 5"
+        ),
+    )
+    .await;
     assert!(
         plan.iter()
             .any(|p| p.contains("SEARCH pins USING INDEX") && p.contains("_names-")),
