@@ -50,17 +50,24 @@ fn write_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub async fn add_figures(report: &mut Report) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    std::fs::create_dir_all(dir.path().join("node"))?;
-    let ipfs = IpfsNode::start(&dir.path().join("node")).await?;
-    let app = dir.path().join("app");
+/// The app's `Desktop` in `dir/app` with a new cluster, its peer using a real IPFS node in
+/// `dir/node` (kept running as long as the node returned is).
+pub async fn desktop_in(dir: &Path) -> Result<(IpfsNode, Desktop)> {
+    std::fs::create_dir_all(dir.join("node"))?;
+    let ipfs = IpfsNode::start(&dir.join("node")).await?;
+    let app = dir.join("app");
     let d = Desktop::with(
         app.clone(),
         Box::new(FileStore::in_folder(&app)),
         Box::new(loopback_defaults(Multiaddrs::one(&ipfs.api_multiaddr()))),
     );
     d.new_cluster().await?;
+    Ok((ipfs, d))
+}
+
+pub async fn add_figures(report: &mut Report) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_ipfs, d) = desktop_in(dir.path()).await?;
     let file = dir.path().join("video.bin");
     let path = file.clone();
     tokio::task::spawn_blocking(move || write_file(&path)).await??;

@@ -6,11 +6,8 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use cluster_tests::*;
-use ipfs_cluster::config::Multiaddrs;
 use ipfs_cluster::consensus::offline;
-use ipfs_cluster::desktop::secrets::FileStore;
-use ipfs_cluster::desktop::{loopback_defaults, Desktop, PinsOrder, PinsQuery, SearchIn};
+use ipfs_cluster::desktop::{Desktop, PinsOrder, PinsQuery, SearchIn};
 use ipfs_cluster::peer::StartOptions;
 
 use crate::Report;
@@ -33,15 +30,8 @@ async fn timed(d: &Desktop, q: PinsQuery) -> Result<(f64, f64, usize)> {
 
 pub async fn pins_view_figures(report: &mut Report) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    std::fs::create_dir_all(dir.path().join("node"))?;
-    let ipfs = IpfsNode::start(&dir.path().join("node")).await?;
+    let (_ipfs, d) = crate::add::desktop_in(dir.path()).await?;
     let app = dir.path().join("app");
-    let d = Desktop::with(
-        app.clone(),
-        Box::new(FileStore::in_folder(&app)),
-        Box::new(loopback_defaults(Multiaddrs::one(&ipfs.api_multiaddr()))),
-    );
-    d.new_cluster().await?;
     d.stop().await;
     let file = dir.path().join("import.ndjson");
     crate::write_import(&file, PINS)?;
