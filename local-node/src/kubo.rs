@@ -154,7 +154,14 @@ impl Kubo {
 
     /// Creates the repo if it does not exist yet, then configures its network as `network`
     /// says.
-    pub fn ensure_repo(&self, network: &Network, storage_max: &str) -> Result<(), KuboError> {
+    /// Makes the repo if it is missing and sets its config for `network`; `gateway` is the
+    /// address the gateway listens on (none: no gateway), recorded as Kubo records it.
+    pub fn ensure_repo(
+        &self,
+        network: &Network,
+        storage_max: &str,
+        gateway: Option<&str>,
+    ) -> Result<(), KuboError> {
         let config = self.repo_path.join("config");
         if !config.exists() {
             std::fs::create_dir_all(&self.repo_path)
@@ -172,6 +179,10 @@ impl Kubo {
         let mut cfg: Value = serde_json::from_str(&text)
             .map_err(|e| KuboError::Call(format!("{}: not JSON: {e}", config.display())))?;
         configure(&mut cfg, network, storage_max);
+        cfg["Addresses"]["Gateway"] = match gateway {
+            Some(g) => json!(g),
+            None => json!([]),
+        };
         std::fs::write(&config, serde_json::to_vec_pretty(&cfg).expect("JSON"))
             .map_err(|e| KuboError::Call(format!("{}: {e}", config.display())))
     }

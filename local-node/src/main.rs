@@ -21,8 +21,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+mod gateway;
 mod kubo;
 mod rpc;
+mod traffic;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +38,10 @@ struct Args {
     /// RPC API address.
     #[arg(long, default_value = "/ip4/127.0.0.1/tcp/5001")]
     api: multiaddr::Multiaddr,
+    /// Gateway address (read-only `/ipfs/<cid>` paths), as Kubo's `Addresses.Gateway`.
+    /// Default: Kubo's 127.0.0.1:8080, or a free port if another program holds that one.
+    #[arg(long)]
+    gateway: Option<multiaddr::Multiaddr>,
     /// Swarm listen address (repeatable), as Kubo's `Addresses.Swarm`.
     #[arg(long = "swarm", default_values_t = ["/ip4/0.0.0.0/tcp/4001".to_string(), "/ip6/::/tcp/4001".to_string()])]
     swarm: Vec<String>,
@@ -97,6 +103,29 @@ async fn main() -> anyhow::Result<()> {
     } else {
         kubo::Network::Lan { swarm: args.swarm }
     };
+    // The gateway is bound first, so that the repo's config records where it is.
+    let gateway = match &args.gateway {
+        Some(ma) => {
+            let at = ipfs_cluster::net::socket_addr(ma)?;
+            if !at.ip().is_loopback() && !args.allow_remote_api {
+                bail!("--gateway {ma}: the gateway is served on loopback only (--allow-remote-api to serve it on a network of your own)");
+            }
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at}"))?
+        }
+        None => match tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(
+                    "the gateway cannot have 127.0.0.1:8080 ({e}): it takes a free port"
+                );
+                tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?
+            }
+        },
+    };
+    let gateway_at = gateway.local_addr()?;
+    let gateway_ma = ipfs_cluster::net::multiaddr_of(gateway_at);
     std::fs::create_dir_all(&args.repo)
         .with_context(|| format!("creating {}", args.repo.display()))?;
     let repo = args.repo.canonicalize()?;
@@ -104,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(&repo)?;
     tracing::info!("loading {} for {}", lib.display(), repo.display());
     let node = kubo::Kubo::load(&lib, &repo)?;
-    node.ensure_repo(&network, &args.storage_max)?;
+    node.ensure_repo(&network, &args.storage_max, Some(&gateway_ma.to_string()))?;
     tracing::info!("starting the IPFS node");
     node.run()?;
     // Loading the library and starting the node (Go's signal.Notify) took over SIGINT and
@@ -120,6 +149,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(repo.join("api"), api_ma.to_string())?;
     tracing::info!(id = %node.id().unwrap_or_default(), "RPC API server listening on {api_ma}");
     println!("RPC API server listening on {api_ma}");
+    let traffic = traffic::Traffic::default();
+    traffic.not_swarm(bound.port());
+    traffic.not_swarm(gateway_at.port());
+    traffic.start();
     let stop = Arc::new(tokio::sync::Notify::new());
     // The project's policy for every HTTP listener: Host, paths, body pace (the proxy
     // and the cluster peer apply the same).
@@ -128,15 +161,30 @@ async fn main() -> anyhow::Result<()> {
         bound,
         rpc::refusal,
     );
-    let app = ipfs_cluster::http_policy::protect(
-        rpc::router(rpc::Node {
-            kubo: node.clone(),
-            stop: stop.clone(),
-            repo_size: Default::default(),
-            test_api: args.test_api,
-        }),
-        policy,
+    let rpc_node = rpc::Node {
+        kubo: node.clone(),
+        stop: stop.clone(),
+        repo_size: Default::default(),
+        traffic,
+        test_api: args.test_api,
+    };
+    let app = ipfs_cluster::http_policy::protect(rpc::router(rpc_node.clone()), policy);
+    let gateway_app = ipfs_cluster::http_policy::protect(
+        gateway::router(rpc_node),
+        ipfs_cluster::http_policy::ListenerPolicy::new(
+            "the IPFS node's gateway",
+            gateway_at,
+            rpc::refusal,
+        ),
     );
+    tracing::info!("gateway listening on {gateway_ma}");
+    println!("Gateway server listening on {gateway_ma}");
+    let gateway_server = axum::serve(gateway, gateway_app);
+    tokio::spawn(async move {
+        if let Err(e) = gateway_server.await {
+            tracing::error!("the gateway stopped: {e}");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         tokio::select! {
             _ = term.recv() => {}

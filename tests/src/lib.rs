@@ -238,7 +238,11 @@ impl IpfsNode {
             }
             None => {
                 let mut c = Command::new(bin("ipfs-local-node"));
-                c.arg("--loopback-only");
+                // A free port for the gateway: nodes of tests running at once would all
+                // want Kubo's 8080.
+                c.arg("--loopback-only")
+                    .arg("--gateway")
+                    .arg("/ip4/127.0.0.1/tcp/0");
                 c
             }
         };
@@ -292,6 +296,41 @@ impl IpfsNode {
             bail!("{path}: {} {}", resp.status(), resp.text().await?);
         }
         Ok(resp)
+    }
+
+    /// A call with a multipart form (`add`), its answer as text.
+    pub async fn call_form(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        form: reqwest::multipart::Form,
+    ) -> Result<String> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v0/{path}", self.api_url()))
+            .query(query)
+            .multipart(form)
+            .send()
+            .await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{path}: {status} {text}");
+        }
+        Ok(text)
+    }
+
+    /// The gateway's base URL (`http://host:port`), from `Addresses.Gateway` as Kubo's.
+    pub async fn gateway_url(&self) -> Result<String> {
+        let cfg: Value = self.call("config/show", &[]).await?.json().await?;
+        let ma = cfg["Addresses"]["Gateway"]
+            .as_str()
+            .context("the config names no gateway")?;
+        let mut parts = ma.split('/').skip(1);
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("ip4"), Some(ip), Some("tcp"), Some(port)) => Ok(format!("http://{ip}:{port}")),
+            _ => bail!("gateway address {ma} is not /ip4/…/tcp/…"),
+        }
     }
 
     /// Adds `data` without pinning it (so only the cluster's pin keeps it); returns its CID.

@@ -582,3 +582,129 @@ async fn ctl_takes_ipfs_cluster_ctls_short_flags_and_cluster_credentials() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains(&peer.id()), "{}", text(&out));
 }
+
+/// The built-in IPFS node's gateway (what "open in the local gateway" opens) and its
+/// `stats/bw` (what the overview's IPFS traffic chart draws), on two real nodes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_built_in_node_serves_a_gateway_and_counts_its_swarm_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let a = IpfsNode::start(&dir.path().join("a")).await.unwrap();
+    let b = IpfsNode::start(&dir.path().join("b")).await.unwrap();
+    let gw = a.gateway_url().await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{gw}{path}");
+        async move { http.get(url).send().await.unwrap() }
+    };
+
+    // A folder, as Kubo's clients send one, with a name that is markup.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "d",
+            reqwest::multipart::Part::bytes(Vec::new())
+                .file_name("site")
+                .mime_str("application/x-directory")
+                .unwrap(),
+        )
+        .part(
+            "f",
+            reqwest::multipart::Part::bytes(b"hello gateway".to_vec()).file_name("site/a.txt"),
+        )
+        .part(
+            "g",
+            reqwest::multipart::Part::bytes(b"\x89PNG\r\n\x1a\nnot really".to_vec())
+                .file_name("site/%3Cb%3Epic"),
+        );
+    let added = a.call_form("add", &[("pin", "true")], form).await.unwrap();
+    let root = added
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["Name"] == "site")
+        .and_then(|v| v["Hash"].as_str().map(String::from))
+        .expect("the folder's CID");
+
+    // A folder is listed with every name escaped.
+    let r = get(format!("/ipfs/{root}/")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-security-policy"], "sandbox");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(&format!("href=\"/ipfs/{root}/a.txt\"")),
+        "{page}"
+    );
+    assert!(page.contains("&lt;b&gt;pic"), "{page}");
+    assert!(!page.contains("<b>"), "{page}");
+
+    // Files stream with a type by name, or by their first bytes.
+    let r = get(format!("/ipfs/{root}/a.txt")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.text().await.unwrap(), "hello gateway");
+    let r = get(format!("/ipfs/{root}/%3Cb%3Epic")).await;
+    assert_eq!(r.headers()["content-type"], "image/png");
+
+    // Bad paths are refused, and nothing outside the DAG is ever served.
+    assert_eq!(get(format!("/ipfs/{root}/missing")).await.status(), 404);
+    // Dot segments, even escaped, never leave the folder (the listener resolves them first).
+    for sneaky in [
+        "%2E%2E%2F%2E%2E%2Fetc%2Fpasswd",
+        "..%2F..%2F..%2Fetc%2Fpasswd",
+    ] {
+        let r = get(format!("/ipfs/{root}/{sneaky}")).await;
+        assert!(r.status().is_client_error(), "{sneaky}: {}", r.status());
+        assert!(!r.text().await.unwrap().contains("root:"));
+    }
+    assert_eq!(get("/ipfs/not-a-cid".into()).await.status(), 400);
+    assert_eq!(get("/api/v0/id".into()).await.status(), 404);
+    // A page that rebinds a name of its own to 127.0.0.1 is refused.
+    let r = http
+        .get(format!("{gw}/ipfs/{root}/a.txt"))
+        .header("Host", "rebind.example:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Traffic: B fetches 2 MB from A over their swarm connection. A counts it out, B in;
+    // the RPC calls to each node (its own listeners) are not swarm traffic.
+    let before_a: Value = a.call("stats/bw", &[]).await.unwrap().json().await.unwrap();
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let cid = a.add(&data).await.unwrap();
+    let id: Value = a.call("id", &[]).await.unwrap().json().await.unwrap();
+    let addr = id["Addresses"][0].as_str().unwrap().to_string();
+    b.call("swarm/connect", &[("arg", &addr)]).await.unwrap();
+    b.call("pin/add", &[("arg", &cid)])
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let out_before = before_a["TotalOut"].as_u64().unwrap();
+    wait_for(
+        "the nodes' traffic counted",
+        Duration::from_secs(30),
+        || async {
+            let a: Value = a.call("stats/bw", &[]).await.ok()?.json().await.ok()?;
+            let b: Value = b.call("stats/bw", &[]).await.ok()?.json().await.ok()?;
+            let sent = a["TotalOut"].as_u64()? - out_before;
+            let got = b["TotalIn"].as_u64()?;
+            (sent >= 2_000_000 && got >= 2_000_000).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    // A's own RPC answers (`add` took 2 MB in through its API) are not counted as swarm.
+    let a_now: Value = a.call("stats/bw", &[]).await.unwrap().json().await.unwrap();
+    assert!(
+        a_now["TotalIn"].as_u64().unwrap() < 1_000_000,
+        "the 2 MB added through the RPC API counted as swarm traffic: {a_now}"
+    );
+}
