@@ -581,6 +581,16 @@ impl Cluster {
         Ok(self.ipfs.repo_stat().await?)
     }
 
+    /// This peer's IPFS node's traffic with other IPFS nodes (`stats/bw`).
+    pub async fn ipfs_bandwidth(&self) -> Result<crate::components::IpfsBandwidth> {
+        Ok(self.ipfs.bandwidth().await?)
+    }
+
+    /// Where this peer's IPFS node serves its gateway, if it has one.
+    pub async fn ipfs_gateway(&self) -> Result<Option<String>> {
+        Ok(self.ipfs.gateway().await?)
+    }
+
     /// Members with a current `ping` metric: those this peer hears from (itself included).
     pub fn online_peers(&self) -> Vec<String> {
         self.consensus

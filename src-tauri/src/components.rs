@@ -51,6 +51,16 @@ pub struct RepoStat {
     pub storage_max: u64,
 }
 
+/// Kubo's `stats/bw`: the node's traffic with other IPFS nodes since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct IpfsBandwidth {
+    pub total_in: u64,
+    pub total_out: u64,
+    /// Bytes per second, as the node measures them.
+    pub rate_in: f64,
+    pub rate_out: f64,
+}
+
 /// The peer's own IPFS daemon, reached over the Kubo RPC API.
 #[async_trait]
 pub trait IpfsConnector: Send + Sync + 'static {
@@ -68,6 +78,11 @@ pub trait IpfsConnector: Send + Sync + 'static {
     async fn resolve(&self, path: &str) -> Result<Cid, IpfsError>;
     async fn repo_stat(&self) -> Result<RepoStat, IpfsError>;
     async fn swarm_connect(&self, addr: &str) -> Result<(), IpfsError>;
+    /// The node's traffic (`stats/bw`).
+    async fn bandwidth(&self) -> Result<IpfsBandwidth, IpfsError>;
+    /// Where the node's gateway answers (`http://127.0.0.1:8080`), from its config's
+    /// `Addresses.Gateway`; none when it has no gateway.
+    async fn gateway(&self) -> Result<Option<String>, IpfsError>;
     /// Adds a file's bytes to IPFS without pinning it (the cluster pins it); returns its CID.
     async fn add(&self, name: &str, data: Vec<u8>) -> Result<Cid, IpfsError>;
     /// The IPFS peer ids this node is connected to (`swarm/peers`).

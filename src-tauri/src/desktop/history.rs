@@ -25,6 +25,10 @@ pub struct Sample {
     pub free: Option<u64>,
     /// Storage its IPFS node uses (`repo/stat`'s size), bytes; none unknown.
     pub used: Option<u64>,
+    /// Its IPFS node's traffic with other IPFS nodes since the last sample (`stats/bw`),
+    /// bytes per second; none when the node does not say.
+    pub ipfs_in: Option<f64>,
+    pub ipfs_out: Option<f64>,
 }
 
 /// The two windows the charts show.
@@ -46,12 +50,26 @@ pub struct History {
     day: VecDeque<Sample>,
     /// Traffic totals at the last sample, for the rates.
     last_totals: Option<(i64, i64, i64)>,
+    /// The IPFS node's totals at the last sample that had them: when, in, out.
+    last_ipfs: Option<(i64, u64, u64)>,
 }
 
 impl History {
-    /// Takes a sample at `at` of `counts` and the traffic `totals` (bytes in and out so far).
-    /// The day keeps one sample per [`DAY_STEP`]: the first of each step.
-    pub fn push(&mut self, mut s: Sample, totals: (i64, i64)) {
+    /// Takes a sample at `at` of `counts` and the traffic `totals` (bytes in and out so far),
+    /// and the IPFS node's totals if it told them. The day keeps one sample per
+    /// [`DAY_STEP`]: the first of each step.
+    pub fn push(&mut self, mut s: Sample, totals: (i64, i64), ipfs: Option<(u64, u64)>) {
+        (s.ipfs_in, s.ipfs_out) = (None, None);
+        if let Some((tin, tout)) = ipfs {
+            if let Some((at, pin, pout)) = self.last_ipfs {
+                let secs = (s.at - at).max(1) as f64;
+                // A node restarted counts from zero again: its totals are the traffic since.
+                let moved = |now: u64, then: u64| if now >= then { now - then } else { now };
+                s.ipfs_in = Some(moved(tin, pin) as f64 / secs);
+                s.ipfs_out = Some(moved(tout, pout) as f64 / secs);
+            }
+            self.last_ipfs = Some((s.at, tin, tout));
+        }
         if let Some((at, tin, tout)) = self.last_totals {
             let secs = (s.at - at).max(1) as f64;
             s.bytes_in = (totals.0 - tin).max(0) as f64 / secs;
@@ -99,7 +117,11 @@ mod tests {
                 pinned: i as u64,
                 ..Default::default()
             };
-            h.push(s, (i * 1000, i * 500));
+            h.push(
+                s,
+                (i * 1000, i * 500),
+                Some((i as u64 * 2000, i as u64 * 100)),
+            );
         }
         let c = h.charts();
         assert_eq!(c.hour.len(), HOUR_LEN);
@@ -116,6 +138,9 @@ mod tests {
         // 1000 bytes in and 500 out per 10 s.
         let last = c.hour.last().unwrap();
         assert_eq!((last.bytes_in, last.bytes_out), (100.0, 50.0));
+        // The IPFS node's: 2000 in and 100 out per 10 s; the first sample has no rate.
+        assert_eq!((last.ipfs_in, last.ipfs_out), (Some(200.0), Some(10.0)));
+        assert_eq!(c.day[0].ipfs_in, None);
         for i in 1000..1000 + 400 * 30 {
             h.push(
                 Sample {
@@ -123,9 +148,33 @@ mod tests {
                     ..Default::default()
                 },
                 (0, 0),
+                None,
             );
         }
+        assert_eq!(
+            h.charts().hour.last().unwrap().ipfs_in,
+            None,
+            "a node that stops telling has no rate"
+        );
         assert_eq!(h.charts().day.len(), DAY_LEN, "the day is bounded too");
         assert_eq!(h.charts().hour.last().unwrap().bytes_in, 0.0);
+    }
+
+    #[test]
+    fn an_ipfs_node_restarted_counts_from_zero_and_its_rate_stays_true() {
+        let mut h = History::default();
+        let at = |i: i64| Sample {
+            at: 1_000 + i * HOUR_STEP,
+            ..Default::default()
+        };
+        h.push(at(0), (0, 0), Some((50_000, 50_000)));
+        h.push(at(1), (0, 0), Some((60_000, 55_000)));
+        assert_eq!(h.last().unwrap().ipfs_in, Some(1000.0));
+        // Restarted: totals went back to 300 and 100.
+        h.push(at(2), (0, 0), Some((300, 100)));
+        assert_eq!(
+            (h.last().unwrap().ipfs_in, h.last().unwrap().ipfs_out),
+            (Some(30.0), Some(10.0))
+        );
     }
 }

@@ -707,6 +707,18 @@ impl Desktop {
         self.peer().await?.cluster().allocation(&cid).await
     }
 
+    /// The pin's address on this computer's IPFS gateway (`http://127.0.0.1:8080/ipfs/<cid>`).
+    pub async fn gateway_link(&self, cid: &str) -> Result<String> {
+        let cid = parse_cid(cid)?;
+        match self.peer().await?.cluster().ipfs_gateway().await? {
+            Some(base) => Ok(format!("{base}/ipfs/{cid}")),
+            None => Err(Error::Unavailable(
+                "this computer's IPFS node has no gateway (its config's Addresses.Gateway is empty)"
+                    .into(),
+            )),
+        }
+    }
+
     pub async fn recover(&self, cid: &str) -> Result<GlobalPinInfo> {
         let cid = parse_cid(cid)?;
         Ok(self.peer().await?.cluster().recover(&cid).await)
@@ -819,6 +831,11 @@ impl Desktop {
             .and_then(|m| m.value.parse().ok());
         // (The built-in node measures its blockstore at most every 15 s, whoever asks.)
         let used = c.repo_stat().await.ok().map(|r| r.repo_size);
+        let ipfs = c
+            .ipfs_bandwidth()
+            .await
+            .ok()
+            .map(|b| (b.total_in, b.total_out));
         let totals = c
             .bandwidth()
             .values()
@@ -833,9 +850,11 @@ impl Desktop {
             bytes_out: 0.0,
             free,
             used,
+            ipfs_in: None,
+            ipfs_out: None,
         };
         let mut h = self.history.lock().unwrap();
-        h.push(sample, totals);
+        h.push(sample, totals, ipfs);
         Ok(h.last().unwrap_or_default())
     }
 

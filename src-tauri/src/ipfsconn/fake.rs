@@ -236,7 +236,16 @@ impl FakeKubo {
             )
             .route(
                 "/api/v0/config/show",
-                post(|| async { Json(json!({"Datastore": {"StorageMax": "10GB"}})) }),
+                post(|| async {
+                    Json(json!({"Datastore": {"StorageMax": "10GB"},
+                                "Addresses": {"Gateway": "/ip4/0.0.0.0/tcp/8080"}}))
+                }),
+            )
+            .route(
+                "/api/v0/stats/bw",
+                post(|| async {
+                    Json(json!({"TotalIn": 1000, "TotalOut": 2000, "RateIn": 1.5, "RateOut": 2.5}))
+                }),
             )
             .route(
                 "/api/v0/resolve",

@@ -20,7 +20,9 @@ struct PinLsItem {
 }
 use serde_json::Value;
 
-use crate::components::{AddOptions, AddedNode, ByteStream, IpfsConnector, IpfsError, RepoStat};
+use crate::components::{
+    AddOptions, AddedNode, ByteStream, IpfsBandwidth, IpfsConnector, IpfsError, RepoStat,
+};
 use crate::config::IpfsHttpConfig;
 use crate::net::AddrError;
 use crate::types::{Cid, IpfsId, IpfsRepoGc, Pin, PinMode};
@@ -98,6 +100,31 @@ impl IpfsHttp {
             .await
             .map_err(|e| IpfsError::Decode(e.to_string()))
     }
+}
+
+/// The URL of the first gateway address Kubo's `Addresses.Gateway` names (a string or a
+/// list of multiaddrs); an address on every interface is reached on loopback.
+pub fn gateway_url(addrs: Option<&Value>) -> Option<String> {
+    let list: Vec<&str> = match addrs? {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => return None,
+    };
+    list.into_iter().find_map(|ma| {
+        let parts: Vec<&str> = ma.split('/').collect();
+        let (kind, host, tcp, port) = (parts.get(1)?, parts.get(2)?, parts.get(3)?, parts.get(4)?);
+        if *tcp != "tcp" || port.parse::<u16>().is_err() {
+            return None;
+        }
+        let host = match (*kind, *host) {
+            ("ip4", "0.0.0.0") => "127.0.0.1".to_string(),
+            ("ip6", "::") => "[::1]".to_string(),
+            ("ip6", h) => format!("[{h}]"),
+            ("ip4" | "dns" | "dns4" | "dns6", h) => h.to_string(),
+            _ => return None,
+        };
+        Some(format!("http://{host}:{port}"))
+    })
 }
 
 /// A success answer as is; an error answer as Kubo's `Message`.
@@ -380,6 +407,25 @@ impl IpfsConnector for IpfsHttp {
             repo_size,
             storage_max,
         })
+    }
+
+    async fn bandwidth(&self) -> Result<IpfsBandwidth, IpfsError> {
+        let v = self.call_json("stats/bw", &[]).await?;
+        let num = |k: &str| v.get(k).and_then(Value::as_f64);
+        match (num("TotalIn"), num("TotalOut")) {
+            (Some(i), Some(o)) => Ok(IpfsBandwidth {
+                total_in: i as u64,
+                total_out: o as u64,
+                rate_in: num("RateIn").unwrap_or(0.0),
+                rate_out: num("RateOut").unwrap_or(0.0),
+            }),
+            _ => Err(IpfsError::Decode(format!("stats/bw answered {v}"))),
+        }
+    }
+
+    async fn gateway(&self) -> Result<Option<String>, IpfsError> {
+        let cfg = self.call_json("config/show", &[]).await?;
+        Ok(gateway_url(cfg.pointer("/Addresses/Gateway")))
     }
 
     async fn swarm_peers(&self) -> Result<Vec<String>, IpfsError> {

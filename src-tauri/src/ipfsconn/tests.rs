@@ -170,3 +170,42 @@ async fn a_pin_update_of_pinned_content_uses_ipfs_pin_update() {
     let st = kubo.state.lock().unwrap();
     assert_eq!((st.pin_updates, st.pin_calls), (1, 2));
 }
+
+#[tokio::test]
+async fn the_nodes_traffic_and_gateway_come_from_stats_bw_and_its_config() {
+    let kubo = FakeKubo::start().await;
+    let ipfs = IpfsHttp::new(&kubo.config()).unwrap();
+    let bw = ipfs.bandwidth().await.unwrap();
+    assert_eq!((bw.total_in, bw.total_out), (1000, 2000));
+    assert_eq!((bw.rate_in, bw.rate_out), (1.5, 2.5));
+    assert_eq!(
+        ipfs.gateway().await.unwrap().as_deref(),
+        Some("http://127.0.0.1:8080"),
+        "a gateway on every interface is reached on loopback"
+    );
+}
+
+#[test]
+fn gateway_addresses_as_kubo_writes_them() {
+    use serde_json::json;
+    let url = |v: Value| gateway_url(Some(&v));
+    assert_eq!(
+        url(json!("/ip4/127.0.0.1/tcp/8080")).as_deref(),
+        Some("http://127.0.0.1:8080")
+    );
+    assert_eq!(
+        url(json!(["/ip6/::/tcp/8081", "/ip4/127.0.0.1/tcp/8080"])).as_deref(),
+        Some("http://[::1]:8081")
+    );
+    assert_eq!(
+        url(json!([
+            "/ip4/127.0.0.1/udp/8080/quic",
+            "/dns/localhost/tcp/9"
+        ]))
+        .as_deref(),
+        Some("http://localhost:9")
+    );
+    assert_eq!(url(json!([])), None, "no gateway");
+    assert_eq!(url(json!("/unix/tmp/gw.sock")), None);
+    assert_eq!(gateway_url(None), None);
+}

@@ -22,6 +22,7 @@ export const api = {
   unpin: (cid: string) => invoke<Pin>('unpin', { cid }),
   pinInfo: (cid: string) => invoke<Pin>('pin_info', { cid }),
   recover: (cid: string) => invoke<GlobalPinInfo>('recover', { cid }),
+  openInGateway: (cid: string) => invoke<string>('open_in_gateway', { cid }),
   addPaths: (paths: string[], name: string, replication: number | null) =>
     invoke<Added>('add_paths', { paths, name, replication }),
   repin: (pin: Pin) => invoke<Pin>('repin', { pin }),

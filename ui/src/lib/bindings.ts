@@ -256,7 +256,12 @@ free: number | null,
 /**
  * Storage its IPFS node uses (`repo/stat`'s size), bytes; none unknown.
  */
-used: number | null, };
+used: number | null, 
+/**
+ * Its IPFS node's traffic with other IPFS nodes since the last sample (`stats/bw`),
+ * bytes per second; none when the node does not say.
+ */
+ipfs_in: number | null, ipfs_out: number | null, };
 
 /**
  * The two windows the charts show.

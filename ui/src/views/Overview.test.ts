@@ -34,16 +34,19 @@ describe('Overview', () => {
     const at = 1_800_000_000;
     const sample = (k: number) => ({
       at: at + k * 10, pinned: 100 + k, in_progress: 2, errors: 1, remote: 5, bytes_in: 2000, bytes_out: 1000,
-      free: 5_000_000_000, used: 1_000_000,
+      free: 5_000_000_000, used: 1_000_000, ipfs_in: k ? 3000 : null, ipfs_out: k ? 500 : null,
     });
     app.charts = { hour: [sample(0), sample(1), sample(2)], day: [sample(0)] };
     render(Overview);
     const pins = screen.getByRole('img', { name: /^Pins on this peer, last hour: now Pinned 102, In progress 2, Errors 1, Remote 5/ });
     expect(pins.querySelectorAll('path').length).toBe(4);
     expect(screen.getByRole('img', { name: /^Cluster traffic, last hour: now In 2.0 kB\/s, Out 1.0 kB\/s/ })).toBeTruthy();
+    expect(screen.getByRole('img', { name: /^IPFS traffic, last hour: now In 3.0 kB\/s, Out 500 B\/s/ })).toBeTruthy();
     expect(screen.getByRole('img', { name: /^Storage of this peer's IPFS, last hour: now Used 1.0 MB, Free 5.0 GB/ })).toBeTruthy();
     await fireEvent.click(screen.getByLabelText('Last day'));
     await screen.findByRole('img', { name: /^Pins on this peer, last day: now Pinned 100/ });
+    // The day's one sample came before the node told its traffic.
+    expect(screen.getByRole('img', { name: "IPFS traffic: not reported by this peer's IPFS node" })).toBeTruthy();
     app.charts = { hour: [], day: [] };
   });
 });

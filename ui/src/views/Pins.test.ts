@@ -9,6 +9,7 @@ const calls = vi.hoisted(() => ({
   recover: vi.fn(),
   pinInfo: vi.fn(),
   repin: vi.fn(),
+  openInGateway: vi.fn(),
 }));
 vi.mock('../lib/api', () => ({ api: calls }));
 
@@ -193,6 +194,16 @@ describe('Pins view', () => {
     expect(facts).toContain('album2026');
     expect(screen.getByText('context deadline exceeded')).toBeTruthy();
     expect(screen.getByRole('table', { name: 'Status of holiday photos on each peer' })).toBeTruthy();
+    // Opened through this computer's gateway, the address said; a node without one, said so.
+    calls.openInGateway.mockResolvedValueOnce('http://127.0.0.1:8080/ipfs/bafyone');
+    const open = screen.getByRole('button', { name: /^Open holiday photos in the browser/ });
+    await fireEvent.click(open);
+    expect(calls.openInGateway).toHaveBeenCalledWith('bafyone');
+    await waitFor(() => expect(app.message.text).toBe('Opened http://127.0.0.1:8080/ipfs/bafyone in your browser.'));
+    calls.openInGateway.mockRejectedValueOnce({ kind: 'unavailable', message: 'this computer has no gateway' });
+    await fireEvent.click(open);
+    await waitFor(() => expect(app.message.bad).toBe(true));
+    expect(app.message.text).toContain('this computer has no gateway');
     await fireEvent.click(details);
     expect(screen.queryByText('2 to 3')).toBeNull();
   });

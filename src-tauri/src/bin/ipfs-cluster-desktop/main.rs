@@ -165,6 +165,25 @@ async fn pin_info(d: State<'_, App>, cid: String) -> Result<Pin, UiError> {
     d.pin_info(&cid).await.map_err(UiError::from)
 }
 
+/// Opens a pin in the system's browser through this computer's IPFS gateway; the address
+/// opened (the window shows it, so it can be copied when no browser opens).
+#[tauri::command]
+async fn open_in_gateway(
+    app: tauri::AppHandle,
+    d: State<'_, App>,
+    cid: String,
+) -> Result<String, UiError> {
+    use tauri_plugin_opener::OpenerExt;
+    let url = d.gateway_link(&cid).await.map_err(UiError::from)?;
+    app.opener()
+        .open_url(&url, None::<&str>)
+        .map_err(|e| UiError {
+            kind: "unavailable",
+            message: format!("No browser opened {url}: {e}"),
+        })?;
+    Ok(url)
+}
+
 #[tauri::command]
 async fn recover(d: State<'_, App>, cid: String) -> Result<GlobalPinInfo, UiError> {
     d.recover(&cid).await.map_err(UiError::from)
@@ -535,6 +554,7 @@ fn main() {
         // Started at login: in the tray, without a window.
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec![HIDDEN]),
@@ -564,6 +584,7 @@ fn main() {
             graph,
             charts,
             pin_info,
+            open_in_gateway,
             repin,
             set_paused,
             autostart,
