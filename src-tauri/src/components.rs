@@ -655,6 +655,10 @@ pub trait PeerRpc: Send + Sync + 'static {
     fn refused_busy(&self) -> u64 {
         0
     }
+    /// The last measured round trip to each peer this one is connected to, by peer id.
+    fn latencies(&self) -> std::collections::BTreeMap<String, Duration> {
+        Default::default()
+    }
 }
 
 /// What this peer answers when another one calls it (the other side of [`PeerRpc`]).

@@ -48,6 +48,11 @@ impl Cluster {
         self.rpc.bandwidth()
     }
 
+    /// The last ping round trip to each cluster peer this one is connected to.
+    pub fn latencies(&self) -> std::collections::BTreeMap<String, std::time::Duration> {
+        self.rpc.latencies()
+    }
+
     /// Garbage collection on this peer's IPFS node.
     pub async fn repo_gc_local(&self) -> RepoGc {
         let (keys, error) = match self.ipfs.repo_gc().await {

@@ -193,6 +193,8 @@ pub struct Health {
     /// Each peer's last `ping` (when it was last heard from: `received_at`).
     pub pings: Vec<crate::types::Metric>,
     pub alerts: Vec<crate::types::Alert>,
+    /// The last round trip to each connected peer (libp2p's ping), in milliseconds.
+    pub latency_ms: std::collections::BTreeMap<String, f64>,
 }
 
 /// The app's peer and its IPFS node.
@@ -578,6 +580,11 @@ impl Desktop {
             numpin: c.metrics(NUMPIN),
             pings: c.metrics(crate::components::PING),
             alerts: c.alerts(),
+            latency_ms: c
+                .latencies()
+                .into_iter()
+                .map(|(p, d)| (p, d.as_secs_f64() * 1000.0))
+                .collect(),
         })
     }
 

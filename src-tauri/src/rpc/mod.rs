@@ -149,7 +149,12 @@ pub struct ClusterRpc {
     tasks: Tasks,
     /// Bytes of cluster RPC in and out.
     meter: Arc<bandwidth::Meter>,
+    /// The last ping round trip to each connected peer (one entry per connected peer).
+    latency: Latencies,
 }
+
+/// Round trips of libp2p's ping, by peer, while connected.
+type Latencies = Arc<Mutex<HashMap<PeerId, Duration>>>;
 
 pub struct SwarmOptions {
     pub keypair: libp2p::identity::Keypair,
@@ -262,6 +267,7 @@ impl ClusterRpc {
             learned,
             tasks: tasks.clone(),
             meter: meter.clone(),
+            latency: Latencies::default(),
         };
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -284,6 +290,7 @@ impl ClusterRpc {
             known: rpc.known.clone(),
             learned: learned_tx,
             tasks: tasks.clone(),
+            latency: rpc.latency.clone(),
         };
         tasks.spawn(task.run());
         // Every listener it opened has an address (a wildcard one may have several; a skipped
@@ -485,6 +492,15 @@ impl PeerRpc for ClusterRpc {
         self.refused_busy.load(Ordering::Relaxed)
     }
 
+    fn latencies(&self) -> BTreeMap<String, Duration> {
+        self.latency
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, d)| (p.to_string(), *d))
+            .collect()
+    }
+
     async fn node(
         &self,
         to: &Member,
@@ -535,6 +551,7 @@ struct SwarmTask {
     known: Arc<Mutex<HashMap<PeerId, Vec<Multiaddr>>>>,
     learned: watch::Sender<u64>,
     tasks: Tasks,
+    latency: Latencies,
 }
 
 /// Addresses worth dialing: not unspecified (0.0.0.0) and without a trailing /p2p.
@@ -633,6 +650,20 @@ impl SwarmTask {
                 ..
             })) => self.remember(peer_id, info.listen_addrs),
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.rpc_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                self.latency.lock().unwrap().insert(peer, rtt);
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.latency.lock().unwrap().remove(&peer_id);
+            }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 // Most often: a peer with another secret (pnet handshake fails).
                 tracing::debug!("incoming cluster connection failed: {error}");
@@ -835,5 +866,51 @@ mod tests {
         assert_eq!(server.refused_busy(), 284);
         client_tasks.shutdown().await;
         server_tasks.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_round_trip_to_each_connected_peer_is_measured_and_forgotten_when_it_goes() {
+        let server_tasks = Tasks::new();
+        let server = ClusterRpc::start(options(&["/ip4/127.0.0.1/tcp/0"]), &server_tasks)
+            .await
+            .unwrap();
+        server.serve(Arc::new(Stuck), Arc::new(Stuck));
+        let client_tasks = Tasks::new();
+        let client = ClusterRpc::start(options(&["/ip4/127.0.0.1/tcp/0"]), &client_tasks)
+            .await
+            .unwrap();
+        assert!(client.latencies().is_empty(), "no peer connected yet");
+        // A call connects them; libp2p's ping runs on the connection.
+        let _ = client
+            .call(
+                server.me,
+                server.listen_addrs(),
+                RpcRequest::Id,
+                Duration::from_millis(300),
+            )
+            .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let rtt = loop {
+            if let Some(d) = client.latencies().get(&server.me.to_string()) {
+                break *d;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no round trip measured"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(rtt < Duration::from_secs(5), "{rtt:?} on loopback");
+        assert_eq!(client.latencies().len(), 1, "one entry per connected peer");
+        server_tasks.shutdown().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !client.latencies().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "a peer gone keeps its entry"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client_tasks.shutdown().await;
     }
 }

@@ -217,7 +217,11 @@ export type Health = { freespace: Array<Metric>, numpin: Array<Metric>,
 /**
  * Each peer's last `ping` (when it was last heard from: `received_at`).
  */
-pings: Array<Metric>, alerts: Array<Alert>, };
+pings: Array<Metric>, alerts: Array<Alert>, 
+/**
+ * The last round trip to each connected peer (libp2p's ping), in milliseconds.
+ */
+latency_ms: { [key in string]: number }, };
 
 /**
  * How far an add has gone, as the window shows it. Totals are 0 while the walk runs.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { layout, links, peersOf } from './graph';
+import { bow, ipfsLinks, layout, links, peersOf } from './graph';
 import type { ConnectGraph } from './types';
 
 const g = (cluster_links: Record<string, string[]>): ConnectGraph => ({
@@ -18,5 +18,19 @@ describe('the peers picture', () => {
     const four = layout(['a', 'b', 'c', 'd'], 200, 200);
     expect(four[0]).toEqual({ id: 'a', x: 100, y: 30 });
     expect(four[2]).toEqual({ id: 'c', x: 100, y: 170 });
+  });
+
+  it("joins the cluster peers whose IPFS nodes are connected, each pair once", () => {
+    const graph = g({ a: ['b'], b: ['a'], c: [] });
+    graph.cluster_to_ipfs = { a: 'Qa', b: 'Qb', c: 'Qc' };
+    // a's node reaches b's (and b's a's), c's node reaches a stranger only.
+    graph.ipfs_links = { Qa: ['Qb', 'Qstranger'], Qb: ['Qa'], Qc: ['Qstranger', 'Qc'] };
+    expect(ipfsLinks(graph)).toEqual([{ a: 'a', b: 'b' }]);
+    graph.ipfs_links.Qc = ['Qa'];
+    expect(ipfsLinks(graph)).toEqual([{ a: 'a', b: 'b' }, { a: 'a', b: 'c' }]);
+  });
+
+  it('bows a curve to one side of the straight line', () => {
+    expect(bow({ x: 0, y: 0 }, { x: 100, y: 0 }, 10)).toBe('M0,0 Q50,10 100,0');
   });
 });

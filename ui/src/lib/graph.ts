@@ -38,3 +38,35 @@ export function peersOf(g: ConnectGraph): string[] {
   for (const t of Object.values(g.cluster_links)) for (const id of t ?? []) ids.add(id);
   return [...ids].sort();
 }
+
+/** Pairs of cluster peers whose IPFS nodes are connected (in either direction), each once. */
+export function ipfsLinks(g: ConnectGraph): { a: string; b: string }[] {
+  const clusterOf = new Map<string, string>();
+  for (const [peer, ipfs] of Object.entries(g.cluster_to_ipfs)) if (ipfs) clusterOf.set(ipfs, peer);
+  const out: { a: string; b: string }[] = [];
+  for (const [from, tos] of Object.entries(g.ipfs_links)) {
+    const a0 = clusterOf.get(from);
+    if (!a0) continue;
+    for (const to of tos ?? []) {
+      const b0 = clusterOf.get(to);
+      if (!b0 || b0 === a0) continue;
+      const [a, b] = a0 < b0 ? [a0, b0] : [b0, a0];
+      if (!out.some((l) => l.a === a && l.b === b)) out.push({ a, b });
+    }
+  }
+  return out;
+}
+
+/** A curve from `p` to `q` bowed to one side, so that it is seen beside a straight line
+ *  between the same two points (an SVG path). */
+export function bow(p: { x: number; y: number }, q: { x: number; y: number }, by = 18): string {
+  const mx = (p.x + q.x) / 2;
+  const my = (p.y + q.y) / 2;
+  const dx = q.x - p.x;
+  const dy = q.y - p.y;
+  const len = Math.hypot(dx, dy) || 1;
+  const cx = mx - (dy / len) * by;
+  const cy = my + (dx / len) * by;
+  const f = (n: number) => Number(n.toFixed(1));
+  return `M${f(p.x)},${f(p.y)} Q${f(cx)},${f(cy)} ${f(q.x)},${f(q.y)}`;
+}

@@ -25,13 +25,15 @@ describe('Peers view', () => {
   it('pictures who reaches whom, and says it in words', async () => {
     calls.graph.mockResolvedValue({
       cluster_id: '12D3KooWlaptop', id_to_peername: { '12D3KooWlaptop': 'laptop', '12D3KooWserver': 'server', '12D3KooWpi': 'pi' },
-      ipfs_links: {}, cluster_trust_links: {}, cluster_to_ipfs: {},
+      ipfs_links: { Qlaptop: ['Qserver'], Qserver: ['Qlaptop'] }, cluster_trust_links: {},
+      cluster_to_ipfs: { '12D3KooWlaptop': 'Qlaptop', '12D3KooWserver': 'Qserver', '12D3KooWpi': 'Qpi' },
       cluster_links: { '12D3KooWlaptop': ['12D3KooWserver', '12D3KooWpi'], '12D3KooWserver': ['12D3KooWlaptop'], '12D3KooWpi': [] },
     });
     render(Peers);
     const pic = await screen.findByRole('img', { name: /^3 peers\./ });
-    expect(pic.getAttribute('aria-label')).toContain('laptop reaches server, pi');
-    expect(pic.getAttribute('aria-label')).toContain('pi (unreachable) reaches no peer');
+    expect(pic.getAttribute('aria-label')).toContain('laptop reaches server, pi, its IPFS node those of server');
+    expect(pic.getAttribute('aria-label')).toContain('pi (unreachable) reaches no peer, its IPFS node no other of the cluster');
+    expect(pic.querySelectorAll('path.ipfs-link').length).toBe(1);
     expect(pic.querySelectorAll('line').length).toBe(2);
     expect(pic.querySelectorAll('line.one-way').length).toBe(1);
     expect(pic.querySelectorAll('.node.down').length).toBe(1);
@@ -48,11 +50,14 @@ describe('Peers view', () => {
       numpin: [],
       pings: [metric('ping', '12D3KooWserver', '', 12_000)],
       alerts: [],
+      latency_ms: { '12D3KooWserver': 3.25, '12D3KooWpi': 120.4 },
     };
     render(Peers);
     const server = document.querySelector('tr[data-peer="12D3KooWserver"]')!;
     const laptop = document.querySelector('tr[data-peer="12D3KooWlaptop"]')!;
     expect(server.textContent).toContain('12 s ago');
+    expect(server.textContent).toContain('3.3 ms');
+    expect(document.querySelector('tr[data-peer="12D3KooWpi"]')!.textContent).toContain('120 ms');
     expect((server.querySelector('.bar > span') as HTMLElement).style.width).toBe('100%');
     expect((laptop.querySelector('.bar > span') as HTMLElement).style.width).toBe('25%');
     expect(laptop.textContent).toContain('—');
