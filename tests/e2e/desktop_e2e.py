@@ -253,6 +253,12 @@ def main():
         driver.execute_script("return document.querySelector('#peers-graph svg').getAttribute('aria-label')")),
         deadline=60)
     assert "headless reaches" in pic, pic
+    # The IPFS nodes the cluster connected, drawn as curves; each peer's round trip.
+    pic = wait("the IPFS nodes' links in the picture", lambda: (lambda v: v if "its IPFS node those of" in v else None)(
+        driver.execute_script("return document.querySelector('#peers-graph svg').getAttribute('aria-label')")),
+        deadline=60)
+    assert driver.execute_script("return document.querySelectorAll('#peers-graph path.ipfs-link').length") >= 1, pic
+    wait("the server's round trip", lambda: " ms" in text_of(driver, f"tr[data-peer='{server_id}']"), deadline=60)
     shot(driver, "peers")
     assert "online" in text_of(driver, f"tr[data-peer='{server_id}']")
     ok("a second headless peer joins with the app's invitation: three peers in the peers view and its picture")
@@ -322,6 +328,16 @@ def main():
     keys(Keys.ENTER)
     wait("the pin's details", lambda: cid3 in text_of(driver, f"[id='detail-{cid3}'] .facts"))
     shot(driver, "pin-details")
+    # Opened in the browser (xdg-open, $BROWSER) through this computer's IPFS gateway.
+    tab_to("the pin's Open in browser button", lambda f: f[1].startswith("Open keyboard pin in the browser"))
+    keys(Keys.ENTER)
+    opened = os.path.join(WORK, "opened-urls")
+    url = wait("the browser opened", lambda: os.path.exists(opened) and open(opened).read().strip())
+    assert url.startswith("http://127.0.0.1:") and url.endswith(f"/ipfs/{cid3}"), url
+    assert f"Opened {url}" in text_of(driver, "#pin-message"), text_of(driver, "#pin-message")
+    _, served = http("GET", url)
+    assert served.startswith(b"keyboard content "), served
+    ok("a pin opens in the browser through the local IPFS gateway, which serves its content")
     tab_to("the pin's Unpin button", lambda f: f[1] == "Unpin keyboard pin")
     keys(Keys.ENTER)
     wait("the confirmation to take the focus", lambda: focused()[1] == "Yes, unpin keyboard pin")
@@ -342,6 +358,11 @@ def main():
         driver.execute_script("return document.querySelector('#chart-pins svg').getAttribute('aria-label')")))
     assert said.startswith("Pins on this peer, last hour: now Pinned "), said
     assert driver.execute_script("return document.querySelectorAll('#chart-pins path').length") == 4
+    # The IPFS node's traffic (stats/bw), from the second sample on.
+    said = wait("a rate in the IPFS traffic chart", lambda: (lambda v: v if "now In" in v else None)(
+        driver.execute_script("return document.querySelector('#chart-ipfs-traffic svg').getAttribute('aria-label')")),
+        deadline=60)
+    assert said.startswith("IPFS traffic, last hour: now In "), said
     shot(driver, "overview-pins")
     ok("the overview counts the pins here by status as they change, and charts them over time")
 

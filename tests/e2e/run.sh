@@ -50,6 +50,10 @@ export IPFS_CLUSTER_IPFS_NETWORK=loopback
 export IPFS_API="127.0.0.1:$ipfs_port" REST_API="127.0.0.1:$rest_port"
 export APP="$root/target/debug/ipfs-cluster-desktop" BIN="$root/target/debug" WORK="$work"
 export WEBDRIVER="http://127.0.0.1:$driver_port"
+# "Open in browser" goes through xdg-open to $BROWSER: here a script that notes the address.
+printf '#!/bin/sh\necho "$1" >> "%s/opened-urls"\n' "$work" >"$work/browser.sh"
+chmod +x "$work/browser.sh"
+export BROWSER="$work/browser.sh"
 # The built-in IPFS nodes (the app's, started by the app) also answer `ls`, for the test.
 export IPFS_LOCAL_NODE_TEST_API=true
 

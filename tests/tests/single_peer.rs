@@ -681,6 +681,22 @@ async fn the_built_in_node_serves_a_gateway_and_counts_its_swarm_traffic() {
     let id: Value = a.call("id", &[]).await.unwrap().json().await.unwrap();
     let addr = id["Addresses"][0].as_str().unwrap().to_string();
     b.call("swarm/connect", &[("arg", &addr)]).await.unwrap();
+    // Listed as Kubo lists connections: the address, and the peer apart.
+    let peers: Value = b
+        .call("swarm/peers", &[])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        peers["Peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["Peer"] == id["ID"] && !p["Addr"].as_str().unwrap().contains("Qm")),
+        "{peers}"
+    );
     b.call("pin/add", &[("arg", &cid)])
         .await
         .unwrap()
