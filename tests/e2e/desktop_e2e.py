@@ -329,7 +329,7 @@ def main():
     wait("the pin's details", lambda: cid3 in text_of(driver, f"[id='detail-{cid3}'] .facts"))
     shot(driver, "pin-details")
     # Opened in the browser (xdg-open, $BROWSER) through this computer's IPFS gateway.
-    tab_to("the pin's Open in browser button", lambda f: f[1].startswith("Open keyboard pin in the browser"))
+    tab_to("the pin's Open in browser button", lambda f: f[1] == "Open in browser: keyboard pin")
     keys(Keys.ENTER)
     opened = os.path.join(WORK, "opened-urls")
     url = wait("the browser opened", lambda: os.path.exists(opened) and open(opened).read().strip())

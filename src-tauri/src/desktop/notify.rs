@@ -50,6 +50,23 @@ pub struct Seen {
     pub online: Vec<String>,
 }
 
+/// Whether the peers' names are to be asked again, last asked `since` ago (never: none): once
+/// a minute, and soon after a member this peer hears from has no name yet (it joined since),
+/// so that a notice about it names it.
+pub fn names_due(
+    seen: &Seen,
+    names: &BTreeMap<String, String>,
+    since: Option<std::time::Duration>,
+) -> bool {
+    let Some(since) = since else { return true };
+    let unnamed = seen.online.iter().any(|p| !names.contains_key(p));
+    since >= NAMES_EVERY || (unnamed && since >= NAMES_SOON)
+}
+
+/// How often the names are asked again, and how soon when one is missing.
+const NAMES_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const NAMES_SOON: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Default)]
 pub struct Notifier {
     instance: Option<u64>,
@@ -315,5 +332,22 @@ mod tests {
         assert!(NoticeKind::PeerLost.wanted(&off) && NoticeKind::PeerBack.wanted(&off));
         assert!(!NoticeKind::Joined.wanted(&off));
         assert_eq!(joined(2).title, "Joined the cluster");
+    }
+
+    #[test]
+    fn names_are_asked_once_a_minute_and_soon_for_a_member_that_joined() {
+        use std::time::Duration;
+        let names = BTreeMap::from([("QmAAAAAAbbbbbb".to_string(), "server".to_string())]);
+        let known = seen(0, &["QmAAAAAAbbbbbb"], &["QmAAAAAAbbbbbb"]);
+        assert!(names_due(&known, &names, None), "at first");
+        assert!(!names_due(&known, &names, Some(Duration::from_secs(30))));
+        assert!(names_due(&known, &names, Some(Duration::from_secs(61))));
+        let joined = seen(
+            0,
+            &["QmAAAAAAbbbbbb", "QmNEWWWWWWWWWW"],
+            &["QmAAAAAAbbbbbb", "QmNEWWWWWWWWWW"],
+        );
+        assert!(!names_due(&joined, &names, Some(Duration::from_secs(5))));
+        assert!(names_due(&joined, &names, Some(Duration::from_secs(11))));
     }
 }

@@ -196,7 +196,7 @@ describe('Pins view', () => {
     expect(screen.getByRole('table', { name: 'Status of holiday photos on each peer' })).toBeTruthy();
     // Opened through this computer's gateway, the address said; a node without one, said so.
     calls.openInGateway.mockResolvedValueOnce('http://127.0.0.1:8080/ipfs/bafyone');
-    const open = screen.getByRole('button', { name: /^Open holiday photos in the browser/ });
+    const open = screen.getByRole('button', { name: 'Open in browser: holiday photos' });
     await fireEvent.click(open);
     expect(calls.openInGateway).toHaveBeenCalledWith('bafyone');
     await waitFor(() => expect(app.message.text).toBe('Opened http://127.0.0.1:8080/ipfs/bafyone in your browser.'));

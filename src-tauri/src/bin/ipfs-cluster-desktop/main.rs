@@ -82,7 +82,7 @@ fn notify_loop(app: AppHandle, d: App) {
                 notifier = notify::Notifier::default();
                 continue;
             };
-            if named_at.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+            if notify::names_due(&seen, &names, named_at.map(|t| t.elapsed())) {
                 if let Ok(peers) = d.peers().await {
                     for p in peers.into_iter().filter(|p| !p.peername.is_empty()) {
                         names.insert(p.id, p.peername);
