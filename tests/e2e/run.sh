@@ -61,6 +61,9 @@ export IPFS_LOCAL_NODE_TEST_API=true
 # keeps its cluster secret there, and the test reads it back with secret-tool.
 dbus-run-session -- bash -c '
   printf e2e-login | gnome-keyring-daemon --unlock --components=secrets >"$WORK/keyring.env"
+  # Every call to the desktop notification service, as the session bus carries it.
+  dbus-monitor --session "type='"'"'method_call'"'"',interface='"'"'org.freedesktop.Notifications'"'"'" \
+    >"$WORK/notifications.log" 2>&1 &
   tauri-driver --port '"$driver_port"' >"$WORK/tauri-driver.log" 2>&1 &
   # The app logs to stderr; tauri-driver passes it through to its own log.
   python3 tests/e2e/desktop_e2e.py
