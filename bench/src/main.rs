@@ -322,6 +322,7 @@ async fn desktop_figures(report: &mut Report) -> Result<()> {
             ("in the tray (window closed): PSS", "≤ 120 MB"),
             ("in the tray (window closed): CPU", "< 0.5 %"),
             ("window open, idle: CPU", "< 2 %"),
+            ("window open, idle, 1,000,000 pins: CPU", "< 1 %"),
         ] {
             report.add(
                 &format!("{label} {name}"),
@@ -337,7 +338,7 @@ async fn desktop_figures(report: &mut Report) -> Result<()> {
     let pins = 100_000;
     let file = dir.path().join("import.ndjson");
     write_import(&file, pins)?;
-    let d = desktop::measure(app, pins, &file).await?;
+    let d = desktop::measure(app.clone(), pins, &file).await?;
     let note = format!("one peer of {} pins, after 20 s at rest, over 30 s", d.pins);
     report.add(
         &format!("{label} in the tray (window closed): PSS"),
@@ -362,6 +363,22 @@ async fn desktop_figures(report: &mut Report) -> Result<()> {
         "% of a core",
         "< 2 %",
         &format!("{note}; PSS {:.0} MB with the window open", d.open_pss),
+    );
+    // The window open and idle over a pinset of a million (issue 22's case): what the
+    // window costs must not grow with the pinset.
+    let big = 1_000_000;
+    let file = dir.path().join("import-1m.ndjson");
+    write_import(&file, big)?;
+    let d = desktop::measure(app, big, &file).await?;
+    report.add(
+        &format!("{label} window open, idle, 1,000,000 pins: CPU"),
+        Some(d.open_cpu),
+        "% of a core",
+        "< 1 %",
+        &format!(
+            "one peer of {} pins, after 20 s at rest, over 30 s; PSS {:.0} MB with the window open, {:.0} MB in the tray",
+            d.pins, d.open_pss, d.tray_pss
+        ),
     );
     Ok(())
 }
