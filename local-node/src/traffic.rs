@@ -101,6 +101,7 @@ fn tcp_sockets(own: &HashSet<u16>) -> Vec<(u64, u64, u64)> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for entry in dir.flatten() {
         let Some(fd) = entry
             .file_name()
@@ -120,13 +121,19 @@ fn tcp_sockets(own: &HashSet<u16>) -> Vec<(u64, u64, u64)> {
         else {
             continue;
         };
-        // The descriptor may have been closed (and even reused) since it was listed: the
-        // reads below only fail or count a socket under another inode once.
+        // A socket held by two descriptors (dup) counts once.
+        if !seen.insert(inode) {
+            continue;
+        }
         if local_port(fd).is_some_and(|p| own.contains(&p)) {
             continue;
         }
+        // The descriptor may have been closed, and even reused for another socket, since it
+        // was listed: what was read counts only if it is still the socket listed.
         if let Some((received, sent)) = tcp_bytes(fd) {
-            out.push((inode, received, sent));
+            if inode_of(fd) == Some(inode) {
+                out.push((inode, received, sent));
+            }
         }
     }
     out
@@ -159,6 +166,14 @@ fn local_port(fd: std::os::fd::RawFd) -> Option<u16> {
         }
         _ => None,
     }
+}
+
+/// The inode of what `fd` is now.
+#[cfg(target_os = "linux")]
+fn inode_of(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a writable stat; a closed fd only fails.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
 }
 
 /// A TCP socket's bytes received and bytes acknowledged by its peer; none for other sockets.

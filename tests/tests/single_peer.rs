@@ -672,6 +672,32 @@ async fn the_built_in_node_serves_a_gateway_and_counts_its_swarm_traffic() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Another site's page cannot embed or probe what the node keeps; the gateway's own can.
+    let from = |site: &'static str, referer: String| {
+        http.get(format!("{gw}/ipfs/{root}/a.txt"))
+            .header("Sec-Fetch-Site", site)
+            .header("Referer", referer)
+            .send()
+    };
+    let r = from("cross-site", "https://evil.example/".into())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = from("cross-site", format!("{gw}/ipfs/{root}/"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Only what this node keeps is served: B has not got the folder, and does not fetch it.
+    let r = http
+        .get(format!(
+            "{}/ipfs/{root}/a.txt",
+            b.gateway_url().await.unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("not pinned on this node"));
 
     // Traffic: B fetches 2 MB from A over their swarm connection. A counts it out, B in;
     // the RPC calls to each node (its own listeners) are not swarm traffic.

@@ -116,11 +116,24 @@ pub fn gateway_url(addrs: Option<&Value>) -> Option<String> {
         if *tcp != "tcp" || port.parse::<u16>().is_err() {
             return None;
         }
+        // Only what parses as an address, or a plain host name, goes into the URL: a config
+        // cannot smuggle in another host (`127.0.0.1@elsewhere`).
         let host = match (*kind, *host) {
-            ("ip4", "0.0.0.0") => "127.0.0.1".to_string(),
-            ("ip6", "::") => "[::1]".to_string(),
-            ("ip6", h) => format!("[{h}]"),
-            ("ip4" | "dns" | "dns4" | "dns6", h) => h.to_string(),
+            ("ip4", h) => match h.parse::<std::net::Ipv4Addr>().ok()? {
+                ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+                ip => ip.to_string(),
+            },
+            ("ip6", h) => match h.parse::<std::net::Ipv6Addr>().ok()? {
+                ip if ip.is_unspecified() => "[::1]".to_string(),
+                ip => format!("[{ip}]"),
+            },
+            ("dns" | "dns4" | "dns6", h)
+                if !h.is_empty()
+                    && h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+            {
+                h.to_string()
+            }
             _ => return None,
         };
         Some(format!("http://{host}:{port}"))

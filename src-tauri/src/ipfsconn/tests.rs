@@ -206,6 +206,10 @@ fn gateway_addresses_as_kubo_writes_them() {
         Some("http://localhost:9")
     );
     assert_eq!(url(json!([])), None, "no gateway");
+    // Nothing but an address or a host name becomes the URL's host.
+    assert_eq!(url(json!("/ip4/127.0.0.1@evil.example/tcp/80")), None);
+    assert_eq!(url(json!("/dns/a@b/tcp/80")), None);
+    assert_eq!(url(json!("/ip4/127.0.0.1/tcp/99999")), None);
     assert_eq!(url(json!("/unix/tmp/gw.sock")), None);
     assert_eq!(gateway_url(None), None);
 }
