@@ -284,6 +284,41 @@ def main():
         "r => r.textContent.includes('dropped-file.txt') && r.textContent.includes('pinned'))"))
     ok("a dropped file is added to the real IPFS node and pinned")
 
+    # The Pins view's search, order and status filter, each answered by the peer; Recover.
+    def rows():
+        return driver.execute_script(
+            "return [...document.querySelectorAll('#pins-body tr[data-cid]')].map(r => [r.dataset.cid, r.textContent])")
+
+    def retype(css, text):
+        el = driver.find_element(By.CSS_SELECTOR, css)
+        el.send_keys(Keys.CONTROL + "a", Keys.BACKSPACE)
+        if text:
+            el.send_keys(text)
+    click(driver, "button[data-view=pins]")
+    Select(driver.find_element(By.ID, "pin-order")).select_by_value("name")
+    wait("the pins by name (named first, then by CID)", lambda: (lambda r: len(r) == 3
+         and "dropped-file.txt" in r[0][1] and r[1][0] == cid and r[2][0] == cid2)(rows()))
+    retype("#pin-search", "E2E")
+    wait("the pins named from “E2E”", lambda: [c for c, _ in rows()] == [cid])
+    retype("#pin-search", "")
+    Select(driver.find_element(By.ID, "pin-search-in")).select_by_value("cid")
+    retype("#pin-search", cid2[:12])
+    wait("the pins whose CID starts so", lambda: [c for c, _ in rows()] == [cid2])
+    retype("#pin-search", "")
+    Select(driver.find_element(By.ID, "pin-filter")).select_by_value("error")
+    wait("no pin in error", lambda: text_of(driver, "#pins-empty") == "No pin matches.")
+    Select(driver.find_element(By.ID, "pin-filter")).select_by_value("pinned")
+    wait("the three pinned", lambda: len(rows()) == 3)
+    Select(driver.find_element(By.ID, "pin-filter")).select_by_value("")
+    Select(driver.find_element(By.ID, "pin-order")).select_by_value("cid")
+    Select(driver.find_element(By.ID, "pin-search-in")).select_by_value("name")
+    recover = driver.find_element(By.CSS_SELECTOR, "button[aria-label='Recover e2e file']")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", recover)
+    recover.click()
+    wait("the recover told", lambda: text_of(driver, "#pin-message").startswith(
+        "Asked every peer to retry e2e file: pinned on "))
+    ok("the Pins view searches names and CIDs, orders and filters through the peer; Recover says what came of it")
+
     # A folder dropped on the window: the Add view lists it, takes a name, streams it into
     # IPFS as one folder and pins its one CID, whose listing holds every file.
     album = os.path.join(WORK, "e2e album")
@@ -336,6 +371,22 @@ def main():
     click(driver, "#btn-add-clear")
     ok("files chosen in the system's file chooser join the Add list, and the focus goes to their name")
 
+    # A big file's add shows its progress and can be cancelled: nothing is pinned.
+    big = os.path.join(WORK, "big.bin")
+    with open(big, "wb") as f:
+        f.truncate(1_000_000_000)
+    driver.execute_script("window.__TAURI__.event.emit('tauri://drag-drop', {paths: [arguments[0]]})", big)
+    wait("the Add view with the big file", lambda: big in text_of(driver, "#add-items"))
+    click(driver, "#btn-add")
+    wait("the progress moving", lambda: " MB of 1.0 GB" in text_of(driver, "#add-progress-text"))
+    shot(driver, "add-progress")
+    click(driver, "#btn-add-cancel")
+    wait("the cancel told", lambda: "cancelled: nothing was pinned" in text_of(driver, "#add-message"))
+    _, listed = http("GET", f"http://{REST_API}/allocations", headers=rest_auth())
+    assert b"big.bin" not in listed, listed
+    click(driver, "#btn-add-clear")
+    ok("a big file's add shows its progress, and a cancel leaves nothing pinned")
+
     # Keyboard only: to the Pins tab, pin a CID, open its details, unpin it after confirming.
     cid3 = ipfs_add(IPFS_API, f"keyboard content {time.time()}".encode())
     driver.execute_script("document.activeElement && document.activeElement.blur()")
@@ -363,6 +414,11 @@ def main():
     _, served = http("GET", url)
     assert served.startswith(b"keyboard content "), served
     ok("a pin opens in the browser through the local IPFS gateway, which serves its content")
+    click(driver, f"button[aria-label='Copy the CID of keyboard pin']")
+    wait("the CID copied", lambda: text_of(driver, "#pin-message") == "CID copied.")
+    pasted = subprocess.run(["xclip", "-selection", "clipboard", "-o"], capture_output=True, text=True).stdout
+    assert pasted == cid3, pasted
+    ok("a pin's CID is copied to the system clipboard")
     tab_to("the pin's Unpin button", lambda f: f[1] == "Unpin keyboard pin")
     keys(Keys.ENTER)
     wait("the confirmation to take the focus", lambda: focused()[1] == "Yes, unpin keyboard pin")
@@ -406,6 +462,10 @@ def main():
     wait("debug lines in the Logs view", lambda: driver.execute_script(
         "return document.querySelectorAll('#log-lines li.log-debug').length") > 0)
     shot(driver, "logs")
+    retype("#log-text", "notification")
+    wait("only the lines with “notification”", lambda: (lambda t: t and all("notification" in x.lower() for x in t))(
+        driver.execute_script("return [...document.querySelectorAll('#log-lines li')].map(l => l.textContent)")))
+    retype("#log-text", "")
     ok("settings saved apply at once (debug lines in the Logs view), and the API credential is shown for other tools")
 
     # A peer lost: once its pings stop arriving, the app tells it as a system notification

@@ -56,6 +56,11 @@ describe('Pins view', () => {
       search: '', search_in: 'name', filter: '', order: 'cid', after: 'bafytwo', limit: 100,
     });
     expect(document.getElementById('pins-count')!.textContent).toContain('3 shown');
+    // Recover says what came of it.
+    calls.recover.mockResolvedValue(pin('bafytwo', '', 'pinned'));
+    await fireEvent.click(screen.getByRole('button', { name: 'Recover bafytwo' }));
+    expect(calls.recover).toHaveBeenCalledWith('bafytwo');
+    await waitFor(() => expect(app.message.text).toBe('Asked every peer to retry bafytwo: pinned on 1 of 1.'));
   });
 
   it('searches names, or CIDs once what is typed looks like one, and orders as chosen', async () => {
