@@ -444,6 +444,9 @@ def main():
         driver.execute_script("return document.querySelector('#chart-ipfs-traffic svg').getAttribute('aria-label')")),
         deadline=60)
     assert said.startswith("IPFS traffic, last hour: now In "), said
+    # Free space of the peers with the least: the three of the cluster, by name.
+    said = driver.execute_script("return document.querySelector('#chart-peers-free svg').getAttribute('aria-label')")
+    assert said.startswith("Free space, peers with the least, last hour: now ") and "server" in said, said
     shot(driver, "overview-pins")
     ok("the overview counts the pins here by status as they change, and charts them over time")
 

@@ -29,6 +29,18 @@ pub struct Sample {
     /// bytes per second; none when the node does not say.
     pub ipfs_in: Option<f64>,
     pub ipfs_out: Option<f64>,
+    /// Free space of the [`PEERS_FREE`] peers with the least (their `freespace` metrics), by
+    /// peer id: who runs out first.
+    pub peers_free: std::collections::BTreeMap<String, u64>,
+}
+
+/// Peers whose free space a sample keeps (those with the least): a chart draws no more.
+pub const PEERS_FREE: usize = 4;
+
+/// The [`PEERS_FREE`] peers with the least free space, of `(peer, free)`.
+pub fn least_free(mut all: Vec<(String, u64)>) -> std::collections::BTreeMap<String, u64> {
+    all.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    all.into_iter().take(PEERS_FREE).collect()
 }
 
 /// The two windows the charts show.
@@ -176,5 +188,14 @@ mod tests {
             (h.last().unwrap().ipfs_in, h.last().unwrap().ipfs_out),
             (Some(30.0), Some(10.0))
         );
+    }
+
+    #[test]
+    fn a_sample_keeps_the_free_space_of_the_few_peers_with_the_least() {
+        let all: Vec<(String, u64)> = (0..10u64).map(|i| (format!("p{i}"), 100 - i)).collect();
+        let kept = least_free(all);
+        assert_eq!(kept.len(), PEERS_FREE);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["p6", "p7", "p8", "p9"]);
+        assert_eq!(kept["p9"], 91);
     }
 }

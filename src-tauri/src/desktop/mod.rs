@@ -831,11 +831,13 @@ impl Desktop {
         let c = peer.cluster();
         let s = c.status_summary().await?;
         let me = &s.peer;
-        let free = c
+        let frees: Vec<(String, u64)> = c
             .metrics(FREESPACE)
             .into_iter()
-            .find(|m| &m.peer == me && m.is_current())
-            .and_then(|m| m.value.parse().ok());
+            .filter(|m| m.is_current())
+            .filter_map(|m| Some((m.peer.clone(), m.value.parse().ok()?)))
+            .collect();
+        let free = frees.iter().find(|(p, _)| p == me).map(|(_, f)| *f);
         // (The built-in node measures its blockstore at most every 15 s, whoever asks.)
         let used = c.repo_stat().await.ok().map(|r| r.repo_size);
         let ipfs = c
@@ -859,6 +861,7 @@ impl Desktop {
             used,
             ipfs_in: None,
             ipfs_out: None,
+            peers_free: history::least_free(frees),
         };
         let mut h = self.history.lock().unwrap();
         h.push(sample, totals, ipfs);

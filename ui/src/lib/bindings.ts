@@ -265,7 +265,12 @@ used: number | null,
  * Its IPFS node's traffic with other IPFS nodes since the last sample (`stats/bw`),
  * bytes per second; none when the node does not say.
  */
-ipfs_in: number | null, ipfs_out: number | null, };
+ipfs_in: number | null, ipfs_out: number | null, 
+/**
+ * Free space of the [`PEERS_FREE`] peers with the least (their `freespace` metrics), by
+ * peer id: who runs out first.
+ */
+peers_free: { [key in string]: number }, };
 
 /**
  * The two windows the charts show.

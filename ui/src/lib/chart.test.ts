@@ -3,7 +3,7 @@ import { addSample, DAY_STEP, HOUR_LEN, path, scaleMax, stack } from './chart';
 import type { Sample } from './types';
 
 const sample = (at: number, pinned = 0): Sample => ({
-  at, pinned, in_progress: 0, errors: 0, remote: 0, bytes_in: 0, bytes_out: 0, free: null, used: null, ipfs_in: null, ipfs_out: null,
+  at, pinned, in_progress: 0, errors: 0, remote: 0, bytes_in: 0, bytes_out: 0, free: null, used: null, ipfs_in: null, ipfs_out: null, peers_free: {},
 });
 
 describe('charts', () => {

@@ -35,7 +35,11 @@ describe('Overview', () => {
     const sample = (k: number) => ({
       at: at + k * 10, pinned: 100 + k, in_progress: 2, errors: 1, remote: 5, bytes_in: 2000, bytes_out: 1000,
       free: 5_000_000_000, used: 1_000_000, ipfs_in: k ? 3000 : null, ipfs_out: k ? 500 : null,
+      peers_free: { '12D3KooWpi': 2_000_000_000 - k, '12D3KooWserver': 9_000_000_000 },
     });
+    app.peers = [
+      { id: '12D3KooWpi', peername: 'pi' }, { id: '12D3KooWserver', peername: 'server' },
+    ] as typeof app.peers;
     app.charts = { hour: [sample(0), sample(1), sample(2)], day: [sample(0)] };
     render(Overview);
     const pins = screen.getByRole('img', { name: /^Pins on this peer, last hour: now Pinned 102, In progress 2, Errors 1, Remote 5/ });
@@ -43,10 +47,13 @@ describe('Overview', () => {
     expect(screen.getByRole('img', { name: /^Cluster traffic, last hour: now In 2.0 kB\/s, Out 1.0 kB\/s/ })).toBeTruthy();
     expect(screen.getByRole('img', { name: /^IPFS traffic, last hour: now In 3.0 kB\/s, Out 500 B\/s/ })).toBeTruthy();
     expect(screen.getByRole('img', { name: /^Storage of this peer's IPFS, last hour: now Used 1.0 MB, Free 5.0 GB/ })).toBeTruthy();
+    // Each of the peers with the least free space, by name, the least first.
+    expect(screen.getByRole('img', { name: /^Free space, peers with the least, last hour: now pi 2.0 GB, server 9.0 GB/ })).toBeTruthy();
     await fireEvent.click(screen.getByLabelText('Last day'));
     await screen.findByRole('img', { name: /^Pins on this peer, last day: now Pinned 100/ });
     // The day's one sample came before the node told its traffic.
     expect(screen.getByRole('img', { name: "IPFS traffic: not reported by this peer's IPFS node" })).toBeTruthy();
     app.charts = { hour: [], day: [] };
+    app.peers = [];
   });
 });
