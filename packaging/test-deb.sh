@@ -3,8 +3,10 @@
 # then the installed app started from its desktop entry's Exec under Xvfb, with a peer made by
 # the installed `ipfs-cluster-service init` and no IPFS daemon running. The app must start the
 # built-in IPFS node it ships (`/usr/bin/ipfs-local-node` with the package's libkubo), and a
-# file added with the installed `ipfs-cluster-ctl` must be pinned by that node. Then the
-# package is removed and the user's cluster folder must be untouched.
+# file added with the installed `ipfs-cluster-ctl` must be pinned by that node. Its desktop
+# entry must be the handler of `ipfs-cluster-invite:` links (`xdg-mime`), and a link opened with
+# `xdg-open` must reach the running app. Then the package is removed and the user's cluster
+# folder must be untouched.
 #
 # Needs root (apt-get) and a .deb from .ci/package. Refuses to run when the package is
 # already installed: it would remove what someone installed on purpose.
@@ -77,11 +79,21 @@ sum_before=$(sha256sum "$IPFS_CLUSTER_PATH/service.json" "$IPFS_CLUSTER_PATH/ide
 # The package's library, not one named by the environment (the log line below says which).
 unset IPFS_LIBKUBO
 
+# Invitation links open the app: the package's desktop entry handles the scheme.
+grep -q '^MimeType=.*x-scheme-handler/ipfs-cluster-invite;' "$entry" || fail "$entry does not handle ipfs-cluster-invite links"
+handler=$(xdg-mime query default x-scheme-handler/ipfs-cluster-invite)
+[ "$handler" = "$(basename "$entry")" ] || fail "xdg-mime names '$handler' for ipfs-cluster-invite links, not $(basename "$entry")"
+
 echo "deb: starting the installed app ($exec_line) under Xvfb"
 export EXEC_LINE=$exec_line WORK=$work
+# In the app's session (its D-Bus session is how a second launch finds the running app), a
+# link is opened as a desktop opens one, once the test writes it.
 setsid xvfb-run -a -s "-screen 0 1280x800x24 -nolisten tcp" dbus-run-session -- bash -c '
   printf deb-login | gnome-keyring-daemon --unlock --components=secrets >"$WORK/keyring.env"
-  exec $EXEC_LINE
+  $EXEC_LINE & app=$!
+  until [ -e "$WORK/open-link" ]; do kill -0 $app 2>/dev/null || exit 1; sleep 0.5; done
+  xdg-open "$(cat "$WORK/open-link")" >"$WORK/xdg-open.log" 2>&1
+  wait $app
 ' >"$work/app.log" 2>&1 &
 app_pid=$!
 
@@ -101,6 +113,11 @@ pinned_by_node() {
 }
 wait_for 60 "the added file is pinned by the built-in node" pinned_by_node
 wait_for 60 "ipfs-cluster-ctl status says PINNED" bash -c "/usr/bin/ipfs-cluster-ctl --host /ip4/127.0.0.1/tcp/$rest_port status $cid | grep -q PINNED"
+
+# An invitation link opened by the desktop reaches the running app (a second launch hands
+# it over and ends).
+echo "ipfs-cluster-invite:eyJib290c3RyYXAiOltdLCJzZWNyZXQiOiIifQ" >"$work/open-link"
+wait_for 60 "the running app to take the invitation link" grep -q "an invitation link came from another launch" "$work/app.log"
 
 echo "deb: removing the package"
 kill -TERM -- "-$app_pid" 2>/dev/null || true

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -312,9 +313,9 @@ def main():
     Select(driver.find_element(By.ID, "pin-filter")).select_by_value("")
     Select(driver.find_element(By.ID, "pin-order")).select_by_value("cid")
     Select(driver.find_element(By.ID, "pin-search-in")).select_by_value("name")
-    recover = driver.find_element(By.CSS_SELECTOR, "button[aria-label='Recover e2e file']")
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", recover)
-    recover.click()
+    # The table is drawn again as the order goes back: the button takes a click once drawn.
+    wait("the Recover button to take a click",
+         lambda: driver.find_element(By.CSS_SELECTOR, "button[aria-label='Recover e2e file']").click() or True)
     wait("the recover told", lambda: text_of(driver, "#pin-message").startswith(
         "Asked every peer to retry e2e file: pinned on "))
     ok("the Pins view searches names and CIDs, orders and filters through the peer; Recover says what came of it")
@@ -469,6 +470,15 @@ def main():
     wait("only the lines with “notification”", lambda: (lambda t: t and all("notification" in x.lower() for x in t))(
         driver.execute_script("return [...document.querySelectorAll('#log-lines li')].map(l => l.textContent)")))
     retype("#log-text", "")
+    # The log files, in the XDG state folder, and their folder opened from Settings.
+    click(driver, "button[data-view=settings]")
+    log_dir = wait("the log folder shown", lambda: text_of(driver, "#log-folder"))
+    assert log_dir == os.path.join(os.environ["HOME"], ".local", "state", "ipfs-cluster-desktop", "logs"), log_dir
+    with open(os.path.join(log_dir, "ipfs-cluster-desktop.log"), errors="replace") as f:
+        assert "notification" in f.read()
+    click(driver, "#btn-open-logs")
+    wait("the log folder opened", lambda: log_dir in open(os.path.join(WORK, "opened-urls")).read())
+    click(driver, "button[data-view=logs]")
     ok("settings saved apply at once (debug lines in the Logs view), and the API credential is shown for other tools")
 
     # A peer lost: once its pings stop arriving, the app tells it as a system notification
@@ -500,6 +510,12 @@ def main():
     driver.execute_script("window.__TAURI__.window.getCurrentWindow().setTheme(null)")
     ok("every view in the dark theme passes axe too")
 
+    # Launched for an invitation link (as the desktop launches the link's handler): the running
+    # app takes it; this computer is in a cluster already, so it says why it does not join.
+    subprocess.run([APP, inv_text], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    wait("the link told in the peers view", lambda: "already a peer of a cluster" in text_of(driver, "#peers-message"))
+    ok("an invitation link launched for the app reaches the running app's window")
+
     # Closing the window leaves the peer running in the tray.
     try:
         driver.execute_script("window.__TAURI__.window.getCurrentWindow().close()")
@@ -524,7 +540,24 @@ def main():
     wait("the window to open again", window_visible, deadline=60)
     again.wait(timeout=60)
     ok("launching the app again reopens its window")
+
     ok(f"axe-core finds no WCAG 2.1 AA violation on any view shown ({', '.join(checked)})")
+
+    # Killed (as a crash ends it): the next start tells that the last run did not end cleanly,
+    # and where its log is; a SIGTERM (a logout) ends that run cleanly.
+    def app_pids():
+        return subprocess.run(["pgrep", "-f", f"^{APP}"], capture_output=True, text=True).stdout.split()
+    for p in app_pids():
+        os.kill(int(p), signal.SIGKILL)
+    wait("the app to be gone", lambda: not app_pids())
+    again = subprocess.Popen([APP, "--hidden"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    notices = os.path.join(WORK, "notifications.log")
+    wait("the unclean end told", lambda: "did not shut down cleanly" in open(notices, errors="replace").read())
+    assert "ipfs-cluster-desktop.log" in open(notices, errors="replace").read()
+    again.terminate()
+    assert again.wait(timeout=60) == 0, "SIGTERM ends the app cleanly"
+    assert not os.path.exists(os.path.join(log_dir, "running")), "the run is marked ended"
+    ok("after a crash the next start says so and where the log is; SIGTERM ends the app cleanly")
     try:
         driver.quit()
     except WebDriverException:

@@ -10,6 +10,25 @@ use crate::config::Secret;
 
 pub const PREFIX: &str = "ipfs-cluster-invite:";
 
+/// The longest invitation link taken from a command line (one with a few addresses is under
+/// 1 kB).
+const LINK_MAX: usize = 16 * 1024;
+
+/// The invitation link among a program's arguments (`ipfs-cluster-invite:…`, as the desktop
+/// opens the app for a link: the scheme in any case, with or without `//`, a trailing `/`
+/// dropped), as invitation text; none when there is none, or it is too long to be one.
+pub fn link_in<I: IntoIterator<Item = String>>(args: I) -> Option<String> {
+    args.into_iter().find_map(|a| {
+        let a = a.trim();
+        let (head, rest) = (a.get(..PREFIX.len())?, a.get(PREFIX.len()..)?);
+        if a.len() > LINK_MAX || !head.eq_ignore_ascii_case(PREFIX) {
+            return None;
+        }
+        let body = rest.trim_start_matches("//").trim_end_matches('/');
+        (!body.is_empty()).then(|| format!("{PREFIX}{body}"))
+    })
+}
+
 /// Text or a picture that is not a usable invitation, with what is wrong with it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{0}")]
@@ -252,5 +271,36 @@ mod tests {
             .unwrap_err()
             .0
             .contains("/p2p/"));
+    }
+
+    #[test]
+    fn the_link_among_the_arguments_is_the_invitation_as_the_desktop_passes_it() {
+        let inv = sample();
+        let text = inv.to_text();
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(link_in(args(&["--hidden", &text])), Some(text.clone()));
+        // As browsers and desktops hand schemes over: upper case, `//`, a trailing slash.
+        let body = text.strip_prefix(PREFIX).unwrap();
+        for given in [
+            format!("IPFS-Cluster-Invite:{body}"),
+            format!("ipfs-cluster-invite://{body}/"),
+        ] {
+            let got = link_in(args(&[&given])).unwrap();
+            assert_eq!(Invitation::parse(&got, None).unwrap(), inv, "{given}");
+        }
+        assert_eq!(link_in(args(&["--hidden"])), None);
+        assert_eq!(link_in(args(&["ipfs-cluster-invite:"])), None, "empty");
+        assert_eq!(link_in(args(&["é"])), None, "short");
+        assert_eq!(
+            link_in(args(&["ipfs-cluster-invitéabc"])),
+            None,
+            "not on a boundary"
+        );
+        let long = format!("{PREFIX}{}", "A".repeat(LINK_MAX));
+        assert_eq!(
+            link_in(args(&[&long])),
+            None,
+            "too long to be an invitation"
+        );
     }
 }

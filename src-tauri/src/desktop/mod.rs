@@ -9,10 +9,12 @@ pub mod add;
 pub mod history;
 pub mod invite;
 mod ipfs_trust;
+pub mod logfiles;
 pub mod logs;
 pub mod notify;
 pub mod secrets;
 pub mod settings;
+pub mod tray;
 pub mod ui_types;
 
 use futures::StreamExt;
@@ -88,6 +90,17 @@ pub struct IpfsStatus {
     pub message: String,
 }
 
+/// What the window is to do as it opens, or at once (see [`Desktop::set_pending`]).
+#[derive(Serialize, Clone, Debug, Default, PartialEq, ts_rs::TS)]
+pub struct Pending {
+    /// An invitation link the app was opened with: the Join form shows it.
+    pub link: Option<String>,
+    /// A view to show (`invite`, …).
+    pub view: Option<String>,
+    /// Files and folders to open in the Add view.
+    pub add: Vec<String>,
+}
+
 /// Everything the overview shows.
 #[derive(Serialize, Clone, Debug, ts_rs::TS)]
 pub struct Snapshot {
@@ -110,6 +123,10 @@ pub struct Snapshot {
     pub consensus_stopped: bool,
     /// The add running now, if any (a window opened meanwhile shows it).
     pub adding: Option<add::AddProgress>,
+    /// Where the app's log files are (none: not written, the folder could not be made).
+    pub log_folder: Option<String>,
+    /// The last run did not end cleanly (a crash, or killed): what to tell, with the log's place.
+    pub last_run: Option<String>,
 }
 
 /// What the pins view asks for: pins whose name (`search_in` name) or CID starts with
@@ -212,6 +229,12 @@ pub struct Desktop {
     adding: Mutex<Option<add::Running>>,
     /// What the overview's charts draw (see [`history`]).
     history: Mutex<history::History>,
+    /// What the window is to do when it opens (see [`Desktop::set_pending`]).
+    pending: Mutex<Pending>,
+    /// Where the log files are written (see [`logfiles`]).
+    log_folder: Mutex<Option<PathBuf>>,
+    /// What to tell about a last run that did not end cleanly.
+    last_run: Mutex<Option<String>>,
     /// The folder's lock while the app's peer runs, as the daemon takes it: neither
     /// `ipfs-cluster-service daemon` nor its `state` commands can then use the folder.
     lock: Mutex<Option<config::FolderLock>>,
@@ -250,6 +273,9 @@ impl Desktop {
             secret_location: Mutex::new(None),
             adding: Mutex::new(None),
             history: Mutex::new(history::History::default()),
+            pending: Mutex::new(Pending::default()),
+            log_folder: Mutex::new(None),
+            last_run: Mutex::new(None),
             lock: Mutex::new(None),
             starts: Default::default(),
         }
@@ -298,6 +324,13 @@ impl Desktop {
             consensus_stopped: stopped,
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
             adding: self.add_progress(),
+            log_folder: self
+                .log_folder
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            last_run: self.last_run.lock().unwrap().clone(),
         }
     }
 
@@ -866,6 +899,34 @@ impl Desktop {
         let mut h = self.history.lock().unwrap();
         h.push(sample, totals, ipfs);
         Ok(h.last().unwrap_or_default())
+    }
+
+    /// Where the log files are; `unclean`: the last run did not end cleanly.
+    pub fn set_log_folder(&self, folder: PathBuf, unclean: bool) {
+        if unclean {
+            *self.last_run.lock().unwrap() = Some(format!(
+                "The app did not shut down cleanly last time (it crashed or was stopped by force). \
+                 Its log is in {}: attach it to a bug report.",
+                folder.display()
+            ));
+        }
+        *self.log_folder.lock().unwrap() = Some(folder);
+    }
+
+    pub fn log_folder(&self) -> Option<PathBuf> {
+        self.log_folder.lock().unwrap().clone()
+    }
+
+    /// Keeps something for the window to do when it opens, or at once if it is open (the
+    /// latest of each kind wins): an invitation link the app was opened with, a view the tray
+    /// asked for, files chosen from the tray.
+    pub fn set_pending(&self, change: impl FnOnce(&mut Pending)) {
+        change(&mut self.pending.lock().unwrap());
+    }
+
+    /// What the window is to do, once: it asks when it opens, and when told (`pending`).
+    pub fn take_pending(&self) -> Pending {
+        std::mem::take(&mut self.pending.lock().unwrap())
     }
 
     /// The samples of the last hour and day.

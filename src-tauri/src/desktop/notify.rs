@@ -15,6 +15,10 @@ pub enum NoticeKind {
     PeerLost,
     PeerBack,
     Joined,
+    /// The last run did not end cleanly: always told (it is about the app itself).
+    UncleanExit,
+    /// What came of something the user did from the tray: always told.
+    Action,
 }
 
 impl NoticeKind {
@@ -24,6 +28,7 @@ impl NoticeKind {
             NoticeKind::PinFailed => n.pin_failed,
             NoticeKind::PeerLost | NoticeKind::PeerBack => n.peers,
             NoticeKind::Joined => n.joined,
+            NoticeKind::UncleanExit | NoticeKind::Action => true,
         }
     }
 }
@@ -174,6 +179,24 @@ pub fn joined(peers: usize) -> Notice {
         kind: NoticeKind::Joined,
         title: "Joined the cluster".into(),
         body: format!("This peer now keeps the cluster's pinset with {peers} other peers."),
+    }
+}
+
+/// What came of something done from the tray.
+pub fn action(title: &str, body: &str) -> Notice {
+    Notice {
+        kind: NoticeKind::Action,
+        title: title.into(),
+        body: body.into(),
+    }
+}
+
+/// The notice of a last run that did not end cleanly, naming its log.
+pub fn unclean_exit(log: &str) -> Notice {
+    Notice {
+        kind: NoticeKind::UncleanExit,
+        title: "IPFS Cluster Desktop did not shut down cleanly last time".into(),
+        body: format!("Its log is {log}: attach it to a bug report."),
     }
 }
 

@@ -11,8 +11,8 @@ use ts_rs::{Config, TS};
 use super::add::{AddProgress, Added};
 use super::history::{Charts, Sample};
 use super::{
-    Health, InvitationView, IpfsSource, IpfsStatus, PinsOrder, PinsPage, PinsQuery, SearchIn,
-    SettingsView, Snapshot, UiError,
+    Health, InvitationView, IpfsSource, IpfsStatus, Pending, PinsOrder, PinsPage, PinsQuery,
+    SearchIn, SettingsView, Snapshot, UiError,
 };
 use crate::types::{
     Alert, Cid, ConnectGraph, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfoShort,
@@ -60,6 +60,7 @@ pub fn typescript() -> String {
     decl::<IpfsSource>(&cfg, o);
     decl::<IpfsStatus>(&cfg, o);
     decl::<Snapshot>(&cfg, o);
+    decl::<Pending>(&cfg, o);
     decl::<PinsQuery>(&cfg, o);
     decl::<SearchIn>(&cfg, o);
     decl::<PinsOrder>(&cfg, o);

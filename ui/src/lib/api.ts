@@ -2,7 +2,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type {
-  Added, AddProgress, Charts, ConnectGraph, GlobalPinInfo, Health, Id, InvitationView, LogLine, Pin, PinsPage, PinsQuery, Sample,
+  Added, AddProgress, Charts, Pending, ConnectGraph, GlobalPinInfo, Health, Id, InvitationView, LogLine, Pin, PinsPage, PinsQuery, Sample,
   Settings, SettingsView, Snapshot, StatusSummary,
 } from './types';
 
@@ -23,6 +23,8 @@ export const api = {
   pinInfo: (cid: string) => invoke<Pin>('pin_info', { cid }),
   recover: (cid: string) => invoke<GlobalPinInfo>('recover', { cid }),
   openInGateway: (cid: string) => invoke<string>('open_in_gateway', { cid }),
+  takePending: () => invoke<Pending>('take_pending'),
+  openLogFolder: () => invoke<string>('open_log_folder'),
   addPaths: (paths: string[], name: string, replication: number | null) =>
     invoke<Added>('add_paths', { paths, name, replication }),
   repin: (pin: Pin) => invoke<Pin>('repin', { pin }),
@@ -49,6 +51,8 @@ export interface Events {
   'add-progress': AddProgress;
   sample: Sample;
   logs: number;
+  /** The window has something to do (a link, a view, files from the tray): `takePending`. */
+  pending: null;
 }
 
 export function on<K extends keyof Events>(

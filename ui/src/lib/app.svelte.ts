@@ -22,6 +22,8 @@ export const app = $state({
   charts: { hour: [], day: [] } as Charts,
   /** Bumped when something this window did may have changed the pins shown. */
   pinsChanged: 0,
+  /** An invitation link the app was opened with, for the first-run screen's Join form. */
+  inviteLink: null as string | null,
 });
 
 export function say(text: string, bad = false) {

@@ -173,7 +173,32 @@ consensus_stopped: boolean,
 /**
  * The add running now, if any (a window opened meanwhile shows it).
  */
-adding: AddProgress | null, };
+adding: AddProgress | null, 
+/**
+ * Where the app's log files are (none: not written, the folder could not be made).
+ */
+log_folder: string | null, 
+/**
+ * The last run did not end cleanly (a crash, or killed): what to tell, with the log's place.
+ */
+last_run: string | null, };
+
+/**
+ * What the window is to do as it opens, or at once (see [`Desktop::set_pending`]).
+ */
+export type Pending = { 
+/**
+ * An invitation link the app was opened with: the Join form shows it.
+ */
+link: string | null, 
+/**
+ * A view to show (`invite`, …).
+ */
+view: string | null, 
+/**
+ * Files and folders to open in the Add view.
+ */
+add: Array<string>, };
 
 /**
  * What the pins view asks for: pins whose name (`search_in` name) or CID starts with

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SettingsView } from '../lib/types';
 
 const calls = vi.hoisted(() => ({
-  settings: vi.fn(), saveSettings: vi.fn(), restart: vi.fn(), autostart: vi.fn(),
+  settings: vi.fn(), saveSettings: vi.fn(), restart: vi.fn(), autostart: vi.fn(), openLogFolder: vi.fn(),
 }));
 vi.mock('../lib/api', () => ({ api: calls }));
 
@@ -72,5 +72,16 @@ describe('Settings view', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Show' }));
     expect(password.textContent).toBe('s3cret');
     expect(screen.getByText('http://127.0.0.1:9094')).toBeTruthy();
+  });
+
+  it('shows where the log files are and opens their folder', async () => {
+    calls.settings.mockResolvedValue(view());
+    app.snapshot = { log_folder: '/home/u/.local/state/ipfs-cluster-desktop/logs' } as typeof app.snapshot;
+    calls.openLogFolder.mockResolvedValue('/home/u/.local/state/ipfs-cluster-desktop/logs');
+    render(Settings);
+    await screen.findByText('/home/u/.local/state/ipfs-cluster-desktop/logs');
+    await fireEvent.click(screen.getByRole('button', { name: 'Open folder' }));
+    await waitFor(() => expect(app.message.text).toBe('Opened /home/u/.local/state/ipfs-cluster-desktop/logs.'));
+    app.snapshot = null;
   });
 });

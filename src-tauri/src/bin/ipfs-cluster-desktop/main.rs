@@ -3,18 +3,21 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ipfs_cluster::desktop::invite;
+use ipfs_cluster::desktop::logfiles;
 use ipfs_cluster::desktop::logs::{LogLine, LogRing, RingLayer};
 use ipfs_cluster::desktop::notify;
 use ipfs_cluster::desktop::settings::{LogLevel, Settings};
+use ipfs_cluster::desktop::tray;
 use ipfs_cluster::desktop::{
     Desktop, Health, InvitationView, PinsPage, PinsQuery, SettingsView, Snapshot, UiError,
 };
 use ipfs_cluster::error::Error;
 use ipfs_cluster::types::{GlobalPinInfo, Id, Pin};
-use tauri::menu::{Menu, MenuItem};
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State};
 use tauri_plugin_autostart::ManagerExt;
@@ -182,6 +185,21 @@ async fn open_in_gateway(
             message: format!("No browser opened {url}: {e}"),
         })?;
     Ok(url)
+}
+
+/// What the window is to do (an invitation link the app was opened with, a view or files
+/// the tray asked for), once: the window asks as it opens, and when told `pending`.
+#[tauri::command]
+fn take_pending(d: State<'_, App>) -> ipfs_cluster::desktop::Pending {
+    d.take_pending()
+}
+
+/// Opens the window (or brings it forward) with something to do: an open window is told at
+/// once, a new one asks as it opens.
+fn show_pending(app: &AppHandle, change: impl FnOnce(&mut ipfs_cluster::desktop::Pending)) {
+    app.state::<App>().set_pending(change);
+    show_main(app);
+    let _ = app.emit("pending", ());
 }
 
 #[tauri::command]
@@ -371,38 +389,88 @@ fn show_main(app: &AppHandle) {
     }
 }
 
-/// One line for the tray: how the peer is doing.
-fn tray_status(snap: &Snapshot, peers: Option<&[Id]>) -> String {
-    if !snap.configured {
-        return "IPFS Cluster Desktop: not set up yet".into();
+/// The tray's menu items that change, and the state its icon shows.
+struct TrayItems {
+    status: MenuItem<tauri::Wry>,
+    pause: MenuItem<tauri::Wry>,
+    shown: Mutex<Option<tray::TrayState>>,
+}
+
+/// The app's icon with the badge of `state`.
+fn tray_icon(app: &AppHandle, state: tray::TrayState) -> tauri::image::Image<'static> {
+    let icon = app.default_window_icon().cloned().expect("bundled icon");
+    let rgba = tray::badge(icon.rgba(), icon.width(), icon.height(), state);
+    tauri::image::Image::new_owned(rgba, icon.width(), icon.height())
+}
+
+/// Shows how the peer is doing in the tray: its icon's badge, its status line (menu and
+/// tooltip), and Pause or Resume as it is.
+fn show_tray(app: &AppHandle, snap: &Snapshot, peers: Option<&[Id]>) {
+    let v = tray::view(snap, peers);
+    let items = app.state::<TrayItems>();
+    let _ = items.status.set_text(&v.line);
+    let _ = items.pause.set_text(if snap.paused {
+        "Resume pinning"
+    } else {
+        "Pause pinning"
+    });
+    let Some(tray) = app.tray_by_id("main") else {
+        return;
+    };
+    let _ = tray.set_tooltip(Some(format!(
+        "IPFS Cluster Desktop: {} · {}",
+        v.state.word(),
+        v.line
+    )));
+    let mut shown = items.shown.lock().unwrap();
+    if *shown != Some(v.state) {
+        tracing::debug!(state = ?v.state, "tray");
+        let _ = tray.set_icon(Some(tray_icon(app, v.state)));
+        *shown = Some(v.state);
     }
-    if !snap.running {
-        return "IPFS Cluster Desktop: stopped".into();
-    }
-    let mut s = format!(
-        "IPFS Cluster: {}",
-        if snap.paused {
-            "pinning paused"
-        } else if snap.ready {
-            "running"
+}
+
+/// Pins what the clipboard holds (a CID, an `ipfs://` link or an `/ipfs/` path), and says
+/// how it went in a notification.
+fn pin_from_clipboard(app: &AppHandle, d: &App) {
+    use tauri_plugin_clipboard_manager::ClipboardExt;
+    let text = app.clipboard().read_text().unwrap_or_default();
+    let (app, d) = (app.clone(), d.clone());
+    tauri::async_runtime::spawn(async move {
+        let what = text.trim().to_string();
+        let notice = if what.is_empty() || what.len() > 4096 {
+            notify::action("Nothing to pin", "The clipboard holds no CID or IPFS link.")
         } else {
-            "starting"
-        }
-    );
-    if let Some(p) = peers {
-        let down = p.iter().filter(|i| !i.error.is_empty()).count();
-        s += &format!(", {} peers", p.len());
-        if down > 0 {
-            s += &format!(" ({down} unreachable)");
-        }
-    }
-    if let Some(n) = snap.pins {
-        s += &format!(", {n} pins");
-    }
-    if snap.queued > 0 {
-        s += &format!(" ({} in progress here)", snap.queued);
-    }
-    s
+            match d.pin(&what, "", None).await {
+                Ok(pin) => notify::action(
+                    "Pinned from the clipboard",
+                    &format!("{}: copies are being made.", pin.cid),
+                ),
+                Err(e) => notify::action("Could not pin from the clipboard", &e.to_string()),
+            }
+        };
+        tell(&app, &d, &notice);
+    });
+}
+
+/// Files chosen from the tray open in the Add view, as if dropped on the window.
+fn add_from_tray(app: &AppHandle) {
+    use tauri_plugin_dialog::DialogExt;
+    let handle = app.clone();
+    app.dialog()
+        .file()
+        .set_title("Choose files to add")
+        .pick_files(move |picked| {
+            let paths: Vec<String> = picked
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| p.into_path().ok())
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            if !paths.is_empty() {
+                show_pending(&handle, |p| p.add = paths);
+            }
+        });
 }
 
 /// Keeps the UI and the tray in step with the peer (in-process; no REST round trip). The
@@ -482,10 +550,7 @@ fn emit_loop(app: AppHandle, d: App) {
                     }
                 }
                 if slow {
-                    if let Some(tray) = app.tray_by_id("main") {
-                        let line = tray_status(&snap, peers.as_deref());
-                        let _ = tray.set_tooltip(Some(line));
-                    }
+                    show_tray(&app, &snap, peers.as_deref());
                 }
             }
             tick += 1;
@@ -515,6 +580,40 @@ fn send_changed<T: serde::Serialize + Clone>(
     }
 }
 
+/// Ends the app cleanly: the peer stops, the run is marked ended, then the process exits.
+fn quit(app: &AppHandle, d: &App, quitting: &Arc<AtomicBool>) {
+    if quitting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let d = d.clone();
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        d.stop().await;
+        if let Some(dir) = d.log_folder() {
+            logfiles::end_run(&dir);
+        }
+        app.exit(0);
+    });
+}
+
+/// Opens the folder of the app's log files in the system's file manager.
+#[tauri::command]
+fn open_log_folder(app: AppHandle, d: State<'_, App>) -> Result<String, UiError> {
+    use tauri_plugin_opener::OpenerExt;
+    let dir = d.log_folder().ok_or_else(|| UiError {
+        kind: "unavailable",
+        message: "the app writes no log files (its folder could not be made)".into(),
+    })?;
+    let shown = dir.display().to_string();
+    app.opener()
+        .open_path(&shown, None::<&str>)
+        .map_err(|e| UiError {
+            kind: "unavailable",
+            message: format!("No file manager opened {shown}: {e}"),
+        })?;
+    Ok(shown)
+}
+
 /// `ipfs-cluster-desktop --hidden`: start in the tray, without a window (start at login).
 const HIDDEN: &str = "--hidden";
 
@@ -530,6 +629,14 @@ fn main() {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.filter())),
     );
+    // And to rotating files in the state folder, for a bug report.
+    let log_files = logfiles::default_dir().and_then(|d| match logfiles::LogFiles::open(&d) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("no log files in {}: {e}", d.display());
+            None
+        }
+    });
     {
         use tracing_subscriber::prelude::*;
         tracing_subscriber::registry()
@@ -538,6 +645,11 @@ fn main() {
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
             )
+            .with(log_files.clone().map(|files| {
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(files)
+            }))
             .with(RingLayer)
             .init();
     }
@@ -545,16 +657,30 @@ fn main() {
         tracing::warn!("the open files limit could not be raised");
     }
     let desktop: App = Arc::new(Desktop::new(folder));
+    // Opened for an invitation link: the window shows it, even when started hidden.
+    let link = invite::link_in(std::env::args().skip(1));
+    if let Some(l) = &link {
+        tracing::info!("opened with an invitation link");
+        desktop.set_pending(|p| p.link = Some(l.clone()));
+    }
     let quitting = Arc::new(AtomicBool::new(false));
 
     let app = tauri::Builder::default()
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            show_main(app)
+        // A second launch (the desktop entry, or an invitation link the desktop opens with
+        // this app) brings the running app's window forward, with the link for the window.
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            if let Some(link) = invite::link_in(args) {
+                tracing::info!("an invitation link came from another launch");
+                show_pending(app, |p| p.link = Some(link));
+            } else {
+                show_main(app);
+            }
         }))
         // Started at login: in the tray, without a window.
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             Some(vec![HIDDEN]),
@@ -585,6 +711,8 @@ fn main() {
             charts,
             pin_info,
             open_in_gateway,
+            take_pending,
+            open_log_folder,
             repin,
             set_paused,
             autostart,
@@ -594,42 +722,52 @@ fn main() {
             let desktop = desktop.clone();
             let quitting = quitting.clone();
             move |app| {
+                // The tray: a status line (also the tooltip), then what people do from it.
+                let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
                 let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
+                let pin_clip = MenuItem::with_id(
+                    app,
+                    "pin-clipboard",
+                    "Pin CID from clipboard",
+                    true,
+                    None::<&str>,
+                )?;
+                let add = MenuItem::with_id(app, "add-files", "Add files…", true, None::<&str>)?;
+                let invite = MenuItem::with_id(app, "invite", "Invite…", true, None::<&str>)?;
                 let pause = MenuItem::with_id(app, "pause", "Pause pinning", true, None::<&str>)?;
-                let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
-                let menu = Menu::with_items(app, &[&open, &pause, &quit])?;
+                let quit_item = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+                let line = PredefinedMenuItem::separator(app)?;
+                let line2 = PredefinedMenuItem::separator(app)?;
+                let menu = Menu::with_items(
+                    app,
+                    &[
+                        &status, &line, &open, &pin_clip, &add, &invite, &pause, &line2, &quit_item,
+                    ],
+                )?;
+                app.manage(TrayItems {
+                    status,
+                    pause,
+                    shown: Mutex::new(None),
+                });
                 let d = desktop.clone();
-                let pause_item = pause.clone();
+                let quitting_tray = quitting.clone();
                 TrayIconBuilder::with_id("main")
-                    .icon(app.default_window_icon().cloned().expect("bundled icon"))
+                    .icon(tray_icon(app.handle(), tray::TrayState::Offline))
                     .tooltip("IPFS Cluster Desktop")
                     .menu(&menu)
                     .on_menu_event(move |app, event| match event.id.as_ref() {
                         "open" => show_main(app),
+                        "pin-clipboard" => pin_from_clipboard(app, &d),
+                        "add-files" => add_from_tray(app),
+                        "invite" => show_pending(app, |p| p.view = Some("invite".into())),
                         "pause" => {
                             let d = d.clone();
-                            let item = pause_item.clone();
                             tauri::async_runtime::spawn(async move {
                                 let paused = !d.snapshot().await.paused;
-                                if d.set_paused(paused).await.is_ok() {
-                                    let label = if paused {
-                                        "Resume pinning"
-                                    } else {
-                                        "Pause pinning"
-                                    };
-                                    let _ = item.set_text(label);
-                                }
+                                let _ = d.set_paused(paused).await;
                             });
                         }
-                        "quit" => {
-                            quitting.store(true, Ordering::SeqCst);
-                            let d = d.clone();
-                            let app = app.clone();
-                            tauri::async_runtime::spawn(async move {
-                                d.stop().await;
-                                app.exit(0);
-                            });
-                        }
+                        "quit" => quit(app, &d, &quitting_tray),
                         _ => {}
                     })
                     .build(app)?;
@@ -642,10 +780,58 @@ fn main() {
                         }
                     });
                 }
+                // This run is marked under way (the primary instance only: a second launch
+                // has ended in the single-instance plugin before this); a mark left by the last
+                // run means it did not end cleanly, and the window and a notice say so.
+                if let Some(files) = &log_files {
+                    let unclean = match logfiles::begin_run(files.dir()) {
+                        Ok(u) => u.is_some(),
+                        Err(e) => {
+                            tracing::warn!(
+                                "cannot mark this run in {}: {e}",
+                                files.dir().display()
+                            );
+                            false
+                        }
+                    };
+                    desktop.set_log_folder(files.dir().to_path_buf(), unclean);
+                    if unclean {
+                        tracing::warn!(
+                            "the last run did not end cleanly; its log: {}",
+                            files.path().display()
+                        );
+                        tell(
+                            app.handle(),
+                            &desktop,
+                            &notify::unclean_exit(&files.path().display().to_string()),
+                        );
+                    }
+                }
+                // Logout and `kill` end the app as Quit does.
+                {
+                    let app = app.handle().clone();
+                    let d = desktop.clone();
+                    let quitting = quitting.clone();
+                    tauri::async_runtime::spawn(async move {
+                        use tokio::signal::unix::{signal, SignalKind};
+                        let (Ok(mut term), Ok(mut int)) = (
+                            signal(SignalKind::terminate()),
+                            signal(SignalKind::interrupt()),
+                        ) else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = term.recv() => {}
+                            _ = int.recv() => {}
+                        }
+                        tracing::info!("asked to stop: stopping the peer");
+                        quit(&app, &d, &quitting);
+                    });
+                }
                 emit_loop(app.handle().clone(), desktop.clone());
                 logs_loop(app.handle().clone());
                 notify_loop(app.handle().clone(), desktop.clone());
-                if std::env::args().any(|a| a == HIDDEN) {
+                if link.is_none() && std::env::args().any(|a| a == HIDDEN) {
                     if let Some(w) = app.get_webview_window("main") {
                         let _ = w.destroy();
                     }
