@@ -69,6 +69,11 @@ def draw(size):
     return out
 
 
-for name, size in [("32x32.png", 32), ("128x128.png", 128), ("128x128@2x.png", 256), ("icon.png", 512)]:
+# Every size of the freedesktop icon theme's usual set (the .deb and .rpm install each under
+# /usr/share/icons/hicolor/<size>/apps), and the ones Tauri's own config names.
+SIZES = [("16x16.png", 16), ("24x24.png", 24), ("32x32.png", 32), ("48x48.png", 48),
+         ("64x64.png", 64), ("128x128.png", 128), ("128x128@2x.png", 256), ("256x256.png", 256),
+         ("icon.png", 512)]
+for name, size in SIZES:
     png(os.path.join(HERE, name), size, draw(size))
     print("wrote", name)

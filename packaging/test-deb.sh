@@ -79,6 +79,13 @@ sum_before=$(sha256sum "$IPFS_CLUSTER_PATH/service.json" "$IPFS_CLUSTER_PATH/ide
 # The package's library, not one named by the environment (the log line below says which).
 unset IPFS_LIBKUBO
 
+# Software centres list it (AppStream), with icons in every size.
+appstreamcli validate --no-net /usr/share/metainfo/io.ipfscluster.desktop.metainfo.xml >"$work/appstream.log" 2>&1 ||
+  { cat "$work/appstream.log" >&2; fail "appstreamcli validate"; }
+for size in 16x16 24x24 32x32 48x48 64x64 128x128 256x256 512x512; do
+  [ -e "/usr/share/icons/hicolor/$size/apps/ipfs-cluster-desktop.png" ] || fail "no $size icon installed"
+done
+
 # Invitation links open the app: the package's desktop entry handles the scheme.
 grep -q '^MimeType=.*x-scheme-handler/ipfs-cluster-invite;' "$entry" || fail "$entry does not handle ipfs-cluster-invite links"
 handler=$(xdg-mime query default x-scheme-handler/ipfs-cluster-invite)
