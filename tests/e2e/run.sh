@@ -63,8 +63,12 @@ dbus-run-session -- bash -c '
   printf e2e-login | gnome-keyring-daemon --unlock --components=secrets >"$WORK/keyring.env"
   # Every call to the desktop notification service, as the session bus carries it.
   dbus-monitor --session "type='"'"'method_call'"'"',interface='"'"'org.freedesktop.Notifications'"'"'" \
-    >"$WORK/notifications.log" 2>&1 &
-  tauri-driver --port '"$driver_port"' >"$WORK/tauri-driver.log" 2>&1 &
-  # The app logs to stderr; tauri-driver passes it through to its own log.
-  python3 tests/e2e/desktop_e2e.py
+    >"$WORK/notifications.log" 2>&1 & monitor=$!
+  tauri-driver --port '"$driver_port"' >"$WORK/tauri-driver.log" 2>&1 & driver=$!
+  # The app logs to its log files too (under $HOME), which land beside the screenshots.
+  python3 tests/e2e/desktop_e2e.py; rc=$?
+  # Nothing of the session outlives it (tauri-driver would keep its WebKitWebDriver).
+  kill $driver $monitor 2>/dev/null
+  pkill -f "^gnome-keyring-daemon" 2>/dev/null
+  exit $rc
 '

@@ -831,10 +831,11 @@ fn main() {
                 emit_loop(app.handle().clone(), desktop.clone());
                 logs_loop(app.handle().clone());
                 notify_loop(app.handle().clone(), desktop.clone());
-                if link.is_none() && std::env::args().any(|a| a == HIDDEN) {
-                    if let Some(w) = app.get_webview_window("main") {
-                        let _ = w.destroy();
-                    }
+                // The window is made here, not from the config at start (`create: false`):
+                // started in the tray (`--hidden`), no webview, and so no WebKit process,
+                // exists until the window is opened.
+                if link.is_some() || !std::env::args().any(|a| a == HIDDEN) {
+                    show_main(app.handle());
                 }
                 Ok(())
             }
