@@ -44,8 +44,13 @@ impl LogFiles {
     /// Opens (or makes) `dir` and appends to its current file.
     pub fn open(dir: &Path) -> io::Result<LogFiles> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(NAME);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        // Yours only: a log names peers, addresses and CIDs.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let file = append_to(&dir.join(NAME))?;
         let written = file.metadata()?.len();
         Ok(LogFiles(Arc::new(Files {
             dir: dir.to_path_buf(),
@@ -90,12 +95,7 @@ impl Files {
             }
         }
         std::fs::rename(self.path(), self.numbered(1))?;
-        cur.file = Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.path())?,
-        );
+        cur.file = Some(append_to(&self.path())?);
         cur.written = 0;
         Ok(())
     }
@@ -120,6 +120,15 @@ impl Files {
     }
 }
 
+/// A log file opened to append to, made readable by its owner only.
+fn append_to(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+}
+
 /// A writer of one event's text, for `tracing_subscriber::fmt`.
 pub struct LineWriter(LogFiles);
 
@@ -141,13 +150,32 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFiles {
 
 /// Marks this run as under way in `dir`; what the last run left, if it did not end cleanly:
 /// when it started (the marker's time), for the message.
+/// A mark of a process still running (another instance, if the single-instance check could
+/// not run) is left alone and is no unclean end.
 pub fn begin_run(dir: &Path) -> io::Result<Option<std::time::SystemTime>> {
     let marker = dir.join(MARKER);
-    let unclean = std::fs::metadata(&marker)
-        .ok()
-        .map(|m| m.modified().unwrap_or(std::time::UNIX_EPOCH));
+    let Ok(meta) = std::fs::metadata(&marker) else {
+        std::fs::write(&marker, std::process::id().to_string())?;
+        return Ok(None);
+    };
+    let pid = std::fs::read_to_string(&marker).unwrap_or_default();
+    if pid.trim().parse::<u32>().is_ok_and(running) {
+        return Ok(None);
+    }
     std::fs::write(&marker, std::process::id().to_string())?;
-    Ok(unclean)
+    Ok(Some(meta.modified().unwrap_or(std::time::UNIX_EPOCH)))
+}
+
+/// Whether process `pid`, not this one, is an instance of this app still running.
+fn running(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let exe = |p: &str| std::fs::read_link(format!("/proc/{p}/exe")).ok();
+    match (exe(&pid.to_string()), exe("self")) {
+        (Some(other), Some(me)) => other == me,
+        _ => false,
+    }
 }
 
 /// This run ends cleanly: the marker goes.
@@ -188,7 +216,13 @@ mod tests {
             ]
         );
         for n in &names {
-            let len = std::fs::metadata(dir.path().join(n)).unwrap().len();
+            let meta = std::fs::metadata(dir.path().join(n)).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{n}: yours only");
+            }
+            let len = meta.len();
             assert!(len <= FILE_MAX, "{n}: {len}");
             assert_eq!(len % line.len() as u64, 0, "{n}: lines are never cut");
         }
@@ -218,5 +252,15 @@ mod tests {
         // That start marked its own run: told once.
         end_run(dir.path());
         assert_eq!(begin_run(dir.path()).unwrap(), None);
+        // A mark of a process gone, or of another program, is an unclean end.
+        assert!(
+            !running(std::process::id()),
+            "this process is not another instance"
+        );
+        std::fs::write(dir.path().join(MARKER), "1").unwrap();
+        assert!(
+            begin_run(dir.path()).unwrap().is_some(),
+            "pid 1 is another program"
+        );
     }
 }

@@ -121,6 +121,8 @@ pub struct Snapshot {
     pub queued: usize,
     /// Raft stopped for good on a storage error (a full disk): the peer must be restarted.
     pub consensus_stopped: bool,
+    /// The peer is starting (its store opening, joining, its IPFS node coming up).
+    pub starting: bool,
     /// The add running now, if any (a window opened meanwhile shows it).
     pub adding: Option<add::AddProgress>,
     /// Where the app's log files are (none: not written, the folder could not be made).
@@ -240,6 +242,13 @@ pub struct Desktop {
     lock: Mutex<Option<config::FolderLock>>,
     /// How many times the peer was started (notifications begin anew at each start).
     starts: std::sync::atomic::AtomicU64,
+    /// Held by a start and by a stop for their whole course: a stop (Quit, SIGTERM) waits for
+    /// a start under way, so that no half-started peer or IPFS node outlives the app.
+    lifecycle: tokio::sync::Mutex<()>,
+    /// A start is under way (the tray shows it).
+    starting: std::sync::atomic::AtomicBool,
+    /// A stop is waiting: a start under way stops waiting for its peer to be ready.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
@@ -278,6 +287,9 @@ impl Desktop {
             last_run: Mutex::new(None),
             lock: Mutex::new(None),
             starts: Default::default(),
+            lifecycle: tokio::sync::Mutex::new(()),
+            starting: Default::default(),
+            stopping: Default::default(),
         }
     }
 
@@ -322,6 +334,7 @@ impl Desktop {
             queued: peer.as_ref().map_or(0, |p| p.cluster().queue_len()),
             summary,
             consensus_stopped: stopped,
+            starting: self.starting.load(std::sync::atomic::Ordering::Relaxed),
             rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
             adding: self.add_progress(),
             log_folder: self
@@ -393,9 +406,19 @@ impl Desktop {
 
     /// Starts the configured peer (every later launch of the app).
     pub async fn start(&self, opts: StartOptions) -> Result<Snapshot> {
-        if self.peer.read().await.is_some() {
+        use std::sync::atomic::Ordering;
+        let _turn = self.lifecycle.lock().await;
+        if self.peer.read().await.is_some() || self.stopping.load(Ordering::SeqCst) {
             return Ok(self.snapshot().await);
         }
+        self.starting.store(true, Ordering::SeqCst);
+        let started = self.start_inner(opts).await;
+        self.starting.store(false, Ordering::SeqCst);
+        started?;
+        Ok(self.snapshot().await)
+    }
+
+    async fn start_inner(&self, opts: StartOptions) -> Result<()> {
         // A peer made by `ipfs-cluster-service init` has its secret in service.json; one
         // made by the app has it in the keyring.
         // `CLUSTER_*` overrides work for the app as for the daemon.
@@ -437,18 +460,26 @@ impl Desktop {
         self.ensure_ipfs(&cfg).await?;
         let peer = Peer::start(self.folder.clone(), cfg, identity, opts).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !peer.is_ready() && Instant::now() < deadline {
+        while !peer.is_ready()
+            && Instant::now() < deadline
+            && !self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+        {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *self.peer.write().await = Some(Arc::new(peer));
         *self.lock.lock().unwrap() = Some(lock);
-        Ok(self.snapshot().await)
+        Ok(())
     }
 
-    /// Stops the peer and the IPFS node the app started (Quit).
+    /// Stops the peer and the IPFS node the app started (Quit), after a start under way
+    /// (which stops waiting for its peer to be ready).
     pub async fn stop(&self) {
+        use std::sync::atomic::Ordering;
+        self.stopping.store(true, Ordering::SeqCst);
+        let _turn = self.lifecycle.lock().await;
+        self.stopping.store(false, Ordering::SeqCst);
         if let Some(p) = self.peer.write().await.take() {
             p.shutdown().await;
         }

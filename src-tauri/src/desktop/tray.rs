@@ -62,6 +62,17 @@ fn n(v: u64) -> String {
     out
 }
 
+impl TrayView {
+    /// The menu's first line: the state in words (a tray on Linux shows no tooltip), then the
+    /// line.
+    pub fn menu_text(&self) -> String {
+        let word = self.state.word();
+        let mut chars = word.chars();
+        let first = chars.next().map(|c| c.to_ascii_uppercase()).unwrap_or(' ');
+        format!("{first}{}: {}", chars.as_str(), self.line)
+    }
+}
+
 /// The tray's state and line: `peers`, the cluster's peers as last heard (none yet: unknown).
 pub fn view(snap: &Snapshot, peers: Option<&[Id]>) -> TrayView {
     let offline = |line: &str| TrayView {
@@ -72,6 +83,12 @@ pub fn view(snap: &Snapshot, peers: Option<&[Id]>) -> TrayView {
         return offline("Not set up yet: open the app to start or join a cluster");
     }
     if !snap.running {
+        if snap.starting {
+            return TrayView {
+                state: TrayState::Working,
+                line: "Starting…".into(),
+            };
+        }
         return offline("Stopped");
     }
     if snap.consensus_stopped {
@@ -98,7 +115,7 @@ pub fn view(snap: &Snapshot, peers: Option<&[Id]>) -> TrayView {
                 n(s.pinned),
                 n(s.allocated_here)
             ));
-            parts.push(format!("{} queued", n(busy)));
+            parts.push(format!("{} in progress", n(busy)));
             parts.push(format!(
                 "{} {}",
                 n(errors),
@@ -145,8 +162,9 @@ pub fn badge(rgba: &[u8], width: u32, height: u32, state: TrayState) -> Vec<u8> 
     let mut out = rgba.to_vec();
     let (w, h) = (width as f32, height as f32);
     let r = w.min(h) * 0.22;
-    let (cx, cy) = (w - r - 1.0, h - r - 1.0);
     let ring = r + (w.min(h) * 0.05).max(1.0);
+    // The whole ring inside the icon, whatever its size.
+    let (cx, cy) = (w - ring - 0.5, h - ring - 0.5);
     let [cr, cg, cb] = state.colour();
     for y in 0..height {
         for x in 0..width {
@@ -190,6 +208,7 @@ mod tests {
             }),
             queued: 0,
             consensus_stopped: false,
+            starting: false,
             adding: None,
             log_folder: None,
             last_run: None,
@@ -217,7 +236,11 @@ mod tests {
         assert_eq!(v.state, TrayState::Ok);
         assert_eq!(
             v.line,
-            "3 of 3 peers online · 10 of 10 pinned here · 0 queued · 0 errors"
+            "3 of 3 peers online · 10 of 10 pinned here · 0 in progress · 0 errors"
+        );
+        assert_eq!(
+            v.menu_text(),
+            "All good: 3 of 3 peers online · 10 of 10 pinned here · 0 in progress · 0 errors"
         );
 
         let mut s = snap();
@@ -227,7 +250,7 @@ mod tests {
         assert_eq!(v.state, TrayState::Working);
         assert_eq!(
             v.line,
-            "3 of 3 peers online · 7 of 10 pinned here · 3 queued · 0 errors"
+            "3 of 3 peers online · 7 of 10 pinned here · 3 in progress · 0 errors"
         );
 
         let mut s = snap();
@@ -271,6 +294,9 @@ mod tests {
             .starts_with("No other peer reachable · 1 of 3 peers online"));
         let mut s = snap();
         s.running = false;
+        s.starting = true;
+        assert_eq!(view(&s, None).state, TrayState::Working, "starting");
+        s.starting = false;
         assert_eq!(
             view(&s, None),
             TrayView {
@@ -320,6 +346,27 @@ mod tests {
             );
             seen.insert(state.colour());
         }
+        // On a large icon the white ring is whole: as wide below the badge as above it.
+        let (w, h) = (128u32, 128u32);
+        let big = badge(&vec![10u8; (w * h * 4) as usize], w, h, TrayState::Ok);
+        let column = 100;
+        let white: Vec<u32> = (0..h)
+            .filter(|&y| {
+                let i = ((y * w + column) * 4) as usize;
+                big[i..i + 4] == [255, 255, 255, 255]
+            })
+            .collect();
+        let (top, bottom) = (white[0], white[white.len() - 1]);
+        let split = white
+            .windows(2)
+            .position(|p| p[1] - p[0] > 1)
+            .expect("ring above and below the badge");
+        assert_eq!(
+            white[split] - top + 1,
+            bottom - white[split + 1] + 1,
+            "ring above and below"
+        );
+        assert!(bottom < h - 1, "the ring does not reach the edge");
         assert_eq!(seen.len(), 4, "four states, four colours");
     }
 }

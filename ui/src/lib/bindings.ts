@@ -171,6 +171,10 @@ queued: number,
  */
 consensus_stopped: boolean, 
 /**
+ * The peer is starting (its store opening, joining, its IPFS node coming up).
+ */
+starting: boolean, 
+/**
  * The add running now, if any (a window opened meanwhile shows it).
  */
 adding: AddProgress | null, 

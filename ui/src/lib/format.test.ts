@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  bytes, defaultAddName, droppedTarget, errorText, healthLine, metricOf, pinGroups, rate, short, timeLeft, tone,
-} from './format';
+import { bytes, defaultAddName, droppedTarget, errorText, healthLine, invitedPeers, metricOf, pinGroups, rate, short, timeLeft, tone } from './format';
 
 describe('format', () => {
   it('sizes in decimal units', () => {
@@ -93,5 +91,13 @@ describe('ago and shareOf', () => {
     expect(shareOf(5, [10, 5, 0])).toBe(50);
     expect(shareOf(5, [])).toBe(100);
     expect(shareOf(0, [0])).toBe(0);
+  });
+
+  it('reads the peers an invitation names, and nothing from anything else', () => {
+    const body = btoa(JSON.stringify({ bootstrap: ['/ip4/192.0.2.1/tcp/9096/p2p/A', 7], secret: 's' }))
+      .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    expect(invitedPeers(`IPFS-Cluster-Invite:${body}`)).toEqual(['/ip4/192.0.2.1/tcp/9096/p2p/A']);
+    expect(invitedPeers('ipfs-cluster-invite:!!!')).toEqual([]);
+    expect(invitedPeers('/ip4/192.0.2.1/tcp/9096')).toEqual([]);
   });
 });

@@ -113,3 +113,19 @@ export function shareOf(value: number, values: number[]): number {
   const top = Math.max(0, value, ...values);
   return top > 0 ? Math.round((Math.max(0, value) / top) * 100) : 0;
 }
+
+/** The peer addresses an invitation text names (`ipfs-cluster-invite:` + base64url JSON);
+ *  none when it is not one or is damaged (the backend says why when joining). */
+export function invitedPeers(text: string): string[] {
+  const t = text.trim();
+  const prefix = 'ipfs-cluster-invite:';
+  if (!t.toLowerCase().startsWith(prefix)) return [];
+  try {
+    const body = t.slice(prefix.length).replace(/-/g, '+').replace(/_/g, '/');
+    const v: unknown = JSON.parse(atob(body + '='.repeat((4 - (body.length % 4)) % 4)));
+    const list = (v as { bootstrap?: unknown }).bootstrap;
+    return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string').slice(0, 10) : [];
+  } catch {
+    return [];
+  }
+}

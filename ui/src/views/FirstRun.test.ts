@@ -18,17 +18,21 @@ describe('First run', () => {
     const onstarted = vi.fn();
     render(FirstRun, { onstarted });
     expect(document.getElementById('join-from-link')).toBeNull();
-    app.inviteLink = 'ipfs-cluster-invite:eyJib290c3RyYXAiOltdfQ';
+    const link = 'ipfs-cluster-invite:' + btoa(JSON.stringify({ bootstrap: ['/ip4/192.0.2.7/tcp/9096/p2p/12D3KooWabc'], secret: 'x' }))
+      .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    app.inviteLink = link;
     const field = (await screen.findByLabelText('Invitation or peer address')) as HTMLTextAreaElement;
-    await waitFor(() => expect(field.value).toBe('ipfs-cluster-invite:eyJib290c3RyYXAiOltdfQ'));
+    await waitFor(() => expect(field.value).toBe(link));
     expect(app.inviteLink).toBeNull();
-    expect(screen.getByRole('status').textContent).toContain('This invitation came from a link');
-    // Nothing joined yet: the user confirms with Join, which has the focus.
-    await waitFor(() => expect(document.activeElement?.id).toBe('btn-join'));
+    const note = screen.getByRole('status').textContent!;
+    expect(note).toContain('This invitation came from a link');
+    expect(note).toContain('/ip4/192.0.2.7/tcp/9096/p2p/12D3KooWabc');
+    // Nothing joined yet, and no stray key joins: the focus is on the invitation.
+    await waitFor(() => expect(document.activeElement?.id).toBe('join-invitation'));
     expect(calls.joinCluster).not.toHaveBeenCalled();
     calls.joinCluster.mockResolvedValue({ configured: true });
     await fireEvent.click(screen.getByRole('button', { name: 'Join' }));
-    expect(calls.joinCluster).toHaveBeenCalledWith('ipfs-cluster-invite:eyJib290c3RyYXAiOltdfQ', null, false);
+    expect(calls.joinCluster).toHaveBeenCalledWith(link, null, false);
     await waitFor(() => expect(onstarted).toHaveBeenCalled());
   });
 });

@@ -408,7 +408,7 @@ fn tray_icon(app: &AppHandle, state: tray::TrayState) -> tauri::image::Image<'st
 fn show_tray(app: &AppHandle, snap: &Snapshot, peers: Option<&[Id]>) {
     let v = tray::view(snap, peers);
     let items = app.state::<TrayItems>();
-    let _ = items.status.set_text(&v.line);
+    let _ = items.status.set_text(v.menu_text());
     let _ = items.pause.set_text(if snap.paused {
         "Resume pinning"
     } else {
@@ -588,9 +588,15 @@ fn quit(app: &AppHandle, d: &App, quitting: &Arc<AtomicBool>) {
     let d = d.clone();
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        d.stop().await;
-        if let Some(dir) = d.log_folder() {
-            logfiles::end_run(&dir);
+        // A stop waits for a start under way; past this, the app ends anyway, and the next
+        // start tells it did not end cleanly.
+        match tokio::time::timeout(Duration::from_secs(45), d.stop()).await {
+            Ok(()) => {
+                if let Some(dir) = d.log_folder() {
+                    logfiles::end_run(&dir);
+                }
+            }
+            Err(_) => tracing::warn!("the peer did not stop within 45 s: ending anyway"),
         }
         app.exit(0);
     });
@@ -722,6 +728,39 @@ fn main() {
             let desktop = desktop.clone();
             let quitting = quitting.clone();
             move |app| {
+                // Logout and `kill` end the app as Quit does (a second signal at once). The
+                // signals are taken before anything else starts, so none ends it abruptly.
+                {
+                    use tokio::signal::unix::{signal, SignalKind};
+                    let signals = tauri::async_runtime::block_on(async {
+                        Ok::<_, std::io::Error>((
+                            signal(SignalKind::terminate())?,
+                            signal(SignalKind::interrupt())?,
+                        ))
+                    });
+                    match signals {
+                        Ok((mut term, mut int)) => {
+                            let app = app.handle().clone();
+                            let d = desktop.clone();
+                            let quitting = quitting.clone();
+                            tauri::async_runtime::spawn(async move {
+                                tokio::select! {
+                                    _ = term.recv() => {}
+                                    _ = int.recv() => {}
+                                }
+                                tracing::info!("asked to stop: stopping the peer");
+                                quit(&app, &d, &quitting);
+                                tokio::select! {
+                                    _ = term.recv() => {}
+                                    _ = int.recv() => {}
+                                }
+                                tracing::warn!("asked to stop again: ending now");
+                                std::process::exit(1);
+                            });
+                        }
+                        Err(e) => tracing::warn!("cannot take SIGTERM and SIGINT: {e}"),
+                    }
+                }
                 // The tray: a status line (also the tooltip), then what people do from it.
                 let status = MenuItem::with_id(app, "status", "Starting…", false, None::<&str>)?;
                 let open = MenuItem::with_id(app, "open", "Open", true, None::<&str>)?;
@@ -807,27 +846,6 @@ fn main() {
                         );
                     }
                 }
-                // Logout and `kill` end the app as Quit does.
-                {
-                    let app = app.handle().clone();
-                    let d = desktop.clone();
-                    let quitting = quitting.clone();
-                    tauri::async_runtime::spawn(async move {
-                        use tokio::signal::unix::{signal, SignalKind};
-                        let (Ok(mut term), Ok(mut int)) = (
-                            signal(SignalKind::terminate()),
-                            signal(SignalKind::interrupt()),
-                        ) else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = term.recv() => {}
-                            _ = int.recv() => {}
-                        }
-                        tracing::info!("asked to stop: stopping the peer");
-                        quit(&app, &d, &quitting);
-                    });
-                }
                 emit_loop(app.handle().clone(), desktop.clone());
                 logs_loop(app.handle().clone());
                 notify_loop(app.handle().clone(), desktop.clone());
@@ -846,8 +864,9 @@ fn main() {
         .expect("the app starts");
     app.run(move |_app, event| {
         if let RunEvent::ExitRequested { api, code, .. } = event {
-            // Only Quit (which sets `quitting` and passes a code) ends the process.
-            if code.is_none() && !quitting.load(Ordering::SeqCst) {
+            // Only Quit (which passes a code once the peer stopped) ends the process: the
+            // last window closed (during a Quit too) does not.
+            if code.is_none() {
                 api.prevent_exit();
             }
         }
