@@ -204,6 +204,18 @@ def main():
     _, server_id, server_addr, server_secret = headless_peer("server")
     invite = "ipfs-cluster-invite:" + base64.urlsafe_b64encode(json.dumps(
         {"bootstrap": [server_addr], "secret": server_secret}).encode()).decode().rstrip("=")
+    # A picture of the invitation's QR code dropped on the first-run screen fills the form
+    # (and joins nothing by itself); the keyboard join below starts from an empty field.
+    picture = os.path.join(WORK, "invite-qr.png")
+    subprocess.run(["qrencode", "-s", "6", "-o", picture, invite], check=True)
+    driver.execute_script("window.__TAURI__.event.emit('tauri://drag-drop', {paths: [arguments[0]]})", picture)
+    wait("the invitation read from the picture", lambda: driver.find_element(By.ID, "join-invitation")
+         .get_attribute("value") == invite)
+    assert "came from a picture" in text_of(driver, "#join-from-link")
+    assert server_addr in text_of(driver, "#join-from-link"), text_of(driver, "#join-from-link")
+    shot(driver, "first-run-picture")
+    driver.find_element(By.ID, "join-invitation").send_keys(Keys.CONTROL + "a", Keys.BACKSPACE)
+    ok("a picture of an invitation's QR code dropped on the first-run screen fills the Join form")
     driver.execute_script("document.activeElement && document.activeElement.blur()")
     tab_to("the invitation field", lambda f: f[0] == "join-invitation")
     keys(invite)

@@ -29,6 +29,9 @@ pub fn link_in<I: IntoIterator<Item = String>>(args: I) -> Option<String> {
     })
 }
 
+/// The largest picture file read for a QR code.
+pub const PICTURE_MAX: u64 = 20 * 1024 * 1024;
+
 /// Text or a picture that is not a usable invitation, with what is wrong with it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 #[error("{0}")]
@@ -109,6 +112,23 @@ impl Invitation {
             }
         }
         Ok(())
+    }
+
+    /// Reads the invitation in a picture file dropped on the window: a photo or screenshot of
+    /// its QR code, up to [`PICTURE_MAX`] bytes.
+    pub fn from_qr_file(path: &std::path::Path) -> Result<Invitation, InvalidInvitation> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| invalid(format!("{}: {e}", path.display())))?
+            .len();
+        if len > PICTURE_MAX {
+            return Err(invalid(format!(
+                "{} is too large for a picture of a QR code ({len} bytes; at most {PICTURE_MAX})",
+                path.display()
+            )));
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        Invitation::from_qr_image(&bytes)
     }
 
     /// Reads the invitation in a photo or screenshot of its QR code (PNG or JPEG).
@@ -198,6 +218,21 @@ mod tests {
         img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         assert_eq!(Invitation::from_qr_image(&png).unwrap(), inv);
+        // The same picture dropped on the window as a file; a file too large is not read.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("invite.png");
+        std::fs::write(&file, &png).unwrap();
+        assert_eq!(Invitation::from_qr_file(&file).unwrap(), inv);
+        let huge = dir.path().join("huge.png");
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(PICTURE_MAX + 1)
+            .unwrap();
+        assert!(Invitation::from_qr_file(&huge)
+            .unwrap_err()
+            .0
+            .contains("too large"));
+        assert!(Invitation::from_qr_file(&dir.path().join("missing.png")).is_err());
         assert!(Invitation::from_qr_image(b"not an image").is_err());
         let blank = image::GrayImage::from_pixel(64, 64, image::Luma([255]));
         let mut png = Vec::new();

@@ -12,6 +12,7 @@ export const api = {
   joinCluster: (invitation: string, secret: string | null, voter: boolean) =>
     invoke<Snapshot>('join_cluster', { invitation, secret, voter }),
   readQr: (bytes: number[]) => invoke<string>('read_qr', { bytes }),
+  readQrFile: (path: string) => invoke<string>('read_qr_file', { path }),
   invitation: () => invoke<InvitationView>('invitation'),
   peers: () => invoke<Id[]>('peers'),
   health: () => invoke<Health>('health'),

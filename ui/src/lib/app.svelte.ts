@@ -22,8 +22,11 @@ export const app = $state({
   charts: { hour: [], day: [] } as Charts,
   /** Bumped when something this window did may have changed the pins shown. */
   pinsChanged: 0,
-  /** An invitation link the app was opened with, for the first-run screen's Join form. */
-  inviteLink: null as string | null,
+  /** An invitation for the first-run screen's Join form, from a link the app was opened
+   *  with or a picture of its QR code dropped on the window. */
+  inviteLink: null as { text: string; from: 'link' | 'picture' } | null,
+  /** Why a picture dropped on the first-run screen gave no invitation. */
+  qrError: '',
 });
 
 export function say(text: string, bad = false) {

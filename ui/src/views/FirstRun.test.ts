@@ -20,7 +20,7 @@ describe('First run', () => {
     expect(document.getElementById('join-from-link')).toBeNull();
     const link = 'ipfs-cluster-invite:' + btoa(JSON.stringify({ bootstrap: ['/ip4/192.0.2.7/tcp/9096/p2p/12D3KooWabc'], secret: 'x' }))
       .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-    app.inviteLink = link;
+    app.inviteLink = { text: link, from: 'link' };
     const field = (await screen.findByLabelText('Invitation or peer address')) as HTMLTextAreaElement;
     await waitFor(() => expect(field.value).toBe(link));
     expect(app.inviteLink).toBeNull();
@@ -34,5 +34,27 @@ describe('First run', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Join' }));
     expect(calls.joinCluster).toHaveBeenCalledWith(link, null, false);
     await waitFor(() => expect(onstarted).toHaveBeenCalled());
+  });
+
+  it('reads an invitation from a picture pasted on the screen', async () => {
+    render(FirstRun, { onstarted: vi.fn() });
+    calls.readQr.mockResolvedValue('ipfs-cluster-invite:eyJiIjpbXX0');
+    // (jsdom's files cannot be read: a picture as the webview's clipboard hands one over.)
+    const picture = { type: 'image/png', arrayBuffer: async () => new Uint8Array([137, 80, 78, 71]).buffer };
+    const paste = new Event('paste', { bubbles: true, cancelable: true }) as ClipboardEvent;
+    Object.defineProperty(paste, 'clipboardData', {
+      value: { items: [{ type: 'image/png', getAsFile: () => picture }] },
+    });
+    document.dispatchEvent(paste);
+    expect(paste.defaultPrevented).toBe(true);
+    const field = screen.getByLabelText('Invitation or peer address') as HTMLTextAreaElement;
+    await waitFor(() => expect(field.value).toBe('ipfs-cluster-invite:eyJiIjpbXX0'));
+    expect(calls.readQr).toHaveBeenCalledWith([137, 80, 78, 71]);
+    expect(screen.getByRole('status').textContent).toContain('This invitation came from a picture');
+    // A text paste is left to the field.
+    const text = new Event('paste', { bubbles: true, cancelable: true }) as ClipboardEvent;
+    Object.defineProperty(text, 'clipboardData', { value: { items: [{ type: 'text/plain', getAsFile: () => null }] } });
+    document.dispatchEvent(text);
+    expect(text.defaultPrevented).toBe(false);
   });
 });

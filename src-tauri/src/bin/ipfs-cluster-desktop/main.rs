@@ -110,6 +110,14 @@ fn read_qr(bytes: Vec<u8>) -> Result<String, UiError> {
         .map_err(|e| UiError::from(Error::from(e)))
 }
 
+/// A picture file dropped on the first-run screen → the invitation in its QR code.
+#[tauri::command]
+fn read_qr_file(path: String) -> Result<String, UiError> {
+    ipfs_cluster::desktop::Invitation::from_qr_file(std::path::Path::new(&path))
+        .map(|i| i.to_text())
+        .map_err(|e| UiError::from(Error::from(e)))
+}
+
 #[tauri::command]
 async fn invitation(d: State<'_, App>) -> Result<InvitationView, UiError> {
     d.invitation().await.map_err(UiError::from)
@@ -698,6 +706,7 @@ fn main() {
             new_cluster,
             join_cluster,
             read_qr,
+            read_qr_file,
             invitation,
             peers,
             health,
