@@ -38,6 +38,8 @@ for _ in $(seq 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 export HOME="$work/home" IPFS_CLUSTER_PATH="$work/app-peer"
 mkdir -p "$HOME"
 ipfs_port=$(free_port); rest_port=$(free_port); swarm_port=$(free_port); driver_port=$(free_port)
+# WebKitWebDriver's own port too (its default, 4445, is taken by any other run at the same time).
+native_port=$(free_port)
 export CLUSTER_IPFSHTTP_NODEMULTIADDRESS="/ip4/127.0.0.1/tcp/$ipfs_port"
 export CLUSTER_RESTAPI_HTTPLISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$rest_port"
 export CLUSTER_LISTENMULTIADDRESS="/ip4/127.0.0.1/tcp/$swarm_port"
@@ -64,7 +66,7 @@ dbus-run-session -- bash -c '
   # Every call to the desktop notification service, as the session bus carries it.
   dbus-monitor --session "type='"'"'method_call'"'"',interface='"'"'org.freedesktop.Notifications'"'"'" \
     >"$WORK/notifications.log" 2>&1 & monitor=$!
-  tauri-driver --port '"$driver_port"' >"$WORK/tauri-driver.log" 2>&1 & driver=$!
+  tauri-driver --port '"$driver_port"' --native-port '"$native_port"' >"$WORK/tauri-driver.log" 2>&1 & driver=$!
   # The app logs to its log files too (under $HOME), which land beside the screenshots.
   python3 tests/e2e/desktop_e2e.py; rc=$?
   # Nothing of the session outlives it (tauri-driver would keep its WebKitWebDriver).
