@@ -126,8 +126,7 @@ impl Invitation {
                 path.display()
             )));
         }
-        let bytes =
-            std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
         Invitation::from_qr_image(&bytes)
     }
 
