@@ -524,12 +524,14 @@ impl Peer {
         for attempt in 1.. {
             self.spawn_env(extra, env)?;
             match self.wait_ready().await {
-                Err(e)
+                // (This run's lines only: an earlier run's refusal is no reason to try again.)
+                Err(_)
                     if attempt < 3
                         && self.host.is_none()
-                        && e.to_string().contains("Address already in use") =>
+                        && self.current_log().contains("Address already in use") =>
                 {
-                    let swarm = e.to_string().contains("cannot listen on /ip4");
+                    let swarm = self.current_log().contains("cannot listen on /ip4");
+                    self.stop();
                     self.repick_ports(swarm)?;
                 }
                 done => return done,
