@@ -46,6 +46,17 @@ pub struct UiError {
     pub message: String,
 }
 
+impl UiError {
+    /// What the system around the app could not do (no browser, no file manager): said as
+    /// it is, without the cluster's "try again shortly".
+    pub fn unavailable(message: impl Into<String>) -> UiError {
+        UiError {
+            kind: "unavailable",
+            message: message.into(),
+        }
+    }
+}
+
 impl From<Error> for UiError {
     fn from(e: Error) -> UiError {
         let (kind, message) = match e.kind() {

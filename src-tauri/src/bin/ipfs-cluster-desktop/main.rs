@@ -188,10 +188,7 @@ async fn open_in_gateway(
     let url = d.gateway_link(&cid).await.map_err(UiError::from)?;
     app.opener()
         .open_url(&url, None::<&str>)
-        .map_err(|e| UiError {
-            kind: "unavailable",
-            message: format!("No browser opened {url}: {e}"),
-        })?;
+        .map_err(|e| UiError::unavailable(format!("No browser opened {url}: {e}")))?;
     Ok(url)
 }
 
@@ -293,19 +290,24 @@ async fn pick_paths(window: tauri::Window, folders: bool) -> Result<Vec<String>,
             "Choose files to add"
         });
     let done = move |picked: Option<Vec<tauri_plugin_dialog::FilePath>>| {
-        let _ = tx.send(picked.unwrap_or_default());
+        let _ = tx.send(chosen_paths(picked));
     };
     if folders {
         chooser.pick_folders(done);
     } else {
         chooser.pick_files(done);
     }
-    let picked = rx.await.unwrap_or_default();
-    Ok(picked
+    Ok(rx.await.unwrap_or_default())
+}
+
+/// What the system's file chooser answered, as paths (none when the user cancelled).
+fn chosen_paths(picked: Option<Vec<tauri_plugin_dialog::FilePath>>) -> Vec<String> {
+    picked
+        .unwrap_or_default()
         .into_iter()
         .filter_map(|p| p.into_path().ok())
         .map(|p| p.to_string_lossy().into_owned())
-        .collect())
+        .collect()
 }
 
 /// Adds dropped or picked files and folders as one DAG and pins it (see
@@ -416,25 +418,27 @@ fn tray_icon(app: &AppHandle, state: tray::TrayState) -> tauri::image::Image<'st
 fn show_tray(app: &AppHandle, snap: &Snapshot, peers: Option<&[Id]>) {
     let v = tray::view(snap, peers);
     let items = app.state::<TrayItems>();
-    let _ = items.status.set_text(v.menu_text());
-    let _ = items.pause.set_text(if snap.paused {
-        "Resume pinning"
-    } else {
-        "Pause pinning"
-    });
+    let text = v.menu_text();
+    let _ = items.status.set_text(&text);
+    let _ = items.pause.set_text(pause_label(snap.paused));
     let Some(tray) = app.tray_by_id("main") else {
         return;
     };
-    let _ = tray.set_tooltip(Some(format!(
-        "IPFS Cluster Desktop: {} · {}",
-        v.state.word(),
-        v.line
-    )));
+    let _ = tray.set_tooltip(Some(format!("IPFS Cluster Desktop · {text}")));
     let mut shown = items.shown.lock().unwrap();
     if *shown != Some(v.state) {
         tracing::debug!(state = ?v.state, "tray");
         let _ = tray.set_icon(Some(tray_icon(app, v.state)));
         *shown = Some(v.state);
+    }
+}
+
+/// The tray's pause item as it reads while pinning is `paused` or not.
+fn pause_label(paused: bool) -> &'static str {
+    if paused {
+        "Resume pinning"
+    } else {
+        "Pause pinning"
     }
 }
 
@@ -469,12 +473,7 @@ fn add_from_tray(app: &AppHandle) {
         .file()
         .set_title("Choose files to add")
         .pick_files(move |picked| {
-            let paths: Vec<String> = picked
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|p| p.into_path().ok())
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect();
+            let paths = chosen_paths(picked);
             if !paths.is_empty() {
                 show_pending(&handle, |p| p.add = paths);
             }
@@ -614,17 +613,13 @@ fn quit(app: &AppHandle, d: &App, quitting: &Arc<AtomicBool>) {
 #[tauri::command]
 fn open_log_folder(app: AppHandle, d: State<'_, App>) -> Result<String, UiError> {
     use tauri_plugin_opener::OpenerExt;
-    let dir = d.log_folder().ok_or_else(|| UiError {
-        kind: "unavailable",
-        message: "the app writes no log files (its folder could not be made)".into(),
+    let dir = d.log_folder().ok_or_else(|| {
+        UiError::unavailable("the app writes no log files (its folder could not be made)")
     })?;
     let shown = dir.display().to_string();
     app.opener()
         .open_path(&shown, None::<&str>)
-        .map_err(|e| UiError {
-            kind: "unavailable",
-            message: format!("No file manager opened {shown}: {e}"),
-        })?;
+        .map_err(|e| UiError::unavailable(format!("No file manager opened {shown}: {e}")))?;
     Ok(shown)
 }
 
@@ -809,10 +804,14 @@ fn main() {
                         "add-files" => add_from_tray(app),
                         "invite" => show_pending(app, |p| p.view = Some("invite".into())),
                         "pause" => {
-                            let d = d.clone();
+                            let (d, app) = (d.clone(), app.clone());
                             tauri::async_runtime::spawn(async move {
                                 let paused = !d.snapshot().await.paused;
-                                let _ = d.set_paused(paused).await;
+                                // Told at once, not at the tray's next look.
+                                if d.set_paused(paused).await.is_ok() {
+                                    let items = app.state::<TrayItems>();
+                                    let _ = items.pause.set_text(pause_label(paused));
+                                }
                             });
                         }
                         "quit" => quit(app, &d, &quitting_tray),
