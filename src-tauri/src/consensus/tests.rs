@@ -612,16 +612,21 @@ async fn list(state: &dyn Pinset) -> Vec<Pin> {
     state.stream().try_collect().await.unwrap()
 }
 
-/// The pinset's expiry indexes, and the query plan of [`Pinset::expired`]'s query.
-async fn expiry_indexes(pool: &sqlx::SqlitePool) -> Vec<String> {
+/// Column `col` of every row `sql` answers, as text.
+async fn text_column(pool: &sqlx::SqlitePool, sql: &str, col: usize) -> Vec<String> {
     use sqlx::Row;
-    sqlx::query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_expiry-*'")
+    sqlx::query(sql)
         .fetch_all(pool)
         .await
         .unwrap()
         .iter()
-        .map(|r| r.get::<String, _>(0))
+        .map(|r| r.get::<String, _>(col))
         .collect()
+}
+
+/// The pinset's expiry indexes, and the query plan of [`Pinset::expired`]'s query.
+async fn expiry_indexes(pool: &sqlx::SqlitePool) -> Vec<String> {
+    text_column(pool, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pins' AND name GLOB '*_expiry-*'", 0).await
 }
 
 #[tokio::test]
@@ -992,14 +997,7 @@ fn the_stored_pin_format_is_the_apis() {
 
 /// SQLite's plan for `sql`, a line per step.
 async fn query_plan(pool: &sqlx::SqlitePool, sql: &str) -> Vec<String> {
-    use sqlx::Row;
-    sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .fetch_all(pool)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(3))
-        .collect()
+    text_column(pool, &format!("EXPLAIN QUERY PLAN {sql}"), 3).await
 }
 
 /// Every page of `q` from `state`, `limit` at a time, by following `next`.
