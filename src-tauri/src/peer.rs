@@ -204,15 +204,10 @@ impl Peer {
         cluster.unpin_expired(expiry_check, tasks);
         rpc.serve(consensus.clone(), Arc::new(cluster.clone()));
 
-        if joining {
-            consensus
-                .join_cluster(&opts.bootstrap, follower, &opts.stop)
-                .await?;
-        }
-        rpc.keep_peerstore(consensus.clone(), peerstore_path);
-        let swarm_delay = config.ipfs_connector.ipfshttp.connect_swarms_delay.get();
-        cluster.connect_swarms(swarm_delay, tasks);
-
+        // Every API listens before the peer joins (as IPFS Cluster's daemon does): a port
+        // taken stops the start while the cluster has not counted this peer yet, and the
+        // same start can be tried again once it is free. (Joined first, a peer whose REST
+        // port was taken was a member that had never run.)
         let rest_addrs =
             crate::restapi::serve(cluster.clone(), &config.api.restapi.0, &folder, tasks).await?;
         let scheme = if config.api.restapi.0.ssl_cert_file.is_empty() {
@@ -249,6 +244,14 @@ impl Peer {
         } else {
             Vec::new()
         };
+        if joining {
+            consensus
+                .join_cluster(&opts.bootstrap, follower, &opts.stop)
+                .await?;
+        }
+        rpc.keep_peerstore(consensus.clone(), peerstore_path);
+        let swarm_delay = config.ipfs_connector.ipfshttp.connect_swarms_delay.get();
+        cluster.connect_swarms(swarm_delay, tasks);
         Ok(Peer {
             cluster,
             consensus,

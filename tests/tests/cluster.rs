@@ -155,6 +155,46 @@ async fn a_peer_with_a_wrong_secret_cannot_join() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_joining_peer_whose_api_port_is_taken_stops_before_joining_and_joins_once_it_is_free() {
+    let mut c = TestCluster::start(1, 0).await.unwrap();
+    // Another program holds the port the newcomer's REST API is configured on.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let i = c
+        .add_peer_on(None, 0, |cfg| {
+            cfg["api"]["restapi"]["http_listen_multiaddress"] =
+                format!("/ip4/127.0.0.1/tcp/{port}").into();
+        })
+        .await
+        .unwrap();
+    assert!(
+        !c.peers[i].wait_exit().await.unwrap(),
+        "the start fails on the taken port"
+    );
+    let log = c.peers[i].current_log();
+    assert!(
+        log.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{log}"
+    );
+    // The cluster never counted it: nobody waits for a member that never ran.
+    assert_eq!(
+        c.peers[0].client().id().await.unwrap().cluster_peers.len(),
+        1
+    );
+    // The port freed, the same start joins.
+    drop(taken);
+    let boot = c.peers[0].cluster_addr();
+    c.peers[i].start(&["--bootstrap", &boot]).await.unwrap();
+    let id = c.peers[i].id();
+    wait_for("the newcomer in the membership", DEADLINE, || async {
+        let members = c.peers[0].client().id().await.ok()?.cluster_peers;
+        (members.len() == 2 && members.contains(&id)).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn peers_rm_shrinks_the_cluster_and_a_full_restart_keeps_every_pin() {
     let mut c = TestCluster::start(3, 0).await.unwrap();
     let x = c.ipfs[0].add(&unique("x")).await.unwrap();
