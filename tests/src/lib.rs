@@ -131,10 +131,36 @@ where
     }
 }
 
+/// The last `lines` lines of a log, without the frames of a backtrace (an error's own lines
+/// come before its backtrace, which would otherwise fill the tail: a CI failure showed
+/// frames only).
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    let frame = |l: &str| {
+        let t = l.trim_start();
+        t.starts_with("at ")
+            || t.split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut in_backtrace = false;
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            if l.trim().eq_ignore_ascii_case("stack backtrace:") {
+                in_backtrace = true;
+                return false;
+            }
+            in_backtrace &= frame(l);
+            !in_backtrace
+        })
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// What a log gained after its first `from` bytes (this run's lines).
+fn log_since(path: &Path, from: u64) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -209,8 +235,23 @@ impl IpfsNode {
             child: None,
             http: reqwest::Client::new(),
         };
-        node.restart().await?;
-        Ok(node)
+        // The port picked may have been taken meanwhile (the race `free_port` accepts): then
+        // the first start is tried again on another.
+        for attempt in 1.. {
+            let before = std::fs::metadata(&node.log).map_or(0, |m| m.len());
+            match node.restart().await {
+                Err(_)
+                    if attempt < 3
+                        && node.host.is_none()
+                        && log_since(&node.log, before).contains("Address already in use") =>
+                {
+                    node.stop();
+                    node.api_port = free_port();
+                }
+                done => return done.map(|_| node),
+            }
+        }
+        unreachable!()
     }
 
     fn addr(&self) -> &str {
@@ -255,27 +296,31 @@ impl IpfsNode {
             .arg(&self.storage_max);
         let child = spawn_logged(&mut cmd, &self.log)?;
         self.child = Some(child);
-        let log = self.log.clone();
-        let this = &*self;
-        let waited = wait_for("the IPFS node's API", DEADLINE, || async move {
-            this.call("id", &[]).await.ok().map(|_| ())
-        })
-        .await;
-        // Whether the process is still there, for whoever reads a failure (a CI run saw a
-        // node that logged nothing in 60 s).
-        let state = match self.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(Some(status))) => format!("exited: {status}"),
-            Some(Ok(None)) => "still running".to_string(),
-            Some(Err(e)) => format!("unknown: {e}"),
-            None => "not started".to_string(),
+        // Until the API answers, the process exits, or the deadline.
+        let end = Instant::now() + DEADLINE;
+        let state = loop {
+            // Whether the process is still there first (the port may answer for another
+            // test's node that took it), and for whoever reads a failure (a CI run saw a
+            // node that logged nothing in 60 s).
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(status))) => break format!("exited: {status}"),
+                Some(Err(e)) => break format!("unknown: {e}"),
+                None => break "not started".to_string(),
+                Some(Ok(None)) => {}
+            }
+            if self.call("id", &[]).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                break format!("still running after {DEADLINE:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        waited.with_context(|| {
-            format!(
-                "IPFS node on port {} ({state}); its log:\n{}",
-                self.api_port,
-                tail(&log, 30)
-            )
-        })
+        bail!(
+            "IPFS node on port {} did not answer ({state}); its log:\n{}",
+            self.api_port,
+            tail(&self.log, 30)
+        )
     }
 
     /// Stops the node (SIGTERM) and waits for it to exit.
