@@ -412,3 +412,42 @@ fn state_import_applies_ipfs_cluster_services_overrides() {
     assert_eq!(exported["replication_factor_max"], 3);
     assert_eq!(exported["allocations"], serde_json::json!([peer]));
 }
+
+#[test]
+fn invite_prints_a_link_to_this_peer_that_the_desktop_app_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    // No configuration: says so, prints no link.
+    let out = service(dir.path(), &["invite"]);
+    assert!(!out.status.success());
+    assert!(
+        !text(&out).contains("ipfs-cluster-invite:"),
+        "{}",
+        text(&out)
+    );
+    init(dir.path());
+    let cfg = config_of(dir.path());
+    let id: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("identity.json")).unwrap())
+            .unwrap();
+    let out = service(dir.path(), &["invite", "--qr"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let link = stdout.lines().last().unwrap();
+    let inv = ipfs_cluster::desktop::invite::Invitation::parse(link, None).unwrap();
+    assert_eq!(inv.secret, cfg["cluster"]["secret"].as_str().unwrap());
+    // The default listen address (0.0.0.0:9096) given as this machine's addresses.
+    let me = format!("/tcp/9096/p2p/{}", id["id"].as_str().unwrap());
+    assert!(
+        !inv.bootstrap.is_empty()
+            && inv
+                .bootstrap
+                .iter()
+                .all(|a| a.starts_with("/ip4/") && a.ends_with(&me) && !a.contains("/0.0.0.0/")),
+        "{:?}",
+        inv.bootstrap
+    );
+    assert!(
+        stdout.lines().count() > 10 && stdout.contains('\u{2588}'),
+        "a QR code above the link: {stdout}"
+    );
+}

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
 use ipfs_cluster::config::{self, Config, Identity};
 use ipfs_cluster::consensus::offline;
+use ipfs_cluster::desktop::invite::Invitation;
 use ipfs_cluster::peer::{Peer, StartOptions};
 use ipfs_cluster::telemetry::Telemetry;
 
@@ -99,6 +100,17 @@ enum Cmd {
     /// Exports, imports or cleans the pinset of a stopped peer.
     #[command(subcommand)]
     State(StateCmd),
+    /// Prints an invitation to this peer's cluster: an `ipfs-cluster-invite:` link that the
+    /// desktop app opens on its Join form (its addresses and the cluster secret: give it
+    /// only to whom may join).
+    ///
+    /// The addresses are cluster.announce_multiaddress, or else the listen addresses with
+    /// 0.0.0.0 replaced by each address of this machine. Works whether the peer runs or not.
+    Invite {
+        /// Also draws the link as a QR code in the terminal.
+        #[arg(long)]
+        qr: bool,
+    },
     /// Prints the version.
     Version,
 }
@@ -280,6 +292,17 @@ async fn main() {
 async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
     match cmd {
         Cmd::Version => println!("{}", ipfs_cluster::types::VERSION),
+        Cmd::Invite { qr } => {
+            let cfg = Config::load(folder)?;
+            let id =
+                Identity::load(&folder.join(config::IDENTITY_FILE)).map_err(anyhow::Error::msg)?;
+            let inv = Invitation::of_config(&cfg.cluster, &id.peer_id())?;
+            if qr {
+                print!("{}", inv.qr_text());
+                println!();
+            }
+            println!("{}", inv.to_text());
+        }
         Cmd::Init {
             force,
             custom_secret,

@@ -29,6 +29,36 @@ pub fn link_in<I: IntoIterator<Item = String>>(args: I) -> Option<String> {
     })
 }
 
+/// The most addresses an invitation made here names: with the secret, its link stays well
+/// within what a QR code holds (about 2.3 kB of base64 text).
+pub const ADDRESSES_MAX: usize = 8;
+
+/// Whether another machine could dial `addr`: not an unspecified address (0.0.0.0, `::`),
+/// not a link-local one (IPv4 169.254/16 is no route off the link; IPv6 fe80::/10 needs a
+/// zone, which a multiaddr cannot carry).
+fn usable_elsewhere(addr: &str) -> bool {
+    let ip = addr.split('/').nth(2).unwrap_or("");
+    match addr.split('/').nth(1) {
+        Some("ip4") => ip
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|v4| !v4.is_unspecified() && !v4.is_link_local()),
+        Some("ip6") => ip
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|v6| !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80),
+        _ => true,
+    }
+}
+
+/// Interfaces of containers and virtual machines on this host (Docker, libvirt, CNI, veth
+/// pairs): their addresses reach this machine's guests, not this machine from elsewhere.
+fn virtual_bridge(name: &str) -> bool {
+    [
+        "docker", "br-", "virbr", "veth", "cni", "flannel", "vnet", "podman", "lxc",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
 /// The largest picture file read for a QR code.
 pub const PICTURE_MAX: u64 = 20 * 1024 * 1024;
 
@@ -54,6 +84,115 @@ pub struct Invitation {
 }
 
 impl Invitation {
+    /// The invitation to the peer reachable at `addrs` (multiaddrs ending in `/p2p/<id>`):
+    /// an address on 0.0.0.0 or `::`, or a link-local one, is no use to another machine and
+    /// is left out, loopback too unless nothing else is left; DNS names come first (they
+    /// survive address changes).
+    pub fn to_peer(addrs: impl IntoIterator<Item = String>, secret: String) -> Invitation {
+        let mut seen = std::collections::HashSet::new();
+        let mut bootstrap: Vec<String> = addrs
+            .into_iter()
+            .filter(|a| usable_elsewhere(a) && seen.insert(a.clone()))
+            .collect();
+        // Loopback reaches only this machine: named only when nothing else is there (a
+        // cluster all on one machine), and never to someone on another machine otherwise.
+        let loopback = |a: &String| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/");
+        if bootstrap.iter().any(|a| !loopback(a)) {
+            bootstrap.retain(|a| !loopback(a));
+        }
+        bootstrap.sort_by_key(|a| !a.starts_with("/dns"));
+        // A link short enough for its QR code (and to read before trusting it).
+        bootstrap.truncate(ADDRESSES_MAX);
+        Invitation { bootstrap, secret }
+    }
+
+    /// The invitation a headless peer gives (`ipfs-cluster-service invite`), from its
+    /// configuration alone, running or not: its announced addresses, or else its listen
+    /// addresses with an unspecified address (0.0.0.0, `::`) replaced by each address of this
+    /// machine's interfaces, as the running peer listens on them. A listen port of 0 is chosen
+    /// only when the peer starts: such an address cannot be given, and is named in the error
+    /// when nothing else is left.
+    pub fn of_config(
+        cluster: &crate::config::ClusterConfig,
+        peer: &libp2p::PeerId,
+    ) -> Result<Invitation, InvalidInvitation> {
+        use libp2p::multiaddr::Protocol;
+        let interfaces: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+            .map_err(|e| invalid(format!("listing this machine's addresses: {e}")))?
+            .into_iter()
+            .filter(|i| !virtual_bridge(&i.name))
+            .map(|i| i.ip())
+            .collect();
+        let mut addrs = Vec::new();
+        let mut unknown_port = None;
+        let given = if cluster.announce_multiaddress.0.is_empty() {
+            &cluster.listen_multiaddress.0
+        } else {
+            &cluster.announce_multiaddress.0
+        };
+        for a in given {
+            if a.iter()
+                .any(|p| matches!(p, Protocol::Tcp(0) | Protocol::Udp(0)))
+            {
+                unknown_port = Some(a.to_string());
+                continue;
+            }
+            let mut parts = a.iter();
+            let first = parts.next();
+            let rest: Vec<Protocol> = parts.collect();
+            let any_v4 = matches!(first, Some(Protocol::Ip4(ip)) if ip.is_unspecified());
+            let any_v6 = matches!(first, Some(Protocol::Ip6(ip)) if ip.is_unspecified());
+            let expanded: Vec<libp2p::Multiaddr> = if any_v4 || any_v6 {
+                interfaces
+                    .iter()
+                    .filter(|ip| ip.is_ipv4() == any_v4)
+                    .map(|ip| {
+                        let p = match ip {
+                            std::net::IpAddr::V4(v4) => Protocol::Ip4(*v4),
+                            std::net::IpAddr::V6(v6) => Protocol::Ip6(*v6),
+                        };
+                        std::iter::once(p).chain(rest.iter().cloned()).collect()
+                    })
+                    .collect()
+            } else {
+                vec![a.clone()]
+            };
+            for mut e in expanded {
+                if crate::net::split_p2p(&e).is_none() {
+                    e.push(Protocol::P2p(*peer));
+                }
+                addrs.push(e.to_string());
+            }
+        }
+        let inv = Invitation::to_peer(addrs, cluster.secret.to_string());
+        if inv.bootstrap.is_empty() {
+            return Err(invalid(match unknown_port {
+                Some(a) => format!(
+                    "this peer listens on {a}, a port chosen when it starts: set \
+                     cluster.listen_multiaddress to a fixed port, or \
+                     cluster.announce_multiaddress to the address others reach it at"
+                ),
+                None => "this peer has no address another machine can reach: set \
+                         cluster.announce_multiaddress"
+                    .into(),
+            }));
+        }
+        inv.validate()?;
+        Ok(inv)
+    }
+
+    /// The invitation as a QR code drawn in text (two rows of modules per line), for a
+    /// terminal. (Any invitation made here fits one: at most [`ADDRESSES_MAX`] addresses.)
+    pub fn qr_text(&self) -> String {
+        let code =
+            qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code");
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .quiet_zone(true)
+            .build()
+    }
+
     pub fn to_text(&self) -> String {
         let json = serde_json::to_vec(self).expect("invitation serializes");
         format!(
@@ -186,6 +325,104 @@ mod tests {
             bootstrap: vec![format!("/ip4/192.0.2.1/tcp/9096/p2p/{peer}")],
             secret: Secret::generate().to_string(),
         }
+    }
+
+    #[test]
+    fn an_invitation_names_reachable_addresses_dns_first() {
+        let secret = Secret::generate().to_string();
+        let p = "/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq";
+        let inv = Invitation::to_peer(
+            [
+                format!("/ip4/127.0.0.1/tcp/9096{p}"),
+                format!("/ip4/0.0.0.0/tcp/9096{p}"),
+                format!("/ip4/192.0.2.7/tcp/9096{p}"),
+                format!("/ip6/::/tcp/9096{p}"),
+                format!("/ip4/169.254.3.4/tcp/9096{p}"),
+                format!("/ip6/fe80::1/tcp/9096{p}"),
+                format!("/ip4/192.0.2.7/tcp/9096{p}"),
+                format!("/dns4/home.example/tcp/9096{p}"),
+            ],
+            secret.clone(),
+        );
+        assert_eq!(
+            inv.bootstrap,
+            [
+                format!("/dns4/home.example/tcp/9096{p}"),
+                format!("/ip4/192.0.2.7/tcp/9096{p}"),
+            ]
+        );
+        assert_eq!(inv.secret, secret);
+        // A cluster all on one machine: loopback is all there is, and is named.
+        let local = Invitation::to_peer([format!("/ip4/127.0.0.1/tcp/9096{p}")], secret.clone());
+        assert_eq!(local.bootstrap, [format!("/ip4/127.0.0.1/tcp/9096{p}")]);
+        // However many addresses a machine has, the link stays one a QR code holds.
+        let many = (0..40).map(|i| format!("/ip4/192.0.2.{i}/tcp/9096{p}"));
+        let inv = Invitation::to_peer(many, secret);
+        assert_eq!(inv.bootstrap.len(), ADDRESSES_MAX);
+        assert!(inv.qr_text().lines().count() > 10);
+        assert!(!virtual_bridge("eth0") && !virtual_bridge("wlp2s0"));
+        assert!(virtual_bridge("docker0") && virtual_bridge("br-5f2a") && virtual_bridge("virbr0"));
+    }
+
+    #[test]
+    fn a_headless_peers_invitation_comes_from_its_configuration() {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let mut cluster = crate::config::Config::new_for_init().cluster;
+        // Listening on every interface: each of this machine's IPv4 addresses that another
+        // machine could dial (loopback only when there is none), with the peer's id.
+        cluster.listen_multiaddress.0 = vec!["/ip4/0.0.0.0/tcp/9096".parse().unwrap()];
+        let inv = Invitation::of_config(&cluster, &peer).unwrap();
+        let expected: Vec<String> = if_addrs::get_if_addrs()
+            .unwrap()
+            .into_iter()
+            .filter_map(|i| match i.ip() {
+                std::net::IpAddr::V4(v4)
+                    if !v4.is_loopback() && !v4.is_link_local() && !virtual_bridge(&i.name) =>
+                {
+                    Some(format!("/ip4/{v4}/tcp/9096/p2p/{peer}"))
+                }
+                _ => None,
+            })
+            .take(ADDRESSES_MAX)
+            .collect();
+        match expected.is_empty() {
+            true => assert_eq!(
+                inv.bootstrap,
+                [format!("/ip4/127.0.0.1/tcp/9096/p2p/{peer}")]
+            ),
+            false => assert_eq!(inv.bootstrap, expected),
+        }
+        assert_eq!(inv.secret, cluster.secret.to_string());
+        assert_eq!(Invitation::parse(&inv.to_text(), None).unwrap(), inv);
+        // Announced addresses replace the listen addresses.
+        cluster.announce_multiaddress.0 = vec!["/dns4/home.example/tcp/4242".parse().unwrap()];
+        let inv = Invitation::of_config(&cluster, &peer).unwrap();
+        assert_eq!(
+            inv.bootstrap,
+            [format!("/dns4/home.example/tcp/4242/p2p/{peer}")]
+        );
+        // A port chosen at start cannot be given: the error says what to set.
+        cluster.announce_multiaddress.0.clear();
+        cluster.listen_multiaddress.0 = vec!["/ip4/0.0.0.0/tcp/0".parse().unwrap()];
+        let e = Invitation::of_config(&cluster, &peer).unwrap_err().0;
+        assert!(
+            e.contains("/tcp/0") && e.contains("announce_multiaddress"),
+            "{e}"
+        );
+        // The QR code for a terminal: lines of block characters, as wide as each other.
+        let qr = sample().qr_text();
+        let widths: Vec<usize> = qr.lines().map(|l| l.chars().count()).collect();
+        assert!(
+            widths.len() > 10 && widths.iter().all(|w| *w == widths[0]),
+            "{qr}"
+        );
+        assert!(
+            qr.chars()
+                .all(|c| " \n\u{2580}\u{2584}\u{2588}".contains(c)),
+            "{qr}"
+        );
     }
 
     #[test]

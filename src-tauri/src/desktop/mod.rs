@@ -623,15 +623,7 @@ impl Desktop {
             Some(s) => s,
             None => Config::load(&self.folder)?.cluster.secret.to_string(),
         };
-        // An address on 0.0.0.0 is no use to another machine; loopback only helps locally.
-        let mut bootstrap: Vec<String> = peer
-            .cluster_addrs()
-            .into_iter()
-            .filter(|a| !a.contains("/0.0.0.0/"))
-            .collect();
-        // DNS names first (they survive address changes), loopback last.
-        bootstrap.sort_by_key(|a| (!a.starts_with("/dns"), a.starts_with("/ip4/127.")));
-        let inv = Invitation { bootstrap, secret };
+        let inv = Invitation::to_peer(peer.cluster_addrs(), secret);
         let (qr_size, qr_path) = inv.qr_modules();
         Ok(InvitationView {
             text: inv.to_text(),
