@@ -16,6 +16,11 @@ describe('First run', () => {
 
   it('fills the Join form from an invitation link, and joins only once Join is pressed', async () => {
     const onstarted = vi.fn();
+    // (jsdom lays nothing out: the scroll that brings Join into sight is recorded.)
+    const scrolled = vi.fn();
+    HTMLElement.prototype.scrollIntoView = function (this: HTMLElement, arg?: boolean | ScrollIntoViewOptions) {
+      scrolled(this.id, arg);
+    };
     render(FirstRun, { onstarted });
     expect(document.getElementById('join-from-link')).toBeNull();
     const link = 'ipfs-cluster-invite:' + btoa(JSON.stringify({ bootstrap: ['/ip4/192.0.2.7/tcp/9096/p2p/12D3KooWabc'], secret: 'x' }))
@@ -29,6 +34,7 @@ describe('First run', () => {
     expect(note).toContain('/ip4/192.0.2.7/tcp/9096/p2p/12D3KooWabc');
     // Nothing joined yet, and no stray key joins: the focus is on the invitation.
     await waitFor(() => expect(document.activeElement?.id).toBe('join-invitation'));
+    expect(scrolled).toHaveBeenCalledWith('btn-join', { block: 'nearest' });
     expect(calls.joinCluster).not.toHaveBeenCalled();
     calls.joinCluster.mockResolvedValue({ configured: true });
     await fireEvent.click(screen.getByRole('button', { name: 'Join' }));
