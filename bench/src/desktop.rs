@@ -217,6 +217,11 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
                     .unwrap_or_default();
                 let line = pss.lines().find(|l| l.starts_with("Pss:")).unwrap_or("");
                 eprintln!("tray process {pid} {name}: {line}");
+                if name != "ipfs-local-node" && !name.starts_with("dbus") {
+                    for (kb, what) in largest_mappings(pid, 25) {
+                        eprintln!("  {kb:>8} kB  {what}");
+                    }
+                }
             }
         }
         tray.stop();
@@ -240,4 +245,29 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
     let _ = xvfb.kill();
     let _ = xvfb.wait();
     result
+}
+
+/// The `n` mappings of process `pid` with the most PSS (kB, and what is mapped), anonymous
+/// mappings summed as one: where the tray's memory goes.
+fn largest_mappings(pid: u32, n: usize) -> Vec<(u64, String)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by: std::collections::HashMap<String, u64> = Default::default();
+    let mut current = String::new();
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            current = line
+                .split_whitespace()
+                .nth(5)
+                .unwrap_or("[anonymous]")
+                .to_string();
+        } else if let Some(v) = line.strip_prefix("Pss:") {
+            let kb: u64 = v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            *by.entry(current.clone()).or_default() += kb;
+        }
+    }
+    let mut v: Vec<(u64, String)> = by.into_iter().map(|(k, kb)| (kb, k)).collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v.truncate(n);
+    v
 }

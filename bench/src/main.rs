@@ -7,6 +7,7 @@
 
 mod add;
 mod desktop;
+mod join;
 mod pinsview;
 
 use std::io::Write;
@@ -643,7 +644,7 @@ async fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let large = args.iter().any(|a| a == "--large");
     // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop, add,
-    // pinsview) runs one
+    // pinsview, join) runs one
     // part, for profiling; the committed table comes from a full run.
     let only = args
         .iter()
@@ -708,6 +709,9 @@ async fn main() -> Result<()> {
     }
     if part("pinsview") {
         pinsview::pins_view_figures(&mut r).await?;
+    }
+    if part("join") {
+        join::join_figures(&mut r)?;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let merge = args.iter().any(|a| a == "--merge");
