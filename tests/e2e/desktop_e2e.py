@@ -584,6 +584,16 @@ def main():
     again = subprocess.Popen([APP, "--hidden"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait("the unclean end told", lambda: "did not shut down cleanly" in open(notices, errors="replace").read()[told_before:])
     assert "ipfs-cluster-desktop.log" in open(notices, errors="replace").read()[told_before:]
+    # In the tray, no GL driver is loaded (GDK's GL is off: tens of MB saved); the window
+    # opened from the tray is still drawn on screen, as X shows it (not WebKit's snapshot).
+    tray_pid = wait("the tray app's process", lambda: app_pids() and app_pids()[0])
+    maps = open(f"/proc/{tray_pid}/maps").read()
+    assert "_dri.so" not in maps and "libLLVM" not in maps, "a GL driver in the tray process"
+    subprocess.run([APP], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    wait("the window opened from the tray", window_visible, deadline=60)
+    wait("the window drawn on screen (the sidebar's colour in the X root window)",
+         lambda: on_screen((11, 79, 92)) > 1000, deadline=60)
+    ok("in the tray no GL driver is loaded; a window opened from there is drawn on screen")
     again.terminate()
     assert again.wait(timeout=60) == 0, "SIGTERM ends the app cleanly"
     assert not os.path.exists(os.path.join(log_dir, "running")), "the run is marked ended"
@@ -592,6 +602,22 @@ def main():
         driver.quit()
     except WebDriverException:
         pass
+
+
+def on_screen(rgb):
+    """How many pixels of the X screen (every 4th of every 4th row) have colour `rgb`: the
+    root window as `xwd` dumps it (32-bit ZPixmap)."""
+    import struct
+    data = subprocess.run(["xwd", "-root", "-silent"], capture_output=True, check=True).stdout
+    h = struct.unpack(">25I", data[:100])
+    size, width, height, order, bpp, line, ncolors = h[0], h[4], h[5], h[7], h[11], h[12], h[19]
+    assert bpp in (24, 32), f"xwd: {bpp} bits a pixel"
+    step = bpp // 8
+    px = data[size + ncolors * 12:]
+    want = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+    endian = "little" if order == 0 else "big"
+    return sum(1 for y in range(0, height, 4) for x in range(0, width, 4)
+               if int.from_bytes(px[y * line + x * step:y * line + x * step + step], endian) & 0xFFFFFF == want)
 
 
 def window_visible():

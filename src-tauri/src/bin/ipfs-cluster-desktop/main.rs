@@ -627,6 +627,14 @@ fn open_log_folder(app: AppHandle, d: State<'_, App>) -> Result<String, UiError>
 const HIDDEN: &str = "--hidden";
 
 fn main() {
+    // Started in the tray, the process has no window to draw, yet GDK loads the GL driver
+    // as it opens the display (about 30 MB resident: Mesa and LLVM; `bench/`). Without GDK's
+    // GL, a window opened later is drawn by cairo in this process (WebKit's web process
+    // renders as before); GDK_GL set by the user decides instead. Before any thread starts:
+    // the environment is not safe to change once there are others.
+    if std::env::args().any(|a| a == HIDDEN) && std::env::var_os("GDK_GL").is_none() {
+        std::env::set_var("GDK_GL", "disable");
+    }
     let limits = ipfs_cluster::process::raise_open_files_limit();
     let folder = ipfs_cluster::config::folder(None);
     // To stderr and to the Logs view's ring, at the level of Settings (RUST_LOG, when set,
