@@ -73,7 +73,9 @@ impl App {
                 .unwrap_or(0.0);
             match name.as_str() {
                 "ipfs-local-node" => ipfs += kb / 1024.0,
-                "dbus-daemon" | "dbus-run-sessio" => {}
+                // The session's own services, not the app's process tree: the bus and the
+                // keyring it starts when the app asks for its secret (every desktop runs them).
+                "dbus-daemon" | "dbus-run-sessio" | "gnome-keyring-d" => {}
                 _ => app += kb / 1024.0,
             }
         }
@@ -85,7 +87,9 @@ impl App {
         let sum = |this: &App| -> f64 {
             this.processes()
                 .into_iter()
-                .filter(|(_, n)| n != "ipfs-local-node" && !n.starts_with("dbus"))
+                .filter(|(_, n)| {
+                    n != "ipfs-local-node" && !n.starts_with("dbus") && n != "gnome-keyring-d"
+                })
                 .filter_map(|(pid, _)| cpu_seconds(pid))
                 .sum()
         };

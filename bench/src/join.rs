@@ -40,7 +40,7 @@ pub fn join_figures(r: &mut Report) -> Result<()> {
         "desktop app across hosts: first window to joined",
         v["to_joined_s"].as_f64(),
         "s",
-        "",
+        "within the 60 s",
         note,
     );
     r.add(

@@ -347,7 +347,7 @@ async fn desktop_figures(report: &mut Report) -> Result<()> {
         "MB",
         "≤ 120 MB",
         &format!(
-            "{note}; app and WebKit processes; its built-in IPFS node adds {:.0} MB",
+            "{note}; app and WebKit processes (the session bus and keyring apart); its built-in IPFS node adds {:.0} MB",
             d.tray_ipfs_pss
         ),
     );
