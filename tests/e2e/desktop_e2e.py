@@ -626,7 +626,9 @@ def window_visible():
     return bool(out.stdout.strip())
 
 
-if __name__ == "__main__":
+def run(main):
+    """Runs `main`, prints the summary line CI counts (`e2e: N passed; F failed`), keeps a
+    screenshot and the page's text of a failure, stops every process started, and exits."""
     failed = 0
     try:
         main()
@@ -649,3 +651,7 @@ if __name__ == "__main__":
                 p.kill()
     print(f"e2e: {passed} passed; {failed} failed")
     sys.exit(failed)
+
+
+if __name__ == "__main__":
+    run(main)

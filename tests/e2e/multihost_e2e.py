@@ -16,7 +16,6 @@ first) and runs this on host A with the display, session bus and tauri-driver.
 import json
 import os
 import subprocess
-import sys
 import time
 
 from selenium import webdriver
@@ -176,25 +175,4 @@ def main():
 
 
 if __name__ == "__main__":
-    failed = 0
-    try:
-        main()
-    except Exception as ex:
-        failed = 1
-        print(f"not ok - {ex!r}", flush=True)
-        if e.driver is not None:
-            try:
-                e.driver.save_screenshot(os.path.join(SHOTS, "failure.png"))
-                print(e.driver.execute_script("return document.body.innerText"), flush=True)
-            except Exception:
-                pass
-    finally:
-        for p in e.procs:
-            p.terminate()
-        for p in e.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-    print(f"e2e: {e.passed} passed; {failed} failed")
-    sys.exit(failed)
+    e.run(main)
