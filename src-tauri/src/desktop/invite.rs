@@ -33,19 +33,28 @@ pub fn link_in<I: IntoIterator<Item = String>>(args: I) -> Option<String> {
 /// within what a QR code holds (about 2.3 kB of base64 text).
 pub const ADDRESSES_MAX: usize = 8;
 
+/// The IP address `addr` starts with: none for a DNS name; an `/ip4/` or `/ip6/` part that is
+/// not an address reads as the unspecified address (no use to anyone).
+fn ip_of(addr: &str) -> Option<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let mut parts = addr.split('/').skip(1);
+    match (parts.next(), parts.next().unwrap_or("")) {
+        (Some("ip4"), ip) => Some(IpAddr::V4(ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED))),
+        (Some("ip6"), ip) => Some(IpAddr::V6(ip.parse().unwrap_or(Ipv6Addr::UNSPECIFIED))),
+        _ => None,
+    }
+}
+
 /// Whether another machine could dial `addr`: not an unspecified address (0.0.0.0, `::`),
 /// not a link-local one (IPv4 169.254/16 is no route off the link; IPv6 fe80::/10 needs a
 /// zone, which a multiaddr cannot carry).
 fn usable_elsewhere(addr: &str) -> bool {
-    let ip = addr.split('/').nth(2).unwrap_or("");
-    match addr.split('/').nth(1) {
-        Some("ip4") => ip
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|v4| !v4.is_unspecified() && !v4.is_link_local()),
-        Some("ip6") => ip
-            .parse::<std::net::Ipv6Addr>()
-            .is_ok_and(|v6| !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80),
-        _ => true,
+    match ip_of(addr) {
+        Some(std::net::IpAddr::V4(v4)) => !v4.is_unspecified() && !v4.is_link_local(),
+        Some(std::net::IpAddr::V6(v6)) => {
+            !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
+        }
+        None => true,
     }
 }
 
@@ -96,7 +105,7 @@ impl Invitation {
             .collect();
         // Loopback reaches only this machine: named only when nothing else is there (a
         // cluster all on one machine), and never to someone on another machine otherwise.
-        let loopback = |a: &String| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/");
+        let loopback = |a: &String| ip_of(a).is_some_and(|ip| ip.is_loopback());
         if bootstrap.iter().any(|a| !loopback(a)) {
             bootstrap.retain(|a| !loopback(a));
         }
@@ -181,11 +190,16 @@ impl Invitation {
         Ok(inv)
     }
 
+    /// The invitation's QR code. (Any invitation made here fits one: at most
+    /// [`ADDRESSES_MAX`] addresses.)
+    fn qr_code(&self) -> qrcode::QrCode {
+        qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code")
+    }
+
     /// The invitation as a QR code drawn in text (two rows of modules per line), for a
-    /// terminal. (Any invitation made here fits one: at most [`ADDRESSES_MAX`] addresses.)
+    /// terminal.
     pub fn qr_text(&self) -> String {
-        let code =
-            qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code");
+        let code = self.qr_code();
         code.render::<qrcode::render::unicode::Dense1x2>()
             .dark_color(qrcode::render::unicode::Dense1x2::Light)
             .light_color(qrcode::render::unicode::Dense1x2::Dark)
@@ -288,8 +302,7 @@ impl Invitation {
     /// each, so the page draws it as data in an `<svg>` of its own and no markup comes from
     /// the backend.
     pub fn qr_modules(&self) -> (u32, String) {
-        let code =
-            qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code");
+        let code = self.qr_code();
         let width = code.width();
         let quiet = 4;
         let mut path = String::new();
@@ -304,8 +317,7 @@ impl Invitation {
 
     /// The invitation text as an SVG QR code.
     pub fn qr_svg(&self) -> String {
-        let code =
-            qrcode::QrCode::new(self.to_text().as_bytes()).expect("an invitation fits a QR code");
+        let code = self.qr_code();
         code.render::<qrcode::render::svg::Color>()
             .min_dimensions(240, 240)
             .quiet_zone(true)
