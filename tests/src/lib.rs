@@ -158,9 +158,9 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// What a log gained after its first `from` bytes (this run's lines).
-fn log_since(path: &Path, from: u64) -> String {
+fn log_since(path: &Path, from: usize) -> String {
     let text = std::fs::read(path).unwrap_or_default();
-    String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
+    String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned()
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -238,7 +238,7 @@ impl IpfsNode {
         // The port picked may have been taken meanwhile (the race `free_port` accepts): then
         // the first start is tried again on another.
         for attempt in 1.. {
-            let before = std::fs::metadata(&node.log).map_or(0, |m| m.len());
+            let before = std::fs::metadata(&node.log).map_or(0, |m| m.len() as usize);
             match node.restart().await {
                 Err(_)
                     if attempt < 3
@@ -697,8 +697,7 @@ impl Peer {
 
     /// What this run of the daemon has logged.
     pub fn current_log(&self) -> String {
-        let text = std::fs::read(&self.log).unwrap_or_default();
-        String::from_utf8_lossy(&text[self.log_offset.min(text.len())..]).into_owned()
+        log_since(&self.log, self.log_offset)
     }
 
     /// Waits, up to `deadline`, until this run of the daemon has logged `text`.
