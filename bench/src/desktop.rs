@@ -62,21 +62,11 @@ impl App {
     fn pss(&self) -> (f64, f64) {
         let (mut app, mut ipfs) = (0.0, 0.0);
         for (pid, name) in self.processes() {
-            let kb = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("Pss:"))
-                        .and_then(|l| l.split_whitespace().nth(1))
-                        .and_then(|v| v.parse::<f64>().ok())
-                })
-                .unwrap_or(0.0);
+            let mb = pss_kb(pid).unwrap_or(0.0) / 1024.0;
             match name.as_str() {
-                "ipfs-local-node" => ipfs += kb / 1024.0,
-                // The session's own services, not the app's process tree: the bus and the
-                // keyring it starts when the app asks for its secret (every desktop runs them).
-                "dbus-daemon" | "dbus-run-sessio" | "gnome-keyring-d" => {}
-                _ => app += kb / 1024.0,
+                "ipfs-local-node" => ipfs += mb,
+                n if is_apps(n) => app += mb,
+                _ => {}
             }
         }
         (app, ipfs)
@@ -87,9 +77,7 @@ impl App {
         let sum = |this: &App| -> f64 {
             this.processes()
                 .into_iter()
-                .filter(|(_, n)| {
-                    n != "ipfs-local-node" && !n.starts_with("dbus") && n != "gnome-keyring-d"
-                })
+                .filter(|(_, n)| is_apps(n))
                 .filter_map(|(pid, _)| cpu_seconds(pid))
                 .sum()
         };
@@ -217,11 +205,9 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
         let (tray_pss, tray_ipfs_pss) = tray.pss();
         if std::env::var_os("BENCH_VERBOSE").is_some() {
             for (pid, name) in tray.processes() {
-                let pss = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-                    .unwrap_or_default();
-                let line = pss.lines().find(|l| l.starts_with("Pss:")).unwrap_or("");
-                eprintln!("tray process {pid} {name}: {line}");
-                if name != "ipfs-local-node" && !name.starts_with("dbus") {
+                let kb = pss_kb(pid).unwrap_or(0.0);
+                eprintln!("tray process {pid} {name}: PSS {kb} kB");
+                if is_apps(&name) {
                     for (kb, what) in largest_mappings(pid, 25) {
                         eprintln!("  {kb:>8} kB  {what}");
                     }
@@ -249,6 +235,25 @@ pub async fn measure(app: PathBuf, pins: usize, import: &Path) -> Result<Desktop
     let _ = xvfb.kill();
     let _ = xvfb.wait();
     result
+}
+
+/// Whether a process of the app's group (by its command name) is the app's own: the app and
+/// its WebKit processes, not its IPFS node (counted apart) nor the session's services (the
+/// bus and the keyring it starts when the app asks for its secret: every desktop runs them).
+fn is_apps(name: &str) -> bool {
+    !(name == "ipfs-local-node" || name == "gnome-keyring-d" || name.starts_with("dbus"))
+}
+
+/// Process `pid`'s proportional set size in kB.
+fn pss_kb(pid: u32) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Pss:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The `n` mappings of process `pid` with the most PSS (kB, and what is mapped), anonymous
