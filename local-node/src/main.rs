@@ -28,7 +28,7 @@ mod traffic;
 
 #[derive(Parser)]
 #[command(
-    version,
+    version = ipfs_cluster::types::full_version(),
     about = "Runs a local IPFS node (Kubo as a library) with the Kubo RPC API"
 )]
 struct Args {

@@ -27,7 +27,7 @@ use crate::global_status;
 use crate::tasks::Tasks;
 use crate::types::{
     Alert, Cid, GlobalPinInfo, Id, IpfsId, Metric, PeerRole, Pin, PinInfo, PinInfoShort, PinKey,
-    PinOptions, PinType, StatusFilter, StatusSummary, TrackerStatus, RPC_PROTOCOL, VERSION,
+    PinOptions, PinType, StatusFilter, StatusSummary, TrackerStatus, RPC_PROTOCOL,
 };
 
 /// This peer's identity as it reports it.
@@ -153,8 +153,8 @@ impl Cluster {
             addresses: self.me.addresses.clone(),
             cluster_peers: members.into_iter().map(|m| m.peer_id).collect(),
             cluster_peers_addresses,
-            version: VERSION.to_string(),
-            commit: String::new(),
+            version: crate::types::full_version().to_string(),
+            commit: crate::types::COMMIT.to_string(),
             rpc_protocol_version: RPC_PROTOCOL.to_string(),
             error: String::new(),
             ipfs,

@@ -774,8 +774,23 @@ pub struct Version {
     pub version: String,
 }
 
-/// The version every component reports; IPFS Cluster clients only display it.
+/// The release this build belongs to (semver, as in the CHANGELOG).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit this build was made from (empty when built without git; see `build.rs`).
+pub const COMMIT: &str = env!("IPFS_CLUSTER_COMMIT");
+
+/// The version every component reports (`--version`, `GET /version`, `ID.version`), as IPFS
+/// Cluster reports its own: the release, and the commit as semver build metadata
+/// (`0.1.0+git0123456789ab`), so that two builds of one release can be told apart. IPFS
+/// Cluster clients only display it.
+pub fn full_version() -> &'static str {
+    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FULL.get_or_init(|| match COMMIT.get(..12) {
+        Some(short) => format!("{VERSION}+git{short}"),
+        None if COMMIT.is_empty() => VERSION.to_string(),
+        None => format!("{VERSION}+git{COMMIT}"),
+    })
+}
 /// The cluster RPC's request-response protocol, as the swarm speaks it and as
 /// `ID.rpc_protocol_version` reports it.
 pub const RPC_PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.3.0";

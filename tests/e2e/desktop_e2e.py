@@ -485,6 +485,10 @@ def main():
     click(driver, "button[data-view=settings]")
     wait("the settings", lambda: REST_API.split(":")[-1] in text_of(driver, "#settings-api"))
     assert "••••" in text_of(driver, "#api-password")
+    # About: the build, as `--version` says it (the release and the commit).
+    version = subprocess.run([APP, "--version"], capture_output=True, text=True, check=True).stdout.split()[-1]
+    assert "+git" in version and text_of(driver, "#about-version") == version, version
+    assert version.split("+git")[1] in text_of(driver, "#about-commit")
     shot(driver, "settings")
     Select(driver.find_element(By.ID, "set-log-level")).select_by_value("debug")
     click(driver, "#btn-save-settings")
@@ -508,7 +512,7 @@ def main():
     click(driver, "#btn-open-logs")
     wait("the log folder opened", lambda: log_dir in open(os.path.join(WORK, "opened-urls")).read())
     click(driver, "button[data-view=logs]")
-    ok("settings saved apply at once (debug lines in the Logs view), and the API credential is shown for other tools")
+    ok("settings saved apply at once (debug lines in the Logs view), the API credential is shown for other tools, About names the build")
 
     # A peer lost: once its pings stop arriving, the app tells it as a system notification
     # (the Logs view shows each one told; the session bus carries it to the notification

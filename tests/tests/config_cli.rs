@@ -22,8 +22,55 @@ fn bare_invocation_prints_help_and_version_prints_the_version() {
     let out = service(dir.path(), &["version"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        ipfs_cluster::types::VERSION
+        release_and_commit()
     );
+}
+
+/// The version as every binary should say it: the release, and the commit git's HEAD names
+/// (this test runs in the checkout the binaries were built from).
+fn release_and_commit() -> String {
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(head.status.success(), "the tests run in a git checkout");
+    let head = String::from_utf8(head.stdout).unwrap();
+    format!("{}+git{}", ipfs_cluster::types::VERSION, &head.trim()[..12])
+}
+
+/// `--version` of every binary tells the release and the commit, so that two builds of one
+/// release can be told apart (a bug report names the build); the REST API says the same.
+#[tokio::test]
+async fn every_binary_and_the_rest_api_say_the_release_and_the_commit() {
+    let want = release_and_commit();
+    // The desktop app's (built with the desktop feature, for the e2e) is checked by the e2e,
+    // against its About.
+    for name in [
+        "ipfs-cluster-service",
+        "ipfs-cluster-ctl",
+        "ipfs-local-node",
+    ] {
+        let out = std::process::Command::new(bin(name))
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{name} {want}")
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &ipfs, |_| {}).unwrap();
+    peer.start(&[]).await.unwrap();
+    let client = peer.client();
+    assert_eq!(client.version().await.unwrap().version, want);
+    let id = client.id().await.unwrap();
+    assert_eq!(id.version, want);
+    assert!(id.commit.starts_with(&want[want.len() - 12..]), "{id:?}");
+    assert_eq!(id.commit.len(), 40, "{id:?}");
 }
 
 #[test]

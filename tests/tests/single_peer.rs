@@ -300,7 +300,7 @@ async fn rest_api_streams_and_status_filters() {
     let resp = reqwest::get(format!("{base}/health")).await.unwrap();
     assert_eq!(resp.status().as_u16(), 204);
     let v = client.version().await.unwrap();
-    assert_eq!(v.version, ipfs_cluster::types::VERSION);
+    assert_eq!(v.version, ipfs_cluster::types::full_version());
     let peers = client.peers().await.unwrap();
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].id, client.id().await.unwrap().id);

@@ -14,7 +14,7 @@ use ipfs_cluster::telemetry::Telemetry;
 #[derive(Parser)]
 #[command(
     name = "ipfs-cluster-service",
-    version,
+    version = ipfs_cluster::types::full_version(),
     about = "IPFS Cluster peer: orchestrates pins across the IPFS daemons of a cluster"
 )]
 struct Cli {
@@ -291,7 +291,7 @@ async fn main() {
 
 async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Version => println!("{}", ipfs_cluster::types::VERSION),
+        Cmd::Version => println!("{}", ipfs_cluster::types::full_version()),
         Cmd::Invite { qr } => {
             let cfg = Config::load(folder)?;
             let id =

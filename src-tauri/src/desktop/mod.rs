@@ -213,6 +213,10 @@ pub struct SettingsView {
     pub api_password: String,
     /// The app's folder (`service.json`, the peer's state).
     pub folder: String,
+    /// This build's version (the release and the commit, see [`crate::types::full_version`]).
+    pub version: String,
+    /// The commit it was built from (empty when built without git).
+    pub commit: String,
 }
 
 /// Metrics and alerts for the peers view.
@@ -1019,6 +1023,8 @@ impl Desktop {
             api_user: cred.user,
             api_password: cred.password,
             folder: self.folder.display().to_string(),
+            version: crate::types::full_version().to_string(),
+            commit: crate::types::COMMIT.to_string(),
         })
     }
 

@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind};
 use crate::tasks::Tasks;
 use crate::types::{
     AddedOutput, Alert, ApiError, Cid, GlobalPinInfo, Metric, PeerRole, PinInfo, PinRequest,
-    PinResult, Version, VERSION,
+    PinResult, Version,
 };
 pub use params::Params;
 
@@ -201,7 +201,7 @@ async fn id(State(c): State<Cluster>) -> Response {
 
 async fn version() -> Json<Version> {
     Json(Version {
-        version: VERSION.to_string(),
+        version: crate::types::full_version().to_string(),
     })
 }
 

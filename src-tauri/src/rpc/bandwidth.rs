@@ -67,11 +67,13 @@ impl Meter {
     }
 }
 
-/// A codec that counts the bytes its inner codec reads and writes.
+/// A codec that counts the bytes its inner codec reads and writes (and, when asked, keeps a
+/// copy of the messages it writes: [`super::record`]).
 #[derive(Clone)]
 pub(crate) struct Counting<C> {
     pub inner: C,
     pub meter: Arc<Meter>,
+    pub recorder: Option<Arc<super::record::Recorder>>,
 }
 
 /// A stream whose reads and writes are counted on a [`Meter`].
@@ -122,6 +124,8 @@ impl<C> Codec for Counting<C>
 where
     C: Codec + Send + Clone,
     C::Protocol: Sync,
+    C::Request: std::fmt::Debug,
+    C::Response: std::fmt::Debug,
 {
     type Protocol = C::Protocol;
     type Request = C::Request;
@@ -160,7 +164,19 @@ where
     {
         let meter = self.meter.clone();
         let mut io = Counted { io, meter: &meter };
-        self.inner.write_request(p, &mut io, req).await
+        match self.recorder.clone() {
+            None => self.inner.write_request(p, &mut io, req).await,
+            Some(r) => {
+                let debug = format!("{req:?}");
+                let mut tee = super::record::Tee {
+                    io: &mut io,
+                    copy: Vec::new(),
+                };
+                self.inner.write_request(p, &mut tee, req).await?;
+                r.record("request", &debug, &tee.copy);
+                Ok(())
+            }
+        }
     }
 
     async fn write_response<T>(
@@ -174,7 +190,19 @@ where
     {
         let meter = self.meter.clone();
         let mut io = Counted { io, meter: &meter };
-        self.inner.write_response(p, &mut io, res).await
+        match self.recorder.clone() {
+            None => self.inner.write_response(p, &mut io, res).await,
+            Some(r) => {
+                let debug = format!("{res:?}");
+                let mut tee = super::record::Tee {
+                    io: &mut io,
+                    copy: Vec::new(),
+                };
+                self.inner.write_response(p, &mut tee, res).await?;
+                r.record("response", &debug, &tee.copy);
+                Ok(())
+            }
+        }
     }
 }
 

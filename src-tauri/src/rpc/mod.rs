@@ -15,6 +15,7 @@
 mod bandwidth;
 mod limits;
 pub mod peerstore;
+pub mod record;
 
 pub use limits::SwarmLimits;
 
@@ -197,6 +198,7 @@ fn build_swarm(
                     .set_request_size_maximum(64 * 1024 * 1024)
                     .set_response_size_maximum(256 * 1024 * 1024),
                 meter,
+                recorder: record::Recorder::from_env(),
             };
             Behaviour {
                 limits,
@@ -210,6 +212,10 @@ fn build_swarm(
                 ),
                 identify: identify::Behaviour::new(
                     identify::Config::new("/ipfs-cluster-desktop/0.1.0".into(), key.public())
+                        .with_agent_version(format!(
+                            "ipfs-cluster-desktop/{}",
+                            crate::types::full_version()
+                        ))
                         .with_hide_listen_addrs(!opts.announce.is_empty()),
                 ),
                 ping: ping::Behaviour::new(ping::Config::new()),

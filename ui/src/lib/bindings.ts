@@ -321,7 +321,15 @@ api_user: string, api_password: string,
 /**
  * The app's folder (`service.json`, the peer's state).
  */
-folder: string, };
+folder: string, 
+/**
+ * This build's version (the release and the commit, see [`crate::types::full_version`]).
+ */
+version: string, 
+/**
+ * The commit it was built from (empty when built without git).
+ */
+commit: string, };
 
 export type Settings = { ipfs_network: "lan" | "public" | "loopback", 
 /**

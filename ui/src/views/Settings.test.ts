@@ -17,6 +17,7 @@ function view(over: Partial<SettingsView['settings']> = {}, now = 'laptop'): Set
       notify: { pin_failed: true, peers: true, joined: true }, ...over,
     },
     peer_name_now: now, rest_api: 'http://127.0.0.1:9094', api_user: 'desktop', api_password: 's3cret', folder: '/home/u/.ipfs-cluster',
+    version: '0.1.0+git0123456789ab', commit: '0123456789abcdef0123456789abcdef01234567',
   };
 }
 
@@ -72,6 +73,13 @@ describe('Settings view', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Show' }));
     expect(password.textContent).toBe('s3cret');
     expect(screen.getByText('http://127.0.0.1:9094')).toBeTruthy();
+  });
+
+  it('says which build this is (version and commit) in About', async () => {
+    calls.settings.mockResolvedValue(view());
+    render(Settings);
+    expect((await screen.findByText('0.1.0+git0123456789ab')).id).toBe('about-version');
+    expect(screen.getByText('0123456789abcdef0123456789abcdef01234567').id).toBe('about-commit');
   });
 
   it('shows where the log files are and opens their folder', async () => {

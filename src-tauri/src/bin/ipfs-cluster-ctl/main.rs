@@ -17,7 +17,7 @@ use serde::Serialize;
 #[derive(Parser)]
 #[command(
     name = "ipfs-cluster-ctl",
-    version,
+    version = ipfs_cluster::types::full_version(),
     about = "Controls an IPFS Cluster peer through its REST API",
     long_about = "Controls an IPFS Cluster peer through its REST API: pins, status, peers, \
                   health. The commands, flags and outputs are IPFS Cluster's, so existing \

@@ -627,6 +627,17 @@ fn open_log_folder(app: AppHandle, d: State<'_, App>) -> Result<String, UiError>
 const HIDDEN: &str = "--hidden";
 
 fn main() {
+    // `--version` as the command lines answer it, before anything starts (no window, no peer).
+    if std::env::args()
+        .nth(1)
+        .is_some_and(|a| a == "--version" || a == "-V")
+    {
+        println!(
+            "ipfs-cluster-desktop {}",
+            ipfs_cluster::types::full_version()
+        );
+        return;
+    }
     // Started in the tray, the process has no window to draw, yet GDK loads the GL driver
     // as it opens the display (about 30 MB resident: Mesa and LLVM; `bench/`). Without GDK's
     // GL, a window opened later is drawn by cairo in this process (WebKit's web process
