@@ -26,6 +26,10 @@ use tokio::io::{
 
 use crate::types::Pin;
 
+/// The format this version writes and reads (the header's last byte). A later format may
+/// be written only once no peer of the cluster runs a version that reads only this one (a
+/// leader sends its snapshot files to followers of the previous release during an upgrade).
+const FORMAT: u8 = 1;
 const MAGIC: &[u8; 8] = b"ICDSNAP\x01";
 const END: u32 = u32::MAX;
 /// Larger than any pin's JSON; a length beyond it means a damaged file.
@@ -87,7 +91,17 @@ impl SnapshotFile {
             .await
             .map_err(|_| invalid("not a snapshot file (too short)"))?;
         if &magic != MAGIC {
-            return Err(invalid("not a snapshot file of this version"));
+            return Err(match magic.split_last() {
+                Some((&format, name)) if name == &MAGIC[..7] && format > FORMAT => {
+                    invalid(&format!(
+                        "{}: a snapshot file of format {format}, written by a newer version; \
+                         this is {}, which reads format {FORMAT}",
+                        self.path.display(),
+                        crate::types::full_version()
+                    ))
+                }
+                _ => invalid(&format!("{}: not a snapshot file", self.path.display())),
+            });
         }
         Ok(Records {
             inner: ZstdDecoder::new(BufReader::new(self.file)),
@@ -296,5 +310,27 @@ mod tests {
             read_all(&path).await.is_err(),
             "an old JSON snapshot was accepted"
         );
+    }
+
+    /// A snapshot file of a later format (a newer version's) is refused, naming its format
+    /// and this version, and left as it is.
+    #[tokio::test]
+    async fn a_snapshot_file_of_a_newer_format_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.snap");
+        write(&path, 3).await;
+        let mut newer = std::fs::read(&path).unwrap();
+        newer[7] = FORMAT + 1;
+        std::fs::write(&path, &newer).unwrap();
+        let e = read_all(&path).await.unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "format {}, written by a newer version",
+                FORMAT + 1
+            )) && e.contains(crate::types::full_version())
+                && e.contains(&format!("reads format {FORMAT}")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), newer);
     }
 }

@@ -248,6 +248,74 @@ async fn a_truncated_database_is_refused_before_it_is_opened_and_left_alone() {
     super::store::open(&db).await.unwrap().close().await;
 }
 
+/// A database a newer version has migrated further than this one knows is refused before
+/// anything writes to it, naming the version that wrote it and this one, and left exactly as
+/// it was; one of this version's own schema opens, and says which version last opened it.
+#[tokio::test]
+async fn a_database_of_a_newer_version_is_refused_naming_both_versions_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let pool = super::store::open(&db).await.unwrap();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, (1..=store::schema_version()).collect::<Vec<_>>());
+    let by: String = sqlx::query_scalar("SELECT value FROM kv WHERE key = 'written_by'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(by, format!("\"{}\"", crate::types::full_version()));
+    // As a later version would leave it: one more migration, its name in `written_by`.
+    let newer = store::schema_version() + 1;
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (?, 'later', TRUE, x'00', 0)")
+        .bind(newer)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE kv SET value = '\"9.9.9+gitfeedfacecafe\"' WHERE key = 'written_by'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    store::checkpoint(&pool).await.unwrap();
+    pool.close().await;
+    let files = || {
+        let mut names: Vec<_> = std::fs::read_dir(db.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    let err = try_start(dir.path(), Identity::generate().peer_id())
+        .await
+        .err()
+        .expect("a newer database is refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("raft.sqlite")
+            && msg.contains(&format!("9.9.9+gitfeedfacecafe, storage schema {newer}"))
+            && msg.contains(&format!(
+                "this is {} (storage schema {})",
+                crate::types::full_version(),
+                store::schema_version()
+            ))
+            && msg.contains("Nothing was changed"),
+        "{msg}"
+    );
+    let after = files();
+    assert_eq!(
+        after.iter().map(|(p, b)| (p, b.len())).collect::<Vec<_>>(),
+        before.iter().map(|(p, b)| (p, b.len())).collect::<Vec<_>>()
+    );
+    assert!(after == before, "the newer database was changed");
+}
+
 #[test]
 fn node_ids_are_stable_and_distinct() {
     let a = Identity::generate().peer_id();
@@ -585,6 +653,8 @@ async fn the_pinsets_counts_stay_true_through_applies_imports_snapshots_and_anot
         "DROP TRIGGER pins_counted_update_v1",
         "DROP TRIGGER pins_counted_delete_v1",
         "DROP TABLE pin_counts",
+        // Made before versions were recorded: migration 1 runs on it.
+        "DROP TABLE _sqlx_migrations",
     ] {
         sqlx::query(stmt).execute(&pool).await.unwrap();
     }
@@ -1285,4 +1355,138 @@ async fn the_unnamed_pins_of_a_listing_by_name_come_in_bounded_looks() {
         max_looked <= 20_000 + 1000,
         "each look bounded: {max_looked}"
     );
+}
+
+/// What release 0.1.0 left on disk (`tests/fixtures/upgrade/0.1.0`, made by its binaries).
+fn fixture_of_0_1_0() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/upgrade/0.1.0")
+}
+
+/// Every pin 0.1.0 acknowledged (`pins.json`), by CID.
+fn acknowledged_by_0_1_0() -> std::collections::BTreeMap<String, Pin> {
+    let text = std::fs::read_to_string(fixture_of_0_1_0().join("pins.json")).unwrap();
+    let pins: Vec<Pin> = serde_json::from_str(&text).unwrap();
+    pins.into_iter().map(|p| (p.cid.to_string(), p)).collect()
+}
+
+/// The tables and columns of a database (what a migration must make the same for a database
+/// of an older release and a new one).
+async fn tables(pool: &sqlx::SqlitePool) -> Vec<String> {
+    let names = text_column(
+        pool,
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        0,
+    )
+    .await;
+    let mut out = Vec::new();
+    for t in names {
+        let cols = text_column(pool, &format!("SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || COALESCE(dflt_value, '') || ' ' || pk FROM pragma_table_info('{t}')"), 0).await;
+        out.push(format!("{t}({})", cols.join(", ")));
+    }
+    out
+}
+
+/// Each migration on a copy of a real database of 0.1.0 (its voter's `raft.sqlite`, as the
+/// release left it at a stop): the database ends at this version's schema, with the tables
+/// and columns of a new one, and every pin, log entry and snapshot 0.1.0 wrote reads back.
+#[tokio::test]
+async fn the_migrations_bring_a_database_of_0_1_0_to_this_schema_with_everything_in_it() {
+    use openraft::storage::RaftLogReader;
+    let dir = tempfile::tempdir().unwrap();
+    let raft_dir = dir.path().join("raft");
+    std::fs::create_dir_all(raft_dir.join("snapshots")).unwrap();
+    let from = fixture_of_0_1_0().join("peer1/raft");
+    for f in ["raft.sqlite", "raft.sqlite-wal"] {
+        std::fs::copy(from.join(f), raft_dir.join(f)).unwrap();
+    }
+    for e in std::fs::read_dir(from.join("snapshots")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), raft_dir.join("snapshots").join(e.file_name())).unwrap();
+    }
+    let db = db_path(dir.path());
+    let pool = store::open(&db).await.unwrap();
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, (1..=store::schema_version()).collect::<Vec<_>>());
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh_db = db_path(fresh_dir.path());
+    std::fs::create_dir_all(fresh_db.parent().unwrap()).unwrap();
+    let fresh = store::open(&fresh_db).await.unwrap();
+    assert_eq!(tables(&pool).await, tables(&fresh).await);
+    // Every pin, with its options.
+    let state = store::PinsTable::new(pool.clone());
+    let have: std::collections::BTreeMap<String, Pin> = list(&state)
+        .await
+        .into_iter()
+        .map(|p| (p.cid.to_string(), p))
+        .collect();
+    assert_eq!(have, acknowledged_by_0_1_0());
+    // Every log entry decodes (the log after the last snapshot, as openraft reads it).
+    let (first, last): (i64, i64) = sqlx::query_as("SELECT MIN(idx), MAX(idx) FROM log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut log = store::LogStore::new(pool.clone());
+    let entries = log
+        .try_get_log_entries(first as u64..=last as u64)
+        .await
+        .unwrap();
+    assert_eq!(entries.len() as i64, last - first + 1);
+    assert!(entries.len() > 5, "{} entries", entries.len());
+    // The snapshot it recorded, and its file, hold pins of the pinset.
+    let file: String = sqlx::query_scalar("SELECT file FROM snapshot WHERE id = 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut records = snapshot::SnapshotFile::open(raft_dir.join("snapshots").join(&file))
+        .await
+        .unwrap()
+        .records()
+        .await
+        .unwrap();
+    let mut in_snapshot = 0;
+    while let Some((pin, _)) = records.next().await.unwrap() {
+        assert!(have.contains_key(&pin.cid.to_string()), "{}", pin.cid);
+        in_snapshot += 1;
+    }
+    assert!(in_snapshot > 30, "{in_snapshot} pins in the snapshot");
+    // Opened again, nothing more to do.
+    pool.close().await;
+    let pool = store::open(&db).await.unwrap();
+    let again: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(again, store::schema_version());
+}
+
+/// 0.1.0's snapshot file on its own, and its `state export`, read with every pin.
+#[tokio::test]
+async fn a_snapshot_file_and_a_state_export_of_0_1_0_read_with_every_pin() {
+    let want = acknowledged_by_0_1_0();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("s.snap");
+    std::fs::copy(fixture_of_0_1_0().join("snapshot.icdsnap"), &copy).unwrap();
+    let mut records = snapshot::SnapshotFile::open(copy)
+        .await
+        .unwrap()
+        .records()
+        .await
+        .unwrap();
+    let mut n = 0;
+    while let Some((pin, _)) = records.next().await.unwrap() {
+        assert!(want.contains_key(&pin.cid.to_string()), "{}", pin.cid);
+        n += 1;
+    }
+    assert!(n > 30, "{n}");
+    let export = std::fs::File::open(fixture_of_0_1_0().join("state-export.ndjson")).unwrap();
+    let read: std::collections::BTreeMap<String, Pin> =
+        crate::state::read_pins(std::io::BufReader::new(export))
+            .map(|p| p.unwrap())
+            .map(|p| (p.cid.to_string(), p))
+            .collect();
+    assert_eq!(read, want);
 }

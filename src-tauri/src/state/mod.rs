@@ -183,10 +183,28 @@ pub fn export_one(pin: &Pin, mut out: impl Write) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// The export format this version writes and reads: IPFS Cluster's (newline-delimited pins,
+/// no header), which IPFS Cluster's `state import` reads too. A later format would start with
+/// a header line, `{"format": "ipfs-cluster-desktop-state", "version": N, "written_by": V}`,
+/// which this version reads to refuse it by name (no pin has a `format` field).
+pub const EXPORT_FORMAT: u64 = 1;
+const EXPORT_HEADER: &str = "ipfs-cluster-desktop-state";
+
+/// The header line of a later export format.
+#[derive(serde::Deserialize)]
+struct ExportHeader {
+    format: String,
+    version: u64,
+    #[serde(default)]
+    written_by: String,
+}
+
 /// Reads newline-delimited Pin JSON (`state import`) one pin at a time; a bad line is an
-/// error with its line number (the importer makes the import all or nothing).
+/// error with its line number (the importer makes the import all or nothing). An export of
+/// a later format is refused at its header, naming both versions.
 pub fn read_pins(input: impl BufRead) -> impl Iterator<Item = Result<Pin, ImportError>> {
-    input.lines().enumerate().filter_map(|(i, line)| {
+    let mut first = true;
+    input.lines().enumerate().filter_map(move |(i, line)| {
         let err = |message: String| ImportError {
             line: i + 1,
             message,
@@ -195,6 +213,26 @@ pub fn read_pins(input: impl BufRead) -> impl Iterator<Item = Result<Pin, Import
             Err(e) => Some(Err(err(e.to_string()))),
             Ok(l) if l.trim().is_empty() => None,
             Ok(l) => {
+                if std::mem::take(&mut first) {
+                    if let Ok(h) = serde_json::from_str::<ExportHeader>(&l) {
+                        if h.format == EXPORT_HEADER && h.version > EXPORT_FORMAT {
+                            return Some(Err(err(format!(
+                                "an export of format {}, written by a newer version ({}); this \
+                                 is {}, which reads format {EXPORT_FORMAT}",
+                                h.version,
+                                if h.written_by.is_empty() {
+                                    "unknown"
+                                } else {
+                                    &h.written_by
+                                },
+                                crate::types::full_version()
+                            ))));
+                        }
+                        if h.format == EXPORT_HEADER {
+                            return None;
+                        }
+                    }
+                }
                 Some(serde_json::from_str::<Pin>(&l).map_err(|e| err(format!("not a pin: {e}"))))
             }
         }
@@ -225,5 +263,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("line 2"), "{err}");
+    }
+
+    /// An export of a later format is refused at its header, naming its format, the version
+    /// that wrote it and this one; a header of this format is read past.
+    #[test]
+    fn an_export_of_a_newer_format_is_refused_naming_both_versions() {
+        let pin = r#"{"cid":{"/":"QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"}}"#;
+        let newer = format!(
+            "{{\"format\":\"ipfs-cluster-desktop-state\",\"version\":2,\"written_by\":\"9.9.9\"}}\n{pin}\n"
+        );
+        let err = read_pins(newer.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("line 1: an export of format 2, written by a newer version (9.9.9)")
+                && err.contains(crate::types::full_version())
+                && err.ends_with("reads format 1"),
+            "{err}"
+        );
+        let same = format!("{{\"format\":\"ipfs-cluster-desktop-state\",\"version\":1}}\n{pin}\n");
+        assert_eq!(read_pins(same.as_bytes()).count(), 1);
+        // Only a first line is a header.
+        let late = format!("{pin}\n{{\"format\":\"ipfs-cluster-desktop-state\",\"version\":2}}\n");
+        assert!(read_pins(late.as_bytes()).nth(1).unwrap().is_err());
     }
 }

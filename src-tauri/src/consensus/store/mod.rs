@@ -32,6 +32,8 @@ pub fn pins_named_sql() -> &'static str {
     pins::NAMED
 }
 pub use pins::{count_for, PinsTable};
+#[cfg(test)]
+pub use schema::schema_version;
 pub use schema::{checkpoint, open, open_readers};
 pub use snapshots::{ensure_snapshot, snapshot_size};
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! What the database file holds and how it is opened: the tables, a check of the file's
-//! header before SQLite may write to it, and the writers' and readers' pools.
+//! What the database file holds and how it is opened: the tables (made and changed by the
+//! migrations in `src-tauri/migrations/`, whose last one is the file's schema version), the
+//! checks of the file's header and version before SQLite may write to it, and the writers'
+//! and readers' pools.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,19 +13,72 @@ use super::db::{connect, storage};
 use super::pins;
 use crate::components::ConsensusError;
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    // `fmt`: the format of the row's JSON (see `pins::PIN_FORMAT`; a database from before it
-    // gets the column from `pins::prepare`).
-    "CREATE TABLE IF NOT EXISTS pins (cid TEXT PRIMARY KEY, pin TEXT NOT NULL, fmt INTEGER NOT NULL DEFAULT 0)",
-    // The current snapshot: its meta and file (one row, only ever replaced by a newer one).
-    "CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, meta TEXT NOT NULL, file TEXT NOT NULL)",
-    // What the last installed snapshot dropped, to unpin from IPFS (kept until the next one).
-    "CREATE TABLE IF NOT EXISTS pins_gone (cid TEXT PRIMARY KEY)",
-    // The pinset's counts, kept by triggers on `pins` (see `pins::prepare`).
-    "CREATE TABLE IF NOT EXISTS pin_counts (id INTEGER PRIMARY KEY CHECK (id = 1), peer TEXT NOT NULL, total INTEGER NOT NULL, here INTEGER NOT NULL)",
-];
+/// The schema's migrations (`src-tauri/migrations/`, embedded in the binary): run in order at
+/// open, each in a transaction with the row that records it, so that the database's version
+/// is always that of its last migration.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The newest schema version this build knows (its last migration).
+pub fn schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Where the version of the program that last opened the database is kept (so that an older
+/// one can name the version it would need).
+const WRITTEN_BY: &str = "written_by";
+
+/// Refuses a database of a newer schema than this build knows, before anything writes to it:
+/// read through a read-only connection, the file is left exactly as it was (and, when it has
+/// no write-ahead log to replay, opened as immutable, so that not even SQLite's side files
+/// appear). A database of 0.1.0 (no `_sqlx_migrations`) or a new file passes.
+async fn check_version(path: &Path) -> Result<(), ConsensusError> {
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let wal = path.with_extension("sqlite-wal");
+    let wal_in_use = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .immutable(!wal_in_use)
+        .busy_timeout(Duration::from_secs(30));
+    let cannot = |e: sqlx::Error| {
+        storage(format!(
+            "{}: cannot read the Raft database's version: {e}",
+            path.display()
+        ))
+    };
+    let mut conn = sqlx::ConnectOptions::connect(&opts).await.map_err(cannot)?;
+    let tracked: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut conn)
+    .await
+    .map_err(cannot)?;
+    if tracked.is_none() {
+        return Ok(());
+    }
+    let theirs: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(cannot)?;
+    if theirs <= schema_version() {
+        return Ok(());
+    }
+    let by: Option<String> = super::db::kv_get(&mut conn, WRITTEN_BY)
+        .await
+        .ok()
+        .flatten();
+    Err(storage(format!(
+        "{}: the Raft database was written by a newer version ({}, storage schema {theirs}); \
+         this is {} (storage schema {}), which cannot read it. Nothing was changed: run \
+         that version or a newer one, or restore the folder's backup made by this one",
+        path.display(),
+        by.as_deref().unwrap_or("unknown"),
+        crate::types::full_version(),
+        schema_version(),
+    )))
+}
 
 /// Refuses a database file that is visibly damaged before SQLite opens it for writing (which
 /// could change it further): shorter than its header says (cut off by a full disk or an
@@ -93,15 +148,17 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
         // An acknowledged pin must survive power loss, not only a process crash.
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30));
+    check_version(path).await?;
     let pool = connect(path, opts, 4).await?;
-    for stmt in SCHEMA {
-        sqlx::query(stmt).execute(&pool).await.map_err(|e| {
-            storage(format!(
-                "{}: not a usable Raft database: {e}",
-                path.display()
-            ))
-        })?;
-    }
+    MIGRATOR.run(&pool).await.map_err(|e| {
+        storage(format!(
+            "{}: not a usable Raft database: {e}",
+            path.display()
+        ))
+    })?;
+    super::db::kv_put(&pool, WRITTEN_BY, &crate::types::full_version())
+        .await
+        .map_err(|e| storage(format!("{}: {e}", path.display())))?;
     pins::prepare(&pool)
         .await
         .map_err(|e| storage(format!("{}: {e}", path.display())))?;

@@ -1,0 +1,159 @@
+//! Upgrades that lose nothing: what release 0.1.0 left on disk (`tests/fixtures/upgrade/0.1.0`,
+//! made by its own binaries) opens with this build's real binaries and holds every pin that
+//! release acknowledged; peers of this build and peers speaking only 0.1.0's cluster RPC work
+//! together.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cluster_tests::*;
+use ipfs_cluster::types::{Pin, PinOptions};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/upgrade/0.1.0")
+}
+
+/// Every pin 0.1.0 acknowledged, by CID (`pins.json`: `pin ls --enc json` at the end).
+fn acknowledged() -> BTreeMap<String, Pin> {
+    let text = std::fs::read_to_string(fixtures().join("pins.json")).unwrap();
+    let pins: Vec<Pin> = serde_json::from_str(&text).unwrap();
+    assert!(pins.len() > 50, "{} pins", pins.len());
+    pins.into_iter().map(|p| (p.cid.to_string(), p)).collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A peer folder made by this build's `init`, given fixture peer `n`'s identity, cluster
+/// secret, Raft settings and Raft state (as 0.1.0 left it).
+fn peer_of_0_1_0(dir: &Path, n: u8, ipfs: &IpfsNode) -> Peer {
+    let from = fixtures().join(format!("peer{n}"));
+    let old: Value =
+        serde_json::from_str(&std::fs::read_to_string(from.join("service.json")).unwrap()).unwrap();
+    let peer = Peer::init(dir, ipfs, |cfg| {
+        cfg["cluster"]["secret"] = old["cluster"]["secret"].clone();
+        cfg["consensus"]["raft"] = old["consensus"]["raft"].clone();
+    })
+    .unwrap();
+    std::fs::copy(from.join("identity.json"), dir.join("identity.json")).unwrap();
+    copy_dir(&from.join("raft"), &dir.join("raft"));
+    peer
+}
+
+fn peer_id(dir: &Path) -> String {
+    let id: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("identity.json")).unwrap()).unwrap();
+    id["id"].as_str().unwrap().to_string()
+}
+
+/// The two voters 0.1.0 left, stopped, start again with this build: each finds its Raft
+/// state (migrated to this version's schema), they elect a leader, every pin 0.1.0
+/// acknowledged is there with its options, and new writes commit.
+#[tokio::test]
+async fn the_voters_0_1_0_left_restart_on_this_release_with_every_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut peers = Vec::new();
+    let mut nodes = Vec::new();
+    for n in [1u8, 2] {
+        let home = dir.path().join(format!("node{n}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let node = IpfsNode::start(&home).await.unwrap();
+        peers.push(peer_of_0_1_0(
+            &dir.path().join(format!("peer{n}")),
+            n,
+            &node,
+        ));
+        nodes.push(node);
+    }
+    // Each knows where the other listens now (the addresses in the Raft state are 0.1.0's).
+    for (me, other) in [(0, 1), (1, 0)] {
+        let line = format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}\n",
+            peers[other].swarm_port,
+            peer_id(&peers[other].dir)
+        );
+        std::fs::write(peers[me].dir.join("peerstore"), line).unwrap();
+    }
+    for p in peers.iter_mut() {
+        p.start(&[]).await.unwrap();
+    }
+    let want = acknowledged();
+    for p in &peers {
+        let have: BTreeMap<String, Pin> = p
+            .client()
+            .allocations("")
+            .await
+            .gather()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.cid.to_string(), p))
+            .collect();
+        assert_eq!(
+            have.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (cid, pin) in &want {
+            assert_eq!(have[cid].options, pin.options, "{cid}");
+            assert_eq!(have[cid].allocations, pin.allocations, "{cid}");
+        }
+    }
+    let cid = nodes[1].add(&unique("after the upgrade")).await.unwrap();
+    peers[1]
+        .client()
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap();
+    wait_for("the new pin on both peers", DEADLINE, || async {
+        for p in &peers {
+            p.client().allocation(&cid).await.ok()?;
+        }
+        Some(())
+    })
+    .await
+    .unwrap();
+}
+
+/// `state import` of 0.1.0's `state export` gives a new peer every pin, options and all.
+#[tokio::test]
+async fn a_state_export_of_0_1_0_imports_with_every_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = IpfsNode::start(dir.path()).await.unwrap();
+    let mut peer = Peer::init(&dir.path().join("peer"), &node, |_| {}).unwrap();
+    let export = fixtures().join("state-export.ndjson");
+    let out = service(
+        &peer.dir,
+        &["state", "import", "-f", export.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    peer.start(&[]).await.unwrap();
+    let have: BTreeMap<String, Pin> = peer
+        .client()
+        .allocations("")
+        .await
+        .gather()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.cid.to_string(), p))
+        .collect();
+    let want = acknowledged();
+    assert_eq!(
+        have.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (cid, pin) in &want {
+        assert_eq!(have[cid].options, pin.options, "{cid}");
+    }
+}
