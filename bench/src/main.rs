@@ -614,6 +614,58 @@ async fn leader_loss(report: &mut Report) -> Result<()> {
     Ok(())
 }
 
+/// The longest pause between acknowledged writes while the leader of 3 voters is stopped on
+/// purpose (SIGTERM: it hands leadership over first), writes going one after another through
+/// a follower; the median of 5 clusters. Against `leader_loss` (a leader that dies).
+async fn planned_stop(report: &mut Report) -> Result<()> {
+    let mut pauses = Vec::new();
+    for round in 0..5 {
+        let mut c = TestCluster::start(3, 0).await?;
+        let leader = c.leader_seen_by(0).await?;
+        let other = (0..3).find(|&i| i != leader).unwrap();
+        let client = c.peers[other].client();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let (mut longest, mut last, mut failed) = (Duration::ZERO, Instant::now(), 0);
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let cid = cid_for(&format!("planned-stop-{round}-"), n);
+                    match client.pin(&cid, &PinOptions::default()).await {
+                        Ok(_) => {
+                            longest = longest.max(last.elapsed());
+                            last = Instant::now();
+                        }
+                        Err(_) => failed += 1,
+                    }
+                }
+                (longest, failed)
+            }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::task::block_in_place(|| c.peers[leader].stop());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (longest, failed) = writer.await?;
+        anyhow::ensure!(failed == 0, "{failed} writes failed during a planned stop");
+        pauses.push(longest.as_secs_f64());
+    }
+    pauses.sort_by(f64::total_cmp);
+    report.add(
+        "longest write pause while the leader stops on purpose",
+        Some(pauses[2]),
+        "s",
+        "—",
+        &format!(
+            "SIGTERM to the leader of 3 voters (hand-over), writes through a follower; median of 5 (min {:.2} s, max {:.2} s); no write failed",
+            pauses[0], pauses[4]
+        ),
+    );
+    Ok(())
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpu
@@ -692,6 +744,7 @@ async fn main() -> Result<()> {
     }
     if part("leader") {
         leader_loss(&mut r).await?;
+        planned_stop(&mut r).await?;
     }
     if part("pinset") {
         for n in sizes {

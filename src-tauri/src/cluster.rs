@@ -695,9 +695,8 @@ impl Cluster {
                             }
                         }
                     }
-                    let error = format!("peer {} not reachable: {error}", m.peer_id);
                     for pin in &pins {
-                        let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
+                        let short = crate::global_status::unanswered(&m.peer_id, &error);
                         out.entry(pin.cid.key())
                             .or_insert_with(|| GlobalPinInfo::of(pin))
                             .peer_map

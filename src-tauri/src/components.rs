@@ -442,6 +442,12 @@ pub trait Consensus: Send + Sync + 'static {
     fn peers(&self) -> Vec<String> {
         self.members().into_iter().map(|m| m.peer_id).collect()
     }
+
+    /// Before a planned stop: hands over what this peer does for the cluster that others
+    /// would otherwise wait a timeout to take over (Raft: its leadership, to an up-to-date
+    /// voter). Returns once done or given up (bounded); never fails the stop.
+    async fn step_down(&self) {}
+
     /// Takes `peer` out of the cluster (forwarded to the leader).
     async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError>;
     /// Promotes a follower to voter, or demotes a voter to follower.
@@ -618,6 +624,10 @@ pub enum RpcError {
     /// The peer answered with an error of its own.
     #[error("peer {peer}: {message}")]
     Remote { peer: String, message: String },
+    /// The peer runs a release whose cluster RPC does not have this call (a rolling
+    /// upgrade in progress): not sent, and not a fault of the peer.
+    #[error("unsupported by peer {peer} (version {version})")]
+    Unsupported { peer: String, version: String },
     #[error("the cluster swarm stopped")]
     Stopped,
     #[error("invalid peer id {0:?} in the membership")]

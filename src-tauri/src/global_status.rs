@@ -113,7 +113,7 @@ where
                     after = next.or(after);
                 }
                 Err(e) => {
-                    let mut rest = unreachable(state, member, after, e.to_string());
+                    let mut rest = unreachable(state, member, after, e);
                     while let Some(info) = rest.next().await {
                         yield info;
                     }
@@ -132,21 +132,33 @@ fn recoverable(status: TrackerStatus) -> bool {
     )
 }
 
-/// `cluster_error` for each pin allocated to `member` after `after` (all from the start when
+/// How a member that could not answer shows in a pin's status: `cluster_error` with the
+/// reason, or, when its release does not have the call (a rolling upgrade in progress),
+/// `undefined` ("not known": IPFS Cluster's status for it) saying so, since nothing is wrong
+/// with the peer or the pin.
+pub(crate) fn unanswered(member: &str, e: &RpcError) -> PinInfoShort {
+    match e {
+        RpcError::Unsupported { .. } => PinInfoShort::now(TrackerStatus::Undefined, e.to_string()),
+        e => PinInfoShort::now(
+            TrackerStatus::ClusterError,
+            format!("peer {member} not reachable: {e}"),
+        ),
+    }
+}
+
+/// [`unanswered`] for each pin allocated to `member` after `after` (all from the start when
 /// None), read from this peer's pinset as the stream is consumed.
 pub(crate) fn unreachable(
     state: Arc<dyn Pinset>,
     member: Member,
     after: Option<PinKey>,
-    error: String,
+    error: RpcError,
 ) -> BoxStream<'static, PinInfo> {
     Box::pin(async_stream::stream! {
-        let error = format!("peer {} not reachable: {error}", member.peer_id);
         let mut pins = state.stream_after(after);
         while let Some(Ok(pin)) = pins.next().await {
             if pin.is_allocated_to(&member.peer_id) {
-                let short = PinInfoShort::now(TrackerStatus::ClusterError, error.clone());
-                yield PinInfo::of(&pin, &member.peer_id, short);
+                yield PinInfo::of(&pin, &member.peer_id, unanswered(&member.peer_id, &error));
             }
         }
     })
@@ -437,5 +449,33 @@ mod tests {
             .iter()
             .all(|i| i.info.status == TrackerStatus::ClusterError));
         assert_eq!(got[0].pin.cid, pins[0].cid);
+    }
+
+    /// A member whose release does not have a call (a rolling upgrade in progress) is not a
+    /// fault: its pins show `undefined` ("not known") saying so, never `cluster_error`; a
+    /// member that cannot be reached still shows `cluster_error`.
+    #[test]
+    fn a_call_a_members_release_lacks_is_told_as_such_not_as_a_cluster_error() {
+        let old = RpcError::Unsupported {
+            peer: "12D3KooWOld".into(),
+            version: "0.1.0".into(),
+        };
+        let short = unanswered("12D3KooWOld", &old);
+        assert_eq!(short.status, TrackerStatus::Undefined);
+        assert_eq!(
+            short.error,
+            "unsupported by peer 12D3KooWOld (version 0.1.0)"
+        );
+        let gone = RpcError::Timeout {
+            peer: "12D3KooWGone".into(),
+            timeout: Duration::from_secs(1),
+        };
+        let short = unanswered("12D3KooWGone", &gone);
+        assert_eq!(short.status, TrackerStatus::ClusterError);
+        assert!(
+            short.error.starts_with("peer 12D3KooWGone not reachable"),
+            "{}",
+            short.error
+        );
     }
 }

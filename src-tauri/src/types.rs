@@ -791,9 +791,9 @@ pub fn full_version() -> &'static str {
         None => format!("{VERSION}+git{COMMIT}"),
     })
 }
-/// The cluster RPC's request-response protocol, as the swarm speaks it and as
-/// `ID.rpc_protocol_version` reports it.
-pub const RPC_PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.3.0";
+/// The cluster RPC's newest request-response protocol, as `ID.rpc_protocol_version` reports
+/// it (the swarm also speaks the previous release's: `rpc::versions`).
+pub const RPC_PROTOCOL: &str = "/ipfs-cluster-desktop/rpc/0.4.0";
 
 /// Parses Kubo's human sizes ("10GB", "500MiB", "1000") as bytes.
 pub fn parse_storage_size(s: &str) -> Option<u64> {

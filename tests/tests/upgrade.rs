@@ -157,3 +157,140 @@ async fn a_state_export_of_0_1_0_imports_with_every_pin() {
         assert_eq!(have[cid].options, pin.options, "{cid}");
     }
 }
+
+/// A peer of 0.1.0, as far as the cluster can tell: this build speaking only 0.1.0's cluster
+/// RPC protocol (`IPFS_CLUSTER_RPC_RELEASES=0.1.0`), whose messages are 0.1.0's byte for
+/// byte (`rpc::versions`' test on the messages 0.1.0's peers recorded).
+const AS_0_1_0: (&str, &str) = ("IPFS_CLUSTER_RPC_RELEASES", "0.1.0");
+
+/// Peers of this release and a peer of 0.1.0 work as one cluster (joins, writes forwarded
+/// through the old peer, global status with no `cluster_error`); the leader, stopped on
+/// purpose, hands leadership over to the voter of this release (the 0.1.0 one cannot be
+/// asked: its protocol lacks the call), and no write sent through the 0.1.0 peer meanwhile
+/// fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_of_0_1_0_works_with_this_release_and_a_stopping_leader_hands_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "7e".repeat(32);
+    let mut nodes = Vec::new();
+    let mut peers = Vec::new();
+    for n in 0..3 {
+        let home = dir.path().join(format!("node{n}"));
+        std::fs::create_dir_all(&home).unwrap();
+        let node = IpfsNode::start(&home).await.unwrap();
+        let peer = Peer::init(&dir.path().join(format!("peer{n}")), &node, |cfg| {
+            cfg["cluster"]["secret"] = secret.clone().into();
+        })
+        .unwrap();
+        nodes.push(node);
+        peers.push(peer);
+    }
+    peers[0].start(&[]).await.unwrap();
+    let boot = peers[0].cluster_addr();
+    peers[1]
+        .start_env(&["--bootstrap", &boot], &[AS_0_1_0])
+        .await
+        .unwrap();
+    peers[2].start(&["--bootstrap", &boot]).await.unwrap();
+    let ids: Vec<String> = peers.iter().map(Peer::id).collect();
+    wait_for("three members answering", DEADLINE, || async {
+        let all = peers[0].client().peers().await.ok()?;
+        (all.len() == 3 && all.iter().all(|p| p.error.is_empty())).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        peers[0].client().id().await.unwrap().leader.as_deref(),
+        Some(ids[0].as_str())
+    );
+    // A write through the 0.1.0 peer (forwarded to the leader on 0.1.0's protocol), seen
+    // pinned by every peer in global status asked of this release's peers.
+    let cid = identity_cid("through the peer of 0.1.0");
+    peers[1]
+        .client()
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap();
+    for p in [&peers[0], &peers[2]] {
+        wait_for("pinned on every peer", DEADLINE, || async {
+            let g = p.client().status(&cid).await.ok()?;
+            (g.peer_map.len() == 3
+                && g.peer_map
+                    .values()
+                    .all(|s| s.status == ipfs_cluster::types::TrackerStatus::Pinned))
+            .then_some(())
+        })
+        .await
+        .unwrap();
+    }
+    // Writes through the 0.1.0 peer, one after another, while the leader stops.
+    let client = peers[1].client();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let (mut acked, mut failed) = (Vec::new(), Vec::new());
+            let mut longest = std::time::Duration::ZERO;
+            let mut last = std::time::Instant::now();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let cid = identity_cid(&format!("written during the hand-over {n}"));
+                match client.pin(&cid, &PinOptions::default()).await {
+                    Ok(_) => {
+                        longest = longest.max(last.elapsed());
+                        last = std::time::Instant::now();
+                        acked.push(cid);
+                    }
+                    Err(e) => failed.push(format!("{cid}: {e}")),
+                }
+            }
+            (acked, failed, longest)
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    peers[0].stop();
+    let log = peers[0].current_log();
+    for (i, p) in peers.iter().enumerate() {
+        for line in p
+            .current_log()
+            .lines()
+            .filter(|l| l.contains("leader") || l.contains("election") || l.contains("vote"))
+        {
+            eprintln!("peer{i}: {line}");
+        }
+    }
+    assert!(
+        log.contains(&format!("handed leadership to {}", ids[2])),
+        "the leader did not hand over to the voter of this release:\n{log}"
+    );
+    assert!(
+        !log.contains(&format!("handed leadership to {}", ids[1])),
+        "{log}"
+    );
+    // More writes once the new leader leads, then the writer stops.
+    let client = peers[2].client();
+    wait_for("the voter of this release to lead", DEADLINE, || async {
+        (client.id().await.ok()?.leader.as_deref() == Some(ids[2].as_str())).then_some(())
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, failed, longest) = writer.await.unwrap();
+    eprintln!(
+        "{} writes through the 0.1.0 peer, longest pause {longest:?}",
+        acked.len()
+    );
+    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    assert!(acked.len() > 10, "{} writes", acked.len());
+    for p in [&peers[1], &peers[2]] {
+        for cid in &acked {
+            wait_for("every acknowledged pin", DEADLINE, || async {
+                p.client().allocation(cid).await.ok()
+            })
+            .await
+            .unwrap();
+        }
+    }
+}

@@ -54,15 +54,54 @@ fn from_leader(e: ConsensusError) -> ConsensusError {
     }
 }
 
+/// How a leader handing leadership over answers a write that arrived meanwhile (once the
+/// hand-over ended): the caller waits for the next leader and sends it there.
+pub(super) const HANDED_OVER: &str = "this peer handed leadership over before stopping";
+
 #[derive(Clone)]
 pub(super) struct LeaderLink {
     pub(super) raft: Raft<TypeConfig>,
     pub(super) me: NodeId,
     pub(super) cfg: RaftConfig,
     pub(super) transport: Arc<dyn RaftTransport>,
+    /// True while this leader hands leadership over (`RaftConsensus::hand_over`): it takes
+    /// no new write into its log, so that the voter it asks to take over holds every entry.
+    pub(super) handing_over: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Held (shared) by each write between the gate and its end in Raft, so that the
+    /// hand-over can wait (exclusive) until none is left on its way into the log.
+    pub(super) writing: Arc<tokio::sync::RwLock<()>>,
 }
 
+/// A write let through the gate: held until the write is in Raft's hands and answered.
+pub(super) type Passed = tokio::sync::OwnedRwLockReadGuard<()>;
+
 impl LeaderLink {
+    /// Holds a write that reached this leader during a hand-over until the hand-over ends,
+    /// then turns it away to whoever leads next ([`HANDED_OVER`]); at any other time, lets it
+    /// through at once.
+    pub(super) async fn gate(&self) -> Result<Passed, ConsensusError> {
+        // Counted as on its way before the flag is read: a hand-over that sets the flag
+        // then waits for the count to drain cannot miss this write.
+        let passed = self.writing.clone().read_owned().await;
+        let mut over = self.handing_over.subscribe();
+        if !*over.borrow_and_update() {
+            return Ok(passed);
+        }
+        drop(passed);
+        let limit = self.cfg.wait_for_leader_timeout.get();
+        let _ = tokio::time::timeout(limit, over.wait_for(|h| !h)).await;
+        Err(unavailable(HANDED_OVER))
+    }
+
+    /// Stops letting writes into this leader's log (see [`Self::gate`]) and waits until the
+    /// writes already let through are answered; `false` lets them in again.
+    pub(super) async fn hold_writes(&self, hold: bool) {
+        self.handing_over.send_replace(hold);
+        if hold {
+            drop(self.writing.write().await);
+        }
+    }
+
     /// The member with Raft id `id`, if it is one.
     pub(super) fn member(&self, id: NodeId) -> Option<ClusterNode> {
         self.raft
@@ -133,10 +172,21 @@ impl LeaderLink {
             let leader = self.wait_for_leader().await?;
             let mut unreachable = None;
             let result = if leader == self.me {
-                on_leader(op.clone()).await
+                let r = on_leader(op.clone()).await;
+                if matches!(&r, Err(ConsensusError::Unavailable { message, .. }) if message == HANDED_OVER)
+                {
+                    unreachable = Some(leader);
+                }
+                r
             } else {
                 match self.forward(leader, op.clone()).await {
-                    Ok(answer) => answer.map_err(from_leader),
+                    Ok(answer) => {
+                        if matches!(&answer, Err(ConsensusError::Unavailable { message, .. }) if message == HANDED_OVER)
+                        {
+                            unreachable = Some(leader);
+                        }
+                        answer.map_err(from_leader)
+                    }
                     Err(e) => {
                         // A busy leader is there: ask it again after the retry delay.
                         if !e.to_string().contains(BUSY_ANSWER) {
@@ -150,7 +200,11 @@ impl LeaderLink {
                 Ok(index) => return Ok(index),
                 Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
-                    tracing::warn!(attempt, error = %e, "commit failed");
+                    if unreachable.is_some() && e.to_string().contains(HANDED_OVER) {
+                        tracing::info!(attempt, "the leader handed leadership over: sent again");
+                    } else {
+                        tracing::warn!(attempt, error = %e, "commit failed");
+                    }
                     last_error = match e {
                         ConsensusError::Unavailable { message, .. } => message,
                         other => other.to_string(),
@@ -199,11 +253,15 @@ impl LeaderLink {
         let LeaderOp::Commit(command) = &op else {
             return Err(unavailable("not a commit"));
         };
+        let passed = self.gate().await?;
         let write = self.raft.client_write(command.clone());
-        self.limited(&op, async move {
-            write.await.map(|r| Some(r.log_id.index)).map_err(write_err)
-        })
-        .await
+        let answer = self
+            .limited(&op, async move {
+                write.await.map(|r| Some(r.log_id.index)).map_err(write_err)
+            })
+            .await;
+        drop(passed);
+        answer
     }
 
     /// Sends `op` to `leader`: its answer, or (the outer error) why it could not be reached.

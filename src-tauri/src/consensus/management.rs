@@ -142,6 +142,11 @@ impl RaftConsensus {
     /// What only the leader does.
     async fn on_leader(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let raft = self.raft();
+        // Held until this operation is answered (see `LeaderLink::gate`).
+        let _passed = match op {
+            LeaderOp::ReadIndex => None,
+            _ => Some(self.link.gate().await?),
+        };
         match op {
             LeaderOp::Commit(Op::Batch(ops))
                 if ops.is_empty() || ops.iter().any(|o| matches!(o, Op::Batch(_))) =>

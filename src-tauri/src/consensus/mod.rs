@@ -1,7 +1,8 @@
 //! Consensus: openraft with the pinset as its state machine (SPEC §5), laid out as openraft's
 //! `raft-kv-rocksdb` example: the type config ([`typ`]), the log and state storage in SQLite
 //! (`store`, with snapshots as files: `snapshot`), the network client ([`network`]) and server (`server`), membership and
-//! leader-only operations (`management`), and the component itself (`raft`); who may vote
+//! leader-only operations (`management`), the leader's hand-over before a planned stop
+//! (`handover`), and the component itself (`raft`); who may vote
 //! (`admission`) and who may send Raft's messages (`senders`). The offline `state` commands
 //! are in [`offline`].
 //!
@@ -10,6 +11,7 @@
 
 mod admission;
 mod committer;
+mod handover;
 mod link;
 mod management;
 pub(crate) mod network;

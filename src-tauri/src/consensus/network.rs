@@ -72,6 +72,11 @@ pub enum RaftRequest {
     Members,
     /// The history of the callee's Raft state now (see `admission`).
     State,
+    /// The leader, about to stop, asks an up-to-date voter to stand for election now (its
+    /// hand-over: `RaftConsensus::hand_over`), in the leader's `term`. Protocol 0.4.0 on.
+    Campaign {
+        term: u64,
+    },
 }
 
 /// How a peer over its limit of calls in flight answers (cluster RPC): a caller that reads

@@ -128,6 +128,8 @@ pub struct RaftConsensus {
     pub(super) link: LeaderLink,
     /// Where this peer's writes queue to be committed together.
     committer: Committer,
+    /// The term in which this peer last became the leader, and when (see `handover`).
+    pub(super) leader_since: super::handover::LeaderSince,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -268,6 +270,8 @@ impl RaftConsensus {
             me,
             cfg: opts.config.clone(),
             transport: opts.transport.clone(),
+            handing_over: Arc::new(watch::channel(false).0),
+            writing: Arc::default(),
         };
         let committer = Committer::start(link.clone(), tasks);
         let consensus = RaftConsensus {
@@ -291,8 +295,13 @@ impl RaftConsensus {
             raft_settings,
             link,
             committer,
+            leader_since: Default::default(),
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
+        tasks.spawn(super::handover::watch_leadership(
+            consensus.raft.metrics(),
+            consensus.leader_since.clone(),
+        ));
         if store::imported(&consensus.pool).await? {
             tasks.spawn(snapshot_import(
                 consensus.raft.clone(),
@@ -586,6 +595,10 @@ async fn watch_removal(
 
 #[async_trait]
 impl Consensus for RaftConsensus {
+    async fn step_down(&self) {
+        self.hand_over().await
+    }
+
     async fn stats(&self) -> RaftStats {
         let (term, leader, last_log, applied, snapshot, purged, voters, learners) = {
             let m = self.raft.metrics();

@@ -113,6 +113,13 @@ impl RaftService for RaftConsensus {
                 RaftResponse::Done(Ok(None))
             }
             RaftRequest::State => RaftResponse::State(self.admission.history().to_string()),
+            RaftRequest::Campaign { term } => match self.campaign(from, term).await {
+                Ok(()) => RaftResponse::Done(Ok(None)),
+                Err(why) => {
+                    tracing::info!("did not stand for election when {from} asked: {why}");
+                    RaftResponse::Refused(why)
+                }
+            },
             RaftRequest::Members => {
                 let m = raft.metrics().borrow().clone();
                 RaftResponse::Members(
@@ -149,6 +156,42 @@ impl RaftConsensus {
         alive.map(|leader| {
             format!("{from} is not a member of this cluster, whose leader {leader} is alive")
         })
+    }
+
+    /// Stands for election at once because the leader `from`, about to stop, asks (its
+    /// hand-over). Only the leader this peer follows, in the term it follows it, may ask, and
+    /// only a voter that holds every entry the leader has is asked: anyone else asking is
+    /// refused (a member must not be able to unseat a live leader at will).
+    async fn campaign(&self, from: &str, term: u64) -> Result<(), String> {
+        let m = self.raft().metrics().borrow().clone();
+        let sender = super::typ::parse_node_id(from).ok();
+        if sender.is_none() || m.current_leader != sender || !self.is_member(from) {
+            return Err(format!("{from} is not the leader this peer follows"));
+        }
+        if m.current_term != term {
+            return Err(format!(
+                "term {term} is not this peer's ({})",
+                m.current_term
+            ));
+        }
+        if !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.me)
+        {
+            return Err("this peer is not a voter".into());
+        }
+        if !self.admission.is_admitted() {
+            return Err("this peer waits to be admitted again".into());
+        }
+        self.raft()
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("standing for election: the leader {from} hands leadership over");
+        Ok(())
     }
 
     /// Refuses a Raft message meant for another Raft state of this peer's (said once a run:

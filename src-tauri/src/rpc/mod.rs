@@ -16,6 +16,7 @@ mod bandwidth;
 mod limits;
 pub mod peerstore;
 pub mod record;
+pub mod versions;
 
 pub use limits::SwarmLimits;
 
@@ -104,7 +105,9 @@ struct Behaviour {
     limits: libp2p::connection_limits::Behaviour,
     per_ip: limits::PendingPerIp,
     rpc: request_response::Behaviour<
-        bandwidth::Counting<request_response::cbor::codec::Codec<RpcRequest, RpcResponse>>,
+        bandwidth::Counting<
+            versions::Versioned<request_response::cbor::codec::Codec<RpcRequest, RpcResponse>>,
+        >,
     >,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -194,9 +197,11 @@ fn build_swarm(
         .map_err(|e| setup(&e))?
         .with_behaviour(|key| {
             let codec = bandwidth::Counting {
-                inner: request_response::cbor::codec::Codec::default()
-                    .set_request_size_maximum(64 * 1024 * 1024)
-                    .set_response_size_maximum(256 * 1024 * 1024),
+                inner: versions::Versioned(
+                    request_response::cbor::codec::Codec::default()
+                        .set_request_size_maximum(64 * 1024 * 1024)
+                        .set_response_size_maximum(256 * 1024 * 1024),
+                ),
                 meter,
                 recorder: record::Recorder::from_env(),
             };
@@ -205,7 +210,9 @@ fn build_swarm(
                 per_ip,
                 rpc: request_response::Behaviour::with_codec(
                     codec,
-                    [(StreamProtocol::new(RPC_PROTOCOL), ProtocolSupport::Full)],
+                    versions::spoken()
+                        .into_iter()
+                        .map(|p| (StreamProtocol::new(p.id), ProtocolSupport::Full)),
                     request_response::Config::default()
                         .with_request_timeout(opts.request_timeout)
                         .with_max_concurrent_streams(STREAMS_PER_CONNECTION),
@@ -743,10 +750,30 @@ impl SwarmTask {
                 request_id, error, ..
             } => {
                 if let Some((peer, reply)) = self.pending.remove(&request_id) {
-                    let _ = reply.send(Err(RpcError::Unreachable {
-                        peer: peer.to_string(),
+                    let peer = peer.to_string();
+                    let e = match &error {
+                        request_response::OutboundFailure::Io(e) => {
+                            versions::unsupported(e).map(|v| RpcError::Unsupported {
+                                peer: peer.clone(),
+                                version: v.to_string(),
+                            })
+                        }
+                        // It speaks none of this release's protocols.
+                        request_response::OutboundFailure::UnsupportedProtocols => {
+                            Some(RpcError::Unsupported {
+                                peer: peer.clone(),
+                                version: format!(
+                                    "older than {}",
+                                    versions::PROTOCOLS[versions::PROTOCOLS.len() - 1].release
+                                ),
+                            })
+                        }
+                        _ => None,
+                    };
+                    let _ = reply.send(Err(e.unwrap_or(RpcError::Unreachable {
+                        peer,
                         message: error.to_string(),
-                    }));
+                    })));
                 }
             }
             Event::InboundFailure { peer, error, .. } => {
