@@ -25,90 +25,26 @@ Three peers with built-in IPFS nodes, on 127.0.0.1 at free ports, in a temporary
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 
+from local_cluster import LocalPeer, Work
+
 BIN, OUT = sys.argv[1], sys.argv[2]
-WORK = tempfile.mkdtemp(prefix="upgrade-fixtures-")
+WORK = Work("upgrade-fixtures-")
 SECRET = "9a" * 32
-procs = {}
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait(what, cond, deadline=90):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            v = cond()
-            if v:
-                return v
-        except Exception:  # noqa: BLE001 - not yet
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}; logs in {WORK}")
-
-
-def spawn(name, args, env=None):
-    log = open(os.path.join(WORK, f"{name}.log"), "a")
-    procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **(env or {})})
-
-
-def stop(name):
-    p = procs.pop(name)
-    p.send_signal(signal.SIGTERM)
-    p.wait(timeout=60)
-
-
-class Peer:
+class Peer(LocalPeer):
     def __init__(self, n):
-        self.name = f"peer{n}"
-        self.folder = os.path.join(WORK, self.name)
-        self.ipfs_api = f"/ip4/127.0.0.1/tcp/{free_port()}"
-        spawn(f"{self.name}-ipfs", [os.path.join(BIN, "ipfs-local-node"), "--repo", os.path.join(self.folder, "ipfs"),
-                                    "--api", self.ipfs_api, "--gateway", f"/ip4/127.0.0.1/tcp/{free_port()}",
-                                    "--loopback-only"])
-        env = {**os.environ, "CLUSTER_SECRET": SECRET}
-        subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", self.folder, "init", "--randomports"],
-                       check=True, stdout=subprocess.DEVNULL, env=env)
-        path = os.path.join(self.folder, "service.json")
-        cfg = json.load(open(path))
-        cfg["cluster"]["peername"] = self.name
-        cfg["consensus"]["raft"]["snapshot_threshold"] = 30
-        # The log before a snapshot is purged, so that a peer joining later is sent one.
-        cfg["consensus"]["raft"]["trailing_logs"] = 5
-        cfg["ipfs_connector"]["ipfshttp"]["node_multiaddress"] = self.ipfs_api
-        cfg["api"]["ipfsproxy"]["node_multiaddress"] = self.ipfs_api
-        # Loopback only: nothing of this run is reachable from elsewhere.
-        swarm = cfg["cluster"]["listen_multiaddress"]
-        swarm = swarm[0] if isinstance(swarm, list) else swarm
-        cfg["cluster"]["listen_multiaddress"] = [swarm.replace("/ip4/0.0.0.0/", "/ip4/127.0.0.1/")]
-        json.dump(cfg, open(path, "w"), indent=2)
-        self.rest = cfg["api"]["restapi"]["http_listen_multiaddress"]
-        self.swarm = cfg["cluster"]["listen_multiaddress"][0]
-        self.id = json.load(open(os.path.join(self.folder, "identity.json")))["id"]
+        # Snapshots taken often, and the log before them purged, so that a peer joining
+        # later is sent one.
+        super().__init__(WORK, BIN, n, SECRET, {"snapshot_threshold": 30, "trailing_logs": 5})
 
     def start(self, bootstrap=None):
-        args = [os.path.join(BIN, "ipfs-cluster-service"), "--config", self.folder, "daemon"]
-        if bootstrap:
-            args += ["--bootstrap", bootstrap.addr()]
-        spawn(self.name, args, {"IPFS_CLUSTER_RECORD_RPC": os.path.join(WORK, "rpc", self.name)})
-        wait(f"{self.name}'s REST API", lambda: self.ctl("id", check=False).returncode == 0)
-
-    def addr(self):
-        return f"{self.swarm}/p2p/{self.id}"
+        super().start(bootstrap, {"IPFS_CLUSTER_RECORD_RPC": os.path.join(WORK.folder, "rpc", self.name)})
+        WORK.wait(f"{self.name}'s REST API", lambda: self.ctl("id", check=False).returncode == 0)
 
     def ctl(self, *args, check=True):
         out = subprocess.run([os.path.join(BIN, "ipfs-cluster-ctl"), "--host", self.rest] + list(args),
@@ -149,7 +85,7 @@ def voters(peer):
 
 
 def add(peer, text, *flags):
-    path = os.path.join(WORK, "content.txt")
+    path = os.path.join(WORK.folder, "content.txt")
     with open(path, "w") as f:
         f.write(text)
     return peer.ctl("add", "-Q", *flags, path).stdout.strip()
@@ -159,7 +95,7 @@ def main():
     a, b, c = Peer(1), Peer(2), Peer(3)
     a.start()
     b.start(bootstrap=a)
-    wait("peer2 to join", lambda: b.id in voters(a))
+    WORK.wait("peer2 to join", lambda: b.id in voters(a))
     cids = []
     # Writes on the leader and through a follower (forwarded to the leader), with every pin
     # option a user sets: names, replication, metadata, expiry, modes, user allocations.
@@ -177,7 +113,7 @@ def main():
     for i in range(20, 40):
         cids.append(add(a, f"fixture content {i}"))
     c.start(bootstrap=b)
-    wait("peer3 to join", lambda: c.id in voters(a))
+    WORK.wait("peer3 to join", lambda: c.id in voters(a))
     gone = add(c, "to be unpinned", "--name", "gone")
     c.ctl("pin", "rm", gone)
     old = add(a, "before the update", "--name", "updated")
@@ -186,7 +122,7 @@ def main():
     cids += [old, new]
     # A pin its IPFS node lost behind the cluster's back: recovered through every peer.
     ipfs_post(b.ipfs_api, "pin/rm", cids[0])
-    wait("peer2 to see the lost pin", lambda: "unexpectedly_unpinned" in b.ctl("status", cids[0]).stdout.lower(), deadline=60)
+    WORK.wait("peer2 to see the lost pin", lambda: "unexpectedly_unpinned" in b.ctl("status", cids[0]).stdout.lower(), deadline=60)
     # Reads that go to every peer.
     for p in (a, b, c):
         proxy_post(p, "repo/stat")
@@ -201,21 +137,21 @@ def main():
         p.ctl("pin", "ls")
     # The leader stops and comes back: the others elect another (vote requests).
     leader = a
-    stop(leader.name)
-    wait("a new leader", lambda: b.ctl("pin", "add", "--name", "after election",
+    leader.stop()
+    WORK.wait("a new leader", lambda: b.ctl("pin", "add", "--name", "after election",
                                        add(b, "after the election")).returncode == 0)
     leader.start()
     cids.append(add(a, "after the restart"))
     for i in range(10):
         cids.append(add(b if i % 2 else c, f"more content {i}", "--name", f"more {i}"))
     pins = sorted(a.json("pin", "ls"), key=lambda p: p["cid"])
-    wait("every peer to hold every pin", lambda: all(
+    WORK.wait("every peer to hold every pin", lambda: all(
         len(p.json("pin", "ls")) == len(pins) for p in (a, b, c)))
     # A peer removed (the leader tells it).
     b.ctl("peers", "rm", c.id)
-    wait("peer3 removed", lambda: c.id not in voters(b))
+    WORK.wait("peer3 removed", lambda: c.id not in voters(b))
     for p in (c, b, a):
-        stop(p.name)
+        p.stop()
 
     os.makedirs(OUT, exist_ok=True)
     for n, p in ((1, a), (2, b)):
@@ -237,16 +173,15 @@ def main():
                     "--file", os.path.join(OUT, "state-export.ndjson")], check=True)
     with open(os.path.join(OUT, "pins.json"), "w") as f:
         json.dump(pins, f, indent=1, sort_keys=True)
-    shutil.copytree(os.path.join(WORK, "rpc"), os.path.join(OUT, "rpc"), dirs_exist_ok=True)
+    shutil.copytree(os.path.join(WORK.folder, "rpc"), os.path.join(OUT, "rpc"), dirs_exist_ok=True)
     version = subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--version"],
                              capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(OUT, "MADE_BY"), "w") as f:
         f.write(version + "\n")
-    print(f"{len(pins)} pins; fixtures in {OUT} (made by {version}); work folder {WORK}")
+    print(f"{len(pins)} pins; fixtures in {OUT} (made by {version}); work folder {WORK.folder}")
 
 
 try:
     main()
 finally:
-    for name in list(procs):
-        procs[name].kill()
+    WORK.kill_all()
