@@ -5,7 +5,8 @@
 
 Three voters of the old release (binaries in OLD_BIN) with built-in IPFS nodes on 127.0.0.1;
 a writer pins new CIDs through their REST APIs, one after another, as fast as they are
-acknowledged; each peer in turn is drained (the writer stops sending it writes and finishes
+acknowledged; each peer in turn, the followers first and the leader last (as operators of Raft
+clusters do), is drained (the writer stops sending it writes and finishes
 the one in flight, as a load balancer would), stopped with SIGTERM, started again with the new
 release's binary (NEW_BIN) on the same folder, and waited for until every member answers.
 Checked, and printed as a summary line:
@@ -139,7 +140,11 @@ def main():
     WORK.wait("writes under way", lambda: len(writer.acked) >= 50)
     problems = []
     steps = []
-    for p in peers:
+    # The followers first, the leader last (a leader of the previous release may not hand
+    # leadership over; by then the others run this release and elect at once).
+    leader = json.loads(a.get("/id")).get("leader")
+    order = sorted(peers, key=lambda p: p.id == leader)
+    for p in order:
         started = time.time()
         writer.drain(p)
         p.stop()

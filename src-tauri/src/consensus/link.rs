@@ -70,6 +70,8 @@ pub(super) struct LeaderLink {
     /// Held (shared) by each write between the gate and its end in Raft, so that the
     /// hand-over can wait (exclusive) until none is left on its way into the log.
     pub(super) writing: Arc<tokio::sync::RwLock<()>>,
+    /// The leader this peer last followed, and when (see `senders`).
+    pub(super) last_leader: Arc<super::senders::LastLeader>,
 }
 
 /// A write let through the gate: held until the write is in Raft's hands and answered.
@@ -135,10 +137,14 @@ impl LeaderLink {
 
     /// Waits, up to `wait_for_leader_timeout`, until this peer knows a leader other than
     /// `gone` (one it could not reach: probably dead, and Raft elects another only after its
-    /// election timeout). Returns either way: the next attempt tries whoever leads then.
+    /// election timeout), or follows `gone` again (a leader restarted within the election
+    /// timeout is still the leader: its first heartbeat says it is back). Returns either
+    /// way: the next attempt tries whoever leads then.
     async fn wait_for_leader_other_than(&self, gone: NodeId) {
+        let since = std::time::Instant::now();
+        let gone_peer = self.member(gone).map(|n| n.peer_id);
         let mut metrics = self.raft.metrics();
-        let wait = async {
+        let other = async {
             loop {
                 let leader = metrics.borrow_and_update().current_leader;
                 if leader.is_some_and(|l| l != gone) || metrics.changed().await.is_err() {
@@ -146,7 +152,22 @@ impl LeaderLink {
                 }
             }
         };
-        let _ = tokio::time::timeout(self.cfg.wait_for_leader_timeout.get(), wait).await;
+        let back = async {
+            let Some(peer) = gone_peer else {
+                return std::future::pending().await;
+            };
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(50));
+            while !self.last_leader.heard_since(&peer, since) {
+                tick.tick().await;
+            }
+        };
+        let either = async {
+            tokio::select! {
+                _ = other => {}
+                _ = back => {}
+            }
+        };
+        let _ = tokio::time::timeout(self.cfg.wait_for_leader_timeout.get(), either).await;
     }
 
     /// Runs `op` on the leader: through `on_leader` when this peer leads, else forwarded to

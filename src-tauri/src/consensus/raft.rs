@@ -121,7 +121,7 @@ pub struct RaftConsensus {
     /// Whether a refused Raft message was logged already (see `RaftConsensus::refuse`).
     pub(super) refused_once: std::sync::atomic::AtomicBool,
     /// The leader last followed, and when (see `senders`).
-    pub(super) last_leader: super::senders::LastLeader,
+    pub(super) last_leader: Arc<super::senders::LastLeader>,
     /// openraft's settings (its election timeout, for `senders`).
     pub(super) raft_settings: std::sync::Arc<openraft::Config>,
     /// The way to the leader.
@@ -272,6 +272,7 @@ impl RaftConsensus {
             transport: opts.transport.clone(),
             handing_over: Arc::new(watch::channel(false).0),
             writing: Arc::default(),
+            last_leader: Arc::default(),
         };
         let committer = Committer::start(link.clone(), tasks);
         let consensus = RaftConsensus {
@@ -291,7 +292,7 @@ impl RaftConsensus {
             snapshot_ms,
             admission,
             refused_once: Default::default(),
-            last_leader: Default::default(),
+            last_leader: link.last_leader.clone(),
             raft_settings,
             link,
             committer,

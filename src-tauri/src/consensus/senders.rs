@@ -28,6 +28,15 @@ impl LastLeader {
         *self.0.lock().unwrap() = Some((leader.to_string(), Instant::now()));
     }
 
+    /// Whether `leader` was followed after `since`.
+    pub(super) fn heard_since(&self, leader: &str, since: Instant) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|(l, at)| l == leader && *at > since)
+    }
+
     /// The leader heard from within `within`, if any.
     pub(super) fn live(&self, within: Duration) -> Option<String> {
         self.0
@@ -50,5 +59,9 @@ mod tests {
         l.heard("a");
         assert_eq!(l.live(Duration::from_secs(1)).as_deref(), Some("a"));
         assert_eq!(l.live(Duration::ZERO), None);
+        let before = Instant::now();
+        assert!(!l.heard_since("a", before));
+        l.heard("a");
+        assert!(l.heard_since("a", before) && !l.heard_since("b", before));
     }
 }

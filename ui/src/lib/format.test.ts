@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytes, defaultAddName, droppedTarget, errorText, healthLine, invitedPeers, metricOf, pinGroups, rate, short, timeLeft, tone } from './format';
+import { bytes, defaultAddName, droppedTarget, errorText, healthLine, invitedPeers, metricOf, pinGroups, rate, short, statusText, timeLeft, tone } from './format';
 
 describe('format', () => {
   it('sizes in decimal units', () => {
@@ -25,6 +25,13 @@ describe('format', () => {
     expect(metricOf([m], 'b', now)).toBeNull();
     expect(metricOf([{ ...m, expire: (now - 1) * 1e6 }], 'a', now)).toBeNull();
     expect(metricOf([{ ...m, valid: false }], 'a', now)).toBeNull();
+  });
+
+  it('tells a peer of another release as such, not as an unknown state', () => {
+    expect(statusText('undefined', 'unsupported by peer 12D3KooWOld (version 0.1.0)')).toBe('other version');
+    expect(tone('undefined')).toBe('muted');
+    expect(statusText('undefined', '')).toBe('undefined');
+    expect(statusText('pinned', '')).toBe('pinned');
   });
 
   it('gives each status a tone', () => {

@@ -28,10 +28,17 @@ export function metricOf(list: Metric[] | undefined, peer: string, now = Date.no
 export type Tone = 'ok' | 'bad' | 'muted' | 'busy';
 
 /** How a status looks: done, wrong, elsewhere or in progress. */
+/** A peer's status as the app says it: a peer of another release that cannot answer a call
+ *  (a rolling upgrade in progress: `undefined` saying "unsupported by peer …") is told as
+ *  such, not as an unknown state. */
+export function statusText(s: TrackerStatus, error: string): string {
+  return s === 'undefined' && error.startsWith('unsupported by peer') ? 'other version' : s;
+}
+
 export function tone(s: TrackerStatus): Tone {
   if (s === 'pinned') return 'ok';
   if (s.includes('error') || s === 'unexpectedly_unpinned') return 'bad';
-  if (s === 'remote') return 'muted';
+  if (s === 'remote' || s === 'undefined') return 'muted';
   return 'busy';
 }
 
