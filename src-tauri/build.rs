@@ -1,5 +1,7 @@
 fn main() {
     commit();
+    // `sqlx::migrate!` embeds the migrations: a new file must rebuild the crate.
+    println!("cargo:rerun-if-changed=migrations");
     // Only the desktop app needs Tauri's code generation (it embeds ui/dist and icons/).
     #[cfg(feature = "desktop")]
     {

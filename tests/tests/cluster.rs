@@ -240,12 +240,16 @@ async fn peers_rm_shrinks_the_cluster_and_a_full_restart_keeps_every_pin() {
         .unwrap();
     pinned_everywhere(&c, &y, &remaining).await;
 
-    // Restart every remaining peer together.
+    // Restart every remaining peer together (started at once: neither is ready alone, the
+    // last leader having handed leadership over as the first one stopped).
     for &i in &remaining {
         c.peers[i].stop();
     }
     for &i in &remaining {
-        c.peers[i].start(&[]).await.unwrap();
+        c.peers[i].spawn(&[]).unwrap();
+    }
+    for &i in &remaining {
+        c.peers[i].wait_ready().await.unwrap();
     }
     for &i in &remaining {
         let cids = pinset(&c.peers[i].client()).await;

@@ -240,7 +240,7 @@ async fn a_peer_of_0_1_0_works_with_this_release_and_a_stopping_leader_hands_ove
                     Ok(_) => {
                         longest = longest.max(last.elapsed());
                         last = std::time::Instant::now();
-                        acked.push(cid);
+                        acked.push((cid, last));
                     }
                     Err(e) => failed.push(format!("{cid}: {e}")),
                 }
@@ -248,7 +248,13 @@ async fn a_peer_of_0_1_0_works_with_this_release_and_a_stopping_leader_hands_ove
             (acked, failed, longest)
         }
     });
+    wait_for("writes under way", DEADLINE, || async {
+        (!writer.is_finished()).then_some(())
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let stopping = std::time::Instant::now();
     peers[0].stop();
     let log = peers[0].current_log();
     for (i, p) in peers.iter().enumerate() {
@@ -283,9 +289,14 @@ async fn a_peer_of_0_1_0_works_with_this_release_and_a_stopping_leader_hands_ove
         acked.len()
     );
     assert!(failed.is_empty(), "writes failed: {failed:?}");
-    assert!(acked.len() > 10, "{} writes", acked.len());
+    // Writes went on before the stop and after it.
+    assert!(
+        acked.iter().any(|(_, at)| *at < stopping) && acked.iter().any(|(_, at)| *at > stopping),
+        "{} writes, none on one side of the stop",
+        acked.len()
+    );
     for p in [&peers[1], &peers[2]] {
-        for cid in &acked {
+        for (cid, _) in &acked {
             wait_for("every acknowledged pin", DEADLINE, || async {
                 p.client().allocation(cid).await.ok()
             })

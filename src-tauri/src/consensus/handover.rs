@@ -73,10 +73,21 @@ impl RaftConsensus {
         }
         let started = Instant::now();
         let election = Duration::from_millis(self.raft_settings.election_timeout_max);
-        let outcome = match tokio::time::timeout(election, self.link.hold_writes(true)).await {
-            Ok(()) => self.hand_to(&others).await,
-            Err(_) => Err("writes under way did not end in time".to_string()),
-        };
+        // Within the time a held write waits at the gate, so that it is answered by the
+        // next leader or let into this log, never timed out.
+        let limit = self
+            .cfg
+            .wait_for_leader_timeout
+            .get()
+            .saturating_sub(election);
+        let outcome = tokio::time::timeout(limit, async {
+            match tokio::time::timeout(election, self.link.hold_writes(true)).await {
+                Ok(()) => self.hand_to(&others).await,
+                Err(_) => Err("writes under way did not end in time".to_string()),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| Err(format!("not done within {limit:?}")));
         self.link.hold_writes(false).await;
         // Stopped for a larger cluster's hand-over (a leader that is still one goes on).
         self.raft().runtime_config().heartbeat(true);
@@ -149,6 +160,9 @@ impl RaftConsensus {
                 Ok(RaftResponse::Done(Ok(_))) => None,
                 Ok(RaftResponse::Refused(why)) => Some(why),
                 Ok(_) => Some("it answered another request".into()),
+                // No answer in time: it may be standing already, and a second candidate
+                // would split the vote; wait for the outcome as if it said yes.
+                Err(e) if e.0.contains("did not answer within") => None,
                 // Unsupported: a voter of a release without the call, not asked.
                 Err(e) => Some(e.to_string()),
             };

@@ -82,17 +82,34 @@ impl LeaderLink {
     /// then turns it away to whoever leads next ([`HANDED_OVER`]); at any other time, lets it
     /// through at once.
     pub(super) async fn gate(&self) -> Result<Passed, ConsensusError> {
-        // Counted as on its way before the flag is read: a hand-over that sets the flag
-        // then waits for the count to drain cannot miss this write.
-        let passed = self.writing.clone().read_owned().await;
-        let mut over = self.handing_over.subscribe();
-        if !*over.borrow_and_update() {
-            return Ok(passed);
-        }
-        drop(passed);
         let limit = self.cfg.wait_for_leader_timeout.get();
-        let _ = tokio::time::timeout(limit, over.wait_for(|h| !h)).await;
-        Err(unavailable(HANDED_OVER))
+        let started = std::time::Instant::now();
+        loop {
+            // Counted as on its way before the flag is read: a hand-over that sets the flag
+            // then waits for the count to drain cannot miss this write.
+            let passed = self.writing.clone().read_owned().await;
+            let mut over = self.handing_over.subscribe();
+            if !*over.borrow_and_update() {
+                return Ok(passed);
+            }
+            drop(passed);
+            let left = limit.saturating_sub(started.elapsed());
+            let _ = tokio::time::timeout(left, over.wait_for(|h| !h)).await;
+            // Still the leader (the hand-over failed): the write goes into this log after all.
+            let leads = self.raft.metrics().borrow().current_leader == Some(self.me);
+            if !leads || started.elapsed() >= limit {
+                return Err(unavailable(HANDED_OVER));
+            }
+        }
+    }
+
+    /// Refuses, while a hand-over is under way, an operation that would add to the log
+    /// (a membership change) without holding the hand-over up for its whole length.
+    pub(super) fn refuse_during_hand_over(&self) -> Result<(), ConsensusError> {
+        if *self.handing_over.borrow() {
+            return Err(unavailable(HANDED_OVER));
+        }
+        Ok(())
     }
 
     /// Stops letting writes into this leader's log (see [`Self::gate`]) and waits until the

@@ -142,10 +142,16 @@ impl RaftConsensus {
     /// What only the leader does.
     async fn on_leader(&self, op: LeaderOp) -> Result<Option<u64>, ConsensusError> {
         let raft = self.raft();
-        // Held until this operation is answered (see `LeaderLink::gate`).
+        // A write is held until it is answered (see `LeaderLink::gate`); a membership change
+        // (which may wait long for a new peer to catch up) is only turned away during a
+        // hand-over.
         let _passed = match op {
             LeaderOp::ReadIndex => None,
-            _ => Some(self.link.gate().await?),
+            LeaderOp::Commit(_) => Some(self.link.gate().await?),
+            _ => {
+                self.link.refuse_during_hand_over()?;
+                None
+            }
         };
         match op {
             LeaderOp::Commit(Op::Batch(ops))

@@ -281,6 +281,13 @@ async fn a_database_of_a_newer_version_is_refused_naming_both_versions_and_left_
         .unwrap();
     store::checkpoint(&pool).await.unwrap();
     pool.close().await;
+    // The copy goes where no connection of the pool above ever was (its threads may still
+    // be closing the original, and removing its side files).
+    let whole = std::fs::read(&db).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(dir.path());
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(&db, whole).unwrap();
     let files = || {
         let mut names: Vec<_> = std::fs::read_dir(db.parent().unwrap())
             .unwrap()

@@ -704,6 +704,7 @@ impl SwarmTask {
                         RaftRequest::AppendEntries(..)
                             | RaftRequest::Vote(..)
                             | RaftRequest::InstallSnapshot(..)
+                            | RaftRequest::Campaign { .. }
                     )
                 );
                 let limit = if raft_own {
@@ -758,16 +759,8 @@ impl SwarmTask {
                                 version: v.to_string(),
                             })
                         }
-                        // It speaks none of this release's protocols.
-                        request_response::OutboundFailure::UnsupportedProtocols => {
-                            Some(RpcError::Unsupported {
-                                peer: peer.clone(),
-                                version: format!(
-                                    "older than {}",
-                                    versions::PROTOCOLS[versions::PROTOCOLS.len() - 1].release
-                                ),
-                            })
-                        }
+                        // One that speaks none of this release's protocols can answer
+                        // nothing: unreachable, as any peer that cannot be talked to.
                         _ => None,
                     };
                     let _ = reply.send(Err(e.unwrap_or(RpcError::Unreachable {
