@@ -11,8 +11,9 @@ the one in flight, as a load balancer would), stopped with SIGTERM, started agai
 release's binary (NEW_BIN) on the same folder, and waited for until every member answers.
 Checked, and printed as a summary line:
 - no write failed (every answer was a success);
-- after each step, global status on every peer shows no `cluster_error` (a peer of the other
-  release answers every status call);
+- global status, asked of the peers that are up every half second for the whole upgrade and of
+  every peer after each step, shows no `cluster_error` but for the peer down for its upgrade
+  (a peer of the other release answers every status call);
 - at the end, every acknowledged pin is in every peer's pinset;
 - the longest pause between two acknowledged writes, and each step's.
 Exits 1 when a check fails.
@@ -115,6 +116,41 @@ class Writer(threading.Thread):
         return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
+class StatusWatcher(threading.Thread):
+    """Global status, asked of each peer that is up in turn for the whole upgrade: any
+    `cluster_error` except for the peer that is down for its upgrade (which cannot answer,
+    as any stopped peer) is a problem."""
+
+    def __init__(self, peers, writer):
+        super().__init__(daemon=True)
+        self.peers, self.writer = peers, writer
+        self.stopping = False
+        self.checks = 0
+        self.seen = []  # (time, peer asked, cid, peer in error, error)
+
+    def run(self):
+        n = 0
+        while not self.stopping:
+            with self.writer.lock:
+                down = {p.id for p in self.peers if p.name in self.writer.drained}
+                up = [p for p in self.peers if p.name not in self.writer.drained]
+            p = up[n % len(up)]
+            n += 1
+            try:
+                statuses = p.lines("/pins")
+            except (urllib.error.URLError, OSError, ValueError):
+                continue  # stopping or just started: asked again of the next one
+            with self.writer.lock:
+                # A peer drained meanwhile was down during part of this listing.
+                down |= {q.id for q in self.peers if q.name in self.writer.drained}
+            for info in statuses:
+                for pid, st in info.get("peer_map", {}).items():
+                    if st.get("status") == "cluster_error" and pid not in down:
+                        self.seen.append((time.time(), p.name, info["cid"], pid, st.get("error")))
+            self.checks += 1
+            time.sleep(0.5)
+
+
 def cluster_errors(peers):
     """(peer asked, cid, peer with cluster_error, its error) of global status on every peer."""
     found = []
@@ -137,6 +173,8 @@ def main():
     old_version = a.version()
     writer = Writer(peers)
     writer.start()
+    watcher = StatusWatcher(peers, writer)
+    watcher.start()
     WORK.wait("writes under way", lambda: len(writer.acked) >= 50)
     problems = []
     steps = []
@@ -158,8 +196,12 @@ def main():
             problems.append(f"after upgrading {p.name}: cluster_error in global status: {errors[:3]}")
         steps.append((p.name, writer.longest_pause(started, time.time())))
         print(f"{p.name}: {old_version} -> {p.version()}, longest write pause {steps[-1][1]:.2f} s")
-    writer.stopping = True
+    writer.stopping = watcher.stopping = True
     writer.join(timeout=180)
+    watcher.join(timeout=180)
+    if watcher.seen:
+        problems.append(f"cluster_error in global status during the upgrade ({len(watcher.seen)} times), "
+                        f"e.g. {watcher.seen[:3]}")
     acked = {cid for _, cid in writer.acked}
     for p in peers:
         have = {i["cid"] for i in p.lines("/allocations")}
@@ -169,7 +211,8 @@ def main():
     if writer.failures:
         problems.append(f"{len(writer.failures)} writes failed, e.g. {writer.failures[:3]}")
     print(f"rolling upgrade {old_version} -> {a.version()}: {len(acked)} writes acknowledged, "
-          f"{len(writer.failures)} failed, longest pause {writer.longest_pause():.2f} s "
+          f"{len(writer.failures)} failed, global status asked {watcher.checks} times, "
+          f"longest pause {writer.longest_pause():.2f} s "
           f"({', '.join(f'{n} {s:.2f} s' for n, s in steps)})")
     for problem in problems:
         print("FAILED:", problem)

@@ -18,40 +18,18 @@
 //! without `Campaign` (0.1.0) is not asked (the call is unsupported by its protocol); if no
 //! voter can take over, the peer stops as before.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::{RaftMetrics, ServerState};
-use tokio::sync::watch;
+use openraft::ServerState;
 
 use super::network::{RaftRequest, RaftResponse};
 use super::raft::RaftConsensus;
-use super::typ::{ClusterNode, NodeId};
+use super::typ::NodeId;
 
-/// The term in which this peer last became the leader, and when.
-pub(super) type LeaderSince = Arc<Mutex<Option<(u64, Instant)>>>;
-
-/// Records when this peer becomes the leader of a term (openraft does not say: its leader
-/// refuses to vote for another candidate until a lease has passed since it was elected).
-pub(super) async fn watch_leadership(
-    mut metrics: watch::Receiver<RaftMetrics<NodeId, ClusterNode>>,
-    since: LeaderSince,
-) {
-    loop {
-        {
-            let m = metrics.borrow_and_update();
-            let mut since = since.lock().unwrap();
-            if m.state == ServerState::Leader
-                && since.is_none_or(|(term, _)| term != m.current_term)
-            {
-                *since = Some((m.current_term, Instant::now()));
-            }
-        }
-        if metrics.changed().await.is_err() {
-            return;
-        }
-    }
-}
+/// Why no voter took leadership over (told in the log; the peer then stops as the leader).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct NoHandOver(pub String);
 
 impl RaftConsensus {
     /// Hands leadership to an up-to-date voter when this peer leads and another voter can
@@ -83,11 +61,11 @@ impl RaftConsensus {
         let outcome = tokio::time::timeout(limit, async {
             match tokio::time::timeout(election, self.link.hold_writes(true)).await {
                 Ok(()) => self.hand_to(&others).await,
-                Err(_) => Err("writes under way did not end in time".to_string()),
+                Err(_) => Err(NoHandOver("writes under way did not end in time".into())),
             }
         })
         .await
-        .unwrap_or_else(|_| Err(format!("not done within {limit:?}")));
+        .unwrap_or_else(|_| Err(NoHandOver(format!("not done within {limit:?}"))));
         self.link.hold_writes(false).await;
         // Stopped for a larger cluster's hand-over (a leader that is still one goes on).
         self.raft().runtime_config().heartbeat(true);
@@ -100,7 +78,7 @@ impl RaftConsensus {
         }
     }
 
-    async fn hand_to(&self, voters: &[NodeId]) -> Result<String, String> {
+    async fn hand_to(&self, voters: &[NodeId]) -> Result<String, NoHandOver> {
         let election = Duration::from_millis(self.raft_settings.election_timeout_max);
         let mut metrics = self.raft().metrics();
         // Every write already in the log committed and applied, and a voter that holds it
@@ -118,8 +96,8 @@ impl RaftConsensus {
             }),
         )
         .await
-        .map_err(|_| "no voter caught up with the log in time".to_string())?
-        .map_err(|_| "Raft stopped".to_string())?
+        .map_err(|_| NoHandOver("no voter caught up with the log in time".into()))?
+        .map_err(|_| NoHandOver("Raft stopped".into()))?
         .clone();
         let last = caught_up.last_log_index;
         let term = caught_up.current_term;
@@ -182,16 +160,16 @@ impl RaftConsensus {
                     .current_leader
                     .and_then(|l| self.member(l))
                     .map_or_else(|| "another peer".into(), |n| n.peer_id)),
-                _ => Err(format!(
+                _ => Err(NoHandOver(format!(
                     "{} stood for election but no new leader was seen in time",
                     node.peer_id
-                )),
+                ))),
             };
         }
-        Err(if refusals.is_empty() {
+        Err(NoHandOver(if refusals.is_empty() {
             "no voter holds the whole log".into()
         } else {
             refusals.join("; ")
-        })
+        }))
     }
 }

@@ -129,7 +129,7 @@ pub struct RaftConsensus {
     /// Where this peer's writes queue to be committed together.
     committer: Committer,
     /// The term in which this peer last became the leader, and when (see `handover`).
-    pub(super) leader_since: super::handover::LeaderSince,
+    pub(super) leader_since: LeaderSince,
 }
 
 /// openraft's settings from IPFS Cluster's `consensus.raft`, for links of real networks.
@@ -299,7 +299,7 @@ impl RaftConsensus {
             leader_since: Default::default(),
         };
         tasks.spawn(watch_members(consensus.raft.metrics(), members_tx));
-        tasks.spawn(super::handover::watch_leadership(
+        tasks.spawn(watch_leadership(
             consensus.raft.metrics(),
             consensus.leader_since.clone(),
         ));
@@ -443,6 +443,31 @@ async fn watch_members(
             }
             changed
         });
+    }
+}
+
+/// The term in which this peer last became the leader, and when.
+pub(super) type LeaderSince = Arc<std::sync::Mutex<Option<(u64, std::time::Instant)>>>;
+
+/// Records when this peer becomes the leader of a term (openraft does not say: its leader
+/// refuses to vote for another candidate until a lease has passed since it was elected).
+async fn watch_leadership(
+    mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, ClusterNode>>,
+    since: LeaderSince,
+) {
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            let mut since = since.lock().unwrap();
+            if m.state == openraft::ServerState::Leader
+                && since.is_none_or(|(term, _)| term != m.current_term)
+            {
+                *since = Some((m.current_term, std::time::Instant::now()));
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
     }
 }
 

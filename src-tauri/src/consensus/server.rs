@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::components::{Consensus, ConsensusError};
 
+use super::handover::NoHandOver;
 use super::link::unavailable;
 use super::network::{LeaderOp, RaftRequest, RaftResponse, RaftService};
 use super::raft::{members_of, RaftConsensus};
@@ -117,7 +118,7 @@ impl RaftService for RaftConsensus {
                 Ok(()) => RaftResponse::Done(Ok(None)),
                 Err(why) => {
                     tracing::info!("did not stand for election when {from} asked: {why}");
-                    RaftResponse::Refused(why)
+                    RaftResponse::Refused(why.0)
                 }
             },
             RaftRequest::Members => {
@@ -162,17 +163,19 @@ impl RaftConsensus {
     /// hand-over). Only the leader this peer follows, in the term it follows it, may ask, and
     /// only a voter that holds every entry the leader has is asked: anyone else asking is
     /// refused (a member must not be able to unseat a live leader at will).
-    async fn campaign(&self, from: &str, term: u64) -> Result<(), String> {
+    async fn campaign(&self, from: &str, term: u64) -> Result<(), NoHandOver> {
         let m = self.raft().metrics().borrow().clone();
         let sender = super::typ::parse_node_id(from).ok();
         if sender.is_none() || m.current_leader != sender || !self.is_member(from) {
-            return Err(format!("{from} is not the leader this peer follows"));
+            return Err(NoHandOver(format!(
+                "{from} is not the leader this peer follows"
+            )));
         }
         if m.current_term != term {
-            return Err(format!(
+            return Err(NoHandOver(format!(
                 "term {term} is not this peer's ({})",
                 m.current_term
-            ));
+            )));
         }
         if !m
             .membership_config
@@ -180,16 +183,16 @@ impl RaftConsensus {
             .voter_ids()
             .any(|v| v == self.me)
         {
-            return Err("this peer is not a voter".into());
+            return Err(NoHandOver("this peer is not a voter".into()));
         }
         if !self.admission.is_admitted() {
-            return Err("this peer waits to be admitted again".into());
+            return Err(NoHandOver("this peer waits to be admitted again".into()));
         }
         self.raft()
             .trigger()
             .elect()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| NoHandOver(e.to_string()))?;
         tracing::info!("standing for election: the leader {from} hands leadership over");
         Ok(())
     }
