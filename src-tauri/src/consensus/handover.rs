@@ -34,7 +34,8 @@ pub(super) struct NoHandOver(pub String);
 impl RaftConsensus {
     /// Hands leadership to an up-to-date voter when this peer leads and another voter can
     /// take over; returns once another peer leads, or when it could not be done (told in the
-    /// log). Bounded by about two election timeouts.
+    /// log). Bounded by `wait_for_leader_timeout` less an election timeout (what a write held
+    /// at the gate waits).
     pub(super) async fn hand_over(&self) {
         let m = self.raft().metrics().borrow().clone();
         if m.state != ServerState::Leader {
