@@ -11,6 +11,7 @@
 
 mod admission;
 mod committer;
+pub(crate) mod crdt;
 mod handover;
 mod link;
 mod management;
