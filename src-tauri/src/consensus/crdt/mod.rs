@@ -1,4 +1,5 @@
 //! The second consensus, `consensus: crdt`: the pinset as an add-wins observed-remove set
 //! replicated by a Merkle-CRDT, as IPFS Cluster's CRDT mode (go-ds-crdt) keeps it, with the
 //! same formats on the wire ([`wire`]).
+pub(crate) mod store;
 pub(crate) mod wire;

@@ -20,7 +20,6 @@ mod staging;
 pub use db::{clear_imported, db_path, has_history, history, imported, joining, set_joining};
 pub use log::{logged_unpins, LogStore};
 pub use machine::StateMachine;
-#[cfg(test)]
 pub use pins::PIN_FORMAT;
 /// The SQL of a pin's name as indexed, and of the pins the index holds (for tests of plans).
 #[cfg(test)]
