@@ -18,3 +18,6 @@ CREATE TABLE crdt_elems (key TEXT NOT NULL, block TEXT NOT NULL, prio INTEGER NO
 -- The tombstones: elements removed (kept, so that an element applied after its tombstone
 -- stays removed).
 CREATE TABLE crdt_tombs (key TEXT NOT NULL, block TEXT NOT NULL, PRIMARY KEY (key, block)) WITHOUT ROWID;
+-- Writes acknowledged but not yet published (batching on): in order, kept across a crash and
+-- published with the next batch. `value` NULL: a remove.
+CREATE TABLE crdt_batch (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, value BLOB);

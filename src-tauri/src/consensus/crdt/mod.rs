@@ -2,4 +2,5 @@
 //! replicated by a Merkle-CRDT, as IPFS Cluster's CRDT mode (go-ds-crdt) keeps it, with the
 //! same formats on the wire ([`wire`]).
 pub(crate) mod store;
+pub(crate) mod sync;
 pub(crate) mod wire;

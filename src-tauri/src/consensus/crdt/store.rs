@@ -189,23 +189,13 @@ impl CrdtStore {
     /// Makes `delta` this peer's next block: a node linking to every head, of priority one
     /// more than the highest; stored and applied at once. Returns its CID (to announce);
     /// `None` for an empty delta, which changes nothing.
-    pub async fn publish(&self, mut delta: Delta) -> Result<Option<cid::Cid>, ConsensusError> {
+    pub async fn publish(&self, delta: Delta) -> Result<Option<cid::Cid>, ConsensusError> {
         if delta.is_empty() {
             return Ok(None);
         }
         let _w = self.writer.lock().await;
         let mut tx = self.pool.begin().await.map_err(storage)?;
-        let (mut heads, height) = heads(&mut *tx).await.map_err(storage)?;
-        heads.sort_by_key(|c| c.to_bytes());
-        delta.priority = height + 1;
-        let (c, bytes) = wire::delta_block(&delta, &heads);
-        let node = Node {
-            links: heads,
-            data: Vec::new(),
-        };
-        let changes = store_block(&mut tx, &c, &bytes, &node, &delta)
-            .await
-            .map_err(storage)?;
+        let (c, changes) = publish_in(&mut tx, delta).await.map_err(storage)?;
         tx.commit().await.map_err(storage)?;
         self.tell(changes).await;
         Ok(Some(c))
@@ -242,6 +232,105 @@ impl CrdtStore {
         Ok(Stored { new: true, wanted })
     }
 
+    /// Queues a write for the next batch (`value`: the pin's bytes; `None`: a remove of
+    /// `key`), durably: once this returns, the write survives a crash and goes out with the
+    /// next batch. Returns how many writes the batch holds.
+    pub async fn queue(&self, key: &str, value: Option<&[u8]>) -> Result<u64, ConsensusError> {
+        let _w = self.writer.lock().await;
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        sqlx::query("INSERT INTO crdt_batch (key, value) VALUES (?, ?)")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_batch")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(n as u64)
+    }
+
+    /// How many writes wait in the batch.
+    pub async fn queued(&self) -> Result<u64, ConsensusError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_batch")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(n as u64)
+    }
+
+    /// Publishes the batch as one block (its writes in order: a key's last add is its
+    /// element, a remove tombstones what was live when the batch is published and drops the
+    /// key's earlier adds in the batch) and empties it, in one transaction: a crash leaves
+    /// either the batch or its block. Returns the block's CID (`None`: nothing to publish).
+    pub async fn flush(&self) -> Result<Option<cid::Cid>, ConsensusError> {
+        let _w = self.writer.lock().await;
+        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let rows: Vec<(i64, String, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT seq, key, value FROM crdt_batch ORDER BY seq")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(storage)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let last = rows.last().map_or(0, |r| r.0);
+        let mut elements: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut removed: Vec<String> = Vec::new();
+        for (_, key, value) in rows {
+            match value {
+                Some(v) => {
+                    elements.insert(key, v);
+                }
+                None => {
+                    elements.remove(&key);
+                    if !removed.contains(&key) {
+                        removed.push(key);
+                    }
+                }
+            }
+        }
+        let mut delta = Delta::default();
+        for key in removed {
+            let blocks: Vec<String> =
+                sqlx::query_scalar("SELECT block FROM crdt_elems WHERE key = ?")
+                    .bind(&key)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(storage)?;
+            delta
+                .tombstones
+                .extend(blocks.into_iter().map(|id| Element {
+                    key: key.clone(),
+                    id,
+                    value: Vec::new(),
+                }));
+        }
+        delta.elements = elements
+            .into_iter()
+            .map(|(key, value)| Element {
+                key,
+                id: String::new(),
+                value,
+            })
+            .collect();
+        sqlx::query("DELETE FROM crdt_batch WHERE seq <= ?")
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        if delta.is_empty() {
+            tx.commit().await.map_err(storage)?;
+            return Ok(None);
+        }
+        let (c, changes) = publish_in(&mut tx, delta).await.map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        self.tell(changes).await;
+        Ok(Some(c))
+    }
+
     async fn tell(&self, changes: Vec<StateChange>) {
         for c in changes {
             self.changes.send(c).await;
@@ -265,6 +354,24 @@ async fn heads<'e>(
         }
     }
     Ok((out, max))
+}
+
+/// Makes `delta` a block over the current heads (priority one more than the highest), then
+/// stores and applies it; within the caller's transaction.
+async fn publish_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    mut delta: Delta,
+) -> Result<(cid::Cid, Vec<StateChange>), sqlx::Error> {
+    let (mut heads, height) = heads(&mut **tx).await?;
+    heads.sort_by_key(|c| c.to_bytes());
+    delta.priority = height + 1;
+    let (c, bytes) = wire::delta_block(&delta, &heads);
+    let node = Node {
+        links: heads,
+        data: Vec::new(),
+    };
+    let changes = store_block(tx, &c, &bytes, &node, &delta).await?;
+    Ok((c, changes))
 }
 
 /// Stores block `c` (whose links are `node.links`), applies `delta`, and keeps the heads and

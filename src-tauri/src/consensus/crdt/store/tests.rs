@@ -350,3 +350,56 @@ async fn replicas_receiving_blocks_in_any_order_converge() {
         );
     }
 }
+
+/// A batch is kept on disk until published: writes queued and then a crash (the store
+/// dropped without a flush) go out with the first flush after the restart, as one block, in
+/// order (a remove drops the key's earlier adds in the batch and tombstones what was live).
+#[tokio::test]
+async fn a_batch_survives_a_crash_and_goes_out_as_one_block_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path());
+    let live = pin_n(1, "live");
+    {
+        let (tx, _rx) = feed(1 << 10);
+        let s = CrdtStore::open(&path, tx).await.unwrap();
+        s.publish(add(&live)).await.unwrap();
+        for (n, name) in [(2, "a"), (3, "b"), (2, "a2")] {
+            let p = pin_n(n, name);
+            s.queue(
+                &wire::pin_key(&p.cid),
+                Some(&wire::pin_to_bytes(&p).unwrap()),
+            )
+            .await
+            .unwrap();
+        }
+        s.queue(&wire::pin_key(&cid_n(3)), None).await.unwrap();
+        let n = s.queue(&wire::pin_key(&live.cid), None).await.unwrap();
+        assert_eq!(n, 5);
+        // Queued is not published: the pinset has only the first pin.
+        assert_eq!(pinset(&s).await.len(), 1);
+        drop(s);
+    }
+    let (tx, _rx) = feed(1 << 10);
+    let s = CrdtStore::open(&path, tx).await.unwrap();
+    assert_eq!(s.queued().await.unwrap(), 5);
+    let c = s.flush().await.unwrap().unwrap();
+    assert_eq!(s.queued().await.unwrap(), 0);
+    assert!(s.flush().await.unwrap().is_none());
+    assert_eq!(
+        pinset(&s).await,
+        BTreeMap::from([(cid_n(2).to_string(), "a2".to_string())])
+    );
+    let d = Delta::from_bytes(
+        &wire::Node::from_bytes(&s.block(&c).await.unwrap().unwrap())
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    assert_eq!(d.elements.len(), 1);
+    assert_eq!(d.tombstones.len(), 1);
+    assert_eq!(d.priority, 2);
+    // A batch of only removes of pins nobody has publishes nothing, and is emptied.
+    s.queue(&wire::pin_key(&cid_n(9)), None).await.unwrap();
+    assert!(s.flush().await.unwrap().is_none());
+    assert_eq!(s.queued().await.unwrap(), 0);
+}

@@ -1,0 +1,236 @@
+//! Fetching the DAG's blocks this peer lacks: the `crdt_wanted` table emptied a round at a
+//! time, at most `workers` fetches in flight, each bounded by `fetch_timeout`.
+//!
+//! The source of blocks is a contract ([`BlockSource`]): the network (blocks asked of any
+//! peer over the cluster's libp2p host), or another store in tests. A block that cannot be
+//! had now stays wanted, behind those tried less, and is asked again in a later round: the
+//! state is never dirty, it only lacks what it has not got yet.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::{self, StreamExt};
+
+use super::store::CrdtStore;
+use crate::components::ConsensusError;
+
+/// Where blocks come from.
+#[async_trait]
+pub trait BlockSource: Send + Sync + 'static {
+    /// Block `c`'s bytes (checked against `c` by the store, not here).
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String>;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SyncOptions {
+    /// Fetches in flight at most (IPFS Cluster runs 50 DAG workers).
+    pub workers: usize,
+    /// How long one fetch may take (IPFS Cluster: `DAGSyncerTimeout`, 2 minutes).
+    pub fetch_timeout: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            workers: 50,
+            fetch_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Blocks fetched and stored.
+    pub stored: u64,
+    /// Fetches that failed (their blocks stay wanted).
+    pub failed: u64,
+    /// Blocks still wanted at the end.
+    pub wanted: u64,
+}
+
+/// Fetches wanted blocks until none is wanted or a whole round stored nothing (what is left
+/// cannot be had now; a later call tries again). Each round takes what is wanted now, so a
+/// sync follows the DAG down as blocks name their parents.
+pub async fn sync(
+    store: &CrdtStore,
+    source: &dyn BlockSource,
+    opts: SyncOptions,
+) -> Result<SyncReport, ConsensusError> {
+    let mut report = SyncReport::default();
+    let workers = opts.workers.max(1);
+    loop {
+        let wanted = store.wanted(workers * 4).await?;
+        if wanted.is_empty() {
+            break;
+        }
+        let mut stored_now = 0u64;
+        let mut fetches = stream::iter(wanted)
+            .map(|c| async move {
+                let got = tokio::time::timeout(opts.fetch_timeout, source.get(&c))
+                    .await
+                    .map_err(|_| format!("no peer gave it within {:?}", opts.fetch_timeout))
+                    .and_then(|r| r);
+                (c, got)
+            })
+            .buffer_unordered(workers);
+        while let Some((c, got)) = fetches.next().await {
+            let outcome = match got {
+                Ok(bytes) => store.put_block(&c, &bytes).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(_) => {
+                    stored_now += 1;
+                    report.stored += 1;
+                }
+                Err(e) => {
+                    tracing::debug!(block = %c, error = %e, "CRDT block not fetched");
+                    report.failed += 1;
+                    store.fetch_failed(&c).await?;
+                }
+            }
+        }
+        if stored_now == 0 {
+            break;
+        }
+    }
+    report.wanted = store.wanted_count().await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    use super::super::store::db_path;
+    use super::super::wire;
+    use super::*;
+    use crate::state::feed::feed;
+    use crate::types::{Cid, Pin, PinOptions};
+
+    /// Blocks of another store; those in `missing` fail (a peer that has gone away).
+    struct FromStore {
+        store: Arc<CrdtStore>,
+        missing: Mutex<HashSet<cid::Cid>>,
+        asked: Mutex<u64>,
+    }
+
+    #[async_trait]
+    impl BlockSource for FromStore {
+        async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String> {
+            *self.asked.lock().unwrap() += 1;
+            if self.missing.lock().unwrap().contains(c) {
+                return Err("gone".into());
+            }
+            self.store
+                .block(c)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no such block".into())
+        }
+    }
+
+    async fn open(dir: &std::path::Path) -> CrdtStore {
+        let (tx, _rx) = feed(1 << 12);
+        CrdtStore::open(&db_path(dir), tx).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sync_follows_the_dag_down_and_resumes_past_a_block_it_could_not_get() {
+        let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Arc::new(open(da.path()).await);
+        let mut chain = Vec::new();
+        for n in 0..40u32 {
+            let p = Pin::new(
+                Cid(wire::block_cid(&n.to_be_bytes())),
+                PinOptions::default(),
+            );
+            let d = wire::Delta {
+                elements: vec![wire::Element {
+                    key: wire::pin_key(&p.cid),
+                    id: String::new(),
+                    value: wire::pin_to_bytes(&p).unwrap(),
+                }],
+                ..Default::default()
+            };
+            chain.push(a.publish(d).await.unwrap().unwrap());
+        }
+        let b = open(db.path()).await;
+        let source = FromStore {
+            store: a.clone(),
+            missing: Mutex::new(HashSet::from([chain[15]])),
+            asked: Mutex::new(0),
+        };
+        b.want(chain.last().unwrap()).await.unwrap();
+        let opts = SyncOptions {
+            workers: 4,
+            fetch_timeout: Duration::from_secs(10),
+        };
+        let r = sync(&b, &source, opts).await.unwrap();
+        // Down to the block that could not be had: the 24 above it, and it still wanted.
+        assert_eq!(
+            r,
+            SyncReport {
+                stored: 24,
+                failed: 1,
+                wanted: 1
+            }
+        );
+        assert_eq!(b.wanted(10).await.unwrap(), vec![chain[15]]);
+        // The peer that had it is back: the next sync takes the rest.
+        source.missing.lock().unwrap().clear();
+        let r = sync(&b, &source, opts).await.unwrap();
+        assert_eq!(
+            r,
+            SyncReport {
+                stored: 16,
+                failed: 0,
+                wanted: 0
+            }
+        );
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pins")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, 40);
+        // Nothing wanted: nothing asked.
+        let asked = *source.asked.lock().unwrap();
+        sync(&b, &source, opts).await.unwrap();
+        assert_eq!(*source.asked.lock().unwrap(), asked);
+    }
+
+    /// A source that never answers holds a sync up for one timeout, not forever.
+    #[tokio::test]
+    async fn a_source_that_never_answers_costs_one_timeout() {
+        struct Never;
+        #[async_trait]
+        impl BlockSource for Never {
+            async fn get(&self, _: &cid::Cid) -> Result<Vec<u8>, String> {
+                futures::future::pending().await
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let b = open(d.path()).await;
+        b.want(&wire::block_cid(b"x")).await.unwrap();
+        let r = sync(
+            &b,
+            &Never,
+            SyncOptions {
+                workers: 2,
+                fetch_timeout: Duration::from_millis(50),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r,
+            SyncReport {
+                stored: 0,
+                failed: 1,
+                wanted: 1
+            }
+        );
+    }
+}
