@@ -660,8 +660,15 @@ async fn the_pinsets_counts_stay_true_through_applies_imports_snapshots_and_anot
         "DROP TRIGGER pins_counted_update_v1",
         "DROP TRIGGER pins_counted_delete_v1",
         "DROP TABLE pin_counts",
-        // Made before versions were recorded: migration 1 runs on it.
+        // Made before versions were recorded (0.1.0): every migration runs on it.
         "DROP TABLE _sqlx_migrations",
+        "DROP TABLE crdt_blocks",
+        "DROP TABLE crdt_links",
+        "DROP TABLE crdt_heads",
+        "DROP TABLE crdt_wanted",
+        "DROP TABLE crdt_elems",
+        "DROP TABLE crdt_tombs",
+        "DROP TABLE crdt_batch",
     ] {
         sqlx::query(stmt).execute(&pool).await.unwrap();
     }

@@ -99,7 +99,7 @@ pub(super) async fn connect(
 ) -> Result<SqlitePool, ConsensusError> {
     let cannot = |e: sqlx::Error| {
         storage(format!(
-            "{}: cannot open the Raft database: {e}",
+            "{}: cannot open the database: {e}",
             path.display()
         ))
     };

@@ -44,7 +44,7 @@ async fn check_version(path: &Path) -> Result<(), ConsensusError> {
         .busy_timeout(Duration::from_secs(30));
     let cannot = |e: sqlx::Error| {
         storage(format!(
-            "{}: cannot read the Raft database's version: {e}",
+            "{}: cannot read the database's version: {e}",
             path.display()
         ))
     };
@@ -70,7 +70,7 @@ async fn check_version(path: &Path) -> Result<(), ConsensusError> {
         .ok()
         .flatten();
     Err(storage(format!(
-        "{}: the Raft database was written by a newer version ({}, storage schema {theirs}); \
+        "{}: the database was written by a newer version ({}, storage schema {theirs}); \
          this is {} (storage schema {}), which cannot read it. Nothing was changed: run \
          that version or a newer one, or restore the folder's backup made by this one",
         path.display(),
@@ -89,9 +89,9 @@ fn check_header(path: &Path) -> Result<(), ConsensusError> {
     use std::io::Read;
     let damaged = |why: String| {
         storage(format!(
-            "{}: the Raft database is damaged ({why}); it was left as it is. Restore the \
-             folder from a backup, or move the raft folder away and start with --bootstrap \
-             to receive the state from the cluster again",
+            "{}: the database is damaged ({why}); it was left as it is. Restore the \
+             folder from a backup, or move its folder (raft or crdt) away and start the peer \
+             again (a Raft peer with --bootstrap) to receive the state from the cluster",
             path.display()
         ))
     };
@@ -152,7 +152,7 @@ pub async fn open(path: &Path) -> Result<SqlitePool, ConsensusError> {
     let pool = connect(path, opts, 4).await?;
     MIGRATOR.run(&pool).await.map_err(|e| {
         storage(format!(
-            "{}: not a usable Raft database: {e}",
+            "{}: not a usable database of this program: {e}",
             path.display()
         ))
     })?;
