@@ -195,6 +195,9 @@ impl Config {
                 "needs at least one multiaddress".into(),
             ));
         }
+        if let Some(crdt) = &self.consensus.crdt {
+            crdt.validate()?;
+        }
         if self.pin_tracker.stateless.concurrent_pins == 0 {
             return Err((
                 "pin_tracker.stateless.concurrent_pins".into(),

@@ -135,9 +135,103 @@ impl Default for RaftConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ConsensusConfig {
     pub raft: RaftConfig,
-    /// Accepted so IPFS Cluster configs that also carry a CRDT section load; unused here.
+    /// IPFS Cluster's CRDT section (`consensus/crdt/config.go`), read and checked as IPFS
+    /// Cluster reads it; the CRDT consensus (`consensus/crdt/`) is not wired into a peer yet.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub crdt: Option<Value>,
+    pub crdt: Option<CrdtConfig>,
+}
+
+/// The `consensus.crdt` section, with IPFS Cluster's defaults. Unknown keys are ignored, as
+/// IPFS Cluster's JSON reading ignores them (its releases differ in the keys they write).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct CrdtConfig {
+    /// Names the pubsub topic (its MD5 multihash in base58).
+    pub cluster_name: String,
+    /// Peer ids whose deltas are applied; `"*"` trusts every peer (the default).
+    pub trusted_peers: Vec<String>,
+    pub batching: CrdtBatching,
+    /// How often a dirty store is repaired (IPFS Cluster); this store is never dirty.
+    pub repair_interval: GoDuration,
+    /// How often the heads are announced again when nothing else was.
+    pub rebroadcast_interval: GoDuration,
+    /// The metric whose senders make the peerset.
+    pub peerset_metric: String,
+    pub datastore_namespace: String,
+}
+
+/// Batching of CRDT writes: both `max_batch_size` and `max_batch_age` above 0 enable it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct CrdtBatching {
+    pub max_batch_size: u64,
+    pub max_batch_age: GoDuration,
+    pub max_queue_size: u64,
+}
+
+impl Default for CrdtBatching {
+    fn default() -> Self {
+        CrdtBatching {
+            max_batch_size: 0,
+            max_batch_age: GoDuration::secs(0),
+            max_queue_size: 50_000,
+        }
+    }
+}
+
+impl Default for CrdtConfig {
+    fn default() -> Self {
+        CrdtConfig {
+            cluster_name: "ipfs-cluster".into(),
+            trusted_peers: vec!["*".into()],
+            batching: CrdtBatching::default(),
+            repair_interval: GoDuration::secs(3600),
+            rebroadcast_interval: GoDuration::secs(60),
+            peerset_metric: "ping".into(),
+            datastore_namespace: "/c".into(),
+        }
+    }
+}
+
+impl CrdtConfig {
+    /// Whether every peer is trusted (`"*"` among the trusted peers).
+    pub fn trust_all(&self) -> bool {
+        self.trusted_peers.iter().any(|p| p == "*")
+    }
+
+    /// Whether writes are batched.
+    pub fn batching_enabled(&self) -> bool {
+        self.batching.max_batch_size > 0 && !self.batching.max_batch_age.get().is_zero()
+    }
+
+    /// IPFS Cluster's checks (`Config.Validate`, and the trusted peers' parsing): the key at
+    /// fault and what is wrong with it.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let key = |k: &str| format!("consensus.crdt.{k}");
+        if self.cluster_name.is_empty() {
+            return Err((key("cluster_name"), "cannot be empty".into()));
+        }
+        if self.peerset_metric.is_empty() {
+            return Err((key("peerset_metric"), "needs a name".into()));
+        }
+        if self.rebroadcast_interval.get().is_zero() {
+            return Err((key("rebroadcast_interval"), "must be above 0".into()));
+        }
+        if self.batching.max_queue_size == 0 {
+            return Err((key("batching.max_queue_size"), "must be above 0".into()));
+        }
+        if !self.trust_all() {
+            for p in &self.trusted_peers {
+                p.parse::<libp2p_identity::PeerId>().map_err(|e| {
+                    (
+                        key("trusted_peers"),
+                        format!("{p:?} is not a peer id (nor \"*\"): {e}"),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Shared by the REST API (9094) and the Pinning Service API (9097), as in IPFS Cluster.

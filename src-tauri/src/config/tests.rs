@@ -189,3 +189,64 @@ fn go_config_sections_are_accepted() {
     v["observations"] = serde_json::json!({"metrics": {}});
     assert!(parse(&v.to_string()).is_ok());
 }
+
+/// IPFS Cluster's CRDT section reads as IPFS Cluster reads it: the fixture's values, its
+/// defaults for what the file leaves out, unknown keys ignored.
+#[test]
+fn the_crdt_section_of_ipfs_clusters_fixture_reads_with_its_defaults() {
+    let text = include_str!("../../../tests/fixtures/ipfs-cluster-v1.1-crdt-service.json");
+    let v: Value = serde_json::from_str(text).unwrap();
+    let crdt: CrdtConfig = serde_json::from_value(v["consensus"]["crdt"].clone()).unwrap();
+    assert_eq!(crdt.cluster_name, "ipfs-cluster");
+    assert!(crdt.trust_all());
+    assert!(!crdt.batching_enabled());
+    assert_eq!(crdt.batching.max_queue_size, 50_000);
+    assert_eq!(crdt.repair_interval.get().as_secs(), 3600);
+    assert_eq!(crdt.rebroadcast_interval.get().as_secs(), 60);
+    assert_eq!(crdt.peerset_metric, "ping");
+    assert_eq!(crdt.datastore_namespace, "/c");
+    crdt.validate().unwrap();
+    let batched: CrdtConfig = serde_json::from_value(serde_json::json!({
+        "cluster_name": "c",
+        "trusted_peers": ["12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"],
+        "batching": {"max_batch_size": 100, "max_batch_age": "1s"},
+        "a_key_of_another_release": true
+    }))
+    .unwrap();
+    assert!(batched.batching_enabled());
+    assert!(!batched.trust_all());
+    batched.validate().unwrap();
+}
+
+/// A CRDT section beside Raft's is checked as IPFS Cluster checks it: a bad value stops the
+/// load naming its key.
+#[test]
+fn a_bad_crdt_section_is_refused_naming_its_key() {
+    for (crdt, key) in [
+        (
+            serde_json::json!({"trusted_peers": ["not-a-peer"]}),
+            "consensus.crdt.trusted_peers",
+        ),
+        (
+            serde_json::json!({"cluster_name": ""}),
+            "consensus.crdt.cluster_name",
+        ),
+        (
+            serde_json::json!({"rebroadcast_interval": "0s"}),
+            "consensus.crdt.rebroadcast_interval",
+        ),
+        (
+            serde_json::json!({"batching": {"max_queue_size": 0}}),
+            "consensus.crdt.batching.max_queue_size",
+        ),
+    ] {
+        let mut v = valid_json();
+        v["consensus"]["crdt"] = crdt;
+        let err = parse(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    let mut v = valid_json();
+    v["consensus"]["crdt"] = serde_json::json!({"cluster_name": "mine"});
+    let c = parse(&v.to_string()).unwrap();
+    assert_eq!(c.consensus.crdt.unwrap().cluster_name, "mine");
+}

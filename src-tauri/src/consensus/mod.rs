@@ -11,6 +11,8 @@
 
 mod admission;
 mod committer;
+// Not wired into a peer yet (issue 25): this allowance goes when it is.
+#[allow(dead_code)]
 pub(crate) mod crdt;
 mod handover;
 mod link;

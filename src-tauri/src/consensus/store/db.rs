@@ -97,12 +97,8 @@ pub(super) async fn connect(
     opts: SqliteConnectOptions,
     connections: u32,
 ) -> Result<SqlitePool, ConsensusError> {
-    let cannot = |e: sqlx::Error| {
-        storage(format!(
-            "{}: cannot open the database: {e}",
-            path.display()
-        ))
-    };
+    let cannot =
+        |e: sqlx::Error| storage(format!("{}: cannot open the database: {e}", path.display()));
     let pool = SqlitePoolOptions::new()
         .max_connections(connections)
         .idle_timeout(None)
