@@ -1,0 +1,366 @@
+//! Peers of the CRDT consensus joined by an in-process hub (their real stores on disk): a
+//! write reaches every peer, a peer cut off writes on and is taken up when it is back,
+//! writes on both sides merge, followers refuse writes, untrusted peers are not heard, and
+//! a batch a crash left is published at the next start.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::state::feed::feed;
+use crate::types::PinOptions;
+
+/// Delivers broadcasts to every connected peer and fetches blocks from any of them; a peer
+/// cut off neither sends nor receives.
+#[derive(Default)]
+struct Hub {
+    peers: Mutex<HashMap<String, (mpsc::Sender<Heard>, Arc<CrdtStore>)>>,
+    cut: Mutex<HashSet<String>>,
+}
+
+struct Port {
+    hub: Arc<Hub>,
+    me: String,
+}
+
+impl Hub {
+    fn is_cut(&self, p: &str) -> bool {
+        self.cut.lock().unwrap().contains(p)
+    }
+}
+
+#[async_trait]
+impl BlockSource for Port {
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String> {
+        if self.hub.is_cut(&self.me) {
+            return Err("cut off".into());
+        }
+        let stores: Vec<Arc<CrdtStore>> = {
+            let peers = self.hub.peers.lock().unwrap();
+            peers
+                .iter()
+                .filter(|(id, _)| **id != self.me && !self.hub.is_cut(id))
+                .map(|(_, (_, s))| s.clone())
+                .collect()
+        };
+        for s in stores {
+            if let Ok(Some(b)) = s.block(c).await {
+                return Ok(b);
+            }
+        }
+        Err("nobody has it".into())
+    }
+}
+
+#[async_trait]
+impl CrdtNetwork for Port {
+    async fn announce(&self, broadcast: Vec<u8>) {
+        if self.hub.is_cut(&self.me) {
+            return;
+        }
+        let to: Vec<mpsc::Sender<Heard>> = {
+            let peers = self.hub.peers.lock().unwrap();
+            peers
+                .iter()
+                .filter(|(id, _)| **id != self.me && !self.hub.is_cut(id))
+                .map(|(_, (tx, _))| tx.clone())
+                .collect()
+        };
+        for tx in to {
+            let _ = tx.try_send(Heard {
+                from: self.me.clone(),
+                data: broadcast.clone(),
+            });
+        }
+    }
+}
+
+struct Peer {
+    c: Arc<CrdtConsensus>,
+    tasks: Tasks,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn options(id: &str) -> CrdtOptions {
+    CrdtOptions {
+        peer_id: id.into(),
+        batching: None,
+        max_queue_size: 50_000,
+        follower: false,
+        trust: Trust::All,
+        rebroadcast_interval: Duration::from_millis(200),
+        sync: SyncOptions {
+            workers: 8,
+            fetch_timeout: Duration::from_secs(5),
+        },
+    }
+}
+
+async fn start(hub: &Arc<Hub>, dir: &Path, opts: CrdtOptions) -> (Arc<CrdtConsensus>, Tasks) {
+    let (tx, rx) = mpsc::channel(64);
+    let (changes, mut feed_rx) = feed(1 << 12);
+    let tasks = Tasks::new();
+    tasks.spawn(async move { while feed_rx.recv().await.is_some() {} });
+    let port = Arc::new(Port {
+        hub: hub.clone(),
+        me: opts.peer_id.clone(),
+    });
+    let id = opts.peer_id.clone();
+    let c = CrdtConsensus::start(
+        &super::super::store::db_path(dir),
+        opts,
+        port,
+        rx,
+        changes,
+        &tasks,
+    )
+    .await
+    .unwrap();
+    hub.peers
+        .lock()
+        .unwrap()
+        .insert(id, (tx, c.store().clone()));
+    (c, tasks)
+}
+
+async fn peer(hub: &Arc<Hub>, opts: CrdtOptions) -> Peer {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, tasks) = start(hub, dir.path(), opts).await;
+    Peer {
+        c,
+        tasks,
+        _dir: Some(dir),
+    }
+}
+
+fn pin(n: u32) -> Pin {
+    Pin::new(
+        Cid(wire::block_cid(&n.to_be_bytes())),
+        PinOptions {
+            name: format!("pin {n}"),
+            ..PinOptions::default()
+        },
+    )
+}
+
+async fn count(p: &CrdtConsensus) -> u64 {
+    p.state().count().await.unwrap()
+}
+
+/// Waits until `check` holds, up to `secs` seconds.
+async fn until<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pin_reaches_every_peer_and_an_unpin_too() {
+    let hub = Arc::new(Hub::default());
+    let peers = [
+        peer(&hub, options("a")).await,
+        peer(&hub, options("b")).await,
+        peer(&hub, options("c")).await,
+    ];
+    peers[0].c.log_pin(pin(1)).await.unwrap();
+    // The writer has it at once.
+    assert_eq!(count(&peers[0].c).await, 1);
+    for p in &peers[1..] {
+        until(10, "pin on every peer", || async { count(&p.c).await == 1 }).await;
+    }
+    peers[2].c.log_unpin(pin(1).cid).await.unwrap();
+    for p in &peers {
+        until(10, "unpin on every peer", || async {
+            count(&p.c).await == 0
+        })
+        .await;
+    }
+    assert!(peers[0].c.is_ready());
+    assert_eq!(peers[0].c.leader(), None);
+    for p in &peers {
+        p.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_peer_cut_off_writes_on_and_both_sides_merge_when_it_is_back() {
+    let hub = Arc::new(Hub::default());
+    let peers = [
+        peer(&hub, options("a")).await,
+        peer(&hub, options("b")).await,
+        peer(&hub, options("c")).await,
+    ];
+    peers[0].c.log_pin(pin(1000)).await.unwrap();
+    for p in &peers {
+        until(10, "first pin everywhere", || async {
+            count(&p.c).await == 1
+        })
+        .await;
+    }
+    hub.cut.lock().unwrap().insert("a".into());
+    // Offline: a pins 100 CIDs and removes the shared one; b pins it again meanwhile
+    // (its add is one a's remove did not see: it wins) and pins one of its own.
+    for n in 0..100 {
+        peers[0].c.log_pin(pin(n)).await.unwrap();
+    }
+    peers[0].c.log_unpin(pin(1000).cid).await.unwrap();
+    peers[1].c.log_pin(pin(1000)).await.unwrap();
+    peers[1].c.log_pin(pin(2000)).await.unwrap();
+    assert_eq!(count(&peers[0].c).await, 100);
+    hub.cut.lock().unwrap().clear();
+    for p in &peers {
+        until(10, "merged everywhere", || async {
+            count(&p.c).await == 102
+        })
+        .await;
+    }
+    for p in &peers {
+        assert!(p.c.state().get(&pin(1000).cid).await.unwrap().is_some());
+        p.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_follower_refuses_writes_and_follows() {
+    let hub = Arc::new(Hub::default());
+    let writer = peer(&hub, options("w")).await;
+    let follower = peer(
+        &hub,
+        CrdtOptions {
+            follower: true,
+            ..options("f")
+        },
+    )
+    .await;
+    let err = follower.c.log_pin(pin(1)).await.unwrap_err();
+    assert!(matches!(err, ConsensusError::Refused(_)), "{err}");
+    assert!(err.to_string().contains("follower_mode"), "{err}");
+    assert!(matches!(
+        follower.c.log_unpin(pin(1).cid).await,
+        Err(ConsensusError::Refused(_))
+    ));
+    assert_eq!(count(&follower.c).await, 0);
+    assert_eq!(follower.c.members()[0].role, PeerRole::Follower);
+    writer.c.log_pin(pin(2)).await.unwrap();
+    until(10, "the follower follows", || async {
+        count(&follower.c).await == 1
+    })
+    .await;
+    writer.tasks.shutdown().await;
+    follower.tasks.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_untrusted_peers_heads_are_not_heard() {
+    let hub = Arc::new(Hub::default());
+    // As in a collaborative cluster, every peer's configuration names the same trusted
+    // peers. (A trusted peer that trusted everyone would take the stranger's blocks into its
+    // own DAG, vouching for them, and those who trust it would follow: trust is in whose
+    // heads are heard, as in IPFS Cluster.)
+    let trust = Trust::Only(HashSet::from(["t".to_string()]));
+    let trusted = peer(
+        &hub,
+        CrdtOptions {
+            trust: trust.clone(),
+            ..options("t")
+        },
+    )
+    .await;
+    let stranger = peer(&hub, options("s")).await;
+    let careful = peer(
+        &hub,
+        CrdtOptions {
+            trust,
+            ..options("c")
+        },
+    )
+    .await;
+    stranger.c.log_pin(pin(1)).await.unwrap();
+    trusted.c.log_pin(pin(2)).await.unwrap();
+    until(10, "the trusted peer's pin", || async {
+        count(&careful.c).await >= 1
+    })
+    .await;
+    // The stranger, trusting all, has both; after hearing its heads thrice the careful peer
+    // still has not its pin.
+    until(10, "the stranger hears the trusted peer", || async {
+        count(&stranger.c).await == 2
+    })
+    .await;
+    until(10, "the stranger's heads dropped three times", || async {
+        careful.c.untrusted_broadcasts() >= 3
+    })
+    .await;
+    assert_eq!(count(&careful.c).await, 1);
+    assert!(careful.c.state().get(&pin(1).cid).await.unwrap().is_none());
+    for p in [&trusted, &stranger, &careful] {
+        p.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn batches_go_out_when_full_or_old_and_a_crash_loses_none() {
+    let hub = Arc::new(Hub::default());
+    let batched = |id: &str, size: u64, age_ms: u64| CrdtOptions {
+        batching: Some((size, Duration::from_millis(age_ms))),
+        ..options(id)
+    };
+    let other = peer(&hub, options("o")).await;
+    let dir = tempfile::tempdir().unwrap();
+    // As a crash leaves it: three writes acknowledged (queued on disk), none published.
+    {
+        let (tx, _rx) = feed(16);
+        let s = CrdtStore::open(&super::super::store::db_path(dir.path()), tx)
+            .await
+            .unwrap();
+        for n in 0..3 {
+            let p = pin(n);
+            s.queue(
+                &wire::pin_key(&p.cid),
+                Some(&wire::pin_to_bytes(&p).unwrap()),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // The next start publishes them before anything else, and the others get them.
+    let (c, tasks) = start(&hub, dir.path(), batched("b", 5, 60_000)).await;
+    assert_eq!(count(&c).await, 3);
+    assert_eq!(c.store().queued().await.unwrap(), 0);
+    until(
+        10,
+        "the batch left by the crash reaches the others",
+        || async { count(&other.c).await == 3 },
+    )
+    .await;
+    // A full batch goes out at once (its age is a minute); until then it is not published.
+    for n in 3..7 {
+        c.log_pin(pin(n)).await.unwrap();
+    }
+    assert_eq!(count(&c).await, 3);
+    c.log_pin(pin(7)).await.unwrap();
+    until(10, "a full batch published and heard", || async {
+        count(&other.c).await == 8
+    })
+    .await;
+    // A graceful stop publishes what the batch holds.
+    c.log_pin(pin(8)).await.unwrap();
+    tasks.shutdown().await;
+    assert_eq!(count(&c).await, 9);
+    // A batch goes out by age.
+    let aged = peer(&hub, batched("a", 1000, 100)).await;
+    aged.c.log_pin(pin(99)).await.unwrap();
+    until(10, "a batch published by age", || async {
+        count(&other.c).await == 10
+    })
+    .await;
+    aged.tasks.shutdown().await;
+    other.tasks.shutdown().await;
+}
