@@ -96,6 +96,7 @@ impl Peer {
             announce: c.announce_multiaddress.0.clone(),
             request_timeout: raft_cfg.membership_timeout(),
             limits: crate::rpc::SwarmLimits::of(&c.connection_manager),
+            pubsub: None,
         };
         let rpc = ClusterRpc::start(swarm, tasks).await?;
         let peerstore_path = folder.join(&c.peerstore_file);

@@ -52,6 +52,7 @@ pub async fn as_stranger(secret: &str, target: &str, ask: Ask) -> String {
             announce: Vec::new(),
             request_timeout: Duration::from_secs(20),
             limits: SwarmLimits::default(),
+            pubsub: None,
         },
         &tasks,
     )

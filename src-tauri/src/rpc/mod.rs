@@ -31,8 +31,10 @@ use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::core::transport::Transport as _;
 use libp2p::core::upgrade::Version;
+use libp2p::gossipsub;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use crate::components::{
     Consensus, Member, NodeAnswer, NodeCall, PeerCall, PeerRpc, PeerService, RpcError,
 };
+use crate::consensus::crdt::component::Heard;
 use crate::consensus::network::TransportError;
 use crate::consensus::{ClusterNode, RaftRequest, RaftResponse, RaftService, RaftTransport};
 use crate::tasks::Tasks;
@@ -111,6 +114,10 @@ struct Behaviour {
     >,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
+    /// Streams of protocols of their own (the CRDT's Bitswap).
+    stream: libp2p_stream::Behaviour,
+    /// The CRDT's topic (gossipsub), only in a CRDT peer.
+    pubsub: Toggle<gossipsub::Behaviour>,
 }
 
 enum Command {
@@ -128,6 +135,10 @@ enum Command {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
     },
+    /// Publishes on the CRDT's topic.
+    Publish(Vec<u8>),
+    /// Connects to a peer (at its known addresses) unless connected.
+    Connect(PeerId),
 }
 
 /// Commands queued for the swarm's loop at most; a caller past it waits.
@@ -155,6 +166,24 @@ pub struct ClusterRpc {
     meter: Arc<bandwidth::Meter>,
     /// The last ping round trip to each connected peer (one entry per connected peer).
     latency: Latencies,
+    /// Opens and accepts streams of other protocols (the CRDT's Bitswap).
+    control: libp2p_stream::Control,
+    /// Peers connected now.
+    connected: Arc<Mutex<HashSet<PeerId>>>,
+    /// Messages on the CRDT's topic rejected (signer not trusted) since start.
+    rejected: Arc<AtomicU64>,
+}
+
+/// The CRDT's topic: what the swarm subscribes to, and whose messages on it are heard.
+pub struct Pubsub {
+    /// The topic's name ([`crate::consensus::crdt::wire::topic`] of the cluster's name).
+    pub topic: String,
+    /// Whether a message signed by this peer is taken (IPFS Cluster's topic validator): one
+    /// that is not is rejected, so it is neither heard here nor passed on.
+    pub trusted: Arc<dyn Fn(&PeerId) -> bool + Send + Sync>,
+    /// Where the messages taken go; when it is full, a message is dropped (heads are said
+    /// again every rebroadcast interval).
+    pub heard: mpsc::Sender<Heard>,
 }
 
 /// Round trips of libp2p's ping, by peer, while connected.
@@ -170,6 +199,8 @@ pub struct SwarmOptions {
     pub request_timeout: Duration,
     /// How many connections it holds (`cluster.connection_manager`).
     pub limits: SwarmLimits,
+    /// The CRDT's topic, in a CRDT peer.
+    pub pubsub: Option<Pubsub>,
 }
 
 fn build_swarm(
@@ -180,6 +211,10 @@ fn build_swarm(
     let setup = |e: &dyn std::fmt::Display| RpcError::Setup(e.to_string());
     let handshake = opts.limits.handshake;
     let (limits, per_ip) = limits::behaviours(&opts.limits);
+    let pubsub = match &opts.pubsub {
+        None => None,
+        Some(p) => Some(crdt_pubsub(&opts.keypair, &p.topic).map_err(|e| setup(&e))?),
+    };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(opts.keypair.clone())
         .with_tokio()
         .with_other_transport(|key| {
@@ -226,12 +261,35 @@ fn build_swarm(
                         .with_hide_listen_addrs(!opts.announce.is_empty()),
                 ),
                 ping: ping::Behaviour::new(ping::Config::new()),
+                stream: libp2p_stream::Behaviour::new(),
+                pubsub: Toggle::from(pubsub),
             }
         })
         .map_err(|e| setup(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     Ok(swarm)
+}
+
+/// Gossipsub for the CRDT's topic, as IPFS Cluster's pubsub: messages signed by their
+/// author (checked strictly), each validated by the trust check before it is passed on.
+fn crdt_pubsub(
+    keypair: &libp2p::identity::Keypair,
+    topic: &str,
+) -> Result<gossipsub::Behaviour, String> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .build()
+        .map_err(|e| format!("pubsub: {e}"))?;
+    let mut g = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        config,
+    )
+    .map_err(|e| format!("pubsub: {e}"))?;
+    g.subscribe(&gossipsub::IdentTopic::new(topic))
+        .map_err(|e| format!("pubsub: {e}"))?;
+    Ok(g)
 }
 
 impl ClusterRpc {
@@ -265,6 +323,8 @@ impl ClusterRpc {
             swarm.add_external_address(addr.clone());
         }
         let me = *swarm.local_peer_id();
+        let control = swarm.behaviour().stream.new_control();
+        let connected = Arc::new(Mutex::new(HashSet::new()));
         let (commands, rx) = mpsc::channel(COMMANDS);
         let refused_busy = Arc::new(AtomicU64::new(0));
         let (listen_tx, listen) = watch::channel(Vec::new());
@@ -281,6 +341,9 @@ impl ClusterRpc {
             tasks: tasks.clone(),
             meter: meter.clone(),
             latency: Latencies::default(),
+            control,
+            connected: connected.clone(),
+            rejected: Arc::new(AtomicU64::new(0)),
         };
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -304,6 +367,11 @@ impl ClusterRpc {
             learned: learned_tx,
             tasks: tasks.clone(),
             latency: rpc.latency.clone(),
+            connected,
+            rejected: rpc.rejected.clone(),
+            pubsub: opts
+                .pubsub
+                .map(|p| (gossipsub::IdentTopic::new(p.topic), p.trusted, p.heard)),
         };
         tasks.spawn(task.run());
         // Every listener it opened has an address (a wildcard one may have several; a skipped
@@ -316,6 +384,34 @@ impl ClusterRpc {
         .map_err(|_| RpcError::Setup("the cluster swarm did not start listening".into()))?
         .map_err(|_| RpcError::Stopped)?;
         Ok(rpc)
+    }
+
+    /// A handle opening and accepting streams of other protocols on this swarm.
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.control.clone()
+    }
+
+    /// Messages on the CRDT's topic rejected since start (their signer is not trusted).
+    pub fn pubsub_rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The peers connected now.
+    pub fn connected_peers(&self) -> Vec<PeerId> {
+        self.connected.lock().unwrap().iter().copied().collect()
+    }
+
+    /// Connects to `peer` at `addrs` (and the addresses known for it) unless connected:
+    /// what a CRDT peer does with the peers it knows, as there are no Raft calls to connect it.
+    pub async fn connect(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let _ = self.commands.send(Command::Learn { peer, addrs }).await;
+        let _ = self.commands.send(Command::Connect(peer)).await;
+    }
+
+    /// Publishes `data` on the CRDT's topic (nothing without one). Best effort: with the
+    /// swarm's queue full, or no peer on the topic, it is not sent (and said again later).
+    pub async fn publish(&self, data: Vec<u8>) {
+        let _ = self.commands.send(Command::Publish(data)).await;
     }
 
     /// Where this peer listens, as others can dial it.
@@ -565,6 +661,14 @@ struct SwarmTask {
     learned: watch::Sender<u64>,
     tasks: Tasks,
     latency: Latencies,
+    connected: Arc<Mutex<HashSet<PeerId>>>,
+    rejected: Arc<AtomicU64>,
+    /// The CRDT's topic, who may publish on it, and where what is heard goes.
+    pubsub: Option<(
+        gossipsub::IdentTopic,
+        Arc<dyn Fn(&PeerId) -> bool + Send + Sync>,
+        mpsc::Sender<Heard>,
+    )>,
 }
 
 /// Addresses worth dialing: not unspecified (0.0.0.0) and without a trailing /p2p.
@@ -639,6 +743,73 @@ impl SwarmTask {
                 let _ = self.swarm.behaviour_mut().rpc.send_response(channel, resp);
             }
             Command::Learn { peer, addrs } => self.remember(peer, addrs),
+            Command::Connect(peer) => {
+                if self.swarm.is_connected(&peer) || peer == *self.swarm.local_peer_id() {
+                    return;
+                }
+                let addrs = self
+                    .known
+                    .lock()
+                    .unwrap()
+                    .get(&peer)
+                    .cloned()
+                    .unwrap_or_default();
+                let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%peer, "not dialed: {e}");
+                }
+            }
+            Command::Publish(data) => {
+                let Some((topic, _, _)) = &self.pubsub else {
+                    return;
+                };
+                let topic = topic.clone();
+                if let Some(g) = self.swarm.behaviour_mut().pubsub.as_mut() {
+                    if let Err(e) = g.publish(topic, data) {
+                        // Alone, or no peer on the topic yet: said again later.
+                        tracing::debug!("CRDT broadcast not published: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A message on the CRDT's topic: taken (and passed on) when its signer is trusted,
+    /// rejected otherwise.
+    fn pubsub_event(&mut self, ev: gossipsub::Event) {
+        let gossipsub::Event::Message {
+            propagation_source,
+            message_id,
+            message,
+        } = ev
+        else {
+            return;
+        };
+        let Some((_, trusted, heard)) = &self.pubsub else {
+            return;
+        };
+        let signer = message.source;
+        let take = signer.is_some_and(|p| trusted(&p));
+        let verdict = if take {
+            gossipsub::MessageAcceptance::Accept
+        } else {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(?signer, "CRDT broadcast from an untrusted peer rejected");
+            gossipsub::MessageAcceptance::Reject
+        };
+        if take {
+            let h = Heard {
+                from: signer.map(|p| p.to_string()).unwrap_or_default(),
+                data: message.data,
+            };
+            if heard.try_send(h).is_err() {
+                tracing::debug!("CRDT broadcast dropped: the CRDT is busy (said again later)");
+            }
+        }
+        if let Some(g) = self.swarm.behaviour_mut().pubsub.as_mut() {
+            g.report_message_validation_result(&message_id, &propagation_source, verdict);
         }
     }
 
@@ -663,6 +834,10 @@ impl SwarmTask {
                 ..
             })) => self.remember(peer_id, info.listen_addrs),
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.rpc_event(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Pubsub(ev)) => self.pubsub_event(ev),
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.connected.lock().unwrap().insert(peer_id);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),
@@ -676,6 +851,7 @@ impl SwarmTask {
                 ..
             } => {
                 self.latency.lock().unwrap().remove(&peer_id);
+                self.connected.lock().unwrap().remove(&peer_id);
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 // Most often: a peer with another secret (pnet handshake fails).
@@ -789,6 +965,7 @@ mod tests {
             announce: Vec::new(),
             request_timeout: Duration::from_secs(5),
             limits: SwarmLimits::default(),
+            pubsub: None,
         }
     }
 

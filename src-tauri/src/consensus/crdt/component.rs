@@ -9,7 +9,6 @@
 //! in-process hub in tests.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,6 @@ use super::sync::{self, BlockSource, SyncOptions};
 use super::wire::{self, Broadcast, Delta, Element};
 use crate::components::{Consensus, ConsensusError, Member, Pinset, RaftStats};
 use crate::consensus::store;
-use crate::state::feed::FeedSender;
 use crate::tasks::Tasks;
 use crate::types::{Cid, PeerRole, Pin};
 
@@ -95,19 +93,17 @@ fn read_only() -> ConsensusError {
 }
 
 impl CrdtConsensus {
-    /// Opens the store at `path` and starts the peer's CRDT tasks: hearing heads from
-    /// `heard`, syncing, announcing, batching. A batch a crash left is published first.
+    /// Starts the peer's CRDT tasks on `store`: hearing heads from `heard`, syncing,
+    /// announcing, batching. A batch a crash left is published first.
     pub async fn start(
-        path: &Path,
+        store: Arc<CrdtStore>,
         opts: CrdtOptions,
         net: Arc<dyn CrdtNetwork>,
         heard: mpsc::Receiver<Heard>,
-        changes: FeedSender,
         tasks: &Tasks,
     ) -> Result<Arc<CrdtConsensus>, ConsensusError> {
-        let store = Arc::new(CrdtStore::open(path, changes).await?);
         store::count_for(store.pool(), &opts.peer_id).await?;
-        let readers = store::open_readers(path).await?;
+        let readers = store::open_readers(store.path()).await?;
         let (members, _) = watch::channel(vec![Member {
             peer_id: opts.peer_id.clone(),
             addrs: Vec::new(),

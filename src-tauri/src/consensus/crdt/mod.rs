@@ -3,6 +3,7 @@
 //! same formats on the wire ([`wire`]).
 pub(crate) mod bitswap;
 pub(crate) mod component;
+pub(crate) mod net;
 pub(crate) mod store;
 pub(crate) mod sync;
 pub(crate) mod wire;

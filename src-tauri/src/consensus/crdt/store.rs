@@ -50,6 +50,7 @@ pub struct Stored {
 
 /// The CRDT's blocks, heads and set, and the pinset they make.
 pub struct CrdtStore {
+    path: PathBuf,
     pool: SqlitePool,
     /// Serializes the writers: a block's heads are read and changed in one transaction.
     writer: Mutex<()>,
@@ -83,10 +84,16 @@ impl CrdtStore {
         }
         let pool = store::open(path).await?;
         Ok(CrdtStore {
+            path: path.to_path_buf(),
             pool,
             writer: Mutex::new(()),
             changes,
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The pool (for readers of the pinset and tests).

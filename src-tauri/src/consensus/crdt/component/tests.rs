@@ -4,6 +4,7 @@
 //! a batch a crash left is published at the next start.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,16 +108,14 @@ async fn start(hub: &Arc<Hub>, dir: &Path, opts: CrdtOptions) -> (Arc<CrdtConsen
         me: opts.peer_id.clone(),
     });
     let id = opts.peer_id.clone();
-    let c = CrdtConsensus::start(
-        &super::super::store::db_path(dir),
-        opts,
-        port,
-        rx,
-        changes,
-        &tasks,
-    )
-    .await
-    .unwrap();
+    let store = Arc::new(
+        CrdtStore::open(&super::super::store::db_path(dir), changes)
+            .await
+            .unwrap(),
+    );
+    let c = CrdtConsensus::start(store, opts, port, rx, &tasks)
+        .await
+        .unwrap();
     hub.peers
         .lock()
         .unwrap()
