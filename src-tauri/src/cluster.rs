@@ -68,6 +68,8 @@ pub struct ClusterStats {
     pub raft: crate::components::RaftStats,
     /// Incoming cluster RPC calls answered "busy" since start.
     pub rpc_refused_busy: u64,
+    /// Messages on the CRDT's topic rejected since start (their signer is not trusted).
+    pub crdt_rejected: u64,
 }
 
 /// The components a [`Cluster`] drives, as the composition root hands them over.
@@ -412,6 +414,7 @@ impl Cluster {
             freespace,
             raft: self.consensus.stats().await,
             rpc_refused_busy: self.rpc.refused_busy(),
+            crdt_rejected: self.rpc.pubsub_rejected(),
         })
     }
 

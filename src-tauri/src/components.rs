@@ -661,6 +661,10 @@ pub trait PeerRpc: Send + Sync + 'static {
     ) -> Result<NodeAnswer, RpcError>;
     /// This peer's cluster RPC traffic, by protocol.
     fn bandwidth(&self) -> std::collections::BTreeMap<String, Bandwidth>;
+    /// Messages on the CRDT's topic rejected since start (their signer is not trusted).
+    fn pubsub_rejected(&self) -> u64 {
+        0
+    }
     /// Incoming calls answered "busy" since start (the limit on calls in flight bit).
     fn refused_busy(&self) -> u64 {
         0

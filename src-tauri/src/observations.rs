@@ -117,6 +117,12 @@ pub(crate) fn render(s: &ClusterStats) -> String {
     );
     counter(
         &mut out,
+        "crdt_rejected_broadcasts",
+        "Messages on the CRDT's topic rejected because their signer is not trusted",
+        s.crdt_rejected,
+    );
+    counter(
+        &mut out,
         "http_refused_connections",
         "HTTP connections answered 503 because an API served as many as it may at once",
         crate::http_server::refused_connections(),

@@ -15,7 +15,7 @@ use crate::allocator::Balanced;
 use crate::cluster::{Cluster, Components, PeerDescriptor};
 use crate::components::{Consensus, PinTracker};
 use crate::config::{Config, Identity};
-use crate::consensus::{Bootstrap, ClusterNode, ConsensusOptions, RaftConsensus};
+use crate::consensus::{crdt, Bootstrap, ClusterNode, ConsensusOptions, Engine, RaftConsensus};
 use crate::error::Result;
 use crate::informer::{self, Publisher};
 use crate::ipfsconn::IpfsHttp;
@@ -34,6 +34,8 @@ pub struct StartOptions {
     pub follower: bool,
     /// `daemon --stats`: serve Prometheus metrics even if `enable_stats` is off.
     pub stats: bool,
+    /// `daemon --no-trust` (CRDT): the bootstrap peers are not added to the trusted peers.
+    pub no_trust: bool,
     /// Cancelled to give up a start still under way (a stop signal while joining waits for
     /// a leader): the start then ends with [`crate::error::Error::Unavailable`], having stopped what it began.
     pub stop: CancellationToken,
@@ -41,7 +43,7 @@ pub struct StartOptions {
 
 pub struct Peer {
     cluster: Cluster,
-    consensus: Arc<RaftConsensus>,
+    consensus: Engine,
     /// Never empty (serving fails without an address).
     rest_addrs: Vec<SocketAddr>,
     proxy_addrs: Vec<SocketAddr>,
@@ -89,6 +91,30 @@ impl Peer {
         let follower = opts.follower || c.follower_mode;
         let ipfs = Arc::new(IpfsHttp::new(&config.ipfs_connector.ipfshttp)?);
 
+        // A CRDT peer: its section, whom it trusts, and its topic on the swarm.
+        let crdt_cfg = config
+            .consensus
+            .crdt_mode
+            .then(|| config.consensus.crdt.clone().unwrap_or_default());
+        let bootstrap_ids: Vec<libp2p::PeerId> = opts
+            .bootstrap
+            .iter()
+            .filter_map(|a| {
+                a.iter().find_map(|p| match p {
+                    libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                    _ => None,
+                })
+            })
+            .collect();
+        let (pubsub, crdt_trust) = match &crdt_cfg {
+            Some(cc) => {
+                let vouched: &[libp2p::PeerId] = if opts.no_trust { &[] } else { &bootstrap_ids };
+                let trust = crdt::trust(cc, &peer_id, vouched);
+                let (pubsub, heard) = crdt::pubsub(cc, &trust);
+                (Some(pubsub), Some((trust, heard)))
+            }
+            None => (None, None),
+        };
         let swarm = SwarmOptions {
             keypair: identity.keypair.clone(),
             secret: c.secret.0,
@@ -96,7 +122,7 @@ impl Peer {
             announce: c.announce_multiaddress.0.clone(),
             request_timeout: raft_cfg.membership_timeout(),
             limits: crate::rpc::SwarmLimits::of(&c.connection_manager),
-            pubsub: None,
+            pubsub,
         };
         let rpc = ClusterRpc::start(swarm, tasks).await?;
         let peerstore_path = folder.join(&c.peerstore_file);
@@ -116,8 +142,6 @@ impl Peer {
             history: None,
         };
         let joining = !opts.bootstrap.is_empty();
-        let bootstrap = Bootstrap::decide(&folder, raft_cfg, joining, &me_node, &known).await?;
-
         let (changes_tx, changes_rx) = crate::state::feed::feed(
             config
                 .pin_tracker
@@ -125,19 +149,62 @@ impl Peer {
                 .state_feed_capacity
                 .unwrap_or(crate::state::feed::DEFAULT_CAPACITY),
         );
-        let consensus_opts = ConsensusOptions {
-            folder: folder.clone(),
-            config: raft_cfg.clone(),
-            peer_id,
-            addrs: me_node.addrs.clone(),
-            transport: Arc::new(rpc.clone()),
-            changes: changes_tx,
-            bootstrap,
-            learner_is_ready: !joining || follower,
+        let engine = match (crdt_cfg, crdt_trust) {
+            (Some(cc), Some((trust, heard))) => {
+                // The peers it knows, and those it was told to bootstrap from.
+                let mut connect: Vec<_> = known.clone().into_iter().collect();
+                for a in &opts.bootstrap {
+                    let id = a.iter().find_map(|p| match p {
+                        libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+                        _ => None,
+                    });
+                    if let Some(id) = id {
+                        connect.push((id, vec![a.clone()]));
+                    }
+                }
+                let started = crdt::start(
+                    crdt::CrdtStart {
+                        folder: &folder,
+                        config: &cc,
+                        follower,
+                        peer_id,
+                        trust,
+                        rpc: &rpc,
+                        heard,
+                        changes: changes_tx,
+                        connect,
+                        // At most the monitor's ping interval, at least every 5 s: a peer
+                        // back is met again soon.
+                        members_interval: c
+                            .monitor_ping_interval
+                            .get()
+                            .min(std::time::Duration::from_secs(5)),
+                    },
+                    tasks,
+                )
+                .await?;
+                Engine::crdt(started)
+            }
+            _ => {
+                let bootstrap =
+                    Bootstrap::decide(&folder, raft_cfg, joining, &me_node, &known).await?;
+                let consensus_opts = ConsensusOptions {
+                    folder: folder.clone(),
+                    config: raft_cfg.clone(),
+                    peer_id,
+                    addrs: me_node.addrs.clone(),
+                    transport: Arc::new(rpc.clone()),
+                    changes: changes_tx,
+                    bootstrap,
+                    learner_is_ready: !joining || follower,
+                };
+                let raft = Arc::new(RaftConsensus::start(consensus_opts, tasks).await?);
+                raft.identify_when_ready();
+                raft.notice_removal_while_away();
+                Engine::Raft(raft)
+            }
         };
-        let consensus = Arc::new(RaftConsensus::start(consensus_opts, tasks).await?);
-        consensus.identify_when_ready();
-        consensus.notice_removal_while_away();
+        let consensus: Arc<dyn Consensus> = engine.consensus();
 
         let tracker = StatelessTracker::start(
             TrackerIdentity {
@@ -203,7 +270,7 @@ impl Peer {
             .get()
             .min(std::time::Duration::from_secs(60));
         cluster.unpin_expired(expiry_check, tasks);
-        rpc.serve(consensus.clone(), Arc::new(cluster.clone()));
+        rpc.serve(engine.raft_service(), Arc::new(cluster.clone()));
 
         // Every API listens before the peer joins (as IPFS Cluster's daemon does): a port
         // taken stops the start while the cluster has not counted this peer yet, and the
@@ -245,9 +312,8 @@ impl Peer {
         } else {
             Vec::new()
         };
-        if joining {
-            consensus
-                .join_cluster(&opts.bootstrap, follower, &opts.stop)
+        if let (true, Engine::Raft(raft)) = (joining, &engine) {
+            raft.join_cluster(&opts.bootstrap, follower, &opts.stop)
                 .await?;
         }
         rpc.keep_peerstore(consensus.clone(), peerstore_path);
@@ -255,7 +321,7 @@ impl Peer {
         cluster.connect_swarms(swarm_delay, tasks);
         Ok(Peer {
             cluster,
-            consensus,
+            consensus: engine,
             rest_addrs,
             proxy_addrs,
             pinsvc_addrs,

@@ -315,26 +315,21 @@ async fn a_service_json_written_by_ipfs_cluster_init_loads_and_says_what_it_does
     peer.client().id().await.unwrap();
 }
 
+/// `init --consensus crdt` writes IPFS Cluster's CRDT section (and no Raft one); the file
+/// loads as a CRDT peer's (its daemon runs in `tests/crdt.rs`).
 #[test]
-fn a_crdt_only_service_json_stops_the_start_saying_how_to_move_to_raft() {
+fn init_consensus_crdt_writes_the_crdt_section_only() {
     let dir = tempfile::tempdir().unwrap();
-    init(dir.path());
-    std::fs::write(
-        dir.path().join("service.json"),
-        fixture("ipfs-cluster-v1.1-crdt-service.json"),
-    )
-    .unwrap();
-    let out = service(dir.path(), &["daemon"]);
-    assert!(!out.status.success());
-    let said = text(&out);
+    let out = service(dir.path(), &["init", "--consensus", "crdt"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cfg = config_of(dir.path());
     assert!(
-        said.contains("consensus.crdt") && said.contains("raft"),
-        "{said}"
+        cfg["consensus"].get("raft").is_none(),
+        "{}",
+        cfg["consensus"]
     );
-    assert!(
-        said.contains("state export"),
-        "says how to move the pinset: {said}"
-    );
+    assert_eq!(cfg["consensus"]["crdt"]["cluster_name"], "ipfs-cluster");
+    assert_eq!(cfg["consensus"]["crdt"]["trusted_peers"][0], "*");
 }
 
 fn config_of(dir: &std::path::Path) -> Value {
@@ -411,7 +406,10 @@ fn init_takes_ipfs_cluster_services_flags() {
 
     // Bad input: nothing written.
     for (args, says) in [
-        (vec!["init", "--consensus", "crdt"], "Raft only"),
+        (
+            vec!["init", "--consensus", "paxos"],
+            "expected raft or crdt",
+        ),
         (vec!["init", "--peers", "/ip4/1.2.3.4/tcp/9096"], "/p2p/"),
         (
             vec!["init", "--peers", "not-a-multiaddr"],

@@ -58,7 +58,8 @@ enum Cmd {
         /// Listens on free ports picked now instead of the default ones.
         #[arg(long)]
         randomports: bool,
-        /// raft (this peer's only consensus; IPFS Cluster's crdt is refused).
+        /// raft (the default) or crdt (IPFS Cluster's Merkle-CRDT: no leader, works
+        /// offline, trusted peers write, followers read).
         #[arg(long, default_value = "raft")]
         consensus: String,
         /// IPFS Cluster's datastore choice: accepted, unused (the state is in SQLite).
@@ -89,8 +90,9 @@ enum Cmd {
         /// default http://localhost:4318), as observations.tracing.enable_tracing does.
         #[arg(long)]
         tracing: bool,
-        /// IPFS Cluster's CRDT trust option: accepted, no effect with Raft.
-        #[arg(long, hide = true)]
+        /// CRDT: does not trust the --bootstrap peers (IPFS Cluster's option; by default
+        /// they are added to trusted_peers). No effect with Raft.
+        #[arg(long)]
         no_trust: bool,
         /// Serves Prometheus metrics on observations.metrics.prometheus_endpoint even when
         /// enable_stats is off.
@@ -311,13 +313,15 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             consensus,
             datastore: _,
         } => {
-            if consensus != "raft" {
-                bail!(
-                    "--consensus {consensus}: this peer runs Raft only (IPFS Cluster's crdt \
-                     consensus is not available); use --consensus raft"
-                );
-            }
             let mut cfg = Config::new_for_init();
+            match consensus.as_str() {
+                "raft" => {}
+                "crdt" => {
+                    cfg.consensus.crdt = Some(Default::default());
+                    cfg.consensus.crdt_mode = true;
+                }
+                other => bail!("--consensus {other}: expected raft or crdt"),
+            }
             if let Ok(s) = std::env::var("CLUSTER_SECRET") {
                 cfg.cluster.secret = s
                     .parse()
@@ -365,7 +369,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             leave,
             upgrade: _,
             tracing,
-            no_trust: _,
+            no_trust,
         } => {
             if tracing {
                 tracing::info!("--tracing: spans are exported with OpenTelemetry (OTLP)");
@@ -389,6 +393,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                     bootstrap,
                     follower,
                     stats,
+                    no_trust,
                     ..Default::default()
                 },
                 leave,

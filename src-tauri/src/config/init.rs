@@ -63,6 +63,14 @@ fn init_with(
         Identity::generate()
     };
     let mut json = serde_json::to_value(&config).expect("config serializes");
+    if config.consensus.crdt_mode {
+        // As IPFS Cluster's `init --consensus crdt`: the crdt section only (a file with
+        // both runs Raft).
+        json["consensus"]
+            .as_object_mut()
+            .expect("consensus section")
+            .remove("raft");
+    }
     if !with_secret {
         json["cluster"]
             .as_object_mut()

@@ -121,16 +121,7 @@ impl Config {
             }
         }
         let consensus = &value["consensus"];
-        if consensus.get("crdt").is_some() && consensus.get("raft").is_none() {
-            return Err(key_err(
-                "consensus.crdt".into(),
-                "this peer runs Raft; IPFS Cluster's CRDT consensus is not supported. To move a \
-                 CRDT cluster: `ipfs-cluster-service state export` the pinset with IPFS Cluster, \
-                 run `ipfs-cluster-service init --force` here (it writes a consensus.raft \
-                 section and keeps identity.json), then `ipfs-cluster-service state import FILE`"
-                    .into(),
-            ));
-        }
+        let crdt_mode = consensus.get("crdt").is_some() && consensus.get("raft").is_none();
         let mut value = value;
         // Keys the file sets to something other than the default, that nothing here reads
         // (foreign ones, absent from the types, count whenever present).
@@ -169,10 +160,12 @@ impl Config {
             .filter(|p| FOREIGN.contains(p) || read.pointer(p) != defaults.pointer(p))
             .map(|p| p.trim_start_matches('/').replace('/', "."))
             .collect();
-        Ok(Config {
+        let mut config = Config {
             not_acted_on,
             ..config
-        })
+        };
+        config.consensus.crdt_mode = crdt_mode;
+        Ok(config)
     }
 
     /// Checks that span keys or that serde cannot express.

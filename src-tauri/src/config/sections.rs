@@ -136,9 +136,14 @@ impl Default for RaftConfig {
 pub struct ConsensusConfig {
     pub raft: RaftConfig,
     /// IPFS Cluster's CRDT section (`consensus/crdt/config.go`), read and checked as IPFS
-    /// Cluster reads it; the CRDT consensus (`consensus/crdt/`) is not wired into a peer yet.
+    /// Cluster reads it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crdt: Option<CrdtConfig>,
+    /// The file has a `crdt` section and no `raft` one: the peer runs the CRDT consensus
+    /// (with both, Raft, as this project's releases before the CRDT read such files). Not
+    /// part of the file.
+    #[serde(skip)]
+    pub crdt_mode: bool,
 }
 
 /// The `consensus.crdt` section, with IPFS Cluster's defaults. Unknown keys are ignored, as

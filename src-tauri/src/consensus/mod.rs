@@ -11,9 +11,8 @@
 
 mod admission;
 mod committer;
-// Not wired into a peer yet (issue 25): this allowance goes when it is.
-#[allow(dead_code)]
 pub(crate) mod crdt;
+mod engine;
 mod handover;
 mod link;
 mod management;
@@ -26,6 +25,7 @@ mod snapshot;
 mod store;
 pub(crate) mod typ;
 
+pub(crate) use engine::Engine;
 #[cfg(test)]
 use network::NoTransport;
 pub(crate) use network::{RaftRequest, RaftResponse, RaftService, RaftTransport};

@@ -172,6 +172,8 @@ pub struct ClusterRpc {
     connected: Arc<Mutex<HashSet<PeerId>>>,
     /// Messages on the CRDT's topic rejected (signer not trusted) since start.
     rejected: Arc<AtomicU64>,
+    /// Bumped whenever a peer subscribes to the CRDT's topic (a peer met or back).
+    topic_joined: watch::Receiver<u64>,
 }
 
 /// The CRDT's topic: what the swarm subscribes to, and whose messages on it are heard.
@@ -325,6 +327,7 @@ impl ClusterRpc {
         let me = *swarm.local_peer_id();
         let control = swarm.behaviour().stream.new_control();
         let connected = Arc::new(Mutex::new(HashSet::new()));
+        let (joined_tx, topic_joined) = watch::channel(0u64);
         let (commands, rx) = mpsc::channel(COMMANDS);
         let refused_busy = Arc::new(AtomicU64::new(0));
         let (listen_tx, listen) = watch::channel(Vec::new());
@@ -344,6 +347,7 @@ impl ClusterRpc {
             control,
             connected: connected.clone(),
             rejected: Arc::new(AtomicU64::new(0)),
+            topic_joined,
         };
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -369,6 +373,7 @@ impl ClusterRpc {
             latency: rpc.latency.clone(),
             connected,
             rejected: rpc.rejected.clone(),
+            topic_joined: joined_tx,
             pubsub: opts
                 .pubsub
                 .map(|p| (gossipsub::IdentTopic::new(p.topic), p.trusted, p.heard)),
@@ -391,9 +396,14 @@ impl ClusterRpc {
         self.control.clone()
     }
 
-    /// Messages on the CRDT's topic rejected since start (their signer is not trusted).
-    pub fn pubsub_rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+    /// Bumped whenever a peer subscribes to the CRDT's topic: a peer met, or back.
+    pub fn topic_joined(&self) -> watch::Receiver<u64> {
+        self.topic_joined.clone()
+    }
+
+    /// The peers whose addresses this peer knows (the peerstore, bootstrap, identify).
+    pub fn known_peers(&self) -> Vec<PeerId> {
+        self.known.lock().unwrap().keys().copied().collect()
     }
 
     /// The peers connected now.
@@ -601,6 +611,10 @@ impl PeerRpc for ClusterRpc {
         self.refused_busy.load(Ordering::Relaxed)
     }
 
+    fn pubsub_rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
     fn latencies(&self) -> BTreeMap<String, Duration> {
         self.latency
             .lock()
@@ -663,6 +677,7 @@ struct SwarmTask {
     latency: Latencies,
     connected: Arc<Mutex<HashSet<PeerId>>>,
     rejected: Arc<AtomicU64>,
+    topic_joined: watch::Sender<u64>,
     /// The CRDT's topic, who may publish on it, and where what is heard goes.
     pubsub: Option<(
         gossipsub::IdentTopic,
@@ -779,6 +794,11 @@ impl SwarmTask {
     /// A message on the CRDT's topic: taken (and passed on) when its signer is trusted,
     /// rejected otherwise.
     fn pubsub_event(&mut self, ev: gossipsub::Event) {
+        if let gossipsub::Event::Subscribed { peer_id, .. } = &ev {
+            tracing::debug!(peer = %peer_id, "a peer joined the CRDT's topic");
+            self.topic_joined.send_modify(|n| *n += 1);
+            return;
+        }
         let gossipsub::Event::Message {
             propagation_source,
             message_id,

@@ -33,6 +33,8 @@ pub const MAX_INBOUND: usize = 64;
 pub const MAX_WANTS: usize = 256;
 /// How long reading a message or opening a stream back may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a fetch not answered yet asks again.
+pub const RESEND: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------------------
 // Messages (message.proto)
@@ -203,11 +205,14 @@ pub struct Bitswap {
     control: libp2p_stream::Control,
     /// Fetches waiting for a block, by CID.
     waiting: Mutex<HashMap<cid::Cid, Vec<Waiter>>>,
+    /// Names the next fetch's waiter.
+    next: std::sync::atomic::AtomicU64,
 }
 
 /// A fetch waiting: where its block goes, and the peers asked that have not said they lack
 /// it (when none is left, the fetch fails at once instead of waiting out its timeout).
 struct Waiter {
+    id: u64,
     tx: oneshot::Sender<Result<Vec<u8>, String>>,
     asked: Vec<PeerId>,
 }
@@ -225,6 +230,7 @@ impl Bitswap {
         let me = Arc::new(Bitswap {
             control,
             waiting: Mutex::new(HashMap::new()),
+            next: Default::default(),
         });
         let server = me.clone();
         let slots = Arc::new(Semaphore::new(MAX_INBOUND));
@@ -298,7 +304,14 @@ impl Bitswap {
                 }
             }
             if answer != Message::default() {
-                if let Err(e) = self.send(peer, &answer).await {
+                // Once more if the first try fails: of two connections to a peer that dialed
+                // while it was dialed, the one the stream went on may have just closed.
+                let mut sent = self.send(peer, &answer).await;
+                if sent.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    sent = self.send(peer, &answer).await;
+                }
+                if let Err(e) = sent {
                     tracing::debug!(%peer, error = %e, "Bitswap answer not sent");
                 }
             }
@@ -350,21 +363,31 @@ impl Bitswap {
         .map_err(|e| e.to_string())
     }
 
-    /// Block `c` from the first of `peers` that has it (asked all at once). Bounded by the
-    /// caller's timeout; the bytes are those `c` names.
-    pub async fn fetch(&self, c: &cid::Cid, peers: &[PeerId]) -> Result<Vec<u8>, String> {
-        if peers.is_empty() {
+    /// Block `c` from the first of the peers `peers` names that has it (asked all at once,
+    /// and asked again every [`RESEND`], of the peers connected then: an answer lost with a
+    /// connection, or a peer met meanwhile, does not leave the fetch waiting). Fails at once
+    /// when every peer asked says it lacks the block; otherwise bounded by the caller's
+    /// timeout. The bytes are those `c` names.
+    pub async fn fetch(
+        &self,
+        c: &cid::Cid,
+        peers: &(dyn Fn() -> Vec<PeerId> + Send + Sync),
+    ) -> Result<Vec<u8>, String> {
+        let first = peers();
+        if first.is_empty() {
             return Err("no peer to ask".into());
         }
-        let (tx, rx) = oneshot::channel();
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, mut rx) = oneshot::channel();
         self.waiting
             .lock()
             .unwrap()
             .entry(*c)
             .or_default()
             .push(Waiter {
+                id,
                 tx,
-                asked: peers.to_vec(),
+                asked: first.clone(),
             });
         struct Forget<'a>(&'a Bitswap, cid::Cid);
         impl Drop for Forget<'_> {
@@ -380,19 +403,37 @@ impl Bitswap {
         }
         let _forget = Forget(self, *c);
         let m = want(&[*c]);
-        let asked = futures::future::join_all(peers.iter().map(|p| self.send(*p, &m))).await;
-        // A peer that could not be asked will not answer: counted as lacking the block.
-        for (p, r) in peers.iter().zip(asked) {
-            if let Err(e) = r {
-                tracing::debug!(peer = %p, error = %e, "Bitswap want not sent");
-                self.lacks(*p, c);
+        let mut round = first;
+        loop {
+            let asked = futures::future::join_all(round.iter().map(|p| self.send(*p, &m))).await;
+            // A peer that could not be asked will not answer: counted as lacking the block.
+            for (p, r) in round.iter().zip(asked) {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %p, error = %e, "Bitswap want not sent");
+                    self.lacks(*p, c);
+                }
+            }
+            tokio::select! {
+                got = &mut rx => {
+                    let data = got.map_err(|_| "the fetch was dropped".to_string())??;
+                    wire::verify_block(c, &data).map_err(|e| e.0)?;
+                    return Ok(data);
+                }
+                _ = tokio::time::sleep(RESEND) => {}
+            }
+            round = peers();
+            let mut waiting = self.waiting.lock().unwrap();
+            if let Some(w) = waiting
+                .get_mut(c)
+                .and_then(|l| l.iter_mut().find(|w| w.id == id))
+            {
+                for p in &round {
+                    if !w.asked.contains(p) {
+                        w.asked.push(*p);
+                    }
+                }
             }
         }
-        let data = rx
-            .await
-            .map_err(|_| "the fetch was dropped".to_string())??;
-        wire::verify_block(c, &data).map_err(|e| e.0)?;
-        Ok(data)
     }
 }
 

@@ -29,6 +29,13 @@ pub trait CrdtNetwork: BlockSource {
     /// Publishes `broadcast` (a [`Broadcast`]'s bytes) on the cluster's topic; best effort
     /// (a peer alone publishes to nobody, and says so again later).
     async fn announce(&self, broadcast: Vec<u8>);
+
+    /// Changes whenever a peer joins the topic (met, or back after a partition): the heads
+    /// are said at once, so that it need not wait for the next rebroadcast. `None`: no such
+    /// signal.
+    fn joined(&self) -> Option<watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// A broadcast heard on the topic: who signed it, and its bytes.
@@ -137,12 +144,20 @@ impl CrdtConsensus {
         Ok(me)
     }
 
-    /// The store (for the peer's block service and tests).
+    /// The store (for tests).
+    #[cfg(test)]
     pub fn store(&self) -> &Arc<CrdtStore> {
         &self.store
     }
 
-    /// Broadcasts dropped because their sender is not trusted, since start.
+    /// Whose heads this peer hears.
+    pub fn trust(&self) -> &Trust {
+        &self.opts.trust
+    }
+
+    /// Broadcasts dropped because their sender is not trusted, since start (tests; the
+    /// swarm's validator rejects them first, [`crate::rpc::ClusterRpc::pubsub_rejected`]).
+    #[cfg(test)]
     pub fn untrusted_broadcasts(&self) -> u64 {
         self.untrusted.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -164,7 +179,7 @@ impl CrdtConsensus {
     }
 
     /// Hears broadcasts: a trusted peer's heads this peer lacks are wanted, and the sync
-    /// woken. Anything else is dropped (told in the log at debug level: the topic is open
+    /// woken (also for heads wanted already: the peer saying them can give them). Anything else is dropped (told in the log at debug level: the topic is open
     /// to anyone holding the secret, or to everyone in a collaborative cluster).
     async fn hear(self: Arc<Self>, mut heard: mpsc::Receiver<Heard>) {
         while let Some(h) = heard.recv().await {
@@ -181,48 +196,89 @@ impl CrdtConsensus {
                     continue;
                 }
             };
-            let mut new = false;
+            let mut lacking = false;
             for c in heads {
                 match self.store.want(&c).await {
-                    Ok(n) => new |= n,
+                    Ok(l) => lacking |= l,
                     Err(e) => tracing::warn!(error = %e, "CRDT store"),
                 }
             }
-            if new {
+            // Lacking a head a peer just said it has, or any block at all: fetch now (what
+            // could not be had before may be had from the peer that spoke).
+            if lacking || self.store.wants_any().await.unwrap_or(true) {
                 self.wake_sync.notify_one();
             }
         }
     }
 
-    /// Fetches what is wanted whenever woken, and every rebroadcast interval (what could not
-    /// be had is tried again).
+    /// Fetches what is wanted whenever woken (a head heard, a peer met), and every
+    /// rebroadcast interval (what could not be had is tried again).
     async fn syncing(self: Arc<Self>) {
+        let mut joined = self.net.joined();
+        // After a round that left blocks wanted, the next comes soon (1 s, doubling up to the
+        // rebroadcast interval): a peer that just went away or a connection being replaced
+        // should not hold the sync up for a whole interval.
+        let mut retry: Option<Duration> = None;
         loop {
-            let _ = tokio::time::timeout(self.opts.rebroadcast_interval, self.wake_sync.notified())
-                .await;
-            match sync::sync(&self.store, self.net.as_ref(), self.opts.sync).await {
-                Ok(r) if r.stored > 0 || r.failed > 0 => {
-                    tracing::debug!(
-                        stored = r.stored,
-                        failed = r.failed,
-                        wanted = r.wanted,
-                        "CRDT sync"
-                    )
+            let wait = retry.unwrap_or(self.opts.rebroadcast_interval);
+            let woken = tokio::time::timeout(wait, self.wake_sync.notified());
+            // A peer met or back may have what could not be had.
+            match joined.as_mut() {
+                Some(j) => tokio::select! {
+                    _ = woken => {}
+                    r = j.changed() => if r.is_err() { joined = None },
+                },
+                None => {
+                    let _ = woken.await;
                 }
-                Ok(_) => {}
+            }
+            match sync::sync(&self.store, self.net.as_ref(), self.opts.sync).await {
+                Ok(r) => {
+                    if r.stored > 0 || r.failed > 0 {
+                        tracing::debug!(
+                            stored = r.stored,
+                            failed = r.failed,
+                            wanted = r.wanted,
+                            "CRDT sync"
+                        );
+                    }
+                    // What was taken is said on (as this peer's new heads): a peer that
+                    // missed the first broadcast, not connected to the writer, learns it now
+                    // rather than at the next rebroadcast. Once per round, never by followers.
+                    if r.stored > 0 {
+                        if let Ok((heads, _)) = self.store.heads().await {
+                            self.announce_heads(&heads).await;
+                        }
+                    }
+                    retry = (r.wanted > 0).then(|| {
+                        retry
+                            .map_or(Duration::from_secs(1), |d| d * 2)
+                            .min(self.opts.rebroadcast_interval)
+                    });
+                }
                 Err(e) => tracing::warn!(error = %e, "CRDT sync"),
             }
         }
     }
 
     /// Says the heads again every `rebroadcast_interval` (±30 %, as go-ds-crdt), so that
-    /// peers that missed a broadcast (offline, partitioned, new) learn them.
+    /// peers that missed a broadcast (offline, partitioned, new) learn them; and at once
+    /// when a peer joins the topic (go-ds-crdt waits for the interval: a peer back from a
+    /// partition waited up to a minute and more).
     async fn rebroadcasting(self: Arc<Self>) {
         use rand::Rng;
+        let mut joined = self.net.joined();
         loop {
             let base = self.opts.rebroadcast_interval.as_secs_f64();
             let wait = base * rand::thread_rng().gen_range(0.7..1.3);
-            tokio::time::sleep(Duration::from_secs_f64(wait.max(0.01))).await;
+            let timer = tokio::time::sleep(Duration::from_secs_f64(wait.max(0.01)));
+            match joined.as_mut() {
+                Some(j) => tokio::select! {
+                    _ = timer => {}
+                    r = j.changed() => if r.is_err() { joined = None },
+                },
+                None => timer.await,
+            }
             match self.store.heads().await {
                 Ok((heads, _)) => self.announce_heads(&heads).await,
                 Err(e) => tracing::warn!(error = %e, "CRDT heads"),

@@ -1,9 +1,162 @@
 //! The second consensus, `consensus: crdt`: the pinset as an add-wins observed-remove set
 //! replicated by a Merkle-CRDT, as IPFS Cluster's CRDT mode (go-ds-crdt) keeps it, with the
-//! same formats on the wire ([`wire`]).
+//! same formats on the wire. Laid out as the Raft side is: the formats ([`wire`]), the
+//! storage ([`store`]: blocks, heads, the set, the batch, and the `pins` table every reader
+//! of the pinset uses), fetching what is missing ([`sync`]), the component itself
+//! ([`component`]), and the network: Bitswap for blocks ([`bitswap`]) and the cluster swarm's
+//! gossipsub for heads ([`net`]). [`start`] puts them together for a peer.
+
 pub(crate) mod bitswap;
 pub(crate) mod component;
 pub(crate) mod net;
 pub(crate) mod store;
 pub(crate) mod sync;
 pub(crate) mod wire;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::mpsc;
+
+use crate::components::{ConsensusError, Member};
+use crate::config::CrdtConfig;
+use crate::rpc::{ClusterRpc, Pubsub};
+use crate::state::feed::FeedSender;
+use crate::tasks::Tasks;
+use crate::types::PeerRole;
+use component::{CrdtConsensus, CrdtOptions, Heard, Trust};
+
+/// Broadcasts heard and not yet handled at most (more are dropped: heads are said again).
+const HEARD: usize = 256;
+
+/// Whose heads a peer of `cfg` hears: everyone (`"*"`), or the trusted peers, the peers it
+/// was told to bootstrap from (as IPFS Cluster's daemon adds them) and itself.
+pub fn trust(cfg: &CrdtConfig, me: &PeerId, bootstrap: &[PeerId]) -> Trust {
+    if cfg.trust_all() {
+        return Trust::All;
+    }
+    let mut set: HashSet<String> = cfg.trusted_peers.iter().cloned().collect();
+    set.insert(me.to_string());
+    set.extend(bootstrap.iter().map(|p| p.to_string()));
+    Trust::Only(set)
+}
+
+/// The swarm's part of a CRDT peer (its topic and validator), and where what it hears goes.
+pub fn pubsub(cfg: &CrdtConfig, trust: &Trust) -> (Pubsub, mpsc::Receiver<Heard>) {
+    let (heard, rx) = mpsc::channel(HEARD);
+    let check = trust.clone();
+    (
+        Pubsub {
+            topic: wire::topic(&cfg.cluster_name),
+            trusted: Arc::new(move |p: &PeerId| check.trusts(&p.to_string())),
+            heard,
+        },
+        rx,
+    )
+}
+
+/// What a CRDT peer is started with.
+pub struct CrdtStart<'a> {
+    pub folder: &'a Path,
+    pub config: &'a CrdtConfig,
+    pub follower: bool,
+    pub peer_id: PeerId,
+    pub trust: Trust,
+    pub rpc: &'a ClusterRpc,
+    pub heard: mpsc::Receiver<Heard>,
+    pub changes: FeedSender,
+    /// Peers to connect to at once (the peerstore's and `--bootstrap`'s).
+    pub connect: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// How often the peerset is looked at again, and known peers not connected dialed.
+    pub members_interval: Duration,
+}
+
+/// Starts a peer's CRDT consensus on its swarm: the store in `<folder>/crdt/`, Bitswap
+/// serving its blocks, the component, and the peerset kept as the peers connected (IPFS
+/// Cluster's: the peers heard from recently).
+pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>, ConsensusError> {
+    let store = Arc::new(store::CrdtStore::open(&store::db_path(s.folder), s.changes).await?);
+    let bitswap = bitswap::Bitswap::start(
+        s.rpc.stream_control(),
+        Arc::new(net::StoreBlocks(store.clone())),
+        tasks,
+    )
+    .map_err(ConsensusError::Storage)?;
+    let network = Arc::new(net::CrdtNet {
+        rpc: s.rpc.clone(),
+        bitswap,
+    });
+    let batching = s.config.batching_enabled().then(|| {
+        (
+            s.config.batching.max_batch_size,
+            s.config.batching.max_batch_age.get(),
+        )
+    });
+    let c = CrdtConsensus::start(
+        store,
+        CrdtOptions {
+            peer_id: s.peer_id.to_string(),
+            batching,
+            max_queue_size: s.config.batching.max_queue_size,
+            follower: s.follower,
+            trust: s.trust,
+            rebroadcast_interval: s.config.rebroadcast_interval.get(),
+            sync: sync::SyncOptions::default(),
+        },
+        network,
+        s.heard,
+        tasks,
+    )
+    .await?;
+    for (p, addrs) in s.connect {
+        s.rpc.connect(p, addrs).await;
+    }
+    let (rpc, me, follower, every, trust) = (
+        s.rpc.clone(),
+        s.peer_id,
+        s.follower,
+        s.members_interval.max(Duration::from_millis(100)),
+        c.trust().clone(),
+    );
+    let kept = c.clone();
+    tasks.spawn(async move {
+        loop {
+            // No Raft calls keep a CRDT peer connected: it dials again every peer it knows
+            // that is not connected (a peer back from a crash, a partition healed), as IPFS
+            // Cluster's peers reconnect to their peerstore.
+            let connected = rpc.connected_peers();
+            for p in rpc.known_peers() {
+                if p != me && !connected.contains(&p) {
+                    rpc.connect(p, Vec::new()).await;
+                }
+            }
+            let mut members = vec![Member {
+                peer_id: me.to_string(),
+                addrs: rpc.listen_addrs().iter().map(|a| a.to_string()).collect(),
+                role: if follower {
+                    PeerRole::Follower
+                } else {
+                    PeerRole::Voter
+                },
+            }];
+            let mut others = connected;
+            others.sort();
+            // A peer whose heads are heard writes the pinset; any other only follows it.
+            members.extend(others.into_iter().map(|p| Member {
+                peer_id: p.to_string(),
+                addrs: Vec::new(),
+                role: if trust.trusts(&p.to_string()) {
+                    PeerRole::Voter
+                } else {
+                    PeerRole::Follower
+                },
+            }));
+            kept.set_members(members);
+            tokio::time::sleep(every).await;
+        }
+    });
+    Ok(c)
+}

@@ -31,7 +31,8 @@ pub struct CrdtNet {
 #[async_trait]
 impl BlockSource for CrdtNet {
     async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String> {
-        self.bitswap.fetch(c, &self.rpc.connected_peers()).await
+        let rpc = self.rpc.clone();
+        self.bitswap.fetch(c, &move || rpc.connected_peers()).await
     }
 }
 
@@ -39,6 +40,31 @@ impl BlockSource for CrdtNet {
 impl CrdtNetwork for CrdtNet {
     async fn announce(&self, broadcast: Vec<u8>) {
         self.rpc.publish(broadcast).await;
+    }
+
+    fn joined(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.rpc.topic_joined())
+    }
+}
+
+/// What a CRDT peer answers Raft's messages (it has no Raft), and who may call it: the
+/// peers it trusts (every peer holding the secret, with `trusted_peers: ["*"]`).
+pub struct NoRaft(pub super::component::Trust);
+
+#[async_trait]
+impl crate::consensus::RaftService for NoRaft {
+    async fn serve(
+        &self,
+        _from: &str,
+        _req: crate::consensus::RaftRequest,
+    ) -> crate::consensus::RaftResponse {
+        crate::consensus::RaftResponse::Refused(
+            "this peer runs the CRDT consensus: it takes no Raft messages".into(),
+        )
+    }
+
+    fn is_member(&self, from: &str) -> bool {
+        self.0.trusts(from)
     }
 }
 

@@ -149,6 +149,15 @@ impl CrdtStore {
         Ok(n as u64)
     }
 
+    /// Whether any block is wanted.
+    pub async fn wants_any(&self) -> Result<bool, ConsensusError> {
+        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_wanted)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(any)
+    }
+
     /// Records that fetching `c` failed once more (it goes behind those tried less).
     pub async fn fetch_failed(&self, c: &cid::Cid) -> Result<(), ConsensusError> {
         sqlx::query("UPDATE crdt_wanted SET tries = tries + 1 WHERE cid = ?")
@@ -159,19 +168,20 @@ impl CrdtStore {
         Ok(())
     }
 
-    /// Wants `c` (a head another peer announced) unless it is stored already; whether it
-    /// was new to this peer.
+    /// Wants `c` (a head another peer announced) unless it is stored already; whether this
+    /// peer lacks it (newly wanted, or wanted already: either way worth a fetch now that a
+    /// peer says it has it).
     pub async fn want(&self, c: &cid::Cid) -> Result<bool, ConsensusError> {
         let _w = self.writer.lock().await;
-        let done = sqlx::query(
-            "INSERT INTO crdt_wanted (cid) SELECT ?1 WHERE NOT EXISTS \
-             (SELECT 1 FROM crdt_blocks WHERE cid = ?1) ON CONFLICT(cid) DO NOTHING",
-        )
-        .bind(c.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(storage)?;
-        Ok(done.rows_affected() > 0)
+        if self.has_block(c).await? {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO crdt_wanted (cid) VALUES (?) ON CONFLICT(cid) DO NOTHING")
+            .bind(c.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(true)
     }
 
     /// The tombstones that remove `key` as this peer sees it: one for each of its live

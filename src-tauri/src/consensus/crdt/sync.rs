@@ -25,7 +25,9 @@ pub trait BlockSource: Send + Sync + 'static {
 pub struct SyncOptions {
     /// Fetches in flight at most (IPFS Cluster runs 50 DAG workers).
     pub workers: usize,
-    /// How long one fetch may take (IPFS Cluster: `DAGSyncerTimeout`, 2 minutes).
+    /// How long one fetch may take (IPFS Cluster's `DAGSyncerTimeout` is 2 minutes; blocks
+    /// here are small, a peer lacking one says so at once, and a fetch given up is tried
+    /// again at the next head heard: 30 s).
     pub fetch_timeout: Duration,
 }
 
@@ -33,7 +35,7 @@ impl Default for SyncOptions {
     fn default() -> Self {
         SyncOptions {
             workers: 50,
-            fetch_timeout: Duration::from_secs(120),
+            fetch_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -154,19 +154,22 @@ async fn a_host_fetches_a_block_from_another_and_hears_at_once_when_nobody_has_o
         .await
         .expect("connected in time")
         .unwrap();
-    let got = tokio::time::timeout(Duration::from_secs(20), b.fetch(&c, &[a_id]))
+    let got = tokio::time::timeout(Duration::from_secs(20), b.fetch(&c, &move || vec![a_id]))
         .await
         .expect("fetched in time")
         .unwrap();
     assert_eq!(got, block);
     // A block nobody asked has: a fails the fetch at once (a said it does not have it).
     let missing = wire::block_cid(b"missing");
-    let err = tokio::time::timeout(Duration::from_secs(20), b.fetch(&missing, &[a_id]))
-        .await
-        .expect("answered in time, not by timeout")
-        .unwrap_err();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        b.fetch(&missing, &move || vec![a_id]),
+    )
+    .await
+    .expect("answered in time, not by timeout")
+    .unwrap_err();
     assert!(err.contains("no peer asked has it"), "{err}");
-    assert!(b.fetch(&c, &[]).await.is_err());
+    assert!(b.fetch(&c, &Vec::new).await.is_err());
     // Nothing left waiting.
     assert!(b.waiting.lock().unwrap().is_empty());
     drop(a);

@@ -171,7 +171,7 @@ async fn a_peer_not_trusted_is_rejected_by_the_topics_validator() {
     // The stranger's heads are said again and again; the careful peer's validator rejects
     // them (and its CRDT never sees them: the component's own check counts none).
     until(30, "the stranger's heads rejected thrice", || async {
-        careful.rpc.pubsub_rejected() >= 3
+        crate::components::PeerRpc::pubsub_rejected(&careful.rpc) >= 3
     })
     .await;
     assert!(!has(&careful, &theirs).await);

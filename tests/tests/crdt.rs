@@ -1,0 +1,206 @@
+//! The CRDT consensus with real peer processes (and real IPFS nodes), formed by
+//! `--bootstrap` on 127.0.0.1: a pin reaches every peer; a peer alone (the others stopped)
+//! pins 100 CIDs and the others take them when they are back; writes on both sides of a
+//! split merge; a follower refuses writes; a crash with a batch in progress loses no
+//! acknowledged pin; IPFS Cluster's own CRDT `service.json` loads and runs.
+
+use cluster_tests::*;
+use ipfs_cluster::types::PinOptions;
+use serde_json::Value;
+
+/// Makes a `service.json` a CRDT peer's, as `init --consensus crdt` writes it, with the
+/// test's `crdt` settings.
+fn crdt(cfg: &mut Value, settings: Value) {
+    let consensus = cfg["consensus"].as_object_mut().unwrap();
+    consensus.remove("raft");
+    consensus.insert("crdt".into(), settings);
+}
+
+fn crdt_default(cfg: &mut Value) {
+    crdt(
+        cfg,
+        serde_json::json!({"cluster_name": "crdt-test", "trusted_peers": ["*"]}),
+    );
+}
+
+/// A CID as the pinset lists it (identity CIDs are written in base16 here, listed in base32).
+fn listed(cid: &str) -> String {
+    cid.parse::<ipfs_cluster::types::Cid>().unwrap().to_string()
+}
+
+/// Waits until peer `i` lists every one of `cids` in its pinset.
+async fn holds(c: &TestCluster, i: usize, cids: &[String]) {
+    let cids: Vec<String> = cids.iter().map(|c| listed(c)).collect();
+    let client = c.peers[i].client();
+    wait_for(
+        &format!("peer {i} to hold {} pins", cids.len()),
+        DEADLINE,
+        || async {
+            let have = pinset(&client).await;
+            cids.iter().all(|c| have.contains(c)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_alone_pins_100_cids_and_every_peer_holds_them_once_it_is_back() {
+    let mut c = TestCluster::start_custom(3, |_| "10GB".into(), |_, cfg| crdt_default(cfg))
+        .await
+        .unwrap();
+    // Formed: a pin on one reaches the others, and their IPFS nodes pin it.
+    let first = c.ipfs[1].add(&unique("crdt first")).await.unwrap();
+    let out = c.peers[1].ctl(&["pin", "add", &first, "--name", "first"]);
+    assert!(out.status.success(), "{}", text(&out));
+    for i in 0..3 {
+        holds(&c, i, std::slice::from_ref(&first)).await;
+        c.peers[i].wait_status(&first, "pinned").await.unwrap();
+    }
+    // Peer 2 alone: the others stopped. It pins 100 CIDs, offline.
+    c.peers[0].stop();
+    c.peers[1].stop();
+    let alone = c.peers[2].client();
+    let mut offline = Vec::new();
+    for n in 0..100 {
+        let cid = identity_cid(&format!("offline {n}"));
+        alone.pin(&cid, &PinOptions::default()).await.unwrap();
+        offline.push(cid);
+    }
+    // Meanwhile, back on their side, the others unpin the first pin (peer 2 does not see it).
+    c.peers[0].start(&[]).await.unwrap();
+    c.peers[1].start(&[]).await.unwrap();
+    c.peers[2].stop();
+    c.peers[0].client().unpin(&first).await.unwrap();
+    let theirs = identity_cid("their side");
+    c.peers[1]
+        .client()
+        .pin(&theirs, &PinOptions::default())
+        .await
+        .unwrap();
+    // Healed: everyone holds both sides' writes, and the unpin.
+    c.peers[2].start(&[]).await.unwrap();
+    let mut all = offline.clone();
+    all.push(theirs.clone());
+    for i in 0..3 {
+        holds(&c, i, &all).await;
+    }
+    for i in 0..3 {
+        let client = c.peers[i].client();
+        wait_for(
+            &format!("peer {i} to drop the unpinned CID"),
+            DEADLINE,
+            || async { (!pinset(&client).await.contains(&first)).then_some(()) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(pinset(&client).await.len(), 101, "peer {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_refuses_writes_and_follows_the_pinset() {
+    let mut c = TestCluster::start_custom(
+        2,
+        |_| "10GB".into(),
+        |i, cfg| {
+            crdt_default(cfg);
+            if i == 1 {
+                cfg["cluster"]["follower_mode"] = true.into();
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let cid = identity_cid("followed");
+    let follower = c.peers[1].client();
+    let err = follower
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("follower_mode"), "{err}");
+    let out = c.peers[1].ctl(&["pin", "add", &cid]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("follower_mode"), "{}", text(&out));
+    c.peers[0]
+        .client()
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap();
+    holds(&c, 1, std::slice::from_ref(&cid)).await;
+    c.peers[1].stop();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_with_a_batch_in_progress_loses_no_acknowledged_pin() {
+    let mut c = TestCluster::start_custom(
+        2,
+        |_| "10GB".into(),
+        |_, cfg| {
+            crdt(
+                cfg,
+                serde_json::json!({
+                    "cluster_name": "crdt-batch",
+                    "trusted_peers": ["*"],
+                    // Batches go out by size or after a minute: the crash comes first.
+                    "batching": {"max_batch_size": 1000, "max_batch_age": "1m"}
+                }),
+            )
+        },
+    )
+    .await
+    .unwrap();
+    let client = c.peers[0].client();
+    let mut acked = Vec::new();
+    for n in 0..20 {
+        let cid = identity_cid(&format!("batched {n}"));
+        client.pin(&cid, &PinOptions::default()).await.unwrap();
+        acked.push(cid);
+    }
+    c.peers[0].kill9();
+    c.peers[0].start(&[]).await.unwrap();
+    holds(&c, 0, &acked).await;
+    holds(&c, 1, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipfs_clusters_own_crdt_service_json_loads_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipfs = IpfsNode::start(dir.path()).await.unwrap();
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/ipfs-cluster-v1.1-crdt-service.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut peer = Peer::init(&dir.path().join("cluster"), &ipfs, |cfg| {
+        // The fixture as IPFS Cluster wrote it, on this test's ports and IPFS node.
+        let mut f = fixture.clone();
+        for key in [
+            "/api/restapi/http_listen_multiaddress",
+            "/api/ipfsproxy/listen_multiaddress",
+            "/api/ipfsproxy/node_multiaddress",
+            "/api/pinsvcapi/http_listen_multiaddress",
+            "/cluster/listen_multiaddress",
+            "/ipfs_connector/ipfshttp/node_multiaddress",
+        ] {
+            *f.pointer_mut(key).unwrap() = cfg.pointer(key).unwrap().clone();
+        }
+        *cfg = f;
+    })
+    .unwrap();
+    peer.start(&[]).await.unwrap();
+    let cid = ipfs.add(&unique("fixture crdt")).await.unwrap();
+    peer.client()
+        .pin(&cid, &PinOptions::default())
+        .await
+        .unwrap();
+    peer.wait_status(&cid, "pinned").await.unwrap();
+    assert!(ipfs.is_pinned(&cid).await.unwrap());
+    let id = peer.client().id().await.unwrap();
+    assert_eq!(id.leader, None, "no leader in a CRDT cluster");
+    peer.stop();
+}
