@@ -8,7 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::crdt::component::CrdtConsensus;
 use super::crdt::net::NoRaft;
-use super::{RaftConsensus, RaftService};
+use super::network::RaftService;
+use super::raft::RaftConsensus;
 use crate::components::Consensus;
 
 #[derive(Clone)]

@@ -215,7 +215,7 @@ fn build_swarm(
     let (limits, per_ip) = limits::behaviours(&opts.limits);
     let pubsub = match &opts.pubsub {
         None => None,
-        Some(p) => Some(crdt_pubsub(&opts.keypair, &p.topic).map_err(|e| setup(&e))?),
+        Some(p) => Some(crdt_pubsub(&opts.keypair, &p.topic)?),
     };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(opts.keypair.clone())
         .with_tokio()
@@ -278,21 +278,30 @@ fn build_swarm(
 fn crdt_pubsub(
     keypair: &libp2p::identity::Keypair,
     topic: &str,
-) -> Result<gossipsub::Behaviour, String> {
+) -> Result<gossipsub::Behaviour, RpcError> {
+    let setup = |e: &dyn std::fmt::Display| RpcError::Setup(format!("pubsub: {e}"));
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .build()
-        .map_err(|e| format!("pubsub: {e}"))?;
+        .map_err(|e| setup(&e))?;
     let mut g = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         config,
     )
-    .map_err(|e| format!("pubsub: {e}"))?;
+    .map_err(|e| setup(&e))?;
     g.subscribe(&gossipsub::IdentTopic::new(topic))
-        .map_err(|e| format!("pubsub: {e}"))?;
+        .map_err(|e| setup(&e))?;
     Ok(g)
 }
+
+/// The CRDT's topic as the swarm's loop keeps it: the topic, whose messages are taken, and
+/// where they go.
+type TopicOf = (
+    gossipsub::IdentTopic,
+    Arc<dyn Fn(&PeerId) -> bool + Send + Sync>,
+    mpsc::Sender<Heard>,
+);
 
 impl ClusterRpc {
     /// Starts the swarm and waits until it listens on every configured address.
@@ -679,11 +688,7 @@ struct SwarmTask {
     rejected: Arc<AtomicU64>,
     topic_joined: watch::Sender<u64>,
     /// The CRDT's topic, who may publish on it, and where what is heard goes.
-    pubsub: Option<(
-        gossipsub::IdentTopic,
-        Arc<dyn Fn(&PeerId) -> bool + Send + Sync>,
-        mpsc::Sender<Heard>,
-    )>,
+    pubsub: Option<TopicOf>,
 }
 
 /// Addresses worth dialing: not unspecified (0.0.0.0) and without a trailing /p2p.

@@ -20,6 +20,7 @@ use libp2p::{PeerId, StreamProtocol};
 use prost::Message as _;
 use tokio::sync::{oneshot, Semaphore};
 
+use super::sync::FetchError;
 use super::wire;
 use crate::tasks::Tasks;
 
@@ -213,7 +214,7 @@ pub struct Bitswap {
 /// it (when none is left, the fetch fails at once instead of waiting out its timeout).
 struct Waiter {
     id: u64,
-    tx: oneshot::Sender<Result<Vec<u8>, String>>,
+    tx: oneshot::Sender<Result<Vec<u8>, FetchError>>,
     asked: Vec<PeerId>,
 }
 
@@ -223,10 +224,8 @@ impl Bitswap {
         mut control: libp2p_stream::Control,
         blocks: Arc<dyn LocalBlocks>,
         tasks: &Tasks,
-    ) -> Result<Arc<Bitswap>, String> {
-        let mut incoming = control
-            .accept(PROTOCOL)
-            .map_err(|e| format!("Bitswap: {e}"))?;
+    ) -> Result<Arc<Bitswap>, libp2p_stream::AlreadyRegistered> {
+        let mut incoming = control.accept(PROTOCOL)?;
         let me = Arc::new(Bitswap {
             control,
             waiting: Mutex::new(HashMap::new()),
@@ -335,7 +334,7 @@ impl Bitswap {
         for mut w in list.drain(..) {
             w.asked.retain(|p| *p != peer);
             if w.asked.is_empty() {
-                let _ = w.tx.send(Err("no peer asked has it".into()));
+                let _ = w.tx.send(Err(FetchError::Lacking));
             } else {
                 kept.push(w);
             }
@@ -348,19 +347,20 @@ impl Bitswap {
     }
 
     /// Sends `m` to `peer` on a new stream.
-    async fn send(&self, peer: PeerId, m: &Message) -> Result<(), String> {
+    async fn send(&self, peer: PeerId, m: &Message) -> Result<(), FetchError> {
+        let net = |e: String| FetchError::Network(e);
         let mut control = self.control.clone();
         let mut s = tokio::time::timeout(IO_TIMEOUT, control.open_stream(peer, PROTOCOL))
             .await
-            .map_err(|_| "opening a stream timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| net("opening a stream timed out".into()))?
+            .map_err(|e| net(e.to_string()))?;
         tokio::time::timeout(IO_TIMEOUT, async {
             write_message(&mut s, m).await?;
             s.close().await
         })
         .await
-        .map_err(|_| "sending timed out".to_string())?
-        .map_err(|e| e.to_string())
+        .map_err(|_| net("sending timed out".into()))?
+        .map_err(|e| net(e.to_string()))
     }
 
     /// Block `c` from the first of the peers `peers` names that has it (asked all at once,
@@ -372,10 +372,10 @@ impl Bitswap {
         &self,
         c: &cid::Cid,
         peers: &(dyn Fn() -> Vec<PeerId> + Send + Sync),
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, FetchError> {
         let first = peers();
         if first.is_empty() {
-            return Err("no peer to ask".into());
+            return Err(FetchError::NoPeer);
         }
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, mut rx) = oneshot::channel();
@@ -415,8 +415,8 @@ impl Bitswap {
             }
             tokio::select! {
                 got = &mut rx => {
-                    let data = got.map_err(|_| "the fetch was dropped".to_string())??;
-                    wire::verify_block(c, &data).map_err(|e| e.0)?;
+                    let data = got.map_err(|_| FetchError::Network("the fetch was dropped".into()))??;
+                    wire::verify_block(c, &data).map_err(|e| FetchError::Invalid(e.0))?;
                     return Ok(data);
                 }
                 _ = tokio::time::sleep(RESEND) => {}

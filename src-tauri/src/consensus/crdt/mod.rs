@@ -84,7 +84,7 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
         Arc::new(net::StoreBlocks(store.clone())),
         tasks,
     )
-    .map_err(ConsensusError::Storage)?;
+    .map_err(|e| ConsensusError::Storage(format!("Bitswap: {e}")))?;
     let network = Arc::new(net::CrdtNet {
         rpc: s.rpc.clone(),
         bitswap,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::bitswap::{Bitswap, LocalBlocks};
 use super::component::CrdtNetwork;
 use super::store::CrdtStore;
-use super::sync::BlockSource;
+use super::sync::{BlockSource, FetchError};
 use crate::rpc::ClusterRpc;
 
 /// The CRDT's blocks as Bitswap serves them: the store's, nothing else.
@@ -30,7 +30,7 @@ pub struct CrdtNet {
 
 #[async_trait]
 impl BlockSource for CrdtNet {
-    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String> {
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
         let rpc = self.rpc.clone();
         self.bitswap.fetch(c, &move || rpc.connected_peers()).await
     }

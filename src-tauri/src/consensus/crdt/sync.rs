@@ -14,11 +14,28 @@ use futures::stream::{self, StreamExt};
 use super::store::CrdtStore;
 use crate::components::ConsensusError;
 
+/// Why a block could not be had now (it stays wanted, and is asked for again).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("no peer to ask")]
+    NoPeer,
+    #[error("no peer asked has it")]
+    Lacking,
+    #[error("no peer gave it within {0:?}")]
+    TimedOut(Duration),
+    /// The network failed: a stream not opened, a message not sent.
+    #[error("{0}")]
+    Network(String),
+    /// What came is not the block asked for.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Where blocks come from.
 #[async_trait]
 pub trait BlockSource: Send + Sync + 'static {
     /// Block `c`'s bytes (checked against `c` by the store, not here).
-    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String>;
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError>;
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -71,14 +88,17 @@ pub async fn sync(
             .map(|c| async move {
                 let got = tokio::time::timeout(opts.fetch_timeout, source.get(&c))
                     .await
-                    .map_err(|_| format!("no peer gave it within {:?}", opts.fetch_timeout))
+                    .map_err(|_| FetchError::TimedOut(opts.fetch_timeout))
                     .and_then(|r| r);
                 (c, got)
             })
             .buffer_unordered(workers);
         while let Some((c, got)) = fetches.next().await {
             let outcome = match got {
-                Ok(bytes) => store.put_block(&c, &bytes).await.map_err(|e| e.to_string()),
+                Ok(bytes) => store
+                    .put_block(&c, &bytes)
+                    .await
+                    .map_err(|e| FetchError::Invalid(e.to_string())),
                 Err(e) => Err(e),
             };
             match outcome {
@@ -121,16 +141,16 @@ mod tests {
 
     #[async_trait]
     impl BlockSource for FromStore {
-        async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String> {
+        async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
             *self.asked.lock().unwrap() += 1;
             if self.missing.lock().unwrap().contains(c) {
-                return Err("gone".into());
+                return Err(FetchError::NoPeer);
             }
             self.store
                 .block(c)
                 .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| "no such block".into())
+                .map_err(|e| FetchError::Network(e.to_string()))?
+                .ok_or(FetchError::Lacking)
         }
     }
 
@@ -209,7 +229,7 @@ mod tests {
         struct Never;
         #[async_trait]
         impl BlockSource for Never {
-            async fn get(&self, _: &cid::Cid) -> Result<Vec<u8>, String> {
+            async fn get(&self, _: &cid::Cid) -> Result<Vec<u8>, FetchError> {
                 futures::future::pending().await
             }
         }

@@ -14,9 +14,12 @@ use crate::types::PinOptions;
 
 /// Delivers broadcasts to every connected peer and fetches blocks from any of them; a peer
 /// cut off neither sends nor receives.
+/// A peer on the hub: where its broadcasts go, and its store (to fetch blocks from).
+type OnHub = (mpsc::Sender<Heard>, Arc<CrdtStore>);
+
 #[derive(Default)]
 struct Hub {
-    peers: Mutex<HashMap<String, (mpsc::Sender<Heard>, Arc<CrdtStore>)>>,
+    peers: Mutex<HashMap<String, OnHub>>,
     cut: Mutex<HashSet<String>>,
 }
 
@@ -33,9 +36,9 @@ impl Hub {
 
 #[async_trait]
 impl BlockSource for Port {
-    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, String> {
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, sync::FetchError> {
         if self.hub.is_cut(&self.me) {
-            return Err("cut off".into());
+            return Err(sync::FetchError::NoPeer);
         }
         let stores: Vec<Arc<CrdtStore>> = {
             let peers = self.hub.peers.lock().unwrap();
@@ -50,7 +53,7 @@ impl BlockSource for Port {
                 return Ok(b);
             }
         }
-        Err("nobody has it".into())
+        Err(sync::FetchError::Lacking)
     }
 }
 

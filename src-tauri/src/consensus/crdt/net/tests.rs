@@ -144,7 +144,7 @@ async fn a_pin_reaches_every_peer_over_the_cluster_swarm() {
     for n in &nodes[1..] {
         until(30, "the pin on every peer", || has(n, &p)).await;
     }
-    nodes[2].c.log_unpin(p.cid.clone()).await.unwrap();
+    nodes[2].c.log_unpin(p.cid).await.unwrap();
     for n in &nodes {
         until(30, "the unpin on every peer", || async {
             !has(n, &p).await
