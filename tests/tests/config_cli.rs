@@ -330,6 +330,22 @@ fn init_consensus_crdt_writes_the_crdt_section_only() {
     );
     assert_eq!(cfg["consensus"]["crdt"]["cluster_name"], "ipfs-cluster");
     assert_eq!(cfg["consensus"]["crdt"]["trusted_peers"][0], "*");
+    // The state tools work on Raft's state: on a CRDT peer they stop, saying so, and make
+    // nothing (no Raft database appears).
+    for args in [
+        vec!["state", "export"],
+        vec!["state", "cleanup", "--force"],
+        vec!["state", "import", "--force", "/nonexistent"],
+    ] {
+        let out = service(dir.path(), &args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            text(&out).contains("CRDT consensus"),
+            "{args:?}: {}",
+            text(&out)
+        );
+        assert!(!dir.path().join("raft").exists(), "{args:?}");
+    }
 }
 
 fn config_of(dir: &std::path::Path) -> Value {

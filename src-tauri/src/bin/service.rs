@@ -238,6 +238,27 @@ fn init_peers(addrs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// Stops a `state` command on a CRDT peer's folder, whose state is not Raft's: the commands
+/// read and write `raft/raft.sqlite`, which such a peer does not use (they would export an
+/// empty pinset, or import one the peer never reads).
+fn raft_state_only(folder: &Path) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(folder.join(config::CONFIG_FILE)) else {
+        return Ok(());
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    let consensus = &json["consensus"];
+    if consensus.get("crdt").is_some() && consensus.get("raft").is_none() {
+        bail!(
+            "this peer runs the CRDT consensus (consensus.crdt in service.json): `state` \
+             export, import and cleanup work on a Raft peer's state only for now; nothing \
+             was read or changed"
+        );
+    }
+    Ok(())
+}
+
 fn load(folder: &Path) -> anyhow::Result<(Config, Identity)> {
     let cfg = Config::load(folder)?;
     let id = Identity::load(&folder.join(config::IDENTITY_FILE)).map_err(anyhow::Error::msg)?;
@@ -401,6 +422,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             .await?;
         }
         Cmd::State(StateCmd::Export { file }) => {
+            raft_state_only(folder)?;
             let _lock = lock_folder(folder)?;
             match file {
                 Some(f) => {
@@ -420,6 +442,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             replication_max,
             allocations,
         }) => {
+            raft_state_only(folder)?;
             let file = path.or(file);
             // IPFS Cluster's overrides, applied to every pin read.
             let adjust = move |p: ipfs_cluster::types::Pin| {
@@ -468,6 +491,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             println!("imported {count} pins");
         }
         Cmd::State(StateCmd::Cleanup { force }) => {
+            raft_state_only(folder)?;
             let (cfg, _) = load(folder)?;
             let _lock = lock_folder(folder)?;
             if !force && !confirm("Delete this peer's whole Raft state (pinset and peerset)?")? {

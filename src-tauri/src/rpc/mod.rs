@@ -410,11 +410,6 @@ impl ClusterRpc {
         self.topic_joined.clone()
     }
 
-    /// The peers whose addresses this peer knows (the peerstore, bootstrap, identify).
-    pub fn known_peers(&self) -> Vec<PeerId> {
-        self.known.lock().unwrap().keys().copied().collect()
-    }
-
     /// The peers connected now.
     pub fn connected_peers(&self) -> Vec<PeerId> {
         self.connected.lock().unwrap().iter().copied().collect()
@@ -707,6 +702,16 @@ fn dialable(addr: &Multiaddr) -> Option<Multiaddr> {
 }
 
 impl SwarmTask {
+    /// The addresses known for `peer`.
+    fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.known
+            .lock()
+            .unwrap()
+            .get(peer)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     fn remember(&mut self, peer: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) {
         let mut known = self.known.lock().unwrap();
         let entry = known.entry(peer).or_default();
@@ -745,13 +750,7 @@ impl SwarmTask {
                 reply,
             } => {
                 self.remember(peer, addrs);
-                let addrs = self
-                    .known
-                    .lock()
-                    .unwrap()
-                    .get(&peer)
-                    .cloned()
-                    .unwrap_or_default();
+                let addrs = self.addresses_of(&peer);
                 let id = self
                     .swarm
                     .behaviour_mut()
@@ -767,13 +766,7 @@ impl SwarmTask {
                 if self.swarm.is_connected(&peer) || peer == *self.swarm.local_peer_id() {
                     return;
                 }
-                let addrs = self
-                    .known
-                    .lock()
-                    .unwrap()
-                    .get(&peer)
-                    .cloned()
-                    .unwrap_or_default();
+                let addrs = self.addresses_of(&peer);
                 let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
                     .addresses(addrs)
                     .build();

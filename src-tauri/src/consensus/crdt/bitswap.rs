@@ -6,9 +6,11 @@
 //! (libp2p's `network.MessageSizeMax`).
 //!
 //! This is the part of Bitswap the CRDT needs, and no more: it serves only the CRDT's own
-//! blocks (never the IPFS node's), asks only the peers it is told to ask, holds at most
-//! [`MAX_INBOUND`] inbound streams at once and a bounded number of wants per message, and
-//! takes only blocks whose bytes hash to the CID wanted.
+//! blocks (never the IPFS node's), asks only the peers it is told to ask (a few at a time),
+//! holds at most [`MAX_INBOUND`] inbound streams at once ([`MAX_INBOUND_PER_PEER`] of one
+//! peer, each for a bounded time), answers a bounded number of wants per message within one
+//! message's size, sends answers on their own bounded tasks, and takes only blocks whose
+//! bytes hash to the CID wanted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,14 +29,23 @@ use crate::tasks::Tasks;
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
 /// The largest message read (libp2p's `network.MessageSizeMax`).
 pub const MAX_MESSAGE: usize = 4 << 20;
-/// Inbound streams handled at once; more wait for a slot (and are dropped by libp2p-stream
-/// when too many wait).
+/// Inbound streams handled at once; one over it is dropped at once (the accept loop never
+/// waits, so it never makes libp2p-stream drop the streams behind it).
 pub const MAX_INBOUND: usize = 64;
+/// Inbound streams of one peer at once: no peer takes every slot.
+pub const MAX_INBOUND_PER_PEER: usize = 4;
+/// How long one inbound stream is read at most (a peer keeping one open reopens it).
+const STREAM_LIFETIME: Duration = Duration::from_secs(120);
+/// Answers being sent at once; a want that finds none free goes unanswered (its fetch asks
+/// again).
+const MAX_ANSWERING: usize = 32;
+/// Peers asked for one block in one round at most.
+const ASK_AT_MOST: usize = 8;
 /// Wants answered from one message at most (a wantlist longer than this is cut).
 pub const MAX_WANTS: usize = 256;
 /// How long reading a message or opening a stream back may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a fetch not answered yet asks again.
+/// How soon a fetch not answered yet asks again (doubling each round, up to 16 s).
 pub const RESEND: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------------------
@@ -163,7 +174,7 @@ pub async fn write_message<W: futures::AsyncWrite + Unpin>(
 
 /// Reads one message; `None` at the end of the stream. A length above [`MAX_MESSAGE`] or
 /// bytes that are not a message are an error (the stream is then dropped).
-pub async fn read_message<R: futures::AsyncRead + Unpin>(
+pub async fn read_message<R: futures::AsyncRead + Unpin + Send>(
     r: &mut R,
 ) -> std::io::Result<Option<Message>> {
     let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
@@ -182,8 +193,12 @@ pub async fn read_message<R: futures::AsyncRead + Unpin>(
                     "a Bitswap message of {len} bytes (at most {MAX_MESSAGE})"
                 )));
             }
-            let mut buf = vec![0u8; len as usize];
-            r.read_exact(&mut buf).await?;
+            // Read as the bytes come (not allocated up front from what the peer announced).
+            let mut buf = Vec::new();
+            r.take(len).read_to_end(&mut buf).await?;
+            if buf.len() as u64 != len {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             return Message::decode(buf.as_slice())
                 .map(Some)
                 .map_err(|e| invalid(format!("not a Bitswap message: {e}")));
@@ -194,6 +209,17 @@ pub async fn read_message<R: futures::AsyncRead + Unpin>(
 
 // ---------------------------------------------------------------------------------------
 // The service
+
+/// At most [`ASK_AT_MOST`] of `peers`, picked at random (so that many connected peers do not
+/// each get every want).
+fn ask_some(mut peers: Vec<PeerId>) -> Vec<PeerId> {
+    use rand::seq::SliceRandom;
+    if peers.len() > ASK_AT_MOST {
+        peers.shuffle(&mut rand::thread_rng());
+        peers.truncate(ASK_AT_MOST);
+    }
+    peers
+}
 
 /// The blocks this peer serves (the CRDT store's).
 #[async_trait]
@@ -208,6 +234,11 @@ pub struct Bitswap {
     waiting: Mutex<HashMap<cid::Cid, Vec<Waiter>>>,
     /// Names the next fetch's waiter.
     next: std::sync::atomic::AtomicU64,
+    /// Inbound streams open, by peer.
+    open_streams: Mutex<HashMap<PeerId, usize>>,
+    /// Answers being sent.
+    answering: Arc<Semaphore>,
+    tasks: Tasks,
 }
 
 /// A fetch waiting: where its block goes, and the peers asked that have not said they lack
@@ -230,18 +261,43 @@ impl Bitswap {
             control,
             waiting: Mutex::new(HashMap::new()),
             next: Default::default(),
+            open_streams: Mutex::new(HashMap::new()),
+            answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
+            tasks: tasks.clone(),
         });
         let server = me.clone();
         let slots = Arc::new(Semaphore::new(MAX_INBOUND));
         let inner = tasks.clone();
         tasks.spawn(async move {
             while let Some((peer, stream)) = incoming.next().await {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
+                // Over a limit the stream is dropped (the peer may open another later).
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::debug!(%peer, "Bitswap stream refused: every slot taken");
+                    continue;
                 };
+                {
+                    let mut open = server.open_streams.lock().unwrap();
+                    let n = open.entry(peer).or_default();
+                    if *n >= MAX_INBOUND_PER_PEER {
+                        tracing::debug!(%peer, "Bitswap stream refused: too many from this peer");
+                        continue;
+                    }
+                    *n += 1;
+                }
                 let (server, blocks) = (server.clone(), blocks.clone());
                 inner.spawn(async move {
-                    server.inbound(peer, stream, blocks.as_ref()).await;
+                    let _ = tokio::time::timeout(
+                        STREAM_LIFETIME,
+                        server.inbound(peer, stream, blocks.as_ref()),
+                    )
+                    .await;
+                    let mut open = server.open_streams.lock().unwrap();
+                    if let Some(n) = open.get_mut(&peer) {
+                        *n -= 1;
+                        if *n == 0 {
+                            open.remove(&peer);
+                        }
+                    }
                     drop(slot);
                 });
             }
@@ -251,7 +307,12 @@ impl Bitswap {
 
     /// Reads messages from `peer` until the stream ends: wants are answered on a stream of
     /// this peer's, blocks go to the fetches waiting for them.
-    async fn inbound(&self, peer: PeerId, mut stream: libp2p::Stream, blocks: &dyn LocalBlocks) {
+    async fn inbound(
+        self: &Arc<Self>,
+        peer: PeerId,
+        mut stream: libp2p::Stream,
+        blocks: &dyn LocalBlocks,
+    ) {
         loop {
             let m = match tokio::time::timeout(IO_TIMEOUT, read_message(&mut stream)).await {
                 Ok(Ok(Some(m))) => m,
@@ -279,22 +340,32 @@ impl Bitswap {
             }
             let Some(wl) = m.wantlist else { continue };
             let mut answer = Message::default();
+            let mut seen = std::collections::HashSet::new();
+            let mut bytes = 0usize;
             for e in wl.entries.iter().filter(|e| !e.cancel).take(MAX_WANTS) {
                 let Ok(c) = cid::Cid::try_from(e.block.as_slice()) else {
                     continue;
                 };
+                if !seen.insert(c) {
+                    continue;
+                }
                 match blocks.get(&c).await {
-                    Some(data) if e.want_type == WANT_HAVE => {
-                        let _ = data;
+                    Some(_) if e.want_type == WANT_HAVE => {
                         answer.block_presences.push(BlockPresence {
                             cid: e.block.clone(),
                             r#type: HAVE,
-                        });
+                        })
                     }
-                    Some(data) => answer.payload.push(Block {
-                        prefix: prefix(&c),
-                        data,
-                    }),
+                    // An answer stays within one message; blocks past it are not sent (their
+                    // fetches ask again).
+                    Some(data) if bytes + data.len() + 64 <= MAX_MESSAGE => {
+                        bytes += data.len() + 64;
+                        answer.payload.push(Block {
+                            prefix: prefix(&c),
+                            data,
+                        })
+                    }
+                    Some(_) => {}
                     None if e.send_dont_have => answer.block_presences.push(BlockPresence {
                         cid: e.block.clone(),
                         r#type: DONT_HAVE,
@@ -303,18 +374,32 @@ impl Bitswap {
                 }
             }
             if answer != Message::default() {
-                // Once more if the first try fails: of two connections to a peer that dialed
-                // while it was dialed, the one the stream went on may have just closed.
-                let mut sent = self.send(peer, &answer).await;
-                if sent.is_err() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    sent = self.send(peer, &answer).await;
-                }
-                if let Err(e) = sent {
-                    tracing::debug!(%peer, error = %e, "Bitswap answer not sent");
-                }
+                self.answer(peer, answer);
             }
         }
+    }
+
+    /// Sends `answer` to `peer` on a task of its own (the inbound stream's slot is not held
+    /// while it goes), once more after 200 ms if the first try fails: of two connections to
+    /// a peer that dialed while it was dialed, the one the stream went on may have just
+    /// closed. With every answering slot taken, the answer is dropped.
+    fn answer(self: &Arc<Self>, peer: PeerId, answer: Message) {
+        let Ok(permit) = self.answering.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "Bitswap answer dropped: too many being sent");
+            return;
+        };
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            let mut sent = me.send(peer, &answer).await;
+            if sent.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                sent = me.send(peer, &answer).await;
+            }
+            if let Err(e) = sent {
+                tracing::debug!(%peer, error = %e, "Bitswap answer not sent");
+            }
+            drop(permit);
+        });
     }
 
     fn deliver(&self, c: &cid::Cid, data: &[u8]) {
@@ -363,17 +448,17 @@ impl Bitswap {
         .map_err(|e| net(e.to_string()))
     }
 
-    /// Block `c` from the first of the peers `peers` names that has it (asked all at once,
-    /// and asked again every [`RESEND`], of the peers connected then: an answer lost with a
-    /// connection, or a peer met meanwhile, does not leave the fetch waiting). Fails at once
-    /// when every peer asked says it lacks the block; otherwise bounded by the caller's
-    /// timeout. The bytes are those `c` names.
+    /// Block `c` from the first of the peers `peers` names that has it (at most
+    /// [`ASK_AT_MOST`] asked at once, and asked again after [`RESEND`], doubling, of the
+    /// peers connected then: an answer lost with a connection, or a peer met meanwhile, does
+    /// not leave the fetch waiting). Fails at once when every peer asked says it lacks the
+    /// block; otherwise bounded by the caller's timeout. The bytes are those `c` names.
     pub async fn fetch(
         &self,
         c: &cid::Cid,
         peers: &(dyn Fn() -> Vec<PeerId> + Send + Sync),
     ) -> Result<Vec<u8>, FetchError> {
-        let first = peers();
+        let first = ask_some(peers());
         if first.is_empty() {
             return Err(FetchError::NoPeer);
         }
@@ -389,39 +474,60 @@ impl Bitswap {
                 tx,
                 asked: first.clone(),
             });
-        struct Forget<'a>(&'a Bitswap, cid::Cid);
+        // However the fetch ends (answered, failed, or dropped at the caller's timeout), its
+        // waiter goes.
+        struct Forget<'a>(&'a Bitswap, cid::Cid, u64);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
                 let mut w = self.0.waiting.lock().unwrap();
                 if let Some(list) = w.get_mut(&self.1) {
-                    list.retain(|w| !w.tx.is_closed());
+                    list.retain(|w| w.id != self.2);
                     if list.is_empty() {
                         w.remove(&self.1);
                     }
                 }
             }
         }
-        let _forget = Forget(self, *c);
+        let _forget = Forget(self, *c, id);
         let m = want(&[*c]);
         let mut round = first;
+        let mut pause = RESEND;
         loop {
-            let asked = futures::future::join_all(round.iter().map(|p| self.send(*p, &m))).await;
-            // A peer that could not be asked will not answer: counted as lacking the block.
-            for (p, r) in round.iter().zip(asked) {
-                if let Err(e) = r {
-                    tracing::debug!(peer = %p, error = %e, "Bitswap want not sent");
-                    self.lacks(*p, c);
+            // The wants go out while the answer is awaited: a peer slow to take a stream
+            // does not hold up the block another sends at once.
+            {
+                let sends = futures::future::join_all(
+                    round
+                        .iter()
+                        .map(|p| async { (*p, self.send(*p, &m).await) }),
+                );
+                tokio::pin!(sends);
+                let resend = tokio::time::sleep(pause);
+                tokio::pin!(resend);
+                let mut sent = false;
+                loop {
+                    tokio::select! {
+                        got = &mut rx => {
+                            let data = got.map_err(|_| FetchError::Network("the fetch was dropped".into()))??;
+                            wire::verify_block(c, &data).map_err(|e| FetchError::Invalid(e.0))?;
+                            return Ok(data);
+                        }
+                        results = &mut sends, if !sent => {
+                            sent = true;
+                            // A peer that could not be asked will not answer: it lacks it.
+                            for (p, r) in results {
+                                if let Err(e) = r {
+                                    tracing::debug!(peer = %p, error = %e, "Bitswap want not sent");
+                                    self.lacks(p, c);
+                                }
+                            }
+                        }
+                        _ = &mut resend, if sent => break,
+                    }
                 }
             }
-            tokio::select! {
-                got = &mut rx => {
-                    let data = got.map_err(|_| FetchError::Network("the fetch was dropped".into()))??;
-                    wire::verify_block(c, &data).map_err(|e| FetchError::Invalid(e.0))?;
-                    return Ok(data);
-                }
-                _ = tokio::time::sleep(RESEND) => {}
-            }
-            round = peers();
+            pause = (pause * 2).min(RESEND * 8);
+            round = ask_some(peers());
             let mut waiting = self.waiting.lock().unwrap();
             if let Some(w) = waiting
                 .get_mut(c)

@@ -23,6 +23,9 @@ use crate::consensus::store;
 use crate::tasks::Tasks;
 use crate::types::{Cid, PeerRole, Pin};
 
+/// Broadcasts caused by peers joining the topic come at most this often.
+const JOIN_SPACING: Duration = Duration::from_secs(5);
+
 /// How the CRDT reaches the other peers.
 #[async_trait]
 pub trait CrdtNetwork: BlockSource {
@@ -130,7 +133,18 @@ impl CrdtConsensus {
             members,
             untrusted: Default::default(),
         });
-        if let Some(c) = me.store.flush().await? {
+        if me.opts.follower {
+            // A follower publishes nothing: writes acknowledged when this peer was not one
+            // stay in the batch, neither lost nor published where no one would hear them.
+            let left = me.store.queued().await?;
+            if left > 0 {
+                tracing::warn!(
+                    writes = left,
+                    "writes acknowledged before this peer became a follower wait in its batch: \
+                     run it once without follower_mode to publish them"
+                );
+            }
+        } else if let Some(c) = me.store.flush().await? {
             tracing::info!(block = %c, "published the batch left by the last run");
         }
         tasks.spawn(me.clone().hear(heard));
@@ -222,11 +236,23 @@ impl CrdtConsensus {
         loop {
             let wait = retry.unwrap_or(self.opts.rebroadcast_interval);
             let woken = tokio::time::timeout(wait, self.wake_sync.notified());
-            // A peer met or back may have what could not be had.
+            // A peer met or back may have what could not be had (when anything is wanted;
+            // joins come at most once per JOIN_SPACING).
             match joined.as_mut() {
                 Some(j) => tokio::select! {
                     _ = woken => {}
-                    r = j.changed() => if r.is_err() { joined = None },
+                    r = j.changed() => {
+                        if r.is_err() {
+                            joined = None;
+                        }
+                        tokio::time::sleep(JOIN_SPACING / 5).await;
+                        if let Some(j) = joined.as_mut() {
+                            j.borrow_and_update();
+                        }
+                        if !self.store.wants_any().await.unwrap_or(true) {
+                            continue;
+                        }
+                    }
                 },
                 None => {
                     let _ = woken.await;
@@ -268,6 +294,9 @@ impl CrdtConsensus {
     async fn rebroadcasting(self: Arc<Self>) {
         use rand::Rng;
         let mut joined = self.net.joined();
+        // The first join is answered at once.
+        let now = tokio::time::Instant::now();
+        let mut last = now.checked_sub(JOIN_SPACING).unwrap_or(now);
         loop {
             let base = self.opts.rebroadcast_interval.as_secs_f64();
             let wait = base * rand::thread_rng().gen_range(0.7..1.3);
@@ -275,10 +304,21 @@ impl CrdtConsensus {
             match joined.as_mut() {
                 Some(j) => tokio::select! {
                     _ = timer => {}
-                    r = j.changed() => if r.is_err() { joined = None },
+                    r = j.changed() => {
+                        if r.is_err() {
+                            joined = None;
+                        }
+                        // Peers joining (or a peer joining and leaving over and over) make one
+                        // broadcast per JOIN_SPACING at most: those in between are coalesced.
+                        tokio::time::sleep_until(last + JOIN_SPACING).await;
+                        if let Some(j) = joined.as_mut() {
+                            j.borrow_and_update();
+                        }
+                    }
                 },
                 None => timer.await,
             }
+            last = tokio::time::Instant::now();
             match self.store.heads().await {
                 Ok((heads, _)) => self.announce_heads(&heads).await,
                 Err(e) => tracing::warn!(error = %e, "CRDT heads"),
@@ -306,6 +346,9 @@ impl CrdtConsensus {
     }
 
     async fn flush(&self) {
+        if self.opts.follower {
+            return;
+        }
         match self.store.flush().await {
             Ok(Some(c)) => self.announce_heads(&[c]).await,
             Ok(None) => {}

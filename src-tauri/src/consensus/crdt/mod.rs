@@ -11,6 +11,8 @@ pub(crate) mod component;
 pub(crate) mod net;
 pub(crate) mod store;
 pub(crate) mod sync;
+#[cfg(test)]
+mod testing;
 pub(crate) mod wire;
 
 use std::collections::HashSet;
@@ -111,6 +113,13 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
         tasks,
     )
     .await?;
+    // The peers this peer dials again when not connected: those it was given (its
+    // peerstore, --bootstrap) and the trusted ones. Any other that connected to it dials
+    // again itself, so a stranger's addresses are never dialed over and over.
+    let mut redial: HashSet<PeerId> = s.connect.iter().map(|(p, _)| *p).collect();
+    if let Trust::Only(set) = c.trust() {
+        redial.extend(set.iter().filter_map(|p| p.parse::<PeerId>().ok()));
+    }
     for (p, addrs) in s.connect {
         s.rpc.connect(p, addrs).await;
     }
@@ -124,13 +133,13 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
     let kept = c.clone();
     tasks.spawn(async move {
         loop {
-            // No Raft calls keep a CRDT peer connected: it dials again every peer it knows
-            // that is not connected (a peer back from a crash, a partition healed), as IPFS
-            // Cluster's peers reconnect to their peerstore.
+            // No Raft calls keep a CRDT peer connected: it dials again the peers it was
+            // given that are not connected (a peer back from a crash, a partition healed),
+            // as IPFS Cluster's peers reconnect to their peerstore.
             let connected = rpc.connected_peers();
-            for p in rpc.known_peers() {
-                if p != me && !connected.contains(&p) {
-                    rpc.connect(p, Vec::new()).await;
+            for p in &redial {
+                if *p != me && !connected.contains(p) {
+                    rpc.connect(*p, Vec::new()).await;
                 }
             }
             let mut members = vec![Member {

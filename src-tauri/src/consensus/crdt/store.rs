@@ -52,6 +52,9 @@ pub struct Stored {
 pub struct CrdtStore {
     path: PathBuf,
     pool: SqlitePool,
+    /// Read-only connections for what other peers ask (blocks), so that their reads never
+    /// take a connection this peer's writes need.
+    readers: SqlitePool,
     /// Serializes the writers: a block's heads are read and changed in one transaction.
     writer: Mutex<()>,
     changes: FeedSender,
@@ -83,9 +86,11 @@ impl CrdtStore {
             std::fs::create_dir_all(dir).map_err(|e| storage(format!("{}: {e}", dir.display())))?;
         }
         let pool = store::open(path).await?;
+        let readers = store::open_readers(path).await?;
         Ok(CrdtStore {
             path: path.to_path_buf(),
             pool,
+            readers,
             writer: Mutex::new(()),
             changes,
         })
@@ -116,11 +121,12 @@ impl CrdtStore {
         Ok(found.is_some())
     }
 
-    /// Block `c`'s bytes, if this peer holds it (what it serves to others).
+    /// Block `c`'s bytes, if this peer holds it (what it serves to others; read on the
+    /// read-only pool).
     pub async fn block(&self, c: &cid::Cid) -> Result<Option<Vec<u8>>, ConsensusError> {
         sqlx::query_scalar("SELECT data FROM crdt_blocks WHERE cid = ?")
             .bind(c.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.readers)
             .await
             .map_err(storage)
     }
@@ -156,6 +162,17 @@ impl CrdtStore {
             .await
             .map_err(storage)?;
         Ok(any)
+    }
+
+    /// Stops wanting `c`: its bytes are the block but not a delta's node (a peer wrote
+    /// garbage), so no fetch will ever make it applicable.
+    pub async fn unwant(&self, c: &cid::Cid) -> Result<(), ConsensusError> {
+        sqlx::query("DELETE FROM crdt_wanted WHERE cid = ?")
+            .bind(c.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(())
     }
 
     /// Records that fetching `c` failed once more (it goes behind those tried less).

@@ -95,14 +95,21 @@ pub async fn sync(
             .buffer_unordered(workers);
         while let Some((c, got)) = fetches.next().await {
             let outcome = match got {
-                Ok(bytes) => store
-                    .put_block(&c, &bytes)
-                    .await
-                    .map_err(|e| FetchError::Invalid(e.to_string())),
+                Ok(bytes) => match store.put_block(&c, &bytes).await {
+                    Ok(_) => Ok(()),
+                    // The block itself, and not a delta's node: wanted no more.
+                    Err(ConsensusError::BadInput(e)) => {
+                        tracing::warn!(block = %c, error = %e, "CRDT block unusable: dropped");
+                        store.unwant(&c).await?;
+                        report.failed += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
                 Err(e) => Err(e),
             };
             match outcome {
-                Ok(_) => {
+                Ok(()) => {
                     stored_now += 1;
                     report.stored += 1;
                 }
@@ -221,6 +228,32 @@ mod tests {
         let asked = *source.asked.lock().unwrap();
         sync(&b, &source, opts).await.unwrap();
         assert_eq!(*source.asked.lock().unwrap(), asked);
+    }
+
+    /// A block whose bytes are right but that is not a delta's node is wanted no more (no
+    /// fetch could ever make it usable), and nothing of it is applied.
+    #[tokio::test]
+    async fn a_block_that_is_no_delta_is_wanted_no_more() {
+        struct Junk;
+        #[async_trait]
+        impl BlockSource for Junk {
+            async fn get(&self, _: &cid::Cid) -> Result<Vec<u8>, FetchError> {
+                Ok(b"\xff\xff".to_vec())
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let b = open(d.path()).await;
+        b.want(&wire::block_cid(b"\xff\xff")).await.unwrap();
+        let r = sync(&b, &Junk, SyncOptions::default()).await.unwrap();
+        assert_eq!(
+            r,
+            SyncReport {
+                stored: 0,
+                failed: 1,
+                wanted: 0
+            }
+        );
+        assert!(!b.has_block(&wire::block_cid(b"\xff\xff")).await.unwrap());
     }
 
     /// A source that never answers holds a sync up for one timeout, not forever.

@@ -9,14 +9,7 @@ use libp2p::{noise, tcp, yamux, Multiaddr, Swarm};
 
 use super::*;
 
-const VECTORS: &str = include_str!("../../../../../tests/fixtures/crdt/vectors.txt");
-
-fn vector(name: &str) -> &'static str {
-    VECTORS
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no vector {name}"))
-}
+use super::super::testing::vector;
 
 fn block_cid() -> cid::Cid {
     cid::Cid::from_str(vector("block_cid")).unwrap()

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::super::testing::until;
 use super::*;
 use crate::state::feed::feed;
 use crate::types::PinOptions;
@@ -148,19 +149,6 @@ fn pin(n: u32) -> Pin {
 
 async fn count(p: &CrdtConsensus) -> u64 {
     p.state().count().await.unwrap()
-}
-
-/// Waits until `check` holds, up to `secs` seconds.
-async fn until<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::super::component::{CrdtConsensus, CrdtOptions, Trust};
 use super::super::store::db_path;
 use super::super::sync::SyncOptions;
+use super::super::testing::until;
 use super::super::wire;
 use super::*;
 use crate::components::Consensus;
@@ -113,18 +114,6 @@ fn pin(n: u32) -> Pin {
 
 async fn has(n: &Node, p: &Pin) -> bool {
     n.c.state().get(&p.cid).await.unwrap().is_some()
-}
-
-async fn until<F, Fut>(secs: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,14 +5,7 @@
 
 use super::*;
 
-const VECTORS: &str = include_str!("../../../../../tests/fixtures/crdt/vectors.txt");
-
-fn vector(name: &str) -> &'static str {
-    VECTORS
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("no vector {name}"))
-}
+use super::super::testing::vector;
 
 fn hex(name: &str) -> Vec<u8> {
     ::hex::decode(vector(name)).unwrap()
