@@ -330,22 +330,83 @@ fn init_consensus_crdt_writes_the_crdt_section_only() {
     );
     assert_eq!(cfg["consensus"]["crdt"]["cluster_name"], "ipfs-cluster");
     assert_eq!(cfg["consensus"]["crdt"]["trusted_peers"][0], "*");
-    // The state tools work on Raft's state: on a CRDT peer they stop, saying so, and make
-    // nothing (no Raft database appears).
-    for args in [
-        vec!["state", "export"],
-        vec!["state", "cleanup", "--force"],
-        vec!["state", "import", "--force", "/nonexistent"],
+}
+
+/// The state tools on a CRDT peer, and a pinset carried from a Raft peer to a CRDT peer and
+/// back by `state export` / `state import`, unchanged.
+#[test]
+fn a_raft_export_imports_into_a_crdt_peer_and_back_unchanged() {
+    let raft = tempfile::tempdir().unwrap();
+    let crdt = tempfile::tempdir().unwrap();
+    let again = tempfile::tempdir().unwrap();
+    for (dir, args) in [
+        (raft.path(), vec!["init"]),
+        (crdt.path(), vec!["init", "--consensus", "crdt"]),
+        (again.path(), vec!["init"]),
     ] {
-        let out = service(dir.path(), &args);
-        assert!(!out.status.success(), "{args:?}");
-        assert!(
-            text(&out).contains("CRDT consensus"),
-            "{args:?}: {}",
-            text(&out)
-        );
-        assert!(!dir.path().join("raft").exists(), "{args:?}");
+        let out = service(dir, &args);
+        assert!(out.status.success(), "{}", text(&out));
     }
+    // A pinset with what a pin can carry: names, metadata, replication, allocations, modes.
+    let cids = [
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG",
+        "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi",
+    ];
+    let pins = [
+        serde_json::json!({"cid": cids[0], "name": "first", "metadata": {"k": "v"},
+            "replication_factor_min": 2, "replication_factor_max": 3, "type": "pin",
+            "max_depth": -1, "timestamp": "2026-12-01T10:00:00Z"}),
+        serde_json::json!({"cid": cids[1], "name": "second", "mode": "direct",
+            "allocations": ["12D3KooWQYV9dGMFoRzNStwpXztXaBUjtPqi6aU76ZgUriHhKust"],
+            "replication_factor_min": 1, "replication_factor_max": 1, "type": "pin",
+            "max_depth": 0, "timestamp": "2026-12-01T10:00:01Z"}),
+        serde_json::json!({"cid": cids[2], "type": "pin", "max_depth": -1,
+            "replication_factor_min": -1, "replication_factor_max": -1,
+            "timestamp": "2026-12-01T10:00:02Z"}),
+    ];
+    let input = raft.path().join("input.ndjson");
+    std::fs::write(
+        &input,
+        pins.iter().map(|p| format!("{p}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let export = |dir: &std::path::Path| {
+        let out = service(dir, &["state", "export"]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let import = |dir: &std::path::Path, file: &std::path::Path| {
+        let out = service(dir, &["state", "import", "--force", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("imported 3 pins"), "{}", text(&out));
+    };
+    import(raft.path(), &input);
+    let from_raft = export(raft.path());
+    assert_eq!(from_raft.lines().count(), 3, "{from_raft}");
+    let a = raft.path().join("a.ndjson");
+    std::fs::write(&a, &from_raft).unwrap();
+    // Into the CRDT peer: its own database, no Raft one.
+    import(crdt.path(), &a);
+    assert!(crdt.path().join("crdt/crdt.sqlite").exists());
+    assert!(!crdt.path().join("raft").exists());
+    let from_crdt = export(crdt.path());
+    assert_eq!(
+        from_crdt, from_raft,
+        "the CRDT peer exports what it imported"
+    );
+    // And back into a Raft peer.
+    let b = crdt.path().join("b.ndjson");
+    std::fs::write(&b, &from_crdt).unwrap();
+    import(again.path(), &b);
+    assert_eq!(export(again.path()), from_raft);
+    // Cleanup on the CRDT peer: backed up, and nothing left.
+    let out = service(crdt.path(), &["state", "cleanup", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("crdt.backups"), "{}", text(&out));
+    assert!(!crdt.path().join("crdt").exists());
+    assert_eq!(export(crdt.path()), "");
+    assert!(!crdt.path().join("raft").exists());
 }
 
 fn config_of(dir: &std::path::Path) -> Value {

@@ -125,7 +125,8 @@ enum StateCmd {
         #[arg(short, long)]
         file: Option<PathBuf>,
     },
-    /// Replaces the pinset with one from `state export` (run it on every peer).
+    /// Replaces the pinset with one from `state export` (run it on every peer). A CRDT
+    /// peer's DAG is started anew with the imported pins, as IPFS Cluster does.
     Import {
         /// Input file (default: standard input), as IPFS Cluster takes it.
         #[arg(value_name = "FILE")]
@@ -146,7 +147,7 @@ enum StateCmd {
         #[arg(long, visible_alias = "allocs", value_delimiter = ',')]
         allocations: Vec<String>,
     },
-    /// Deletes the peer's Raft state (after backing it up).
+    /// Deletes the peer's consensus state, Raft's or the CRDT's (after backing it up).
     Cleanup {
         /// Does not ask for confirmation.
         #[arg(long)]
@@ -238,25 +239,17 @@ fn init_peers(addrs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Stops a `state` command on a CRDT peer's folder, whose state is not Raft's: the commands
-/// read and write `raft/raft.sqlite`, which such a peer does not use (they would export an
-/// empty pinset, or import one the peer never reads).
-fn raft_state_only(folder: &Path) -> anyhow::Result<()> {
+/// Whether `folder`'s peer runs the CRDT consensus (a `crdt` section and no `raft` one in
+/// its `service.json`): its `state` commands then work on the CRDT's database.
+fn crdt_folder(folder: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(folder.join(config::CONFIG_FILE)) else {
-        return Ok(());
+        return false;
     };
     let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(());
+        return false;
     };
     let consensus = &json["consensus"];
-    if consensus.get("crdt").is_some() && consensus.get("raft").is_none() {
-        bail!(
-            "this peer runs the CRDT consensus (consensus.crdt in service.json): `state` \
-             export, import and cleanup work on a Raft peer's state only for now; nothing \
-             was read or changed"
-        );
-    }
-    Ok(())
+    consensus.get("crdt").is_some() && consensus.get("raft").is_none()
 }
 
 fn load(folder: &Path) -> anyhow::Result<(Config, Identity)> {
@@ -422,15 +415,18 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             .await?;
         }
         Cmd::State(StateCmd::Export { file }) => {
-            raft_state_only(folder)?;
+            let crdt = crdt_folder(folder);
             let _lock = lock_folder(folder)?;
-            match file {
-                Some(f) => {
-                    let out = ipfs_cluster::config::create_private(&f)
-                        .with_context(|| format!("{}", f.display()))?;
-                    offline::export(folder, std::io::BufWriter::new(out)).await
-                }
-                None => offline::export(folder, std::io::stdout().lock()).await,
+            let out: Box<dyn std::io::Write> = match file {
+                Some(f) => Box::new(std::io::BufWriter::new(
+                    ipfs_cluster::config::create_private(&f)
+                        .with_context(|| format!("{}", f.display()))?,
+                )),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            match crdt {
+                true => offline::crdt::export(folder, out).await,
+                false => offline::export(folder, out).await,
             }
             .map_err(anyhow::Error::msg)?;
         }
@@ -442,7 +438,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             replication_max,
             allocations,
         }) => {
-            raft_state_only(folder)?;
+            let crdt = crdt_folder(folder);
             let file = path.or(file);
             // IPFS Cluster's overrides, applied to every pin read.
             let adjust = move |p: ipfs_cluster::types::Pin| {
@@ -466,12 +462,18 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                         std::fs::File::open(f).with_context(|| format!("{}", f.display()))?;
                     let pins = ipfs_cluster::state::read_pins(std::io::BufReader::new(input))
                         .map(|r| r.map(&adjust));
-                    offline::stage_import(folder, pins).await
+                    match crdt {
+                        true => offline::crdt::stage_import(folder, pins).await,
+                        false => offline::stage_import(folder, pins).await,
+                    }
                 }
                 None => {
                     let pins = ipfs_cluster::state::read_pins(std::io::stdin().lock())
                         .map(|r| r.map(&adjust));
-                    offline::stage_import(folder, pins).await
+                    match crdt {
+                        true => offline::crdt::stage_import(folder, pins).await,
+                        false => offline::stage_import(folder, pins).await,
+                    }
                 }
             }
             .map_err(anyhow::Error::msg)
@@ -481,26 +483,34 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                 staged.discard().await;
                 bail!("aborted: nothing changed");
             }
-            if let Some(b) = offline::backup(folder, cfg.consensus.raft.backups_rotate)
-                .await
-                .map_err(anyhow::Error::msg)?
-            {
+            let rotate = cfg.consensus.raft.backups_rotate;
+            let saved = match crdt {
+                true => offline::crdt::backup(folder, rotate).await,
+                false => offline::backup(folder, rotate).await,
+            };
+            if let Some(b) = saved.map_err(anyhow::Error::msg)? {
                 eprintln!("previous pinset saved to {}", b.display());
             }
             staged.commit().await.map_err(anyhow::Error::msg)?;
             println!("imported {count} pins");
         }
         Cmd::State(StateCmd::Cleanup { force }) => {
-            raft_state_only(folder)?;
+            let crdt = crdt_folder(folder);
             let (cfg, _) = load(folder)?;
             let _lock = lock_folder(folder)?;
-            if !force && !confirm("Delete this peer's whole Raft state (pinset and peerset)?")? {
+            let what = match crdt {
+                true => "Delete this peer's whole CRDT state (its DAG and pinset)?",
+                false => "Delete this peer's whole Raft state (pinset and peerset)?",
+            };
+            if !force && !confirm(what)? {
                 bail!("aborted: nothing changed");
             }
-            match offline::cleanup(folder, cfg.consensus.raft.backups_rotate)
-                .await
-                .map_err(anyhow::Error::msg)?
-            {
+            let rotate = cfg.consensus.raft.backups_rotate;
+            let cleaned = match crdt {
+                true => offline::crdt::cleanup(folder, rotate).await,
+                false => offline::cleanup(folder, rotate).await,
+            };
+            match cleaned.map_err(anyhow::Error::msg)? {
                 Some(b) => println!("state removed; a backup is in {}", b.display()),
                 None => println!("no state to remove"),
             }

@@ -1,6 +1,7 @@
 //! What `ipfs-cluster-service state …` does to a stopped peer's Raft data: export, import,
 //! and cleanup with a rotating backup (`consensus.raft.backups_rotate`), so that cleaning
-//! state (by hand or before a bootstrap) never silently loses a pinset.
+//! state (by hand or before a bootstrap) never silently loses a pinset. A CRDT peer's
+//! (`crdt::offline`) are built of the same parts, on its own database.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,9 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 
 use super::store::{self, db_path};
+
+/// A CRDT peer's state commands.
+pub use super::crdt::offline as crdt;
 use crate::components::{ConsensusError, Pinset};
 use crate::types::Pin;
 
@@ -27,8 +31,13 @@ pub fn has_state(folder: &Path) -> bool {
 
 /// Writes the applied pinset of a stopped peer as newline-delimited JSON, one pin at a time
 /// (nothing when it never ran). Returns how many pins it wrote.
-pub async fn export(folder: &Path, mut out: impl Write) -> Result<u64, ConsensusError> {
-    let db = db_path(folder);
+pub async fn export(folder: &Path, out: impl Write) -> Result<u64, ConsensusError> {
+    export_db(&db_path(folder), out).await
+}
+
+/// [`export`] of the pinset in database `db`.
+pub(crate) async fn export_db(db: &Path, mut out: impl Write) -> Result<u64, ConsensusError> {
+    let db = db.to_path_buf();
     if !db.exists() {
         return Ok(0);
     }
@@ -54,6 +63,8 @@ pub async fn export(folder: &Path, mut out: impl Write) -> Result<u64, Consensus
 pub struct StagedImport {
     pool: sqlx::SqlitePool,
     pub count: u64,
+    /// A CRDT peer's: its database, where the pins become its deltas.
+    crdt: Option<PathBuf>,
 }
 
 /// Stages `pins` for import; a bad line is an error naming it and changes nothing.
@@ -61,7 +72,16 @@ pub async fn stage_import(
     folder: &Path,
     pins: impl IntoIterator<Item = Result<Pin, crate::state::ImportError>>,
 ) -> Result<StagedImport, ConsensusError> {
-    let db = db_path(folder);
+    stage_import_db(&db_path(folder), pins, None).await
+}
+
+/// [`stage_import`] into database `db` (a CRDT peer's when `crdt` names it).
+pub(crate) async fn stage_import_db(
+    db: &Path,
+    pins: impl IntoIterator<Item = Result<Pin, crate::state::ImportError>>,
+    crdt: Option<PathBuf>,
+) -> Result<StagedImport, ConsensusError> {
+    let db = db.to_path_buf();
     crate::config::create_private_dir(db.parent().expect("db has a folder"))
         .map_err(|e| io_error(&db, e))?;
     let pool = store::open(&db).await?;
@@ -69,7 +89,7 @@ pub async fn stage_import(
         .into_iter()
         .map(|p| p.map_err(|e| ConsensusError::BadInput(e.to_string())));
     match store::stage_pins(&pool, pins).await {
-        Ok(count) => Ok(StagedImport { pool, count }),
+        Ok(count) => Ok(StagedImport { pool, count, crdt }),
         Err(e) => {
             pool.close().await;
             Err(e)
@@ -80,7 +100,10 @@ pub async fn stage_import(
 impl StagedImport {
     /// Replaces the peer's pinset with the staged one.
     pub async fn commit(self) -> Result<(), ConsensusError> {
-        let r = store::commit_staged(&self.pool).await;
+        let r = match &self.crdt {
+            None => store::commit_staged(&self.pool).await,
+            Some(db) => super::crdt::offline::commit(&self.pool, db).await,
+        };
         self.pool.close().await;
         r
     }
@@ -95,10 +118,19 @@ impl StagedImport {
 /// Writes the current pinset to a new backup file and deletes the oldest beyond `rotate`.
 /// Returns the new file, or None when there was no state to back up.
 pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, ConsensusError> {
-    if !has_state(folder) {
+    backup_db(&db_path(folder), &backups_dir(folder), rotate).await
+}
+
+/// [`backup`] of database `db` into `dir`.
+pub(crate) async fn backup_db(
+    db: &Path,
+    dir: &Path,
+    rotate: u32,
+) -> Result<Option<PathBuf>, ConsensusError> {
+    if !db.exists() {
         return Ok(None);
     }
-    let dir = backups_dir(folder);
+    let dir = dir.to_path_buf();
     crate::config::create_private_dir(&dir).map_err(|e| io_error(&dir, e))?;
     let name = format!(
         "pinset-{}.ndjson",
@@ -108,7 +140,7 @@ pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, Conse
     let tmp = path.with_extension("tmp");
     let file = crate::config::create_private(&tmp).map_err(|e| io_error(&tmp, e))?;
     let mut out = std::io::BufWriter::new(file);
-    export(folder, &mut out).await?;
+    export_db(db, &mut out).await?;
     let file = out.into_inner().map_err(|e| io_error(&tmp, e.error()))?;
     file.sync_all().map_err(|e| io_error(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;

@@ -9,6 +9,7 @@
 pub(crate) mod bitswap;
 pub(crate) mod component;
 pub(crate) mod net;
+pub mod offline;
 pub(crate) mod store;
 pub(crate) mod sync;
 #[cfg(test)]

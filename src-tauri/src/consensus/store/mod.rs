@@ -37,4 +37,4 @@ pub use schema::{checkpoint, open, open_readers};
 pub use snapshots::{ensure_snapshot, snapshot_size};
 #[cfg(test)]
 pub use staging::replace_pins;
-pub use staging::{commit_staged, discard_staged, stage_pins};
+pub use staging::{commit_staged, discard_staged, stage_pins, swap_staged_after};

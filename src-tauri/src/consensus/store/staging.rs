@@ -207,6 +207,19 @@ pub async fn commit_staged(pool: &SqlitePool) -> Result<(), ConsensusError> {
     tx.commit().await.map_err(storage)
 }
 
+/// Makes the staged import the `pins` table after running `first` (statements of the
+/// caller's), in one transaction, and nothing else: a CRDT peer's import, which then writes
+/// the pins as its deltas.
+pub async fn swap_staged_after(pool: &SqlitePool, first: &[&str]) -> Result<(), ConsensusError> {
+    let mut conn = pool.acquire().await.map_err(storage)?;
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(storage)?;
+    for stmt in first {
+        sqlx::query(stmt).execute(&mut *tx).await.map_err(storage)?;
+    }
+    swap_in(&mut tx, IMPORT, None).await.map_err(storage)?;
+    tx.commit().await.map_err(storage)
+}
+
 /// Replaces the applied pinset with `pins` (stage and commit at once).
 #[cfg(test)]
 pub async fn replace_pins(pool: &SqlitePool, pins: &[Pin]) -> Result<(), ConsensusError> {
