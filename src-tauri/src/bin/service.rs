@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
 use ipfs_cluster::config::{self, Config, Identity};
-use ipfs_cluster::consensus::offline;
+use ipfs_cluster::consensus::{crdt_offline, offline};
 use ipfs_cluster::desktop::invite::Invitation;
 use ipfs_cluster::peer::{Peer, StartOptions};
 use ipfs_cluster::telemetry::Telemetry;
@@ -425,7 +425,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                 None => Box::new(std::io::stdout().lock()),
             };
             match crdt {
-                true => offline::crdt::export(folder, out).await,
+                true => crdt_offline::export(folder, out).await,
                 false => offline::export(folder, out).await,
             }
             .map_err(anyhow::Error::msg)?;
@@ -463,7 +463,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                     let pins = ipfs_cluster::state::read_pins(std::io::BufReader::new(input))
                         .map(|r| r.map(&adjust));
                     match crdt {
-                        true => offline::crdt::stage_import(folder, pins).await,
+                        true => crdt_offline::stage_import(folder, pins).await,
                         false => offline::stage_import(folder, pins).await,
                     }
                 }
@@ -471,7 +471,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
                     let pins = ipfs_cluster::state::read_pins(std::io::stdin().lock())
                         .map(|r| r.map(&adjust));
                     match crdt {
-                        true => offline::crdt::stage_import(folder, pins).await,
+                        true => crdt_offline::stage_import(folder, pins).await,
                         false => offline::stage_import(folder, pins).await,
                     }
                 }
@@ -485,7 +485,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             }
             let rotate = cfg.consensus.raft.backups_rotate;
             let saved = match crdt {
-                true => offline::crdt::backup(folder, rotate).await,
+                true => crdt_offline::backup(folder, rotate).await,
                 false => offline::backup(folder, rotate).await,
             };
             if let Some(b) = saved.map_err(anyhow::Error::msg)? {
@@ -507,7 +507,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             }
             let rotate = cfg.consensus.raft.backups_rotate;
             let cleaned = match crdt {
-                true => offline::crdt::cleanup(folder, rotate).await,
+                true => crdt_offline::cleanup(folder, rotate).await,
                 false => offline::cleanup(folder, rotate).await,
             };
             match cleaned.map_err(anyhow::Error::msg)? {

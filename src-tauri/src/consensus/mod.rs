@@ -18,6 +18,8 @@ mod link;
 mod management;
 pub(crate) mod network;
 pub mod offline;
+/// A CRDT peer's state commands (`state export/import/cleanup`).
+pub use crdt::offline as crdt_offline;
 mod raft;
 mod senders;
 mod server;

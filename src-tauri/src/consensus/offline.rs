@@ -9,9 +9,6 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 
 use super::store::{self, db_path};
-
-/// A CRDT peer's state commands.
-pub use super::crdt::offline as crdt;
 use crate::components::{ConsensusError, Pinset};
 use crate::types::Pin;
 
@@ -63,9 +60,15 @@ pub(crate) async fn export_db(db: &Path, mut out: impl Write) -> Result<u64, Con
 pub struct StagedImport {
     pool: sqlx::SqlitePool,
     pub count: u64,
-    /// A CRDT peer's: its database, where the pins become its deltas.
-    crdt: Option<PathBuf>,
+    /// How the staged pins become the pinset when it is not Raft's way (a CRDT peer's).
+    commit: Option<CommitStaged>,
 }
+
+/// A commit of staged pins other than Raft's, given the database's pool.
+pub(crate) type CommitStaged = Box<
+    dyn FnOnce(sqlx::SqlitePool) -> futures::future::BoxFuture<'static, Result<(), ConsensusError>>
+        + Send,
+>;
 
 /// Stages `pins` for import; a bad line is an error naming it and changes nothing.
 pub async fn stage_import(
@@ -75,11 +78,11 @@ pub async fn stage_import(
     stage_import_db(&db_path(folder), pins, None).await
 }
 
-/// [`stage_import`] into database `db` (a CRDT peer's when `crdt` names it).
+/// [`stage_import`] into database `db`, committed by `commit` when given.
 pub(crate) async fn stage_import_db(
     db: &Path,
     pins: impl IntoIterator<Item = Result<Pin, crate::state::ImportError>>,
-    crdt: Option<PathBuf>,
+    commit: Option<CommitStaged>,
 ) -> Result<StagedImport, ConsensusError> {
     let db = db.to_path_buf();
     crate::config::create_private_dir(db.parent().expect("db has a folder"))
@@ -89,7 +92,11 @@ pub(crate) async fn stage_import_db(
         .into_iter()
         .map(|p| p.map_err(|e| ConsensusError::BadInput(e.to_string())));
     match store::stage_pins(&pool, pins).await {
-        Ok(count) => Ok(StagedImport { pool, count, crdt }),
+        Ok(count) => Ok(StagedImport {
+            pool,
+            count,
+            commit,
+        }),
         Err(e) => {
             pool.close().await;
             Err(e)
@@ -100,9 +107,9 @@ pub(crate) async fn stage_import_db(
 impl StagedImport {
     /// Replaces the peer's pinset with the staged one.
     pub async fn commit(self) -> Result<(), ConsensusError> {
-        let r = match &self.crdt {
+        let r = match self.commit {
             None => store::commit_staged(&self.pool).await,
-            Some(db) => super::crdt::offline::commit(&self.pool, db).await,
+            Some(commit) => commit(self.pool.clone()).await,
         };
         self.pool.close().await;
         r

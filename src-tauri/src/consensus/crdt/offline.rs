@@ -16,7 +16,9 @@ use futures::TryStreamExt;
 use super::store::{db_path, CrdtStore};
 use super::wire::{self, Delta, Element};
 use crate::components::{ConsensusError, Pinset};
-use crate::consensus::offline::{backup_db, export_db, stage_import_db, StagedImport};
+use crate::consensus::offline::{
+    backup_db, export_db, stage_import_db, CommitStaged, StagedImport,
+};
 use crate::consensus::store;
 use crate::types::Pin;
 
@@ -58,11 +60,14 @@ pub async fn stage_import(
     pins: impl IntoIterator<Item = Result<Pin, crate::state::ImportError>>,
 ) -> Result<StagedImport, ConsensusError> {
     let db = db_path(folder);
-    stage_import_db(&db, pins, Some(db.clone())).await
+    let at = db.clone();
+    let commit: CommitStaged =
+        Box::new(move |pool| Box::pin(async move { commit(&pool, &at).await }));
+    stage_import_db(&db, pins, Some(commit)).await
 }
 
 /// The commit of a staged import into the CRDT database `db` (whose pool `pool` is).
-pub(crate) async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError> {
+async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError> {
     store::swap_staged_after(
         pool,
         &[
