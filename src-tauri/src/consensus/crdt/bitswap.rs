@@ -13,6 +13,7 @@
 //! bytes hash to the CID wanted.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,12 +42,20 @@ const STREAM_LIFETIME: Duration = Duration::from_secs(120);
 const MAX_ANSWERING: usize = 32;
 /// Peers asked for one block in one round at most.
 const ASK_AT_MOST: usize = 8;
+/// Peers asked for one block by one fetch at most (rounds of [`ASK_AT_MOST`] as those asked
+/// say they lack it): a block nobody has costs a bounded number of wants.
+const ASK_IN_ALL: usize = 64;
 /// Wants answered from one message at most (a wantlist longer than this is cut).
 pub const MAX_WANTS: usize = 256;
 /// How long reading a message or opening a stream back may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How soon a fetch not answered yet asks again (doubling each round, up to 16 s).
-pub const RESEND: Duration = Duration::from_secs(2);
+/// Streams this peer opens to one peer at once (wants and answers together): below the
+/// others' [`MAX_INBOUND_PER_PEER`], so that they never have to refuse one of ours.
+const SENDING_PER_PEER: usize = 2;
+/// How soon a fetch not answered yet asks again (doubling each round, up to 16 s). A want
+/// or an answer can be lost without an error (a stream on a connection that is closing, one
+/// dropped by a peer over its limits): short, so that such a loss costs a sync little.
+pub const RESEND: Duration = Duration::from_millis(500);
 
 // ---------------------------------------------------------------------------------------
 // Messages (message.proto)
@@ -210,14 +219,10 @@ pub async fn read_message<R: futures::AsyncRead + Unpin + Send>(
 // ---------------------------------------------------------------------------------------
 // The service
 
-/// At most [`ASK_AT_MOST`] of `peers`, picked at random (so that many connected peers do not
-/// each get every want).
+/// The first [`ASK_AT_MOST`] of `peers` (the caller orders them: the network shuffles the
+/// peers connected, so that many do not each get every want).
 fn ask_some(mut peers: Vec<PeerId>) -> Vec<PeerId> {
-    use rand::seq::SliceRandom;
-    if peers.len() > ASK_AT_MOST {
-        peers.shuffle(&mut rand::thread_rng());
-        peers.truncate(ASK_AT_MOST);
-    }
+    peers.truncate(ASK_AT_MOST);
     peers
 }
 
@@ -238,7 +243,30 @@ pub struct Bitswap {
     open_streams: Mutex<HashMap<PeerId, usize>>,
     /// Answers being sent.
     answering: Arc<Semaphore>,
+    /// Wants waiting to go to each peer: those asked while a message to it is on its way go
+    /// together in the next one (as Bitswap's message queues), not a stream each.
+    outbox: Mutex<HashMap<PeerId, Outbox>>,
+    /// Streams being opened to each peer ([`SENDING_PER_PEER`] at most).
+    sending: Mutex<HashMap<PeerId, Arc<Semaphore>>>,
+    /// Inbound streams taken and refused (over a limit) since the start.
+    accepted: AtomicU64,
+    refused: AtomicU64,
     tasks: Tasks,
+}
+
+/// Wants for one peer not sent yet, and the fetches to tell once they are.
+#[derive(Default)]
+struct Outbox {
+    wants: Vec<cid::Cid>,
+    sent: Vec<oneshot::Sender<Result<(), FetchError>>>,
+}
+
+/// Inbound streams taken and refused since the start.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCounts {
+    pub accepted: u64,
+    pub refused: u64,
 }
 
 /// A fetch waiting: where its block goes, and the peers asked that have not said they lack
@@ -263,6 +291,10 @@ impl Bitswap {
             next: Default::default(),
             open_streams: Mutex::new(HashMap::new()),
             answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
+            outbox: Mutex::new(HashMap::new()),
+            sending: Mutex::new(HashMap::new()),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             tasks: tasks.clone(),
         });
         let server = me.clone();
@@ -273,6 +305,7 @@ impl Bitswap {
                 // Over a limit the stream is dropped (the peer may open another later).
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     tracing::debug!(%peer, "Bitswap stream refused: every slot taken");
+                    server.refused.fetch_add(1, Relaxed);
                     continue;
                 };
                 {
@@ -280,9 +313,11 @@ impl Bitswap {
                     let n = open.entry(peer).or_default();
                     if *n >= MAX_INBOUND_PER_PEER {
                         tracing::debug!(%peer, "Bitswap stream refused: too many from this peer");
+                        server.refused.fetch_add(1, Relaxed);
                         continue;
                     }
                     *n += 1;
+                    server.accepted.fetch_add(1, Relaxed);
                 }
                 let (server, blocks) = (server.clone(), blocks.clone());
                 inner.spawn(async move {
@@ -303,6 +338,14 @@ impl Bitswap {
             }
         });
         Ok(me)
+    }
+
+    #[cfg(test)]
+    pub fn stream_counts(&self) -> StreamCounts {
+        StreamCounts {
+            accepted: self.accepted.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+        }
     }
 
     /// Reads messages from `peer` until the stream ends: wants are answered on a stream of
@@ -431,8 +474,29 @@ impl Bitswap {
         }
     }
 
-    /// Sends `m` to `peer` on a new stream.
+    /// Sends `m` to `peer` on a new stream, once one of the [`SENDING_PER_PEER`] turns to
+    /// it is free.
     async fn send(&self, peer: PeerId, m: &Message) -> Result<(), FetchError> {
+        let turns = self
+            .sending
+            .lock()
+            .unwrap()
+            .entry(peer)
+            .or_insert_with(|| Arc::new(Semaphore::new(SENDING_PER_PEER)))
+            .clone();
+        let sent = match turns.acquire().await {
+            Ok(_turn) => self.send_now(peer, m).await,
+            Err(_) => Err(FetchError::Network("closed".into())),
+        };
+        // The last sender to a peer takes its entry away (peers come and go).
+        let mut sending = self.sending.lock().unwrap();
+        if Arc::strong_count(&turns) == 2 && turns.available_permits() == SENDING_PER_PEER {
+            sending.remove(&peer);
+        }
+        sent
+    }
+
+    async fn send_now(&self, peer: PeerId, m: &Message) -> Result<(), FetchError> {
         let net = |e: String| FetchError::Network(e);
         let mut control = self.control.clone();
         let mut s = tokio::time::timeout(IO_TIMEOUT, control.open_stream(peer, PROTOCOL))
@@ -448,32 +512,70 @@ impl Bitswap {
         .map_err(|e| net(e.to_string()))
     }
 
+    /// Sends a want of `c` to `peer` with the others waiting for it: one task per peer
+    /// sends what is waiting, a message at a time, until nothing is.
+    async fn ask(self: &Arc<Self>, peer: PeerId, c: &cid::Cid) -> Result<(), FetchError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut outbox = self.outbox.lock().unwrap();
+            let first = !outbox.contains_key(&peer);
+            let o = outbox.entry(peer).or_default();
+            if !o.wants.contains(c) {
+                o.wants.push(*c);
+            }
+            o.sent.push(tx);
+            if first {
+                let me = self.clone();
+                self.tasks.spawn(async move { me.send_wants(peer).await });
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(FetchError::Network("stopped".into())))
+    }
+
+    /// Sends the wants waiting for `peer` until none is left (then its outbox goes).
+    async fn send_wants(self: Arc<Self>, peer: PeerId) {
+        loop {
+            let o = {
+                let mut outbox = self.outbox.lock().unwrap();
+                let Some(o) = outbox.get_mut(&peer) else {
+                    return;
+                };
+                if o.sent.is_empty() {
+                    outbox.remove(&peer);
+                    return;
+                }
+                std::mem::take(o)
+            };
+            let mut sent = Ok(());
+            for wants in o.wants.chunks(MAX_WANTS) {
+                sent = self.send(peer, &want(wants)).await;
+                if sent.is_err() {
+                    break;
+                }
+            }
+            for tx in o.sent {
+                let _ = tx.send(sent.clone());
+            }
+        }
+    }
+
     /// Block `c` from the first of the peers `peers` names that has it (at most
     /// [`ASK_AT_MOST`] asked at once, and asked again after [`RESEND`], doubling, of the
     /// peers connected then: an answer lost with a connection, or a peer met meanwhile, does
-    /// not leave the fetch waiting). Fails at once when every peer asked says it lacks the
-    /// block; otherwise bounded by the caller's timeout. The bytes are those `c` names.
+    /// not leave the fetch waiting). When every peer asked says it lacks the block, those not
+    /// asked yet are asked (up to [`ASK_IN_ALL`] in all); it fails once none is left;
+    /// otherwise it is bounded by the caller's timeout. The bytes are those `c` names.
     pub async fn fetch(
-        &self,
+        self: &Arc<Self>,
         c: &cid::Cid,
         peers: &(dyn Fn() -> Vec<PeerId> + Send + Sync),
     ) -> Result<Vec<u8>, FetchError> {
-        let first = ask_some(peers());
-        if first.is_empty() {
+        let mut round = ask_some(peers());
+        if round.is_empty() {
             return Err(FetchError::NoPeer);
         }
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, mut rx) = oneshot::channel();
-        self.waiting
-            .lock()
-            .unwrap()
-            .entry(*c)
-            .or_default()
-            .push(Waiter {
-                id,
-                tx,
-                asked: first.clone(),
-            });
+        let id = self.next.fetch_add(1, Relaxed);
         // However the fetch ends (answered, failed, or dropped at the caller's timeout), its
         // waiter goes.
         struct Forget<'a>(&'a Bitswap, cid::Cid, u64);
@@ -489,17 +591,15 @@ impl Bitswap {
             }
         }
         let _forget = Forget(self, *c, id);
-        let m = want(&[*c]);
-        let mut round = first;
+        let mut asked_ever: std::collections::HashSet<PeerId> = round.iter().copied().collect();
+        let mut rx = self.wait_for(c, id, round.clone());
         let mut pause = RESEND;
         loop {
             // The wants go out while the answer is awaited: a peer slow to take a stream
             // does not hold up the block another sends at once.
-            {
+            let lacked = {
                 let sends = futures::future::join_all(
-                    round
-                        .iter()
-                        .map(|p| async { (*p, self.send(*p, &m).await) }),
+                    round.iter().map(|p| async { (*p, self.ask(*p, c).await) }),
                 );
                 tokio::pin!(sends);
                 let resend = tokio::time::sleep(pause);
@@ -508,9 +608,14 @@ impl Bitswap {
                 loop {
                     tokio::select! {
                         got = &mut rx => {
-                            let data = got.map_err(|_| FetchError::Network("the fetch was dropped".into()))??;
-                            wire::verify_block(c, &data).map_err(|e| FetchError::Invalid(e.0))?;
-                            return Ok(data);
+                            match got.map_err(|_| FetchError::Network("the fetch was dropped".into()))? {
+                                Ok(data) => {
+                                    wire::verify_block(c, &data).map_err(|e| FetchError::Invalid(e.0))?;
+                                    return Ok(data);
+                                }
+                                Err(FetchError::Lacking) => break true,
+                                Err(e) => return Err(e),
+                            }
                         }
                         results = &mut sends, if !sent => {
                             sent = true;
@@ -522,24 +627,62 @@ impl Bitswap {
                                 }
                             }
                         }
-                        _ = &mut resend, if sent => break,
+                        _ = &mut resend, if sent => break false,
                     }
                 }
+            };
+            if lacked {
+                // Everyone asked lacks it: the peers connected not asked yet, if any.
+                let rest: Vec<PeerId> = peers()
+                    .into_iter()
+                    .filter(|p| !asked_ever.contains(p))
+                    .take(ASK_IN_ALL.saturating_sub(asked_ever.len()))
+                    .collect();
+                round = ask_some(rest);
+                if round.is_empty() {
+                    return Err(FetchError::Lacking);
+                }
+                asked_ever.extend(round.iter().copied());
+                rx = self.wait_for(c, id, round.clone());
+                continue;
             }
-            pause = (pause * 2).min(RESEND * 8);
-            round = ask_some(peers());
+            pause = (pause * 2).min(Duration::from_secs(16));
+            // Asked again: those that have not answered (a want or its answer may have been
+            // lost), and peers not asked yet up to the round's size (one met meanwhile). A
+            // peer that said it lacks the block is not asked again by this fetch.
             let mut waiting = self.waiting.lock().unwrap();
-            if let Some(w) = waiting
+            let Some(w) = waiting
                 .get_mut(c)
                 .and_then(|l| l.iter_mut().find(|w| w.id == id))
-            {
-                for p in &round {
-                    if !w.asked.contains(p) {
-                        w.asked.push(*p);
-                    }
-                }
-            }
+            else {
+                continue;
+            };
+            let room = ASK_AT_MOST.saturating_sub(w.asked.len());
+            let new: Vec<PeerId> = peers()
+                .into_iter()
+                .filter(|p| !asked_ever.contains(p))
+                .take(room)
+                .collect();
+            asked_ever.extend(new.iter().copied());
+            w.asked.extend(new);
+            round = w.asked.clone();
         }
+    }
+
+    /// Registers fetch `id`'s waiter for `c`, `asked` the peers whose answers it waits for
+    /// (replacing one it had).
+    fn wait_for(
+        &self,
+        c: &cid::Cid,
+        id: u64,
+        asked: Vec<PeerId>,
+    ) -> oneshot::Receiver<Result<Vec<u8>, FetchError>> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.waiting.lock().unwrap();
+        let list = waiting.entry(*c).or_default();
+        list.retain(|w| w.id != id);
+        list.push(Waiter { id, tx, asked });
+        rx
     }
 }
 

@@ -32,7 +32,14 @@ pub struct CrdtNet {
 impl BlockSource for CrdtNet {
     async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
         let rpc = self.rpc.clone();
-        self.bitswap.fetch(c, &move || rpc.connected_peers()).await
+        // In a random order: the wants of many fetches spread over the peers.
+        let peers = move || {
+            use rand::seq::SliceRandom;
+            let mut p = rpc.connected_peers();
+            p.shuffle(&mut rand::thread_rng());
+            p
+        };
+        self.bitswap.fetch(c, &peers).await
     }
 }
 

@@ -168,3 +168,236 @@ async fn a_host_fetches_a_block_from_another_and_hears_at_once_when_nobody_has_o
     drop(a);
     tasks.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_fetches_at_once_go_in_few_streams_and_none_is_refused() {
+    let tasks = Tasks::new();
+    let blocks: HashMap<cid::Cid, Vec<u8>> = (0..100u32)
+        .map(|n| {
+            let data = format!("block {n}").into_bytes();
+            (wire::block_cid(&data), data)
+        })
+        .collect();
+    let ha = host(&tasks).await;
+    let mut hb = host(&tasks).await;
+    let a_id = ha.id;
+    let a = Bitswap::start(ha.control, Arc::new(Blocks(blocks.clone())), &tasks).unwrap();
+    let b = Bitswap::start(hb.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
+    hb.dial
+        .send(ha.addr.with(libp2p::multiaddr::Protocol::P2p(a_id)))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), hb.connected.wait_for(|n| *n > 0))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    // A sync's 50 workers at once, twice over.
+    let got = futures::stream::iter(blocks.keys().copied())
+        .map(|c| {
+            let b = b.clone();
+            async move { (c, b.fetch(&c, &move || vec![a_id]).await) }
+        })
+        .buffer_unordered(50)
+        .collect::<Vec<_>>();
+    let got = tokio::time::timeout(Duration::from_secs(60), got)
+        .await
+        .expect("fetched in time");
+    for (c, r) in got {
+        assert_eq!(r.unwrap(), blocks[&c]);
+    }
+    // Wants to one peer go together: a never had to refuse a stream of b's (over its
+    // per-peer limit) and took far fewer streams than there were blocks.
+    let s = a.stream_counts();
+    assert_eq!(s.refused, 0, "{s:?}");
+    assert!(s.accepted < 50, "{s:?}");
+    assert_eq!(b.stream_counts().refused, 0);
+    tasks.shutdown().await;
+}
+
+/// A peer that opens streams and never writes on them takes its own share of the slots
+/// ([`MAX_INBOUND_PER_PEER`]) and no more: its streams over it are refused at once, and
+/// another peer is still served. Once it lets them go, its share is free again.
+#[tokio::test]
+async fn a_peer_hoarding_streams_gets_its_share_and_others_are_still_served() {
+    let tasks = Tasks::new();
+    let block = ::hex::decode(vector("block")).unwrap();
+    let c = block_cid();
+    let ha = host(&tasks).await;
+    let a_id = ha.id;
+    let a_addr = ha.addr.clone().with(libp2p::multiaddr::Protocol::P2p(a_id));
+    let a = Bitswap::start(
+        ha.control,
+        Arc::new(Blocks(HashMap::from([(c, block.clone())]))),
+        &tasks,
+    )
+    .unwrap();
+    let mut hostile = host(&tasks).await;
+    let mut honest = host(&tasks).await;
+    for h in [&mut hostile, &mut honest] {
+        h.dial.send(a_addr.clone()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), h.connected.wait_for(|n| *n > 0))
+            .await
+            .expect("connected in time")
+            .unwrap();
+    }
+    // Ten streams opened and held, nothing written.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(
+            hostile
+                .control
+                .open_stream(a_id, PROTOCOL)
+                .await
+                .expect("stream opened"),
+        );
+    }
+    let seen = |n: u64| {
+        let a = a.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    let s = a.stream_counts();
+                    if s.accepted + s.refused >= n {
+                        return s;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .expect("the streams reached a in time")
+        }
+    };
+    let s = seen(10).await;
+    assert_eq!(s.accepted, MAX_INBOUND_PER_PEER as u64, "{s:?}");
+    assert_eq!(s.refused, 10 - MAX_INBOUND_PER_PEER as u64, "{s:?}");
+    // Another peer is served meanwhile.
+    let b = Bitswap::start(honest.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(20), b.fetch(&c, &move || vec![a_id]))
+        .await
+        .expect("served in time")
+        .unwrap();
+    assert_eq!(got, block);
+    // Let go (closed), the hoarder's share is free again: a new stream of its is taken.
+    for mut s in held.drain(..) {
+        let _ = futures::AsyncWriteExt::close(&mut s).await;
+    }
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let before = a.stream_counts();
+            let mut s = hostile
+                .control
+                .open_stream(a_id, PROTOCOL)
+                .await
+                .expect("stream opened");
+            let after = seen(before.accepted + before.refused + 1).await;
+            let _ = futures::AsyncWriteExt::close(&mut s).await;
+            if after.accepted > before.accepted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the hoarder's share came back");
+    tasks.shutdown().await;
+}
+
+/// When the peers asked first all lack a block, those not asked yet are asked before the
+/// fetch gives up: the block of the ninth peer (past the first round's eight) is had.
+#[tokio::test]
+async fn a_block_past_the_first_peers_asked_is_still_had() {
+    let tasks = Tasks::new();
+    let block = ::hex::decode(vector("block")).unwrap();
+    let c = block_cid();
+    let mut b = host(&tasks).await;
+    let mut order = Vec::new();
+    let mut servers = Vec::new();
+    for n in 0..=ASK_AT_MOST {
+        let h = host(&tasks).await;
+        let blocks = match n == ASK_AT_MOST {
+            true => HashMap::from([(c, block.clone())]),
+            false => HashMap::new(),
+        };
+        order.push(h.id);
+        b.dial
+            .send(h.addr.clone().with(libp2p::multiaddr::Protocol::P2p(h.id)))
+            .await
+            .unwrap();
+        servers.push(Bitswap::start(h.control, Arc::new(Blocks(blocks)), &tasks).unwrap());
+    }
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        b.connected.wait_for(|n| *n > ASK_AT_MOST),
+    )
+    .await
+    .expect("connected in time")
+    .unwrap();
+    let fetcher = Bitswap::start(b.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
+    let peers = order.clone();
+    let got = tokio::time::timeout(
+        Duration::from_secs(20),
+        fetcher.fetch(&c, &move || peers.clone()),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap();
+    assert_eq!(got, block);
+    // And a block nobody has fails once all nine have said so.
+    let peers = order.clone();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        fetcher.fetch(&wire::block_cid(b"nobody"), &move || peers.clone()),
+    )
+    .await
+    .expect("answered in time")
+    .unwrap_err();
+    assert_eq!(err, FetchError::Lacking);
+    tasks.shutdown().await;
+}
+
+/// Streams that arrive together wait to be accepted (the patched libp2p-stream's backlog,
+/// `third_party/README.md`): upstream dropped every one that came while the one before it
+/// was not taken yet, and Bitswap's wants and answers were lost with them.
+#[tokio::test]
+async fn streams_arriving_together_are_all_accepted() {
+    let tasks = Tasks::new();
+    let mut ha = host(&tasks).await;
+    let mut hb = host(&tasks).await;
+    let proto = StreamProtocol::new("/test/backlog/1");
+    let mut incoming = ha.control.accept(proto.clone()).unwrap();
+    hb.dial
+        .send(
+            ha.addr
+                .clone()
+                .with(libp2p::multiaddr::Protocol::P2p(ha.id)),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), hb.connected.wait_for(|n| *n > 0))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    // Twenty streams opened at once, each with a byte written, before a takes any.
+    let opened = futures::future::join_all((0..20).map(|_| {
+        let mut control = hb.control.clone();
+        let proto = proto.clone();
+        let a = ha.id;
+        async move {
+            let mut s = control.open_stream(a, proto).await.unwrap();
+            s.write_all(b"x").await.unwrap();
+            s.flush().await.unwrap();
+            s
+        }
+    }))
+    .await;
+    let mut taken = 0;
+    while taken < opened.len() {
+        match tokio::time::timeout(Duration::from_secs(5), incoming.next()).await {
+            Ok(Some(_)) => taken += 1,
+            _ => break,
+        }
+    }
+    assert_eq!(taken, 20, "streams dropped before they were accepted");
+    drop(opened);
+    tasks.shutdown().await;
+}
