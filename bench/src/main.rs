@@ -6,6 +6,7 @@
 //! adds 10,000,000.
 
 mod add;
+mod crdt;
 mod desktop;
 mod join;
 mod pinsview;
@@ -696,7 +697,7 @@ async fn main() -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let large = args.iter().any(|a| a == "--large");
     // `--only <part>` (sqlite, latency, throughput, batch, leader, pinset, status, desktop, add,
-    // pinsview, join) runs one
+    // pinsview, join, crdt) runs one
     // part, for profiling; the committed table comes from a full run.
     let only = args
         .iter()
@@ -765,6 +766,9 @@ async fn main() -> Result<()> {
     }
     if part("join") {
         join::join_figures(&mut r)?;
+    }
+    if part("crdt") {
+        crdt::crdt_figures(&mut r)?;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let merge = args.iter().any(|a| a == "--merge");

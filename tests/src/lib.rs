@@ -104,13 +104,29 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// A port nobody listens on right now (the OS picks it; the race until the user binds it is
-/// harmless on a test machine).
+/// A port nobody listens on right now, below the kernel's range of ephemeral ports (32768 and
+/// up on Linux): a port the OS handed out and took back could be given again at once as the
+/// local port of one of the many connections the peers make, before the peer it was meant for
+/// binds it (it happened with 53 peers). Taken in turn from a range that starts at a place of
+/// this process's own, and checked free on every address.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % COUNT,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % COUNT) as u16;
+        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + COUNT)
 }
 
 /// Polls `check` until it returns `Some`, or fails after `deadline` with `what`.

@@ -4,7 +4,8 @@
 //! Transport: TCP (and DNS names, resolved only when dialing) → private network keyed by the
 //! cluster secret (pnet: a peer with another secret cannot even finish a handshake) → noise →
 //! yamux. Behaviours, one per concern as in rust-libp2p's examples: request-response for the
-//! calls, identify to learn peers' listen addresses, ping to keep connections alive, and
+//! calls, identify to learn peers' listen addresses, ping to keep connections alive (and close
+//! those that stop answering, so that a healed partition is dialed again), and
 //! [`limits`] before them all, so that strangers cannot exhaust the peer's descriptors.
 //!
 //! The swarm runs in its own task; [`ClusterRpc`] is a cheap handle that sends it commands.
@@ -205,6 +206,12 @@ pub struct SwarmOptions {
     pub pubsub: Option<Pubsub>,
 }
 
+/// How often each connection is pinged, and how long an answer may take before the
+/// connection is taken for dead and closed (libp2p's defaults are 15 s and 20 s: a partition
+/// healed is then noticed half a minute late at worst).
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(15);
+
 fn build_swarm(
     opts: &SwarmOptions,
     meter: Arc<bandwidth::Meter>,
@@ -262,7 +269,11 @@ fn build_swarm(
                         ))
                         .with_hide_listen_addrs(!opts.announce.is_empty()),
                 ),
-                ping: ping::Behaviour::new(ping::Config::new()),
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(PING_INTERVAL)
+                        .with_timeout(PING_TIMEOUT),
+                ),
                 stream: libp2p_stream::Behaviour::new(),
                 pubsub: Toggle::from(pubsub),
             }
@@ -862,6 +873,17 @@ impl SwarmTask {
                 ..
             })) => {
                 self.latency.lock().unwrap().insert(peer, rtt);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e),
+            })) if !matches!(e, ping::Failure::Unsupported) => {
+                // A connection that no longer answers (a cable out, a partition, a peer
+                // frozen) is closed: left open, it would hold calls and broadcasts until TCP
+                // gives up (minutes), and nothing would dial the peer again once it is back.
+                tracing::debug!(%peer, "closing a connection that does not answer pings: {e}");
+                self.swarm.close_connection(connection);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

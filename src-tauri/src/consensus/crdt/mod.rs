@@ -133,14 +133,18 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
     );
     let kept = c.clone();
     tasks.spawn(async move {
+        let mut last_dial: Option<tokio::time::Instant> = None;
         loop {
             // No Raft calls keep a CRDT peer connected: it dials again the peers it was
             // given that are not connected (a peer back from a crash, a partition healed),
             // as IPFS Cluster's peers reconnect to their peerstore.
             let connected = rpc.connected_peers();
-            for p in &redial {
-                if *p != me && !connected.contains(p) {
-                    rpc.connect(*p, Vec::new()).await;
+            if last_dial.is_none_or(|t| t.elapsed() >= every) {
+                last_dial = Some(tokio::time::Instant::now());
+                for p in &redial {
+                    if *p != me && !connected.contains(p) {
+                        rpc.connect(*p, Vec::new()).await;
+                    }
                 }
             }
             let mut members = vec![Member {
@@ -165,7 +169,8 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
                 },
             }));
             kept.set_members(members);
-            tokio::time::sleep(every).await;
+            // The peerset follows connections within a second (it is cheap to look at).
+            tokio::time::sleep(every.min(Duration::from_secs(1))).await;
         }
     });
     Ok(c)

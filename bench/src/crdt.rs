@@ -1,0 +1,70 @@
+//! The CRDT consensus's figures (issue 25), from the integration tests of
+//! `tests/tests/crdt.rs` run with the release build: the partition (three test hosts in
+//! network namespaces; root) prints the time from the link's return to every peer holding both
+//! sides' writes; the followers test the time from a pin's acknowledgement to the last of 50
+//! followers listing it.
+
+use anyhow::{bail, Context, Result};
+
+use crate::Report;
+
+/// Runs `test` of `tests/tests/crdt.rs` with the release build and returns the number its
+/// `FIGURE <prefix> … <n> s` line gives (`None` when it skipped: not root).
+fn figure_of(test: &str, prefix: &str) -> Result<Option<f64>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new("cargo")
+        .args(["test", "--release", "-p", "cluster-tests", "--test", "crdt"])
+        .args([test, "--", "--exact", "--nocapture"])
+        .current_dir(&root)
+        .output()
+        .context("running cargo test")?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("{test} failed:\n{text}");
+    }
+    let marker = format!("FIGURE {prefix}");
+    let Some(line) = text.lines().find(|l| l.starts_with(&marker)) else {
+        return Ok(None);
+    };
+    // The last number before " s" on the line.
+    let value = line
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[1] == "s")
+        .filter_map(|w| w[0].parse::<f64>().ok())
+        .next_back();
+    Ok(value)
+}
+
+pub fn crdt_figures(r: &mut Report) -> Result<()> {
+    let healed = figure_of(
+        "a_peer_cut_off_by_the_network_pins_100_cids_and_every_peer_holds_them_after_healing",
+        "crdt partition healed",
+    )?;
+    r.add(
+        "CRDT: a partition healed to every peer holding both sides' writes",
+        healed,
+        "s",
+        "≤ 10 s",
+        "3 CRDT peers on three test hosts (network namespaces), each with its built-in IPFS \
+         node; host C's link down until A has closed its dead connection (pings unanswered \
+         15 s); C pins 100 CIDs alone while A unpins one and B pins one; from the link's \
+         return to every peer listing the 101 pins",
+    );
+    let followers = figure_of(
+        "fifty_followers_of_three_trusted_peers_all_get_a_pin",
+        "crdt followers",
+    )?;
+    r.add(
+        "CRDT: a pin reaching 50 followers of 3 trusted peers",
+        followers,
+        "s",
+        "≤ 5 s",
+        "53 peer processes on loopback, IPFS connector pointed at nothing; each follower \
+         bootstrapped from one trusted peer and trusting only it; from the pin's \
+         acknowledgement on a trusted peer to the last follower listing it",
+    );
+    Ok(())
+}
