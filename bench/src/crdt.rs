@@ -49,8 +49,8 @@ pub fn crdt_figures(r: &mut Report) -> Result<()> {
         "s",
         "≤ 10 s",
         "3 CRDT peers on three test hosts (network namespaces), each with its built-in IPFS \
-         node; host C's link down until A has closed its dead connection (pings unanswered \
-         15 s); C pins 100 CIDs alone while A unpins one and B pins one; from the link's \
+         node; host C's link down until A has closed its dead connection (two pings \
+         unanswered); C pins 100 CIDs alone while A unpins one and B pins one; from the link's \
          return to every peer listing the 101 pins",
     );
     let followers = figure_of(

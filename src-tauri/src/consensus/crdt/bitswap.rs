@@ -40,6 +40,9 @@ const STREAM_LIFETIME: Duration = Duration::from_secs(120);
 /// Answers being sent at once; a want that finds none free goes unanswered (its fetch asks
 /// again).
 const MAX_ANSWERING: usize = 32;
+/// Answers to one peer being sent or waiting for a turn to it, at most: a peer that takes
+/// our streams slowly (or never) holds a few answering slots, never all of them.
+const ANSWERS_PER_PEER: usize = 3;
 /// Peers asked for one block in one round at most.
 const ASK_AT_MOST: usize = 8;
 /// Peers asked for one block by one fetch at most (rounds of [`ASK_AT_MOST`] as those asked
@@ -50,7 +53,8 @@ pub const MAX_WANTS: usize = 256;
 /// How long reading a message or opening a stream back may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Streams this peer opens to one peer at once (wants and answers together): below the
-/// others' [`MAX_INBOUND_PER_PEER`], so that they never have to refuse one of ours.
+/// others' [`MAX_INBOUND_PER_PEER`], so that they seldom refuse one of ours (a turn is given
+/// back when our side is closed, the other's may still be reading).
 const SENDING_PER_PEER: usize = 2;
 /// How soon a fetch not answered yet asks again (doubling each round, up to 16 s). A want
 /// or an answer can be lost without an error (a stream on a connection that is closing, one
@@ -243,6 +247,8 @@ pub struct Bitswap {
     open_streams: Mutex<HashMap<PeerId, usize>>,
     /// Answers being sent.
     answering: Arc<Semaphore>,
+    /// Answers being sent, by peer ([`ANSWERS_PER_PEER`] at most).
+    answers_to: Mutex<HashMap<PeerId, usize>>,
     /// Wants waiting to go to each peer: those asked while a message to it is on its way go
     /// together in the next one (as Bitswap's message queues), not a stream each.
     outbox: Mutex<HashMap<PeerId, Outbox>>,
@@ -291,6 +297,7 @@ impl Bitswap {
             next: Default::default(),
             open_streams: Mutex::new(HashMap::new()),
             answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
+            answers_to: Mutex::new(HashMap::new()),
             outbox: Mutex::new(HashMap::new()),
             sending: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
@@ -425,14 +432,39 @@ impl Bitswap {
     /// Sends `answer` to `peer` on a task of its own (the inbound stream's slot is not held
     /// while it goes), once more after 200 ms if the first try fails: of two connections to
     /// a peer that dialed while it was dialed, the one the stream went on may have just
-    /// closed. With every answering slot taken, the answer is dropped.
+    /// closed. With every answering slot taken, or [`ANSWERS_PER_PEER`] to this peer under
+    /// way, the answer is dropped (the peer asks again).
     fn answer(self: &Arc<Self>, peer: PeerId, answer: Message) {
+        {
+            let mut to = self.answers_to.lock().unwrap();
+            let n = to.entry(peer).or_default();
+            if *n >= ANSWERS_PER_PEER {
+                tracing::debug!(%peer, "Bitswap answer dropped: too many to this peer");
+                return;
+            }
+            *n += 1;
+        }
+        // Given back however the answer ends.
+        struct Sent<'a>(&'a Bitswap, PeerId);
+        impl Drop for Sent<'_> {
+            fn drop(&mut self) {
+                let mut to = self.0.answers_to.lock().unwrap();
+                if let Some(n) = to.get_mut(&self.1) {
+                    *n -= 1;
+                    if *n == 0 {
+                        to.remove(&self.1);
+                    }
+                }
+            }
+        }
         let Ok(permit) = self.answering.clone().try_acquire_owned() else {
+            let _given_back = Sent(self, peer);
             tracing::debug!(%peer, "Bitswap answer dropped: too many being sent");
             return;
         };
         let me = self.clone();
         self.tasks.spawn(async move {
+            let _given_back = Sent(&me, peer);
             let mut sent = me.send(peer, &answer).await;
             if sent.is_err() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -647,25 +679,38 @@ impl Bitswap {
                 continue;
             }
             pause = (pause * 2).min(Duration::from_secs(16));
-            // Asked again: those that have not answered (a want or its answer may have been
-            // lost), and peers not asked yet up to the round's size (one met meanwhile). A
-            // peer that said it lacks the block is not asked again by this fetch.
-            let mut waiting = self.waiting.lock().unwrap();
-            let Some(w) = waiting
-                .get_mut(c)
-                .and_then(|l| l.iter_mut().find(|w| w.id == id))
-            else {
-                continue;
+            // Asked again: those that have not answered and are still connected (a want or
+            // its answer may have been lost), and peers not asked yet up to the round's size
+            // (one met meanwhile). A peer that said it lacks the block is not asked again by
+            // this fetch; one gone counts as lacking it.
+            let connected = peers();
+            let gone: Vec<PeerId> = {
+                let mut waiting = self.waiting.lock().unwrap();
+                let Some(w) = waiting
+                    .get_mut(c)
+                    .and_then(|l| l.iter_mut().find(|w| w.id == id))
+                else {
+                    continue;
+                };
+                let (kept, gone): (Vec<PeerId>, Vec<PeerId>) =
+                    w.asked.iter().partition(|p| connected.contains(p));
+                let room = ASK_AT_MOST
+                    .saturating_sub(kept.len())
+                    .min(ASK_IN_ALL.saturating_sub(asked_ever.len()));
+                let new: Vec<PeerId> = connected
+                    .iter()
+                    .filter(|p| !asked_ever.contains(p))
+                    .take(room)
+                    .copied()
+                    .collect();
+                asked_ever.extend(new.iter().copied());
+                w.asked.extend(new.iter().copied());
+                round = kept.into_iter().chain(new).collect();
+                gone
             };
-            let room = ASK_AT_MOST.saturating_sub(w.asked.len());
-            let new: Vec<PeerId> = peers()
-                .into_iter()
-                .filter(|p| !asked_ever.contains(p))
-                .take(room)
-                .collect();
-            asked_ever.extend(new.iter().copied());
-            w.asked.extend(new);
-            round = w.asked.clone();
+            for p in gone {
+                self.lacks(p, c);
+            }
         }
     }
 

@@ -82,6 +82,14 @@ pub struct CrdtStart<'a> {
 /// Cluster's: the peers heard from recently).
 pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>, ConsensusError> {
     let store = Arc::new(store::CrdtStore::open(&store::db_path(s.folder), s.changes).await?);
+    if offline::import_interrupted(store.pool()).await? {
+        return Err(ConsensusError::Refused(
+            "a `state import` into this peer was cut short: its pinset holds pins its DAG does \
+             not give the others. Run `ipfs-cluster-service state import` again (the pinset \
+             before it is in crdt.backups/)"
+                .into(),
+        ));
+    }
     let bitswap = bitswap::Bitswap::start(
         s.rpc.stream_control(),
         Arc::new(net::StoreBlocks(store.clone())),

@@ -25,6 +25,21 @@ use crate::types::Pin;
 /// Pins written in one delta by an import.
 pub const PINS_PER_DELTA: usize = 1_000;
 
+/// Set (in `kv`) from the moment an import makes its pins the pinset until they are all
+/// written as deltas: a peer whose import was cut short refuses to start (its pinset would
+/// hold pins its DAG never gives the others).
+const IMPORT_PENDING: &str = "crdt_import_pending";
+
+/// Whether an import into the CRDT database `pool` was cut short.
+pub async fn import_interrupted(pool: &sqlx::SqlitePool) -> Result<bool, ConsensusError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM kv WHERE key = ?")
+        .bind(IMPORT_PENDING)
+        .fetch_optional(pool)
+        .await
+        .map_err(|e| ConsensusError::Storage(format!("CRDT store: {e}")))?;
+    Ok(found.is_some())
+}
+
 /// Where a CRDT peer's backups go.
 pub fn backups_dir(folder: &Path) -> PathBuf {
     folder.join("crdt.backups")
@@ -78,6 +93,7 @@ async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError
             "DELETE FROM crdt_elems",
             "DELETE FROM crdt_tombs",
             "DELETE FROM crdt_batch",
+            "INSERT OR REPLACE INTO kv (key, value) VALUES ('crdt_import_pending', 'true')",
         ],
     )
     .await?;
@@ -107,6 +123,11 @@ async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError
         }
     }
     drop(pins);
+    sqlx::query("DELETE FROM kv WHERE key = ?")
+        .bind(IMPORT_PENDING)
+        .execute(crdt.pool())
+        .await
+        .map_err(|e| ConsensusError::Storage(format!("CRDT store: {e}")))?;
     crdt.pool().close().await;
     Ok(())
 }
@@ -166,6 +187,14 @@ mod tests {
         let crdt = CrdtStore::open(&db_path(f), changes).await.unwrap();
         let (heads, height) = crdt.heads().await.unwrap();
         assert_eq!((heads.len(), height), (1, 3));
+        // Done: not taken for an import cut short (which a peer refuses to start with).
+        assert!(!import_interrupted(crdt.pool()).await.unwrap());
+        sqlx::query("INSERT INTO kv (key, value) VALUES (?, 'true')")
+            .bind(IMPORT_PENDING)
+            .execute(crdt.pool())
+            .await
+            .unwrap();
+        assert!(import_interrupted(crdt.pool()).await.unwrap());
         crdt.pool().close().await;
         // A second import replaces it all: the old pins and blocks are gone.
         let second = vec![pin(9_999)];

@@ -401,3 +401,59 @@ async fn streams_arriving_together_are_all_accepted() {
     drop(opened);
     tasks.shutdown().await;
 }
+
+/// A peer asked that goes away without answering counts as lacking the block at the next
+/// re-send: the fetch fails then, instead of waiting out the caller's timeout.
+#[tokio::test]
+async fn a_peer_gone_without_answering_counts_as_lacking() {
+    let tasks = Tasks::new();
+    let mut silent = host(&tasks).await;
+    let mut b = host(&tasks).await;
+    let silent_id = silent.id;
+    // It takes Bitswap streams and never answers.
+    let mut incoming = silent.control.accept(PROTOCOL).unwrap();
+    let (heard_tx, mut heard) = tokio::sync::mpsc::channel::<()>(16);
+    tasks.spawn(async move {
+        let mut held = Vec::new();
+        while let Some((_, s)) = incoming.next().await {
+            held.push(s);
+            let _ = heard_tx.try_send(());
+        }
+    });
+    b.dial
+        .send(
+            silent
+                .addr
+                .clone()
+                .with(libp2p::multiaddr::Protocol::P2p(silent_id)),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), b.connected.wait_for(|n| *n > 0))
+        .await
+        .expect("connected in time")
+        .unwrap();
+    let fetcher = Bitswap::start(b.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
+    let connected = Arc::new(Mutex::new(vec![silent_id]));
+    let peers = {
+        let connected = connected.clone();
+        move || connected.lock().unwrap().clone()
+    };
+    let fetch = {
+        let fetcher = fetcher.clone();
+        tokio::spawn(async move { fetcher.fetch(&block_cid(), &peers).await })
+    };
+    // Once the want has reached it, it "disconnects" (the network lists it no more).
+    tokio::time::timeout(Duration::from_secs(20), heard.recv())
+        .await
+        .expect("the want arrived");
+    connected.lock().unwrap().clear();
+    let err = tokio::time::timeout(Duration::from_secs(20), fetch)
+        .await
+        .expect("failed at the re-send, not at the caller's timeout")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err, FetchError::Lacking);
+    assert!(fetcher.waiting.lock().unwrap().is_empty());
+    tasks.shutdown().await;
+}
