@@ -124,6 +124,23 @@ async fn host(tasks: &Tasks) -> Host {
     }
 }
 
+/// Dials `to` (at `addr`) through `dial` and waits until `connected` counts `n` connections.
+async fn connect(
+    dial: &tokio::sync::mpsc::Sender<Multiaddr>,
+    connected: &mut tokio::sync::watch::Receiver<usize>,
+    to: PeerId,
+    addr: &Multiaddr,
+    n: usize,
+) {
+    dial.send(addr.clone().with(libp2p::multiaddr::Protocol::P2p(to)))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), connected.wait_for(|c| *c >= n))
+        .await
+        .expect("connected in time")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_host_fetches_a_block_from_another_and_hears_at_once_when_nobody_has_one() {
     let tasks = Tasks::new();
@@ -139,14 +156,7 @@ async fn a_host_fetches_a_block_from_another_and_hears_at_once_when_nobody_has_o
     )
     .unwrap();
     let b = Bitswap::start(hb.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
-    hb.dial
-        .send(ha.addr.with(libp2p::multiaddr::Protocol::P2p(a_id)))
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), hb.connected.wait_for(|n| *n > 0))
-        .await
-        .expect("connected in time")
-        .unwrap();
+    connect(&hb.dial, &mut hb.connected, a_id, &ha.addr, 1).await;
     let got = tokio::time::timeout(Duration::from_secs(20), b.fetch(&c, &move || vec![a_id]))
         .await
         .expect("fetched in time")
@@ -183,14 +193,7 @@ async fn many_fetches_at_once_go_in_few_streams_and_none_is_refused() {
     let a_id = ha.id;
     let a = Bitswap::start(ha.control, Arc::new(Blocks(blocks.clone())), &tasks).unwrap();
     let b = Bitswap::start(hb.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
-    hb.dial
-        .send(ha.addr.with(libp2p::multiaddr::Protocol::P2p(a_id)))
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), hb.connected.wait_for(|n| *n > 0))
-        .await
-        .expect("connected in time")
-        .unwrap();
+    connect(&hb.dial, &mut hb.connected, a_id, &ha.addr, 1).await;
     // A sync's 50 workers at once, twice over.
     let got = futures::stream::iter(blocks.keys().copied())
         .map(|c| {
@@ -224,7 +227,7 @@ async fn a_peer_hoarding_streams_gets_its_share_and_others_are_still_served() {
     let c = block_cid();
     let ha = host(&tasks).await;
     let a_id = ha.id;
-    let a_addr = ha.addr.clone().with(libp2p::multiaddr::Protocol::P2p(a_id));
+    let a_base = ha.addr.clone();
     let a = Bitswap::start(
         ha.control,
         Arc::new(Blocks(HashMap::from([(c, block.clone())]))),
@@ -234,11 +237,7 @@ async fn a_peer_hoarding_streams_gets_its_share_and_others_are_still_served() {
     let mut hostile = host(&tasks).await;
     let mut honest = host(&tasks).await;
     for h in [&mut hostile, &mut honest] {
-        h.dial.send(a_addr.clone()).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(20), h.connected.wait_for(|n| *n > 0))
-            .await
-            .expect("connected in time")
-            .unwrap();
+        connect(&h.dial, &mut h.connected, a_id, &a_base, 1).await;
     }
     // Ten streams opened and held, nothing written.
     let mut held = Vec::new();
@@ -365,18 +364,7 @@ async fn streams_arriving_together_are_all_accepted() {
     let mut hb = host(&tasks).await;
     let proto = StreamProtocol::new("/test/backlog/1");
     let mut incoming = ha.control.accept(proto.clone()).unwrap();
-    hb.dial
-        .send(
-            ha.addr
-                .clone()
-                .with(libp2p::multiaddr::Protocol::P2p(ha.id)),
-        )
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), hb.connected.wait_for(|n| *n > 0))
-        .await
-        .expect("connected in time")
-        .unwrap();
+    connect(&hb.dial, &mut hb.connected, ha.id, &ha.addr, 1).await;
     // Twenty streams opened at once, each with a byte written, before a takes any.
     let opened = futures::future::join_all((0..20).map(|_| {
         let mut control = hb.control.clone();
@@ -420,19 +408,7 @@ async fn a_peer_gone_without_answering_counts_as_lacking() {
             let _ = heard_tx.try_send(());
         }
     });
-    b.dial
-        .send(
-            silent
-                .addr
-                .clone()
-                .with(libp2p::multiaddr::Protocol::P2p(silent_id)),
-        )
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), b.connected.wait_for(|n| *n > 0))
-        .await
-        .expect("connected in time")
-        .unwrap();
+    connect(&b.dial, &mut b.connected, silent_id, &silent.addr, 1).await;
     let fetcher = Bitswap::start(b.control, Arc::new(Blocks(HashMap::new())), &tasks).unwrap();
     let connected = Arc::new(Mutex::new(vec![silent_id]));
     let peers = {
