@@ -243,12 +243,12 @@ pub struct Bitswap {
     waiting: Mutex<HashMap<cid::Cid, Vec<Waiter>>>,
     /// Names the next fetch's waiter.
     next: std::sync::atomic::AtomicU64,
-    /// Inbound streams open, by peer.
-    open_streams: Mutex<HashMap<PeerId, usize>>,
+    /// Inbound streams open, by peer ([`MAX_INBOUND_PER_PEER`] at most).
+    open_streams: PerPeer,
     /// Answers being sent.
     answering: Arc<Semaphore>,
     /// Answers being sent, by peer ([`ANSWERS_PER_PEER`] at most).
-    answers_to: Mutex<HashMap<PeerId, usize>>,
+    answers_to: PerPeer,
     /// Wants waiting to go to each peer: those asked while a message to it is on its way go
     /// together in the next one (as Bitswap's message queues), not a stream each.
     outbox: Mutex<HashMap<PeerId, Outbox>>,
@@ -258,6 +258,55 @@ pub struct Bitswap {
     accepted: AtomicU64,
     refused: AtomicU64,
     tasks: Tasks,
+}
+
+/// Things under way with each peer, at most `max` a peer: one is taken with
+/// [`PerPeer::try_take`] and given back when its [`Taken`] is dropped (the peer's entry goes
+/// with its last one).
+struct PerPeer {
+    max: usize,
+    counts: Arc<Mutex<HashMap<PeerId, usize>>>,
+}
+
+/// One thing under way with `peer`, counted until dropped.
+struct Taken {
+    counts: Arc<Mutex<HashMap<PeerId, usize>>>,
+    peer: PeerId,
+}
+
+impl PerPeer {
+    fn new(max: usize) -> PerPeer {
+        PerPeer {
+            max,
+            counts: Default::default(),
+        }
+    }
+
+    /// One more with `peer`, unless it has `max` under way.
+    fn try_take(&self, peer: PeerId) -> Option<Taken> {
+        let mut counts = self.counts.lock().unwrap();
+        let n = counts.entry(peer).or_default();
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Taken {
+            counts: self.counts.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap();
+        if let Some(n) = counts.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// Wants for one peer not sent yet, and the fetches to tell once they are.
@@ -295,9 +344,9 @@ impl Bitswap {
             control,
             waiting: Mutex::new(HashMap::new()),
             next: Default::default(),
-            open_streams: Mutex::new(HashMap::new()),
+            open_streams: PerPeer::new(MAX_INBOUND_PER_PEER),
             answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
-            answers_to: Mutex::new(HashMap::new()),
+            answers_to: PerPeer::new(ANSWERS_PER_PEER),
             outbox: Mutex::new(HashMap::new()),
             sending: Mutex::new(HashMap::new()),
             accepted: AtomicU64::new(0),
@@ -315,17 +364,12 @@ impl Bitswap {
                     server.refused.fetch_add(1, Relaxed);
                     continue;
                 };
-                {
-                    let mut open = server.open_streams.lock().unwrap();
-                    let n = open.entry(peer).or_default();
-                    if *n >= MAX_INBOUND_PER_PEER {
-                        tracing::debug!(%peer, "Bitswap stream refused: too many from this peer");
-                        server.refused.fetch_add(1, Relaxed);
-                        continue;
-                    }
-                    *n += 1;
-                    server.accepted.fetch_add(1, Relaxed);
-                }
+                let Some(of_peer) = server.open_streams.try_take(peer) else {
+                    tracing::debug!(%peer, "Bitswap stream refused: too many from this peer");
+                    server.refused.fetch_add(1, Relaxed);
+                    continue;
+                };
+                server.accepted.fetch_add(1, Relaxed);
                 let (server, blocks) = (server.clone(), blocks.clone());
                 inner.spawn(async move {
                     let _ = tokio::time::timeout(
@@ -333,14 +377,7 @@ impl Bitswap {
                         server.inbound(peer, stream, blocks.as_ref()),
                     )
                     .await;
-                    let mut open = server.open_streams.lock().unwrap();
-                    if let Some(n) = open.get_mut(&peer) {
-                        *n -= 1;
-                        if *n == 0 {
-                            open.remove(&peer);
-                        }
-                    }
-                    drop(slot);
+                    drop((of_peer, slot));
                 });
             }
         });
@@ -435,36 +472,16 @@ impl Bitswap {
     /// closed. With every answering slot taken, or [`ANSWERS_PER_PEER`] to this peer under
     /// way, the answer is dropped (the peer asks again).
     fn answer(self: &Arc<Self>, peer: PeerId, answer: Message) {
-        {
-            let mut to = self.answers_to.lock().unwrap();
-            let n = to.entry(peer).or_default();
-            if *n >= ANSWERS_PER_PEER {
-                tracing::debug!(%peer, "Bitswap answer dropped: too many to this peer");
-                return;
-            }
-            *n += 1;
-        }
-        // Given back however the answer ends.
-        struct Sent<'a>(&'a Bitswap, PeerId);
-        impl Drop for Sent<'_> {
-            fn drop(&mut self) {
-                let mut to = self.0.answers_to.lock().unwrap();
-                if let Some(n) = to.get_mut(&self.1) {
-                    *n -= 1;
-                    if *n == 0 {
-                        to.remove(&self.1);
-                    }
-                }
-            }
-        }
+        let Some(to_peer) = self.answers_to.try_take(peer) else {
+            tracing::debug!(%peer, "Bitswap answer dropped: too many to this peer");
+            return;
+        };
         let Ok(permit) = self.answering.clone().try_acquire_owned() else {
-            let _given_back = Sent(self, peer);
             tracing::debug!(%peer, "Bitswap answer dropped: too many being sent");
             return;
         };
         let me = self.clone();
         self.tasks.spawn(async move {
-            let _given_back = Sent(&me, peer);
             let mut sent = me.send(peer, &answer).await;
             if sent.is_err() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -473,7 +490,7 @@ impl Bitswap {
             if let Err(e) = sent {
                 tracing::debug!(%peer, error = %e, "Bitswap answer not sent");
             }
-            drop(permit);
+            drop((to_peer, permit));
         });
     }
 
