@@ -177,13 +177,19 @@ fn rotate_backups(dir: &Path, keep: usize) -> Result<(), ConsensusError> {
 
 /// Backs up, then removes all Raft data (log, vote, snapshots, pinset).
 pub async fn cleanup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, ConsensusError> {
-    let saved = backup(folder, rotate).await?;
-    let raft_dir = db_path(folder)
-        .parent()
-        .expect("db has a folder")
-        .to_path_buf();
-    if raft_dir.exists() {
-        std::fs::remove_dir_all(&raft_dir).map_err(|e| io_error(&raft_dir, e))?;
+    cleanup_db(&db_path(folder), &backups_dir(folder), rotate).await
+}
+
+/// [`cleanup`] of database `db`: backed up into `backups`, then its whole folder removed.
+pub(crate) async fn cleanup_db(
+    db: &Path,
+    backups: &Path,
+    rotate: u32,
+) -> Result<Option<PathBuf>, ConsensusError> {
+    let saved = backup_db(db, backups, rotate).await?;
+    let dir = db.parent().expect("db has a folder");
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| io_error(dir, e))?;
     }
     Ok(saved)
 }

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use futures::TryStreamExt;
 
-use super::store::{db_path, CrdtStore};
+use super::store::{db_path, storage, CrdtStore};
 use super::wire::{self, Delta, Element};
 use crate::components::{ConsensusError, Pinset};
 use crate::consensus::offline::{
-    backup_db, export_db, stage_import_db, CommitStaged, StagedImport,
+    backup_db, cleanup_db, export_db, stage_import_db, CommitStaged, StagedImport,
 };
 use crate::consensus::store;
 use crate::types::Pin;
@@ -36,7 +36,7 @@ pub async fn import_interrupted(pool: &sqlx::SqlitePool) -> Result<bool, Consens
         .bind(IMPORT_PENDING)
         .fetch_optional(pool)
         .await
-        .map_err(|e| ConsensusError::Storage(format!("CRDT store: {e}")))?;
+        .map_err(storage)?;
     Ok(found.is_some())
 }
 
@@ -57,16 +57,7 @@ pub async fn backup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, Conse
 
 /// Backs up, then removes the CRDT's state.
 pub async fn cleanup(folder: &Path, rotate: u32) -> Result<Option<PathBuf>, ConsensusError> {
-    let saved = backup(folder, rotate).await?;
-    let dir = db_path(folder)
-        .parent()
-        .expect("db has a folder")
-        .to_path_buf();
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .map_err(|e| ConsensusError::Storage(format!("{}: {e}", dir.display())))?;
-    }
-    Ok(saved)
+    cleanup_db(&db_path(folder), &backups_dir(folder), rotate).await
 }
 
 /// Stages `pins` for import into a CRDT peer (see the module's docs for the commit).
@@ -127,7 +118,7 @@ async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError
         .bind(IMPORT_PENDING)
         .execute(crdt.pool())
         .await
-        .map_err(|e| ConsensusError::Storage(format!("CRDT store: {e}")))?;
+        .map_err(storage)?;
     crdt.pool().close().await;
     Ok(())
 }

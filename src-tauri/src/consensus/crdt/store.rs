@@ -35,7 +35,7 @@ pub fn db_path(folder: &Path) -> PathBuf {
     folder.join("crdt").join("crdt.sqlite")
 }
 
-fn storage(e: impl std::fmt::Display) -> ConsensusError {
+pub(super) fn storage(e: impl std::fmt::Display) -> ConsensusError {
     ConsensusError::Storage(format!("CRDT store: {e}"))
 }
 
