@@ -456,25 +456,16 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             };
             let (cfg, _) = load(folder)?;
             let _lock = lock_folder(folder)?;
-            let staged = match &file {
-                Some(f) => {
-                    let input =
-                        std::fs::File::open(f).with_context(|| format!("{}", f.display()))?;
-                    let pins = ipfs_cluster::state::read_pins(std::io::BufReader::new(input))
-                        .map(|r| r.map(&adjust));
-                    match crdt {
-                        true => crdt_offline::stage_import(folder, pins).await,
-                        false => offline::stage_import(folder, pins).await,
-                    }
-                }
-                None => {
-                    let pins = ipfs_cluster::state::read_pins(std::io::stdin().lock())
-                        .map(|r| r.map(&adjust));
-                    match crdt {
-                        true => crdt_offline::stage_import(folder, pins).await,
-                        false => offline::stage_import(folder, pins).await,
-                    }
-                }
+            let input: Box<dyn std::io::BufRead> = match &file {
+                Some(f) => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(f).with_context(|| format!("{}", f.display()))?,
+                )),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            let pins = ipfs_cluster::state::read_pins(input).map(|r| r.map(&adjust));
+            let staged = match crdt {
+                true => crdt_offline::stage_import(folder, pins).await,
+                false => offline::stage_import(folder, pins).await,
             }
             .map_err(anyhow::Error::msg)
             .context("nothing was imported")?;
