@@ -44,6 +44,19 @@ async fn holds(c: &TestCluster, i: usize, cids: &[String]) {
     .unwrap();
 }
 
+/// Waits until peer `i` no longer lists `cid` in its pinset.
+async fn drops(c: &TestCluster, i: usize, cid: &str) {
+    let cid = listed(cid);
+    let client = c.peers[i].client();
+    wait_for(
+        &format!("peer {i} to drop the unpinned {cid}"),
+        DEADLINE,
+        || async { (!pinset(&client).await.contains(&cid)).then_some(()) },
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_alone_pins_100_cids_and_every_peer_holds_them_once_it_is_back() {
     let mut c = TestCluster::start_custom(3, |_| "10GB".into(), |_, cfg| crdt_default(cfg))
@@ -86,15 +99,8 @@ async fn a_peer_alone_pins_100_cids_and_every_peer_holds_them_once_it_is_back() 
         holds(&c, i, &all).await;
     }
     for i in 0..3 {
-        let client = c.peers[i].client();
-        wait_for(
-            &format!("peer {i} to drop the unpinned CID"),
-            DEADLINE,
-            || async { (!pinset(&client).await.contains(&first)).then_some(()) },
-        )
-        .await
-        .unwrap();
-        assert_eq!(pinset(&client).await.len(), 101, "peer {i}");
+        drops(&c, i, &first).await;
+        assert_eq!(pinset(&c.peers[i].client()).await.len(), 101, "peer {i}");
     }
 }
 
@@ -277,14 +283,7 @@ async fn a_peer_cut_off_by_the_network_pins_100_cids_and_every_peer_holds_them_a
     let healed = std::time::Instant::now();
     for i in 0..3 {
         holds(&c, i, &all).await;
-        let client = c.peers[i].client();
-        wait_for(
-            &format!("peer {i} to drop the CID unpinned during the partition"),
-            DEADLINE,
-            || async { (!pinset(&client).await.contains(&listed(&first))).then_some(()) },
-        )
-        .await
-        .unwrap();
+        drops(&c, i, &first).await;
     }
     eprintln!(
         "FIGURE crdt partition healed: every peer holds both sides' writes {:.1} s after the link came back",
