@@ -7,6 +7,7 @@
 //! gossipsub for heads ([`net`]). [`start`] puts them together for a peer.
 
 pub(crate) mod bitswap;
+pub(crate) mod checkpoint;
 pub(crate) mod component;
 pub(crate) mod net;
 pub mod offline;

@@ -121,14 +121,50 @@ impl CrdtStore {
         Ok(found.is_some())
     }
 
-    /// Block `c`'s bytes, if this peer holds it (what it serves to others; read on the
-    /// read-only pool).
+    /// Block `c`'s bytes, if this peer holds them (what it serves to others; read on the
+    /// read-only pool): a delta's block (not one a checkpoint covers, whose bytes it never
+    /// had), or a checkpoint's.
     pub async fn block(&self, c: &cid::Cid) -> Result<Option<Vec<u8>>, ConsensusError> {
-        sqlx::query_scalar("SELECT data FROM crdt_blocks WHERE cid = ?")
-            .bind(c.to_string())
-            .fetch_optional(&self.readers)
+        sqlx::query_scalar(
+            "SELECT data FROM crdt_blocks WHERE cid = ?1 AND length(data) > 0 \
+             UNION ALL SELECT data FROM crdt_ckpt_blocks WHERE cid = ?1 LIMIT 1",
+        )
+        .bind(c.to_string())
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(storage)
+    }
+
+    /// Whether this peer holds any block (a peer holding none loads a checkpoint offered).
+    pub async fn holds_blocks(&self) -> Result<bool, ConsensusError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_blocks)")
+            .fetch_one(&self.pool)
             .await
             .map_err(storage)
+    }
+
+    /// How many blocks this peer holds (those a checkpoint covers included).
+    pub async fn block_count(&self) -> Result<u64, ConsensusError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_blocks")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage)?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// The read-only pool (a checkpoint is read from one snapshot of the database).
+    pub(super) fn readers(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// Holds the writers off (a checkpoint is loaded in one transaction of its own).
+    pub(super) async fn write_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
+    }
+
+    /// Tells the pinset's readers that it was replaced whole.
+    pub(super) async fn tell_reset(&self) {
+        self.changes.send(StateChange::Reset).await;
     }
 
     /// Up to `limit` blocks this peer wants (named by a stored block, not stored), those

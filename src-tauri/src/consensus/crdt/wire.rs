@@ -57,11 +57,16 @@ pub struct Element {
     pub value: Vec<u8>,
 }
 
-/// What a peer announces on the pubsub topic (`crdt.pb.CRDTBroadcast`).
+/// What a peer announces on the pubsub topic (`crdt.pb.CRDTBroadcast`), and this project's
+/// one addition: the CID of the newest checkpoint the peer holds (field 15, which Go peers
+/// skip as an unknown field; absent when empty, so a broadcast without one is byte for byte
+/// go-ds-crdt's).
 #[derive(Clone, PartialEq, Message)]
 pub struct Broadcast {
     #[prost(message, repeated, tag = "1")]
     pub heads: Vec<BroadcastHead>,
+    #[prost(bytes = "vec", tag = "15")]
+    pub checkpoint: Vec<u8>,
 }
 
 /// One announced head (`crdt.pb.Head`): its CID's bytes and DAG name.
@@ -106,6 +111,15 @@ impl Broadcast {
                     dag_name: String::new(),
                 })
                 .collect(),
+            checkpoint: Vec::new(),
+        }
+    }
+
+    /// The broadcast of `heads` offering the checkpoint `checkpoint`.
+    pub fn with_checkpoint(heads: &[cid::Cid], checkpoint: Option<&cid::Cid>) -> Broadcast {
+        Broadcast {
+            checkpoint: checkpoint.map(|c| c.to_bytes()).unwrap_or_default(),
+            ..Broadcast::of(heads)
         }
     }
 
@@ -113,18 +127,26 @@ impl Broadcast {
         self.encode_to_vec()
     }
 
-    /// The heads announced (of the default DAG, the only one IPFS Cluster uses). A message
-    /// that is not a broadcast, or names something that is not a CID, is refused whole.
-    pub fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<cid::Cid>, WireError> {
+    /// The heads announced and the checkpoint offered (`None`: none, or not a CID: a
+    /// checkpoint is an optional extra, its absence never refuses the heads).
+    pub fn parse(bytes: &[u8]) -> Result<(Vec<cid::Cid>, Option<cid::Cid>), WireError> {
         let b = Broadcast::decode(bytes).map_err(|e| bad(format!("not a CRDT broadcast: {e}")))?;
-        b.heads
+        let heads = b
+            .heads
             .iter()
             .filter(|h| h.dag_name.is_empty())
             .map(|h| {
                 cid::Cid::try_from(h.cid.as_slice())
                     .map_err(|e| bad(format!("a broadcast head is not a CID: {e}")))
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((heads, cid::Cid::try_from(b.checkpoint.as_slice()).ok()))
+    }
+
+    /// The heads announced (of the default DAG, the only one IPFS Cluster uses). A message
+    /// that is not a broadcast, or names something that is not a CID, is refused whole.
+    pub fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<cid::Cid>, WireError> {
+        Broadcast::parse(bytes).map(|(heads, _)| heads)
     }
 }
 

@@ -90,6 +90,7 @@ fn a_broadcast_encodes_as_go_ds_crdt_writes_it() {
             cid: head.to_bytes(),
             dag_name: "other".into(),
         }],
+        checkpoint: Vec::new(),
     };
     assert!(Broadcast::heads_from_bytes(&other.to_bytes())
         .unwrap()
@@ -99,9 +100,27 @@ fn a_broadcast_encodes_as_go_ds_crdt_writes_it() {
             cid: vec![1, 2, 3],
             dag_name: String::new(),
         }],
+        checkpoint: Vec::new(),
     };
     assert!(Broadcast::heads_from_bytes(&garbage.to_bytes()).is_err());
     assert!(Broadcast::heads_from_bytes(&[0xff, 0xff]).is_err());
+}
+
+/// The checkpoint a broadcast offers (field 15) leaves go-ds-crdt's part as it was: Go peers
+/// read the heads and skip the field; a broadcast without one is go-ds-crdt's, byte for byte.
+#[test]
+fn a_broadcast_offering_a_checkpoint_keeps_go_ds_crdts_heads() {
+    let head = cid(vector("dagpb empty_dir"));
+    let ckpt = crate::consensus::crdt::checkpoint::raw_cid(b"a checkpoint");
+    assert_eq!(
+        Broadcast::with_checkpoint(&[head], None).to_bytes(),
+        hex("broadcast")
+    );
+    let offered = Broadcast::with_checkpoint(&[head], Some(&ckpt)).to_bytes();
+    assert!(offered.starts_with(&hex("broadcast")));
+    assert_eq!(Broadcast::heads_from_bytes(&offered).unwrap(), vec![head]);
+    assert_eq!(Broadcast::parse(&offered).unwrap(), (vec![head], Some(ckpt)));
+    assert_eq!(Broadcast::parse(&hex("broadcast")).unwrap(), (vec![head], None));
 }
 
 #[test]

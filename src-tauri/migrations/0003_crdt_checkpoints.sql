@@ -1,0 +1,7 @@
+-- CRDT checkpoints (`consensus/crdt/checkpoint.rs`): the blocks of the checkpoint this peer
+-- made or loaded (its signed manifest and its chunks, served to peers that load it), and
+-- those of one being loaded (each chunk kept as it arrives: a load cut short resumes). Which
+-- is which is in `kv` (`crdt_checkpoint`, `crdt_checkpoint_loading`).
+-- A block of `crdt_blocks` whose `data` is empty is covered by a loaded checkpoint: its
+-- delta is in the set, its bytes were never fetched (a block linking to it stops there).
+CREATE TABLE crdt_ckpt_blocks (cid TEXT PRIMARY KEY, data BLOB NOT NULL);

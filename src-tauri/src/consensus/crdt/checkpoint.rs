@@ -1,0 +1,728 @@
+//! Checkpoints: the CRDT's set at a frontier of its DAG, so that a new peer loads the set and
+//! fetches only the deltas after it. IPFS Cluster's DAG only grows and a new peer walks all
+//! of it, one block after the other (a day for a 50-million-pin cluster); compacting it there
+//! needs the whole cluster stopped.
+//!
+//! **What a checkpoint holds, and why.** A trusted peer makes one from one snapshot of its
+//! database, only while it wants no block (so what it holds is every ancestor of its heads):
+//! - its heads F, with their heights: the loading peer's heads (what its next delta links to,
+//!   and its priority);
+//! - every block it holds ("covered"): a later block linking to one of them (a delta made
+//!   concurrently, from a peer back from a partition) is not fetched again, the walk stops;
+//! - every live element with the block that added it and its priority, not only each key's
+//!   winner: a tombstone made concurrently elsewhere may name one of a key's elements and
+//!   not the other;
+//! - every tombstone: an element of a block not covered that a covered block removes stays
+//!   removed when it arrives.
+//!
+//! Loaded into a store holding no block, that is the state of applying every covered block;
+//! what comes after merges as usual (the set's merge is a union: commutative, idempotent).
+//!
+//! **Trust and integrity.** The manifest (heads, counts, the chunks' CIDs) is signed with the
+//! publisher's libp2p key; a peer loads only a checkpoint of its own cluster (topic) signed
+//! by a peer whose deltas it applies, each chunk matching its CID. It is offered in the
+//! publisher's broadcasts ([`super::wire::Broadcast`]'s field 15) and fetched over Bitswap as
+//! any block: raw blocks, chunks of about 1 MiB.
+//!
+//! **Resumable, never half applied.** The loading peer records the checkpoint it loads (in
+//! `kv`) and keeps each chunk as it arrives; after a restart it fetches only those it lacks.
+//! The set is written in one transaction once every chunk is in.
+//!
+//! Go peers cannot read checkpoints: peers of this project keep every delta's block (none is
+//! dropped yet), so IPFS Cluster's peers still sync the whole DAG from them.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use cid::multihash::Multihash;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use libp2p_identity::{Keypair, PeerId, PublicKey};
+use prost::Message;
+use sha2::Digest;
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use super::component::Trust;
+use super::store::{storage, CrdtStore};
+use super::sync::BlockSource;
+use super::wire;
+use crate::components::ConsensusError;
+use crate::consensus::store as pins_store;
+
+/// The raw codec, as CIDs name it: a checkpoint's blocks are bytes, not dag-pb nodes.
+const RAW: u64 = 0x55;
+/// A chunk is cut once it holds about this many bytes (Bitswap carries up to 4 MiB).
+pub const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks fetched at once.
+const FETCHING: usize = 8;
+/// Rows per `INSERT` when a checkpoint is written.
+const ROWS: usize = 500;
+/// What the signature covers: this prefix, then the manifest's bytes (a signature made for
+/// anything else never passes as a checkpoint's).
+const SIGNING: &[u8] = b"ipfs-cluster-desktop/crdt-checkpoint/1\n";
+/// `kv`: the checkpoint this peer made or loaded (offered in its broadcasts).
+const CURRENT: &str = "crdt_checkpoint";
+/// `kv`: how many blocks the peer held when it made or loaded [`CURRENT`].
+const BLOCKS_AT: &str = "crdt_checkpoint_blocks";
+/// `kv`: the checkpoint being loaded (a restart resumes it).
+const LOADING: &str = "crdt_checkpoint_loading";
+
+/// The signed manifest: the block a checkpoint's CID names.
+#[derive(Clone, PartialEq, Message)]
+pub struct Signed {
+    #[prost(bytes = "vec", tag = "1")]
+    pub manifest: Vec<u8>,
+    /// The signer's public key (protobuf, as libp2p encodes it): its peer id is derived.
+    #[prost(bytes = "vec", tag = "2")]
+    pub public_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub signature: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Manifest {
+    /// The cluster's topic ([`wire::topic`]): a checkpoint of another cluster is refused.
+    #[prost(string, tag = "1")]
+    pub topic: String,
+    #[prost(message, repeated, tag = "2")]
+    pub heads: Vec<Head>,
+    #[prost(uint64, tag = "3")]
+    pub blocks: u64,
+    #[prost(uint64, tag = "4")]
+    pub elems: u64,
+    #[prost(uint64, tag = "5")]
+    pub tombs: u64,
+    /// The chunks' CIDs, in the order they are applied.
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    pub chunks: Vec<Vec<u8>>,
+    /// When it was made (seconds since the epoch; for people, never compared).
+    #[prost(uint64, tag = "7")]
+    pub made_at: u64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Head {
+    #[prost(bytes = "vec", tag = "1")]
+    pub cid: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub height: u64,
+}
+
+/// Part of a checkpoint. Elements come by key, then priority and value from the highest
+/// (a key's first element is its value), across chunks.
+#[derive(Clone, PartialEq, Message)]
+pub struct Chunk {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub covered: Vec<Vec<u8>>,
+    /// The ids of the blocks that added this chunk's elements (named by index).
+    #[prost(string, repeated, tag = "2")]
+    pub ids: Vec<String>,
+    #[prost(message, repeated, tag = "3")]
+    pub elems: Vec<Elem>,
+    #[prost(message, repeated, tag = "4")]
+    pub tombs: Vec<Tomb>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Elem {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    /// Index into [`Chunk::ids`].
+    #[prost(uint32, tag = "2")]
+    pub id: u32,
+    #[prost(uint64, tag = "3")]
+    pub prio: u64,
+    #[prost(bytes = "vec", tag = "4")]
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Tomb {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(string, tag = "2")]
+    pub id: String,
+}
+
+/// The CIDv1 (raw, sha2-256) of a checkpoint's block.
+pub fn raw_cid(bytes: &[u8]) -> cid::Cid {
+    let digest = sha2::Sha256::digest(bytes);
+    let mh = Multihash::<64>::wrap(0x12, &digest).expect("a sha2-256 digest fits");
+    cid::Cid::new_v1(RAW, mh)
+}
+
+/// Why a checkpoint was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Some of it could not be had now: what was had is kept, the rest is asked again.
+    #[error("checkpoint incomplete: {0}")]
+    Fetch(String),
+    /// It is not one to load (not signed by a trusted peer, of another cluster, unreadable):
+    /// given up, the peer syncs deltas instead.
+    #[error("checkpoint refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Storage(#[from] ConsensusError),
+}
+
+/// A checkpoint made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Made {
+    pub cid: cid::Cid,
+    pub blocks: u64,
+    pub elems: u64,
+    pub chunks: usize,
+}
+
+/// What loading a checkpoint did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// The set is the checkpoint's: `pins` keys, `blocks` covered.
+    Applied { pins: u64, blocks: u64 },
+    /// The peer held blocks by the time every chunk was in: it syncs deltas instead.
+    NotEmpty,
+}
+
+async fn kv_get(store: &CrdtStore, key: &str) -> Result<Option<String>, ConsensusError> {
+    sqlx::query_scalar("SELECT value FROM kv WHERE key = ?")
+        .bind(key)
+        .fetch_optional(store.pool())
+        .await
+        .map_err(storage)
+}
+
+async fn kv_cid(store: &CrdtStore, key: &str) -> Result<Option<cid::Cid>, ConsensusError> {
+    Ok(kv_get(store, key)
+        .await?
+        .and_then(|c| cid::Cid::from_str(&c).ok()))
+}
+
+/// The checkpoint this peer made or loaded last (what its broadcasts offer).
+pub async fn current(store: &CrdtStore) -> Result<Option<cid::Cid>, ConsensusError> {
+    kv_cid(store, CURRENT).await
+}
+
+/// The checkpoint this peer was loading when it stopped (resumed at start).
+pub async fn loading(store: &CrdtStore) -> Result<Option<cid::Cid>, ConsensusError> {
+    kv_cid(store, LOADING).await
+}
+
+/// How many blocks this peer holds beyond those it held at its last checkpoint.
+pub async fn blocks_since(store: &CrdtStore) -> Result<u64, ConsensusError> {
+    let at: u64 = kv_get(store, BLOCKS_AT)
+        .await?
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok(store.block_count().await?.saturating_sub(at))
+}
+
+async fn ckpt_block(store: &CrdtStore, c: &cid::Cid) -> Result<Option<Vec<u8>>, ConsensusError> {
+    sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
+        .bind(c.to_string())
+        .fetch_optional(store.pool())
+        .await
+        .map_err(storage)
+}
+
+async fn put_ckpt_block(
+    store: &CrdtStore,
+    c: &cid::Cid,
+    bytes: &[u8],
+) -> Result<(), ConsensusError> {
+    sqlx::query("INSERT INTO crdt_ckpt_blocks (cid, data) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        .bind(c.to_string())
+        .bind(bytes)
+        .execute(store.pool())
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Reads and checks a signed manifest: of `topic`, signed by a peer `trust` trusts.
+/// Returns it and its signer.
+pub fn open_manifest(
+    bytes: &[u8],
+    topic: &str,
+    trust: &Trust,
+) -> Result<(Manifest, PeerId), String> {
+    let signed = Signed::decode(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
+    let key = PublicKey::try_decode_protobuf(&signed.public_key)
+        .map_err(|e| format!("its signer's key is unreadable: {e}"))?;
+    let signer = key.to_peer_id();
+    if !key.verify(&[SIGNING, &signed.manifest].concat(), &signed.signature) {
+        return Err(format!("its signature (by {signer}) does not verify"));
+    }
+    if !trust.trusts(&signer.to_string()) {
+        return Err(format!("signed by {signer}, a peer this one does not trust"));
+    }
+    let m = Manifest::decode(signed.manifest.as_slice())
+        .map_err(|e| format!("its manifest is unreadable: {e}"))?;
+    if m.topic != topic {
+        return Err(format!("it is of another cluster (topic {})", m.topic));
+    }
+    Ok((m, signer))
+}
+
+/// Cuts a checkpoint's records into chunks, each stored as it is cut.
+struct Chunker<'a> {
+    store: &'a CrdtStore,
+    chunk: Chunk,
+    ids: HashMap<String, u32>,
+    size: usize,
+    /// A chunk is cut once it holds this many bytes.
+    cut_at: usize,
+    cids: Vec<Vec<u8>>,
+}
+
+impl Chunker<'_> {
+    fn id(&mut self, id: String) -> u32 {
+        if let Some(&n) = self.ids.get(&id) {
+            return n;
+        }
+        let n = self.chunk.ids.len() as u32;
+        self.size += id.len() + 2;
+        self.ids.insert(id.clone(), n);
+        self.chunk.ids.push(id);
+        n
+    }
+
+    async fn cut_if_full(&mut self) -> Result<(), ConsensusError> {
+        if self.size >= self.cut_at {
+            self.cut().await?;
+        }
+        Ok(())
+    }
+
+    async fn cut(&mut self) -> Result<(), ConsensusError> {
+        if self.size == 0 {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.chunk).encode_to_vec();
+        self.ids.clear();
+        self.size = 0;
+        let c = raw_cid(&bytes);
+        put_ckpt_block(self.store, &c, &bytes).await?;
+        self.cids.push(c.to_bytes());
+        Ok(())
+    }
+}
+
+/// Makes a checkpoint of this peer's set, signed with `key`, unless it wants blocks (what it
+/// holds is then not every ancestor of its heads) or holds none. Its blocks are stored (and
+/// served), it becomes [`current`], and the blocks of the one before are dropped.
+pub async fn make(
+    store: &CrdtStore,
+    topic: &str,
+    key: &Keypair,
+) -> Result<Option<Made>, ConsensusError> {
+    make_cut_at(store, topic, key, CHUNK_BYTES).await
+}
+
+/// [`make`] with chunks cut at `cut_at` bytes.
+async fn make_cut_at(
+    store: &CrdtStore,
+    topic: &str,
+    key: &Keypair,
+    cut_at: usize,
+) -> Result<Option<Made>, ConsensusError> {
+    // One snapshot of the database for everything read (the writers go on meanwhile).
+    let mut tx = store.readers().begin().await.map_err(storage)?;
+    let wanting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_wanted)")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+    let heads: Vec<(String, i64)> =
+        sqlx::query_as("SELECT cid, height FROM crdt_heads ORDER BY cid")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(storage)?;
+    if wanting || heads.is_empty() {
+        return Ok(None);
+    }
+    let mut m = Manifest {
+        topic: topic.to_string(),
+        made_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        ..Manifest::default()
+    };
+    for (c, h) in heads {
+        let c = cid::Cid::from_str(&c).map_err(storage)?;
+        m.heads.push(Head {
+            cid: c.to_bytes(),
+            height: h.max(0) as u64,
+        });
+    }
+    let mut ch = Chunker {
+        store,
+        chunk: Chunk::default(),
+        ids: HashMap::new(),
+        size: 0,
+        cut_at,
+        cids: Vec::new(),
+    };
+    {
+        let mut rows = sqlx::query_scalar::<_, String>("SELECT cid FROM crdt_blocks").fetch(&mut *tx);
+        while let Some(c) = rows.try_next().await.map_err(storage)? {
+            let c = cid::Cid::from_str(&c).map_err(storage)?.to_bytes();
+            ch.size += c.len() + 2;
+            ch.chunk.covered.push(c);
+            m.blocks += 1;
+            ch.cut_if_full().await?;
+        }
+    }
+    {
+        let mut rows = sqlx::query_as::<_, (String, String, i64, Vec<u8>)>(
+            "SELECT key, block, prio, value FROM crdt_elems ORDER BY key, prio DESC, value DESC",
+        )
+        .fetch(&mut *tx);
+        while let Some((key, block, prio, value)) = rows.try_next().await.map_err(storage)? {
+            let id = ch.id(block);
+            ch.size += key.len() + value.len() + 16;
+            ch.chunk.elems.push(Elem {
+                key,
+                id,
+                prio: prio.max(0) as u64,
+                value,
+            });
+            m.elems += 1;
+            ch.cut_if_full().await?;
+        }
+    }
+    {
+        let mut rows =
+            sqlx::query_as::<_, (String, String)>("SELECT key, block FROM crdt_tombs").fetch(&mut *tx);
+        while let Some((key, id)) = rows.try_next().await.map_err(storage)? {
+            ch.size += key.len() + id.len() + 6;
+            ch.chunk.tombs.push(Tomb { key, id });
+            m.tombs += 1;
+            ch.cut_if_full().await?;
+        }
+    }
+    tx.rollback().await.map_err(storage)?;
+    ch.cut().await?;
+    let chunks = ch.cids.len();
+    m.chunks = ch.cids;
+    let manifest = m.encode_to_vec();
+    let signature = key
+        .sign(&[SIGNING, &manifest].concat())
+        .map_err(|e| storage(format!("signing a checkpoint: {e}")))?;
+    let signed = Signed {
+        manifest,
+        public_key: key.public().encode_protobuf(),
+        signature,
+    }
+    .encode_to_vec();
+    let c = raw_cid(&signed);
+    put_ckpt_block(store, &c, &signed).await?;
+    let mut tx = store.pool().begin().await.map_err(storage)?;
+    kv_put(&mut tx, CURRENT, &c.to_string()).await?;
+    kv_put(&mut tx, BLOCKS_AT, &m.blocks.to_string()).await?;
+    tx.commit().await.map_err(storage)?;
+    keep_only_current(store).await?;
+    Ok(Some(Made {
+        cid: c,
+        blocks: m.blocks,
+        elems: m.elems,
+        chunks,
+    }))
+}
+
+async fn kv_put(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &str,
+    value: &str,
+) -> Result<(), ConsensusError> {
+    sqlx::query("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)")
+        .bind(key)
+        .bind(value)
+        .execute(&mut **tx)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Drops the checkpoint blocks that belong neither to [`current`] nor to the one [`loading`].
+async fn keep_only_current(store: &CrdtStore) -> Result<(), ConsensusError> {
+    let mut keep: HashSet<String> = HashSet::new();
+    for c in [current(store).await?, loading(store).await?]
+        .into_iter()
+        .flatten()
+    {
+        keep.insert(c.to_string());
+        let Some(bytes) = ckpt_block(store, &c).await? else {
+            continue;
+        };
+        let Ok(signed) = Signed::decode(bytes.as_slice()) else {
+            continue;
+        };
+        if let Ok(m) = Manifest::decode(signed.manifest.as_slice()) {
+            keep.extend(
+                m.chunks
+                    .iter()
+                    .filter_map(|b| cid::Cid::try_from(b.as_slice()).ok())
+                    .map(|c| c.to_string()),
+            );
+        }
+    }
+    let all: Vec<String> = sqlx::query_scalar("SELECT cid FROM crdt_ckpt_blocks")
+        .fetch_all(store.pool())
+        .await
+        .map_err(storage)?;
+    for c in all.into_iter().filter(|c| !keep.contains(c)) {
+        sqlx::query("DELETE FROM crdt_ckpt_blocks WHERE cid = ?")
+            .bind(c)
+            .execute(store.pool())
+            .await
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// Gives up loading (a checkpoint refused): its blocks are dropped.
+pub async fn abandon(store: &CrdtStore) -> Result<(), ConsensusError> {
+    sqlx::query("DELETE FROM kv WHERE key = ?")
+        .bind(LOADING)
+        .execute(store.pool())
+        .await
+        .map_err(storage)?;
+    keep_only_current(store).await
+}
+
+/// Gets checkpoint block `c`: kept already, or fetched from `source` within `timeout`,
+/// checked against `c` and kept.
+async fn get(
+    store: &CrdtStore,
+    source: &dyn BlockSource,
+    c: &cid::Cid,
+    timeout: Duration,
+) -> Result<Vec<u8>, LoadError> {
+    if let Some(b) = ckpt_block(store, c).await? {
+        return Ok(b);
+    }
+    let bytes = tokio::time::timeout(timeout, source.get(c))
+        .await
+        .map_err(|_| LoadError::Fetch(format!("block {c}: no peer gave it within {timeout:?}")))?
+        .map_err(|e| LoadError::Fetch(format!("block {c}: {e}")))?;
+    wire::verify_block(c, &bytes).map_err(|e| LoadError::Fetch(e.0))?;
+    put_ckpt_block(store, c, &bytes).await?;
+    Ok(bytes)
+}
+
+/// Loads checkpoint `c` (of `topic`, signed by a peer `trust` trusts) from `source` into
+/// `store`, resuming with the chunks kept from before. The set is written in one
+/// transaction once every chunk is in, and only into a store that holds no block.
+pub async fn load(
+    store: &CrdtStore,
+    c: &cid::Cid,
+    source: &dyn BlockSource,
+    topic: &str,
+    trust: &Trust,
+    timeout: Duration,
+) -> Result<Loaded, LoadError> {
+    if loading(store).await?.as_ref() != Some(c) {
+        let mut tx = store.pool().begin().await.map_err(storage)?;
+        kv_put(&mut tx, LOADING, &c.to_string()).await?;
+        tx.commit().await.map_err(storage)?;
+    }
+    let signed = get(store, source, c, timeout).await?;
+    let (m, signer) = open_manifest(&signed, topic, trust).map_err(LoadError::Refused)?;
+    let chunks: Vec<cid::Cid> = m
+        .chunks
+        .iter()
+        .map(|b| cid::Cid::try_from(b.as_slice()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| LoadError::Refused(format!("a chunk is not named by a CID: {e}")))?;
+    // Every chunk not kept yet, FETCHING at a time; those had are kept whatever else fails.
+    let failed: Vec<String> = stream::iter(chunks.iter())
+        .map(|ch| async move { get(store, source, ch, timeout).await.map(|_| ()) })
+        .buffer_unordered(FETCHING)
+        .filter_map(|r| async move { r.err().map(|e| e.to_string()) })
+        .collect()
+        .await;
+    if let Some(first) = failed.first() {
+        return Err(LoadError::Fetch(format!(
+            "{} of {} chunks not had yet ({first})",
+            failed.len(),
+            chunks.len()
+        )));
+    }
+    let _w = store.write_lock().await;
+    let mut tx = store.pool().begin().await.map_err(storage)?;
+    let holds: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_blocks)")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+    if holds {
+        sqlx::query("DELETE FROM kv WHERE key = ?")
+            .bind(LOADING)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        return Ok(Loaded::NotEmpty);
+    }
+    let mut apply = Apply::default();
+    for ch in &chunks {
+        let bytes: Vec<u8> = sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
+            .bind(ch.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let chunk = Chunk::decode(bytes.as_slice())
+            .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))?;
+        apply.chunk(&mut tx, chunk).await?;
+    }
+    for h in &m.heads {
+        let head = cid::Cid::try_from(h.cid.as_slice())
+            .map_err(|e| LoadError::Refused(format!("a head is not a CID: {e}")))?
+            .to_string();
+        let height = i64::try_from(h.height).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO crdt_blocks (cid, height, data) VALUES (?1, ?2, x'') \
+             ON CONFLICT(cid) DO UPDATE SET height = ?2",
+        )
+        .bind(&head)
+        .bind(height)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        sqlx::query("INSERT OR REPLACE INTO crdt_heads (cid, height) VALUES (?, ?)")
+            .bind(&head)
+            .bind(height)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+    }
+    sqlx::query("DELETE FROM crdt_wanted WHERE cid IN (SELECT cid FROM crdt_blocks)")
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+    let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_blocks")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+    kv_put(&mut tx, CURRENT, &c.to_string()).await?;
+    kv_put(&mut tx, BLOCKS_AT, &blocks.to_string()).await?;
+    sqlx::query("DELETE FROM kv WHERE key = ?")
+        .bind(LOADING)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+    tx.commit().await.map_err(storage)?;
+    drop(_w);
+    store.tell_reset().await;
+    keep_only_current(store).await?;
+    tracing::debug!(%signer, checkpoint = %c, "CRDT checkpoint applied");
+    Ok(Loaded::Applied {
+        pins: apply.pins,
+        blocks: blocks.max(0) as u64,
+    })
+}
+
+/// A checkpoint's chunks written in order (the last element seen carries over: a key's
+/// elements may span two chunks).
+#[derive(Default)]
+struct Apply {
+    last: Option<(String, u64, Vec<u8>)>,
+    pins: u64,
+}
+
+impl Apply {
+    async fn chunk(
+        &mut self,
+        tx: &mut Transaction<'_, Sqlite>,
+        chunk: Chunk,
+    ) -> Result<(), LoadError> {
+        for rows in chunk.covered.chunks(ROWS) {
+            let cids: Vec<String> = rows
+                .iter()
+                .map(|b| cid::Cid::try_from(b.as_slice()).map(|c| c.to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| LoadError::Refused(format!("a covered block is not a CID: {e}")))?;
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO crdt_blocks (cid, height, data) ");
+            q.push_values(&cids, |mut b, c| {
+                b.push_bind(c.as_str()).push_bind(0i64).push_bind(&[][..]);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut **tx).await.map_err(storage)?;
+        }
+        // Each key's first element is its value: checked in order (a checkpoint out of
+        // order would make the pinset disagree with the set).
+        let mut pins: Vec<(String, String)> = Vec::new();
+        for e in &chunk.elems {
+            if chunk.ids.get(e.id as usize).is_none() {
+                return Err(LoadError::Refused("an element names no block".into()));
+            }
+            let first = match &self.last {
+                None => true,
+                Some((k, p, v)) if *k == e.key => {
+                    if (e.prio, &e.value) > (*p, v) {
+                        return Err(LoadError::Refused(format!(
+                            "the elements of {} are out of order",
+                            e.key
+                        )));
+                    }
+                    false
+                }
+                Some((k, _, _)) if *k > e.key => {
+                    return Err(LoadError::Refused(format!("{} comes out of order", e.key)))
+                }
+                Some(_) => true,
+            };
+            if first {
+                if let Some(row) = pin_row(&e.key, &e.value) {
+                    pins.push(row);
+                }
+            }
+            self.last = Some((e.key.clone(), e.prio, e.value.clone()));
+        }
+        for rows in chunk.elems.chunks(ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO crdt_elems (key, block, prio, value) ");
+            q.push_values(rows, |mut b, e| {
+                b.push_bind(e.key.as_str())
+                    .push_bind(chunk.ids[e.id as usize].as_str())
+                    .push_bind(i64::try_from(e.prio).unwrap_or(i64::MAX))
+                    .push_bind(e.value.as_slice());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut **tx).await.map_err(storage)?;
+        }
+        for rows in chunk.tombs.chunks(ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO crdt_tombs (key, block) ");
+            q.push_values(rows, |mut b, t| {
+                b.push_bind(t.key.as_str()).push_bind(t.id.as_str());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut **tx).await.map_err(storage)?;
+        }
+        for rows in pins.chunks(ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO pins (cid, pin, fmt) ");
+            q.push_values(rows, |mut b, (cid, text)| {
+                b.push_bind(cid.as_str())
+                    .push_bind(text.as_str())
+                    .push_bind(pins_store::PIN_FORMAT);
+            });
+            q.push(" ON CONFLICT(cid) DO UPDATE SET pin = excluded.pin, fmt = excluded.fmt");
+            q.build().execute(&mut **tx).await.map_err(storage)?;
+        }
+        self.pins += pins.len() as u64;
+        Ok(())
+    }
+}
+
+/// The `pins` row of key `key` whose value is `value` (`None`: not a pin, as
+/// [`super::store`]'s `write_pin` decides).
+fn pin_row(key: &str, value: &[u8]) -> Option<(String, String)> {
+    let cid = wire::key_cid(key)?;
+    let pin = wire::pin_from_bytes(value).ok()?;
+    if pin.cid.0.to_bytes() != cid.0.to_bytes() {
+        return None;
+    }
+    serde_json::to_string(&pin)
+        .ok()
+        .map(|text| (cid.to_string(), text))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,352 @@
+//! Checkpoints between real stores on disk: a new peer loads one and then fetches only the
+//! deltas after it (and not the history below a concurrent delta); a load cut short resumes
+//! after a restart fetching only what it lacked; checkpoints not signed by a trusted peer,
+//! of another cluster or tampered with change nothing.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::consensus::crdt::store::db_path;
+use crate::consensus::crdt::sync::{self, FetchError, SyncOptions};
+use crate::consensus::crdt::wire::{Delta, Element};
+use crate::state::feed::feed;
+use crate::types::{Cid, Pin, PinOptions};
+
+const TOPIC: &str = "the-topic";
+const LONG: Duration = Duration::from_secs(10);
+
+/// Blocks of another store (deltas' and checkpoints'); those in `missing` cannot be had.
+struct FromStore {
+    store: Arc<CrdtStore>,
+    missing: Mutex<HashSet<cid::Cid>>,
+    asked: Mutex<Vec<cid::Cid>>,
+}
+
+impl FromStore {
+    fn new(store: Arc<CrdtStore>) -> FromStore {
+        FromStore {
+            store,
+            missing: Mutex::default(),
+            asked: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl BlockSource for FromStore {
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
+        self.asked.lock().unwrap().push(*c);
+        if self.missing.lock().unwrap().contains(c) {
+            return Err(FetchError::NoPeer);
+        }
+        self.store
+            .block(c)
+            .await
+            .map_err(|e| FetchError::Network(e.to_string()))?
+            .ok_or(FetchError::Lacking)
+    }
+}
+
+async fn open(dir: &Path) -> Arc<CrdtStore> {
+    let (tx, _rx) = feed(1 << 12);
+    Arc::new(CrdtStore::open(&db_path(dir), tx).await.unwrap())
+}
+
+fn pin_n(n: u32) -> Pin {
+    let mut p = Pin::new(
+        Cid(wire::block_cid(&n.to_be_bytes())),
+        PinOptions {
+            name: format!("pin {n}"),
+            ..PinOptions::default()
+        },
+    );
+    p.timestamp = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+    p
+}
+
+fn add(p: &Pin) -> Delta {
+    Delta {
+        elements: vec![Element {
+            key: wire::pin_key(&p.cid),
+            id: String::new(),
+            value: wire::pin_to_bytes(p).unwrap(),
+        }],
+        ..Delta::default()
+    }
+}
+
+async fn remove(s: &CrdtStore, p: &Pin) -> cid::Cid {
+    let tombstones = s.tombstones(&wire::pin_key(&p.cid)).await.unwrap();
+    s.publish(Delta {
+        tombstones,
+        ..Delta::default()
+    })
+    .await
+    .unwrap()
+    .unwrap()
+}
+
+/// The pinset as (cid, pin JSON) rows.
+async fn pins(s: &CrdtStore) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT cid, pin FROM pins ORDER BY cid")
+        .fetch_all(s.pool())
+        .await
+        .unwrap()
+}
+
+async fn table(s: &CrdtStore, sql: &str) -> Vec<(String, String)> {
+    sqlx::query_as(sql).fetch_all(s.pool()).await.unwrap()
+}
+
+fn trusting(k: &Keypair) -> Trust {
+    Trust::Only(HashSet::from([k.public().to_peer_id().to_string()]))
+}
+
+/// Peer A: 40 pins, one block each, 6 of them removed, then a checkpoint in chunks of 2 KiB.
+async fn a_with_checkpoint(dir: &Path, key: &Keypair) -> (Arc<CrdtStore>, Made) {
+    let a = open(dir).await;
+    for n in 0..40 {
+        a.publish(add(&pin_n(n))).await.unwrap();
+    }
+    for n in 0..6 {
+        remove(&a, &pin_n(n * 5)).await;
+    }
+    let made = make_cut_at(&a, TOPIC, key, 2048).await.unwrap().unwrap();
+    (a, made)
+}
+
+#[tokio::test]
+async fn a_new_peer_loads_a_checkpoint_and_fetches_only_the_deltas_after_it() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let (a, made) = a_with_checkpoint(da.path(), &key).await;
+    assert_eq!(made.blocks, 46);
+    assert_eq!(made.elems, 34);
+    assert!(made.chunks > 2, "{made:?}");
+    assert_eq!(current(&a).await.unwrap(), Some(made.cid));
+    let at_checkpoint = pins(&a).await;
+    assert_eq!(at_checkpoint.len(), 34);
+    // After it: two pins, and a remove of a pin the checkpoint holds.
+    for n in 100..102 {
+        a.publish(add(&pin_n(n))).await.unwrap();
+    }
+    remove(&a, &pin_n(1)).await;
+
+    let b = open(db.path()).await;
+    let source = FromStore::new(a.clone());
+    let loaded = load(&b, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded,
+        Loaded::Applied {
+            pins: 34,
+            blocks: 46
+        }
+    );
+    assert_eq!(pins(&b).await, at_checkpoint);
+    // A's heads at the checkpoint are B's.
+    let (b_heads, b_height) = b.heads().await.unwrap();
+    assert_eq!(b_height, 46);
+    assert_eq!(b_heads.len(), 1);
+    assert_eq!(
+        table(&b, "SELECT cid, CAST(height AS TEXT) FROM crdt_heads").await,
+        vec![(b_heads[0].to_string(), "46".to_string())]
+    );
+    // It serves the checkpoint on, and offers it.
+    assert_eq!(current(&b).await.unwrap(), Some(made.cid));
+    assert!(b.block(&made.cid).await.unwrap().is_some());
+    // No block below the checkpoint was asked for: only its own blocks.
+    assert_eq!(source.asked.lock().unwrap().len(), made.chunks + 1);
+
+    // Then the deltas after it, and nothing below.
+    source.asked.lock().unwrap().clear();
+    for h in a.heads().await.unwrap().0 {
+        b.want(&h).await.unwrap();
+    }
+    let opts = SyncOptions {
+        workers: 4,
+        fetch_timeout: LONG,
+    };
+    let r = sync::sync(&b, &source, opts).await.unwrap();
+    assert_eq!((r.stored, r.failed, r.wanted), (3, 0, 0));
+    assert_eq!(source.asked.lock().unwrap().len(), 3);
+    assert_eq!(pins(&b).await, pins(&a).await);
+    assert_eq!(b.heads().await.unwrap(), a.heads().await.unwrap());
+    // A peer's delta made concurrently, on a block the checkpoint covers (a peer back from
+    // a partition): fetched alone, the walk stops at the covered block.
+    let mut late = add(&pin_n(200));
+    late.priority = 3;
+    let (late_cid, late_bytes) = wire::delta_block(&late, &[cid_of_block(&a, 2).await]);
+    a.put_block(&late_cid, &late_bytes).await.unwrap();
+    source.asked.lock().unwrap().clear();
+    b.want(&late_cid).await.unwrap();
+    let r = sync::sync(&b, &source, opts).await.unwrap();
+    assert_eq!((r.stored, r.wanted), (1, 0));
+    assert_eq!(*source.asked.lock().unwrap(), vec![late_cid]);
+    assert_eq!(pins(&b).await, pins(&a).await);
+    assert_eq!(pins(&b).await.len(), 36);
+}
+
+/// The CID of A's block of height `h`.
+async fn cid_of_block(s: &CrdtStore, h: i64) -> cid::Cid {
+    let c: String = sqlx::query_scalar("SELECT cid FROM crdt_blocks WHERE height = ?")
+        .bind(h)
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    cid::Cid::from_str(&c).unwrap()
+}
+
+#[tokio::test]
+async fn a_load_cut_short_resumes_after_a_restart_fetching_only_what_it_lacked() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let (a, made) = a_with_checkpoint(da.path(), &key).await;
+    let signed = ckpt_block(&a, &made.cid).await.unwrap().unwrap();
+    let (m, _) = open_manifest(&signed, TOPIC, &trusting(&key)).unwrap();
+    let chunks: Vec<cid::Cid> = m
+        .chunks
+        .iter()
+        .map(|b| cid::Cid::try_from(b.as_slice()).unwrap())
+        .collect();
+    let source = FromStore::new(a.clone());
+    source
+        .missing
+        .lock()
+        .unwrap()
+        .extend([chunks[1], chunks[chunks.len() - 1]]);
+    {
+        let b = open(db.path()).await;
+        let err = load(&b, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoadError::Fetch(_)), "{err}");
+        assert!(err.to_string().contains("2 of"), "{err}");
+        // Nothing of the set is written before every chunk is in.
+        assert!(pins(&b).await.is_empty());
+        assert!(!b.holds_blocks().await.unwrap());
+        assert_eq!(loading(&b).await.unwrap(), Some(made.cid));
+    }
+    // Restarted: the load is found, and only the two chunks it lacked are fetched.
+    source.missing.lock().unwrap().clear();
+    source.asked.lock().unwrap().clear();
+    let b = open(db.path()).await;
+    let resumed = loading(&b).await.unwrap().unwrap();
+    let loaded = load(&b, &resumed, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap();
+    assert!(matches!(loaded, Loaded::Applied { pins: 34, .. }));
+    let mut asked = source.asked.lock().unwrap().clone();
+    asked.sort_by_key(|c| c.to_bytes());
+    let mut lacked = vec![chunks[1], chunks[chunks.len() - 1]];
+    lacked.sort_by_key(|c| c.to_bytes());
+    assert_eq!(asked, lacked);
+    assert_eq!(pins(&b).await, pins(&a).await);
+    assert_eq!(loading(&b).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn checkpoints_not_signed_by_a_trusted_peer_of_this_cluster_or_tampered_change_nothing() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let (a, made) = a_with_checkpoint(da.path(), &key).await;
+    let b = open(db.path()).await;
+    let source = FromStore::new(a.clone());
+    let stranger = Keypair::generate_ed25519();
+    // Signed by a peer B does not trust.
+    let err = load(&b, &made.cid, &source, TOPIC, &trusting(&stranger), LONG)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Refused(e) if e.contains("does not trust")),
+        "{err}"
+    );
+    // Of another cluster.
+    let err = load(&b, &made.cid, &source, "other", &trusting(&key), LONG)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Refused(e) if e.contains("another cluster")),
+        "{err}"
+    );
+    // A signature that does not match the manifest: another manifest under A's key.
+    let mut signed = Signed::decode(ckpt_block(&a, &made.cid).await.unwrap().unwrap().as_slice())
+        .unwrap();
+    let mut m = Manifest::decode(signed.manifest.as_slice()).unwrap();
+    m.elems += 1;
+    signed.manifest = m.encode_to_vec();
+    let forged = signed.encode_to_vec();
+    let forged_cid = raw_cid(&forged);
+    put_ckpt_block(&a, &forged_cid, &forged).await.unwrap();
+    let err = load(&b, &forged_cid, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Refused(e) if e.contains("does not verify")),
+        "{err}"
+    );
+    // Bytes that are not the chunk asked for: not kept, asked again later.
+    struct Liar(FromStore, cid::Cid);
+    #[async_trait]
+    impl BlockSource for Liar {
+        async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
+            if *c == self.1 {
+                return Ok(b"something else".to_vec());
+            }
+            self.0.get(c).await
+        }
+    }
+    let signed = ckpt_block(&a, &made.cid).await.unwrap().unwrap();
+    let (m, _) = open_manifest(&signed, TOPIC, &trusting(&key)).unwrap();
+    let chunk = cid::Cid::try_from(m.chunks[0].as_slice()).unwrap();
+    let liar = Liar(FromStore::new(a.clone()), chunk);
+    let err = load(&b, &made.cid, &liar, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Fetch(_)), "{err}");
+    assert!(ckpt_block(&b, &chunk).await.unwrap().is_none());
+    assert!(pins(&b).await.is_empty());
+    assert!(!b.holds_blocks().await.unwrap());
+    // Given up: its blocks are dropped.
+    abandon(&b).await.unwrap();
+    assert_eq!(loading(&b).await.unwrap(), None);
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_ckpt_blocks")
+        .fetch_one(b.pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+}
+
+/// A peer that holds blocks by the time a checkpoint is in keeps its own set (it syncs the
+/// deltas instead); a peer wanting blocks makes no checkpoint.
+#[tokio::test]
+async fn a_peer_holding_blocks_loads_no_checkpoint_and_a_peer_wanting_blocks_makes_none() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let (a, made) = a_with_checkpoint(da.path(), &key).await;
+    let b = open(db.path()).await;
+    b.publish(add(&pin_n(500))).await.unwrap();
+    let before = pins(&b).await;
+    let source = FromStore::new(a.clone());
+    let loaded = load(&b, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap();
+    assert_eq!(loaded, Loaded::NotEmpty);
+    assert_eq!(pins(&b).await, before);
+    assert_eq!(loading(&b).await.unwrap(), None);
+    // B wants A's heads: it holds a block whose history it lacks, and makes no checkpoint.
+    for h in a.heads().await.unwrap().0 {
+        b.want(&h).await.unwrap();
+    }
+    let mut link = add(&pin_n(501));
+    link.priority = 99;
+    let (c, bytes) = wire::delta_block(&link, &a.heads().await.unwrap().0);
+    b.put_block(&c, &bytes).await.unwrap();
+    assert!(b.wants_any().await.unwrap());
+    assert_eq!(make(&b, TOPIC, &key).await.unwrap(), None);
+}
