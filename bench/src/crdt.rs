@@ -2,7 +2,8 @@
 //! `tests/tests/crdt.rs` run with the release build: the partition (three test hosts in
 //! network namespaces; root) prints the time from the link's return to every peer holding both
 //! sides' writes; the followers test the time from a pin's acknowledgement to the last of 50
-//! followers listing it.
+//! followers listing it; the checkpoint test (with 1,000,000 pins) the time a new peer takes
+//! to load the checkpoint and to list every pin, and its memory then.
 
 use anyhow::{bail, Context, Result};
 
@@ -11,10 +12,16 @@ use crate::Report;
 /// Runs `test` of `tests/tests/crdt.rs` with the release build and returns the number its
 /// `FIGURE <prefix> … <n> s` line gives (`None` when it skipped: not root).
 fn figure_of(test: &str, prefix: &str) -> Result<Option<f64>> {
+    Ok(figures_of(test, &[], &[prefix])?.remove(0))
+}
+
+/// Runs `test` (with `envs`) as [`figure_of`] does, and returns each of `prefixes`' numbers.
+fn figures_of(test: &str, envs: &[(&str, &str)], prefixes: &[&str]) -> Result<Vec<Option<f64>>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = std::process::Command::new("cargo")
         .args(["test", "--release", "-p", "cluster-tests", "--test", "crdt"])
         .args([test, "--", "--exact", "--nocapture"])
+        .envs(envs.iter().copied())
         .current_dir(&root)
         .output()
         .context("running cargo test")?;
@@ -23,19 +30,20 @@ fn figure_of(test: &str, prefix: &str) -> Result<Option<f64>> {
     if !out.status.success() {
         bail!("{test} failed:\n{text}");
     }
-    let marker = format!("FIGURE {prefix}");
-    let Some(line) = text.lines().find(|l| l.starts_with(&marker)) else {
-        return Ok(None);
-    };
-    // The last number before " s" on the line.
-    let value = line
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[1] == "s")
-        .filter_map(|w| w[0].parse::<f64>().ok())
-        .next_back();
-    Ok(value)
+    Ok(prefixes
+        .iter()
+        .map(|prefix| {
+            let marker = format!("FIGURE {prefix}");
+            let line = text.lines().find(|l| l.starts_with(&marker))?;
+            // The last number before its unit (" s", " MB") on the line.
+            line.split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .filter(|w| w[1] == "s" || w[1] == "MB")
+                .filter_map(|w| w[0].parse::<f64>().ok())
+                .next_back()
+        })
+        .collect())
 }
 
 pub fn crdt_figures(r: &mut Report) -> Result<()> {
@@ -65,6 +73,27 @@ pub fn crdt_figures(r: &mut Report) -> Result<()> {
         "53 peer processes on loopback, IPFS connector pointed at nothing; each follower \
          bootstrapped from one trusted peer and trusting only it; from the pin's \
          acknowledgement on a trusted peer to the last follower listing it",
+    );
+    let join = figures_of(
+        "a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin",
+        &[("CRDT_CHECKPOINT_PINS", "1000000")],
+        &["crdt join", "crdt memory"],
+    )?;
+    r.add(
+        "CRDT: a new peer of a 1,000,000-pin cluster holding every pin (checkpoint)",
+        join[0],
+        "s",
+        "≤ 60 s",
+        "2 CRDT peers on loopback, IPFS connector pointed at nothing; 1,000,000 pins made by \
+         `state import` (1,000 deltas) on the first, which makes a checkpoint at start; from \
+         the new peer's start to its REST API listing every pin (`/allocations`)",
+    );
+    r.add(
+        "CRDT: memory of a new peer holding 1,000,000 pins",
+        join[1],
+        "MB",
+        "—",
+        "resident memory of the new peer above, once it has listed every pin",
     );
     Ok(())
 }

@@ -168,6 +168,7 @@ impl Peer {
                         config: &cc,
                         follower,
                         peer_id,
+                        keypair: identity.keypair.clone(),
                         trust,
                         rpc: &rpc,
                         heard,

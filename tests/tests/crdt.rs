@@ -373,3 +373,95 @@ async fn fifty_followers_of_three_trusted_peers_all_get_a_pin() {
         (t.elapsed() - acked).as_secs_f64()
     );
 }
+
+/// Done-when (4), at the scale of a test run: a peer of a cluster of `CRDT_CHECKPOINT_PINS`
+/// pins (20,000 unless told; the bench runs 1,000,000) made by `state import`, with a
+/// checkpoint made at start; a new peer loads the checkpoint (not one of the import's
+/// deltas walked) and holds every pin. The time from its start to holding every pin is
+/// printed (the figure in `bench/`). A load cut short resuming is shown by the unit tests
+/// (`consensus/crdt/checkpoint/tests.rs`), against stores reopened from disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin() {
+    let pins: usize = std::env::var("CRDT_CHECKPOINT_PINS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let settings = serde_json::json!({
+        "cluster_name": "crdt-checkpoint",
+        "trusted_peers": ["*"],
+        "checkpoint_every": 5,
+    });
+    let mut c = TestCluster::start_consensus_only(&[], 1, 0, |cfg| crdt(cfg, settings.clone()))
+        .await
+        .unwrap();
+    c.peers[0].stop();
+    let file = c.dir.path().join("import.ndjson");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        for n in 0..pins {
+            let cid = identity_cid(&format!("pin {n:07}"));
+            let pin = ipfs_cluster::types::Pin::new(cid.parse().unwrap(), PinOptions::default());
+            serde_json::to_writer(&mut out, &pin).unwrap();
+            out.write_all(b"\n").unwrap();
+        }
+    }
+    let out = service(
+        &c.peers[0].dir,
+        &["state", "import", "--force", file.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    c.peers[0].start(&[]).await.unwrap();
+    c.peers[0]
+        .wait_logged("CRDT checkpoint made", DEADLINE * 3)
+        .await
+        .unwrap();
+
+    let t = std::time::Instant::now();
+    let joiner = c
+        .add_peer_on(None, 0, |cfg| crdt(cfg, settings.clone()))
+        .await
+        .unwrap();
+    c.peers[joiner]
+        .wait_logged("CRDT checkpoint loaded", DEADLINE * 3)
+        .await
+        .unwrap();
+    let loaded = t.elapsed();
+    c.peers[joiner].wait_ready().await.unwrap();
+    let log = c.peers[joiner].current_log();
+    assert!(
+        log.contains(&format!("pins={pins}")),
+        "the checkpoint held every pin: {}",
+        log.lines()
+            .find(|l| l.contains("CRDT checkpoint loaded"))
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        c.peers[joiner]
+            .read_stream("/allocations")
+            .await
+            .unwrap()
+            .lines,
+        pins,
+        "the joiner lists every imported pin"
+    );
+    let listed = t.elapsed();
+    let rss = c.peers[joiner].rss().unwrap_or(0);
+    // What comes after the checkpoint comes as deltas.
+    let after = identity_cid("after the checkpoint");
+    c.peers[0]
+        .client()
+        .pin(&after, &PinOptions::default())
+        .await
+        .unwrap();
+    holds(&c, joiner, &[after]).await;
+    eprintln!(
+        "FIGURE crdt join: a new peer of a {pins}-pin cluster loaded its checkpoint {:.1} s after it started, and listed every pin {:.1} s after",
+        loaded.as_secs_f64(),
+        listed.as_secs_f64()
+    );
+    eprintln!(
+        "FIGURE crdt memory: the new peer holding {pins} pins uses {:.0} MB",
+        rss as f64 / 1e6
+    );
+}

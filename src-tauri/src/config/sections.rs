@@ -163,6 +163,10 @@ pub struct CrdtConfig {
     /// The metric whose senders make the peerset.
     pub peerset_metric: String,
     pub datastore_namespace: String,
+    /// This project's own key (IPFS Cluster has none, and ignores it): a trusted peer makes
+    /// a checkpoint of the set once it holds this many blocks more than at its last one, so
+    /// that new peers load the set and sync only what came after (0: never).
+    pub checkpoint_every: u64,
 }
 
 /// Batching of CRDT writes: both `max_batch_size` and `max_batch_age` above 0 enable it.
@@ -194,6 +198,7 @@ impl Default for CrdtConfig {
             rebroadcast_interval: GoDuration::secs(60),
             peerset_metric: "ping".into(),
             datastore_namespace: "/c".into(),
+            checkpoint_every: 1000,
         }
     }
 }

@@ -669,6 +669,7 @@ async fn the_pinsets_counts_stay_true_through_applies_imports_snapshots_and_anot
         "DROP TABLE crdt_elems",
         "DROP TABLE crdt_tombs",
         "DROP TABLE crdt_batch",
+        "DROP TABLE crdt_ckpt_blocks",
     ] {
         sqlx::query(stmt).execute(&pool).await.unwrap();
     }

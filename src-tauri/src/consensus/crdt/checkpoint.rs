@@ -42,7 +42,6 @@ use prost::Message;
 use sha2::Digest;
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 
-use super::component::Trust;
 use super::store::{storage, CrdtStore};
 use super::sync::BlockSource;
 use super::wire;
@@ -66,6 +65,13 @@ const CURRENT: &str = "crdt_checkpoint";
 const BLOCKS_AT: &str = "crdt_checkpoint_blocks";
 /// `kv`: the checkpoint being loaded (a restart resumes it).
 const LOADING: &str = "crdt_checkpoint_loading";
+
+/// What forgets every checkpoint (a `state import` replaces the DAG they were made from).
+pub const FORGET: [&str; 2] = [
+    "DELETE FROM crdt_ckpt_blocks",
+    "DELETE FROM kv WHERE key IN \
+     ('crdt_checkpoint', 'crdt_checkpoint_blocks', 'crdt_checkpoint_loading')",
+];
 
 /// The signed manifest: the block a checkpoint's CID names.
 #[derive(Clone, PartialEq, Message)]
@@ -238,27 +244,38 @@ async fn put_ckpt_block(
     Ok(())
 }
 
-/// Reads and checks a signed manifest: of `topic`, signed by a peer `trust` trusts.
+/// Whose checkpoints a peer loads (those whose deltas it applies).
+pub type Trusted<'a> = dyn Fn(&PeerId) -> bool + Send + Sync + 'a;
+
+/// Reads and checks a signed manifest: of `topic`, signed by a peer `trusted` accepts.
 /// Returns it and its signer.
 pub fn open_manifest(
     bytes: &[u8],
     topic: &str,
-    trust: &Trust,
-) -> Result<(Manifest, PeerId), String> {
-    let signed = Signed::decode(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
+    trusted: &Trusted<'_>,
+) -> Result<(Manifest, PeerId), LoadError> {
+    let refused = LoadError::Refused;
+    let signed = Signed::decode(bytes).map_err(|e| refused(format!("not a checkpoint: {e}")))?;
     let key = PublicKey::try_decode_protobuf(&signed.public_key)
-        .map_err(|e| format!("its signer's key is unreadable: {e}"))?;
+        .map_err(|e| refused(format!("its signer's key is unreadable: {e}")))?;
     let signer = key.to_peer_id();
     if !key.verify(&[SIGNING, &signed.manifest].concat(), &signed.signature) {
-        return Err(format!("its signature (by {signer}) does not verify"));
+        return Err(refused(format!(
+            "its signature (by {signer}) does not verify"
+        )));
     }
-    if !trust.trusts(&signer.to_string()) {
-        return Err(format!("signed by {signer}, a peer this one does not trust"));
+    if !trusted(&signer) {
+        return Err(refused(format!(
+            "signed by {signer}, a peer this one does not trust"
+        )));
     }
     let m = Manifest::decode(signed.manifest.as_slice())
-        .map_err(|e| format!("its manifest is unreadable: {e}"))?;
+        .map_err(|e| refused(format!("its manifest is unreadable: {e}")))?;
     if m.topic != topic {
-        return Err(format!("it is of another cluster (topic {})", m.topic));
+        return Err(refused(format!(
+            "it is of another cluster (topic {})",
+            m.topic
+        )));
     }
     Ok((m, signer))
 }
@@ -362,7 +379,8 @@ async fn make_cut_at(
         cids: Vec::new(),
     };
     {
-        let mut rows = sqlx::query_scalar::<_, String>("SELECT cid FROM crdt_blocks").fetch(&mut *tx);
+        let mut rows =
+            sqlx::query_scalar::<_, String>("SELECT cid FROM crdt_blocks").fetch(&mut *tx);
         while let Some(c) = rows.try_next().await.map_err(storage)? {
             let c = cid::Cid::from_str(&c).map_err(storage)?.to_bytes();
             ch.size += c.len() + 2;
@@ -390,8 +408,8 @@ async fn make_cut_at(
         }
     }
     {
-        let mut rows =
-            sqlx::query_as::<_, (String, String)>("SELECT key, block FROM crdt_tombs").fetch(&mut *tx);
+        let mut rows = sqlx::query_as::<_, (String, String)>("SELECT key, block FROM crdt_tombs")
+            .fetch(&mut *tx);
         while let Some((key, id)) = rows.try_next().await.map_err(storage)? {
             ch.size += key.len() + id.len() + 6;
             ch.chunk.tombs.push(Tomb { key, id });
@@ -509,7 +527,7 @@ async fn get(
     Ok(bytes)
 }
 
-/// Loads checkpoint `c` (of `topic`, signed by a peer `trust` trusts) from `source` into
+/// Loads checkpoint `c` (of `topic`, signed by a peer `trusted` accepts) from `source` into
 /// `store`, resuming with the chunks kept from before. The set is written in one
 /// transaction once every chunk is in, and only into a store that holds no block.
 pub async fn load(
@@ -517,7 +535,7 @@ pub async fn load(
     c: &cid::Cid,
     source: &dyn BlockSource,
     topic: &str,
-    trust: &Trust,
+    trusted: &Trusted<'_>,
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
     if loading(store).await?.as_ref() != Some(c) {
@@ -526,7 +544,7 @@ pub async fn load(
         tx.commit().await.map_err(storage)?;
     }
     let signed = get(store, source, c, timeout).await?;
-    let (m, signer) = open_manifest(&signed, topic, trust).map_err(LoadError::Refused)?;
+    let (m, signer) = open_manifest(&signed, topic, trusted)?;
     let chunks: Vec<cid::Cid> = m
         .chunks
         .iter()
@@ -534,12 +552,16 @@ pub async fn load(
         .collect::<Result<_, _>>()
         .map_err(|e| LoadError::Refused(format!("a chunk is not named by a CID: {e}")))?;
     // Every chunk not kept yet, FETCHING at a time; those had are kept whatever else fails.
-    let failed: Vec<String> = stream::iter(chunks.iter())
-        .map(|ch| async move { get(store, source, ch, timeout).await.map(|_| ()) })
-        .buffer_unordered(FETCHING)
-        .filter_map(|r| async move { r.err().map(|e| e.to_string()) })
-        .collect()
-        .await;
+    let mut fetches = stream::iter(chunks.clone())
+        .map(|ch| async move { get(store, source, &ch, timeout).await.map(|_| ()) })
+        .buffer_unordered(FETCHING);
+    let mut failed: Vec<String> = Vec::new();
+    while let Some(r) = fetches.next().await {
+        if let Err(e) = r {
+            failed.push(e.to_string());
+        }
+    }
+    drop(fetches);
     if let Some(first) = failed.first() {
         return Err(LoadError::Fetch(format!(
             "{} of {} chunks not had yet ({first})",
@@ -678,7 +700,8 @@ impl Apply {
             self.last = Some((e.key.clone(), e.prio, e.value.clone()));
         }
         for rows in chunk.elems.chunks(ROWS) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO crdt_elems (key, block, prio, value) ");
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO crdt_elems (key, block, prio, value) ");
             q.push_values(rows, |mut b, e| {
                 b.push_bind(e.key.as_str())
                     .push_bind(chunk.ids[e.id as usize].as_str())

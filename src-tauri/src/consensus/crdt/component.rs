@@ -9,12 +9,14 @@
 //! in-process hub in tests.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::checkpoint::{self, LoadError, Loaded};
 use super::store::CrdtStore;
 use super::sync::{self, BlockSource, SyncOptions};
 use super::wire::{self, Broadcast, Delta, Element};
@@ -22,6 +24,10 @@ use crate::components::{Consensus, ConsensusError, Member, Pinset, RaftStats};
 use crate::consensus::store;
 use crate::tasks::Tasks;
 use crate::types::{Cid, PeerRole, Pin};
+
+/// Tries of one checkpoint before a peer gives it up and syncs deltas (about a minute and a
+/// half of retries, 1 s doubling).
+const LOAD_TRIES: u32 = 7;
 
 /// Broadcasts caused by peers joining the topic come at most this often.
 const JOIN_SPACING: Duration = Duration::from_secs(5);
@@ -76,6 +82,13 @@ pub struct CrdtOptions {
     pub trust: Trust,
     pub rebroadcast_interval: Duration,
     pub sync: SyncOptions,
+    /// The cluster's topic (a checkpoint names the cluster it is of).
+    pub topic: String,
+    /// The key checkpoints are signed with; `None`: this peer makes none.
+    pub keypair: Option<libp2p_identity::Keypair>,
+    /// A checkpoint is made once the peer holds this many blocks more than at its last one
+    /// (`crdt.checkpoint_every`; 0: never).
+    pub checkpoint_every: u64,
 }
 
 /// The CRDT consensus of one peer.
@@ -91,6 +104,13 @@ pub struct CrdtConsensus {
     members: watch::Sender<Vec<Member>>,
     /// Broadcasts dropped because their sender is not trusted, since start.
     untrusted: std::sync::atomic::AtomicU64,
+    /// A checkpoint is being loaded: the sync waits (what it would fetch, the checkpoint
+    /// covers), and the peer is not ready.
+    loading: AtomicBool,
+    /// The checkpoint to load (the loader's work).
+    to_load: watch::Sender<Option<cid::Cid>>,
+    /// The checkpoint this peer offers in its broadcasts.
+    offered: std::sync::Mutex<Option<cid::Cid>>,
 }
 
 /// Why a follower refuses writes.
@@ -123,6 +143,7 @@ impl CrdtConsensus {
                 PeerRole::Voter
             },
         }]);
+        let store_for_ckpt = store.clone();
         let me = Arc::new(CrdtConsensus {
             store,
             state: Arc::new(store::PinsTable::new(readers)),
@@ -132,6 +153,9 @@ impl CrdtConsensus {
             batch_full: Arc::new(Notify::new()),
             members,
             untrusted: Default::default(),
+            loading: AtomicBool::new(false),
+            to_load: watch::channel(None).0,
+            offered: std::sync::Mutex::new(checkpoint::current(&store_for_ckpt).await?),
         });
         if me.opts.follower {
             // A follower publishes nothing: writes acknowledged when this peer was not one
@@ -147,6 +171,14 @@ impl CrdtConsensus {
         } else if let Some(c) = me.store.flush().await? {
             tracing::info!(block = %c, "published the batch left by the last run");
         }
+        // A load cut short by a stop resumes before anything else is fetched.
+        if let Some(c) = checkpoint::loading(&me.store).await? {
+            tracing::info!(checkpoint = %c, "resuming the CRDT checkpoint being loaded");
+            me.loading.store(true, Ordering::SeqCst);
+            me.to_load.send_replace(Some(c));
+        }
+        tasks.spawn(me.clone().loading_checkpoints());
+        tasks.spawn(me.clone().making_checkpoints());
         tasks.spawn(me.clone().hear(heard));
         tasks.spawn(me.clone().syncing());
         tasks.spawn(me.clone().rebroadcasting());
@@ -189,7 +221,130 @@ impl CrdtConsensus {
         if self.opts.follower || heads.is_empty() {
             return;
         }
-        self.net.announce(Broadcast::of(heads).to_bytes()).await;
+        let offered = *self.offered.lock().unwrap();
+        self.net
+            .announce(Broadcast::with_checkpoint(heads, offered.as_ref()).to_bytes())
+            .await;
+    }
+
+    /// Loads the checkpoints it is given, one at a time. A load that cannot be completed
+    /// now is tried again (1 s, doubling up to 30 s), keeping what it had, or moves on to a
+    /// newer checkpoint offered meanwhile; after [`LOAD_TRIES`] tries of one checkpoint the
+    /// peer gives it up and syncs deltas (slower, but it never waits on a checkpoint no peer
+    /// can give).
+    async fn loading_checkpoints(self: Arc<Self>) {
+        let mut given = self.to_load.subscribe();
+        loop {
+            let Some(mut c) = *given.borrow_and_update() else {
+                if given.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let mut wait = Duration::from_secs(1);
+            let mut tries = 0;
+            loop {
+                let trust = &self.opts.trust;
+                let trusted = move |p: &libp2p_identity::PeerId| trust.trusts(&p.to_string());
+                let r = checkpoint::load(
+                    &self.store,
+                    &c,
+                    self.net.as_ref(),
+                    &self.opts.topic,
+                    &trusted,
+                    self.opts.sync.fetch_timeout,
+                )
+                .await;
+                match r {
+                    Ok(Loaded::Applied { pins, blocks }) => {
+                        tracing::info!(
+                            checkpoint = %c,
+                            pins,
+                            blocks,
+                            ms = started.elapsed().as_millis() as u64,
+                            "CRDT checkpoint loaded"
+                        );
+                        *self.offered.lock().unwrap() = Some(c);
+                        break;
+                    }
+                    Ok(Loaded::NotEmpty) => {
+                        tracing::info!(checkpoint = %c, "CRDT checkpoint not loaded: this peer holds blocks already, it syncs deltas");
+                        break;
+                    }
+                    Err(LoadError::Refused(e)) => {
+                        tracing::warn!(checkpoint = %c, error = %e, "CRDT checkpoint refused: this peer syncs deltas");
+                        if let Err(e) = checkpoint::abandon(&self.store).await {
+                            tracing::warn!(error = %e, "CRDT store");
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tries += 1;
+                        if tries >= LOAD_TRIES {
+                            tracing::warn!(checkpoint = %c, error = %e, tries, "CRDT checkpoint given up: this peer syncs deltas");
+                            if let Err(e) = checkpoint::abandon(&self.store).await {
+                                tracing::warn!(error = %e, "CRDT store");
+                            }
+                            break;
+                        }
+                        tracing::info!(checkpoint = %c, error = %e, "CRDT checkpoint: trying again");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(30));
+                        if let Some(newer) = *given.borrow_and_update() {
+                            if newer != c {
+                                tracing::info!(checkpoint = %newer, "loading the newer CRDT checkpoint offered instead");
+                                (c, tries, wait) = (newer, 0, Duration::from_secs(1));
+                            }
+                        }
+                    }
+                }
+            }
+            self.to_load.send_replace(None);
+            given.borrow_and_update();
+            self.loading.store(false, Ordering::SeqCst);
+            self.wake_sync.notify_one();
+        }
+    }
+
+    /// Makes a checkpoint whenever this peer (a writer with a key) holds
+    /// `checkpoint_every` blocks more than at its last one and wants none; looked at every
+    /// rebroadcast interval (at most every 10 s) and at start.
+    async fn making_checkpoints(self: Arc<Self>) {
+        let (Some(key), false, every @ 1..) = (
+            self.opts.keypair.clone(),
+            self.opts.follower,
+            self.opts.checkpoint_every,
+        ) else {
+            return;
+        };
+        loop {
+            if !self.loading.load(Ordering::SeqCst) {
+                match checkpoint::blocks_since(&self.store).await {
+                    Ok(n) if n >= every => {
+                        let started = std::time::Instant::now();
+                        match checkpoint::make(&self.store, &self.opts.topic, &key).await {
+                            Ok(Some(m)) => {
+                                tracing::info!(
+                                    checkpoint = %m.cid,
+                                    blocks = m.blocks,
+                                    elements = m.elems,
+                                    chunks = m.chunks,
+                                    ms = started.elapsed().as_millis() as u64,
+                                    "CRDT checkpoint made"
+                                );
+                                *self.offered.lock().unwrap() = Some(m.cid);
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(error = %e, "CRDT checkpoint not made"),
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "CRDT store"),
+                }
+            }
+            tokio::time::sleep(self.opts.rebroadcast_interval.min(Duration::from_secs(10))).await;
+        }
     }
 
     /// Hears broadcasts: a trusted peer's heads this peer lacks are wanted, and the sync
@@ -203,13 +358,31 @@ impl CrdtConsensus {
                 tracing::debug!(from = %h.from, "CRDT broadcast from an untrusted peer dropped");
                 continue;
             }
-            let heads = match Broadcast::heads_from_bytes(&h.data) {
-                Ok(heads) => heads,
+            let (heads, offered) = match Broadcast::parse(&h.data) {
+                Ok(parsed) => parsed,
                 Err(e) => {
                     tracing::debug!(from = %h.from, error = %e, "CRDT broadcast unreadable");
                     continue;
                 }
             };
+            // A peer holding no block loads the checkpoint offered, then syncs only what
+            // came after it.
+            if let Some(c) = offered {
+                if self.loading.load(Ordering::SeqCst) {
+                    // The one loading may not be had: the newest offered is tried next.
+                    self.to_load.send_if_modified(|cur| {
+                        let newer = cur.is_some() && *cur != Some(c);
+                        if newer {
+                            *cur = Some(c);
+                        }
+                        newer
+                    });
+                } else if !self.store.holds_blocks().await.unwrap_or(true) {
+                    tracing::info!(checkpoint = %c, from = %h.from, "loading a CRDT checkpoint");
+                    self.loading.store(true, Ordering::SeqCst);
+                    self.to_load.send_replace(Some(c));
+                }
+            }
             let mut lacking = false;
             for c in heads {
                 match self.store.want(&c).await {
@@ -257,6 +430,10 @@ impl CrdtConsensus {
                 None => {
                     let _ = woken.await;
                 }
+            }
+            // A checkpoint being loaded covers what the sync would fetch (woken after).
+            if self.loading.load(Ordering::SeqCst) {
+                continue;
             }
             match sync::sync(&self.store, self.net.as_ref(), self.opts.sync).await {
                 Ok(r) => {
@@ -421,9 +598,10 @@ impl Consensus for CrdtConsensus {
         self.state.clone()
     }
 
-    /// Always: a CRDT peer reads and (unless a follower) writes without anyone else.
+    /// A CRDT peer reads and (unless a follower) writes without anyone else: always, but
+    /// while it loads a checkpoint (its pinset is not yet the cluster's).
     fn is_ready(&self) -> bool {
-        true
+        !self.loading.load(Ordering::SeqCst)
     }
 
     fn leader(&self) -> Option<String> {

@@ -68,6 +68,8 @@ pub struct CrdtStart<'a> {
     pub config: &'a CrdtConfig,
     pub follower: bool,
     pub peer_id: PeerId,
+    /// The peer's key: its checkpoints are signed with it.
+    pub keypair: libp2p::identity::Keypair,
     pub trust: Trust,
     pub rpc: &'a ClusterRpc,
     pub heard: mpsc::Receiver<Heard>,
@@ -117,6 +119,9 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
             trust: s.trust,
             rebroadcast_interval: s.config.rebroadcast_interval.get(),
             sync: sync::SyncOptions::default(),
+            topic: wire::topic(&s.config.cluster_name),
+            keypair: Some(s.keypair.clone()),
+            checkpoint_every: s.config.checkpoint_every,
         },
         network,
         s.heard,

@@ -84,6 +84,8 @@ async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError
             "DELETE FROM crdt_elems",
             "DELETE FROM crdt_tombs",
             "DELETE FROM crdt_batch",
+            super::checkpoint::FORGET[0],
+            super::checkpoint::FORGET[1],
             "INSERT OR REPLACE INTO kv (key, value) VALUES ('crdt_import_pending', 'true')",
         ],
     )

@@ -127,7 +127,9 @@ impl Broadcast {
         self.encode_to_vec()
     }
 
-    /// The heads announced and the checkpoint offered (`None`: none, or not a CID: a
+    /// The heads announced (of the default DAG, the only one IPFS Cluster uses; a message
+    /// that is not a broadcast, or names something that is not a CID, is refused whole) and
+    /// the checkpoint offered (`None`: none, or not a CID: a
     /// checkpoint is an optional extra, its absence never refuses the heads).
     pub fn parse(bytes: &[u8]) -> Result<(Vec<cid::Cid>, Option<cid::Cid>), WireError> {
         let b = Broadcast::decode(bytes).map_err(|e| bad(format!("not a CRDT broadcast: {e}")))?;
@@ -145,6 +147,7 @@ impl Broadcast {
 
     /// The heads announced (of the default DAG, the only one IPFS Cluster uses). A message
     /// that is not a broadcast, or names something that is not a CID, is refused whole.
+    #[cfg(test)]
     pub fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<cid::Cid>, WireError> {
         Broadcast::parse(bytes).map(|(heads, _)| heads)
     }

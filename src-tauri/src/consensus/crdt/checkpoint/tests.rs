@@ -102,8 +102,10 @@ async fn table(s: &CrdtStore, sql: &str) -> Vec<(String, String)> {
     sqlx::query_as(sql).fetch_all(s.pool()).await.unwrap()
 }
 
-fn trusting(k: &Keypair) -> Trust {
-    Trust::Only(HashSet::from([k.public().to_peer_id().to_string()]))
+/// Trusts the signer of key `k` only.
+fn trusting(k: &Keypair) -> impl Fn(&PeerId) -> bool + Send + Sync {
+    let signer = k.public().to_peer_id();
+    move |p: &PeerId| *p == signer
 }
 
 /// Peer A: 40 pins, one block each, 6 of them removed, then a checkpoint in chunks of 2 KiB.
@@ -275,8 +277,8 @@ async fn checkpoints_not_signed_by_a_trusted_peer_of_this_cluster_or_tampered_ch
         "{err}"
     );
     // A signature that does not match the manifest: another manifest under A's key.
-    let mut signed = Signed::decode(ckpt_block(&a, &made.cid).await.unwrap().unwrap().as_slice())
-        .unwrap();
+    let mut signed =
+        Signed::decode(ckpt_block(&a, &made.cid).await.unwrap().unwrap().as_slice()).unwrap();
     let mut m = Manifest::decode(signed.manifest.as_slice()).unwrap();
     m.elems += 1;
     signed.manifest = m.encode_to_vec();

@@ -99,6 +99,9 @@ fn options(id: &str) -> CrdtOptions {
             workers: 8,
             fetch_timeout: Duration::from_secs(5),
         },
+        topic: "test".into(),
+        keypair: None,
+        checkpoint_every: 0,
     }
 }
 
@@ -353,4 +356,69 @@ async fn batches_go_out_when_full_or_old_and_a_crash_loses_none() {
     .await;
     aged.tasks.shutdown().await;
     other.tasks.shutdown().await;
+}
+
+/// Blocks whose bytes a peer holds (those a checkpoint covers have none).
+async fn blocks_with_bytes(p: &CrdtConsensus) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM crdt_blocks WHERE length(data) > 0")
+        .fetch_one(p.store().pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_new_peer_loads_the_checkpoint_offered_and_fetches_only_what_came_after() {
+    let hub = Arc::new(Hub::default());
+    let a = peer(
+        &hub,
+        CrdtOptions {
+            keypair: Some(libp2p_identity::Keypair::generate_ed25519()),
+            checkpoint_every: 20,
+            ..options("a")
+        },
+    )
+    .await;
+    for n in 0..30 {
+        a.c.log_pin(pin(n)).await.unwrap();
+    }
+    until(10, "a checkpoint made", || async {
+        checkpoint::current(a.c.store()).await.unwrap().is_some()
+    })
+    .await;
+    // A follower never makes one.
+    let f = peer(
+        &hub,
+        CrdtOptions {
+            keypair: Some(libp2p_identity::Keypair::generate_ed25519()),
+            checkpoint_every: 1,
+            follower: true,
+            ..options("f")
+        },
+    )
+    .await;
+    let b = peer(&hub, options("b")).await;
+    until(10, "b to hold every pin", || async {
+        count(&b.c).await == 30
+    })
+    .await;
+    until(10, "f to hold every pin", || async {
+        count(&f.c).await == 30
+    })
+    .await;
+    // Through the checkpoint: not one delta's block fetched, and ready.
+    assert_eq!(blocks_with_bytes(&b.c).await, 0);
+    assert!(b.c.is_ready());
+    let offered = checkpoint::current(a.c.store()).await.unwrap();
+    assert_eq!(checkpoint::current(b.c.store()).await.unwrap(), offered);
+    // What comes after is fetched as deltas.
+    a.c.log_pin(pin(100)).await.unwrap();
+    until(10, "b to hold the pin after", || async {
+        count(&b.c).await == 31
+    })
+    .await;
+    assert_eq!(blocks_with_bytes(&b.c).await, 1);
+    assert_eq!(checkpoint::current(f.c.store()).await.unwrap(), offered);
+    for p in [&a, &b, &f] {
+        p.tasks.shutdown().await;
+    }
 }

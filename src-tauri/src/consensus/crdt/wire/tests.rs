@@ -119,8 +119,14 @@ fn a_broadcast_offering_a_checkpoint_keeps_go_ds_crdts_heads() {
     let offered = Broadcast::with_checkpoint(&[head], Some(&ckpt)).to_bytes();
     assert!(offered.starts_with(&hex("broadcast")));
     assert_eq!(Broadcast::heads_from_bytes(&offered).unwrap(), vec![head]);
-    assert_eq!(Broadcast::parse(&offered).unwrap(), (vec![head], Some(ckpt)));
-    assert_eq!(Broadcast::parse(&hex("broadcast")).unwrap(), (vec![head], None));
+    assert_eq!(
+        Broadcast::parse(&offered).unwrap(),
+        (vec![head], Some(ckpt))
+    );
+    assert_eq!(
+        Broadcast::parse(&hex("broadcast")).unwrap(),
+        (vec![head], None)
+    );
 }
 
 #[test]
