@@ -3,11 +3,101 @@
 //! network namespaces; root) prints the time from the link's return to every peer holding both
 //! sides' writes; the followers test the time from a pin's acknowledgement to the last of 50
 //! followers listing it; the checkpoint test (with 1,000,000 pins) the time a new peer takes
-//! to load the checkpoint and to list every pin, and its memory then.
+//! to load the checkpoint and to list every pin, and its memory then. Pins per second are
+//! measured here, on 3 CRDT peers, with batching and without.
+
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use cluster_tests::*;
+use ipfs_cluster::types::PinOptions;
 
-use crate::Report;
+use crate::{cid_for, Report};
+
+/// Pins per second of `clients` concurrent REST clients spread over 3 CRDT peers (IPFS
+/// connector pointed at nothing), with `batching` (`(max_batch_size, max_batch_age)`) or
+/// without; and the rate to every peer listing every pin.
+async fn throughput(r: &mut Report, clients: usize, batching: Option<(u64, &str)>) -> Result<()> {
+    let settings = match batching {
+        Some((size, age)) => serde_json::json!({
+            "cluster_name": "crdt-bench",
+            "trusted_peers": ["*"],
+            "batching": {"max_batch_size": size, "max_batch_age": age},
+        }),
+        None => serde_json::json!({"cluster_name": "crdt-bench", "trusted_peers": ["*"]}),
+    };
+    let c = TestCluster::start_consensus_only(&[], 3, 0, |cfg| {
+        let consensus = cfg["consensus"].as_object_mut().unwrap();
+        consensus.remove("raft");
+        consensus.insert("crdt".into(), settings.clone());
+    })
+    .await?;
+    for p in &c.peers {
+        p.wait_logged("IPFS Cluster is READY", DEADLINE).await?;
+    }
+    let total: usize = std::env::var("BENCH_PINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let per_client = total / clients.max(1);
+    let tag = format!("crdt{}-", batching.map_or(0, |b| b.0));
+    let (cpu_before, _) = c.cpu_seconds();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..clients {
+        let client = c.peers[k % 3].client();
+        let tag = format!("{tag}{k}-");
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per_client {
+                client.pin(&cid_for(&tag, n), &PinOptions::default()).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let acked = started.elapsed().as_secs_f64();
+    let pins = per_client * clients;
+    let (cpu_after, _) = c.cpu_seconds();
+    for p in &c.peers {
+        wait_for("every peer to list every pin", Duration::from_secs(600), || async {
+            let listed = p.read_stream("/allocations").await.ok()?.lines;
+            (listed == pins).then_some(())
+        })
+        .await?;
+    }
+    let everywhere = started.elapsed().as_secs_f64();
+    let how = match batching {
+        Some((size, age)) => format!("batching (max_batch_size {size}, max_batch_age {age})"),
+        None => "no batching".into(),
+    };
+    r.add(
+        &format!("CRDT pins/s, {clients} clients, 3 peers, {how}, IPFS connector idle"),
+        Some(pins as f64 / acked),
+        "pins/s",
+        "—",
+        &format!(
+            "{pins} pins to acknowledgement (with batching: in the peer's on-disk batch); \
+             CPU per 1,000 pins: cluster peers {:.2} s",
+            (cpu_after - cpu_before) / pins as f64 * 1000.0
+        ),
+    );
+    r.add(
+        &format!("CRDT pins/s to every peer listing them, {clients} clients, {how}"),
+        Some(pins as f64 / everywhere),
+        "pins/s",
+        "—",
+        "from the first pin sent to each of the 3 peers listing every pin (`/allocations`)",
+    );
+    Ok(())
+}
+
+/// Pins per second, with IPFS Cluster's kind of batching and without.
+pub async fn crdt_rates(r: &mut Report) -> Result<()> {
+    throughput(r, 64, None).await?;
+    throughput(r, 64, Some((1000, "1s"))).await
+}
 
 /// Runs `test` of `tests/tests/crdt.rs` with the release build and returns the number its
 /// `FIGURE <prefix> … <n> s` line gives (`None` when it skipped: not root).

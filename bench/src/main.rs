@@ -768,6 +768,7 @@ async fn main() -> Result<()> {
         join::join_figures(&mut r)?;
     }
     if part("crdt") {
+        crdt::crdt_rates(&mut r).await?;
         crdt::crdt_figures(&mut r)?;
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
