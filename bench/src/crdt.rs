@@ -49,7 +49,9 @@ async fn throughput(r: &mut Report, clients: usize, batching: Option<(u64, &str)
         let tag = format!("{tag}{k}-");
         tasks.push(tokio::spawn(async move {
             for n in 0..per_client {
-                client.pin(&cid_for(&tag, n), &PinOptions::default()).await?;
+                client
+                    .pin(&cid_for(&tag, n), &PinOptions::default())
+                    .await?;
             }
             anyhow::Ok(())
         }));
@@ -61,10 +63,14 @@ async fn throughput(r: &mut Report, clients: usize, batching: Option<(u64, &str)
     let pins = per_client * clients;
     let (cpu_after, _) = c.cpu_seconds();
     for p in &c.peers {
-        wait_for("every peer to list every pin", Duration::from_secs(600), || async {
-            let listed = p.read_stream("/allocations").await.ok()?.lines;
-            (listed == pins).then_some(())
-        })
+        wait_for(
+            "every peer to list every pin",
+            Duration::from_secs(600),
+            || async {
+                let listed = p.read_stream("/allocations").await.ok()?.lines;
+                (listed == pins).then_some(())
+            },
+        )
         .await?;
     }
     let everywhere = started.elapsed().as_secs_f64();

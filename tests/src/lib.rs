@@ -643,7 +643,8 @@ impl Peer {
         self.spawn_env(extra, &[])
     }
 
-    fn spawn_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    /// [`Peer::spawn`] with environment variables set (`RUST_LOG`, …).
+    pub fn spawn_env(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<()> {
         assert!(self.child.is_none(), "peer already running");
         self.log_offset = std::fs::metadata(&self.log)
             .map(|m| m.len() as usize)
@@ -1124,6 +1125,20 @@ impl TestCluster {
         via: usize,
         edit: impl FnOnce(&mut Value),
     ) -> Result<usize> {
+        let boot = self.peers[via].cluster_addr();
+        self.add_peer_bootstrapping(host, &boot, &[], edit).await
+    }
+
+    /// Starts a new peer (with its IPFS node) on `host` that bootstraps through the cluster
+    /// address `boot` (a peer's, or a relay's in front of it), with `env` set, without
+    /// waiting for it to be ready; returns its index.
+    pub async fn add_peer_bootstrapping(
+        &mut self,
+        host: Option<&Host>,
+        boot: &str,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<usize> {
         let i = self.peers.len();
         let dir = self.dir.path().join(format!("p{i}"));
         std::fs::create_dir_all(&dir)?;
@@ -1141,8 +1156,7 @@ impl TestCluster {
             cfg["cluster"]["secret"] = secret.into();
             edit(cfg);
         })?;
-        let boot = self.peers[via].cluster_addr();
-        peer.spawn(&["--bootstrap", &boot])?;
+        peer.spawn_env(&["--bootstrap", boot], env)?;
         self.ipfs.extend(ipfs);
         self.peers.push(peer);
         Ok(i)

@@ -1,7 +1,8 @@
 //! A delaying TCP relay: what a slow, lossy link looks like to the peers on either side. This
 //! kernel has no `netem`, so latency and loss are added here: every chunk waits `one_way` in
 //! each direction, and a `loss` fraction of chunks waits a further retransmission timeout
-//! (what a lost packet costs a TCP connection), holding back what follows it, as TCP does.
+//! (what a lost packet costs a TCP connection), holding back what follows it, as TCP does;
+//! `bytes_per_sec` (when above 0) paces what is delivered, as a slow link's bandwidth.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct Link {
     pub one_way: Duration,
     /// Fraction of chunks that are "lost" once (0.01 = 1 %).
     pub loss: f64,
+    /// Bytes delivered per second at most, each way (0: no limit).
+    pub bytes_per_sec: u64,
 }
 
 impl Relay {
@@ -91,10 +94,15 @@ async fn pipe(
         }
     };
     let writer = async move {
+        let mut free_at = Instant::now();
         while let Some((at, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(at).await;
+            tokio::time::sleep_until(at.max(free_at)).await;
             if to.write_all(&chunk).await.is_err() {
                 return;
+            }
+            if link.bytes_per_sec > 0 {
+                let took = Duration::from_secs_f64(chunk.len() as f64 / link.bytes_per_sec as f64);
+                free_at = Instant::now().max(free_at) + took;
             }
         }
         let _ = to.shutdown().await;
@@ -124,6 +132,7 @@ mod tests {
         let link = Link {
             one_way: Duration::from_millis(50),
             loss: 0.0,
+            bytes_per_sec: 0,
         };
         let relay = Relay::start("127.0.0.1:0".parse().unwrap(), target, link)
             .await

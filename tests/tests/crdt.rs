@@ -374,23 +374,19 @@ async fn fifty_followers_of_three_trusted_peers_all_get_a_pin() {
     );
 }
 
-/// Done-when (4), at the scale of a test run: a peer of a cluster of `CRDT_CHECKPOINT_PINS`
-/// pins (20,000 unless told; the bench runs 1,000,000) made by `state import`, with a
-/// checkpoint made at start; a new peer loads the checkpoint (not one of the import's
-/// deltas walked) and holds every pin. The time from its start to holding every pin is
-/// printed (the figure in `bench/`). A load cut short resuming is shown by the unit tests
-/// (`consensus/crdt/checkpoint/tests.rs`), against stores reopened from disk.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin() {
-    let pins: usize = std::env::var("CRDT_CHECKPOINT_PINS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
-    let settings = serde_json::json!({
+/// The `crdt` settings of the checkpoint tests: checkpoints after 5 blocks.
+fn checkpoint_settings() -> Value {
+    serde_json::json!({
         "cluster_name": "crdt-checkpoint",
         "trusted_peers": ["*"],
         "checkpoint_every": 5,
-    });
+    })
+}
+
+/// One CRDT peer holding `pins` pins put in by `state import`, once it has made a checkpoint
+/// of them.
+async fn peer_with_checkpoint(pins: usize) -> TestCluster {
+    let settings = checkpoint_settings();
     let mut c = TestCluster::start_consensus_only(&[], 1, 0, |cfg| crdt(cfg, settings.clone()))
         .await
         .unwrap();
@@ -416,7 +412,22 @@ async fn a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin() 
         .wait_logged("CRDT checkpoint made", DEADLINE * 3)
         .await
         .unwrap();
+    c
+}
 
+/// Done-when (4), at the scale of a test run: a peer of a cluster of `CRDT_CHECKPOINT_PINS`
+/// pins (20,000 unless told; the bench runs 1,000,000) made by `state import`, with a
+/// checkpoint made at start; a new peer loads the checkpoint (not one of the import's
+/// deltas walked) and holds every pin. The time from its start to holding every pin is
+/// printed (the figure in `bench/`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin() {
+    let pins: usize = std::env::var("CRDT_CHECKPOINT_PINS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let settings = checkpoint_settings();
+    let mut c = peer_with_checkpoint(pins).await;
     let t = std::time::Instant::now();
     let joiner = c
         .add_peer_on(None, 0, |cfg| crdt(cfg, settings.clone()))
@@ -463,5 +474,87 @@ async fn a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin() 
     eprintln!(
         "FIGURE crdt memory: the new peer holding {pins} pins uses {:.0} MB",
         rss as f64 / 1e6
+    );
+}
+
+/// Done-when (4), the interrupted sync: a new peer fetching a checkpoint over a slow link
+/// (a relay delivering 1 MB/s in front of the only peer) is killed once it has kept a chunk;
+/// restarted, it says how many chunks it kept from before, fetches only the others, and
+/// holds every pin.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_load_cut_short_by_a_kill_resumes_after_a_restart() {
+    let pins = 20_000;
+    let settings = checkpoint_settings();
+    let mut c = peer_with_checkpoint(pins).await;
+    let target: std::net::SocketAddr = format!("127.0.0.1:{}", c.peers[0].swarm_port)
+        .parse()
+        .unwrap();
+    let link = relay::Link {
+        one_way: std::time::Duration::ZERO,
+        loss: 0.0,
+        bytes_per_sec: 1_000_000,
+    };
+    let slow = relay::Relay::start("127.0.0.1:0".parse().unwrap(), target, link)
+        .await
+        .unwrap();
+    let boot = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        slow.addr.port(),
+        c.peers[0].id()
+    );
+    let joiner = c
+        .add_peer_bootstrapping(
+            None,
+            &boot,
+            &[(
+                "RUST_LOG",
+                "info,ipfs_cluster::consensus::crdt::checkpoint=debug",
+            )],
+            |cfg| crdt(cfg, settings.clone()),
+        )
+        .await
+        .unwrap();
+    c.peers[joiner]
+        .wait_logged("CRDT checkpoint chunk kept", DEADLINE)
+        .await
+        .unwrap();
+    c.peers[joiner].kill9();
+    let first = c.peers[joiner].current_log();
+    assert!(
+        !first.contains("CRDT checkpoint loaded"),
+        "the load was to be cut short, and it ended: make the link slower"
+    );
+    // Restarted (bootstrapping through the relay still): it resumes with what it kept.
+    c.peers[joiner]
+        .spawn_env(
+            &["--bootstrap", &boot],
+            &[(
+                "RUST_LOG",
+                "info,ipfs_cluster::consensus::crdt::checkpoint=debug",
+            )],
+        )
+        .unwrap();
+    c.peers[joiner]
+        .wait_logged("resuming the CRDT checkpoint being loaded", DEADLINE)
+        .await
+        .unwrap();
+    c.peers[joiner]
+        .wait_logged("CRDT checkpoint loaded", DEADLINE * 2)
+        .await
+        .unwrap();
+    let log = c.peers[joiner].current_log();
+    let kept = log
+        .lines()
+        .find(|l| l.contains("chunks kept from before"))
+        .unwrap_or_else(|| panic!("no chunks kept from before:\n{log}"));
+    assert!(kept.contains("had=") && !kept.contains("had=0"), "{kept}");
+    assert_eq!(
+        c.peers[joiner]
+            .read_stream("/allocations")
+            .await
+            .unwrap()
+            .lines,
+        pins,
+        "the joiner lists every imported pin"
     );
 }

@@ -130,6 +130,7 @@ async fn over_slow_lossy_links_the_cluster_commits_and_a_sleeping_follower_catch
     let link = relay::Link {
         one_way: std::time::Duration::from_millis(50),
         loss: 0.01,
+        bytes_per_sec: 0,
     };
     // Snapshots often and little log kept, so a follower that sleeps falls behind the log.
     let small_log = |_: usize, cfg: &mut serde_json::Value| {

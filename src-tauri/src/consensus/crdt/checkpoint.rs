@@ -433,7 +433,7 @@ async fn make_cut_at(
     .encode_to_vec();
     let c = raw_cid(&signed);
     put_ckpt_block(store, &c, &signed).await?;
-    let mut tx = store.pool().begin().await.map_err(storage)?;
+    let mut tx = store.write_tx().await?;
     kv_put(&mut tx, CURRENT, &c.to_string()).await?;
     kv_put(&mut tx, BLOCKS_AT, &m.blocks.to_string()).await?;
     tx.commit().await.map_err(storage)?;
@@ -539,7 +539,7 @@ pub async fn load(
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
     if loading(store).await?.as_ref() != Some(c) {
-        let mut tx = store.pool().begin().await.map_err(storage)?;
+        let mut tx = store.write_tx().await?;
         kv_put(&mut tx, LOADING, &c.to_string()).await?;
         tx.commit().await.map_err(storage)?;
     }
@@ -551,14 +551,28 @@ pub async fn load(
         .map(|b| cid::Cid::try_from(b.as_slice()))
         .collect::<Result<_, _>>()
         .map_err(|e| LoadError::Refused(format!("a chunk is not named by a CID: {e}")))?;
+    let mut missing = Vec::new();
+    for ch in &chunks {
+        if ckpt_block(store, ch).await?.is_none() {
+            missing.push(*ch);
+        }
+    }
+    let mut had = chunks.len() - missing.len();
+    if had > 0 {
+        tracing::info!(checkpoint = %c, had, of = chunks.len(), "CRDT checkpoint: chunks kept from before");
+    }
     // Every chunk not kept yet, FETCHING at a time; those had are kept whatever else fails.
-    let mut fetches = stream::iter(chunks.clone())
+    let mut fetches = stream::iter(missing)
         .map(|ch| async move { get(store, source, &ch, timeout).await.map(|_| ()) })
         .buffer_unordered(FETCHING);
     let mut failed: Vec<String> = Vec::new();
     while let Some(r) = fetches.next().await {
-        if let Err(e) = r {
-            failed.push(e.to_string());
+        match r {
+            Ok(()) => {
+                had += 1;
+                tracing::debug!(checkpoint = %c, had, of = chunks.len(), "CRDT checkpoint chunk kept");
+            }
+            Err(e) => failed.push(e.to_string()),
         }
     }
     drop(fetches);
@@ -570,7 +584,7 @@ pub async fn load(
         )));
     }
     let _w = store.write_lock().await;
-    let mut tx = store.pool().begin().await.map_err(storage)?;
+    let mut tx = store.write_tx().await?;
     let holds: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_blocks)")
         .fetch_one(&mut *tx)
         .await

@@ -152,6 +152,17 @@ impl CrdtStore {
         Ok(n.max(0) as u64)
     }
 
+    /// A write transaction, holding SQLite's write lock from its start: one that read first
+    /// (a deferred `BEGIN`) could find, when it comes to write, that another connection
+    /// wrote since its read (a checkpoint's chunks, a failed fetch counted), and fail with
+    /// "database is locked" instead of waiting.
+    pub(super) async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, ConsensusError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage)
+    }
+
     /// The read-only pool (a checkpoint is read from one snapshot of the database).
     pub(super) fn readers(&self) -> &SqlitePool {
         &self.readers
@@ -264,7 +275,7 @@ impl CrdtStore {
             return Ok(None);
         }
         let _w = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut tx = self.write_tx().await?;
         let (c, changes) = publish_in(&mut tx, delta).await.map_err(storage)?;
         tx.commit().await.map_err(storage)?;
         self.tell(changes).await;
@@ -282,7 +293,7 @@ impl CrdtStore {
         if self.has_block(c).await? {
             return Ok(Stored::default());
         }
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut tx = self.write_tx().await?;
         let mut wanted = Vec::new();
         for l in &node.links {
             let have: Option<i64> = sqlx::query_scalar("SELECT 1 FROM crdt_blocks WHERE cid = ?")
@@ -307,7 +318,7 @@ impl CrdtStore {
     /// next batch. Returns how many writes the batch holds.
     pub async fn queue(&self, key: &str, value: Option<&[u8]>) -> Result<u64, ConsensusError> {
         let _w = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO crdt_batch (key, value) VALUES (?, ?)")
             .bind(key)
             .bind(value)
@@ -337,7 +348,7 @@ impl CrdtStore {
     /// either the batch or its block. Returns the block's CID (`None`: nothing to publish).
     pub async fn flush(&self) -> Result<Option<cid::Cid>, ConsensusError> {
         let _w = self.writer.lock().await;
-        let mut tx = self.pool.begin().await.map_err(storage)?;
+        let mut tx = self.write_tx().await?;
         let rows: Vec<(i64, String, Option<Vec<u8>>)> =
             sqlx::query_as("SELECT seq, key, value FROM crdt_batch ORDER BY seq")
                 .fetch_all(&mut *tx)

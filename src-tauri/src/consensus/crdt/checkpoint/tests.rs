@@ -352,3 +352,44 @@ async fn a_peer_holding_blocks_loads_no_checkpoint_and_a_peer_wanting_blocks_mak
     assert!(b.wants_any().await.unwrap());
     assert_eq!(make(&b, TOPIC, &key).await.unwrap(), None);
 }
+
+/// A checkpoint made while the peer writes (its chunks and records are written beside the
+/// writes) fails none of them: every write transaction takes the write lock as it begins,
+/// so none finds its snapshot outdated when it comes to write ("database is locked").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_on_while_a_checkpoint_is_made() {
+    let da = tempfile::tempdir().unwrap();
+    let key = Keypair::generate_ed25519();
+    let a = open(da.path()).await;
+    for n in 0..100 {
+        a.publish(add(&pin_n(n))).await.unwrap();
+    }
+    let writer = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let mut tasks = Vec::new();
+            for k in 0..8u32 {
+                let a = a.clone();
+                tasks.push(tokio::spawn(async move {
+                    for n in 0..40 {
+                        a.publish(add(&pin_n(1000 + k * 100 + n))).await?;
+                    }
+                    Ok::<_, ConsensusError>(())
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap()?;
+            }
+            Ok::<_, ConsensusError>(())
+        })
+    };
+    let mut made = 0;
+    while !writer.is_finished() {
+        if make_cut_at(&a, TOPIC, &key, 64).await.unwrap().is_some() {
+            made += 1;
+        }
+    }
+    writer.await.unwrap().unwrap();
+    assert!(made > 0);
+    assert_eq!(pins(&a).await.len(), 420);
+}
