@@ -110,8 +110,9 @@ impl Peer {
             Some(cc) => {
                 let vouched: &[libp2p::PeerId] = if opts.no_trust { &[] } else { &bootstrap_ids };
                 let trust = crdt::trust(cc, &peer_id, vouched);
+                let signers = crdt::checkpoint_signers(cc, vouched);
                 let (pubsub, heard) = crdt::pubsub(cc, &trust);
-                (Some(pubsub), Some((trust, heard)))
+                (Some(pubsub), Some((trust, signers, heard)))
             }
             None => (None, None),
         };
@@ -150,7 +151,7 @@ impl Peer {
                 .unwrap_or(crate::state::feed::DEFAULT_CAPACITY),
         );
         let engine = match (crdt_cfg, crdt_trust) {
-            (Some(cc), Some((trust, heard))) => {
+            (Some(cc), Some((trust, signers, heard))) => {
                 // The peers it knows, and those it was told to bootstrap from.
                 let mut connect: Vec<_> = known.clone().into_iter().collect();
                 for a in &opts.bootstrap {
@@ -169,6 +170,7 @@ impl Peer {
                         follower,
                         peer_id,
                         keypair: identity.keypair.clone(),
+                        signers,
                         trust,
                         rpc: &rpc,
                         heard,

@@ -65,12 +65,18 @@ const CURRENT: &str = "crdt_checkpoint";
 const BLOCKS_AT: &str = "crdt_checkpoint_blocks";
 /// `kv`: the checkpoint being loaded (a restart resumes it).
 const LOADING: &str = "crdt_checkpoint_loading";
+/// `kv`: the peer that signed the checkpoint being loaded, accepted when the load began (a
+/// restart without `--bootstrap` resumes it all the same).
+const LOADING_SIGNER: &str = "crdt_checkpoint_loading_signer";
+/// A record larger than this is not put in a checkpoint (a chunk must fit in a Bitswap
+/// message): no checkpoint is made.
+const MAX_RECORD: usize = 3 << 20;
 
 /// What forgets every checkpoint (a `state import` replaces the DAG they were made from).
 pub const FORGET: [&str; 2] = [
     "DELETE FROM crdt_ckpt_blocks",
-    "DELETE FROM kv WHERE key IN \
-     ('crdt_checkpoint', 'crdt_checkpoint_blocks', 'crdt_checkpoint_loading')",
+    "DELETE FROM kv WHERE key IN ('crdt_checkpoint', 'crdt_checkpoint_blocks', \
+     'crdt_checkpoint_loading', 'crdt_checkpoint_loading_signer')",
 ];
 
 /// The signed manifest: the block a checkpoint's CID names.
@@ -213,13 +219,33 @@ pub async fn loading(store: &CrdtStore) -> Result<Option<cid::Cid>, ConsensusErr
     kv_cid(store, LOADING).await
 }
 
-/// How many blocks this peer holds beyond those it held at its last checkpoint.
-pub async fn blocks_since(store: &CrdtStore) -> Result<u64, ConsensusError> {
-    let at: u64 = kv_get(store, BLOCKS_AT)
+/// The newest block's row: blocks are never deleted, so rows since a mark are blocks stored
+/// since (one index read, where counting the table would read it all).
+async fn last_block_row<'e>(exec: impl sqlx::SqliteExecutor<'e>) -> Result<i64, ConsensusError> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT MAX(rowid) FROM crdt_blocks")
+        .fetch_one(exec)
+        .await
+        .map_err(storage)?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Whether this peer holds enough blocks beyond those of its last checkpoint to make
+/// another: `every`, or one per 2,000 pins of its pinset if more (a checkpoint costs a copy
+/// of the set: a large set is copied less often).
+pub async fn due(store: &CrdtStore, every: u64) -> Result<bool, ConsensusError> {
+    let at: i64 = kv_get(store, BLOCKS_AT)
         .await?
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    Ok(store.block_count().await?.saturating_sub(at))
+    let since = last_block_row(store.pool())
+        .await?
+        .saturating_sub(at)
+        .max(0) as u64;
+    let pins: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
+        .fetch_optional(store.pool())
+        .await
+        .map_err(storage)?;
+    Ok(since >= every.max(pins.unwrap_or(0).max(0) as u64 / 2000))
 }
 
 async fn ckpt_block(store: &CrdtStore, c: &cid::Cid) -> Result<Option<Vec<u8>>, ConsensusError> {
@@ -303,8 +329,15 @@ impl Chunker<'_> {
         n
     }
 
-    async fn cut_if_full(&mut self) -> Result<(), ConsensusError> {
-        if self.size >= self.cut_at {
+    /// Makes room for a record of `len` bytes: the chunk is cut first when the record would
+    /// take it past its size. A record too large for any chunk makes no checkpoint.
+    async fn room_for(&mut self, len: usize) -> Result<(), ConsensusError> {
+        if len > MAX_RECORD {
+            return Err(storage(format!(
+                "a record of {len} bytes is too large for a checkpoint's chunk"
+            )));
+        }
+        if self.size > 0 && self.size + len > self.cut_at {
             self.cut().await?;
         }
         Ok(())
@@ -342,12 +375,18 @@ async fn make_cut_at(
     key: &Keypair,
     cut_at: usize,
 ) -> Result<Option<Made>, ConsensusError> {
+    // What an earlier make cut short left.
+    keep_only_current(store).await?;
     // One snapshot of the database for everything read (the writers go on meanwhile).
     let mut tx = store.readers().begin().await.map_err(storage)?;
-    let wanting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_wanted)")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(storage)?;
+    // A block a stored block links to and not stored: what this peer holds is not every
+    // ancestor of its heads. (A head announced and not had yet is no such gap.)
+    let wanting: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM crdt_wanted w JOIN crdt_links l ON l.child = w.cid)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(storage)?;
     let heads: Vec<(String, i64)> =
         sqlx::query_as("SELECT cid, height FROM crdt_heads ORDER BY cid")
             .fetch_all(&mut *tx)
@@ -356,6 +395,7 @@ async fn make_cut_at(
     if wanting || heads.is_empty() {
         return Ok(None);
     }
+    let blocks_at = last_block_row(&mut *tx).await?;
     let mut m = Manifest {
         topic: topic.to_string(),
         made_at: std::time::SystemTime::now()
@@ -383,10 +423,10 @@ async fn make_cut_at(
             sqlx::query_scalar::<_, String>("SELECT cid FROM crdt_blocks").fetch(&mut *tx);
         while let Some(c) = rows.try_next().await.map_err(storage)? {
             let c = cid::Cid::from_str(&c).map_err(storage)?.to_bytes();
+            ch.room_for(c.len() + 2).await?;
             ch.size += c.len() + 2;
             ch.chunk.covered.push(c);
             m.blocks += 1;
-            ch.cut_if_full().await?;
         }
     }
     {
@@ -395,6 +435,8 @@ async fn make_cut_at(
         )
         .fetch(&mut *tx);
         while let Some((key, block, prio, value)) = rows.try_next().await.map_err(storage)? {
+            ch.room_for(key.len() + value.len() + block.len() + 18)
+                .await?;
             let id = ch.id(block);
             ch.size += key.len() + value.len() + 16;
             ch.chunk.elems.push(Elem {
@@ -404,17 +446,16 @@ async fn make_cut_at(
                 value,
             });
             m.elems += 1;
-            ch.cut_if_full().await?;
         }
     }
     {
         let mut rows = sqlx::query_as::<_, (String, String)>("SELECT key, block FROM crdt_tombs")
             .fetch(&mut *tx);
         while let Some((key, id)) = rows.try_next().await.map_err(storage)? {
+            ch.room_for(key.len() + id.len() + 6).await?;
             ch.size += key.len() + id.len() + 6;
             ch.chunk.tombs.push(Tomb { key, id });
             m.tombs += 1;
-            ch.cut_if_full().await?;
         }
     }
     tx.rollback().await.map_err(storage)?;
@@ -435,7 +476,7 @@ async fn make_cut_at(
     put_ckpt_block(store, &c, &signed).await?;
     let mut tx = store.write_tx().await?;
     kv_put(&mut tx, CURRENT, &c.to_string()).await?;
-    kv_put(&mut tx, BLOCKS_AT, &m.blocks.to_string()).await?;
+    kv_put(&mut tx, BLOCKS_AT, &blocks_at.to_string()).await?;
     tx.commit().await.map_err(storage)?;
     keep_only_current(store).await?;
     Ok(Some(Made {
@@ -499,8 +540,9 @@ async fn keep_only_current(store: &CrdtStore) -> Result<(), ConsensusError> {
 
 /// Gives up loading (a checkpoint refused): its blocks are dropped.
 pub async fn abandon(store: &CrdtStore) -> Result<(), ConsensusError> {
-    sqlx::query("DELETE FROM kv WHERE key = ?")
+    sqlx::query("DELETE FROM kv WHERE key IN (?, ?)")
         .bind(LOADING)
+        .bind(LOADING_SIGNER)
         .execute(store.pool())
         .await
         .map_err(storage)?;
@@ -538,13 +580,39 @@ pub async fn load(
     trusted: &Trusted<'_>,
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
-    if loading(store).await?.as_ref() != Some(c) {
+    // A peer that holds blocks syncs deltas (checked before anything is fetched, and again
+    // when the set is written).
+    if store.holds_blocks().await? {
+        abandon(store).await?;
+        return Ok(Loaded::NotEmpty);
+    }
+    let accepted = if loading(store).await?.as_ref() == Some(c) {
+        kv_get(store, LOADING_SIGNER).await?
+    } else {
+        // Another checkpoint than the one being loaded: the blocks of that one go.
         let mut tx = store.write_tx().await?;
         kv_put(&mut tx, LOADING, &c.to_string()).await?;
+        sqlx::query("DELETE FROM kv WHERE key = ?")
+            .bind(LOADING_SIGNER)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        keep_only_current(store).await?;
+        None
+    };
+    let signed = get(store, source, c, timeout).await?;
+    let trusted_or_accepted =
+        |p: &PeerId| trusted(p) || accepted.as_deref() == Some(p.to_string().as_str());
+    let (m, signer) = open_manifest(&signed, topic, &trusted_or_accepted)?;
+    if accepted.is_none() {
+        let mut tx = store.write_tx().await?;
+        kv_put(&mut tx, LOADING_SIGNER, &signer.to_string()).await?;
         tx.commit().await.map_err(storage)?;
     }
-    let signed = get(store, source, c, timeout).await?;
-    let (m, signer) = open_manifest(&signed, topic, trusted)?;
+    if m.heads.is_empty() {
+        return Err(LoadError::Refused("it names no head".into()));
+    }
     let chunks: Vec<cid::Cid> = m
         .chunks
         .iter()
@@ -590,12 +658,9 @@ pub async fn load(
         .await
         .map_err(storage)?;
     if holds {
-        sqlx::query("DELETE FROM kv WHERE key = ?")
-            .bind(LOADING)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
+        drop(tx);
+        drop(_w);
+        abandon(store).await?;
         return Ok(Loaded::NotEmpty);
     }
     let mut apply = Apply::default();
@@ -630,6 +695,34 @@ pub async fn load(
             .await
             .map_err(storage)?;
     }
+    // What the manifest says, checked against what was written: a checkpoint that does not
+    // add up is refused whole (the transaction is dropped).
+    let max_head = m.heads.iter().map(|h| h.height).max().unwrap_or(0);
+    if apply.max_prio > max_head {
+        return Err(LoadError::Refused(format!(
+            "an element has priority {} above its heads' {max_head}",
+            apply.max_prio
+        )));
+    }
+    if (apply.blocks, apply.elems, apply.tombs) != (m.blocks, m.elems, m.tombs) {
+        return Err(LoadError::Refused(format!(
+            "it holds {} blocks, {} elements and {} tombstones where its manifest says {}, {} \
+             and {}",
+            apply.blocks, apply.elems, apply.tombs, m.blocks, m.elems, m.tombs
+        )));
+    }
+    let removed_yet_live: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM crdt_tombs t JOIN crdt_elems e \
+         ON e.key = t.key AND e.block = t.block)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(storage)?;
+    if removed_yet_live {
+        return Err(LoadError::Refused(
+            "an element it holds live is also among its tombstones".into(),
+        ));
+    }
     sqlx::query("DELETE FROM crdt_wanted WHERE cid IN (SELECT cid FROM crdt_blocks)")
         .execute(&mut *tx)
         .await
@@ -638,10 +731,12 @@ pub async fn load(
         .fetch_one(&mut *tx)
         .await
         .map_err(storage)?;
+    let blocks_at = last_block_row(&mut *tx).await?;
     kv_put(&mut tx, CURRENT, &c.to_string()).await?;
-    kv_put(&mut tx, BLOCKS_AT, &blocks.to_string()).await?;
-    sqlx::query("DELETE FROM kv WHERE key = ?")
+    kv_put(&mut tx, BLOCKS_AT, &blocks_at.to_string()).await?;
+    sqlx::query("DELETE FROM kv WHERE key IN (?, ?)")
         .bind(LOADING)
+        .bind(LOADING_SIGNER)
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
@@ -662,6 +757,10 @@ pub async fn load(
 struct Apply {
     last: Option<(String, u64, Vec<u8>)>,
     pins: u64,
+    blocks: u64,
+    elems: u64,
+    tombs: u64,
+    max_prio: u64,
 }
 
 impl Apply {
@@ -670,6 +769,9 @@ impl Apply {
         tx: &mut Transaction<'_, Sqlite>,
         chunk: Chunk,
     ) -> Result<(), LoadError> {
+        self.blocks += chunk.covered.len() as u64;
+        self.elems += chunk.elems.len() as u64;
+        self.tombs += chunk.tombs.len() as u64;
         for rows in chunk.covered.chunks(ROWS) {
             let cids: Vec<String> = rows
                 .iter()
@@ -690,6 +792,7 @@ impl Apply {
             if chunk.ids.get(e.id as usize).is_none() {
                 return Err(LoadError::Refused("an element names no block".into()));
             }
+            self.max_prio = self.max_prio.max(e.prio);
             let first = match &self.last {
                 None => true,
                 Some((k, p, v)) if *k == e.key => {

@@ -25,8 +25,9 @@ use crate::consensus::store;
 use crate::tasks::Tasks;
 use crate::types::{Cid, PeerRole, Pin};
 
-/// Tries of one checkpoint before a peer gives it up and syncs deltas (about a minute and a
-/// half of retries, 1 s doubling).
+/// Tries of a load (whichever checkpoint each takes) before a peer gives it up and syncs
+/// deltas: waits of 1 s doubling to 30 s between them, each try bounded by the fetch
+/// timeout per chunk (a few minutes in all, when no peer answers).
 const LOAD_TRIES: u32 = 7;
 
 /// Broadcasts caused by peers joining the topic come at most this often.
@@ -89,6 +90,10 @@ pub struct CrdtOptions {
     /// A checkpoint is made once the peer holds this many blocks more than at its last one
     /// (`crdt.checkpoint_every`; 0: never).
     pub checkpoint_every: u64,
+    /// Whose checkpoints this peer loads (peer ids): those named in `trusted_peers` and
+    /// those it bootstraps from, never "anyone" (a checkpoint that leaves pins out would
+    /// keep them from every peer that loads it, for good).
+    pub signers: HashSet<String>,
 }
 
 /// The CRDT consensus of one peer.
@@ -111,6 +116,8 @@ pub struct CrdtConsensus {
     to_load: watch::Sender<Option<cid::Cid>>,
     /// The checkpoint this peer offers in its broadcasts.
     offered: std::sync::Mutex<Option<cid::Cid>>,
+    /// Checkpoints refused or given up in this run (not tried again; a few at most).
+    given_up: std::sync::Mutex<HashSet<cid::Cid>>,
 }
 
 /// Why a follower refuses writes.
@@ -156,6 +163,7 @@ impl CrdtConsensus {
             loading: AtomicBool::new(false),
             to_load: watch::channel(None).0,
             offered: std::sync::Mutex::new(checkpoint::current(&store_for_ckpt).await?),
+            given_up: Default::default(),
         });
         if me.opts.follower {
             // A follower publishes nothing: writes acknowledged when this peer was not one
@@ -228,10 +236,10 @@ impl CrdtConsensus {
     }
 
     /// Loads the checkpoints it is given, one at a time. A load that cannot be completed
-    /// now is tried again (1 s, doubling up to 30 s), keeping what it had, or moves on to a
-    /// newer checkpoint offered meanwhile; after [`LOAD_TRIES`] tries of one checkpoint the
-    /// peer gives it up and syncs deltas (slower, but it never waits on a checkpoint no peer
-    /// can give).
+    /// now is tried again (1 s, doubling up to 30 s), keeping what it had, or moves on to
+    /// another checkpoint offered meanwhile; after [`LOAD_TRIES`] tries in all the peer
+    /// gives it up and syncs deltas (slower, but it never waits on a checkpoint no peer can
+    /// give, nor goes from one to another for good).
     async fn loading_checkpoints(self: Arc<Self>) {
         let mut given = self.to_load.subscribe();
         loop {
@@ -245,8 +253,8 @@ impl CrdtConsensus {
             let mut wait = Duration::from_secs(1);
             let mut tries = 0;
             loop {
-                let trust = &self.opts.trust;
-                let trusted = move |p: &libp2p_identity::PeerId| trust.trusts(&p.to_string());
+                let signers = &self.opts.signers;
+                let trusted = move |p: &libp2p_identity::PeerId| signers.contains(&p.to_string());
                 let r = checkpoint::load(
                     &self.store,
                     &c,
@@ -274,6 +282,7 @@ impl CrdtConsensus {
                     }
                     Err(LoadError::Refused(e)) => {
                         tracing::warn!(checkpoint = %c, error = %e, "CRDT checkpoint refused: this peer syncs deltas");
+                        self.give_up(c);
                         if let Err(e) = checkpoint::abandon(&self.store).await {
                             tracing::warn!(error = %e, "CRDT store");
                         }
@@ -283,6 +292,7 @@ impl CrdtConsensus {
                         tries += 1;
                         if tries >= LOAD_TRIES {
                             tracing::warn!(checkpoint = %c, error = %e, tries, "CRDT checkpoint given up: this peer syncs deltas");
+                            self.give_up(c);
                             if let Err(e) = checkpoint::abandon(&self.store).await {
                                 tracing::warn!(error = %e, "CRDT store");
                             }
@@ -293,8 +303,8 @@ impl CrdtConsensus {
                         wait = (wait * 2).min(Duration::from_secs(30));
                         if let Some(newer) = *given.borrow_and_update() {
                             if newer != c {
-                                tracing::info!(checkpoint = %newer, "loading the newer CRDT checkpoint offered instead");
-                                (c, tries, wait) = (newer, 0, Duration::from_secs(1));
+                                tracing::info!(checkpoint = %newer, "loading the CRDT checkpoint offered since instead");
+                                c = newer;
                             }
                         }
                     }
@@ -305,6 +315,15 @@ impl CrdtConsensus {
             self.loading.store(false, Ordering::SeqCst);
             self.wake_sync.notify_one();
         }
+    }
+
+    /// Remembers that checkpoint `c` is not to be loaded again in this run.
+    fn give_up(&self, c: cid::Cid) {
+        let mut g = self.given_up.lock().unwrap();
+        if g.len() >= 64 {
+            g.clear();
+        }
+        g.insert(c);
     }
 
     /// Makes a checkpoint whenever this peer (a writer with a key) holds
@@ -320,8 +339,8 @@ impl CrdtConsensus {
         };
         loop {
             if !self.loading.load(Ordering::SeqCst) {
-                match checkpoint::blocks_since(&self.store).await {
-                    Ok(n) if n >= every => {
+                match checkpoint::due(&self.store, every).await {
+                    Ok(true) => {
                         let started = std::time::Instant::now();
                         match checkpoint::make(&self.store, &self.opts.topic, &key).await {
                             Ok(Some(m)) => {
@@ -339,7 +358,7 @@ impl CrdtConsensus {
                             Err(e) => tracing::warn!(error = %e, "CRDT checkpoint not made"),
                         }
                     }
-                    Ok(_) => {}
+                    Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "CRDT store"),
                 }
             }
@@ -367,7 +386,7 @@ impl CrdtConsensus {
             };
             // A peer holding no block loads the checkpoint offered, then syncs only what
             // came after it.
-            if let Some(c) = offered {
+            if let Some(c) = offered.filter(|c| !self.given_up.lock().unwrap().contains(c)) {
                 if self.loading.load(Ordering::SeqCst) {
                     // The one loading may not be had: the newest offered is tried next.
                     self.to_load.send_if_modified(|cur| {

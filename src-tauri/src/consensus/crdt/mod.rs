@@ -48,6 +48,19 @@ pub fn trust(cfg: &CrdtConfig, me: &PeerId, bootstrap: &[PeerId]) -> Trust {
     Trust::Only(set)
 }
 
+/// Whose checkpoints a peer of `cfg` loads: the peers `trusted_peers` names and those it was
+/// told to bootstrap from — never "every peer" (`"*"` names none): a checkpoint that leaves
+/// pins out keeps them from every peer that loads it, for good, where a delta reaches all
+/// peers alike.
+pub fn checkpoint_signers(cfg: &CrdtConfig, bootstrap: &[PeerId]) -> HashSet<String> {
+    cfg.trusted_peers
+        .iter()
+        .filter(|p| *p != "*")
+        .cloned()
+        .chain(bootstrap.iter().map(|p| p.to_string()))
+        .collect()
+}
+
 /// The swarm's part of a CRDT peer (its topic and validator), and where what it hears goes.
 pub fn pubsub(cfg: &CrdtConfig, trust: &Trust) -> (Pubsub, mpsc::Receiver<Heard>) {
     let (heard, rx) = mpsc::channel(HEARD);
@@ -68,6 +81,8 @@ pub struct CrdtStart<'a> {
     pub config: &'a CrdtConfig,
     pub follower: bool,
     pub peer_id: PeerId,
+    /// Whose checkpoints it loads ([`checkpoint_signers`]).
+    pub signers: HashSet<String>,
     /// The peer's key: its checkpoints are signed with it.
     pub keypair: libp2p::identity::Keypair,
     pub trust: Trust,
@@ -122,6 +137,7 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
             topic: wire::topic(&s.config.cluster_name),
             keypair: Some(s.keypair.clone()),
             checkpoint_every: s.config.checkpoint_every,
+            signers: s.signers,
         },
         network,
         s.heard,

@@ -143,15 +143,6 @@ impl CrdtStore {
             .map_err(storage)
     }
 
-    /// How many blocks this peer holds (those a checkpoint covers included).
-    pub async fn block_count(&self) -> Result<u64, ConsensusError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_blocks")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(storage)?;
-        Ok(n.max(0) as u64)
-    }
-
     /// A write transaction, holding SQLite's write lock from its start: one that read first
     /// (a deferred `BEGIN`) could find, when it comes to write, that another connection
     /// wrote since its read (a checkpoint's chunks, a failed fetch counted), and fail with

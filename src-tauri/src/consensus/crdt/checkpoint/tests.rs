@@ -393,3 +393,67 @@ async fn writes_go_on_while_a_checkpoint_is_made() {
     assert!(made > 0);
     assert_eq!(pins(&a).await.len(), 420);
 }
+
+/// Checkpoint `made` of A with its manifest changed by `change`, signed again with `key`
+/// (a signer that is trusted, and wrong), stored at A; its CID.
+async fn forged(
+    a: &CrdtStore,
+    made: &Made,
+    key: &Keypair,
+    change: impl FnOnce(&mut Manifest),
+) -> cid::Cid {
+    let signed =
+        Signed::decode(ckpt_block(a, &made.cid).await.unwrap().unwrap().as_slice()).unwrap();
+    let mut m = Manifest::decode(signed.manifest.as_slice()).unwrap();
+    change(&mut m);
+    let manifest = m.encode_to_vec();
+    let signature = key.sign(&[SIGNING, &manifest].concat()).unwrap();
+    let bytes = Signed {
+        manifest,
+        public_key: key.public().encode_protobuf(),
+        signature,
+    }
+    .encode_to_vec();
+    let c = raw_cid(&bytes);
+    put_ckpt_block(a, &c, &bytes).await.unwrap();
+    c
+}
+
+/// A checkpoint whose manifest does not add up (no head, heads below its elements'
+/// priorities, counts that are not what its chunks hold) is refused whole, even from a
+/// trusted signer: nothing of it is written.
+#[tokio::test]
+async fn a_checkpoint_that_does_not_add_up_is_refused_and_changes_nothing() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let (a, made) = a_with_checkpoint(da.path(), &key).await;
+    let b = open(db.path()).await;
+    let source = FromStore::new(a.clone());
+    let cases: [(&str, Box<dyn FnOnce(&mut Manifest)>); 3] = [
+        ("names no head", Box::new(|m| m.heads.clear())),
+        (
+            "above its heads",
+            Box::new(|m| m.heads.iter_mut().for_each(|h| h.height = 1)),
+        ),
+        ("where its manifest says", Box::new(|m| m.tombs += 1)),
+    ];
+    for (why, change) in cases {
+        let c = forged(&a, &made, &key, change).await;
+        let err = load(&b, &c, &source, TOPIC, &trusting(&key), LONG)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, LoadError::Refused(e) if e.contains(why)),
+            "{why}: {err}"
+        );
+        assert!(pins(&b).await.is_empty());
+        assert!(!b.holds_blocks().await.unwrap());
+        assert!(b.heads().await.unwrap().0.is_empty());
+        abandon(&b).await.unwrap();
+    }
+    // The true one loads.
+    let loaded = load(&b, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap();
+    assert!(matches!(loaded, Loaded::Applied { pins: 34, .. }));
+}

@@ -102,6 +102,7 @@ fn options(id: &str) -> CrdtOptions {
         topic: "test".into(),
         keypair: None,
         checkpoint_every: 0,
+        signers: HashSet::new(),
     }
 }
 
@@ -369,10 +370,12 @@ async fn blocks_with_bytes(p: &CrdtConsensus) -> i64 {
 #[tokio::test]
 async fn a_new_peer_loads_the_checkpoint_offered_and_fetches_only_what_came_after() {
     let hub = Arc::new(Hub::default());
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    let signers = HashSet::from([key.public().to_peer_id().to_string()]);
     let a = peer(
         &hub,
         CrdtOptions {
-            keypair: Some(libp2p_identity::Keypair::generate_ed25519()),
+            keypair: Some(key),
             checkpoint_every: 20,
             ..options("a")
         },
@@ -392,11 +395,28 @@ async fn a_new_peer_loads_the_checkpoint_offered_and_fetches_only_what_came_afte
             keypair: Some(libp2p_identity::Keypair::generate_ed25519()),
             checkpoint_every: 1,
             follower: true,
+            signers: signers.clone(),
             ..options("f")
         },
     )
     .await;
-    let b = peer(&hub, options("b")).await;
+    let b = peer(
+        &hub,
+        CrdtOptions {
+            signers: signers.clone(),
+            ..options("b")
+        },
+    )
+    .await;
+    // A peer that names no signer (trusting everyone) loads no checkpoint: it takes every
+    // delta.
+    let c = peer(&hub, options("c")).await;
+    until(10, "c to hold every pin", || async {
+        count(&c.c).await == 30
+    })
+    .await;
+    assert_eq!(blocks_with_bytes(&c.c).await, 30);
+    assert_eq!(checkpoint::current(c.c.store()).await.unwrap(), None);
     until(10, "b to hold every pin", || async {
         count(&b.c).await == 30
     })
@@ -418,7 +438,7 @@ async fn a_new_peer_loads_the_checkpoint_offered_and_fetches_only_what_came_afte
     .await;
     assert_eq!(blocks_with_bytes(&b.c).await, 1);
     assert_eq!(checkpoint::current(f.c.store()).await.unwrap(), offered);
-    for p in [&a, &b, &f] {
+    for p in [&a, &b, &f, &c] {
         p.tasks.shutdown().await;
     }
 }

@@ -89,6 +89,7 @@ async fn node(tasks: &Tasks, trusted: Option<Vec<PeerId>>) -> Node {
             topic: "test".into(),
             keypair: None,
             checkpoint_every: 0,
+            signers: Default::default(),
         },
         net,
         heard_rx,
