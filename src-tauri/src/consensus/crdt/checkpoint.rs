@@ -20,16 +20,23 @@
 //!
 //! **Trust and integrity.** The manifest (heads, counts, the chunks' CIDs) is signed with the
 //! publisher's libp2p key; a peer loads only a checkpoint of its own cluster (topic) signed
-//! by a peer whose deltas it applies, each chunk matching its CID. It is offered in the
-//! publisher's broadcasts ([`super::wire::Broadcast`]'s field 15) and fetched over Bitswap as
-//! any block: raw blocks, chunks of about 1 MiB.
+//! by a peer it names (in `trusted_peers`, or by bootstrapping from it: never "anyone", as
+//! `"*"` would have it — a checkpoint that leaves pins out keeps them from every peer that
+//! loads it, for good, where a bad delta reaches all peers alike), each chunk matching its
+//! CID, and whose manifest adds up (heads, their heights above every element's priority,
+//! the counts of what the chunks hold). It is offered in the publisher's broadcasts
+//! ([`super::wire::Broadcast`]'s field 15) and fetched over Bitswap as any block: raw
+//! blocks, chunks of about 1 MiB.
 //!
 //! **Resumable, never half applied.** The loading peer records the checkpoint it loads (in
 //! `kv`) and keeps each chunk as it arrives; after a restart it fetches only those it lacks.
 //! The set is written in one transaction once every chunk is in.
 //!
-//! Go peers cannot read checkpoints: peers of this project keep every delta's block (none is
-//! dropped yet), so IPFS Cluster's peers still sync the whole DAG from them.
+//! **The history is kept.** Go peers cannot read checkpoints, and a peer that loaded an
+//! older checkpoint may need blocks below a newer one: so a peer that loaded a checkpoint
+//! fills in the bytes of the blocks it covers afterwards ([`fill_in_history`], once nothing
+//! else is wanted), and every peer of this project gives the whole DAG on. No delta is
+//! dropped yet.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -749,6 +756,55 @@ pub async fn load(
         pins: apply.pins,
         blocks: blocks.max(0) as u64,
     })
+}
+
+/// What a pass of [`fill_in_history`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FilledIn {
+    pub filled: u64,
+    /// Blocks not had this pass (asked again at the next).
+    pub missing: u64,
+}
+
+/// One pass over the blocks a loaded checkpoint covers whose bytes this peer lacks, fetching
+/// them from `source`, `workers` at a time: once filled in, the peer gives the whole DAG to
+/// peers that sync it from the start (IPFS Cluster's, those that do not load checkpoints,
+/// and peers that loaded an older checkpoint than the blocks after it need). The set is not
+/// touched: their deltas are in it already.
+pub async fn fill_in_history(
+    store: &CrdtStore,
+    source: &dyn BlockSource,
+    workers: usize,
+    timeout: Duration,
+) -> Result<FilledIn, ConsensusError> {
+    let mut done = FilledIn::default();
+    let mut after = String::new();
+    loop {
+        let batch = store.unfetched(&after, workers.max(1) * 4).await?;
+        let Some(last) = batch.last() else {
+            return Ok(done);
+        };
+        after = last.to_string();
+        let mut fetches = stream::iter(batch)
+            .map(|c| async move {
+                let got = tokio::time::timeout(timeout, source.get(&c)).await;
+                (c, got)
+            })
+            .buffer_unordered(workers.max(1));
+        while let Some((c, got)) = fetches.next().await {
+            match got {
+                Ok(Ok(bytes)) => match store.fill_in(&c, &bytes).await {
+                    Ok(()) => done.filled += 1,
+                    Err(ConsensusError::BadInput(e)) => {
+                        tracing::debug!(block = %c, error = %e, "CRDT block not usable");
+                        done.missing += 1;
+                    }
+                    Err(e) => return Err(e),
+                },
+                _ => done.missing += 1,
+            }
+        }
+    }
 }
 
 /// A checkpoint's chunks written in order (the last element seen carries over: a key's

@@ -187,6 +187,7 @@ impl CrdtConsensus {
         }
         tasks.spawn(me.clone().loading_checkpoints());
         tasks.spawn(me.clone().making_checkpoints());
+        tasks.spawn(me.clone().filling_in_history());
         tasks.spawn(me.clone().hear(heard));
         tasks.spawn(me.clone().syncing());
         tasks.spawn(me.clone().rebroadcasting());
@@ -314,6 +315,35 @@ impl CrdtConsensus {
             given.borrow_and_update();
             self.loading.store(false, Ordering::SeqCst);
             self.wake_sync.notify_one();
+        }
+    }
+
+    /// Fills in the history a loaded checkpoint covers (a pass every rebroadcast interval,
+    /// at most every 30 s, while no checkpoint loads and no block is wanted: the sync comes
+    /// first), so that this peer gives the whole DAG on as IPFS Cluster's peers expect.
+    async fn filling_in_history(self: Arc<Self>) {
+        let every = self.opts.rebroadcast_interval.min(Duration::from_secs(30));
+        loop {
+            tokio::time::sleep(every).await;
+            if self.loading.load(Ordering::SeqCst) || self.store.wants_any().await.unwrap_or(true) {
+                continue;
+            }
+            match checkpoint::fill_in_history(
+                &self.store,
+                self.net.as_ref(),
+                8,
+                self.opts.sync.fetch_timeout,
+            )
+            .await
+            {
+                Ok(p) if p.filled > 0 || p.missing > 0 => tracing::info!(
+                    filled = p.filled,
+                    missing = p.missing,
+                    "CRDT history below the checkpoint filled in"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "CRDT history not filled in"),
+            }
         }
     }
 

@@ -143,6 +143,60 @@ impl CrdtStore {
             .map_err(storage)
     }
 
+    /// Up to `limit` blocks a loaded checkpoint covers whose bytes this peer lacks, in CID
+    /// order after `after`.
+    pub async fn unfetched(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<cid::Cid>, ConsensusError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT cid FROM crdt_blocks WHERE length(data) = 0 AND cid > ? ORDER BY cid LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(storage)?;
+        Ok(rows
+            .iter()
+            .filter_map(|c| cid::Cid::from_str(c).ok())
+            .collect())
+    }
+
+    /// Fills in the bytes of block `c`, which a loaded checkpoint covers (its delta is in
+    /// the set already: nothing is applied). Bytes that are not the block `c` names, or not
+    /// a delta's node, are refused.
+    pub async fn fill_in(&self, c: &cid::Cid, bytes: &[u8]) -> Result<(), ConsensusError> {
+        wire::verify_block(c, bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
+        let node = Node::from_bytes(bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
+        let delta = Delta::from_bytes(&node.data).map_err(|e| ConsensusError::BadInput(e.0))?;
+        let _w = self.writer.lock().await;
+        let mut tx = self.write_tx().await?;
+        let me = c.to_string();
+        sqlx::query(
+            "UPDATE crdt_blocks SET data = ?, height = ? WHERE cid = ? AND length(data) = 0",
+        )
+        .bind(bytes)
+        .bind(prio(delta.priority))
+        .bind(&me)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        for l in &node.links {
+            sqlx::query(
+                "INSERT INTO crdt_links (child, parent) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(l.to_string())
+            .bind(&me)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        Ok(())
+    }
+
     /// A write transaction, holding SQLite's write lock from its start: one that read first
     /// (a deferred `BEGIN`) could find, when it comes to write, that another connection
     /// wrote since its read (a checkpoint's chunks, a failed fetch counted), and fail with

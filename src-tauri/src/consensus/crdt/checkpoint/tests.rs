@@ -457,3 +457,63 @@ async fn a_checkpoint_that_does_not_add_up_is_refused_and_changes_nothing() {
         .unwrap();
     assert!(matches!(loaded, Loaded::Applied { pins: 34, .. }));
 }
+
+/// A peer that loaded a checkpoint fills in the history it covers afterwards; then a peer
+/// that syncs the whole DAG from it alone (IPFS Cluster's way) gets every pin.
+#[tokio::test]
+async fn a_peer_that_loaded_a_checkpoint_fills_in_the_history_and_gives_it_on() {
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let key = Keypair::generate_ed25519();
+    let (a, made) = a_with_checkpoint(da.path(), &key).await;
+    let b = open(db.path()).await;
+    let from_a = FromStore::new(a.clone());
+    load(&b, &made.cid, &from_a, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap();
+    // One block cannot be had now: it stays to fill in at the next pass.
+    let one = cid_of_block(&a, 7).await;
+    from_a.missing.lock().unwrap().insert(one);
+    let pass = fill_in_history(&b, &from_a, 4, LONG).await.unwrap();
+    assert_eq!(
+        pass,
+        FilledIn {
+            filled: 45,
+            missing: 1
+        }
+    );
+    from_a.missing.lock().unwrap().clear();
+    let pass = fill_in_history(&b, &from_a, 4, LONG).await.unwrap();
+    assert_eq!(
+        pass,
+        FilledIn {
+            filled: 1,
+            missing: 0
+        }
+    );
+    assert_eq!(
+        fill_in_history(&b, &from_a, 4, LONG).await.unwrap(),
+        FilledIn::default()
+    );
+    // The set is what it was; C syncs the whole DAG from B alone.
+    assert_eq!(pins(&b).await, pins(&a).await);
+    let c = open(dc.path()).await;
+    for h in b.heads().await.unwrap().0 {
+        c.want(&h).await.unwrap();
+    }
+    let r = sync::sync(
+        &c,
+        &FromStore::new(b.clone()),
+        SyncOptions {
+            workers: 4,
+            fetch_timeout: LONG,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.stored, r.wanted), (46, 0));
+    assert_eq!(pins(&c).await, pins(&a).await);
+}
