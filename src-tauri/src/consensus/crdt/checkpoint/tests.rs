@@ -429,7 +429,8 @@ async fn a_checkpoint_that_does_not_add_up_is_refused_and_changes_nothing() {
     let (a, made) = a_with_checkpoint(da.path(), &key).await;
     let b = open(db.path()).await;
     let source = FromStore::new(a.clone());
-    let cases: [(&str, Box<dyn FnOnce(&mut Manifest)>); 3] = [
+    type Change = Box<dyn FnOnce(&mut Manifest)>;
+    let cases: [(&str, Change); 3] = [
         ("names no head", Box::new(|m| m.heads.clear())),
         (
             "above its heads",
