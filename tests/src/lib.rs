@@ -732,6 +732,25 @@ impl Peer {
         }
     }
 
+    /// `ipfs-cluster-service state import --force` of `pins` into this (stopped) peer's
+    /// folder, through an NDJSON file written there.
+    pub fn import_pins(&self, pins: impl IntoIterator<Item = ipfs_cluster::types::Pin>) {
+        use std::io::Write;
+        let file = self.dir.join("import.ndjson");
+        {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+            for pin in pins {
+                serde_json::to_writer(&mut out, &pin).unwrap();
+                out.write_all(b"\n").unwrap();
+            }
+        }
+        let out = service(
+            &self.dir,
+            &["state", "import", "--force", file.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
     /// Crash (SIGKILL): nothing gets a chance to flush or clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -374,6 +374,12 @@ async fn fifty_followers_of_three_trusted_peers_all_get_a_pin() {
     );
 }
 
+/// Asserts that peer `i` lists `pins` pins (`/allocations`).
+async fn lists_every_pin(c: &TestCluster, i: usize, pins: usize) {
+    let listed = c.peers[i].read_stream("/allocations").await.unwrap().lines;
+    assert_eq!(listed, pins, "peer {i} lists every imported pin");
+}
+
 /// The `crdt` settings of the checkpoint tests: checkpoints after 5 blocks.
 fn checkpoint_settings() -> Value {
     serde_json::json!({
@@ -391,22 +397,10 @@ async fn peer_with_checkpoint(pins: usize) -> TestCluster {
         .await
         .unwrap();
     c.peers[0].stop();
-    let file = c.dir.path().join("import.ndjson");
-    {
-        use std::io::Write;
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        for n in 0..pins {
-            let cid = identity_cid(&format!("pin {n:07}"));
-            let pin = ipfs_cluster::types::Pin::new(cid.parse().unwrap(), PinOptions::default());
-            serde_json::to_writer(&mut out, &pin).unwrap();
-            out.write_all(b"\n").unwrap();
-        }
-    }
-    let out = service(
-        &c.peers[0].dir,
-        &["state", "import", "--force", file.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    c.peers[0].import_pins((0..pins).map(|n| {
+        let cid = identity_cid(&format!("pin {n:07}"));
+        ipfs_cluster::types::Pin::new(cid.parse().unwrap(), PinOptions::default())
+    }));
     c.peers[0].start(&[]).await.unwrap();
     c.peers[0]
         .wait_logged("CRDT checkpoint made", DEADLINE * 3)
@@ -447,15 +441,7 @@ async fn a_new_peer_of_a_large_cluster_loads_a_checkpoint_and_holds_every_pin() 
             .find(|l| l.contains("CRDT checkpoint loaded"))
             .unwrap_or_default()
     );
-    assert_eq!(
-        c.peers[joiner]
-            .read_stream("/allocations")
-            .await
-            .unwrap()
-            .lines,
-        pins,
-        "the joiner lists every imported pin"
-    );
+    lists_every_pin(&c, joiner, pins).await;
     let listed = t.elapsed();
     let rss = c.peers[joiner].rss().unwrap_or(0);
     // What comes after the checkpoint comes as deltas.
@@ -548,13 +534,5 @@ async fn a_checkpoint_load_cut_short_by_a_kill_resumes_after_a_restart() {
         .find(|l| l.contains("chunks kept from before"))
         .unwrap_or_else(|| panic!("no chunks kept from before:\n{log}"));
     assert!(kept.contains("had=") && !kept.contains("had=0"), "{kept}");
-    assert_eq!(
-        c.peers[joiner]
-            .read_stream("/allocations")
-            .await
-            .unwrap()
-            .lines,
-        pins,
-        "the joiner lists every imported pin"
-    );
+    lists_every_pin(&c, joiner, pins).await;
 }

@@ -45,22 +45,11 @@ async fn an_imported_pinset_of_300k_pins_streams_from_disk_and_reaches_a_joiner(
         replication_factor_max: 1,
         ..Default::default()
     };
-    let file = c.dir.path().join("import.ndjson");
-    {
-        use std::io::Write;
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-        for n in 0..PINS {
-            let mut pin = Pin::new(cid_for(n).parse().unwrap(), opts.clone());
-            pin.allocations = vec![elsewhere.to_string()];
-            serde_json::to_writer(&mut out, &pin).unwrap();
-            out.write_all(b"\n").unwrap();
-        }
-    }
-    let out = service(
-        &c.peers[0].dir,
-        &["state", "import", "--force", file.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    c.peers[0].import_pins((0..PINS).map(|n| {
+        let mut pin = Pin::new(cid_for(n).parse().unwrap(), opts.clone());
+        pin.allocations = vec![elsewhere.to_string()];
+        pin
+    }));
     c.peers[0].start(&[]).await.unwrap();
     c.peers[0]
         .wait_logged("imported pinset is in a snapshot", DEADLINE * 3)
