@@ -415,8 +415,11 @@ impl CrdtConsensus {
                 }
             };
             // A peer holding no block loads the checkpoint offered, then syncs only what
-            // came after it.
-            if let Some(c) = offered.filter(|c| !self.given_up.lock().unwrap().contains(c)) {
+            // came after it (a peer that names no signer loads none).
+            let offered = offered.filter(|c| {
+                !self.opts.signers.is_empty() && !self.given_up.lock().unwrap().contains(c)
+            });
+            if let Some(c) = offered {
                 if self.loading.load(Ordering::SeqCst) {
                     // The one loading may not be had: the newest offered is tried next.
                     self.to_load.send_if_modified(|cur| {
