@@ -130,36 +130,14 @@ pub async fn sync(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::super::store::db_path;
+    use super::super::testing::FromStore;
     use super::super::wire;
     use super::*;
     use crate::state::feed::feed;
     use crate::types::{Cid, Pin, PinOptions};
-
-    /// Blocks of another store; those in `missing` fail (a peer that has gone away).
-    struct FromStore {
-        store: Arc<CrdtStore>,
-        missing: Mutex<HashSet<cid::Cid>>,
-        asked: Mutex<u64>,
-    }
-
-    #[async_trait]
-    impl BlockSource for FromStore {
-        async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
-            *self.asked.lock().unwrap() += 1;
-            if self.missing.lock().unwrap().contains(c) {
-                return Err(FetchError::NoPeer);
-            }
-            self.store
-                .block(c)
-                .await
-                .map_err(|e| FetchError::Network(e.to_string()))?
-                .ok_or(FetchError::Lacking)
-        }
-    }
 
     async fn open(dir: &std::path::Path) -> CrdtStore {
         let (tx, _rx) = feed(1 << 12);
@@ -187,11 +165,8 @@ mod tests {
             chain.push(a.publish(d).await.unwrap().unwrap());
         }
         let b = open(db.path()).await;
-        let source = FromStore {
-            store: a.clone(),
-            missing: Mutex::new(HashSet::from([chain[15]])),
-            asked: Mutex::new(0),
-        };
+        let source = FromStore::new(a.clone());
+        source.missing.lock().unwrap().insert(chain[15]);
         b.want(chain.last().unwrap()).await.unwrap();
         let opts = SyncOptions {
             workers: 4,
@@ -225,9 +200,9 @@ mod tests {
             .unwrap();
         assert_eq!(count, 40);
         // Nothing wanted: nothing asked.
-        let asked = *source.asked.lock().unwrap();
+        let asked = source.asked.lock().unwrap().len();
         sync(&b, &source, opts).await.unwrap();
-        assert_eq!(*source.asked.lock().unwrap(), asked);
+        assert_eq!(source.asked.lock().unwrap().len(), asked);
     }
 
     /// A block whose bytes are right but that is not a delta's node is wanted no more (no

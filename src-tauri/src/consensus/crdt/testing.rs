@@ -1,7 +1,48 @@
 //! What the CRDT's tests share: the wire vectors written by the independent writer
-//! (`tests/fixtures/crdt/make_vectors.py`), and waiting on a condition with a deadline.
+//! (`tests/fixtures/crdt/make_vectors.py`), waiting on a condition with a deadline, and
+//! another store as the source of blocks.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::store::CrdtStore;
+use super::sync::{BlockSource, FetchError};
+
+/// Blocks of another store (deltas' and checkpoints'); those in `missing` cannot be had (a
+/// peer gone away). Every block asked for is recorded.
+pub struct FromStore {
+    pub store: Arc<CrdtStore>,
+    pub missing: Mutex<HashSet<cid::Cid>>,
+    pub asked: Mutex<Vec<cid::Cid>>,
+}
+
+impl FromStore {
+    pub fn new(store: Arc<CrdtStore>) -> FromStore {
+        FromStore {
+            store,
+            missing: Mutex::default(),
+            asked: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl BlockSource for FromStore {
+    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
+        self.asked.lock().unwrap().push(*c);
+        if self.missing.lock().unwrap().contains(c) {
+            return Err(FetchError::NoPeer);
+        }
+        self.store
+            .block(c)
+            .await
+            .map_err(|e| FetchError::Network(e.to_string()))?
+            .ok_or(FetchError::Lacking)
+    }
+}
 
 const VECTORS: &str = include_str!("../../../../tests/fixtures/crdt/vectors.txt");
 

@@ -3,53 +3,21 @@
 //! after a restart fetching only what it lacked; checkpoints not signed by a trusted peer,
 //! of another cluster or tampered with change nothing.
 
-use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::*;
 use crate::consensus::crdt::store::db_path;
 use crate::consensus::crdt::sync::{self, FetchError, SyncOptions};
+use crate::consensus::crdt::testing::FromStore;
 use crate::consensus::crdt::wire::{Delta, Element};
 use crate::state::feed::feed;
 use crate::types::{Cid, Pin, PinOptions};
 
 const TOPIC: &str = "the-topic";
 const LONG: Duration = Duration::from_secs(10);
-
-/// Blocks of another store (deltas' and checkpoints'); those in `missing` cannot be had.
-struct FromStore {
-    store: Arc<CrdtStore>,
-    missing: Mutex<HashSet<cid::Cid>>,
-    asked: Mutex<Vec<cid::Cid>>,
-}
-
-impl FromStore {
-    fn new(store: Arc<CrdtStore>) -> FromStore {
-        FromStore {
-            store,
-            missing: Mutex::default(),
-            asked: Mutex::default(),
-        }
-    }
-}
-
-#[async_trait]
-impl BlockSource for FromStore {
-    async fn get(&self, c: &cid::Cid) -> Result<Vec<u8>, FetchError> {
-        self.asked.lock().unwrap().push(*c);
-        if self.missing.lock().unwrap().contains(c) {
-            return Err(FetchError::NoPeer);
-        }
-        self.store
-            .block(c)
-            .await
-            .map_err(|e| FetchError::Network(e.to_string()))?
-            .ok_or(FetchError::Lacking)
-    }
-}
 
 async fn open(dir: &Path) -> Arc<CrdtStore> {
     let (tx, _rx) = feed(1 << 12);
