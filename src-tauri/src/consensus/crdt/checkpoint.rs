@@ -202,16 +202,12 @@ pub enum Loaded {
     NotEmpty,
 }
 
-async fn kv_get(store: &CrdtStore, key: &str) -> Result<Option<String>, ConsensusError> {
-    sqlx::query_scalar("SELECT value FROM kv WHERE key = ?")
-        .bind(key)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(storage)
+async fn kv_text(store: &CrdtStore, key: &str) -> Result<Option<String>, ConsensusError> {
+    pins_store::kv_get(store.pool(), key).await.map_err(storage)
 }
 
 async fn kv_cid(store: &CrdtStore, key: &str) -> Result<Option<cid::Cid>, ConsensusError> {
-    Ok(kv_get(store, key)
+    Ok(kv_text(store, key)
         .await?
         .and_then(|c| cid::Cid::from_str(&c).ok()))
 }
@@ -240,9 +236,9 @@ async fn last_block_row<'e>(exec: impl sqlx::SqliteExecutor<'e>) -> Result<i64, 
 /// another: `every`, or one per 2,000 pins of its pinset if more (a checkpoint costs a copy
 /// of the set: a large set is copied less often).
 pub async fn due(store: &CrdtStore, every: u64) -> Result<bool, ConsensusError> {
-    let at: i64 = kv_get(store, BLOCKS_AT)
-        .await?
-        .and_then(|n| n.parse().ok())
+    let at: i64 = pins_store::kv_get(store.pool(), BLOCKS_AT)
+        .await
+        .map_err(storage)?
         .unwrap_or(0);
     let since = last_block_row(store.pool())
         .await?
@@ -482,8 +478,12 @@ async fn make_cut_at(
     let c = raw_cid(&signed);
     put_ckpt_block(store, &c, &signed).await?;
     let mut tx = store.write_tx().await?;
-    kv_put(&mut tx, CURRENT, &c.to_string()).await?;
-    kv_put(&mut tx, BLOCKS_AT, &blocks_at.to_string()).await?;
+    pins_store::kv_put(&mut *tx, CURRENT, &c.to_string())
+        .await
+        .map_err(storage)?;
+    pins_store::kv_put(&mut *tx, BLOCKS_AT, &blocks_at)
+        .await
+        .map_err(storage)?;
     tx.commit().await.map_err(storage)?;
     keep_only_current(store).await?;
     Ok(Some(Made {
@@ -492,20 +492,6 @@ async fn make_cut_at(
         elems: m.elems,
         chunks,
     }))
-}
-
-async fn kv_put(
-    tx: &mut Transaction<'_, Sqlite>,
-    key: &str,
-    value: &str,
-) -> Result<(), ConsensusError> {
-    sqlx::query("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)")
-        .bind(key)
-        .bind(value)
-        .execute(&mut **tx)
-        .await
-        .map_err(storage)?;
-    Ok(())
 }
 
 /// Drops the checkpoint blocks that belong neither to [`current`] nor to the one [`loading`].
@@ -547,12 +533,11 @@ async fn keep_only_current(store: &CrdtStore) -> Result<(), ConsensusError> {
 
 /// Gives up loading (a checkpoint refused): its blocks are dropped.
 pub async fn abandon(store: &CrdtStore) -> Result<(), ConsensusError> {
-    sqlx::query("DELETE FROM kv WHERE key IN (?, ?)")
-        .bind(LOADING)
-        .bind(LOADING_SIGNER)
-        .execute(store.pool())
-        .await
-        .map_err(storage)?;
+    for key in [LOADING, LOADING_SIGNER] {
+        pins_store::kv_delete(store.pool(), key)
+            .await
+            .map_err(storage)?;
+    }
     keep_only_current(store).await
 }
 
@@ -594,14 +579,14 @@ pub async fn load(
         return Ok(Loaded::NotEmpty);
     }
     let accepted = if loading(store).await?.as_ref() == Some(c) {
-        kv_get(store, LOADING_SIGNER).await?
+        kv_text(store, LOADING_SIGNER).await?
     } else {
         // Another checkpoint than the one being loaded: the blocks of that one go.
         let mut tx = store.write_tx().await?;
-        kv_put(&mut tx, LOADING, &c.to_string()).await?;
-        sqlx::query("DELETE FROM kv WHERE key = ?")
-            .bind(LOADING_SIGNER)
-            .execute(&mut *tx)
+        pins_store::kv_put(&mut *tx, LOADING, &c.to_string())
+            .await
+            .map_err(storage)?;
+        pins_store::kv_delete(&mut *tx, LOADING_SIGNER)
             .await
             .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
@@ -614,7 +599,9 @@ pub async fn load(
     let (m, signer) = open_manifest(&signed, topic, &trusted_or_accepted)?;
     if accepted.is_none() {
         let mut tx = store.write_tx().await?;
-        kv_put(&mut tx, LOADING_SIGNER, &signer.to_string()).await?;
+        pins_store::kv_put(&mut *tx, LOADING_SIGNER, &signer.to_string())
+            .await
+            .map_err(storage)?;
         tx.commit().await.map_err(storage)?;
     }
     if m.heads.is_empty() {
@@ -739,14 +726,17 @@ pub async fn load(
         .await
         .map_err(storage)?;
     let blocks_at = last_block_row(&mut *tx).await?;
-    kv_put(&mut tx, CURRENT, &c.to_string()).await?;
-    kv_put(&mut tx, BLOCKS_AT, &blocks_at.to_string()).await?;
-    sqlx::query("DELETE FROM kv WHERE key IN (?, ?)")
-        .bind(LOADING)
-        .bind(LOADING_SIGNER)
-        .execute(&mut *tx)
+    pins_store::kv_put(&mut *tx, CURRENT, &c.to_string())
         .await
         .map_err(storage)?;
+    pins_store::kv_put(&mut *tx, BLOCKS_AT, &blocks_at)
+        .await
+        .map_err(storage)?;
+    for key in [LOADING, LOADING_SIGNER] {
+        pins_store::kv_delete(&mut *tx, key)
+            .await
+            .map_err(storage)?;
+    }
     tx.commit().await.map_err(storage)?;
     drop(_w);
     store.tell_reset().await;

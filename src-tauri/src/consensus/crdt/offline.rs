@@ -32,11 +32,7 @@ const IMPORT_PENDING: &str = "crdt_import_pending";
 
 /// Whether an import into the CRDT database `pool` was cut short.
 pub async fn import_interrupted(pool: &sqlx::SqlitePool) -> Result<bool, ConsensusError> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM kv WHERE key = ?")
-        .bind(IMPORT_PENDING)
-        .fetch_optional(pool)
-        .await
-        .map_err(storage)?;
+    let found: Option<bool> = store::kv_get(pool, IMPORT_PENDING).await.map_err(storage)?;
     Ok(found.is_some())
 }
 
@@ -116,9 +112,7 @@ async fn commit(pool: &sqlx::SqlitePool, db: &Path) -> Result<(), ConsensusError
         }
     }
     drop(pins);
-    sqlx::query("DELETE FROM kv WHERE key = ?")
-        .bind(IMPORT_PENDING)
-        .execute(crdt.pool())
+    store::kv_delete(crdt.pool(), IMPORT_PENDING)
         .await
         .map_err(storage)?;
     crdt.pool().close().await;

@@ -33,7 +33,7 @@ pub(super) fn write_err(e: impl std::error::Error + 'static) -> SErr {
     StorageIOError::write(AnyError::new(&e)).into()
 }
 
-pub(super) async fn kv_get<'e, T: DeserializeOwned>(
+pub(crate) async fn kv_get<'e, T: DeserializeOwned>(
     exec: impl sqlx::SqliteExecutor<'e>,
     key: &str,
 ) -> Result<Option<T>, sqlx::Error> {
@@ -52,7 +52,7 @@ pub(super) async fn kv_get<'e, T: DeserializeOwned>(
     }
 }
 
-pub(super) async fn kv_put<'e, T: Serialize>(
+pub(crate) async fn kv_put<'e, T: Serialize>(
     exec: impl sqlx::SqliteExecutor<'e>,
     key: &str,
     value: &T,
@@ -66,10 +66,13 @@ pub(super) async fn kv_put<'e, T: Serialize>(
     Ok(())
 }
 
-pub(super) async fn kv_delete(pool: &SqlitePool, key: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn kv_delete<'e>(
+    exec: impl sqlx::SqliteExecutor<'e>,
+    key: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM kv WHERE key = ?")
         .bind(key)
-        .execute(pool)
+        .execute(exec)
         .await
         .map(|_| ())
 }

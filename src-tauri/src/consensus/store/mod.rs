@@ -18,6 +18,7 @@ mod snapshots;
 mod staging;
 
 pub use db::{clear_imported, db_path, has_history, history, imported, joining, set_joining};
+pub(crate) use db::{kv_delete, kv_get, kv_put};
 pub use log::{logged_unpins, LogStore};
 pub use machine::StateMachine;
 pub use pins::PIN_FORMAT;
