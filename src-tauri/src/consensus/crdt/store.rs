@@ -158,19 +158,14 @@ impl CrdtStore {
         .fetch_all(&self.pool)
         .await
         .map_err(storage)?;
-        Ok(rows
-            .iter()
-            .filter_map(|c| cid::Cid::from_str(c).ok())
-            .collect())
+        Ok(parse_cids(&rows))
     }
 
     /// Fills in the bytes of block `c`, which a loaded checkpoint covers (its delta is in
     /// the set already: nothing is applied). Bytes that are not the block `c` names, or not
     /// a delta's node, are refused.
     pub async fn fill_in(&self, c: &cid::Cid, bytes: &[u8]) -> Result<(), ConsensusError> {
-        wire::verify_block(c, bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
-        let node = Node::from_bytes(bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
-        let delta = Delta::from_bytes(&node.data).map_err(|e| ConsensusError::BadInput(e.0))?;
+        let (node, delta) = decode_block(c, bytes)?;
         let _w = self.writer.lock().await;
         let mut tx = self.write_tx().await?;
         let me = c.to_string();
@@ -232,10 +227,7 @@ impl CrdtStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(storage)?;
-        Ok(rows
-            .iter()
-            .filter_map(|c| cid::Cid::from_str(c).ok())
-            .collect())
+        Ok(parse_cids(&rows))
     }
 
     /// How many blocks are wanted (0: this peer holds every block its heads descend from).
@@ -331,9 +323,7 @@ impl CrdtStore {
     /// stored and its delta applied, in one transaction. Bytes that are not the block `c`
     /// names, or not a delta's node, are refused and change nothing.
     pub async fn put_block(&self, c: &cid::Cid, bytes: &[u8]) -> Result<Stored, ConsensusError> {
-        wire::verify_block(c, bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
-        let node = Node::from_bytes(bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
-        let delta = Delta::from_bytes(&node.data).map_err(|e| ConsensusError::BadInput(e.0))?;
+        let (node, delta) = decode_block(c, bytes)?;
         let _w = self.writer.lock().await;
         if self.has_block(c).await? {
             return Ok(Stored::default());
@@ -462,6 +452,22 @@ impl CrdtStore {
             self.changes.send(c).await;
         }
     }
+}
+
+/// CIDs as the tables keep them (text; a row that is not one is skipped).
+fn parse_cids(rows: &[String]) -> Vec<cid::Cid> {
+    rows.iter()
+        .filter_map(|c| cid::Cid::from_str(c).ok())
+        .collect()
+}
+
+/// Block `c`'s node and delta, once its bytes are checked against `c`; bytes that are not
+/// the block `c` names, or not a delta's node, are bad input.
+fn decode_block(c: &cid::Cid, bytes: &[u8]) -> Result<(Node, Delta), ConsensusError> {
+    wire::verify_block(c, bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
+    let node = Node::from_bytes(bytes).map_err(|e| ConsensusError::BadInput(e.0))?;
+    let delta = Delta::from_bytes(&node.data).map_err(|e| ConsensusError::BadInput(e.0))?;
+    Ok((node, delta))
 }
 
 async fn heads<'e>(
