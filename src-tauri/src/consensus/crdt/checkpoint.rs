@@ -232,10 +232,10 @@ async fn last_block_row<'e>(exec: impl sqlx::SqliteExecutor<'e>) -> Result<i64, 
     Ok(n.unwrap_or(0))
 }
 
-/// Whether this peer holds enough blocks beyond those of its last checkpoint to make
-/// another: `every`, or one per 2,000 pins of its pinset if more (a checkpoint costs a copy
-/// of the set: a large set is copied less often).
-pub async fn due(store: &CrdtStore, every: u64) -> Result<bool, ConsensusError> {
+/// Whether this peer, whose pinset holds `pins` pins, holds enough blocks beyond those of
+/// its last checkpoint to make another: `every`, or one per 2,000 pins if more (a
+/// checkpoint costs a copy of the set: a large set is copied less often).
+pub async fn due(store: &CrdtStore, every: u64, pins: u64) -> Result<bool, ConsensusError> {
     let at: i64 = pins_store::kv_get(store.pool(), BLOCKS_AT)
         .await
         .map_err(storage)?
@@ -244,11 +244,7 @@ pub async fn due(store: &CrdtStore, every: u64) -> Result<bool, ConsensusError> 
         .await?
         .saturating_sub(at)
         .max(0) as u64;
-    let pins: Option<i64> = sqlx::query_scalar("SELECT total FROM pin_counts WHERE id = 1")
-        .fetch_optional(store.pool())
-        .await
-        .map_err(storage)?;
-    Ok(since >= every.max(pins.unwrap_or(0).max(0) as u64 / 2000))
+    Ok(since >= every.max(pins / 2000))
 }
 
 async fn ckpt_block(store: &CrdtStore, c: &cid::Cid) -> Result<Option<Vec<u8>>, ConsensusError> {

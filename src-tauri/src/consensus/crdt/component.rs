@@ -150,7 +150,7 @@ impl CrdtConsensus {
                 PeerRole::Voter
             },
         }]);
-        let store_for_ckpt = store.clone();
+        let offered = checkpoint::current(&store).await?;
         let me = Arc::new(CrdtConsensus {
             store,
             state: Arc::new(store::PinsTable::new(readers)),
@@ -162,7 +162,7 @@ impl CrdtConsensus {
             untrusted: Default::default(),
             loading: AtomicBool::new(false),
             to_load: watch::channel(None).0,
-            offered: std::sync::Mutex::new(checkpoint::current(&store_for_ckpt).await?),
+            offered: std::sync::Mutex::new(offered),
             given_up: Default::default(),
         });
         if me.opts.follower {
@@ -283,20 +283,14 @@ impl CrdtConsensus {
                     }
                     Err(LoadError::Refused(e)) => {
                         tracing::warn!(checkpoint = %c, error = %e, "CRDT checkpoint refused: this peer syncs deltas");
-                        self.give_up(c);
-                        if let Err(e) = checkpoint::abandon(&self.store).await {
-                            tracing::warn!(error = %e, "CRDT store");
-                        }
+                        self.give_up(c).await;
                         break;
                     }
                     Err(e) => {
                         tries += 1;
                         if tries >= LOAD_TRIES {
                             tracing::warn!(checkpoint = %c, error = %e, tries, "CRDT checkpoint given up: this peer syncs deltas");
-                            self.give_up(c);
-                            if let Err(e) = checkpoint::abandon(&self.store).await {
-                                tracing::warn!(error = %e, "CRDT store");
-                            }
+                            self.give_up(c).await;
                             break;
                         }
                         tracing::info!(checkpoint = %c, error = %e, "CRDT checkpoint: trying again");
@@ -347,13 +341,19 @@ impl CrdtConsensus {
         }
     }
 
-    /// Remembers that checkpoint `c` is not to be loaded again in this run.
-    fn give_up(&self, c: cid::Cid) {
-        let mut g = self.given_up.lock().unwrap();
-        if g.len() >= 64 {
-            g.clear();
+    /// Gives checkpoint `c` up: what was kept of it is dropped, and it is not loaded again
+    /// in this run.
+    async fn give_up(&self, c: cid::Cid) {
+        {
+            let mut g = self.given_up.lock().unwrap();
+            if g.len() >= 64 {
+                g.clear();
+            }
+            g.insert(c);
         }
-        g.insert(c);
+        if let Err(e) = checkpoint::abandon(&self.store).await {
+            tracing::warn!(error = %e, "CRDT store");
+        }
     }
 
     /// Makes a checkpoint whenever this peer (a writer with a key) holds
@@ -369,31 +369,37 @@ impl CrdtConsensus {
         };
         loop {
             if !self.loading.load(Ordering::SeqCst) {
-                match checkpoint::due(&self.store, every).await {
-                    Ok(true) => {
-                        let started = std::time::Instant::now();
-                        match checkpoint::make(&self.store, &self.opts.topic, &key).await {
-                            Ok(Some(m)) => {
-                                tracing::info!(
-                                    checkpoint = %m.cid,
-                                    blocks = m.blocks,
-                                    elements = m.elems,
-                                    chunks = m.chunks,
-                                    ms = started.elapsed().as_millis() as u64,
-                                    "CRDT checkpoint made"
-                                );
-                                *self.offered.lock().unwrap() = Some(m.cid);
-                            }
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(error = %e, "CRDT checkpoint not made"),
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "CRDT store"),
+                if let Err(e) = self.checkpoint_if_due(&key, every).await {
+                    tracing::warn!(error = %e, "CRDT checkpoint not made");
                 }
             }
             tokio::time::sleep(self.opts.rebroadcast_interval.min(Duration::from_secs(10))).await;
         }
+    }
+
+    /// Makes a checkpoint signed with `key` if one is due ([`checkpoint::due`]).
+    async fn checkpoint_if_due(
+        &self,
+        key: &libp2p_identity::Keypair,
+        every: u64,
+    ) -> Result<(), ConsensusError> {
+        let pins = self.state.counts().await?.total;
+        if !checkpoint::due(&self.store, every, pins).await? {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        if let Some(m) = checkpoint::make(&self.store, &self.opts.topic, key).await? {
+            tracing::info!(
+                checkpoint = %m.cid,
+                blocks = m.blocks,
+                elements = m.elems,
+                chunks = m.chunks,
+                ms = started.elapsed().as_millis() as u64,
+                "CRDT checkpoint made"
+            );
+            *self.offered.lock().unwrap() = Some(m.cid);
+        }
+        Ok(())
     }
 
     /// Hears broadcasts: a trusted peer's heads this peer lacks are wanted, and the sync
