@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::error::{ConfigError, InvalidReplication};
 use super::files::CONFIG_FILE;
-use super::sections::{Config, INNER_KEY};
+use super::sections::{Config, CrdtConfig, INNER_KEY};
 use super::values::Secret;
 
 /// Keys IPFS Cluster removed, with what replaces them.
@@ -54,6 +54,7 @@ const NOT_ACTED_ON: &[&str] = &[
     "/cluster/pin_only_on_trusted_peers",
     "/cluster/pin_only_on_untrusted_peers",
     "/informer/pinqueue/weight_bucket_size",
+    "/consensus/crdt/repair_interval",
     "/datastore",
     "/observations/metrics/reporting_interval",
     "/observations/tracing/jaeger_agent_endpoint",
@@ -125,7 +126,10 @@ impl Config {
         let mut value = value;
         // Keys the file sets to something other than the default, that nothing here reads
         // (foreign ones, absent from the types, count whenever present).
-        let defaults = serde_json::to_value(Config::default()).expect("config serializes");
+        // (A CRDT section left out is not read: its defaults are those of a section present.)
+        let mut defaults = Config::default();
+        defaults.consensus.crdt = Some(CrdtConfig::default());
+        let defaults = serde_json::to_value(defaults).expect("config serializes");
         let set_here: Vec<&str> = NOT_ACTED_ON
             .iter()
             .copied()

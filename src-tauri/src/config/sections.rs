@@ -146,10 +146,11 @@ pub struct ConsensusConfig {
     pub crdt_mode: bool,
 }
 
-/// The `consensus.crdt` section, with IPFS Cluster's defaults. Unknown keys are ignored, as
-/// IPFS Cluster's JSON reading ignores them (its releases differ in the keys they write).
+/// The `consensus.crdt` section, with IPFS Cluster's defaults. Every key an IPFS Cluster
+/// release writes here is known (its `jsonConfig` has only gained keys), so an unknown one is
+/// a typo and, as elsewhere, an error naming it (SPEC §config).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(default)]
+#[serde(deny_unknown_fields, default)]
 pub struct CrdtConfig {
     /// Names the pubsub topic (its MD5 multihash in base58).
     pub cluster_name: String,
@@ -171,7 +172,7 @@ pub struct CrdtConfig {
 
 /// Batching of CRDT writes: both `max_batch_size` and `max_batch_age` above 0 enable it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(default)]
+#[serde(deny_unknown_fields, default)]
 pub struct CrdtBatching {
     pub max_batch_size: u64,
     pub max_batch_age: GoDuration,

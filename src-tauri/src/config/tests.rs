@@ -191,7 +191,7 @@ fn go_config_sections_are_accepted() {
 }
 
 /// IPFS Cluster's CRDT section reads as IPFS Cluster reads it: the fixture's values, its
-/// defaults for what the file leaves out, unknown keys ignored.
+/// defaults for what the file leaves out.
 #[test]
 fn the_crdt_section_of_ipfs_clusters_fixture_reads_with_its_defaults() {
     let text = include_str!("../../../tests/fixtures/ipfs-cluster-v1.1-crdt-service.json");
@@ -209,8 +209,7 @@ fn the_crdt_section_of_ipfs_clusters_fixture_reads_with_its_defaults() {
     let batched: CrdtConfig = serde_json::from_value(serde_json::json!({
         "cluster_name": "c",
         "trusted_peers": ["12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"],
-        "batching": {"max_batch_size": 100, "max_batch_age": "1s"},
-        "a_key_of_another_release": true
+        "batching": {"max_batch_size": 100, "max_batch_age": "1s"}
     }))
     .unwrap();
     assert!(batched.batching_enabled());
@@ -249,4 +248,35 @@ fn a_bad_crdt_section_is_refused_naming_its_key() {
     v["consensus"]["crdt"] = serde_json::json!({"cluster_name": "mine"});
     let c = parse(&v.to_string()).unwrap();
     assert_eq!(c.consensus.crdt.unwrap().cluster_name, "mine");
+}
+
+/// SPEC §config: a typo in the CRDT section is an error naming it, as anywhere else (every
+/// key any IPFS Cluster release writes there is known), and a key read but not acted on
+/// (`repair_interval`: this store is never dirty) is named in the start-up warning.
+#[test]
+fn a_typo_in_the_crdt_section_is_named_and_repair_interval_is_not_silent() {
+    for (crdt, key) in [
+        (serde_json::json!({"trusted_peer": ["*"]}), "trusted_peer"),
+        (
+            serde_json::json!({"batching": {"max_batch_sise": 10}}),
+            "max_batch_sise",
+        ),
+    ] {
+        let mut v = valid_json();
+        v["consensus"]["crdt"] = crdt;
+        let err = parse(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    let mut v = valid_json();
+    v["consensus"]["crdt"] = serde_json::json!({"repair_interval": "10m"});
+    let c = parse(&v.to_string()).unwrap();
+    assert!(
+        c.not_acted_on
+            .contains(&"consensus.crdt.repair_interval".to_string()),
+        "{:?}",
+        c.not_acted_on
+    );
+    v["consensus"]["crdt"] = serde_json::json!({"repair_interval": "1h0m0s"});
+    let c = parse(&v.to_string()).unwrap();
+    assert!(c.not_acted_on.is_empty(), "{:?}", c.not_acted_on);
 }
