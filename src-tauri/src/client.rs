@@ -42,6 +42,8 @@ pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Client {
     base: String,
+    /// Where the peer is, in errors: the base URL, or the unix socket's multiaddress.
+    shown: String,
     http: reqwest::Client,
     auth: Option<(String, String)>,
 }
@@ -69,6 +71,17 @@ fn json_lines<T: DeserializeOwned + Send + 'static>(resp: reqwest::Response) -> 
             serde_json::from_str(&l).map_err(|e| ClientError::Decode(e.to_string()))
         })
         .boxed()
+}
+
+/// The socket of a `/unix/<path>` host, if it is one.
+fn unix_socket(host: &str) -> Result<Option<std::path::PathBuf>> {
+    let host = host.trim();
+    if !host.starts_with("/unix/") {
+        return Ok(None);
+    }
+    let ma =
+        crate::net::parse_multiaddr(host).map_err(|e| ClientError::Usage(format!("--host {e}")))?;
+    Ok(crate::net::unix_path(&ma))
 }
 
 pub fn base_url(host: &str) -> Result<String> {
@@ -149,19 +162,37 @@ impl Client {
         timeout: Duration,
         transport: Transport,
     ) -> Result<Client> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(timeout)
-            .danger_accept_invalid_certs(transport.insecure)
+            .danger_accept_invalid_certs(transport.insecure);
+        // A peer's REST API on a unix socket (`/unix/<path>`, as `ipfs-cluster-follow`
+        // serves it): every request goes to that socket, naming `localhost`.
+        let unix = unix_socket(host)?;
+        if let Some(path) = &unix {
+            http = http.unix_socket(path.as_path());
+        }
+        let http = http
             .build()
             .map_err(|e| ClientError::Usage(e.to_string()))?;
-        let mut base = base_url(host)?;
+        let (mut base, shown) = match &unix {
+            Some(path) => (
+                "http://localhost".to_string(),
+                crate::net::unix_multiaddr(path).to_string(),
+            ),
+            None => (base_url(host)?, String::new()),
+        };
         if transport.https {
             if let Some(rest) = base.strip_prefix("http://") {
                 base = format!("https://{rest}");
             }
         }
+        let shown = match shown.is_empty() {
+            true => base.clone(),
+            false => shown,
+        };
         Ok(Client {
             base,
+            shown,
             http,
             auth: basic_auth,
         })
@@ -245,11 +276,11 @@ impl Client {
     fn transport_error(&self, e: reqwest::Error) -> ClientError {
         if e.is_timeout() {
             return ClientError::Timeout {
-                url: self.base.clone(),
+                url: self.shown.clone(),
             };
         }
         ClientError::Unreachable {
-            url: self.base.clone(),
+            url: self.shown.clone(),
             message: std::error::Error::source(&e)
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| e.to_string()),

@@ -14,8 +14,14 @@
 //!   leaves it at 0: a stream of millions of pins takes longer than any fixed limit.
 //!
 //! Every listener serves its API behind [`crate::http_policy`] (Host, paths, body pace).
+//!
+//! A listen address may be a unix socket (`/unix/<path>`, as `ipfs-cluster-follow` serves
+//! its REST API): created owner-only (0600), so another local user cannot drive the peer
+//! through it; a socket left by a process that died is replaced, a live one or any other
+//! file at that path is not; removed when the API stops. No browser reaches a unix socket,
+//! so its requests are not held to the loopback `Host` rule.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,12 +32,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
 use crate::config::{HttpApiConfig, Multiaddrs};
 use crate::error::Error;
 use crate::http_policy::{plain_error, protect, ListenerPolicy, LocalAddr, Render};
+use crate::net::ListenAddr;
 use crate::tasks::Tasks;
 
 /// How one HTTP API is served.
@@ -192,7 +200,7 @@ pub(crate) async fn serve(
     folder: &Path,
     app: Router,
     tasks: &Tasks,
-) -> Result<Vec<SocketAddr>, Error> {
+) -> Result<Vec<ListenAddr>, Error> {
     let section = settings.section;
     if settings.listen.0.is_empty() {
         return Err(Error::BadInput(format!(
@@ -202,33 +210,179 @@ pub(crate) async fn serve(
     let tls = settings.tls(folder)?.map(tokio_rustls::TlsAcceptor::from);
     let mut listeners = Vec::new();
     for addr in &settings.listen.0 {
-        let sock = crate::net::socket_addr(addr)?;
-        let listener = TcpListener::bind(sock)
-            .await
-            .map_err(|e| Error::Unavailable(format!("{section} cannot listen on {sock}: {e}")))?;
-        listeners.push(listener);
+        let bound = match crate::net::listen_addr(addr)? {
+            ListenAddr::Tcp(sock) => Bound::Tcp(TcpListener::bind(sock).await.map_err(|e| {
+                Error::Unavailable(format!("{section} cannot listen on {sock}: {e}"))
+            })?),
+            ListenAddr::Unix(path) => Bound::Unix(UnixSocket::bind(section, &path)?),
+        };
+        listeners.push(bound);
     }
     // One bound for the API, whichever address its clients use (as mini-redis's semaphore).
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
     let mut bound = Vec::new();
     for listener in listeners {
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        bound.push(addr);
-        let policy = ListenerPolicy::new(section, addr, settings.render)
-            .with_timeouts(settings.read_timeout, settings.write_timeout);
-        let conn = Connections {
-            app: protect(app.clone(), policy),
+        let conn = |policy: ListenerPolicy| Connections {
+            app: protect(
+                app.clone(),
+                policy.with_timeouts(settings.read_timeout, settings.write_timeout),
+            ),
             tls: tls.clone(),
             header_timeout: settings.header_timeout(),
             max_buf: (settings.max_header_bytes + 4096).max(8192),
             slots: slots.clone(),
             tasks: tasks.clone(),
         };
-        tasks.spawn_graceful(conn.accept_loop(listener));
+        match listener {
+            Bound::Tcp(listener) => {
+                let addr = listener
+                    .local_addr()
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                bound.push(ListenAddr::Tcp(addr));
+                let policy = ListenerPolicy::new(section, addr, settings.render);
+                tasks.spawn_graceful(conn(policy).accept_loop(listener));
+            }
+            Bound::Unix(socket) => {
+                bound.push(ListenAddr::Unix(socket.path.clone()));
+                let policy = ListenerPolicy::unix(section, settings.render);
+                tasks.spawn_graceful(conn(policy).accept_loop(socket));
+            }
+        }
     }
     Ok(bound)
+}
+
+/// A listener bound, before it is served.
+enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixSocket),
+}
+
+/// A unix socket this API created, removed (if it is still this one) when the API stops.
+struct UnixSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    /// The socket file's (device, inode), to remove this file and no other.
+    file: (u64, u64),
+}
+
+impl UnixSocket {
+    /// Binds `path` owner-only, replacing a socket no process listens on any more (what a
+    /// peer that was killed leaves), and nothing else.
+    fn bind(section: &str, path: &Path) -> Result<UnixSocket, Error> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+        let shown = path.display();
+        let cannot = |why: String| {
+            Error::Unavailable(format!("{section} cannot listen on unix:{shown}: {why}"))
+        };
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(cannot(
+                    "a file that is not a socket is there (not replaced)".into(),
+                ));
+            }
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => return Err(cannot("another process listens on it".into())),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tracing::info!(
+                        "{section}: replacing unix:{shown}, left by a process that stopped"
+                    );
+                    std::fs::remove_file(path).map_err(|e| cannot(e.to_string()))?;
+                }
+                Err(e) => return Err(cannot(e.to_string())),
+            }
+        }
+        let listener = UnixListener::bind(path).map_err(|e| cannot(e.to_string()))?;
+        // The folder of `ipfs-cluster-follow`'s socket is the owner's alone already; the
+        // mode makes any other folder as safe (connecting needs write permission).
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| cannot(e.to_string()))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| cannot(e.to_string()))?;
+        Ok(UnixSocket {
+            listener,
+            path: path.to_path_buf(),
+            file: (meta.dev(), meta.ino()),
+        })
+    }
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What an API listens with: a TCP listener or a unix socket.
+trait Listener: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+    /// The address the connection reached on this side (TCP only).
+    fn local(io: &Self::Io) -> Option<LocalAddr>;
+    /// Waits until the connection sends its first byte, without taking it (0: it closed).
+    fn first_byte(io: &Self::Io) -> impl Future<Output = std::io::Result<usize>> + Send;
+    fn prepare(_io: &Self::Io) {}
+    /// Writes what fits at once (the refusal of a connection over the limit).
+    fn try_write(io: &Self::Io, bytes: &[u8]);
+}
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+    async fn accept(&self) -> std::io::Result<TcpStream> {
+        TcpListener::accept(self).await.map(|(tcp, _)| tcp)
+    }
+    fn local(io: &TcpStream) -> Option<LocalAddr> {
+        io.local_addr().ok().map(LocalAddr)
+    }
+    async fn first_byte(io: &TcpStream) -> std::io::Result<usize> {
+        io.peek(&mut [0u8; 1]).await
+    }
+    fn prepare(io: &TcpStream) {
+        let _ = io.set_nodelay(true);
+    }
+    fn try_write(io: &TcpStream, bytes: &[u8]) {
+        let _ = io.try_write(bytes);
+    }
+}
+
+impl Listener for UnixSocket {
+    type Io = UnixStream;
+    async fn accept(&self) -> std::io::Result<UnixStream> {
+        self.listener.accept().await.map(|(s, _)| s)
+    }
+    fn local(_io: &UnixStream) -> Option<LocalAddr> {
+        None
+    }
+    fn try_write(io: &UnixStream, bytes: &[u8]) {
+        let _ = io.try_write(bytes);
+    }
+    async fn first_byte(io: &UnixStream) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            io.readable().await?;
+            let mut byte = [0u8; 1];
+            let peeked = io.try_io(tokio::io::Interest::READABLE, || {
+                // SAFETY: recv writes at most one byte into `byte`, which outlives the call;
+                // MSG_PEEK leaves it in the socket for hyper.
+                let n = unsafe {
+                    libc::recv(io.as_raw_fd(), byte.as_mut_ptr().cast(), 1, libc::MSG_PEEK)
+                };
+                if n < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match peeked {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return other,
+            }
+        }
+    }
 }
 
 /// What every connection of one listener is served with.
@@ -245,14 +399,14 @@ struct Connections {
 
 impl Connections {
     /// Accepts until shutdown begins, then lets open connections finish their requests.
-    async fn accept_loop(self, listener: TcpListener) {
+    async fn accept_loop<L: Listener>(self, listener: L) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let stopping = self.tasks.stopping();
         loop {
-            let tcp = tokio::select! {
+            let io = tokio::select! {
                 _ = stopping.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => tcp,
+                    Ok(io) => io,
                     Err(e) => {
                         // Out of file descriptors and the like: wait, do not spin.
                         tracing::warn!("accepting a connection: {e}");
@@ -266,12 +420,12 @@ impl Connections {
             let Ok(slot) = self.slots.clone().try_acquire_owned() else {
                 REFUSED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
                 if self.tls.is_none() {
-                    let _ = tcp.try_write(TOO_MANY);
+                    L::try_write(&io, TOO_MANY);
                 }
                 continue;
             };
-            let _ = tcp.set_nodelay(true);
-            let local = tcp.local_addr().ok().map(LocalAddr);
+            L::prepare(&io);
+            let local = L::local(&io);
             let this = self.clone();
             let watcher = graceful.watcher();
             self.tasks.spawn_graceful(async move {
@@ -280,18 +434,16 @@ impl Connections {
                     None => {
                         // hyper's header timeout starts with the first byte: a connection
                         // that sends none would be held for good.
-                        let mut first = [0u8; 1];
-                        match tokio::time::timeout(this.header_timeout, tcp.peek(&mut first)).await
-                        {
+                        match tokio::time::timeout(this.header_timeout, L::first_byte(&io)).await {
                             Ok(Ok(n)) if n > 0 => {
-                                this.serve(TokioIo::new(tcp), watcher, local).await
+                                this.serve(TokioIo::new(io), watcher, local).await
                             }
                             _ => tracing::debug!("a connection sent nothing in time"),
                         }
                     }
                     Some(acceptor) => {
                         let handshake =
-                            tokio::time::timeout(this.header_timeout, acceptor.accept(tcp));
+                            tokio::time::timeout(this.header_timeout, acceptor.accept(io));
                         match handshake.await {
                             Ok(Ok(tls)) => this.serve(TokioIo::new(tls), watcher, local).await,
                             Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
@@ -366,7 +518,9 @@ mod tests {
         let tasks = Tasks::new();
         let app = Router::new().route("/", axum::routing::get(|| async { "ok" }));
         let dir = tempfile::tempdir().unwrap();
-        let addr = serve(&settings, dir.path(), app, &tasks).await.unwrap()[0];
+        let addr = serve(&settings, dir.path(), app, &tasks).await.unwrap()[0]
+            .tcp()
+            .unwrap();
         let before = refused_connections();
         // Two clients that started a request and stalled hold both slots.
         let mut held = Vec::new();
@@ -412,5 +566,35 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tasks.shutdown().await;
+    }
+
+    /// What is at a unix socket's path is replaced only when it is a socket nobody listens
+    /// on: a live one, or a file of another kind, stops the start and is left as it is.
+    #[tokio::test]
+    async fn a_unix_socket_replaces_only_a_dead_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = || Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let settings = |path: &Path| {
+            HttpSettings::plain("test", Multiaddrs(vec![crate::net::unix_multiaddr(path)]))
+        };
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "keep me").unwrap();
+        let tasks = Tasks::new();
+        let err = serve(&settings(&file), dir.path(), app(), &tasks)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        let live = dir.path().join("live");
+        let first = serve(&settings(&live), dir.path(), app(), &tasks).await;
+        assert!(first.is_ok(), "{first:?}");
+        let err = serve(&settings(&live), dir.path(), app(), &tasks)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("another process listens"), "{err}");
+        tasks.shutdown().await;
+        assert!(!live.exists());
     }
 }

@@ -8,7 +8,6 @@
 //! runs between scrapes, and `reporting_interval` has nothing to pace.
 
 use std::fmt::Write;
-use std::net::SocketAddr;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -251,7 +250,7 @@ pub(crate) async fn serve(
     cfg: &MetricsConfig,
     folder: &std::path::Path,
     tasks: &Tasks,
-) -> Result<Vec<SocketAddr>, Error> {
+) -> Result<Vec<crate::net::ListenAddr>, Error> {
     let router = Router::new()
         .route("/metrics", get(metrics))
         .with_state(cluster)

@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::informer::{self, Publisher};
 use crate::ipfsconn::IpfsHttp;
 use crate::monitor::PeerMonitor;
+use crate::net::ListenAddr;
 use crate::pintracker::{StatelessTracker, TrackerIdentity, TrackerIntervals};
 use crate::rpc::{peerstore, ClusterRpc, SwarmOptions};
 use crate::tasks::Tasks;
@@ -39,17 +40,25 @@ pub struct StartOptions {
     /// Cancelled to give up a start still under way (a stop signal while joining waits for
     /// a leader): the start then ends with [`crate::error::Error::Unavailable`], having stopped what it began.
     pub stop: CancellationToken,
+    /// `ipfs-cluster-follow run`: serve the REST API only (no IPFS proxy, no Pinning
+    /// Service API, no metrics), as IPFS Cluster's follower command does.
+    pub rest_only: bool,
+}
+
+fn first_tcp(addrs: &[ListenAddr]) -> Option<SocketAddr> {
+    addrs.iter().find_map(ListenAddr::tcp)
 }
 
 pub struct Peer {
     cluster: Cluster,
     consensus: Engine,
     /// Never empty (serving fails without an address).
-    rest_addrs: Vec<SocketAddr>,
-    proxy_addrs: Vec<SocketAddr>,
-    pinsvc_addrs: Vec<SocketAddr>,
+    rest_addrs: Vec<ListenAddr>,
+    /// Empty when not served ([`StartOptions::rest_only`]).
+    proxy_addrs: Vec<ListenAddr>,
+    pinsvc_addrs: Vec<ListenAddr>,
     /// Empty unless metrics are served.
-    metrics_addrs: Vec<SocketAddr>,
+    metrics_addrs: Vec<ListenAddr>,
     tasks: Tasks,
 }
 
@@ -287,29 +296,38 @@ impl Peer {
             "https"
         };
         for addr in &rest_addrs {
-            tracing::info!("REST API listening on {scheme}://{addr}");
+            tracing::info!("REST API listening on {}", addr.url(scheme));
         }
-        let proxy_addrs =
-            crate::ipfsproxy::serve(cluster.clone(), &config.api.ipfsproxy, &folder, tasks).await?;
+        let serve_all = !opts.rest_only;
+        let proxy_addrs = match serve_all {
+            true => {
+                let proxy = &config.api.ipfsproxy;
+                crate::ipfsproxy::serve(cluster.clone(), proxy, &folder, tasks).await?
+            }
+            false => Vec::new(),
+        };
         for addr in &proxy_addrs {
-            tracing::info!("IPFS proxy API listening on http://{addr}");
+            tracing::info!("IPFS proxy API listening on {}", addr.url("http"));
         }
         let pinsvc = &config.api.pinsvcapi.0;
-        let pinsvc_addrs = crate::pinsvcapi::serve(cluster.clone(), pinsvc, &folder, tasks).await?;
+        let pinsvc_addrs = match serve_all {
+            true => crate::pinsvcapi::serve(cluster.clone(), pinsvc, &folder, tasks).await?,
+            false => Vec::new(),
+        };
         let scheme = if pinsvc.ssl_cert_file.is_empty() {
             "http"
         } else {
             "https"
         };
         for addr in &pinsvc_addrs {
-            tracing::info!("Pinning Service API listening on {scheme}://{addr}");
+            tracing::info!("Pinning Service API listening on {}", addr.url(scheme));
         }
         let metrics = &config.observations.metrics;
-        let metrics_addrs = if metrics.enable_stats || opts.stats {
+        let metrics_addrs = if serve_all && (metrics.enable_stats || opts.stats) {
             let addrs =
                 crate::observations::serve(cluster.clone(), metrics, &folder, tasks).await?;
             for addr in &addrs {
-                tracing::info!("Prometheus metrics at http://{addr}/metrics");
+                tracing::info!("Prometheus metrics at {}/metrics", addr.url("http"));
             }
             addrs
         } else {
@@ -338,29 +356,29 @@ impl Peer {
         &self.cluster
     }
 
-    /// The REST API's first address.
-    pub fn rest_addr(&self) -> SocketAddr {
-        self.rest_addrs[0]
+    /// The REST API's first TCP address (none when it listens on unix sockets only).
+    pub fn rest_addr(&self) -> Option<SocketAddr> {
+        first_tcp(&self.rest_addrs)
     }
 
     /// Every address the REST API listens on, in the configured order.
-    pub fn rest_addrs(&self) -> &[SocketAddr] {
+    pub fn rest_addrs(&self) -> &[ListenAddr] {
         &self.rest_addrs
     }
 
-    /// The IPFS proxy API's first address.
-    pub fn proxy_addr(&self) -> SocketAddr {
-        self.proxy_addrs[0]
+    /// The IPFS proxy API's first TCP address, if it serves one.
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        first_tcp(&self.proxy_addrs)
     }
 
-    /// The Pinning Service API's first address.
-    pub fn pinsvc_addr(&self) -> SocketAddr {
-        self.pinsvc_addrs[0]
+    /// The Pinning Service API's first TCP address, if it serves one.
+    pub fn pinsvc_addr(&self) -> Option<SocketAddr> {
+        first_tcp(&self.pinsvc_addrs)
     }
 
     /// Where Prometheus metrics are served, if they are.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addrs.first().copied()
+        first_tcp(&self.metrics_addrs)
     }
 
     /// Cluster swarm addresses, with `/p2p/<id>`: what others pass to `--bootstrap`.

@@ -547,7 +547,7 @@ async fn daemon(
         Err(e) => return Err(anyhow::Error::msg(e)),
     };
     for addr in peer.rest_addrs() {
-        println!("REST API: {scheme}://{addr}");
+        println!("REST API: {}", addr.url(scheme));
     }
     for a in peer.cluster_addrs() {
         println!("cluster address: {a}");

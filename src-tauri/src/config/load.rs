@@ -202,9 +202,13 @@ impl Config {
             ));
         }
         let key = "api.restapi.http_listen_multiaddress";
-        let first = self.api.restapi.0.http_listen_multiaddress.first();
-        let first = first.ok_or_else(|| (key.to_string(), "needs a multiaddress".to_string()))?;
-        crate::net::socket_addr(first).map_err(|m| (key.to_string(), m.to_string()))?;
+        let rest = &self.api.restapi.0.http_listen_multiaddress.0;
+        if rest.is_empty() {
+            return Err((key.to_string(), "needs a multiaddress".to_string()));
+        }
+        for addr in rest {
+            crate::net::listen_addr(addr).map_err(|m| (key.to_string(), m.to_string()))?;
+        }
         let key = "ipfs_connector.ipfshttp.node_multiaddress";
         let node = self.ipfs_connector.ipfshttp.node_multiaddress.first();
         let node = node.ok_or_else(|| (key.to_string(), "needs a multiaddress".to_string()))?;

@@ -46,7 +46,7 @@ impl<'de> Deserialize<'de> for Multiaddrs {
         };
         strs.iter()
             .map(|s| {
-                Multiaddr::from_str(s).map_err(|e| {
+                crate::net::parse_multiaddr(s).map_err(|e| {
                     serde::de::Error::custom(format!("invalid multiaddress {s:?}: {e}"))
                 })
             })

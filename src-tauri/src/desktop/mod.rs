@@ -350,7 +350,9 @@ impl Desktop {
             summary,
             consensus_stopped: stopped,
             starting: self.starting.load(std::sync::atomic::Ordering::Relaxed),
-            rest_api: peer.map(|p| format!("http://{}", p.rest_addr())),
+            rest_api: peer
+                .and_then(|p| p.rest_addr())
+                .map(|a| format!("http://{a}")),
             adding: self.add_progress(),
             log_folder: self
                 .log_folder
@@ -1019,7 +1021,10 @@ impl Desktop {
         Ok(SettingsView {
             peer_name_now: peer.as_ref().map(|p| p.cluster().me().peername.clone()),
             settings,
-            rest_api: peer.as_ref().map(|p| format!("http://{}", p.rest_addr())),
+            rest_api: peer
+                .as_ref()
+                .and_then(|p| p.rest_addr())
+                .map(|a| format!("http://{a}")),
             api_user: cred.user,
             api_password: cred.password,
             folder: self.folder.display().to_string(),

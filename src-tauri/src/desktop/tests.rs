@@ -410,15 +410,18 @@ async fn the_app_runs_a_peer_made_by_the_command_line() {
     // The same credential guards the Pinning Service API and the IPFS proxy: another user
     // of the machine can use none of the three.
     let peer = d.peer().await.unwrap();
-    let pinsvc = format!("http://{}/pins", peer.pinsvc_addr());
-    let proxy = format!("http://{}/api/v0/pin/ls", peer.proxy_addr());
-    let pin = format!("http://{}/pins", peer.pinsvc_addr());
+    let pinsvc = format!("http://{}/pins", peer.pinsvc_addr().unwrap());
+    let proxy = format!("http://{}/api/v0/pin/ls", peer.proxy_addr().unwrap());
+    let pin = format!("http://{}/pins", peer.pinsvc_addr().unwrap());
     let cid = crate::ipfsconn::fake::test_cid(77).to_string();
     for req in [
         http.get(&pinsvc),
         http.post(&pin).json(&serde_json::json!({ "cid": cid })),
         http.post(&proxy),
-        http.post(format!("http://{}/api/v0/repo/gc", peer.proxy_addr())),
+        http.post(format!(
+            "http://{}/api/v0/repo/gc",
+            peer.proxy_addr().unwrap()
+        )),
     ] {
         assert_eq!(status(req.send().await.unwrap()), 401);
     }

@@ -60,8 +60,9 @@ pub struct LocalAddr(pub SocketAddr);
 pub struct ListenerPolicy {
     /// Names the listener in refusals (`api.restapi`).
     section: &'static str,
-    /// The address it is bound to (for a request whose connection's own is not known).
-    bound: SocketAddr,
+    /// The address it is bound to (for a request whose connection's own is not known);
+    /// none for a unix socket.
+    bound: Option<SocketAddr>,
     /// The whole request, body included (zero: the pace rule instead).
     read: Duration,
     /// The whole response (zero: none).
@@ -74,7 +75,19 @@ impl ListenerPolicy {
     pub fn new(section: &'static str, bound: SocketAddr, render: Render) -> ListenerPolicy {
         ListenerPolicy {
             section,
-            bound,
+            bound: Some(bound),
+            read: Duration::ZERO,
+            write: Duration::ZERO,
+            render,
+        }
+    }
+
+    /// The policy of a unix socket: as [`ListenerPolicy::new`] but for the `Host` rule,
+    /// which guards loopback TCP against pages, and no page reaches a unix socket.
+    pub fn unix(section: &'static str, render: Render) -> ListenerPolicy {
+        ListenerPolicy {
+            section,
+            bound: None,
             read: Duration::ZERO,
             write: Duration::ZERO,
             render,
@@ -93,7 +106,7 @@ impl ListenerPolicy {
     /// Why a request naming `host` that reached `local` (this side of its connection, when
     /// known) may not be answered here, if it may not.
     fn host_refusal(&self, host: Option<&str>, local: Option<SocketAddr>) -> Option<String> {
-        let local = local.unwrap_or(self.bound);
+        let local = local.or(self.bound)?;
         if !local.ip().is_loopback() {
             return None;
         }

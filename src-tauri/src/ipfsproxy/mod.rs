@@ -9,7 +9,6 @@
 //! `pin/ls` of the whole pinset is written as it is read from disk, never gathered first.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -610,7 +609,7 @@ pub(crate) async fn serve(
     cfg: &IpfsProxyConfig,
     folder: &std::path::Path,
     tasks: &Tasks,
-) -> Result<Vec<SocketAddr>, Error> {
+) -> Result<Vec<crate::net::ListenAddr>, Error> {
     let addr = cfg.node_multiaddress.first().ok_or_else(|| {
         Error::BadInput("api.ipfsproxy.node_multiaddress: no address given".into())
     })?;

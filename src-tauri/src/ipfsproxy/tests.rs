@@ -6,7 +6,10 @@ use crate::ipfsconn::fake::test_cid;
 use crate::restapi::tests::{api, Api};
 
 async fn call(a: &Api, path_and_query: &str) -> (u16, String) {
-    let url = format!("http://{}/api/v0/{path_and_query}", a.peer.proxy_addr());
+    let url = format!(
+        "http://{}/api/v0/{path_and_query}",
+        a.peer.proxy_addr().unwrap()
+    );
     let resp = a.http.post(url).send().await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
@@ -170,7 +173,7 @@ async fn a_web_page_cannot_use_the_proxy() {
     let a = api(|_| {}).await;
     let url = format!(
         "http://{}/api/v0/pin/add?arg={}",
-        a.peer.proxy_addr(),
+        a.peer.proxy_addr().unwrap(),
         test_cid(5)
     );
     let resp = a
@@ -199,7 +202,7 @@ async fn a_web_page_cannot_use_the_proxy() {
         .unwrap();
     assert_eq!(resp.status(), 403);
     // DNS rebinding: the page's own name, resolved to 127.0.0.1.
-    let port = a.peer.proxy_addr().port();
+    let port = a.peer.proxy_addr().unwrap().port();
     let resp = a
         .http
         .post(&url)
@@ -212,7 +215,7 @@ async fn a_web_page_cannot_use_the_proxy() {
     // A link or an image makes a GET: never a call here (Kubo's rule).
     let resp = a.http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 405);
-    let gc = format!("http://{}/api/v0/repo/gc", a.peer.proxy_addr());
+    let gc = format!("http://{}/api/v0/repo/gc", a.peer.proxy_addr().unwrap());
     assert_eq!(a.http.get(&gc).send().await.unwrap().status(), 405);
     assert!(pinset(&a).await.is_empty());
     a.peer.shutdown().await;
@@ -221,7 +224,7 @@ async fn a_web_page_cannot_use_the_proxy() {
 #[tokio::test]
 async fn every_spelling_of_pin_add_is_the_clusters() {
     let a = api(|_| {}).await;
-    let proxy = a.peer.proxy_addr();
+    let proxy = a.peer.proxy_addr().unwrap();
     for (n, path) in ["//api/v0/pin/add", "/api/v0/pin/add/", "/api/v0/pin%2Fadd"]
         .into_iter()
         .enumerate()
@@ -247,7 +250,7 @@ async fn with_credentials_the_proxy_asks_for_them_and_keeps_them() {
     .await;
     let url = format!(
         "http://{}/api/v0/pin/add?arg={}",
-        a.peer.proxy_addr(),
+        a.peer.proxy_addr().unwrap(),
         test_cid(60)
     );
     for req in [
@@ -258,7 +261,7 @@ async fn with_credentials_the_proxy_asks_for_them_and_keeps_them() {
         assert_eq!(resp.status(), 401);
         assert_eq!(json(&resp.text().await.unwrap())["Type"], "error");
     }
-    let passthrough = format!("http://{}/api/v0/version", a.peer.proxy_addr());
+    let passthrough = format!("http://{}/api/v0/version", a.peer.proxy_addr().unwrap());
     assert_eq!(
         a.http.post(&passthrough).send().await.unwrap().status(),
         401
@@ -310,7 +313,7 @@ async fn a_refused_web_page_gets_a_kubo_error() {
         .http
         .post(format!(
             "http://{}/api/v0/pin/add?arg={}",
-            a.peer.proxy_addr(),
+            a.peer.proxy_addr().unwrap(),
             test_cid(91)
         ))
         .header("Origin", "http://evil.test")

@@ -10,7 +10,6 @@
 //! Auth as the REST API: `basic_auth_credentials`, and Bearer tokens from `POST /token`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -441,7 +440,7 @@ pub(crate) async fn serve(
     cfg: &HttpApiConfig,
     folder: &std::path::Path,
     tasks: &Tasks,
-) -> Result<Vec<SocketAddr>, Error> {
+) -> Result<Vec<crate::net::ListenAddr>, Error> {
     let settings =
         crate::http_server::HttpSettings::of_api(cfg, "api.pinsvcapi").rendered_by(svc_error);
     crate::http_server::serve(&settings, folder, router(cluster, cfg), tasks).await

@@ -7,7 +7,7 @@ use crate::ipfsconn::fake::test_cid;
 use crate::restapi::tests::{api, Api};
 
 async fn call(a: &Api, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let url = format!("http://{}{path}", a.peer.pinsvc_addr());
+    let url = format!("http://{}{path}", a.peer.pinsvc_addr().unwrap());
     let mut req = a.http.request(method.parse().unwrap(), url);
     if let Some(b) = body {
         req = req.json(&b);
@@ -155,7 +155,7 @@ async fn credentials_and_tokens_guard_the_api_with_spec_errors() {
     let (status, body) = call(&a, "GET", "/pins", None).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"]["reason"], "UNAUTHORIZED");
-    let base = format!("http://{}", a.peer.pinsvc_addr());
+    let base = format!("http://{}", a.peer.pinsvc_addr().unwrap());
     let token: Value = a
         .http
         .post(format!("{base}/token"))
@@ -184,7 +184,7 @@ async fn a_refused_web_page_gets_a_spec_error_and_pins_nothing() {
     let a = api(|_| {}).await;
     let resp = a
         .http
-        .post(format!("http://{}/pins", a.peer.pinsvc_addr()))
+        .post(format!("http://{}/pins", a.peer.pinsvc_addr().unwrap()))
         .header("Origin", "http://evil.test")
         .json(&json!({"cid": test_cid(90).to_string()}))
         .send()

@@ -8,7 +8,6 @@ mod token;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -890,7 +889,7 @@ pub(crate) async fn serve(
     cfg: &HttpApiConfig,
     folder: &std::path::Path,
     tasks: &Tasks,
-) -> Result<Vec<SocketAddr>, Error> {
+) -> Result<Vec<crate::net::ListenAddr>, Error> {
     let settings =
         crate::http_server::HttpSettings::of_api(cfg, "api.restapi").rendered_by(error_response);
     let proof = crate::config::ApiCredential::load(folder)

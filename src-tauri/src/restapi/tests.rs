@@ -48,7 +48,7 @@ async fn api_with_files(files: &[(&str, &str)], edit: impl FnOnce(&mut Config)) 
     tokio::time::timeout(Duration::from_secs(10), peer.ready())
         .await
         .expect("single voter becomes ready");
-    let base = format!("http://{}", peer.rest_addr());
+    let base = format!("http://{}", peer.rest_addr().unwrap());
     Api {
         _dir: dir,
         _kubo: kubo,
@@ -560,7 +560,7 @@ async fn tls_as_configured_on_every_listen_address() {
         r.ssl_key_file = certs.path().join(key_file).display().to_string();
     })
     .await;
-    let addrs = a.peer.rest_addrs().to_vec();
+    let addrs: Vec<_> = a.peer.rest_addrs().iter().filter_map(|a| a.tcp()).collect();
     assert_eq!(addrs.len(), 2, "{addrs:?}");
     for addr in addrs {
         let resp = get_over_tls(addr, &cert, "/version").await.unwrap();
@@ -604,7 +604,7 @@ async fn an_unreadable_certificate_is_a_clear_error_at_start() {
 async fn a_client_that_sends_its_headers_too_slowly_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = api(|c| c.api.restapi.0.read_header_timeout = "300ms".parse().unwrap()).await;
-    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr())
+    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr().unwrap())
         .await
         .unwrap();
     tcp.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n")
@@ -822,7 +822,7 @@ async fn post_token_without_configured_credentials_is_401() {
 async fn a_huge_body_is_never_read_whole() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = api(|_| {}).await;
-    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr())
+    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr().unwrap())
         .await
         .unwrap();
     // Ten gigabytes announced, one megabyte sent: the answer must not wait for the rest.
@@ -1359,7 +1359,7 @@ async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it(
     )
     .await;
     let peer = &a.peer;
-    let base = format!("http://{}", peer.rest_addr());
+    let base = format!("http://{}", peer.rest_addr().unwrap());
     let client = crate::client::Client::new(&base, None, Duration::from_secs(5)).unwrap();
     let cred = |user: &str, password: &str| crate::config::ApiCredential {
         user: user.into(),
@@ -1369,7 +1369,7 @@ async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it(
         client
             .server_knows(&cred("desktop", "random-256-bits"))
             .await,
-        Some(peer.rest_addr())
+        Some(peer.rest_addr().unwrap())
     );
     assert_eq!(client.server_knows(&cred("desktop", "another")).await, None);
     // No proof for a password a person chose (an offline guessing oracle), nor a relayed one.
@@ -1405,7 +1405,7 @@ async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it(
     let other: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     assert_eq!(
         v["proof"],
-        crate::config::ApiCredential::proof("random-256-bits", &nonce, peer.rest_addr())
+        crate::config::ApiCredential::proof("random-256-bits", &nonce, peer.rest_addr().unwrap())
     );
     assert_ne!(
         v["proof"],
@@ -1418,7 +1418,7 @@ async fn the_peer_proves_it_knows_the_local_credential_before_a_client_sends_it(
 async fn a_connection_that_sends_nothing_is_closed() {
     use tokio::io::AsyncReadExt;
     let a = api(|_| {}).await;
-    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr())
+    let mut tcp = tokio::net::TcpStream::connect(a.peer.rest_addr().unwrap())
         .await
         .unwrap();
     let mut buf = [0u8; 16];
@@ -1617,4 +1617,48 @@ async fn named_and_streamed_statuses_come_in_the_one_order_of_the_pinset() {
             .unwrap();
         assert_eq!(order(body), want, "{path}");
     }
+}
+
+/// The REST API on a unix socket (`/unix/<path>`, as `ipfs-cluster-follow` serves it):
+/// a socket left by a process that died is replaced, the new one is owner-only, the client
+/// reaches it by its multiaddress, any `Host` is answered (no page reaches a unix socket),
+/// and it is gone once the peer stops.
+#[tokio::test]
+async fn the_api_serves_a_unix_socket_owner_only_and_removes_it_at_stop() {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api-socket");
+    // A stale socket: binding over it fails unless it is removed first.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(std::os::unix::net::UnixListener::bind(&path).is_err());
+    let ma = crate::net::unix_multiaddr(&path);
+    let a = api(|c| {
+        c.api.restapi.0.http_listen_multiaddress =
+            Multiaddrs(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap(), ma.clone()])
+    })
+    .await;
+    assert_eq!(
+        a.peer.rest_addrs()[1],
+        crate::net::ListenAddr::Unix(path.clone())
+    );
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let client =
+        crate::client::Client::new(&ma.to_string(), None, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        client.version().await.unwrap().version,
+        crate::types::full_version()
+    );
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    s.write_all(b"GET /version HTTP/1.1\r\nHost: rebound.example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    a.peer.shutdown().await;
+    assert!(!path.exists(), "the socket is removed at stop");
+    let err = client.version().await.unwrap_err().to_string();
+    assert!(err.contains(&ma.to_string()), "{err}");
 }

@@ -27,7 +27,7 @@ use serde::Serialize;
                   --wait gave up."
 )]
 struct Cli {
-    /// Cluster peer REST API: multiaddr, host:port or URL.
+    /// Cluster peer REST API: multiaddr (`/unix/<path>` for a unix socket), host:port or URL.
     #[arg(
         short = 'l',
         long,
@@ -703,8 +703,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (u, p) = s
                 .split_once(':')
                 .context("--basic-auth: expected user:password")?;
-            if !https && !cli.force_http && !cli.host.starts_with("http://") {
-                // IPFS Cluster's ctl never sends a password in clear unless told to.
+            let unix = cli.host.trim().starts_with("/unix/");
+            if !https && !cli.force_http && !unix && !cli.host.starts_with("http://") {
+                // IPFS Cluster's ctl never sends a password in clear unless told to (a unix
+                // socket's bytes never leave the machine).
                 eprintln!("SSL automatically enabled with basic auth credentials. Set \"force-http\" to disable");
                 https = true;
             }
