@@ -136,7 +136,18 @@ impl Peer {
         };
         let rpc = ClusterRpc::start(swarm, tasks).await?;
         let peerstore_path = folder.join(&c.peerstore_file);
-        let known = peerstore::read(&peerstore_path);
+        let mut known = peerstore::read(&peerstore_path);
+        // `cluster.peer_addresses` (checked at load) join the peerstore's, as IPFS Cluster
+        // adds them to its peerstore at start: what a follow template bootstraps from.
+        for (p, addr) in c.peer_addresses.iter().filter_map(|a| {
+            let a = a.parse::<Multiaddr>().ok()?;
+            crate::net::split_p2p(&a)
+        }) {
+            let addrs = known.entry(p).or_default();
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
         for (p, addrs) in &known {
             rpc.learn(*p, addrs.clone());
         }

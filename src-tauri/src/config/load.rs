@@ -195,6 +195,18 @@ impl Config {
         if let Some(crdt) = &self.consensus.crdt {
             crdt.validate()?;
         }
+        for a in &self.cluster.peer_addresses {
+            let peer = a
+                .parse::<multiaddr::Multiaddr>()
+                .ok()
+                .and_then(|m| crate::net::split_p2p(&m));
+            if peer.is_none() {
+                return Err((
+                    "cluster.peer_addresses".into(),
+                    format!("{a:?} is not a multiaddress ending in /p2p/<peer id>"),
+                ));
+            }
+        }
         if self.pin_tracker.stateless.concurrent_pins == 0 {
             return Err((
                 "pin_tracker.stateless.concurrent_pins".into(),

@@ -74,6 +74,20 @@ fn unknown_keys_are_named() {
     assert!(err.contains("replication_factr_min"), "{err}");
 }
 
+/// `cluster.peer_addresses` (peers added to the peerstore at start, as a follow template
+/// names the trusted peers): each must name its peer.
+#[test]
+fn peer_addresses_must_name_their_peer() {
+    let mut v = valid_json();
+    v["cluster"]["peer_addresses"] = serde_json::json!(["/ip4/10.0.0.1/tcp/9096"]);
+    let err = parse(&v.to_string()).unwrap_err().to_string();
+    assert!(err.contains("cluster.peer_addresses"), "{err}");
+    v["cluster"]["peer_addresses"] = serde_json::json!([
+        "/ip4/10.0.0.1/tcp/9096/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+    ]);
+    assert!(parse(&v.to_string()).is_ok());
+}
+
 #[test]
 fn obsolete_keys_say_what_to_do() {
     for key in ["peers", "bootstrap"] {
