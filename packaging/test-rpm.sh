@@ -11,7 +11,7 @@ fail() { echo "rpm: FAILED: $*" >&2; echo "rpm: 0 passed, 1 failed"; exit 1; }
 [ ${#rpms[@]} -eq 1 ] || fail "expected one .rpm in target/release/bundle/rpm (run .ci/package)"
 rpm_file=${rpms[0]}
 files=$(rpm -qpl "$rpm_file" 2>/dev/null)
-for f in /usr/bin/ipfs-cluster-desktop /usr/bin/ipfs-cluster-service /usr/bin/ipfs-cluster-ctl \
+for f in /usr/bin/ipfs-cluster-desktop /usr/bin/ipfs-cluster-service /usr/bin/ipfs-cluster-ctl /usr/bin/ipfs-cluster-follow \
          /usr/bin/ipfs-local-node /usr/lib/ipfs-cluster-desktop/libkubo.so \
          /usr/share/metainfo/io.ipfscluster.desktop.metainfo.xml \
          "/usr/share/applications/IPFS Cluster Desktop.desktop"; do

@@ -27,6 +27,7 @@ pub mod http_policy;
 mod http_server;
 mod informer;
 mod ipfsconn;
+pub use ipfsconn::answers as ipfs_answers;
 mod ipfsproxy;
 mod monitor;
 pub mod net;

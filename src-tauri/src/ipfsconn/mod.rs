@@ -39,6 +39,15 @@ struct KuboError {
     message: String,
 }
 
+/// Whether the IPFS daemon `cfg` names answers (its `id`): what `ipfs-cluster-follow` waits
+/// for before it starts a peer, and reports in `info`.
+pub async fn answers(cfg: &IpfsHttpConfig) -> bool {
+    match IpfsHttp::new(cfg) {
+        Ok(ipfs) => ipfs.id().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
 impl IpfsHttp {
     pub fn new(cfg: &IpfsHttpConfig) -> Result<IpfsHttp, AddrError> {
         let addr = cfg.node_multiaddress.first().ok_or_else(|| AddrError {
