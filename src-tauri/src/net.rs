@@ -66,15 +66,19 @@ impl std::fmt::Display for ListenAddr {
 /// Parses a multiaddress as IPFS Cluster (go-multiaddr) does, where `/unix/` takes the rest
 /// as a path (`/unix/home/me/api-socket` is the socket `/home/me/api-socket`; this crate's
 /// own parser would take one segment).
-pub fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {
+pub fn parse_multiaddr(s: &str) -> Result<Multiaddr, AddrError> {
     let s = s.trim();
+    let bad = |problem: String| AddrError {
+        addr: s.to_string(),
+        problem,
+    };
     if let Some(path) = s.strip_prefix("/unix/") {
         if path.trim_matches('/').is_empty() {
-            return Err(format!("{s}: the unix socket's path is missing"));
+            return Err(bad("the unix socket's path is missing".into()));
         }
         return Ok(unix_multiaddr(Path::new(&format!("/{path}"))));
     }
-    s.parse::<Multiaddr>().map_err(|e| format!("{s}: {e}"))
+    s.parse::<Multiaddr>().map_err(|e| bad(e.to_string()))
 }
 
 /// `/unix/<path>` for the socket at absolute `path`.

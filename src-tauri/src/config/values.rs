@@ -47,7 +47,7 @@ impl<'de> Deserialize<'de> for Multiaddrs {
         strs.iter()
             .map(|s| {
                 crate::net::parse_multiaddr(s).map_err(|e| {
-                    serde::de::Error::custom(format!("invalid multiaddress {s:?}: {e}"))
+                    serde::de::Error::custom(format!("invalid multiaddress {s:?}: {}", e.problem))
                 })
             })
             .collect::<Result<_, _>>()
