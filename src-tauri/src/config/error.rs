@@ -26,6 +26,9 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A configuration template (`source`) could not be fetched or used.
+    #[error("configuration source {url}: {message}")]
+    Source { url: String, message: String },
     /// `identity.json` is missing or not a valid identity.
     #[error("{0}")]
     Identity(String),

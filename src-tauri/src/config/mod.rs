@@ -6,7 +6,8 @@
 //!
 //! Split by concern: the sections and their defaults (`sections`), value types (`values`,
 //! `duration`), strict loading with environment overrides (`load`), `init` (`init`), the
-//! files themselves (`files`), the identity (`identity`) and the errors (`error`).
+//! files themselves (`files`), the identity (`identity`), configuration templates fetched
+//! from a URL (`template`, IPFS Cluster's `source`) and the errors (`error`).
 
 mod credential;
 mod duration;
@@ -16,6 +17,7 @@ pub mod identity;
 mod init;
 mod load;
 mod sections;
+pub mod template;
 mod values;
 
 pub use credential::{ApiCredential, API_CREDENTIAL_FILE};

@@ -24,17 +24,13 @@ use anyhow::{bail, Context};
 use clap::{CommandFactory, Parser, Subcommand};
 use futures::StreamExt;
 use ipfs_cluster::client::{Client, ClientError};
-use ipfs_cluster::config::{self, Config, Identity, IpfsHttpConfig};
+use ipfs_cluster::config::{self, template, Config, Identity, IpfsHttpConfig};
 use ipfs_cluster::peer::{Peer, StartOptions};
 
 const PROGRAM: &str = "ipfs-cluster-follow";
 const DEFAULT_FOLDER: &str = ".ipfs-cluster-follow";
 const DEFAULT_GATEWAY: &str = "127.0.0.1:8080";
 const SOCKET: &str = "api-socket";
-/// The largest template read.
-const MAX_TEMPLATE: usize = 4 << 20;
-/// How long fetching the template may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `run` waits for IPFS before giving up, as IPFS Cluster's.
 const IPFS_WAIT: Duration = Duration::from_secs(120);
 
@@ -301,15 +297,14 @@ fn init(paths: &Paths, url: &str, gateway: &str, skip_existing: bool) -> anyhow:
         };
         format!("{gateway}/ipns/{url}")
     };
-    reqwest::Url::parse(&source).with_context(|| format!("{source:?} is not a URL"))?;
+    template::check_url(&source)?;
     config::create_private_dir(folder).with_context(|| format!("creating {}", folder.display()))?;
     let identity = Identity::generate();
     identity
         .save(&paths.identity())
         .with_context(|| format!("error saving {}", paths.identity().display()))?;
     println!("Identity written to {}.", paths.identity().display());
-    let json = serde_json::to_string_pretty(&serde_json::json!({ "source": source }))?;
-    config::write_private(&paths.config(), format!("{json}\n").as_bytes())
+    template::write_source(folder, &source)
         .with_context(|| format!("saving {}", paths.config().display()))?;
     println!("Configuration written to {}.", paths.config().display());
     println!("Cluster \"{}\" follower peer initialized.\n", paths.name);
@@ -323,75 +318,27 @@ fn init(paths: &Paths, url: &str, gateway: &str, skip_existing: bool) -> anyhow:
 
 /// The template's URL, from `service.json`.
 fn source(paths: &Paths) -> anyhow::Result<String> {
-    let path = paths.config();
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
-    match json.get("source").and_then(|s| s.as_str()) {
-        Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        _ => bail!(
+    match template::source_of(&paths.folder)? {
+        Some(url) => Ok(url),
+        None => bail!(
             "{} names no \"source\": initialize this follower again (delete {} first)",
-            path.display(),
+            paths.config().display(),
             paths.folder.display()
         ),
     }
 }
 
-/// The cluster's configuration: the template at `url`, made a follower's (see the module).
+/// The cluster's configuration: the template at `url`, a follower's, its REST API on the
+/// socket only (`CLUSTER_RESTAPI_*` still apply).
 async fn fetch_config(paths: &Paths, url: &str) -> anyhow::Result<Config> {
-    let http = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
-    let mut resp = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("fetching {url}"))?;
-    if !resp.status().is_success() {
-        bail!("fetching {url}: {}", resp.status());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .with_context(|| format!("fetching {url}"))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_TEMPLATE {
-            bail!(
-                "{url}: the template is larger than {} MiB",
-                MAX_TEMPLATE >> 20
-            );
-        }
-    }
-    let mut value: serde_json::Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{url}: the template is not JSON"))?;
-    let Some(obj) = value.as_object_mut() else {
-        bail!("{url}: the template is not a JSON object");
-    };
-    if obj.contains_key("source") {
-        bail!("{url}: the template names a source of its own; a source cannot point to another");
-    }
-    // The REST API is this machine's only, on the socket (CLUSTER_RESTAPI_* still apply).
+    let fetched = template::fetch(url).await?;
     let socket = ipfs_cluster::net::unix_multiaddr(&paths.folder.join(SOCKET));
-    let api = obj.entry("api").or_insert_with(|| serde_json::json!({}));
-    if let Some(api) = api.as_object_mut() {
-        api.insert(
-            "restapi".into(),
-            serde_json::json!({ "http_listen_multiaddress": socket.to_string() }),
-        );
-    }
+    let local = [(
+        "/api/restapi",
+        serde_json::json!({ "http_listen_multiaddress": socket.to_string() }),
+    )];
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let mut cfg = Config::parse(Path::new(url), &value.to_string(), &env)?;
-    if !cfg.consensus.crdt_mode {
-        bail!(
-            "{url}: the template is not a CRDT cluster's (it needs a consensus.crdt section \
-             and no raft one): only CRDT clusters can be followed"
-        );
-    }
-    cfg.cluster.follower_mode = true;
-    cfg.observations.tracing.enable_tracing = false;
-    cfg.observations.metrics.enable_stats = false;
-    Ok(cfg)
+    Ok(template::follower_config(url, fetched, &local, &env)?)
 }
 
 /// The IPFS connector's settings when no configuration is at hand: the defaults, with
