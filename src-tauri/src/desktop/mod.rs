@@ -140,6 +140,11 @@ pub struct Snapshot {
     pub log_folder: Option<String>,
     /// The last run did not end cleanly (a crash, or killed): what to tell, with the log's place.
     pub last_run: Option<String>,
+    /// The template URL of the cluster this peer follows ("Follow a cluster"), if it does.
+    pub following: Option<String>,
+    /// The peer refuses pins and unpins (a follower of a CRDT cluster): the views say so
+    /// instead of offering what would fail.
+    pub read_only: bool,
 }
 
 /// What the pins view asks for: pins whose name (`search_in` name) or CID starts with
@@ -264,7 +269,21 @@ pub struct Desktop {
     starting: std::sync::atomic::AtomicBool,
     /// A stop is waiting: a start under way stops waiting for its peer to be ready.
     stopping: std::sync::atomic::AtomicBool,
+    /// How the running peer was configured: the template it follows, whether it is
+    /// read-only (set at each start).
+    mode: Mutex<Mode>,
 }
+
+/// See [`Desktop::mode`].
+#[derive(Clone, Debug, Default)]
+struct Mode {
+    following: Option<String>,
+    read_only: bool,
+}
+
+/// The last template a following peer fetched, kept in its folder (owner-only: it holds
+/// the cluster's secret) so that the peer starts offline too.
+const TEMPLATE_CACHE: &str = "template.json";
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
     Error::BadInput(format!("{}: {e}", path.display()))
@@ -305,6 +324,7 @@ impl Desktop {
             lifecycle: tokio::sync::Mutex::new(()),
             starting: Default::default(),
             stopping: Default::default(),
+            mode: Default::default(),
         }
     }
 
@@ -336,6 +356,7 @@ impl Desktop {
             None => None,
         };
         let stopped = peer.as_ref().is_some_and(|p| p.stopped().is_cancelled());
+        let mode = self.mode.lock().unwrap().clone();
         Snapshot {
             folder: self.folder.display().to_string(),
             configured: self.is_configured(),
@@ -361,6 +382,8 @@ impl Desktop {
                 .as_ref()
                 .map(|p| p.display().to_string()),
             last_run: self.last_run.lock().unwrap().clone(),
+            following: mode.following,
+            read_only: mode.read_only,
         }
     }
 
@@ -421,6 +444,83 @@ impl Desktop {
         started
     }
 
+    /// First run, "Follow a cluster": the template at `url` (an http(s) URL its owners
+    /// publish, as for `ipfs-cluster-follow`) is fetched and checked before anything is
+    /// written; then a new identity and a `service.json` naming the template, and the peer
+    /// as a follower, which reads the pinset and cannot change it. Nothing is left behind
+    /// when the first start fails.
+    pub async fn follow(&self, url: &str) -> Result<Snapshot> {
+        let url = url.trim();
+        let template = config::template::fetch(url).await?;
+        config::template::follower_config(url, template.clone(), &self.local_sections(), &[])?;
+        config::create_private_dir(&self.folder).map_err(|e| io_error(&self.folder, e))?;
+        config::template::write_source(&self.folder, url)?;
+        let written = [config::CONFIG_FILE, config::IDENTITY_FILE, TEMPLATE_CACHE];
+        let id_path = self.folder.join(config::IDENTITY_FILE);
+        let started = match Identity::generate().save(&id_path) {
+            Ok(()) => {
+                self.start(StartOptions {
+                    follower: true,
+                    ..Default::default()
+                })
+                .await
+            }
+            Err(e) => Err(io_error(&id_path, e)),
+        };
+        if started.is_err() {
+            for f in written {
+                let _ = std::fs::remove_file(self.folder.join(f));
+            }
+        }
+        started
+    }
+
+    /// What only concerns this computer, laid over a followed cluster's template: where
+    /// its APIs listen, its IPFS node, its cluster address (a template could otherwise
+    /// open this computer's API to the network).
+    fn local_sections(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let mut own = Config::default();
+        (self.defaults)(&mut own);
+        let own = serde_json::to_value(own).expect("config serializes");
+        ["/api", "/ipfs_connector", "/cluster/listen_multiaddress"]
+            .into_iter()
+            .map(|p| (p, own.pointer(p).cloned().expect("a default section")))
+            .collect()
+    }
+
+    /// The configuration of a following peer: its template fetched anew (and kept), or,
+    /// when it cannot be fetched, the one kept from the last start (a laptop starts offline).
+    async fn followed_config(&self, url: &str, env: &[(String, String)]) -> Result<Config> {
+        let cache = self.folder.join(TEMPLATE_CACHE);
+        let template = match config::template::fetch(url).await {
+            Ok(t) => {
+                let text = serde_json::to_vec(&t).expect("JSON serializes");
+                config::write_private(&cache, &text).map_err(|e| io_error(&cache, e))?;
+                t
+            }
+            Err(fetching) => {
+                let kept = std::fs::read(&cache)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                match kept {
+                    Some(t) => {
+                        tracing::warn!(
+                            "{fetching}: starting with the template kept from the last start"
+                        );
+                        t
+                    }
+                    None => return Err(fetching.into()),
+                }
+            }
+        };
+        Ok(config::template::follower_config(
+            url,
+            template,
+            &self.local_sections(),
+            env,
+        )?)
+    }
+
     /// Starts the configured peer (every later launch of the app).
     pub async fn start(&self, opts: StartOptions) -> Result<Snapshot> {
         use std::sync::atomic::Ordering;
@@ -441,18 +541,29 @@ impl Desktop {
         // `CLUSTER_*` overrides work for the app as for the daemon.
         let lock = config::lock_folder(&self.folder)?;
         let mut env: Vec<(String, String)> = std::env::vars().collect();
-        let location = match self.secrets.get()? {
-            Some(secret) => {
+        let following = config::template::source_of(&self.folder)?;
+        let location = match (&following, self.secrets.get()?) {
+            (Some(url), _) => {
+                format!("in the template of the cluster this computer follows ({url})")
+            }
+            (None, Some(secret)) => {
                 env.push(("CLUSTER_SECRET".to_string(), secret));
                 self.secrets.describe()
             }
-            None => format!(
+            (None, None) => format!(
                 "in {} (written by ipfs-cluster-service init; readable by you only)",
                 self.folder.join(config::CONFIG_FILE).display()
             ),
         };
         *self.secret_location.lock().unwrap() = Some(location);
-        let mut cfg = Config::load_with_env(&self.folder, &env)?;
+        let mut cfg = match &following {
+            Some(url) => self.followed_config(url, &env).await?,
+            None => Config::load_with_env(&self.folder, &env)?,
+        };
+        *self.mode.lock().unwrap() = Mode {
+            following,
+            read_only: cfg.consensus.crdt_mode && (cfg.cluster.follower_mode || opts.follower),
+        };
         // Its own credential on every API its peer serves, unless the config sets some (see
         // config::ApiCredential): another user of the machine may use none of them.
         let cred = config::ApiCredential::load_or_create(&self.folder)

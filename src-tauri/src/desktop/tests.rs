@@ -561,3 +561,126 @@ async fn settings_are_checked_kept_apart_from_service_json_and_applied() {
     );
     d.stop().await;
 }
+
+/// Serves `body` to every request on a loopback port until `stop` is cancelled (a web
+/// server holding a cluster's template); returns its URL.
+async fn serve_template(body: String, stop: CancellationToken) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = tokio::select! {
+                _ = stop.cancelled() => return,
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
+            };
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/template.json")
+}
+
+/// "Follow a cluster": the template is checked before anything is written (a Raft one is
+/// refused, leaving nothing), the peer follows the trusted peer's pinset read-only, and it
+/// starts again with the template kept when the template's server is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn following_a_cluster_by_its_template_is_read_only_and_starts_offline() {
+    let kubo = FakeKubo::start().await;
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The cluster's trusted peer.
+    let mut cfg = Config::new_for_init();
+    loopback_defaults(kubo.multiaddr())(&mut cfg);
+    cfg.consensus.crdt = Some(crate::config::CrdtConfig {
+        cluster_name: "followed".into(),
+        ..Default::default()
+    });
+    cfg.consensus.crdt_mode = true;
+    let identity = Identity::generate();
+    let trusted_id = identity.peer_id().to_string();
+    let trusted = Peer::start(
+        dirs[0].path().to_path_buf(),
+        cfg.clone(),
+        identity,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    // Its template, as its owners publish it.
+    let mut template = serde_json::to_value(&cfg).unwrap();
+    template["consensus"]
+        .as_object_mut()
+        .unwrap()
+        .remove("raft");
+    template["consensus"]["crdt"]["trusted_peers"] = serde_json::json!([trusted_id]);
+    template["cluster"]["peer_addresses"] = serde_json::json!(trusted.cluster_addrs());
+    let server = CancellationToken::new();
+    let url = serve_template(template.to_string(), server.clone()).await;
+
+    let laptop = desktop(dirs[1].path(), &kubo);
+    let mut raft = template.clone();
+    raft["consensus"] = serde_json::json!({"raft": {}});
+    let raft_stop = CancellationToken::new();
+    let raft_url = serve_template(raft.to_string(), raft_stop.clone()).await;
+    let err = laptop.follow(&raft_url).await.unwrap_err().to_string();
+    assert!(err.contains("only CRDT clusters"), "{err}");
+    assert!(
+        !laptop.is_configured(),
+        "nothing written for a refused template"
+    );
+    raft_stop.cancel();
+
+    let s = laptop.follow(&url).await.unwrap();
+    assert_eq!(s.following.as_deref(), Some(url.as_str()));
+    assert!(s.read_only, "{s:?}");
+    assert!(s.secret_location.contains(&url), "{}", s.secret_location);
+    let cid = test_cid(1).to_string();
+    let err = laptop
+        .pin(&cid, "mine", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("follower_mode"), "{err}");
+    trusted
+        .cluster()
+        .pin(
+            test_cid(2),
+            crate::types::PinOptions {
+                name: "theirs".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = laptop.pins_page(PinsQuery::default()).await.unwrap();
+        if page.pins.iter().any(|g| g.name == "theirs") {
+            break;
+        }
+        assert!(Instant::now() < end, "the followed pin never came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    laptop.stop().await;
+    // The template's server is gone: the next start uses the template kept.
+    server.cancel();
+    let again = desktop(dirs[1].path(), &kubo);
+    let s = again.start(Default::default()).await.unwrap();
+    assert!(s.running && s.read_only, "{s:?}");
+    again.stop().await;
+    trusted.shutdown().await;
+}

@@ -212,6 +212,8 @@ mod tests {
             adding: None,
             log_folder: None,
             last_run: None,
+            following: None,
+            read_only: false,
         }
     }
 

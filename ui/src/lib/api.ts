@@ -11,6 +11,7 @@ export const api = {
   newCluster: () => invoke<Snapshot>('new_cluster'),
   joinCluster: (invitation: string, secret: string | null, voter: boolean) =>
     invoke<Snapshot>('join_cluster', { invitation, secret, voter }),
+  followCluster: (url: string) => invoke<Snapshot>('follow_cluster', { url }),
   readQr: (bytes: number[]) => invoke<string>('read_qr', { bytes }),
   readQrFile: (path: string) => invoke<string>('read_qr_file', { path }),
   invitation: () => invoke<InvitationView>('invitation'),

@@ -185,7 +185,16 @@ log_folder: string | null,
 /**
  * The last run did not end cleanly (a crash, or killed): what to tell, with the log's place.
  */
-last_run: string | null, };
+last_run: string | null, 
+/**
+ * The template URL of the cluster this peer follows ("Follow a cluster"), if it does.
+ */
+following: string | null, 
+/**
+ * The peer refuses pins and unpins (a follower of a CRDT cluster): the views say so
+ * instead of offering what would fail.
+ */
+read_only: boolean, };
 
 /**
  * What the window is to do as it opens, or at once (see [`Desktop::set_pending`]).

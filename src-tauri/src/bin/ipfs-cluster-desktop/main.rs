@@ -51,6 +51,11 @@ async fn join_cluster(
     Ok(joined)
 }
 
+#[tauri::command]
+async fn follow_cluster(d: State<'_, App>, url: String) -> Result<Snapshot, UiError> {
+    d.follow(&url).await.map_err(UiError::from)
+}
+
 /// Shows a notice through the system's notifications, if Settings want its kind. A desktop
 /// without a notification service loses it (logged), nothing else.
 fn tell(app: &AppHandle, d: &Desktop, notice: &notify::Notice) {
@@ -719,6 +724,7 @@ fn main() {
             status,
             new_cluster,
             join_cluster,
+            follow_cluster,
             read_qr,
             read_qr_file,
             invitation,
