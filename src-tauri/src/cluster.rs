@@ -93,6 +93,10 @@ pub struct Cluster {
     me: Arc<PeerDescriptor>,
     /// Cluster-wide defaults for pins that set no replication factors.
     replication: (i32, i32),
+    /// Other peers may run garbage collection on this peer's IPFS node (not on a follower
+    /// of a CRDT cluster: IPFS Cluster's follow closes `RepoGCLocal`, since whoever has
+    /// the template has the secret).
+    remote_repo_gc: bool,
 }
 
 /// How long an `ID` request waits for IPFS before reporting it as unreachable.
@@ -113,6 +117,15 @@ impl Cluster {
             allocator: c.allocator,
             me: Arc::new(me),
             replication,
+            remote_repo_gc: true,
+        }
+    }
+
+    /// The same, refusing other peers' garbage collection of this peer's IPFS node.
+    pub(crate) fn closed_to_remote_repo_gc(self) -> Cluster {
+        Cluster {
+            remote_repo_gc: false,
+            ..self
         }
     }
 
@@ -907,6 +920,17 @@ impl PeerService for Cluster {
     }
 
     async fn node(&self, call: crate::components::NodeCall) -> crate::components::NodeAnswer {
+        use crate::components::{NodeAnswer, NodeCall};
+        if matches!(call, NodeCall::IpfsRepoGc) && !self.remote_repo_gc {
+            return NodeAnswer::IpfsRepoGc(crate::types::RepoGc {
+                peer: self.me.peer_id.clone(),
+                peername: self.me.peername.clone(),
+                keys: Vec::new(),
+                error: "this peer follows the cluster (follower_mode): its IPFS garbage \
+                        collection runs for its own user only"
+                    .into(),
+            });
+        }
         self.answer_node(call).await
     }
 

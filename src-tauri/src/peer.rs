@@ -275,6 +275,10 @@ impl Peer {
             me,
             (c.replication_factor_min, c.replication_factor_max),
         );
+        let cluster = match follower && config.consensus.crdt_mode {
+            true => cluster.closed_to_remote_repo_gc(),
+            false => cluster,
+        };
         Publisher {
             me: peer_id.to_string(),
             informers: informer::from_config(&config.informer, ipfs.clone(), tracker),

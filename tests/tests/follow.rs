@@ -231,6 +231,19 @@ async fn a_follower_initialized_from_a_template_url_follows_lists_and_refuses_wr
         assert!(info.contains(&line), "{line:?} in {info}");
     }
 
+    // The trusted peers' `ipfs gc` does not reach the follower's IPFS node (IPFS Cluster's
+    // follow closes RepoGCLocal: a template's secret is no secret).
+    let follower_id = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(folder.join("identity.json")).unwrap(),
+    )
+    .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gc = trusted.ipfs_gc().await.unwrap();
+    let theirs = &gc.peer_map[&follower_id];
+    assert!(theirs.keys.is_empty(), "{theirs:?}");
+    assert!(theirs.error.contains("follower"), "{theirs:?}");
     // Its API refuses writes, and offers no proxy or pinning service.
     let host = format!("/unix{}", socket.display());
     let out = Command::new(bin("ipfs-cluster-ctl"))
