@@ -135,13 +135,22 @@ impl Peer {
             pubsub,
         };
         let rpc = ClusterRpc::start(swarm, tasks).await?;
-        let peerstore_path = folder.join(&c.peerstore_file);
+        let peerstore_path = c.peerstore_path(&folder);
         let mut known = peerstore::read(&peerstore_path);
-        // `cluster.peer_addresses` (checked at load) join the peerstore's, as IPFS Cluster
-        // adds them to its peerstore at start: what a follow template bootstraps from.
+        // `cluster.peer_addresses` join the peerstore's, as IPFS Cluster adds them to its
+        // peerstore at start (what a follow template bootstraps from); one naming no peer is
+        // skipped, said once, as IPFS Cluster skips it.
         for (p, addr) in c.peer_addresses.iter().filter_map(|a| {
-            let a = a.parse::<Multiaddr>().ok()?;
-            crate::net::split_p2p(&a)
+            let peer = a
+                .parse::<Multiaddr>()
+                .ok()
+                .and_then(|m| crate::net::split_p2p(&m));
+            if peer.is_none() {
+                tracing::warn!(
+                    "cluster.peer_addresses: {a:?} skipped: not a multiaddress ending in /p2p/<peer id>"
+                );
+            }
+            peer
         }) {
             let addrs = known.entry(p).or_default();
             if !addrs.contains(&addr) {

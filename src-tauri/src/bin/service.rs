@@ -359,7 +359,7 @@ async fn run(cmd: Cmd, folder: &Path) -> anyhow::Result<()> {
             let id_path = folder.join(config::IDENTITY_FILE);
             let existed = id_path.exists();
             let (cfg, id) = config::init_with_config(folder, force, cfg)?;
-            let peerstore = folder.join(&cfg.cluster.peerstore_file);
+            let peerstore = cfg.cluster.peerstore_path(folder);
             let lines: String = peers.iter().map(|(_, a)| format!("{a}\n")).collect();
             if !peerstore.exists() || !peers.is_empty() {
                 std::fs::write(&peerstore, lines)

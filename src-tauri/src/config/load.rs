@@ -195,17 +195,12 @@ impl Config {
         if let Some(crdt) = &self.consensus.crdt {
             crdt.validate()?;
         }
-        for a in &self.cluster.peer_addresses {
-            let peer = a
-                .parse::<multiaddr::Multiaddr>()
-                .ok()
-                .and_then(|m| crate::net::split_p2p(&m));
-            if peer.is_none() {
-                return Err((
-                    "cluster.peer_addresses".into(),
-                    format!("{a:?} is not a multiaddress ending in /p2p/<peer id>"),
-                ));
-            }
+        let name = self.cluster.peerstore_file.trim();
+        if name.contains('/') || name.contains('\\') || name == "." || name == ".." {
+            return Err((
+                "cluster.peerstore_file".into(),
+                format!("{name:?}: must be a file name in the peer's folder (no path)"),
+            ));
         }
         if self.pin_tracker.stateless.concurrent_pins == 0 {
             return Err((

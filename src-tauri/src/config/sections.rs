@@ -55,6 +55,17 @@ pub struct ClusterConfig {
     pub peer_addresses: Vec<String>,
 }
 
+impl ClusterConfig {
+    /// The peerstore file in the peer's `folder` (`peerstore_file`, checked at load to be
+    /// one file name; empty, as IPFS Cluster may write it: `peerstore`).
+    pub fn peerstore_path(&self, folder: &std::path::Path) -> std::path::PathBuf {
+        match self.peerstore_file.trim() {
+            "" => folder.join("peerstore"),
+            name => folder.join(name),
+        }
+    }
+}
+
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {

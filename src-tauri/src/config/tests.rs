@@ -75,17 +75,41 @@ fn unknown_keys_are_named() {
 }
 
 /// `cluster.peer_addresses` (peers added to the peerstore at start, as a follow template
-/// names the trusted peers): each must name its peer.
+/// names the trusted peers): one that names no peer does not stop the load (IPFS Cluster
+/// skips it; the peer warns at start), as a template fetched at every run would stop every
+/// follower.
 #[test]
-fn peer_addresses_must_name_their_peer() {
+fn peer_addresses_that_name_no_peer_do_not_stop_the_load() {
     let mut v = valid_json();
-    v["cluster"]["peer_addresses"] = serde_json::json!(["/ip4/10.0.0.1/tcp/9096"]);
-    let err = parse(&v.to_string()).unwrap_err().to_string();
-    assert!(err.contains("cluster.peer_addresses"), "{err}");
     v["cluster"]["peer_addresses"] = serde_json::json!([
+        "/ip4/10.0.0.1/tcp/9096",
         "/ip4/10.0.0.1/tcp/9096/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
     ]);
-    assert!(parse(&v.to_string()).is_ok());
+    assert_eq!(
+        parse(&v.to_string()).unwrap().cluster.peer_addresses.len(),
+        2
+    );
+}
+
+/// `cluster.peerstore_file` names a file in the peer's folder: a config (or a followed
+/// cluster's template) cannot make the peer write elsewhere (`../../.bashrc`).
+#[test]
+fn the_peerstore_file_stays_in_the_peers_folder() {
+    for bad in ["../../.bashrc", "/etc/passwd", "a/b", "..", "."] {
+        let mut v = valid_json();
+        v["cluster"]["peerstore_file"] = bad.into();
+        let err = parse(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains("cluster.peerstore_file"), "{bad:?}: {err}");
+    }
+    let mut v = valid_json();
+    v["cluster"]["peerstore_file"] = "my-peers".into();
+    let dir = Path::new("/peer");
+    let c = parse(&v.to_string()).unwrap();
+    assert_eq!(c.cluster.peerstore_path(dir), dir.join("my-peers"));
+    // Empty, as IPFS Cluster writes it: the default name.
+    v["cluster"]["peerstore_file"] = "".into();
+    let c = parse(&v.to_string()).unwrap();
+    assert_eq!(c.cluster.peerstore_path(dir), dir.join("peerstore"));
 }
 
 #[test]
