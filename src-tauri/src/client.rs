@@ -84,6 +84,25 @@ fn unix_socket(host: &str) -> Result<Option<std::path::PathBuf>> {
     Ok(crate::net::unix_path(&ma))
 }
 
+/// Credentials go over a unix socket only to one of this user's (or root's): another user
+/// could have made one at that path while the peer was down.
+fn socket_is_ours(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(()); // Not there: the request fails as unreachable.
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() == me || meta.uid() == 0 {
+        return Ok(());
+    }
+    Err(ClientError::Usage(format!(
+        "{} belongs to another user (uid {}): credentials are not sent to it",
+        path.display(),
+        meta.uid()
+    )))
+}
+
 pub fn base_url(host: &str) -> Result<String> {
     let host = host.trim().trim_end_matches('/');
     if host.starts_with('/') {
@@ -169,6 +188,9 @@ impl Client {
         // serves it): every request goes to that socket, naming `localhost`.
         let unix = unix_socket(host)?;
         if let Some(path) = &unix {
+            if basic_auth.is_some() {
+                socket_is_ours(path)?;
+            }
             http = http.unix_socket(path.as_path());
         }
         let http = http
@@ -527,6 +549,26 @@ fn local_of(g: GlobalPinInfo) -> Result<PinInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A unix socket of another user gets no credentials (it could be an impostor's); one's
+    /// own does. (Needs root to give a file away, as CI runs.)
+    #[test]
+    fn credentials_go_to_this_users_unix_socket_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api-socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let host = crate::net::unix_multiaddr(&path).to_string();
+        let auth = || Some(("u".to_string(), "p".to_string()));
+        let t = Duration::from_secs(1);
+        assert!(Client::new(&host, auth(), t).is_ok());
+        if std::os::unix::fs::lchown(&path, Some(65534), None).is_err() {
+            eprintln!("not root: the other user's socket is not tried");
+            return;
+        }
+        let err = Client::new(&host, auth(), t).err().unwrap().to_string();
+        assert!(err.contains("belongs to another user"), "{err}");
+        assert!(Client::new(&host, None, t).is_ok(), "without credentials");
+    }
 
     #[test]
     fn host_forms() {

@@ -214,7 +214,7 @@ pub(crate) async fn serve(
             ListenAddr::Tcp(sock) => Bound::Tcp(TcpListener::bind(sock).await.map_err(|e| {
                 Error::Unavailable(format!("{section} cannot listen on {sock}: {e}"))
             })?),
-            ListenAddr::Unix(path) => Bound::Unix(UnixSocket::bind(section, &path)?),
+            ListenAddr::Unix(path) => Bound::Unix(UnixSocket::bind(section, &path).await?),
         };
         listeners.push(bound);
     }
@@ -268,9 +268,11 @@ struct UnixSocket {
 
 impl UnixSocket {
     /// Binds `path` owner-only, replacing a socket no process listens on any more (what a
-    /// peer that was killed leaves), and nothing else.
-    fn bind(section: &str, path: &Path) -> Result<UnixSocket, Error> {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    /// peer that was killed leaves), and nothing else. The socket is made in a new folder of
+    /// its own beside `path` (0700), set 0600 there, then moved into place: at no moment can
+    /// another user connect to it.
+    async fn bind(section: &str, path: &Path) -> Result<UnixSocket, Error> {
+        use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
         let shown = path.display();
         let cannot = |why: String| {
             Error::Unavailable(format!("{section} cannot listen on unix:{shown}: {why}"))
@@ -281,27 +283,51 @@ impl UnixSocket {
                     "a file that is not a socket is there (not replaced)".into(),
                 ));
             }
-            match std::os::unix::net::UnixStream::connect(path) {
-                Ok(_) => return Err(cannot("another process listens on it".into())),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            let probe = tokio::net::UnixStream::connect(path);
+            match tokio::time::timeout(Duration::from_secs(2), probe).await {
+                Ok(Ok(_)) | Err(_) => return Err(cannot("another process listens on it".into())),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     tracing::info!(
                         "{section}: replacing unix:{shown}, left by a process that stopped"
                     );
                     std::fs::remove_file(path).map_err(|e| cannot(e.to_string()))?;
                 }
-                Err(e) => return Err(cannot(e.to_string())),
+                Ok(Err(e)) => return Err(cannot(e.to_string())),
             }
         }
-        let listener = UnixListener::bind(path).map_err(|e| cannot(e.to_string()))?;
-        // The folder of `ipfs-cluster-follow`'s socket is the owner's alone already; the
-        // mode makes any other folder as safe (connecting needs write permission).
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| cannot(e.to_string()))?;
-        let meta = std::fs::symlink_metadata(path).map_err(|e| cannot(e.to_string()))?;
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let staging = dir.join(format!(".s{:08x}", rand::random::<u32>()));
+        let staged = staging.join("s");
+        if staged.as_os_str().len() > crate::net::MAX_UNIX_PATH {
+            // No room for the staging folder's name: bound in place, then made owner-only.
+            let listener = UnixListener::bind(path).map_err(|e| cannot(e.to_string()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| cannot(e.to_string()))?;
+            let meta = std::fs::symlink_metadata(path).map_err(|e| cannot(e.to_string()))?;
+            return Ok(UnixSocket {
+                listener,
+                path: path.to_path_buf(),
+                file: (meta.dev(), meta.ino()),
+            });
+        }
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| cannot(format!("{}: {e}", staging.display())))?;
+        let bound = (|| {
+            let listener = UnixListener::bind(&staged)?;
+            std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+            let meta = std::fs::symlink_metadata(&staged)?;
+            std::fs::rename(&staged, path)?;
+            Ok::<_, std::io::Error>((listener, (meta.dev(), meta.ino())))
+        })();
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_dir(&staging);
+        let (listener, file) = bound.map_err(|e| cannot(e.to_string()))?;
         Ok(UnixSocket {
             listener,
             path: path.to_path_buf(),
-            file: (meta.dev(), meta.ino()),
+            file,
         })
     }
 }
@@ -351,8 +377,23 @@ impl Listener for TcpListener {
 
 impl Listener for UnixSocket {
     type Io = UnixStream;
+    /// Only this user's (and root's) connections: the socket's mode says so already, this
+    /// holds should the mode be changed.
     async fn accept(&self) -> std::io::Result<UnixStream> {
-        self.listener.accept().await.map(|(s, _)| s)
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        loop {
+            let (stream, _) = self.listener.accept().await?;
+            match stream.peer_cred() {
+                Ok(c) if c.uid() == me || c.uid() == 0 => return Ok(stream),
+                Ok(c) => tracing::warn!(
+                    "unix:{}: refused a connection of user {} (only this peer's user may connect)",
+                    self.path.display(),
+                    c.uid()
+                ),
+                Err(e) => tracing::debug!("a unix socket connection without credentials: {e}"),
+            }
+        }
     }
     fn local(_io: &UnixStream) -> Option<LocalAddr> {
         None
@@ -589,6 +630,16 @@ mod tests {
         let live = dir.path().join("live");
         let first = serve(&settings(&live), dir.path(), app(), &tasks).await;
         assert!(first.is_ok(), "{first:?}");
+        // Made in a folder of its own and moved into place: nothing else is left.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a-file", "live"]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&live).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         let err = serve(&settings(&live), dir.path(), app(), &tasks)
             .await
             .unwrap_err()
