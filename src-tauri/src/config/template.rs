@@ -74,12 +74,23 @@ pub fn write_source(folder: &Path, url: &str) -> Result<(), ConfigError> {
 
 /// Fetches the template at `url`: a JSON object of at most [`MAX_TEMPLATE`] bytes, within
 /// [`FETCH_TIMEOUT`], naming no source of its own (IPFS Cluster refuses a chain of sources).
-/// Redirects are followed over http(s) only.
+/// Up to 5 redirects are followed, over http(s) only and never from https to http.
 pub async fn fetch(url: &str) -> Result<Map<String, Value>, ConfigError> {
     check_url(url)?;
     let http = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            // No more than 5, and never from https down to http (the secret would travel
+            // in clear, and could be swapped on the way).
+            let from_https = attempt.previous().iter().any(|u| u.scheme() == "https");
+            if attempt.previous().len() >= 5 {
+                attempt.error("too many redirects")
+            } else if from_https && attempt.url().scheme() != "https" {
+                attempt.error("a redirect from https to http")
+            } else {
+                attempt.follow()
+            }
+        }))
         .build()
         .map_err(|e| source_error(url, e.to_string()))?;
     let mut resp = http

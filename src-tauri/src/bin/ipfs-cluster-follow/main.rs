@@ -77,7 +77,7 @@ enum ClusterCmd {
         /// The configuration template's URL (http:// or https://), or a DNSLink name
         /// resolved through the IPFS gateway.
         #[arg(value_name = "template_URL")]
-        url: String,
+        url: Option<String>,
         #[arg(long, env = "IPFS_GATEWAY", default_value = DEFAULT_GATEWAY, hide = true)]
         gateway: String,
     },
@@ -161,7 +161,8 @@ async fn main() {
         if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
             std::process::exit(*code);
         }
-        eprintln!("error: {e:#}");
+        // As IPFS Cluster's: the message alone (no "error:" prefix), exit 1.
+        eprintln!("{e:#}");
         std::process::exit(1);
     }
 }
@@ -196,11 +197,19 @@ async fn cluster(base: &Path, name: String, rest: Vec<String>) -> anyhow::Result
     match cmd {
         None => {
             info(&paths).await?;
-            println!("\nFor help: {PROGRAM} \"{}\" --help", paths.name);
+            println!("Additional help:\n\n-------------------------------------------------\n");
+            let mut help = ClusterCli::command()
+                .bin_name(format!("{PROGRAM} {}", paths.name))
+                .about(format!("Follower peer management for \"{}\"", paths.name));
+            println!("{}", help.render_help());
             Ok(())
         }
         Some(ClusterCmd::Info) => info(&paths).await,
-        Some(ClusterCmd::Init { url, gateway }) => init(&paths, &url, &gateway, false),
+        Some(ClusterCmd::Init { url: None, .. }) => bail!("configuration URL not provided"),
+        Some(ClusterCmd::Init {
+            url: Some(url),
+            gateway,
+        }) => init(&paths, &url, &gateway, false),
         Some(ClusterCmd::Run { init: url, gateway }) => {
             if let Some(url) = url {
                 init(&paths, &url, &gateway, true)?;
@@ -332,6 +341,14 @@ fn source(paths: &Paths) -> anyhow::Result<String> {
 /// socket only (`CLUSTER_RESTAPI_*` still apply).
 async fn fetch_config(paths: &Paths, url: &str) -> anyhow::Result<Config> {
     let fetched = template::fetch(url).await?;
+    follower_config(paths, url, fetched)
+}
+
+fn follower_config(
+    paths: &Paths,
+    url: &str,
+    fetched: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<Config> {
     let socket = ipfs_cluster::net::unix_multiaddr(&paths.folder.join(SOCKET));
     let local = [(
         "/api/restapi",
@@ -366,18 +383,20 @@ async fn info(paths: &Paths) -> anyhow::Result<()> {
         return Err(not_initialized(paths));
     }
     let url = source(paths)?;
-    let (shown, ipfs) = match fetch_config(paths, &url).await {
-        Ok(cfg) => (
-            format!("Available ({url})"),
-            cfg.ipfs_connector.ipfshttp.clone(),
-        ),
-        Err(e) => {
-            tracing::debug!("{e:#}");
+    let (shown, ipfs) = match template::fetch(&url).await {
+        Ok(fetched) => {
+            let cfg = follower_config(paths, &url, fetched).with_context(|| {
+                format!("reading the configurations in {}", paths.folder.display())
+            })?;
             (
-                format!("failed retrieving configuration source ({url})"),
-                default_ipfs(),
+                format!("Available ({url})"),
+                cfg.ipfs_connector.ipfshttp.clone(),
             )
         }
+        Err(_) => (
+            format!("failed retrieving configuration source ({url})"),
+            default_ipfs(),
+        ),
     };
     println!(
         "Information about follower peer for Cluster \"{}\":\n",
@@ -398,6 +417,15 @@ async fn run(paths: &Paths) -> anyhow::Result<()> {
     if !paths.initialized() {
         return Err(not_initialized(paths));
     }
+    let socket = paths.folder.join(SOCKET);
+    if socket.as_os_str().len() > ipfs_cluster::net::MAX_UNIX_PATH {
+        bail!(
+            "{} is longer than a unix socket's path may be ({} bytes): use a shorter --config \
+             folder or cluster name",
+            socket.display(),
+            ipfs_cluster::net::MAX_UNIX_PATH
+        );
+    }
     init_logging();
     println!(
         "Starting the IPFS Cluster follower peer for \"{}\".\nCTRL-C to stop it.",
@@ -413,7 +441,7 @@ async fn run(paths: &Paths) -> anyhow::Result<()> {
             bail!("timed out waiting for IPFS to be available");
         }
         tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => return Err(Exit(1).into()),
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
     }
@@ -447,17 +475,21 @@ async fn run(paths: &Paths) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The first Ctrl-C or SIGTERM stops the peer in order; the third ends the process at once
+/// The first Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops the peer in order; the third ends the process at once
 /// (as IPFS Cluster's: a shutdown stuck on something).
 fn watch_signals(stop: tokio_util::sync::CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         return;
     };
     tokio::spawn(async move {
         for n in 1.. {
             tokio::select! {
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
             match n {
@@ -511,10 +543,13 @@ async fn list(paths: &Paths) -> anyhow::Result<()> {
             Ok(())
         }
         Err(ClientError::Api { code, message }) => {
-            bail!("{message}: The Peer API seems to be running but returned with code {code}")
+            bail!("The Peer API seems to be running but returned with code {code}: {message}")
         }
         // Not running: the state on disk.
-        Err(_) => list_offline(paths).await,
+        Err(ClientError::Unreachable { .. } | ClientError::Timeout { .. }) => {
+            list_offline(paths).await
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("error creating client")),
     }
 }
 
