@@ -25,6 +25,16 @@ describe('Add view', () => {
     expect(calls.cancelAdd).toHaveBeenCalled();
   });
 
+  it('offers a follower of a cluster no add, and says why', () => {
+    app.snapshot = { read_only: true, following: 'https://example.org/cluster.json' } as typeof app.snapshot;
+    app.toAdd = ['/home/me/photos'];
+    render(Add);
+    expect(screen.getByRole('note').textContent).toContain('read-only');
+    expect(screen.queryByRole('button', { name: 'Add and pin' })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Choose files…' })).toBeNull();
+    app.snapshot = null;
+  });
+
   it('asks for a choice or a drop when nothing waits', () => {
     render(Add);
     expect(screen.getByText(/Choose files or folders, or drop them/)).toBeTruthy();

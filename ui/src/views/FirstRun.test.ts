@@ -1,7 +1,7 @@
 import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-const calls = vi.hoisted(() => ({ joinCluster: vi.fn(), newCluster: vi.fn(), readQr: vi.fn() }));
+const calls = vi.hoisted(() => ({ joinCluster: vi.fn(), newCluster: vi.fn(), readQr: vi.fn(), followCluster: vi.fn() }));
 vi.mock('../lib/api', () => ({ api: calls }));
 
 import { app } from '../lib/app.svelte';
@@ -40,6 +40,22 @@ describe('First run', () => {
     await fireEvent.click(screen.getByRole('button', { name: 'Join' }));
     expect(calls.joinCluster).toHaveBeenCalledWith(link, null, false);
     await waitFor(() => expect(onstarted).toHaveBeenCalled());
+  });
+
+  it('follows a cluster by its follow link, and shows why when it cannot', async () => {
+    const onstarted = vi.fn();
+    render(FirstRun, { onstarted });
+    const field = screen.getByLabelText('Follow link') as HTMLInputElement;
+    await fireEvent.input(field, { target: { value: '  https://example.org/cluster.json ' } });
+    calls.followCluster.mockRejectedValueOnce({ kind: 'bad_input', message: 'only CRDT clusters can be followed' });
+    await fireEvent.click(screen.getByRole('button', { name: 'Follow' }));
+    expect(calls.followCluster).toHaveBeenCalledWith('https://example.org/cluster.json');
+    await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('only CRDT clusters'));
+    expect(onstarted).not.toHaveBeenCalled();
+    calls.followCluster.mockResolvedValue({ configured: true, read_only: true });
+    await fireEvent.click(screen.getByRole('button', { name: 'Follow' }));
+    await waitFor(() => expect(onstarted).toHaveBeenCalled());
+    expect(app.snapshot?.read_only).toBe(true);
   });
 
   it('reads an invitation from a picture pasted on the screen', async () => {

@@ -63,6 +63,19 @@ describe('Pins view', () => {
     await waitFor(() => expect(app.message.text).toBe('Asked every peer to retry bafytwo: pinned on 1 of 1.'));
   });
 
+  it('offers a follower of a cluster no pin or unpin, and says why', async () => {
+    app.snapshot = { ...app.snapshot!, read_only: true, following: 'https://example.org/cluster.json' };
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'holiday photos', 'pinned')], next: null });
+    render(Pins);
+    await screen.findByText('holiday photos');
+    const note = screen.getByRole('note').textContent!;
+    expect(note).toContain('read-only');
+    expect(note).toContain('https://example.org/cluster.json');
+    expect(screen.queryByRole('form', { name: 'Pin a CID' })).toBeNull();
+    expect(screen.queryByRole('button', { name: 'Unpin holiday photos' })).toBeNull();
+    expect(screen.getByRole('button', { name: 'Recover holiday photos' })).toBeTruthy();
+  });
+
   it('searches names, or CIDs once what is typed looks like one, and orders as chosen', async () => {
     calls.pinsPage.mockResolvedValue({ pins: [], next: null });
     render(Pins);
