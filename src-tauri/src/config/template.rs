@@ -129,10 +129,28 @@ pub async fn fetch(url: &str) -> Result<Map<String, Value>, ConfigError> {
     Ok(obj)
 }
 
-/// A follower's configuration from the template fetched from `url`: `local` (JSON pointers
-/// to the sections that concern this machine only, with their values) laid over it, then
-/// `env`'s `CLUSTER_*` overrides; refused unless it is a CRDT cluster's. `follower_mode` is
-/// set, tracing and metrics are off (a follower tells nobody what it holds).
+/// What a template never decides for a follower, being the follower's own machine's to
+/// decide: its files, its name, how much work it takes on and how often it checks (a
+/// template could otherwise exhaust its memory or CPU, or make it write its own identity
+/// as a peerstore). These keep this program's defaults, under `local` and `env`.
+const FOLLOWER_OWN: &[&str] = &[
+    "/cluster/peername",
+    "/cluster/peerstore_file",
+    "/cluster/state_sync_interval",
+    "/cluster/pin_recover_interval",
+    "/cluster/monitor_ping_interval",
+    "/cluster/peer_watch_interval",
+    "/cluster/connection_manager",
+    "/pin_tracker",
+    "/observations",
+];
+
+/// A follower's configuration from the template fetched from `url`: this machine's own
+/// keys ([`FOLLOWER_OWN`] at their defaults, then `local`: JSON pointers to the sections that
+/// concern this machine only, with their values) laid over it, then `env`'s `CLUSTER_*`
+/// overrides; refused unless it is a CRDT cluster's that names its trusted peers.
+/// `follower_mode` is set, tracing and metrics are off (a follower tells nobody what it
+/// holds).
 pub fn follower_config(
     url: &str,
     template: Map<String, Value>,
@@ -140,6 +158,11 @@ pub fn follower_config(
     env: &[(String, String)],
 ) -> Result<Config, ConfigError> {
     let mut value = Value::Object(template);
+    let own = serde_json::to_value(Config::default()).expect("config serializes");
+    for pointer in FOLLOWER_OWN {
+        let default = own.pointer(pointer).cloned().expect("a default key");
+        set_pointer(&mut value, pointer, default);
+    }
     for (pointer, section) in local {
         set_pointer(&mut value, pointer, section.clone());
     }
@@ -149,6 +172,16 @@ pub fn follower_config(
             url,
             "the template is not a CRDT cluster's (it needs a consensus.crdt section and no \
              raft one): only CRDT clusters can be followed",
+        ));
+    }
+    // Whoever has the template has the secret: trusting every peer would let any of them
+    // fill the follower's disk with pins of their choosing.
+    if cfg.consensus.crdt.as_ref().is_some_and(|c| c.trust_all()) {
+        return Err(source_error(
+            url,
+            "the template trusts every peer (consensus.crdt.trusted_peers has \"*\"): a \
+             follower would take pins from anyone who has the template; its owners must name \
+             their trusted peers",
         ));
     }
     cfg.cluster.follower_mode = true;
@@ -177,8 +210,13 @@ mod tests {
 
     fn template() -> Map<String, Value> {
         let mut cfg = Config::new_for_init();
-        cfg.consensus.crdt = Some(Default::default());
+        cfg.consensus.crdt = Some(crate::config::CrdtConfig {
+            trusted_peers: vec![TRUSTED.into()],
+            ..Default::default()
+        });
         let mut v = serde_json::to_value(cfg).unwrap();
+        v["cluster"]["peerstore_file"] = "identity.json".into();
+        v["pin_tracker"]["stateless"]["concurrent_pins"] = 1_000_000_000.into();
         v["consensus"].as_object_mut().unwrap().remove("raft");
         v["api"]["restapi"]["http_listen_multiaddress"] = "/ip4/0.0.0.0/tcp/9094".into();
         match v {
@@ -187,8 +225,11 @@ mod tests {
         }
     }
 
+    const TRUSTED: &str = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+
     /// The local sections replace the template's (a template cannot open this machine's
-    /// API to the network), the peer is a follower, and a Raft template is refused.
+    /// API to the network, nor pick its files or workload), the peer is a follower, and a
+    /// Raft template, or one trusting every peer, is refused.
     #[test]
     fn a_template_becomes_a_followers_config_with_this_machines_sections() {
         let local = [(
@@ -198,6 +239,10 @@ mod tests {
         let cfg = follower_config("http://t", template(), &local, &[]).unwrap();
         assert!(cfg.cluster.follower_mode);
         assert!(cfg.consensus.crdt_mode);
+        let defaults = Config::default();
+        assert_eq!(cfg.cluster.peerstore_file, defaults.cluster.peerstore_file);
+        assert_eq!(cfg.pin_tracker, defaults.pin_tracker);
+        assert_eq!(cfg.cluster.peername, defaults.cluster.peername);
         assert_eq!(
             cfg.api.restapi.0.http_listen_multiaddress.0[0].to_string(),
             "/unix/tmp/s"
@@ -217,6 +262,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("only CRDT clusters"), "{err}");
+        let mut open = template();
+        open["consensus"]["crdt"]["trusted_peers"] = serde_json::json!(["*"]);
+        let err = follower_config("http://t", open, &local, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trusts every peer"), "{err}");
     }
 
     #[test]

@@ -285,6 +285,9 @@ struct Mode {
 /// the cluster's secret) so that the peer starts offline too.
 const TEMPLATE_CACHE: &str = "template.json";
 
+/// How long a start waits for a followed cluster's template before it uses the one kept.
+const TEMPLATE_WAIT: Duration = Duration::from_secs(15);
+
 fn io_error(path: &Path, e: std::io::Error) -> Error {
     Error::BadInput(format!("{}: {e}", path.display()))
 }
@@ -446,33 +449,81 @@ impl Desktop {
 
     /// First run, "Follow a cluster": the template at `url` (an http(s) URL its owners
     /// publish, as for `ipfs-cluster-follow`) is fetched and checked before anything is
-    /// written; then a new identity and a `service.json` naming the template, and the peer
-    /// as a follower, which reads the pinset and cannot change it. Nothing is left behind
-    /// when the first start fails.
+    /// written; then a new identity, a `service.json` naming the template and the template
+    /// kept, and the peer as a follower, which reads the pinset and cannot change it. A
+    /// folder that holds a peer already is refused; when the first start fails, everything
+    /// the attempt made in the folder is removed.
     pub async fn follow(&self, url: &str) -> Result<Snapshot> {
         let url = url.trim();
+        if self.is_configured() || self.folder.join(config::IDENTITY_FILE).exists() {
+            return Err(Error::BadInput(format!(
+                "{} holds a peer already: this computer follows a cluster from a new folder",
+                self.folder.display()
+            )));
+        }
         let template = config::template::fetch(url).await?;
         config::template::follower_config(url, template.clone(), &self.local_sections(), &[])?;
         config::create_private_dir(&self.folder).map_err(|e| io_error(&self.folder, e))?;
-        config::template::write_source(&self.folder, url)?;
-        let written = [config::CONFIG_FILE, config::IDENTITY_FILE, TEMPLATE_CACHE];
-        let id_path = self.folder.join(config::IDENTITY_FILE);
-        let started = match Identity::generate().save(&id_path) {
-            Ok(()) => {
-                self.start(StartOptions {
-                    follower: true,
-                    ..Default::default()
-                })
-                .await
-            }
-            Err(e) => Err(io_error(&id_path, e)),
+        let before: std::collections::BTreeSet<_> = std::fs::read_dir(&self.folder)
+            .map_err(|e| io_error(&self.folder, e))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        let made = async {
+            self.keep_template(url, &template)?;
+            config::template::write_source(&self.folder, url)?;
+            let id_path = self.folder.join(config::IDENTITY_FILE);
+            Identity::generate()
+                .save(&id_path)
+                .map_err(|e| io_error(&id_path, e))?;
+            self.start(StartOptions {
+                follower: true,
+                ..Default::default()
+            })
+            .await
         };
+        let started = made.await;
         if started.is_err() {
-            for f in written {
-                let _ = std::fs::remove_file(self.folder.join(f));
+            // The attempt's files and folders (identity, state, peerstore, credential, …).
+            for entry in std::fs::read_dir(&self.folder)
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if before.contains(&entry.file_name()) {
+                    continue;
+                }
+                let path = entry.path();
+                let _ = match path.is_dir() {
+                    true => std::fs::remove_dir_all(&path),
+                    false => std::fs::remove_file(&path),
+                };
             }
         }
         started
+    }
+
+    /// Keeps the template of `url` (checked) in the folder, for starts without it.
+    fn keep_template(
+        &self,
+        url: &str,
+        template: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let cache = self.folder.join(TEMPLATE_CACHE);
+        let kept = serde_json::json!({ "url": url, "template": template });
+        config::write_private(&cache, kept.to_string().as_bytes()).map_err(|e| io_error(&cache, e))
+    }
+
+    /// The template kept for `url`, if any.
+    fn kept_template(&self, url: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let bytes = std::fs::read(self.folder.join(TEMPLATE_CACHE)).ok()?;
+        let mut kept: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        if kept["url"].as_str() != Some(url) {
+            return None;
+        }
+        match kept["template"].take() {
+            serde_json::Value::Object(t) => Some(t),
+            _ => None,
+        }
     }
 
     /// What only concerns this computer, laid over a followed cluster's template: where
@@ -488,37 +539,34 @@ impl Desktop {
             .collect()
     }
 
-    /// The configuration of a following peer: its template fetched anew (and kept), or,
-    /// when it cannot be fetched, the one kept from the last start (a laptop starts offline).
+    /// The configuration of a following peer: its template fetched anew (within
+    /// [`TEMPLATE_WAIT`]; kept once checked), or, when it cannot be fetched or is refused,
+    /// the one kept from the last start (a laptop starts offline, and a bad update of the
+    /// template does not stop it).
     async fn followed_config(&self, url: &str, env: &[(String, String)]) -> Result<Config> {
-        let cache = self.folder.join(TEMPLATE_CACHE);
-        let template = match config::template::fetch(url).await {
-            Ok(t) => {
-                let text = serde_json::to_vec(&t).expect("JSON serializes");
-                config::write_private(&cache, &text).map_err(|e| io_error(&cache, e))?;
-                t
-            }
-            Err(fetching) => {
-                let kept = std::fs::read(&cache)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
-                match kept {
-                    Some(t) => {
-                        tracing::warn!(
-                            "{fetching}: starting with the template kept from the last start"
-                        );
-                        t
-                    }
-                    None => return Err(fetching.into()),
-                }
-            }
+        use config::template::{fetch, follower_config};
+        let local = self.local_sections();
+        let fresh = match tokio::time::timeout(TEMPLATE_WAIT, fetch(url)).await {
+            Ok(Ok(t)) => follower_config(url, t.clone(), &local, env).map(|c| (c, t)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(config::ConfigError::Source {
+                url: url.to_string(),
+                message: format!("no answer within {} s", TEMPLATE_WAIT.as_secs()),
+            }),
         };
-        Ok(config::template::follower_config(
-            url,
-            template,
-            &self.local_sections(),
-            env,
-        )?)
+        match fresh {
+            Ok((cfg, template)) => {
+                self.keep_template(url, &template)?;
+                Ok(cfg)
+            }
+            Err(e) => match self.kept_template(url) {
+                Some(kept) => {
+                    tracing::warn!("{e}: starting with the template kept from the last start");
+                    Ok(follower_config(url, kept, &local, env)?)
+                }
+                None => Err(e.into()),
+            },
+        }
     }
 
     /// Starts the configured peer (every later launch of the app).
@@ -542,10 +590,15 @@ impl Desktop {
         let lock = config::lock_folder(&self.folder)?;
         let mut env: Vec<(String, String)> = std::env::vars().collect();
         let following = config::template::source_of(&self.folder)?;
-        let location = match (&following, self.secrets.get()?) {
-            (Some(url), _) => {
-                format!("in the template of the cluster this computer follows ({url})")
-            }
+        let secret = match following {
+            Some(_) => None,
+            None => self.secrets.get()?,
+        };
+        let location = match (&following, secret) {
+            (Some(url), _) => format!(
+                "in the template of the cluster this computer follows ({url}), kept in {}",
+                self.folder.join(TEMPLATE_CACHE).display()
+            ),
             (None, Some(secret)) => {
                 env.push(("CLUSTER_SECRET".to_string(), secret));
                 self.secrets.describe()
@@ -560,7 +613,7 @@ impl Desktop {
             Some(url) => self.followed_config(url, &env).await?,
             None => Config::load_with_env(&self.folder, &env)?,
         };
-        *self.mode.lock().unwrap() = Mode {
+        let mode = Mode {
             following,
             read_only: cfg.consensus.crdt_mode && (cfg.cluster.follower_mode || opts.follower),
         };
@@ -596,6 +649,7 @@ impl Desktop {
         }
         self.starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.mode.lock().unwrap() = mode;
         *self.peer.write().await = Some(Arc::new(peer));
         *self.lock.lock().unwrap() = Some(lock);
         Ok(())
@@ -736,6 +790,12 @@ impl Desktop {
     /// This peer's invitation: its cluster addresses and the secret.
     pub async fn invitation(&self) -> Result<InvitationView> {
         let peer = self.peer().await?;
+        if let Some(url) = self.mode.lock().unwrap().following.clone() {
+            return Err(Error::Refused(format!(
+                "this computer follows a cluster: it invites nobody (others follow it by its \
+                 follow link, {url})"
+            )));
+        }
         let secret = match self.secrets.get()? {
             Some(s) => s,
             None => Config::load(&self.folder)?.cluster.secret.to_string(),

@@ -648,6 +648,10 @@ async fn following_a_cluster_by_its_template_is_read_only_and_starts_offline() {
     assert_eq!(s.following.as_deref(), Some(url.as_str()));
     assert!(s.read_only, "{s:?}");
     assert!(s.secret_location.contains(&url), "{}", s.secret_location);
+    let err = laptop.invitation().await.err().unwrap().to_string();
+    assert!(err.contains("invites nobody"), "{err}");
+    let err = laptop.follow(&url).await.unwrap_err().to_string();
+    assert!(err.contains("holds a peer already"), "{err}");
     let cid = test_cid(1).to_string();
     let err = laptop
         .pin(&cid, "mine", None)

@@ -50,8 +50,18 @@ describe('First run', () => {
     calls.followCluster.mockRejectedValueOnce({ kind: 'bad_input', message: 'only CRDT clusters can be followed' });
     await fireEvent.click(screen.getByRole('button', { name: 'Follow' }));
     expect(calls.followCluster).toHaveBeenCalledWith('https://example.org/cluster.json');
-    await waitFor(() => expect(screen.getByRole('alert').textContent).toContain('only CRDT clusters'));
+    // Said beside the field, which has the focus back.
+    await waitFor(() => expect(document.getElementById('follow-error')!.textContent).toContain('only CRDT clusters'));
+    expect(field.getAttribute('aria-invalid')).toBe('true');
+    expect(field.getAttribute('aria-describedby')).toContain('follow-error');
+    await waitFor(() => expect(document.activeElement).toBe(field));
     expect(onstarted).not.toHaveBeenCalled();
+    // Not a link: said at once, nothing asked.
+    await fireEvent.input(field, { target: { value: 'example.org' } });
+    await fireEvent.click(screen.getByRole('button', { name: 'Follow' }));
+    expect(document.getElementById('follow-error')!.textContent).toContain('http://');
+    expect(calls.followCluster).toHaveBeenCalledTimes(1);
+    await fireEvent.input(field, { target: { value: 'https://example.org/cluster.json' } });
     calls.followCluster.mockResolvedValue({ configured: true, read_only: true });
     await fireEvent.click(screen.getByRole('button', { name: 'Follow' }));
     await waitFor(() => expect(onstarted).toHaveBeenCalled());
