@@ -474,12 +474,7 @@ async fn make_cut_at(
     let c = raw_cid(&signed);
     put_ckpt_block(store, &c, &signed).await?;
     let mut tx = store.write_tx().await?;
-    pins_store::kv_put(&mut *tx, CURRENT, &c.to_string())
-        .await
-        .map_err(storage)?;
-    pins_store::kv_put(&mut *tx, BLOCKS_AT, &blocks_at)
-        .await
-        .map_err(storage)?;
+    record_current(&mut tx, &c, &blocks_at).await?;
     tx.commit().await.map_err(storage)?;
     keep_only_current(store).await?;
     Ok(Some(Made {
@@ -722,12 +717,7 @@ pub async fn load(
         .await
         .map_err(storage)?;
     let blocks_at = last_block_row(&mut *tx).await?;
-    pins_store::kv_put(&mut *tx, CURRENT, &c.to_string())
-        .await
-        .map_err(storage)?;
-    pins_store::kv_put(&mut *tx, BLOCKS_AT, &blocks_at)
-        .await
-        .map_err(storage)?;
+    record_current(&mut tx, &c, &blocks_at).await?;
     for key in [LOADING, LOADING_SIGNER] {
         pins_store::kv_delete(&mut *tx, key)
             .await
@@ -904,6 +894,21 @@ fn pin_row(key: &str, value: &[u8]) -> Option<(String, String)> {
     serde_json::to_string(&pin)
         .ok()
         .map(|text| (cid.to_string(), text))
+}
+
+/// Records `c` as this peer's checkpoint, made or loaded when the store's last block row was
+/// `blocks_at` (what [`due`] counts from).
+async fn record_current<T: serde::Serialize>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    c: &cid::Cid,
+    blocks_at: &T,
+) -> Result<(), ConsensusError> {
+    pins_store::kv_put(&mut **tx, CURRENT, &c.to_string())
+        .await
+        .map_err(storage)?;
+    pins_store::kv_put(&mut **tx, BLOCKS_AT, blocks_at)
+        .await
+        .map_err(storage)
 }
 
 #[cfg(test)]
