@@ -717,7 +717,7 @@ pub async fn load(
         .await
         .map_err(storage)?;
     let blocks_at = last_block_row(&mut *tx).await?;
-    record_current(&mut tx, &c, &blocks_at).await?;
+    record_current(&mut tx, c, &blocks_at).await?;
     for key in [LOADING, LOADING_SIGNER] {
         pins_store::kv_delete(&mut *tx, key)
             .await
