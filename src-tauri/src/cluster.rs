@@ -97,6 +97,21 @@ pub struct Cluster {
     /// of a CRDT cluster: IPFS Cluster's follow closes `RepoGCLocal`, since whoever has
     /// the template has the secret).
     remote_repo_gc: bool,
+    /// Which peers pins may be allocated to (`pin_only_on_trusted_peers` and
+    /// `pin_only_on_untrusted_peers`).
+    pin_only: PinOnly,
+    /// The CRDT: no leader to repin on alerts, a removed peer banned and its pins moved here.
+    leaderless: bool,
+}
+
+/// Which peers pins may be allocated to, by trust ([`Consensus::is_trusted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PinOnly {
+    Anywhere,
+    /// `cluster.pin_only_on_trusted_peers`.
+    Trusted,
+    /// `cluster.pin_only_on_untrusted_peers`.
+    Untrusted,
 }
 
 /// How long an `ID` request waits for IPFS before reporting it as unreachable.
@@ -118,6 +133,25 @@ impl Cluster {
             me: Arc::new(me),
             replication,
             remote_repo_gc: true,
+            pin_only: PinOnly::Anywhere,
+            leaderless: false,
+        }
+    }
+
+    /// The same, allocating pins only to the peers `only` names.
+    pub(crate) fn pinning_only_on(self, only: PinOnly) -> Cluster {
+        Cluster {
+            pin_only: only,
+            ..self
+        }
+    }
+
+    /// The same, for a consensus without a leader (the CRDT): the first trusted writer in
+    /// the peerset repins on alerts, and `peers rm` moves the removed peer's pins at once.
+    pub(crate) fn leaderless(self) -> Cluster {
+        Cluster {
+            leaderless: true,
+            ..self
         }
     }
 
@@ -202,11 +236,24 @@ impl Cluster {
         futures::future::join_all(asks).await
     }
 
-    /// Removes `peer` from the cluster.
+    /// Removes `peer` from the cluster. In a CRDT cluster, where this bans it here, the
+    /// pins allocated to it are then given to other peers (IPFS Cluster's `PeerRemove`
+    /// re-allocates them itself), unless this peer is a follower.
     pub async fn peer_rm(&self, peer: &str) -> Result<()> {
         check_peer_id(peer)?;
         self.consensus.rm_peer(peer).await?;
+        if self.leaderless && self.writes() {
+            self.vacate(peer).await;
+        }
         Ok(())
+    }
+
+    /// Whether this peer writes the pinset (a CRDT follower does not).
+    fn writes(&self) -> bool {
+        self.consensus
+            .members()
+            .iter()
+            .any(|m| m.peer_id == self.me.peer_id && m.role == PeerRole::Voter)
     }
 
     /// Promotes a follower to voter or demotes a voter to follower.
@@ -732,6 +779,11 @@ impl Cluster {
             .peers()
             .into_iter()
             .filter(|p| !exclude.contains(p))
+            .filter(|p| match self.pin_only {
+                PinOnly::Anywhere => true,
+                PinOnly::Trusted => self.consensus.is_trusted(p),
+                PinOnly::Untrusted => !self.consensus.is_trusted(p),
+            })
             .filter(|p| self.monitor.current(PING, p).is_some())
             .collect();
         live.sort();
@@ -796,11 +848,30 @@ impl Cluster {
     }
 
     /// Re-allocates the pins held by `dead` to other live peers (repinning on an alert).
-    /// Only the leader does this, so peers do not race each other.
+    /// One peer does this, so peers do not race each other: the leader (Raft), or the
+    /// first (by peer id) trusted writer of the peerset other than `dead` (the CRDT, where
+    /// IPFS Cluster has the trusted peer "closest" to each pin do it).
     async fn repin_from(&self, dead: &str) {
-        if self.consensus.leader().as_deref() != Some(self.me.peer_id.as_str()) {
-            return;
+        let in_charge = match self.leaderless {
+            false => self.consensus.leader().as_deref() == Some(self.me.peer_id.as_str()),
+            true => {
+                self.consensus
+                    .members()
+                    .into_iter()
+                    .filter(|m| m.role == PeerRole::Voter && m.peer_id != dead)
+                    .map(|m| m.peer_id)
+                    .min()
+                    .as_deref()
+                    == Some(self.me.peer_id.as_str())
+            }
+        };
+        if in_charge {
+            self.vacate(dead).await;
         }
+    }
+
+    /// Re-allocates every pin allocated to `dead` to other live peers.
+    async fn vacate(&self, dead: &str) {
         let exclude = vec![dead.to_string()];
         // Pin by pin as the pinset is read from disk (pages in CID order, so a pin moved
         // meanwhile is not met again): never the dead peer's whole share in memory.

@@ -448,8 +448,14 @@ pub trait Consensus: Send + Sync + 'static {
     /// voter). Returns once done or given up (bounded); never fails the stop.
     async fn step_down(&self) {}
 
-    /// Takes `peer` out of the cluster (forwarded to the leader).
+    /// Takes `peer` out of the cluster (Raft: forwarded to the leader; the CRDT has no
+    /// membership: this peer bans it).
     async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError>;
+    /// Whether `peer` is trusted (IPFS Cluster's `IsTrustedPeer`, for
+    /// `pin_only_on_trusted_peers`): every member in Raft, as IPFS Cluster's Raft answers.
+    fn is_trusted(&self, _peer: &str) -> bool {
+        true
+    }
     /// Promotes a follower to voter, or demotes a voter to follower.
     async fn set_role(&self, peer: &str, role: PeerRole) -> Result<(), ConsensusError>;
     /// Raft's numbers now, for operators' metrics.
@@ -532,6 +538,8 @@ pub trait Informer: Send + Sync + 'static {
 pub trait Monitor: Send + Sync + 'static {
     /// Records a metric (ours or received from a peer).
     fn log_metric(&self, m: Metric);
+    /// Drops every metric of `peer` (a banned peer), raising no alert for them.
+    fn forget(&self, peer: &str);
     /// The current (valid, unexpired) `name` metric of `peer`.
     fn current(&self, name: &str, peer: &str) -> Option<Metric>;
     /// The latest `name` metric of every peer (expired ones included).
@@ -659,6 +667,9 @@ pub trait PeerRpc: Send + Sync + 'static {
         call: NodeCall,
         timeout: Duration,
     ) -> Result<NodeAnswer, RpcError>;
+    /// Publishes this peer's `metrics` on the metrics topic (a CRDT peer's swarm; nothing
+    /// elsewhere). Best effort: metrics are sent again before they expire.
+    async fn publish_metrics(&self, _metrics: Vec<Metric>) {}
     /// This peer's cluster RPC traffic, by protocol.
     fn bandwidth(&self) -> std::collections::BTreeMap<String, Bandwidth>;
     /// Messages on the CRDT's topic rejected since start (their signer is not trusted).

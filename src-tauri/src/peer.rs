@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::allocator::Balanced;
-use crate::cluster::{Cluster, Components, PeerDescriptor};
+use crate::cluster::{Cluster, Components, PeerDescriptor, PinOnly};
 use crate::components::{Consensus, PinTracker};
 use crate::config::{Config, Identity};
 use crate::consensus::{crdt, Bootstrap, ClusterNode, ConsensusOptions, Engine, RaftConsensus};
@@ -115,13 +115,25 @@ impl Peer {
                 })
             })
             .collect();
+        // Metrics heard: pushed by members (Raft), or on the metrics topic (CRDT).
+        let monitor = Arc::new(PeerMonitor::start(
+            config.monitor.pubsubmon.check_interval.get(),
+            tasks,
+        ));
         let (pubsub, crdt_trust) = match &crdt_cfg {
             Some(cc) => {
                 let vouched: &[libp2p::PeerId] = if opts.no_trust { &[] } else { &bootstrap_ids };
                 let trust = crdt::trust(cc, &peer_id, vouched);
                 let signers = crdt::checkpoint_signers(cc, vouched);
-                let (pubsub, heard) = crdt::pubsub(cc, &trust);
-                (Some(pubsub), Some((trust, signers, heard)))
+                let bans = Arc::new(crdt::bans::Bans::load(&folder)?);
+                let (pubsub, heard) = crdt::pubsub(
+                    cc,
+                    &trust,
+                    bans.clone(),
+                    monitor.clone(),
+                    c.monitor_ping_interval.get(),
+                );
+                (Some(pubsub), Some((trust, signers, heard, bans)))
             }
             None => (None, None),
         };
@@ -180,7 +192,7 @@ impl Peer {
                 .unwrap_or(crate::state::feed::DEFAULT_CAPACITY),
         );
         let engine = match (crdt_cfg, crdt_trust) {
-            (Some(cc), Some((trust, signers, heard))) => {
+            (Some(cc), Some((trust, signers, heard, bans))) => {
                 // The peers it knows, and those it was told to bootstrap from.
                 let mut connect: Vec<_> = known.clone().into_iter().collect();
                 for a in &opts.bootstrap {
@@ -211,6 +223,8 @@ impl Peer {
                             .monitor_ping_interval
                             .get()
                             .min(std::time::Duration::from_secs(5)),
+                        monitor: monitor.clone(),
+                        bans,
                     },
                     tasks,
                 )
@@ -256,10 +270,6 @@ impl Peer {
         tracker.follow(changes_rx);
         let tracker: Arc<dyn PinTracker> = Arc::new(tracker);
 
-        let monitor = Arc::new(PeerMonitor::start(
-            config.monitor.pubsubmon.check_interval.get(),
-            tasks,
-        ));
         let me = PeerDescriptor {
             peer_id: peer_id.to_string(),
             peername: c.peername.clone(),
@@ -288,6 +298,17 @@ impl Peer {
             true => cluster.closed_to_remote_repo_gc(),
             false => cluster,
         };
+        let cluster = match config.consensus.crdt_mode {
+            true => cluster.leaderless(),
+            false => cluster,
+        };
+        let cluster = cluster.pinning_only_on(
+            match (c.pin_only_on_trusted_peers, c.pin_only_on_untrusted_peers) {
+                (true, _) => PinOnly::Trusted,
+                (_, true) => PinOnly::Untrusted,
+                _ => PinOnly::Anywhere,
+            },
+        );
         Publisher {
             me: peer_id.to_string(),
             informers: informer::from_config(&config.informer, ipfs.clone(), tracker),
@@ -295,6 +316,10 @@ impl Peer {
             monitor,
             members: consensus.watch_members(),
             rpc: Arc::new(rpc.clone()),
+            route: match config.consensus.crdt_mode {
+                true => informer::Route::Pubsub,
+                false => informer::Route::ToMembers,
+            },
         }
         .start(tasks);
         if !c.disable_repinning {

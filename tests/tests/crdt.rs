@@ -2,7 +2,8 @@
 //! `--bootstrap` on 127.0.0.1: a pin reaches every peer; a peer alone (the others stopped)
 //! pins 100 CIDs and the others take them when they are back; writes on both sides of a
 //! split merge; a follower refuses writes; a crash with a batch in progress loses no
-//! acknowledged pin; IPFS Cluster's own CRDT `service.json` loads and runs.
+//! acknowledged pin; IPFS Cluster's own CRDT `service.json` loads and runs; the peerset is the
+//! peers heard on the metrics topic, and `peers rm` bans one for good.
 
 use cluster_tests::*;
 use ipfs_cluster::types::PinOptions;
@@ -535,4 +536,176 @@ async fn a_checkpoint_load_cut_short_by_a_kill_resumes_after_a_restart() {
         .unwrap_or_else(|| panic!("no chunks kept from before:\n{log}"));
     assert!(kept.contains("had=") && !kept.contains("had=0"), "{kept}");
     lists_every_pin(&c, joiner, pins).await;
+}
+
+/// The peer ids peer `i` lists (`peers ls`), sorted.
+async fn listed_peers(c: &TestCluster, i: usize) -> Vec<String> {
+    let mut ids: Vec<String> = c.peers[i]
+        .client()
+        .peers()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Waits until peer `i` lists exactly `want` (`peers ls`).
+async fn lists_peers(c: &TestCluster, i: usize, want: &[&String]) {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let last = std::sync::Mutex::new(Vec::new());
+    let r = wait_for(&format!("peer {i} to list {want:?}"), DEADLINE, || async {
+        let now = listed_peers(c, i).await;
+        let done = now == want;
+        *last.lock().unwrap() = now;
+        done.then_some(())
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}: it lists {:?}", last.lock().unwrap());
+    }
+}
+
+/// When peer `i` last heard `peer`'s ping (`received_at`), if it holds one.
+async fn ping_heard(c: &TestCluster, i: usize, peer: &str) -> Option<i64> {
+    let pings = c.peers[i].client().metrics("ping").await.ok()?;
+    pings
+        .into_iter()
+        .find(|m| m.peer == peer)
+        .map(|m| m.received_at)
+}
+
+/// Waits until peer `i` has heard `n` fresh pings of `peer` (each received after the last).
+async fn hears_fresh_pings(c: &TestCluster, i: usize, peer: &str, n: usize) {
+    let mut last = ping_heard(c, i, peer).await.unwrap_or(0);
+    for k in 0..n {
+        last = wait_for(
+            &format!("fresh ping {k} of {peer} at peer {i}"),
+            DEADLINE,
+            || async { ping_heard(c, i, peer).await.filter(|t| *t > last) },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// IPFS Cluster's CRDT peerset: the peers whose pings were heard on the metrics topic and
+/// have not expired. A peer stopped leaves it, and is back when started again; `peers rm`
+/// (refused by IPFS Cluster in CRDT mode) bans a peer here: it leaves this peer's peerset at
+/// once, gets none of its new allocations, and stays out across a restart while it goes on
+/// publishing (the others still list it).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_peerset_is_the_peers_heard_and_peers_rm_bans_one_for_good() {
+    let mut c = TestCluster::start_consensus_only(&[], 3, 0, |cfg| {
+        crdt(
+            cfg,
+            serde_json::json!({"cluster_name": "crdt-peerset", "trusted_peers": ["*"]}),
+        );
+        cfg["cluster"]["monitor_ping_interval"] = "1s".into();
+    })
+    .await
+    .unwrap();
+    let ids: Vec<String> = c.peers.iter().map(|p| p.id()).collect();
+    for i in 0..3 {
+        lists_peers(&c, i, &[&ids[0], &ids[1], &ids[2]]).await;
+    }
+    // Stopped: its ping expires (2 s) and it leaves the others' peerset; back when started.
+    c.peers[2].stop();
+    lists_peers(&c, 0, &[&ids[0], &ids[1]]).await;
+    c.peers[2].start(&[]).await.unwrap();
+    for i in 0..3 {
+        lists_peers(&c, i, &[&ids[0], &ids[1], &ids[2]]).await;
+    }
+
+    // Peer 2 bans peer 1 (both joined through peer 0, which passes the metrics topic on).
+    let out = c.peers[2].ctl(&["peers", "rm", &ids[1]]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut others = vec![ids[0].clone(), ids[2].clone()];
+    others.sort();
+    assert_eq!(
+        listed_peers(&c, 2).await,
+        others,
+        "out of the peerset at once"
+    );
+    let banned = std::fs::read_to_string(c.peers[2].dir.join("banned_peers")).unwrap();
+    assert!(banned.lines().any(|l| l == ids[1]), "{banned}");
+    // A peer cannot ban itself; a bad id changes nothing.
+    let out = c.peers[2].ctl(&["peers", "rm", &ids[2]]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let out = c.peers[2].ctl(&["peers", "rm", "not-a-peer"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    // New pins of peer 2 never go to it.
+    for n in 0..5 {
+        let cid = identity_cid(&format!("after the ban {n}"));
+        let opts = PinOptions {
+            replication_factor_min: 2,
+            replication_factor_max: 3,
+            ..Default::default()
+        };
+        let pin = c.peers[2].client().pin(&cid, &opts).await.unwrap();
+        let mut got = pin.allocations.clone();
+        got.sort();
+        assert_eq!(got, others);
+    }
+    // Across a restart: peer 1 goes on publishing every second (heard by peer 0, which
+    // passes the topic on), and peer 2 hears three fresh pings of peer 0 but none of it.
+    c.peers[2].stop();
+    c.peers[2].start(&[]).await.unwrap();
+    lists_peers(&c, 2, &[&ids[0], &ids[2]]).await;
+    hears_fresh_pings(&c, 2, &ids[0], 3).await;
+    assert_eq!(
+        ping_heard(&c, 2, &ids[1]).await,
+        None,
+        "a banned peer is not heard"
+    );
+    assert_eq!(listed_peers(&c, 2).await, others);
+    // The ban is peer 2's own: peer 0 still lists and hears peer 1.
+    hears_fresh_pings(&c, 0, &ids[1], 2).await;
+    lists_peers(&c, 0, &[&ids[0], &ids[1], &ids[2]]).await;
+}
+
+/// `pin_only_on_trusted_peers`: a peer that trusts only itself allocates only to itself,
+/// though it hears the two others (as IPFS Cluster's `IsTrustedPeer` decides).
+#[tokio::test(flavor = "multi_thread")]
+async fn pin_only_on_trusted_peers_allocates_to_trusted_peers_only() {
+    let c = TestCluster::start_consensus_only(&[], 3, 0, |cfg| {
+        crdt(
+            cfg,
+            serde_json::json!({"cluster_name": "crdt-trusted", "trusted_peers": []}),
+        );
+        cfg["cluster"]["monitor_ping_interval"] = "1s".into();
+        cfg["cluster"]["pin_only_on_trusted_peers"] = true.into();
+    })
+    .await
+    .unwrap();
+    let ids: Vec<String> = c.peers.iter().map(|p| p.id()).collect();
+    for i in 0..3 {
+        lists_peers(&c, i, &[&ids[0], &ids[1], &ids[2]]).await;
+    }
+    let opts = PinOptions {
+        replication_factor_min: 1,
+        replication_factor_max: 3,
+        ..Default::default()
+    };
+    // Peer 0 trusts itself only (nobody bootstrapped it); peer 1 trusts itself and peer 0
+    // (its bootstrap peer).
+    let pin = c.peers[0]
+        .client()
+        .pin(&identity_cid("trusted only"), &opts)
+        .await
+        .unwrap();
+    assert_eq!(pin.allocations, vec![ids[0].clone()]);
+    let pin = c.peers[1]
+        .client()
+        .pin(&identity_cid("trusted only, 1"), &opts)
+        .await
+        .unwrap();
+    let mut want = vec![ids[0].clone(), ids[1].clone()];
+    want.sort();
+    let mut got = pin.allocations.clone();
+    got.sort();
+    assert_eq!(got, want);
 }

@@ -51,8 +51,6 @@ const NOT_ACTED_ON: &[&str] = &[
     "/cluster/mdns_interval",
     "/cluster/connection_manager",
     "/cluster/dial_peer_timeout",
-    "/cluster/pin_only_on_trusted_peers",
-    "/cluster/pin_only_on_untrusted_peers",
     "/informer/pinqueue/weight_bucket_size",
     "/consensus/crdt/repair_interval",
     "/datastore",
@@ -186,6 +184,13 @@ impl Config {
         );
         check_replication(min, max)
             .map_err(|m| ("cluster.replication_factor_min".into(), m.to_string()))?;
+        if self.cluster.pin_only_on_trusted_peers && self.cluster.pin_only_on_untrusted_peers {
+            return Err((
+                "cluster.pin_only_on_trusted_peers".into(),
+                "pin_only_on_trusted_peers and pin_only_on_untrusted_peers cannot both be true"
+                    .into(),
+            ));
+        }
         if self.cluster.listen_multiaddress.0.is_empty() {
             return Err((
                 "cluster.listen_multiaddress".into(),

@@ -318,3 +318,19 @@ fn a_typo_in_the_crdt_section_is_named_and_repair_interval_is_not_silent() {
     let c = parse(&v.to_string()).unwrap();
     assert!(c.not_acted_on.is_empty(), "{:?}", c.not_acted_on);
 }
+
+#[test]
+fn pin_only_on_trusted_and_untrusted_peers_are_acted_on_and_exclusive() {
+    let mut v = valid_json();
+    v["cluster"]["pin_only_on_trusted_peers"] = true.into();
+    let c = parse(&v.to_string()).unwrap();
+    assert!(c.cluster.pin_only_on_trusted_peers);
+    assert!(
+        !c.not_acted_on.iter().any(|k| k.contains("pin_only")),
+        "{:?}",
+        c.not_acted_on
+    );
+    v["cluster"]["pin_only_on_untrusted_peers"] = true.into();
+    let err = parse(&v.to_string()).unwrap_err().to_string();
+    assert!(err.contains("cannot both be true"), "{err}");
+}

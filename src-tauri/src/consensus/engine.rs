@@ -40,7 +40,7 @@ impl Engine {
     pub fn raft_service(&self) -> Arc<dyn RaftService> {
         match self {
             Engine::Raft(r) => r.clone(),
-            Engine::Crdt { crdt, .. } => Arc::new(NoRaft(crdt.trust().clone())),
+            Engine::Crdt { crdt, .. } => Arc::new(NoRaft(crdt.clone())),
         }
     }
 

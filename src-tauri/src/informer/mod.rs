@@ -177,6 +177,19 @@ pub struct Publisher {
     /// The members to send to (the peerset as this peer knows it, renewed as it changes).
     pub members: watch::Receiver<Vec<Member>>,
     pub rpc: Arc<dyn PeerRpc>,
+    /// How metrics reach the others.
+    pub route: Route,
+}
+
+/// How a peer's metrics reach the others.
+pub enum Route {
+    /// Pushed to each member over cluster RPC (Raft: the members are known).
+    ToMembers,
+    /// Published on the metrics topic ([`crate::monitor::wire::TOPIC`]), as IPFS Cluster's
+    /// pubsub monitor does (CRDT: the peerset is whoever is heard there). A peer met is not
+    /// greeted (a greeting on the topic reaches every peer, for each peer met): the swarm
+    /// records a ping for a peer that joins the topic, as IPFS Cluster's `logPingMetric`.
+    Pubsub,
 }
 
 /// The shortest period of any timer here (a config with a zero TTL must not spin).
@@ -200,7 +213,9 @@ impl Publisher {
         let informers = self.informers.clone();
         let this = Arc::new(self);
         tasks.spawn(this.clone().pings());
-        tasks.spawn(this.clone().greetings());
+        if let Route::ToMembers = this.route {
+            tasks.spawn(this.clone().greetings());
+        }
         for informer in informers {
             tasks.spawn(this.clone().measurements(informer));
         }
@@ -256,14 +271,7 @@ impl Publisher {
                 .filter(|m| m.peer_id != self.me && greeted.insert(m.peer_id.clone()))
                 .collect();
             if !new.is_empty() {
-                let mut metrics = vec![ping(&self.me, self.interval)];
-                metrics.extend(
-                    self.monitor
-                        .names()
-                        .iter()
-                        .filter(|n| *n != PING)
-                        .filter_map(|n| self.monitor.current(n, &self.me)),
-                );
+                let metrics = self.greeting();
                 let timeout = self.interval.max(MIN_PERIOD);
                 let sends = new
                     .iter()
@@ -284,13 +292,31 @@ impl Publisher {
         }
     }
 
-    /// Records `metrics` here and pushes them to every other member (each within `timeout`).
+    /// This peer's ping and current metrics.
+    fn greeting(&self) -> Vec<Metric> {
+        let mut metrics = vec![ping(&self.me, self.interval)];
+        metrics.extend(
+            self.monitor
+                .names()
+                .iter()
+                .filter(|n| *n != PING)
+                .filter_map(|n| self.monitor.current(n, &self.me)),
+        );
+        metrics
+    }
+
+    /// Records `metrics` here and sends them to the others: pushed to every other member
+    /// (each within `timeout`), or published on the metrics topic.
     async fn send(&self, metrics: Vec<Metric>, timeout: Duration) {
         if metrics.is_empty() {
             return;
         }
         for m in &metrics {
             self.monitor.log_metric(m.clone());
+        }
+        if let Route::Pubsub = self.route {
+            self.rpc.publish_metrics(metrics).await;
+            return;
         }
         let members = self.members.borrow().clone();
         let sends = members
@@ -358,6 +384,7 @@ mod tests {
                 .unwrap()
                 .push((tokio::time::Instant::now(), m));
         }
+        fn forget(&self, _: &str) {}
         fn current(&self, _: &str, _: &str) -> Option<Metric> {
             None
         }
@@ -415,6 +442,7 @@ mod tests {
             monitor: rec.clone(),
             members: watch::channel(Vec::new()).1,
             rpc: Arc::new(Sent::default()),
+            route: Route::ToMembers,
         }
         .start(&tasks);
         let start = tokio::time::Instant::now();
@@ -480,10 +508,16 @@ mod tests {
         ) -> Result<crate::components::NodeAnswer, RpcError> {
             unreachable!()
         }
+        async fn publish_metrics(&self, m: Vec<Metric>) {
+            let names = m.into_iter().map(|m| m.name).collect();
+            self.0.lock().unwrap().push((TOPIC.into(), names));
+        }
         fn bandwidth(&self) -> std::collections::BTreeMap<String, crate::types::Bandwidth> {
             Default::default()
         }
     }
+
+    const TOPIC: &str = crate::monitor::wire::TOPIC;
 
     #[tokio::test(start_paused = true)]
     async fn a_member_gets_this_peers_metrics_as_soon_as_it_joins_not_a_round_later() {
@@ -510,6 +544,7 @@ mod tests {
             monitor: monitor.clone(),
             members: rx,
             rpc: sent.clone(),
+            route: Route::ToMembers,
         }
         .start(&tasks);
         let to = |peer: &str| -> Vec<Vec<String>> {
@@ -530,6 +565,48 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(to("b").len(), 1, "the next newcomer too");
         assert_eq!(to("a").len(), 1, "the others are not greeted again");
+        tasks.shutdown().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_the_metrics_topic_metrics_are_published_never_pushed_to_members() {
+        let monitor = Arc::new(crate::monitor::PeerMonitor::default());
+        let sent = Arc::new(Sent::default());
+        let member = |id: &str| Member {
+            peer_id: id.into(),
+            addrs: Vec::new(),
+            role: crate::types::PeerRole::Voter,
+        };
+        let (members, rx) = watch::channel(vec![member("p"), member("a")]);
+        let tasks = Tasks::new();
+        Publisher {
+            me: "p".into(),
+            informers: Vec::new(),
+            interval: Duration::from_secs(15),
+            monitor: monitor.clone(),
+            members: rx,
+            rpc: sent.clone(),
+            route: Route::Pubsub,
+        }
+        .start(&tasks);
+        let all = || sent.0.lock().unwrap().clone();
+        members.send_replace(vec![member("p"), member("a"), member("b")]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            all().is_empty(),
+            "no greeting: nothing before the first round"
+        );
+        assert!(
+            monitor.current(PING, "p").is_some(),
+            "its own ping, at once"
+        );
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let sent_now = all();
+        assert_eq!(
+            sent_now,
+            vec![(TOPIC.to_string(), vec![PING.to_string()]); 2],
+            "a ping each round, on the topic only"
+        );
         tasks.shutdown().await;
     }
 }

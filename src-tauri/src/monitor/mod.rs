@@ -13,8 +13,18 @@ use crate::components::Monitor;
 use crate::tasks::Tasks;
 use crate::types::{Alert, Metric};
 
+pub mod wire;
+
 /// How many recent alerts `GET /health/alerts` shows.
 const KEEP_ALERTS: usize = 256;
+
+/// How many peers' metrics of one name are kept: a CRDT cluster's peerset is whoever is
+/// heard, so a flood of new peer ids must not grow the monitor without end. Past it, the
+/// metric expired longest ago makes room; with none expired, the new peer is not recorded.
+pub const MAX_PEERS: usize = 10_000;
+
+/// How many metric names are kept (a peer may publish any name it likes).
+pub const MAX_NAMES: usize = 64;
 
 #[derive(Default)]
 struct Store {
@@ -86,11 +96,41 @@ impl Monitor for PeerMonitor {
     fn log_metric(&self, mut m: Metric) {
         m.received_at = Metric::now_ns();
         let mut st = self.store.lock().unwrap();
+        if !st.latest.contains_key(&m.name) && st.latest.len() >= MAX_NAMES {
+            tracing::debug!(metric = %m.name, peer = %m.peer, "metric not kept: {MAX_NAMES} names already");
+            return;
+        }
+        let peers = st.latest.entry(m.name.clone()).or_default();
+        if !peers.contains_key(&m.peer) && peers.len() >= MAX_PEERS {
+            let oldest = peers
+                .values()
+                .filter(|o| o.expired())
+                .min_by_key(|o| o.expire)
+                .map(|o| o.peer.clone());
+            match oldest {
+                Some(p) => {
+                    peers.remove(&p);
+                    st.alerted.remove(&(m.name.clone(), p));
+                }
+                None => {
+                    tracing::debug!(metric = %m.name, peer = %m.peer, "metric not kept: {MAX_PEERS} peers heard already");
+                    return;
+                }
+            }
+        }
         st.alerted.remove(&(m.name.clone(), m.peer.clone()));
         st.latest
             .entry(m.name.clone())
             .or_default()
             .insert(m.peer.clone(), m);
+    }
+
+    fn forget(&self, peer: &str) {
+        let mut st = self.store.lock().unwrap();
+        for peers in st.latest.values_mut() {
+            peers.remove(peer);
+        }
+        st.alerted.retain(|(_, p)| p != peer);
     }
 
     /// New alerts as they fire.
@@ -168,5 +208,32 @@ mod tests {
         assert_eq!(mon.alerts().len(), 2);
         assert_eq!(mon.names(), vec!["ping".to_string()]);
         assert_eq!(mon.latest("ping").len(), 2);
+        mon.forget("a");
+        assert_eq!(mon.latest("ping").len(), 1);
+    }
+
+    #[test]
+    fn the_monitor_keeps_a_bounded_number_of_peers_and_names() {
+        let mon = PeerMonitor::default();
+        for n in 0..MAX_PEERS {
+            mon.log_metric(m("ping", &format!("p{n}"), 60_000));
+        }
+        // Full of live peers: a new one is not recorded.
+        mon.log_metric(m("ping", "new", 60_000));
+        assert!(mon.current("ping", "new").is_none());
+        assert_eq!(mon.latest("ping").len(), MAX_PEERS);
+        // A known peer is still renewed.
+        mon.log_metric(m("ping", "p0", 120_000));
+        assert!(mon.current("ping", "p0").is_some());
+        // One expired: it makes room.
+        mon.log_metric(m("ping", "p1", -1));
+        mon.log_metric(m("ping", "new", 60_000));
+        assert!(mon.current("ping", "new").is_some());
+        assert!(mon.latest("ping").iter().all(|x| x.peer != "p1"));
+        assert_eq!(mon.latest("ping").len(), MAX_PEERS);
+        for n in 0..MAX_NAMES + 5 {
+            mon.log_metric(m(&format!("name{n}"), "a", 60_000));
+        }
+        assert_eq!(mon.names().len(), MAX_NAMES);
     }
 }

@@ -138,6 +138,10 @@ enum Command {
     },
     /// Publishes on the CRDT's topic.
     Publish(Vec<u8>),
+    /// Publishes each message on the metrics topic.
+    PublishMetrics(Vec<Vec<u8>>),
+    /// Closes every connection with a peer (banned).
+    Disconnect(PeerId),
     /// Connects to a peer (at its known addresses) unless connected.
     Connect(PeerId),
 }
@@ -177,9 +181,9 @@ pub struct ClusterRpc {
     topic_joined: watch::Receiver<u64>,
 }
 
-/// The CRDT's topic: what the swarm subscribes to, and whose messages on it are heard.
+/// The CRDT's topics: what the swarm subscribes to, and whose messages on them are heard.
 pub struct Pubsub {
-    /// The topic's name ([`crate::consensus::crdt::wire::topic`] of the cluster's name).
+    /// The heads' topic's name ([`crate::consensus::crdt::wire::topic`] of the cluster's name).
     pub topic: String,
     /// Whether a message signed by this peer is taken (IPFS Cluster's topic validator): one
     /// that is not is rejected, so it is neither heard here nor passed on.
@@ -187,7 +191,21 @@ pub struct Pubsub {
     /// Where the messages taken go; when it is full, a message is dropped (heads are said
     /// again every rebroadcast interval).
     pub heard: mpsc::Sender<Heard>,
+    /// Where a metric heard on the metrics topic ([`crate::monitor::wire::TOPIC`]) goes: one
+    /// from any peer holding the secret (as IPFS Cluster's), but only about its signer.
+    pub metric: Arc<dyn Fn(Metric) + Send + Sync>,
+    /// Whether a peer is banned ([`crate::consensus::crdt::bans`]): its metrics are not
+    /// heard and its connections are closed as they open.
+    pub banned: Arc<dyn Fn(&PeerId) -> bool + Send + Sync>,
+    /// A peer connected to this one joined the metrics topic (not banned): IPFS Cluster
+    /// records a ping for it then (`logPingMetric`), so that it is in the peerset before
+    /// its first own ping arrives.
+    pub met: Arc<dyn Fn(PeerId) + Send + Sync>,
 }
+
+/// The longest a metric heard on pubsub is taken to live: a peer cannot stay in the others'
+/// peerset for days with one message.
+const MAX_METRIC_TTL: Duration = Duration::from_secs(3600);
 
 /// Round trips of libp2p's ping, by peer, while connected.
 type Latencies = Arc<Mutex<HashMap<PeerId, Duration>>>;
@@ -223,7 +241,7 @@ fn build_swarm(
     let (limits, per_ip) = limits::behaviours(&opts.limits);
     let pubsub = match &opts.pubsub {
         None => None,
-        Some(p) => Some(crdt_pubsub(&opts.keypair, &p.topic)?),
+        Some(p) => Some(crdt_pubsub(&opts.keypair, &[&p.topic, METRICS_TOPIC])?),
     };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(opts.keypair.clone())
         .with_tokio()
@@ -285,11 +303,11 @@ fn build_swarm(
     Ok(swarm)
 }
 
-/// Gossipsub for the CRDT's topic, as IPFS Cluster's pubsub: messages signed by their
-/// author (checked strictly), each validated by the trust check before it is passed on.
+/// Gossipsub for the CRDT's topics, as IPFS Cluster's pubsub: messages signed by their
+/// author (checked strictly), each validated before it is passed on.
 fn crdt_pubsub(
     keypair: &libp2p::identity::Keypair,
-    topic: &str,
+    topics: &[&str],
 ) -> Result<gossipsub::Behaviour, RpcError> {
     let setup = |e: &dyn std::fmt::Display| RpcError::Setup(format!("pubsub: {e}"));
     let config = gossipsub::ConfigBuilder::default()
@@ -302,18 +320,21 @@ fn crdt_pubsub(
         config,
     )
     .map_err(|e| setup(&e))?;
-    g.subscribe(&gossipsub::IdentTopic::new(topic))
-        .map_err(|e| setup(&e))?;
+    for topic in topics {
+        g.subscribe(&gossipsub::IdentTopic::new(*topic))
+            .map_err(|e| setup(&e))?;
+    }
     Ok(g)
 }
 
-/// The CRDT's topic as the swarm's loop keeps it: the topic, whose messages are taken, and
-/// where they go.
-type TopicOf = (
-    gossipsub::IdentTopic,
-    Arc<dyn Fn(&PeerId) -> bool + Send + Sync>,
-    mpsc::Sender<Heard>,
-);
+const METRICS_TOPIC: &str = crate::monitor::wire::TOPIC;
+
+/// The CRDT's topics as the swarm's loop keeps them.
+struct Topics {
+    heads: gossipsub::IdentTopic,
+    metrics: gossipsub::IdentTopic,
+    opts: Pubsub,
+}
 
 impl ClusterRpc {
     /// Starts the swarm and waits until it listens on every configured address.
@@ -395,9 +416,11 @@ impl ClusterRpc {
             connected,
             rejected: rpc.rejected.clone(),
             topic_joined: joined_tx,
-            pubsub: opts
-                .pubsub
-                .map(|p| (gossipsub::IdentTopic::new(p.topic), p.trusted, p.heard)),
+            pubsub: opts.pubsub.map(|p| Topics {
+                heads: gossipsub::IdentTopic::new(p.topic.clone()),
+                metrics: gossipsub::IdentTopic::new(METRICS_TOPIC),
+                opts: p,
+            }),
         };
         tasks.spawn(task.run());
         // Every listener it opened has an address (a wildcard one may have several; a skipped
@@ -420,6 +443,11 @@ impl ClusterRpc {
     /// Bumped whenever a peer subscribes to the CRDT's topic: a peer met, or back.
     pub fn topic_joined(&self) -> watch::Receiver<u64> {
         self.topic_joined.clone()
+    }
+
+    /// Closes every connection with `peer` (a peer just banned).
+    pub async fn disconnect(&self, peer: PeerId) {
+        let _ = self.commands.send(Command::Disconnect(peer)).await;
     }
 
     /// The peers connected now.
@@ -577,6 +605,22 @@ impl ClusterRpc {
 
 #[async_trait]
 impl PeerRpc for ClusterRpc {
+    async fn publish_metrics(&self, metrics: Vec<Metric>) {
+        let messages: Vec<Vec<u8>> = metrics
+            .iter()
+            .filter_map(|m| match crate::monitor::wire::encode(m) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::warn!(metric = %m.name, "metric not published: {e}");
+                    None
+                }
+            })
+            .collect();
+        if !messages.is_empty() {
+            let _ = self.commands.send(Command::PublishMetrics(messages)).await;
+        }
+    }
+
     async fn id(&self, to: &Member, timeout: Duration) -> Result<Id, RpcError> {
         self.call_member(
             &to.peer_id,
@@ -694,8 +738,8 @@ struct SwarmTask {
     connected: Arc<Mutex<HashSet<PeerId>>>,
     rejected: Arc<AtomicU64>,
     topic_joined: watch::Sender<u64>,
-    /// The CRDT's topic, who may publish on it, and where what is heard goes.
-    pubsub: Option<TopicOf>,
+    /// The CRDT's topics, who may publish on them, and where what is heard goes.
+    pubsub: Option<Topics>,
 }
 
 /// Addresses worth dialing: not unspecified (0.0.0.0) and without a trailing /p2p.
@@ -787,10 +831,10 @@ impl SwarmTask {
                 }
             }
             Command::Publish(data) => {
-                let Some((topic, _, _)) = &self.pubsub else {
+                let Some(topics) = &self.pubsub else {
                     return;
                 };
-                let topic = topic.clone();
+                let topic = topics.heads.clone();
                 if let Some(g) = self.swarm.behaviour_mut().pubsub.as_mut() {
                     if let Err(e) = g.publish(topic, data) {
                         // Alone, or no peer on the topic yet: said again later.
@@ -798,15 +842,41 @@ impl SwarmTask {
                     }
                 }
             }
+            Command::PublishMetrics(messages) => {
+                let Some(topics) = &self.pubsub else {
+                    return;
+                };
+                let topic = topics.metrics.clone();
+                if let Some(g) = self.swarm.behaviour_mut().pubsub.as_mut() {
+                    for data in messages {
+                        if let Err(e) = g.publish(topic.clone(), data) {
+                            // Alone, or no peer on the topic yet: sent again next round.
+                            tracing::debug!("metric not published: {e}");
+                        }
+                    }
+                }
+            }
+            Command::Disconnect(peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 
     /// A message on the CRDT's topic: taken (and passed on) when its signer is trusted,
-    /// rejected otherwise.
+    /// rejected otherwise. One on the metrics topic: [`Self::metric_message`].
     fn pubsub_event(&mut self, ev: gossipsub::Event) {
-        if let gossipsub::Event::Subscribed { peer_id, .. } = &ev {
-            tracing::debug!(peer = %peer_id, "a peer joined the CRDT's topic");
-            self.topic_joined.send_modify(|n| *n += 1);
+        if let gossipsub::Event::Subscribed { peer_id, topic } = &ev {
+            let Some(topics) = &self.pubsub else {
+                return;
+            };
+            if *topic == topics.metrics.hash() {
+                if !(topics.opts.banned)(peer_id) {
+                    (topics.opts.met)(*peer_id);
+                }
+            } else {
+                tracing::debug!(peer = %peer_id, "a peer joined the CRDT's topic");
+                self.topic_joined.send_modify(|n| *n += 1);
+            }
             return;
         }
         let gossipsub::Event::Message {
@@ -817,9 +887,17 @@ impl SwarmTask {
         else {
             return;
         };
-        let Some((_, trusted, heard)) = &self.pubsub else {
+        let Some(topics) = &self.pubsub else {
             return;
         };
+        if message.topic == topics.metrics.hash() {
+            let verdict = Self::metric_message(&topics.opts, message.source, &message.data);
+            if let Some(g) = self.swarm.behaviour_mut().pubsub.as_mut() {
+                g.report_message_validation_result(&message_id, &propagation_source, verdict);
+            }
+            return;
+        }
+        let (trusted, heard) = (&topics.opts.trusted, &topics.opts.heard);
         let signer = message.source;
         let take = signer.is_some_and(|p| trusted(&p));
         let verdict = if take {
@@ -841,6 +919,37 @@ impl SwarmTask {
         if let Some(g) = self.swarm.behaviour_mut().pubsub.as_mut() {
             g.report_message_validation_result(&message_id, &propagation_source, verdict);
         }
+    }
+
+    /// A message on the metrics topic: a metric about its own signer is heard (its expiry
+    /// held to [`MAX_METRIC_TTL`] from now) and passed on; one from a banned peer is dropped;
+    /// one that does not decode, or speaks for another peer, is rejected.
+    fn metric_message(
+        opts: &Pubsub,
+        signer: Option<PeerId>,
+        data: &[u8],
+    ) -> gossipsub::MessageAcceptance {
+        let Some(signer) = signer else {
+            return gossipsub::MessageAcceptance::Reject;
+        };
+        if (opts.banned)(&signer) {
+            return gossipsub::MessageAcceptance::Ignore;
+        }
+        let mut m = match crate::monitor::wire::decode(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::debug!(peer = %signer, "metric rejected: {e}");
+                return gossipsub::MessageAcceptance::Reject;
+            }
+        };
+        if m.peer != signer.to_string() {
+            tracing::debug!(peer = %signer, about = %m.peer, "metric rejected: about another peer");
+            return gossipsub::MessageAcceptance::Reject;
+        }
+        let latest = Metric::now_ns().saturating_add(MAX_METRIC_TTL.as_nanos() as i64);
+        m.expire = m.expire.min(latest);
+        (opts.metric)(m);
+        gossipsub::MessageAcceptance::Accept
     }
 
     fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -866,6 +975,15 @@ impl SwarmTask {
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(ev)) => self.rpc_event(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Pubsub(ev)) => self.pubsub_event(ev),
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                if self
+                    .pubsub
+                    .as_ref()
+                    .is_some_and(|t| (t.opts.banned)(&peer_id))
+                {
+                    tracing::debug!(peer = %peer_id, "connection with a banned peer closed");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
                 self.connected.lock().unwrap().insert(peer_id);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::bans::Bans;
 use super::checkpoint::{self, LoadError, Loaded};
 use super::store::CrdtStore;
 use super::sync::{self, BlockSource, SyncOptions};
@@ -118,6 +119,8 @@ pub struct CrdtConsensus {
     offered: std::sync::Mutex<Option<cid::Cid>>,
     /// Checkpoints refused or given up in this run (not tried again; a few at most).
     given_up: std::sync::Mutex<HashSet<cid::Cid>>,
+    /// The peers banned by `peers rm` (set by [`super::start`]; without it, none can be).
+    bans: std::sync::OnceLock<Arc<Bans>>,
 }
 
 /// Why a follower refuses writes.
@@ -164,6 +167,7 @@ impl CrdtConsensus {
             to_load: watch::channel(None).0,
             offered: std::sync::Mutex::new(offered),
             given_up: Default::default(),
+            bans: Default::default(),
         });
         if me.opts.follower {
             // A follower publishes nothing: writes acknowledged when this peer was not one
@@ -215,6 +219,16 @@ impl CrdtConsensus {
     #[cfg(test)]
     pub fn untrusted_broadcasts(&self) -> u64 {
         self.untrusted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Keeps the bans of `peers rm` in `bans` (once).
+    pub fn keep_bans(&self, bans: Arc<Bans>) {
+        let _ = self.bans.set(bans);
+    }
+
+    /// Whether `peer` was banned by `peers rm`.
+    pub fn banned(&self, peer: &str) -> bool {
+        self.bans.get().is_some_and(|b| b.contains(peer))
     }
 
     /// Sets the peerset (the peers whose metrics were heard recently, from the monitor).
@@ -680,12 +694,40 @@ impl Consensus for CrdtConsensus {
         }
     }
 
-    async fn rm_peer(&self, _peer: &str) -> Result<(), ConsensusError> {
-        Err(ConsensusError::Refused(
-            "a CRDT cluster has no membership to remove a peer from: its peerset is the peers \
-             heard recently (stop the peer, or leave it out of trusted_peers)"
-                .into(),
-        ))
+    /// A CRDT cluster has no membership to take a peer out of: this peer bans it (see
+    /// [`super::bans`]), for good, and it leaves this peer's peerset at once.
+    async fn rm_peer(&self, peer: &str) -> Result<(), ConsensusError> {
+        if peer == self.opts.peer_id {
+            return Err(ConsensusError::Refused(
+                "a CRDT peer cannot remove itself: stop it instead".into(),
+            ));
+        }
+        let Some(bans) = self.bans.get().cloned() else {
+            return Err(ConsensusError::Refused(
+                "a CRDT cluster has no membership to remove a peer from: its peerset is the \
+                 peers heard recently"
+                    .into(),
+            ));
+        };
+        let p = peer.to_string();
+        let added = tokio::task::spawn_blocking(move || bans.add(&p))
+            .await
+            .map_err(|e| ConsensusError::Storage(format!("banning {peer}: {e}")))??;
+        if added {
+            tracing::warn!(%peer, "peer banned by `peers rm`: its metrics, calls and connections are refused from now on");
+        }
+        self.members.send_if_modified(|m| {
+            let before = m.len();
+            m.retain(|x| x.peer_id != peer);
+            m.len() != before
+        });
+        Ok(())
+    }
+
+    /// Whose deltas this peer applies (IPFS Cluster's `IsTrustedPeer`): itself and its
+    /// trusted peers, every peer with `trusted_peers: ["*"]`.
+    fn is_trusted(&self, peer: &str) -> bool {
+        peer == self.opts.peer_id || self.opts.trust.trusts(peer)
     }
 
     async fn set_role(&self, _peer: &str, _role: PeerRole) -> Result<(), ConsensusError> {

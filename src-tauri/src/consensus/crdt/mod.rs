@@ -6,6 +6,7 @@
 //! ([`component`]), and the network: Bitswap for blocks ([`bitswap`]) and the cluster swarm's
 //! gossipsub for heads ([`net`]). [`start`] puts them together for a peer.
 
+pub mod bans;
 pub(crate) mod bitswap;
 pub(crate) mod checkpoint;
 pub(crate) mod component;
@@ -25,12 +26,13 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
-use crate::components::{ConsensusError, Member};
+use crate::components::{ConsensusError, Member, Monitor, PING};
 use crate::config::CrdtConfig;
 use crate::rpc::{ClusterRpc, Pubsub};
 use crate::state::feed::FeedSender;
 use crate::tasks::Tasks;
 use crate::types::PeerRole;
+use bans::Bans;
 use component::{CrdtConsensus, CrdtOptions, Heard, Trust};
 
 /// Broadcasts heard and not yet handled at most (more are dropped: heads are said again).
@@ -61,15 +63,29 @@ pub fn checkpoint_signers(cfg: &CrdtConfig, bootstrap: &[PeerId]) -> HashSet<Str
         .collect()
 }
 
-/// The swarm's part of a CRDT peer (its topic and validator), and where what it hears goes.
-pub fn pubsub(cfg: &CrdtConfig, trust: &Trust) -> (Pubsub, mpsc::Receiver<Heard>) {
+/// The swarm's part of a CRDT peer (its topics and validators), and where what it hears
+/// goes: heads to the CRDT, metrics to `monitor` (a peer met on the metrics topic gets a
+/// ping of `ping_interval` there at once); nothing from a peer in `bans`.
+pub fn pubsub(
+    cfg: &CrdtConfig,
+    trust: &Trust,
+    bans: Arc<Bans>,
+    monitor: Arc<dyn Monitor>,
+    ping_interval: Duration,
+) -> (Pubsub, mpsc::Receiver<Heard>) {
     let (heard, rx) = mpsc::channel(HEARD);
     let check = trust.clone();
+    let meets = monitor.clone();
     (
         Pubsub {
             topic: wire::topic(&cfg.cluster_name),
             trusted: Arc::new(move |p: &PeerId| check.trusts(&p.to_string())),
             heard,
+            metric: Arc::new(move |m| monitor.log_metric(m)),
+            banned: Arc::new(move |p: &PeerId| bans.contains(&p.to_string())),
+            met: Arc::new(move |p: PeerId| {
+                meets.log_metric(crate::informer::ping(&p.to_string(), ping_interval))
+            }),
         },
         rx,
     )
@@ -91,13 +107,19 @@ pub struct CrdtStart<'a> {
     pub changes: FeedSender,
     /// Peers to connect to at once (the peerstore's and `--bootstrap`'s).
     pub connect: Vec<(PeerId, Vec<Multiaddr>)>,
-    /// How often the peerset is looked at again, and known peers not connected dialed.
+    /// How often known peers not connected are dialed again.
     pub members_interval: Duration,
+    /// Where the peers heard on the metrics topic are: the peerset is those with a current
+    /// `ping`.
+    pub monitor: Arc<dyn Monitor>,
+    /// The peers banned by `peers rm`.
+    pub bans: Arc<Bans>,
 }
 
 /// Starts a peer's CRDT consensus on its swarm: the store in `<folder>/crdt/`, Bitswap
-/// serving its blocks, the component, and the peerset kept as the peers connected (IPFS
-/// Cluster's: the peers heard from recently).
+/// serving its blocks, the component, and the peerset kept as IPFS Cluster keeps it: this
+/// peer and those whose `ping` was heard on the metrics topic and has not expired (banned
+/// peers left out).
 pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>, ConsensusError> {
     let store = Arc::new(store::CrdtStore::open(&store::db_path(s.folder), s.changes).await?);
     if offline::import_interrupted(store.pool()).await? {
@@ -144,6 +166,7 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
         tasks,
     )
     .await?;
+    c.keep_bans(s.bans.clone());
     // The peers this peer dials again when not connected: those it was given (its
     // peerstore, --bootstrap) and the trusted ones. Any other that connected to it dials
     // again itself, so a stranger's addresses are never dialed over and over.
@@ -154,12 +177,14 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
     for (p, addrs) in s.connect {
         s.rpc.connect(p, addrs).await;
     }
-    let (rpc, me, follower, every, trust) = (
+    let (rpc, me, follower, every, trust, monitor, bans) = (
         s.rpc.clone(),
         s.peer_id,
         s.follower,
         s.members_interval.max(Duration::from_millis(100)),
         c.trust().clone(),
+        s.monitor.clone(),
+        s.bans.clone(),
     );
     let kept = c.clone();
     tasks.spawn(async move {
@@ -169,10 +194,16 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
             // given that are not connected (a peer back from a crash, a partition healed),
             // as IPFS Cluster's peers reconnect to their peerstore.
             let connected = rpc.connected_peers();
+            // A peer banned while connected: its connections close, its metrics go.
+            for p in connected.iter().filter(|p| bans.contains(&p.to_string())) {
+                monitor.forget(&p.to_string());
+                rpc.disconnect(*p).await;
+            }
             if last_dial.is_none_or(|t| t.elapsed() >= every) {
                 last_dial = Some(tokio::time::Instant::now());
                 for p in &redial {
-                    if *p != me && !connected.contains(p) {
+                    let banned = bans.contains(&p.to_string());
+                    if *p != me && !banned && !connected.contains(p) {
                         rpc.connect(*p, Vec::new()).await;
                     }
                 }
@@ -186,20 +217,26 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
                     PeerRole::Voter
                 },
             }];
-            let mut others = connected;
-            others.sort();
+            let me_text = me.to_string();
+            let mut heard: Vec<String> = monitor
+                .latest(PING)
+                .into_iter()
+                .filter(|m| m.is_current() && m.peer != me_text && !bans.contains(&m.peer))
+                .map(|m| m.peer)
+                .collect();
+            heard.sort();
             // A peer whose heads are heard writes the pinset; any other only follows it.
-            members.extend(others.into_iter().map(|p| Member {
-                peer_id: p.to_string(),
-                addrs: Vec::new(),
-                role: if trust.trusts(&p.to_string()) {
+            members.extend(heard.into_iter().map(|p| Member {
+                role: if trust.trusts(&p) {
                     PeerRole::Voter
                 } else {
                     PeerRole::Follower
                 },
+                peer_id: p,
+                addrs: Vec::new(),
             }));
             kept.set_members(members);
-            // The peerset follows connections within a second (it is cheap to look at).
+            // The peerset follows what is heard within a second (it is cheap to look at).
             tokio::time::sleep(every.min(Duration::from_secs(1))).await;
         }
     });

@@ -55,8 +55,9 @@ impl CrdtNetwork for CrdtNet {
 }
 
 /// What a CRDT peer answers Raft's messages (it has no Raft), and who may call it: the
-/// peers it trusts (every peer holding the secret, with `trusted_peers: ["*"]`).
-pub struct NoRaft(pub super::component::Trust);
+/// peers it trusts (every peer holding the secret, with `trusted_peers: ["*"]`) that it has
+/// not banned.
+pub struct NoRaft(pub Arc<super::component::CrdtConsensus>);
 
 #[async_trait]
 impl crate::consensus::RaftService for NoRaft {
@@ -71,7 +72,7 @@ impl crate::consensus::RaftService for NoRaft {
     }
 
     fn is_member(&self, from: &str) -> bool {
-        self.0.trusts(from)
+        self.0.trust().trusts(from) && !self.0.banned(from)
     }
 }
 

@@ -14,7 +14,7 @@ use super::super::sync::SyncOptions;
 use super::super::testing::until;
 use super::super::wire;
 use super::*;
-use crate::components::Consensus;
+use crate::components::{Consensus, Monitor};
 use crate::rpc::{Pubsub, SwarmLimits, SwarmOptions};
 use crate::state::feed::feed;
 use crate::tasks::Tasks;
@@ -24,6 +24,8 @@ struct Node {
     id: PeerId,
     rpc: ClusterRpc,
     c: Arc<CrdtConsensus>,
+    monitor: Arc<crate::monitor::PeerMonitor>,
+    bans: Arc<super::super::bans::Bans>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,6 +39,10 @@ async fn node(tasks: &Tasks, trusted: Option<Vec<PeerId>>) -> Node {
     };
     let check = trust.clone();
     let (heard_tx, heard_rx) = mpsc::channel(64);
+    let dir = tempfile::tempdir().unwrap();
+    let monitor = Arc::new(crate::monitor::PeerMonitor::default());
+    let bans = Arc::new(super::super::bans::Bans::load(dir.path()).unwrap());
+    let (heard_by, banned, met) = (monitor.clone(), bans.clone(), monitor.clone());
     let rpc = ClusterRpc::start(
         SwarmOptions {
             keypair,
@@ -49,13 +55,20 @@ async fn node(tasks: &Tasks, trusted: Option<Vec<PeerId>>) -> Node {
                 topic: wire::topic("net-test"),
                 trusted: Arc::new(move |p: &PeerId| check.trusts(&p.to_string())),
                 heard: heard_tx,
+                metric: Arc::new(move |m| heard_by.log_metric(m)),
+                banned: Arc::new(move |p: &PeerId| banned.contains(&p.to_string())),
+                met: Arc::new(move |p: PeerId| {
+                    met.log_metric(crate::informer::ping(
+                        &p.to_string(),
+                        Duration::from_secs(30),
+                    ))
+                }),
             }),
         },
         tasks,
     )
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let (changes, mut changes_rx) = feed(1 << 12);
     tasks.spawn(async move { while changes_rx.recv().await.is_some() {} });
     let store = Arc::new(
@@ -97,10 +110,13 @@ async fn node(tasks: &Tasks, trusted: Option<Vec<PeerId>>) -> Node {
     )
     .await
     .unwrap();
+    c.keep_bans(bans.clone());
     Node {
         id,
         rpc,
         c,
+        monitor,
+        bans,
         _dir: dir,
     }
 }
@@ -169,5 +185,118 @@ async fn a_peer_not_trusted_is_rejected_by_the_topics_validator() {
     .await;
     assert!(!has(&careful, &theirs).await);
     assert_eq!(careful.c.untrusted_broadcasts(), 0);
+    tasks.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a_banned_peer() {
+    use crate::components::PeerRpc;
+    use crate::consensus::RaftService as _;
+    let tasks = Tasks::new();
+    let nodes = [
+        node(&tasks, None).await,
+        node(&tasks, None).await,
+        node(&tasks, None).await,
+    ];
+    link(&nodes[0], &nodes[1]).await;
+    link(&nodes[0], &nodes[2]).await;
+    // A peer met on the topic has a ping at once (IPFS Cluster's logPingMetric); the one
+    // not connected (2, seen from 1) only once its own metrics arrive.
+    until(30, "1 met by 0", || async {
+        nodes[0]
+            .monitor
+            .current("ping", &nodes[1].id.to_string())
+            .is_some()
+    })
+    .await;
+    let ping = |of: &Node| {
+        let mut m = crate::informer::ping(&of.id.to_string(), Duration::from_secs(30));
+        m.name = "own".into();
+        m
+    };
+    // Published until heard (the mesh forms within a heartbeat), passed on by 0 to 2.
+    until(30, "1's metric heard by 0 and 2", || async {
+        nodes[1].rpc.publish_metrics(vec![ping(&nodes[1])]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        nodes[0]
+            .monitor
+            .current("own", &nodes[1].id.to_string())
+            .is_some()
+            && nodes[2]
+                .monitor
+                .current("own", &nodes[1].id.to_string())
+                .is_some()
+    })
+    .await;
+    // Speaking for another peer: rejected by the validator, heard by no one.
+    let mut forged = ping(&nodes[2]);
+    forged.name = "forged".into();
+    for _ in 0..5 {
+        nodes[1].rpc.publish_metrics(vec![forged.clone()]).await;
+    }
+    until(
+        30,
+        "2's own metric heard (after the forged ones)",
+        || async {
+            nodes[2].rpc.publish_metrics(vec![ping(&nodes[2])]).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            nodes[0]
+                .monitor
+                .current("own", &nodes[2].id.to_string())
+                .is_some()
+        },
+    )
+    .await;
+    assert!(
+        nodes[0].monitor.latest("forged").is_empty(),
+        "a metric about another peer"
+    );
+    // A metric's expiry is held to an hour from now.
+    let mut forever = ping(&nodes[1]);
+    forever.name = "forever".into();
+    forever.expire = i64::MAX;
+    until(30, "the long-lived metric heard", || async {
+        nodes[1].rpc.publish_metrics(vec![forever.clone()]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        !nodes[0].monitor.latest("forever").is_empty()
+    })
+    .await;
+    let held = nodes[0].monitor.latest("forever")[0].expire;
+    assert!(held <= crate::types::Metric::now_ns() + 3_601 * 1_000_000_000);
+    // 0 bans 1: 1 is refused as a caller, its connection closes, what it publishes next is
+    // not heard, and it stays out after it dials again.
+    nodes[0].c.rm_peer(&nodes[1].id.to_string()).await.unwrap();
+    assert!(nodes[0].bans.contains(&nodes[1].id.to_string()));
+    assert!(!NoRaft(nodes[0].c.clone()).is_member(&nodes[1].id.to_string()));
+    assert!(NoRaft(nodes[0].c.clone()).is_member(&nodes[2].id.to_string()));
+    nodes[0].monitor.forget(&nodes[1].id.to_string());
+    nodes[0].rpc.disconnect(nodes[1].id).await;
+    link(&nodes[1], &nodes[0]).await;
+    let mut after = ping(&nodes[1]);
+    after.name = "after-ban".into();
+    for _ in 0..10 {
+        nodes[1].rpc.publish_metrics(vec![after.clone()]).await;
+        link(&nodes[1], &nodes[0]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 2's metrics still arrive (published after 1's: the topic is ordered per peer pair).
+    let mut later = ping(&nodes[2]);
+    later.name = "later".into();
+    until(30, "2's later metric heard", || async {
+        nodes[2].rpc.publish_metrics(vec![later.clone()]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        !nodes[0].monitor.latest("later").is_empty()
+    })
+    .await;
+    assert!(
+        nodes[0].monitor.latest("after-ban").is_empty(),
+        "a banned peer is not heard"
+    );
+    assert!(
+        !nodes[0].rpc.connected_peers().contains(&nodes[1].id),
+        "a banned peer's connections are closed"
+    );
+    // A peer cannot ban itself.
+    assert!(nodes[0].c.rm_peer(&nodes[0].id.to_string()).await.is_err());
     tasks.shutdown().await;
 }
