@@ -145,6 +145,9 @@ pub struct Snapshot {
     /// The peer refuses pins and unpins (a follower of a CRDT cluster): the views say so
     /// instead of offering what would fail.
     pub read_only: bool,
+    /// A CRDT peer that writes hears no other peer now: its pins, unpins and adds are taken
+    /// here and reach the others when it meets them again ("will sync").
+    pub will_sync: bool,
 }
 
 /// What the pins view asks for: pins whose name (`search_in` name) or CID starts with
@@ -279,6 +282,8 @@ pub struct Desktop {
 struct Mode {
     following: Option<String>,
     read_only: bool,
+    /// A CRDT peer that writes (no follower): it pins and adds without the others.
+    offline_writer: bool,
 }
 
 /// The last template a following peer fetched, kept in its folder (owner-only: it holds
@@ -360,6 +365,9 @@ impl Desktop {
         };
         let stopped = peer.as_ref().is_some_and(|p| p.stopped().is_cancelled());
         let mode = self.mode.lock().unwrap().clone();
+        let alone = peer
+            .as_ref()
+            .is_some_and(|p| p.cluster().member_ids().len() <= 1);
         Snapshot {
             folder: self.folder.display().to_string(),
             configured: self.is_configured(),
@@ -387,6 +395,7 @@ impl Desktop {
             last_run: self.last_run.lock().unwrap().clone(),
             following: mode.following,
             read_only: mode.read_only,
+            will_sync: mode.offline_writer && alone,
         }
     }
 
@@ -613,9 +622,11 @@ impl Desktop {
             Some(url) => self.followed_config(url, &env).await?,
             None => Config::load_with_env(&self.folder, &env)?,
         };
+        let read_only = cfg.consensus.crdt_mode && (cfg.cluster.follower_mode || opts.follower);
         let mode = Mode {
             following,
-            read_only: cfg.consensus.crdt_mode && (cfg.cluster.follower_mode || opts.follower),
+            read_only,
+            offline_writer: cfg.consensus.crdt_mode && !read_only,
         };
         // Its own credential on every API its peer serves, unless the config sets some (see
         // config::ApiCredential): another user of the machine may use none of them.

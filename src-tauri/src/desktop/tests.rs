@@ -688,3 +688,62 @@ async fn following_a_cluster_by_its_template_is_read_only_and_starts_offline() {
     again.stop().await;
     trusted.shutdown().await;
 }
+
+/// A CRDT peer of the app that writes: alone, it pins and says its writes will reach the
+/// others when it meets them ("will sync"); once it hears another peer it no longer says so.
+/// A Raft peer never says it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crdt_peer_alone_pins_and_says_its_writes_will_sync() {
+    let kubo = FakeKubo::start().await;
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let base = Arc::new(loopback_defaults(kubo.multiaddr()));
+    let crdt = move |cfg: &mut Config| {
+        base(cfg);
+        cfg.consensus.crdt = Some(crate::config::CrdtConfig {
+            cluster_name: "desk".into(),
+            ..Default::default()
+        });
+        cfg.consensus.crdt_mode = true;
+        cfg.cluster.monitor_ping_interval = crate::config::GoDuration::secs(1);
+    };
+    let laptop = Desktop::with(
+        dirs[0].path().to_path_buf(),
+        Box::new(FileStore::in_folder(dirs[0].path())),
+        Box::new(crdt.clone()),
+    );
+    let s = laptop.new_cluster().await.unwrap();
+    assert!(s.will_sync && !s.read_only, "{s:?}");
+    laptop
+        .pin(&test_cid(1).to_string(), "on the plane", None)
+        .await
+        .unwrap();
+    // Another peer of the cluster meets it: its writes are no longer only its own.
+    let secret = FileStore::in_folder(dirs[0].path()).get().unwrap().unwrap();
+    let mut cfg = Config::new_for_init();
+    crdt(&mut cfg);
+    cfg.cluster.secret = secret.parse().unwrap();
+    let laptop_addrs = laptop.peer().await.unwrap().cluster_addrs();
+    let other = Peer::start(
+        dirs[1].path().to_path_buf(),
+        cfg,
+        Identity::generate(),
+        crate::peer::StartOptions {
+            bootstrap: laptop_addrs.iter().map(|a| a.parse().unwrap()).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while laptop.snapshot().await.will_sync {
+        assert!(Instant::now() < end, "the other peer was never heard");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    laptop.stop().await;
+    other.shutdown().await;
+    // A Raft peer, alone, never says it.
+    let raft = desktop(dirs[2].path(), &kubo);
+    let s = raft.new_cluster().await.unwrap();
+    assert!(!s.will_sync, "{s:?}");
+    raft.stop().await;
+}

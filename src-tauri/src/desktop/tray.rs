@@ -214,6 +214,7 @@ mod tests {
             last_run: None,
             following: None,
             read_only: false,
+            will_sync: false,
         }
     }
 

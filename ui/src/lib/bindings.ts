@@ -194,7 +194,12 @@ following: string | null,
  * The peer refuses pins and unpins (a follower of a CRDT cluster): the views say so
  * instead of offering what would fail.
  */
-read_only: boolean, };
+read_only: boolean, 
+/**
+ * A CRDT peer that writes hears no other peer now: its pins, unpins and adds are taken
+ * here and reach the others when it meets them again ("will sync").
+ */
+will_sync: boolean, };
 
 /**
  * What the window is to do as it opens, or at once (see [`Desktop::set_pending`]).

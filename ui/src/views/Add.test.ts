@@ -35,6 +35,14 @@ describe('Add view', () => {
     app.snapshot = null;
   });
 
+  it('lets a CRDT peer alone add, saying it will sync', () => {
+    app.snapshot = { read_only: false, will_sync: true } as typeof app.snapshot;
+    render(Add);
+    expect(screen.getByText(/will sync/)).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Choose files…' })).toBeTruthy();
+    app.snapshot = null;
+  });
+
   it('asks for a choice or a drop when nothing waits', () => {
     render(Add);
     expect(screen.getByText(/Choose files or folders, or drop them/)).toBeTruthy();

@@ -30,6 +30,19 @@ describe('Overview', () => {
     expect(document.querySelector('.bar')?.getAttribute('aria-hidden')).toBe('true');
   });
 
+  it('says that a CRDT peer alone will sync, and that a follower is read-only', () => {
+    app.snapshot = { running: true, will_sync: true, read_only: false } as typeof app.snapshot;
+    const { unmount } = render(Overview);
+    expect(document.getElementById('ov-role')?.textContent).toContain('offline, will sync');
+    unmount();
+    app.snapshot = { running: true, will_sync: false, read_only: true } as typeof app.snapshot;
+    render(Overview);
+    const role = document.getElementById('ov-role')?.textContent;
+    expect(role).toContain('read-only');
+    expect(role).not.toContain('will sync');
+    app.snapshot = null;
+  });
+
   it('draws the samples of the hour, or of the day, and says the latest values', async () => {
     const at = 1_800_000_000;
     const sample = (k: number) => ({

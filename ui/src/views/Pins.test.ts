@@ -34,7 +34,7 @@ describe('Pins view', () => {
     vi.resetAllMocks();
     app.snapshot = {
       folder: '', configured: true, running: true, ready: true, paused: false, id: null,
-      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false, starting: false, adding: null, log_folder: null, last_run: null, following: null, read_only: false,
+      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false, starting: false, adding: null, log_folder: null, last_run: null, following: null, read_only: false, will_sync: false,
     };
     app.message = { text: '', bad: false };
   });
@@ -74,6 +74,23 @@ describe('Pins view', () => {
     expect(screen.queryByRole('form', { name: 'Pin a CID' })).toBeNull();
     expect(screen.queryByRole('button', { name: 'Unpin holiday photos' })).toBeNull();
     expect(screen.getByRole('button', { name: 'Recover holiday photos' })).toBeTruthy();
+  });
+
+  it('says that a CRDT peer alone keeps its pins and will sync, and still pins', async () => {
+    app.snapshot = { ...app.snapshot!, will_sync: true };
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'holiday photos', 'pinned')], next: null });
+    render(Pins);
+    await screen.findByText('holiday photos');
+    expect(screen.getByText(/will sync/).closest('p')!.textContent).toContain('No other peer of the cluster is reachable now');
+    expect(screen.getByRole('form', { name: 'Pin a CID' })).toBeTruthy();
+    expect(screen.getByRole('button', { name: 'Unpin holiday photos' })).toBeTruthy();
+  });
+
+  it('says nothing of syncing when other peers are heard', async () => {
+    calls.pinsPage.mockResolvedValue({ pins: [pin('bafyone', 'holiday photos', 'pinned')], next: null });
+    render(Pins);
+    await screen.findByText('holiday photos');
+    expect(screen.queryByText(/will sync/)).toBeNull();
   });
 
   it('searches names, or CIDs once what is typed looks like one, and orders as chosen', async () => {
