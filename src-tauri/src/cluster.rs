@@ -102,6 +102,8 @@ pub struct Cluster {
     pin_only: PinOnly,
     /// The CRDT: no leader to repin on alerts, a removed peer banned and its pins moved here.
     leaderless: bool,
+    /// Repinning is on (`cluster.disable_repinning` false).
+    repinning: bool,
 }
 
 /// Which peers pins may be allocated to, by trust ([`Consensus::is_trusted`]).
@@ -135,6 +137,7 @@ impl Cluster {
             remote_repo_gc: true,
             pin_only: PinOnly::Anywhere,
             leaderless: false,
+            repinning: false,
         }
     }
 
@@ -147,10 +150,12 @@ impl Cluster {
     }
 
     /// The same, for a consensus without a leader (the CRDT): the first trusted writer in
-    /// the peerset repins on alerts, and `peers rm` moves the removed peer's pins at once.
-    pub(crate) fn leaderless(self) -> Cluster {
+    /// the peerset repins on alerts and unpins expired pins, and `peers rm` moves the
+    /// removed peer's pins at once (with `repinning` on, as IPFS Cluster's `vacatePeer`).
+    pub(crate) fn leaderless(self, repinning: bool) -> Cluster {
         Cluster {
             leaderless: true,
+            repinning,
             ..self
         }
     }
@@ -213,7 +218,9 @@ impl Cluster {
         }
     }
 
-    /// Every member's ID, asked in parallel. Members this peer cannot reach carry an `error`.
+    /// Every member's ID, asked in parallel. Members this peer cannot reach carry an
+    /// `error`; those that take no calls from it (a CRDT cluster's trusted peers, asked by
+    /// a follower they do not trust) are listed by their id alone, as the peerset has them.
     pub async fn peers(&self) -> Vec<Id> {
         let members = self.consensus.members();
         let asks = members.into_iter().map(|m| async move {
@@ -225,6 +232,11 @@ impl Cluster {
                     id.role = Some(m.role);
                     id
                 }
+                Err(crate::components::RpcError::Unauthorized { .. }) => Id {
+                    id: m.peer_id.clone(),
+                    role: Some(m.role),
+                    ..Default::default()
+                },
                 Err(e) => Id {
                     id: m.peer_id.clone(),
                     error: e.to_string(),
@@ -238,12 +250,12 @@ impl Cluster {
 
     /// Removes `peer` from the cluster. In a CRDT cluster, where this bans it here, the
     /// pins allocated to it are then given to other peers (IPFS Cluster's `PeerRemove`
-    /// re-allocates them itself), unless this peer is a follower.
+    /// re-allocates them itself) when repinning is on, unless this peer is a follower.
     pub async fn peer_rm(&self, peer: &str) -> Result<()> {
         check_peer_id(peer)?;
         self.consensus.rm_peer(peer).await?;
-        if self.leaderless && self.writes() {
-            self.vacate(peer).await;
+        if self.leaderless && self.repinning && self.writes() {
+            self.vacate(&[peer.to_string()]).await;
         }
         Ok(())
     }
@@ -748,6 +760,9 @@ impl Cluster {
                             .insert(info.peer, info.info);
                     }
                 }
+                // It takes no calls from this peer: left out (IPFS Cluster leaves out its
+                // authorization errors).
+                Err(crate::components::RpcError::Unauthorized { .. }) => {}
                 Err(error) => {
                     // The pins of `wanted` it should hold, read from disk.
                     let mut pins: Vec<Pin> = Vec::new();
@@ -797,10 +812,9 @@ impl Cluster {
         Ok(self.allocator.allocate(pin, keep, &candidates)?)
     }
 
-    /// With repinning on: moves the pins of a peer whose `ping` expired to live peers.
     /// Removes expired pins from the pinset (IPFS Cluster's expiry, done in its state sync):
-    /// every `every`, the leader unpins the pins whose `expire_at` has passed, found through
-    /// the pinset's index of expiring pins.
+    /// every `every`, the peer [in charge](Self::in_charge) unpins the pins whose
+    /// `expire_at` has passed, found through the pinset's index of expiring pins.
     pub(crate) fn unpin_expired(&self, every: Duration, tasks: &Tasks) {
         let cluster = self.clone();
         tasks.spawn(async move {
@@ -808,7 +822,7 @@ impl Cluster {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if cluster.consensus.leader().as_deref() != Some(cluster.me.peer_id.as_str()) {
+                if !cluster.in_charge(&[]) {
                     continue;
                 }
                 let expired = match cluster
@@ -833,53 +847,92 @@ impl Cluster {
         });
     }
 
+    /// With repinning on: moves the pins of the peers whose `ping` expired to live peers.
+    /// The alerts that came together are handled in one pass over the pinset (a flood of
+    /// peers heard once and gone costs one pass, not one each); alerts missed while the
+    /// channel was full are made up by every peer whose ping has expired.
     pub(crate) fn repin_on_alerts(&self, tasks: &Tasks) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
         let cluster = self.clone();
         let mut alerts = self.monitor.subscribe();
         tasks.spawn(async move {
             loop {
+                let mut dead = std::collections::BTreeSet::new();
+                let mut lagged = false;
                 match alerts.recv().await {
-                    Ok(a) if a.metric.name == PING => cluster.repin_from(&a.metric.peer).await,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => return,
+                    Ok(a) if a.metric.name == PING => {
+                        dead.insert(a.metric.peer);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => lagged = true,
+                    Err(RecvError::Closed) => return,
+                }
+                loop {
+                    match alerts.try_recv() {
+                        Ok(a) if a.metric.name == PING => {
+                            dead.insert(a.metric.peer);
+                        }
+                        Ok(_) => {}
+                        Err(TryRecvError::Lagged(_)) => lagged = true,
+                        Err(_) => break,
+                    }
+                }
+                if lagged {
+                    dead.extend(
+                        cluster
+                            .monitor
+                            .latest(PING)
+                            .into_iter()
+                            .filter(|m| m.expired() && m.peer != cluster.me.peer_id)
+                            .map(|m| m.peer),
+                    );
+                }
+                if !dead.is_empty() {
+                    let dead: Vec<String> = dead.into_iter().collect();
+                    cluster.repin_from(&dead).await;
                 }
             }
         });
     }
 
-    /// Re-allocates the pins held by `dead` to other live peers (repinning on an alert).
-    /// One peer does this, so peers do not race each other: the leader (Raft), or the
-    /// first (by peer id) trusted writer of the peerset other than `dead` (the CRDT, where
-    /// IPFS Cluster has the trusted peer "closest" to each pin do it).
-    async fn repin_from(&self, dead: &str) {
-        let in_charge = match self.leaderless {
+    /// Whether this peer does the cluster's upkeep (repinning, unpinning expired pins) with
+    /// `gone` out: one peer does, so peers do not race each other. The leader (Raft), or
+    /// the first (by peer id) trusted writer of the peerset other than `gone` (the CRDT,
+    /// where IPFS Cluster has the trusted peer "closest" to each pin do it).
+    fn in_charge(&self, gone: &[String]) -> bool {
+        match self.leaderless {
             false => self.consensus.leader().as_deref() == Some(self.me.peer_id.as_str()),
             true => {
                 self.consensus
                     .members()
                     .into_iter()
-                    .filter(|m| m.role == PeerRole::Voter && m.peer_id != dead)
+                    .filter(|m| m.role == PeerRole::Voter && !gone.contains(&m.peer_id))
                     .map(|m| m.peer_id)
                     .min()
                     .as_deref()
                     == Some(self.me.peer_id.as_str())
             }
-        };
-        if in_charge {
+        }
+    }
+
+    /// Re-allocates the pins held by `dead` to other live peers (repinning on alerts), if
+    /// this peer is [in charge](Self::in_charge).
+    async fn repin_from(&self, dead: &[String]) {
+        if self.in_charge(dead) {
             self.vacate(dead).await;
         }
     }
 
-    /// Re-allocates every pin allocated to `dead` to other live peers.
-    async fn vacate(&self, dead: &str) {
-        let exclude = vec![dead.to_string()];
+    /// Re-allocates every pin allocated to one of `dead` to other live peers.
+    async fn vacate(&self, dead: &[String]) {
+        // The candidates once for the pass (not once a pin).
+        let candidates = self.candidates(dead);
         // Pin by pin as the pinset is read from disk (pages in CID order, so a pin moved
-        // meanwhile is not met again): never the dead peer's whole share in memory.
-        let mut held = self
-            .consensus
-            .state()
-            .stream()
-            .try_filter(|p| futures::future::ready(p.allocations.iter().any(|a| a == dead)));
+        // meanwhile is not met again): never the dead peers' whole share in memory.
+        let mut held =
+            self.consensus.state().stream().try_filter(|p| {
+                futures::future::ready(p.allocations.iter().any(|a| dead.contains(a)))
+            });
         while let Some(pin) = held.next().await {
             let pin = match pin {
                 Ok(p) => p,
@@ -891,12 +944,12 @@ impl Cluster {
             let keep: Vec<String> = pin
                 .allocations
                 .iter()
-                .filter(|a| *a != dead)
+                .filter(|a| !dead.contains(a))
                 .cloned()
                 .collect();
-            match self.allocate(&pin, &keep, &exclude) {
+            match self.allocator.allocate(&pin, &keep, &candidates) {
                 Ok(allocations) if allocations != pin.allocations => {
-                    tracing::info!(cid = %pin.cid, from = dead, to = ?allocations, "repinning");
+                    tracing::info!(cid = %pin.cid, from = ?dead, to = ?allocations, "repinning");
                     let mut moved = pin.clone();
                     moved.allocations = allocations;
                     if let Err(e) = self.consensus.log_pin(moved).await {
@@ -1006,6 +1059,11 @@ impl PeerService for Cluster {
     }
 
     fn metrics(&self, from: &str, metrics: Vec<Metric>) {
+        // A CRDT peer hears metrics on the metrics topic only (expiry held, size bounded),
+        // as IPFS Cluster has no call to push them.
+        if self.leaderless {
+            return;
+        }
         for m in metrics {
             // A peer speaks only for itself.
             if m.peer == from {

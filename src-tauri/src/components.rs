@@ -636,6 +636,11 @@ pub enum RpcError {
     /// upgrade in progress): not sent, and not a fault of the peer.
     #[error("unsupported by peer {peer} (version {version})")]
     Unsupported { peer: String, version: String },
+    /// The peer takes no calls from this one (it is not a member there: a CRDT peer that
+    /// does not trust it, or a Raft cluster that removed it). Listings leave such a peer
+    /// out, as IPFS Cluster leaves out its authorization errors.
+    #[error("peer {peer} takes no calls from this peer: {message}")]
+    Unauthorized { peer: String, message: String },
     #[error("the cluster swarm stopped")]
     Stopped,
     #[error("invalid peer id {0:?} in the membership")]

@@ -299,7 +299,7 @@ impl Peer {
             false => cluster,
         };
         let cluster = match config.consensus.crdt_mode {
-            true => cluster.leaderless(),
+            true => cluster.leaderless(!c.disable_repinning),
             false => cluster,
         };
         let cluster = cluster.pinning_only_on(

@@ -156,16 +156,19 @@ def tab_to(what, check, limit=60):
     raise AssertionError(f"Tab never reached {what} (last: {focused()})")
 
 
-def headless_peer(name, secret=None, bootstrap=None):
+def headless_peer(name, secret=None, bootstrap=None, consensus=None, edit=None):
     """A headless peer (ipfs-cluster-service) with its own IPFS node, on loopback: a new
-    cluster's first peer, or one joining `bootstrap` with `secret`. Returns its process, id
-    and swarm address."""
+    cluster's first peer, or one joining `bootstrap` with `secret`; `consensus` as `init
+    --consensus` takes it, `edit(cfg, peer_id, address)` on its service.json. Returns its
+    process, id and swarm address."""
     folder = os.path.join(WORK, name)
     ipfs_port = free_port()
     spawn([os.path.join(BIN, "ipfs-local-node"), "--loopback-only", "--repo", os.path.join(folder, "ipfs"),
            "--api", f"/ip4/127.0.0.1/tcp/{ipfs_port}"], os.path.join(WORK, f"{name}-ipfs.log"))
-    subprocess.run([os.path.join(BIN, "ipfs-cluster-service"), "--config", folder, "init"], check=True,
-                   stdout=subprocess.DEVNULL)
+    init = [os.path.join(BIN, "ipfs-cluster-service"), "--config", folder, "init"]
+    if consensus:
+        init += ["--consensus", consensus]
+    subprocess.run(init, check=True, stdout=subprocess.DEVNULL)
     cfg_path = os.path.join(folder, "service.json")
     cfg = json.load(open(cfg_path))
     if secret:
@@ -178,8 +181,10 @@ def headless_peer(name, secret=None, bootstrap=None):
     cfg["api"]["ipfsproxy"]["listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
     cfg["api"]["ipfsproxy"]["node_multiaddress"] = f"/ip4/127.0.0.1/tcp/{ipfs_port}"
     cfg["api"]["pinsvcapi"]["http_listen_multiaddress"] = "/ip4/127.0.0.1/tcp/0"
-    json.dump(cfg, open(cfg_path, "w"))
     peer_id = json.load(open(os.path.join(folder, "identity.json")))["id"]
+    if edit:
+        edit(cfg, peer_id, f"{swarm}/p2p/{peer_id}")
+    json.dump(cfg, open(cfg_path, "w"))
     # The CLUSTER_* overrides meant for the app must not reach a headless peer.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLUSTER_")}
     args = [os.path.join(BIN, "ipfs-cluster-service"), "--config", folder, "daemon"]
@@ -602,6 +607,79 @@ def main():
     assert again.wait(timeout=60) == 0, "SIGTERM ends the app cleanly"
     assert not os.path.exists(os.path.join(log_dir, "running")), "the run is marked ended"
     ok("after a crash the next start says so and where the log is; SIGTERM ends the app cleanly")
+    try:
+        driver.quit()
+    except WebDriverException:
+        pass
+    follow_a_cluster(opts, folder)
+
+
+def follow_a_cluster(opts, folder):
+    """"Follow a cluster": the app, with a fresh folder (the joined peer's moved away), follows
+    a CRDT cluster by its follow link (a headless trusted peer's template served over HTTP):
+    it lists the trusted peer's pin, its views say it is read-only and offer no pin or add."""
+    global driver
+    import http.server
+    import shutil
+    import threading
+    shutil.move(folder, folder + "-joined")
+
+    def trust_itself(cfg, peer_id, address):
+        cfg["consensus"]["crdt"]["cluster_name"] = "e2e-followed"
+        cfg["consensus"]["crdt"]["trusted_peers"] = [peer_id]
+        cfg["cluster"]["peer_addresses"] = [address]
+        cfg["cluster"]["monitor_ping_interval"] = "2s"
+    _, trusted_id, _, _ = headless_peer("trusted", consensus="crdt", edit=trust_itself)
+    trusted_cfg = os.path.join(WORK, "trusted", "service.json")
+    template = open(trusted_cfg, "rb").read()
+
+    class Template(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/cluster.json" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            if self.path == "/cluster.json":
+                self.wfile.write(template)
+
+        def log_message(self, *args):
+            pass
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Template)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cluster.json"
+    rest = json.load(open(trusted_cfg))["api"]["restapi"]["http_listen_multiaddress"]
+    ctl = [os.path.join(BIN, "ipfs-cluster-ctl"), "--host", rest]
+    # An identity CID (its content is in it): nothing to fetch for anyone.
+    data = b"chosen by the cluster"
+    cid = "b" + base64.b32encode(bytes([1, 0x55, 0, len(data)]) + data).decode().lower().rstrip("=")
+    wait("the trusted peer to take a pin", lambda: subprocess.run(
+        ctl + ["pin", "add", "--name", "chosen by the cluster", cid], capture_output=True).returncode == 0)
+
+    driver = wait("a WebDriver session", lambda: webdriver.Remote(os.environ["WEBDRIVER"], options=opts))
+    driver.set_window_size(1100, 760)
+    wait("the first-run screen", lambda: driver.find_element(By.ID, "first-run").is_displayed())
+    driver.find_element(By.ID, "follow-url").send_keys("not a link")
+    click(driver, "#btn-follow")
+    wait("the bad link refused beside the field",
+         lambda: "starts with http" in text_of(driver, "#follow-error"))
+    assert focused()[0] == "follow-url", focused()
+    driver.find_element(By.ID, "follow-url").send_keys(Keys.CONTROL + "a", Keys.BACKSPACE)
+    driver.find_element(By.ID, "follow-url").send_keys(url)
+    click(driver, "#btn-follow")
+    wait("the follower to run", lambda: "read-only" in text_of(driver, "#ov-role"), deadline=150)
+    shot(driver, "following-overview")
+    ok("first run, Follow a cluster: a bad link is refused beside the field; a CRDT cluster's follow link makes a read-only follower")
+    click(driver, "#tab-pins")
+    wait("the Pins view", lambda: driver.find_element(By.ID, "view-pins").is_displayed())
+    wait("the cluster's pin listed", lambda: "chosen by the cluster" in text_of(driver, "#view-pins"),
+         deadline=120)
+    note = text_of(driver, "#read-only-note")
+    assert "read-only" in note and url in note, note
+    assert not driver.find_elements(By.ID, "pin-form"), "a follower is offered no pin form"
+    tabs = [t.get_attribute("id") for t in driver.find_elements(By.CSS_SELECTOR, "[id^=tab-]")]
+    assert "tab-invite" not in tabs, tabs
+    shot(driver, "following-pins")
+    ok(f"the follower lists the trusted peer {trusted_id[-6:]}'s pin, says it is read-only and offers no pin or invite")
+    server.shutdown()
     try:
         driver.quit()
     except WebDriverException:

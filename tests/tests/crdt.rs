@@ -708,4 +708,19 @@ async fn pin_only_on_trusted_peers_allocates_to_trusted_peers_only() {
     let mut got = pin.allocations.clone();
     got.sort();
     assert_eq!(got, want);
+    // Peer 0 takes no calls from peer 1 (it does not trust it): peer 1 lists it without an
+    // error, and its statuses leave it out rather than show cluster_error (as IPFS Cluster
+    // leaves out authorization errors); peer 0 itself answers for both.
+    let listed = c.peers[1].client().peers().await.unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let zero = listed.iter().find(|i| i.id == ids[0]).unwrap();
+    assert!(zero.error.is_empty(), "{zero:?}");
+    let cid = identity_cid("trusted only, 1");
+    let st = c.peers[1].client().status(&cid).await.unwrap();
+    assert!(!st.peer_map.contains_key(&ids[0]), "{st:?}");
+    let out = c.peers[1].ctl(&["status", &cid]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(&ids[0]), "{}", text(&out));
+    let st = c.peers[0].client().status(&cid).await.unwrap();
+    assert!(st.peer_map.contains_key(&ids[1]), "{st:?}");
 }

@@ -73,7 +73,7 @@ fn rank(
             .map(|name| {
                 let w = metric(name, peer).map(|m| m.weight).unwrap_or(0);
                 if name.as_str() == FREESPACE {
-                    -w
+                    w.saturating_neg()
                 } else {
                     w
                 }

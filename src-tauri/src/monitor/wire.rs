@@ -19,6 +19,23 @@ pub const TOPIC: &str = "monitor.metrics";
 /// The largest metric message taken (gossipsub's own limit is 64 KiB).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// The longest value taken (IPFS Cluster's ping value, its JSON with the IPFS node's
+/// addresses, is well under 1 KiB): a peer cannot fill every other peer's monitor with
+/// 64 KiB values.
+pub const MAX_VALUE: usize = 8 * 1024;
+
+/// The metric names IPFS Cluster's informers publish (and `tag:<name>`, its tags
+/// informer's): the only ones taken from the topic, so that no peer fills the monitor's
+/// names ([`super::MAX_NAMES`]) with its own.
+pub fn known_name(name: &str) -> bool {
+    matches!(
+        name,
+        "ping" | "freespace" | "reposize" | "numpin" | "pinqueue"
+    ) || name
+        .strip_prefix("tag:")
+        .is_some_and(|t| !t.is_empty() && t.len() <= 64)
+}
+
 /// The deepest nesting skipped in an unknown value.
 const MAX_DEPTH: usize = 16;
 
@@ -222,7 +239,15 @@ impl<'a> Reader<'a> {
                         _ => return bad("a peer that is not bytes"),
                     }
                 }
-                b"v" => m.value = text(&v)?,
+                b"v" => {
+                    m.value = text(&v)?;
+                    if m.value.len() > MAX_VALUE {
+                        return bad(format!(
+                            "a value of {} bytes, more than {MAX_VALUE}",
+                            m.value.len()
+                        ));
+                    }
+                }
                 b"e" => m.expire = number(&v)?,
                 b"d" => m.valid = flag(&v)?,
                 b"w" => m.weight = number(&v)?,

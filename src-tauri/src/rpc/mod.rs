@@ -88,7 +88,7 @@ impl Services {
         // only: a holder of the secret that is not one reads no status and runs no GC.
         if !matches!(req, RpcRequest::Raft(_)) && !from_member() {
             tracing::debug!("refused a call from {from}: not a member of this cluster");
-            return RpcResponse::Err(format!("refused: {from} is not a member of this cluster"));
+            return RpcResponse::Err(format!("{REFUSED} {from} {NOT_A_MEMBER}"));
         }
         match req {
             RpcRequest::Raft(r) => RpcResponse::Raft(self.raft.serve(&from.to_string(), r).await),
@@ -329,6 +329,11 @@ fn crdt_pubsub(
 
 const METRICS_TOPIC: &str = crate::monitor::wire::TOPIC;
 
+/// How a call from a peer that is not a member is refused (`refused: <peer> is not a member
+/// of this cluster`): the caller tells it from other errors by these.
+const REFUSED: &str = "refused:";
+const NOT_A_MEMBER: &str = "is not a member of this cluster";
+
 /// The CRDT's topics as the swarm's loop keeps them.
 struct Topics {
     heads: gossipsub::IdentTopic,
@@ -550,6 +555,12 @@ impl ClusterRpc {
             message,
         };
         match self.call(peer, addrs, req, timeout).await? {
+            RpcResponse::Err(e) if e.starts_with(REFUSED) && e.ends_with(NOT_A_MEMBER) => {
+                Err(RpcError::Unauthorized {
+                    peer: peer_id.to_string(),
+                    message: e,
+                })
+            }
             RpcResponse::Err(e) => Err(remote(e)),
             other => expect(other).ok_or_else(|| remote("answered a different request".into())),
         }
@@ -873,7 +884,7 @@ impl SwarmTask {
                 if !(topics.opts.banned)(peer_id) {
                     (topics.opts.met)(*peer_id);
                 }
-            } else {
+            } else if *topic == topics.heads.hash() {
                 tracing::debug!(peer = %peer_id, "a peer joined the CRDT's topic");
                 self.topic_joined.send_modify(|n| *n += 1);
             }
@@ -944,6 +955,16 @@ impl SwarmTask {
         };
         if m.peer != signer.to_string() {
             tracing::debug!(peer = %signer, about = %m.peer, "metric rejected: about another peer");
+            return gossipsub::MessageAcceptance::Reject;
+        }
+        // Expired: an old message sent again once gossipsub forgot its id (a peer's own
+        // expired ping would put it out of the peerset and raise an alert), or a clock far
+        // behind. Not passed on.
+        if m.expired() {
+            return gossipsub::MessageAcceptance::Ignore;
+        }
+        if !crate::monitor::wire::known_name(&m.name) {
+            tracing::debug!(peer = %signer, metric = %m.name, "metric rejected: not a name IPFS Cluster's informers use");
             return gossipsub::MessageAcceptance::Reject;
         }
         let latest = Metric::now_ns().saturating_add(MAX_METRIC_TTL.as_nanos() as i64);

@@ -74,6 +74,8 @@ describe('Pins view', () => {
     expect(screen.queryByRole('form', { name: 'Pin a CID' })).toBeNull();
     expect(screen.queryByRole('button', { name: 'Unpin holiday photos' })).toBeNull();
     expect(screen.getByRole('button', { name: 'Recover holiday photos' })).toBeTruthy();
+    expect(note).toContain('follows a cluster (https://');
+    expect(screen.queryByText(/Tip: drop a CID/)).toBeNull();
   });
 
   it('says that a CRDT peer alone keeps its pins and will sync, and still pins', async () => {

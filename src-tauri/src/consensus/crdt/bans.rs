@@ -24,6 +24,9 @@ pub const MAX_BANNED: usize = 10_000;
 pub struct Bans {
     path: PathBuf,
     set: RwLock<HashSet<String>>,
+    /// One writer of the file at a time; readers of `set` (the swarm, for every metric and
+    /// connection) never wait on the disk.
+    writing: std::sync::Mutex<()>,
 }
 
 impl Bans {
@@ -68,6 +71,7 @@ impl Bans {
         Ok(Bans {
             path,
             set: RwLock::new(set),
+            writing: std::sync::Mutex::new(()),
         })
     }
 
@@ -78,17 +82,20 @@ impl Bans {
     /// Bans `peer` for good (written to disk before it returns). Blocking: call it off the
     /// runtime. `false` if it was banned already.
     pub fn add(&self, peer: &str) -> Result<bool, ConsensusError> {
-        let mut set = self.set.write().unwrap();
-        if set.contains(peer) {
-            return Ok(false);
-        }
-        if set.len() >= MAX_BANNED {
-            return Err(ConsensusError::Refused(format!(
-                "{MAX_BANNED} peers are banned already: lift some bans ({}) first",
-                self.path.display()
-            )));
-        }
-        let mut all: Vec<String> = set.iter().cloned().collect();
+        let _writing = self.writing.lock().unwrap();
+        let mut all: Vec<String> = {
+            let set = self.set.read().unwrap();
+            if set.contains(peer) {
+                return Ok(false);
+            }
+            if set.len() >= MAX_BANNED {
+                return Err(ConsensusError::Refused(format!(
+                    "{MAX_BANNED} peers are banned already: lift some bans ({}) first",
+                    self.path.display()
+                )));
+            }
+            set.iter().cloned().collect()
+        };
         all.push(peer.to_string());
         all.sort();
         let mut text = String::from(
@@ -102,7 +109,7 @@ impl Bans {
         crate::config::write_private(&self.path, text.as_bytes()).map_err(|e| {
             ConsensusError::Storage(format!("cannot write {}: {e}", self.path.display()))
         })?;
-        set.insert(peer.to_string());
+        self.set.write().unwrap().insert(peer.to_string());
         Ok(true)
     }
 

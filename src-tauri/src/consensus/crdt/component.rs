@@ -231,8 +231,10 @@ impl CrdtConsensus {
         self.bans.get().is_some_and(|b| b.contains(peer))
     }
 
-    /// Sets the peerset (the peers whose metrics were heard recently, from the monitor).
-    pub fn set_members(&self, members: Vec<Member>) {
+    /// Sets the peerset (the peers whose metrics were heard recently, from the monitor),
+    /// banned peers left out (one banned while the peerset was being worked out).
+    pub fn set_members(&self, mut members: Vec<Member>) {
+        members.retain(|m| !self.banned(&m.peer_id));
         self.members.send_if_modified(|m| {
             let changed = *m != members;
             *m = members;

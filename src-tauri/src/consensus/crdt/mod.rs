@@ -64,8 +64,10 @@ pub fn checkpoint_signers(cfg: &CrdtConfig, bootstrap: &[PeerId]) -> HashSet<Str
 }
 
 /// The swarm's part of a CRDT peer (its topics and validators), and where what it hears
-/// goes: heads to the CRDT, metrics to `monitor` (a peer met on the metrics topic gets a
-/// ping of `ping_interval` there at once); nothing from a peer in `bans`.
+/// goes: heads to the CRDT, metrics to `monitor`; nothing from a peer in `bans`. A trusted
+/// peer met on the metrics topic that has no current ping gets one of `ping_interval` at
+/// once (IPFS Cluster logs one for the peers it bootstraps from); any other waits for its
+/// own (so that subscribing again and again raises no stream of alerts).
 pub fn pubsub(
     cfg: &CrdtConfig,
     trust: &Trust,
@@ -76,6 +78,7 @@ pub fn pubsub(
     let (heard, rx) = mpsc::channel(HEARD);
     let check = trust.clone();
     let meets = monitor.clone();
+    let trusts = trust.clone();
     (
         Pubsub {
             topic: wire::topic(&cfg.cluster_name),
@@ -84,7 +87,10 @@ pub fn pubsub(
             metric: Arc::new(move |m| monitor.log_metric(m)),
             banned: Arc::new(move |p: &PeerId| bans.contains(&p.to_string())),
             met: Arc::new(move |p: PeerId| {
-                meets.log_metric(crate::informer::ping(&p.to_string(), ping_interval))
+                let p = p.to_string();
+                if trusts.trusts(&p) && meets.current(PING, &p).is_none() {
+                    meets.log_metric(crate::informer::ping(&p, ping_interval))
+                }
             }),
         },
         rx,
@@ -218,12 +224,15 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
                 },
             }];
             let me_text = me.to_string();
-            let mut heard: Vec<String> = monitor
-                .latest(PING)
-                .into_iter()
-                .filter(|m| m.is_current() && m.peer != me_text && !bans.contains(&m.peer))
-                .map(|m| m.peer)
-                .collect();
+            let mut heard: Vec<String> = Vec::new();
+            for m in monitor.latest(PING) {
+                if bans.contains(&m.peer) {
+                    // Heard before the ban (or relayed meanwhile): its metrics go.
+                    monitor.forget(&m.peer);
+                } else if m.is_current() && m.peer != me_text {
+                    heard.push(m.peer);
+                }
+            }
             heard.sort();
             // A peer whose heads are heard writes the pinset; any other only follows it.
             members.extend(heard.into_iter().map(|p| Member {

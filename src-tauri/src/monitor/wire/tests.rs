@@ -149,6 +149,34 @@ fn hostile_messages_get_an_error() {
     assert!(decode(b"\x81\xa1n\xa2\xff\xfe").is_err(), "not UTF-8");
     assert!(decode(b"\x81\xa1e\xcf\xff\xff\xff\xff\xff\xff\xff\xff").is_err());
     assert!(decode(&vec![0x80; MAX_MESSAGE + 1]).is_err());
+    let long = Metric {
+        value: "x".repeat(MAX_VALUE + 1),
+        ..Default::default()
+    };
+    assert!(decode(&encode(&long).unwrap())
+        .unwrap_err()
+        .0
+        .contains("value"));
+    // Names: IPFS Cluster's informers' only.
+    for n in [
+        "ping",
+        "freespace",
+        "reposize",
+        "numpin",
+        "pinqueue",
+        "tag:group",
+    ] {
+        assert!(known_name(n), "{n}");
+    }
+    for n in [
+        "",
+        "junk",
+        "tag:",
+        "ping2",
+        &format!("tag:{}", "x".repeat(65)),
+    ] {
+        assert!(!known_name(n), "{n}");
+    }
     // A peer that is not a peer id is never written.
     assert!(encode(&Metric {
         peer: "not a peer".into(),

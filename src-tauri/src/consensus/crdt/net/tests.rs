@@ -211,7 +211,7 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
     .await;
     let ping = |of: &Node| {
         let mut m = crate::informer::ping(&of.id.to_string(), Duration::from_secs(30));
-        m.name = "own".into();
+        m.name = "tag:own".into();
         m
     };
     // Published until heard (the mesh forms within a heartbeat), passed on by 0 to 2.
@@ -220,19 +220,31 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
         tokio::time::sleep(Duration::from_millis(100)).await;
         nodes[0]
             .monitor
-            .current("own", &nodes[1].id.to_string())
+            .current("tag:own", &nodes[1].id.to_string())
             .is_some()
             && nodes[2]
                 .monitor
-                .current("own", &nodes[1].id.to_string())
+                .current("tag:own", &nodes[1].id.to_string())
                 .is_some()
     })
     .await;
     // Speaking for another peer: rejected by the validator, heard by no one.
     let mut forged = ping(&nodes[2]);
-    forged.name = "forged".into();
+    forged.name = "tag:forged".into();
     for _ in 0..5 {
         nodes[1].rpc.publish_metrics(vec![forged.clone()]).await;
+    }
+    // Expired (an old message sent again), or a name no informer uses: not heard.
+    let mut stale = ping(&nodes[1]);
+    stale.name = "tag:stale".into();
+    stale.expire = crate::types::Metric::now_ns() - 1;
+    let mut junk = ping(&nodes[1]);
+    junk.name = "junk".into();
+    for _ in 0..5 {
+        nodes[1]
+            .rpc
+            .publish_metrics(vec![stale.clone(), junk.clone()])
+            .await;
     }
     until(
         30,
@@ -242,26 +254,35 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
             tokio::time::sleep(Duration::from_millis(100)).await;
             nodes[0]
                 .monitor
-                .current("own", &nodes[2].id.to_string())
+                .current("tag:own", &nodes[2].id.to_string())
                 .is_some()
         },
     )
     .await;
-    assert!(
-        nodes[0].monitor.latest("forged").is_empty(),
-        "a metric about another peer"
-    );
     // A metric's expiry is held to an hour from now.
     let mut forever = ping(&nodes[1]);
-    forever.name = "forever".into();
+    forever.name = "tag:forever".into();
     forever.expire = i64::MAX;
     until(30, "the long-lived metric heard", || async {
         nodes[1].rpc.publish_metrics(vec![forever.clone()]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        !nodes[0].monitor.latest("forever").is_empty()
+        !nodes[0].monitor.latest("tag:forever").is_empty()
     })
     .await;
-    let held = nodes[0].monitor.latest("forever")[0].expire;
+    // (Published by 1 before the long-lived one, on the same link: they would be in.)
+    assert!(
+        nodes[0].monitor.latest("tag:stale").is_empty(),
+        "an expired metric"
+    );
+    assert!(
+        nodes[0].monitor.latest("junk").is_empty(),
+        "a name no informer uses"
+    );
+    assert!(
+        nodes[0].monitor.latest("tag:forged").is_empty(),
+        "a metric about another peer"
+    );
+    let held = nodes[0].monitor.latest("tag:forever")[0].expire;
     assert!(held <= crate::types::Metric::now_ns() + 3_601 * 1_000_000_000);
     // 0 bans 1: 1 is refused as a caller, its connection closes, what it publishes next is
     // not heard, and it stays out after it dials again.
@@ -273,7 +294,7 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
     nodes[0].rpc.disconnect(nodes[1].id).await;
     link(&nodes[1], &nodes[0]).await;
     let mut after = ping(&nodes[1]);
-    after.name = "after-ban".into();
+    after.name = "tag:after-ban".into();
     for _ in 0..10 {
         nodes[1].rpc.publish_metrics(vec![after.clone()]).await;
         link(&nodes[1], &nodes[0]).await;
@@ -281,15 +302,15 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
     }
     // 2's metrics still arrive (published after 1's: the topic is ordered per peer pair).
     let mut later = ping(&nodes[2]);
-    later.name = "later".into();
+    later.name = "tag:later".into();
     until(30, "2's later metric heard", || async {
         nodes[2].rpc.publish_metrics(vec![later.clone()]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        !nodes[0].monitor.latest("later").is_empty()
+        !nodes[0].monitor.latest("tag:later").is_empty()
     })
     .await;
     assert!(
-        nodes[0].monitor.latest("after-ban").is_empty(),
+        nodes[0].monitor.latest("tag:after-ban").is_empty(),
         "a banned peer is not heard"
     );
     assert!(
