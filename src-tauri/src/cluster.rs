@@ -21,6 +21,7 @@ use crate::config::check_replication;
 
 mod add;
 pub(crate) mod car;
+mod closest;
 mod node;
 use crate::error::{Error, Result};
 use crate::global_status;
@@ -106,6 +107,22 @@ pub struct Cluster {
     repinning: bool,
 }
 
+/// The pins this peer looks after ([`Cluster::upkeep`]).
+enum Upkeep {
+    All,
+    /// Those it is the nearest trusted peer to.
+    Closest(closest::Closeness),
+}
+
+impl Upkeep {
+    fn covers(&self, cid: &Cid) -> bool {
+        match self {
+            Upkeep::All => true,
+            Upkeep::Closest(c) => c.is_closest(cid),
+        }
+    }
+}
+
 /// Which peers pins may be allocated to, by trust ([`Consensus::is_trusted`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PinOnly {
@@ -149,9 +166,9 @@ impl Cluster {
         }
     }
 
-    /// The same, for a consensus without a leader (the CRDT): the first trusted writer in
-    /// the peerset repins on alerts and unpins expired pins, and `peers rm` moves the
-    /// removed peer's pins at once (with `repinning` on, as IPFS Cluster's `vacatePeer`).
+    /// The same, for a consensus without a leader (the CRDT): each pin's nearest trusted
+    /// peer repins it on alerts and unpins it once expired, and `peers rm` moves the removed
+    /// peer's pins at once (with `repinning` on, as IPFS Cluster's `vacatePeer`).
     pub(crate) fn leaderless(self, repinning: bool) -> Cluster {
         Cluster {
             leaderless: true,
@@ -255,7 +272,7 @@ impl Cluster {
         check_peer_id(peer)?;
         self.consensus.rm_peer(peer).await?;
         if self.leaderless && self.repinning && self.writes() {
-            self.vacate(&[peer.to_string()]).await;
+            self.vacate(&[peer.to_string()], &Upkeep::All).await;
         }
         Ok(())
     }
@@ -822,9 +839,9 @@ impl Cluster {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if !cluster.in_charge(&[]) {
+                let Some(upkeep) = cluster.upkeep(&[]) else {
                     continue;
-                }
+                };
                 let expired = match cluster
                     .consensus
                     .state()
@@ -837,7 +854,7 @@ impl Cluster {
                         continue;
                     }
                 };
-                for cid in expired {
+                for cid in expired.into_iter().filter(|c| upkeep.covers(c)) {
                     tracing::info!(%cid, "unpinning: the pin expired");
                     if let Err(e) = cluster.consensus.log_unpin(cid).await {
                         tracing::warn!(%cid, "cannot unpin the expired pin: {e}");
@@ -895,44 +912,52 @@ impl Cluster {
         });
     }
 
-    /// Whether this peer does the cluster's upkeep (repinning, unpinning expired pins) with
-    /// `gone` out: one peer does, so peers do not race each other. The leader (Raft), or
-    /// the first (by peer id) trusted writer of the peerset other than `gone` (the CRDT,
-    /// where IPFS Cluster has the trusted peer "closest" to each pin do it).
-    fn in_charge(&self, gone: &[String]) -> bool {
-        match self.leaderless {
-            false => self.consensus.leader().as_deref() == Some(self.me.peer_id.as_str()),
-            true => {
-                self.consensus
-                    .members()
-                    .into_iter()
-                    .filter(|m| m.role == PeerRole::Voter && !gone.contains(&m.peer_id))
-                    .map(|m| m.peer_id)
-                    .min()
-                    .as_deref()
-                    == Some(self.me.peer_id.as_str())
-            }
+    /// Who does the cluster's upkeep (repinning, unpinning expired pins) with `gone` out,
+    /// so that peers do not race each other: the leader for every pin (Raft), or, without
+    /// a leader (the CRDT), for each pin the trusted peer of the peerset nearest to it, as
+    /// IPFS Cluster's `distanceChecker` decides (a follower never acts). `None`: not this
+    /// peer, for any pin.
+    fn upkeep(&self, gone: &[String]) -> Option<Upkeep> {
+        if !self.leaderless {
+            let leads = self.consensus.leader().as_deref() == Some(self.me.peer_id.as_str());
+            return leads.then_some(Upkeep::All);
         }
+        if !self.writes() {
+            return None;
+        }
+        let others = self
+            .consensus
+            .members()
+            .into_iter()
+            .map(|m| m.peer_id)
+            .filter(|p| *p != self.me.peer_id && !gone.contains(p))
+            .filter(|p| self.consensus.is_trusted(p));
+        Some(Upkeep::Closest(closest::Closeness::new(
+            &self.me.peer_id,
+            others,
+        )))
     }
 
-    /// Re-allocates the pins held by `dead` to other live peers (repinning on alerts), if
-    /// this peer is [in charge](Self::in_charge).
+    /// Re-allocates the pins held by `dead` to other live peers (repinning on alerts), those
+    /// this peer [looks after](Self::upkeep).
     async fn repin_from(&self, dead: &[String]) {
-        if self.in_charge(dead) {
-            self.vacate(dead).await;
+        if let Some(upkeep) = self.upkeep(dead) {
+            self.vacate(dead, &upkeep).await;
         }
     }
 
-    /// Re-allocates every pin allocated to one of `dead` to other live peers.
-    async fn vacate(&self, dead: &[String]) {
+    /// Re-allocates every pin allocated to one of `dead` that `upkeep` gives this peer to
+    /// other live peers.
+    async fn vacate(&self, dead: &[String], upkeep: &Upkeep) {
         // The candidates once for the pass (not once a pin).
         let candidates = self.candidates(dead);
         // Pin by pin as the pinset is read from disk (pages in CID order, so a pin moved
         // meanwhile is not met again): never the dead peers' whole share in memory.
-        let mut held =
-            self.consensus.state().stream().try_filter(|p| {
-                futures::future::ready(p.allocations.iter().any(|a| dead.contains(a)))
-            });
+        let mut held = self.consensus.state().stream().try_filter(|p| {
+            futures::future::ready(
+                p.allocations.iter().any(|a| dead.contains(a)) && upkeep.covers(&p.cid),
+            )
+        });
         while let Some(pin) = held.next().await {
             let pin = match pin {
                 Ok(p) => p,

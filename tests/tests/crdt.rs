@@ -724,3 +724,54 @@ async fn pin_only_on_trusted_peers_allocates_to_trusted_peers_only() {
     let st = c.peers[0].client().status(&cid).await.unwrap();
     assert!(st.peer_map.contains_key(&ids[1]), "{st:?}");
 }
+
+/// Expired pins leave a CRDT cluster's pinset (IPFS Cluster's state sync): with no leader,
+/// the trusted peer nearest to the pin unpins it (IPFS Cluster's distance check), once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_pin_is_unpinned_once_by_its_nearest_trusted_peer() {
+    let c = TestCluster::start_consensus_only(&[], 3, 0, |cfg| {
+        crdt(
+            cfg,
+            serde_json::json!({"cluster_name": "crdt-expiry", "trusted_peers": ["*"]}),
+        );
+        cfg["cluster"]["monitor_ping_interval"] = "1s".into();
+        cfg["cluster"]["state_sync_interval"] = "1s".into();
+    })
+    .await
+    .unwrap();
+    let ids: Vec<String> = c.peers.iter().map(|p| p.id()).collect();
+    for i in 0..3 {
+        lists_peers(&c, i, &[&ids[0], &ids[1], &ids[2]]).await;
+    }
+    let cids: Vec<String> = (0..6)
+        .map(|n| identity_cid(&format!("expiring {n}")))
+        .collect();
+    for cid in &cids {
+        let opts = PinOptions {
+            expire_at: Some(chrono::Utc::now() + chrono::Duration::seconds(2)),
+            ..Default::default()
+        };
+        c.peers[1].client().pin(cid, &opts).await.unwrap();
+    }
+    for i in 0..3 {
+        for cid in &cids {
+            drops(&c, i, cid).await;
+        }
+    }
+    // Each was unpinned by one peer (the one nearest to it), not by all three.
+    let logs: Vec<String> = c
+        .peers
+        .iter()
+        .map(|p| std::fs::read_to_string(p.log_path()).unwrap_or_default())
+        .collect();
+    for cid in &cids {
+        let by = logs
+            .iter()
+            .filter(|l| {
+                l.lines()
+                    .any(|line| line.contains("the pin expired") && line.contains(&listed(cid)))
+            })
+            .count();
+        assert_eq!(by, 1, "{cid} unpinned by {by} peers");
+    }
+}
