@@ -126,6 +126,12 @@ impl Peer {
                 let trust = crdt::trust(cc, &peer_id, vouched);
                 let signers = crdt::checkpoint_signers(cc, vouched);
                 let bans = Arc::new(crdt::bans::Bans::load(&folder)?);
+                // Named trusted peers always find room in the monitor (with "*" every peer
+                // is trusted: none is set apart).
+                if let crdt::component::Trust::Only(_) = &trust {
+                    let t = trust.clone();
+                    monitor.protect(Arc::new(move |p: &str| t.trusts(p)));
+                }
                 let (pubsub, heard) = crdt::pubsub(
                     cc,
                     &trust,
@@ -311,6 +317,7 @@ impl Peer {
         );
         Publisher {
             me: peer_id.to_string(),
+            peername: c.peername.clone(),
             informers: informer::from_config(&config.informer, ipfs.clone(), tracker),
             interval: c.monitor_ping_interval.get(),
             monitor,

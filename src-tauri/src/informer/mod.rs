@@ -170,6 +170,9 @@ pub fn ping(peer: &str, interval: Duration) -> Metric {
 /// quarters of a TTL apart, no metric expires while this peer runs.
 pub struct Publisher {
     pub me: String,
+    /// This peer's name, in its ping's value (IPFS Cluster's `pingValue.peer_name`, which
+    /// its peers show in statuses).
+    pub peername: String,
     pub informers: Vec<Arc<dyn Informer>>,
     /// `cluster.monitor_ping_interval`.
     pub interval: Duration,
@@ -209,7 +212,7 @@ impl Publisher {
     /// Records this peer's own `ping` at once (so a lone peer can allocate before the first
     /// round), then starts the timers, and greets every member it has not sent to yet.
     pub fn start(self, tasks: &Tasks) {
-        self.monitor.log_metric(ping(&self.me, self.interval));
+        self.monitor.log_metric(self.ping());
         let informers = self.informers.clone();
         let this = Arc::new(self);
         tasks.spawn(this.clone().pings());
@@ -227,8 +230,7 @@ impl Publisher {
         tick.tick().await; // the first ping was recorded by start()
         loop {
             tick.tick().await;
-            self.send(vec![ping(&self.me, self.interval)], self.interval)
-                .await;
+            self.send(vec![self.ping()], self.interval).await;
         }
     }
 
@@ -292,9 +294,19 @@ impl Publisher {
         }
     }
 
+    /// This peer's ping, its value as IPFS Cluster's (`{"peer_name": …}`; no IPFS id: the
+    /// informers, not the ping, ask IPFS).
+    fn ping(&self) -> Metric {
+        let mut m = ping(&self.me, self.interval);
+        if !self.peername.is_empty() {
+            m.value = serde_json::json!({ "peer_name": self.peername }).to_string();
+        }
+        m
+    }
+
     /// This peer's ping and current metrics.
     fn greeting(&self) -> Vec<Metric> {
-        let mut metrics = vec![ping(&self.me, self.interval)];
+        let mut metrics = vec![self.ping()];
         metrics.extend(
             self.monitor
                 .names()
@@ -437,6 +449,7 @@ mod tests {
         // As `init` writes them: ping every 15 s, numpin's TTL 10 s, freespace's 30 s.
         Publisher {
             me: "p".into(),
+            peername: String::new(),
             informers: vec![informer("numpin", 10, 0), informer("freespace", 30, 3600)],
             interval: Duration::from_secs(15),
             monitor: rec.clone(),
@@ -539,6 +552,7 @@ mod tests {
         let tasks = Tasks::new();
         Publisher {
             me: "p".into(),
+            peername: String::new(),
             informers: Vec::new(),
             interval: Duration::from_secs(15),
             monitor: monitor.clone(),
@@ -581,6 +595,7 @@ mod tests {
         let tasks = Tasks::new();
         Publisher {
             me: "p".into(),
+            peername: "laptop".into(),
             informers: Vec::new(),
             interval: Duration::from_secs(15),
             monitor: monitor.clone(),
@@ -596,9 +611,12 @@ mod tests {
             all().is_empty(),
             "no greeting: nothing before the first round"
         );
-        assert!(
-            monitor.current(PING, "p").is_some(),
-            "its own ping, at once"
+        let own = monitor.current(PING, "p").expect("its own ping, at once");
+        let value: serde_json::Value = serde_json::from_str(&own.value).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"peer_name": "laptop"}),
+            "IPFS Cluster's pingValue"
         );
         tokio::time::sleep(Duration::from_secs(31)).await;
         let sent_now = all();

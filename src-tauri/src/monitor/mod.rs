@@ -35,10 +35,18 @@ struct Store {
     alerts: VecDeque<Alert>,
 }
 
+/// How long after it expired a peer's metric is forgotten (a peer heard once and gone, a
+/// member long down): listed as expired until then.
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// Which peers always find room in the monitor (a CRDT peer's trusted peers).
+type Protected = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 #[derive(Clone)]
 pub struct PeerMonitor {
     store: Arc<Mutex<Store>>,
     alerts_tx: broadcast::Sender<Alert>,
+    protected: Arc<std::sync::OnceLock<Protected>>,
 }
 
 impl Default for PeerMonitor {
@@ -46,6 +54,7 @@ impl Default for PeerMonitor {
         PeerMonitor {
             store: Arc::new(Mutex::new(Store::default())),
             alerts_tx: broadcast::channel(1024).0,
+            protected: Default::default(),
         }
     }
 }
@@ -65,9 +74,37 @@ impl PeerMonitor {
         m
     }
 
-    /// Raises an alert for each metric that expired since the last check.
+    /// Peers for which `protected` holds always find room: when [`MAX_PEERS`] are kept, one
+    /// of them takes the place of another peer's metric (the one expiring first) rather
+    /// than being refused, so that a flood of peer ids cannot crowd out the peers that
+    /// matter. Set once.
+    pub fn protect(&self, protected: Protected) {
+        let _ = self.protected.set(protected);
+    }
+
+    fn is_protected(&self, peer: &str) -> bool {
+        self.protected.get().is_some_and(|p| p(peer))
+    }
+
+    /// Raises an alert for each metric that expired since the last check, and forgets those
+    /// expired more than [`FORGET_AFTER`] ago.
     pub fn check(&self) {
         let mut st = self.store.lock().unwrap();
+        let forget_before = Metric::now_ns() - FORGET_AFTER.as_nanos() as i64;
+        let mut forgotten = Vec::new();
+        for (name, peers) in st.latest.iter_mut() {
+            peers.retain(|peer, m| {
+                let keep = m.expire > forget_before;
+                if !keep {
+                    forgotten.push((name.clone(), peer.clone()));
+                }
+                keep
+            });
+        }
+        st.latest.retain(|_, peers| !peers.is_empty());
+        for f in forgotten {
+            st.alerted.remove(&f);
+        }
         let expired: Vec<Metric> = st
             .latest
             .values()
@@ -100,12 +137,25 @@ impl Monitor for PeerMonitor {
             tracing::debug!(metric = %m.name, peer = %m.peer, "metric not kept: {MAX_NAMES} names already");
             return;
         }
+        let protected = self.is_protected(&m.peer);
         let peers = st.latest.entry(m.name.clone()).or_default();
         if !peers.contains_key(&m.peer) && peers.len() >= MAX_PEERS {
+            // Room: the metric expired longest ago; for a protected peer, else the one of
+            // an unprotected peer expiring first.
             let oldest = peers
                 .values()
                 .filter(|o| o.expired())
                 .min_by_key(|o| o.expire)
+                .or_else(|| {
+                    protected
+                        .then(|| {
+                            peers
+                                .values()
+                                .filter(|o| !self.is_protected(&o.peer))
+                                .min_by_key(|o| o.expire)
+                        })
+                        .flatten()
+                })
                 .map(|o| o.peer.clone());
             match oldest {
                 Some(p) => {
@@ -231,6 +281,17 @@ mod tests {
         assert!(mon.current("ping", "new").is_some());
         assert!(mon.latest("ping").iter().all(|x| x.peer != "p1"));
         assert_eq!(mon.latest("ping").len(), MAX_PEERS);
+        // A protected peer finds room among live ones; an unprotected one still does not.
+        mon.protect(Arc::new(|p: &str| p.starts_with("trusted")));
+        mon.log_metric(m("ping", "trusted-1", 60_000));
+        assert!(mon.current("ping", "trusted-1").is_some());
+        assert_eq!(mon.latest("ping").len(), MAX_PEERS);
+        mon.log_metric(m("ping", "other", 60_000));
+        assert!(mon.current("ping", "other").is_none());
+        // Long expired: forgotten at the next check.
+        mon.log_metric(m("ping", "p2", -(FORGET_AFTER.as_millis() as i64) - 1000));
+        mon.check();
+        assert!(mon.latest("ping").iter().all(|x| x.peer != "p2"));
         for n in 0..MAX_NAMES + 5 {
             mon.log_metric(m(&format!("name{n}"), "a", 60_000));
         }
