@@ -107,6 +107,9 @@ pub struct Cluster {
     repinning: bool,
 }
 
+/// The most peers taken for dead after alerts were missed (the channel lagged).
+const LAGGED_DEAD: usize = 256;
+
 /// The pins this peer looks after ([`Cluster::upkeep`]).
 enum Upkeep {
     All,
@@ -830,34 +833,44 @@ impl Cluster {
     }
 
     /// Removes expired pins from the pinset (IPFS Cluster's expiry, done in its state sync):
-    /// every `every`, the peer [in charge](Self::in_charge) unpins the pins whose
-    /// `expire_at` has passed, found through the pinset's index of expiring pins.
+    /// every `every` (the first time one `every` after start, as IPFS Cluster's ticker, once
+    /// the peer is ready: a CRDT peer has heard the others by then), the peer that
+    /// [looks after](Self::upkeep) a pin whose `expire_at` has passed unpins it. The expired
+    /// pins are read through the pinset's index of expiring pins, a page at a time in CID
+    /// order, to the end (those another peer looks after do not hide the rest).
     pub(crate) fn unpin_expired(&self, every: Duration, tasks: &Tasks) {
         let cluster = self.clone();
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                if !cluster.consensus.is_ready() {
+                    continue;
+                }
                 let Some(upkeep) = cluster.upkeep(&[]) else {
                     continue;
                 };
-                let expired = match cluster
-                    .consensus
-                    .state()
-                    .expired(chrono::Utc::now(), 1000)
-                    .await
-                {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::warn!("cannot read the expiring pins: {e}");
-                        continue;
+                let now = chrono::Utc::now();
+                let mut after = None;
+                loop {
+                    let page = match cluster.consensus.state().expired(now, after, 1000).await {
+                        Ok(e) => e,
+                        Err(e) => {
+                            tracing::warn!("cannot read the expiring pins: {e}");
+                            break;
+                        }
+                    };
+                    after = page.last().map(Cid::key);
+                    let full = page.len() == 1000;
+                    for cid in page.into_iter().filter(|c| upkeep.covers(c)) {
+                        tracing::info!(%cid, "unpinning: the pin expired");
+                        if let Err(e) = cluster.consensus.log_unpin(cid).await {
+                            tracing::warn!(%cid, "cannot unpin the expired pin: {e}");
+                        }
                     }
-                };
-                for cid in expired.into_iter().filter(|c| upkeep.covers(c)) {
-                    tracing::info!(%cid, "unpinning: the pin expired");
-                    if let Err(e) = cluster.consensus.log_unpin(cid).await {
-                        tracing::warn!(%cid, "cannot unpin the expired pin: {e}");
+                    if !full {
+                        break;
                     }
                 }
             }
@@ -895,15 +908,20 @@ impl Cluster {
                     }
                 }
                 if lagged {
-                    dead.extend(
-                        cluster
-                            .monitor
-                            .latest(PING)
-                            .into_iter()
-                            .filter(|m| m.expired() && m.peer != cluster.me.peer_id)
-                            .map(|m| m.peer),
-                    );
+                    // The most recently expired pings (those long gone were repinned when
+                    // their alert came).
+                    let mut expired: Vec<Metric> = cluster
+                        .monitor
+                        .latest(PING)
+                        .into_iter()
+                        .filter(|m| m.expired())
+                        .collect();
+                    expired.sort_by_key(|m| std::cmp::Reverse(m.expire));
+                    dead.extend(expired.into_iter().take(LAGGED_DEAD).map(|m| m.peer));
                 }
+                // Not this peer; not a peer heard again meanwhile.
+                dead.remove(&cluster.me.peer_id);
+                dead.retain(|p| cluster.monitor.current(PING, p).is_none());
                 if !dead.is_empty() {
                     let dead: Vec<String> = dead.into_iter().collect();
                     cluster.repin_from(&dead).await;
@@ -951,11 +969,12 @@ impl Cluster {
     async fn vacate(&self, dead: &[String], upkeep: &Upkeep) {
         // The candidates once for the pass (not once a pin).
         let candidates = self.candidates(dead);
+        let dead: std::collections::HashSet<&str> = dead.iter().map(String::as_str).collect();
         // Pin by pin as the pinset is read from disk (pages in CID order, so a pin moved
         // meanwhile is not met again): never the dead peers' whole share in memory.
         let mut held = self.consensus.state().stream().try_filter(|p| {
             futures::future::ready(
-                p.allocations.iter().any(|a| dead.contains(a)) && upkeep.covers(&p.cid),
+                p.allocations.iter().any(|a| dead.contains(a.as_str())) && upkeep.covers(&p.cid),
             )
         });
         while let Some(pin) = held.next().await {
@@ -969,7 +988,7 @@ impl Cluster {
             let keep: Vec<String> = pin
                 .allocations
                 .iter()
-                .filter(|a| !dead.contains(a))
+                .filter(|a| !dead.contains(a.as_str()))
                 .cloned()
                 .collect();
             match self.allocator.allocate(&pin, &keep, &candidates) {

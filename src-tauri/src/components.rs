@@ -352,11 +352,12 @@ pub trait Pinset: Send + Sync + 'static {
     async fn count(&self) -> Result<u64, ConsensusError> {
         Ok(self.counts().await?.total)
     }
-    /// Up to `limit` pins whose `expire_at` is `now` or earlier (read through an index of
-    /// the expiring pins, never the whole pinset).
+    /// Up to `limit` pins whose `expire_at` is `now` or earlier, in CID order after `after`
+    /// (read through an index of the expiring pins, never the whole pinset).
     async fn expired(
         &self,
         now: chrono::DateTime<chrono::Utc>,
+        after: Option<PinKey>,
         limit: usize,
     ) -> Result<Vec<Cid>, ConsensusError>;
     /// A page of the pinset for people browsing it, in `q.order`, of the pins `q.matching`,

@@ -737,14 +737,17 @@ async fn expired_pins_are_found_through_an_index_that_survives_imports_and_snaps
     let (pool, mut sm, _changes) = machine(dir.path(), &pins).await;
     assert_eq!(expiry_indexes(&pool).await.len(), 1);
     let state = store::PinsTable::new(pool.clone());
-    let mut found = state.expired(chrono::Utc::now(), 10).await.unwrap();
-    found.sort_by_key(Cid::key);
-    assert_eq!(found, vec![test_cid(1), test_cid(4)]);
-    assert_eq!(
-        state.expired(chrono::Utc::now(), 1).await.unwrap().len(),
-        1,
-        "limit"
-    );
+    let mut want = vec![test_cid(1), test_cid(4)];
+    want.sort_by_key(Cid::key);
+    let found = state.expired(chrono::Utc::now(), None, 10).await.unwrap();
+    assert_eq!(found, want, "in CID order");
+    let first = state.expired(chrono::Utc::now(), None, 1).await.unwrap();
+    assert_eq!(first, vec![want[0]], "limit");
+    let next = state
+        .expired(chrono::Utc::now(), Some(want[0].key()), 10)
+        .await
+        .unwrap();
+    assert_eq!(next, vec![want[1]], "after a cursor");
     use sqlx::Row;
     let plan: Vec<String> = sqlx::query(
         "EXPLAIN QUERY PLAN SELECT cid FROM pins WHERE json_extract(pin, '$.expire_at') <> '0001-01-01T00:00:00Z' AND julianday(json_extract(pin, '$.expire_at')) <= julianday(?) LIMIT 10",
@@ -764,7 +767,7 @@ async fn expired_pins_are_found_through_an_index_that_survives_imports_and_snaps
     sm.install_snapshot(&built.meta, received).await.unwrap();
     assert_eq!(expiry_indexes(&pool).await.len(), 1);
     assert_eq!(
-        state.expired(chrono::Utc::now(), 10).await.unwrap(),
+        state.expired(chrono::Utc::now(), None, 10).await.unwrap(),
         vec![test_cid(4)]
     );
 }

@@ -133,7 +133,10 @@ impl Monitor for PeerMonitor {
     fn log_metric(&self, mut m: Metric) {
         m.received_at = Metric::now_ns();
         let mut st = self.store.lock().unwrap();
-        if !st.latest.contains_key(&m.name) && st.latest.len() >= MAX_NAMES {
+        if !st.latest.contains_key(&m.name)
+            && st.latest.len() >= MAX_NAMES
+            && !wire::informer_name(&m.name)
+        {
             tracing::debug!(metric = %m.name, peer = %m.peer, "metric not kept: {MAX_NAMES} names already");
             return;
         }
@@ -296,5 +299,8 @@ mod tests {
             mon.log_metric(m(&format!("name{n}"), "a", 60_000));
         }
         assert_eq!(mon.names().len(), MAX_NAMES);
+        // IPFS Cluster's own names always find room.
+        mon.log_metric(m("freespace", "a", 60_000));
+        assert!(mon.current("freespace", "a").is_some());
     }
 }

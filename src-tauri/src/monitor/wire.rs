@@ -28,12 +28,18 @@ pub const MAX_VALUE: usize = 8 * 1024;
 /// informer's): the only ones taken from the topic, so that no peer fills the monitor's
 /// names ([`super::MAX_NAMES`]) with its own.
 pub fn known_name(name: &str) -> bool {
+    informer_name(name)
+        || name
+            .strip_prefix("tag:")
+            .is_some_and(|t| !t.is_empty() && t.len() <= 64)
+}
+
+/// The names of IPFS Cluster's own metrics (tags aside): always kept by the monitor.
+pub fn informer_name(name: &str) -> bool {
     matches!(
         name,
         "ping" | "freespace" | "reposize" | "numpin" | "pinqueue"
-    ) || name
-        .strip_prefix("tag:")
-        .is_some_and(|t| !t.is_empty() && t.len() <= 64)
+    )
 }
 
 /// The deepest nesting skipped in an unknown value.

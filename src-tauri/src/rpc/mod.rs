@@ -179,6 +179,9 @@ pub struct ClusterRpc {
     rejected: Arc<AtomicU64>,
     /// Bumped whenever a peer subscribes to the CRDT's topic (a peer met or back).
     topic_joined: watch::Receiver<u64>,
+    /// A CRDT peer's swarm (its topics on): a peer refusing calls from this one is one that
+    /// does not trust it ([`RpcError::Unauthorized`]).
+    leaderless: bool,
 }
 
 /// The CRDT's topics: what the swarm subscribes to, and whose messages on them are heard.
@@ -395,6 +398,7 @@ impl ClusterRpc {
             connected: connected.clone(),
             rejected: Arc::new(AtomicU64::new(0)),
             topic_joined,
+            leaderless: opts.pubsub.is_some(),
         };
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -555,7 +559,12 @@ impl ClusterRpc {
             message,
         };
         match self.call(peer, addrs, req, timeout).await? {
-            RpcResponse::Err(e) if e.starts_with(REFUSED) && e.ends_with(NOT_A_MEMBER) => {
+            // A CRDT peer refusing this one (it does not trust it). In Raft the same answer
+            // (a member behind on the membership) stays an error: a member must not drop out
+            // of statuses unseen.
+            RpcResponse::Err(e)
+                if self.leaderless && e == format!("{REFUSED} {} {NOT_A_MEMBER}", self.me) =>
+            {
                 Err(RpcError::Unauthorized {
                     peer: peer_id.to_string(),
                     message: e,

@@ -78,15 +78,19 @@ impl Pinset for StateHandle {
     async fn expired(
         &self,
         now: chrono::DateTime<chrono::Utc>,
+        after: Option<crate::types::PinKey>,
         limit: usize,
     ) -> Result<Vec<Cid>, crate::components::ConsensusError> {
         let pins = self.pins.read().unwrap();
-        Ok(pins
+        let mut out: Vec<Cid> = pins
             .values()
             .filter(|p| p.options.expire_at.is_some_and(|at| at <= now))
+            .filter(|p| after.as_ref().is_none_or(|a| p.cid.key() > *a))
             .map(|p| p.cid)
-            .take(limit)
-            .collect())
+            .collect();
+        out.sort_by_key(Cid::key);
+        out.truncate(limit);
+        Ok(out)
     }
 
     async fn browse(

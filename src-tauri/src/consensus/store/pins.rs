@@ -263,12 +263,16 @@ impl Pinset for PinsTable {
     async fn expired(
         &self,
         now: chrono::DateTime<chrono::Utc>,
+        after: Option<PinKey>,
         limit: usize,
     ) -> Result<Vec<Cid>, ConsensusError> {
-        let sql =
-            format!("SELECT cid FROM pins WHERE {EXPIRES} AND {EXPIRY} <= julianday(?) LIMIT ?");
+        let sql = format!(
+            "SELECT cid FROM pins WHERE {EXPIRES} AND {EXPIRY} <= julianday(?) AND cid > ? \
+             ORDER BY cid LIMIT ?"
+        );
         let rows = sqlx::query(&sql)
             .bind(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .bind(after.map(|k| k.to_string()).unwrap_or_default())
             .bind(limit as i64)
             .fetch_all(&self.readers)
             .await
