@@ -148,6 +148,9 @@ pub struct Snapshot {
     /// A CRDT peer that writes hears no other peer now: its pins, unpins and adds are taken
     /// here and reach the others when it meets them again ("will sync").
     pub will_sync: bool,
+    /// The peer runs the CRDT consensus: removing a peer bans it from this peer's peerset
+    /// (there is no membership to take it out of), and the Peers view says so.
+    pub crdt: bool,
 }
 
 /// What the pins view asks for: pins whose name (`search_in` name) or CID starts with
@@ -284,6 +287,8 @@ struct Mode {
     read_only: bool,
     /// A CRDT peer that writes (no follower): it pins and adds without the others.
     offline_writer: bool,
+    /// A CRDT peer.
+    crdt: bool,
 }
 
 /// The last template a following peer fetched, kept in its folder (owner-only: it holds
@@ -396,6 +401,7 @@ impl Desktop {
             following: mode.following,
             read_only: mode.read_only,
             will_sync: mode.offline_writer && alone,
+            crdt: mode.crdt,
         }
     }
 
@@ -627,6 +633,7 @@ impl Desktop {
             following,
             read_only,
             offline_writer: cfg.consensus.crdt_mode && !read_only,
+            crdt: cfg.consensus.crdt_mode,
         };
         // Its own credential on every API its peer serves, unless the config sets some (see
         // config::ApiCredential): another user of the machine may use none of them.

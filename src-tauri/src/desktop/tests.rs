@@ -712,7 +712,7 @@ async fn a_crdt_peer_alone_pins_and_says_its_writes_will_sync() {
         Box::new(crdt.clone()),
     );
     let s = laptop.new_cluster().await.unwrap();
-    assert!(s.will_sync && !s.read_only, "{s:?}");
+    assert!(s.will_sync && !s.read_only && s.crdt, "{s:?}");
     laptop
         .pin(&test_cid(1).to_string(), "on the plane", None)
         .await
@@ -744,6 +744,6 @@ async fn a_crdt_peer_alone_pins_and_says_its_writes_will_sync() {
     // A Raft peer, alone, never says it.
     let raft = desktop(dirs[2].path(), &kubo);
     let s = raft.new_cluster().await.unwrap();
-    assert!(!s.will_sync, "{s:?}");
+    assert!(!s.will_sync && !s.crdt, "{s:?}");
     raft.stop().await;
 }

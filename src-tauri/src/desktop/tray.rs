@@ -215,6 +215,7 @@ mod tests {
             following: None,
             read_only: false,
             will_sync: false,
+            crdt: false,
         }
     }
 

@@ -199,7 +199,12 @@ read_only: boolean,
  * A CRDT peer that writes hears no other peer now: its pins, unpins and adds are taken
  * here and reach the others when it meets them again ("will sync").
  */
-will_sync: boolean, };
+will_sync: boolean, 
+/**
+ * The peer runs the CRDT consensus: removing a peer bans it from this peer's peerset
+ * (there is no membership to take it out of), and the Peers view says so.
+ */
+crdt: boolean, };
 
 /**
  * What the window is to do as it opens, or at once (see [`Desktop::set_pending`]).

@@ -77,4 +77,16 @@ describe('Peers view', () => {
     expect(calls.removePeer).toHaveBeenCalledWith('12D3KooWpi');
     await waitFor(() => expect(screen.getByRole('status').textContent).toBe('Removed pi from the cluster.'));
   });
+
+  it('says that in a CRDT cluster removing a peer bans it here', async () => {
+    calls.graph.mockResolvedValue(null);
+    calls.removePeer.mockResolvedValue(undefined);
+    app.snapshot = { crdt: true } as typeof app.snapshot;
+    render(Peers);
+    await fireEvent.click(screen.getByRole('button', { name: 'Remove peer pi' }));
+    expect(screen.getByText(/Ban from this computer's peers/)).toBeTruthy();
+    await fireEvent.click(screen.getByRole('button', { name: 'Yes, remove pi' }));
+    expect(calls.removePeer).toHaveBeenCalledWith('12D3KooWpi');
+    await waitFor(() => expect(screen.getByRole('status').textContent).toBe('Banned pi: this computer no longer hears it or gives it pins.'));
+  });
 });

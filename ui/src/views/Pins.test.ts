@@ -34,7 +34,7 @@ describe('Pins view', () => {
     vi.resetAllMocks();
     app.snapshot = {
       folder: '', configured: true, running: true, ready: true, paused: false, id: null,
-      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false, starting: false, adding: null, log_folder: null, last_run: null, following: null, read_only: false, will_sync: false,
+      ipfs: null, secret_location: '', rest_api: null, pins: 2, summary: null, queued: 0, consensus_stopped: false, starting: false, adding: null, log_folder: null, last_run: null, following: null, read_only: false, will_sync: false, crdt: false,
     };
     app.message = { text: '', bad: false };
   });
