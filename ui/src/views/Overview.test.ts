@@ -31,15 +31,19 @@ describe('Overview', () => {
   });
 
   it('says that a CRDT peer alone will sync, and that a follower is read-only', () => {
-    app.snapshot = { running: true, will_sync: true, read_only: false } as typeof app.snapshot;
+    app.snapshot = { running: true, will_sync: true, read_only: false, crdt: false } as typeof app.snapshot;
     const { unmount } = render(Overview);
     expect(document.getElementById('ov-role')?.textContent).toContain('offline, will sync');
+    expect(document.getElementById('ov-leader')?.textContent).toBe('—');
     unmount();
-    app.snapshot = { running: true, will_sync: false, read_only: true } as typeof app.snapshot;
+    app.snapshot = { running: true, will_sync: false, read_only: true, crdt: true } as typeof app.snapshot;
     render(Overview);
     const role = document.getElementById('ov-role')?.textContent;
     expect(role).toContain('read-only');
     expect(role).not.toContain('will sync');
+    // A CRDT cluster has no leader, and the tile says why rather than a dash.
+    expect(document.getElementById('ov-leader')?.textContent).toBe('none');
+    expect(document.getElementById('ov-leader-sub')?.textContent).toContain('CRDT');
     app.snapshot = null;
   });
 
