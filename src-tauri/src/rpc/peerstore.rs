@@ -20,11 +20,7 @@ pub fn read(path: &Path) -> BTreeMap<PeerId, Vec<Multiaddr>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return out;
     };
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+    for (n, line) in entries(&text) {
         match line
             .parse::<Multiaddr>()
             .ok()
@@ -32,13 +28,21 @@ pub fn read(path: &Path) -> BTreeMap<PeerId, Vec<Multiaddr>> {
         {
             Some((peer, addr)) => out.entry(peer).or_default().push(addr),
             None => tracing::warn!(
-                "{}:{}: ignoring {line:?}: expected a multiaddr ending in /p2p/<peer id>",
+                "{}:{n}: ignoring {line:?}: expected a multiaddr ending in /p2p/<peer id>",
                 path.display(),
-                i + 1
             ),
         }
     }
     out
+}
+
+/// The entries of a file of one entry per line that people may edit (the peerstore, the
+/// bans): each line trimmed with its number (from 1), blank lines and `#` comments left out.
+pub(crate) fn entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// Adds to the file every address of `peers` it does not list yet, keeping its lines as

@@ -45,20 +45,14 @@ impl Bans {
             }
         };
         let mut set = HashSet::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
+        for (n, line) in crate::rpc::peerstore::entries(&text) {
             match line.parse::<libp2p::PeerId>() {
                 Ok(p) => {
                     set.insert(p.to_string());
                 }
-                Err(_) => tracing::warn!(
-                    "{}:{}: ignoring {line:?}: not a peer id",
-                    path.display(),
-                    i + 1
-                ),
+                Err(_) => {
+                    tracing::warn!("{}:{n}: ignoring {line:?}: not a peer id", path.display())
+                }
             }
         }
         if !set.is_empty() {
