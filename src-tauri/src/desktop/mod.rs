@@ -285,9 +285,7 @@ pub struct Desktop {
 struct Mode {
     following: Option<String>,
     read_only: bool,
-    /// A CRDT peer that writes (no follower): it pins and adds without the others.
-    offline_writer: bool,
-    /// A CRDT peer.
+    /// A CRDT peer (one that is not read-only pins and adds without the others).
     crdt: bool,
 }
 
@@ -400,7 +398,7 @@ impl Desktop {
             last_run: self.last_run.lock().unwrap().clone(),
             following: mode.following,
             read_only: mode.read_only,
-            will_sync: mode.offline_writer && alone,
+            will_sync: mode.crdt && !mode.read_only && alone,
             crdt: mode.crdt,
         }
     }
@@ -632,7 +630,6 @@ impl Desktop {
         let mode = Mode {
             following,
             read_only,
-            offline_writer: cfg.consensus.crdt_mode && !read_only,
             crdt: cfg.consensus.crdt_mode,
         };
         // Its own credential on every API its peer serves, unless the config sets some (see

@@ -718,11 +718,8 @@ impl Consensus for CrdtConsensus {
         if added {
             tracing::warn!(%peer, "peer banned by `peers rm`: its metrics, calls and connections are refused from now on");
         }
-        self.members.send_if_modified(|m| {
-            let before = m.len();
-            m.retain(|x| x.peer_id != peer);
-            m.len() != before
-        });
+        // Out of the peerset at once (it leaves out banned peers).
+        self.set_members(self.members());
         Ok(())
     }
 
