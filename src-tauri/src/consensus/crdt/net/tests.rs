@@ -188,6 +188,20 @@ async fn a_peer_not_trusted_is_rejected_by_the_topics_validator() {
     tasks.shutdown().await;
 }
 
+/// Publishes `m` from `from` (again every 100 ms: the mesh forms within a heartbeat) until
+/// each of `by` holds it as `from`'s current metric of that name.
+async fn heard_when_published(from: &Node, m: &crate::types::Metric, by: &[&Node]) {
+    use crate::components::PeerRpc;
+    let peer = from.id.to_string();
+    until(30, &format!("{} of {peer} heard", m.name), || async {
+        from.rpc.publish_metrics(vec![m.clone()]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        by.iter()
+            .all(|n| n.monitor.current(&m.name, &peer).is_some())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a_banned_peer() {
     use crate::components::PeerRpc;
@@ -215,19 +229,7 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
         m
     };
     // Published until heard (the mesh forms within a heartbeat), passed on by 0 to 2.
-    until(30, "1's metric heard by 0 and 2", || async {
-        nodes[1].rpc.publish_metrics(vec![ping(&nodes[1])]).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        nodes[0]
-            .monitor
-            .current("tag:own", &nodes[1].id.to_string())
-            .is_some()
-            && nodes[2]
-                .monitor
-                .current("tag:own", &nodes[1].id.to_string())
-                .is_some()
-    })
-    .await;
+    heard_when_published(&nodes[1], &ping(&nodes[1]), &[&nodes[0], &nodes[2]]).await;
     // Speaking for another peer: rejected by the validator, heard by no one.
     let mut forged = ping(&nodes[2]);
     forged.name = "tag:forged".into();
@@ -246,29 +248,13 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
             .publish_metrics(vec![stale.clone(), junk.clone()])
             .await;
     }
-    until(
-        30,
-        "2's own metric heard (after the forged ones)",
-        || async {
-            nodes[2].rpc.publish_metrics(vec![ping(&nodes[2])]).await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            nodes[0]
-                .monitor
-                .current("tag:own", &nodes[2].id.to_string())
-                .is_some()
-        },
-    )
-    .await;
+    // 2's own metric, after the forged ones.
+    heard_when_published(&nodes[2], &ping(&nodes[2]), &[&nodes[0]]).await;
     // A metric's expiry is held to an hour from now.
     let mut forever = ping(&nodes[1]);
     forever.name = "tag:forever".into();
     forever.expire = i64::MAX;
-    until(30, "the long-lived metric heard", || async {
-        nodes[1].rpc.publish_metrics(vec![forever.clone()]).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        !nodes[0].monitor.latest("tag:forever").is_empty()
-    })
-    .await;
+    heard_when_published(&nodes[1], &forever, &[&nodes[0]]).await;
     // (Published by 1 before the long-lived one, on the same link: they would be in.)
     assert!(
         nodes[0].monitor.latest("tag:stale").is_empty(),
@@ -303,12 +289,7 @@ async fn metrics_on_the_topic_are_heard_only_about_their_signer_and_never_from_a
     // 2's metrics still arrive (published after 1's: the topic is ordered per peer pair).
     let mut later = ping(&nodes[2]);
     later.name = "tag:later".into();
-    until(30, "2's later metric heard", || async {
-        nodes[2].rpc.publish_metrics(vec![later.clone()]).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        !nodes[0].monitor.latest("tag:later").is_empty()
-    })
-    .await;
+    heard_when_published(&nodes[2], &later, &[&nodes[0]]).await;
     assert!(
         nodes[0].monitor.latest("tag:after-ban").is_empty(),
         "a banned peer is not heard"
