@@ -375,6 +375,58 @@ async fn fifty_followers_of_three_trusted_peers_all_get_a_pin() {
     );
 }
 
+/// `crdt.drop_old_deltas`: a peer drops the deltas its checkpoint covers once every other
+/// trusted peer is heard above it (peer 0 trusts only itself: at once); a peer that was
+/// stopped meanwhile finds, back, that no peer gives the blocks it lacks, merges the
+/// checkpoint offered and holds every pin, and what comes after reaches it as deltas.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_deltas_are_dropped_and_a_peer_back_from_away_merges_a_checkpoint() {
+    let settings = serde_json::json!({
+        "cluster_name": "crdt-drop",
+        "trusted_peers": [],
+        "checkpoint_every": 5,
+        "drop_old_deltas": true,
+        "rebroadcast_interval": "1s",
+    });
+    let mut c = TestCluster::start_consensus_only(&[], 2, 0, |cfg| crdt(cfg, settings.clone()))
+        .await
+        .unwrap();
+    let client = c.peers[0].client();
+    let pin = |cids: Vec<String>| {
+        let client = client.clone();
+        async move {
+            for cid in &cids {
+                client.pin(cid, &PinOptions::default()).await.unwrap();
+            }
+            cids
+        }
+    };
+    let before = pin((0..3).map(|n| identity_cid(&format!("drop {n}"))).collect()).await;
+    holds(&c, 1, &before).await;
+    c.peers[1].stop();
+    let away = pin((3..25)
+        .map(|n| identity_cid(&format!("drop {n}")))
+        .collect())
+    .await;
+    c.peers[0]
+        .wait_logged("CRDT deltas below the checkpoint dropped", DEADLINE)
+        .await
+        .unwrap();
+    let boot = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        c.peers[0].swarm_port,
+        c.peers[0].id()
+    );
+    c.peers[1].start(&["--bootstrap", &boot]).await.unwrap();
+    c.peers[1]
+        .wait_logged("CRDT checkpoint merged", DEADLINE)
+        .await
+        .unwrap();
+    holds(&c, 1, &[before, away].concat()).await;
+    let after = pin(vec![identity_cid("drop after")]).await;
+    holds(&c, 1, &after).await;
+}
+
 /// Asserts that peer `i` lists `pins` pins (`/allocations`).
 async fn lists_every_pin(c: &TestCluster, i: usize, pins: usize) {
     let listed = c.peers[i].read_stream("/allocations").await.unwrap().lines;

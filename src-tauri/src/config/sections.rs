@@ -179,6 +179,12 @@ pub struct CrdtConfig {
     /// a checkpoint of the set once it holds this many blocks more than at its last one, so
     /// that new peers load the set and sync only what came after (0: never).
     pub checkpoint_every: u64,
+    /// This project's own key (IPFS Cluster has none, and ignores it): once every trusted
+    /// peer is heard above this peer's checkpoint, the bytes of the deltas it covers are
+    /// dropped (their CIDs stay); peers that lack them load or merge a checkpoint. Off by
+    /// default: IPFS Cluster's peers cannot read checkpoints, and sync the whole DAG. Needs
+    /// `trusted_peers` to name every peer that writes (not `"*"`).
+    pub drop_old_deltas: bool,
 }
 
 /// Batching of CRDT writes: both `max_batch_size` and `max_batch_age` above 0 enable it.
@@ -211,6 +217,7 @@ impl Default for CrdtConfig {
             peerset_metric: "ping".into(),
             datastore_namespace: "/c".into(),
             checkpoint_every: 1000,
+            drop_old_deltas: false,
         }
     }
 }
@@ -241,6 +248,14 @@ impl CrdtConfig {
         }
         if self.batching.max_queue_size == 0 {
             return Err((key("batching.max_queue_size"), "must be above 0".into()));
+        }
+        if self.drop_old_deltas && self.trust_all() {
+            return Err((
+                key("drop_old_deltas"),
+                "needs trusted_peers to name every peer that writes: with \"*\" anyone may \
+                 write, so no delta is ever known to have reached every writer"
+                    .into(),
+            ));
         }
         if !self.trust_all() {
             for p in &self.trusted_peers {

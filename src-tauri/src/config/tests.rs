@@ -253,6 +253,12 @@ fn the_crdt_section_of_ipfs_clusters_fixture_reads_with_its_defaults() {
     assert!(batched.batching_enabled());
     assert!(!batched.trust_all());
     batched.validate().unwrap();
+    assert!(!crdt.drop_old_deltas, "the history is kept unless asked");
+    let dropping = CrdtConfig {
+        drop_old_deltas: true,
+        ..batched
+    };
+    dropping.validate().unwrap();
 }
 
 /// A CRDT section beside Raft's is checked as IPFS Cluster checks it: a bad value stops the
@@ -275,6 +281,11 @@ fn a_bad_crdt_section_is_refused_naming_its_key() {
         (
             serde_json::json!({"batching": {"max_queue_size": 0}}),
             "consensus.crdt.batching.max_queue_size",
+        ),
+        // Dropping old deltas needs every writer named: with "*" none is known stable.
+        (
+            serde_json::json!({"drop_old_deltas": true}),
+            "consensus.crdt.drop_old_deltas",
         ),
     ] {
         let mut v = valid_json();

@@ -35,8 +35,16 @@
 //! **The history is kept.** Go peers cannot read checkpoints, and a peer that loaded an
 //! older checkpoint may need blocks below a newer one: so a peer that loaded a checkpoint
 //! fills in the bytes of the blocks it covers afterwards ([`fill_in_history`], once nothing
-//! else is wanted), and every peer of this project gives the whole DAG on. No delta is
-//! dropped yet.
+//! else is wanted), and every peer of this project gives the whole DAG on — unless the
+//! cluster drops old deltas (`crdt.drop_old_deltas`, for clusters of this project's peers
+//! only).
+//!
+//! **Dropping old deltas.** Once every trusted writer is heard announcing heads above this
+//! peer's checkpoint ([`reached_by`]: every writer holds all it covers, and none will ask for
+//! it), the bytes of the blocks it covers are dropped ([`drop_covered`]); their CIDs stay, so
+//! a late delta linking below them stops there. A peer that lacks them loads the checkpoint
+//! (holding no block) or merges it into what it holds ([`begin_merge`]): the set's merge is
+//! a union, so a checkpoint merged into a set is that set with every covered block applied.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -75,6 +83,15 @@ const LOADING: &str = "crdt_checkpoint_loading";
 /// `kv`: the peer that signed the checkpoint being loaded, accepted when the load began (a
 /// restart without `--bootstrap` resumes it all the same).
 const LOADING_SIGNER: &str = "crdt_checkpoint_loading_signer";
+/// `kv`: set while the checkpoint being loaded is merged into a set holding blocks (a peer
+/// wanting blocks no peer gives any more), so that a restart resumes the merge.
+const MERGING: &str = "crdt_checkpoint_merging";
+/// `kv`: the last checkpoint merged (not merged again).
+const MERGED: &str = "crdt_checkpoint_merged";
+/// `kv`: the last row of `crdt_blocks` whose bytes were dropped (`crdt.drop_old_deltas`).
+const DROPPED_AT: &str = "crdt_dropped_at";
+/// Rows of `crdt_blocks` whose bytes are dropped in one transaction.
+const DROP_ROWS: i64 = 5_000;
 /// A record larger than this is not put in a checkpoint (a chunk must fit in a Bitswap
 /// message): no checkpoint is made.
 const MAX_RECORD: usize = 3 << 20;
@@ -83,7 +100,8 @@ const MAX_RECORD: usize = 3 << 20;
 pub const FORGET: [&str; 2] = [
     "DELETE FROM crdt_ckpt_blocks",
     "DELETE FROM kv WHERE key IN ('crdt_checkpoint', 'crdt_checkpoint_blocks', \
-     'crdt_checkpoint_loading', 'crdt_checkpoint_loading_signer')",
+     'crdt_checkpoint_loading', 'crdt_checkpoint_loading_signer', 'crdt_checkpoint_merging', \
+     'crdt_checkpoint_merged', 'crdt_dropped_at')",
 ];
 
 /// The signed manifest: the block a checkpoint's CID names.
@@ -200,6 +218,8 @@ pub enum Loaded {
     Applied { pins: u64, blocks: u64 },
     /// The peer held blocks by the time every chunk was in: it syncs deltas instead.
     NotEmpty,
+    /// Merged into the set this peer held ([`begin_merge`]): `keys` keys rewritten.
+    Merged { keys: u64 },
 }
 
 async fn kv_text(store: &CrdtStore, key: &str) -> Result<Option<String>, ConsensusError> {
@@ -524,7 +544,7 @@ async fn keep_only_current(store: &CrdtStore) -> Result<(), ConsensusError> {
 
 /// Gives up loading (a checkpoint refused): its blocks are dropped.
 pub async fn abandon(store: &CrdtStore) -> Result<(), ConsensusError> {
-    for key in [LOADING, LOADING_SIGNER] {
+    for key in [LOADING, LOADING_SIGNER, MERGING] {
         pins_store::kv_delete(store.pool(), key)
             .await
             .map_err(storage)?;
@@ -552,9 +572,40 @@ async fn get(
     Ok(bytes)
 }
 
+/// Whether the checkpoint being loaded ([`loading`]) is merged ([`begin_merge`]).
+pub async fn merging(store: &CrdtStore) -> Result<bool, ConsensusError> {
+    Ok(kv_text(store, MERGING).await?.is_some())
+}
+
+/// The last checkpoint merged into this peer's set ([`begin_merge`]).
+pub async fn merged(store: &CrdtStore) -> Result<Option<cid::Cid>, ConsensusError> {
+    kv_cid(store, MERGED).await
+}
+
+/// Makes checkpoint `c` the one to load, merged into the set this peer holds (a peer
+/// wanting blocks that no peer gives any more, their bytes dropped below a checkpoint):
+/// [`load`] then adds its blocks, elements and tombstones to what the peer holds (the set's
+/// merge is a union, whatever the order) instead of refusing a store that holds blocks.
+/// Kept across a restart, as any load.
+pub async fn begin_merge(store: &CrdtStore, c: &cid::Cid) -> Result<(), ConsensusError> {
+    let mut tx = store.write_tx().await?;
+    pins_store::kv_put(&mut *tx, LOADING, &c.to_string())
+        .await
+        .map_err(storage)?;
+    pins_store::kv_put(&mut *tx, MERGING, &c.to_string())
+        .await
+        .map_err(storage)?;
+    pins_store::kv_delete(&mut *tx, LOADING_SIGNER)
+        .await
+        .map_err(storage)?;
+    tx.commit().await.map_err(storage)?;
+    keep_only_current(store).await
+}
+
 /// Loads checkpoint `c` (of `topic`, signed by a peer `trusted` accepts) from `source` into
 /// `store`, resuming with the chunks kept from before. The set is written in one
-/// transaction once every chunk is in, and only into a store that holds no block.
+/// transaction once every chunk is in, and only into a store that holds no block, unless
+/// the load is a merge ([`begin_merge`]).
 pub async fn load(
     store: &CrdtStore,
     c: &cid::Cid,
@@ -563,9 +614,10 @@ pub async fn load(
     trusted: &Trusted<'_>,
     timeout: Duration,
 ) -> Result<Loaded, LoadError> {
+    let merging = merging(store).await?;
     // A peer that holds blocks syncs deltas (checked before anything is fetched, and again
-    // when the set is written).
-    if store.holds_blocks().await? {
+    // when the set is written), unless it merges.
+    if !merging && store.holds_blocks().await? {
         abandon(store).await?;
         return Ok(Loaded::NotEmpty);
     }
@@ -642,13 +694,16 @@ pub async fn load(
         .fetch_one(&mut *tx)
         .await
         .map_err(storage)?;
-    if holds {
+    if holds && !merging {
         drop(tx);
         drop(_w);
         abandon(store).await?;
         return Ok(Loaded::NotEmpty);
     }
-    let mut apply = Apply::default();
+    let mut apply = Apply {
+        merge: merging,
+        ..Apply::default()
+    };
     for ch in &chunks {
         let bytes: Vec<u8> = sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
             .bind(ch.to_string())
@@ -673,12 +728,16 @@ pub async fn load(
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-        sqlx::query("INSERT OR REPLACE INTO crdt_heads (cid, height) VALUES (?, ?)")
-            .bind(&head)
-            .bind(height)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
+        // A head is one unless a block this peer holds links to it (merging).
+        sqlx::query(
+            "INSERT OR REPLACE INTO crdt_heads (cid, height) SELECT ?1, ?2 \
+             WHERE NOT EXISTS (SELECT 1 FROM crdt_links WHERE child = ?1)",
+        )
+        .bind(&head)
+        .bind(height)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
     }
     // What the manifest says, checked against what was written: a checkpoint that does not
     // add up is refused whole (the transaction is dropped).
@@ -695,6 +754,40 @@ pub async fn load(
              and {}",
             apply.blocks, apply.elems, apply.tombs, m.blocks, m.elems, m.tombs
         )));
+    }
+    if merging {
+        // The elements either side removed stay removed (the checkpoint's tombstones name
+        // this peer's elements, and this peer's the checkpoint's), then every key the
+        // checkpoint names is written to the pinset as its elements now make it.
+        sqlx::query(
+            "DELETE FROM crdt_elems WHERE EXISTS (SELECT 1 FROM crdt_tombs t \
+             WHERE t.key = crdt_elems.key AND t.block = crdt_elems.block)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let mut keys = 0;
+        for ch in &chunks {
+            keys += rewrite_pins(&mut tx, ch).await?;
+        }
+        sqlx::query("DELETE FROM crdt_wanted WHERE cid IN (SELECT cid FROM crdt_blocks)")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
+        pins_store::kv_put(&mut *tx, MERGED, &c.to_string())
+            .await
+            .map_err(storage)?;
+        for key in [LOADING, LOADING_SIGNER, MERGING] {
+            pins_store::kv_delete(&mut *tx, key)
+                .await
+                .map_err(storage)?;
+        }
+        tx.commit().await.map_err(storage)?;
+        drop(_w);
+        store.tell_reset().await;
+        keep_only_current(store).await?;
+        tracing::debug!(%signer, checkpoint = %c, keys, "CRDT checkpoint merged");
+        return Ok(Loaded::Merged { keys });
     }
     let removed_yet_live: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM crdt_tombs t JOIN crdt_elems e \
@@ -732,6 +825,129 @@ pub async fn load(
         pins: apply.pins,
         blocks: blocks.max(0) as u64,
     })
+}
+
+/// Writes to the pinset each key chunk `ch` (kept) names, as its live elements make it now;
+/// how many keys.
+async fn rewrite_pins(tx: &mut Transaction<'_, Sqlite>, ch: &cid::Cid) -> Result<u64, LoadError> {
+    let bytes: Vec<u8> = sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
+        .bind(ch.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(storage)?;
+    let chunk = Chunk::decode(bytes.as_slice())
+        .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))?;
+    let mut n = 0;
+    let mut last: Option<&str> = None;
+    let keys = chunk.elems.iter().map(|e| e.key.as_str());
+    for key in keys.chain(chunk.tombs.iter().map(|t| t.key.as_str())) {
+        // A key's elements come together (a tombstone's key may come again: rewritten twice).
+        if last == Some(key) {
+            continue;
+        }
+        last = Some(key);
+        super::store::rewrite_pin(tx, key).await.map_err(storage)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The heads of this peer's [`current`] checkpoint (none without one).
+pub async fn frontier(store: &CrdtStore) -> Result<Vec<cid::Cid>, ConsensusError> {
+    let Some(c) = current(store).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(bytes) = ckpt_block(store, &c).await? else {
+        return Ok(Vec::new());
+    };
+    let m = Signed::decode(bytes.as_slice())
+        .ok()
+        .and_then(|s| Manifest::decode(s.manifest.as_slice()).ok())
+        .ok_or_else(|| storage(format!("checkpoint {c} kept is unreadable")))?;
+    Ok(m.heads
+        .iter()
+        .filter_map(|h| cid::Cid::try_from(h.cid.as_slice()).ok())
+        .collect())
+}
+
+/// Whether a peer whose heads are `heads` holds every block `frontier` covers: this peer
+/// holds each of `heads`, and each block of `frontier` is one of them or below one (walked
+/// up from the frontier through the links this peer holds: the blocks after it).
+pub async fn reached_by(
+    store: &CrdtStore,
+    frontier: &[cid::Cid],
+    heads: &[cid::Cid],
+) -> Result<bool, ConsensusError> {
+    if heads.is_empty() {
+        return Ok(false);
+    }
+    let heads: Vec<String> = heads.iter().map(|c| c.to_string()).collect();
+    let list = serde_json::to_string(&heads).map_err(storage)?;
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM crdt_blocks WHERE cid IN (SELECT value FROM json_each(?))",
+    )
+    .bind(&list)
+    .fetch_one(store.readers())
+    .await
+    .map_err(storage)?;
+    if held != heads.len() as i64 {
+        return Ok(false);
+    }
+    for f in frontier {
+        let below: bool = sqlx::query_scalar(
+            "WITH RECURSIVE above(cid) AS (SELECT ?1 UNION \
+             SELECT l.parent FROM crdt_links l JOIN above a ON l.child = a.cid) \
+             SELECT EXISTS (SELECT 1 FROM above WHERE cid IN (SELECT value FROM json_each(?2)))",
+        )
+        .bind(f.to_string())
+        .bind(&list)
+        .fetch_one(store.readers())
+        .await
+        .map_err(storage)?;
+        if !below {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Drops the bytes of the blocks this peer's [`current`] checkpoint covers (the caller
+/// knows every writer holds them: [`reached_by`]), a few thousand rows a transaction; how
+/// many. Their rows stay (a block linking to one stops the walk there, as below a loaded
+/// checkpoint); a peer that lacks them loads or merges the checkpoint instead. Never
+/// filled in again while `crdt.drop_old_deltas` is on.
+pub async fn drop_covered(store: &CrdtStore) -> Result<u64, ConsensusError> {
+    if current(store).await?.is_none() {
+        return Ok(0);
+    }
+    let at: i64 = pins_store::kv_get(store.pool(), BLOCKS_AT)
+        .await
+        .map_err(storage)?
+        .unwrap_or(0);
+    let mut from: i64 = pins_store::kv_get(store.pool(), DROPPED_AT)
+        .await
+        .map_err(storage)?
+        .unwrap_or(0);
+    let mut dropped = 0;
+    while from < at {
+        let to = from.saturating_add(DROP_ROWS).min(at);
+        let mut tx = store.write_tx().await?;
+        let r = sqlx::query(
+            "UPDATE crdt_blocks SET data = x'' WHERE rowid > ? AND rowid <= ? AND length(data) > 0",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        pins_store::kv_put(&mut *tx, DROPPED_AT, &to)
+            .await
+            .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        dropped += r.rows_affected();
+        from = to;
+    }
+    Ok(dropped)
 }
 
 /// What a pass of [`fill_in_history`] did.
@@ -787,6 +1003,9 @@ pub async fn fill_in_history(
 /// elements may span two chunks).
 #[derive(Default)]
 struct Apply {
+    /// Merged into a set holding blocks: the pinset is written once every chunk is in
+    /// ([`rewrite_pins`]), and the heads the checkpoint covers stop being heads.
+    merge: bool,
     last: Option<(String, u64, Vec<u8>)>,
     pins: u64,
     blocks: u64,
@@ -816,6 +1035,15 @@ impl Apply {
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut **tx).await.map_err(storage)?;
+            if self.merge {
+                let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM crdt_heads WHERE cid IN (");
+                let mut list = q.separated(", ");
+                for c in &cids {
+                    list.push_bind(c.as_str());
+                }
+                q.push(")");
+                q.build().execute(&mut **tx).await.map_err(storage)?;
+            }
         }
         // Each key's first element is its value: checked in order (a checkpoint out of
         // order would make the pinset disagree with the set).
@@ -841,7 +1069,7 @@ impl Apply {
                 }
                 Some(_) => true,
             };
-            if first {
+            if first && !self.merge {
                 if let Some(row) = pin_row(&e.key, &e.value) {
                     pins.push(row);
                 }

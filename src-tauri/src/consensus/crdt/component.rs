@@ -8,7 +8,7 @@
 //! The network is a contract ([`CrdtNetwork`]): the cluster's libp2p host in a peer, an
 //! in-process hub in tests.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +30,11 @@ use crate::types::{Cid, PeerRole, Pin};
 /// deltas: waits of 1 s doubling to 30 s between them, each try bounded by the fetch
 /// timeout per chunk (a few minutes in all, when no peer answers).
 const LOAD_TRIES: u32 = 7;
+
+/// A wanted block that failed to come this many times while a trusted peer offers a
+/// checkpoint (not merged before) makes a peer that drops old deltas merge it: the block's
+/// bytes may be gone from every peer, below a checkpoint (`crdt.drop_old_deltas`).
+const STUCK_TRIES: u32 = 3;
 
 /// Broadcasts caused by peers joining the topic come at most this often.
 const JOIN_SPACING: Duration = Duration::from_secs(5);
@@ -95,6 +100,11 @@ pub struct CrdtOptions {
     /// those it bootstraps from, never "anyone" (a checkpoint that leaves pins out would
     /// keep them from every peer that loads it, for good).
     pub signers: HashSet<String>,
+    /// `crdt.drop_old_deltas`: the bytes of the blocks this peer's checkpoint covers are
+    /// dropped once every trusted peer is heard announcing heads above it; a peer wanting
+    /// blocks no peer gives merges a checkpoint offered instead. Needs `trust` to be
+    /// [`Trust::Only`] (the config refuses `"*"`).
+    pub drop_old_deltas: bool,
 }
 
 /// The CRDT consensus of one peer.
@@ -113,6 +123,12 @@ pub struct CrdtConsensus {
     /// A checkpoint is being loaded: the sync waits (what it would fetch, the checkpoint
     /// covers), and the peer is not ready.
     loading: AtomicBool,
+    /// The checkpoint being loaded is merged into the set this peer holds: the peer stays
+    /// ready (its pinset is the cluster's, short of what the checkpoint adds).
+    merging: AtomicBool,
+    /// The heads each trusted peer announced last (`drop_old_deltas` only; one entry per
+    /// trusted peer at most).
+    heard_heads: std::sync::Mutex<HashMap<String, Vec<cid::Cid>>>,
     /// The checkpoint to load (the loader's work).
     to_load: watch::Sender<Option<cid::Cid>>,
     /// The checkpoint this peer offers in its broadcasts.
@@ -164,6 +180,8 @@ impl CrdtConsensus {
             members,
             untrusted: Default::default(),
             loading: AtomicBool::new(false),
+            merging: AtomicBool::new(false),
+            heard_heads: Default::default(),
             to_load: watch::channel(None).0,
             offered: std::sync::Mutex::new(offered),
             given_up: Default::default(),
@@ -186,12 +204,15 @@ impl CrdtConsensus {
         // A load cut short by a stop resumes before anything else is fetched.
         if let Some(c) = checkpoint::loading(&me.store).await? {
             tracing::info!(checkpoint = %c, "resuming the CRDT checkpoint being loaded");
+            me.merging
+                .store(checkpoint::merging(&me.store).await?, Ordering::SeqCst);
             me.loading.store(true, Ordering::SeqCst);
             me.to_load.send_replace(Some(c));
         }
         tasks.spawn(me.clone().loading_checkpoints());
         tasks.spawn(me.clone().making_checkpoints());
         tasks.spawn(me.clone().filling_in_history());
+        tasks.spawn(me.clone().dropping_old_deltas());
         tasks.spawn(me.clone().hear(heard));
         tasks.spawn(me.clone().syncing());
         tasks.spawn(me.clone().rebroadcasting());
@@ -293,6 +314,15 @@ impl CrdtConsensus {
                         *self.offered.lock().unwrap() = Some(c);
                         break;
                     }
+                    Ok(Loaded::Merged { keys }) => {
+                        tracing::info!(
+                            checkpoint = %c,
+                            keys,
+                            ms = started.elapsed().as_millis() as u64,
+                            "CRDT checkpoint merged (blocks wanted were no longer given)"
+                        );
+                        break;
+                    }
                     Ok(Loaded::NotEmpty) => {
                         tracing::info!(checkpoint = %c, "CRDT checkpoint not loaded: this peer holds blocks already, it syncs deltas");
                         break;
@@ -323,6 +353,7 @@ impl CrdtConsensus {
             }
             self.to_load.send_replace(None);
             given.borrow_and_update();
+            self.merging.store(false, Ordering::SeqCst);
             self.loading.store(false, Ordering::SeqCst);
             self.wake_sync.notify_one();
         }
@@ -332,6 +363,9 @@ impl CrdtConsensus {
     /// at most every 30 s, while no checkpoint loads and no block is wanted: the sync comes
     /// first), so that this peer gives the whole DAG on as IPFS Cluster's peers expect.
     async fn filling_in_history(self: Arc<Self>) {
+        if self.opts.drop_old_deltas {
+            return;
+        }
         let every = self.opts.rebroadcast_interval.min(Duration::from_secs(30));
         loop {
             tokio::time::sleep(every).await;
@@ -355,6 +389,69 @@ impl CrdtConsensus {
                 Err(e) => tracing::warn!(error = %e, "CRDT history not filled in"),
             }
         }
+    }
+
+    /// Drops the bytes of the blocks this peer's checkpoint covers once every trusted peer
+    /// (but this one) announced heads that this peer holds and that are above each head of
+    /// it (so every writer holds all it covers: none will ask for them); looked at every
+    /// rebroadcast interval, at most every 30 s. A peer that lacks them (new, or back from
+    /// long away) loads or merges a checkpoint. `crdt.drop_old_deltas` only.
+    async fn dropping_old_deltas(self: Arc<Self>) {
+        let (true, Trust::Only(trusted)) = (self.opts.drop_old_deltas, &self.opts.trust) else {
+            return;
+        };
+        let writers: Vec<String> = trusted
+            .iter()
+            .filter(|p| **p != self.opts.peer_id)
+            .cloned()
+            .collect();
+        let every = self.opts.rebroadcast_interval.min(Duration::from_secs(30));
+        let mut waiting_on: Option<String> = None;
+        loop {
+            tokio::time::sleep(every).await;
+            if self.loading.load(Ordering::SeqCst) {
+                continue;
+            }
+            match self.stable_for(&writers).await {
+                Ok(Ok(())) => {
+                    waiting_on = None;
+                    match checkpoint::drop_covered(&self.store).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(blocks = n, "CRDT deltas below the checkpoint dropped")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "CRDT deltas not dropped"),
+                    }
+                }
+                Ok(Err(peer)) => {
+                    if waiting_on.as_ref() != Some(&peer) {
+                        tracing::info!(%peer, "CRDT deltas below the checkpoint kept: this trusted peer has not been heard above it yet");
+                        waiting_on = Some(peer);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "CRDT store"),
+            }
+        }
+    }
+
+    /// Whether every peer of `writers` was heard announcing heads above this peer's
+    /// checkpoint (`Err`: the first that was not); `Err("")` without a checkpoint.
+    async fn stable_for(&self, writers: &[String]) -> Result<Result<(), String>, ConsensusError> {
+        let frontier = checkpoint::frontier(&self.store).await?;
+        if frontier.is_empty() {
+            return Ok(Err(String::new()));
+        }
+        for w in writers {
+            let heads = self.heard_heads.lock().unwrap().get(w).cloned();
+            let reached = match heads {
+                Some(h) => checkpoint::reached_by(&self.store, &frontier, &h).await?,
+                None => false,
+            };
+            if !reached {
+                return Ok(Err(w.clone()));
+            }
+        }
+        Ok(Ok(()))
     }
 
     /// Gives checkpoint `c` up: what was kept of it is dropped, and it is not loaded again
@@ -436,6 +533,13 @@ impl CrdtConsensus {
                     continue;
                 }
             };
+            if self.opts.drop_old_deltas && !heads.is_empty() {
+                // One entry per trusted peer (`drop_old_deltas` trusts only those named).
+                self.heard_heads
+                    .lock()
+                    .unwrap()
+                    .insert(h.from.clone(), heads.clone());
+            }
             // A peer holding no block loads the checkpoint offered, then syncs only what
             // came after it (a peer that names no signer loads none).
             let offered = offered.filter(|c| {
@@ -455,6 +559,16 @@ impl CrdtConsensus {
                     tracing::info!(checkpoint = %c, from = %h.from, "loading a CRDT checkpoint");
                     self.loading.store(true, Ordering::SeqCst);
                     self.to_load.send_replace(Some(c));
+                } else if self.should_merge(&c).await {
+                    tracing::info!(checkpoint = %c, from = %h.from, "merging a CRDT checkpoint: blocks wanted are no longer given");
+                    match checkpoint::begin_merge(&self.store, &c).await {
+                        Ok(()) => {
+                            self.merging.store(true, Ordering::SeqCst);
+                            self.loading.store(true, Ordering::SeqCst);
+                            self.to_load.send_replace(Some(c));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "CRDT store"),
+                    }
                 }
             }
             let mut lacking = false;
@@ -470,6 +584,18 @@ impl CrdtConsensus {
                 self.wake_sync.notify_one();
             }
         }
+    }
+
+    /// Whether checkpoint `c`, offered by a trusted peer, is to be merged into the set this
+    /// peer holds: it drops old deltas (so do the others), a block it wants failed to come
+    /// [`STUCK_TRIES`] times, and `c` is neither its own checkpoint nor merged before.
+    async fn should_merge(&self, c: &cid::Cid) -> bool {
+        if !self.opts.drop_old_deltas || !self.store.stuck(STUCK_TRIES).await.unwrap_or(false) {
+            return false;
+        }
+        let current = checkpoint::current(&self.store).await.ok().flatten();
+        let merged = checkpoint::merged(&self.store).await.ok().flatten();
+        current.as_ref() != Some(c) && merged.as_ref() != Some(c)
     }
 
     /// Fetches what is wanted whenever woken (a head heard, a peer met), and every
@@ -675,7 +801,7 @@ impl Consensus for CrdtConsensus {
     /// A CRDT peer reads and (unless a follower) writes without anyone else: always, but
     /// while it loads a checkpoint (its pinset is not yet the cluster's).
     fn is_ready(&self) -> bool {
-        !self.loading.load(Ordering::SeqCst)
+        !self.loading.load(Ordering::SeqCst) || self.merging.load(Ordering::SeqCst)
     }
 
     fn leader(&self) -> Option<String> {

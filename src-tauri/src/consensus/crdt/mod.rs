@@ -166,6 +166,7 @@ pub async fn start(s: CrdtStart<'_>, tasks: &Tasks) -> Result<Arc<CrdtConsensus>
             keypair: Some(s.keypair.clone()),
             checkpoint_every: s.config.checkpoint_every,
             signers: s.signers,
+            drop_old_deltas: s.config.drop_old_deltas,
         },
         network,
         s.heard,

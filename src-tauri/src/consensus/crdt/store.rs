@@ -259,6 +259,16 @@ impl CrdtStore {
         Ok(())
     }
 
+    /// Whether a wanted block has failed to come `tries` times or more (no peer asked gives
+    /// it: its bytes may have been dropped everywhere, below a checkpoint).
+    pub async fn stuck(&self, tries: u32) -> Result<bool, ConsensusError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_wanted WHERE tries >= ?)")
+            .bind(i64::from(tries))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(storage)
+    }
+
     /// Records that fetching `c` failed once more (it goes behind those tried less).
     pub async fn fetch_failed(&self, c: &cid::Cid) -> Result<(), ConsensusError> {
         sqlx::query("UPDATE crdt_wanted SET tries = tries + 1 WHERE cid = ?")
@@ -613,6 +623,17 @@ async fn merge(
         }
     }
     Ok(changes)
+}
+
+/// Writes key `key`'s value as its live elements now make it to the `pins` table (a
+/// checkpoint merged into a set: what its elements and tombstones made of each key).
+pub(super) async fn rewrite_pin(
+    tx: &mut Transaction<'_, Sqlite>,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    let now = best(tx, key).await?;
+    write_pin(tx, key, now.as_ref().map(|(_, v)| v.as_slice())).await?;
+    Ok(())
 }
 
 /// Writes key `key`'s new value to the `pins` table (`None`: it left the set). A key that

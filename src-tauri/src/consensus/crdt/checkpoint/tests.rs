@@ -486,3 +486,160 @@ async fn a_peer_that_loaded_a_checkpoint_fills_in_the_history_and_gives_it_on() 
     assert_eq!((r.stored, r.wanted), (46, 0));
     assert_eq!(pins(&c).await, pins(&a).await);
 }
+
+/// The one head of `s`.
+async fn head_cid(s: &CrdtStore) -> cid::Cid {
+    let (heads, _) = s.heads().await.unwrap();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    heads[0]
+}
+
+#[tokio::test]
+async fn old_deltas_go_only_once_a_peer_is_heard_above_the_checkpoint_and_their_cids_stay() {
+    let (da, dx) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let a = open(da.path()).await;
+    for n in 0..10 {
+        a.publish(add(&pin_n(n))).await.unwrap();
+    }
+    let first = cid_of_block(&a, 1).await;
+    let made = make(&a, TOPIC, &key).await.unwrap().unwrap();
+    let f = frontier(&a).await.unwrap();
+    assert_eq!(f, vec![head_cid(&a).await]);
+    // Heads at the frontier, or above it, reach it.
+    assert!(reached_by(&a, &f, &f).await.unwrap());
+    let after = a.publish(add(&pin_n(10))).await.unwrap().unwrap();
+    assert!(reached_by(&a, &f, &[after]).await.unwrap());
+    // Heads this peer does not hold, none, or a branch made apart from the frontier do not.
+    let x = open(dx.path()).await;
+    let apart = x.publish(add(&pin_n(50))).await.unwrap().unwrap();
+    assert!(!reached_by(&a, &f, &[apart]).await.unwrap());
+    assert!(!reached_by(&a, &f, &[]).await.unwrap());
+    a.put_block(&apart, &x.block(&apart).await.unwrap().unwrap())
+        .await
+        .unwrap();
+    assert!(!reached_by(&a, &f, &[apart]).await.unwrap());
+    // A peer with a head above it holds all it covers, whatever else it holds.
+    assert!(reached_by(&a, &f, &[after, apart]).await.unwrap());
+
+    let before = pins(&a).await;
+    assert_eq!(drop_covered(&a).await.unwrap(), made.blocks);
+    assert_eq!(drop_covered(&a).await.unwrap(), 0, "dropped once");
+    // The bytes below are gone, their CIDs (and the set) stay; what came after is kept.
+    assert_eq!(a.block(&first).await.unwrap(), None);
+    assert!(a.has_block(&first).await.unwrap());
+    assert!(a.block(&after).await.unwrap().is_some());
+    assert!(a.block(&apart).await.unwrap().is_some());
+    assert_eq!(pins(&a).await, before);
+    // The checkpoint is still given, and a new peer loads it as before.
+    let db = tempfile::tempdir().unwrap();
+    let b = open(db.path()).await;
+    let source = FromStore::new(a.clone());
+    let loaded = load(&b, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded,
+        Loaded::Applied {
+            pins: 10,
+            blocks: 10
+        }
+    );
+    // A block linking below the dropped ones is taken (the walk stops at their CIDs).
+    let late = a.publish(add(&pin_n(11))).await.unwrap().unwrap();
+    b.want(&late).await.unwrap();
+    let opts = SyncOptions {
+        workers: 4,
+        fetch_timeout: LONG,
+    };
+    sync::sync(&b, &source, opts).await.unwrap();
+    assert!(!b.wants_any().await.unwrap());
+    assert_eq!(pins(&b).await, pins(&a).await);
+}
+
+#[tokio::test]
+async fn a_peer_wanting_dropped_blocks_merges_a_checkpoint_keeping_its_own_writes() {
+    let (da, df) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let key = Keypair::generate_ed25519();
+    let a = open(da.path()).await;
+    for n in 0..10 {
+        a.publish(add(&pin_n(n))).await.unwrap();
+    }
+    let f = open(df.path()).await;
+    let source = FromStore::new(a.clone());
+    let opts = SyncOptions {
+        workers: 4,
+        fetch_timeout: LONG,
+    };
+    f.want(&head_cid(&a).await).await.unwrap();
+    sync::sync(&f, &source, opts).await.unwrap();
+    assert_eq!(pins(&f).await.len(), 10);
+    // Apart: F pins 100 and unpins 3; A unpins 4, pins 3 again (a new element: add wins
+    // over F's tombstone, which names only the one F saw) and 10..30, makes a checkpoint
+    // and drops what it covers.
+    let own = f.publish(add(&pin_n(100))).await.unwrap().unwrap();
+    remove(&f, &pin_n(3)).await;
+    remove(&a, &pin_n(4)).await;
+    let mut again = pin_n(3);
+    again.options.metadata.insert("again".into(), "yes".into());
+    a.publish(add(&again)).await.unwrap();
+    for n in 10..30 {
+        a.publish(add(&pin_n(n))).await.unwrap();
+    }
+    let made = make(&a, TOPIC, &key).await.unwrap().unwrap();
+    assert!(drop_covered(&a).await.unwrap() > 0);
+    // F can no longer sync A's history: it wants blocks no peer gives.
+    f.want(&head_cid(&a).await).await.unwrap();
+    sync::sync(&f, &source, opts).await.unwrap();
+    assert!(f.wants_any().await.unwrap());
+    // A load refuses a peer holding blocks; a merge takes the checkpoint in.
+    assert_eq!(
+        load(&f, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+            .await
+            .unwrap(),
+        Loaded::NotEmpty
+    );
+    begin_merge(&f, &made.cid).await.unwrap();
+    assert!(merging(&f).await.unwrap());
+    let merged_keys = match load(&f, &made.cid, &source, TOPIC, &trusting(&key), LONG)
+        .await
+        .unwrap()
+    {
+        Loaded::Merged { keys } => keys,
+        other => panic!("not merged: {other:?}"),
+    };
+    assert!(merged_keys >= 29, "{merged_keys}");
+    assert!(!f.wants_any().await.unwrap());
+    assert!(!merging(&f).await.unwrap());
+    assert_eq!(merged(&f).await.unwrap(), Some(made.cid));
+    // Not F's checkpoint to offer (its set holds more than the checkpoint).
+    assert_eq!(current(&f).await.unwrap(), None);
+    let got: Vec<String> = pins(&f).await.into_iter().map(|(c, _)| c).collect();
+    let mut want: Vec<String> = (0..30)
+        .chain([100])
+        .filter(|n| *n != 4)
+        .map(|n| pin_n(n).cid.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    let three: String = sqlx::query_scalar("SELECT pin FROM pins WHERE cid = ?")
+        .bind(pin_n(3).cid.to_string())
+        .fetch_one(f.pool())
+        .await
+        .unwrap();
+    assert!(three.contains("again"), "{three}");
+    // F's heads: its own last write and A's head; its next delta links both.
+    let (heads, _) = f.heads().await.unwrap();
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    assert!(heads.contains(&head_cid(&a).await));
+    assert!(f.block(&own).await.unwrap().is_some());
+    let next = f.publish(add(&pin_n(101))).await.unwrap().unwrap();
+    assert_eq!(f.heads().await.unwrap().0, vec![next]);
+    // A takes F's writes: F's blocks have their bytes.
+    a.want(&next).await.unwrap();
+    sync::sync(&a, &FromStore::new(f.clone()), opts)
+        .await
+        .unwrap();
+    assert!(!a.wants_any().await.unwrap());
+    assert_eq!(pins(&a).await, pins(&f).await);
+}

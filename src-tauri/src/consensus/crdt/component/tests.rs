@@ -103,6 +103,7 @@ fn options(id: &str) -> CrdtOptions {
         keypair: None,
         checkpoint_every: 0,
         signers: HashSet::new(),
+        drop_old_deltas: false,
     }
 }
 
@@ -442,6 +443,80 @@ async fn a_new_peer_loads_the_checkpoint_offered_then_fills_in_the_history() {
     .await;
     assert_eq!(checkpoint::current(f.c.store()).await.unwrap(), offered);
     for p in [&a, &b, &f, &c] {
+        p.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn old_deltas_are_dropped_once_every_writer_is_above_and_a_peer_back_merges_a_checkpoint() {
+    let hub = Arc::new(Hub::default());
+    let (ka, kb) = (
+        libp2p_identity::Keypair::generate_ed25519(),
+        libp2p_identity::Keypair::generate_ed25519(),
+    );
+    let signers = HashSet::from([
+        ka.public().to_peer_id().to_string(),
+        kb.public().to_peer_id().to_string(),
+    ]);
+    let trust = Trust::Only(HashSet::from(["a".to_string(), "b".to_string()]));
+    let dropping = |id: &str, key: Option<libp2p_identity::Keypair>| CrdtOptions {
+        keypair: key,
+        checkpoint_every: 10,
+        trust: trust.clone(),
+        signers: signers.clone(),
+        drop_old_deltas: true,
+        follower: id == "f",
+        ..options(id)
+    };
+    let a = peer(&hub, dropping("a", Some(ka))).await;
+    let f = peer(&hub, dropping("f", None)).await;
+    for n in 0..5 {
+        a.c.log_pin(pin(n)).await.unwrap();
+    }
+    until(10, "f to hold the first pins", || async {
+        count(&f.c).await == 5
+    })
+    .await;
+    // F goes away; A writes on and makes a checkpoint.
+    hub.cut.lock().unwrap().insert("f".into());
+    for n in 5..40 {
+        a.c.log_pin(pin(n)).await.unwrap();
+    }
+    until(10, "a checkpoint made", || async {
+        checkpoint::current(a.c.store()).await.unwrap().is_some()
+    })
+    .await;
+    // B, the other writer, has never been heard: A keeps every delta.
+    assert_eq!(
+        a.c.stable_for(&["b".to_string()]).await.unwrap(),
+        Err("b".to_string())
+    );
+    assert_eq!(blocks_with_bytes(&a.c).await, 40);
+    // B comes (loads A's checkpoint) and says its heads: A drops what the checkpoint covers.
+    let b = peer(&hub, dropping("b", Some(kb))).await;
+    until(10, "b to hold every pin", || async {
+        count(&b.c).await == 40
+    })
+    .await;
+    until(10, "a to drop the deltas its checkpoint covers", || async {
+        blocks_with_bytes(&a.c).await < 40
+    })
+    .await;
+    assert_eq!(count(&a.c).await, 40);
+    // F is back: what it lacks is no longer given, block by block; it merges a checkpoint.
+    hub.cut.lock().unwrap().clear();
+    until(20, "f to hold every pin through a checkpoint", || async {
+        count(&f.c).await == 40
+    })
+    .await;
+    assert!(checkpoint::merged(f.c.store()).await.unwrap().is_some());
+    assert!(f.c.is_ready());
+    a.c.log_pin(pin(100)).await.unwrap();
+    until(10, "f to take what comes after", || async {
+        count(&f.c).await == 41 && !f.c.store().wants_any().await.unwrap()
+    })
+    .await;
+    for p in [&a, &b, &f] {
         p.tasks.shutdown().await;
     }
 }

@@ -103,6 +103,7 @@ async fn node(tasks: &Tasks, trusted: Option<Vec<PeerId>>) -> Node {
             keypair: None,
             checkpoint_every: 0,
             signers: Default::default(),
+            drop_old_deltas: false,
         },
         net,
         heard_rx,
