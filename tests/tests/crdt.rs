@@ -378,7 +378,8 @@ async fn fifty_followers_of_three_trusted_peers_all_get_a_pin() {
 /// `crdt.drop_old_deltas`: a peer drops the deltas its checkpoint covers once every other
 /// trusted peer is heard above it (peer 0 trusts only itself: at once); a peer that was
 /// stopped meanwhile finds, back, that no peer gives the blocks it lacks, merges the
-/// checkpoint offered and holds every pin, and what comes after reaches it as deltas.
+/// checkpoint offered and holds every pin, what comes after reaches it as deltas, and it
+/// drops in turn once it hears peer 0 above its own checkpoint.
 #[tokio::test(flavor = "multi_thread")]
 async fn old_deltas_are_dropped_and_a_peer_back_from_away_merges_a_checkpoint() {
     let settings = serde_json::json!({
@@ -425,6 +426,12 @@ async fn old_deltas_are_dropped_and_a_peer_back_from_away_merges_a_checkpoint() 
     holds(&c, 1, &[before, away].concat()).await;
     let after = pin(vec![identity_cid("drop after")]).await;
     holds(&c, 1, &after).await;
+    // Peer 1 trusts peer 0 (its bootstrap peer): it makes a checkpoint of its own and drops
+    // what it covers once peer 0 says, holding all below, heads above it.
+    c.peers[1]
+        .wait_logged("CRDT deltas below the checkpoint dropped", DEADLINE)
+        .await
+        .unwrap();
 }
 
 /// Asserts that peer `i` lists `pins` pins (`/allocations`).

@@ -220,6 +220,8 @@ pub enum Loaded {
     NotEmpty,
     /// Merged into the set this peer held ([`begin_merge`]): `keys` keys rewritten.
     Merged { keys: u64 },
+    /// Not merged: it covers none of the blocks this peer wants (not tried again).
+    Unneeded,
 }
 
 async fn kv_text(store: &CrdtStore, key: &str) -> Result<Option<String>, ConsensusError> {
@@ -688,6 +690,14 @@ pub async fn load(
             chunks.len()
         )));
     }
+    if merging && !covers_wanted(store, &chunks).await? {
+        // Merging it would rewrite the whole set for nothing: not tried again.
+        pins_store::kv_put(store.pool(), MERGED, &c.to_string())
+            .await
+            .map_err(storage)?;
+        abandon(store).await?;
+        return Ok(Loaded::Unneeded);
+    }
     let _w = store.write_lock().await;
     let mut tx = store.write_tx().await?;
     let holds: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM crdt_blocks)")
@@ -774,6 +784,11 @@ pub async fn load(
             .execute(&mut *tx)
             .await
             .map_err(storage)?;
+        // What is still wanted is asked again afresh (not taken for stuck at once).
+        sqlx::query("UPDATE crdt_wanted SET tries = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(storage)?;
         pins_store::kv_put(&mut *tx, MERGED, &c.to_string())
             .await
             .map_err(storage)?;
@@ -811,6 +826,10 @@ pub async fn load(
         .map_err(storage)?;
     let blocks_at = last_block_row(&mut *tx).await?;
     record_current(&mut tx, c, &blocks_at).await?;
+    // What it covers came without bytes: nothing to drop below it.
+    pins_store::kv_put(&mut *tx, DROPPED_AT, &blocks_at)
+        .await
+        .map_err(storage)?;
     for key in [LOADING, LOADING_SIGNER] {
         pins_store::kv_delete(&mut *tx, key)
             .await
@@ -825,6 +844,41 @@ pub async fn load(
         pins: apply.pins,
         blocks: blocks.max(0) as u64,
     })
+}
+
+/// Whether the checkpoint of `chunks` (kept) covers a block this peer wants.
+async fn covers_wanted(store: &CrdtStore, chunks: &[cid::Cid]) -> Result<bool, LoadError> {
+    for ch in chunks {
+        let bytes = ckpt_block(store, ch)
+            .await?
+            .ok_or_else(|| LoadError::Fetch(format!("chunk {ch} is no longer kept")))?;
+        let chunk = Chunk::decode(bytes.as_slice())
+            .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))?;
+        for rows in chunk.covered.chunks(ROWS) {
+            let cids: Vec<String> = rows
+                .iter()
+                .filter_map(|b| cid::Cid::try_from(b.as_slice()).ok())
+                .map(|c| c.to_string())
+                .collect();
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT EXISTS (SELECT 1 FROM crdt_wanted WHERE cid IN (",
+            );
+            let mut list = q.separated(", ");
+            for c in &cids {
+                list.push_bind(c.as_str());
+            }
+            q.push("))");
+            let found: bool = q
+                .build_query_scalar()
+                .fetch_one(store.pool())
+                .await
+                .map_err(storage)?;
+            if found {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Writes to the pinset each key chunk `ch` (kept) names, as its live elements make it now;
@@ -852,22 +906,62 @@ async fn rewrite_pins(tx: &mut Transaction<'_, Sqlite>, ch: &cid::Cid) -> Result
     Ok(n)
 }
 
-/// The heads of this peer's [`current`] checkpoint (none without one).
-pub async fn frontier(store: &CrdtStore) -> Result<Vec<cid::Cid>, ConsensusError> {
-    let Some(c) = current(store).await? else {
-        return Ok(Vec::new());
+/// This peer's [`current`] checkpoint as the dropping of old deltas sees it: its heads, the
+/// rows it covers and those dropped already, read together (a checkpoint made meanwhile is
+/// another frontier: what was checked for one is never dropped for the next).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frontier {
+    pub heads: Vec<cid::Cid>,
+    /// The rows of `crdt_blocks` up to this one are blocks the checkpoint covers.
+    blocks_at: i64,
+    /// The rows up to this one have had their bytes dropped.
+    dropped_at: i64,
+}
+
+impl Frontier {
+    /// Whether it covers blocks whose bytes are kept still.
+    pub fn to_drop(&self) -> bool {
+        self.dropped_at < self.blocks_at
+    }
+}
+
+/// This peer's checkpoint, as [`Frontier`] (none without one).
+pub async fn frontier(store: &CrdtStore) -> Result<Option<Frontier>, ConsensusError> {
+    let mut tx = store.readers().begin().await.map_err(storage)?;
+    let c: Option<String> = pins_store::kv_get(&mut *tx, CURRENT)
+        .await
+        .map_err(storage)?;
+    let Some(c) = c.and_then(|c| cid::Cid::from_str(&c).ok()) else {
+        return Ok(None);
     };
-    let Some(bytes) = ckpt_block(store, &c).await? else {
-        return Ok(Vec::new());
-    };
-    let m = Signed::decode(bytes.as_slice())
-        .ok()
+    let blocks_at: i64 = pins_store::kv_get(&mut *tx, BLOCKS_AT)
+        .await
+        .map_err(storage)?
+        .unwrap_or(0);
+    let dropped_at: i64 = pins_store::kv_get(&mut *tx, DROPPED_AT)
+        .await
+        .map_err(storage)?
+        .unwrap_or(0);
+    let bytes: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
+            .bind(c.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?;
+    tx.rollback().await.map_err(storage)?;
+    let m = bytes
+        .and_then(|b| Signed::decode(b.as_slice()).ok())
         .and_then(|s| Manifest::decode(s.manifest.as_slice()).ok())
         .ok_or_else(|| storage(format!("checkpoint {c} kept is unreadable")))?;
-    Ok(m.heads
-        .iter()
-        .filter_map(|h| cid::Cid::try_from(h.cid.as_slice()).ok())
-        .collect())
+    Ok(Some(Frontier {
+        heads: m
+            .heads
+            .iter()
+            .filter_map(|h| cid::Cid::try_from(h.cid.as_slice()).ok())
+            .collect(),
+        blocks_at,
+        dropped_at,
+    }))
 }
 
 /// Whether a peer whose heads are `heads` holds every block `frontier` covers: this peer
@@ -881,7 +975,9 @@ pub async fn reached_by(
     if heads.is_empty() {
         return Ok(false);
     }
-    let heads: Vec<String> = heads.iter().map(|c| c.to_string()).collect();
+    let mut heads: Vec<String> = heads.iter().map(|c| c.to_string()).collect();
+    heads.sort();
+    heads.dedup();
     let list = serde_json::to_string(&heads).map_err(storage)?;
     let held: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM crdt_blocks WHERE cid IN (SELECT value FROM json_each(?))",
@@ -911,26 +1007,16 @@ pub async fn reached_by(
     Ok(true)
 }
 
-/// Drops the bytes of the blocks this peer's [`current`] checkpoint covers (the caller
-/// knows every writer holds them: [`reached_by`]), a few thousand rows a transaction; how
-/// many. Their rows stay (a block linking to one stops the walk there, as below a loaded
-/// checkpoint); a peer that lacks them loads or merges the checkpoint instead. Never
-/// filled in again while `crdt.drop_old_deltas` is on.
-pub async fn drop_covered(store: &CrdtStore) -> Result<u64, ConsensusError> {
-    if current(store).await?.is_none() {
-        return Ok(0);
-    }
-    let at: i64 = pins_store::kv_get(store.pool(), BLOCKS_AT)
-        .await
-        .map_err(storage)?
-        .unwrap_or(0);
-    let mut from: i64 = pins_store::kv_get(store.pool(), DROPPED_AT)
-        .await
-        .map_err(storage)?
-        .unwrap_or(0);
+/// Drops the bytes of the blocks checkpoint `f` covers (the caller knows every writer
+/// holds them: [`reached_by`]), a few thousand rows a transaction; how many. Their rows stay
+/// (a block linking to one stops the walk there, as below a loaded checkpoint); a peer that
+/// lacks them loads or merges the checkpoint instead. Never filled in again while
+/// `crdt.drop_old_deltas` is on.
+pub async fn drop_covered(store: &CrdtStore, f: &Frontier) -> Result<u64, ConsensusError> {
+    let mut from = f.dropped_at;
     let mut dropped = 0;
-    while from < at {
-        let to = from.saturating_add(DROP_ROWS).min(at);
+    while from < f.blocks_at {
+        let to = from.saturating_add(DROP_ROWS).min(f.blocks_at);
         let mut tx = store.write_tx().await?;
         let r = sqlx::query(
             "UPDATE crdt_blocks SET data = x'' WHERE rowid > ? AND rowid <= ? AND length(data) > 0",

@@ -129,11 +129,14 @@ pub struct CrdtConsensus {
     /// The heads each trusted peer announced last (`drop_old_deltas` only; one entry per
     /// trusted peer at most).
     heard_heads: std::sync::Mutex<HashMap<String, Vec<cid::Cid>>>,
+    /// When a merge was last begun ([`Self::should_merge`]).
+    last_merge: std::sync::Mutex<Option<std::time::Instant>>,
     /// The checkpoint to load (the loader's work).
     to_load: watch::Sender<Option<cid::Cid>>,
     /// The checkpoint this peer offers in its broadcasts.
     offered: std::sync::Mutex<Option<cid::Cid>>,
-    /// Checkpoints refused or given up in this run (not tried again; a few at most).
+    /// Checkpoints refused, given up, merged or found of no use to merge in this run (not
+    /// tried again; a few at most).
     given_up: std::sync::Mutex<HashSet<cid::Cid>>,
     /// The peers banned by `peers rm` (set by [`super::start`]; without it, none can be).
     bans: std::sync::OnceLock<Arc<Bans>>,
@@ -182,6 +185,7 @@ impl CrdtConsensus {
             loading: AtomicBool::new(false),
             merging: AtomicBool::new(false),
             heard_heads: Default::default(),
+            last_merge: Default::default(),
             to_load: watch::channel(None).0,
             offered: std::sync::Mutex::new(offered),
             given_up: Default::default(),
@@ -268,9 +272,14 @@ impl CrdtConsensus {
             return;
         }
         let offered = *self.offered.lock().unwrap();
-        self.net
-            .announce(Broadcast::with_checkpoint(heads, offered.as_ref()).to_bytes())
-            .await;
+        // Wanting nothing now, this peer holds every block below `heads` (read before):
+        // blocks are never given up, and each stored block's links are stored or wanted.
+        let complete = !self.store.wants_any().await.unwrap_or(true);
+        let b = Broadcast {
+            complete,
+            ..Broadcast::with_checkpoint(heads, offered.as_ref())
+        };
+        self.net.announce(b.to_bytes()).await;
     }
 
     /// Loads the checkpoints it is given, one at a time. A load that cannot be completed
@@ -315,12 +324,18 @@ impl CrdtConsensus {
                         break;
                     }
                     Ok(Loaded::Merged { keys }) => {
+                        self.tried(c);
                         tracing::info!(
                             checkpoint = %c,
                             keys,
                             ms = started.elapsed().as_millis() as u64,
                             "CRDT checkpoint merged (blocks wanted were no longer given)"
                         );
+                        break;
+                    }
+                    Ok(Loaded::Unneeded) => {
+                        self.tried(c);
+                        tracing::info!(checkpoint = %c, "CRDT checkpoint not merged: it covers none of the blocks wanted");
                         break;
                     }
                     Ok(Loaded::NotEmpty) => {
@@ -412,10 +427,18 @@ impl CrdtConsensus {
             if self.loading.load(Ordering::SeqCst) {
                 continue;
             }
-            match self.stable_for(&writers).await {
+            let f = match checkpoint::frontier(&self.store).await {
+                Ok(Some(f)) if f.to_drop() => f,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "CRDT store");
+                    continue;
+                }
+            };
+            match self.stable_for(&f.heads, &writers).await {
                 Ok(Ok(())) => {
                     waiting_on = None;
-                    match checkpoint::drop_covered(&self.store).await {
+                    match checkpoint::drop_covered(&self.store, &f).await {
                         Ok(0) => {}
                         Ok(n) => {
                             tracing::info!(blocks = n, "CRDT deltas below the checkpoint dropped")
@@ -434,17 +457,17 @@ impl CrdtConsensus {
         }
     }
 
-    /// Whether every peer of `writers` was heard announcing heads above this peer's
-    /// checkpoint (`Err`: the first that was not); `Err("")` without a checkpoint.
-    async fn stable_for(&self, writers: &[String]) -> Result<Result<(), String>, ConsensusError> {
-        let frontier = checkpoint::frontier(&self.store).await?;
-        if frontier.is_empty() {
-            return Ok(Err(String::new()));
-        }
+    /// Whether every peer of `writers` was heard announcing heads above `frontier` (`Err`:
+    /// the first that was not).
+    async fn stable_for(
+        &self,
+        frontier: &[cid::Cid],
+        writers: &[String],
+    ) -> Result<Result<(), String>, ConsensusError> {
         for w in writers {
             let heads = self.heard_heads.lock().unwrap().get(w).cloned();
             let reached = match heads {
-                Some(h) => checkpoint::reached_by(&self.store, &frontier, &h).await?,
+                Some(h) => checkpoint::reached_by(&self.store, frontier, &h).await?,
                 None => false,
             };
             if !reached {
@@ -454,16 +477,19 @@ impl CrdtConsensus {
         Ok(Ok(()))
     }
 
+    /// Checkpoint `c` is not loaded nor merged again in this run.
+    fn tried(&self, c: cid::Cid) {
+        let mut g = self.given_up.lock().unwrap();
+        if g.len() >= 64 {
+            g.clear();
+        }
+        g.insert(c);
+    }
+
     /// Gives checkpoint `c` up: what was kept of it is dropped, and it is not loaded again
     /// in this run.
     async fn give_up(&self, c: cid::Cid) {
-        {
-            let mut g = self.given_up.lock().unwrap();
-            if g.len() >= 64 {
-                g.clear();
-            }
-            g.insert(c);
-        }
+        self.tried(c);
         if let Err(e) = checkpoint::abandon(&self.store).await {
             tracing::warn!(error = %e, "CRDT store");
         }
@@ -526,15 +552,25 @@ impl CrdtConsensus {
                 tracing::debug!(from = %h.from, "CRDT broadcast from an untrusted peer dropped");
                 continue;
             }
-            let (heads, offered) = match Broadcast::parse(&h.data) {
+            let wire::Announced {
+                heads,
+                checkpoint: offered,
+                complete,
+            } = match Broadcast::parse(&h.data) {
                 Ok(parsed) => parsed,
                 Err(e) => {
                     tracing::debug!(from = %h.from, error = %e, "CRDT broadcast unreadable");
                     continue;
                 }
             };
-            if self.opts.drop_old_deltas && !heads.is_empty() {
-                // One entry per trusted peer (`drop_old_deltas` trusts only those named).
+            // Heads said by a peer holding every block below them (a peer part-way through
+            // a sync holds its newest heads and not all below: it would still ask). Kept
+            // until the next such: what a peer holds it keeps. One entry per trusted peer.
+            if self.opts.drop_old_deltas
+                && complete
+                && !heads.is_empty()
+                && matches!(self.opts.trust, Trust::Only(_))
+            {
                 self.heard_heads
                     .lock()
                     .unwrap()
@@ -588,14 +624,29 @@ impl CrdtConsensus {
 
     /// Whether checkpoint `c`, offered by a trusted peer, is to be merged into the set this
     /// peer holds: it drops old deltas (so do the others), a block it wants failed to come
-    /// [`STUCK_TRIES`] times, and `c` is neither its own checkpoint nor merged before.
+    /// [`STUCK_TRIES`] times, `c` is neither its own checkpoint nor merged or found of no use
+    /// before, and no merge was begun in the last ten rebroadcast intervals (each fetches a
+    /// whole checkpoint: a peer that stays stuck, a writer away with blocks only it holds,
+    /// does not fetch one after the other).
     async fn should_merge(&self, c: &cid::Cid) -> bool {
         if !self.opts.drop_old_deltas || !self.store.stuck(STUCK_TRIES).await.unwrap_or(false) {
             return false;
         }
+        if self
+            .last_merge
+            .lock()
+            .unwrap()
+            .is_some_and(|t| t.elapsed() < self.opts.rebroadcast_interval * 10)
+        {
+            return false;
+        }
         let current = checkpoint::current(&self.store).await.ok().flatten();
         let merged = checkpoint::merged(&self.store).await.ok().flatten();
-        current.as_ref() != Some(c) && merged.as_ref() != Some(c)
+        if current.as_ref() == Some(c) || merged.as_ref() == Some(c) {
+            return false;
+        }
+        *self.last_merge.lock().unwrap() = Some(std::time::Instant::now());
+        true
     }
 
     /// Fetches what is wanted whenever woken (a head heard, a peer met), and every

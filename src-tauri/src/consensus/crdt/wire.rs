@@ -5,7 +5,8 @@
 //! - a **block**: the delta as the data of a dag-pb node whose links are the heads it was
 //!   built on (`makeNode` in go-ds-crdt's `ipld.go`), named by a CIDv1 (dag-pb, sha2-256);
 //! - a **broadcast** (`crdt.pb.CRDTBroadcast` of `pb/bcast.proto`): the heads a peer
-//!   announces on the cluster's pubsub topic ([`topic`]);
+//!   announces on the cluster's pubsub topic ([`topic`]), with this project's two fields
+//!   that Go peers skip (the checkpoint offered, and whether the sender wanted no block);
 //! - a **value**: a pin as IPFS Cluster serializes it (`api.pb.Pin` of `api/pb/types.proto`,
 //!   `Pin.ProtoMarshal`), under the key IPFS Cluster's `dsstate` gives it ([`pin_key`]).
 //!
@@ -58,15 +59,27 @@ pub struct Element {
 }
 
 /// What a peer announces on the pubsub topic (`crdt.pb.CRDTBroadcast`), and this project's
-/// one addition: the CID of the newest checkpoint the peer holds (field 15, which Go peers
-/// skip as an unknown field; absent when empty, so a broadcast without one is byte for byte
-/// go-ds-crdt's).
+/// two additions, which Go peers skip as unknown fields (absent when empty or false, so a
+/// broadcast without them is byte for byte go-ds-crdt's): the CID of the newest checkpoint
+/// the peer holds (field 15), and whether it holds every block its heads descend from
+/// (field 16: it wanted none as it spoke; what dropping old deltas counts on).
 #[derive(Clone, PartialEq, Message)]
 pub struct Broadcast {
     #[prost(message, repeated, tag = "1")]
     pub heads: Vec<BroadcastHead>,
     #[prost(bytes = "vec", tag = "15")]
     pub checkpoint: Vec<u8>,
+    #[prost(bool, tag = "16")]
+    pub complete: bool,
+}
+
+/// A broadcast as read: the heads, the checkpoint offered, and whether the sender holds
+/// every block its heads descend from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub heads: Vec<cid::Cid>,
+    pub checkpoint: Option<cid::Cid>,
+    pub complete: bool,
 }
 
 /// One announced head (`crdt.pb.Head`): its CID's bytes and DAG name.
@@ -112,6 +125,7 @@ impl Broadcast {
                 })
                 .collect(),
             checkpoint: Vec::new(),
+            complete: false,
         }
     }
 
@@ -131,7 +145,7 @@ impl Broadcast {
     /// that is not a broadcast, or names something that is not a CID, is refused whole) and
     /// the checkpoint offered (`None`: none, or not a CID: a
     /// checkpoint is an optional extra, its absence never refuses the heads).
-    pub fn parse(bytes: &[u8]) -> Result<(Vec<cid::Cid>, Option<cid::Cid>), WireError> {
+    pub fn parse(bytes: &[u8]) -> Result<Announced, WireError> {
         let b = Broadcast::decode(bytes).map_err(|e| bad(format!("not a CRDT broadcast: {e}")))?;
         let heads = b
             .heads
@@ -142,14 +156,18 @@ impl Broadcast {
                     .map_err(|e| bad(format!("a broadcast head is not a CID: {e}")))
             })
             .collect::<Result<_, _>>()?;
-        Ok((heads, cid::Cid::try_from(b.checkpoint.as_slice()).ok()))
+        Ok(Announced {
+            heads,
+            checkpoint: cid::Cid::try_from(b.checkpoint.as_slice()).ok(),
+            complete: b.complete,
+        })
     }
 
     /// The heads announced (of the default DAG, the only one IPFS Cluster uses). A message
     /// that is not a broadcast, or names something that is not a CID, is refused whole.
     #[cfg(test)]
     pub fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<cid::Cid>, WireError> {
-        Broadcast::parse(bytes).map(|(heads, _)| heads)
+        Broadcast::parse(bytes).map(|a| a.heads)
     }
 }
 

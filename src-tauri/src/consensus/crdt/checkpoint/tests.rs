@@ -504,7 +504,9 @@ async fn old_deltas_go_only_once_a_peer_is_heard_above_the_checkpoint_and_their_
     }
     let first = cid_of_block(&a, 1).await;
     let made = make(&a, TOPIC, &key).await.unwrap().unwrap();
-    let f = frontier(&a).await.unwrap();
+    let fr = frontier(&a).await.unwrap().unwrap();
+    assert!(fr.to_drop());
+    let f = fr.heads.clone();
     assert_eq!(f, vec![head_cid(&a).await]);
     // Heads at the frontier, or above it, reach it.
     assert!(reached_by(&a, &f, &f).await.unwrap());
@@ -523,8 +525,10 @@ async fn old_deltas_go_only_once_a_peer_is_heard_above_the_checkpoint_and_their_
     assert!(reached_by(&a, &f, &[after, apart]).await.unwrap());
 
     let before = pins(&a).await;
-    assert_eq!(drop_covered(&a).await.unwrap(), made.blocks);
-    assert_eq!(drop_covered(&a).await.unwrap(), 0, "dropped once");
+    assert_eq!(drop_covered(&a, &fr).await.unwrap(), made.blocks);
+    let fr = frontier(&a).await.unwrap().unwrap();
+    assert!(!fr.to_drop(), "dropped once");
+    assert_eq!(drop_covered(&a, &fr).await.unwrap(), 0);
     // The bytes below are gone, their CIDs (and the set) stay; what came after is kept.
     assert_eq!(a.block(&first).await.unwrap(), None);
     assert!(a.has_block(&first).await.unwrap());
@@ -545,8 +549,15 @@ async fn old_deltas_go_only_once_a_peer_is_heard_above_the_checkpoint_and_their_
             blocks: 10
         }
     );
-    // A block linking below the dropped ones is taken (the walk stops at their CIDs).
-    let late = a.publish(add(&pin_n(11))).await.unwrap().unwrap();
+    // What a loaded checkpoint covers came without bytes: nothing to drop below it.
+    assert!(!frontier(&b).await.unwrap().unwrap().to_drop());
+    // A late block linking to a dropped one (made apart, back now) is taken: the walk stops
+    // at the dropped block's CID.
+    let mut link = add(&pin_n(11));
+    link.priority = 2;
+    let (late, bytes) = wire::delta_block(&link, &[first]);
+    a.put_block(&late, &bytes).await.unwrap();
+    assert!(!a.wants_any().await.unwrap());
     b.want(&late).await.unwrap();
     let opts = SyncOptions {
         workers: 4,
@@ -554,7 +565,7 @@ async fn old_deltas_go_only_once_a_peer_is_heard_above_the_checkpoint_and_their_
     };
     sync::sync(&b, &source, opts).await.unwrap();
     assert!(!b.wants_any().await.unwrap());
-    assert_eq!(pins(&b).await, pins(&a).await);
+    assert_eq!(pins(&b).await.len(), 11);
 }
 
 #[tokio::test]
@@ -587,7 +598,8 @@ async fn a_peer_wanting_dropped_blocks_merges_a_checkpoint_keeping_its_own_write
         a.publish(add(&pin_n(n))).await.unwrap();
     }
     let made = make(&a, TOPIC, &key).await.unwrap().unwrap();
-    assert!(drop_covered(&a).await.unwrap() > 0);
+    let fr = frontier(&a).await.unwrap().unwrap();
+    assert!(drop_covered(&a, &fr).await.unwrap() > 0);
     // F can no longer sync A's history: it wants blocks no peer gives.
     f.want(&head_cid(&a).await).await.unwrap();
     sync::sync(&f, &source, opts).await.unwrap();
@@ -600,7 +612,11 @@ async fn a_peer_wanting_dropped_blocks_merges_a_checkpoint_keeping_its_own_write
         Loaded::NotEmpty
     );
     begin_merge(&f, &made.cid).await.unwrap();
+    // A merge begun is resumed after a restart (kept on disk, as a load).
+    drop(f);
+    let f = open(df.path()).await;
     assert!(merging(&f).await.unwrap());
+    assert_eq!(loading(&f).await.unwrap(), Some(made.cid));
     let merged_keys = match load(&f, &made.cid, &source, TOPIC, &trusting(&key), LONG)
         .await
         .unwrap()
@@ -608,7 +624,8 @@ async fn a_peer_wanting_dropped_blocks_merges_a_checkpoint_keeping_its_own_write
         Loaded::Merged { keys } => keys,
         other => panic!("not merged: {other:?}"),
     };
-    assert!(merged_keys >= 29, "{merged_keys}");
+    // The 29 keys A holds and pin 4's, which it removed.
+    assert_eq!(merged_keys, 30);
     assert!(!f.wants_any().await.unwrap());
     assert!(!merging(&f).await.unwrap());
     assert_eq!(merged(&f).await.unwrap(), Some(made.cid));
@@ -635,11 +652,31 @@ async fn a_peer_wanting_dropped_blocks_merges_a_checkpoint_keeping_its_own_write
     assert!(f.block(&own).await.unwrap().is_some());
     let next = f.publish(add(&pin_n(101))).await.unwrap().unwrap();
     assert_eq!(f.heads().await.unwrap().0, vec![next]);
+    // A checkpoint that covers nothing F wants is not merged (the set is not rewritten).
+    a.publish(add(&pin_n(200))).await.unwrap();
+    let newer = make(&a, TOPIC, &key).await.unwrap().unwrap();
+    let before = pins(&f).await;
+    begin_merge(&f, &newer.cid).await.unwrap();
+    assert_eq!(
+        load(&f, &newer.cid, &source, TOPIC, &trusting(&key), LONG)
+            .await
+            .unwrap(),
+        Loaded::Unneeded
+    );
+    assert_eq!(pins(&f).await, before);
+    assert_eq!(merged(&f).await.unwrap(), Some(newer.cid));
+    assert!(!merging(&f).await.unwrap());
     // A takes F's writes: F's blocks have their bytes.
     a.want(&next).await.unwrap();
     sync::sync(&a, &FromStore::new(f.clone()), opts)
         .await
         .unwrap();
     assert!(!a.wants_any().await.unwrap());
-    assert_eq!(pins(&a).await, pins(&f).await);
+    // A holds what F holds, and pin 200, which F has not heard of.
+    let (in_a, in_f) = (pins(&a).await, pins(&f).await);
+    assert_eq!(in_a.len(), in_f.len() + 1);
+    assert!(
+        in_f.iter().all(|p| in_a.contains(p)),
+        "A lacks some of F's pins"
+    );
 }

@@ -90,7 +90,7 @@ fn a_broadcast_encodes_as_go_ds_crdt_writes_it() {
             cid: head.to_bytes(),
             dag_name: "other".into(),
         }],
-        checkpoint: Vec::new(),
+        ..Broadcast::default()
     };
     assert!(Broadcast::heads_from_bytes(&other.to_bytes())
         .unwrap()
@@ -100,7 +100,7 @@ fn a_broadcast_encodes_as_go_ds_crdt_writes_it() {
             cid: vec![1, 2, 3],
             dag_name: String::new(),
         }],
-        checkpoint: Vec::new(),
+        ..Broadcast::default()
     };
     assert!(Broadcast::heads_from_bytes(&garbage.to_bytes()).is_err());
     assert!(Broadcast::heads_from_bytes(&[0xff, 0xff]).is_err());
@@ -121,12 +121,29 @@ fn a_broadcast_offering_a_checkpoint_keeps_go_ds_crdts_heads() {
     assert_eq!(Broadcast::heads_from_bytes(&offered).unwrap(), vec![head]);
     assert_eq!(
         Broadcast::parse(&offered).unwrap(),
-        (vec![head], Some(ckpt))
+        Announced {
+            heads: vec![head],
+            checkpoint: Some(ckpt),
+            complete: false
+        }
     );
     assert_eq!(
         Broadcast::parse(&hex("broadcast")).unwrap(),
-        (vec![head], None)
+        Announced {
+            heads: vec![head],
+            checkpoint: None,
+            complete: false
+        }
     );
+    // Saying it holds every block its heads descend from: one more field, skipped by Go.
+    let complete = Broadcast {
+        complete: true,
+        ..Broadcast::with_checkpoint(&[head], None)
+    }
+    .to_bytes();
+    assert!(complete.starts_with(&hex("broadcast")));
+    assert_eq!(complete.len(), hex("broadcast").len() + 3);
+    assert!(Broadcast::parse(&complete).unwrap().complete);
 }
 
 #[test]
