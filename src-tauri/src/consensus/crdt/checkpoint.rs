@@ -590,13 +590,21 @@ pub async fn merged(store: &CrdtStore) -> Result<Option<cid::Cid>, ConsensusErro
 /// merge is a union, whatever the order) instead of refusing a store that holds blocks.
 /// Kept across a restart, as any load.
 pub async fn begin_merge(store: &CrdtStore, c: &cid::Cid) -> Result<(), ConsensusError> {
+    start_loading(store, c, true).await
+}
+
+/// Records `c` as the checkpoint being loaded (a merge if `merge`; otherwise a merge begun
+/// stays one), its signer to be accepted anew; the blocks of any other one go.
+async fn start_loading(store: &CrdtStore, c: &cid::Cid, merge: bool) -> Result<(), ConsensusError> {
     let mut tx = store.write_tx().await?;
     pins_store::kv_put(&mut *tx, LOADING, &c.to_string())
         .await
         .map_err(storage)?;
-    pins_store::kv_put(&mut *tx, MERGING, &c.to_string())
-        .await
-        .map_err(storage)?;
+    if merge {
+        pins_store::kv_put(&mut *tx, MERGING, &c.to_string())
+            .await
+            .map_err(storage)?;
+    }
     pins_store::kv_delete(&mut *tx, LOADING_SIGNER)
         .await
         .map_err(storage)?;
@@ -627,15 +635,7 @@ pub async fn load(
         kv_text(store, LOADING_SIGNER).await?
     } else {
         // Another checkpoint than the one being loaded: the blocks of that one go.
-        let mut tx = store.write_tx().await?;
-        pins_store::kv_put(&mut *tx, LOADING, &c.to_string())
-            .await
-            .map_err(storage)?;
-        pins_store::kv_delete(&mut *tx, LOADING_SIGNER)
-            .await
-            .map_err(storage)?;
-        tx.commit().await.map_err(storage)?;
-        keep_only_current(store).await?;
+        start_loading(store, c, false).await?;
         None
     };
     let signed = get(store, source, c, timeout).await?;
@@ -765,7 +765,7 @@ pub async fn load(
             apply.blocks, apply.elems, apply.tombs, m.blocks, m.elems, m.tombs
         )));
     }
-    if merging {
+    let done = if merging {
         // The elements either side removed stay removed (the checkpoint's tombstones name
         // this peer's elements, and this peer's the checkpoint's), then every key the
         // checkpoint names is written to the pinset as its elements now make it.
@@ -780,10 +780,6 @@ pub async fn load(
         for ch in &chunks {
             keys += rewrite_pins(&mut tx, ch).await?;
         }
-        sqlx::query("DELETE FROM crdt_wanted WHERE cid IN (SELECT cid FROM crdt_blocks)")
-            .execute(&mut *tx)
-            .await
-            .map_err(storage)?;
         // What is still wanted is asked again afresh (not taken for stuck at once).
         sqlx::query("UPDATE crdt_wanted SET tries = 0")
             .execute(&mut *tx)
@@ -792,45 +788,40 @@ pub async fn load(
         pins_store::kv_put(&mut *tx, MERGED, &c.to_string())
             .await
             .map_err(storage)?;
-        for key in [LOADING, LOADING_SIGNER, MERGING] {
-            pins_store::kv_delete(&mut *tx, key)
-                .await
-                .map_err(storage)?;
+        Loaded::Merged { keys }
+    } else {
+        let removed_yet_live: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM crdt_tombs t JOIN crdt_elems e \
+             ON e.key = t.key AND e.block = t.block)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(storage)?;
+        if removed_yet_live {
+            return Err(LoadError::Refused(
+                "an element it holds live is also among its tombstones".into(),
+            ));
         }
-        tx.commit().await.map_err(storage)?;
-        drop(_w);
-        store.tell_reset().await;
-        keep_only_current(store).await?;
-        tracing::debug!(%signer, checkpoint = %c, keys, "CRDT checkpoint merged");
-        return Ok(Loaded::Merged { keys });
-    }
-    let removed_yet_live: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM crdt_tombs t JOIN crdt_elems e \
-         ON e.key = t.key AND e.block = t.block)",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(storage)?;
-    if removed_yet_live {
-        return Err(LoadError::Refused(
-            "an element it holds live is also among its tombstones".into(),
-        ));
-    }
+        let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_blocks")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(storage)?;
+        let blocks_at = last_block_row(&mut *tx).await?;
+        record_current(&mut tx, c, &blocks_at).await?;
+        // What it covers came without bytes: nothing to drop below it.
+        pins_store::kv_put(&mut *tx, DROPPED_AT, &blocks_at)
+            .await
+            .map_err(storage)?;
+        Loaded::Applied {
+            pins: apply.pins,
+            blocks: blocks.max(0) as u64,
+        }
+    };
     sqlx::query("DELETE FROM crdt_wanted WHERE cid IN (SELECT cid FROM crdt_blocks)")
         .execute(&mut *tx)
         .await
         .map_err(storage)?;
-    let blocks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM crdt_blocks")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(storage)?;
-    let blocks_at = last_block_row(&mut *tx).await?;
-    record_current(&mut tx, c, &blocks_at).await?;
-    // What it covers came without bytes: nothing to drop below it.
-    pins_store::kv_put(&mut *tx, DROPPED_AT, &blocks_at)
-        .await
-        .map_err(storage)?;
-    for key in [LOADING, LOADING_SIGNER] {
+    for key in [LOADING, LOADING_SIGNER, MERGING] {
         pins_store::kv_delete(&mut *tx, key)
             .await
             .map_err(storage)?;
@@ -839,11 +830,8 @@ pub async fn load(
     drop(_w);
     store.tell_reset().await;
     keep_only_current(store).await?;
-    tracing::debug!(%signer, checkpoint = %c, "CRDT checkpoint applied");
-    Ok(Loaded::Applied {
-        pins: apply.pins,
-        blocks: blocks.max(0) as u64,
-    })
+    tracing::debug!(%signer, checkpoint = %c, ?done, "CRDT checkpoint taken in");
+    Ok(done)
 }
 
 /// Whether the checkpoint of `chunks` (kept) covers a block this peer wants.
