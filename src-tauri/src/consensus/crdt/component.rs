@@ -850,7 +850,8 @@ impl Consensus for CrdtConsensus {
     }
 
     /// A CRDT peer reads and (unless a follower) writes without anyone else: always, but
-    /// while it loads a checkpoint (its pinset is not yet the cluster's).
+    /// while it loads a checkpoint (its pinset is not yet the cluster's; one merged into
+    /// its set only adds to it, and writes wait for the merge's transaction).
     fn is_ready(&self) -> bool {
         !self.loading.load(Ordering::SeqCst) || self.merging.load(Ordering::SeqCst)
     }
