@@ -41,8 +41,9 @@
 //!
 //! **Dropping old deltas.** Once every trusted writer is heard announcing heads above this
 //! peer's checkpoint ([`reached_by`]: every writer holds all it covers, and none will ask for
-//! it), the bytes of the blocks it covers are dropped ([`drop_covered`]); their CIDs stay, so
-//! a late delta linking below them stops there. A peer that lacks them loads the checkpoint
+//! it), the bytes of the blocks it covers are dropped ([`drop_covered`]; a follower, which
+//! makes no checkpoint, drops below the newest one offered: [`drop_below`]); their CIDs
+//! stay, so a late delta linking below them stops there. A peer that lacks them loads the checkpoint
 //! (holding no block) or merges it into what it holds ([`begin_merge`]): the set's merge is
 //! a union, so a checkpoint merged into a set is that set with every covered block applied.
 
@@ -1020,6 +1021,80 @@ pub async fn drop_covered(store: &CrdtStore, f: &Frontier) -> Result<u64, Consen
         tx.commit().await.map_err(storage)?;
         dropped += r.rows_affected();
         from = to;
+    }
+    Ok(dropped)
+}
+
+/// The heads of checkpoint `c`, offered by a peer (its signed manifest, kept or fetched
+/// from `source` within `timeout`, checked as a load checks it: of `topic`, signed by a
+/// peer `trusted` accepts). Nothing is kept.
+pub async fn offered_heads(
+    store: &CrdtStore,
+    c: &cid::Cid,
+    source: &dyn BlockSource,
+    topic: &str,
+    trusted: &Trusted<'_>,
+    timeout: Duration,
+) -> Result<Vec<cid::Cid>, LoadError> {
+    let bytes = match ckpt_block(store, c).await? {
+        Some(b) => b,
+        None => {
+            let b = tokio::time::timeout(timeout, source.get(c))
+                .await
+                .map_err(|_| LoadError::Fetch(format!("block {c}: no peer gave it")))?
+                .map_err(|e| LoadError::Fetch(format!("block {c}: {e}")))?;
+            wire::verify_block(c, &b).map_err(|e| LoadError::Fetch(e.0))?;
+            b
+        }
+    };
+    let (m, _) = open_manifest(&bytes, topic, trusted)?;
+    m.heads
+        .iter()
+        .map(|h| cid::Cid::try_from(h.cid.as_slice()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| LoadError::Refused(format!("a head is not a CID: {e}")))
+}
+
+/// Drops the bytes of the blocks of `frontier` and of every block below them that still
+/// has its bytes, walking down the links each block's bytes name, a few thousand a
+/// transaction; how many. The walk stops at a block without bytes (covered by a checkpoint
+/// loaded, or dropped before: what is below it was too), so it visits only what it drops.
+/// For a peer whose own checkpoint does not cover what it holds (a follower makes none):
+/// the caller knows every writer holds all below `frontier`, and a trusted peer offers a
+/// checkpoint of it.
+pub async fn drop_below(store: &CrdtStore, frontier: &[cid::Cid]) -> Result<u64, ConsensusError> {
+    let mut to_visit: Vec<String> = frontier.iter().map(|c| c.to_string()).collect();
+    let mut dropped = 0;
+    while !to_visit.is_empty() {
+        let mut tx = store.write_tx().await?;
+        let mut n = 0;
+        while let Some(c) = to_visit.pop() {
+            let data: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT data FROM crdt_blocks WHERE cid = ? AND length(data) > 0",
+            )
+            .bind(&c)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(storage)?;
+            let Some(data) = data else {
+                continue;
+            };
+            // Stored bytes were checked as a node when stored; unreadable ones end the walk.
+            if let Ok(node) = wire::Node::from_bytes(&data) {
+                to_visit.extend(node.links.iter().map(|l| l.to_string()));
+            }
+            sqlx::query("UPDATE crdt_blocks SET data = x'' WHERE cid = ?")
+                .bind(&c)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage)?;
+            n += 1;
+            if n >= DROP_ROWS {
+                break;
+            }
+        }
+        tx.commit().await.map_err(storage)?;
+        dropped += n as u64;
     }
     Ok(dropped)
 }

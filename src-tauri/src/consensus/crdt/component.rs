@@ -129,6 +129,9 @@ pub struct CrdtConsensus {
     /// The heads each trusted peer announced last (`drop_old_deltas` only; one entry per
     /// trusted peer at most).
     heard_heads: std::sync::Mutex<HashMap<String, Vec<cid::Cid>>>,
+    /// The newest checkpoint a trusted peer offered (a follower drops old deltas below it:
+    /// it makes none of its own).
+    latest_offer: std::sync::Mutex<Option<cid::Cid>>,
     /// When a merge was last begun ([`Self::should_merge`]).
     last_merge: std::sync::Mutex<Option<std::time::Instant>>,
     /// The checkpoint to load (the loader's work).
@@ -140,6 +143,15 @@ pub struct CrdtConsensus {
     given_up: std::sync::Mutex<HashSet<cid::Cid>>,
     /// The peers banned by `peers rm` (set by [`super::start`]; without it, none can be).
     bans: std::sync::OnceLock<Arc<Bans>>,
+}
+
+/// A checkpoint offered, as a follower drops below it.
+struct Offered {
+    cid: cid::Cid,
+    /// Its heads (none: not one to drop below).
+    heads: Vec<cid::Cid>,
+    /// Dropped below it already.
+    done: bool,
 }
 
 /// Why a follower refuses writes.
@@ -186,6 +198,7 @@ impl CrdtConsensus {
             merging: AtomicBool::new(false),
             heard_heads: Default::default(),
             last_merge: Default::default(),
+            latest_offer: Default::default(),
             to_load: watch::channel(None).0,
             offered: std::sync::Mutex::new(offered),
             given_up: Default::default(),
@@ -300,14 +313,12 @@ impl CrdtConsensus {
             let mut wait = Duration::from_secs(1);
             let mut tries = 0;
             loop {
-                let signers = &self.opts.signers;
-                let trusted = move |p: &libp2p_identity::PeerId| signers.contains(&p.to_string());
                 let r = checkpoint::load(
                     &self.store,
                     &c,
                     self.net.as_ref(),
                     &self.opts.topic,
-                    &trusted,
+                    &|p| self.is_signer(p),
                     self.opts.sync.fetch_timeout,
                 )
                 .await;
@@ -422,9 +433,21 @@ impl CrdtConsensus {
             .collect();
         let every = self.opts.rebroadcast_interval.min(Duration::from_secs(30));
         let mut waiting_on: Option<String> = None;
+        let mut offered: Option<Offered> = None;
         loop {
             tokio::time::sleep(every).await;
             if self.loading.load(Ordering::SeqCst) {
+                continue;
+            }
+            if self.opts.follower {
+                match self.drop_as_follower(&writers, &mut offered).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        blocks = n,
+                        "CRDT deltas below the checkpoint offered dropped"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "CRDT deltas not dropped"),
+                }
                 continue;
             }
             let f = match checkpoint::frontier(&self.store).await {
@@ -457,6 +480,66 @@ impl CrdtConsensus {
         }
     }
 
+    /// A follower makes no checkpoint: it drops the deltas below the newest one a trusted
+    /// peer offers (its heads read from its signed manifest, once), once it holds those
+    /// heads and wants nothing (so it holds all below them) and every writer is heard above
+    /// them; once per checkpoint. How many blocks it dropped.
+    async fn drop_as_follower(
+        &self,
+        writers: &[String],
+        offered: &mut Option<Offered>,
+    ) -> Result<u64, ConsensusError> {
+        let Some(c) = *self.latest_offer.lock().unwrap() else {
+            return Ok(0);
+        };
+        if offered.as_ref().map(|o| o.cid) != Some(c) {
+            let heads = match checkpoint::offered_heads(
+                &self.store,
+                &c,
+                self.net.as_ref(),
+                &self.opts.topic,
+                &|p| self.is_signer(p),
+                self.opts.sync.fetch_timeout,
+            )
+            .await
+            {
+                Ok(h) => h,
+                // Not had now: asked again next time.
+                Err(LoadError::Fetch(e)) => {
+                    tracing::debug!(checkpoint = %c, error = %e, "CRDT checkpoint offered not had");
+                    return Ok(0);
+                }
+                // Not one to drop below: remembered, with no heads.
+                Err(e) => {
+                    tracing::debug!(checkpoint = %c, error = %e, "CRDT checkpoint offered refused");
+                    Vec::new()
+                }
+            };
+            *offered = Some(Offered {
+                cid: c,
+                heads,
+                done: false,
+            });
+        }
+        let Some(o) = offered.as_mut().filter(|o| !o.done && !o.heads.is_empty()) else {
+            return Ok(0);
+        };
+        if self.store.wants_any().await? {
+            return Ok(0);
+        }
+        for h in &o.heads {
+            if !self.store.has_block(h).await? {
+                return Ok(0);
+            }
+        }
+        if self.stable_for(&o.heads, writers).await?.is_err() {
+            return Ok(0);
+        }
+        let n = checkpoint::drop_below(&self.store, &o.heads).await?;
+        o.done = true;
+        Ok(n)
+    }
+
     /// Whether every peer of `writers` was heard announcing heads above `frontier` (`Err`:
     /// the first that was not).
     async fn stable_for(
@@ -475,6 +558,11 @@ impl CrdtConsensus {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Whether checkpoints signed by `p` are taken ([`CrdtOptions::signers`]).
+    fn is_signer(&self, p: &libp2p_identity::PeerId) -> bool {
+        self.opts.signers.contains(&p.to_string())
     }
 
     /// Checkpoint `c` is not loaded nor merged again in this run.
@@ -575,6 +663,9 @@ impl CrdtConsensus {
                     .lock()
                     .unwrap()
                     .insert(h.from.clone(), heads.clone());
+            }
+            if let (true, Some(c)) = (self.opts.drop_old_deltas, offered) {
+                *self.latest_offer.lock().unwrap() = Some(c);
             }
             // A peer holding no block loads the checkpoint offered, then syncs only what
             // came after it (a peer that names no signer loads none).

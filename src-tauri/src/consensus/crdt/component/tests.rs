@@ -544,3 +544,68 @@ async fn old_deltas_are_dropped_once_every_writer_is_above_and_a_peer_back_merge
         p.tasks.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn a_follower_drops_old_deltas_below_a_checkpoint_offered_once_every_writer_is_above() {
+    let hub = Arc::new(Hub::default());
+    let ka = libp2p_identity::Keypair::generate_ed25519();
+    let signers = HashSet::from([ka.public().to_peer_id().to_string()]);
+    let trust = Trust::Only(HashSet::from(["a".to_string(), "b".to_string()]));
+    let dropping = |id: &str, key: Option<libp2p_identity::Keypair>| CrdtOptions {
+        keypair: key,
+        checkpoint_every: 10,
+        trust: trust.clone(),
+        signers: signers.clone(),
+        drop_old_deltas: true,
+        follower: id == "f",
+        ..options(id)
+    };
+    let a = peer(&hub, dropping("a", Some(ka))).await;
+    let f = peer(&hub, dropping("f", None)).await;
+    // F syncs every delta from the start (it joined before any checkpoint).
+    for n in 0..25 {
+        a.c.log_pin(pin(n)).await.unwrap();
+    }
+    until(10, "f to hold every pin and want nothing", || async {
+        count(&f.c).await == 25 && !f.c.store().wants_any().await.unwrap()
+    })
+    .await;
+    until(10, "f to hear a checkpoint offered", || async {
+        f.c.latest_offer.lock().unwrap().is_some()
+    })
+    .await;
+    assert_eq!(blocks_with_bytes(&f.c).await, 25);
+    // B, the other writer, has never been heard: F keeps every delta.
+    let writers = ["a".to_string(), "b".to_string()];
+    assert_eq!(f.c.drop_as_follower(&writers, &mut None).await.unwrap(), 0);
+    assert_eq!(blocks_with_bytes(&f.c).await, 25);
+    // B says heads above it, holding all below: F drops what the checkpoint covers.
+    let (heads, _) = a.c.store().heads().await.unwrap();
+    let to_f = hub.peers.lock().unwrap().get("f").unwrap().0.clone();
+    to_f.send(Heard {
+        from: "b".into(),
+        data: Broadcast {
+            complete: true,
+            ..Broadcast::with_checkpoint(&heads, None)
+        }
+        .to_bytes(),
+    })
+    .await
+    .unwrap();
+    until(
+        10,
+        "f to drop the deltas below the checkpoint offered",
+        || async { blocks_with_bytes(&f.c).await < 25 },
+    )
+    .await;
+    assert_eq!(count(&f.c).await, 25);
+    // What comes after still reaches it.
+    a.c.log_pin(pin(100)).await.unwrap();
+    until(10, "f to take what comes after", || async {
+        count(&f.c).await == 26
+    })
+    .await;
+    for p in [&a, &f] {
+        p.tasks.shutdown().await;
+    }
+}
