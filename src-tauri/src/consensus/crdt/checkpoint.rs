@@ -508,6 +508,13 @@ async fn make_cut_at(
     }))
 }
 
+/// The manifest of a signed checkpoint block this peer keeps (checked when it was kept;
+/// `None`: unreadable).
+fn manifest_of(bytes: &[u8]) -> Option<Manifest> {
+    let signed = Signed::decode(bytes).ok()?;
+    Manifest::decode(signed.manifest.as_slice()).ok()
+}
+
 /// Drops the checkpoint blocks that belong neither to [`current`] nor to the one [`loading`].
 async fn keep_only_current(store: &CrdtStore) -> Result<(), ConsensusError> {
     let mut keep: HashSet<String> = HashSet::new();
@@ -519,10 +526,7 @@ async fn keep_only_current(store: &CrdtStore) -> Result<(), ConsensusError> {
         let Some(bytes) = ckpt_block(store, &c).await? else {
             continue;
         };
-        let Ok(signed) = Signed::decode(bytes.as_slice()) else {
-            continue;
-        };
-        if let Ok(m) = Manifest::decode(signed.manifest.as_slice()) {
+        if let Some(m) = manifest_of(&bytes) {
             keep.extend(
                 m.chunks
                     .iter()
@@ -563,16 +567,30 @@ async fn get(
     c: &cid::Cid,
     timeout: Duration,
 ) -> Result<Vec<u8>, LoadError> {
+    let (bytes, fetched) = kept_or_fetched(store, source, c, timeout).await?;
+    if fetched {
+        put_ckpt_block(store, c, &bytes).await?;
+    }
+    Ok(bytes)
+}
+
+/// Checkpoint block `c`: kept already, or fetched from `source` within `timeout` and checked
+/// against `c` (then `true`: not kept by this).
+async fn kept_or_fetched(
+    store: &CrdtStore,
+    source: &dyn BlockSource,
+    c: &cid::Cid,
+    timeout: Duration,
+) -> Result<(Vec<u8>, bool), LoadError> {
     if let Some(b) = ckpt_block(store, c).await? {
-        return Ok(b);
+        return Ok((b, false));
     }
     let bytes = tokio::time::timeout(timeout, source.get(c))
         .await
         .map_err(|_| LoadError::Fetch(format!("block {c}: no peer gave it within {timeout:?}")))?
         .map_err(|e| LoadError::Fetch(format!("block {c}: {e}")))?;
     wire::verify_block(c, &bytes).map_err(|e| LoadError::Fetch(e.0))?;
-    put_ckpt_block(store, c, &bytes).await?;
-    Ok(bytes)
+    Ok((bytes, true))
 }
 
 /// Whether the checkpoint being loaded ([`loading`]) is merged ([`begin_merge`]).
@@ -716,13 +734,7 @@ pub async fn load(
         ..Apply::default()
     };
     for ch in &chunks {
-        let bytes: Vec<u8> = sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
-            .bind(ch.to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(storage)?;
-        let chunk = Chunk::decode(bytes.as_slice())
-            .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))?;
+        let chunk = kept_chunk(&mut *tx, ch).await?;
         apply.chunk(&mut tx, chunk).await?;
     }
     for h in &m.heads {
@@ -835,14 +847,26 @@ pub async fn load(
     Ok(done)
 }
 
+/// Chunk `ch` of a checkpoint, kept, read through `exec` (in a load's transaction or not).
+async fn kept_chunk<'e>(
+    exec: impl sqlx::SqliteExecutor<'e>,
+    ch: &cid::Cid,
+) -> Result<Chunk, LoadError> {
+    let bytes: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
+            .bind(ch.to_string())
+            .fetch_optional(exec)
+            .await
+            .map_err(storage)?;
+    let bytes = bytes.ok_or_else(|| LoadError::Fetch(format!("chunk {ch} is no longer kept")))?;
+    Chunk::decode(bytes.as_slice())
+        .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))
+}
+
 /// Whether the checkpoint of `chunks` (kept) covers a block this peer wants.
 async fn covers_wanted(store: &CrdtStore, chunks: &[cid::Cid]) -> Result<bool, LoadError> {
     for ch in chunks {
-        let bytes = ckpt_block(store, ch)
-            .await?
-            .ok_or_else(|| LoadError::Fetch(format!("chunk {ch} is no longer kept")))?;
-        let chunk = Chunk::decode(bytes.as_slice())
-            .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))?;
+        let chunk = kept_chunk(store.pool(), ch).await?;
         for rows in chunk.covered.chunks(ROWS) {
             let cids: Vec<String> = rows
                 .iter()
@@ -873,13 +897,7 @@ async fn covers_wanted(store: &CrdtStore, chunks: &[cid::Cid]) -> Result<bool, L
 /// Writes to the pinset each key chunk `ch` (kept) names, as its live elements make it now;
 /// how many keys.
 async fn rewrite_pins(tx: &mut Transaction<'_, Sqlite>, ch: &cid::Cid) -> Result<u64, LoadError> {
-    let bytes: Vec<u8> = sqlx::query_scalar("SELECT data FROM crdt_ckpt_blocks WHERE cid = ?")
-        .bind(ch.to_string())
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(storage)?;
-    let chunk = Chunk::decode(bytes.as_slice())
-        .map_err(|e| LoadError::Refused(format!("chunk {ch} is unreadable: {e}")))?;
+    let chunk = kept_chunk(&mut **tx, ch).await?;
     let mut n = 0;
     let mut last: Option<&str> = None;
     let keys = chunk.elems.iter().map(|e| e.key.as_str());
@@ -939,8 +957,8 @@ pub async fn frontier(store: &CrdtStore) -> Result<Option<Frontier>, ConsensusEr
             .map_err(storage)?;
     tx.rollback().await.map_err(storage)?;
     let m = bytes
-        .and_then(|b| Signed::decode(b.as_slice()).ok())
-        .and_then(|s| Manifest::decode(s.manifest.as_slice()).ok())
+        .as_deref()
+        .and_then(manifest_of)
         .ok_or_else(|| storage(format!("checkpoint {c} kept is unreadable")))?;
     Ok(Some(Frontier {
         heads: m
@@ -1036,17 +1054,7 @@ pub async fn offered_heads(
     trusted: &Trusted<'_>,
     timeout: Duration,
 ) -> Result<Vec<cid::Cid>, LoadError> {
-    let bytes = match ckpt_block(store, c).await? {
-        Some(b) => b,
-        None => {
-            let b = tokio::time::timeout(timeout, source.get(c))
-                .await
-                .map_err(|_| LoadError::Fetch(format!("block {c}: no peer gave it")))?
-                .map_err(|e| LoadError::Fetch(format!("block {c}: {e}")))?;
-            wire::verify_block(c, &b).map_err(|e| LoadError::Fetch(e.0))?;
-            b
-        }
-    };
+    let (bytes, _) = kept_or_fetched(store, source, c, timeout).await?;
     let (m, _) = open_manifest(&bytes, topic, trusted)?;
     m.heads
         .iter()
