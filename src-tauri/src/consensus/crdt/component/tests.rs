@@ -447,6 +447,24 @@ async fn a_new_peer_loads_the_checkpoint_offered_then_fills_in_the_history() {
     }
 }
 
+/// The options of the drop tests' peers: writers `a` and `b` trusted, `f` a follower,
+/// checkpoints every 10 blocks signed by `signers`, old deltas dropped.
+fn dropping(
+    id: &str,
+    key: Option<libp2p_identity::Keypair>,
+    signers: &HashSet<String>,
+) -> CrdtOptions {
+    CrdtOptions {
+        keypair: key,
+        checkpoint_every: 10,
+        trust: Trust::Only(HashSet::from(["a".to_string(), "b".to_string()])),
+        signers: signers.clone(),
+        drop_old_deltas: true,
+        follower: id == "f",
+        ..options(id)
+    }
+}
+
 #[tokio::test]
 async fn old_deltas_are_dropped_once_every_writer_is_above_and_a_peer_back_merges_a_checkpoint() {
     let hub = Arc::new(Hub::default());
@@ -458,18 +476,8 @@ async fn old_deltas_are_dropped_once_every_writer_is_above_and_a_peer_back_merge
         ka.public().to_peer_id().to_string(),
         kb.public().to_peer_id().to_string(),
     ]);
-    let trust = Trust::Only(HashSet::from(["a".to_string(), "b".to_string()]));
-    let dropping = |id: &str, key: Option<libp2p_identity::Keypair>| CrdtOptions {
-        keypair: key,
-        checkpoint_every: 10,
-        trust: trust.clone(),
-        signers: signers.clone(),
-        drop_old_deltas: true,
-        follower: id == "f",
-        ..options(id)
-    };
-    let a = peer(&hub, dropping("a", Some(ka))).await;
-    let f = peer(&hub, dropping("f", None)).await;
+    let a = peer(&hub, dropping("a", Some(ka), &signers)).await;
+    let f = peer(&hub, dropping("f", None, &signers)).await;
     for n in 0..5 {
         a.c.log_pin(pin(n)).await.unwrap();
     }
@@ -523,7 +531,7 @@ async fn old_deltas_are_dropped_once_every_writer_is_above_and_a_peer_back_merge
     assert_eq!(b_is_above().await, Ok(()));
     assert_eq!(count(&a.c).await, 40);
     // B comes: it loads A's checkpoint and takes the deltas after it.
-    let b = peer(&hub, dropping("b", Some(kb))).await;
+    let b = peer(&hub, dropping("b", Some(kb), &signers)).await;
     until(10, "b to hold every pin", || async {
         count(&b.c).await == 40
     })
@@ -550,18 +558,8 @@ async fn a_follower_drops_old_deltas_below_a_checkpoint_offered_once_every_write
     let hub = Arc::new(Hub::default());
     let ka = libp2p_identity::Keypair::generate_ed25519();
     let signers = HashSet::from([ka.public().to_peer_id().to_string()]);
-    let trust = Trust::Only(HashSet::from(["a".to_string(), "b".to_string()]));
-    let dropping = |id: &str, key: Option<libp2p_identity::Keypair>| CrdtOptions {
-        keypair: key,
-        checkpoint_every: 10,
-        trust: trust.clone(),
-        signers: signers.clone(),
-        drop_old_deltas: true,
-        follower: id == "f",
-        ..options(id)
-    };
-    let a = peer(&hub, dropping("a", Some(ka))).await;
-    let f = peer(&hub, dropping("f", None)).await;
+    let a = peer(&hub, dropping("a", Some(ka), &signers)).await;
+    let f = peer(&hub, dropping("f", None, &signers)).await;
     // F syncs every delta from the start (it joined before any checkpoint).
     for n in 0..25 {
         a.c.log_pin(pin(n)).await.unwrap();
